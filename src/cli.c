@@ -1,0 +1,426 @@
+/*
+ * cli: see cli.h.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "tail.h"
+#include "util.h"
+
+static const char usage_main[] =
+    "usage: pollen COMMAND [options]\n"
+    "\n"
+    "pollen polls the HighLevel (GoHighLevel) API v2, diffs what it sees against\n"
+    "snapshots, and records every created, updated and deleted record as an event.\n"
+    "\n"
+    "commands:\n"
+    "  run      -c FILE [--once] [--log-level LEVEL]\n"
+    "           run the engine headless in the foreground (logs on stderr)\n"
+    "  check    -c FILE\n"
+    "           validate the configuration and the catalog; print FILE:LINE: problem\n"
+    "  tail     -c FILE [-f] [--from SEQ] [--trigger NAME] [--type TYPE] [--limit N]\n"
+    "           print events as NDJSON in seq order; -f keeps following\n"
+    "  catalog  [triggers|actions] [-c FILE | --catalog DIR]\n"
+    "           list the shipped trigger and action definitions\n"
+    "\n"
+    "`pollen COMMAND --help` describes each command. `pollen --version` prints the version.\n"
+    "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error\n";
+
+static const char usage_run[] =
+    "usage: pollen run -c FILE [--once] [--log-level LEVEL]\n"
+    "\n"
+    "Runs the engine in the foreground until SIGINT or SIGTERM, which finish the\n"
+    "page being recorded and exit 0. Logs go to stderr; events go to the event\n"
+    "log in the state directory (read them with `pollen tail`).\n"
+    "\n"
+    "  -c, --config FILE     the configuration file (required)\n"
+    "      --once            run one complete cycle of every trigger (one sweep round\n"
+    "                        of every for_each trigger), then exit (1 if any failed)\n"
+    "      --log-level LEVEL error, warn, info or debug (overrides [engine] log_level)\n"
+    "  -h, --help            this text\n";
+
+static const char usage_check[] =
+    "usage: pollen check -c FILE\n"
+    "\n"
+    "Validates the configuration (every section and key, secrets references and\n"
+    "their permissions, durations, ranges) and the catalog definitions it uses.\n"
+    "Prints `FILE:LINE: what is wrong` for each problem and exits 2, or prints a\n"
+    "summary and exits 0. Nothing is contacted and nothing is written.\n"
+    "\n"
+    "  -c, --config FILE     the configuration file (required)\n"
+    "  -h, --help            this text\n";
+
+static const char usage_tail[] =
+    "usage: pollen tail -c FILE [-f] [--from SEQ] [--trigger NAME] [--type TYPE] [--limit N]\n"
+    "\n"
+    "Prints events from the state directory's event log as NDJSON, one object per\n"
+    "line, in seq order. Works while the engine runs (a separate process).\n"
+    "\n"
+    "  -c, --config FILE     the configuration file (its [engine] state_dir is read)\n"
+    "  -f, --follow          keep printing new events until interrupted\n"
+    "      --from SEQ        start at this seq (default 1: the oldest kept event)\n"
+    "      --trigger NAME    only events of this [trigger NAME]\n"
+    "      --type TYPE       only events of this type (created, updated, deleted)\n"
+    "      --limit N         stop after N events\n"
+    "  -h, --help            this text\n";
+
+static const char usage_catalog[] =
+    "usage: pollen catalog [triggers|actions] [-c FILE | --catalog DIR]\n"
+    "\n"
+    "Lists the catalog definitions: name, method, path, Version header, scope and\n"
+    "title. The catalog is read from the configuration's [engine] catalog, from\n"
+    "DIR, or from the built-in location (" POLLEN_CATALOG_DIR ").\n"
+    "\n"
+    "  -c, --config FILE     read the catalog location from this configuration\n"
+    "      --catalog DIR     the directory holding triggers/ and actions/\n"
+    "  -h, --help            this text\n";
+
+enum {
+    OPT_ONCE = 256,
+    OPT_LOG_LEVEL,
+    OPT_FROM,
+    OPT_TRIGGER,
+    OPT_TYPE,
+    OPT_LIMIT,
+    OPT_CATALOG,
+};
+
+static int usage_error(const char *usage, const char *fmt, ...) ATTR_PRINTF(2, 3);
+
+static int usage_error(const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "pollen: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n\n%s", usage);
+    return CLI_EXIT_USAGE;
+}
+
+/*
+ * Loads the configuration (and, unless skip_catalog, the catalog it uses),
+ * printing every problem. Returns 0, or the exit code to return.
+ */
+static int load_all(const char *path, unsigned flags, bool resolve, struct config **cfg,
+                    struct catalog **cat)
+{
+    struct config_errors errs = {0};
+    *cfg = NULL;
+    *cat = NULL;
+    int rc = config_load(path, flags, cfg, &errs);
+    if (rc == 0 && resolve) {
+        rc = catalog_load((*cfg)->catalog_dir, cat, &errs);
+        if (rc == 0) {
+            rc = config_resolve(*cfg, *cat, &errs);
+        }
+    }
+    if (rc != 0 || errs.count > 0) {
+        config_errors_print(&errs, stderr);
+        config_errors_free(&errs);
+        catalog_free(*cat);
+        config_free(*cfg);
+        *cat = NULL;
+        *cfg = NULL;
+        return CLI_EXIT_USAGE;
+    }
+    config_errors_free(&errs);
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"once", no_argument, NULL, OPT_ONCE},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    const char *level = NULL;
+    struct engine_options eo = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case OPT_ONCE:
+            eo.once = true;
+            break;
+        case OPT_LOG_LEVEL:
+            level = optarg;
+            break;
+        case 'h':
+            fputs(usage_run, stdout);
+            return CLI_EXIT_OK;
+        default:
+            fputs(usage_run, stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        return usage_error(usage_run, "unexpected argument '%s'", argv[optind]);
+    }
+    if (path == NULL) {
+        return usage_error(usage_run, "%s", "run needs -c FILE");
+    }
+    enum log_level lvl;
+    if (level != NULL && log_parse_level(level, &lvl) != 0) {
+        return usage_error(usage_run, "unknown log level '%s' (error, warn, info, debug)", level);
+    }
+    struct config *cfg = NULL;
+    struct catalog *cat = NULL;
+    int rc = load_all(path, 0, true, &cfg, &cat);
+    if (rc != 0) {
+        fprintf(stderr, "pollen: %s has errors; not starting (see `pollen check -c %s`)\n", path,
+                path);
+        return rc;
+    }
+    log_set_level(level != NULL ? lvl : cfg->log_level);
+    rc = engine_run(cfg, &eo);
+    catalog_free(cat);
+    config_free(cfg);
+    log_clear_secrets();
+    return rc;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'h':
+            fputs(usage_check, stdout);
+            return CLI_EXIT_OK;
+        default:
+            fputs(usage_check, stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        return usage_error(usage_check, "unexpected argument '%s'", argv[optind]);
+    }
+    if (path == NULL) {
+        return usage_error(usage_check, "%s", "check needs -c FILE");
+    }
+    struct config *cfg = NULL;
+    struct catalog *cat = NULL;
+    int rc = load_all(path, 0, true, &cfg, &cat);
+    if (rc != 0) {
+        return rc;
+    }
+    printf("%s: ok: %zu location(s), %zu trigger(s); catalog %s (%zu trigger definitions)\n", path,
+           cfg->nlocations, cfg->ntriggers, cfg->catalog_dir, catalog_trigger_count(cat));
+    catalog_free(cat);
+    config_free(cfg);
+    log_clear_secrets();
+    return CLI_EXIT_OK;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    long long v = 0;
+    if (util_parse_int(s, 0, INT64_MAX, &v) != 0) {
+        return -EINVAL;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int cmd_tail(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"follow", no_argument, NULL, 'f'},
+        {"from", required_argument, NULL, OPT_FROM},
+        {"trigger", required_argument, NULL, OPT_TRIGGER},
+        {"type", required_argument, NULL, OPT_TYPE},
+        {"limit", required_argument, NULL, OPT_LIMIT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    struct tail_options to = {.from = 1, .out = stdout};
+    int c;
+    while ((c = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'f':
+            to.follow = true;
+            break;
+        case OPT_FROM:
+            if (parse_u64(optarg, &to.from) != 0) {
+                return usage_error(usage_tail, "--from needs a sequence number, not '%s'", optarg);
+            }
+            break;
+        case OPT_TRIGGER:
+            to.trigger = optarg;
+            break;
+        case OPT_TYPE:
+            to.type = optarg;
+            break;
+        case OPT_LIMIT:
+            if (parse_u64(optarg, &to.limit) != 0) {
+                return usage_error(usage_tail, "--limit needs a number, not '%s'", optarg);
+            }
+            break;
+        case 'h':
+            fputs(usage_tail, stdout);
+            return CLI_EXIT_OK;
+        default:
+            fputs(usage_tail, stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        return usage_error(usage_tail, "unexpected argument '%s'", argv[optind]);
+    }
+    if (path == NULL) {
+        return usage_error(usage_tail, "%s", "tail needs -c FILE");
+    }
+    struct config *cfg = NULL;
+    struct catalog *cat = NULL;
+    int rc = load_all(path, CONFIG_SKIP_SECRETS, false, &cfg, &cat);
+    if (rc != 0) {
+        return rc;
+    }
+    to.state_dir = cfg->state_dir;
+    rc = tail_run(&to);
+    config_free(cfg);
+    return rc;
+}
+
+static void print_triggers(const struct catalog *cat)
+{
+    for (size_t i = 0; i < catalog_trigger_count(cat); i++) {
+        const struct catalog_trigger *t = catalog_trigger_at(cat, i);
+        printf("%-24s %-5s %-40s %-10s %-20s %s\n", t->name, t->method, t->path, t->version,
+               t->scope, t->title);
+    }
+}
+
+static int cmd_catalog(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"catalog", required_argument, NULL, OPT_CATALOG},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    const char *dir = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case OPT_CATALOG:
+            dir = optarg;
+            break;
+        case 'h':
+            fputs(usage_catalog, stdout);
+            return CLI_EXIT_OK;
+        default:
+            fputs(usage_catalog, stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    const char *what = optind < argc ? argv[optind++] : NULL;
+    if (optind < argc) {
+        return usage_error(usage_catalog, "unexpected argument '%s'", argv[optind]);
+    }
+    if (what != NULL && strcmp(what, "triggers") != 0 && strcmp(what, "actions") != 0) {
+        return usage_error(usage_catalog, "unknown catalog kind '%s' (triggers or actions)", what);
+    }
+    struct config *cfg = NULL;
+    if (path != NULL && dir == NULL) {
+        struct catalog *none = NULL;
+        int rc = load_all(path, CONFIG_SKIP_SECRETS, false, &cfg, &none);
+        if (rc != 0) {
+            return rc;
+        }
+        dir = cfg->catalog_dir;
+    }
+    if (dir == NULL) {
+        dir = POLLEN_CATALOG_DIR;
+    }
+    struct config_errors errs = {0};
+    struct catalog *cat = NULL;
+    int rc = catalog_load(dir, &cat, &errs);
+    if (rc != 0 || errs.count > 0) {
+        config_errors_print(&errs, stderr);
+        config_errors_free(&errs);
+        catalog_free(cat);
+        config_free(cfg);
+        return CLI_EXIT_USAGE;
+    }
+    if (what == NULL || strcmp(what, "triggers") == 0) {
+        print_triggers(cat);
+    }
+    if (what != NULL && strcmp(what, "actions") == 0) {
+        fprintf(stderr, "pollen: no actions are shipped yet (rules and actions arrive with "
+                        "issue 4)\n");
+    }
+    catalog_free(cat);
+    config_free(cfg);
+    return CLI_EXIT_OK;
+}
+
+int cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("pollen %s\n", POLLEN_VERSION);
+        return CLI_EXIT_OK;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } commands[] = {
+        {"run", cmd_run},
+        {"check", cmd_check},
+        {"tail", cmd_tail},
+        {"catalog", cmd_catalog},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+        if (strcmp(cmd, commands[i].name) == 0) {
+            /* getopt_long sees the command as argv[0]. */
+            optind = 1;
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "pollen: unknown command '%s'\n\n%s", cmd, usage_main);
+    return CLI_EXIT_USAGE;
+}

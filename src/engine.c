@@ -1,0 +1,269 @@
+/*
+ * engine: see engine.h.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "evlog.h"
+#include "failpoint.h"
+#include "http.h"
+#include "json.h"
+#include "location.h"
+#include "log.h"
+#include "poller.h"
+#include "store.h"
+#include "util.h"
+
+#define MAINTENANCE_INTERVAL_MS 60000
+/* Event-log retention runs every this many maintenance ticks. */
+#define RETENTION_EVERY_TICKS 10
+
+struct engine {
+    uv_loop_t loop;
+    const struct config *cfg;
+    struct engine_options opts;
+    struct store *store;
+    struct http_client *http;
+    struct location **locations;
+    struct poller **pollers;
+    size_t npollers;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    uv_timer_t maintenance;
+    uv_timer_t stopper;        /* runs the shutdown outside any library callback */
+    const char *stop_reason;
+    unsigned ticks;
+    size_t done;
+    bool stopping;
+    bool failed;
+};
+
+static void harden_process(void)
+{
+    /* Tokens live in this process's memory: keep them out of core dumps. */
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    umask(077);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void on_http_closed(void *ud)
+{
+    struct engine *e = ud;
+    e->http = NULL;
+    for (size_t i = 0; i < e->npollers; i++) {
+        poller_close(e->pollers[i]);
+    }
+    close_handle((uv_handle_t *)&e->sigint);
+    close_handle((uv_handle_t *)&e->sigterm);
+    close_handle((uv_handle_t *)&e->maintenance);
+    close_handle((uv_handle_t *)&e->stopper);
+}
+
+static void do_stop(uv_timer_t *t)
+{
+    struct engine *e = t->data;
+    log_info("engine", "stopping (%s)", e->stop_reason);
+    for (size_t i = 0; i < e->npollers; i++) {
+        poller_stop(e->pollers[i]);
+    }
+    for (size_t i = 0; i < e->cfg->nlocations; i++) {
+        location_close(e->locations[i]);
+        e->locations[i] = NULL;
+    }
+    uv_timer_stop(&e->maintenance);
+    http_client_close(e->http, on_http_closed, e);
+}
+
+/* Requests shutdown. It may be called from inside an HTTP or poller
+ * callback, so the work is deferred to a 0 ms timer (c-style rule 27). */
+static void engine_stop(struct engine *e, const char *why)
+{
+    if (e->stopping) {
+        return;
+    }
+    e->stopping = true;
+    e->stop_reason = why;
+    uv_timer_start(&e->stopper, do_stop, 0, 0);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct engine *e = h->data;
+    engine_stop(e, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void on_poller_done(struct poller *p, void *ud)
+{
+    struct engine *e = ud;
+    if (poller_failed(p)) {
+        e->failed = true;
+    }
+    if (++e->done == e->npollers) {
+        engine_stop(e, "--once: every trigger completed a cycle");
+    }
+}
+
+static void on_maintenance(uv_timer_t *t)
+{
+    struct engine *e = t->data;
+    int cleared = store_reader_check(e->store);
+    if (cleared > 0) {
+        log_info("store", "cleared %d stale reader slot(s)", cleared);
+    }
+    if (++e->ticks % RETENTION_EVERY_TICKS == 0) {
+        uint64_t deleted = 0;
+        int rc = evlog_prune(e->store, e->cfg->retention_age_ms, e->cfg->retention_count,
+                             util_wall_ms(), &deleted);
+        if (rc != 0) {
+            log_warn("evlog", "retention failed: %s", store_strerror(rc));
+        } else if (deleted > 0) {
+            log_info("evlog", "retention removed %llu old events", (unsigned long long)deleted);
+        }
+    }
+}
+
+static struct location *location_for(struct engine *e, const struct config_location *lc)
+{
+    for (size_t i = 0; i < e->cfg->nlocations; i++) {
+        if (&e->cfg->locations[i] == lc) {
+            return e->locations[i];
+        }
+    }
+    return NULL;
+}
+
+static int create_runtime(struct engine *e)
+{
+    const struct config *cfg = e->cfg;
+    struct http_client_options ho = {
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .timeout_ms = cfg->timeout_ms,
+        .low_speed_limit = 100,
+        .low_speed_time_s = 30,
+        .max_body = cfg->max_body,
+        .max_host_connections = 4,
+        .ca_file = cfg->ca_file,
+        .allow_plain_http_loopback = true,
+        .user_agent = "pollen/" POLLEN_VERSION,
+    };
+    e->http = http_client_create(&e->loop, &ho);
+    if (e->http == NULL) {
+        log_error("engine", "cannot create the HTTP client");
+        return -1;
+    }
+    e->locations = xcalloc(cfg->nlocations + 1, sizeof(*e->locations));
+    for (size_t i = 0; i < cfg->nlocations; i++) {
+        e->locations[i] = location_create(&e->loop, e->http, cfg, &cfg->locations[i]);
+    }
+    struct poller_env env = {
+        .loop = &e->loop,
+        .store = e->store,
+        .cfg = cfg,
+        .once = e->opts.once,
+        .on_done = on_poller_done,
+        .ud = e,
+    };
+    e->pollers = xcalloc(cfg->ntriggers + 1, sizeof(*e->pollers));
+    e->npollers = cfg->ntriggers;
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        const struct config_trigger *tc = &cfg->triggers[i];
+        e->pollers[i] = poller_create(&env, tc, location_for(e, tc->location));
+    }
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        const struct config_trigger *tc = &cfg->triggers[i];
+        if (tc->parent == NULL) {
+            continue;
+        }
+        size_t parent = (size_t)(tc->parent - cfg->triggers);
+        poller_add_child(e->pollers[parent], e->pollers[i]);
+    }
+    return 0;
+}
+
+static void start_runtime(struct engine *e)
+{
+    uv_signal_init(&e->loop, &e->sigint);
+    uv_signal_init(&e->loop, &e->sigterm);
+    e->sigint.data = e;
+    e->sigterm.data = e;
+    uv_signal_start(&e->sigint, on_signal, SIGINT);
+    uv_signal_start(&e->sigterm, on_signal, SIGTERM);
+    uv_timer_init(&e->loop, &e->maintenance);
+    e->maintenance.data = e;
+    uv_timer_init(&e->loop, &e->stopper);
+    e->stopper.data = e;
+    uv_timer_start(&e->maintenance, on_maintenance, MAINTENANCE_INTERVAL_MS,
+                   MAINTENANCE_INTERVAL_MS);
+    for (size_t i = 0; i < e->npollers; i++) {
+        poller_start(e->pollers[i]);
+    }
+    if (e->npollers == 0) {
+        log_warn("engine", "no [trigger] sections: nothing to poll");
+        if (e->opts.once) {
+            engine_stop(e, "--once with no triggers");
+        }
+    }
+}
+
+int engine_run(const struct config *cfg, const struct engine_options *opts)
+{
+    struct engine e;
+    memset(&e, 0, sizeof(e));
+    e.cfg = cfg;
+    e.opts = *opts;
+    harden_process();
+    util_rand_seed();
+    failpoint_init();
+
+    struct store_options so = {.max_size = cfg->max_db_size};
+    int rc = store_open(cfg->state_dir, &so, &e.store);
+    if (rc != 0) {
+        log_error("engine", "cannot open the state directory %s: %s", cfg->state_dir,
+                  store_strerror(rc));
+        return 1;
+    }
+    if (uv_loop_init(&e.loop) != 0) {
+        store_close(e.store);
+        return 1;
+    }
+    if (create_runtime(&e) != 0) {
+        uv_loop_close(&e.loop);
+        store_close(e.store);
+        return 1;
+    }
+    log_info("engine", "pollen %s running: %zu trigger(s), %zu location(s), state in %s",
+             POLLEN_VERSION, cfg->ntriggers, cfg->nlocations, cfg->state_dir);
+    start_runtime(&e);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+
+    int close_rc = uv_loop_close(&e.loop);
+    if (close_rc != 0) {
+        log_error("engine", "event loop still had open handles at exit (%s)", uv_strerror(close_rc));
+        e.failed = true;
+    }
+    free(e.locations);
+    free(e.pollers);
+    store_close(e.store);
+    json_scratch_release();
+    log_info("engine", "stopped");
+    return e.failed ? 1 : 0;
+}

@@ -1,0 +1,29 @@
+/*
+ * engine: owns the libuv loop and wires every runtime module together for
+ * `pollen run`: the store, the HTTP client, one location per [location],
+ * one poller per [trigger] (children attached to their for_each parents),
+ * signal handling and periodic maintenance (stale LMDB readers, event-log
+ * retention).
+ *
+ * Shutdown order (SIGINT/SIGTERM, or all pollers done with --once): stop the
+ * pollers (no new requests; an in-flight request is cancelled: nothing is
+ * lost because a snapshot only advances with the page that committed it),
+ * close the locations, close the HTTP client, close the remaining handles,
+ * then require uv_loop_close() == 0.
+ * Thread context: runs on the calling thread, which becomes the loop thread.
+ */
+#ifndef POLLEN_ENGINE_H
+#define POLLEN_ENGINE_H
+
+#include <stdbool.h>
+
+struct config;
+
+struct engine_options {
+    bool once;      /* one complete cycle per trigger (one sweep round per for_each trigger), then exit */
+};
+
+/* Runs until stopped. Returns the process exit code: 0 ok, 1 runtime failure. */
+int engine_run(const struct config *cfg, const struct engine_options *opts);
+
+#endif

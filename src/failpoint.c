@@ -1,0 +1,51 @@
+/*
+ * failpoint: see failpoint.h.
+ *
+ * Known points:
+ *   poll.before_commit   a page or cycle diff is written but not committed
+ *   poll.after_commit    the commit returned, before anything else happens
+ *   sweep.before_commit  a fan-out read is written but not committed
+ *   sweep.after_commit
+ */
+#include "failpoint.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+static char armed[128];
+static long countdown;
+
+void failpoint_init(void)
+{
+    const char *spec = getenv("POLLEN_FAILPOINT");
+    armed[0] = '\0';
+    countdown = 1;
+    if (spec == NULL || *spec == '\0') {
+        return;
+    }
+    str_copy(armed, sizeof(armed), spec);
+    char *colon = strchr(armed, ':');
+    if (colon != NULL) {
+        *colon = '\0';
+        long long n = 1;
+        if (util_parse_int(colon + 1, 1, 1000000000, &n) == 0) {
+            countdown = (long)n;
+        }
+    }
+}
+
+void failpoint_hit(const char *name)
+{
+    if (armed[0] == '\0' || strcmp(armed, name) != 0) {
+        return;
+    }
+    if (--countdown > 0) {
+        return;
+    }
+    log_warn("failpoint", "%s reached: killing the process", name);
+    raise(SIGKILL);
+}

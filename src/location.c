@@ -1,0 +1,408 @@
+/*
+ * location: see location.h.
+ */
+#include "location.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "util.h"
+
+/* Requests one location may have on the wire at once: enough to overlap
+ * latency, few enough that a burst cannot outrun the limiter's feedback. */
+#define LOCATION_MAX_IN_FLIGHT 6
+
+struct location_pending {
+    struct location_pending *next;
+    struct location *loc;
+    enum location_class cls;
+    char *method;
+    char *url;
+    char *version_header;
+    char *body;
+    size_t body_len;
+    char *log_tag;
+    http_done_cb cb;
+    void *ud;
+    struct http_transfer *transfer;  /* set while on the wire */
+    bool cancelled;
+};
+
+struct pending_queue {
+    struct location_pending *head;
+    struct location_pending *tail;
+    size_t len;
+};
+
+struct location {
+    uv_loop_t *loop;
+    struct http_client *http;
+    uv_timer_t timer;              /* runs pump(): deferred starts and rate-limit waits */
+    char *name;
+    char *id;
+    char *base_url;
+    char *auth_header;             /* "Authorization: Bearer ...": never logged */
+    double sweep_share;
+    struct ratelimit *rl;
+    struct pending_queue queues[2];
+    struct pending_queue finished; /* cancelled before sending; callbacks run from pump() */
+    size_t in_flight;
+    bool closing;
+    bool timer_closed;
+};
+
+static void pump_cb(uv_timer_t *timer);
+
+static void queue_push(struct pending_queue *q, struct location_pending *p)
+{
+    p->next = NULL;
+    if (q->tail != NULL) {
+        q->tail->next = p;
+    } else {
+        q->head = p;
+    }
+    q->tail = p;
+    q->len++;
+}
+
+static struct location_pending *queue_pop(struct pending_queue *q)
+{
+    struct location_pending *p = q->head;
+    if (p == NULL) {
+        return NULL;
+    }
+    q->head = p->next;
+    if (q->head == NULL) {
+        q->tail = NULL;
+    }
+    q->len--;
+    p->next = NULL;
+    return p;
+}
+
+static bool queue_remove(struct pending_queue *q, struct location_pending *p)
+{
+    struct location_pending *prev = NULL;
+    for (struct location_pending *it = q->head; it != NULL; prev = it, it = it->next) {
+        if (it != p) {
+            continue;
+        }
+        if (prev != NULL) {
+            prev->next = it->next;
+        } else {
+            q->head = it->next;
+        }
+        if (q->tail == it) {
+            q->tail = prev;
+        }
+        q->len--;
+        it->next = NULL;
+        return true;
+    }
+    return false;
+}
+
+static void pending_free(struct location_pending *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    free(p->method);
+    free(p->url);
+    free(p->version_header);
+    free(p->body);
+    free(p->log_tag);
+    free(p);
+}
+
+static void location_free(struct location *loc)
+{
+    ratelimit_destroy(loc->rl);
+    free(loc->name);
+    free(loc->id);
+    free(loc->base_url);
+    if (loc->auth_header != NULL) {
+        explicit_bzero(loc->auth_header, strlen(loc->auth_header));
+        free(loc->auth_header);
+    }
+    free(loc);
+}
+
+static void maybe_free(struct location *loc)
+{
+    if (loc->closing && loc->timer_closed && loc->in_flight == 0 && loc->finished.len == 0) {
+        location_free(loc);
+    }
+}
+
+static void timer_closed_cb(uv_handle_t *handle)
+{
+    struct location *loc = handle->data;
+    loc->timer_closed = true;
+    maybe_free(loc);
+}
+
+static void schedule_pump(struct location *loc, uint64_t delay_ms)
+{
+    if (loc->closing) {
+        return;
+    }
+    /* uv_timer_start on an active timer re-arms it; keep the earlier deadline. */
+    if (uv_is_active((uv_handle_t *)&loc->timer)) {
+        uint64_t due_in = uv_timer_get_due_in(&loc->timer);
+        if (due_in <= delay_ms) {
+            return;
+        }
+    }
+    uv_timer_start(&loc->timer, pump_cb, delay_ms, 0);
+}
+
+struct location *location_create(uv_loop_t *loop, struct http_client *http,
+                                 const struct config *cfg, const struct config_location *lc)
+{
+    struct location *loc = xcalloc(1, sizeof(*loc));
+    loc->loop = loop;
+    loc->http = http;
+    loc->name = xstrdup(lc->name);
+    loc->id = xstrdup(lc->id);
+    loc->base_url = xstrdup(cfg->base_url);
+    loc->auth_header = xasprintf("Authorization: Bearer %s", lc->token ? lc->token : "");
+    loc->sweep_share = lc->sweep_share;
+    loc->rl = ratelimit_create(lc->rate_limit, lc->rate_window_ms, lc->daily_limit);
+    uv_timer_init(loop, &loc->timer);
+    loc->timer.data = loc;
+    return loc;
+}
+
+const char *location_name(const struct location *loc)
+{
+    return loc->name;
+}
+
+const char *location_id(const struct location *loc)
+{
+    return loc->id;
+}
+
+size_t location_queued(const struct location *loc)
+{
+    return loc->queues[0].len + loc->queues[1].len;
+}
+
+char *location_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t len = strlen(s);
+    char *out = xmalloc(len * 3 + 1);
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        bool unreserved = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                          (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
+                          *p == '~';
+        if (unreserved) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+char *location_build_url(const char *base_url, const char *path, const struct location_query *query,
+                         size_t nquery)
+{
+    struct buf b;
+    buf_init(&b, 64 * 1024);
+    buf_append_str(&b, base_url);
+    buf_append_str(&b, path);
+    for (size_t i = 0; i < nquery; i++) {
+        char *name = location_escape(query[i].name);
+        char *value = location_escape(query[i].value);
+        buf_append_str(&b, i == 0 ? "?" : "&");
+        buf_append_str(&b, name);
+        buf_append_str(&b, "=");
+        buf_append_str(&b, value);
+        free(name);
+        free(value);
+    }
+    if (b.too_big) {
+        buf_finish(&b);
+        return NULL;
+    }
+    return buf_steal(&b, NULL);
+}
+
+static void complete_locally(struct location_pending *p, int error, const char *text)
+{
+    struct http_response resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.error = error;
+    str_copy(resp.error_text, sizeof(resp.error_text), text);
+    buf_init(&resp.body, 0);
+    p->cb(&resp, p->ud);
+    buf_finish(&resp.body);
+}
+
+static void on_response(struct http_response *resp, void *ud)
+{
+    struct location_pending *p = ud;
+    struct location *loc = p->loc;
+    loc->in_flight--;
+    p->transfer = NULL;
+    if (resp->error == 0 || resp->status != 0) {
+        ratelimit_observe(loc->rl, uv_now(loc->loop), resp->status, &resp->ratelimit,
+                          resp->retry_after_s);
+    }
+    if (resp->status == 429) {
+        log_warn(p->log_tag, "HTTP 429 from the API for location %s: backing off", loc->name);
+    }
+    p->cb(resp, p->ud);
+    pending_free(p);
+    if (loc->closing) {
+        maybe_free(loc);
+        return;
+    }
+    schedule_pump(loc, 0);
+}
+
+static bool start_one(struct location *loc, struct location_pending *p)
+{
+    const char *headers[4];
+    size_t h = 0;
+    headers[h++] = loc->auth_header;
+    if (p->version_header != NULL) {
+        headers[h++] = p->version_header;
+    }
+    headers[h++] = "Accept: application/json";
+    headers[h] = NULL;
+    struct http_request req = {
+        .method = p->method,
+        .url = p->url,
+        .headers = headers,
+        .body = p->body,
+        .body_len = p->body_len,
+        .content_type = p->body != NULL ? "application/json" : NULL,
+        .log_tag = p->log_tag,
+    };
+    loc->in_flight++;
+    int rc = http_send(loc->http, &req, on_response, p, &p->transfer);
+    if (rc != 0) {
+        /* http_send promises a later callback even on failure; nothing else to do. */
+        log_debug(p->log_tag, "http_send failed: %s", http_strerror(rc));
+    }
+    return true;
+}
+
+static void run_finished(struct location *loc)
+{
+    struct location_pending *p;
+    while ((p = queue_pop(&loc->finished)) != NULL) {
+        complete_locally(p, HTTP_E_CANCELLED, "cancelled");
+        pending_free(p);
+    }
+}
+
+static void pump_cb(uv_timer_t *timer)
+{
+    struct location *loc = timer->data;
+    run_finished(loc);
+    uint64_t wait = 0;
+    while (loc->in_flight < LOCATION_MAX_IN_FLIGHT) {
+        int cls = loc->queues[LOCATION_POLL].len > 0 ? LOCATION_POLL : LOCATION_SWEEP;
+        struct pending_queue *q = &loc->queues[cls];
+        if (q->len == 0) {
+            return;
+        }
+        double share = cls == LOCATION_POLL ? 1.0 : loc->sweep_share;
+        wait = ratelimit_acquire(loc->rl, uv_now(loc->loop), share);
+        if (wait > 0) {
+            break;
+        }
+        start_one(loc, queue_pop(q));
+    }
+    if (wait > 0) {
+        schedule_pump(loc, wait);
+    }
+}
+
+int location_submit(struct location *loc, enum location_class cls, const struct location_request *req,
+                    http_done_cb cb, void *ud, struct location_pending **out)
+{
+    if (req->method == NULL || req->path == NULL || req->path[0] != '/' || cb == NULL) {
+        return -EINVAL;
+    }
+    char *url = location_build_url(loc->base_url, req->path, req->query, req->nquery);
+    if (url == NULL) {
+        return -EINVAL;
+    }
+    struct location_pending *p = xcalloc(1, sizeof(*p));
+    p->loc = loc;
+    p->cls = cls;
+    p->method = xstrdup(req->method);
+    p->url = url;
+    p->version_header = req->version ? xasprintf("Version: %s", req->version) : NULL;
+    if (req->body != NULL) {
+        p->body = xstrndup(req->body, req->body_len);
+        p->body_len = req->body_len;
+    }
+    p->log_tag = xstrdup(req->log_tag ? req->log_tag : loc->name);
+    p->cb = cb;
+    p->ud = ud;
+    if (loc->closing) {
+        queue_push(&loc->finished, p);
+    } else {
+        queue_push(&loc->queues[cls == LOCATION_SWEEP ? 1 : 0], p);
+    }
+    if (out != NULL) {
+        *out = p;
+    }
+    schedule_pump(loc, 0);
+    return 0;
+}
+
+void location_cancel(struct location_pending *p)
+{
+    if (p == NULL || p->cancelled) {
+        return;
+    }
+    p->cancelled = true;
+    struct location *loc = p->loc;
+    if (p->transfer != NULL) {
+        http_cancel(p->transfer);
+        return;
+    }
+    if (queue_remove(&loc->queues[0], p) || queue_remove(&loc->queues[1], p)) {
+        queue_push(&loc->finished, p);
+        if (loc->closing) {
+            run_finished(loc);
+        } else {
+            schedule_pump(loc, 0);
+        }
+    }
+}
+
+void location_close(struct location *loc)
+{
+    if (loc == NULL || loc->closing) {
+        return;
+    }
+    struct location_pending *p;
+    for (int c = 0; c < 2; c++) {
+        while ((p = queue_pop(&loc->queues[c])) != NULL) {
+            p->cancelled = true;
+            queue_push(&loc->finished, p);
+        }
+    }
+    loc->closing = true;
+    uv_timer_stop(&loc->timer);
+    /* Queued requests never reached the wire: tell their owners now. */
+    run_finished(loc);
+    uv_close((uv_handle_t *)&loc->timer, timer_closed_cb);
+}

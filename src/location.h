@@ -1,0 +1,79 @@
+/*
+ * location: one HighLevel location (sub-account) as the engine sees it: its
+ * credentials, its request budget and the queue of requests waiting for it.
+ *
+ * Every request the engine makes for a location goes through
+ * location_submit, which holds it until the location's rate limiter grants
+ * a slot, then hands it to the shared HTTP client. Two classes share the
+ * budget: LOCATION_POLL (trigger cycles; may use the whole budget) and
+ * LOCATION_SWEEP (for_each fan-out sweeps; at most `sweep_share` of it), so
+ * background sweeps never starve polling. The server's X-RateLimit-*
+ * headers and 429s are fed back to the limiter after each response.
+ *
+ * URLs are built here from the API base URL, a path and query parameters
+ * (each percent-encoded), and the location adds the Authorization and
+ * Version headers: callers never see the token.
+ * Thread context: loop thread only. Callbacks run on the loop.
+ */
+#ifndef POLLEN_LOCATION_H
+#define POLLEN_LOCATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "http.h"
+
+struct config;
+struct config_location;
+struct location;
+
+enum location_class {
+    LOCATION_POLL = 0,
+    LOCATION_SWEEP = 1,
+};
+
+/* One query parameter; the value is percent-encoded by location_submit. */
+struct location_query {
+    const char *name;
+    const char *value;
+};
+
+struct location_request {
+    const char *method;
+    const char *path;                    /* already percent-encoded path, e.g. /contacts/abc/tasks */
+    const struct location_query *query;  /* may be NULL */
+    size_t nquery;
+    const char *version;                 /* Version header value, or NULL for none */
+    const char *body;                    /* JSON body or NULL */
+    size_t body_len;
+    const char *log_tag;
+};
+
+struct location_pending;
+
+struct location *location_create(uv_loop_t *loop, struct http_client *http,
+                                 const struct config *cfg, const struct config_location *lc);
+/* Stops the timer and fails queued requests with HTTP_E_CANCELLED; frees on close. */
+void location_close(struct location *loc);
+
+/*
+ * Queues a request. The callback is always called exactly once, from the
+ * loop, never synchronously. Returns 0, or -EINVAL for an invalid request.
+ * *out (optional) can be passed to location_cancel until the callback runs.
+ */
+int location_submit(struct location *loc, enum location_class cls, const struct location_request *req,
+                    http_done_cb cb, void *ud, struct location_pending **out);
+void location_cancel(struct location_pending *p);
+
+const char *location_name(const struct location *loc);
+const char *location_id(const struct location *loc);
+size_t location_queued(const struct location *loc);
+
+/* Builds base_url + path + "?" + encoded query into a new string (exposed for tests). */
+char *location_build_url(const char *base_url, const char *path, const struct location_query *query,
+                         size_t nquery);
+/* Percent-encodes one path segment or query value (RFC 3986 unreserved kept). Caller frees. */
+char *location_escape(const char *s);
+
+#endif

@@ -1,0 +1,1563 @@
+/*
+ * poller: see poller.h.
+ *
+ * Lifecycle of a top-level cycle:
+ *   timer -> cycle_start -> fetch_page -> on_page -> apply_page (txn)
+ *         -> fetch_page ... -> scan_missing (chunked, read txns)
+ *         -> [confirm_deletes: GET by id] -> finish_cycle (txn) -> schedule
+ * Lifecycle of a fan-out child:
+ *   timer -> sweep_next (pick a parent record) -> fetch -> on_unit (txn) -> sweep_next
+ */
+#include "poller.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "diff.h"
+#include "failpoint.h"
+#include "http.h"
+#include "idset.h"
+#include "json.h"
+#include "location.h"
+#include "log.h"
+#include "snapshot.h"
+#include "store.h"
+#include "util.h"
+
+/* Attempts at one page before the cycle is abandoned and the trigger backs off. */
+#define PAGE_MAX_ATTEMPTS 6
+/* Snapshot entries examined per loop turn when looking for vanished records. */
+#define SCAN_CHUNK 5000
+/* Ids remembered per cycle as deletion candidates; more than this is a mass deletion. */
+#define MISSING_CAP 20000
+/* Deletions confirmed with a GET by id per cycle; the rest wait for the next cycle. */
+#define CONFIRM_CAP 50
+/* Mass-deletion guard (P5): more than this many and more than half of the records. */
+#define MASS_DELETE_MIN 20
+/* Pages in one enumeration before we assume the API is looping. */
+#define MAX_PAGES 100000
+
+struct strlist {
+    char **items;
+    size_t len;
+};
+
+struct poller {
+    struct poller_env env;
+    const struct config_trigger *tc;
+    const struct catalog_trigger *def;
+    struct location *loc;
+    char *tag;                 /* "trigger:NAME" for logs */
+    char *state_key;           /* STORE_TRIG key: NAME SEP LOCATION */
+    char *prefix;              /* snapshot prefix: NAME SEP LOCATION SEP */
+    size_t prefix_len;
+    char **ignore;             /* user ignore + catalog volatile */
+    uv_timer_t timer;
+    bool stopping;
+    bool closing;
+    bool done;
+    bool failed;
+    bool busy;                 /* a cycle (or unit) is under way */
+    struct location_pending *pending;
+    struct poller_stats stats;
+
+    /* persisted state */
+    bool seeded;
+    uint64_t cycle;
+    char *sweep_cursor;        /* children: last parent record id read in this round */
+    uint64_t round_started;    /* children: wall ms when the current (or last) round began */
+    bool round_active;         /* children: a round is under way */
+
+    /* current cycle */
+    uint64_t cycle_started;    /* mono ms */
+    unsigned failures;         /* consecutive failed cycles */
+    unsigned page;
+    unsigned attempt;
+    char *cursor_after;        /* start_after: meta.startAfter */
+    char *cursor_after_id;     /* start_after: meta.startAfterId */
+    cJSON *search_after;       /* search_after: the last record's cursor */
+    struct idset seen;
+    uint64_t records_seen;
+    struct snapshot_stats cstats;
+    /* deletion phase */
+    char *scan_key;
+    size_t scan_key_len;
+    uint64_t scan_total;
+    struct strlist missing_new;
+    struct strlist missing_old;
+    uint64_t missing_new_total;
+    struct strlist gone;       /* confirmed by GET */
+    struct strlist hold;       /* to mark SNAP_MISSING */
+    struct strlist remove;     /* to delete now */
+    size_t confirms_outstanding;
+
+    /* fan-out */
+    struct poller *parent;
+    struct poller **children;
+    size_t nchildren;
+    char *unit_id;             /* parent record being read */
+    bool unit_from_queue;
+};
+
+static void timer_cb(uv_timer_t *t);
+static void fetch_page(struct poller *p);
+static void sweep_next(struct poller *p);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void strlist_add(struct strlist *l, const char *s)
+{
+    l->items = xrealloc(l->items, (l->len + 1) * sizeof(*l->items));
+    l->items[l->len++] = xstrdup(s);
+}
+
+static void strlist_clear(struct strlist *l)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        free(l->items[i]);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}
+
+static void schedule(struct poller *p, uint64_t delay_ms)
+{
+    if (p->stopping || p->closing) {
+        return;
+    }
+    uv_timer_start(&p->timer, timer_cb, delay_ms, 0);
+}
+
+static bool is_child(const struct poller *p)
+{
+    return p->parent != NULL;
+}
+
+static const char *param_value(const struct poller *p, const char *name)
+{
+    for (size_t i = 0; i < p->tc->nparams; i++) {
+        if (strcmp(p->tc->params[i].name, name) == 0) {
+            return p->tc->params[i].value;
+        }
+    }
+    return NULL;
+}
+
+/* The message of an API error body: a string, or the first of an array. */
+static const char *api_message(const cJSON *body)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "message");
+    if (cJSON_IsString(m)) {
+        return m->valuestring;
+    }
+    if (cJSON_IsArray(m) && cJSON_IsString(cJSON_GetArrayItem(m, 0))) {
+        return cJSON_GetArrayItem(m, 0)->valuestring;
+    }
+    return "";
+}
+
+/* Logs a failed request with trigger, method, path, status, traceId and message. */
+static void log_failure(const struct poller *p, const char *what, const struct http_response *resp,
+                        const cJSON *body)
+{
+    const char *trace = body ? json_get_string(body, "traceId") : NULL;
+    if (resp->status == 0) {
+        log_warn(p->tag, "%s: %s (%s)", what, http_strerror(resp->error), resp->error_text);
+    } else if (resp->error == HTTP_E_REDIRECT) {
+        log_warn(p->tag, "%s: HTTP %ld redirect to '%s' refused", what, resp->status,
+                 resp->location);
+    } else {
+        log_warn(p->tag, "%s: HTTP %ld%s%s%s%s", what, resp->status, trace ? " traceId " : "",
+                 trace ? trace : "", body ? ": " : "", body ? api_message(body) : "");
+    }
+}
+
+/* ---- request building ------------------------------------------------- */
+
+struct request_parts {
+    char *path;
+    struct location_query query[32];
+    char *owned[32];           /* values we allocated for query */
+    size_t nquery;
+    size_t nowned;
+    cJSON *body;
+};
+
+static void parts_finish(struct request_parts *r)
+{
+    free(r->path);
+    for (size_t i = 0; i < r->nowned; i++) {
+        free(r->owned[i]);
+    }
+    cJSON_Delete(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+static void add_query(struct request_parts *r, const char *name, const char *value, bool owned)
+{
+    if (r->nquery >= ARRAY_SIZE(r->query)) {
+        if (owned) {
+            free((char *)value);
+        }
+        return;
+    }
+    r->query[r->nquery].name = name;
+    r->query[r->nquery].value = value;
+    r->nquery++;
+    if (owned) {
+        r->owned[r->nowned++] = (char *)value;
+    }
+}
+
+/* Expands {name} placeholders; each value is percent-encoded as one segment. */
+static char *expand_path(const struct poller *p, const char *tmpl, const char *fan_value,
+                         const char *id_value)
+{
+    struct buf b;
+    buf_init(&b, 8192);
+    for (const char *s = tmpl; *s != '\0';) {
+        if (*s != '{') {
+            buf_append(&b, s, 1);
+            s++;
+            continue;
+        }
+        const char *end = strchr(s, '}');
+        if (end == NULL) {
+            break;
+        }
+        char name[128];
+        size_t n = (size_t)(end - s - 1);
+        if (n >= sizeof(name)) {
+            n = sizeof(name) - 1;
+        }
+        memcpy(name, s + 1, n);
+        name[n] = '\0';
+        const char *value = NULL;
+        if (id_value != NULL && strcmp(name, "id") == 0) {
+            value = id_value;
+        } else if (fan_value != NULL && p->def->fan_out != NULL &&
+                   strcmp(name, p->def->fan_out) == 0) {
+            value = fan_value;
+        } else {
+            value = param_value(p, name);
+        }
+        char *esc = location_escape(value ? value : "");
+        buf_append_str(&b, esc);
+        free(esc);
+        s = end + 1;
+    }
+    if (b.too_big) {
+        buf_finish(&b);
+        return NULL;
+    }
+    return buf_steal(&b, NULL);
+}
+
+static cJSON *typed_value(enum catalog_type type, const char *value)
+{
+    switch (type) {
+    case CATALOG_INTEGER:
+    case CATALOG_NUMBER:
+        return cJSON_CreateNumber(strtod(value, NULL));
+    case CATALOG_BOOLEAN: {
+        bool b = false;
+        util_parse_bool(value, &b);
+        return cJSON_CreateBool(b);
+    }
+    case CATALOG_JSON: {
+        cJSON *v = NULL;
+        if (json_parse(value, strlen(value), &v, NULL) == 0) {
+            return v;
+        }
+        return cJSON_CreateNull();
+    }
+    case CATALOG_STRING:
+        break;
+    }
+    return cJSON_CreateString(value);
+}
+
+static cJSON *binding_value(const struct poller *p, const struct catalog_binding *b)
+{
+    if (b->is_location) {
+        return cJSON_CreateString(location_id(p->loc));
+    }
+    if (b->is_json) {
+        cJSON *v = NULL;
+        if (json_parse(b->value, strlen(b->value), &v, NULL) == 0) {
+            return v;
+        }
+        return cJSON_CreateNull();
+    }
+    return cJSON_CreateString(b->value);
+}
+
+/* Builds path, fixed bindings and user parameters (not pagination). */
+static int build_base(const struct poller *p, const char *fan_value, struct request_parts *r)
+{
+    const struct catalog_trigger *d = p->def;
+    memset(r, 0, sizeof(*r));
+    r->path = expand_path(p, d->path, fan_value, NULL);
+    if (r->path == NULL) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < d->nquery; i++) {
+        const struct catalog_binding *b = &d->query[i];
+        add_query(r, b->name, b->is_location ? location_id(p->loc) : b->value, false);
+    }
+    bool wants_body = d->nbody > 0 || strcmp(d->method, "POST") == 0;
+    if (wants_body) {
+        r->body = cJSON_CreateObject();
+        for (size_t i = 0; i < d->nbody; i++) {
+            cJSON_AddItemToObject(r->body, d->body[i].name, binding_value(p, &d->body[i]));
+        }
+    }
+    for (size_t i = 0; i < d->nparams; i++) {
+        const struct catalog_param *cp = &d->params[i];
+        const char *v = param_value(p, cp->name);
+        if (v == NULL) {
+            continue;
+        }
+        if (cp->where == CATALOG_QUERY) {
+            add_query(r, cp->name, v, false);
+        } else if (cp->where == CATALOG_BODY && r->body != NULL) {
+            cJSON_AddItemToObject(r->body, cp->name, typed_value(cp->type, v));
+        }
+    }
+    return 0;
+}
+
+static unsigned page_size(const struct poller *p)
+{
+    if (p->tc->page_size > 0) {
+        return p->tc->page_size;
+    }
+    return p->def->page_size > 0 ? p->def->page_size : 100;
+}
+
+static void add_pagination(struct poller *p, struct request_parts *r)
+{
+    unsigned size = page_size(p);
+    switch (p->def->pagination) {
+    case CATALOG_PAGE_START_AFTER:
+        add_query(r, "limit", xasprintf("%u", size), true);
+        if (p->page > 0 && p->cursor_after_id != NULL) {
+            if (p->cursor_after != NULL) {
+                add_query(r, "startAfter", xstrdup(p->cursor_after), true);
+            }
+            add_query(r, "startAfterId", xstrdup(p->cursor_after_id), true);
+        }
+        break;
+    case CATALOG_PAGE_SKIP_LIMIT:
+        add_query(r, "skip", xasprintf("%llu", (unsigned long long)p->page * size), true);
+        add_query(r, "limit", xasprintf("%u", size), true);
+        break;
+    case CATALOG_PAGE_SEARCH_AFTER:
+        if (r->body != NULL) {
+            cJSON_AddNumberToObject(r->body, "pageLimit", size);
+            if (p->page == 0 || p->search_after == NULL) {
+                cJSON_AddNumberToObject(r->body, "page", 1);
+            } else {
+                cJSON_AddItemToObject(r->body, "searchAfter", cJSON_Duplicate(p->search_after, 1));
+            }
+        }
+        break;
+    case CATALOG_PAGE_NONE:
+        break;
+    }
+}
+
+static int submit(struct poller *p, enum location_class cls, struct request_parts *r,
+                  const char *method, http_done_cb cb, void *ud)
+{
+    char *body = r->body ? cJSON_PrintUnformatted(r->body) : NULL;
+    struct location_request req = {
+        .method = method,
+        .path = r->path,
+        .query = r->query,
+        .nquery = r->nquery,
+        .version = p->def->version,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .log_tag = p->tag,
+    };
+    int rc = location_submit(p->loc, cls, &req, cb, ud, &p->pending);
+    free(body);
+    if (rc == 0) {
+        p->stats.requests++;
+    }
+    return rc;
+}
+
+/* ---- persisted trigger state ----------------------------------------- */
+
+static void load_state(struct poller *p)
+{
+    struct store_txn *txn = NULL;
+    if (store_txn_begin(p->env.store, false, &txn) != 0) {
+        return;
+    }
+    const void *val = NULL;
+    size_t vlen = 0;
+    if (store_get(txn, STORE_TRIG, p->state_key, strlen(p->state_key), &val, &vlen) == 0) {
+        cJSON *st = NULL;
+        if (json_parse(val, vlen, &st, NULL) == 0) {
+            p->seeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "seeded"));
+            p->round_active = p->seeded && p->parent != NULL;
+            double d = 0;
+            if (json_get_number(st, "cycle", &d)) {
+                p->cycle = (uint64_t)d;
+            }
+            if (json_get_number(st, "round_started", &d)) {
+                p->round_started = (uint64_t)d;
+            }
+            const char *cur = json_get_string(st, "sweep_cursor");
+            free(p->sweep_cursor);
+            p->sweep_cursor = cur ? xstrdup(cur) : NULL;
+        }
+        cJSON_Delete(st);
+    }
+    store_txn_abort(txn);
+}
+
+/* Writes the trigger state inside txn. */
+static int save_state(struct store_txn *txn, const struct poller *p, bool seeded, uint64_t cycle,
+                      const char *sweep_cursor, uint64_t round_started)
+{
+    char when[32];
+    util_iso8601(util_wall_ms(), when);
+    cJSON *st = cJSON_CreateObject();
+    cJSON_AddBoolToObject(st, "seeded", seeded);
+    cJSON_AddNumberToObject(st, "cycle", (double)cycle);
+    cJSON_AddStringToObject(st, "updated", when);
+    if (sweep_cursor != NULL) {
+        cJSON_AddStringToObject(st, "sweep_cursor", sweep_cursor);
+    }
+    if (round_started != 0) {
+        cJSON_AddNumberToObject(st, "round_started", (double)round_started);
+    }
+    char *json = cJSON_PrintUnformatted(st);
+    cJSON_Delete(st);
+    int rc = store_put(txn, STORE_TRIG, p->state_key, strlen(p->state_key), json, strlen(json));
+    free(json);
+    return rc;
+}
+
+/* ---- fan-out queue (filled by the parent inside its transactions) ----- */
+
+static char *queue_key(const struct poller *child, const char *parent_id, size_t *len)
+{
+    const char *parts[] = {child->state_key, parent_id};
+    char *k = snapshot_key_prefix(parts, 2, len);
+    (*len)--; /* no trailing separator */
+    k[*len] = '\0';
+    return k;
+}
+
+static int notify_children(struct store_txn *txn, const char *record_id,
+                           enum snapshot_change change, void *ud)
+{
+    struct poller *p = ud;
+    for (size_t i = 0; i < p->nchildren; i++) {
+        size_t klen = 0;
+        char *key = queue_key(p->children[i], record_id, &klen);
+        const char *kind = change == SNAPSHOT_DELETED ? "D" : "P";
+        int rc = store_put(txn, STORE_QUEUE, key, klen, kind, 1);
+        free(key);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void kick_children(struct poller *p)
+{
+    for (size_t i = 0; i < p->nchildren; i++) {
+        struct poller *c = p->children[i];
+        if (!c->busy && !c->stopping && !c->closing && !c->done) {
+            schedule(c, 0);
+        }
+    }
+}
+
+static void init_scope(const struct poller *p, struct snapshot_scope *sc, const char *prefix,
+                       size_t prefix_len, bool silent)
+{
+    memset(sc, 0, sizeof(*sc));
+    sc->trigger = p->tc->name;
+    sc->location_id = location_id(p->loc);
+    sc->prefix = prefix;
+    sc->prefix_len = prefix_len;
+    sc->id_field = p->def->id_field ? p->def->id_field : "id";
+    sc->fields = p->tc->fields;
+    sc->ignore = p->ignore;
+    sc->emit = p->tc->emit;
+    sc->silent = silent;
+    sc->new_flags = silent ? SNAP_BASELINE : 0;
+}
+
+/* ---- top-level cycle -------------------------------------------------- */
+
+static void cycle_reset(struct poller *p)
+{
+    p->page = 0;
+    p->attempt = 0;
+    p->records_seen = 0;
+    free(p->cursor_after);
+    free(p->cursor_after_id);
+    p->cursor_after = NULL;
+    p->cursor_after_id = NULL;
+    cJSON_Delete(p->search_after);
+    p->search_after = NULL;
+    idset_clear(&p->seen);
+    memset(&p->cstats, 0, sizeof(p->cstats));
+    free(p->scan_key);
+    p->scan_key = NULL;
+    p->scan_key_len = 0;
+    p->scan_total = 0;
+    p->missing_new_total = 0;
+    strlist_clear(&p->missing_new);
+    strlist_clear(&p->missing_old);
+    strlist_clear(&p->gone);
+    strlist_clear(&p->hold);
+    strlist_clear(&p->remove);
+    p->confirms_outstanding = 0;
+}
+
+static uint64_t jitter(uint64_t every)
+{
+    return util_rand_range(0, every / 20);
+}
+
+static void cycle_end(struct poller *p, bool ok)
+{
+    p->busy = false;
+    p->pending = NULL;
+    uint64_t every = p->tc->every_ms;
+    if (ok) {
+        p->failures = 0;
+        p->stats.cycles++;
+    } else {
+        p->failures++;
+        p->stats.failed_cycles++;
+    }
+    if (p->env.once) {
+        p->done = true;
+        p->failed = !ok;
+        if (p->env.on_done != NULL) {
+            p->env.on_done(p, p->env.ud);
+        }
+        return;
+    }
+    uint64_t delay;
+    if (ok) {
+        uint64_t elapsed = uv_now(p->env.loop) - p->cycle_started;
+        delay = (elapsed >= every ? 0 : every - elapsed) + jitter(every);
+    } else {
+        uint64_t cap = every * 8 < 15 * 60000 ? every * 8 : 15 * 60000;
+        delay = util_backoff_ms(every, cap > every ? cap : every, p->failures);
+        log_warn(p->tag, "cycle failed (%u in a row); next attempt in %llu ms", p->failures,
+                 (unsigned long long)delay);
+    }
+    schedule(p, delay);
+}
+
+static void page_retry(struct poller *p, const char *why)
+{
+    p->attempt++;
+    if (p->attempt >= PAGE_MAX_ATTEMPTS) {
+        log_error(p->tag, "giving up on this cycle after %u attempts at page %u (%s)", p->attempt,
+                  p->page + 1, why);
+        cycle_end(p, false);
+        return;
+    }
+    uint64_t delay = util_backoff_ms(500, 10000, p->attempt);
+    log_info(p->tag, "retrying page %u in %llu ms (%s)", p->page + 1, (unsigned long long)delay,
+             why);
+    uv_timer_start(&p->timer, timer_cb, delay, 0);
+}
+
+/* The outcome classes of one response. */
+enum outcome {
+    OUTCOME_OK,
+    OUTCOME_GONE,       /* 404/400/422 on a by-id read: the record does not exist */
+    OUTCOME_RETRY,      /* transport error, 408, 429, 5xx, invalid or truncated body */
+    OUTCOME_PERMANENT,  /* other 4xx, redirects: retrying would not help */
+};
+
+static enum outcome classify(const struct http_response *resp)
+{
+    if (resp->error == HTTP_E_REDIRECT) {
+        return OUTCOME_PERMANENT;
+    }
+    if (resp->error != 0 || resp->status == 0) {
+        return OUTCOME_RETRY;
+    }
+    long s = resp->status;
+    if (s >= 200 && s < 300) {
+        return OUTCOME_OK;
+    }
+    if (s == 408 || s == 425 || s == 429 || s >= 500) {
+        return OUTCOME_RETRY;
+    }
+    if (s == 404 || s == 400 || s == 422) {
+        return OUTCOME_GONE;
+    }
+    return OUTCOME_PERMANENT;
+}
+
+struct page_apply {
+    struct poller *p;
+    const cJSON *records;
+    struct snapshot_stats st;
+};
+
+static int apply_page_txn(struct store_txn *txn, void *ud)
+{
+    struct page_apply *a = ud;
+    struct poller *p = a->p;
+    struct snapshot_scope sc;
+    bool silent = !p->seeded && !p->tc->first_poll_emit;
+    init_scope(p, &sc, p->prefix, p->prefix_len, silent);
+    memset(&a->st, 0, sizeof(a->st));
+    /* Children learn about created/updated parents; a baseline needs no
+     * queue: their first sweep reads every parent anyway. */
+    snapshot_change_cb cb = (p->nchildren > 0 && p->seeded) ? notify_children : NULL;
+    int rc = snapshot_apply_records(txn, &sc, a->records, &p->seen, &a->st, cb, p);
+    if (rc == 0) {
+        FAILPOINT("poll.before_commit");
+    }
+    return rc;
+}
+
+static void add_stats(struct snapshot_stats *into, const struct snapshot_stats *st)
+{
+    into->created += st->created;
+    into->updated += st->updated;
+    into->deleted += st->deleted;
+    into->unchanged += st->unchanged;
+    into->invalid += st->invalid;
+    into->events += st->events;
+}
+
+/* Reads the cursor for the next page; returns true if there is one. */
+static bool advance_cursor(struct poller *p, const cJSON *body, const cJSON *records, bool *bad)
+{
+    int count = cJSON_GetArraySize(records);
+    unsigned size = page_size(p);
+    *bad = false;
+    switch (p->def->pagination) {
+    case CATALOG_PAGE_NONE:
+        return false;
+    case CATALOG_PAGE_SKIP_LIMIT:
+        return count >= (int)size;
+    case CATALOG_PAGE_START_AFTER: {
+        if (count < (int)size) {
+            return false;
+        }
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(body, "meta");
+        const char *id = json_get_string(meta, "startAfterId");
+        double after = 0;
+        bool has_after = json_get_number(meta, "startAfter", &after);
+        const cJSON *next = cJSON_GetObjectItemCaseSensitive(meta, "nextPage");
+        if (meta != NULL && cJSON_IsNull(next) && cJSON_GetObjectItemCaseSensitive(meta, "nextPageUrl") != NULL &&
+            cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(meta, "nextPageUrl"))) {
+            return false;
+        }
+        if (id == NULL || (p->cursor_after_id != NULL && strcmp(id, p->cursor_after_id) == 0)) {
+            *bad = true; /* a full page without a moving cursor: never call it complete */
+            return false;
+        }
+        free(p->cursor_after_id);
+        free(p->cursor_after);
+        p->cursor_after_id = xstrdup(id);
+        p->cursor_after = has_after ? xasprintf("%.0f", after) : NULL;
+        return true;
+    }
+    case CATALOG_PAGE_SEARCH_AFTER: {
+        if (count < (int)size) {
+            return false;
+        }
+        const cJSON *last = cJSON_GetArrayItem(records, count - 1);
+        const cJSON *sa = cJSON_GetObjectItemCaseSensitive(last, "searchAfter");
+        if (!cJSON_IsArray(sa) || (p->search_after != NULL && json_equal(sa, p->search_after))) {
+            *bad = true;
+            return false;
+        }
+        cJSON_Delete(p->search_after);
+        p->search_after = cJSON_Duplicate(sa, 1);
+        return true;
+    }
+    }
+    return false;
+}
+
+static void scan_missing(struct poller *p);
+
+static void on_page(struct http_response *resp, void *ud)
+{
+    struct poller *p = ud;
+    p->pending = NULL;
+    if (p->stopping) {
+        cycle_end(p, false);
+        return;
+    }
+    cJSON *body = NULL;
+    if (resp->body.len > 0) {
+        json_parse(resp->body.data, resp->body.len, &body, NULL);
+    }
+    enum outcome oc = classify(resp);
+    if (oc == OUTCOME_GONE && p->def->single) {
+        /* The one record does not exist: a complete, empty enumeration. */
+        cJSON_Delete(body);
+        scan_missing(p);
+        return;
+    }
+    if (oc != OUTCOME_OK) {
+        log_failure(p, p->def->path, resp, body);
+        cJSON_Delete(body);
+        if (oc == OUTCOME_RETRY) {
+            page_retry(p, resp->status ? "server error" : "network error");
+        } else {
+            log_error(p->tag, "the API refused the request; check the trigger's parameters "
+                              "and the token's scopes");
+            cycle_end(p, false);
+        }
+        return;
+    }
+    if (body == NULL) {
+        log_warn(p->tag, "%s: invalid JSON in a %zu-byte response (HTTP %ld)", p->def->path,
+                 resp->body.len, resp->status);
+        page_retry(p, "invalid JSON");
+        return;
+    }
+    const cJSON *found = json_get_path(body, p->def->records);
+    cJSON *wrapped = NULL;
+    const cJSON *records = found;
+    if (p->def->single && cJSON_IsObject(found)) {
+        wrapped = cJSON_CreateArray();
+        cJSON_AddItemReferenceToArray(wrapped, (cJSON *)found);
+        records = wrapped;
+    } else if (p->def->single && (found == NULL || cJSON_IsNull(found))) {
+        wrapped = cJSON_CreateArray();
+        records = wrapped;
+    }
+    if (!cJSON_IsArray(records)) {
+        const char *trace = json_get_string(body, "traceId");
+        log_warn(p->tag, "%s: response has no '%s' array (traceId %s)", p->def->path,
+                 p->def->records, trace ? trace : "none");
+        cJSON_Delete(wrapped);
+        cJSON_Delete(body);
+        page_retry(p, "unexpected response shape");
+        return;
+    }
+    struct page_apply a = {.p = p, .records = records};
+    int rc = store_write(p->env.store, apply_page_txn, &a);
+    if (rc != 0) {
+        log_error(p->tag, "cannot record page %u: %s", p->page + 1, store_strerror(rc));
+        cJSON_Delete(wrapped);
+        cJSON_Delete(body);
+        cycle_end(p, false);
+        return;
+    }
+    FAILPOINT("poll.after_commit");
+    add_stats(&p->cstats, &a.st);
+    p->stats.events += a.st.events;
+    unsigned count = (unsigned)cJSON_GetArraySize(records);
+    p->records_seen += count;
+    p->stats.records += count;
+    if (a.st.invalid > 0) {
+        const char *trace = json_get_string(body, "traceId");
+        log_warn(p->tag, "%s: skipped %u records without a valid '%s' (traceId %s)", p->def->path,
+                 a.st.invalid, p->def->id_field, trace ? trace : "none");
+    }
+    if (a.st.created + a.st.updated > 0) {
+        kick_children(p);
+    }
+    bool bad = false;
+    bool more = advance_cursor(p, body, records, &bad);
+    cJSON_Delete(wrapped);
+    cJSON_Delete(body);
+    if (bad) {
+        page_retry(p, "pagination cursor missing or not advancing");
+        return;
+    }
+    if (more && p->page + 1 < MAX_PAGES) {
+        p->page++;
+        p->attempt = 0;
+        fetch_page(p);
+        return;
+    }
+    scan_missing(p);
+}
+
+static void fetch_page(struct poller *p)
+{
+    struct request_parts r;
+    if (build_base(p, NULL, &r) != 0) {
+        log_error(p->tag, "cannot build the request path");
+        cycle_end(p, false);
+        return;
+    }
+    add_pagination(p, &r);
+    int rc = submit(p, LOCATION_POLL, &r, p->def->method, on_page, p);
+    parts_finish(&r);
+    if (rc != 0) {
+        log_error(p->tag, "cannot queue the request: %s", strerror(-rc));
+        cycle_end(p, false);
+    }
+}
+
+static void cycle_start(struct poller *p)
+{
+    if (p->busy) {
+        return; /* an overrunning cycle is never started twice */
+    }
+    p->busy = true;
+    p->cycle_started = uv_now(p->env.loop);
+    cycle_reset(p);
+    log_debug(p->tag, "cycle %llu starts", (unsigned long long)p->cycle + 1);
+    fetch_page(p);
+}
+
+/* ---- deletions --------------------------------------------------------- */
+
+static int finish_txn(struct store_txn *txn, void *ud)
+{
+    struct page_apply *a = ud;
+    struct poller *p = a->p;
+    struct snapshot_scope sc;
+    init_scope(p, &sc, p->prefix, p->prefix_len, !p->seeded);
+    memset(&a->st, 0, sizeof(a->st));
+    snapshot_change_cb cb = (p->nchildren > 0) ? notify_children : NULL;
+    for (size_t i = 0; i < p->remove.len; i++) {
+        int rc = snapshot_delete(txn, &sc, p->remove.items[i], &a->st, cb, p);
+        if (rc != 0 && rc != -ENOENT) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < p->hold.len; i++) {
+        int rc = snapshot_mark_missing(txn, &sc, p->hold.items[i], p->cycle + 1);
+        if (rc != 0 && rc != -ENOENT) {
+            return rc;
+        }
+    }
+    int rc = save_state(txn, p, true, p->cycle + 1, NULL, 0);
+    if (rc == 0) {
+        FAILPOINT("poll.before_commit");
+    }
+    return rc;
+}
+
+static void finish_cycle(struct poller *p)
+{
+    struct page_apply a = {.p = p};
+    int rc = store_write(p->env.store, finish_txn, &a);
+    if (rc != 0) {
+        log_error(p->tag, "cannot record the end of the cycle: %s", store_strerror(rc));
+        cycle_end(p, false);
+        return;
+    }
+    FAILPOINT("poll.after_commit");
+    add_stats(&p->cstats, &a.st);
+    p->stats.events += a.st.events;
+    bool was_seeded = p->seeded;
+    p->seeded = true;
+    p->cycle++;
+    const struct snapshot_stats *s = &p->cstats;
+    if (!was_seeded && !p->tc->first_poll_emit) {
+        log_info(p->tag, "baseline recorded: %llu records (no events for existing records)",
+                 (unsigned long long)p->records_seen);
+    } else {
+        log_info(p->tag,
+                 "cycle %llu: %llu records, %u created, %u updated, %u deleted, %zu held, "
+                 "%u events",
+                 (unsigned long long)p->cycle, (unsigned long long)p->records_seen, s->created,
+                 s->updated, s->deleted, p->hold.len, s->events);
+    }
+    if (s->deleted > 0) {
+        kick_children(p);
+    }
+    cycle_end(p, true);
+}
+
+static void on_confirm(struct http_response *resp, void *ud);
+
+struct confirm_ctx {
+    struct poller *p;
+    char *id;
+};
+
+static void confirm_deletes(struct poller *p, struct strlist *candidates)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < candidates->len; i++) {
+        if (n >= CONFIRM_CAP) {
+            /* Too many to check now: hold them; two complete enumerations will decide. */
+            strlist_add(&p->hold, candidates->items[i]);
+            continue;
+        }
+        struct request_parts r;
+        memset(&r, 0, sizeof(r));
+        r.path = expand_path(p, p->def->confirm_delete, NULL, candidates->items[i]);
+        struct confirm_ctx *c = xcalloc(1, sizeof(*c));
+        c->p = p;
+        c->id = xstrdup(candidates->items[i]);
+        p->confirms_outstanding++;
+        if (submit(p, LOCATION_POLL, &r, "GET", on_confirm, c) != 0) {
+            p->confirms_outstanding--;
+            strlist_add(&p->hold, c->id);
+            free(c->id);
+            free(c);
+        } else {
+            n++;
+        }
+        parts_finish(&r);
+    }
+    p->pending = NULL; /* several may be in flight; stop() cancels none, they are short */
+    if (p->confirms_outstanding == 0) {
+        finish_cycle(p);
+    }
+}
+
+static void on_confirm(struct http_response *resp, void *ud)
+{
+    struct confirm_ctx *c = ud;
+    struct poller *p = c->p;
+    enum outcome oc = classify(resp);
+    if (oc == OUTCOME_GONE) {
+        strlist_add(&p->remove, c->id);
+    } else if (oc == OUTCOME_OK) {
+        log_debug(p->tag, "record %s missing from the listing but still exists", c->id);
+    } else {
+        /* Unknown: do not delete on an error; the next cycle looks again. */
+        log_debug(p->tag, "could not confirm deletion of %s", c->id);
+    }
+    free(c->id);
+    free(c);
+    if (--p->confirms_outstanding == 0) {
+        if (p->stopping) {
+            cycle_end(p, false);
+        } else {
+            finish_cycle(p);
+        }
+    }
+}
+
+static void decide_deletions(struct poller *p)
+{
+    /* Two complete enumerations agree: these are gone. */
+    for (size_t i = 0; i < p->missing_old.len; i++) {
+        strlist_add(&p->remove, p->missing_old.items[i]);
+    }
+    uint64_t n = p->missing_new_total;
+    if (n == 0) {
+        finish_cycle(p);
+        return;
+    }
+    bool mass = n * 2 > p->scan_total && n > MASS_DELETE_MIN;
+    if (!p->seeded) {
+        /* Records that vanished while a baseline was interrupted: drop silently. */
+        for (size_t i = 0; i < p->missing_new.len; i++) {
+            strlist_add(&p->remove, p->missing_new.items[i]);
+        }
+    } else if (mass || n > p->missing_new.len) {
+        log_warn(p->tag,
+                 "%llu of %llu records vanished at once: holding the deletions until the next "
+                 "complete poll confirms them",
+                 (unsigned long long)n, (unsigned long long)p->scan_total);
+        for (size_t i = 0; i < p->missing_new.len; i++) {
+            strlist_add(&p->hold, p->missing_new.items[i]);
+        }
+    } else if (p->def->confirm_delete != NULL) {
+        confirm_deletes(p, &p->missing_new);
+        return;
+    } else if (p->records_seen == 0) {
+        /* An empty listing where records used to be may be an API glitch. */
+        for (size_t i = 0; i < p->missing_new.len; i++) {
+            strlist_add(&p->hold, p->missing_new.items[i]);
+        }
+    } else {
+        for (size_t i = 0; i < p->missing_new.len; i++) {
+            strlist_add(&p->remove, p->missing_new.items[i]);
+        }
+    }
+    finish_cycle(p);
+}
+
+/*
+ * Examines up to SCAN_CHUNK snapshot entries after scan_key, looking for
+ * records this enumeration did not see. Returns 1 when the prefix is done.
+ */
+static int scan_chunk(struct poller *p)
+{
+    struct store_txn *txn = NULL;
+    int rc = store_txn_begin(p->env.store, false, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    struct store_cursor *cur = NULL;
+    rc = store_cursor_open(txn, STORE_SNAP, &cur);
+    const void *key = NULL;
+    const void *val = NULL;
+    size_t klen = 0;
+    size_t vlen = 0;
+    if (rc == 0) {
+        if (p->scan_key == NULL) {
+            rc = store_cursor_seek(cur, p->prefix, p->prefix_len, &key, &klen, &val, &vlen);
+        } else {
+            rc = store_cursor_seek(cur, p->scan_key, p->scan_key_len, &key, &klen, &val, &vlen);
+            if (rc == 0 && klen == p->scan_key_len && memcmp(key, p->scan_key, klen) == 0) {
+                rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+            }
+        }
+    }
+    int done = 0;
+    for (unsigned n = 0; n < SCAN_CHUNK; n++) {
+        if (rc != 0 || klen <= p->prefix_len || memcmp(key, p->prefix, p->prefix_len) != 0) {
+            done = 1;
+            break;
+        }
+        const char *id = (const char *)key + p->prefix_len;
+        size_t idlen = klen - p->prefix_len;
+        p->scan_total++;
+        if (!idset_contains(&p->seen, id, idlen)) {
+            struct snap_entry e;
+            bool was_missing = diff_snap_decode(val, vlen, &e) == 0 && (e.flags & SNAP_MISSING);
+            char *sid = xstrndup(id, idlen);
+            if (was_missing) {
+                if (p->missing_old.len < MISSING_CAP) {
+                    strlist_add(&p->missing_old, sid);
+                }
+            } else {
+                p->missing_new_total++;
+                if (p->missing_new.len < MISSING_CAP) {
+                    strlist_add(&p->missing_new, sid);
+                }
+            }
+            free(sid);
+        }
+        free(p->scan_key);
+        p->scan_key = xstrndup(key, klen);
+        p->scan_key_len = klen;
+        rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+    }
+    store_txn_abort(txn);
+    if (rc != 0 && rc != -ENOENT) {
+        return rc;
+    }
+    return done;
+}
+
+static void scan_missing(struct poller *p)
+{
+    int rc = scan_chunk(p);
+    if (rc < 0) {
+        log_error(p->tag, "cannot read the snapshot: %s", store_strerror(rc));
+        cycle_end(p, false);
+        return;
+    }
+    if (rc == 0) {
+        /* More to scan: yield to the loop, continue on the next turn. */
+        p->page = MAX_PAGES; /* marks the scan phase for timer_cb */
+        uv_timer_start(&p->timer, timer_cb, 0, 0);
+        return;
+    }
+    decide_deletions(p);
+}
+
+/* ---- fan-out child ---------------------------------------------------- */
+
+struct unit_apply {
+    struct poller *p;
+    const char *parent_id;
+    const cJSON *records;      /* NULL: the parent is gone, purge */
+    struct snapshot_stats st;
+};
+
+static char *unit_prefix(const struct poller *p, const char *parent_id, size_t *len)
+{
+    const char *parts[] = {p->prefix, parent_id};
+    /* p->prefix already ends with the separator: join without doubling it. */
+    char *k = xasprintf("%s%s\x1f", parts[0], parts[1]);
+    *len = strlen(k);
+    return k;
+}
+
+/* Was this parent record part of the parent's baseline? */
+static bool parent_in_baseline(struct store_txn *txn, const struct poller *p, const char *parent_id)
+{
+    char *key = xasprintf("%s%s", p->parent->prefix, parent_id);
+    const void *val = NULL;
+    size_t vlen = 0;
+    bool baseline = true;
+    if (store_get(txn, STORE_SNAP, key, strlen(key), &val, &vlen) == 0) {
+        struct snap_entry e;
+        if (diff_snap_decode(val, vlen, &e) == 0) {
+            baseline = (e.flags & SNAP_BASELINE) != 0;
+        }
+    }
+    free(key);
+    return baseline;
+}
+
+static int unit_deletions(struct store_txn *txn, struct poller *p, const struct snapshot_scope *sc,
+                          struct idset *seen, bool listing_empty, struct snapshot_stats *st)
+{
+    struct strlist gone = {0};
+    struct strlist held = {0};
+    struct store_cursor *cur = NULL;
+    int rc = store_cursor_open(txn, STORE_SNAP, &cur);
+    const void *key = NULL;
+    const void *val = NULL;
+    size_t klen = 0;
+    size_t vlen = 0;
+    if (rc == 0) {
+        rc = store_cursor_seek(cur, sc->prefix, sc->prefix_len, &key, &klen, &val, &vlen);
+    }
+    while (rc == 0 && klen >= sc->prefix_len && memcmp(key, sc->prefix, sc->prefix_len) == 0) {
+        if (klen > sc->prefix_len) {
+            const char *id = (const char *)key + sc->prefix_len;
+            size_t idlen = klen - sc->prefix_len;
+            if (!idset_contains(seen, id, idlen)) {
+                struct snap_entry e;
+                bool was_missing = diff_snap_decode(val, vlen, &e) == 0 && (e.flags & SNAP_MISSING);
+                char *sid = xstrndup(id, idlen);
+                strlist_add(listing_empty && !was_missing ? &held : &gone, sid);
+                free(sid);
+            }
+        }
+        rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+    }
+    store_cursor_close(cur);
+    if (rc == -ENOENT) {
+        rc = 0;
+    }
+    for (size_t i = 0; rc == 0 && i < gone.len; i++) {
+        rc = snapshot_delete(txn, sc, gone.items[i], st, NULL, NULL);
+        if (rc == -ENOENT) {
+            rc = 0;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < held.len; i++) {
+        rc = snapshot_mark_missing(txn, sc, held.items[i], 0);
+    }
+    strlist_clear(&gone);
+    strlist_clear(&held);
+    return rc;
+}
+
+static int apply_unit_txn(struct store_txn *txn, void *ud)
+{
+    struct unit_apply *a = ud;
+    struct poller *p = a->p;
+    memset(&a->st, 0, sizeof(a->st));
+    size_t plen = 0;
+    char *prefix = unit_prefix(p, a->parent_id, &plen);
+    int rc = 0;
+    struct snapshot_scope sc;
+    if (a->records == NULL) {
+        init_scope(p, &sc, prefix, plen, true);
+        rc = snapshot_purge(txn, &sc);
+    } else {
+        /* The marker (the bare prefix) says this parent record was read before. */
+        bool first = store_get(txn, STORE_SNAP, prefix, plen, NULL, NULL) == -ENOENT;
+        bool silent = first && !p->tc->first_poll_emit && parent_in_baseline(txn, p, a->parent_id);
+        init_scope(p, &sc, prefix, plen, silent);
+        struct idset seen;
+        idset_init(&seen);
+        rc = snapshot_apply_records(txn, &sc, a->records, &seen, &a->st, NULL, NULL);
+        if (rc == 0) {
+            rc = unit_deletions(txn, p, &sc, &seen, cJSON_GetArraySize(a->records) == 0, &a->st);
+        }
+        idset_finish(&seen);
+        if (rc == 0 && first) {
+            rc = store_put(txn, STORE_SNAP, prefix, plen, "", 0);
+        }
+    }
+    if (rc == 0 && a->p->unit_from_queue) {
+        size_t klen = 0;
+        char *qk = queue_key(p, a->parent_id, &klen);
+        rc = store_del(txn, STORE_QUEUE, qk, klen);
+        if (rc == -ENOENT) {
+            rc = 0;
+        }
+        free(qk);
+    }
+    if (rc == 0 && !a->p->unit_from_queue) {
+        rc = save_state(txn, p, true, p->cycle, a->parent_id, p->round_started);
+    }
+    free(prefix);
+    if (rc == 0) {
+        FAILPOINT("sweep.before_commit");
+    }
+    return rc;
+}
+
+static void unit_finish(struct poller *p, bool ok)
+{
+    p->busy = false;
+    p->pending = NULL;
+    if (ok) {
+        p->failures = 0;
+        if (!p->unit_from_queue) {
+            free(p->sweep_cursor);
+            p->sweep_cursor = p->unit_id;
+            p->unit_id = NULL;
+        }
+        schedule(p, 0);
+    } else {
+        p->failures++;
+        uint64_t delay = util_backoff_ms(1000, 60000, p->failures);
+        schedule(p, delay);
+    }
+    free(p->unit_id);
+    p->unit_id = NULL;
+}
+
+static void run_unit_txn(struct poller *p, const cJSON *records)
+{
+    struct unit_apply a = {.p = p, .parent_id = p->unit_id, .records = records};
+    int rc = store_write(p->env.store, apply_unit_txn, &a);
+    if (rc != 0) {
+        log_error(p->tag, "cannot record the %s of %s: %s", p->def->records, p->unit_id,
+                  store_strerror(rc));
+        unit_finish(p, false);
+        return;
+    }
+    FAILPOINT("sweep.after_commit");
+    p->stats.events += a.st.events;
+    p->stats.records += records ? (uint64_t)cJSON_GetArraySize(records) : 0;
+    if (a.st.events > 0) {
+        log_info(p->tag, "%s %s: %u created, %u updated, %u deleted", p->def->fan_out, p->unit_id,
+                 a.st.created, a.st.updated, a.st.deleted);
+    }
+    unit_finish(p, true);
+}
+
+static void on_unit(struct http_response *resp, void *ud)
+{
+    struct poller *p = ud;
+    p->pending = NULL;
+    if (p->stopping) {
+        unit_finish(p, false);
+        return;
+    }
+    cJSON *body = NULL;
+    if (resp->body.len > 0) {
+        json_parse(resp->body.data, resp->body.len, &body, NULL);
+    }
+    enum outcome oc = classify(resp);
+    if (oc == OUTCOME_GONE) {
+        /* The parent record is gone (or not readable): the parent's own
+         * deletion handling will purge it; move on. */
+        cJSON *empty = NULL;
+        cJSON_Delete(body);
+        log_debug(p->tag, "%s %s not readable (HTTP %ld); skipping", p->def->fan_out, p->unit_id,
+                  resp->status);
+        struct unit_apply a = {.p = p, .parent_id = p->unit_id, .records = empty};
+        (void)a;
+        unit_finish(p, true);
+        return;
+    }
+    const cJSON *records = body ? json_get_path(body, p->def->records) : NULL;
+    if (oc != OUTCOME_OK || !cJSON_IsArray(records)) {
+        if (oc == OUTCOME_OK) {
+            const char *trace = body ? json_get_string(body, "traceId") : NULL;
+            log_warn(p->tag, "%s: no '%s' array in the response (traceId %s)", p->def->path,
+                     p->def->records, trace ? trace : "none");
+        } else {
+            log_failure(p, p->def->path, resp, body);
+        }
+        cJSON_Delete(body);
+        unit_finish(p, false);
+        return;
+    }
+    run_unit_txn(p, records);
+    cJSON_Delete(body);
+}
+
+/* Next parent record to read: from the queue first, then round-robin. */
+static int pick_unit(struct poller *p, char **id, bool *from_queue, bool *purge)
+{
+    struct store_txn *txn = NULL;
+    int rc = store_txn_begin(p->env.store, false, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    *id = NULL;
+    *purge = false;
+    size_t qplen = strlen(p->state_key) + 1;
+    char *qprefix = xasprintf("%s\x1f", p->state_key);
+    struct store_cursor *cur = NULL;
+    const void *key = NULL;
+    const void *val = NULL;
+    size_t klen = 0;
+    size_t vlen = 0;
+    rc = store_cursor_open(txn, STORE_QUEUE, &cur);
+    if (rc == 0) {
+        rc = store_cursor_seek(cur, qprefix, qplen, &key, &klen, &val, &vlen);
+    }
+    if (rc == 0 && klen > qplen && memcmp(key, qprefix, qplen) == 0) {
+        *id = xstrndup((const char *)key + qplen, klen - qplen);
+        *from_queue = true;
+        *purge = vlen == 1 && *(const char *)val == 'D';
+    }
+    store_cursor_close(cur);
+    free(qprefix);
+    if (*id == NULL && p->round_active) {
+        /* Round-robin over the parent's snapshot. */
+        const struct poller *par = p->parent;
+        char *start = p->sweep_cursor ? xasprintf("%s%s", par->prefix, p->sweep_cursor)
+                                      : xstrdup(par->prefix);
+        size_t slen = strlen(start);
+        rc = store_cursor_open(txn, STORE_SNAP, &cur);
+        if (rc == 0) {
+            rc = store_cursor_seek(cur, start, slen, &key, &klen, &val, &vlen);
+            if (rc == 0 && p->sweep_cursor != NULL && klen == slen && memcmp(key, start, slen) == 0) {
+                rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+            }
+        }
+        if (rc == 0 && klen > par->prefix_len && memcmp(key, par->prefix, par->prefix_len) == 0) {
+            *id = xstrndup((const char *)key + par->prefix_len, klen - par->prefix_len);
+            *from_queue = false;
+        }
+        store_cursor_close(cur);
+        free(start);
+    }
+    store_txn_abort(txn);
+    return 0;
+}
+
+static int round_state_txn(struct store_txn *txn, void *ud)
+{
+    struct poller *p = ud;
+    return save_state(txn, p, p->round_active, p->cycle, p->sweep_cursor, p->round_started);
+}
+
+static void report_done(struct poller *p)
+{
+    p->done = true;
+    if (p->env.on_done != NULL) {
+        p->env.on_done(p, p->env.ud);
+    }
+}
+
+/* No parent record left to read in this round: close it, or start the next one. */
+static void round_boundary(struct poller *p)
+{
+    uint64_t now = util_wall_ms();
+    if (p->round_active) {
+        p->round_active = false;
+        p->cycle++;
+        p->stats.cycles++;
+        free(p->sweep_cursor);
+        p->sweep_cursor = NULL;
+        store_write(p->env.store, round_state_txn, p);
+        log_debug(p->tag, "sweep round %llu complete", (unsigned long long)p->cycle);
+        if (p->env.once) {
+            report_done(p);
+            return;
+        }
+    }
+    uint64_t next = p->round_started + p->tc->every_ms;
+    if (p->round_started != 0 && now < next) {
+        schedule(p, next - now); /* the parent kicks us earlier when records change */
+        return;
+    }
+    p->round_active = true;
+    p->round_started = now;
+    free(p->sweep_cursor);
+    p->sweep_cursor = NULL;
+    store_write(p->env.store, round_state_txn, p);
+    schedule(p, 0);
+}
+
+static void sweep_next(struct poller *p)
+{
+    if (p->busy || p->stopping || p->closing || p->done) {
+        return;
+    }
+    if (!p->parent->seeded) {
+        schedule(p, 1000);
+        return;
+    }
+    char *id = NULL;
+    bool from_queue = false;
+    bool purge = false;
+    if (pick_unit(p, &id, &from_queue, &purge) != 0) {
+        schedule(p, 1000);
+        return;
+    }
+    if (id == NULL) {
+        round_boundary(p);
+        return;
+    }
+    p->busy = true;
+    p->unit_id = id;
+    p->unit_from_queue = from_queue;
+    if (purge) {
+        run_unit_txn(p, NULL);
+        return;
+    }
+    struct request_parts r;
+    if (build_base(p, id, &r) != 0) {
+        unit_finish(p, false);
+        return;
+    }
+    int rc = submit(p, from_queue ? LOCATION_POLL : LOCATION_SWEEP, &r, p->def->method, on_unit, p);
+    parts_finish(&r);
+    if (rc != 0) {
+        unit_finish(p, false);
+    }
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct poller *p = t->data;
+    if (p->stopping || p->closing) {
+        return;
+    }
+    if (is_child(p)) {
+        sweep_next(p);
+        return;
+    }
+    if (!p->busy) {
+        cycle_start(p);
+    } else if (p->page == MAX_PAGES) {
+        scan_missing(p);
+    } else if (p->pending == NULL && p->confirms_outstanding == 0) {
+        fetch_page(p); /* a page retry */
+    }
+}
+
+static char **merge_ignore(const struct config_trigger *tc, const struct catalog_trigger *def)
+{
+    size_t n = strv_len(tc->ignore) + strv_len(def->volatile_fields);
+    if (n == 0) {
+        return NULL;
+    }
+    char **v = xcalloc(n + 1, sizeof(*v));
+    size_t k = 0;
+    for (size_t i = 0; tc->ignore && tc->ignore[i]; i++) {
+        v[k++] = xstrdup(tc->ignore[i]);
+    }
+    for (size_t i = 0; def->volatile_fields && def->volatile_fields[i]; i++) {
+        v[k++] = xstrdup(def->volatile_fields[i]);
+    }
+    v[k] = NULL;
+    return v;
+}
+
+struct poller *poller_create(const struct poller_env *env, const struct config_trigger *tc,
+                             struct location *loc)
+{
+    struct poller *p = xcalloc(1, sizeof(*p));
+    p->env = *env;
+    p->tc = tc;
+    p->def = tc->def;
+    p->loc = loc;
+    p->tag = xasprintf("trigger:%s", tc->name);
+    const char *parts[] = {tc->name, location_name(loc)};
+    size_t klen = 0;
+    p->prefix = snapshot_key_prefix(parts, 2, &p->prefix_len);
+    p->state_key = xstrndup(p->prefix, p->prefix_len - 1);
+    (void)klen;
+    p->ignore = merge_ignore(tc, tc->def);
+    idset_init(&p->seen);
+    uv_timer_init(env->loop, &p->timer);
+    p->timer.data = p;
+    return p;
+}
+
+void poller_add_child(struct poller *parent, struct poller *child)
+{
+    parent->children = xrealloc(parent->children, (parent->nchildren + 1) * sizeof(*parent->children));
+    parent->children[parent->nchildren++] = child;
+    child->parent = parent;
+}
+
+int poller_start(struct poller *p)
+{
+    load_state(p);
+    uint64_t every = p->tc->every_ms;
+    uint64_t first = util_rand_range(0, every < 3000 ? every / 4 : 750);
+    if (p->env.once) {
+        first = 0;
+    }
+    log_info(p->tag, "%s on location %s every %llus%s", p->def->name, location_name(p->loc),
+             (unsigned long long)(every / 1000),
+             p->seeded ? "" : (p->tc->first_poll_emit ? " (first poll emits)" : " (first poll records a baseline)"));
+    schedule(p, first);
+    return 0;
+}
+
+void poller_stop(struct poller *p)
+{
+    if (p->stopping) {
+        return;
+    }
+    p->stopping = true;
+    uv_timer_stop(&p->timer);
+    if (p->pending != NULL) {
+        location_cancel(p->pending);
+    }
+}
+
+static void poller_free(struct poller *p)
+{
+    cycle_reset(p);
+    idset_finish(&p->seen);
+    free(p->tag);
+    free(p->state_key);
+    free(p->prefix);
+    strv_free(p->ignore);
+    free(p->sweep_cursor);
+    free(p->unit_id);
+    free(p->children);
+    free(p);
+}
+
+static void closed_cb(uv_handle_t *h)
+{
+    poller_free(h->data);
+}
+
+void poller_close(struct poller *p)
+{
+    if (p == NULL || p->closing) {
+        return;
+    }
+    poller_stop(p);
+    p->closing = true;
+    uv_close((uv_handle_t *)&p->timer, closed_cb);
+}
+
+const char *poller_name(const struct poller *p)
+{
+    return p->tc->name;
+}
+
+bool poller_done(const struct poller *p)
+{
+    return p->done;
+}
+
+bool poller_failed(const struct poller *p)
+{
+    return p->failed;
+}
+
+void poller_get_stats(const struct poller *p, struct poller_stats *out)
+{
+    *out = p->stats;
+}

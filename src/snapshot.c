@@ -1,0 +1,360 @@
+/*
+ * snapshot: see snapshot.h.
+ */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "diff.h"
+#include "evlog.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+/* Longest key we build: prefix + id, far below LMDB's 511-byte limit. */
+#define SNAPSHOT_MAX_KEY 480
+
+const char *snapshot_change_name(enum snapshot_change c)
+{
+    switch (c) {
+    case SNAPSHOT_CREATED:
+        return "created";
+    case SNAPSHOT_UPDATED:
+        return "updated";
+    case SNAPSHOT_DELETED:
+        return "deleted";
+    }
+    return "?";
+}
+
+char *snapshot_key_prefix(const char *const *parts, size_t nparts, size_t *len)
+{
+    struct buf b;
+    buf_init(&b, SNAPSHOT_MAX_KEY);
+    for (size_t i = 0; i < nparts; i++) {
+        buf_append_str(&b, parts[i]);
+        buf_append(&b, "\x1f", 1);
+    }
+    if (len != NULL) {
+        *len = b.len;
+    }
+    return buf_steal(&b, NULL);
+}
+
+static bool emits(const struct snapshot_scope *sc, enum snapshot_change c)
+{
+    if (sc->silent) {
+        return false;
+    }
+    switch (c) {
+    case SNAPSHOT_CREATED:
+        return (sc->emit & CONFIG_EMIT_CREATED) != 0;
+    case SNAPSHOT_UPDATED:
+        return (sc->emit & CONFIG_EMIT_UPDATED) != 0;
+    case SNAPSHOT_DELETED:
+        return (sc->emit & CONFIG_EMIT_DELETED) != 0;
+    }
+    return false;
+}
+
+/* Builds the LMDB key of a record. Returns its length, or 0 if too long. */
+static size_t make_key(const struct snapshot_scope *sc, const char *id, char key[SNAPSHOT_MAX_KEY + 1])
+{
+    size_t idlen = strlen(id);
+    if (sc->prefix_len + idlen > SNAPSHOT_MAX_KEY) {
+        return 0;
+    }
+    memcpy(key, sc->prefix, sc->prefix_len);
+    memcpy(key + sc->prefix_len, id, idlen);
+    return sc->prefix_len + idlen;
+}
+
+static void hash_hex(const struct hash128 *h, char out[33])
+{
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)h->hi, (unsigned long long)h->lo);
+}
+
+/*
+ * Appends one event. `record` is borrowed (referenced, not copied); changes
+ * is owned and consumed.
+ */
+static int append_event(struct store_txn *txn, const struct snapshot_scope *sc,
+                        enum snapshot_change change, const char *record_id, uint32_t version,
+                        const struct hash128 *content, const cJSON *record, cJSON *changes,
+                        struct snapshot_stats *st)
+{
+    char hex[33];
+    char type_key[64];
+    char id[33];
+    char when[32];
+    hash_hex(content, hex);
+    /* The content hash in the id keeps a re-appearing record (same version
+     * number after a deletion) from reusing an earlier event's id. */
+    snprintf(type_key, sizeof(type_key), "%s:%s", snapshot_change_name(change), hex);
+    diff_event_id(sc->location_id, sc->trigger, record_id, type_key, version, id);
+    util_iso8601(util_wall_ms(), when);
+
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "id", id);
+    cJSON_AddStringToObject(ev, "time", when);
+    cJSON_AddStringToObject(ev, "trigger", sc->trigger);
+    cJSON_AddStringToObject(ev, "location", sc->location_id);
+    cJSON_AddStringToObject(ev, "type", snapshot_change_name(change));
+    cJSON_AddStringToObject(ev, "record_id", record_id);
+    if (record != NULL) {
+        cJSON_AddItemReferenceToObject(ev, "record", (cJSON *)record);
+    } else {
+        cJSON_AddNullToObject(ev, "record");
+    }
+    if (changes != NULL) {
+        cJSON_AddItemToObject(ev, "changes", changes);
+    }
+    uint64_t seq = 0;
+    int rc = evlog_append(txn, ev, &seq);
+    cJSON_Delete(ev);
+    if (rc == 0) {
+        st->events++;
+    } else {
+        store_txn_fail(txn, rc);
+    }
+    return rc;
+}
+
+static int put_entry(struct store_txn *txn, const char *key, size_t klen, const struct snap_entry *e)
+{
+    struct buf val;
+    buf_init(&val, 64u << 20);
+    int rc = diff_snap_encode(e, &val);
+    if (rc == 0) {
+        rc = store_put(txn, STORE_SNAP, key, klen, val.data, val.len);
+    }
+    buf_finish(&val);
+    return rc;
+}
+
+static const char *record_id_of(const struct snapshot_scope *sc, const cJSON *rec)
+{
+    const char *id = json_get_string(rec, sc->id_field);
+    if (id == NULL || !diff_valid_record_id(id)) {
+        return NULL;
+    }
+    return id;
+}
+
+static int apply_new(struct store_txn *txn, const struct snapshot_scope *sc, const char *key,
+                     size_t klen, const char *id, const cJSON *rec, const struct hash128 *h,
+                     struct snapshot_stats *st, snapshot_change_cb cb, void *ud)
+{
+    char *json = cJSON_PrintUnformatted(rec);
+    struct snap_entry e = {
+        .hash = *h,
+        .version = 1,
+        .flags = sc->new_flags,
+        .json = json,
+        .json_len = strlen(json),
+    };
+    int rc = put_entry(txn, key, klen, &e);
+    free(json);
+    if (rc == 0 && emits(sc, SNAPSHOT_CREATED)) {
+        rc = append_event(txn, sc, SNAPSHOT_CREATED, id, 1, h, rec, NULL, st);
+    }
+    st->created++;
+    if (rc == 0 && cb != NULL) {
+        rc = cb(txn, id, SNAPSHOT_CREATED, ud);
+    }
+    return rc;
+}
+
+static int apply_changed(struct store_txn *txn, const struct snapshot_scope *sc, const char *key,
+                         size_t klen, const char *id, const cJSON *rec, const struct hash128 *h,
+                         const struct snap_entry *old, struct snapshot_stats *st,
+                         snapshot_change_cb cb, void *ud)
+{
+    cJSON *changes = NULL;
+    if (emits(sc, SNAPSHOT_UPDATED)) {
+        cJSON *old_rec = NULL;
+        if (json_parse(old->json, old->json_len, &old_rec, NULL) == 0) {
+            changes = diff_changes(old_rec, rec, sc->fields, sc->ignore);
+        }
+        cJSON_Delete(old_rec);
+    }
+    char *json = cJSON_PrintUnformatted(rec);
+    struct snap_entry e = {
+        .hash = *h,
+        .version = old->version + 1,
+        .flags = old->flags & ~SNAP_MISSING,
+        .json = json,
+        .json_len = strlen(json),
+    };
+    int rc = put_entry(txn, key, klen, &e);
+    free(json);
+    if (rc == 0 && changes != NULL) {
+        rc = append_event(txn, sc, SNAPSHOT_UPDATED, id, e.version, h, rec, changes, st);
+        changes = NULL;
+    }
+    cJSON_Delete(changes);
+    st->updated++;
+    if (rc == 0 && cb != NULL) {
+        rc = cb(txn, id, SNAPSHOT_UPDATED, ud);
+    }
+    return rc;
+}
+
+/* Rewrites an unchanged entry whose deletion was held: it is back. */
+static int clear_missing(struct store_txn *txn, const char *key, size_t klen,
+                         const struct snap_entry *old)
+{
+    struct snap_entry e = *old;
+    /* old->json points into the map, which the put below may change: copy it. */
+    char *json = xstrndup(old->json, old->json_len);
+    e.json = json;
+    e.flags &= ~SNAP_MISSING;
+    e.missing_since_cycle = 0;
+    int rc = put_entry(txn, key, klen, &e);
+    free(json);
+    return rc;
+}
+
+static int apply_one(struct store_txn *txn, const struct snapshot_scope *sc, const cJSON *rec,
+                     struct idset *seen, struct snapshot_stats *st, snapshot_change_cb cb, void *ud)
+{
+    const char *id = cJSON_IsObject(rec) ? record_id_of(sc, rec) : NULL;
+    char key[SNAPSHOT_MAX_KEY + 1];
+    size_t klen = id != NULL ? make_key(sc, id, key) : 0;
+    if (klen == 0) {
+        st->invalid++;
+        return 0;
+    }
+    if (seen != NULL) {
+        idset_add(seen, id, strlen(id));
+    }
+    struct hash128 h;
+    diff_record_hash(rec, sc->fields, sc->ignore, &h);
+
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = store_get(txn, STORE_SNAP, key, klen, &val, &vlen);
+    if (rc == -ENOENT) {
+        return apply_new(txn, sc, key, klen, id, rec, &h, st, cb, ud);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    struct snap_entry old;
+    if (diff_snap_decode(val, vlen, &old) != 0) {
+        /* A value we cannot read is replaced, silently: better than failing forever. */
+        log_warn("snapshot", "unreadable snapshot entry for %s in %s: rewriting it", id,
+                 sc->trigger);
+        return apply_new(txn, sc, key, klen, id, rec, &h, st, NULL, NULL);
+    }
+    if (!hash128_eq(&old.hash, &h)) {
+        return apply_changed(txn, sc, key, klen, id, rec, &h, &old, st, cb, ud);
+    }
+    st->unchanged++;
+    if ((old.flags & SNAP_MISSING) != 0) {
+        return clear_missing(txn, key, klen, &old);
+    }
+    return 0;
+}
+
+int snapshot_apply_records(struct store_txn *txn, const struct snapshot_scope *sc,
+                           const cJSON *records, struct idset *seen, struct snapshot_stats *st,
+                           snapshot_change_cb cb, void *ud)
+{
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, records)
+    {
+        int rc = apply_one(txn, sc, rec, seen, st, cb, ud);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return store_txn_error(txn);
+}
+
+int snapshot_delete(struct store_txn *txn, const struct snapshot_scope *sc, const char *record_id,
+                    struct snapshot_stats *st, snapshot_change_cb cb, void *ud)
+{
+    char key[SNAPSHOT_MAX_KEY + 1];
+    size_t klen = make_key(sc, record_id, key);
+    if (klen == 0) {
+        return -EINVAL;
+    }
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = store_get(txn, STORE_SNAP, key, klen, &val, &vlen);
+    if (rc != 0) {
+        return rc;
+    }
+    struct snap_entry old;
+    cJSON *last = NULL;
+    uint32_t version = 1;
+    struct hash128 h = {0, 0};
+    if (diff_snap_decode(val, vlen, &old) == 0) {
+        json_parse(old.json, old.json_len, &last, NULL);
+        version = old.version + 1;
+        h = old.hash;
+    }
+    rc = store_del(txn, STORE_SNAP, key, klen);
+    if (rc == 0 && emits(sc, SNAPSHOT_DELETED)) {
+        rc = append_event(txn, sc, SNAPSHOT_DELETED, record_id, version, &h, last, NULL, st);
+    }
+    cJSON_Delete(last);
+    st->deleted++;
+    if (rc == 0 && cb != NULL) {
+        rc = cb(txn, record_id, SNAPSHOT_DELETED, ud);
+    }
+    return rc;
+}
+
+int snapshot_mark_missing(struct store_txn *txn, const struct snapshot_scope *sc,
+                          const char *record_id, uint64_t cycle)
+{
+    char key[SNAPSHOT_MAX_KEY + 1];
+    size_t klen = make_key(sc, record_id, key);
+    if (klen == 0) {
+        return -EINVAL;
+    }
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = store_get(txn, STORE_SNAP, key, klen, &val, &vlen);
+    if (rc != 0) {
+        return rc;
+    }
+    struct snap_entry e;
+    if (diff_snap_decode(val, vlen, &e) != 0 || (e.flags & SNAP_MISSING) != 0) {
+        return 0;
+    }
+    char *json = xstrndup(e.json, e.json_len);
+    e.json = json;
+    e.flags |= SNAP_MISSING;
+    e.missing_since_cycle = cycle;
+    rc = put_entry(txn, key, klen, &e);
+    free(json);
+    return rc;
+}
+
+int snapshot_purge(struct store_txn *txn, const struct snapshot_scope *sc)
+{
+    struct store_cursor *cur = NULL;
+    int rc = store_cursor_open(txn, STORE_SNAP, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+    const void *key = NULL;
+    size_t klen = 0;
+    rc = store_cursor_seek(cur, sc->prefix, sc->prefix_len, &key, &klen, NULL, NULL);
+    while (rc == 0 && klen >= sc->prefix_len && memcmp(key, sc->prefix, sc->prefix_len) == 0) {
+        rc = store_cursor_del(cur);
+        if (rc == 0) {
+            rc = store_cursor_next(cur, &key, &klen, NULL, NULL);
+        }
+    }
+    store_cursor_close(cur);
+    return rc == -ENOENT || rc == 0 ? store_txn_error(txn) : rc;
+}

@@ -1,0 +1,95 @@
+/*
+ * snapshot: applies what one enumeration fetched to a trigger's snapshot in
+ * LMDB and turns every difference into an event, inside the caller's write
+ * transaction, so the snapshot and the events it produces commit together
+ * (exactly-once: reliability.md P1-P3).
+ *
+ * A scope is one snapshot: the records of one trigger on one location (or,
+ * for a for_each trigger, the records of one parent record). Keys are
+ * `prefix || record_id`; the prefix is built by snapshot_key_prefix from
+ * parts joined by SNAPSHOT_SEP, a byte record ids cannot contain
+ * (diff_valid_record_id), so no scope's keys can collide with another's.
+ *
+ * Event ids are deterministic (diff_event_id over location, trigger,
+ * record, type, per-record version and content hash): re-deriving the same
+ * change after a crash yields the same id, so consumers can deduplicate.
+ * Thread context: loop thread; every function runs inside a store_write
+ * closure and is safe to re-run from scratch (no state outside the txn
+ * except idempotent idset additions and stats that the caller resets).
+ */
+#ifndef POLLEN_SNAPSHOT_H
+#define POLLEN_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include "idset.h"
+#include "store.h"
+
+#define SNAPSHOT_SEP '\x1f'
+
+enum snapshot_change {
+    SNAPSHOT_CREATED,
+    SNAPSHOT_UPDATED,
+    SNAPSHOT_DELETED,
+};
+
+const char *snapshot_change_name(enum snapshot_change c);
+
+struct snapshot_scope {
+    const char *trigger;      /* the [trigger NAME], written into events */
+    const char *location_id;  /* the HighLevel locationId, written into events */
+    const char *prefix;       /* key prefix, ends with SNAPSHOT_SEP */
+    size_t prefix_len;
+    const char *id_field;     /* member holding the record id, usually "id" */
+    char *const *fields;      /* only these members count (NULL: all) */
+    char *const *ignore;      /* these never count (user ignore + catalog volatile; NULL: none) */
+    unsigned emit;            /* CONFIG_EMIT_* bits: which changes become events */
+    bool silent;              /* baseline: record everything, emit nothing */
+    uint32_t new_flags;       /* flags for entries created now (SNAP_BASELINE in a baseline) */
+};
+
+struct snapshot_stats {
+    unsigned created;
+    unsigned updated;
+    unsigned deleted;
+    unsigned unchanged;
+    unsigned invalid;  /* records skipped: not an object, or no valid id */
+    unsigned events;   /* events appended */
+};
+
+/* Called inside the txn for every change (emitted or not), e.g. to feed for_each children. */
+typedef int (*snapshot_change_cb)(struct store_txn *txn, const char *record_id,
+                                  enum snapshot_change change, void *ud);
+
+/* Builds "part0 SEP part1 SEP ... SEP" into a new string; *len gets its length. */
+char *snapshot_key_prefix(const char *const *parts, size_t nparts, size_t *len);
+
+/*
+ * Diffs every record of the array `records` against the scope and writes the
+ * differences: new entries (created), changed ones (updated, with `changes`),
+ * cleared SNAP_MISSING flags. Adds each record id to `seen` (may be NULL).
+ * Returns 0 or a store error (the txn's sticky error is then set).
+ */
+int snapshot_apply_records(struct store_txn *txn, const struct snapshot_scope *sc,
+                           const cJSON *records, struct idset *seen, struct snapshot_stats *st,
+                           snapshot_change_cb cb, void *ud);
+
+/*
+ * Removes record_id from the scope and emits `deleted` with the last known
+ * copy (unless silent or not in emit). -ENOENT if it is not there.
+ */
+int snapshot_delete(struct store_txn *txn, const struct snapshot_scope *sc, const char *record_id,
+                    struct snapshot_stats *st, snapshot_change_cb cb, void *ud);
+
+/* Sets SNAP_MISSING on record_id (a deletion held for confirmation). */
+int snapshot_mark_missing(struct store_txn *txn, const struct snapshot_scope *sc,
+                          const char *record_id, uint64_t cycle);
+
+/* Removes every entry of the scope silently (a for_each parent record vanished). */
+int snapshot_purge(struct store_txn *txn, const struct snapshot_scope *sc);
+
+#endif

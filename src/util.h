@@ -1,0 +1,85 @@
+/*
+ * util: allocation wrappers, string helpers, duration parsing, clocks and
+ * randomness shared by every module.
+ *
+ * The x*alloc family aborts on out-of-memory after logging (Redis zmalloc):
+ * internal allocations are never checked by callers. Sizes that come from
+ * outside input must be bounded by the caller before they get here.
+ * Thread context: everything here is safe on any thread except util_rand*,
+ * which keeps per-process state and is used only on the loop thread.
+ */
+#ifndef POLLEN_UTIL_H
+#define POLLEN_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#if defined(__GNUC__)
+#define ATTR_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define ATTR_NORETURN __attribute__((noreturn))
+#else
+#define ATTR_PRINTF(fmt, args)
+#define ATTR_NORETURN
+#endif
+
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* Returns a newly allocated formatted string. */
+char *xasprintf(const char *fmt, ...) ATTR_PRINTF(1, 2);
+
+/* Copies src into dst (size bytes, always NUL-terminated). Returns false if truncated. */
+bool str_copy(char *dst, size_t size, const char *src);
+bool str_has_prefix(const char *s, const char *prefix);
+bool str_has_suffix(const char *s, const char *suffix);
+/* Trims ASCII white space at both ends, in place; returns s. */
+char *str_trim(char *s);
+
+/*
+ * Splits a space-separated list into a NULL-terminated array of new strings.
+ * The caller frees it with strv_free. *count (if not NULL) gets the length.
+ */
+char **strv_split(const char *list, size_t *count);
+void strv_free(char **v);
+size_t strv_len(char *const *v);
+bool strv_contains(char *const *v, const char *s);
+
+/*
+ * Parses a duration: an integer followed by ms, s, m, h or d ("90s", "5m",
+ * "250ms"); a bare integer is seconds. Returns 0 and sets *out_ms, or -EINVAL.
+ */
+int util_parse_duration(const char *s, uint64_t *out_ms);
+/* Parses a size: integer with optional k, K, KiB, M, MiB, G, GiB suffix. */
+int util_parse_size(const char *s, uint64_t *out_bytes);
+/* Parses a strict base-10 integer in [min, max]. */
+int util_parse_int(const char *s, long long min, long long max, long long *out);
+/* Parses yes/no/true/false/on/off/1/0. */
+int util_parse_bool(const char *s, bool *out);
+
+/* Monotonic milliseconds (for deadlines) and wall-clock milliseconds (for display). */
+uint64_t util_mono_ms(void);
+uint64_t util_wall_ms(void);
+/* Formats wall-clock ms as ISO-8601 UTC with milliseconds: 2026-11-26T19:46:53.123Z (25 bytes with NUL). */
+void util_iso8601(uint64_t wall_ms, char out[32]);
+
+/* Seeds the random generator from getrandom(); deterministic when POLLEN_SEED is set. */
+void util_rand_seed(void);
+uint64_t util_rand64(void);
+/* Uniform in [lo, hi] (inclusive); returns lo when hi <= lo. */
+uint64_t util_rand_range(uint64_t lo, uint64_t hi);
+
+/* Capped full-jitter exponential backoff (Fluent Bit): random in [base, min(cap, base*2^attempt)]. */
+uint64_t util_backoff_ms(uint64_t base_ms, uint64_t cap_ms, unsigned attempt);
+
+/* Reads a whole file (at most max bytes) into a NUL-terminated buffer. Returns 0 or -errno / -EFBIG. */
+int util_read_file(const char *path, size_t max, char **out, size_t *out_len);
+
+/* mkdir -p with the given mode. Returns 0 or -errno. */
+int util_mkdir_p(const char *path, unsigned mode);
+
+#endif
