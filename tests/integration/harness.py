@@ -1,0 +1,189 @@
+"""Shared fixtures for the integration tests: a sandbox API on an ephemeral
+127.0.0.1 port, a temporary state directory, configuration files, the real
+`pollen` binary, and readers for its event log.
+
+Environment (set by meson): POLLEN_BIN (the binary), SOURCE_ROOT.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+SOURCE_ROOT = os.environ.get(
+    "SOURCE_ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+POLLEN_BIN = os.environ.get("POLLEN_BIN", os.path.join(SOURCE_ROOT, "build", "src", "pollen"))
+SANDBOX = os.path.join(SOURCE_ROOT, "tests", "sandbox", "sandbox.py")
+LOCATION_ID = "testLocation00000001"
+TOKEN = "pit-test-token-0123456789"
+
+
+class Sandbox:
+    """The fake HighLevel API as a subprocess."""
+
+    def __init__(self, workdir, *extra_args, tokens=None):
+        self.port_file = os.path.join(workdir, "sandbox.port")
+        self.log_path = os.path.join(workdir, "sandbox.log")
+        args = [sys.executable, SANDBOX, "--port", "0", "--port-file", self.port_file, "--quiet"]
+        for tok, loc in (tokens or {TOKEN: LOCATION_ID}).items():
+            args += ["--token", f"{tok}={loc}"]
+        args += list(extra_args)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("sandbox did not start: " + open(self.log_path).read())
+            time.sleep(0.05)
+        with open(self.port_file) as f:
+            self.port = int(f.read().strip())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def control(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            raw = resp.read()
+            return json.loads(raw) if raw else None
+
+    def seed(self, contacts, tasks=0, notes=0, seed=1):
+        return self.control("POST", "/_control/seed", {
+            "contacts": contacts, "tasks_per_contact": tasks, "notes_per_contact": notes,
+            "seed": seed})
+
+    def mutate(self, ops):
+        return self.control("POST", "/_control/mutate", {"ops": ops})["changes"]
+
+    def changes(self, since=0):
+        return self.control("GET", f"/_control/changes?since={since}")["changes"]
+
+    def requests(self, since=0):
+        return self.control("GET", f"/_control/requests?since={since}")["requests"]
+
+    def faults(self, faults):
+        return self.control("POST", "/_control/faults", {"faults": faults})
+
+    def clear_faults(self):
+        return self.control("DELETE", "/_control/faults")
+
+    def state(self):
+        return self.control("GET", "/_control/state")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class PollenTest(unittest.TestCase):
+    """Base class: a fresh sandbox and state directory per test."""
+
+    sandbox_args = ()
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="pollen-it-")
+        self.sandbox = Sandbox(self.dir, *self.sandbox_args)
+        self.engine = None
+        self.engine_log = None
+        self.env = dict(os.environ, POLLEN_TEST_TOKEN=TOKEN)
+
+    def tearDown(self):
+        self.stop_engine()
+        self.sandbox.stop()
+        if os.environ.get("POLLEN_KEEP_TMP"):
+            print("kept", self.dir, file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- configuration ------------------------------------------------------
+
+    def write_config(self, triggers, engine="", location="", api="", name="pollen.ini"):
+        text = (
+            "[engine]\n"
+            "state_dir = state\n"
+            "min_interval = 1s\n"
+            "log_level = debug\n"
+            f"{engine}\n"
+            "[api]\n"
+            f"base_url = {self.sandbox.url}\n"
+            "timeout = 10s\n"
+            f"{api}\n"
+            "[location main]\n"
+            f"id = {LOCATION_ID}\n"
+            "token = env:POLLEN_TEST_TOKEN\n"
+            f"{location}\n"
+            f"{triggers}\n"
+        )
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    # -- running the engine ---------------------------------------------------
+
+    def pollen(self, *args, timeout=300, check=True, env=None):
+        proc = subprocess.run([POLLEN_BIN, *args], capture_output=True, text=True,
+                              timeout=timeout, env=env or self.env)
+        if check and proc.returncode != 0:
+            self.fail(f"pollen {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+        return proc
+
+    def run_once(self, config, **kw):
+        return self.pollen("run", "-c", config, "--once", **kw)
+
+    def start_engine(self, config, env=None):
+        self.engine_log = open(os.path.join(self.dir, "engine.log"), "a")
+        self.engine = subprocess.Popen([POLLEN_BIN, "run", "-c", config], stdout=self.engine_log,
+                                       stderr=subprocess.STDOUT, env=env or self.env)
+        return self.engine
+
+    def stop_engine(self, sig=signal.SIGTERM):
+        if self.engine is None:
+            return None
+        if self.engine.poll() is None:
+            self.engine.send_signal(sig)
+            try:
+                self.engine.wait(30)
+            except subprocess.TimeoutExpired:
+                self.engine.kill()
+                self.engine.wait()
+        rc = self.engine.returncode
+        self.engine = None
+        self.engine_log.close()
+        return rc
+
+    def engine_log_text(self):
+        path = os.path.join(self.dir, "engine.log")
+        return open(path).read() if os.path.exists(path) else ""
+
+    # -- reading events -------------------------------------------------------
+
+    def events(self, config, *args):
+        proc = self.pollen("tail", "-c", config, *args)
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+    def wait_for(self, predicate, timeout=60, interval=0.2, what="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        self.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def main():
+    """Runs the calling module's tests; exit status 0 only if all passed."""
+    result = unittest.main(module="__main__", exit=False, verbosity=2).result
+    sys.exit(0 if result.wasSuccessful() else 1)
