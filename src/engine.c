@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "catalog.h"
@@ -231,6 +232,8 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
     e.cfg = cfg;
     e.opts = *opts;
     harden_process();
+    /* Once, before anything could start a thread (curl's resolver does). */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     util_rand_seed();
     failpoint_init();
 
@@ -264,6 +267,7 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
     free(e.pollers);
     store_close(e.store);
     json_scratch_release();
+    curl_global_cleanup();
     log_info("engine", "stopped");
     return e.failed ? 1 : 0;
 }

@@ -96,7 +96,10 @@ class PollenTest(unittest.TestCase):
         self.sandbox = Sandbox(self.dir, *self.sandbox_args)
         self.engine = None
         self.engine_log = None
-        self.env = dict(os.environ, POLLEN_TEST_TOKEN=TOKEN)
+        # Proxies from the environment must not capture loopback traffic.
+        self.env = {k: v for k, v in os.environ.items()
+                    if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+        self.env["POLLEN_TEST_TOKEN"] = TOKEN
 
     def tearDown(self):
         self.stop_engine()
