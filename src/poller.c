@@ -1079,6 +1079,7 @@ struct unit_apply {
     struct poller *p;
     const char *parent_id;
     const cJSON *records;      /* NULL: the parent is gone, purge */
+    bool skip;                 /* only advance past this parent record (it was not readable) */
     struct snapshot_stats st;
 };
 
@@ -1163,7 +1164,9 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
     char *prefix = unit_prefix(p, a->parent_id, &plen);
     int rc = 0;
     struct snapshot_scope sc;
-    if (a->records == NULL) {
+    if (a->skip) {
+        /* Nothing to record: the queue entry or the sweep position still moves on. */
+    } else if (a->records == NULL) {
         init_scope(p, &sc, prefix, plen, true);
         rc = snapshot_purge(txn, &sc);
     } else {
@@ -1222,9 +1225,9 @@ static void unit_finish(struct poller *p, bool ok)
     p->unit_id = NULL;
 }
 
-static void run_unit_txn(struct poller *p, const cJSON *records)
+static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
 {
-    struct unit_apply a = {.p = p, .parent_id = p->unit_id, .records = records};
+    struct unit_apply a = {.p = p, .parent_id = p->unit_id, .records = records, .skip = skip};
     int rc = store_write(p->env.store, apply_unit_txn, &a);
     if (rc != 0) {
         log_error(p->tag, "cannot record the %s of %s: %s", p->def->records, p->unit_id,
@@ -1257,14 +1260,12 @@ static void on_unit(struct http_response *resp, void *ud)
     enum outcome oc = classify(resp);
     if (oc == OUTCOME_GONE) {
         /* The parent record is gone (or not readable): the parent's own
-         * deletion handling will purge it; move on. */
-        cJSON *empty = NULL;
+         * deletion handling will purge it; move on without touching the
+         * snapshot (an error must never look like "no tasks"). */
         cJSON_Delete(body);
         log_debug(p->tag, "%s %s not readable (HTTP %ld); skipping", p->def->fan_out, p->unit_id,
                   resp->status);
-        struct unit_apply a = {.p = p, .parent_id = p->unit_id, .records = empty};
-        (void)a;
-        unit_finish(p, true);
+        run_unit_txn(p, NULL, true);
         return;
     }
     const cJSON *records = body ? json_get_path(body, p->def->records) : NULL;
@@ -1280,7 +1281,7 @@ static void on_unit(struct http_response *resp, void *ud)
         unit_finish(p, false);
         return;
     }
-    run_unit_txn(p, records);
+    run_unit_txn(p, records, false);
     cJSON_Delete(body);
 }
 
@@ -1404,7 +1405,7 @@ static void sweep_next(struct poller *p)
     p->unit_id = id;
     p->unit_from_queue = from_queue;
     if (purge) {
-        run_unit_txn(p, NULL);
+        run_unit_txn(p, NULL, false);
         return;
     }
     struct request_parts r;
