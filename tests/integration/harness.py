@@ -17,7 +17,7 @@ import urllib.request
 
 SOURCE_ROOT = os.environ.get(
     "SOURCE_ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-POLLEN_BIN = os.environ.get("POLLEN_BIN", os.path.join(SOURCE_ROOT, "build", "src", "pollen"))
+POLLEN_BIN = os.environ.get("POLLEN_BIN", os.path.join(SOURCE_ROOT, "build", "pollen"))
 SANDBOX = os.path.join(SOURCE_ROOT, "tests", "sandbox", "sandbox.py")
 LOCATION_ID = "testLocation00000001"
 TOKEN = "pit-test-token-0123456789"
@@ -190,3 +190,21 @@ def main():
     """Runs the calling module's tests; exit status 0 only if all passed."""
     result = unittest.main(module="__main__", exit=False, verbosity=2).result
     sys.exit(0 if result.wasSuccessful() else 1)
+
+
+# -- helpers added for test_crash and the benchmarks (append-only) -----------
+
+def mutate_random(sandbox, n, kinds=None, seed=None):
+    """`n` weighted random realistic mutations (/_control/mutate {"random": n});
+    kinds: a subset of ["contact", "task", "note"] (None: all). Returns the change entries."""
+    body = {"random": int(n)}
+    if kinds is not None:
+        body["kinds"] = list(kinds)
+    if seed is not None:
+        body["seed"] = str(seed)
+    return sandbox.control("POST", "/_control/mutate", body)["changes"]
+
+
+def change_log_seq(sandbox):
+    """The sandbox change log's last sequence number (0 when nothing was logged)."""
+    return sandbox.control("GET", "/_control/changes?limit=1")["last_seq"]
