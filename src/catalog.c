@@ -1,0 +1,816 @@
+/*
+ * catalog: see catalog.h. The INI rules and key tables come from diag.h
+ * (implemented in config.c).
+ */
+#include "catalog.h"
+
+#include <cJSON.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* At most this many *.ini files per subdirectory. */
+#define CATALOG_MAX_FILES 1024
+/* Largest page size a definition may declare. */
+#define CATALOG_MAX_PAGE 10000
+
+struct catalog {
+    struct catalog_trigger *triggers; /* sorted by name after load */
+    size_t ntriggers;
+    char **files;                     /* paths of the files read; triggers point into them */
+    size_t nfiles;
+};
+
+static const char *const where_names[] = {"path", "query", "body", NULL};
+static const char *const type_names[] = {"string", "integer", "number", "boolean", "json", NULL};
+static const char *const pagination_names[] = {"none", "start_after", "search_after",
+                                               "skip_limit", NULL};
+
+const char *catalog_where_name(enum catalog_where where)
+{
+    return (unsigned)where < ARRAY_SIZE(where_names) - 1 ? where_names[where] : "?";
+}
+
+const char *catalog_type_name(enum catalog_type type)
+{
+    return (unsigned)type < ARRAY_SIZE(type_names) - 1 ? type_names[type] : "?";
+}
+
+const char *catalog_pagination_name(enum catalog_pagination p)
+{
+    return (unsigned)p < ARRAY_SIZE(pagination_names) - 1 ? pagination_names[p] : "?";
+}
+
+static int choice_index(const char *const *choices, const char *value)
+{
+    for (int i = 0; choices[i] != NULL; i++) {
+        if (strcmp(choices[i], value) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Value checks                                                              */
+
+/* Lower-case dotted names: contacts.search, contacts.tasks.get. */
+static bool valid_trigger_name(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > CONFIG_NAME_MAX || s[0] == '.' || s[len - 1] == '.') {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '.' && s[i + 1] == '.') {
+            return false;
+        }
+        if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '_' || c == '.')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A JSON field or parameter name: [A-Za-z0-9_]+. */
+static bool valid_ident(const char *s, size_t len)
+{
+    if (len == 0 || len > CONFIG_NAME_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Calls fn for each {placeholder} of a path template; returns -EINVAL (and
+ * reports) on unbalanced or empty braces. */
+static int each_placeholder(struct config_ini *doc, int line, const char *key, const char *tpl,
+                            void (*fn)(void *ctx, const char *name, size_t len), void *ctx)
+{
+    for (const char *p = tpl; *p != '\0'; p++) {
+        if (*p == '}') {
+            config_diag_add(&doc->diag, line, "%s: '}' without '{'", key);
+            return -EINVAL;
+        }
+        if (*p != '{') {
+            continue;
+        }
+        const char *close = strchr(p + 1, '}');
+        const char *open = strchr(p + 1, '{');
+        if (close == NULL || (open != NULL && open < close)) {
+            config_diag_add(&doc->diag, line, "%s: '{' without '}'", key);
+            return -EINVAL;
+        }
+        if (!valid_ident(p + 1, (size_t)(close - p - 1))) {
+            config_diag_add(&doc->diag, line,
+                            "%s: placeholders are {NAME} with NAME of letters, digits and _", key);
+            return -EINVAL;
+        }
+        if (fn != NULL) {
+            fn(ctx, p + 1, (size_t)(close - p - 1));
+        }
+        p = close;
+    }
+    return 0;
+}
+
+static int check_template(struct config_ini *doc, const struct config_key *k, const char *value,
+                          int line)
+{
+    if (value[0] != '/') {
+        config_diag_add(&doc->diag, line, "%s must start with '/'", k->name);
+        return -EINVAL;
+    }
+    if (strpbrk(value, " \t?#") != NULL) {
+        config_diag_add(&doc->diag, line,
+                        "%s must be a plain path (no spaces, query or fragment; use query.NAME "
+                        "or param.NAME)",
+                        k->name);
+        return -EINVAL;
+    }
+    return each_placeholder(doc, line, k->name, value, NULL, NULL);
+}
+
+static int parse_path(struct config_ini *doc, const struct config_key *k, const char *value,
+                      int line, void *field)
+{
+    if (check_template(doc, k, value, line) != 0) {
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+struct only_id {
+    bool has_id;
+    bool other;
+};
+
+static void note_id(void *ctx, const char *name, size_t len)
+{
+    struct only_id *o = ctx;
+    if (len == 2 && memcmp(name, "id", 2) == 0) {
+        o->has_id = true;
+    } else {
+        o->other = true;
+    }
+}
+
+static int parse_confirm_delete(struct config_ini *doc, const struct config_key *k,
+                                const char *value, int line, void *field)
+{
+    if (check_template(doc, k, value, line) != 0) {
+        return -EINVAL;
+    }
+    struct only_id o = {false, false};
+    each_placeholder(doc, line, k->name, value, note_id, &o);
+    if (!o.has_id || o.other) {
+        config_diag_add(&doc->diag, line,
+                        "%s must contain {id} (the record's id) and no other placeholder",
+                        k->name);
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+/* records: a dotted JSON path such as contacts or data.items. */
+static int parse_records(struct config_ini *doc, const struct config_key *k, const char *value,
+                         int line, void *field)
+{
+    bool ok = true;
+    for (const char *p = value; ok;) {
+        size_t n = strcspn(p, ".");
+        ok = valid_ident(p, n);
+        if (p[n] == '\0') {
+            break;
+        }
+        p += n + 1;
+    }
+    if (!ok) {
+        config_diag_add(&doc->diag, line,
+                        "%s must be a dotted JSON path of names (letters, digits, _), e.g. "
+                        "contacts or data.items",
+                        k->name);
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+/* resource, parent_resource, fan_out: one identifier. */
+static int parse_ident(struct config_ini *doc, const struct config_key *k, const char *value,
+                       int line, void *field)
+{
+    if (!valid_ident(value, strlen(value))) {
+        config_diag_add(&doc->diag, line, "%s must be a single name (letters, digits, _)",
+                        k->name);
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+static int parse_pagination(struct config_ini *doc, const struct config_key *k,
+                            const char *value, int line, void *field)
+{
+    int i = choice_index(pagination_names, value);
+    if (i < 0) {
+        config_diag_add(&doc->diag, line,
+                        "bad value for '%s' (allowed: none start_after search_after skip_limit)",
+                        k->name);
+        return -EINVAL;
+    }
+    *(enum catalog_pagination *)field = (enum catalog_pagination)i;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Key table                                                                 */
+
+static const char *const methods[] = {"GET", "POST", NULL};
+
+#define T(f) offsetof(struct catalog_trigger, f)
+static const struct config_key trigger_keys[] = {
+    {.name = "title", .type = CONFIG_KEY_STRING, .offset = T(title), .required = true},
+    {.name = "operation_id", .type = CONFIG_KEY_STRING, .offset = T(operation_id),
+     .required = true},
+    {.name = "spec", .type = CONFIG_KEY_STRING, .offset = T(spec)},
+    {.name = "method", .type = CONFIG_KEY_STRING, .offset = T(method), .required = true,
+     .choices = methods},
+    {.name = "path", .type = CONFIG_KEY_CUSTOM, .offset = T(path), .required = true,
+     .parse = parse_path},
+    {.name = "version", .type = CONFIG_KEY_STRING, .offset = T(version), .required = true},
+    {.name = "scope", .type = CONFIG_KEY_STRING, .offset = T(scope), .required = true},
+    {.name = "resource", .type = CONFIG_KEY_CUSTOM, .offset = T(resource), .required = true,
+     .parse = parse_ident},
+    {.name = "records", .type = CONFIG_KEY_CUSTOM, .offset = T(records), .required = true,
+     .parse = parse_records},
+    {.name = "single", .type = CONFIG_KEY_BOOL, .offset = T(single), .def = "no"},
+    {.name = "id_field", .type = CONFIG_KEY_CUSTOM, .offset = T(id_field), .def = "id",
+     .parse = parse_ident},
+    {.name = "updated_field", .type = CONFIG_KEY_CUSTOM, .offset = T(updated_field),
+     .parse = parse_ident},
+    {.name = "pagination", .type = CONFIG_KEY_CUSTOM, .offset = T(pagination), .required = true,
+     .parse = parse_pagination},
+    {.name = "page_size", .type = CONFIG_KEY_UNSIGNED, .offset = T(page_size), .min = 1,
+     .max = CATALOG_MAX_PAGE},
+    {.name = "max_page_size", .type = CONFIG_KEY_UNSIGNED, .offset = T(max_page_size), .min = 1,
+     .max = CATALOG_MAX_PAGE},
+    {.name = "volatile", .type = CONFIG_KEY_LIST, .offset = T(volatile_fields)},
+    {.name = "confirm_delete", .type = CONFIG_KEY_CUSTOM, .offset = T(confirm_delete),
+     .parse = parse_confirm_delete},
+    {.name = "fan_out", .type = CONFIG_KEY_CUSTOM, .offset = T(fan_out), .parse = parse_ident},
+    {.name = "parent_resource", .type = CONFIG_KEY_CUSTOM, .offset = T(parent_resource),
+     .parse = parse_ident},
+    {.name = "require_one", .type = CONFIG_KEY_LIST, .offset = T(require_one)},
+};
+#undef T
+enum {
+    K_TITLE,
+    K_OPERATION_ID,
+    K_SPEC,
+    K_METHOD,
+    K_PATH,
+    K_VERSION,
+    K_SCOPE,
+    K_RESOURCE,
+    K_RECORDS,
+    K_SINGLE,
+    K_ID_FIELD,
+    K_UPDATED_FIELD,
+    K_PAGINATION,
+    K_PAGE_SIZE,
+    K_MAX_PAGE_SIZE,
+    K_VOLATILE,
+    K_CONFIRM_DELETE,
+    K_FAN_OUT,
+    K_PARENT_RESOURCE,
+    K_REQUIRE_ONE,
+    K_NKEYS,
+};
+_Static_assert(ARRAY_SIZE(trigger_keys) == K_NKEYS, "catalog key enum out of sync");
+
+/* ------------------------------------------------------------------------ */
+/* Bindings and parameters (keys with a prefix)                              */
+
+/*
+ * A definition under construction. t is the first member, so the key
+ * table's offsets (relative to struct catalog_trigger) also work on the
+ * build record, which config_ini_apply hands to trigger_extra.
+ */
+struct trigger_build {
+    struct catalog_trigger t;
+    int *param_lines; /* parallel to t.params, for messages */
+};
+_Static_assert(offsetof(struct trigger_build, t) == 0, "t must come first");
+
+static void add_binding(struct config_ini *doc, const struct config_ini_entry *e,
+                        const char *name, struct catalog_binding **arr, size_t *n)
+{
+    const char *v = e->value;
+    struct catalog_binding b = {0};
+    if (v[0] == '\0') {
+        config_diag_add(&doc->diag, e->line, "empty value for '%s'", e->key);
+        return;
+    }
+    if (strcmp(v, "{location}") == 0) {
+        b.is_location = true;
+        b.value = xstrdup(v);
+    } else if (str_has_prefix(v, "json:")) {
+        const char *end = NULL;
+        cJSON *j = cJSON_ParseWithOpts(v + 5, &end, 1);
+        if (j == NULL) {
+            size_t at = end != NULL && end >= v + 5 ? (size_t)(end - (v + 5)) + 1 : 1;
+            config_diag_add(&doc->diag, e->line,
+                            "'%s' is not valid JSON after 'json:' (error near byte %zu)", e->key,
+                            at);
+            return;
+        }
+        cJSON_Delete(j);
+        b.is_json = true;
+        b.value = xstrdup(v + 5);
+    } else if (v[0] == '{' && v[strlen(v) - 1] == '}') {
+        config_diag_add(&doc->diag, e->line,
+                        "'%s': unknown placeholder (the only one is {location}; write a JSON "
+                        "object as json:{...})",
+                        e->key);
+        return;
+    } else {
+        b.value = xstrdup(v);
+    }
+    b.name = xstrdup(name);
+    *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
+    (*arr)[(*n)++] = b;
+}
+
+static void add_param(struct config_ini *doc, const struct config_ini_entry *e, const char *name,
+                      struct trigger_build *tb)
+{
+    struct catalog_trigger *t = &tb->t;
+    size_t n = 0;
+    char **w = strv_split(e->value, &n);
+    int where = n == 3 ? choice_index(where_names, w[0]) : -1;
+    int type = n == 3 ? choice_index(type_names, w[1]) : -1;
+    bool ok = n == 3 && where >= 0 && type >= 0 &&
+              (strcmp(w[2], "required") == 0 || strcmp(w[2], "optional") == 0);
+    if (!ok) {
+        config_diag_add(&doc->diag, e->line,
+                        "'%s' must be 'WHERE TYPE REQUIRED': WHERE is path, query or body; TYPE "
+                        "is string, integer, number, boolean or json; REQUIRED is required or "
+                        "optional",
+                        e->key);
+        strv_free(w);
+        return;
+    }
+    if (config_is_trigger_key(name)) {
+        config_diag_add(&doc->diag, e->line,
+                        "parameter name '%s' is reserved for [trigger] sections; rename it",
+                        name);
+        strv_free(w);
+        return;
+    }
+    t->params = xrealloc(t->params, (t->nparams + 1) * sizeof(*t->params));
+    tb->param_lines = xrealloc(tb->param_lines, (t->nparams + 1) * sizeof(*tb->param_lines));
+    t->params[t->nparams] = (struct catalog_param){
+        .name = xstrdup(name),
+        .where = (enum catalog_where)where,
+        .type = (enum catalog_type)type,
+        .required = strcmp(w[2], "required") == 0,
+    };
+    tb->param_lines[t->nparams] = e->line;
+    t->nparams++;
+    strv_free(w);
+}
+
+static bool trigger_extra(struct config_ini *doc, const struct config_ini_entry *e, void *obj)
+{
+    struct trigger_build *tb = obj;
+    static const char *const prefixes[] = {"query.", "body.", "param."};
+    for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
+        if (!str_has_prefix(e->key, prefixes[i])) {
+            continue;
+        }
+        const char *name = e->key + strlen(prefixes[i]);
+        if (!valid_ident(name, strlen(name))) {
+            config_diag_add(&doc->diag, e->line,
+                            "'%s': the name after '%s' must be letters, digits and _", e->key,
+                            prefixes[i]);
+            return true;
+        }
+        if (i == 0) {
+            add_binding(doc, e, name, &tb->t.query, &tb->t.nquery);
+        } else if (i == 1) {
+            add_binding(doc, e, name, &tb->t.body, &tb->t.nbody);
+        } else {
+            add_param(doc, e, name, tb);
+        }
+        return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cross checks                                                              */
+
+struct path_check {
+    struct config_ini *doc;
+    const struct catalog_trigger *t;
+    int line;
+    char **seen; /* placeholders found, strv */
+    size_t nseen;
+};
+
+static void note_placeholder(void *ctx, const char *name, size_t len)
+{
+    struct path_check *pc = ctx;
+    char *n = xstrndup(name, len);
+    const struct catalog_param *p = catalog_trigger_param(pc->t, n);
+    if (p == NULL || p->where != CATALOG_PATH) {
+        config_diag_add(&pc->doc->diag, pc->line,
+                        "path placeholder {%s} needs 'param.%s = path string required'", n, n);
+    }
+    pc->seen = xrealloc(pc->seen, (pc->nseen + 2) * sizeof(*pc->seen));
+    pc->seen[pc->nseen++] = n;
+    pc->seen[pc->nseen] = NULL;
+}
+
+static const struct catalog_binding *find_binding(const struct catalog_binding *b, size_t n,
+                                                  const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(b[i].name, name) == 0) {
+            return &b[i];
+        }
+    }
+    return NULL;
+}
+
+static void finish_trigger(struct config_ini *doc, const struct config_ini_section *sec,
+                           struct trigger_build *tb, const int *lines)
+{
+    struct catalog_trigger *t = &tb->t;
+    if (t->volatile_fields == NULL) {
+        t->volatile_fields = strv_split("", NULL);
+    }
+    if (t->require_one == NULL) {
+        t->require_one = strv_split("", NULL);
+    }
+
+    /* Path placeholders and path parameters must match one to one. */
+    if (t->path != NULL) {
+        struct path_check pc = {.doc = doc, .t = t, .line = lines[K_PATH]};
+        each_placeholder(doc, lines[K_PATH], "path", t->path, note_placeholder, &pc);
+        for (size_t i = 0; i < t->nparams; i++) {
+            if (t->params[i].where == CATALOG_PATH && !strv_contains(pc.seen, t->params[i].name)) {
+                config_diag_add(&doc->diag, tb->param_lines[i],
+                                "path parameter '%s' does not appear in path as {%s}",
+                                t->params[i].name, t->params[i].name);
+            }
+        }
+        strv_free(pc.seen);
+    }
+
+    for (size_t i = 0; i < t->nparams; i++) {
+        const struct catalog_param *p = &t->params[i];
+        if (p->where == CATALOG_PATH && !p->required) {
+            config_diag_add(&doc->diag, tb->param_lines[i],
+                            "path parameter '%s' must be required", p->name);
+        }
+        if ((p->where == CATALOG_QUERY && find_binding(t->query, t->nquery, p->name) != NULL) ||
+            (p->where == CATALOG_BODY && find_binding(t->body, t->nbody, p->name) != NULL)) {
+            config_diag_add(&doc->diag, tb->param_lines[i],
+                            "parameter '%s' is also a fixed %s.%s binding", p->name,
+                            catalog_where_name(p->where), p->name);
+        }
+        if (p->where == CATALOG_BODY && t->method != NULL && strcmp(t->method, "GET") == 0) {
+            config_diag_add(&doc->diag, tb->param_lines[i],
+                            "body parameter '%s' on a GET endpoint", p->name);
+        }
+    }
+    if (t->nbody > 0 && t->method != NULL && strcmp(t->method, "GET") == 0) {
+        config_diag_add(&doc->diag, sec->line, "body.%s binding on a GET endpoint",
+                        t->body[0].name);
+    }
+
+    if (t->single && t->pagination != CATALOG_PAGE_NONE) {
+        config_diag_add(&doc->diag, lines[K_SINGLE],
+                        "single = yes needs pagination = none (one record has no pages)");
+    }
+    if (lines[K_PAGINATION] != 0 && t->pagination != CATALOG_PAGE_NONE) {
+        if (lines[K_PAGE_SIZE] == 0 || lines[K_MAX_PAGE_SIZE] == 0) {
+            config_diag_add(&doc->diag, sec->line,
+                            "[%s] is paginated: it needs page_size and max_page_size", t->name);
+        } else if (t->page_size > t->max_page_size) {
+            config_diag_add(&doc->diag, lines[K_PAGE_SIZE],
+                            "page_size = %u is larger than max_page_size = %u", t->page_size,
+                            t->max_page_size);
+        }
+    } else if (t->pagination == CATALOG_PAGE_NONE) {
+        int l = lines[K_PAGE_SIZE] ? lines[K_PAGE_SIZE] : lines[K_MAX_PAGE_SIZE];
+        if (l != 0) {
+            config_diag_add(&doc->diag, l, "page sizes given but pagination = none");
+        }
+        t->page_size = 0;
+        t->max_page_size = 0;
+    }
+
+    if (t->fan_out != NULL && catalog_trigger_param(t, t->fan_out) == NULL) {
+        config_diag_add(&doc->diag, lines[K_FAN_OUT],
+                        "fan_out names '%s', which is not a declared param.%s", t->fan_out,
+                        t->fan_out);
+    }
+    if (t->fan_out != NULL && lines[K_PARENT_RESOURCE] == 0) {
+        config_diag_add(&doc->diag, lines[K_FAN_OUT], "fan_out needs parent_resource");
+    }
+    if (t->fan_out == NULL && lines[K_FAN_OUT] == 0 && lines[K_PARENT_RESOURCE] != 0) {
+        config_diag_add(&doc->diag, lines[K_PARENT_RESOURCE],
+                        "parent_resource is only meaningful with fan_out");
+    }
+    for (size_t i = 0; t->require_one[i] != NULL; i++) {
+        if (catalog_trigger_param(t, t->require_one[i]) == NULL) {
+            config_diag_add(&doc->diag, lines[K_REQUIRE_ONE],
+                            "require_one names '%s', which is not a declared param.%s",
+                            t->require_one[i], t->require_one[i]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loading                                                                   */
+
+static void trigger_free(struct catalog_trigger *t)
+{
+    free(t->name);
+    free(t->title);
+    free(t->operation_id);
+    free(t->spec);
+    free(t->method);
+    free(t->path);
+    free(t->version);
+    free(t->scope);
+    free(t->resource);
+    free(t->records);
+    free(t->id_field);
+    free(t->updated_field);
+    strv_free(t->volatile_fields);
+    free(t->confirm_delete);
+    free(t->fan_out);
+    free(t->parent_resource);
+    strv_free(t->require_one);
+    for (size_t i = 0; i < t->nquery; i++) {
+        free(t->query[i].name);
+        free(t->query[i].value);
+    }
+    free(t->query);
+    for (size_t i = 0; i < t->nbody; i++) {
+        free(t->body[i].name);
+        free(t->body[i].value);
+    }
+    free(t->body);
+    for (size_t i = 0; i < t->nparams; i++) {
+        free(t->params[i].name);
+    }
+    free(t->params);
+}
+
+static const struct catalog_trigger *find_linear(const struct catalog *cat, const char *name)
+{
+    for (size_t i = 0; i < cat->ntriggers; i++) {
+        if (strcmp(cat->triggers[i].name, name) == 0) {
+            return &cat->triggers[i];
+        }
+    }
+    return NULL;
+}
+
+static void load_trigger_file(struct catalog *cat, struct config_ini *doc, const char *file)
+{
+    for (size_t i = 0; i < doc->nsections; i++) {
+        const struct config_ini_section *sec = &doc->sections[i];
+        if (sec->skip) {
+            continue;
+        }
+        if (sec->name != NULL || !valid_trigger_name(sec->kind)) {
+            config_diag_add(&doc->diag, sec->line,
+                            "bad trigger name: use one lower-case dotted name such as "
+                            "[contacts.search] (a-z 0-9 _ .)");
+            continue;
+        }
+        const struct catalog_trigger *dup = find_linear(cat, sec->kind);
+        if (dup != NULL) {
+            config_diag_add(&doc->diag, sec->line,
+                            "duplicate trigger '%s' (first defined at %s:%d)", sec->kind,
+                            dup->file, dup->line);
+            continue;
+        }
+        struct trigger_build tb = {.t = {.file = file, .line = sec->line}};
+        tb.t.name = xstrdup(sec->kind);
+        char *what = xasprintf("[%s]", tb.t.name);
+        int lines[K_NKEYS];
+        config_ini_apply(doc, sec, what, trigger_keys, K_NKEYS, &tb, trigger_extra, lines);
+        free(what);
+        finish_trigger(doc, sec, &tb, lines);
+        free(tb.param_lines);
+        /* Kept even when it has errors: later files then get duplicate
+         * checks against it, and the whole catalog is dropped anyway. */
+        cat->triggers = xrealloc(cat->triggers, (cat->ntriggers + 1) * sizeof(*cat->triggers));
+        cat->triggers[cat->ntriggers++] = tb.t;
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int cmp_trigger(const void *a, const void *b)
+{
+    return strcmp(((const struct catalog_trigger *)a)->name,
+                  ((const struct catalog_trigger *)b)->name);
+}
+
+/* Sorted list of the *.ini regular files in dir; -errno if unreadable. */
+static int list_ini_files(const char *dir, char ***out, size_t *count)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return -errno;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || !str_has_suffix(de->d_name, ".ini")) {
+            continue;
+        }
+        if (n == CATALOG_MAX_FILES) {
+            rc = -E2BIG;
+            break;
+        }
+        char *path = xasprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            free(path);
+            continue;
+        }
+        names = xrealloc(names, (n + 1) * sizeof(*names));
+        names[n++] = path;
+    }
+    closedir(d);
+    if (n > 0) {
+        qsort(names, n, sizeof(*names), cmp_str);
+    }
+    *out = names;
+    *count = n;
+    return rc;
+}
+
+/*
+ * One row per subdirectory of the catalog. A later issue adds the actions
+ * loader to the actions row; until then an actions/ directory is neither
+ * required nor read.
+ */
+struct catalog_subdir {
+    const char *name;
+    bool required;
+    void (*load_file)(struct catalog *cat, struct config_ini *doc, const char *file);
+};
+
+static const struct catalog_subdir subdirs[] = {
+    {"triggers", true, load_trigger_file},
+    {"actions", false, NULL},
+};
+
+static int load_subdir(struct catalog *cat, const char *dir, const struct catalog_subdir *sd,
+                       struct config_errors *errs)
+{
+    char *path = xasprintf("%s/%s", dir, sd->name);
+    char **files = NULL;
+    size_t n = 0;
+    int rc = list_ini_files(path, &files, &n);
+    if (rc == -ENOENT && !sd->required) {
+        free(path);
+        return 0;
+    }
+    if (rc == -E2BIG) {
+        config_errors_add(errs, path, 0, "more than %d *.ini files", CATALOG_MAX_FILES);
+        rc = -EINVAL;
+    } else if (rc < 0) {
+        config_errors_add(errs, path, 0, "cannot read the catalog directory: %s", strerror(-rc));
+    }
+    free(path);
+    if (rc < 0 || sd->load_file == NULL) {
+        for (size_t i = 0; i < n; i++) {
+            free(files[i]);
+        }
+        free(files);
+        return rc;
+    }
+    int result = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* The catalog keeps the path: definitions point at it. */
+        cat->files = xrealloc(cat->files, (cat->nfiles + 1) * sizeof(*cat->files));
+        cat->files[cat->nfiles++] = files[i];
+        struct config_ini doc;
+        int frc = config_ini_load(files[i], &doc);
+        if (frc == 0) {
+            sd->load_file(cat, &doc, files[i]);
+        }
+        if (doc.diag.count != 0 && result == 0) {
+            result = frc < 0 ? frc : -EINVAL;
+        }
+        config_ini_finish(&doc, errs);
+    }
+    free(files);
+    return result;
+}
+
+int catalog_load(const char *dir, struct catalog **out, struct config_errors *errs)
+{
+    *out = NULL;
+    if (dir == NULL || dir[0] == '\0') {
+        config_errors_add(errs, "(catalog)", 0, "no catalog directory given");
+        return -EINVAL;
+    }
+    struct catalog *cat = xcalloc(1, sizeof(*cat));
+    int rc = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+        int r = load_subdir(cat, dir, &subdirs[i], errs);
+        if (r < 0 && rc == 0) {
+            rc = r;
+        }
+    }
+    if (rc != 0) {
+        catalog_free(cat);
+        return rc;
+    }
+    if (cat->ntriggers > 0) {
+        qsort(cat->triggers, cat->ntriggers, sizeof(*cat->triggers), cmp_trigger);
+    }
+    *out = cat;
+    return 0;
+}
+
+void catalog_free(struct catalog *cat)
+{
+    if (cat == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < cat->ntriggers; i++) {
+        trigger_free(&cat->triggers[i]);
+    }
+    free(cat->triggers);
+    for (size_t i = 0; i < cat->nfiles; i++) {
+        free(cat->files[i]);
+    }
+    free(cat->files);
+    free(cat);
+}
+
+const struct catalog_trigger *catalog_find_trigger(const struct catalog *cat, const char *name)
+{
+    if (cat == NULL || name == NULL || cat->ntriggers == 0) {
+        return NULL;
+    }
+    struct catalog_trigger key = {.name = (char *)name};
+    return bsearch(&key, cat->triggers, cat->ntriggers, sizeof(*cat->triggers), cmp_trigger);
+}
+
+size_t catalog_trigger_count(const struct catalog *cat)
+{
+    return cat != NULL ? cat->ntriggers : 0;
+}
+
+const struct catalog_trigger *catalog_trigger_at(const struct catalog *cat, size_t i)
+{
+    return cat != NULL && i < cat->ntriggers ? &cat->triggers[i] : NULL;
+}
+
+const struct catalog_param *catalog_trigger_param(const struct catalog_trigger *def,
+                                                  const char *name)
+{
+    for (size_t i = 0; def != NULL && i < def->nparams; i++) {
+        if (strcmp(def->params[i].name, name) == 0) {
+            return &def->params[i];
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,2073 @@
+/*
+ * config: see config.h. Also implements diag.h (errors, the INI reader and
+ * the key tables), which catalog.c shares.
+ */
+#include "config.h"
+
+#include "buf.h"
+
+#include <cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef POLLEN_CATALOG_DIR
+#define POLLEN_CATALOG_DIR "."
+#endif
+
+/* Values quoted in messages are cut to this many bytes, so one bad line
+ * cannot flood the terminal. */
+#define QUOTE_MAX 64
+/* Longest list value (fields, volatile, ...), in items. */
+#define LIST_MAX 256
+/* Largest token file read. */
+#define TOKEN_FILE_MAX (16 * 1024)
+
+/* ------------------------------------------------------------------------ */
+/* Error lists                                                               */
+
+static char *vformat(const char *fmt, va_list ap) ATTR_PRINTF(1, 0);
+
+static char *vformat(const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    int len = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (len < 0) {
+        return xstrdup("(unprintable message)");
+    }
+    char *s = xmalloc((size_t)len + 1);
+    vsnprintf(s, (size_t)len + 1, fmt, ap);
+    return s;
+}
+
+void config_errors_add(struct config_errors *e, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vformat(fmt, ap);
+    va_end(ap);
+    char *text = line > 0 ? xasprintf("%s:%d: %s", file, line, msg)
+                          : xasprintf("%s: %s", file, msg);
+    free(msg);
+    /* Defence in depth: any registered secret that reached a message by
+     * accident (a token pasted into another key) is masked here. The mask
+     * is 10 bytes and secrets are at least 4, so 3x always fits. */
+    size_t size = strlen(text) * 3 + 16;
+    char *clean = xmalloc(size);
+    log_redact(text, clean, size);
+    free(text);
+    e->items = xrealloc(e->items, (e->count + 1) * sizeof(*e->items));
+    e->items[e->count++] = clean;
+}
+
+void config_errors_print(const struct config_errors *e, FILE *out)
+{
+    for (size_t i = 0; e != NULL && i < e->count; i++) {
+        fprintf(out, "%s\n", e->items[i]);
+    }
+}
+
+void config_errors_free(struct config_errors *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < e->count; i++) {
+        free(e->items[i]);
+    }
+    free(e->items);
+    e->items = NULL;
+    e->count = 0;
+}
+
+void config_diag_init(struct config_diag *d, const char *file)
+{
+    memset(d, 0, sizeof(*d));
+    d->file = xstrdup(file != NULL ? file : "(config)");
+}
+
+void config_diag_add(struct config_diag *d, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vformat(fmt, ap);
+    va_end(ap);
+    d->items = xrealloc(d->items, (d->count + 1) * sizeof(*d->items));
+    d->items[d->count].line = line;
+    d->items[d->count].msg = msg;
+    d->count++;
+}
+
+void config_diag_flush(struct config_diag *d, struct config_errors *errs)
+{
+    /* Insertion sort: stable, and lists are short. */
+    for (size_t i = 1; i < d->count; i++) {
+        struct config_diag_item it = d->items[i];
+        size_t j = i;
+        while (j > 0 && d->items[j - 1].line > it.line) {
+            d->items[j] = d->items[j - 1];
+            j--;
+        }
+        d->items[j] = it;
+    }
+    for (size_t i = 0; i < d->count; i++) {
+        if (errs != NULL) {
+            config_errors_add(errs, d->file, d->items[i].line, "%s", d->items[i].msg);
+        }
+        free(d->items[i].msg);
+    }
+    free(d->items);
+    free(d->file);
+    memset(d, 0, sizeof(*d));
+}
+
+/* Copies at most QUOTE_MAX bytes of s for a message (never splitting a
+ * UTF-8 sequence), adding "..." when cut. */
+static void quote(const char *s, char out[QUOTE_MAX + 4])
+{
+    size_t len = strlen(s);
+    if (len <= QUOTE_MAX) {
+        memcpy(out, s, len + 1);
+        return;
+    }
+    size_t cut = QUOTE_MAX;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) {
+        cut--;
+    }
+    memcpy(out, s, cut);
+    memcpy(out + cut, "...", 4);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+
+static bool is_name_char(int c)
+{
+    return isalnum(c) || c == '_' || c == '.' || c == '-';
+}
+
+/* 1..CONFIG_NAME_MAX bytes of [A-Za-z0-9_.-]. */
+static bool valid_name(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > CONFIG_NAME_MAX) {
+        return false;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!is_name_char((unsigned char)*p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+void config_format_duration(uint64_t ms, char *out, size_t size)
+{
+    static const struct {
+        uint64_t ms;
+        const char *unit;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+        if (ms != 0 && ms % units[i].ms == 0) {
+            snprintf(out, size, "%llu%s", (unsigned long long)(ms / units[i].ms), units[i].unit);
+            return;
+        }
+    }
+    if (ms == 0) {
+        snprintf(out, size, "0");
+        return;
+    }
+    snprintf(out, size, "%llums", (unsigned long long)ms);
+}
+
+static void format_size(uint64_t bytes, char *out, size_t size)
+{
+    static const struct {
+        uint64_t mult;
+        const char *unit;
+    } units[] = {
+        {1ULL << 40, "TiB"}, {1ULL << 30, "GiB"}, {1ULL << 20, "MiB"}, {1ULL << 10, "KiB"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+        if (bytes != 0 && bytes % units[i].mult == 0) {
+            snprintf(out, size, "%llu%s", (unsigned long long)(bytes / units[i].mult),
+                     units[i].unit);
+            return;
+        }
+    }
+    snprintf(out, size, "%llu", (unsigned long long)bytes);
+}
+
+/* Joins a relative path onto dir; absolute paths are kept. */
+static char *resolve_path(const char *dir, const char *path)
+{
+    if (path[0] == '/' || dir == NULL || dir[0] == '\0') {
+        return xstrdup(path);
+    }
+    while (path[0] == '.' && path[1] == '/') {
+        path += 2;
+        while (*path == '/') {
+            path++;
+        }
+    }
+    if (path[0] == '\0' || strcmp(path, ".") == 0) {
+        return xstrdup(dir);
+    }
+    if (strcmp(dir, "/") == 0) {
+        return xasprintf("/%s", path);
+    }
+    return xasprintf("%s/%s", dir, path);
+}
+
+/* Edit distance for short words (both at most CONFIG_NAME_MAX), counting a
+ * swap of two neighbours as one edit (optimal string alignment), so that
+ * "mian" is one typo away from "main". Case-insensitive. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+    if (la > CONFIG_NAME_MAX || lb > CONFIG_NAME_MAX) {
+        return SIZE_MAX;
+    }
+    size_t d[CONFIG_NAME_MAX + 1][CONFIG_NAME_MAX + 1];
+    for (size_t i = 0; i <= la; i++) {
+        d[i][0] = i;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        d[0][j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        int ca = tolower((unsigned char)a[i - 1]);
+        for (size_t j = 1; j <= lb; j++) {
+            int cb = tolower((unsigned char)b[j - 1]);
+            size_t best = d[i - 1][j - 1] + (ca == cb ? 0 : 1);
+            if (d[i - 1][j] + 1 < best) {
+                best = d[i - 1][j] + 1;
+            }
+            if (d[i][j - 1] + 1 < best) {
+                best = d[i][j - 1] + 1;
+            }
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < best) {
+                best = d[i - 2][j - 2] + 1;
+            }
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+const char *config_suggest(const char *word, const char *const *candidates, size_t n)
+{
+    /* Short words tolerate one edit, longer ones two: enough for typos
+     * without suggesting unrelated keys. */
+    size_t limit = strlen(word) <= 4 ? 1 : 2;
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (candidates[i] == NULL) {
+            continue;
+        }
+        size_t d = edit_distance(word, candidates[i]);
+        if (d <= limit && d < best_d) {
+            best = candidates[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/* ------------------------------------------------------------------------ */
+/* INI reader                                                                */
+
+enum line_kind {
+    LINE_BLANK,   /* empty or comment: inih ignores it */
+    LINE_BAD,     /* rejected by the pre-scan: served as a blank line */
+    LINE_SECTION, /* [header] */
+    LINE_KEY,     /* key = value */
+    LINE_CONT,    /* indented continuation of the previous key */
+    LINE_ERROR,   /* a syntax error (inih flags it too) */
+};
+
+struct ini_line {
+    const char *text; /* into the file copy, not NUL-terminated */
+    size_t len;
+    enum line_kind kind;
+    int section;      /* index of the section the line belongs to, or -1 */
+};
+
+struct ini_reader {
+    struct config_ini *doc;
+    struct ini_line *lines;
+    size_t nlines;
+    size_t served;    /* lines handed to inih so far = current line number */
+    long last_sec;    /* entry that continuations extend, or -1 */
+    long last_entry;
+};
+
+/* Length of a valid UTF-8 sequence at p (n bytes available), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len) {
+        return 0;
+    }
+    unsigned cp = c & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return len;
+}
+
+/* Checks one line's bytes; adds an error and returns false if it is unusable. */
+static bool prescan_line(struct config_diag *d, int lineno, const char *text, size_t len)
+{
+    if (len > CONFIG_INI_MAX_LINE) {
+        config_diag_add(d, lineno,
+                        "line is %zu bytes long; the limit is %d (continue a long value on "
+                        "indented lines)",
+                        len, CONFIG_INI_MAX_LINE);
+        return false;
+    }
+    const unsigned char *p = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        if (p[i] == 0) {
+            config_diag_add(d, lineno, "NUL byte in line (column %zu)", i + 1);
+            return false;
+        }
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7F) {
+            config_diag_add(d, lineno, "control character 0x%02X in line (column %zu)", p[i],
+                            i + 1);
+            return false;
+        }
+        size_t n = utf8_seq(p + i, len - i);
+        if (n == 0) {
+            config_diag_add(d, lineno, "invalid UTF-8 in line (column %zu)", i + 1);
+            return false;
+        }
+        i += n;
+    }
+    return true;
+}
+
+/*
+ * inih's find_chars_or_comment (r55): the first of chars, or an inline ';'
+ * that follows white space, or the end.
+ */
+static const char *find_chars_or_comment(const char *s, const char *end, const char *chars)
+{
+    bool was_space = false;
+    while (s < end && (chars == NULL || strchr(chars, *s) == NULL) && !(was_space && *s == ';')) {
+        was_space = is_blank(*s);
+        s++;
+    }
+    return s;
+}
+
+static int find_section(const struct config_ini *doc, const char *kind, const char *name)
+{
+    for (size_t i = 0; i < doc->nsections; i++) {
+        const struct config_ini_section *s = &doc->sections[i];
+        if (strcmp(s->kind, kind) == 0 &&
+            ((s->name == NULL && name == NULL) ||
+             (s->name != NULL && name != NULL && strcmp(s->name, name) == 0))) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Parses the text between '[' and ']' and appends a section (always, so the
+ * keys below it have a home; a bad header gets skip = true). */
+static int add_section(struct config_ini *doc, int lineno, const char *text, size_t len)
+{
+    char *copy = xstrndup(text, len);
+    char *words[3] = {NULL, NULL, NULL};
+    size_t nwords = 0;
+    bool ok = true;
+    for (char *p = copy; *p != '\0';) {
+        while (is_blank(*p)) {
+            *p++ = '\0';
+        }
+        if (*p == '\0') {
+            break;
+        }
+        if (nwords < 3) {
+            words[nwords] = p;
+        }
+        nwords++;
+        while (*p != '\0' && !is_blank(*p)) {
+            p++;
+        }
+    }
+    if (nwords == 0) {
+        config_diag_add(&doc->diag, lineno, "empty section header");
+        ok = false;
+    } else if (nwords > 2) {
+        config_diag_add(&doc->diag, lineno,
+                        "bad section header: expected [KIND] or [KIND NAME], got %zu words",
+                        nwords);
+        ok = false;
+    } else {
+        for (size_t i = 0; i < nwords; i++) {
+            if (!valid_name(words[i])) {
+                char q[QUOTE_MAX + 4];
+                quote(words[i], q);
+                config_diag_add(&doc->diag, lineno,
+                                "bad section name '%s': use 1-%d characters of A-Z a-z 0-9 _ . -",
+                                q, CONFIG_NAME_MAX);
+                ok = false;
+                break;
+            }
+        }
+    }
+    struct config_ini_section sec = {
+        .kind = xstrdup(nwords > 0 && words[0] != NULL ? words[0] : ""),
+        .name = nwords > 1 && words[1] != NULL ? xstrdup(words[1]) : NULL,
+        .line = lineno,
+        .skip = !ok,
+    };
+    if (ok) {
+        int first = find_section(doc, sec.kind, sec.name);
+        if (first >= 0) {
+            config_diag_add(&doc->diag, lineno, "duplicate section [%s%s%s] (first on line %d)",
+                            sec.kind, sec.name ? " " : "", sec.name ? sec.name : "",
+                            doc->sections[first].line);
+            sec.skip = true;
+        }
+    }
+    free(copy);
+    doc->sections = xrealloc(doc->sections, (doc->nsections + 1) * sizeof(*doc->sections));
+    doc->sections[doc->nsections] = sec;
+    return (int)doc->nsections++;
+}
+
+/*
+ * Classifies every line exactly as inih r55 will treat it (comment, then
+ * continuation, then section, then key), so the handler knows each line's
+ * section and whether it continues a value, without trusting inih's
+ * 49-byte section buffer.
+ */
+static void classify(struct ini_reader *rd)
+{
+    struct config_ini *doc = rd->doc;
+    bool have_prev = false; /* inih's prev_name is non-empty */
+    int section = -1;
+    for (size_t i = 0; i < rd->nlines; i++) {
+        struct ini_line *ln = &rd->lines[i];
+        int lineno = (int)i + 1;
+        if (ln->kind == LINE_BAD) {
+            ln->section = section;
+            continue;
+        }
+        const char *end = ln->text + ln->len;
+        const char *s = ln->text;
+        while (s < end && is_blank(*s)) {
+            s++;
+        }
+        while (end > s && is_blank(end[-1])) {
+            end--;
+        }
+        if (s == end || *s == ';' || *s == '#') {
+            ln->kind = LINE_BLANK;
+        } else if (have_prev && s > ln->text) {
+            ln->kind = LINE_CONT;
+        } else if (*s == '[') {
+            const char *close = find_chars_or_comment(s + 1, end, "]");
+            if (close < end && *close == ']') {
+                ln->kind = LINE_SECTION;
+                have_prev = false;
+                section = add_section(doc, lineno, s + 1, (size_t)(close - s - 1));
+                const char *rest = close + 1;
+                while (rest < end && is_blank(*rest)) {
+                    rest++;
+                }
+                if (rest < end && *rest != ';' && *rest != '#') {
+                    config_diag_add(&doc->diag, lineno, "unexpected text after ']'");
+                    doc->sections[section].skip = true;
+                }
+            } else {
+                ln->kind = LINE_ERROR;
+                config_diag_add(&doc->diag, lineno, "missing ']' in section header");
+            }
+        } else {
+            const char *sep = find_chars_or_comment(s, end, "=:");
+            if (sep < end && (*sep == '=' || *sep == ':')) {
+                ln->kind = LINE_KEY;
+                have_prev = true;
+            } else {
+                ln->kind = LINE_ERROR;
+                config_diag_add(&doc->diag, lineno,
+                                "expected 'key = value', a [section] or a comment");
+            }
+        }
+        ln->section = section;
+    }
+}
+
+static char *reader_fn(char *str, int num, void *stream)
+{
+    struct ini_reader *rd = stream;
+    if (rd->served >= rd->nlines || num < 2) {
+        return NULL;
+    }
+    struct ini_line *ln = &rd->lines[rd->served++];
+    if (ln->kind != LINE_BAD && ln->len + 1 > (size_t)num - 1) {
+        /* Only if this inih was built with a shorter line than r55's 200:
+         * never let it split a line. */
+        config_diag_add(&rd->doc->diag, (int)rd->served,
+                        "line is %zu bytes long; this build's INI parser takes at most %d",
+                        ln->len, num - 2);
+        ln->kind = LINE_BAD;
+    }
+    if (ln->kind == LINE_BAD) {
+        memcpy(str, "\n", 2);
+        return str;
+    }
+    memcpy(str, ln->text, ln->len);
+    str[ln->len] = '\n';
+    str[ln->len + 1] = '\0';
+    return str;
+}
+
+static bool valid_key_name(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 128) {
+        return false;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!is_name_char((unsigned char)*p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int handler_fn(void *user, const char *section, const char *name, const char *value)
+{
+    (void)section; /* truncated by r55; our own scan knows the real one */
+    struct ini_reader *rd = user;
+    struct config_ini *doc = rd->doc;
+    int lineno = (int)rd->served;
+    if (lineno < 1 || (size_t)lineno > rd->nlines) {
+        config_diag_add(&doc->diag, lineno, "INI parser called back out of sequence");
+        return 0;
+    }
+    const struct ini_line *ln = &rd->lines[lineno - 1];
+    if (ln->kind == LINE_CONT) {
+        if (rd->last_sec < 0) {
+            return 1; /* the key it continues was rejected and reported */
+        }
+        struct config_ini_entry *e = &doc->sections[rd->last_sec].entries[rd->last_entry];
+        /* An indented `key = value` is almost always a key indented by
+         * mistake, which would silently vanish into the previous value. */
+        size_t klen = strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                    "0123456789_.-");
+        size_t eq = klen + strspn(value + klen, " \t");
+        if (klen > 0 && value[eq] == '=') {
+            char q[QUOTE_MAX + 4];
+            quote(e->key, q);
+            config_diag_add(&doc->diag, lineno,
+                            "indented line looks like a key but would continue the value of '%s' "
+                            "(remove the indentation)",
+                            q);
+            return 0;
+        }
+        /* r55 keeps inline comments on continuation lines; strip them so
+         * that the ';' rule is the same on every line. */
+        const char *end = find_chars_or_comment(value, value + strlen(value), NULL);
+        while (end > value && is_blank(end[-1])) {
+            end--;
+        }
+        size_t add = (size_t)(end - value);
+        if (add == 0) {
+            return 1;
+        }
+        size_t old = strlen(e->value);
+        e->value = xrealloc(e->value, old + add + 2);
+        if (old > 0) {
+            e->value[old++] = ' ';
+        }
+        memcpy(e->value + old, value, add);
+        e->value[old + add] = '\0';
+        return 1;
+    }
+    if (ln->kind != LINE_KEY) {
+        config_diag_add(&doc->diag, lineno, "INI parser disagrees about this line");
+        return 0;
+    }
+    rd->last_sec = -1;
+    char q[QUOTE_MAX + 4];
+    quote(name, q);
+    if (ln->section < 0) {
+        config_diag_add(&doc->diag, lineno, "key '%s' is outside any [section]", q);
+        return 0;
+    }
+    if (!valid_key_name(name)) {
+        config_diag_add(&doc->diag, lineno,
+                        name[0] == '\0' ? "missing key name before '='"
+                                        : "bad key name (use letters, digits, _ . -)");
+        return 0;
+    }
+    struct config_ini_section *sec = &doc->sections[ln->section];
+    for (size_t i = 0; i < sec->nentries; i++) {
+        if (strcmp(sec->entries[i].key, name) == 0) {
+            config_diag_add(&doc->diag, lineno, "duplicate key '%s' (first set on line %d)", q,
+                            sec->entries[i].line);
+            return 0;
+        }
+    }
+    sec->entries = xrealloc(sec->entries, (sec->nentries + 1) * sizeof(*sec->entries));
+    sec->entries[sec->nentries].key = xstrdup(name);
+    sec->entries[sec->nentries].value = xstrdup(value);
+    sec->entries[sec->nentries].line = lineno;
+    rd->last_sec = ln->section;
+    rd->last_entry = (long)sec->nentries;
+    sec->nentries++;
+    return 1;
+}
+
+static bool diag_has_line(const struct config_diag *d, int line)
+{
+    for (size_t i = 0; i < d->count; i++) {
+        if (d->items[i].line == line) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Absolute directory of path (realpath of its dirname), or NULL. */
+static char *file_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (slash == NULL) {
+        dir = xstrdup(".");
+    } else if (slash == path) {
+        dir = xstrdup("/");
+    } else {
+        dir = xstrndup(path, (size_t)(slash - path));
+    }
+    char *abs = realpath(dir, NULL);
+    free(dir);
+    if (abs == NULL) {
+        return NULL;
+    }
+    /* realpath's buffer comes from malloc; hand out an xmalloc'ed copy so
+     * ownership rules stay uniform. */
+    char *copy = xstrdup(abs);
+    free(abs);
+    return copy;
+}
+
+int config_ini_load(const char *path, struct config_ini *doc)
+{
+    memset(doc, 0, sizeof(*doc));
+    doc->path = xstrdup(path);
+    config_diag_init(&doc->diag, path);
+    char *data = NULL;
+    size_t len = 0;
+    int rc = util_read_file(path, CONFIG_INI_MAX_FILE, &data, &len);
+    if (rc == -EFBIG) {
+        config_diag_add(&doc->diag, 0, "file is larger than %d bytes", CONFIG_INI_MAX_FILE);
+        return rc;
+    }
+    if (rc < 0) {
+        config_diag_add(&doc->diag, 0, "cannot read: %s", strerror(-rc));
+        return rc;
+    }
+    doc->dir = file_dir(path);
+    if (doc->dir == NULL) {
+        rc = -errno;
+        config_diag_add(&doc->diag, 0, "cannot resolve the file's directory: %s", strerror(errno));
+        free(data);
+        return rc;
+    }
+
+    struct ini_reader rd = {.doc = doc, .last_sec = -1};
+    const char *p = data;
+    const char *end = data + len;
+    /* inih skips a BOM on line 1; so do we, before measuring lines. */
+    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3;
+    }
+    size_t cap = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = nl != NULL ? nl : end;
+        size_t l = (size_t)(stop - p);
+        if (l > 0 && p[l - 1] == '\r') {
+            l--;
+        }
+        if (rd.nlines == cap) {
+            cap = cap ? cap * 2 : 64;
+            rd.lines = xrealloc(rd.lines, cap * sizeof(*rd.lines));
+        }
+        struct ini_line *ln = &rd.lines[rd.nlines++];
+        ln->text = p;
+        ln->len = l;
+        ln->section = -1;
+        ln->kind = prescan_line(&doc->diag, (int)rd.nlines, p, l) ? LINE_BLANK : LINE_BAD;
+        p = nl != NULL ? nl + 1 : end;
+    }
+    classify(&rd);
+    int irc = ini_parse_stream(reader_fn, &rd, handler_fn, &rd);
+    if (irc > 0 && !diag_has_line(&doc->diag, irc)) {
+        config_diag_add(&doc->diag, irc, "syntax error");
+    } else if (irc < 0) {
+        config_diag_add(&doc->diag, 0, "INI parser failed (%d)", irc);
+    }
+    free(rd.lines);
+    free(data);
+    return 0;
+}
+
+void config_ini_finish(struct config_ini *doc, struct config_errors *errs)
+{
+    for (size_t i = 0; i < doc->nsections; i++) {
+        struct config_ini_section *s = &doc->sections[i];
+        for (size_t j = 0; j < s->nentries; j++) {
+            free(s->entries[j].key);
+            free(s->entries[j].value);
+        }
+        free(s->entries);
+        free(s->kind);
+        free(s->name);
+    }
+    free(doc->sections);
+    config_diag_flush(&doc->diag, errs);
+    free(doc->path);
+    free(doc->dir);
+    memset(doc, 0, sizeof(*doc));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Key tables                                                                */
+
+static const char *const *choices_or_empty(const struct config_key *k)
+{
+    static const char *const none[] = {NULL};
+    return k->choices != NULL ? k->choices : none;
+}
+
+static char *join_choices(const char *const *choices)
+{
+    size_t len = 1;
+    for (size_t i = 0; choices[i] != NULL; i++) {
+        len += strlen(choices[i]) + 1;
+    }
+    char *s = xmalloc(len);
+    size_t o = 0;
+    for (size_t i = 0; choices[i] != NULL; i++) {
+        if (i > 0) {
+            s[o++] = ' ';
+        }
+        size_t l = strlen(choices[i]);
+        memcpy(s + o, choices[i], l);
+        o += l;
+    }
+    s[o] = '\0';
+    return s;
+}
+
+static int parse_value(struct config_ini *doc, const struct config_key *k, const char *value,
+                       int line, void *field)
+{
+    char q[QUOTE_MAX + 4];
+    quote(value, q);
+    switch (k->type) {
+    case CONFIG_KEY_STRING: {
+        const char *const *choices = choices_or_empty(k);
+        if (choices[0] != NULL) {
+            bool found = false;
+            for (size_t i = 0; choices[i] != NULL; i++) {
+                found = found || strcmp(choices[i], value) == 0;
+            }
+            if (!found) {
+                char *all = join_choices(choices);
+                config_diag_add(&doc->diag, line, "bad value '%s' for '%s' (allowed: %s)", q,
+                                k->name, all);
+                free(all);
+                return -EINVAL;
+            }
+        }
+        char **dst = field;
+        free(*dst);
+        *dst = xstrdup(value);
+        return 0;
+    }
+    case CONFIG_KEY_PATH: {
+        char **dst = field;
+        free(*dst);
+        *dst = resolve_path(doc->dir, value);
+        return 0;
+    }
+    case CONFIG_KEY_DURATION:
+    case CONFIG_KEY_SIZE: {
+        bool dur = k->type == CONFIG_KEY_DURATION;
+        uint64_t v;
+        int rc = dur ? util_parse_duration(value, &v) : util_parse_size(value, &v);
+        if (rc != 0) {
+            config_diag_add(&doc->diag, line,
+                            dur ? "bad duration '%s' for '%s' (use a whole number with ms, s, m, "
+                                  "h or d, e.g. 5m)"
+                                : "bad size '%s' for '%s' (use a whole number with an optional "
+                                  "KiB, MiB or GiB suffix, e.g. 16MiB)",
+                            q, k->name);
+            return -EINVAL;
+        }
+        if (v < k->min || v > k->max) {
+            char lo[32], hi[32];
+            if (dur) {
+                config_format_duration(k->min, lo, sizeof(lo));
+                config_format_duration(k->max, hi, sizeof(hi));
+            } else {
+                format_size(k->min, lo, sizeof(lo));
+                format_size(k->max, hi, sizeof(hi));
+            }
+            config_diag_add(&doc->diag, line, "%s = %s is out of range (allowed %s..%s%s)",
+                            k->name, q, lo, hi,
+                            k->min == 0 ? "; 0 means unlimited" : "");
+            return -EINVAL;
+        }
+        *(uint64_t *)field = v;
+        return 0;
+    }
+    case CONFIG_KEY_UINT64:
+    case CONFIG_KEY_UNSIGNED: {
+        long long v;
+        if (util_parse_int(value, 0, LLONG_MAX, &v) != 0 || (uint64_t)v < k->min ||
+            (uint64_t)v > k->max) {
+            config_diag_add(&doc->diag, line,
+                            "bad value '%s' for '%s' (expected a whole number from %llu to %llu)",
+                            q, k->name, (unsigned long long)k->min, (unsigned long long)k->max);
+            return -EINVAL;
+        }
+        if (k->type == CONFIG_KEY_UINT64) {
+            *(uint64_t *)field = (uint64_t)v;
+        } else {
+            *(unsigned *)field = (unsigned)v;
+        }
+        return 0;
+    }
+    case CONFIG_KEY_DOUBLE: {
+        char *end = NULL;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno != 0 || end == value || *end != '\0' || !isfinite(v) || v < k->dmin ||
+            v > k->dmax) {
+            config_diag_add(&doc->diag, line,
+                            "bad value '%s' for '%s' (expected a number from %g to %g)", q,
+                            k->name, k->dmin, k->dmax);
+            return -EINVAL;
+        }
+        *(double *)field = v;
+        return 0;
+    }
+    case CONFIG_KEY_BOOL:
+        if (util_parse_bool(value, field) != 0) {
+            config_diag_add(&doc->diag, line, "bad value '%s' for '%s' (expected yes or no)", q,
+                            k->name);
+            return -EINVAL;
+        }
+        return 0;
+    case CONFIG_KEY_LIST: {
+        size_t n = 0;
+        char **v = strv_split(value, &n);
+        if (n > LIST_MAX) {
+            config_diag_add(&doc->diag, line, "'%s' lists %zu items; the limit is %d", k->name, n,
+                            LIST_MAX);
+            strv_free(v);
+            return -EINVAL;
+        }
+        char ***dst = field;
+        strv_free(*dst);
+        *dst = v;
+        return 0;
+    }
+    case CONFIG_KEY_CUSTOM:
+        return k->parse(doc, k, value, line, field);
+    }
+    return -EINVAL;
+}
+
+size_t config_ini_apply(struct config_ini *doc, const struct config_ini_section *sec,
+                        const char *what, const struct config_key *keys, size_t nkeys, void *obj,
+                        config_extra_fn extra, int *lines)
+{
+    size_t before = doc->diag.count;
+    if (lines != NULL) {
+        memset(lines, 0, nkeys * sizeof(*lines));
+    }
+    bool seen[64] = {false};
+    if (nkeys > ARRAY_SIZE(seen)) {
+        config_diag_add(&doc->diag, sec != NULL ? sec->line : 0, "internal: key table too long");
+        return 1;
+    }
+    for (size_t i = 0; sec != NULL && i < sec->nentries; i++) {
+        const struct config_ini_entry *e = &sec->entries[i];
+        size_t k = 0;
+        while (k < nkeys && strcmp(keys[k].name, e->key) != 0) {
+            k++;
+        }
+        if (k == nkeys) {
+            if (extra != NULL && extra(doc, e, obj)) {
+                continue;
+            }
+            const char *names[64];
+            for (size_t j = 0; j < nkeys; j++) {
+                names[j] = keys[j].name;
+            }
+            const char *hint = config_suggest(e->key, names, nkeys);
+            config_diag_add(&doc->diag, e->line, "unknown key '%s' in %s%s%s%s", e->key, what,
+                            hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+            continue;
+        }
+        seen[k] = true;
+        if (lines != NULL) {
+            lines[k] = e->line;
+        }
+        if (e->value[0] == '\0') {
+            config_diag_add(&doc->diag, e->line, "empty value for '%s'%s", e->key,
+                            keys[k].required ? "" : " (remove the line to use the default)");
+            continue;
+        }
+        parse_value(doc, &keys[k], e->value, e->line, (char *)obj + keys[k].offset);
+    }
+    for (size_t k = 0; k < nkeys; k++) {
+        if (seen[k]) {
+            continue;
+        }
+        if (keys[k].required) {
+            config_diag_add(&doc->diag, sec != NULL ? sec->line : 0,
+                            "missing required key '%s' in %s", keys[k].name, what);
+        } else if (keys[k].def != NULL) {
+            parse_value(doc, &keys[k], keys[k].def, sec != NULL ? sec->line : 0,
+                        (char *)obj + keys[k].offset);
+        }
+    }
+    return doc->diag.count - before;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The user's file: custom parsers                                           */
+
+struct loader {
+    struct config *cfg;
+    unsigned flags;
+};
+
+static int parse_log_level(struct config_ini *doc, const struct config_key *k, const char *value,
+                           int line, void *field)
+{
+    enum log_level level;
+    if (log_parse_level(value, &level) != 0) {
+        char q[QUOTE_MAX + 4];
+        quote(value, q);
+        config_diag_add(&doc->diag, line,
+                        "bad value '%s' for '%s' (allowed: error warn info debug)", q, k->name);
+        return -EINVAL;
+    }
+    *(enum log_level *)field = level;
+    return 0;
+}
+
+/* A reference to another section: [location NAME] or [trigger NAME]. */
+static int parse_name(struct config_ini *doc, const struct config_key *k, const char *value,
+                      int line, void *field)
+{
+    if (!valid_name(value)) {
+        char q[QUOTE_MAX + 4];
+        quote(value, q);
+        config_diag_add(&doc->diag, line,
+                        "bad value '%s' for '%s' (a section name: 1-%d characters of A-Z a-z "
+                        "0-9 _ . -)",
+                        q, k->name, CONFIG_NAME_MAX);
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+static bool is_local_host(const char *host, size_t len)
+{
+    static const char *const local[] = {"127.0.0.1", "localhost", "[::1]"};
+    for (size_t i = 0; i < ARRAY_SIZE(local); i++) {
+        if (strlen(local[i]) == len && memcmp(host, local[i], len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int parse_base_url(struct config_ini *doc, const struct config_key *k, const char *value,
+                          int line, void *field)
+{
+    const char *rest;
+    bool https = str_has_prefix(value, "https://");
+    if (https) {
+        rest = value + 8;
+    } else if (str_has_prefix(value, "http://")) {
+        rest = value + 7;
+    } else {
+        config_diag_add(&doc->diag, line,
+                        "base_url must start with https:// (http:// is allowed only for "
+                        "127.0.0.1, localhost and [::1])");
+        return -EINVAL;
+    }
+    if (strpbrk(value, " \t@?#") != NULL) {
+        config_diag_add(&doc->diag, line,
+                        "base_url must not contain spaces, credentials (@), a query (?) or a "
+                        "fragment (#)");
+        return -EINVAL;
+    }
+    size_t authority = strcspn(rest, "/");
+    size_t host = rest[0] == '[' ? strcspn(rest, "]") + 1 : strcspn(rest, ":/");
+    if (host == 0 || host > authority) {
+        config_diag_add(&doc->diag, line, "base_url has no host");
+        return -EINVAL;
+    }
+    if (host < authority) {
+        /* Only ":PORT" may follow the host. */
+        const char *port = rest + host;
+        size_t plen = authority - host;
+        bool ok = port[0] == ':' && plen >= 2 && plen <= 6;
+        for (size_t i = 1; ok && i < plen; i++) {
+            ok = isdigit((unsigned char)port[i]) != 0;
+        }
+        if (!ok) {
+            config_diag_add(&doc->diag, line, "base_url has a bad port");
+            return -EINVAL;
+        }
+    }
+    if (!https && !is_local_host(rest, host)) {
+        config_diag_add(&doc->diag, line,
+                        "base_url must use https:// (http:// is allowed only for 127.0.0.1, "
+                        "localhost and [::1])");
+        return -EINVAL;
+    }
+    size_t len = strlen(value);
+    while (len > 0 && value[len - 1] == '/') {
+        len--;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrndup(value, len);
+    return 0;
+}
+
+static int parse_ca_file(struct config_ini *doc, const struct config_key *k, const char *value,
+                         int line, void *field)
+{
+    char *path = resolve_path(doc->dir, value);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        config_diag_add(&doc->diag, line, "%s '%s': %s", k->name, path, strerror(errno));
+        free(path);
+        return -EINVAL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        config_diag_add(&doc->diag, line, "%s '%s' is not a regular file", k->name, path);
+        free(path);
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = path;
+    return 0;
+}
+
+static int parse_location_id(struct config_ini *doc, const struct config_key *k,
+                             const char *value, int line, void *field)
+{
+    size_t len = strlen(value);
+    bool ok = len >= 1 && len <= 64;
+    for (size_t i = 0; ok && i < len; i++) {
+        ok = isalnum((unsigned char)value[i]) != 0;
+    }
+    if (!ok) {
+        /* Not quoted: a token pasted here by mistake must not be printed. */
+        config_diag_add(&doc->diag, line,
+                        "%s must be the HighLevel locationId: 1-64 letters and digits", k->name);
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+static void wipe_free(char *s)
+{
+    if (s != NULL) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+/* Trims trailing white space and line ends; rejects empty and multi-line
+ * secrets (a newline in a token would inject HTTP headers). */
+static int check_secret(struct config_ini *doc, int line, const char *source, char *secret)
+{
+    size_t len = strlen(secret);
+    while (len > 0 && isspace((unsigned char)secret[len - 1])) {
+        secret[--len] = '\0';
+    }
+    if (len == 0) {
+        config_diag_add(&doc->diag, line, "token from %s is empty", source);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)secret[i];
+        if (c < 0x20 || c == 0x7F) {
+            config_diag_add(&doc->diag, line,
+                            "token from %s contains a control character or a line break", source);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int read_token_file(struct config_ini *doc, int line, const char *path, char **out)
+{
+    /* O_NOFOLLOW: the permission check must be about the file we read, not
+     * a link to it; O_NONBLOCK: a FIFO must not hang the start. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ELOOP) {
+            config_diag_add(&doc->diag, line,
+                            "token file '%s' is a symbolic link; point token at the real file",
+                            path);
+        } else {
+            config_diag_add(&doc->diag, line, "token file '%s': %s", path, strerror(errno));
+        }
+        return -EINVAL;
+    }
+    int rc = -EINVAL;
+    char *data = NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        config_diag_add(&doc->diag, line, "token file '%s': %s", path, strerror(errno));
+        goto fail_stat;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        config_diag_add(&doc->diag, line, "token file '%s' is not a regular file", path);
+        goto fail_stat;
+    }
+    if (st.st_uid != geteuid()) {
+        config_diag_add(&doc->diag, line,
+                        "token file '%s' is owned by uid %u, not by the user running pollen "
+                        "(uid %u); run: chown %u %s",
+                        path, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
+                        path);
+        goto fail_stat;
+    }
+    if ((st.st_mode & 077) != 0) {
+        config_diag_add(&doc->diag, line,
+                        "permissions %04o for '%s' are too open; run: chmod 600 %s",
+                        (unsigned)(st.st_mode & 07777), path, path);
+        goto fail_stat;
+    }
+    if (st.st_size > TOKEN_FILE_MAX) {
+        config_diag_add(&doc->diag, line, "token file '%s' is larger than %d bytes", path,
+                        TOKEN_FILE_MAX);
+        goto fail_stat;
+    }
+    data = xmalloc(TOKEN_FILE_MAX + 1);
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, data + len, TOKEN_FILE_MAX - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            config_diag_add(&doc->diag, line, "token file '%s': %s", path, strerror(errno));
+            goto fail_read;
+        }
+        if (n == 0 || len + (size_t)n == TOKEN_FILE_MAX) {
+            len += (size_t)n;
+            break;
+        }
+        len += (size_t)n;
+    }
+    data[len] = '\0';
+    if (memchr(data, '\0', len) != NULL) {
+        config_diag_add(&doc->diag, line, "token file '%s' contains a NUL byte", path);
+        goto fail_read;
+    }
+    char *source = xasprintf("file '%s'", path);
+    rc = check_secret(doc, line, source, data);
+    free(source);
+    if (rc != 0) {
+        goto fail_read;
+    }
+    *out = xstrdup(data);
+    explicit_bzero(data, TOKEN_FILE_MAX + 1);
+    free(data);
+    close(fd);
+    return 0;
+
+fail_read:
+    explicit_bzero(data, TOKEN_FILE_MAX + 1);
+    free(data);
+fail_stat:
+    close(fd);
+    return rc;
+}
+
+static bool valid_env_name(const char *s)
+{
+    if (!(isalpha((unsigned char)s[0]) || s[0] == '_')) {
+        return false;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!(isalnum((unsigned char)*p) || *p == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * token = env:VAR | file:PATH. The value itself is never quoted in a
+ * message: when it is not one of the two forms it is probably the secret.
+ */
+static int parse_token(struct config_ini *doc, const struct config_key *k, const char *value,
+                       int line, void *field)
+{
+    const struct loader *ld = doc->user;
+    char *secret = NULL;
+    if (str_has_prefix(value, "env:")) {
+        const char *var = value + 4;
+        if (!valid_env_name(var)) {
+            config_diag_add(&doc->diag, line,
+                            "token = env:VAR needs an environment variable name (letters, "
+                            "digits and _)");
+            return -EINVAL;
+        }
+        if (ld->flags & CONFIG_SKIP_SECRETS) {
+            return 0;
+        }
+        const char *env = getenv(var);
+        if (env == NULL || env[0] == '\0') {
+            config_diag_add(&doc->diag, line, "environment variable %s is %s", var,
+                            env == NULL ? "not set" : "empty");
+            return -EINVAL;
+        }
+        secret = xstrdup(env);
+        char *source = xasprintf("environment variable %s", var);
+        int rc = check_secret(doc, line, source, secret);
+        free(source);
+        if (rc != 0) {
+            wipe_free(secret);
+            return rc;
+        }
+    } else if (str_has_prefix(value, "file:")) {
+        if (value[5] == '\0') {
+            config_diag_add(&doc->diag, line, "token = file:PATH needs a path");
+            return -EINVAL;
+        }
+        if (ld->flags & CONFIG_SKIP_SECRETS) {
+            return 0;
+        }
+        char *path = resolve_path(doc->dir, value + 5);
+        int rc = read_token_file(doc, line, path, &secret);
+        free(path);
+        if (rc != 0) {
+            return rc;
+        }
+    } else {
+        /* Mask it too, in case it shows up anywhere else. */
+        if (strlen(value) >= 8) {
+            log_add_secret(value);
+        }
+        config_diag_add(&doc->diag, line,
+                        "%s must be env:VAR or file:PATH, never the token itself: put the token "
+                        "in a file only you can read (chmod 600) and write '%s = file:/path/to/"
+                        "token', or export it and write '%s = env:GHL_TOKEN'",
+                        k->name, k->name, k->name);
+        return -EINVAL;
+    }
+    log_add_secret(secret);
+    char **dst = field;
+    wipe_free(*dst);
+    *dst = secret;
+    return 0;
+}
+
+/* A trigger's interval: from [engine] min_interval (parsed earlier, since
+ * [engine] is processed first) to key->max. */
+static int parse_every(struct config_ini *doc, const struct config_key *k, const char *value,
+                       int line, void *field)
+{
+    const struct loader *ld = doc->user;
+    uint64_t lo = ld->cfg->min_interval_ms > k->min ? ld->cfg->min_interval_ms : k->min;
+    uint64_t v;
+    char q[QUOTE_MAX + 4];
+    quote(value, q);
+    if (util_parse_duration(value, &v) != 0) {
+        config_diag_add(&doc->diag, line,
+                        "bad duration '%s' for '%s' (use a whole number with ms, s, m, h or d, "
+                        "e.g. 5m)",
+                        q, k->name);
+        return -EINVAL;
+    }
+    if (v < lo || v > k->max) {
+        char a[32], b[32];
+        config_format_duration(lo, a, sizeof(a));
+        config_format_duration(k->max, b, sizeof(b));
+        config_diag_add(&doc->diag, line,
+                        "%s = %s is out of range (allowed %s..%s; the lower bound is [engine] "
+                        "min_interval)",
+                        k->name, q, a, b);
+        return -EINVAL;
+    }
+    *(uint64_t *)field = v;
+    return 0;
+}
+
+static const char *const emit_names[] = {"created", "updated", "deleted", NULL};
+
+static int parse_emit(struct config_ini *doc, const struct config_key *k, const char *value,
+                      int line, void *field)
+{
+    size_t n = 0;
+    char **v = strv_split(value, &n);
+    unsigned bits = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (emit_names[j] != NULL && strcmp(emit_names[j], v[i]) != 0) {
+            j++;
+        }
+        if (emit_names[j] == NULL) {
+            char q[QUOTE_MAX + 4];
+            quote(v[i], q);
+            config_diag_add(&doc->diag, line,
+                            "%s: unknown event type '%s' (allowed: created updated deleted)",
+                            k->name, q);
+            rc = -EINVAL;
+            continue;
+        }
+        bits |= 1u << j;
+    }
+    strv_free(v);
+    if (rc == 0) {
+        *(unsigned *)field = bits;
+    }
+    return rc;
+}
+
+static int parse_first_poll(struct config_ini *doc, const struct config_key *k,
+                            const char *value, int line, void *field)
+{
+    if (strcmp(value, "baseline") == 0 || strcmp(value, "emit") == 0) {
+        *(bool *)field = strcmp(value, "emit") == 0;
+        return 0;
+    }
+    char q[QUOTE_MAX + 4];
+    quote(value, q);
+    config_diag_add(&doc->diag, line, "bad value '%s' for '%s' (allowed: baseline emit)", q,
+                    k->name);
+    return -EINVAL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The user's file: key tables                                               */
+
+#define SEC(ms) ((uint64_t)(ms) * 1000)
+#define MIN(m) ((uint64_t)(m) * 60000)
+#define DAY(d) ((uint64_t)(d) * 86400000)
+
+static const struct config_key engine_keys[] = {
+    {.name = "state_dir", .type = CONFIG_KEY_PATH, .offset = offsetof(struct config, state_dir),
+     .required = true},
+    {.name = "min_interval", .type = CONFIG_KEY_DURATION,
+     .offset = offsetof(struct config, min_interval_ms), .def = "1m", .min = SEC(1),
+     .max = MIN(15)},
+    {.name = "log_level", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config, log_level),
+     .def = "info", .parse = parse_log_level},
+    {.name = "catalog", .type = CONFIG_KEY_PATH, .offset = offsetof(struct config, catalog_dir),
+     .def = POLLEN_CATALOG_DIR},
+    {.name = "retention_count", .type = CONFIG_KEY_UINT64,
+     .offset = offsetof(struct config, retention_count), .def = "1000000", .min = 0,
+     .max = LLONG_MAX},
+    {.name = "retention_age", .type = CONFIG_KEY_DURATION,
+     .offset = offsetof(struct config, retention_age_ms), .def = "30d", .min = 0,
+     .max = DAY(36500)},
+    {.name = "max_db_size", .type = CONFIG_KEY_SIZE,
+     .offset = offsetof(struct config, max_db_size), .def = "8GiB", .min = 1ULL << 20,
+     .max = 1ULL << 44},
+};
+
+static const struct config_key api_keys[] = {
+    {.name = "base_url", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config, base_url),
+     .def = "https://services.leadconnectorhq.com", .parse = parse_base_url},
+    {.name = "timeout", .type = CONFIG_KEY_DURATION, .offset = offsetof(struct config, timeout_ms),
+     .def = "60s", .min = SEC(1), .max = MIN(10)},
+    {.name = "connect_timeout", .type = CONFIG_KEY_DURATION,
+     .offset = offsetof(struct config, connect_timeout_ms), .def = "10s", .min = SEC(1),
+     .max = MIN(5)},
+    {.name = "max_body", .type = CONFIG_KEY_SIZE, .offset = offsetof(struct config, max_body),
+     .def = "16MiB", .min = 64ULL << 10, .max = 1ULL << 30},
+    {.name = "ca_file", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config, ca_file),
+     .parse = parse_ca_file},
+};
+enum { API_CONNECT_TIMEOUT = 2 };
+
+static const struct config_key location_keys[] = {
+    {.name = "id", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config_location, id),
+     .required = true, .parse = parse_location_id},
+    {.name = "token", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_location, token), .required = true, .parse = parse_token},
+    {.name = "rate_limit", .type = CONFIG_KEY_UNSIGNED,
+     .offset = offsetof(struct config_location, rate_limit), .def = "90", .min = 1, .max = 100},
+    {.name = "rate_window", .type = CONFIG_KEY_DURATION,
+     .offset = offsetof(struct config_location, rate_window_ms), .def = "10s", .min = SEC(1),
+     .max = MIN(60)},
+    {.name = "daily_limit", .type = CONFIG_KEY_UINT64,
+     .offset = offsetof(struct config_location, daily_limit), .def = "200000", .min = 1,
+     .max = 100000000},
+    {.name = "sweep_share", .type = CONFIG_KEY_DOUBLE,
+     .offset = offsetof(struct config_location, sweep_share), .def = "0.5", .dmin = 0.05,
+     .dmax = 1.0},
+};
+enum { LOCATION_ID = 0 };
+
+static const struct config_key trigger_keys[] = {
+    {.name = "use", .type = CONFIG_KEY_STRING, .offset = offsetof(struct config_trigger, use),
+     .required = true},
+    {.name = "location", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_trigger, location_name), .parse = parse_name},
+    /* No table default: it is max(5m, min_interval), set in finish_trigger. */
+    {.name = "every", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_trigger, every_ms), .min = SEC(1), .max = MIN(15),
+     .parse = parse_every},
+    {.name = "emit", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config_trigger, emit),
+     .def = "created updated deleted", .parse = parse_emit},
+    {.name = "first_poll", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_trigger, first_poll_emit), .def = "baseline",
+     .parse = parse_first_poll},
+    {.name = "fields", .type = CONFIG_KEY_LIST, .offset = offsetof(struct config_trigger, fields)},
+    {.name = "ignore", .type = CONFIG_KEY_LIST, .offset = offsetof(struct config_trigger, ignore)},
+    {.name = "for_each", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_trigger, for_each), .parse = parse_name},
+    {.name = "page_size", .type = CONFIG_KEY_UNSIGNED,
+     .offset = offsetof(struct config_trigger, page_size), .min = 1, .max = 100000},
+};
+enum {
+    TRIGGER_USE,
+    TRIGGER_LOCATION,
+    TRIGGER_EVERY,
+    TRIGGER_EMIT,
+    TRIGGER_FIRST_POLL,
+    TRIGGER_FIELDS,
+    TRIGGER_IGNORE,
+    TRIGGER_FOR_EACH,
+    TRIGGER_PAGE_SIZE,
+    TRIGGER_NKEYS,
+};
+_Static_assert(ARRAY_SIZE(trigger_keys) == TRIGGER_NKEYS, "trigger key enum out of sync");
+
+#define DEFAULT_EVERY MIN(5)
+
+bool config_is_trigger_key(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(trigger_keys); i++) {
+        if (strcmp(trigger_keys[i].name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The user's file: section kinds                                            */
+
+struct section_kind {
+    const char *kind;
+    bool named; /* [kind NAME] (many) rather than [kind] (one) */
+    const struct config_key *keys;
+    size_t nkeys;
+    /* Returns the object the keys are parsed into (valid until the next add). */
+    void *(*add)(struct loader *ld, const struct config_ini_section *sec);
+    /* Cross-key checks once the keys are parsed; lines as config_ini_apply. */
+    void (*finish)(struct loader *ld, struct config_ini *doc, const struct config_ini_section *sec,
+                   void *obj, const int *lines);
+    config_extra_fn extra; /* keys outside the table, or NULL */
+};
+
+static void *add_engine(struct loader *ld, const struct config_ini_section *sec)
+{
+    (void)sec;
+    return ld->cfg;
+}
+
+static void finish_api(struct loader *ld, struct config_ini *doc,
+                       const struct config_ini_section *sec, void *obj, const int *lines)
+{
+    struct config *cfg = ld->cfg;
+    (void)sec;
+    (void)obj;
+    if (cfg->timeout_ms != 0 && cfg->connect_timeout_ms > cfg->timeout_ms) {
+        char a[32], b[32];
+        config_format_duration(cfg->connect_timeout_ms, a, sizeof(a));
+        config_format_duration(cfg->timeout_ms, b, sizeof(b));
+        config_diag_add(&doc->diag, lines[API_CONNECT_TIMEOUT],
+                        "connect_timeout = %s is longer than timeout = %s", a, b);
+    }
+}
+
+static void *add_location(struct loader *ld, const struct config_ini_section *sec)
+{
+    struct config *cfg = ld->cfg;
+    cfg->locations = xrealloc(cfg->locations, (cfg->nlocations + 1) * sizeof(*cfg->locations));
+    struct config_location *loc = &cfg->locations[cfg->nlocations++];
+    memset(loc, 0, sizeof(*loc));
+    loc->name = xstrdup(sec->name);
+    loc->line = sec->line;
+    return loc;
+}
+
+static void finish_location(struct loader *ld, struct config_ini *doc,
+                            const struct config_ini_section *sec, void *obj, const int *lines)
+{
+    struct config *cfg = ld->cfg;
+    struct config_location *loc = obj;
+    (void)sec;
+    for (struct config_location *o = cfg->locations; loc->id != NULL && o < loc; o++) {
+        if (o->id != NULL && strcmp(o->id, loc->id) == 0) {
+            config_diag_add(&doc->diag, lines[LOCATION_ID],
+                            "location id is already used by [location %s] (line %d); two "
+                            "sections would split one rate limit",
+                            o->name, o->line);
+        }
+    }
+}
+
+static void *add_trigger(struct loader *ld, const struct config_ini_section *sec)
+{
+    struct config *cfg = ld->cfg;
+    cfg->triggers = xrealloc(cfg->triggers, (cfg->ntriggers + 1) * sizeof(*cfg->triggers));
+    struct config_trigger *t = &cfg->triggers[cfg->ntriggers++];
+    memset(t, 0, sizeof(*t));
+    t->name = xstrdup(sec->name);
+    t->line = sec->line;
+    return t;
+}
+
+/* Every key that is not a trigger key is a parameter of the catalog
+ * definition; config_resolve checks them. */
+static bool trigger_param(struct config_ini *doc, const struct config_ini_entry *e, void *obj)
+{
+    struct config_trigger *t = obj;
+    (void)doc;
+    t->params = xrealloc(t->params, (t->nparams + 1) * sizeof(*t->params));
+    t->params[t->nparams].name = xstrdup(e->key);
+    t->params[t->nparams].value = xstrdup(e->value);
+    t->params[t->nparams].line = e->line;
+    t->nparams++;
+    return true;
+}
+
+static void finish_trigger(struct loader *ld, struct config_ini *doc,
+                           const struct config_ini_section *sec, void *obj, const int *lines)
+{
+    struct config *cfg = ld->cfg;
+    struct config_trigger *t = obj;
+    t->use_line = lines[TRIGGER_USE];
+    t->for_each_line = lines[TRIGGER_FOR_EACH];
+    t->page_size_line = lines[TRIGGER_PAGE_SIZE];
+
+    if (lines[TRIGGER_EVERY] == 0) {
+        t->every_ms = DEFAULT_EVERY > cfg->min_interval_ms ? DEFAULT_EVERY : cfg->min_interval_ms;
+    }
+
+    if (t->location_name != NULL) {
+        t->location = config_find_location(cfg, t->location_name);
+        if (t->location == NULL) {
+            const char **names = xcalloc(cfg->nlocations + 1, sizeof(*names));
+            for (size_t i = 0; i < cfg->nlocations; i++) {
+                names[i] = cfg->locations[i].name;
+            }
+            const char *hint = config_suggest(t->location_name, names, cfg->nlocations);
+            config_diag_add(&doc->diag, lines[TRIGGER_LOCATION],
+                            "unknown location '%s' (no [location %s] section)%s%s%s",
+                            t->location_name, t->location_name, hint ? "; did you mean '" : "",
+                            hint ? hint : "", hint ? "'?" : "");
+            free(names);
+        }
+    } else if (lines[TRIGGER_LOCATION] == 0) {
+        if (cfg->nlocations == 1) {
+            t->location = &cfg->locations[0];
+            t->location_name = xstrdup(t->location->name);
+        } else if (cfg->nlocations == 0) {
+            config_diag_add(&doc->diag, sec->line,
+                            "[trigger %s] has no location to poll: add a [location NAME] section",
+                            t->name);
+        } else {
+            config_diag_add(&doc->diag, sec->line,
+                            "[trigger %s] needs 'location = NAME': there are %zu [location] "
+                            "sections",
+                            t->name, cfg->nlocations);
+        }
+    }
+
+    for (size_t i = 0; t->fields != NULL && t->ignore != NULL && t->ignore[i] != NULL; i++) {
+        if (strv_contains(t->fields, t->ignore[i])) {
+            char q[QUOTE_MAX + 4];
+            quote(t->ignore[i], q);
+            config_diag_add(&doc->diag, lines[TRIGGER_IGNORE],
+                            "field '%s' is in both fields and ignore", q);
+        }
+    }
+}
+
+/* Processed in this order, so later kinds can rely on earlier ones
+ * (triggers on min_interval and on the complete list of locations). */
+static const struct section_kind section_kinds[] = {
+    {"engine", false, engine_keys, ARRAY_SIZE(engine_keys), add_engine, NULL, NULL},
+    {"api", false, api_keys, ARRAY_SIZE(api_keys), add_engine, finish_api, NULL},
+    {"location", true, location_keys, ARRAY_SIZE(location_keys), add_location, finish_location,
+     NULL},
+    {"trigger", true, trigger_keys, ARRAY_SIZE(trigger_keys), add_trigger, finish_trigger,
+     trigger_param},
+};
+
+static const struct section_kind *find_kind(const char *kind)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(section_kinds); i++) {
+        if (strcmp(section_kinds[i].kind, kind) == 0) {
+            return &section_kinds[i];
+        }
+    }
+    return NULL;
+}
+
+static void apply_kind(struct loader *ld, struct config_ini *doc, const struct section_kind *k)
+{
+    bool found = false;
+    int lines[64];
+    for (size_t i = 0; i < doc->nsections; i++) {
+        const struct config_ini_section *sec = &doc->sections[i];
+        if (sec->skip || strcmp(sec->kind, k->kind) != 0) {
+            continue;
+        }
+        if (k->named && sec->name == NULL) {
+            config_diag_add(&doc->diag, sec->line, "[%s] needs a name: [%s NAME]", k->kind,
+                            k->kind);
+            continue;
+        }
+        if (!k->named && sec->name != NULL) {
+            config_diag_add(&doc->diag, sec->line, "[%s] takes no name", k->kind);
+            continue;
+        }
+        found = true;
+        char *what = sec->name ? xasprintf("[%s %s]", k->kind, sec->name)
+                               : xasprintf("[%s]", k->kind);
+        void *obj = k->add(ld, sec);
+        config_ini_apply(doc, sec, what, k->keys, k->nkeys, obj, k->extra, lines);
+        if (k->finish != NULL) {
+            k->finish(ld, doc, sec, obj, lines);
+        }
+        free(what);
+    }
+    if (!found && !k->named) {
+        /* A missing singleton section still gets its defaults (and its
+         * missing required keys reported). */
+        char *what = xasprintf("[%s]", k->kind);
+        void *obj = k->add(ld, NULL);
+        config_ini_apply(doc, NULL, what, k->keys, k->nkeys, obj, k->extra, lines);
+        if (k->finish != NULL) {
+            k->finish(ld, doc, NULL, obj, lines);
+        }
+        free(what);
+    }
+}
+
+int config_load(const char *path, unsigned flags, struct config **out,
+                struct config_errors *errs)
+{
+    *out = NULL;
+    struct config *cfg = xcalloc(1, sizeof(*cfg));
+    struct loader ld = {.cfg = cfg, .flags = flags};
+    struct config_ini doc;
+    int rc = config_ini_load(path, &doc);
+    cfg->path = xstrdup(path);
+    if (rc < 0) {
+        goto fail;
+    }
+    doc.user = &ld;
+    cfg->dir = xstrdup(doc.dir);
+
+    for (size_t i = 0; i < doc.nsections; i++) {
+        const struct config_ini_section *sec = &doc.sections[i];
+        if (!sec->skip && find_kind(sec->kind) == NULL) {
+            char q[QUOTE_MAX + 4];
+            quote(sec->kind, q);
+            config_diag_add(&doc.diag, sec->line,
+                            "unknown section kind [%s] (expected [engine], [api], "
+                            "[location NAME] or [trigger NAME])",
+                            q);
+        }
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(section_kinds); i++) {
+        apply_kind(&ld, &doc, &section_kinds[i]);
+    }
+    if (doc.diag.count != 0) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    config_ini_finish(&doc, errs);
+    *out = cfg;
+    return 0;
+
+fail:
+    config_ini_finish(&doc, errs);
+    config_free(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Resolution against the catalog                                           */
+
+static int check_param_value(struct config_diag *d, const struct config_trigger *t,
+                             const struct catalog_param *p, const struct config_param *cp)
+{
+    char q[QUOTE_MAX + 4];
+    quote(cp->value, q);
+    switch (p->type) {
+    case CATALOG_STRING:
+        return 0;
+    case CATALOG_INTEGER: {
+        long long v;
+        if (util_parse_int(cp->value, LLONG_MIN, LLONG_MAX, &v) == 0) {
+            return 0;
+        }
+        break;
+    }
+    case CATALOG_NUMBER: {
+        char *end = NULL;
+        errno = 0;
+        double v = strtod(cp->value, &end);
+        if (errno == 0 && end != cp->value && *end == '\0' && isfinite(v)) {
+            return 0;
+        }
+        break;
+    }
+    case CATALOG_BOOLEAN: {
+        bool b;
+        if (util_parse_bool(cp->value, &b) == 0) {
+            return 0;
+        }
+        break;
+    }
+    case CATALOG_JSON: {
+        const char *end = NULL;
+        cJSON *j = cJSON_ParseWithOpts(cp->value, &end, 1);
+        if (j != NULL) {
+            cJSON_Delete(j);
+            return 0;
+        }
+        size_t at = end != NULL && end >= cp->value ? (size_t)(end - cp->value) + 1 : 1;
+        config_diag_add(d, cp->line, "'%s' is not valid JSON (error near byte %zu)", cp->name,
+                        at);
+        return -EINVAL;
+    }
+    }
+    config_diag_add(d, cp->line, "bad value '%s' for '%s' (%s expects %s %s)", q, cp->name,
+                    t->use, p->type == CATALOG_INTEGER ? "an" : "a", catalog_type_name(p->type));
+    return -EINVAL;
+}
+
+static const struct config_param *find_param(const struct config_trigger *t, const char *name)
+{
+    for (size_t i = 0; i < t->nparams; i++) {
+        if (strcmp(t->params[i].name, name) == 0) {
+            return &t->params[i];
+        }
+    }
+    return NULL;
+}
+
+static void resolve_params(struct config_diag *d, struct config_trigger *t)
+{
+    const struct catalog_trigger *def = t->def;
+    bool fed = t->for_each != NULL && def->fan_out != NULL;
+    for (size_t i = 0; i < t->nparams; i++) {
+        const struct config_param *cp = &t->params[i];
+        const struct catalog_param *p = catalog_trigger_param(def, cp->name);
+        if (p == NULL) {
+            size_t n = TRIGGER_NKEYS + def->nparams;
+            const char **names = xcalloc(n + 1, sizeof(*names));
+            for (size_t j = 0; j < TRIGGER_NKEYS; j++) {
+                names[j] = trigger_keys[j].name;
+            }
+            for (size_t j = 0; j < def->nparams; j++) {
+                names[TRIGGER_NKEYS + j] = def->params[j].name;
+            }
+            const char *hint = config_suggest(cp->name, names, n);
+            config_diag_add(d, cp->line, "unknown key '%s' in [trigger %s]%s%s%s", cp->name,
+                            t->name, hint ? "; did you mean '" : "", hint ? hint : "",
+                            hint ? "'?" : "");
+            free(names);
+            continue;
+        }
+        if (fed && strcmp(cp->name, def->fan_out) == 0) {
+            config_diag_add(d, cp->line,
+                            "'%s' is fed by for_each = %s; remove this line", cp->name,
+                            t->for_each);
+            continue;
+        }
+        check_param_value(d, t, p, cp);
+    }
+    for (size_t i = 0; i < def->nparams; i++) {
+        const struct catalog_param *p = &def->params[i];
+        if (!p->required || find_param(t, p->name) != NULL) {
+            continue;
+        }
+        if (fed && strcmp(p->name, def->fan_out) == 0) {
+            continue;
+        }
+        config_diag_add(d, t->line, "[trigger %s] is missing parameter '%s' (required by %s)%s",
+                        t->name, p->name, def->name,
+                        def->fan_out != NULL && strcmp(p->name, def->fan_out) == 0
+                            ? "; or set for_each to a trigger that yields its values"
+                            : "");
+    }
+    if (def->require_one[0] != NULL) {
+        bool any = false;
+        for (size_t i = 0; def->require_one[i] != NULL; i++) {
+            any = any || find_param(t, def->require_one[i]) != NULL;
+        }
+        if (!any) {
+            char *all = join_choices((const char *const *)def->require_one);
+            config_diag_add(d, t->line, "[trigger %s] needs at least one of: %s (for %s)",
+                            t->name, all, def->name);
+            free(all);
+        }
+    }
+    if (t->page_size != 0) {
+        if (def->pagination == CATALOG_PAGE_NONE) {
+            config_diag_add(d, t->page_size_line, "page_size: %s is not paginated", def->name);
+        } else if (t->page_size > def->max_page_size) {
+            config_diag_add(d, t->page_size_line,
+                            "page_size = %u is out of range (%s allows 1..%u)", t->page_size,
+                            def->name, def->max_page_size);
+        }
+    }
+}
+
+static void resolve_for_each(struct config_diag *d, struct config *cfg, struct config_trigger *t)
+{
+    if (t->for_each == NULL) {
+        return;
+    }
+    struct config_trigger *parent = config_find_trigger(cfg, t->for_each);
+    if (parent == NULL) {
+        const char **names = xcalloc(cfg->ntriggers + 1, sizeof(*names));
+        for (size_t i = 0; i < cfg->ntriggers; i++) {
+            names[i] = cfg->triggers[i].name;
+        }
+        const char *hint = config_suggest(t->for_each, names, cfg->ntriggers);
+        config_diag_add(d, t->for_each_line, "for_each: no [trigger %s]%s%s%s", t->for_each,
+                        hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+        free(names);
+        return;
+    }
+    t->parent = parent;
+    if (t->def != NULL && t->def->fan_out == NULL) {
+        config_diag_add(d, t->for_each_line,
+                        "for_each: %s takes no for_each (it has no fan-out parameter)",
+                        t->def->name);
+        return;
+    }
+    if (parent->location != t->location) {
+        config_diag_add(d, t->for_each_line,
+                        "for_each: [trigger %s] polls location '%s', not '%s'", parent->name,
+                        parent->location_name ? parent->location_name : "?",
+                        t->location_name ? t->location_name : "?");
+    }
+    if (t->def != NULL && parent->def != NULL &&
+        strcmp(parent->def->resource, t->def->parent_resource) != 0) {
+        config_diag_add(d, t->for_each_line,
+                        "for_each: [trigger %s] (%s) yields '%s' records; %s needs '%s' records",
+                        parent->name, parent->def->name, parent->def->resource, t->def->name,
+                        t->def->parent_resource);
+    }
+}
+
+static void check_cycles(struct config_diag *d, struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        struct config_trigger *t = &cfg->triggers[i];
+        struct config_trigger *p = t->parent;
+        size_t steps = 0;
+        while (p != NULL && p != t && steps < cfg->ntriggers) {
+            p = p->parent;
+            steps++;
+        }
+        if (p != t) {
+            continue;
+        }
+        /* Name the cycle from this trigger: a -> b -> a (cut after 8 hops). */
+        struct buf b;
+        buf_init(&b, 4096);
+        buf_append_str(&b, t->name);
+        p = t->parent;
+        for (size_t hop = 0; hop < 8; hop++) {
+            buf_append_str(&b, " -> ");
+            buf_append_str(&b, p->name);
+            if (p == t) {
+                break;
+            }
+            p = p->parent;
+        }
+        if (p != t) {
+            buf_append_str(&b, " -> ...");
+        }
+        config_diag_add(d, t->for_each_line, "for_each cycle: %s", b.data);
+        buf_finish(&b);
+    }
+}
+
+int config_resolve(struct config *cfg, const struct catalog *cat, struct config_errors *errs)
+{
+    struct config_diag d;
+    config_diag_init(&d, cfg->path);
+    size_t ncat = catalog_trigger_count(cat);
+    const char **names = xcalloc(ncat + 1, sizeof(*names));
+    for (size_t i = 0; i < ncat; i++) {
+        names[i] = catalog_trigger_at(cat, i)->name;
+    }
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        struct config_trigger *t = &cfg->triggers[i];
+        t->def = catalog_find_trigger(cat, t->use);
+        t->parent = NULL;
+        if (t->def == NULL) {
+            char q[QUOTE_MAX + 4];
+            quote(t->use, q);
+            const char *hint = config_suggest(t->use, names, ncat);
+            config_diag_add(&d, t->use_line ? t->use_line : t->line,
+                            "use: unknown catalog trigger '%s'%s%s%s (see pollen catalog)", q,
+                            hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+            continue;
+        }
+        resolve_params(&d, t);
+    }
+    free(names);
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        resolve_for_each(&d, cfg, &cfg->triggers[i]);
+    }
+    check_cycles(&d, cfg);
+    if (d.count == 0) {
+        config_diag_flush(&d, errs);
+        return 0;
+    }
+    config_diag_flush(&d, errs);
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        cfg->triggers[i].def = NULL;
+        cfg->triggers[i].parent = NULL;
+    }
+    return -EINVAL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lookup and free                                                           */
+
+struct config_location *config_find_location(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->nlocations; i++) {
+        if (strcmp(cfg->locations[i].name, name) == 0) {
+            return &cfg->locations[i];
+        }
+    }
+    return NULL;
+}
+
+struct config_trigger *config_find_trigger(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->ntriggers; i++) {
+        if (strcmp(cfg->triggers[i].name, name) == 0) {
+            return &cfg->triggers[i];
+        }
+    }
+    return NULL;
+}
+
+void config_free(struct config *cfg)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < cfg->nlocations; i++) {
+        struct config_location *loc = &cfg->locations[i];
+        free(loc->name);
+        free(loc->id);
+        wipe_free(loc->token);
+    }
+    free(cfg->locations);
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        struct config_trigger *t = &cfg->triggers[i];
+        free(t->name);
+        free(t->use);
+        free(t->location_name);
+        strv_free(t->fields);
+        strv_free(t->ignore);
+        free(t->for_each);
+        for (size_t j = 0; j < t->nparams; j++) {
+            free(t->params[j].name);
+            free(t->params[j].value);
+        }
+        free(t->params);
+    }
+    free(cfg->triggers);
+    free(cfg->path);
+    free(cfg->dir);
+    free(cfg->state_dir);
+    free(cfg->catalog_dir);
+    free(cfg->base_url);
+    free(cfg->ca_file);
+    free(cfg);
+}

@@ -1,0 +1,194 @@
+/*
+ * diag: startup diagnostics and the INI document reader shared by config
+ * (the user's file) and catalog (the shipped endpoint definitions).
+ *
+ * There is no diag.c: the meson module list has no `diag` entry, so every
+ * function declared here is implemented in config.c, which owns the INI
+ * rules. catalog.c uses them through this header, which is why this header
+ * exists at all (config.h includes catalog.h; catalog.h must not include
+ * config.h).
+ *
+ * The INI rules (reliability.md §3.3, inih r55 as shipped by Debian):
+ *  - The file is read whole (at most CONFIG_INI_MAX_FILE bytes) and
+ *    pre-scanned before inih sees it: a line longer than CONFIG_INI_MAX_LINE
+ *    bytes, a control character (NUL included) or invalid UTF-8 is an error.
+ *    r55 would silently split an overlong line and inject its tail as a new
+ *    key; here such a line is served to inih as a blank line instead, so the
+ *    rest of the file is still checked and every error is reported.
+ *  - inih is driven through ini_parse_stream with our own reader, which
+ *    counts lines, so the handler knows its line number (r55 has no
+ *    INI_HANDLER_LINENO). Section headers are tracked by our own scan, which
+ *    mirrors inih's state machine, because r55 truncates section names to 49
+ *    bytes.
+ *  - An indented line continues the previous key's value (appended with one
+ *    space; inline comments are stripped there too; an indented line that
+ *    looks like `key = value` is an error). A second non-indented
+ *    occurrence of a key in one section, and a repeated section header, are
+ *    errors.
+ *  - Inline comments: `x = 1 ; c` gives `1`, `x = a;b` gives `a;b` (a `;`
+ *    starts a comment only after white space).
+ *  - Any error anywhere means the whole document is discarded by its users:
+ *    nothing half-parsed is ever used.
+ *
+ * Error lists: each item is "FILE:LINE: message" ("FILE: message" when the
+ * error concerns the whole file). Per-file errors are collected in a
+ * config_diag and flushed sorted by line, so a user sees every problem in
+ * file order at once.
+ *
+ * Secrets: callers never put a secret into a message (a rejected token value
+ * is not quoted), and config_errors_add also masks every string registered
+ * with log_add_secret, so a token pasted into another key shows as
+ * [REDACTED]. Quoted values are cut to 64 bytes.
+ * Thread context: loop thread, at startup or reload only. Loading reads small
+ * local files with blocking calls (bounded to 1 MiB each), so it never runs
+ * per poll.
+ */
+#ifndef POLLEN_DIAG_H
+#define POLLEN_DIAG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util.h"
+
+/* Longest line accepted (bytes, without the line end): r55 reads 199 bytes
+ * into a 200-byte buffer and needs one for the newline. */
+#define CONFIG_INI_MAX_LINE 198
+/* Largest INI file accepted. */
+#define CONFIG_INI_MAX_FILE (1024 * 1024)
+/* Longest section name (the NAME in [trigger NAME], or a catalog name). */
+#define CONFIG_NAME_MAX 64
+
+struct config_errors {
+    char **items; /* each "FILE:LINE: message"; owned */
+    size_t count;
+};
+
+/* Appends one formatted error; line <= 0 means the whole file ("FILE: message"). */
+void config_errors_add(struct config_errors *e, const char *file, int line, const char *fmt, ...)
+    ATTR_PRINTF(4, 5);
+/* Prints every item on its own line. */
+void config_errors_print(const struct config_errors *e, FILE *out);
+/* Frees the items and zeroes the list; accepts a zeroed list. */
+void config_errors_free(struct config_errors *e);
+
+/* Errors of one file, kept with their line numbers until flushed in line order. */
+struct config_diag_item {
+    int line;
+    char *msg;
+};
+struct config_diag {
+    char *file; /* owned copy, as it appears in messages */
+    struct config_diag_item *items;
+    size_t count;
+};
+
+void config_diag_init(struct config_diag *d, const char *file);
+void config_diag_add(struct config_diag *d, int line, const char *fmt, ...) ATTR_PRINTF(3, 4);
+/* Moves the errors into errs, sorted by line (stable), and frees d. */
+void config_diag_flush(struct config_diag *d, struct config_errors *errs);
+
+/* One parsed INI document. Values are final (continuations joined). */
+struct config_ini_entry {
+    char *key;
+    char *value;
+    int line;
+};
+struct config_ini_section {
+    char *kind;       /* first word of the header: "trigger" in [trigger x] */
+    char *name;       /* second word, or NULL */
+    int line;
+    bool skip;        /* a repeated or malformed header (already reported): users skip it */
+    struct config_ini_entry *entries;
+    size_t nentries;
+};
+struct config_ini {
+    char *path;       /* as given */
+    char *dir;        /* absolute directory of the file, for relative paths */
+    struct config_ini_section *sections;
+    size_t nsections;
+    struct config_diag diag; /* every error found so far, syntax and semantic */
+    void *user;       /* for custom key parsers (the loader's context) */
+};
+
+/*
+ * Reads and parses path into doc (which is zeroed first). Errors go to
+ * doc->diag; the document is always filled with what could be read, so the
+ * caller can keep checking and report everything, then must discard it if
+ * doc->diag.count != 0. Returns 0, or -errno when the file cannot be read at
+ * all (also recorded in doc->diag, as a whole-file error).
+ */
+int config_ini_load(const char *path, struct config_ini *doc);
+/* Frees the document; flushes any remaining errors into errs (if not NULL). */
+void config_ini_finish(struct config_ini *doc, struct config_errors *errs);
+
+/*
+ * Table-driven keys: one struct config_key per key of a section kind. The
+ * value is parsed into (char *)obj + offset. A default is text parsed exactly
+ * like user input, so conf/pollen.ini and the table cannot disagree.
+ */
+enum config_key_type {
+    CONFIG_KEY_STRING,   /* char *: non-empty; one of choices if set */
+    CONFIG_KEY_PATH,     /* char *: relative to the file's directory */
+    CONFIG_KEY_DURATION, /* uint64_t ms in [min, max] */
+    CONFIG_KEY_SIZE,     /* uint64_t bytes in [min, max] */
+    CONFIG_KEY_UINT64,   /* uint64_t in [min, max] */
+    CONFIG_KEY_UNSIGNED, /* unsigned in [min, max] */
+    CONFIG_KEY_DOUBLE,   /* double in [dmin, dmax] */
+    CONFIG_KEY_BOOL,     /* bool: yes/no/true/false/on/off/1/0 */
+    CONFIG_KEY_LIST,     /* char **: space-separated, NULL-terminated (strv) */
+    CONFIG_KEY_CUSTOM,   /* parse() does everything */
+};
+
+struct config_key;
+/* Custom parser: field = obj + key->offset. Returns 0, or -EINVAL after
+ * adding an error to doc->diag at line. */
+typedef int (*config_key_parse_fn)(struct config_ini *doc, const struct config_key *key,
+                                   const char *value, int line, void *field);
+
+struct config_key {
+    const char *name;
+    enum config_key_type type;
+    size_t offset;
+    const char *def;             /* default as text, or NULL */
+    bool required;
+    uint64_t min, max;           /* ranges of integer-like types */
+    double dmin, dmax;
+    const char *const *choices;  /* STRING: allowed values, NULL-terminated */
+    config_key_parse_fn parse;   /* CUSTOM only */
+};
+
+/*
+ * Handles a key that is not in the table (catalog bindings, trigger
+ * parameters). Returns true when the key was taken (even if it had an error,
+ * which it reports), false when it is unknown.
+ */
+typedef bool (*config_extra_fn)(struct config_ini *doc, const struct config_ini_entry *entry,
+                                void *obj);
+
+/*
+ * Applies the section's entries to obj through the key table: parses each
+ * known key, passes others to extra (or reports "unknown key 'k' in WHAT; did
+ * you mean 'x'?"), then reports missing required keys at the section's line
+ * and parses the defaults of keys not given. what names the section in
+ * messages ("[trigger x]"). lines (if not NULL, nkeys long) gets the line of
+ * each key the user gave, 0 for the others. Returns the number of errors
+ * added.
+ */
+size_t config_ini_apply(struct config_ini *doc, const struct config_ini_section *sec,
+                        const char *what, const struct config_key *keys, size_t nkeys, void *obj,
+                        config_extra_fn extra, int *lines);
+
+/* The closest of candidates to word (small edit distance), or NULL. */
+const char *config_suggest(const char *word, const char *const *candidates, size_t n);
+
+/* True for the keys a [trigger] section reserves (use, every, ...); catalog
+ * parameters must not take these names. */
+bool config_is_trigger_key(const char *name);
+
+/* Formats a duration (ms) in its largest whole unit: "15m", "90m", "1s", "250ms". */
+void config_format_duration(uint64_t ms, char *out, size_t size);
+
+#endif

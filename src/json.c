@@ -1,0 +1,765 @@
+/*
+ * json: see json.h for the canonical form and the hash feed format.
+ */
+#include "json.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "util.h"
+
+/* Tag bytes of the hash feed (json.h). Persisted: do not renumber. */
+enum {
+    TAG_NULL = 'n',
+    TAG_FALSE = 'f',
+    TAG_TRUE = 't',
+    TAG_NUMBER = 'd',
+    TAG_STRING = 's',
+    TAG_RAW = 'r',
+    TAG_ARRAY_OPEN = '[',
+    TAG_ARRAY_CLOSE = ']',
+    TAG_OBJECT = '{',
+    TAG_KEY = 'k',
+};
+
+/* Canonical print output is bounded by the input tree; the cap only guards size_t overflow. */
+#define PRINT_MAX ((size_t)1 << 40)
+/* Up to this many members, insertion sort (no call overhead, cheap on nearly sorted input). */
+#define INSERTION_SORT_MAX 64
+
+/*
+ * Prefetch hint (GCC/Clang builtin; a no-op elsewhere). Walking a cJSON tree
+ * is a chain of dependent cache misses; hinting the loads we will need soon
+ * lets them overlap with the chain instead of adding to it.
+ */
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+/* ---------------------------------------------------------------- scratch */
+
+struct member_ref {
+    uint64_t prefix;    /* first 8 key bytes, big-endian, zero-padded: fast compare */
+    const cJSON *item;  /* the member; its key is item->string */
+    uint32_t keylen;    /* strlen of the key, or UINT32_MAX: recompute */
+    uint32_t pos;       /* original position, for a total, stable order */
+};
+
+struct scratch {
+    struct member_ref *v;
+    size_t len;
+    size_t cap;
+};
+
+/* Per thread so hashing may also run on pool threads; grows, never shrinks. */
+static _Thread_local struct scratch scratch;
+
+void json_scratch_release(void)
+{
+    free(scratch.v);
+    scratch.v = NULL;
+    scratch.len = 0;
+    scratch.cap = 0;
+}
+
+static inline const char *key_of(const cJSON *item)
+{
+    return item->string != NULL ? item->string : "";
+}
+
+static inline int ref_cmp(const struct member_ref *a, const struct member_ref *b)
+{
+    if (a->prefix != b->prefix) {
+        return a->prefix < b->prefix ? -1 : 1;
+    }
+    /* strcmp compares as unsigned char (C11 7.24.4), i.e. bytewise. */
+    int c = strcmp(key_of(a->item), key_of(b->item));
+    if (c != 0) {
+        return c;
+    }
+    return a->pos < b->pos ? -1 : (a->pos > b->pos ? 1 : 0);
+}
+
+static int ref_qsort_cmp(const void *a, const void *b)
+{
+    return ref_cmp(a, b);
+}
+
+static void sort_refs(struct member_ref *v, size_t n)
+{
+    if (n > INSERTION_SORT_MAX) {
+        qsort(v, n, sizeof(*v), ref_qsort_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct member_ref cur = v[i];
+        size_t j = i;
+        while (j > 0 && ref_cmp(&cur, &v[j - 1]) < 0) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = cur;
+    }
+}
+
+static void scratch_reserve(size_t extra)
+{
+    if (scratch.cap - scratch.len >= extra) {
+        return;
+    }
+    size_t cap = scratch.cap ? scratch.cap : 64;
+    while (cap - scratch.len < extra) {
+        cap *= 2;
+    }
+    scratch.v = xrealloc(scratch.v, cap * sizeof(*scratch.v));
+    scratch.cap = cap;
+}
+
+void json_members_begin(struct json_members *m, const cJSON *obj,
+                        bool (*keep)(const char *key, void *ud), void *ud)
+{
+    m->base = scratch.len;
+    m->count = 0;
+    if (obj == NULL || (obj->type & 0xFF) != cJSON_Object) {
+        return;
+    }
+    /*
+     * One pass over the sibling list: it is a chain of dependent loads, so
+     * a separate counting pass would pay the cache misses twice.
+     */
+    size_t pos = 0;
+    for (const cJSON *c = obj->child; c != NULL; c = c->next, pos++) {
+        const char *k = key_of(c);
+        if (keep != NULL && !keep(k, ud)) {
+            continue;
+        }
+        if (scratch.len == scratch.cap) {
+            scratch_reserve(1);
+        }
+        /* The value is read after the sort: start fetching it now. */
+        PREFETCH(c->child);
+        PREFETCH(c->valuestring);
+        /* One scan gives the sort prefix and the length the hash feed needs. */
+        uint64_t prefix = 0;
+        size_t n = 0;
+        while (k[n] != '\0') {
+            if (n < 8) {
+                prefix = (prefix << 8) | (unsigned char)k[n];
+            }
+            n++;
+        }
+        if (n > 0 && n < 8) {
+            prefix <<= 8 * (8 - n); /* zero padding keeps bytewise order: "ab" < "ab\x01" */
+        }
+        struct member_ref *r = &scratch.v[scratch.len++];
+        r->prefix = prefix;
+        r->item = c;
+        r->keylen = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
+        r->pos = pos < UINT32_MAX ? (uint32_t)pos : UINT32_MAX;
+    }
+    m->count = scratch.len - m->base;
+    sort_refs(scratch.v + m->base, m->count);
+}
+
+const cJSON *json_members_at(const struct json_members *m, size_t i)
+{
+    return scratch.v[m->base + i].item;
+}
+
+void json_members_end(struct json_members *m)
+{
+    /* LIFO: popping a view discards every slot above its base. */
+    scratch.len = m->base;
+    m->count = 0;
+}
+
+/* ---------------------------------------------------------------- parse */
+
+static inline bool is_json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int json_parse(const char *data, size_t len, cJSON **out, size_t *err_offset)
+{
+    const char *end = NULL;
+    size_t off;
+
+    *out = NULL;
+    if (err_offset != NULL) {
+        *err_offset = 0;
+    }
+    if (data == NULL || len == 0) {
+        return -EINVAL;
+    }
+    /*
+     * require_null_terminated must be 0: with 1 and a length that excludes
+     * the NUL every input fails (reliability.md 3.2). Trailing bytes are
+     * checked below instead.
+     */
+    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+    off = (end != NULL && end >= data) ? (size_t)(end - data) : 0;
+    if (off > len) {
+        off = len;
+    }
+    if (root == NULL) {
+        goto fail;
+    }
+    while (off < len && is_json_ws(data[off])) {
+        off++;
+    }
+    if (off != len) {
+        /* Trailing garbage such as {"a":1} x: cJSON stopped before it. */
+        cJSON_Delete(root);
+        goto fail;
+    }
+    *out = root;
+    return 0;
+
+fail:
+    if (err_offset != NULL) {
+        *err_offset = off;
+    }
+    return -EINVAL;
+}
+
+/* ---------------------------------------------------------------- lookups */
+
+/* Strict array index: digits only, no leading zero (except "0"), at most 9 digits. */
+static bool parse_index(const char *s, size_t n, size_t *out)
+{
+    size_t v = 0;
+    if (n == 0 || n > 9 || (n > 1 && s[0] == '0')) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (size_t)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static const cJSON *child_by_segment(const cJSON *cur, const char *seg, size_t n)
+{
+    int type = cur->type & 0xFF;
+
+    if (type == cJSON_Array) {
+        size_t idx;
+        if (!parse_index(seg, n, &idx)) {
+            return NULL;
+        }
+        const cJSON *c = cur->child;
+        while (c != NULL && idx > 0) {
+            c = c->next;
+            idx--;
+        }
+        return c;
+    }
+    if (type == cJSON_Object) {
+        for (const cJSON *c = cur->child; c != NULL; c = c->next) {
+            if (c->string != NULL && strncmp(c->string, seg, n) == 0 && c->string[n] == '\0') {
+                return c;
+            }
+        }
+    }
+    return NULL;
+}
+
+const cJSON *json_get_path(const cJSON *root, const char *path)
+{
+    const cJSON *cur = root;
+    const char *p = path;
+
+    if (root == NULL || path == NULL || path[0] == '\0') {
+        return root;
+    }
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        if (n == 0) {
+            return NULL;
+        }
+        cur = child_by_segment(cur, p, n);
+        if (cur == NULL || dot == NULL) {
+            return cur;
+        }
+        p = dot + 1;
+    }
+}
+
+const char *json_get_string(const cJSON *obj, const char *key)
+{
+    if (obj == NULL || key == NULL || !cJSON_IsObject(obj)) {
+        return NULL;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+bool json_get_number(const cJSON *obj, const char *key, double *out)
+{
+    if (obj == NULL || key == NULL || !cJSON_IsObject(obj)) {
+        return false;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(v)) {
+        return false;
+    }
+    *out = v->valuedouble;
+    return true;
+}
+
+/* ---------------------------------------------------------------- canonical kinds */
+
+/* The canonical kind of a node: non-finite numbers and invalid nodes are null. */
+static inline int kind_of(const cJSON *v)
+{
+    if (v == NULL) {
+        return cJSON_NULL;
+    }
+    int t = v->type & 0xFF;
+    switch (t) {
+    case cJSON_False:
+    case cJSON_True:
+    case cJSON_NULL:
+    case cJSON_String:
+    case cJSON_Array:
+    case cJSON_Object:
+    case cJSON_Raw:
+        return t;
+    case cJSON_Number:
+        return isfinite(v->valuedouble) ? cJSON_Number : cJSON_NULL;
+    default:
+        return cJSON_NULL;
+    }
+}
+
+static inline const char *str_of(const cJSON *v)
+{
+    return v->valuestring != NULL ? v->valuestring : "";
+}
+
+/* ---------------------------------------------------------------- print */
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+    /* Cannot fail: PRINT_MAX only guards against size_t overflow. */
+    (void)buf_append(b, s, n);
+}
+
+static void print_number(struct buf *b, double d)
+{
+    char tmp[64];
+    int n = 0;
+
+    if (d == 0) {
+        put(b, "0", 1); /* also -0 */
+        return;
+    }
+    if (d == trunc(d) && fabs(d) <= 9007199254740992.0) {
+        n = snprintf(tmp, sizeof(tmp), "%lld", (long long)d);
+    } else {
+        for (int prec = 15; prec <= 17; prec++) {
+            n = snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+            if (strtod(tmp, NULL) == d) {
+                break;
+            }
+        }
+        /* JSON wants '.', whatever LC_NUMERIC the process runs under. */
+        char dp = localeconv()->decimal_point[0];
+        if (dp != '.') {
+            for (int i = 0; i < n; i++) {
+                if (tmp[i] == dp) {
+                    tmp[i] = '.';
+                }
+            }
+        }
+    }
+    put(b, tmp, (size_t)n);
+}
+
+static void print_string(struct buf *b, const char *s)
+{
+    static const char hexdig[] = "0123456789abcdef";
+    const char *run = s;
+
+    put(b, "\"", 1);
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        const char *esc = NULL;
+        char u[7];
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (c < 0x20) {
+                u[0] = '\\';
+                u[1] = 'u';
+                u[2] = '0';
+                u[3] = '0';
+                u[4] = hexdig[c >> 4];
+                u[5] = hexdig[c & 15];
+                u[6] = '\0';
+                esc = u;
+            }
+            break;
+        }
+        if (esc != NULL) {
+            put(b, run, (size_t)(s - run));
+            put(b, esc, strlen(esc));
+            run = s + 1;
+        }
+    }
+    put(b, run, (size_t)(s - run));
+    put(b, "\"", 1);
+}
+
+static void print_value(struct buf *b, const cJSON *v)
+{
+    switch (kind_of(v)) {
+    case cJSON_False:
+        put(b, "false", 5);
+        return;
+    case cJSON_True:
+        put(b, "true", 4);
+        return;
+    case cJSON_Number:
+        print_number(b, v->valuedouble);
+        return;
+    case cJSON_String:
+        print_string(b, str_of(v));
+        return;
+    case cJSON_Raw:
+        put(b, str_of(v), strlen(str_of(v)));
+        return;
+    case cJSON_Array:
+        put(b, "[", 1);
+        for (const cJSON *c = v->child; c != NULL; c = c->next) {
+            print_value(b, c);
+            if (c->next != NULL) {
+                put(b, ",", 1);
+            }
+        }
+        put(b, "]", 1);
+        return;
+    case cJSON_Object: {
+        struct json_members m;
+        json_members_begin(&m, v, NULL, NULL);
+        put(b, "{", 1);
+        for (size_t i = 0; i < m.count; i++) {
+            const cJSON *c = json_members_at(&m, i);
+            if (i > 0) {
+                put(b, ",", 1);
+            }
+            print_string(b, key_of(c));
+            put(b, ":", 1);
+            print_value(b, c);
+        }
+        put(b, "}", 1);
+        json_members_end(&m);
+        return;
+    }
+    default:
+        put(b, "null", 4);
+        return;
+    }
+}
+
+char *json_print_canonical(const cJSON *v)
+{
+    struct buf b;
+    buf_init(&b, PRINT_MAX);
+    print_value(&b, v);
+    return buf_steal(&b, NULL);
+}
+
+/* ---------------------------------------------------------------- hash */
+
+/*
+ * The feed goes through a small stack buffer and reaches hash_update in
+ * FEED_BUF-sized chunks: a record is ~100 tiny tokens, and per-token calls
+ * into the hash cost more than the mixing itself. The bytes fed are exactly
+ * the documented token stream, so buffering never changes a hash.
+ */
+#define FEED_BUF 512
+
+struct feed {
+    struct hash_state *st;
+    size_t n;
+    uint8_t b[FEED_BUF];
+};
+
+static inline void feed_flush(struct feed *f)
+{
+    hash_update(f->st, f->b, f->n);
+    f->n = 0;
+}
+
+static inline void feed_word(struct feed *f, uint64_t w)
+{
+    if (f->n > FEED_BUF - 8) {
+        feed_flush(f);
+    }
+    uint8_t *p = f->b + f->n;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &w, sizeof(w));
+#else
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(w >> (8 * i)); /* little-endian, as hash_u64 */
+    }
+#endif
+    f->n += 8;
+}
+
+static inline void feed_header(struct feed *f, unsigned tag, uint64_t len)
+{
+    feed_word(f, (uint64_t)tag | (len << 8));
+}
+
+static void feed_mem(struct feed *f, const char *s, size_t n)
+{
+    if (n > FEED_BUF - f->n) {
+        feed_flush(f);
+        if (n > FEED_BUF) {
+            hash_update(f->st, s, n);
+            return;
+        }
+    }
+    memcpy(f->b + f->n, s, n);
+    f->n += n;
+}
+
+/*
+ * Header + bytes of a C string in one pass: the bytes are copied behind a
+ * reserved header slot and the length is filled in afterwards, so short
+ * strings cost no strlen and no memcpy call. A string that does not fit the
+ * buffer falls back to strlen and a direct hash_update of the rest.
+ */
+static void feed_cstr(struct feed *f, unsigned tag, const char *s)
+{
+    if (f->n > FEED_BUF - 8) {
+        feed_flush(f);
+    }
+    size_t hdr = f->n;
+    size_t room = FEED_BUF - hdr - 8;
+    uint8_t *dst = f->b + hdr + 8;
+    size_t i = 0;
+    while (i < room && s[i] != '\0') {
+        dst[i] = (uint8_t)s[i];
+        i++;
+    }
+    size_t rest = s[i] == '\0' ? 0 : strlen(s + i);
+    f->n = hdr;
+    feed_header(f, tag, i + rest); /* cannot flush: the slot was reserved */
+    f->n += i;
+    if (rest > 0) {
+        feed_flush(f);
+        hash_update(f->st, s + i, rest);
+    }
+}
+
+static void feed_value(struct feed *f, const cJSON *v);
+
+static void feed_object(struct feed *f, const cJSON *obj, bool (*keep)(const char *key, void *ud),
+                        void *ud)
+{
+    struct json_members m;
+
+    json_members_begin(&m, obj, keep, ud);
+    feed_header(f, TAG_OBJECT, m.count);
+    for (size_t i = 0; i < m.count; i++) {
+        const struct member_ref *r = &scratch.v[m.base + i];
+        const cJSON *c = r->item;
+        const char *k = key_of(c);
+        size_t kn = r->keylen != UINT32_MAX ? r->keylen : strlen(k);
+        feed_header(f, TAG_KEY, kn);
+        feed_mem(f, k, kn);
+        feed_value(f, c);
+    }
+    json_members_end(&m);
+}
+
+static void feed_value(struct feed *f, const cJSON *v)
+{
+    switch (kind_of(v)) {
+    case cJSON_False:
+        feed_header(f, TAG_FALSE, 0);
+        return;
+    case cJSON_True:
+        feed_header(f, TAG_TRUE, 0);
+        return;
+    case cJSON_Number: {
+        double d = v->valuedouble;
+        uint64_t bits;
+        if (d == 0) {
+            d = 0.0; /* -0 and 0 print alike, so they must feed alike */
+        }
+        memcpy(&bits, &d, sizeof(bits));
+        feed_header(f, TAG_NUMBER, 0);
+        feed_word(f, bits);
+        return;
+    }
+    case cJSON_String:
+        feed_cstr(f, TAG_STRING, str_of(v));
+        return;
+    case cJSON_Raw:
+        feed_cstr(f, TAG_RAW, str_of(v));
+        return;
+    case cJSON_Array:
+        /* Open/close markers make the token stream prefix-free without a counting pass. */
+        feed_header(f, TAG_ARRAY_OPEN, 0);
+        for (const cJSON *c = v->child; c != NULL; c = c->next) {
+            feed_value(f, c);
+        }
+        feed_header(f, TAG_ARRAY_CLOSE, 0);
+        return;
+    case cJSON_Object:
+        feed_object(f, v, NULL, NULL);
+        return;
+    default:
+        feed_header(f, TAG_NULL, 0);
+        return;
+    }
+}
+
+void json_hash_key(struct hash_state *st, const char *key)
+{
+    struct feed f;
+    f.st = st;
+    f.n = 0;
+    feed_cstr(&f, TAG_KEY, key != NULL ? key : "");
+    feed_flush(&f);
+}
+
+void json_hash_object_filtered(struct hash_state *st, const cJSON *obj,
+                               bool (*keep)(const char *key, void *ud), void *ud)
+{
+    struct feed f;
+    f.st = st;
+    f.n = 0;
+    feed_object(&f, obj, keep, ud);
+    feed_flush(&f);
+}
+
+void json_hash_update(struct hash_state *st, const cJSON *v)
+{
+    struct feed f;
+    f.st = st;
+    f.n = 0;
+    feed_value(&f, v);
+    feed_flush(&f);
+}
+
+/* ---------------------------------------------------------------- equality */
+
+bool json_equal(const cJSON *a, const cJSON *b)
+{
+    int ka = kind_of(a);
+    int kb = kind_of(b);
+
+    if (ka != kb) {
+        return false;
+    }
+    switch (ka) {
+    case cJSON_Number:
+        return a->valuedouble == b->valuedouble; /* -0 == 0 */
+    case cJSON_String:
+    case cJSON_Raw:
+        return strcmp(str_of(a), str_of(b)) == 0;
+    case cJSON_Array: {
+        const cJSON *x = a->child;
+        const cJSON *y = b->child;
+        for (; x != NULL && y != NULL; x = x->next, y = y->next) {
+            if (!json_equal(x, y)) {
+                return false;
+            }
+        }
+        return x == NULL && y == NULL;
+    }
+    case cJSON_Object: {
+        struct json_members ma;
+        struct json_members mb;
+        bool eq;
+        json_members_begin(&ma, a, NULL, NULL);
+        json_members_begin(&mb, b, NULL, NULL);
+        eq = ma.count == mb.count;
+        for (size_t i = 0; eq && i < ma.count; i++) {
+            const cJSON *x = json_members_at(&ma, i);
+            const cJSON *y = json_members_at(&mb, i);
+            eq = strcmp(key_of(x), key_of(y)) == 0 && json_equal(x, y);
+        }
+        json_members_end(&mb);
+        json_members_end(&ma);
+        return eq;
+    }
+    default:
+        return true; /* null, false, true: the kind says it all */
+    }
+}
+
+/* ---------------------------------------------------------------- utf-8 */
+
+bool json_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        unsigned char lo = 0x80;
+        unsigned char hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            if (c == 0xE0) {
+                lo = 0xA0; /* overlong */
+            } else if (c == 0xED) {
+                hi = 0x9F; /* UTF-16 surrogates */
+            }
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            if (c == 0xF0) {
+                lo = 0x90; /* overlong */
+            } else if (c == 0xF4) {
+                hi = 0x8F; /* above U+10FFFF */
+            }
+        } else {
+            return false; /* 0x80-0xC1 (continuation / overlong lead), 0xF5-0xFF */
+        }
+        if (len - i <= need) {
+            return false;
+        }
+        if (p[i + 1] < lo || p[i + 1] > hi) {
+            return false;
+        }
+        for (size_t k = 2; k <= need; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) {
+                return false;
+            }
+        }
+        i += need + 1;
+    }
+    return true;
+}

@@ -1,0 +1,118 @@
+/*
+ * json: cJSON helpers for the data path: bounded parsing of API responses,
+ * case-sensitive lookups, canonical printing, canonical hashing and
+ * canonical equality.
+ *
+ * Canonical form: compact JSON, object keys sorted bytewise (duplicates kept,
+ * ordered by key then original position), strings escaped as cJSON does,
+ * numbers as integers when integral and |x| <= 2^53, otherwise the shortest
+ * %.{15,16,17}g that round-trips; -0 prints as 0; NaN/Inf (cJSON turns 1e400
+ * into inf) and cJSON_Invalid nodes print as null. Key order in the input
+ * therefore never matters to print, hash or equality.
+ *
+ * Hash feed (json_hash_update): a prefix-free token stream of the canonical
+ * value, so two values feed the same bytes iff their canonical forms are
+ * equal. Each token starts with one u64 "header" = tag | (length << 8):
+ *   null 'n', false 'f', true 't'         header only
+ *   number 'd'                            header, then the IEEE-754 bits (u64)
+ *   string 's' / raw 'r' (len = bytes)    header, then the bytes
+ *   array '['                             header, elements, then ']' header
+ *   object '{' (len = member count)       header, then per member a key
+ *                                         token 'k' (len = bytes) + key bytes,
+ *                                         followed by the value
+ * The feed is persisted indirectly (snapshot hashes): changing it means a
+ * snapshot format version bump. cJSON_Raw nodes (never produced by parsing)
+ * are printed verbatim and hashed with their own tag, so for them the
+ * print/hash equivalence holds only bytewise.
+ *
+ * Lookups never use cJSON_GetObjectItem (case-insensitive); always the
+ * case-sensitive variant, which returns the FIRST member of a duplicated key.
+ *
+ * Memory: sorting object members uses a per-thread scratch stack (grown with
+ * xrealloc, never per node, reused across calls); json_scratch_release frees
+ * the calling thread's scratch. No other hidden allocation.
+ * Recursion: print, hash and equality recurse once per nesting level; trees
+ * from json_parse are at most 1000 deep (CJSON_NESTING_LIMIT), which is safe
+ * on the loop thread and on libuv pool threads.
+ * Thread context: any thread; a tree must not be shared across threads
+ * while one of them mutates it.
+ */
+#ifndef POLLEN_JSON_H
+#define POLLEN_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cJSON.h>
+
+#include "hash.h"
+
+/*
+ * Parses exactly len bytes (data need not be NUL-terminated, and nothing
+ * past data[len-1] is read). Only JSON white space may follow the value.
+ * Nesting deeper than 1000 is a parse error. On success *out owns a new tree
+ * (free with cJSON_Delete) and 0 is returned. On failure *out is NULL,
+ * *err_offset (if not NULL) is the byte offset of the error (<= len) and
+ * -EINVAL is returned. The caller bounds len (http body cap).
+ */
+int json_parse(const char *data, size_t len, cJSON **out, size_t *err_offset);
+
+/*
+ * Dotted path lookup, case-sensitive: "meta.startAfterId", "contacts.0.id".
+ * A segment that is all digits indexes an array ("0", no sign or leading
+ * zeros); on an object it is an ordinary key. Keys containing '.' cannot be
+ * addressed. An empty or NULL path returns root. Returns a borrowed pointer
+ * into root, or NULL when absent or the path is malformed ("a..b", "a.").
+ */
+const cJSON *json_get_path(const cJSON *root, const char *path);
+
+/* Member key of object obj as a string (borrowed), or NULL if absent or not a string. */
+const char *json_get_string(const cJSON *obj, const char *key);
+/* Member key of obj as a number into *out; false if absent or not a number. */
+bool json_get_number(const cJSON *obj, const char *key, double *out);
+
+/* Canonical compact JSON of v (see above). Never NULL; the caller frees. NULL v prints "null". */
+char *json_print_canonical(const cJSON *v);
+
+/* Feeds the canonical form of v (NULL counts as null) into st; see the feed format above. */
+void json_hash_update(struct hash_state *st, const cJSON *v);
+
+/*
+ * Feeds object obj as json_hash_update would if the members whose key fails
+ * keep(key, ud) were absent. keep NULL keeps all. obj must be an object.
+ */
+void json_hash_object_filtered(struct hash_state *st, const cJSON *obj,
+                               bool (*keep)(const char *key, void *ud), void *ud);
+
+/* Feeds a key token ('k' header + bytes), the framing used for object members. */
+void json_hash_key(struct hash_state *st, const char *key);
+
+/* Canonical equality: equal iff the canonical prints are equal (key order ignored). */
+bool json_equal(const cJSON *a, const cJSON *b);
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+bool json_utf8_valid(const char *s, size_t len);
+
+/*
+ * Sorted, filtered view of an object's members, stored on the calling
+ * thread's scratch stack. Order: key bytewise, then original position.
+ * Views nest strictly LIFO: end them in reverse order of begin, on the same
+ * thread. json_members_at re-reads the scratch, so nested views (including
+ * the ones print/hash/equal open internally) may be opened between calls.
+ * obj that is not an object gives an empty view.
+ */
+struct json_members {
+    size_t base;  /* private: first slot on the scratch stack */
+    size_t count; /* members in the view */
+};
+
+void json_members_begin(struct json_members *m, const cJSON *obj,
+                        bool (*keep)(const char *key, void *ud), void *ud);
+/* Member i (0 <= i < count), borrowed from the object; ->string is its key. */
+const cJSON *json_members_at(const struct json_members *m, size_t i);
+void json_members_end(struct json_members *m);
+
+/* Frees the calling thread's scratch stack (engine shutdown, end of tests). No views may be open. */
+void json_scratch_release(void);
+
+#endif
