@@ -13,6 +13,10 @@
 #include "catalog.h"
 #include "config.h"
 #include "engine.h"
+#include "json.h"
+#include "outbox.h"
+#include "spawn.h"
+#include "store.h"
 #include "log.h"
 #include "tail.h"
 #include "util.h"
@@ -24,7 +28,7 @@ static const char usage_main[] =
     "snapshots, and records every created, updated and deleted record as an event.\n"
     "\n"
     "commands:\n"
-    "  run      -c FILE [--once] [--log-level LEVEL]\n"
+    "  run      -c FILE [--once | --dry-run] [--log-level LEVEL]\n"
     "           run the engine headless in the foreground (logs on stderr)\n"
     "  check    -c FILE\n"
     "           validate the configuration and the catalog; print FILE:LINE: problem\n"
@@ -32,12 +36,14 @@ static const char usage_main[] =
     "           print events as NDJSON in seq order; -f keeps following\n"
     "  catalog  [triggers|actions] [-c FILE | --catalog DIR]\n"
     "           list the shipped trigger and action definitions\n"
+    "  dlq      list|retry ID|drop ID -c FILE\n"
+    "           inspect and handle the dead-letter store of failed actions\n"
     "\n"
     "`pollen COMMAND --help` describes each command. `pollen --version` prints the version.\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error\n";
 
 static const char usage_run[] =
-    "usage: pollen run -c FILE [--once] [--log-level LEVEL]\n"
+    "usage: pollen run -c FILE [--once | --dry-run] [--log-level LEVEL]\n"
     "\n"
     "Runs the engine in the foreground until SIGINT or SIGTERM, which finish the\n"
     "page being recorded and exit 0. Logs go to stderr; events go to the event\n"
@@ -45,7 +51,10 @@ static const char usage_run[] =
     "\n"
     "  -c, --config FILE     the configuration file (required)\n"
     "      --once            run one complete cycle of every trigger (one sweep round\n"
-    "                        of every for_each trigger), then exit (1 if any failed)\n"
+    "                        of every for_each trigger), give every action that\n"
+    "                        became due its attempt, then exit (1 if a cycle failed)\n"
+    "      --dry-run         like --once, but record nothing and send no action: print\n"
+    "                        each request the rules would send as a JSON line on stdout\n"
     "      --log-level LEVEL error, warn, info or debug (overrides [engine] log_level)\n"
     "  -h, --help            this text\n";
 
@@ -86,6 +95,7 @@ static const char usage_catalog[] =
     "  -h, --help            this text\n";
 
 enum {
+    OPT_DRY_RUN = 255,
     OPT_ONCE = 256,
     OPT_LOG_LEVEL,
     OPT_FROM,
@@ -143,6 +153,7 @@ static int cmd_run(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"once", no_argument, NULL, OPT_ONCE},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -158,6 +169,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case OPT_ONCE:
             eo.once = true;
+            break;
+        case OPT_DRY_RUN:
+            eo.dry_run = true;
             break;
         case OPT_LOG_LEVEL:
             level = optarg;
@@ -230,8 +244,10 @@ static int cmd_check(int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
-    printf("%s: ok: %zu location(s), %zu trigger(s); catalog %s (%zu trigger definitions)\n", path,
-           cfg->nlocations, cfg->ntriggers, cfg->catalog_dir, catalog_trigger_count(cat));
+    printf("%s: ok: %zu location(s), %zu trigger(s), %zu rule(s); catalog %s (%zu triggers, "
+           "%zu actions)\n",
+           path, cfg->nlocations, cfg->ntriggers, cfg->nrules, cfg->catalog_dir,
+           catalog_trigger_count(cat), catalog_action_count(cat));
     catalog_free(cat);
     config_free(cfg);
     log_clear_secrets();
@@ -322,6 +338,15 @@ static void print_triggers(const struct catalog *cat)
     }
 }
 
+static void print_actions(const struct catalog *cat)
+{
+    for (size_t i = 0; i < catalog_action_count(cat); i++) {
+        const struct catalog_action *a = catalog_action_at(cat, i);
+        printf("%-28s %-6s %-48s %-10s %-16s %s%s\n", a->name, a->method, a->path, a->version,
+               a->scope, a->title, a->destructive ? " (destructive: needs confirm = yes)" : "");
+    }
+}
+
 static int cmd_catalog(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -381,17 +406,139 @@ static int cmd_catalog(int argc, char **argv)
     if (what == NULL || strcmp(what, "triggers") == 0) {
         print_triggers(cat);
     }
-    if (what != NULL && strcmp(what, "actions") == 0) {
-        fprintf(stderr, "pollen: no actions are shipped yet (rules and actions arrive with "
-                        "issue 4)\n");
+    if (what == NULL || strcmp(what, "actions") == 0) {
+        print_actions(cat);
     }
     catalog_free(cat);
     config_free(cfg);
     return CLI_EXIT_OK;
 }
 
+static const char usage_dlq[] =
+    "usage: pollen dlq list -c FILE\n"
+    "       pollen dlq retry ID -c FILE\n"
+    "       pollen dlq drop ID -c FILE\n"
+    "\n"
+    "The dead-letter store holds actions that failed permanently (a 4xx other\n"
+    "than 408/429, or every attempt used up). `list` prints them as JSON lines\n"
+    "(id, rule, action, the rendered request, attempts, last status and error).\n"
+    "`retry` moves one back to the outbox with its attempts reset; the running\n"
+    "engine sends it within a second. `drop` deletes it.\n"
+    "\n"
+    "  -c, --config FILE     the configuration file (its [engine] state_dir is used)\n"
+    "  -h, --help            this text\n";
+
+static int print_dead(uint64_t id, const cJSON *entry, void *ud)
+{
+    (void)id;
+    (void)ud;
+    char *line = cJSON_PrintUnformatted(entry);
+    printf("%s\n", line);
+    free(line);
+    return 0;
+}
+
+struct dlq_op {
+    const char *verb;
+    uint64_t id;
+};
+
+static int dlq_txn(struct store_txn *txn, void *ud)
+{
+    struct dlq_op *op = ud;
+    if (strcmp(op->verb, "retry") == 0) {
+        return outbox_dlq_retry(txn, op->id, util_wall_ms());
+    }
+    return outbox_dlq_drop(txn, op->id);
+}
+
+static int cmd_dlq(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'h':
+            fputs(usage_dlq, stdout);
+            return CLI_EXIT_OK;
+        default:
+            fputs(usage_dlq, stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    const char *verb = optind < argc ? argv[optind++] : NULL;
+    const char *id_text = optind < argc ? argv[optind++] : NULL;
+    if (verb == NULL || (strcmp(verb, "list") != 0 && strcmp(verb, "retry") != 0 &&
+                         strcmp(verb, "drop") != 0)) {
+        return usage_error(usage_dlq, "dlq needs list, retry ID or drop ID%s", "");
+    }
+    struct dlq_op op = {.verb = verb};
+    if (strcmp(verb, "list") != 0 && (id_text == NULL || parse_u64(id_text, &op.id) != 0)) {
+        return usage_error(usage_dlq, "dlq %s needs the numeric id of a dead letter", verb);
+    }
+    if (optind < argc) {
+        return usage_error(usage_dlq, "unexpected argument '%s'", argv[optind]);
+    }
+    if (path == NULL) {
+        return usage_error(usage_dlq, "%s", "dlq needs -c FILE");
+    }
+    struct config *cfg = NULL;
+    struct catalog *cat = NULL;
+    int rc = load_all(path, CONFIG_SKIP_SECRETS, false, &cfg, &cat);
+    if (rc != 0) {
+        return rc;
+    }
+    struct store *s = NULL;
+    struct store_options so = {.readonly = strcmp(verb, "list") == 0};
+    rc = store_open(cfg->state_dir, &so, &s);
+    if (rc == -ENOENT && so.readonly) {
+        config_free(cfg);
+        return CLI_EXIT_OK; /* no state yet: no dead letters */
+    }
+    if (rc != 0) {
+        fprintf(stderr, "pollen dlq: cannot open %s: %s\n", cfg->state_dir, store_strerror(rc));
+        config_free(cfg);
+        return CLI_EXIT_RUNTIME;
+    }
+    if (so.readonly) {
+        struct store_txn *txn = NULL;
+        rc = store_txn_begin(s, false, &txn);
+        if (rc == 0) {
+            rc = outbox_dlq_list(txn, print_dead, NULL);
+            store_txn_abort(txn);
+        }
+    } else {
+        rc = store_write(s, dlq_txn, &op);
+        if (rc == -ENOENT) {
+            fprintf(stderr, "pollen dlq: no dead letter with id %llu\n",
+                    (unsigned long long)op.id);
+        } else if (rc == 0) {
+            printf("dead letter %llu %s\n", (unsigned long long)op.id,
+                   strcmp(verb, "retry") == 0 ? "queued again" : "dropped");
+        }
+    }
+    store_close(s);
+    config_free(cfg);
+    json_scratch_release();
+    if (rc == -ENOENT) {
+        return CLI_EXIT_USAGE;
+    }
+    return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
+}
+
 int cli_main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "__exec") == 0) {
+        return spawn_exec_main(argc, argv);
+    }
     if (argc < 2) {
         fputs(usage_main, stderr);
         return CLI_EXIT_USAGE;
@@ -413,6 +560,7 @@ int cli_main(int argc, char **argv)
         {"check", cmd_check},
         {"tail", cmd_tail},
         {"catalog", cmd_catalog},
+        {"dlq", cmd_dlq},
     };
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
         if (strcmp(cmd, commands[i].name) == 0) {

@@ -15,6 +15,7 @@
 
 #include "catalog.h"
 #include "config.h"
+#include "dispatch.h"
 #include "evlog.h"
 #include "failpoint.h"
 #include "http.h"
@@ -36,12 +37,14 @@ struct engine {
     struct store *store;
     struct http_client *http;
     struct location **locations;
+    struct dispatcher *dispatcher;
     struct poller **pollers;
     size_t npollers;
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_timer_t maintenance;
     uv_timer_t stopper;        /* runs the shutdown outside any library callback */
+    uv_timer_t drain;          /* --once: waits for the outbox to drain after the polls */
     const char *stop_reason;
     unsigned ticks;
     size_t done;
@@ -77,6 +80,8 @@ static void on_http_closed(void *ud)
     close_handle((uv_handle_t *)&e->sigterm);
     close_handle((uv_handle_t *)&e->maintenance);
     close_handle((uv_handle_t *)&e->stopper);
+    close_handle((uv_handle_t *)&e->drain);
+    dispatcher_close(e->dispatcher);
 }
 
 static void do_stop(uv_timer_t *t)
@@ -86,6 +91,8 @@ static void do_stop(uv_timer_t *t)
     for (size_t i = 0; i < e->npollers; i++) {
         poller_stop(e->pollers[i]);
     }
+    uv_timer_stop(&e->drain);
+    dispatcher_stop(e->dispatcher);
     for (size_t i = 0; i < e->cfg->nlocations; i++) {
         location_close(e->locations[i]);
         e->locations[i] = NULL;
@@ -112,6 +119,14 @@ static void on_signal(uv_signal_t *h, int signum)
     engine_stop(e, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
+static void on_drain_check(uv_timer_t *t)
+{
+    struct engine *e = t->data;
+    if (dispatcher_drained(e->dispatcher)) {
+        engine_stop(e, "--once: every trigger completed a cycle and no action is due");
+    }
+}
+
 static void on_poller_done(struct poller *p, void *ud)
 {
     struct engine *e = ud;
@@ -119,8 +134,14 @@ static void on_poller_done(struct poller *p, void *ud)
         e->failed = true;
     }
     if (++e->done == e->npollers) {
-        engine_stop(e, "--once: every trigger completed a cycle");
+        /* Actions the last cycles enqueued get their first attempt before we exit. */
+        uv_timer_start(&e->drain, on_drain_check, 0, 100);
     }
+}
+
+static void kick_dispatcher(void *ud)
+{
+    dispatcher_kick(ud);
 }
 
 static void on_maintenance(uv_timer_t *t)
@@ -175,13 +196,25 @@ static int create_runtime(struct engine *e)
     for (size_t i = 0; i < cfg->nlocations; i++) {
         e->locations[i] = location_create(&e->loop, e->http, cfg, &cfg->locations[i]);
     }
+    struct dispatcher_env de = {
+        .loop = &e->loop,
+        .store = e->store,
+        .cfg = cfg,
+        .http = e->http,
+        .locations = e->locations,
+        .dry_run = e->opts.dry_run ? stdout : NULL,
+    };
+    e->dispatcher = dispatcher_create(&de);
     struct poller_env env = {
         .loop = &e->loop,
         .store = e->store,
         .cfg = cfg,
-        .once = e->opts.once,
+        .once = e->opts.once || e->opts.dry_run,
         .on_done = on_poller_done,
         .ud = e,
+        .on_event = dispatch_on_event,
+        .on_event_ud = e->dispatcher,
+        .on_events = kick_dispatcher,
     };
     e->pollers = xcalloc(cfg->ntriggers + 1, sizeof(*e->pollers));
     e->npollers = cfg->ntriggers;
@@ -212,6 +245,9 @@ static void start_runtime(struct engine *e)
     e->maintenance.data = e;
     uv_timer_init(&e->loop, &e->stopper);
     e->stopper.data = e;
+    uv_timer_init(&e->loop, &e->drain);
+    e->drain.data = e;
+    dispatcher_start(e->dispatcher);
     uv_timer_start(&e->maintenance, on_maintenance, MAINTENANCE_INTERVAL_MS,
                    MAINTENANCE_INTERVAL_MS);
     for (size_t i = 0; i < e->npollers; i++) {
@@ -219,7 +255,7 @@ static void start_runtime(struct engine *e)
     }
     if (e->npollers == 0) {
         log_warn("engine", "no [trigger] sections: nothing to poll");
-        if (e->opts.once) {
+        if (e->opts.once || e->opts.dry_run) {
             engine_stop(e, "--once with no triggers");
         }
     }
@@ -243,6 +279,10 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
         log_error("engine", "cannot open the state directory %s: %s", cfg->state_dir,
                   store_strerror(rc));
         return 1;
+    }
+    if (e.opts.dry_run) {
+        store_set_dry_run(e.store, true);
+        log_info("engine", "dry run: nothing will be recorded or sent");
     }
     if (uv_loop_init(&e.loop) != 0) {
         store_close(e.store);

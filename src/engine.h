@@ -20,7 +20,10 @@
 struct config;
 
 struct engine_options {
-    bool once;      /* one complete cycle per trigger (one sweep round per for_each trigger), then exit */
+    bool once;      /* one complete cycle per trigger (one sweep round per for_each trigger), then
+                     * wait until no action is due, then exit */
+    bool dry_run;   /* like once, but nothing is committed or sent: the requests rules would
+                     * send are printed on stdout as JSON lines */
 };
 
 /* Runs until stopped. Returns the process exit code: 0 ok, 1 runtime failure. */

@@ -277,6 +277,12 @@ static cJSON *typed_value(enum catalog_type type, const char *value)
         }
         return cJSON_CreateNull();
     }
+    case CATALOG_STRING_LIST: {
+        char **words = strv_split(value, NULL);
+        cJSON *arr = cJSON_CreateStringArray((const char *const *)words, (int)strv_len(words));
+        strv_free(words);
+        return arr;
+    }
     case CATALOG_STRING:
         break;
     }
@@ -501,6 +507,15 @@ static void init_scope(const struct poller *p, struct snapshot_scope *sc, const 
     sc->emit = p->tc->emit;
     sc->silent = silent;
     sc->new_flags = silent ? SNAP_BASELINE : 0;
+    sc->on_event = p->env.on_event;
+    sc->on_event_ud = p->env.on_event_ud;
+}
+
+static void events_committed(const struct poller *p, unsigned events)
+{
+    if (events > 0 && p->env.on_events != NULL) {
+        p->env.on_events(p->env.on_event_ud);
+    }
 }
 
 /* ---- top-level cycle -------------------------------------------------- */
@@ -770,6 +785,7 @@ static void on_page(struct http_response *resp, void *ud)
     FAILPOINT("poll.after_commit");
     add_stats(&p->cstats, &a.st);
     p->stats.events += a.st.events;
+    events_committed(p, a.st.events);
     unsigned count = (unsigned)cJSON_GetArraySize(records);
     p->records_seen += count;
     p->stats.records += count;
@@ -868,6 +884,7 @@ static void finish_cycle(struct poller *p)
     FAILPOINT("poll.after_commit");
     add_stats(&p->cstats, &a.st);
     p->stats.events += a.st.events;
+    events_committed(p, a.st.events);
     bool was_seeded = p->seeded;
     p->seeded = true;
     p->cycle++;
@@ -1237,6 +1254,7 @@ static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
     }
     FAILPOINT("sweep.after_commit");
     p->stats.events += a.st.events;
+    events_committed(p, a.st.events);
     p->stats.records += records ? (uint64_t)cJSON_GetArraySize(records) : 0;
     if (a.st.events > 0) {
         log_info(p->tag, "%s %s: %u created, %u updated, %u deleted", p->def->fan_out, p->unit_id,

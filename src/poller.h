@@ -26,10 +26,13 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include <cJSON.h>
+
 struct config;
 struct config_trigger;
 struct location;
 struct store;
+struct store_txn;
 struct poller;
 
 struct poller_env {
@@ -39,6 +42,11 @@ struct poller_env {
     bool once;                          /* run one complete cycle (or sweep round), then report done */
     void (*on_done)(struct poller *p, void *ud);  /* once mode: called when the poller finished */
     void *ud;
+    /* Called inside the txn for each event before it is appended (the dispatcher's rule hook). */
+    int (*on_event)(struct store_txn *txn, cJSON *event, void *ud);
+    void *on_event_ud;
+    /* Called after a commit that appended events (wakes the dispatcher). */
+    void (*on_events)(void *ud);
 };
 
 struct poller_stats {

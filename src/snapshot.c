@@ -115,7 +115,16 @@ static int append_event(struct store_txn *txn, const struct snapshot_scope *sc,
         cJSON_AddItemToObject(ev, "changes", changes);
     }
     uint64_t seq = 0;
-    int rc = evlog_append(txn, ev, &seq);
+    int rc = 0;
+    if (sc->on_event != NULL) {
+        rc = sc->on_event(txn, ev, sc->on_event_ud);
+        if (rc != 0) {
+            cJSON_Delete(ev);
+            store_txn_fail(txn, rc);
+            return rc;
+        }
+    }
+    rc = evlog_append(txn, ev, &seq);
     cJSON_Delete(ev);
     if (rc == 0) {
         st->events++;

@@ -50,6 +50,9 @@ struct snapshot_scope {
     unsigned emit;            /* CONFIG_EMIT_* bits: which changes become events */
     bool silent;              /* baseline: record everything, emit nothing */
     uint32_t new_flags;       /* flags for entries created now (SNAP_BASELINE in a baseline) */
+    /* Called inside the txn with each event just before it is appended (rules, own writes). */
+    int (*on_event)(struct store_txn *txn, cJSON *event, void *ud);
+    void *on_event_ud;
 };
 
 struct snapshot_stats {

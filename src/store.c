@@ -30,7 +30,7 @@
 static const char *const table_names[STORE_TABLE_COUNT] = {
     [STORE_META] = "meta",     [STORE_TRIG] = "trig",     [STORE_SNAP] = "snap",
     [STORE_EVENTS] = "events", [STORE_QUEUE] = "queue",   [STORE_OUTBOX] = "outbox",
-    [STORE_DUE] = "due",       [STORE_DLQ] = "dlq",
+    [STORE_DUE] = "due",       [STORE_DLQ] = "dlq",       [STORE_OWN] = "own",
 };
 
 static const char schema_key[] = "schema";
@@ -48,6 +48,7 @@ struct store {
     size_t max_key;
     unsigned open_txns; /* growth and MAP_RESIZED handling need zero */
     bool write_open;    /* at most one write txn per process */
+    bool dry_run;       /* store_write aborts instead of committing */
 };
 
 struct store_txn {
@@ -695,6 +696,10 @@ int store_write(struct store *s, int (*fn)(struct store_txn *txn, void *ud), voi
         } else if (frc != 0) {
             store_txn_abort(txn);
             return frc;
+        } else if (s->dry_run) {
+            rc = store_txn_error(txn);
+            store_txn_abort(txn);
+            return rc;
         } else {
             rc = store_txn_commit(txn);
             if (rc != STORE_EMAPFULL) {
@@ -706,6 +711,11 @@ int store_write(struct store *s, int (*fn)(struct store_txn *txn, void *ud), voi
             return rc;
         }
     }
+}
+
+void store_set_dry_run(struct store *s, bool on)
+{
+    s->dry_run = on;
 }
 
 int store_reader_check(struct store *s)

@@ -54,6 +54,7 @@ enum store_table {
     STORE_OUTBOX,     /* "outbox": u64 BE outbox_id -> pending action */
     STORE_DUE,        /* "due": u64 BE next_at || outbox_id -> empty (scheduling index) */
     STORE_DLQ,        /* "dlq": outbox_id -> dead-lettered action */
+    STORE_OWN,        /* "own": location || resource || record id -> what pollen's own write produced */
     STORE_TABLE_COUNT,
 };
 
@@ -150,6 +151,13 @@ int store_txn_fail(struct store_txn *txn, int err);
  * Returns 0 once committed, or a negative code / fn's value.
  */
 int store_write(struct store *s, int (*fn)(struct store_txn *txn, void *ud), void *ud);
+
+/*
+ * Dry run (`pollen run --dry-run`): every later store_write runs its body and
+ * then aborts instead of committing, returning what the commit would have
+ * (the sticky error or 0). Nothing the engine does is persisted.
+ */
+void store_set_dry_run(struct store *s, bool on);
 
 /*
  * KV operations. Each returns the sticky error without touching LMDB once it

@@ -1,0 +1,1232 @@
+/*
+ * dispatch: see dispatch.h.
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "condition.h"
+#include "config.h"
+#include "diff.h"
+#include "evlog.h"
+#include "failpoint.h"
+#include "http.h"
+#include "json.h"
+#include "location.h"
+#include "log.h"
+#include "outbox.h"
+#include "sha256.h"
+#include "spawn.h"
+#include "store.h"
+#include "template.h"
+#include "util.h"
+
+#define DEFAULT_CONCURRENCY 4
+#define MAX_CONCURRENCY 32
+#define POLL_INTERVAL_MS 1000
+/* An own-write record older than this no longer explains a change. */
+#define OWN_WRITE_TTL_MS (60 * 60 * 1000)
+
+struct attempt {
+    struct attempt *next;
+    struct dispatcher *d;
+    uint64_t id;
+    cJSON *entry;        /* the entry as claimed (owned) */
+    struct location_pending *pending;
+    struct http_transfer *transfer;
+};
+
+struct dispatcher {
+    struct dispatcher_env env;
+    uv_timer_t timer;
+    struct attempt *inflight;
+    size_t ninflight;
+    bool stopping;
+    bool closing;
+    bool timer_closed;
+};
+
+struct outcome {
+    enum { OUT_SUCCESS, OUT_RETRY, OUT_DEAD } kind;
+    long status;            /* HTTP status or exit code; 0 when none */
+    long retry_after_s;
+    char error[512];
+    char trace_id[80];
+    cJSON *result;          /* the response member `result` (own-write tracking), owned */
+};
+
+static void pump(struct dispatcher *d);
+static void maybe_free(struct dispatcher *d);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static struct location *runtime_location(const struct dispatcher *d, const char *name)
+{
+    for (size_t i = 0; i < d->env.cfg->nlocations; i++) {
+        if (strcmp(d->env.cfg->locations[i].name, name) == 0) {
+            return d->env.locations[i];
+        }
+    }
+    return NULL;
+}
+
+static unsigned type_bit(const char *type)
+{
+    if (strcmp(type, "created") == 0) {
+        return CONFIG_EMIT_CREATED;
+    }
+    if (strcmp(type, "updated") == 0) {
+        return CONFIG_EMIT_UPDATED;
+    }
+    if (strcmp(type, "deleted") == 0) {
+        return CONFIG_EMIT_DELETED;
+    }
+    return 0;
+}
+
+static const char *entry_str(const cJSON *entry, const char *key)
+{
+    const char *s = json_get_string(entry, key);
+    return s ? s : "";
+}
+
+static double entry_num(const cJSON *entry, const char *key, double def)
+{
+    double v = def;
+    json_get_number(entry, key, &v);
+    return v;
+}
+
+static void set_str(cJSON *obj, const char *key, const char *value)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    cJSON_AddStringToObject(obj, key, value ? value : "");
+}
+
+static void set_num(cJSON *obj, const char *key, double value)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    cJSON_AddNumberToObject(obj, key, value);
+}
+
+/* ---- own writes -------------------------------------------------------- */
+
+static char *own_key(const char *location_id, const char *resource, const char *record_id,
+                     size_t *len)
+{
+    char *k = xasprintf("%s\x1f%s\x1f%s", location_id, resource, record_id);
+    *len = strlen(k);
+    return k;
+}
+
+/* Is this event the echo of a write pollen made? Consumes the record if so. */
+static bool is_own_write(struct store_txn *txn, const char *location_id, const char *resource,
+                         const char *record_id, const char *type, const cJSON *record)
+{
+    size_t klen = 0;
+    char *key = own_key(location_id, resource, record_id, &klen);
+    const void *val = NULL;
+    size_t vlen = 0;
+    bool own = false;
+    if (store_get(txn, STORE_OWN, key, klen, &val, &vlen) != 0) {
+        free(key);
+        return false;
+    }
+    cJSON *saved = NULL;
+    bool expired = true;
+    if (json_parse(val, vlen, &saved, NULL) == 0) {
+        double at = entry_num(saved, "at", 0);
+        expired = util_wall_ms() > (uint64_t)at + OWN_WRITE_TTL_MS;
+        const cJSON *wrote = cJSON_GetObjectItemCaseSensitive(saved, "record");
+        if (!expired && strcmp(type, "deleted") == 0) {
+            own = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(saved, "deleted"));
+        } else if (!expired && cJSON_IsObject(wrote) && cJSON_IsObject(record)) {
+            size_t compared = 0;
+            own = true;
+            const cJSON *field;
+            cJSON_ArrayForEach(field, wrote)
+            {
+                const cJSON *now = cJSON_GetObjectItemCaseSensitive(record, field->string);
+                if (now == NULL) {
+                    continue; /* the listing's shape lacks it (e.g. address1 vs address) */
+                }
+                compared++;
+                if (!json_equal(field, now)) {
+                    own = false;
+                    break;
+                }
+            }
+            own = own && compared > 0;
+        }
+    }
+    cJSON_Delete(saved);
+    if (own || expired) {
+        store_del(txn, STORE_OWN, key, klen);
+    }
+    free(key);
+    return own;
+}
+
+static int remember_own_write(struct store_txn *txn, const cJSON *entry, const cJSON *result,
+                              const char *location_id)
+{
+    const char *resource = json_get_string(entry, "target_resource");
+    if (resource == NULL || *resource == '\0') {
+        return 0;
+    }
+    const char *target = json_get_string(entry, "target_id");
+    const char *id = cJSON_IsObject(result) ? json_get_string(result, "id") : NULL;
+    if (id == NULL) {
+        id = target;
+    }
+    if (id == NULL || !diff_valid_record_id(id)) {
+        return 0;
+    }
+    cJSON *saved = cJSON_CreateObject();
+    cJSON_AddNumberToObject(saved, "at", (double)util_wall_ms());
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
+    bool deletes = strcmp(entry_str(req, "method"), "DELETE") == 0 &&
+                   strcmp(entry_str(entry, "result"), "") == 0;
+    if (deletes) {
+        cJSON_AddBoolToObject(saved, "deleted", true);
+    } else if (cJSON_IsObject(result)) {
+        cJSON_AddItemToObject(saved, "record", cJSON_Duplicate(result, 1));
+    } else if (result != NULL) {
+        /* A bare list (tags, followers): the record's member of that name. */
+        cJSON *rec = cJSON_CreateObject();
+        cJSON_AddItemToObject(rec, entry_str(entry, "result"), cJSON_Duplicate(result, 1));
+        cJSON_AddItemToObject(saved, "record", rec);
+    } else {
+        cJSON_Delete(saved);
+        return 0;
+    }
+    size_t klen = 0;
+    char *key = own_key(location_id, resource, id, &klen);
+    char *json = cJSON_PrintUnformatted(saved);
+    int rc = store_put(txn, STORE_OWN, key, klen, json, strlen(json));
+    free(json);
+    free(key);
+    cJSON_Delete(saved);
+    return rc;
+}
+
+/* ---- rendering a rule's action at enqueue time ---------------------------- */
+
+struct render {
+    const cJSON *event;
+    uint64_t now;
+    char err[256];
+};
+
+static cJSON *render_param(struct render *r, const struct config_rule_param *p)
+{
+    cJSON *out = NULL;
+    char err[200];
+    if (template_render(p->tmpl, r->event, r->now, &out, err, sizeof(err)) != 0) {
+        snprintf(r->err, sizeof(r->err), "%s: %s", p->name, err);
+        return NULL;
+    }
+    return out;
+}
+
+/* Text of a rendered scalar (strings as-is, numbers and booleans printed). */
+static char *value_text(const cJSON *v)
+{
+    if (cJSON_IsString(v)) {
+        return xstrdup(v->valuestring);
+    }
+    if (cJSON_IsNull(v) || v == NULL) {
+        return xstrdup("");
+    }
+    if (cJSON_IsBool(v)) {
+        return xstrdup(cJSON_IsTrue(v) ? "true" : "false");
+    }
+    return json_print_canonical(v);
+}
+
+static cJSON *split_list(const char *text)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char *copy = xstrdup(text);
+    for (char *p = copy; *p != '\0';) {
+        while (*p == ' ' || *p == ',' || *p == '\t') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        char *start = p;
+        while (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t') {
+            p++;
+        }
+        char saved = *p;
+        *p = '\0';
+        cJSON_AddItemToArray(arr, cJSON_CreateString(start));
+        *p = saved;
+    }
+    free(copy);
+    return arr;
+}
+
+/* Converts a rendered value to the type the API expects; consumes v. NULL + err on mismatch. */
+static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, char *err, size_t errlen)
+{
+    switch (type) {
+    case CATALOG_STRING: {
+        if (cJSON_IsString(v)) {
+            return v;
+        }
+        char *text = value_text(v);
+        cJSON_Delete(v);
+        cJSON *s = cJSON_CreateString(text);
+        free(text);
+        return s;
+    }
+    case CATALOG_BOOLEAN: {
+        if (cJSON_IsBool(v)) {
+            return v;
+        }
+        bool b = false;
+        if (cJSON_IsString(v) && util_parse_bool(v->valuestring, &b) == 0) {
+            cJSON_Delete(v);
+            return cJSON_CreateBool(b);
+        }
+        break;
+    }
+    case CATALOG_INTEGER:
+    case CATALOG_NUMBER: {
+        if (cJSON_IsNumber(v)) {
+            return v;
+        }
+        if (cJSON_IsString(v) && v->valuestring[0] != '\0') {
+            char *end = NULL;
+            double d = strtod(v->valuestring, &end);
+            if (end != NULL && *end == '\0') {
+                cJSON_Delete(v);
+                return cJSON_CreateNumber(d);
+            }
+        }
+        break;
+    }
+    case CATALOG_STRING_LIST: {
+        if (cJSON_IsString(v)) {
+            cJSON *arr = split_list(v->valuestring);
+            cJSON_Delete(v);
+            return arr;
+        }
+        if (cJSON_IsArray(v)) {
+            cJSON *arr = cJSON_CreateArray();
+            const cJSON *item;
+            cJSON_ArrayForEach(item, v)
+            {
+                char *text = value_text(item);
+                cJSON_AddItemToArray(arr, cJSON_CreateString(text));
+                free(text);
+            }
+            cJSON_Delete(v);
+            return arr;
+        }
+        break;
+    }
+    case CATALOG_JSON:
+        return v;
+    }
+    snprintf(err, errlen, "%s: the value does not fit the expected type", name);
+    cJSON_Delete(v);
+    return NULL;
+}
+
+static const struct config_rule_param *rule_param(const struct config_rule *r, const char *name)
+{
+    for (size_t i = 0; i < r->nparams; i++) {
+        if (strcmp(r->params[i].name, name) == 0) {
+            return &r->params[i];
+        }
+    }
+    return NULL;
+}
+
+/* Expands the action's path; each parameter must be a safe record id. */
+static char *render_path(struct render *r, const struct config_rule *rule, char **target_id)
+{
+    const struct catalog_action *def = rule->def;
+    struct buf b;
+    buf_init(&b, 4096);
+    for (const char *s = def->path; *s != '\0';) {
+        if (*s != '{') {
+            buf_append(&b, s, 1);
+            s++;
+            continue;
+        }
+        const char *end = strchr(s, '}');
+        if (end == NULL) {
+            break;
+        }
+        char *name = xstrndup(s + 1, (size_t)(end - s - 1));
+        const struct config_rule_param *p = rule_param(rule, name);
+        cJSON *v = p ? render_param(r, p) : NULL;
+        char *text = v ? value_text(v) : NULL;
+        cJSON_Delete(v);
+        if (text == NULL || !diff_valid_record_id(text)) {
+            if (r->err[0] == '\0') {
+                snprintf(r->err, sizeof(r->err), "%s: '%s' is not a valid id", name,
+                         text ? text : "(missing)");
+            }
+            free(text);
+            free(name);
+            buf_finish(&b);
+            return NULL;
+        }
+        if (def->target != NULL && strcmp(def->target, name) == 0) {
+            *target_id = xstrdup(text);
+        }
+        char *esc = location_escape(text);
+        buf_append_str(&b, esc);
+        free(esc);
+        free(text);
+        free(name);
+        s = end + 1;
+    }
+    return buf_steal(&b, NULL);
+}
+
+static cJSON *render_catalog_body(struct render *r, const struct config_rule *rule,
+                                  const struct config_location *loc)
+{
+    const struct catalog_action *def = rule->def;
+    if (def->empty_body) {
+        return cJSON_CreateObject();
+    }
+    cJSON *body = cJSON_CreateObject();
+    for (size_t i = 0; i < def->nbody; i++) {
+        const struct catalog_binding *b = &def->body[i];
+        if (b->is_location) {
+            cJSON_AddStringToObject(body, b->name, loc->id);
+        } else if (b->is_json) {
+            cJSON *v = NULL;
+            json_parse(b->value, strlen(b->value), &v, NULL);
+            cJSON_AddItemToObject(body, b->name, v ? v : cJSON_CreateNull());
+        } else {
+            cJSON_AddStringToObject(body, b->name, b->value);
+        }
+    }
+    for (size_t i = 0; i < rule->nparams; i++) {
+        const struct catalog_field *f = catalog_action_field(def, rule->params[i].name);
+        if (f == NULL) {
+            continue; /* a path parameter */
+        }
+        cJSON *v = render_param(r, &rule->params[i]);
+        if (v == NULL) {
+            cJSON_Delete(body);
+            return NULL;
+        }
+        if (cJSON_IsNull(v)) {
+            cJSON_Delete(v);
+            if (f->required) {
+                snprintf(r->err, sizeof(r->err), "%s: required, but the template rendered nothing",
+                         f->name);
+                cJSON_Delete(body);
+                return NULL;
+            }
+            continue;
+        }
+        v = coerce(v, f->type, f->name, r->err, sizeof(r->err));
+        if (v == NULL) {
+            cJSON_Delete(body);
+            return NULL;
+        }
+        cJSON_AddItemToObject(body, f->name, v);
+    }
+    if (cJSON_GetArraySize(body) == 0 && strcmp(def->method, "POST") != 0 &&
+        strcmp(def->method, "PUT") != 0) {
+        cJSON_Delete(body);
+        return NULL; /* GET/DELETE without fields: no body at all */
+    }
+    return body;
+}
+
+static cJSON *render_catalog(struct render *r, const struct config_rule *rule,
+                             const struct config_location *loc, cJSON *entry)
+{
+    char *target_id = NULL;
+    char *path = render_path(r, rule, &target_id);
+    if (path == NULL) {
+        free(target_id);
+        return NULL;
+    }
+    r->err[0] = '\0';
+    cJSON *body = render_catalog_body(r, rule, loc);
+    if (body == NULL && r->err[0] != '\0') {
+        free(path);
+        free(target_id);
+        return NULL;
+    }
+    const struct catalog_action *def = rule->def;
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "method", def->method);
+    cJSON_AddStringToObject(req, "path", path);
+    cJSON_AddStringToObject(req, "version", def->version);
+    if (body != NULL) {
+        cJSON_AddItemToObject(req, "body", body);
+    }
+    cJSON_AddNumberToObject(entry, "success", def->success);
+    cJSON_AddBoolToObject(entry, "gone_ok", def->gone_ok);
+    cJSON_AddStringToObject(entry, "result", def->result ? def->result : "");
+    cJSON_AddStringToObject(entry, "target_resource",
+                            def->target_resource ? def->target_resource : "");
+    if (target_id != NULL) {
+        cJSON_AddStringToObject(entry, "target_id", target_id);
+    }
+    free(path);
+    free(target_id);
+    return req;
+}
+
+static cJSON *render_http(struct render *r, const struct config_rule *rule)
+{
+    cJSON *url = NULL;
+    char err[200];
+    if (template_render(rule->url, r->event, r->now, &url, err, sizeof(err)) != 0) {
+        snprintf(r->err, sizeof(r->err), "url: %s", err);
+        return NULL;
+    }
+    char *url_text = value_text(url);
+    cJSON_Delete(url);
+    if (!str_has_prefix(url_text, "https://") && !str_has_prefix(url_text, "http://")) {
+        snprintf(r->err, sizeof(r->err), "url: '%.100s' is not an http(s) URL", url_text);
+        free(url_text);
+        return NULL;
+    }
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "method", rule->method ? rule->method : "POST");
+    cJSON_AddStringToObject(req, "url", url_text);
+    free(url_text);
+    cJSON *headers = cJSON_AddObjectToObject(req, "headers");
+    for (size_t i = 0; i < rule->nheaders; i++) {
+        cJSON *v = render_param(r, &rule->headers[i]);
+        if (v == NULL) {
+            cJSON_Delete(req);
+            return NULL;
+        }
+        char *text = value_text(v);
+        cJSON_Delete(v);
+        if (strpbrk(text, "\r\n") != NULL) {
+            snprintf(r->err, sizeof(r->err), "header %s: contains a line break", rule->headers[i].name);
+            free(text);
+            cJSON_Delete(req);
+            return NULL;
+        }
+        cJSON_AddStringToObject(headers, rule->headers[i].name, text);
+        free(text);
+    }
+    if (rule->nparams == 0) {
+        cJSON_AddItemToObject(req, "body", cJSON_Duplicate(r->event, 1));
+        return req;
+    }
+    cJSON *body = cJSON_AddObjectToObject(req, "body");
+    for (size_t i = 0; i < rule->nparams; i++) {
+        cJSON *v = render_param(r, &rule->params[i]);
+        if (v == NULL) {
+            cJSON_Delete(req);
+            return NULL;
+        }
+        cJSON_AddItemToObject(body, rule->params[i].name, v);
+    }
+    return req;
+}
+
+static cJSON *render_exec(struct render *r, const struct config_rule *rule)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "command", rule->command);
+    cJSON *args = cJSON_AddArrayToObject(req, "args");
+    for (size_t i = 0; i < rule->nargs; i++) {
+        cJSON *v = NULL;
+        char err[200];
+        if (template_render(rule->args[i], r->event, r->now, &v, err, sizeof(err)) != 0) {
+            snprintf(r->err, sizeof(r->err), "args: %s", err);
+            cJSON_Delete(req);
+            return NULL;
+        }
+        char *text = value_text(v);
+        cJSON_Delete(v);
+        cJSON_AddItemToArray(args, cJSON_CreateString(text));
+        free(text);
+    }
+    /* The program reads the event on its standard input, exactly as recorded. */
+    char *json = cJSON_PrintUnformatted(r->event);
+    cJSON_AddStringToObject(req, "stdin", json);
+    free(json);
+    return req;
+}
+
+/* ---- action events ----------------------------------------------------- */
+
+static int append_action_event(struct store_txn *txn, const cJSON *entry, const char *type,
+                               const struct outcome *o)
+{
+    char when[32];
+    char id[65];
+    util_iso8601(util_wall_ms(), when);
+    unsigned attempt = (unsigned)entry_num(entry, "attempts", 0);
+    char *seed = xasprintf("%s:%u:%s", entry_str(entry, "key"), attempt, type);
+    sha256_hex(seed, strlen(seed), id);
+    free(seed);
+    id[32] = '\0';
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "id", id);
+    cJSON_AddStringToObject(ev, "time", when);
+    cJSON_AddStringToObject(ev, "type", type);
+    cJSON_AddStringToObject(ev, "rule", entry_str(entry, "rule"));
+    cJSON_AddStringToObject(ev, "action", entry_str(entry, "action"));
+    cJSON_AddStringToObject(ev, "source", entry_str(entry, "source"));
+    cJSON_AddStringToObject(ev, "trigger", entry_str(entry, "trigger"));
+    cJSON_AddStringToObject(ev, "location", entry_str(entry, "location_id"));
+    cJSON_AddNumberToObject(ev, "outbox_id", entry_num(entry, "id", 0));
+    cJSON_AddNumberToObject(ev, "attempt", attempt);
+    if (o != NULL && o->status != 0) {
+        cJSON_AddNumberToObject(ev, "status", (double)o->status);
+    } else {
+        cJSON_AddNullToObject(ev, "status");
+    }
+    if (o != NULL && o->trace_id[0] != '\0') {
+        cJSON_AddStringToObject(ev, "traceId", o->trace_id);
+    } else {
+        cJSON_AddNullToObject(ev, "traceId");
+    }
+    if (o != NULL && o->error[0] != '\0') {
+        cJSON_AddStringToObject(ev, "error", o->error);
+    }
+    if (strcmp(type, "action.failed") == 0) {
+        char next[32];
+        util_iso8601((uint64_t)entry_num(entry, "next_at", 0), next);
+        cJSON_AddStringToObject(ev, "retry_at", next);
+    }
+    int rc = evlog_append(txn, ev, NULL);
+    cJSON_Delete(ev);
+    return rc;
+}
+
+/* ---- matching (inside the event's transaction) -------------------------- */
+
+static bool rule_fires_on(const struct config_rule *r, const char *trigger, unsigned bit)
+{
+    for (size_t i = 0; i < r->non; i++) {
+        if (strcmp(r->on[i].trigger, trigger) == 0 && (r->on[i].types & bit) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void idempotency_key(const char *event_id, const char *rule, char out[96])
+{
+    char h[65];
+    sha256_hex(rule, strlen(rule), h);
+    h[12] = '\0';
+    snprintf(out, 96, "pollen-%s-%s", event_id, h);
+}
+
+static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct config_rule *rule,
+                   const cJSON *event)
+{
+    const struct config_location *loc = rule->location;
+    struct render r = {.event = event, .now = util_wall_ms()};
+    char key[96];
+    char when[32];
+    idempotency_key(entry_str(event, "id"), rule->name, key);
+    util_iso8601(r.now, when);
+    cJSON *entry = cJSON_CreateObject();
+    cJSON_AddStringToObject(entry, "key", key);
+    cJSON_AddStringToObject(entry, "rule", rule->name);
+    cJSON_AddStringToObject(entry, "action", rule->action);
+    cJSON_AddStringToObject(entry, "kind", rule->kind == CONFIG_RULE_CATALOG ? "ghl"
+                                           : rule->kind == CONFIG_RULE_HTTP  ? "http"
+                                                                             : "exec");
+    cJSON_AddStringToObject(entry, "source", entry_str(event, "id"));
+    cJSON_AddStringToObject(entry, "trigger", entry_str(event, "trigger"));
+    cJSON_AddStringToObject(entry, "location", loc ? loc->name : "");
+    cJSON_AddStringToObject(entry, "location_id", loc ? loc->id : "");
+    cJSON_AddStringToObject(entry, "created", when);
+    cJSON_AddStringToObject(entry, "state", "pending");
+    cJSON_AddNumberToObject(entry, "max_attempts", rule->max_attempts ? rule->max_attempts : 8);
+    cJSON_AddNumberToObject(entry, "backoff_ms", (double)rule->backoff_ms);
+    cJSON_AddNumberToObject(entry, "backoff_max_ms", (double)rule->backoff_max_ms);
+    cJSON_AddNumberToObject(entry, "timeout_ms", (double)rule->timeout_ms);
+    cJSON *req = NULL;
+    switch (rule->kind) {
+    case CONFIG_RULE_CATALOG:
+        req = loc ? render_catalog(&r, rule, loc, entry) : NULL;
+        break;
+    case CONFIG_RULE_HTTP:
+        req = render_http(&r, rule);
+        break;
+    case CONFIG_RULE_EXEC:
+        req = render_exec(&r, rule);
+        break;
+    }
+    if (req != NULL) {
+        cJSON_AddItemToObject(entry, "request", req);
+    }
+    int rc = 0;
+    if (d->env.dry_run != NULL) {
+        char *line = cJSON_PrintUnformatted(entry);
+        fprintf(d->env.dry_run, "%s\n", line);
+        fflush(d->env.dry_run);
+        free(line);
+    } else if (req == NULL) {
+        /* The rule cannot be rendered for this event: that will not get better. */
+        uint64_t id = 0;
+        rc = outbox_enqueue(txn, entry, r.now, &id);
+        if (rc == 0) {
+            struct outcome o = {.kind = OUT_DEAD};
+            snprintf(o.error, sizeof(o.error), "cannot render the action: %s", r.err);
+            log_warn("dispatch", "rule %s: %s", rule->name, o.error);
+            rc = outbox_bury(txn, id, entry, o.error);
+            if (rc == 0) {
+                rc = append_action_event(txn, entry, "action.dead", &o);
+            }
+        }
+    } else {
+        rc = outbox_enqueue(txn, entry, r.now, NULL);
+    }
+    cJSON_Delete(entry);
+    return rc;
+}
+
+int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud)
+{
+    struct dispatcher *d = ud;
+    const struct config *cfg = d->env.cfg;
+    const char *trigger = json_get_string(event, "trigger");
+    const char *type = json_get_string(event, "type");
+    const char *record_id = json_get_string(event, "record_id");
+    if (trigger == NULL || type == NULL || record_id == NULL) {
+        return 0;
+    }
+    const struct config_trigger *tc = config_find_trigger(cfg, trigger);
+    if (tc == NULL || tc->def == NULL) {
+        return 0;
+    }
+    const cJSON *record = cJSON_GetObjectItemCaseSensitive(event, "record");
+    if (is_own_write(txn, tc->location->id, tc->def->resource, record_id, type, record)) {
+        cJSON_AddStringToObject(event, "origin", "pollen");
+        return 0; /* pollen's own echo never fires rules: no feedback loops */
+    }
+    unsigned bit = type_bit(type);
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        const struct config_rule *rule = &cfg->rules[i];
+        if (!rule_fires_on(rule, trigger, bit)) {
+            continue;
+        }
+        if (rule->cond != NULL && !condition_eval(rule->cond, event)) {
+            continue;
+        }
+        int rc = enqueue(txn, d, rule, event);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- attempts ------------------------------------------------------------ */
+
+struct claim_ctx {
+    uint64_t id;
+    uint64_t now;
+    cJSON *entry;   /* out: the claimed entry */
+};
+
+static int claim_txn(struct store_txn *txn, void *ud)
+{
+    struct claim_ctx *c = ud;
+    cJSON_Delete(c->entry);
+    c->entry = NULL;
+    int rc = outbox_get(txn, c->id, &c->entry);
+    if (rc != 0) {
+        return rc;
+    }
+    unsigned attempts = (unsigned)entry_num(c->entry, "attempts", 0) + 1;
+    double timeout = entry_num(c->entry, "timeout_ms", 30000);
+    /* The lease: if we crash now, the entry is due again once it expires. */
+    uint64_t lease = c->now + (uint64_t)(timeout > 0 ? timeout : 30000) * 2 + 5000;
+    set_num(c->entry, "attempts", attempts);
+    set_str(c->entry, "state", "inflight");
+    return outbox_update(txn, c->id, c->entry, lease);
+}
+
+static void attempt_free(struct attempt *a)
+{
+    cJSON_Delete(a->entry);
+    free(a);
+}
+
+static void unlink_attempt(struct dispatcher *d, struct attempt *a)
+{
+    for (struct attempt **pp = &d->inflight; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == a) {
+            *pp = a->next;
+            d->ninflight--;
+            return;
+        }
+    }
+}
+
+struct finish_ctx {
+    struct attempt *a;
+    struct outcome *o;
+    uint64_t now;
+    const char *type;  /* out: the event type written */
+};
+
+static int finish_txn(struct store_txn *txn, void *ud)
+{
+    struct finish_ctx *f = ud;
+    struct attempt *a = f->a;
+    struct outcome *o = f->o;
+    cJSON *entry = NULL;
+    int rc = outbox_get(txn, a->id, &entry);
+    if (rc == -ENOENT) {
+        return 0; /* dropped meanwhile (dlq drop / another process): nothing to record */
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    set_num(entry, "last_status", (double)o->status);
+    set_str(entry, "last_error", o->error);
+    unsigned attempts = (unsigned)entry_num(entry, "attempts", 1);
+    unsigned max = (unsigned)entry_num(entry, "max_attempts", 8);
+    if (o->kind == OUT_SUCCESS) {
+        f->type = "action.succeeded";
+        rc = outbox_remove(txn, a->id);
+        if (rc == 0) {
+            rc = remember_own_write(txn, entry, o->result, entry_str(entry, "location_id"));
+        }
+    } else if (o->kind == OUT_RETRY && attempts < max) {
+        f->type = "action.failed";
+        uint64_t base = (uint64_t)entry_num(entry, "backoff_ms", 5000);
+        uint64_t cap = (uint64_t)entry_num(entry, "backoff_max_ms", 900000);
+        uint64_t wait = util_backoff_ms(base ? base : 5000, cap ? cap : 900000, attempts - 1);
+        if (o->retry_after_s > 0 && (uint64_t)o->retry_after_s * 1000 > wait) {
+            wait = (uint64_t)o->retry_after_s * 1000;
+        }
+        set_str(entry, "state", "pending");
+        set_num(entry, "next_at", (double)(f->now + wait));
+        rc = outbox_update(txn, a->id, entry, f->now + wait);
+    } else {
+        f->type = "action.dead";
+        if (o->kind == OUT_RETRY) {
+            char why[600];
+            snprintf(why, sizeof(why), "gave up after %u attempts: %s", attempts, o->error);
+            str_copy(o->error, sizeof(o->error), why);
+        }
+        rc = outbox_bury(txn, a->id, entry, o->error);
+    }
+    if (rc == 0) {
+        rc = append_action_event(txn, entry, f->type, o);
+    }
+    cJSON_Delete(entry);
+    return rc;
+}
+
+static void attempt_done(struct attempt *a, struct outcome *o)
+{
+    struct dispatcher *d = a->d;
+    FAILPOINT("dispatch.after_send_before_ack");
+    struct finish_ctx f = {.a = a, .o = o, .now = util_wall_ms(), .type = ""};
+    int rc = store_write(d->env.store, finish_txn, &f);
+    if (rc != 0) {
+        /* The lease makes the entry due again later: nothing is lost. */
+        log_error("dispatch", "cannot record the outcome of action %llu: %s",
+                  (unsigned long long)a->id, store_strerror(rc));
+    } else {
+        FAILPOINT("dispatch.after_ack");
+        const char *rule = entry_str(a->entry, "rule");
+        if (o->kind == OUT_SUCCESS) {
+            log_info("dispatch", "rule %s: %s succeeded (HTTP %ld)", rule,
+                     entry_str(a->entry, "action"), o->status);
+        } else {
+            log_warn("dispatch", "rule %s: %s %s: %s%s%s", rule, entry_str(a->entry, "action"),
+                     strcmp(f.type, "action.dead") == 0 ? "moved to the dead-letter store"
+                                                         : "failed, will retry",
+                     o->error, o->trace_id[0] ? " traceId " : "", o->trace_id);
+        }
+    }
+    cJSON_Delete(o->result);
+    unlink_attempt(d, a);
+    attempt_free(a);
+    if (d->closing) {
+        maybe_free(d);
+        return;
+    }
+    pump(d);
+}
+
+static void classify_http(const cJSON *entry, const struct http_response *resp, struct outcome *o)
+{
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
+    long s = resp->status;
+    o->status = s;
+    o->retry_after_s = resp->retry_after_s;
+    cJSON *body = NULL;
+    if (resp->body.len > 0) {
+        json_parse(resp->body.data, resp->body.len, &body, NULL);
+    }
+    const char *trace = body ? json_get_string(body, "traceId") : NULL;
+    if (trace != NULL) {
+        str_copy(o->trace_id, sizeof(o->trace_id), trace);
+    }
+    const cJSON *msg = body ? cJSON_GetObjectItemCaseSensitive(body, "message") : NULL;
+    char text[400] = "";
+    if (cJSON_IsString(msg)) {
+        str_copy(text, sizeof(text), msg->valuestring);
+    } else if (cJSON_IsArray(msg)) {
+        char *joined = cJSON_PrintUnformatted(msg);
+        str_copy(text, sizeof(text), joined);
+        free(joined);
+    }
+    bool is_delete = strcmp(entry_str(req, "method"), "DELETE") == 0;
+    bool gone_ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(entry, "gone_ok"));
+    if (resp->error == HTTP_E_REDIRECT) {
+        o->kind = OUT_DEAD;
+        snprintf(o->error, sizeof(o->error), "redirect to '%.300s' refused", resp->location);
+    } else if (resp->error != 0 && s == 0) {
+        o->kind = OUT_RETRY;
+        snprintf(o->error, sizeof(o->error), "%s", resp->error_text[0] ? resp->error_text
+                                                                        : http_strerror(resp->error));
+    } else if (s >= 200 && s < 300) {
+        o->kind = OUT_SUCCESS;
+        const char *result = entry_str(entry, "result");
+        if (body != NULL && *result != '\0') {
+            cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(body, result);
+            o->result = r;
+        }
+    } else if (is_delete && gone_ok && (s == 404 || s == 400 || s == 422)) {
+        o->kind = OUT_SUCCESS; /* already gone: a retried delete has nothing left to do */
+        snprintf(o->error, sizeof(o->error), "already gone (HTTP %ld)", s);
+    } else if (s == 408 || s == 425 || s == 429 || s >= 500) {
+        o->kind = OUT_RETRY;
+        snprintf(o->error, sizeof(o->error), "HTTP %ld%s%s", s, text[0] ? ": " : "", text);
+    } else {
+        o->kind = OUT_DEAD;
+        snprintf(o->error, sizeof(o->error), "HTTP %ld%s%s", s, text[0] ? ": " : "", text);
+    }
+    cJSON_Delete(body);
+}
+
+static void on_http_done(struct http_response *resp, void *ud)
+{
+    struct attempt *a = ud;
+    a->pending = NULL;
+    a->transfer = NULL;
+    struct outcome o;
+    memset(&o, 0, sizeof(o));
+    classify_http(a->entry, resp, &o);
+    if (resp->error == HTTP_E_CANCELLED) {
+        /* Shutdown: leave the entry in flight; its lease brings it back. */
+        struct dispatcher *d = a->d;
+        unlink_attempt(d, a);
+        attempt_free(a);
+        maybe_free(d);
+        return;
+    }
+    attempt_done(a, &o);
+}
+
+static void on_exec_done(const struct spawn_result *res, void *ud)
+{
+    struct attempt *a = ud;
+    struct outcome o;
+    memset(&o, 0, sizeof(o));
+    o.status = res->exit_status;
+    if (res->error != 0) {
+        o.kind = OUT_DEAD;
+        snprintf(o.error, sizeof(o.error), "cannot start: %s", uv_strerror(res->error));
+    } else if (res->timed_out) {
+        o.kind = OUT_RETRY;
+        snprintf(o.error, sizeof(o.error), "timed out");
+    } else if (res->term_signal != 0) {
+        o.kind = OUT_RETRY;
+        snprintf(o.error, sizeof(o.error), "killed by signal %d", res->term_signal);
+    } else if (res->exit_status == 0) {
+        o.kind = OUT_SUCCESS;
+    } else {
+        o.kind = OUT_RETRY;
+        snprintf(o.error, sizeof(o.error), "exit status %lld: %.200s",
+                 (long long)res->exit_status, res->output);
+    }
+    if (a->d->stopping) {
+        /* Shutdown: the outcome is recorded on the next run (the lease expires). */
+        struct dispatcher *d = a->d;
+        unlink_attempt(d, a);
+        attempt_free(a);
+        maybe_free(d);
+        return;
+    }
+    attempt_done(a, &o);
+}
+
+static int send_ghl(struct dispatcher *d, struct attempt *a, const cJSON *req)
+{
+    struct location *loc = runtime_location(d, entry_str(a->entry, "location"));
+    if (loc == NULL) {
+        return -ENOENT;
+    }
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    char tag[128];
+    snprintf(tag, sizeof(tag), "rule:%s", entry_str(a->entry, "rule"));
+    struct location_request lr = {
+        .method = entry_str(req, "method"),
+        .path = entry_str(req, "path"),
+        .version = json_get_string(req, "version"),
+        .body = text,
+        .body_len = text ? strlen(text) : 0,
+        .log_tag = tag,
+    };
+    int rc = location_submit(loc, LOCATION_POLL, &lr, on_http_done, a, &a->pending);
+    free(text);
+    return rc;
+}
+
+static int send_http(struct dispatcher *d, struct attempt *a, const cJSON *req)
+{
+    const cJSON *headers = cJSON_GetObjectItemCaseSensitive(req, "headers");
+    size_t n = (size_t)cJSON_GetArraySize(headers);
+    char **lines = xcalloc(n + 2, sizeof(*lines));
+    size_t k = 0;
+    lines[k++] = xasprintf("Idempotency-Key: %s", entry_str(a->entry, "key"));
+    const cJSON *h;
+    cJSON_ArrayForEach(h, headers)
+    {
+        if (cJSON_IsString(h)) {
+            lines[k++] = xasprintf("%s: %s", h->string, h->valuestring);
+        }
+    }
+    lines[k] = NULL;
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    char tag[128];
+    snprintf(tag, sizeof(tag), "rule:%s", entry_str(a->entry, "rule"));
+    struct http_request hr = {
+        .method = entry_str(req, "method"),
+        .url = entry_str(req, "url"),
+        .headers = (const char *const *)lines,
+        .body = text,
+        .body_len = text ? strlen(text) : 0,
+        .log_tag = tag,
+    };
+    int rc = http_send(d->env.http, &hr, on_http_done, a, &a->transfer);
+    free(text);
+    strv_free(lines);
+    /* http_send calls back even when it fails: never report an error here. */
+    (void)rc;
+    return 0;
+}
+
+static int send_exec(struct dispatcher *d, struct attempt *a, const cJSON *req)
+{
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(req, "args");
+    size_t n = (size_t)cJSON_GetArraySize(args);
+    char **argv = xcalloc(n + 2, sizeof(*argv));
+    argv[0] = xstrdup(entry_str(req, "command"));
+    size_t k = 1;
+    const cJSON *arg;
+    cJSON_ArrayForEach(arg, args)
+    {
+        argv[k++] = xstrdup(cJSON_IsString(arg) ? arg->valuestring : "");
+    }
+    argv[k] = NULL;
+    /* An allow-listed environment: nothing of pollen's own (tokens) leaks. */
+    char *env[] = {
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+        "LANG=C.UTF-8",
+        xasprintf("POLLEN_RULE=%s", entry_str(a->entry, "rule")),
+        xasprintf("POLLEN_EVENT_ID=%s", entry_str(a->entry, "source")),
+        xasprintf("POLLEN_IDEMPOTENCY_KEY=%s", entry_str(a->entry, "key")),
+        NULL,
+    };
+    const char *stdin_json = entry_str(req, "stdin");
+    int rc = spawn_run(d->env.loop, argv, env, stdin_json, strlen(stdin_json),
+                       (uint64_t)entry_num(a->entry, "timeout_ms", 30000), on_exec_done, a);
+    strv_free(argv);
+    for (size_t i = 2; env[i] != NULL; i++) {
+        free(env[i]);
+    }
+    return rc;
+}
+
+static void start_attempt(struct dispatcher *d, uint64_t id)
+{
+    struct claim_ctx c = {.id = id, .now = util_wall_ms()};
+    int rc = store_write(d->env.store, claim_txn, &c);
+    if (rc != 0) {
+        log_error("dispatch", "cannot claim action %llu: %s", (unsigned long long)id,
+                  store_strerror(rc));
+        cJSON_Delete(c.entry);
+        return;
+    }
+    FAILPOINT("dispatch.after_inflight_commit");
+    struct attempt *a = xcalloc(1, sizeof(*a));
+    a->d = d;
+    a->id = id;
+    a->entry = c.entry;
+    a->next = d->inflight;
+    d->inflight = a;
+    d->ninflight++;
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(a->entry, "request");
+    const char *kind = entry_str(a->entry, "kind");
+    if (strcmp(kind, "ghl") == 0) {
+        rc = send_ghl(d, a, req);
+    } else if (strcmp(kind, "http") == 0) {
+        rc = send_http(d, a, req);
+    } else {
+        rc = send_exec(d, a, req);
+    }
+    if (rc != 0) {
+        struct outcome o = {.kind = OUT_DEAD};
+        snprintf(o.error, sizeof(o.error), "cannot send: %s", strerror(rc < 0 ? -rc : rc));
+        attempt_done(a, &o);
+    }
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+static void pump(struct dispatcher *d)
+{
+    if (d->stopping || d->closing || d->env.dry_run != NULL) {
+        return;
+    }
+    unsigned max = d->env.concurrency ? d->env.concurrency : DEFAULT_CONCURRENCY;
+    if (max > MAX_CONCURRENCY) {
+        max = MAX_CONCURRENCY;
+    }
+    uint64_t next_at = 0;
+    while (d->ninflight < max) {
+        uint64_t skip[MAX_CONCURRENCY];
+        size_t nskip = 0;
+        for (struct attempt *a = d->inflight; a != NULL && nskip < MAX_CONCURRENCY; a = a->next) {
+            skip[nskip++] = a->id;
+        }
+        struct store_txn *txn = NULL;
+        if (store_txn_begin(d->env.store, false, &txn) != 0) {
+            break;
+        }
+        uint64_t id = 0;
+        uint64_t now = util_wall_ms();
+        int rc = outbox_next_due(txn, now, skip, nskip, &id, &next_at);
+        store_txn_abort(txn);
+        if (rc != 0) {
+            break;
+        }
+        next_at = 0;
+        start_attempt(d, id);
+    }
+    uint64_t delay = POLL_INTERVAL_MS;
+    if (next_at != 0) {
+        uint64_t now = util_wall_ms();
+        uint64_t until = next_at > now ? next_at - now : 0;
+        if (until < delay) {
+            delay = until;
+        }
+    }
+    if (!uv_is_closing((uv_handle_t *)&d->timer)) {
+        uv_timer_start(&d->timer, timer_cb, delay, 0);
+    }
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+struct dispatcher *dispatcher_create(const struct dispatcher_env *env)
+{
+    struct dispatcher *d = xcalloc(1, sizeof(*d));
+    d->env = *env;
+    uv_timer_init(env->loop, &d->timer);
+    d->timer.data = d;
+    return d;
+}
+
+void dispatcher_start(struct dispatcher *d)
+{
+    uv_timer_start(&d->timer, timer_cb, 0, 0);
+}
+
+void dispatcher_kick(struct dispatcher *d)
+{
+    if (d != NULL && !d->stopping && !d->closing && !uv_is_closing((uv_handle_t *)&d->timer)) {
+        uv_timer_start(&d->timer, timer_cb, 0, 0);
+    }
+}
+
+void dispatcher_stop(struct dispatcher *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    d->stopping = true;
+    uv_timer_stop(&d->timer);
+    for (struct attempt *a = d->inflight; a != NULL; a = a->next) {
+        if (a->pending != NULL) {
+            location_cancel(a->pending);
+        } else if (a->transfer != NULL) {
+            http_cancel(a->transfer);
+        }
+    }
+}
+
+/* Frees the dispatcher once its timer is closed and no attempt can call back. */
+static void maybe_free(struct dispatcher *d)
+{
+    if (d->closing && d->timer_closed && d->ninflight == 0) {
+        free(d);
+    }
+}
+
+static void closed_cb(uv_handle_t *h)
+{
+    struct dispatcher *d = h->data;
+    d->timer_closed = true;
+    maybe_free(d);
+}
+
+void dispatcher_close(struct dispatcher *d)
+{
+    if (d == NULL || d->closing) {
+        return;
+    }
+    dispatcher_stop(d);
+    d->closing = true;
+    uv_close((uv_handle_t *)&d->timer, closed_cb);
+}
+
+bool dispatcher_idle(const struct dispatcher *d)
+{
+    return d == NULL || d->ninflight == 0;
+}
+
+bool dispatcher_drained(const struct dispatcher *d)
+{
+    if (d == NULL || d->env.dry_run != NULL) {
+        return true;
+    }
+    if (d->ninflight > 0) {
+        return false;
+    }
+    struct store_txn *txn = NULL;
+    if (store_txn_begin(d->env.store, false, &txn) != 0) {
+        return true;
+    }
+    uint64_t id = 0;
+    uint64_t next_at = 0;
+    int rc = outbox_next_due(txn, util_wall_ms(), NULL, 0, &id, &next_at);
+    store_txn_abort(txn);
+    return rc != 0;
+}

@@ -1,0 +1,79 @@
+/*
+ * dispatch: rules and actions at run time.
+ *
+ * Inside the transaction that records an event (snapshot.c calls
+ * dispatch_on_event just before appending it), the dispatcher:
+ *   1. marks the event `"origin":"pollen"` when it is the echo of one of
+ *      pollen's own writes (see below), so that rules never re-fire on it;
+ *   2. matches every [rule] whose `on` names the event's trigger and type and
+ *      whose `when` holds, renders the action's parameters from the event,
+ *      and enqueues the fully rendered request in the outbox, in that same
+ *      transaction: a crash can never lose an action (reliability P1, P4).
+ * On the loop, it drains the outbox with bounded concurrency: each attempt is
+ * first recorded (attempts+1, a lease as next_at) and committed, then sent
+ * (HighLevel actions through the location's queue, sharing its rate budget;
+ * `http` actions through the HTTP client with an Idempotency-Key; `exec`
+ * actions through spawn). The outcome commits together with its
+ * action.succeeded / action.failed / action.dead event: success removes the
+ * entry; 5xx, 408, 429, timeouts and connection errors retry with capped,
+ * jittered exponential backoff (never sooner than Retry-After); other 4xx and
+ * exhausted attempts move it to the dead-letter store.
+ *
+ * Own writes: when a HighLevel action succeeds, the record it wrote (the
+ * response's `result` member) is remembered in STORE_OWN under the target
+ * record's id. When a trigger later reports that record created or updated,
+ * and every field of the remembered copy is equal in the new record (for
+ * contacts that includes dateUpdated, so any later write by someone else
+ * breaks the match), the event is pollen's own echo.
+ *
+ * Dry run: nothing is enqueued or sent; each request that would be sent is
+ * printed as one JSON line on the dry-run stream instead.
+ * Thread context: loop thread.
+ */
+#ifndef POLLEN_DISPATCH_H
+#define POLLEN_DISPATCH_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include <cJSON.h>
+
+struct config;
+struct http_client;
+struct location;
+struct store;
+struct store_txn;
+struct dispatcher;
+
+struct dispatcher_env {
+    uv_loop_t *loop;
+    struct store *store;
+    const struct config *cfg;
+    struct http_client *http;
+    struct location **locations;  /* parallel to cfg->locations */
+    FILE *dry_run;                /* non-NULL: print would-be requests here, send nothing */
+    unsigned concurrency;         /* actions in flight at once (default 4) */
+};
+
+struct dispatcher *dispatcher_create(const struct dispatcher_env *env);
+/* Starts draining the outbox (and keeps looking every second). */
+void dispatcher_start(struct dispatcher *d);
+/* Stops starting new attempts; in-flight ones finish or are cancelled with the HTTP client. */
+void dispatcher_stop(struct dispatcher *d);
+/* Closes the timer; frees itself when nothing is in flight. */
+void dispatcher_close(struct dispatcher *d);
+/* Looks at the outbox again soon (after a commit that may have enqueued). */
+void dispatcher_kick(struct dispatcher *d);
+bool dispatcher_idle(const struct dispatcher *d);
+/* True when the outbox holds nothing due now or in flight (for --once). */
+bool dispatcher_drained(const struct dispatcher *d);
+
+/*
+ * The snapshot hook: called inside txn for every event just before it is
+ * appended. May add members to event (origin). Returns 0 or a store error.
+ * ud is the dispatcher.
+ */
+int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud);
+
+#endif

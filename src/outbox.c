@@ -1,0 +1,280 @@
+/*
+ * outbox: see outbox.h.
+ */
+#include "outbox.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "util.h"
+
+#define META_NEXT_ID "outbox.next_id"
+
+static int next_id(struct store_txn *txn, uint64_t *out)
+{
+    const void *val = NULL;
+    size_t vlen = 0;
+    uint64_t id = 1;
+    int rc = store_get(txn, STORE_META, META_NEXT_ID, strlen(META_NEXT_ID), &val, &vlen);
+    if (rc == 0 && vlen == 8) {
+        id = store_key_u64(val);
+    } else if (rc != 0 && rc != -ENOENT) {
+        return rc;
+    }
+    uint8_t buf[8];
+    store_u64_key(id + 1, buf);
+    rc = store_put(txn, STORE_META, META_NEXT_ID, strlen(META_NEXT_ID), buf, 8);
+    *out = id;
+    return rc;
+}
+
+static void due_key(uint64_t next_at, uint64_t id, uint8_t out[16])
+{
+    store_u64_key(next_at, out);
+    store_u64_key(id, out + 8);
+}
+
+static int put_entry(struct store_txn *txn, enum store_table t, uint64_t id, const cJSON *entry)
+{
+    uint8_t key[8];
+    store_u64_key(id, key);
+    char *json = cJSON_PrintUnformatted(entry);
+    int rc = store_put(txn, t, key, 8, json, strlen(json));
+    free(json);
+    return rc;
+}
+
+static uint64_t entry_next_at(const cJSON *entry)
+{
+    double d = 0;
+    return json_get_number(entry, "next_at", &d) ? (uint64_t)d : 0;
+}
+
+static void set_number(cJSON *obj, const char *key, double v)
+{
+    cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsNumber(item)) {
+        cJSON_SetNumberValue(item, v);
+    } else {
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+        cJSON_AddNumberToObject(obj, key, v);
+    }
+}
+
+int outbox_enqueue(struct store_txn *txn, cJSON *entry, uint64_t next_at, uint64_t *id_out)
+{
+    uint64_t id = 0;
+    int rc = next_id(txn, &id);
+    if (rc != 0) {
+        return rc;
+    }
+    set_number(entry, "id", (double)id);
+    set_number(entry, "attempts", 0);
+    set_number(entry, "next_at", (double)next_at);
+    rc = put_entry(txn, STORE_OUTBOX, id, entry);
+    uint8_t dk[16];
+    due_key(next_at, id, dk);
+    if (rc == 0) {
+        rc = store_put(txn, STORE_DUE, dk, 16, "", 0);
+    }
+    if (rc == 0 && id_out != NULL) {
+        *id_out = id;
+    }
+    return rc;
+}
+
+static int get_from(struct store_txn *txn, enum store_table t, uint64_t id, cJSON **out)
+{
+    uint8_t key[8];
+    store_u64_key(id, key);
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = store_get(txn, t, key, 8, &val, &vlen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (json_parse(val, vlen, out, NULL) != 0) {
+        return -EIO;
+    }
+    return 0;
+}
+
+int outbox_get(struct store_txn *txn, uint64_t id, cJSON **out)
+{
+    return get_from(txn, STORE_OUTBOX, id, out);
+}
+
+static int unindex(struct store_txn *txn, uint64_t id)
+{
+    cJSON *old = NULL;
+    int rc = outbox_get(txn, id, &old);
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t dk[16];
+    due_key(entry_next_at(old), id, dk);
+    cJSON_Delete(old);
+    rc = store_del(txn, STORE_DUE, dk, 16);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int outbox_update(struct store_txn *txn, uint64_t id, cJSON *entry, uint64_t next_at)
+{
+    int rc = unindex(txn, id);
+    if (rc != 0) {
+        return rc;
+    }
+    set_number(entry, "next_at", (double)next_at);
+    rc = put_entry(txn, STORE_OUTBOX, id, entry);
+    uint8_t dk[16];
+    due_key(next_at, id, dk);
+    if (rc == 0) {
+        rc = store_put(txn, STORE_DUE, dk, 16, "", 0);
+    }
+    return rc;
+}
+
+int outbox_remove(struct store_txn *txn, uint64_t id)
+{
+    int rc = unindex(txn, id);
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t key[8];
+    store_u64_key(id, key);
+    return store_del(txn, STORE_OUTBOX, key, 8);
+}
+
+int outbox_bury(struct store_txn *txn, uint64_t id, cJSON *entry, const char *why)
+{
+    int rc = outbox_remove(txn, id);
+    if (rc != 0 && rc != -ENOENT) {
+        return rc;
+    }
+    char when[32];
+    util_iso8601(util_wall_ms(), when);
+    cJSON_DeleteItemFromObjectCaseSensitive(entry, "dead_at");
+    cJSON_DeleteItemFromObjectCaseSensitive(entry, "dead_reason");
+    cJSON_AddStringToObject(entry, "dead_at", when);
+    cJSON_AddStringToObject(entry, "dead_reason", why ? why : "");
+    return put_entry(txn, STORE_DLQ, id, entry);
+}
+
+static bool skipped(uint64_t id, const uint64_t *skip, size_t nskip)
+{
+    for (size_t i = 0; i < nskip; i++) {
+        if (skip[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int outbox_next_due(struct store_txn *txn, uint64_t now, const uint64_t *skip, size_t nskip,
+                    uint64_t *id, uint64_t *next_at)
+{
+    struct store_cursor *cur = NULL;
+    int rc = store_cursor_open(txn, STORE_DUE, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+    const void *key = NULL;
+    size_t klen = 0;
+    *next_at = 0;
+    rc = store_cursor_seek(cur, NULL, 0, &key, &klen, NULL, NULL);
+    while (rc == 0) {
+        if (klen == 16) {
+            uint64_t at = store_key_u64(key);
+            uint64_t eid = store_key_u64((const uint8_t *)key + 8);
+            if (!skipped(eid, skip, nskip)) {
+                *next_at = at;
+                if (at <= now) {
+                    *id = eid;
+                    store_cursor_close(cur);
+                    return 0;
+                }
+                break;
+            }
+        }
+        rc = store_cursor_next(cur, &key, &klen, NULL, NULL);
+    }
+    store_cursor_close(cur);
+    return rc == 0 || rc == -ENOENT ? -ENOENT : rc;
+}
+
+int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out)
+{
+    return get_from(txn, STORE_DLQ, id, out);
+}
+
+int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
+                    void *ud)
+{
+    struct store_cursor *cur = NULL;
+    int rc = store_cursor_open(txn, STORE_DLQ, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+    const void *key = NULL;
+    const void *val = NULL;
+    size_t klen = 0;
+    size_t vlen = 0;
+    rc = store_cursor_seek(cur, NULL, 0, &key, &klen, &val, &vlen);
+    while (rc == 0) {
+        cJSON *entry = NULL;
+        if (klen == 8 && json_parse(val, vlen, &entry, NULL) == 0) {
+            int stop = cb(store_key_u64(key), entry, ud);
+            cJSON_Delete(entry);
+            if (stop) {
+                break;
+            }
+        }
+        rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+    }
+    store_cursor_close(cur);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int outbox_dlq_drop(struct store_txn *txn, uint64_t id)
+{
+    uint8_t key[8];
+    store_u64_key(id, key);
+    return store_del(txn, STORE_DLQ, key, 8);
+}
+
+int outbox_dlq_retry(struct store_txn *txn, uint64_t id, uint64_t now)
+{
+    cJSON *entry = NULL;
+    int rc = outbox_dlq_get(txn, id, &entry);
+    if (rc != 0) {
+        return rc;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(entry, "dead_at");
+    cJSON_DeleteItemFromObjectCaseSensitive(entry, "dead_reason");
+    set_number(entry, "attempts", 0);
+    set_number(entry, "next_at", (double)now);
+    cJSON_DeleteItemFromObjectCaseSensitive(entry, "state");
+    cJSON_AddStringToObject(entry, "state", "pending");
+    rc = put_entry(txn, STORE_OUTBOX, id, entry);
+    cJSON_Delete(entry);
+    uint8_t dk[16];
+    due_key(now, id, dk);
+    if (rc == 0) {
+        rc = store_put(txn, STORE_DUE, dk, 16, "", 0);
+    }
+    if (rc == 0) {
+        rc = outbox_dlq_drop(txn, id);
+    }
+    return rc;
+}
+
+int outbox_count(struct store_txn *txn, uint64_t *pending, uint64_t *dead)
+{
+    int rc = store_count_prefix(txn, STORE_OUTBOX, NULL, 0, pending);
+    if (rc == 0) {
+        rc = store_count_prefix(txn, STORE_DLQ, NULL, 0, dead);
+    }
+    return rc;
+}

@@ -1,0 +1,62 @@
+/*
+ * outbox: the durable queue of actions, and the dead-letter store, in LMDB.
+ *
+ * An entry is a JSON object holding everything needed to perform one action
+ * (the fully rendered request), its idempotency key, the rule and source
+ * event, and its delivery state: attempts, next_at (wall ms), last status and
+ * error. Entries live in STORE_OUTBOX under a u64 id; STORE_DUE indexes them
+ * by (next_at, id) so the dispatcher finds the earliest due one; both are
+ * always changed in the same transaction. Dead entries move to STORE_DLQ
+ * (same id) with the final error.
+ *
+ * Entries are enqueued inside the transaction that records the event which
+ * fired the rule (exactly-once enqueue), and every state change of an entry
+ * commits together with the action.* event that reports it.
+ * Thread context: loop thread (engine) or the CLI (dlq commands); every
+ * function runs inside the caller's txn.
+ */
+#ifndef POLLEN_OUTBOX_H
+#define POLLEN_OUTBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include "store.h"
+
+/* Assigns an id, stores entry (adding "id", "attempts":0 and "next_at"), indexes it. entry stays the caller's. */
+int outbox_enqueue(struct store_txn *txn, cJSON *entry, uint64_t next_at, uint64_t *id_out);
+
+/* Reads entry id (a new cJSON object, caller frees). -ENOENT if absent. */
+int outbox_get(struct store_txn *txn, uint64_t id, cJSON **out);
+
+/* Rewrites entry id with its new contents and moves its due index to next_at. */
+int outbox_update(struct store_txn *txn, uint64_t id, cJSON *entry, uint64_t next_at);
+
+/* Removes entry id and its due index (after success). */
+int outbox_remove(struct store_txn *txn, uint64_t id);
+
+/* Moves entry id to the dead-letter store with the final error. */
+int outbox_bury(struct store_txn *txn, uint64_t id, cJSON *entry, const char *why);
+
+/*
+ * The earliest due entry with next_at <= now whose id is not in skip[0..nskip):
+ * sets *id and *next_at, or returns -ENOENT (then *next_at is the earliest
+ * future due time, or 0 when the outbox is empty).
+ */
+int outbox_next_due(struct store_txn *txn, uint64_t now, const uint64_t *skip, size_t nskip,
+                    uint64_t *id, uint64_t *next_at);
+
+/* Dead letters: read one, list (cb per entry, in id order), drop, or send back to the outbox. */
+int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out);
+int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
+                    void *ud);
+int outbox_dlq_drop(struct store_txn *txn, uint64_t id);
+/* Re-queues a dead letter with attempts reset to 0, due now. */
+int outbox_dlq_retry(struct store_txn *txn, uint64_t id, uint64_t now);
+
+/* Number of pending outbox entries (for status and tests). */
+int outbox_count(struct store_txn *txn, uint64_t *pending, uint64_t *dead);
+
+#endif

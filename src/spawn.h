@@ -1,0 +1,46 @@
+/*
+ * spawn: runs an `exec` action's program safely (reliability P16, §5.5).
+ *
+ * The program is started directly with an argument vector (no shell, so a
+ * value like `"; rm -rf / #` is one literal argument), a minimal environment
+ * built from an allow-list (PATH, LANG and the POLLEN_* values given), and no
+ * file descriptors beyond 0-2: libuv cannot close inherited descriptors, so
+ * the child is this same binary re-executed as `pollen __exec PROGRAM ARGS...`,
+ * which calls close_range(3, ~0) and then execve()s the program. The event
+ * JSON is written to the program's standard input; its standard output and
+ * error are captured (capped at 64 KiB) for the log. A timeout kills the
+ * whole process group. The exit status decides success.
+ * Thread context: loop thread; the callback runs on the loop.
+ */
+#ifndef POLLEN_SPAWN_H
+#define POLLEN_SPAWN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct spawn_result {
+    int64_t exit_status;   /* the program's exit code, or -1 */
+    int term_signal;       /* the signal that ended it, or 0 */
+    int error;             /* 0, or a negative UV_* code when it could not start */
+    bool timed_out;
+    char output[512];      /* the first bytes of stdout+stderr, for the log */
+};
+
+typedef void (*spawn_done_cb)(const struct spawn_result *res, void *ud);
+
+/*
+ * Starts argv[0] (an absolute path) with argv and env (NULL-terminated;
+ * copied). stdin_data (len bytes) is written to its standard input, which is
+ * then closed. Returns 0, and cb runs later exactly once (with res->error set
+ * when the program could not be started); or UV_EINVAL for a relative
+ * argv[0], and cb is not called.
+ */
+int spawn_run(uv_loop_t *loop, char *const *argv, char *const *env, const char *stdin_data,
+              size_t len, uint64_t timeout_ms, spawn_done_cb cb, void *ud);
+
+/* The `pollen __exec PROGRAM ARGS...` entry: closes fds >= 3 and execs. Never returns on success. */
+int spawn_exec_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,1275 @@
+/*
+ * template: parser and renderer for `{{ expr }}` value templates.
+ * The grammar, the filter semantics and the bounds are in template.h.
+ */
+#include "template.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "json.h"
+#include "util.h"
+
+/* 9999-12-31T23:59:59.999Z: the last instant util_iso8601 can print with a four-digit year. */
+#define MAX_ISO_MS 253402300799999LL
+/* `now` offsets beyond a century are certainly typos; bounding them keeps the sum in range. */
+#define MAX_NOW_OFFSET_MS (36500LL * 86400000LL)
+/* How much of an expression an error message quotes. */
+#define SRC_CLIP 60
+
+enum root {
+    ROOT_RECORD,
+    ROOT_CHANGES,
+    ROOT_EVENT,
+    ROOT_NOW,
+    ROOT_STRING, /* a string literal, not a root: never reported by template_uses_root */
+};
+
+static const char *const root_names[] = {"record", "changes", "event", "now"};
+
+enum filter_kind {
+    F_DEFAULT,
+    F_LOWER,
+    F_UPPER,
+    F_TRIM,
+    F_JSON,
+    F_FIRST,
+    F_JOIN,
+    F_DATE,
+    F_NUMBER,
+    F_BOOL,
+};
+
+static const char *const filter_names[] = {
+    "default", "lower", "upper", "trim", "json", "first", "join", "date", "number", "bool",
+};
+
+struct filter {
+    enum filter_kind kind;
+    cJSON *arg; /* default: the literal; join: the separator string (NULL = ", ") */
+};
+
+struct expr {
+    enum root root;
+    char *path;             /* json_get_path path from the event root ("" = the event) */
+    int64_t now_offset_ms;  /* ROOT_NOW */
+    cJSON *literal;         /* ROOT_STRING */
+    struct filter filters[TEMPLATE_MAX_FILTERS];
+    size_t nfilters;
+    char *src;              /* "{{...}}" as written, clipped and made printable, for messages */
+};
+
+struct part {
+    char *lit;         /* literal text (NUL-terminated), or NULL for an expression */
+    size_t lit_len;
+    struct expr *expr; /* NULL for literal text */
+};
+
+struct template {
+    struct part *parts;
+    size_t nparts;
+    size_t nexprs;
+    bool typed;     /* exactly one expression, only white space around it */
+    unsigned roots; /* bit (1 << enum root) per root used */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) ATTR_PRINTF(3, 4);
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+bool template_is_event_member(const char *name, size_t len)
+{
+    static const char *const members[] = {
+        "id", "seq", "time", "trigger", "location", "type", "record_id",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(members); i++) {
+        if (strlen(members[i]) == len && memcmp(members[i], name, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------ parsing */
+
+struct parser {
+    const char *s;   /* the whole template text */
+    size_t pos;      /* cursor inside the current expression */
+    size_t end;      /* index of the expression's closing "}}" */
+    const char *src; /* the expression as quoted in messages */
+    char *err;
+    size_t errlen;
+};
+
+static bool is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_seg_char(char c)
+{
+    return is_alpha(c) || is_digit(c) || c == '-';
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+static char peek(const struct parser *p)
+{
+    return p->pos < p->end ? p->s[p->pos] : '\0';
+}
+
+static void skip_ws(struct parser *p)
+{
+    while (p->pos < p->end && is_space(p->s[p->pos])) {
+        p->pos++;
+    }
+}
+
+/* Names the character at the cursor for a message: 'x', or "the end". */
+static void describe_here(const struct parser *p, char *out, size_t size)
+{
+    unsigned char c = (unsigned char)peek(p);
+    if (p->pos >= p->end) {
+        snprintf(out, size, "the end");
+    } else if (c >= 0x20 && c < 0x7f) {
+        snprintf(out, size, "'%c'", c);
+    } else {
+        snprintf(out, size, "byte 0x%02x", c);
+    }
+}
+
+/*
+ * Quotes text[0..n) for a one-line message: clipped at a UTF-8 boundary,
+ * control characters shown as spaces. The caller frees the result.
+ */
+static char *clip_source(const char *text, size_t n)
+{
+    bool clipped = n > SRC_CLIP;
+    if (clipped) {
+        n = SRC_CLIP;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80) {
+            n--;
+        }
+    }
+    char *out = xmalloc(n + 8);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        out[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+    }
+    memcpy(out + n, clipped ? "...}}" : "", clipped ? 6 : 1);
+    return out;
+}
+
+/* Parses a double-quoted string at the cursor into a new cJSON string. */
+static int parse_string(struct parser *p, cJSON **out)
+{
+    struct buf b;
+    int rc = -EINVAL;
+
+    buf_init(&b, TEMPLATE_MAX_TEXT);
+    p->pos++; /* the opening quote */
+    for (;;) {
+        if (p->pos >= p->end) {
+            set_err(p->err, p->errlen, "unterminated string in %s", p->src);
+            goto done;
+        }
+        char c = p->s[p->pos++];
+        if (c == '"') {
+            break;
+        }
+        if (c == '\\') {
+            char e = p->pos < p->end ? p->s[p->pos++] : '\0';
+            switch (e) {
+            case '"':
+            case '\\':
+                c = e;
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            default:
+                set_err(p->err, p->errlen,
+                        "unknown escape in a string in %s (use \\\" \\\\ \\n \\t)", p->src);
+                goto done;
+            }
+        }
+        /* The template text is at most TEMPLATE_MAX_TEXT, so this cannot overflow. */
+        buf_append(&b, &c, 1);
+    }
+    *out = cJSON_CreateString(b.data != NULL ? b.data : "");
+    rc = *out != NULL ? 0 : -ENOMEM;
+done:
+    buf_finish(&b);
+    return rc;
+}
+
+/* JSON number syntax: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static size_t scan_json_number(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-') {
+        i++;
+    }
+    if (i < n && s[i] == '0') {
+        i++;
+    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
+        while (i < n && is_digit(s[i])) {
+            i++;
+        }
+    } else {
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        size_t j = i + 1;
+        while (j < n && is_digit(s[j])) {
+            j++;
+        }
+        if (j == i + 1) {
+            return 0;
+        }
+        i = j;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t j = i + 1;
+        if (j < n && (s[j] == '+' || s[j] == '-')) {
+            j++;
+        }
+        size_t k = j;
+        while (k < n && is_digit(s[k])) {
+            k++;
+        }
+        if (k == j) {
+            return 0;
+        }
+        i = k;
+    }
+    return i;
+}
+
+/* Converts exactly s[0..n) (already checked by scan_json_number) to a finite double. */
+static bool number_from(const char *s, size_t n, double *out)
+{
+    char tmp[64];
+    if (n == 0 || n >= sizeof(tmp)) {
+        return false;
+    }
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    char *end = NULL;
+    double d = strtod(tmp, &end);
+    if (end != tmp + n || !isfinite(d)) {
+        return false;
+    }
+    *out = d;
+    return true;
+}
+
+/* literal := string | number | true | false | null. Returns 0, -EINVAL (err set) or -ENOMEM. */
+static int parse_literal(struct parser *p, const char *what, cJSON **out)
+{
+    char c = peek(p);
+    char here[32];
+
+    if (c == '"') {
+        return parse_string(p, out);
+    }
+    if (c == '-' || is_digit(c)) {
+        size_t n = scan_json_number(p->s + p->pos, p->end - p->pos);
+        double d;
+        if (n == 0 || !number_from(p->s + p->pos, n, &d)) {
+            set_err(p->err, p->errlen, "bad number after '%s' in %s", what, p->src);
+            return -EINVAL;
+        }
+        p->pos += n;
+        *out = cJSON_CreateNumber(d);
+        return *out != NULL ? 0 : -ENOMEM;
+    }
+    if (is_alpha(c)) {
+        size_t start = p->pos;
+        while (p->pos < p->end && is_alpha(p->s[p->pos])) {
+            p->pos++;
+        }
+        size_t n = p->pos - start;
+        const char *w = p->s + start;
+        if (n == 4 && memcmp(w, "true", 4) == 0) {
+            *out = cJSON_CreateTrue();
+        } else if (n == 5 && memcmp(w, "false", 5) == 0) {
+            *out = cJSON_CreateFalse();
+        } else if (n == 4 && memcmp(w, "null", 4) == 0) {
+            *out = cJSON_CreateNull();
+        } else {
+            set_err(p->err, p->errlen,
+                    "'%s' needs a value (a \"string\", number, true, false or null), not '%.*s', "
+                    "in %s",
+                    what, (int)(n > 32 ? 32 : n), w, p->src);
+            return -EINVAL;
+        }
+        return *out != NULL ? 0 : -ENOMEM;
+    }
+    describe_here(p, here, sizeof(here));
+    set_err(p->err, p->errlen,
+            "'%s' needs a value (a \"string\", number, true, false or null), found %s in %s", what,
+            here, p->src);
+    return -EINVAL;
+}
+
+/* now ( ("+"|"-") INTEGER unit )?, the cursor just past "now". */
+static int parse_now(struct parser *p, struct expr *e)
+{
+    char here[32];
+
+    if (peek(p) == '.') {
+        set_err(p->err, p->errlen, "'now' has no members in %s (use now, now + 30m, now - 1d)",
+                p->src);
+        return -EINVAL;
+    }
+    skip_ws(p);
+    char sign = peek(p);
+    if (sign != '+' && sign != '-') {
+        return 0;
+    }
+    p->pos++;
+    skip_ws(p);
+    size_t start = p->pos;
+    while (p->pos < p->end && (is_digit(p->s[p->pos]) || is_alpha(p->s[p->pos]))) {
+        p->pos++;
+    }
+    size_t n = p->pos - start;
+    const char *d = p->s + start;
+    size_t digits = 0;
+    while (digits < n && is_digit(d[digits])) {
+        digits++;
+    }
+    char tmp[32];
+    uint64_t ms = 0;
+    bool unit_ok = n == digits + 1 &&
+                   (d[digits] == 's' || d[digits] == 'm' || d[digits] == 'h' || d[digits] == 'd');
+    if (n == 0) {
+        describe_here(p, here, sizeof(here));
+        set_err(p->err, p->errlen, "expected a duration after 'now %c', found %s, in %s", sign,
+                here, p->src);
+        return -EINVAL;
+    }
+    if (digits == 0 || !unit_ok || n >= sizeof(tmp)) {
+        set_err(p->err, p->errlen,
+                "bad duration '%.*s' in %s (an integer followed by s, m, h or d, e.g. 30m)",
+                (int)(n > 24 ? 24 : n), d, p->src);
+        return -EINVAL;
+    }
+    memcpy(tmp, d, n);
+    tmp[n] = '\0';
+    if (util_parse_duration(tmp, &ms) != 0 || ms > (uint64_t)MAX_NOW_OFFSET_MS) {
+        set_err(p->err, p->errlen, "duration '%s' is too large in %s (at most 36500d)", tmp,
+                p->src);
+        return -EINVAL;
+    }
+    e->now_offset_ms = sign == '+' ? (int64_t)ms : -(int64_t)ms;
+    return 0;
+}
+
+/* record|changes|event followed by .seg parts; the cursor is at the root word. */
+static int parse_path(struct parser *p, struct expr *e, size_t root_start)
+{
+    size_t first_seg = 0; /* where the first segment starts, for event paths */
+    size_t nseg = 0;
+
+    while (peek(p) == '.') {
+        p->pos++;
+        size_t start = p->pos;
+        while (p->pos < p->end && is_seg_char(p->s[p->pos])) {
+            p->pos++;
+        }
+        if (p->pos == start) {
+            char here[32];
+            describe_here(p, here, sizeof(here));
+            set_err(p->err, p->errlen, "expected a field name after '.', found %s, in %s", here,
+                    p->src);
+            return -EINVAL;
+        }
+        if (nseg == 0) {
+            first_seg = start;
+        }
+        if (nseg == 0 && e->root == ROOT_EVENT &&
+            !template_is_event_member(p->s + start, p->pos - start)) {
+            int n = (int)(p->pos - start > 32 ? 32 : p->pos - start);
+            set_err(p->err, p->errlen,
+                    "unknown event member '%.*s' in %s (use id, seq, time, trigger, location, "
+                    "type or record_id; the record and the changes are the roots record and "
+                    "changes)",
+                    n, p->s + start, p->src);
+            return -EINVAL;
+        }
+        nseg++;
+    }
+    if (e->root == ROOT_EVENT) {
+        /* Event members are looked up from the event itself: "event.id" is path "id". */
+        e->path = nseg == 0 ? xstrdup("") : xstrndup(p->s + first_seg, p->pos - first_seg);
+    } else {
+        e->path = xstrndup(p->s + root_start, p->pos - root_start);
+    }
+    return 0;
+}
+
+static int parse_filters(struct parser *p, struct expr *e)
+{
+    char here[32];
+
+    while (peek(p) == '|') {
+        p->pos++;
+        skip_ws(p);
+        size_t start = p->pos;
+        while (p->pos < p->end && is_alpha(p->s[p->pos])) {
+            p->pos++;
+        }
+        size_t n = p->pos - start;
+        size_t k = 0;
+        while (k < ARRAY_SIZE(filter_names) &&
+               !(strlen(filter_names[k]) == n && memcmp(filter_names[k], p->s + start, n) == 0)) {
+            k++;
+        }
+        if (n == 0) {
+            describe_here(p, here, sizeof(here));
+            set_err(p->err, p->errlen, "expected a filter name after '|', found %s, in %s", here,
+                    p->src);
+            return -EINVAL;
+        }
+        if (k == ARRAY_SIZE(filter_names)) {
+            set_err(p->err, p->errlen,
+                    "unknown filter '%.*s' in %s (use default, lower, upper, trim, json, first, "
+                    "join, date, number or bool)",
+                    (int)(n > 32 ? 32 : n), p->s + start, p->src);
+            return -EINVAL;
+        }
+        if (e->nfilters == TEMPLATE_MAX_FILTERS) {
+            set_err(p->err, p->errlen, "more than %d filters in %s", TEMPLATE_MAX_FILTERS, p->src);
+            return -EINVAL;
+        }
+        struct filter *f = &e->filters[e->nfilters++];
+        f->kind = (enum filter_kind)k;
+        skip_ws(p);
+        int rc = 0;
+        if (f->kind == F_DEFAULT) {
+            rc = parse_literal(p, "default", &f->arg);
+        } else if (f->kind == F_JOIN && peek(p) == '"') {
+            rc = parse_string(p, &f->arg);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        skip_ws(p);
+    }
+    return 0;
+}
+
+static void expr_free(struct expr *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < e->nfilters; i++) {
+        cJSON_Delete(e->filters[i].arg);
+    }
+    cJSON_Delete(e->literal);
+    free(e->path);
+    free(e->src);
+    free(e);
+}
+
+/* Parses the expression between "{{" (at open) and "}}" (at close). */
+static int parse_expr(const char *text, size_t open, size_t close, struct expr **out, char *err,
+                      size_t errlen)
+{
+    struct expr *e = xcalloc(1, sizeof(*e));
+    struct parser p = {
+        .s = text,
+        .pos = open + 2,
+        .end = close,
+        .err = err,
+        .errlen = errlen,
+    };
+    char here[32];
+    int rc = -EINVAL;
+
+    e->src = clip_source(text + open, close + 2 - open);
+    p.src = e->src;
+    skip_ws(&p);
+    char c = peek(&p);
+    if (p.pos >= p.end) {
+        set_err(err, errlen, "empty expression %s at column %zu", e->src, open + 1);
+        goto fail;
+    }
+    if (c == '"') {
+        e->root = ROOT_STRING;
+        rc = parse_string(&p, &e->literal);
+        if (rc != 0) {
+            goto fail;
+        }
+    } else if (is_alpha(c)) {
+        size_t start = p.pos;
+        while (p.pos < p.end && (is_alpha(p.s[p.pos]) || is_digit(p.s[p.pos]))) {
+            p.pos++;
+        }
+        size_t n = p.pos - start;
+        size_t k = 0;
+        while (k < ARRAY_SIZE(root_names) &&
+               !(strlen(root_names[k]) == n && memcmp(root_names[k], text + start, n) == 0)) {
+            k++;
+        }
+        if (k == ARRAY_SIZE(root_names)) {
+            set_err(err, errlen, "unknown root '%.*s' in %s (use record, changes, event or now)",
+                    (int)(n > 32 ? 32 : n), text + start, e->src);
+            goto fail;
+        }
+        e->root = (enum root)k;
+        rc = e->root == ROOT_NOW ? parse_now(&p, e) : parse_path(&p, e, start);
+        if (rc != 0) {
+            goto fail;
+        }
+    } else {
+        describe_here(&p, here, sizeof(here));
+        set_err(err, errlen,
+                "expected record, changes, event, now or a \"string\", found %s, in %s", here,
+                e->src);
+        goto fail;
+    }
+    skip_ws(&p);
+    rc = parse_filters(&p, e);
+    if (rc != 0) {
+        goto fail;
+    }
+    if (p.pos != p.end) {
+        describe_here(&p, here, sizeof(here));
+        set_err(err, errlen, "unexpected %s in %s (expected '|' or '}}')", here, e->src);
+        rc = -EINVAL;
+        goto fail;
+    }
+    *out = e;
+    return 0;
+fail:
+    expr_free(e);
+    return rc != 0 ? rc : -EINVAL;
+}
+
+/* Index of the "}}" closing the "{{" at open, skipping string literals; 0 if none. */
+static size_t find_close(const char *s, size_t len, size_t open)
+{
+    bool in_string = false;
+    for (size_t i = open + 2; i < len; i++) {
+        if (in_string) {
+            if (s[i] == '\\' && i + 1 < len) {
+                i++;
+            } else if (s[i] == '"') {
+                in_string = false;
+            }
+        } else if (s[i] == '"') {
+            in_string = true;
+        } else if (s[i] == '}' && i + 1 < len && s[i + 1] == '}') {
+            return i;
+        }
+    }
+    return 0;
+}
+
+static void add_part(struct template *t, size_t *cap, char *lit, size_t lit_len, struct expr *e)
+{
+    if (t->nparts == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        t->parts = xrealloc(t->parts, *cap * sizeof(*t->parts));
+    }
+    t->parts[t->nparts++] = (struct part){.lit = lit, .lit_len = lit_len, .expr = e};
+}
+
+static bool all_space(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!is_space(s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int template_parse(const char *text, struct template **out, char *err, size_t errlen)
+{
+    struct template *t = NULL;
+    size_t cap = 0;
+    size_t pos = 0;
+    size_t len;
+    int rc = -EINVAL;
+
+    *out = NULL;
+    if (text == NULL) {
+        set_err(err, errlen, "no template text");
+        return -EINVAL;
+    }
+    len = strnlen(text, TEMPLATE_MAX_TEXT + 1);
+    if (len > TEMPLATE_MAX_TEXT) {
+        set_err(err, errlen, "template longer than %d bytes", TEMPLATE_MAX_TEXT);
+        return -EINVAL;
+    }
+    if (!json_utf8_valid(text, len)) {
+        set_err(err, errlen, "template is not valid UTF-8");
+        return -EINVAL;
+    }
+    t = xcalloc(1, sizeof(*t));
+    while (pos < len) {
+        const char *open_p = strstr(text + pos, "{{");
+        size_t open = open_p != NULL ? (size_t)(open_p - text) : len;
+        if (open > pos) {
+            add_part(t, &cap, xstrndup(text + pos, open - pos), open - pos, NULL);
+        }
+        if (open == len) {
+            break;
+        }
+        size_t close = find_close(text, len, open);
+        if (close == 0) {
+            set_err(err, errlen, "unterminated '{{' at column %zu (no matching '}}')", open + 1);
+            goto fail;
+        }
+        if (t->nexprs == TEMPLATE_MAX_EXPRS) {
+            set_err(err, errlen, "more than %d {{ }} expressions (at column %zu)",
+                    TEMPLATE_MAX_EXPRS, open + 1);
+            goto fail;
+        }
+        struct expr *e = NULL;
+        rc = parse_expr(text, open, close, &e, err, errlen);
+        if (rc != 0) {
+            goto fail;
+        }
+        add_part(t, &cap, NULL, 0, e);
+        t->nexprs++;
+        if (e->root != ROOT_STRING) {
+            t->roots |= 1u << e->root;
+        }
+        pos = close + 2;
+    }
+    if (t->nexprs == 1) {
+        t->typed = true;
+        for (size_t i = 0; i < t->nparts; i++) {
+            if (t->parts[i].expr == NULL && !all_space(t->parts[i].lit, t->parts[i].lit_len)) {
+                t->typed = false;
+            }
+        }
+    }
+    *out = t;
+    return 0;
+fail:
+    template_free(t);
+    return rc != 0 ? rc : -EINVAL;
+}
+
+void template_free(struct template *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < t->nparts; i++) {
+        free(t->parts[i].lit);
+        expr_free(t->parts[i].expr);
+    }
+    free(t->parts);
+    free(t);
+}
+
+bool template_is_literal(const struct template *t)
+{
+    return t != NULL && t->nexprs == 0;
+}
+
+bool template_uses_root(const struct template *t, const char *root)
+{
+    if (t == NULL || root == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(root_names); i++) {
+        if (strcmp(root, root_names[i]) == 0) {
+            return (t->roots & (1u << i)) != 0;
+        }
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------- rendering */
+
+/*
+ * Nodes created while rendering. Filters return borrowed pointers (into the
+ * event, the template or an earlier kept node), so nothing is freed until the
+ * render ends: a `first` of a created array must outlive the array's filter.
+ */
+struct arena {
+    cJSON **v;
+    size_t n;
+    size_t cap;
+};
+
+static void arena_free(struct arena *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        cJSON_Delete(a->v[i]);
+    }
+    free(a->v);
+}
+
+static int keep(struct arena *a, cJSON *node, const cJSON **out)
+{
+    if (node == NULL) {
+        return -ENOMEM;
+    }
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 8;
+        a->v = xrealloc(a->v, a->cap * sizeof(*a->v));
+    }
+    a->v[a->n++] = node;
+    *out = node;
+    return 0;
+}
+
+/* Missing, null, or what JSON cannot carry (Inf from 1e400, which json.h prints as null). */
+static bool is_nothing(const cJSON *v)
+{
+    return v == NULL || cJSON_IsNull(v) || cJSON_IsInvalid(v) ||
+           (cJSON_IsNumber(v) && !isfinite(v->valuedouble));
+}
+
+/* Appends the text of v (see template.h). Returns 0 or -EFBIG. */
+static int append_text(struct buf *b, const cJSON *v)
+{
+    if (is_nothing(v)) {
+        return 0;
+    }
+    if (cJSON_IsString(v)) {
+        return v->valuestring != NULL ? buf_append_str(b, v->valuestring) : 0;
+    }
+    if (cJSON_IsBool(v)) {
+        return buf_append_str(b, cJSON_IsTrue(v) ? "true" : "false");
+    }
+    char *s = json_print_canonical(v);
+    int rc = buf_append_str(b, s);
+    free(s);
+    return rc;
+}
+
+static int too_long(const struct expr *e, char *err, size_t errlen)
+{
+    set_err(err, errlen, "%s: value longer than %d bytes", e->src, TEMPLATE_MAX_OUTPUT);
+    return -EINVAL;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool take_digits(const char **p, int n, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!is_digit((*p)[i])) {
+            return false;
+        }
+        v = v * 10 + (unsigned)((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+/*
+ * YYYY-MM-DD, optionally followed by T (or t or a space) HH:MM[:SS[.fff…]]
+ * and Z, ±HH:MM, ±HHMM or nothing (UTC). Returns false unless the whole
+ * string matches and the instant is within [1970, 9999].
+ */
+static bool parse_iso(const char *s, int64_t *out_ms)
+{
+    static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const char *p = s;
+    unsigned y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, oh = 0, om = 0;
+    int64_t offset_min = 0;
+
+    if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &mo) || *p++ != '-' ||
+        !take_digits(&p, 2, &d)) {
+        return false;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1]) {
+        return false;
+    }
+    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) {
+        return false;
+    }
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (!take_digits(&p, 2, &h) || *p++ != ':' || !take_digits(&p, 2, &mi)) {
+            return false;
+        }
+        if (*p == ':') {
+            p++;
+            if (!take_digits(&p, 2, &sec)) {
+                return false;
+            }
+            if (*p == '.') {
+                p++;
+                if (!is_digit(*p)) {
+                    return false;
+                }
+                /* Milliseconds from the first three digits; further digits truncate. */
+                unsigned nd = 0;
+                for (; is_digit(*p); p++, nd++) {
+                    if (nd < 3) {
+                        ms = ms * 10 + (unsigned)(*p - '0');
+                    }
+                }
+                for (; nd < 3; nd++) {
+                    ms *= 10;
+                }
+            }
+        }
+        if (h > 23 || mi > 59 || sec > 59) {
+            return false;
+        }
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '-' ? -1 : 1;
+            if (!take_digits(&p, 2, &oh)) {
+                return false;
+            }
+            if (*p == ':') {
+                p++;
+            }
+            if (!take_digits(&p, 2, &om) || oh > 23 || om > 59) {
+                return false;
+            }
+            offset_min = sign * (int64_t)(oh * 60 + om);
+        }
+    }
+    if (*p != '\0') {
+        return false;
+    }
+    int64_t days = days_from_civil(y, mo, d);
+    int64_t t = ((days * 24 + h) * 60 + mi - offset_min) * 60 + sec;
+    t = t * 1000 + ms;
+    if (t < 0 || t > MAX_ISO_MS) {
+        return false;
+    }
+    *out_ms = t;
+    return true;
+}
+
+/* The `date` filter's input as epoch ms; false when it cannot be read as an instant. */
+static bool date_ms(const cJSON *v, int64_t *out)
+{
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (!isfinite(d) || d < 0 || d > (double)MAX_ISO_MS) {
+            return false;
+        }
+        *out = (int64_t)d;
+        return true;
+    }
+    if (!cJSON_IsString(v) || v->valuestring == NULL) {
+        return false;
+    }
+    const char *s = v->valuestring;
+    size_t n = strlen(s);
+    if (n > 0 && n <= 15 && strspn(s, "0123456789") == n) {
+        int64_t ms = 0;
+        for (size_t i = 0; i < n; i++) {
+            ms = ms * 10 + (s[i] - '0');
+        }
+        if (ms > MAX_ISO_MS) {
+            return false;
+        }
+        *out = ms;
+        return true;
+    }
+    return parse_iso(s, out);
+}
+
+/* s[0..n) with ASCII white space stripped at both ends. */
+static void trim_span(const char **s, size_t *n)
+{
+    while (*n > 0 && is_space(**s)) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n > 0 && is_space((*s)[*n - 1])) {
+        (*n)--;
+    }
+}
+
+static int apply_filter(const struct expr *e, const struct filter *f, const cJSON *v,
+                        struct arena *a, const cJSON **out, char *err, size_t errlen)
+{
+    struct buf b;
+    int rc = 0;
+
+    *out = v;
+    if (f->kind == F_DEFAULT) {
+        if (is_nothing(v)) {
+            *out = f->arg;
+        }
+        return 0;
+    }
+    if (f->kind == F_JSON) {
+        char *s = json_print_canonical(v);
+        if (strlen(s) > TEMPLATE_MAX_OUTPUT) {
+            free(s);
+            return too_long(e, err, errlen);
+        }
+        rc = keep(a, cJSON_CreateString(s), out);
+        free(s);
+        return rc;
+    }
+    if (is_nothing(v)) {
+        return 0; /* every other filter passes missing and null through */
+    }
+    switch (f->kind) {
+    case F_LOWER:
+    case F_UPPER:
+    case F_TRIM:
+        buf_init(&b, TEMPLATE_MAX_OUTPUT);
+        if (append_text(&b, v) != 0) {
+            buf_finish(&b);
+            return too_long(e, err, errlen);
+        }
+        if (b.data == NULL) {
+            rc = keep(a, cJSON_CreateString(""), out);
+        } else if (f->kind == F_TRIM) {
+            const char *s = b.data;
+            size_t n = b.len;
+            trim_span(&s, &n);
+            char *copy = xstrndup(s, n);
+            rc = keep(a, cJSON_CreateString(copy), out);
+            free(copy);
+        } else {
+            /* ASCII only: bytes >= 0x80 (UTF-8 sequences) are never touched. */
+            for (size_t i = 0; i < b.len; i++) {
+                char c = b.data[i];
+                if (f->kind == F_LOWER && c >= 'A' && c <= 'Z') {
+                    b.data[i] = (char)(c - 'A' + 'a');
+                } else if (f->kind == F_UPPER && c >= 'a' && c <= 'z') {
+                    b.data[i] = (char)(c - 'a' + 'A');
+                }
+            }
+            rc = keep(a, cJSON_CreateString(b.data), out);
+        }
+        buf_finish(&b);
+        return rc;
+    case F_FIRST:
+        if (cJSON_IsArray(v)) {
+            *out = v->child;
+        }
+        return 0;
+    case F_JOIN:
+        buf_init(&b, TEMPLATE_MAX_OUTPUT);
+        if (cJSON_IsArray(v)) {
+            const char *sep = f->arg != NULL ? f->arg->valuestring : ", ";
+            for (const cJSON *c = v->child; c != NULL && rc == 0; c = c->next) {
+                if (c != v->child) {
+                    rc = buf_append_str(&b, sep);
+                }
+                if (rc == 0) {
+                    rc = append_text(&b, c);
+                }
+            }
+        } else {
+            rc = append_text(&b, v);
+        }
+        if (rc != 0) {
+            buf_finish(&b);
+            return too_long(e, err, errlen);
+        }
+        rc = keep(a, cJSON_CreateString(b.data != NULL ? b.data : ""), out);
+        buf_finish(&b);
+        return rc;
+    case F_DATE: {
+        int64_t ms;
+        char iso[32];
+        if (!date_ms(v, &ms)) {
+            *out = NULL;
+            return 0;
+        }
+        util_iso8601((uint64_t)ms, iso);
+        return keep(a, cJSON_CreateString(iso), out);
+    }
+    case F_NUMBER: {
+        double d;
+        if (cJSON_IsNumber(v)) {
+            return 0;
+        }
+        if (cJSON_IsBool(v)) {
+            return keep(a, cJSON_CreateNumber(cJSON_IsTrue(v) ? 1 : 0), out);
+        }
+        *out = NULL;
+        if (cJSON_IsString(v) && v->valuestring != NULL) {
+            const char *s = v->valuestring;
+            size_t n = strlen(s);
+            trim_span(&s, &n);
+            if (n > 0 && scan_json_number(s, n) == n && number_from(s, n, &d)) {
+                return keep(a, cJSON_CreateNumber(d), out);
+            }
+        }
+        return 0;
+    }
+    case F_BOOL: {
+        static const char *const yes[] = {"true", "yes", "1"};
+        static const char *const no[] = {"false", "no", "0"};
+        if (cJSON_IsBool(v)) {
+            return 0;
+        }
+        *out = NULL;
+        if (cJSON_IsNumber(v) && (v->valuedouble == 0 || v->valuedouble == 1)) {
+            return keep(a, cJSON_CreateBool(v->valuedouble == 1), out);
+        }
+        if (!cJSON_IsString(v) || v->valuestring == NULL) {
+            return 0;
+        }
+        const char *s = v->valuestring;
+        size_t n = strlen(s);
+        trim_span(&s, &n);
+        for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+            if (strlen(yes[i]) == n && strncasecmp(s, yes[i], n) == 0) {
+                return keep(a, cJSON_CreateTrue(), out);
+            }
+            if (strlen(no[i]) == n && strncasecmp(s, no[i], n) == 0) {
+                return keep(a, cJSON_CreateFalse(), out);
+            }
+        }
+        return 0;
+    }
+    case F_DEFAULT:
+    case F_JSON:
+        break; /* handled above */
+    }
+    return 0;
+}
+
+/* Evaluates e: *out is the value (borrowed from event, e or the arena) or NULL for missing. */
+static int eval(const struct expr *e, const cJSON *event, uint64_t now_wall_ms, struct arena *a,
+                const cJSON **out, char *err, size_t errlen)
+{
+    const cJSON *v = NULL;
+    int rc = 0;
+
+    switch (e->root) {
+    case ROOT_STRING:
+        v = e->literal;
+        break;
+    case ROOT_NOW: {
+        char iso[32];
+        if (now_wall_ms > (uint64_t)MAX_ISO_MS) {
+            set_err(err, errlen, "%s: the clock is out of range", e->src);
+            return -EINVAL;
+        }
+        int64_t t = (int64_t)now_wall_ms + e->now_offset_ms;
+        if (t < 0 || t > MAX_ISO_MS) {
+            set_err(err, errlen, "%s: the time is out of range", e->src);
+            return -EINVAL;
+        }
+        util_iso8601((uint64_t)t, iso);
+        rc = keep(a, cJSON_CreateString(iso), &v);
+        break;
+    }
+    case ROOT_RECORD:
+    case ROOT_CHANGES:
+    case ROOT_EVENT:
+        v = event != NULL ? json_get_path(event, e->path) : NULL;
+        break;
+    }
+    for (size_t i = 0; i < e->nfilters && rc == 0; i++) {
+        rc = apply_filter(e, &e->filters[i], v, a, &v, err, errlen);
+    }
+    if (rc == -ENOMEM) {
+        set_err(err, errlen, "%s: out of memory", e->src);
+    }
+    *out = v;
+    return rc;
+}
+
+/* Appends the text of e's value to b, checking size and UTF-8. */
+static int render_expr_text(const struct expr *e, const cJSON *event, uint64_t now_wall_ms,
+                            struct buf *b, char *err, size_t errlen)
+{
+    struct arena a = {0};
+    const cJSON *v = NULL;
+    size_t before = b->len;
+    int rc = eval(e, event, now_wall_ms, &a, &v, err, errlen);
+    if (rc == 0 && append_text(b, v) != 0) {
+        set_err(err, errlen, "output longer than %d bytes (at %s)", TEMPLATE_MAX_OUTPUT, e->src);
+        rc = -EINVAL;
+    }
+    if (rc == 0 && b->len > before && !json_utf8_valid(b->data + before, b->len - before)) {
+        set_err(err, errlen, "%s produced invalid UTF-8", e->src);
+        rc = -EINVAL;
+    }
+    arena_free(&a);
+    return rc;
+}
+
+/* The string form: literal parts plus the text of each expression. */
+static int render_string(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
+                         struct buf *b, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < t->nparts; i++) {
+        const struct part *p = &t->parts[i];
+        if (p->expr == NULL) {
+            if (buf_append(b, p->lit, p->lit_len) != 0) {
+                set_err(err, errlen, "output longer than %d bytes", TEMPLATE_MAX_OUTPUT);
+                return -EINVAL;
+            }
+            continue;
+        }
+        int rc = render_expr_text(p->expr, event, now_wall_ms, b, err, errlen);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static const struct expr *only_expr(const struct template *t)
+{
+    for (size_t i = 0; i < t->nparts; i++) {
+        if (t->parts[i].expr != NULL) {
+            return t->parts[i].expr;
+        }
+    }
+    return NULL;
+}
+
+/* A typed result: checks the bounds of v and copies it out. */
+static int render_typed(const struct expr *e, const cJSON *event, uint64_t now_wall_ms,
+                        cJSON **out, char *err, size_t errlen)
+{
+    struct arena a = {0};
+    const cJSON *v = NULL;
+    cJSON *copy = NULL;
+    int rc = eval(e, event, now_wall_ms, &a, &v, err, errlen);
+
+    if (rc != 0) {
+        goto done;
+    }
+    if (cJSON_IsString(v) || cJSON_IsArray(v) || cJSON_IsObject(v)) {
+        /* The compact JSON of a container covers every string and key in it. */
+        char *printed = cJSON_IsString(v) ? NULL : json_print_canonical(v);
+        const char *s = printed != NULL ? printed : (v->valuestring ? v->valuestring : "");
+        size_t n = strlen(s);
+        if (n > TEMPLATE_MAX_OUTPUT) {
+            set_err(err, errlen, "output longer than %d bytes (at %s)", TEMPLATE_MAX_OUTPUT,
+                    e->src);
+            rc = -EINVAL;
+        } else if (!json_utf8_valid(s, n)) {
+            set_err(err, errlen, "%s produced invalid UTF-8", e->src);
+            rc = -EINVAL;
+        }
+        free(printed);
+        if (rc != 0) {
+            goto done;
+        }
+    }
+    copy = is_nothing(v) ? cJSON_CreateNull() : cJSON_Duplicate(v, 1);
+    if (copy == NULL) {
+        set_err(err, errlen, "%s: out of memory", e->src);
+        rc = -ENOMEM;
+        goto done;
+    }
+    /* A copy of an object member carries the member's name; the result has none. */
+    if (copy->type & cJSON_StringIsConst) {
+        copy->type &= ~cJSON_StringIsConst;
+    } else {
+        cJSON_free(copy->string);
+    }
+    copy->string = NULL;
+    *out = copy;
+done:
+    arena_free(&a);
+    return rc;
+}
+
+int template_render(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
+                    cJSON **out, char *err, size_t errlen)
+{
+    struct buf b;
+    int rc;
+
+    *out = NULL;
+    if (t->typed) {
+        return render_typed(only_expr(t), event, now_wall_ms, out, err, errlen);
+    }
+    buf_init(&b, TEMPLATE_MAX_OUTPUT);
+    rc = render_string(t, event, now_wall_ms, &b, err, errlen);
+    if (rc == 0) {
+        *out = cJSON_CreateString(b.data != NULL ? b.data : "");
+        if (*out == NULL) {
+            set_err(err, errlen, "out of memory");
+            rc = -ENOMEM;
+        }
+    }
+    buf_finish(&b);
+    return rc;
+}
+
+int template_render_text(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
+                         char **out, char *err, size_t errlen)
+{
+    struct buf b;
+    int rc;
+
+    *out = NULL;
+    buf_init(&b, TEMPLATE_MAX_OUTPUT);
+    if (t->typed) {
+        rc = render_expr_text(only_expr(t), event, now_wall_ms, &b, err, errlen);
+    } else {
+        rc = render_string(t, event, now_wall_ms, &b, err, errlen);
+    }
+    if (rc == 0) {
+        *out = b.data != NULL ? buf_steal(&b, NULL) : xstrdup("");
+    }
+    buf_finish(&b);
+    return rc;
+}
+
+int template_expand(const char *text, const cJSON *event, uint64_t now_wall_ms, char **out,
+                    char *err, size_t errlen)
+{
+    struct template *t = NULL;
+    *out = NULL;
+    int rc = template_parse(text, &t, err, errlen);
+    if (rc == 0) {
+        rc = template_render_text(t, event, now_wall_ms, out, err, errlen);
+    }
+    template_free(t);
+    return rc;
+}
