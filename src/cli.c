@@ -15,7 +15,7 @@
 #include "engine.h"
 #include "json.h"
 #include "outbox.h"
-#include "spawn.h"
+#include "subproc.h"
 #include "store.h"
 #include "log.h"
 #include "tail.h"
@@ -537,7 +537,7 @@ static int cmd_dlq(int argc, char **argv)
 int cli_main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "__exec") == 0) {
-        return spawn_exec_main(argc, argv);
+        return subproc_exec_main(argc, argv);
     }
     if (argc < 2) {
         fputs(usage_main, stderr);

@@ -20,7 +20,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "sha256.h"
-#include "spawn.h"
+#include "subproc.h"
 #include "store.h"
 #include "template.h"
 #include "util.h"
@@ -938,7 +938,7 @@ static void on_http_done(struct http_response *resp, void *ud)
     attempt_done(a, &o);
 }
 
-static void on_exec_done(const struct spawn_result *res, void *ud)
+static void on_exec_done(const struct subproc_result *res, void *ud)
 {
     struct attempt *a = ud;
     struct outcome o;
@@ -1020,6 +1020,7 @@ static int send_http(struct dispatcher *d, struct attempt *a, const cJSON *req)
         .body = text,
         .body_len = text ? strlen(text) : 0,
         .log_tag = tag,
+        .timeout_ms = (uint64_t)entry_num(a->entry, "timeout_ms", 0),
     };
     int rc = http_send(d->env.http, &hr, on_http_done, a, &a->transfer);
     free(text);
@@ -1052,7 +1053,7 @@ static int send_exec(struct dispatcher *d, struct attempt *a, const cJSON *req)
         NULL,
     };
     const char *stdin_json = entry_str(req, "stdin");
-    int rc = spawn_run(d->env.loop, argv, env, stdin_json, strlen(stdin_json),
+    int rc = subproc_run(d->env.loop, argv, env, stdin_json, strlen(stdin_json),
                        (uint64_t)entry_num(a->entry, "timeout_ms", 30000), on_exec_done, a);
     strv_free(argv);
     for (size_t i = 2; env[i] != NULL; i++) {

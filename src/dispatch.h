@@ -13,7 +13,7 @@
  * first recorded (attempts+1, a lease as next_at) and committed, then sent
  * (HighLevel actions through the location's queue, sharing its rate budget;
  * `http` actions through the HTTP client with an Idempotency-Key; `exec`
- * actions through spawn). The outcome commits together with its
+ * actions through subproc). The outcome commits together with its
  * action.succeeded / action.failed / action.dead event: success removes the
  * entry; 5xx, 408, 429, timeouts and connection errors retry with capped,
  * jittered exponential backoff (never sooner than Retry-After); other 4xx and

@@ -1171,7 +1171,7 @@ static int build_transfer(struct http_client *c, struct http_transfer *t,
     SETOPT(CURLOPT_ACCEPT_ENCODING, "");
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-    SETOPT(CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    SETOPT(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms ? req->timeout_ms : c->timeout_ms));
     SETOPT(CURLOPT_LOW_SPEED_LIMIT, c->low_speed_limit);
     SETOPT(CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);

@@ -85,6 +85,7 @@ struct http_request {
     size_t body_len;                /* at most max_body */
     const char *content_type;       /* default "application/json" when a body is given */
     const char *log_tag;            /* log prefix, e.g. "trigger:new"; default "http" */
+    uint64_t timeout_ms;            /* total time allowed; 0 = the client's timeout */
 };
 
 struct http_client;

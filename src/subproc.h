@@ -1,5 +1,5 @@
 /*
- * spawn: runs an `exec` action's program safely (reliability P16, §5.5).
+ * subproc: runs an `exec` action's program safely (reliability P16, §5.5).
  *
  * The program is started directly with an argument vector (no shell, so a
  * value like `"; rm -rf / #` is one literal argument), a minimal environment
@@ -12,15 +12,15 @@
  * whole process group. The exit status decides success.
  * Thread context: loop thread; the callback runs on the loop.
  */
-#ifndef POLLEN_SPAWN_H
-#define POLLEN_SPAWN_H
+#ifndef POLLEN_SUBPROC_H
+#define POLLEN_SUBPROC_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
-struct spawn_result {
+struct subproc_result {
     int64_t exit_status;   /* the program's exit code, or -1 */
     int term_signal;       /* the signal that ended it, or 0 */
     int error;             /* 0, or a negative UV_* code when it could not start */
@@ -28,7 +28,7 @@ struct spawn_result {
     char output[512];      /* the first bytes of stdout+stderr, for the log */
 };
 
-typedef void (*spawn_done_cb)(const struct spawn_result *res, void *ud);
+typedef void (*subproc_done_cb)(const struct subproc_result *res, void *ud);
 
 /*
  * Starts argv[0] (an absolute path) with argv and env (NULL-terminated;
@@ -37,10 +37,10 @@ typedef void (*spawn_done_cb)(const struct spawn_result *res, void *ud);
  * when the program could not be started); or UV_EINVAL for a relative
  * argv[0], and cb is not called.
  */
-int spawn_run(uv_loop_t *loop, char *const *argv, char *const *env, const char *stdin_data,
-              size_t len, uint64_t timeout_ms, spawn_done_cb cb, void *ud);
+int subproc_run(uv_loop_t *loop, char *const *argv, char *const *env, const char *stdin_data,
+              size_t len, uint64_t timeout_ms, subproc_done_cb cb, void *ud);
 
 /* The `pollen __exec PROGRAM ARGS...` entry: closes fds >= 3 and execs. Never returns on success. */
-int spawn_exec_main(int argc, char **argv);
+int subproc_exec_main(int argc, char **argv);
 
 #endif

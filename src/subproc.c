@@ -1,8 +1,8 @@
 /*
- * spawn: see spawn.h.
+ * subproc: see subproc.h.
  */
 #define _GNU_SOURCE 1
-#include "spawn.h"
+#include "subproc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -17,7 +17,7 @@
 
 #define OUTPUT_CAP (64 * 1024)
 
-struct spawn_job {
+struct subproc_job {
     uv_process_t proc;
     uv_pipe_t in;
     uv_pipe_t out;
@@ -25,18 +25,18 @@ struct spawn_job {
     uv_write_t write_req;
     char *input;
     size_t input_len;
-    struct spawn_result res;
+    struct subproc_result res;
     size_t output_len;
     size_t output_total;
     int open_handles;
     bool exited;
-    spawn_done_cb cb;
+    subproc_done_cb cb;
     void *ud;
 };
 
 static void job_handle_closed(uv_handle_t *h)
 {
-    struct spawn_job *j = h->data;
+    struct subproc_job *j = h->data;
     if (--j->open_handles > 0) {
         return;
     }
@@ -45,7 +45,7 @@ static void job_handle_closed(uv_handle_t *h)
     free(j);
 }
 
-static void close_all(struct spawn_job *j)
+static void close_all(struct subproc_job *j)
 {
     uv_handle_t *handles[] = {(uv_handle_t *)&j->proc, (uv_handle_t *)&j->in,
                               (uv_handle_t *)&j->out, (uv_handle_t *)&j->timer};
@@ -56,7 +56,7 @@ static void close_all(struct spawn_job *j)
     }
 }
 
-static void maybe_finish(struct spawn_job *j)
+static void maybe_finish(struct subproc_job *j)
 {
     /* Done once the process exited and its output pipe reached EOF (or was closed). */
     if (j->exited && uv_is_closing((uv_handle_t *)&j->out)) {
@@ -66,7 +66,7 @@ static void maybe_finish(struct spawn_job *j)
 
 static void on_child_exit(uv_process_t *p, int64_t status, int term_signal)
 {
-    struct spawn_job *j = p->data;
+    struct subproc_job *j = p->data;
     j->exited = true;
     j->res.exit_status = status;
     j->res.term_signal = term_signal;
@@ -85,7 +85,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    struct spawn_job *j = s->data;
+    struct subproc_job *j = s->data;
     if (n > 0) {
         size_t room = sizeof(j->res.output) - 1 - j->output_len;
         size_t take = (size_t)n < room ? (size_t)n : room;
@@ -108,7 +108,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 static void on_written(uv_write_t *req, int status)
 {
-    struct spawn_job *j = req->data;
+    struct subproc_job *j = req->data;
     (void)status; /* a program that does not read its input is its own business */
     if (!uv_is_closing((uv_handle_t *)&j->in)) {
         uv_close((uv_handle_t *)&j->in, job_handle_closed);
@@ -117,7 +117,7 @@ static void on_written(uv_write_t *req, int status)
 
 static void on_timeout(uv_timer_t *t)
 {
-    struct spawn_job *j = t->data;
+    struct subproc_job *j = t->data;
     j->res.timed_out = true;
     /* The child leads its own process group (UV_PROCESS_DETACHED): kill all of it. */
     kill(-j->proc.pid, SIGKILL);
@@ -134,8 +134,8 @@ static char *self_exe(void)
     return xstrdup(buf);
 }
 
-int spawn_run(uv_loop_t *loop, char *const *argv, char *const *env, const char *stdin_data,
-              size_t len, uint64_t timeout_ms, spawn_done_cb cb, void *ud)
+int subproc_run(uv_loop_t *loop, char *const *argv, char *const *env, const char *stdin_data,
+              size_t len, uint64_t timeout_ms, subproc_done_cb cb, void *ud)
 {
     char *exe = self_exe();
     if (exe == NULL || argv == NULL || argv[0] == NULL || argv[0][0] != '/') {
@@ -149,7 +149,7 @@ int spawn_run(uv_loop_t *loop, char *const *argv, char *const *env, const char *
     for (size_t i = 0; i < argc; i++) {
         args[i + 2] = argv[i];
     }
-    struct spawn_job *j = xcalloc(1, sizeof(*j));
+    struct subproc_job *j = xcalloc(1, sizeof(*j));
     j->cb = cb;
     j->ud = ud;
     j->res.exit_status = -1;
@@ -198,7 +198,7 @@ int spawn_run(uv_loop_t *loop, char *const *argv, char *const *env, const char *
     return 0;
 }
 
-int spawn_exec_main(int argc, char **argv)
+int subproc_exec_main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "pollen __exec: internal helper; not for direct use\n");
