@@ -20,12 +20,15 @@
 struct catalog {
     struct catalog_trigger *triggers; /* sorted by name after load */
     size_t ntriggers;
-    char **files;                     /* paths of the files read; triggers point into them */
+    struct catalog_action *actions;   /* sorted by name after load */
+    size_t nactions;
+    char **files;                     /* paths of the files read; definitions point into them */
     size_t nfiles;
 };
 
 static const char *const where_names[] = {"path", "query", "body", NULL};
-static const char *const type_names[] = {"string", "integer", "number", "boolean", "json", NULL};
+static const char *const type_names[] = {"string", "integer", "number", "boolean",
+                                         "json",   "string_list", NULL};
 static const char *const pagination_names[] = {"none", "start_after", "search_after",
                                                "skip_limit", NULL};
 
@@ -360,10 +363,14 @@ static void add_binding(struct config_ini *doc, const struct config_ini_entry *e
     (*arr)[(*n)++] = b;
 }
 
+/*
+ * param.NAME = WHERE TYPE REQUIRED, for triggers (any WHERE; names must not
+ * be [trigger] keys) and actions (path or query; body members are
+ * field.NAME; names must not be [rule] keys). lines runs parallel to *arr.
+ */
 static void add_param(struct config_ini *doc, const struct config_ini_entry *e, const char *name,
-                      struct trigger_build *tb)
+                      bool action, struct catalog_param **arr, size_t *count, int **lines)
 {
-    struct catalog_trigger *t = &tb->t;
     size_t n = 0;
     char **w = strv_split(e->value, &n);
     int where = n == 3 ? choice_index(where_names, w[0]) : -1;
@@ -376,26 +383,44 @@ static void add_param(struct config_ini *doc, const struct config_ini_entry *e, 
                         "is string, integer, number, boolean or json; REQUIRED is required or "
                         "optional",
                         e->key);
-        strv_free(w);
-        return;
+        goto out;
     }
-    if (config_is_trigger_key(name)) {
+    if (type == CATALOG_STRING_LIST) {
+        /* Only action bodies know how to send a list; a query or path
+         * parameter has no agreed encoding for one. */
+        config_diag_add(&doc->diag, e->line,
+                        "'%s': string_list is only for action body fields (field.NAME)", e->key);
+        goto out;
+    }
+    if (action && where == CATALOG_BODY) {
+        config_diag_add(&doc->diag, e->line,
+                        "'%s': an action's body members are declared as 'field.%s = TYPE "
+                        "REQUIRED'",
+                        e->key, name);
+        goto out;
+    }
+    if (!action && config_is_trigger_key(name)) {
         config_diag_add(&doc->diag, e->line,
                         "parameter name '%s' is reserved for [trigger] sections; rename it",
                         name);
-        strv_free(w);
-        return;
+        goto out;
     }
-    t->params = xrealloc(t->params, (t->nparams + 1) * sizeof(*t->params));
-    tb->param_lines = xrealloc(tb->param_lines, (t->nparams + 1) * sizeof(*tb->param_lines));
-    t->params[t->nparams] = (struct catalog_param){
+    if (action && config_is_rule_key(name)) {
+        config_diag_add(&doc->diag, e->line,
+                        "parameter name '%s' is reserved for [rule] sections; rename it", name);
+        goto out;
+    }
+    *arr = xrealloc(*arr, (*count + 1) * sizeof(**arr));
+    *lines = xrealloc(*lines, (*count + 1) * sizeof(**lines));
+    (*arr)[*count] = (struct catalog_param){
         .name = xstrdup(name),
         .where = (enum catalog_where)where,
         .type = (enum catalog_type)type,
         .required = strcmp(w[2], "required") == 0,
     };
-    tb->param_lines[t->nparams] = e->line;
-    t->nparams++;
+    (*lines)[*count] = e->line;
+    (*count)++;
+out:
     strv_free(w);
 }
 
@@ -419,7 +444,7 @@ static bool trigger_extra(struct config_ini *doc, const struct config_ini_entry 
         } else if (i == 1) {
             add_binding(doc, e, name, &tb->t.body, &tb->t.nbody);
         } else {
-            add_param(doc, e, name, tb);
+            add_param(doc, e, name, false, &tb->t.params, &tb->t.nparams, &tb->param_lines);
         }
         return true;
     }
@@ -431,17 +456,29 @@ static bool trigger_extra(struct config_ini *doc, const struct config_ini_entry 
 
 struct path_check {
     struct config_ini *doc;
-    const struct catalog_trigger *t;
+    const struct catalog_param *params;
+    size_t nparams;
     int line;
     char **seen; /* placeholders found, strv */
     size_t nseen;
 };
 
+static const struct catalog_param *find_param(const struct catalog_param *params, size_t n,
+                                              const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(params[i].name, name) == 0) {
+            return &params[i];
+        }
+    }
+    return NULL;
+}
+
 static void note_placeholder(void *ctx, const char *name, size_t len)
 {
     struct path_check *pc = ctx;
     char *n = xstrndup(name, len);
-    const struct catalog_param *p = catalog_trigger_param(pc->t, n);
+    const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
     if (p == NULL || p->where != CATALOG_PATH) {
         config_diag_add(&pc->doc->diag, pc->line,
                         "path placeholder {%s} needs 'param.%s = path string required'", n, n);
@@ -475,7 +512,8 @@ static void finish_trigger(struct config_ini *doc, const struct config_ini_secti
 
     /* Path placeholders and path parameters must match one to one. */
     if (t->path != NULL) {
-        struct path_check pc = {.doc = doc, .t = t, .line = lines[K_PATH]};
+        struct path_check pc = {
+            .doc = doc, .params = t->params, .nparams = t->nparams, .line = lines[K_PATH]};
         each_placeholder(doc, lines[K_PATH], "path", t->path, note_placeholder, &pc);
         for (size_t i = 0; i < t->nparams; i++) {
             if (t->params[i].where == CATALOG_PATH && !strv_contains(pc.seen, t->params[i].name)) {
@@ -635,6 +673,295 @@ static void load_trigger_file(struct catalog *cat, struct config_ini *doc, const
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Actions (the files of actions/)                                           */
+
+static const char *const action_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+
+#define A(f) offsetof(struct catalog_action, f)
+static const struct config_key action_keys[] = {
+    {.name = "title", .type = CONFIG_KEY_STRING, .offset = A(title), .required = true},
+    {.name = "operation_id", .type = CONFIG_KEY_STRING, .offset = A(operation_id),
+     .required = true},
+    {.name = "spec", .type = CONFIG_KEY_STRING, .offset = A(spec)},
+    {.name = "method", .type = CONFIG_KEY_STRING, .offset = A(method), .required = true,
+     .choices = action_methods},
+    {.name = "path", .type = CONFIG_KEY_CUSTOM, .offset = A(path), .required = true,
+     .parse = parse_path},
+    {.name = "version", .type = CONFIG_KEY_STRING, .offset = A(version), .required = true},
+    {.name = "scope", .type = CONFIG_KEY_STRING, .offset = A(scope), .required = true},
+    {.name = "success", .type = CONFIG_KEY_UNSIGNED, .offset = A(success), .required = true,
+     .min = 200, .max = 299},
+    /* No defaults for these two: every definition states them, because a
+     * wrong default would either skip the confirm = yes safety net or
+     * retry a write that is not safe to repeat. */
+    {.name = "destructive", .type = CONFIG_KEY_BOOL, .offset = A(destructive), .required = true},
+    {.name = "idempotent", .type = CONFIG_KEY_BOOL, .offset = A(idempotent), .required = true},
+    {.name = "gone_ok", .type = CONFIG_KEY_BOOL, .offset = A(gone_ok), .def = "no"},
+    {.name = "empty_body", .type = CONFIG_KEY_BOOL, .offset = A(empty_body), .def = "no"},
+    {.name = "result", .type = CONFIG_KEY_CUSTOM, .offset = A(result), .parse = parse_records},
+    {.name = "target", .type = CONFIG_KEY_CUSTOM, .offset = A(target), .parse = parse_ident},
+    {.name = "target_resource", .type = CONFIG_KEY_CUSTOM, .offset = A(target_resource),
+     .parse = parse_ident},
+};
+#undef A
+enum {
+    AK_TITLE,
+    AK_OPERATION_ID,
+    AK_SPEC,
+    AK_METHOD,
+    AK_PATH,
+    AK_VERSION,
+    AK_SCOPE,
+    AK_SUCCESS,
+    AK_DESTRUCTIVE,
+    AK_IDEMPOTENT,
+    AK_GONE_OK,
+    AK_EMPTY_BODY,
+    AK_RESULT,
+    AK_TARGET,
+    AK_TARGET_RESOURCE,
+    AK_NKEYS,
+};
+_Static_assert(ARRAY_SIZE(action_keys) == AK_NKEYS, "action key enum out of sync");
+
+/* An action under construction; a comes first, as in trigger_build. */
+struct action_build {
+    struct catalog_action a;
+    int *param_lines; /* parallel to a.params */
+    int *field_lines; /* parallel to a.fields */
+};
+_Static_assert(offsetof(struct action_build, a) == 0, "a must come first");
+
+/* field.NAME = TYPE REQUIRED */
+static void add_field(struct config_ini *doc, const struct config_ini_entry *e, const char *name,
+                      struct action_build *ab)
+{
+    struct catalog_action *a = &ab->a;
+    size_t n = 0;
+    char **w = strv_split(e->value, &n);
+    int type = n == 2 ? choice_index(type_names, w[0]) : -1;
+    bool ok = n == 2 && type >= 0 &&
+              (strcmp(w[1], "required") == 0 || strcmp(w[1], "optional") == 0);
+    if (!ok) {
+        config_diag_add(&doc->diag, e->line,
+                        "'%s' must be 'TYPE REQUIRED': TYPE is string, integer, number, boolean, "
+                        "string_list or json; REQUIRED is required or optional",
+                        e->key);
+        goto out;
+    }
+    if (config_is_rule_key(name)) {
+        config_diag_add(&doc->diag, e->line,
+                        "field name '%s' is reserved for [rule] sections; rename it", name);
+        goto out;
+    }
+    a->fields = xrealloc(a->fields, (a->nfields + 1) * sizeof(*a->fields));
+    ab->field_lines = xrealloc(ab->field_lines, (a->nfields + 1) * sizeof(*ab->field_lines));
+    a->fields[a->nfields] = (struct catalog_field){
+        .name = xstrdup(name),
+        .type = (enum catalog_type)type,
+        .required = strcmp(w[1], "required") == 0,
+    };
+    ab->field_lines[a->nfields] = e->line;
+    a->nfields++;
+out:
+    strv_free(w);
+}
+
+static bool action_extra(struct config_ini *doc, const struct config_ini_entry *e, void *obj)
+{
+    struct action_build *ab = obj;
+    static const char *const prefixes[] = {"body.", "param.", "field."};
+    for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
+        if (!str_has_prefix(e->key, prefixes[i])) {
+            continue;
+        }
+        const char *name = e->key + strlen(prefixes[i]);
+        if (!valid_ident(name, strlen(name))) {
+            config_diag_add(&doc->diag, e->line,
+                            "'%s': the name after '%s' must be letters, digits and _", e->key,
+                            prefixes[i]);
+            return true;
+        }
+        if (i == 0) {
+            add_binding(doc, e, name, &ab->a.body, &ab->a.nbody);
+        } else if (i == 1) {
+            add_param(doc, e, name, true, &ab->a.params, &ab->a.nparams, &ab->param_lines);
+        } else {
+            add_field(doc, e, name, ab);
+        }
+        return true;
+    }
+    return false;
+}
+
+static bool method_has_body(const char *method)
+{
+    return method != NULL &&
+           (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+            strcmp(method, "PATCH") == 0);
+}
+
+static void finish_action(struct config_ini *doc, const struct config_ini_section *sec,
+                          struct action_build *ab, const int *lines)
+{
+    struct catalog_action *a = &ab->a;
+
+    if (a->path != NULL) {
+        struct path_check pc = {
+            .doc = doc, .params = a->params, .nparams = a->nparams, .line = lines[AK_PATH]};
+        each_placeholder(doc, lines[AK_PATH], "path", a->path, note_placeholder, &pc);
+        for (size_t i = 0; i < a->nparams; i++) {
+            if (a->params[i].where == CATALOG_PATH && !strv_contains(pc.seen, a->params[i].name)) {
+                config_diag_add(&doc->diag, ab->param_lines[i],
+                                "path parameter '%s' does not appear in path as {%s}",
+                                a->params[i].name, a->params[i].name);
+            }
+        }
+        strv_free(pc.seen);
+    }
+    for (size_t i = 0; i < a->nparams; i++) {
+        if (a->params[i].where == CATALOG_PATH && !a->params[i].required) {
+            config_diag_add(&doc->diag, ab->param_lines[i],
+                            "path parameter '%s' must be required", a->params[i].name);
+        }
+    }
+
+    /* In a [rule], parameters and fields share one key namespace, and the
+     * catalog's own bindings are not the user's to set. */
+    for (size_t i = 0; i < a->nfields; i++) {
+        const struct catalog_field *f = &a->fields[i];
+        if (find_param(a->params, a->nparams, f->name) != NULL) {
+            config_diag_add(&doc->diag, ab->field_lines[i],
+                            "field '%s' has the name of param.%s (a [rule] could not tell them "
+                            "apart)",
+                            f->name, f->name);
+        }
+        if (find_binding(a->body, a->nbody, f->name) != NULL) {
+            config_diag_add(&doc->diag, ab->field_lines[i],
+                            "field '%s' is also a fixed body.%s binding", f->name, f->name);
+        }
+    }
+
+    bool sends_body = a->nfields > 0 || a->nbody > 0;
+    if (a->method != NULL && strcmp(a->method, "GET") == 0 && sends_body) {
+        config_diag_add(&doc->diag, sec->line, "[%s] is a GET endpoint: it takes no body", a->name);
+    }
+    if (a->empty_body && sends_body) {
+        config_diag_add(&doc->diag, lines[AK_EMPTY_BODY],
+                        "empty_body = yes, but [%s] declares body members", a->name);
+    }
+    if (a->empty_body && a->method != NULL && !method_has_body(a->method)) {
+        config_diag_add(&doc->diag, lines[AK_EMPTY_BODY],
+                        "empty_body = yes is only meaningful for POST, PUT and PATCH");
+    }
+    if (!a->empty_body && !sends_body && method_has_body(a->method)) {
+        config_diag_add(&doc->diag, sec->line,
+                        "[%s] is a %s without body members: declare field.NAME or body.NAME, or "
+                        "set empty_body = yes",
+                        a->name, a->method);
+    }
+    if (a->gone_ok && a->method != NULL && strcmp(a->method, "DELETE") != 0) {
+        config_diag_add(&doc->diag, lines[AK_GONE_OK],
+                        "gone_ok = yes is only for DELETE endpoints (a retry finding the record "
+                        "gone means it was deleted)");
+    }
+    if (a->target != NULL) {
+        const struct catalog_param *p = find_param(a->params, a->nparams, a->target);
+        if (p == NULL || p->where != CATALOG_PATH) {
+            config_diag_add(&doc->diag, lines[AK_TARGET],
+                            "target names '%s', which is not a declared path parameter",
+                            a->target);
+        }
+        if (a->target_resource == NULL) {
+            config_diag_add(&doc->diag, lines[AK_TARGET], "target needs target_resource");
+        }
+    }
+}
+
+static void field_free(struct catalog_field *f)
+{
+    free(f->name);
+}
+
+static void action_free(struct catalog_action *a)
+{
+    free(a->name);
+    free(a->title);
+    free(a->operation_id);
+    free(a->spec);
+    free(a->method);
+    free(a->path);
+    free(a->version);
+    free(a->scope);
+    for (size_t i = 0; i < a->nparams; i++) {
+        free(a->params[i].name);
+    }
+    free(a->params);
+    for (size_t i = 0; i < a->nfields; i++) {
+        field_free(&a->fields[i]);
+    }
+    free(a->fields);
+    for (size_t i = 0; i < a->nbody; i++) {
+        free(a->body[i].name);
+        free(a->body[i].value);
+    }
+    free(a->body);
+    free(a->result);
+    free(a->target);
+    free(a->target_resource);
+}
+
+static const struct catalog_action *find_action_linear(const struct catalog *cat,
+                                                       const char *name)
+{
+    for (size_t i = 0; i < cat->nactions; i++) {
+        if (strcmp(cat->actions[i].name, name) == 0) {
+            return &cat->actions[i];
+        }
+    }
+    return NULL;
+}
+
+static void load_action_file(struct catalog *cat, struct config_ini *doc, const char *file)
+{
+    for (size_t i = 0; i < doc->nsections; i++) {
+        const struct config_ini_section *sec = &doc->sections[i];
+        if (sec->skip) {
+            continue;
+        }
+        if (sec->name != NULL || !valid_trigger_name(sec->kind)) {
+            config_diag_add(&doc->diag, sec->line,
+                            "bad action name: use one lower-case dotted name such as "
+                            "[contacts.tasks.create] (a-z 0-9 _ .)");
+            continue;
+        }
+        /* A rule's `do` takes these two words for the generic actions. */
+        if (strcmp(sec->kind, "http") == 0 || strcmp(sec->kind, "exec") == 0) {
+            config_diag_add(&doc->diag, sec->line,
+                            "action name '%s' is reserved for the generic action", sec->kind);
+            continue;
+        }
+        const struct catalog_action *dup = find_action_linear(cat, sec->kind);
+        if (dup != NULL) {
+            config_diag_add(&doc->diag, sec->line, "duplicate action '%s' (first defined at %s:%d)",
+                            sec->kind, dup->file, dup->line);
+            continue;
+        }
+        struct action_build ab = {.a = {.file = file, .line = sec->line}};
+        ab.a.name = xstrdup(sec->kind);
+        char *what = xasprintf("[%s]", ab.a.name);
+        int lines[AK_NKEYS];
+        config_ini_apply(doc, sec, what, action_keys, AK_NKEYS, &ab, action_extra, lines);
+        free(what);
+        finish_action(doc, sec, &ab, lines);
+        free(ab.param_lines);
+        free(ab.field_lines);
+        cat->actions = xrealloc(cat->actions, (cat->nactions + 1) * sizeof(*cat->actions));
+        cat->actions[cat->nactions++] = ab.a;
+    }
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -644,6 +971,12 @@ static int cmp_trigger(const void *a, const void *b)
 {
     return strcmp(((const struct catalog_trigger *)a)->name,
                   ((const struct catalog_trigger *)b)->name);
+}
+
+static int cmp_action(const void *a, const void *b)
+{
+    return strcmp(((const struct catalog_action *)a)->name,
+                  ((const struct catalog_action *)b)->name);
 }
 
 /* Sorted list of the *.ini regular files in dir; -errno if unreadable. */
@@ -684,9 +1017,8 @@ static int list_ini_files(const char *dir, char ***out, size_t *count)
 }
 
 /*
- * One row per subdirectory of the catalog. A later issue adds the actions
- * loader to the actions row; until then an actions/ directory is neither
- * required nor read.
+ * One row per subdirectory of the catalog. actions/ may be missing (a
+ * catalog of triggers only, e.g. in tests); rules then find no action.
  */
 struct catalog_subdir {
     const char *name;
@@ -696,7 +1028,7 @@ struct catalog_subdir {
 
 static const struct catalog_subdir subdirs[] = {
     {"triggers", true, load_trigger_file},
-    {"actions", false, NULL},
+    {"actions", false, load_action_file},
 };
 
 static int load_subdir(struct catalog *cat, const char *dir, const struct catalog_subdir *sd,
@@ -765,6 +1097,9 @@ int catalog_load(const char *dir, struct catalog **out, struct config_errors *er
     if (cat->ntriggers > 0) {
         qsort(cat->triggers, cat->ntriggers, sizeof(*cat->triggers), cmp_trigger);
     }
+    if (cat->nactions > 0) {
+        qsort(cat->actions, cat->nactions, sizeof(*cat->actions), cmp_action);
+    }
     *out = cat;
     return 0;
 }
@@ -778,6 +1113,10 @@ void catalog_free(struct catalog *cat)
         trigger_free(&cat->triggers[i]);
     }
     free(cat->triggers);
+    for (size_t i = 0; i < cat->nactions; i++) {
+        action_free(&cat->actions[i]);
+    }
+    free(cat->actions);
     for (size_t i = 0; i < cat->nfiles; i++) {
         free(cat->files[i]);
     }
@@ -813,4 +1152,46 @@ const struct catalog_param *catalog_trigger_param(const struct catalog_trigger *
         }
     }
     return NULL;
+}
+
+const struct catalog_action *catalog_find_action(const struct catalog *cat, const char *name)
+{
+    if (cat == NULL || name == NULL || cat->nactions == 0) {
+        return NULL;
+    }
+    struct catalog_action key = {.name = (char *)name};
+    return bsearch(&key, cat->actions, cat->nactions, sizeof(*cat->actions), cmp_action);
+}
+
+size_t catalog_action_count(const struct catalog *cat)
+{
+    return cat != NULL ? cat->nactions : 0;
+}
+
+const struct catalog_action *catalog_action_at(const struct catalog *cat, size_t i)
+{
+    return cat != NULL && i < cat->nactions ? &cat->actions[i] : NULL;
+}
+
+const struct catalog_field *catalog_action_field(const struct catalog_action *def,
+                                                 const char *name)
+{
+    for (size_t i = 0; def != NULL && name != NULL && i < def->nfields; i++) {
+        if (strcmp(def->fields[i].name, name) == 0) {
+            return &def->fields[i];
+        }
+    }
+    return NULL;
+}
+
+const struct catalog_param *catalog_action_param(const struct catalog_action *def,
+                                                 const char *name)
+{
+    return def != NULL && name != NULL ? find_param(def->params, def->nparams, name) : NULL;
+}
+
+const struct catalog_binding *catalog_action_binding(const struct catalog_action *def,
+                                                     const char *name)
+{
+    return def != NULL && name != NULL ? find_binding(def->body, def->nbody, name) : NULL;
 }

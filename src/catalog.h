@@ -1,20 +1,24 @@
 /*
- * catalog: the shipped endpoint definitions (the INI files in triggers/),
- * loaded as data.
+ * catalog: the shipped endpoint definitions (the INI files in triggers/ and
+ * actions/), loaded as data.
  *
  * Each INI section of the files in <dir>/triggers/ defines one trigger: which
  * HTTP request to send (method, path template, Version header, fixed query and
  * body bindings, user parameters), where the records are in the response,
- * how to page, and how to diff. The C code has one generic interpreter per
- * concept (pagination style, parameter placement); adding an endpoint means
- * adding a section, never code. The format is documented at the top of
- * triggers/contacts.ini.
+ * how to page, and how to diff. Each section of <dir>/actions/ defines one
+ * action that a [rule] can run: the request (method, path, Version, scope),
+ * its path parameters and typed body fields, fixed body bindings, the
+ * documented success status, and the facts the dispatcher needs to retry
+ * safely (destructive, idempotent, gone_ok, target). The C code has one
+ * generic interpreter per concept (pagination style, parameter placement);
+ * adding an endpoint means adding a section, never code. The formats are
+ * documented at the top of triggers/contacts.ini and actions/contacts.ini.
  *
- * Loading reads every *.ini of triggers/ in filename order with the INI rules
- * of diag.h, validates every definition and reports every problem as
- * FILE:LINE. Names are unique across files. An actions/ directory is allowed
- * to be missing (actions arrive in a later issue; the loader's table of
- * subdirectories has a row for them).
+ * Loading reads every *.ini of triggers/, then of actions/, in filename
+ * order with the INI rules of diag.h, validates every definition and
+ * reports every problem as FILE:LINE. Names are unique across the files of
+ * one kind (a trigger and an action may share a name). triggers/ must exist;
+ * actions/ may be missing (then there are no actions).
  *
  * Invariants after a successful load: every `{placeholder}` of path is a
  * declared path parameter and every path parameter appears in path;
@@ -22,6 +26,13 @@
  * definitions are not paginated; fan_out names a declared parameter and comes
  * with parent_resource; require_one names declared parameters; JSON bindings
  * are valid JSON; no parameter takes a name reserved by [trigger] sections.
+ * Actions: path placeholders and path parameters match one to one and are
+ * required; parameters and fields have distinct names, none reserved by
+ * [rule] sections (config_is_rule_key), and no field is also a body.NAME
+ * binding; GET sends no body; a POST/PUT/PATCH has body members or says
+ * empty_body = yes; gone_ok only on DELETE; target names a path parameter
+ * and comes with target_resource; 200 <= success <= 299; no action is
+ * named http or exec.
  *
  * Ownership: the catalog owns everything; pointers returned by the lookup
  * functions are borrowed and live until catalog_free. Read-only after load,
@@ -52,6 +63,7 @@ enum catalog_type {
     CATALOG_NUMBER,
     CATALOG_BOOLEAN,
     CATALOG_JSON,
+    CATALOG_STRING_LIST, /* a JSON array of strings; action body fields only */
 };
 
 /* A parameter the user sets in [trigger] (param.NAME = WHERE TYPE REQUIRED). */
@@ -90,10 +102,37 @@ struct catalog_trigger {
     int line;                 /* its section line */
 };
 
+/* A JSON body member of an action (field.NAME = TYPE REQUIRED). */
+struct catalog_field {
+    char *name;
+    enum catalog_type type;
+    bool required;
+};
+
+struct catalog_action {
+    char *name, *title, *operation_id, *spec, *method, *path, *version, *scope;
+    struct catalog_param *params; /* path (and query) parameters; never CATALOG_BODY */
+    size_t nparams;
+    struct catalog_field *fields; /* body members the rule sets */
+    size_t nfields;
+    struct catalog_binding *body; /* body members the engine sets (body.NAME = VALUE) */
+    size_t nbody;
+    unsigned success;             /* the documented success status, 200..299 */
+    bool destructive;             /* a [rule] must say confirm = yes */
+    bool idempotent;              /* repeating it has the effect of doing it once */
+    bool gone_ok;                 /* DELETE: a 404/400 on a retry means already done */
+    bool empty_body;              /* POST/PUT/PATCH whose body is {} */
+    char *result;                 /* response member holding the written record, or NULL */
+    char *target;                 /* path parameter naming the record written, or NULL */
+    char *target_resource;        /* contact, task, note, ...; or NULL */
+    const char *file;             /* the definition's file, for messages */
+    int line;                     /* its section line */
+};
+
 /*
- * Loads every .ini file of <dir>/triggers/. Returns 0 and sets *out, or
- * -EINVAL with every problem in errs (nothing returned), or -errno when the
- * directory cannot be read (also in errs).
+ * Loads every .ini file of <dir>/triggers/ and <dir>/actions/. Returns 0
+ * and sets *out, or -EINVAL with every problem in errs (nothing returned),
+ * or -errno when a directory cannot be read (also in errs).
  */
 int catalog_load(const char *dir, struct catalog **out, struct config_errors *errs);
 /* Frees the catalog; accepts NULL. */
@@ -108,7 +147,21 @@ const struct catalog_trigger *catalog_trigger_at(const struct catalog *cat, size
 const struct catalog_param *catalog_trigger_param(const struct catalog_trigger *def,
                                                   const char *name);
 
-/* Names for messages and `pollen catalog`: "path", "integer", "search_after". */
+/* The action named name, or NULL. */
+const struct catalog_action *catalog_find_action(const struct catalog *cat, const char *name);
+/* Actions sorted by name (for `pollen catalog actions`). */
+size_t catalog_action_count(const struct catalog *cat);
+const struct catalog_action *catalog_action_at(const struct catalog *cat, size_t i);
+/* The body field, path/query parameter, or fixed body binding of def named
+ * name, or NULL. */
+const struct catalog_field *catalog_action_field(const struct catalog_action *def,
+                                                 const char *name);
+const struct catalog_param *catalog_action_param(const struct catalog_action *def,
+                                                 const char *name);
+const struct catalog_binding *catalog_action_binding(const struct catalog_action *def,
+                                                     const char *name);
+
+/* Names for messages and `pollen catalog`: "path", "string_list", "search_after". */
 const char *catalog_where_name(enum catalog_where where);
 const char *catalog_type_name(enum catalog_type type);
 const char *catalog_pagination_name(enum catalog_pagination p);

@@ -5,6 +5,8 @@
 #include "config.h"
 
 #include "buf.h"
+#include "condition.h"
+#include "template.h"
 
 #include <cJSON.h>
 #include <ctype.h>
@@ -16,6 +18,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +33,11 @@
 #define LIST_MAX 256
 /* Largest token file read. */
 #define TOKEN_FILE_MAX (16 * 1024)
+/* Most exec arguments and http headers per rule. */
+#define ARGS_MAX 64
+#define HEADERS_MAX 32
+/* Parser messages (template, condition) are cut to this size. */
+#define PARSE_ERR_MAX 256
 
 /* ------------------------------------------------------------------------ */
 /* Error lists                                                               */
@@ -1414,6 +1422,380 @@ static int parse_first_poll(struct config_ini *doc, const struct config_key *k,
 }
 
 /* ------------------------------------------------------------------------ */
+/* The user's file: [rule] parsers                                           */
+
+/* The rule a custom parser writes into, from the address of its member. */
+#define RULE_OF(field, member) \
+    ((struct config_rule *)(void *)((char *)(field) - offsetof(struct config_rule, member)))
+
+#define EMIT_ALL (CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED | CONFIG_EMIT_DELETED)
+
+static void format_emit(unsigned bits, char *out, size_t size)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t j = 0; emit_names[j] != NULL; j++) {
+        if ((bits & (1u << j)) != 0 && o < size) {
+            int n = snprintf(out + o, size - o, "%s%s", o > 0 ? " " : "", emit_names[j]);
+            o += n > 0 ? (size_t)n : 0;
+        }
+    }
+}
+
+/* Parses a template for key `what`; NULL (and an error at line) if bad. */
+static struct template *parse_template(struct config_ini *doc, int line, const char *what,
+                                       const char *text)
+{
+    char err[PARSE_ERR_MAX];
+    struct template *t = NULL;
+    if (template_parse(text, &t, err, sizeof(err)) != 0) {
+        config_diag_add(&doc->diag, line, "'%s': %s", what, err);
+        return NULL;
+    }
+    return t;
+}
+
+/*
+ * The index of the "}}" closing the "{{" at open, or 0 if none. Mirrors
+ * template.c: a "}}" inside a double-quoted string does not close.
+ */
+static size_t expr_close(const char *s, size_t len, size_t open)
+{
+    bool in_string = false;
+    for (size_t i = open + 2; i < len; i++) {
+        if (in_string) {
+            if (s[i] == '\\' && i + 1 < len) {
+                i++;
+            } else if (s[i] == '"') {
+                in_string = false;
+            }
+        } else if (s[i] == '"') {
+            in_string = true;
+        } else if (s[i] == '}' && i + 1 < len && s[i + 1] == '}') {
+            return i;
+        }
+    }
+    return 0;
+}
+
+/* True when text is one {{expr}} with only white space around it: such a
+ * template keeps its value's JSON type (template.h). */
+static bool is_single_expr(const char *text)
+{
+    size_t len = strlen(text);
+    size_t i = 0;
+    while (i < len && is_blank(text[i])) {
+        i++;
+    }
+    if (i + 1 >= len || text[i] != '{' || text[i + 1] != '{') {
+        return false;
+    }
+    size_t close = expr_close(text, len, i);
+    if (close == 0) {
+        return false;
+    }
+    for (i = close + 2; i < len; i++) {
+        if (!is_blank(text[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Splits exec args on blanks outside {{ }}, so that
+ * `{{record.name | default "a b"}}` stays one word. An unclosed {{ takes
+ * the rest of the text (template_parse then reports it).
+ */
+static char **split_words(const char *s, size_t *count)
+{
+    size_t len = strlen(s);
+    char **v = xcalloc(1, sizeof(*v));
+    size_t n = 0;
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && is_blank(s[i])) {
+            i++;
+        }
+        if (i == len) {
+            break;
+        }
+        size_t start = i;
+        while (i < len && !is_blank(s[i])) {
+            if (s[i] == '{' && i + 1 < len && s[i + 1] == '{') {
+                size_t close = expr_close(s, len, i);
+                i = close != 0 ? close + 2 : len;
+            } else {
+                i++;
+            }
+        }
+        v = xrealloc(v, (n + 2) * sizeof(*v));
+        v[n++] = xstrndup(s + start, i - start);
+        v[n] = NULL;
+    }
+    *count = n;
+    return v;
+}
+
+/* on = TRIGGER:TYPE ... with TYPE created|updated|deleted|*. */
+static int parse_rule_on(struct config_ini *doc, const struct config_key *k, const char *value,
+                         int line, void *field)
+{
+    const struct loader *ld = doc->user;
+    struct config *cfg = ld->cfg;
+    struct config_rule *r = RULE_OF(field, on);
+    size_t n = 0;
+    char **w = strv_split(value, &n);
+    int rc = 0;
+    if (n > LIST_MAX) {
+        config_diag_add(&doc->diag, line, "'%s' lists %zu items; the limit is %d", k->name, n,
+                        LIST_MAX);
+        strv_free(w);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char q[QUOTE_MAX + 4];
+        quote(w[i], q);
+        const char *colon = strchr(w[i], ':');
+        if (colon == NULL) {
+            config_diag_add(&doc->diag, line,
+                            "%s: '%s' needs an event type: TRIGGER:created, TRIGGER:updated, "
+                            "TRIGGER:deleted or TRIGGER:*",
+                            k->name, q);
+            rc = -EINVAL;
+            continue;
+        }
+        const char *type = colon + 1;
+        unsigned bits = 0;
+        if (strcmp(type, "*") == 0) {
+            bits = EMIT_ALL;
+        }
+        for (size_t j = 0; bits == 0 && emit_names[j] != NULL; j++) {
+            if (strcmp(emit_names[j], type) == 0) {
+                bits = 1u << j;
+            }
+        }
+        if (bits == 0) {
+            config_diag_add(&doc->diag, line,
+                            "%s: unknown event type in '%s' (allowed: created updated deleted *)",
+                            k->name, q);
+            rc = -EINVAL;
+        }
+        char *name = xstrndup(w[i], (size_t)(colon - w[i]));
+        struct config_trigger *t = config_find_trigger(cfg, name);
+        if (t == NULL) {
+            const char **names = xcalloc(cfg->ntriggers + 1, sizeof(*names));
+            for (size_t j = 0; j < cfg->ntriggers; j++) {
+                names[j] = cfg->triggers[j].name;
+            }
+            const char *hint = config_suggest(name, names, cfg->ntriggers);
+            char qn[QUOTE_MAX + 4];
+            quote(name, qn);
+            config_diag_add(&doc->diag, line, "%s: no [trigger %s]%s%s%s", k->name, qn,
+                            hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+            free(names);
+            rc = -EINVAL;
+        } else if (bits != 0 && bits != EMIT_ALL && (t->emit & bits) == 0) {
+            /* Such a rule could never fire: say so instead of waiting. */
+            char emitted[64];
+            format_emit(t->emit, emitted, sizeof(emitted));
+            config_diag_add(&doc->diag, line,
+                            "%s: [trigger %s] does not emit %s events (emit = %s)", k->name,
+                            t->name, type, emitted);
+            rc = -EINVAL;
+        }
+        free(name);
+        if (t == NULL || bits == 0) {
+            continue;
+        }
+        size_t j = 0;
+        while (j < r->non && r->on[j].resolved != t) {
+            j++;
+        }
+        if (j == r->non) {
+            r->on = xrealloc(r->on, (r->non + 1) * sizeof(*r->on));
+            r->on[r->non++] = (struct config_rule_on){
+                .trigger = xstrdup(t->name), .types = 0, .resolved = t};
+        }
+        r->on[j].types |= bits;
+    }
+    strv_free(w);
+
+    /* The action runs with one location's token, so every trigger that can
+     * fire the rule must poll that location. */
+    const struct config_trigger *first = NULL;
+    for (size_t i = 0; i < r->non; i++) {
+        const struct config_trigger *t = r->on[i].resolved;
+        if (t->location == NULL) {
+            continue; /* already reported at the trigger */
+        }
+        if (first == NULL) {
+            first = t;
+            r->location = t->location;
+        } else if (t->location != r->location) {
+            config_diag_add(&doc->diag, line,
+                            "%s: [trigger %s] polls location '%s', but [trigger %s] polls '%s'; "
+                            "a rule's triggers must share one location (its action runs with "
+                            "that location's token)",
+                            k->name, first->name, r->location->name, t->name,
+                            t->location->name);
+            rc = -EINVAL;
+        }
+    }
+    return rc;
+}
+
+/* do = ACTION | http | exec. The catalog lookup waits for config_resolve. */
+static int parse_rule_do(struct config_ini *doc, const struct config_key *k, const char *value,
+                         int line, void *field)
+{
+    struct config_rule *r = RULE_OF(field, action);
+    if (!valid_name(value)) {
+        char q[QUOTE_MAX + 4];
+        quote(value, q);
+        config_diag_add(&doc->diag, line,
+                        "bad value '%s' for '%s' (a catalog action such as contacts.tasks.create, "
+                        "or http, or exec)",
+                        q, k->name);
+        return -EINVAL;
+    }
+    free(r->action);
+    r->action = xstrdup(value);
+    return 0;
+}
+
+/*
+ * url: a template, but the scheme and host are literal so that event data
+ * can never choose where the event is sent; https://, or http:// to
+ * loopback only; no credentials (user@host would also hide the real host).
+ */
+static int parse_rule_url(struct config_ini *doc, const struct config_key *k, const char *value,
+                          int line, void *field)
+{
+    const char *rest;
+    bool https = str_has_prefix(value, "https://");
+    if (https) {
+        rest = value + 8;
+    } else if (str_has_prefix(value, "http://")) {
+        rest = value + 7;
+    } else {
+        config_diag_add(&doc->diag, line,
+                        "%s must start with https:// (http:// is allowed only for 127.0.0.1, "
+                        "localhost and [::1])",
+                        k->name);
+        return -EINVAL;
+    }
+    size_t authority = strcspn(rest, "/?#");
+    for (size_t i = 0; i < authority; i++) {
+        if (rest[i] == '{' || rest[i] == '}') {
+            config_diag_add(&doc->diag, line,
+                            "%s: the scheme and host must be literal (templates may appear in "
+                            "the path and query only)",
+                            k->name);
+            return -EINVAL;
+        }
+        if (rest[i] == '@' || is_blank(rest[i])) {
+            config_diag_add(&doc->diag, line,
+                            "%s must not contain credentials (@) or spaces before the path",
+                            k->name);
+            return -EINVAL;
+        }
+    }
+    size_t host = rest[0] == '[' ? strcspn(rest, "]") + 1 : strcspn(rest, ":/?#");
+    if (host == 0 || host > authority) {
+        config_diag_add(&doc->diag, line, "%s has no host", k->name);
+        return -EINVAL;
+    }
+    if (host < authority) {
+        const char *port = rest + host;
+        size_t plen = authority - host;
+        bool ok = port[0] == ':' && plen >= 2 && plen <= 6;
+        for (size_t i = 1; ok && i < plen; i++) {
+            ok = isdigit((unsigned char)port[i]) != 0;
+        }
+        if (!ok) {
+            config_diag_add(&doc->diag, line, "%s has a bad port", k->name);
+            return -EINVAL;
+        }
+    }
+    if (!https && !is_local_host(rest, host)) {
+        config_diag_add(&doc->diag, line,
+                        "%s must use https:// (http:// is allowed only for 127.0.0.1, localhost "
+                        "and [::1])",
+                        k->name);
+        return -EINVAL;
+    }
+    struct template *t = parse_template(doc, line, k->name, value);
+    if (t == NULL) {
+        return -EINVAL;
+    }
+    struct template **dst = field;
+    template_free(*dst);
+    *dst = t;
+    return 0;
+}
+
+/* command: an absolute path to an executable regular file, run without a
+ * shell; checked now so that `check` catches a typo. */
+static int parse_rule_command(struct config_ini *doc, const struct config_key *k,
+                              const char *value, int line, void *field)
+{
+    if (value[0] != '/' || strstr(value, "{{") != NULL) {
+        config_diag_add(&doc->diag, line,
+                        "%s must be the absolute path of a program (no shell, no PATH search, no "
+                        "templates: put those in args), e.g. /usr/local/bin/notify",
+                        k->name);
+        return -EINVAL;
+    }
+    struct stat st;
+    if (stat(value, &st) != 0) {
+        config_diag_add(&doc->diag, line, "%s '%s': %s", k->name, value, strerror(errno));
+        return -EINVAL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        config_diag_add(&doc->diag, line, "%s '%s' is not a regular file", k->name, value);
+        return -EINVAL;
+    }
+    if (access(value, X_OK) != 0) {
+        config_diag_add(&doc->diag, line, "%s '%s' is not executable: %s", k->name, value,
+                        strerror(errno));
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+/* args: words, each a template that becomes exactly one argv element. */
+static int parse_rule_args(struct config_ini *doc, const struct config_key *k, const char *value,
+                           int line, void *field)
+{
+    struct config_rule *r = RULE_OF(field, args);
+    size_t n = 0;
+    char **w = split_words(value, &n);
+    int rc = 0;
+    if (n > ARGS_MAX) {
+        config_diag_add(&doc->diag, line, "'%s' has %zu words; the limit is %d", k->name, n,
+                        ARGS_MAX);
+        strv_free(w);
+        return -EINVAL;
+    }
+    r->args = xcalloc(n > 0 ? n : 1, sizeof(*r->args));
+    r->nargs = n;
+    for (size_t i = 0; i < n; i++) {
+        char what[32];
+        snprintf(what, sizeof(what), "%s word %zu", k->name, i + 1);
+        r->args[i] = parse_template(doc, line, what, w[i]);
+        if (r->args[i] == NULL) {
+            rc = -EINVAL;
+        }
+    }
+    strv_free(w);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The user's file: key tables                                               */
 
 #define SEC(ms) ((uint64_t)(ms) * 1000)
@@ -1512,6 +1894,78 @@ _Static_assert(ARRAY_SIZE(trigger_keys) == TRIGGER_NKEYS, "trigger key enum out 
 
 #define DEFAULT_EVERY MIN(5)
 
+static const char *const http_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+
+/* The keys of every [rule], first in each form's table so that their
+ * RULE_* indices hold in all three. */
+#define RULE_COMMON_KEYS                                                                         \
+    {.name = "on", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config_rule, on),        \
+     .required = true, .parse = parse_rule_on},                                                  \
+        {.name = "when", .type = CONFIG_KEY_STRING, .offset = offsetof(struct config_rule, when)}, \
+        {.name = "do", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config_rule, action), \
+         .required = true, .parse = parse_rule_do},                                              \
+        {.name = "confirm", .type = CONFIG_KEY_BOOL,                                             \
+         .offset = offsetof(struct config_rule, confirm), .def = "no"},                          \
+        {.name = "max_attempts", .type = CONFIG_KEY_UNSIGNED,                                    \
+         .offset = offsetof(struct config_rule, max_attempts), .def = "8", .min = 1, .max = 100}, \
+        {.name = "backoff", .type = CONFIG_KEY_DURATION,                                         \
+         .offset = offsetof(struct config_rule, backoff_ms), .def = "5s", .min = 100,            \
+         .max = MIN(60)},                                                                        \
+        {.name = "backoff_max", .type = CONFIG_KEY_DURATION,                                     \
+         .offset = offsetof(struct config_rule, backoff_max_ms), .def = "15m", .min = SEC(1),    \
+         .max = DAY(1)}
+
+#define RULE_TIMEOUT_KEY                                                                          \
+    {.name = "timeout", .type = CONFIG_KEY_DURATION,                                             \
+     .offset = offsetof(struct config_rule, timeout_ms), .def = "30s", .min = SEC(1),            \
+     .max = MIN(10)}
+
+static const struct config_key rule_catalog_keys[] = {RULE_COMMON_KEYS};
+static const struct config_key rule_http_keys[] = {
+    RULE_COMMON_KEYS,
+    {.name = "url", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config_rule, url),
+     .required = true, .parse = parse_rule_url},
+    {.name = "method", .type = CONFIG_KEY_STRING, .offset = offsetof(struct config_rule, method),
+     .def = "POST", .choices = http_methods},
+    RULE_TIMEOUT_KEY,
+};
+static const struct config_key rule_exec_keys[] = {
+    RULE_COMMON_KEYS,
+    {.name = "command", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_rule, command), .required = true,
+     .parse = parse_rule_command},
+    {.name = "args", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config_rule, args),
+     .parse = parse_rule_args},
+    RULE_TIMEOUT_KEY,
+};
+enum {
+    RULE_ON,
+    RULE_WHEN,
+    RULE_DO,
+    RULE_CONFIRM,
+    RULE_MAX_ATTEMPTS,
+    RULE_BACKOFF,
+    RULE_BACKOFF_MAX,
+    RULE_NCOMMON,
+    RULE_URL = RULE_NCOMMON, /* http */
+    RULE_METHOD,
+    RULE_COMMAND = RULE_NCOMMON, /* exec */
+    RULE_ARGS,
+};
+_Static_assert(ARRAY_SIZE(rule_catalog_keys) == RULE_NCOMMON, "rule key enum out of sync");
+_Static_assert(ARRAY_SIZE(rule_http_keys) == RULE_NCOMMON + 3, "http key enum out of sync");
+_Static_assert(ARRAY_SIZE(rule_exec_keys) == RULE_NCOMMON + 3, "exec key enum out of sync");
+
+bool config_is_rule_key(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(rule_catalog_keys); i++) {
+        if (strcmp(rule_catalog_keys[i].name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool config_is_trigger_key(const char *name)
 {
     for (size_t i = 0; i < ARRAY_SIZE(trigger_keys); i++) {
@@ -1536,6 +1990,9 @@ struct section_kind {
     void (*finish)(struct loader *ld, struct config_ini *doc, const struct config_ini_section *sec,
                    void *obj, const int *lines);
     config_extra_fn extra; /* keys outside the table, or NULL */
+    /* If set, picks the key table for this section instead of keys/nkeys
+     * (a [rule] by its `do` value). */
+    const struct config_key *(*keys_for)(const struct config_ini_section *sec, size_t *nkeys);
 };
 
 static void *add_engine(struct loader *ld, const struct config_ini_section *sec)
@@ -1664,15 +2121,244 @@ static void finish_trigger(struct loader *ld, struct config_ini *doc,
     }
 }
 
+/* The `do` value of a section (NULL if absent), read before its keys are
+ * applied because it decides which keys the section takes. */
+static const char *section_do(const struct config_ini_section *sec)
+{
+    for (size_t i = 0; sec != NULL && i < sec->nentries; i++) {
+        if (strcmp(sec->entries[i].key, "do") == 0) {
+            return sec->entries[i].value;
+        }
+    }
+    return NULL;
+}
+
+static enum config_rule_kind rule_kind(const struct config_ini_section *sec)
+{
+    const char *d = section_do(sec);
+    if (d != NULL && strcmp(d, "http") == 0) {
+        return CONFIG_RULE_HTTP;
+    }
+    if (d != NULL && strcmp(d, "exec") == 0) {
+        return CONFIG_RULE_EXEC;
+    }
+    return CONFIG_RULE_CATALOG;
+}
+
+static const struct config_key *rule_keys_for(const struct config_ini_section *sec,
+                                              size_t *nkeys)
+{
+    switch (rule_kind(sec)) {
+    case CONFIG_RULE_HTTP:
+        *nkeys = ARRAY_SIZE(rule_http_keys);
+        return rule_http_keys;
+    case CONFIG_RULE_EXEC:
+        *nkeys = ARRAY_SIZE(rule_exec_keys);
+        return rule_exec_keys;
+    case CONFIG_RULE_CATALOG:
+        break;
+    }
+    *nkeys = ARRAY_SIZE(rule_catalog_keys);
+    return rule_catalog_keys;
+}
+
+static void *add_rule(struct loader *ld, const struct config_ini_section *sec)
+{
+    struct config *cfg = ld->cfg;
+    cfg->rules = xrealloc(cfg->rules, (cfg->nrules + 1) * sizeof(*cfg->rules));
+    struct config_rule *r = &cfg->rules[cfg->nrules++];
+    memset(r, 0, sizeof(*r));
+    r->name = xstrdup(sec->name);
+    r->line = sec->line;
+    r->kind = rule_kind(sec);
+    return r;
+}
+
+static void add_rule_param(struct config_ini *doc, const struct config_ini_entry *e,
+                           const char *name, struct config_rule_param **arr, size_t *n)
+{
+    *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
+    (*arr)[*n] = (struct config_rule_param){
+        .name = xstrdup(name),
+        .value = xstrdup(e->value),
+        .line = e->line,
+        .tmpl = parse_template(doc, e->line, e->key, e->value),
+    };
+    (*n)++;
+}
+
+/* Headers pollen sets itself, or that would break the request's framing. */
+static const char *const reserved_headers[] = {
+    "host", "content-length", "transfer-encoding", "connection", "content-type",
+    "idempotency-key", "expect", "te", "upgrade", "trailer", NULL,
+};
+
+static void add_rule_header(struct config_ini *doc, const struct config_ini_entry *e,
+                            struct config_rule *r)
+{
+    const char *name = e->key + strlen("header.");
+    size_t len = strlen(name);
+    bool ok = len > 0 && len <= CONFIG_NAME_MAX;
+    for (size_t i = 0; ok && i < len; i++) {
+        ok = isalnum((unsigned char)name[i]) || name[i] == '-';
+    }
+    if (!ok) {
+        config_diag_add(&doc->diag, e->line,
+                        "'%s': a header name is 1-%d characters of A-Z a-z 0-9 -", e->key,
+                        CONFIG_NAME_MAX);
+        return;
+    }
+    for (size_t i = 0; reserved_headers[i] != NULL; i++) {
+        if (strcasecmp(reserved_headers[i], name) == 0) {
+            config_diag_add(&doc->diag, e->line,
+                            "'%s': pollen sets this header itself (JSON body, Idempotency-Key, "
+                            "framing)",
+                            e->key);
+            return;
+        }
+    }
+    for (size_t i = 0; i < r->nheaders; i++) {
+        if (strcasecmp(r->headers[i].name, name) == 0) {
+            config_diag_add(&doc->diag, e->line,
+                            "header '%s' is already set on line %d (header names ignore case)",
+                            name, r->headers[i].line);
+            return;
+        }
+    }
+    if (r->nheaders == HEADERS_MAX) {
+        config_diag_add(&doc->diag, e->line, "more than %d headers", HEADERS_MAX);
+        return;
+    }
+    add_rule_param(doc, e, name, &r->headers, &r->nheaders);
+}
+
+/*
+ * Keys outside the rule's table. For a catalog action every one is a path
+ * parameter or body field, checked against the action by config_resolve;
+ * http takes header.NAME and body.NAME; exec takes nothing else.
+ */
+static bool rule_extra(struct config_ini *doc, const struct config_ini_entry *e, void *obj)
+{
+    struct config_rule *r = obj;
+    if (r->kind == CONFIG_RULE_EXEC) {
+        return false;
+    }
+    bool header = r->kind == CONFIG_RULE_HTTP && str_has_prefix(e->key, "header.");
+    bool body = r->kind == CONFIG_RULE_HTTP && str_has_prefix(e->key, "body.");
+    if (r->kind == CONFIG_RULE_HTTP && !header && !body) {
+        return false;
+    }
+    if (e->value[0] == '\0') {
+        config_diag_add(&doc->diag, e->line, "empty value for '%s'", e->key);
+        return true;
+    }
+    if (header) {
+        add_rule_header(doc, e, r);
+        return true;
+    }
+    const char *name = body ? e->key + strlen("body.") : e->key;
+    if (body) {
+        size_t len = strlen(name);
+        bool ok = len > 0 && len <= CONFIG_NAME_MAX;
+        for (size_t i = 0; ok && i < len; i++) {
+            ok = isalnum((unsigned char)name[i]) || name[i] == '_' || name[i] == '-';
+        }
+        if (!ok) {
+            config_diag_add(&doc->diag, e->line,
+                            "'%s': the member name after 'body.' must be letters, digits, _ "
+                            "and -",
+                            e->key);
+            return true;
+        }
+    }
+    add_rule_param(doc, e, name, &r->params, &r->nparams);
+    return true;
+}
+
+static unsigned rule_types(const struct config_rule *r)
+{
+    unsigned types = 0;
+    for (size_t i = 0; i < r->non; i++) {
+        types |= r->on[i].types;
+    }
+    return types;
+}
+
+static void warn_changes(const struct config *cfg, const struct config_rule *r,
+                         const struct template *t, const char *what, int line)
+{
+    if (t != NULL && template_uses_root(t, "changes")) {
+        log_warn("config",
+                 "%s:%d: '%s' reads changes, but [rule %s] fires only on created/deleted "
+                 "events, which carry none (it renders as missing)",
+                 cfg->path, line, what, r->name);
+    }
+}
+
+static void finish_rule(struct loader *ld, struct config_ini *doc,
+                        const struct config_ini_section *sec, void *obj, const int *lines)
+{
+    struct config_rule *r = obj;
+    (void)sec;
+    r->when_line = lines[RULE_WHEN];
+    r->do_line = lines[RULE_DO];
+    bool updates = r->non == 0 || (rule_types(r) & CONFIG_EMIT_UPDATED) != 0;
+
+    if (r->when != NULL) {
+        char err[PARSE_ERR_MAX];
+        if (condition_parse(r->when, &r->cond, err, sizeof(err)) != 0) {
+            config_diag_add(&doc->diag, r->when_line, "when: %s", err);
+        } else if (!updates && condition_uses_changes(r->cond)) {
+            /* It could never be true: only updated events carry changes. */
+            config_diag_add(&doc->diag, r->when_line,
+                            "when uses changed() or changes, but [rule %s] fires only on "
+                            "created/deleted events, which carry no changes",
+                            r->name);
+        }
+    }
+    if (lines[RULE_BACKOFF] != 0 && r->backoff_ms > r->backoff_max_ms) {
+        char a[32], b[32];
+        config_format_duration(r->backoff_ms, a, sizeof(a));
+        config_format_duration(r->backoff_max_ms, b, sizeof(b));
+        config_diag_add(&doc->diag, lines[RULE_BACKOFF],
+                        "backoff = %s is longer than backoff_max = %s", a, b);
+    }
+    if (r->kind == CONFIG_RULE_HTTP && r->method != NULL && strcmp(r->method, "GET") == 0 &&
+        r->nparams > 0) {
+        config_diag_add(&doc->diag, r->params[0].line,
+                        "body.%s: method = GET sends no body (use POST, PUT or PATCH)",
+                        r->params[0].name);
+    }
+    if (!updates) {
+        for (size_t i = 0; i < r->nparams; i++) {
+            warn_changes(ld->cfg, r, r->params[i].tmpl, r->params[i].name, r->params[i].line);
+        }
+        for (size_t i = 0; i < r->nheaders; i++) {
+            warn_changes(ld->cfg, r, r->headers[i].tmpl, r->headers[i].name, r->headers[i].line);
+        }
+        /* lines has entries only for the keys of this rule's own table. */
+        if (r->kind == CONFIG_RULE_HTTP) {
+            warn_changes(ld->cfg, r, r->url, "url", lines[RULE_URL]);
+        }
+        for (size_t i = 0; r->kind == CONFIG_RULE_EXEC && i < r->nargs; i++) {
+            warn_changes(ld->cfg, r, r->args[i], "args", lines[RULE_ARGS]);
+        }
+    }
+}
+
 /* Processed in this order, so later kinds can rely on earlier ones
- * (triggers on min_interval and on the complete list of locations). */
+ * (triggers on min_interval and on the complete list of locations, rules
+ * on the complete list of triggers). */
 static const struct section_kind section_kinds[] = {
-    {"engine", false, engine_keys, ARRAY_SIZE(engine_keys), add_engine, NULL, NULL},
-    {"api", false, api_keys, ARRAY_SIZE(api_keys), add_engine, finish_api, NULL},
+    {"engine", false, engine_keys, ARRAY_SIZE(engine_keys), add_engine, NULL, NULL, NULL},
+    {"api", false, api_keys, ARRAY_SIZE(api_keys), add_engine, finish_api, NULL, NULL},
     {"location", true, location_keys, ARRAY_SIZE(location_keys), add_location, finish_location,
-     NULL},
+     NULL, NULL},
     {"trigger", true, trigger_keys, ARRAY_SIZE(trigger_keys), add_trigger, finish_trigger,
-     trigger_param},
+     trigger_param, NULL},
+    /* Last: `on` looks up triggers, which must all exist by then. */
+    {"rule", true, rule_catalog_keys, ARRAY_SIZE(rule_catalog_keys), add_rule, finish_rule,
+     rule_extra, rule_keys_for},
 };
 
 static const struct section_kind *find_kind(const char *kind)
@@ -1706,8 +2392,13 @@ static void apply_kind(struct loader *ld, struct config_ini *doc, const struct s
         found = true;
         char *what = sec->name ? xasprintf("[%s %s]", k->kind, sec->name)
                                : xasprintf("[%s]", k->kind);
+        const struct config_key *keys = k->keys;
+        size_t nkeys = k->nkeys;
+        if (k->keys_for != NULL) {
+            keys = k->keys_for(sec, &nkeys);
+        }
         void *obj = k->add(ld, sec);
-        config_ini_apply(doc, sec, what, k->keys, k->nkeys, obj, k->extra, lines);
+        config_ini_apply(doc, sec, what, keys, nkeys, obj, k->extra, lines);
         if (k->finish != NULL) {
             k->finish(ld, doc, sec, obj, lines);
         }
@@ -1748,7 +2439,7 @@ int config_load(const char *path, unsigned flags, struct config **out,
             quote(sec->kind, q);
             config_diag_add(&doc.diag, sec->line,
                             "unknown section kind [%s] (expected [engine], [api], "
-                            "[location NAME] or [trigger NAME])",
+                            "[location NAME], [trigger NAME] or [rule NAME])",
                             q);
         }
     }
@@ -1779,6 +2470,7 @@ static int check_param_value(struct config_diag *d, const struct config_trigger 
     quote(cp->value, q);
     switch (p->type) {
     case CATALOG_STRING:
+    case CATALOG_STRING_LIST: /* the catalog allows lists only in action fields */
         return 0;
     case CATALOG_INTEGER: {
         long long v;
@@ -1972,6 +2664,185 @@ static void check_cycles(struct config_diag *d, struct config *cfg)
     }
 }
 
+/* A literal path segment: what HighLevel ids look like (reliability.md
+ * §5.6), so a literal can never add a segment or a query. */
+static bool valid_path_literal(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 64) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void check_rule_field(struct config_diag *d, const struct config_rule *r,
+                             const struct catalog_field *f, const struct config_rule_param *p)
+{
+    if (p->tmpl == NULL) {
+        return;
+    }
+    const char *action = r->def->name;
+    if (!template_is_literal(p->tmpl)) {
+        /* One {{expr}} keeps its JSON type; text around it makes a string,
+         * which only string fields (and lists, split on spaces) accept. */
+        if (f->type != CATALOG_STRING && f->type != CATALOG_STRING_LIST &&
+            !is_single_expr(p->value)) {
+            config_diag_add(d, p->line,
+                            "'%s' is %s %s field of %s: give a literal or exactly one "
+                            "{{expression}} (text around it would make a string)",
+                            p->name, f->type == CATALOG_INTEGER ? "an" : "a",
+                            catalog_type_name(f->type), action);
+        }
+        return;
+    }
+    char q[QUOTE_MAX + 4];
+    quote(p->value, q);
+    switch (f->type) {
+    case CATALOG_STRING:
+    case CATALOG_STRING_LIST:
+        return;
+    case CATALOG_INTEGER: {
+        long long v;
+        if (util_parse_int(p->value, LLONG_MIN, LLONG_MAX, &v) != 0) {
+            config_diag_add(d, p->line, "bad value '%s' for '%s' (%s expects an integer)", q,
+                            p->name, action);
+        }
+        return;
+    }
+    case CATALOG_NUMBER: {
+        char *end = NULL;
+        errno = 0;
+        double v = strtod(p->value, &end);
+        if (errno != 0 || end == p->value || *end != '\0' || !isfinite(v)) {
+            config_diag_add(d, p->line, "bad value '%s' for '%s' (%s expects a number)", q,
+                            p->name, action);
+        }
+        return;
+    }
+    case CATALOG_BOOLEAN:
+        /* Exactly the JSON words: the value is sent as a JSON boolean, and
+         * "yes" in an API field is more likely a mistake than a wish. */
+        if (strcmp(p->value, "true") != 0 && strcmp(p->value, "false") != 0) {
+            config_diag_add(d, p->line, "bad value '%s' for '%s' (%s expects true or false)", q,
+                            p->name, action);
+        }
+        return;
+    case CATALOG_JSON: {
+        const char *end = NULL;
+        cJSON *j = cJSON_ParseWithOpts(p->value, &end, 1);
+        if (j != NULL) {
+            cJSON_Delete(j);
+            return;
+        }
+        size_t at = end != NULL && end >= p->value ? (size_t)(end - p->value) + 1 : 1;
+        config_diag_add(d, p->line, "'%s' is not valid JSON (error near byte %zu; %s expects JSON)",
+                        p->name, at, action);
+        return;
+    }
+    }
+}
+
+static const struct config_rule_param *find_rule_param(const struct config_rule *r,
+                                                       const char *name)
+{
+    for (size_t i = 0; i < r->nparams; i++) {
+        if (strcmp(r->params[i].name, name) == 0) {
+            return &r->params[i];
+        }
+    }
+    return NULL;
+}
+
+static void unknown_rule_key(struct config_diag *d, const struct config_rule *r,
+                             const struct config_rule_param *p)
+{
+    const struct catalog_action *def = r->def;
+    size_t n = def->nparams + def->nfields + RULE_NCOMMON;
+    const char **names = xcalloc(n + 1, sizeof(*names));
+    size_t k = 0;
+    for (size_t i = 0; i < def->nparams; i++) {
+        names[k++] = def->params[i].name;
+    }
+    for (size_t i = 0; i < def->nfields; i++) {
+        names[k++] = def->fields[i].name;
+    }
+    for (size_t i = 0; i < RULE_NCOMMON; i++) {
+        names[k++] = rule_catalog_keys[i].name;
+    }
+    const char *hint = config_suggest(p->name, names, k);
+    config_diag_add(d, p->line, "unknown field '%s' for %s%s%s%s", p->name, def->name,
+                    hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+    free(names);
+}
+
+static void resolve_rule(struct config_diag *d, struct config_rule *r, const struct catalog *cat,
+                         const char **action_names, size_t nnames)
+{
+    if (r->kind != CONFIG_RULE_CATALOG || r->action == NULL) {
+        return;
+    }
+    r->def = catalog_find_action(cat, r->action);
+    if (r->def == NULL) {
+        char q[QUOTE_MAX + 4];
+        quote(r->action, q);
+        const char *hint = config_suggest(r->action, action_names, nnames);
+        config_diag_add(d, r->do_line ? r->do_line : r->line,
+                        "do: unknown action '%s'%s%s%s (see pollen catalog actions; the generic "
+                        "actions are http and exec)",
+                        q, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+        return;
+    }
+    const struct catalog_action *def = r->def;
+    for (size_t i = 0; i < r->nparams; i++) {
+        const struct config_rule_param *p = &r->params[i];
+        const struct catalog_param *cp = catalog_action_param(def, p->name);
+        const struct catalog_field *f = catalog_action_field(def, p->name);
+        const struct catalog_binding *b = catalog_action_binding(def, p->name);
+        if (cp != NULL) {
+            if (cp->where == CATALOG_PATH && p->tmpl != NULL && template_is_literal(p->tmpl) &&
+                !valid_path_literal(p->value)) {
+                char q[QUOTE_MAX + 4];
+                quote(p->value, q);
+                config_diag_add(d, p->line,
+                                "bad value '%s' for '%s' (a path parameter: 1-64 letters, digits, "
+                                "_ or -)",
+                                q, p->name);
+            }
+        } else if (f != NULL) {
+            check_rule_field(d, r, f, p);
+        } else if (b != NULL) {
+            config_diag_add(d, p->line, "'%s' is set by %s itself (%s); remove this line",
+                            p->name, def->name,
+                            b->is_location ? "the location's id" : "a fixed value");
+        } else {
+            unknown_rule_key(d, r, p);
+        }
+    }
+    for (size_t i = 0; i < def->nparams; i++) {
+        if (def->params[i].required && find_rule_param(r, def->params[i].name) == NULL) {
+            config_diag_add(d, r->line, "[rule %s] is missing %s parameter '%s' (required by %s)",
+                            r->name, catalog_where_name(def->params[i].where),
+                            def->params[i].name, def->name);
+        }
+    }
+    for (size_t i = 0; i < def->nfields; i++) {
+        if (def->fields[i].required && find_rule_param(r, def->fields[i].name) == NULL) {
+            config_diag_add(d, r->line, "[rule %s] is missing field '%s' (required by %s)",
+                            r->name, def->fields[i].name, def->name);
+        }
+    }
+    if (def->destructive && !r->confirm) {
+        config_diag_add(d, r->do_line ? r->do_line : r->line,
+                        "rule '%s' runs destructive action %s: add confirm = yes", r->name,
+                        def->name);
+    }
+}
+
 int config_resolve(struct config *cfg, const struct catalog *cat, struct config_errors *errs)
 {
     struct config_diag d;
@@ -2001,6 +2872,15 @@ int config_resolve(struct config *cfg, const struct catalog *cat, struct config_
         resolve_for_each(&d, cfg, &cfg->triggers[i]);
     }
     check_cycles(&d, cfg);
+    size_t nact = catalog_action_count(cat);
+    names = xcalloc(nact + 1, sizeof(*names));
+    for (size_t i = 0; i < nact; i++) {
+        names[i] = catalog_action_at(cat, i)->name;
+    }
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        resolve_rule(&d, &cfg->rules[i], cat, names, nact);
+    }
+    free(names);
     if (d.count == 0) {
         config_diag_flush(&d, errs);
         return 0;
@@ -2009,6 +2889,9 @@ int config_resolve(struct config *cfg, const struct catalog *cat, struct config_
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         cfg->triggers[i].def = NULL;
         cfg->triggers[i].parent = NULL;
+    }
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        cfg->rules[i].def = NULL;
     }
     return -EINVAL;
 }
@@ -2034,6 +2917,58 @@ struct config_trigger *config_find_trigger(const struct config *cfg, const char 
         }
     }
     return NULL;
+}
+
+struct config_rule *config_find_rule(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->nrules; i++) {
+        if (strcmp(cfg->rules[i].name, name) == 0) {
+            return &cfg->rules[i];
+        }
+    }
+    return NULL;
+}
+
+bool config_rule_matches(const struct config_rule *r, const struct config_trigger *t,
+                         unsigned type)
+{
+    for (size_t i = 0; r != NULL && t != NULL && i < r->non; i++) {
+        if (r->on[i].resolved == t && (r->on[i].types & type) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void rule_params_free(struct config_rule_param *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(p[i].name);
+        free(p[i].value);
+        template_free(p[i].tmpl);
+    }
+    free(p);
+}
+
+static void rule_free(struct config_rule *r)
+{
+    free(r->name);
+    for (size_t i = 0; i < r->non; i++) {
+        free(r->on[i].trigger);
+    }
+    free(r->on);
+    free(r->when);
+    condition_free(r->cond);
+    free(r->action);
+    rule_params_free(r->params, r->nparams);
+    rule_params_free(r->headers, r->nheaders);
+    template_free(r->url);
+    free(r->method);
+    free(r->command);
+    for (size_t i = 0; i < r->nargs; i++) {
+        template_free(r->args[i]);
+    }
+    free(r->args);
 }
 
 void config_free(struct config *cfg)
@@ -2063,6 +2998,10 @@ void config_free(struct config *cfg)
         free(t->params);
     }
     free(cfg->triggers);
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        rule_free(&cfg->rules[i]);
+    }
+    free(cfg->rules);
     free(cfg->path);
     free(cfg->dir);
     free(cfg->state_dir);

@@ -39,6 +39,7 @@
  * is not quoted), and config_errors_add also masks every string registered
  * with log_add_secret, so a token pasted into another key shows as
  * [REDACTED]. Quoted values are cut to 64 bytes.
+ *
  * Thread context: loop thread, at startup or reload only. Loading reads small
  * local files with blocking calls (bounded to 1 MiB each), so it never runs
  * per poll.
@@ -187,6 +188,10 @@ const char *config_suggest(const char *word, const char *const *candidates, size
 /* True for the keys a [trigger] section reserves (use, every, ...); catalog
  * parameters must not take these names. */
 bool config_is_trigger_key(const char *name);
+/* True for the keys every [rule] section reserves (on, when, do, confirm,
+ * max_attempts, backoff, backoff_max); action parameters and fields must
+ * not take these names, since a rule sets them as plain keys. */
+bool config_is_rule_key(const char *name);
 
 /* Formats a duration (ms) in its largest whole unit: "15m", "90m", "1s", "250ms". */
 void config_format_duration(uint64_t ms, char *out, size_t size);

@@ -3,12 +3,17 @@
  * rejected with the expected FILE:LINE and message (at load or at resolve
  * against the shipped catalog), then good configurations checked field by
  * field: values, defaults, continuation lines, relative paths, secrets.
+ * [rule] sections get their own table (catalog, http and exec forms) and a
+ * good configuration whose parsed rules are checked member by member; the
+ * commented-out rule examples of conf/pollen.ini must load once uncommented.
  *
  * A canary token runs through every case: it must never appear in any error
  * message.
  */
+#include "condition.h"
 #include "config.h"
 #include "log.h"
+#include "template.h"
 #include "util.h"
 
 #include <errno.h>
@@ -113,7 +118,10 @@ static const struct bad_case bad_cases[] = {
      "duplicate section [engine] (first on line 1)", NULL},
     {"duplicate trigger name", BASE "[trigger contacts]\nuse = contacts.list\n", LOAD, 8,
      "duplicate section [trigger contacts] (first on line 6)", NULL},
-    {"unknown section", BASE "[rule x]\n", LOAD, 8, "unknown section kind [rule]", NULL},
+    {"unknown section", BASE "[rules x]\n", LOAD, 8,
+     "unknown section kind [rules] (expected [engine], [api], [location NAME], [trigger NAME] "
+     "or [rule NAME])",
+     NULL},
     {"unknown engine key", "[engine]\nstate_dir = s\nlog_levl = info\n" LOC TRIG, LOAD, 3,
      "unknown key 'log_levl' in [engine]; did you mean 'log_level'?", NULL},
     {"unknown trigger key", BASE "evry = 5m\n", RESOLVE, 8,
@@ -229,6 +237,167 @@ static const struct bad_case bad_cases[] = {
      "bad duration '[REDACTED]' for 'every'", NULL},
 };
 
+/* Rules. RBASE adds a second trigger (lines 8-11) to BASE; a rule starts
+ * on line 12. */
+#define RBASE \
+    BASE "[trigger tasks]\nuse = contacts.tasks\nfor_each = contacts\nemit = created updated\n"
+#define RULE "[rule r]\n"              /* line 12 */
+#define ON_CREATED "on = contacts:created\n" /* line 13 */
+/* A complete contacts.tasks.create rule body: lines 14-18 after RULE ON_CREATED. */
+#define TASK_DO "do = contacts.tasks.create\n"
+#define TASK_KEYS "contactId = {{record.id}}\ntitle = Follow up\ndueDate = {{now + 1d}}\n"
+#define TASK_OK TASK_DO TASK_KEYS "completed = false\n"
+#define LOC_B "[location b]\nid = other1\ntoken = env:POLLEN_TEST_TOKEN\n"
+
+static const struct bad_case rule_cases[] = {
+    {"rule: unknown trigger in on", RBASE RULE "on = contcts:created\n" TASK_OK, LOAD, 13,
+     "on: no [trigger contcts]; did you mean 'contacts'?", NULL},
+    {"rule: bad event type", RBASE RULE "on = contacts:modified\n" TASK_OK, LOAD, 13,
+     "on: unknown event type in 'contacts:modified' (allowed: created updated deleted *)", NULL},
+    {"rule: on without type", RBASE RULE "on = contacts\n" TASK_OK, LOAD, 13,
+     "on: 'contacts' needs an event type: TRIGGER:created", NULL},
+    {"rule: trigger does not emit the type", RBASE RULE "on = tasks:deleted\n" TASK_OK, LOAD, 13,
+     "on: [trigger tasks] does not emit deleted events (emit = created updated)", NULL},
+    {"rule: triggers on two locations",
+     ENGINE LOC LOC_B "[trigger a]\nuse = contacts.search\nlocation = main\n"
+                      "[trigger b]\nuse = contacts.search\nlocation = b\n"
+                      "[rule r]\non = a:created b:created\n" TASK_OK,
+     LOAD, 16,
+     "on: [trigger a] polls location 'main', but [trigger b] polls 'b'; a rule's triggers must "
+     "share one location",
+     NULL},
+    {"rule: missing on", RBASE RULE TASK_OK, LOAD, 12, "missing required key 'on' in [rule r]",
+     NULL},
+    {"rule: missing do", RBASE RULE ON_CREATED TASK_KEYS, LOAD, 12,
+     "missing required key 'do' in [rule r]", NULL},
+    {"rule: bad do", RBASE RULE ON_CREATED "do = contacts tasks\n", LOAD, 14,
+     "bad value 'contacts tasks' for 'do'", NULL},
+    {"rule: unknown action", RBASE RULE ON_CREATED "do = contacts.tasks.creat\n" TASK_KEYS
+                                                   "completed = false\n",
+     RESOLVE, 14,
+     "do: unknown action 'contacts.tasks.creat'; did you mean 'contacts.tasks.create'?", NULL},
+    {"rule: missing required field", RBASE RULE ON_CREATED TASK_DO
+                                     "contactId = {{record.id}}\ntitle = x\ncompleted = false\n",
+     RESOLVE, 12, "[rule r] is missing field 'dueDate' (required by contacts.tasks.create)", NULL},
+    {"rule: missing path parameter", RBASE RULE ON_CREATED TASK_DO
+                                     "title = x\ndueDate = {{now + 1d}}\ncompleted = false\n",
+     RESOLVE, 12,
+     "[rule r] is missing path parameter 'contactId' (required by contacts.tasks.create)", NULL},
+    {"rule: unknown field", RBASE RULE ON_CREATED TASK_OK "titel = x\n", RESOLVE, 19,
+     "unknown field 'titel' for contacts.tasks.create; did you mean 'title'?", NULL},
+    {"rule: misspelt rule key", RBASE RULE ON_CREATED "do = contacts.delete\nconfrm = yes\n"
+                                "contactId = {{record.id}}\n",
+     RESOLVE, 15, "unknown field 'confrm' for contacts.delete; did you mean 'confirm'?", NULL},
+    {"rule: catalog sets locationId",
+     RBASE RULE ON_CREATED "do = contacts.create\nlocationId = x\n", RESOLVE, 15,
+     "'locationId' is set by contacts.create itself (the location's id)", NULL},
+    {"rule: http key on a catalog action", RBASE RULE ON_CREATED TASK_OK "url = https://x.test/\n",
+     RESOLVE, 19, "unknown field 'url' for contacts.tasks.create", NULL},
+    {"rule: bad template root",
+     RBASE RULE ON_CREATED TASK_DO
+     "contactId = {{recrod.id}}\ntitle = x\ndueDate = x\ncompleted = false\n",
+     LOAD, 15, "'contactId': unknown root 'recrod'", NULL},
+    {"rule: unclosed {{", RBASE RULE ON_CREATED TASK_DO
+                          "contactId = {{record.id}}\ntitle = Hi {{record.firstName\n"
+                          "dueDate = x\ncompleted = false\n",
+     LOAD, 16, "'title': unterminated '{{'", NULL},
+    {"rule: empty field value", RBASE RULE ON_CREATED TASK_OK "body =\n", LOAD, 19,
+     "empty value for 'body'", NULL},
+    {"rule: destructive without confirm", RBASE RULE ON_CREATED "do = contacts.delete\n"
+                                          "contactId = {{record.id}}\n",
+     RESOLVE, 14, "rule 'r' runs destructive action contacts.delete: add confirm = yes", NULL},
+    {"rule: confirm not a boolean", RBASE RULE ON_CREATED "do = contacts.delete\nconfirm = sure\n",
+     LOAD, 15, "bad value 'sure' for 'confirm' (expected yes or no)", NULL},
+    {"rule: boolean literal", RBASE RULE ON_CREATED TASK_DO TASK_KEYS "completed = yes\n", RESOLVE,
+     18, "bad value 'yes' for 'completed' (contacts.tasks.create expects true or false)", NULL},
+    {"rule: boolean with text around {{}}", RBASE RULE ON_CREATED TASK_DO TASK_KEYS
+                                            "completed = is {{record.done}}\n",
+     RESOLVE, 18,
+     "'completed' is a boolean field of contacts.tasks.create: give a literal or exactly one "
+     "{{expression}}",
+     NULL},
+    {"rule: json field not JSON", RBASE RULE ON_CREATED "do = contacts.update\n"
+                                  "contactId = {{record.id}}\ncustomFields = [{\"id\":\n",
+     RESOLVE, 16, "'customFields' is not valid JSON (error near byte", NULL},
+    {"rule: path literal", RBASE RULE ON_CREATED "do = contacts.update\ncontactId = a/b\n", RESOLVE,
+     15, "bad value 'a/b' for 'contactId' (a path parameter: 1-64 letters, digits, _ or -)", NULL},
+    {"rule: when parse error", RBASE RULE ON_CREATED "when = record.tags contains\n" TASK_OK, LOAD,
+     14, "when: ", NULL},
+    {"rule: changed() in a created-only rule", RBASE RULE ON_CREATED "when = changed(email)\n"
+                                               TASK_OK,
+     LOAD, 14,
+     "when uses changed() or changes, but [rule r] fires only on created/deleted events", NULL},
+    {"rule: changes. in a created+deleted rule",
+     RBASE RULE "on = contacts:created contacts:deleted\nwhen = changes.email exists\n" TASK_OK,
+     LOAD, 14, "fires only on created/deleted events", NULL},
+    {"rule: max_attempts 0", RBASE RULE ON_CREATED TASK_OK "max_attempts = 0\n", LOAD, 19,
+     "bad value '0' for 'max_attempts' (expected a whole number from 1 to 100)", NULL},
+    {"rule: backoff longer than backoff_max", RBASE RULE ON_CREATED TASK_OK
+                                              "backoff = 20m\nbackoff_max = 10m\n",
+     LOAD, 19, "backoff = 20m is longer than backoff_max = 10m", NULL},
+    {"exec: relative command", RBASE RULE ON_CREATED "do = exec\ncommand = notify\n", LOAD, 15,
+     "command must be the absolute path of a program", NULL},
+    {"exec: missing command file", RBASE RULE ON_CREATED "do = exec\ncommand = /nonexistent/x\n",
+     LOAD, 15, "command '/nonexistent/x': No such file or directory", NULL},
+    {"exec: command not executable",
+     RBASE RULE ON_CREATED "do = exec\ncommand = /etc/passwd\n", LOAD, 15,
+     "command '/etc/passwd' is not executable", NULL},
+    {"exec: command is a directory", RBASE RULE ON_CREATED "do = exec\ncommand = /tmp\n", LOAD, 15,
+     "command '/tmp' is not a regular file", NULL},
+    {"exec: command missing", RBASE RULE ON_CREATED "do = exec\nargs = x\n", LOAD, 12,
+     "missing required key 'command' in [rule r]", NULL},
+    {"exec: unclosed {{ in args", RBASE RULE ON_CREATED "do = exec\ncommand = /bin/true\n"
+                                  "args = --id {{record.id\n",
+     LOAD, 16, "'args word 2': unterminated '{{'", NULL},
+    {"exec: catalog field", RBASE RULE ON_CREATED "do = exec\ncommand = /bin/true\ntitle = x\n",
+     LOAD, 16, "unknown key 'title' in [rule r]", NULL},
+    {"exec: timeout range", RBASE RULE ON_CREATED "do = exec\ncommand = /bin/true\ntimeout = 1h\n",
+     LOAD, 16, "timeout = 1h is out of range (allowed 1s..10m)", NULL},
+    {"http: http:// to a public host", RBASE RULE ON_CREATED "do = http\n"
+                                       "url = http://example.com/hook\n",
+     LOAD, 15, "url must use https:// (http:// is allowed only for 127.0.0.1, localhost and [::1])",
+     NULL},
+    {"http: loopback look-alike", RBASE RULE ON_CREATED "do = http\n"
+                                  "url = http://localhost.evil.test/\n",
+     LOAD, 15, "url must use https://", NULL},
+    {"http: credentials hide the host", RBASE RULE ON_CREATED "do = http\n"
+                                        "url = http://localhost@evil.test/\n",
+     LOAD, 15, "url must not contain credentials (@)", NULL},
+    {"http: templated host", RBASE RULE ON_CREATED "do = http\n"
+                             "url = https://{{record.website}}/x\n",
+     LOAD, 15, "url: the scheme and host must be literal", NULL},
+    {"http: ftp", RBASE RULE ON_CREATED "do = http\nurl = ftp://127.0.0.1/\n", LOAD, 15,
+     "url must start with https://", NULL},
+    {"http: bad template in url", RBASE RULE ON_CREATED "do = http\n"
+                                  "url = https://h.test/{{recrod.id}}\n",
+     LOAD, 15, "'url': unknown root 'recrod'", NULL},
+    {"http: url missing", RBASE RULE ON_CREATED "do = http\nmethod = PUT\n", LOAD, 12,
+     "missing required key 'url' in [rule r]", NULL},
+    {"http: bad method", RBASE RULE ON_CREATED "do = http\nurl = https://h.test/\nmethod = FETCH\n",
+     LOAD, 16, "bad value 'FETCH' for 'method' (allowed: GET POST PUT PATCH DELETE)", NULL},
+    {"http: GET with a body",
+     RBASE RULE ON_CREATED "do = http\nurl = https://h.test/\nmethod = GET\n"
+                           "body.id = {{record.id}}\n",
+     LOAD, 17, "body.id: method = GET sends no body", NULL},
+    {"http: bad header name", RBASE RULE ON_CREATED "do = http\nurl = https://h.test/\n"
+                              "header.X_Token = 1\n",
+     LOAD, 16, "'header.X_Token': a header name is 1-64 characters of A-Z a-z 0-9 -", NULL},
+    {"http: reserved header", RBASE RULE ON_CREATED "do = http\nurl = https://h.test/\n"
+                              "header.content-type = text/plain\n",
+     LOAD, 16, "'header.content-type': pollen sets this header itself", NULL},
+    {"http: header twice", RBASE RULE ON_CREATED "do = http\nurl = https://h.test/\n"
+                           "header.X-A = 1\nheader.x-a = 2\n",
+     LOAD, 17, "header 'x-a' is already set on line 16", NULL},
+    {"http: bad header template", RBASE RULE ON_CREATED "do = http\nurl = https://h.test/\n"
+                                  "header.X-A = {{event.nope}}\n",
+     LOAD, 16, "'header.X-A': ", NULL},
+    {"http: catalog field", RBASE RULE ON_CREATED "do = http\nurl = https://h.test/\ntitle = x\n",
+     LOAD, 16, "unknown key 'title' in [rule r]", NULL},
+    {"rule: canary in a template error is masked", RBASE RULE ON_CREATED TASK_DO
+                                                   "contactId = {{" CANARY "}}\n",
+     LOAD, 15, "'contactId': ", CANARY},
+};
+
 static void run_bad_case(const struct bad_case *c)
 {
     write_config(c->text);
@@ -245,6 +414,9 @@ static void run_bad_case(const struct bad_case *c)
             ok = rc == -EINVAL;
             for (size_t i = 0; i < cfg->ntriggers; i++) {
                 ok = ok && cfg->triggers[i].def == NULL && cfg->triggers[i].parent == NULL;
+            }
+            for (size_t i = 0; i < cfg->nrules; i++) {
+                ok = ok && cfg->rules[i].def == NULL;
             }
         }
         if (rc == 0 || cfg != NULL) {
@@ -271,6 +443,10 @@ static void test_bad_cases(void)
         run_bad_case(&bad_cases[i]);
     }
     CHECK(ARRAY_SIZE(bad_cases) >= 30);
+    for (size_t i = 0; i < ARRAY_SIZE(rule_cases); i++) {
+        run_bad_case(&rule_cases[i]);
+    }
+    CHECK(ARRAY_SIZE(rule_cases) >= 20);
 }
 
 /* A NUL byte cannot live in a C string table. */
@@ -622,6 +798,263 @@ static void test_reference(void)
     config_errors_free(&errs);
 }
 
+/* Rules of all three forms, checked member by member. */
+static void test_rules(void)
+{
+    write_config(RBASE                                                         /* 1-11 */
+                 "[rule vip-task]\n"                                           /* 12 */
+                 "on = contacts:created contacts:updated tasks:*\n"            /* 13 */
+                 "when = record.tags contains \"vip\"\n"                       /* 14 */
+                 "do = contacts.tasks.create\n"                                /* 15 */
+                 "contactId = {{record.id}}\n"                                 /* 16 */
+                 "title = Follow up with {{record.firstName | default \"them\"}}\n" /* 17 */
+                 "dueDate = {{now + 1d}}\n"                                    /* 18 */
+                 "completed = false\n"                                         /* 19 */
+                 "max_attempts = 3\n"                                          /* 20 */
+                 "backoff = 1s\n"                                              /* 21 */
+                 "backoff_max = 1m\n"                                          /* 22 */
+                 "[rule cleanup]\n"                                            /* 23 */
+                 "on = contacts:deleted\n"                                     /* 24 */
+                 "do = contacts.notes.delete\n"                                /* 25 */
+                 "confirm = yes\n"                                             /* 26 */
+                 "contactId = {{record.id}}\n"                                 /* 27 */
+                 "id = fixed-note_1\n"                                         /* 28 */
+                 "[rule hook]\n"                                               /* 29 */
+                 "on = contacts:*\n"                                           /* 30 */
+                 "do = http\n"                                                 /* 31 */
+                 "url = https://hooks.example.com:8443/p/{{record.id}}?x=1\n"  /* 32 */
+                 "method = PUT\n"                                              /* 33 */
+                 "header.X-Token = abc\n"                                      /* 34 */
+                 "header.X-Trace = {{event.id}}\n"                             /* 35 */
+                 "body.name = {{record.firstName}}\n"                          /* 36 */
+                 "body.tags = {{record.tags}}\n"                               /* 37 */
+                 "timeout = 10s\n"                                             /* 38 */
+                 "[rule local]\n"                                              /* 39 */
+                 "on = contacts:updated\n"                                     /* 40 */
+                 "when = changed(email)\n"                                     /* 41 */
+                 "do = http\n"                                                 /* 42 */
+                 "url = http://127.0.0.1:8080/x\n"                             /* 43 */
+                 "[rule run]\n"                                                /* 44 */
+                 "on = tasks:updated\n"                                        /* 45 */
+                 "do = exec\n"                                                 /* 46 */
+                 "command = /bin/true\n"                                       /* 47 */
+                 /* 48 */
+                 "args = --id {{record.id}} {{record.title | default \"no title\"}} plain\n"
+                 "[rule tags]\n"                                               /* 49 */
+                 "on = contacts:created contacts:created\n"                    /* 50 */
+                 "do = contacts.tags.add\n"                                    /* 51 */
+                 "contactId = {{record.id}}\n"                                 /* 52 */
+                 "tags = vip gold\n"                                           /* 53 */
+                 "[rule typed]\n"                                              /* 54 */
+                 "on = contacts:updated\n"                                     /* 55 */
+                 "do = contacts.update\n"                                      /* 56 */
+                 "contactId = {{record.id}}\n"                                 /* 57 */
+                 "dnd = {{record.dnd | bool}}\n"                               /* 58 */
+                 "customFields = [{\"id\": \"f1\", \"field_value\": \"x\"}]\n" /* 59 */
+                 "tags = {{record.tags}}\n"                                    /* 60 */
+                 "firstName = Dr. {{record.firstName}}\n");                    /* 61 */
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg == NULL) {
+        config_errors_free(&errs);
+        return;
+    }
+    CHECK_INT(cfg->nrules, 7);
+    if (cfg->nrules != 7) {
+        goto out;
+    }
+    const struct config_trigger *contacts = config_find_trigger(cfg, "contacts");
+    const struct config_trigger *tasks = config_find_trigger(cfg, "tasks");
+    const unsigned all = CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED | CONFIG_EMIT_DELETED;
+
+    const struct config_rule *v = &cfg->rules[0];
+    CHECK_STR(v->name, "vip-task");
+    CHECK_INT(v->line, 12);
+    CHECK_INT(v->non, 2);
+    if (v->non == 2) {
+        CHECK_STR(v->on[0].trigger, "contacts");
+        CHECK(v->on[0].resolved == contacts);
+        CHECK_INT(v->on[0].types, CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED);
+        CHECK_STR(v->on[1].trigger, "tasks");
+        CHECK(v->on[1].resolved == tasks);
+        CHECK_INT(v->on[1].types, all);
+    }
+    CHECK_STR(v->when, "record.tags contains \"vip\"");
+    CHECK_INT(v->when_line, 14);
+    CHECK(v->cond != NULL);
+    CHECK_STR(v->action, "contacts.tasks.create");
+    CHECK_INT(v->do_line, 15);
+    CHECK_INT(v->kind, CONFIG_RULE_CATALOG);
+    CHECK(v->def == NULL); /* until config_resolve */
+    CHECK(!v->confirm);
+    CHECK_INT(v->max_attempts, 3);
+    CHECK_INT(v->backoff_ms, 1000);
+    CHECK_INT(v->backoff_max_ms, 60000);
+    CHECK_INT(v->timeout_ms, 0);
+    CHECK(v->location == &cfg->locations[0]);
+    CHECK_INT(v->nparams, 4);
+    static const struct {
+        const char *name, *value;
+        int line;
+        bool literal;
+    } vp[] = {
+        {"contactId", "{{record.id}}", 16, false},
+        {"title", "Follow up with {{record.firstName | default \"them\"}}", 17, false},
+        {"dueDate", "{{now + 1d}}", 18, false},
+        {"completed", "false", 19, true},
+    };
+    for (size_t i = 0; i < v->nparams && i < ARRAY_SIZE(vp); i++) {
+        CHECK_STR(v->params[i].name, vp[i].name);
+        CHECK_STR(v->params[i].value, vp[i].value);
+        CHECK_INT(v->params[i].line, vp[i].line);
+        CHECK(v->params[i].tmpl != NULL &&
+              template_is_literal(v->params[i].tmpl) == vp[i].literal);
+    }
+    CHECK(v->nheaders == 0 && v->url == NULL && v->method == NULL && v->command == NULL &&
+          v->nargs == 0);
+
+    const struct config_rule *c = &cfg->rules[1];
+    CHECK(c->confirm);
+    CHECK(c->when == NULL && c->cond == NULL && c->when_line == 0);
+    CHECK_INT(c->max_attempts, 8);
+    CHECK_INT(c->backoff_ms, 5000);
+    CHECK_INT(c->backoff_max_ms, 15 * 60000);
+    CHECK(c->non == 1 && c->on[0].types == CONFIG_EMIT_DELETED);
+
+    const struct config_rule *h = &cfg->rules[2];
+    CHECK_INT(h->kind, CONFIG_RULE_HTTP);
+    CHECK_STR(h->action, "http");
+    CHECK(h->url != NULL && !template_is_literal(h->url));
+    CHECK_STR(h->method, "PUT");
+    CHECK_INT(h->timeout_ms, 10000);
+    CHECK_INT(h->nheaders, 2);
+    if (h->nheaders == 2) {
+        CHECK_STR(h->headers[0].name, "X-Token");
+        CHECK_STR(h->headers[0].value, "abc");
+        CHECK_INT(h->headers[0].line, 34);
+        CHECK(h->headers[0].tmpl != NULL && template_is_literal(h->headers[0].tmpl));
+        CHECK_STR(h->headers[1].name, "X-Trace");
+        CHECK(h->headers[1].tmpl != NULL && template_uses_root(h->headers[1].tmpl, "event"));
+    }
+    CHECK_INT(h->nparams, 2);
+    if (h->nparams == 2) {
+        CHECK_STR(h->params[0].name, "name");
+        CHECK_STR(h->params[1].name, "tags");
+        CHECK_INT(h->params[1].line, 37);
+    }
+    CHECK(h->non == 1 && h->on[0].types == all);
+
+    const struct config_rule *l = &cfg->rules[3];
+    CHECK_INT(l->kind, CONFIG_RULE_HTTP);
+    CHECK_STR(l->method, "POST");
+    CHECK_INT(l->timeout_ms, 30000);
+    CHECK(l->cond != NULL && condition_uses_changes(l->cond));
+    CHECK_INT(l->nparams, 0);
+
+    const struct config_rule *x = &cfg->rules[4];
+    CHECK_INT(x->kind, CONFIG_RULE_EXEC);
+    CHECK_STR(x->command, "/bin/true");
+    CHECK_INT(x->timeout_ms, 30000);
+    CHECK_INT(x->nargs, 4);
+    if (x->nargs == 4) {
+        CHECK(x->args[0] != NULL && template_is_literal(x->args[0]));
+        CHECK(x->args[1] != NULL && template_uses_root(x->args[1], "record"));
+        /* The quoted default's space did not split the word. */
+        CHECK(x->args[2] != NULL && !template_is_literal(x->args[2]));
+        CHECK(x->args[3] != NULL && template_is_literal(x->args[3]));
+    }
+    CHECK(x->location == &cfg->locations[0]);
+
+    const struct config_rule *t = &cfg->rules[5];
+    CHECK_INT(t->non, 1); /* a repeated TRIGGER:TYPE is merged */
+    CHECK(t->non == 1 && t->on[0].types == CONFIG_EMIT_CREATED);
+
+    /* Matching is by trigger and type. */
+    CHECK(config_rule_matches(v, contacts, CONFIG_EMIT_CREATED));
+    CHECK(config_rule_matches(v, contacts, CONFIG_EMIT_UPDATED));
+    CHECK(!config_rule_matches(v, contacts, CONFIG_EMIT_DELETED));
+    CHECK(config_rule_matches(v, tasks, CONFIG_EMIT_DELETED));
+    CHECK(!config_rule_matches(l, tasks, CONFIG_EMIT_UPDATED));
+    CHECK(!config_rule_matches(l, contacts, CONFIG_EMIT_CREATED));
+    CHECK(!config_rule_matches(NULL, contacts, CONFIG_EMIT_CREATED));
+    CHECK(config_find_rule(cfg, "hook") == h);
+    CHECK(config_find_rule(cfg, "nope") == NULL);
+
+    CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+    dump_errors(&errs);
+    CHECK(v->def == catalog_find_action(catalog, "contacts.tasks.create"));
+    CHECK(c->def == catalog_find_action(catalog, "contacts.notes.delete"));
+    CHECK(t->def == catalog_find_action(catalog, "contacts.tags.add"));
+    CHECK(cfg->rules[6].def == catalog_find_action(catalog, "contacts.update"));
+    CHECK(h->def == NULL && x->def == NULL);
+out:
+    config_free(cfg);
+    config_errors_free(&errs);
+}
+
+/*
+ * The rule examples of conf/pollen.ini are commented out; uncommented (each
+ * line of the block starting with ';' then a non-blank, non-';' character
+ * loses the ';'), they must load and resolve as they are.
+ */
+static void test_reference_rules(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    CHECK_INT(util_read_file(SOURCE_ROOT "/conf/pollen.ini", 1 << 20, &text, &len), 0);
+    if (text == NULL) {
+        return;
+    }
+    const char *begin = strstr(text, "; --- rule examples");
+    const char *end = begin != NULL ? strstr(begin, "; --- end of rule examples") : NULL;
+    CHECK(begin != NULL && end != NULL);
+    if (begin == NULL || end == NULL) {
+        free(text);
+        return;
+    }
+    char *out = xmalloc(len + 1);
+    size_t o = 0;
+    size_t uncommented = 0;
+    for (const char *p = text; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t l = nl != NULL ? (size_t)(nl - p) + 1 : strlen(p);
+        if (p > begin && p < end && p[0] == ';' && l > 2 && p[1] != ' ' && p[1] != ';' &&
+            p[1] != '\n') {
+            p++;
+            l--;
+            uncommented++;
+        }
+        memcpy(out + o, p, l);
+        o += l;
+        p += l;
+    }
+    out[o] = '\0';
+    free(text);
+    write_file(case_file, out, o, 0600);
+    free(out);
+    CHECK(uncommented >= 30);
+
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg != NULL) {
+        CHECK_INT(cfg->nrules, 5);
+        CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+        dump_errors(&errs);
+        const struct config_rule *r = config_find_rule(cfg, "vip-follow-up");
+        CHECK(r != NULL && r->def == catalog_find_action(catalog, "contacts.tasks.create"));
+        r = config_find_rule(cfg, "to-crm");
+        CHECK(r != NULL && r->kind == CONFIG_RULE_HTTP && r->nparams == 3 && r->nheaders == 1);
+        r = config_find_rule(cfg, "log-tasks");
+        CHECK(r != NULL && r->kind == CONFIG_RULE_EXEC && r->nargs == 2);
+    }
+    config_free(cfg);
+    config_errors_free(&errs);
+}
+
 static void setup(void)
 {
     const char *tmp = getenv("POLLEN_TEST_TMP");
@@ -682,6 +1115,8 @@ int main(void)
     test_full();
     test_derived();
     test_reference();
+    test_rules();
+    test_reference_rules();
     teardown();
     return test_done("test_config");
 }
