@@ -523,6 +523,9 @@ static cJSON *render_http(struct render *r, const struct config_rule *rule)
         cJSON_AddStringToObject(headers, rule->headers[i].name, text);
         free(text);
     }
+    if (rule->method != NULL && strcmp(rule->method, "GET") == 0) {
+        return req; /* GET carries no body */
+    }
     if (rule->nparams == 0) {
         cJSON_AddItemToObject(req, "body", cJSON_Duplicate(r->event, 1));
         return req;
