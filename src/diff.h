@@ -18,9 +18,10 @@
  * DIFF_SNAP_FORMAT and migrate, or re-baseline):
  *   - record hash: MurmurHash3-128 (hash.h) of json.h's hash feed. Without a
  *     field list it is the feed of the (ignore-filtered) record object. With
- *     one: u64 'F' | (names << 8), then per distinct name in bytewise order
- *     its key token ('k' header + bytes), u64 'p' | (members << 8) and the
- *     feed of each member carrying that name (0 members = absent).
+ *     one: the word 'F' | (names << 8) (hash_u64: 8 little-endian bytes),
+ *     then per distinct name in bytewise order its key token ('k', LEB128
+ *     length, bytes), the word 'p' | (members << 8) and the feed of each
+ *     member carrying that name (0 members = absent).
  *   - snapshot value: DIFF_SNAP_HEADER_LEN bytes, all integers little-endian:
  *       0  u8  magic 0xA9 (a UTF-8 continuation byte: no JSON text or
  *              earlier plain-JSON value can start with it)

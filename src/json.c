@@ -50,13 +50,39 @@ struct member_ref {
     uint64_t prefix;    /* first 8 key bytes, big-endian, zero-padded: fast compare */
     const cJSON *item;  /* the member; its key is item->string */
     uint32_t keylen;    /* strlen of the key, or UINT32_MAX: recompute */
-    uint32_t pos;       /* original position, for a total, stable order */
+    uint32_t pos;       /* index in the view (= object order), for a total, stable order */
+};
+
+/*
+ * Shape cache. API records of one kind share their key sequence, so the
+ * sorted order of an object's members is usually the one computed for the
+ * previous object with the same keys. A shape remembers a key sequence
+ * exactly (8-byte prefixes, lengths and the remaining key bytes) and its
+ * sorting permutation; a later object whose keys match it byte for byte
+ * reuses the permutation after an O(n) check instead of sorting. Only
+ * medium objects use it: small ones sort in a few compares, and big ones
+ * (> SHAPE_MAX) are rare. Storage is one fixed block per thread, allocated
+ * on first use; keys that do not fit a slot's tail buffer are not cached.
+ */
+#define SHAPE_MIN 8
+#define SHAPE_MAX 64
+#define SHAPE_SLOTS 8
+#define SHAPE_TAIL 1024
+
+struct shape {
+    uint32_t n;                /* members; 0 = empty slot */
+    uint64_t prefix[SHAPE_MAX];
+    uint32_t keylen[SHAPE_MAX];
+    uint8_t perm[SHAPE_MAX];   /* sorted slot k holds view index perm[k] */
+    char tail[SHAPE_TAIL];     /* key bytes past the first 8, in view order */
 };
 
 struct scratch {
     struct member_ref *v;
     size_t len;
     size_t cap;
+    struct shape *shapes;      /* SHAPE_SLOTS entries, or NULL */
+    unsigned next_victim;      /* round-robin replacement */
 };
 
 /* Per thread so hashing may also run on pool threads; grows, never shrinks. */
@@ -65,9 +91,8 @@ static _Thread_local struct scratch scratch;
 void json_scratch_release(void)
 {
     free(scratch.v);
-    scratch.v = NULL;
-    scratch.len = 0;
-    scratch.cap = 0;
+    free(scratch.shapes);
+    memset(&scratch, 0, sizeof(scratch));
 }
 
 static inline const char *key_of(const cJSON *item)
@@ -123,6 +148,98 @@ static void scratch_reserve(size_t extra)
     scratch.cap = cap;
 }
 
+/* True if the n refs (in view order) have exactly the keys recorded in sh. */
+static bool shape_matches(const struct shape *sh, const struct member_ref *v, size_t n)
+{
+    size_t off = 0;
+
+    if (sh->n != n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].prefix != sh->prefix[i] || v[i].keylen != sh->keylen[i]) {
+            return false;
+        }
+    }
+    /* Prefix + length pin keys of <= 8 bytes (keys hold no NUL); compare the rest. */
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].keylen > 8) {
+            size_t t = v[i].keylen - 8;
+            if (memcmp(v[i].item->string + 8, sh->tail + off, t) != 0) {
+                return false;
+            }
+            off += t;
+        }
+    }
+    return true;
+}
+
+/* Records the sorted refs v (whose pos fields are view indexes) as a shape. */
+static void shape_store(const struct member_ref *v, size_t n)
+{
+    uint8_t inv[SHAPE_MAX];
+    size_t tail = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        if (v[k].keylen == UINT32_MAX) {
+            return;
+        }
+        if (v[k].keylen > 8) {
+            tail += v[k].keylen - 8;
+        }
+        inv[v[k].pos] = (uint8_t)k;
+    }
+    if (tail > SHAPE_TAIL) {
+        return;
+    }
+    if (scratch.shapes == NULL) {
+        scratch.shapes = xcalloc(SHAPE_SLOTS, sizeof(*scratch.shapes));
+    }
+    struct shape *sh = &scratch.shapes[scratch.next_victim];
+    scratch.next_victim = (scratch.next_victim + 1) % SHAPE_SLOTS;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct member_ref *r = &v[inv[i]];
+        sh->prefix[i] = r->prefix;
+        sh->keylen[i] = r->keylen;
+        if (r->keylen > 8) {
+            memcpy(sh->tail + off, r->item->string + 8, r->keylen - 8);
+            off += r->keylen - 8;
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        sh->perm[k] = (uint8_t)v[k].pos;
+    }
+    sh->n = (uint32_t)n;
+}
+
+/* Sorts the view's refs, through the shape cache when the size allows. */
+static void sort_view(size_t base, size_t n)
+{
+    if (n < SHAPE_MIN || n > SHAPE_MAX) {
+        sort_refs(scratch.v + base, n);
+        return;
+    }
+    if (scratch.shapes != NULL) {
+        for (unsigned s = 0; s < SHAPE_SLOTS; s++) {
+            const struct shape *sh = &scratch.shapes[s];
+            if (!shape_matches(sh, scratch.v + base, n)) {
+                continue;
+            }
+            /* Permute through a copy just above the view (may move scratch.v). */
+            scratch_reserve(n);
+            struct member_ref *v = scratch.v + base;
+            memcpy(v + n, v, n * sizeof(*v));
+            for (size_t k = 0; k < n; k++) {
+                v[k] = v[n + sh->perm[k]];
+            }
+            return;
+        }
+    }
+    sort_refs(scratch.v + base, n);
+    shape_store(scratch.v + base, n);
+}
+
 void json_members_begin(struct json_members *m, const cJSON *obj,
                         bool (*keep)(const char *key, void *ud), void *ud)
 {
@@ -135,8 +252,7 @@ void json_members_begin(struct json_members *m, const cJSON *obj,
      * One pass over the sibling list: it is a chain of dependent loads, so
      * a separate counting pass would pay the cache misses twice.
      */
-    size_t pos = 0;
-    for (const cJSON *c = obj->child; c != NULL; c = c->next, pos++) {
+    for (const cJSON *c = obj->child; c != NULL; c = c->next) {
         const char *k = key_of(c);
         if (keep != NULL && !keep(k, ud)) {
             continue;
@@ -150,23 +266,25 @@ void json_members_begin(struct json_members *m, const cJSON *obj,
         /* One scan gives the sort prefix and the length the hash feed needs. */
         uint64_t prefix = 0;
         size_t n = 0;
-        while (k[n] != '\0') {
-            if (n < 8) {
-                prefix = (prefix << 8) | (unsigned char)k[n];
-            }
+        while (n < 8 && k[n] != '\0') {
+            prefix = (prefix << 8) | (unsigned char)k[n];
             n++;
         }
-        if (n > 0 && n < 8) {
+        if (n == 8) {
+            n += strlen(k + 8);
+        } else if (n > 0) {
             prefix <<= 8 * (8 - n); /* zero padding keeps bytewise order: "ab" < "ab\x01" */
         }
         struct member_ref *r = &scratch.v[scratch.len++];
         r->prefix = prefix;
         r->item = c;
         r->keylen = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
-        r->pos = pos < UINT32_MAX ? (uint32_t)pos : UINT32_MAX;
+        /* The view index orders ties exactly like the object position does. */
+        size_t idx = scratch.len - 1 - m->base;
+        r->pos = idx < UINT32_MAX ? (uint32_t)idx : UINT32_MAX;
     }
     m->count = scratch.len - m->base;
-    sort_refs(scratch.v + m->base, m->count);
+    sort_view(m->base, m->count);
 }
 
 const cJSON *json_members_at(const struct json_members *m, size_t i)
@@ -400,13 +518,27 @@ static void print_string(struct buf *b, const char *s)
         const char *esc = NULL;
         char u[7];
         switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
         default:
             if (c < 0x20) {
                 u[0] = '\\';
@@ -511,6 +643,9 @@ static inline void feed_flush(struct feed *f)
     f->n = 0;
 }
 
+/* Longest token header: the tag byte and a 64-bit LEB128 length. */
+#define HDR_MAX 11
+
 static inline void feed_word(struct feed *f, uint64_t w)
 {
     if (f->n > FEED_BUF - 8) {
@@ -521,15 +656,39 @@ static inline void feed_word(struct feed *f, uint64_t w)
     memcpy(p, &w, sizeof(w));
 #else
     for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(w >> (8 * i)); /* little-endian, as hash_u64 */
+        p[i] = (uint8_t)(w >> (8 * i));
     }
 #endif
     f->n += 8;
 }
 
+static inline void feed_tag(struct feed *f, unsigned tag)
+{
+    if (f->n >= FEED_BUF) {
+        feed_flush(f);
+    }
+    f->b[f->n++] = (uint8_t)tag;
+}
+
+/* Writes tag + LEB128(len) at p; returns the bytes written (<= HDR_MAX). */
+static inline size_t put_header(uint8_t *p, unsigned tag, uint64_t len)
+{
+    size_t n = 0;
+    p[n++] = (uint8_t)tag;
+    while (len >= 0x80) {
+        p[n++] = (uint8_t)(len | 0x80);
+        len >>= 7;
+    }
+    p[n++] = (uint8_t)len;
+    return n;
+}
+
 static inline void feed_header(struct feed *f, unsigned tag, uint64_t len)
 {
-    feed_word(f, (uint64_t)tag | (len << 8));
+    if (f->n > FEED_BUF - HDR_MAX) {
+        feed_flush(f);
+    }
+    f->n += put_header(f->b + f->n, tag, len);
 }
 
 static void feed_mem(struct feed *f, const char *s, size_t n)
@@ -547,27 +706,38 @@ static void feed_mem(struct feed *f, const char *s, size_t n)
 
 /*
  * Header + bytes of a C string in one pass: the bytes are copied behind a
- * reserved header slot and the length is filled in afterwards, so short
- * strings cost no strlen and no memcpy call. A string that does not fit the
- * buffer falls back to strlen and a direct hash_update of the rest.
+ * two-byte header slot (tag + a one-byte length covers strings < 128 bytes)
+ * and the header is written afterwards, so short strings cost no strlen and
+ * no memcpy call. A longer length shifts the copied bytes up to make room
+ * (the copy leaves HDR_MAX - 2 bytes spare). A string that does not fit the
+ * buffer continues with strlen and a direct hash_update of the rest.
  */
 static void feed_cstr(struct feed *f, unsigned tag, const char *s)
 {
-    if (f->n > FEED_BUF - 8) {
+    if (f->n > FEED_BUF - HDR_MAX - 1) {
         feed_flush(f);
     }
     size_t hdr = f->n;
-    size_t room = FEED_BUF - hdr - 8;
-    uint8_t *dst = f->b + hdr + 8;
+    size_t room = FEED_BUF - hdr - HDR_MAX;
+    uint8_t *dst = f->b + hdr + 2;
     size_t i = 0;
     while (i < room && s[i] != '\0') {
         dst[i] = (uint8_t)s[i];
         i++;
     }
     size_t rest = s[i] == '\0' ? 0 : strlen(s + i);
-    f->n = hdr;
-    feed_header(f, tag, i + rest); /* cannot flush: the slot was reserved */
-    f->n += i;
+    size_t len = i + rest;
+    if (len < 0x80) {
+        f->b[hdr] = (uint8_t)tag;
+        f->b[hdr + 1] = (uint8_t)len;
+        f->n = hdr + 2 + i;
+    } else {
+        uint8_t h[HDR_MAX];
+        size_t hn = put_header(h, tag, len);
+        memmove(f->b + hdr + hn, dst, i);
+        memcpy(f->b + hdr, h, hn);
+        f->n = hdr + hn + i;
+    }
     if (rest > 0) {
         feed_flush(f);
         hash_update(f->st, s + i, rest);
@@ -581,9 +751,26 @@ static void feed_object(struct feed *f, const cJSON *obj, bool (*keep)(const cha
 {
     struct json_members m;
 
+    /*
+     * Run-ahead: siblings are usually objects of the same kind (records of a
+     * page, elements of customFields), hashed next. Stepping one member
+     * along the next sibling's chain per member fed here overlaps that
+     * chain's cache misses with this object's hashing work, instead of
+     * paying them one after another when its turn comes.
+     */
+    const cJSON *ahead = NULL;
+    if (obj != NULL && obj->next != NULL && (obj->next->type & 0xFF) == cJSON_Object) {
+        ahead = obj->next->child;
+    }
+
     json_members_begin(&m, obj, keep, ud);
     feed_header(f, TAG_OBJECT, m.count);
     for (size_t i = 0; i < m.count; i++) {
+        if (ahead != NULL) {
+            PREFETCH(ahead->string);
+            PREFETCH(ahead->child);
+            ahead = ahead->next;
+        }
         const struct member_ref *r = &scratch.v[m.base + i];
         const cJSON *c = r->item;
         const char *k = key_of(c);
@@ -599,10 +786,10 @@ static void feed_value(struct feed *f, const cJSON *v)
 {
     switch (kind_of(v)) {
     case cJSON_False:
-        feed_header(f, TAG_FALSE, 0);
+        feed_tag(f, TAG_FALSE);
         return;
     case cJSON_True:
-        feed_header(f, TAG_TRUE, 0);
+        feed_tag(f, TAG_TRUE);
         return;
     case cJSON_Number: {
         double d = v->valuedouble;
@@ -611,7 +798,7 @@ static void feed_value(struct feed *f, const cJSON *v)
             d = 0.0; /* -0 and 0 print alike, so they must feed alike */
         }
         memcpy(&bits, &d, sizeof(bits));
-        feed_header(f, TAG_NUMBER, 0);
+        feed_tag(f, TAG_NUMBER);
         feed_word(f, bits);
         return;
     }
@@ -623,17 +810,17 @@ static void feed_value(struct feed *f, const cJSON *v)
         return;
     case cJSON_Array:
         /* Open/close markers make the token stream prefix-free without a counting pass. */
-        feed_header(f, TAG_ARRAY_OPEN, 0);
+        feed_tag(f, TAG_ARRAY_OPEN);
         for (const cJSON *c = v->child; c != NULL; c = c->next) {
             feed_value(f, c);
         }
-        feed_header(f, TAG_ARRAY_CLOSE, 0);
+        feed_tag(f, TAG_ARRAY_CLOSE);
         return;
     case cJSON_Object:
         feed_object(f, v, NULL, NULL);
         return;
     default:
-        feed_header(f, TAG_NULL, 0);
+        feed_tag(f, TAG_NULL);
         return;
     }
 }

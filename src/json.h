@@ -12,14 +12,16 @@
  *
  * Hash feed (json_hash_update): a prefix-free token stream of the canonical
  * value, so two values feed the same bytes iff their canonical forms are
- * equal. Each token starts with one u64 "header" = tag | (length << 8):
- *   null 'n', false 'f', true 't'         header only
- *   number 'd'                            header, then the IEEE-754 bits (u64)
- *   string 's' / raw 'r' (len = bytes)    header, then the bytes
- *   array '['                             header, elements, then ']' header
- *   object '{' (len = member count)       header, then per member a key
- *                                         token 'k' (len = bytes) + key bytes,
- *                                         followed by the value
+ * equal. Each token is a one-byte tag; tokens with a length carry it next as
+ * an unsigned LEB128 varint (minimal encoding):
+ *   null 'n', false 'f', true 't'         tag only
+ *   number 'd'                            tag, then the IEEE-754 bits as 8
+ *                                         little-endian bytes (-0 fed as 0)
+ *   string 's' / raw 'r'                  tag, byte length, bytes
+ *   array '['                             tag, elements, then tag ']'
+ *   object '{'                            tag, member count, then per member
+ *                                         (sorted) 'k', key length, key bytes,
+ *                                         and the value's tokens
  * The feed is persisted indirectly (snapshot hashes): changing it means a
  * snapshot format version bump. cJSON_Raw nodes (never produced by parsing)
  * are printed verbatim and hashed with their own tag, so for them the
@@ -29,8 +31,13 @@
  * case-sensitive variant, which returns the FIRST member of a duplicated key.
  *
  * Memory: sorting object members uses a per-thread scratch stack (grown with
- * xrealloc, never per node, reused across calls); json_scratch_release frees
- * the calling thread's scratch. No other hidden allocation.
+ * xrealloc, reused across calls, never per node) and, for objects of 8-64
+ * members, a per-thread cache of recent key orders (one ~15 KiB block
+ * allocated on first use). json_scratch_release frees both for the calling
+ * thread. Objects of more than 64 members are sorted with qsort (glibc may
+ * allocate a temporary buffer for those). No other hidden allocation.
+ * Reads: hashing an object may prefetch-walk its next sibling (run-ahead,
+ * read-only), which is almost always the next thing hashed.
  * Recursion: print, hash and equality recurse once per nesting level; trees
  * from json_parse are at most 1000 deep (CJSON_NESTING_LIMIT), which is safe
  * on the loop thread and on libuv pool threads.
@@ -84,7 +91,7 @@ void json_hash_update(struct hash_state *st, const cJSON *v);
 void json_hash_object_filtered(struct hash_state *st, const cJSON *obj,
                                bool (*keep)(const char *key, void *ud), void *ud);
 
-/* Feeds a key token ('k' header + bytes), the framing used for object members. */
+/* Feeds a key token ('k', LEB128 length, bytes), the framing used for object members. */
 void json_hash_key(struct hash_state *st, const char *key);
 
 /* Canonical equality: equal iff the canonical prints are equal (key order ignored). */
@@ -112,7 +119,7 @@ void json_members_begin(struct json_members *m, const cJSON *obj,
 const cJSON *json_members_at(const struct json_members *m, size_t i);
 void json_members_end(struct json_members *m);
 
-/* Frees the calling thread's scratch stack (engine shutdown, end of tests). No views may be open. */
+/* Frees the calling thread's scratch and key-order cache (shutdown, tests). No views may be open. */
 void json_scratch_release(void);
 
 #endif

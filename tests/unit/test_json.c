@@ -388,6 +388,166 @@ static void test_key_order_independence(void)
     cJSON_Delete(ref);
 }
 
+static char *repeat(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+static void check_frozen(const cJSON *v, const char *want)
+{
+    struct hash128 h = hash_of(v);
+    char got[40];
+    snprintf(got, sizeof(got), "%016llx%016llx", (unsigned long long)h.hi, (unsigned long long)h.lo);
+    CHECK_STR(got, want);
+}
+
+/*
+ * Frozen feed vectors. Hashes are persisted (snapshots), so the token
+ * format must not drift. The expected values come from an independent
+ * Python model of the feed documented in json.h (LEB128 lengths, sorted
+ * members) over the reference MurmurHash3. The cases cover every token
+ * kind, a 2-byte varint (key of 130 bytes, string of 200 bytes), a string
+ * longer than the internal feed buffer, and strings starting at every
+ * buffer offset.
+ */
+static void test_hash_frozen(void)
+{
+    cJSON *v = must_parse("{\"b\":[1,2.5,-0,null,true,false],\"a\":\"x\"}");
+    check_frozen(v, "211522a8a2ca4d32bf61e7820dffd2b7");
+    cJSON_Delete(v);
+
+    char *y = repeat('y', 200);
+    v = cJSON_CreateString(y);
+    check_frozen(v, "744151ee9b389aafdf9212f2e623b500");
+    cJSON_Delete(v);
+    free(y);
+
+    char *k = repeat('k', 130);
+    char *val = repeat('v', 1000);
+    v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, k, val);
+    cJSON_AddStringToObject(v, "e", "\xc3\xa9\x01");
+    check_frozen(v, "fed85aac160e173045d5f43b0201d9c3");
+    cJSON_Delete(v);
+    free(k);
+    free(val);
+
+    /* ["", "z", "zz", ... 299 z's, {"n":0,"s":""}, ... {"n":39,"s":39 q's}] */
+    v = cJSON_CreateArray();
+    for (size_t i = 0; i < 300; i++) {
+        char *z = repeat('z', i);
+        cJSON_AddItemToArray(v, cJSON_CreateString(z));
+        free(z);
+    }
+    for (int i = 0; i < 40; i++) {
+        cJSON *o = cJSON_CreateObject();
+        char *q = repeat('q', (size_t)(i % 150));
+        cJSON_AddNumberToObject(o, "n", i);
+        cJSON_AddStringToObject(o, "s", q);
+        cJSON_AddItemToArray(v, o);
+        free(q);
+    }
+    check_frozen(v, "a45a9044b06bcbaf15f465b54ed3b4b6");
+    cJSON_Delete(v);
+}
+
+/*
+ * The sorted order of medium objects is cached by key sequence (json.c
+ * "shape cache"). Shuffled objects must still print sorted and hash alike,
+ * and objects whose keys agree in length and first 8 bytes but differ later
+ * must not reuse another object's order.
+ */
+static void test_shape_cache(void)
+{
+    static const char *keys[] = {
+        "abcdefgh_j", "abcdefgh_a", "abcdefgh_e", "firstName", "firstNameRaw", "lastName",
+        "lastNameRaw", "id", "a", "b", "additionalEmails", "additionalPhones", "dateAdded",
+        "dateUpdated", "tags", "x", "zz", "abcdefgh_c", "\xc3\xa9", "abcdefgh",
+    };
+    enum { NK = sizeof(keys) / sizeof(keys[0]) };
+    size_t order[NK];
+    char *want = NULL;
+    struct hash128 want_h = {0, 0};
+    uint64_t lcg = 12345;
+    int bad = 0;
+
+    for (int round = 0; round < 300; round++) {
+        for (size_t i = 0; i < NK; i++) {
+            order[i] = i;
+        }
+        /* Fisher-Yates with a fixed LCG; round 0 keeps the table order. */
+        for (size_t i = NK - 1; round > 0 && i > 0; i--) {
+            lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t j = (size_t)((lcg >> 33) % (i + 1));
+            size_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        /* Use only a prefix of the keys on some rounds: several shapes compete for slots. */
+        size_t n = (round % 3 == 0) ? NK : NK - (size_t)(round % 5);
+        cJSON *o = cJSON_CreateObject();
+        for (size_t i = 0; i < NK; i++) {
+            if (order[i] < n) {
+                cJSON_AddNumberToObject(o, keys[order[i]], (double)order[i]);
+            }
+        }
+        char *p = json_print_canonical(o);
+        struct hash128 h = hash_of(o);
+        if (n == NK) {
+            if (want == NULL) {
+                want = p;
+                want_h = h;
+                p = NULL;
+            } else if (strcmp(p, want) != 0 || !hash128_eq(&h, &want_h)) {
+                bad++;
+            }
+        }
+        /* Independently of the cache: members must come out strictly ascending. */
+        struct json_members m;
+        json_members_begin(&m, o, NULL, NULL);
+        for (size_t i = 1; i < m.count; i++) {
+            if (strcmp(json_members_at(&m, i - 1)->string, json_members_at(&m, i)->string) >= 0) {
+                bad++;
+            }
+        }
+        json_members_end(&m);
+        free(p);
+        cJSON_Delete(o);
+    }
+    CHECK_INT(bad, 0);
+    CHECK_STR(want, "{\"a\":8,\"abcdefgh\":19,\"abcdefgh_a\":1,\"abcdefgh_c\":17,\"abcdefgh_e\":2,"
+                    "\"abcdefgh_j\":0,\"additionalEmails\":10,\"additionalPhones\":11,"
+                    "\"b\":9,\"dateAdded\":12,\"dateUpdated\":13,\"firstName\":3,"
+                    "\"firstNameRaw\":4,\"id\":7,\"lastName\":5,\"lastNameRaw\":6,"
+                    "\"tags\":14,\"x\":15,\"zz\":16,\"\xc3\xa9\":18}");
+    free(want);
+
+    /* Same lengths and 8-byte prefixes at every position, different tails. */
+    const char *tails1 = "abcdefghij";
+    const char *tails2 = "jihgfedcba";
+    char key[16];
+    cJSON *o1 = cJSON_CreateObject();
+    cJSON *o2 = cJSON_CreateObject();
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "prefix__%c", tails1[i]);
+        cJSON_AddNumberToObject(o1, key, i);
+        snprintf(key, sizeof(key), "prefix__%c", tails2[i]);
+        cJSON_AddNumberToObject(o2, key, 9 - i);
+    }
+    char *p1 = json_print_canonical(o1); /* caches o1's order */
+    char *p2 = json_print_canonical(o2); /* must not reuse it */
+    CHECK_STR(p2, p1);
+    CHECK(json_equal(o1, o2));
+    CHECK(strncmp(p1, "{\"prefix__a\":0,\"prefix__b\":1,", 29) == 0);
+    free(p1);
+    free(p2);
+    cJSON_Delete(o1);
+    cJSON_Delete(o2);
+}
+
 static void test_get_path(void)
 {
     cJSON *doc = must_parse("{\"meta\":{\"startAfterId\":\"x\",\"total\":5},"
@@ -561,6 +721,8 @@ int main(void)
     test_equivalence_corpus();
     test_type_distinction();
     test_key_order_independence();
+    test_hash_frozen();
+    test_shape_cache();
     test_get_path();
     test_getters();
     test_members_view();
