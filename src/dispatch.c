@@ -57,6 +57,7 @@ struct outcome {
     char error[512];
     char trace_id[80];
     cJSON *result;          /* the response member `result` (own-write tracking), owned */
+    bool created_new;       /* an upsert answered "new": true */
 };
 
 static void pump(struct dispatcher *d);
@@ -113,7 +114,36 @@ static void set_num(cJSON *obj, const char *key, double value)
     cJSON_AddNumberToObject(obj, key, value);
 }
 
-/* ---- own writes -------------------------------------------------------- */
+/* ---- own writes --------------------------------------------------------
+ *
+ * For every record an action wrote, STORE_OWN keeps what pollen set:
+ *   {"at": ms, "written": {field: value...}, "created": bool, "deleted": bool}
+ * `written` holds the request's body fields (what pollen chose), replaced by
+ * the response's list for list results (tags, followers: the resulting set).
+ * A write to a task or note of a contact, or to a contact's campaigns,
+ * "touches" the contact (its dateUpdated moves) with nothing written.
+ * An event is pollen's echo when:
+ *   created: pollen created that record;  deleted: pollen deleted it;
+ *   updated: every changed field, apart from the ones the API derives
+ *            (below), is one pollen wrote, with the value it wrote.
+ * So an external change made at the same time is never swallowed.
+ */
+
+/* Fields the API recomputes on any write to a contact: they prove nothing. */
+static const char *const derived_fields[] = {
+    "dateUpdated", "firstNameLowerCase", "lastNameLowerCase", "fullNameLowerCase",
+    "emailLowerCase", "contactName", "name", "searchAfter", "lastActivity",
+};
+
+static bool is_derived(const char *field)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(derived_fields); i++) {
+        if (strcmp(field, derived_fields[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
 
 static char *own_key(const char *location_id, const char *resource, const char *record_id,
                      size_t *len)
@@ -123,47 +153,92 @@ static char *own_key(const char *location_id, const char *resource, const char *
     return k;
 }
 
+/*
+ * customFields are written as [{id, field_value}] but read back as the whole
+ * list of [{id, value}]: each written field must be there with its value.
+ */
+static bool custom_fields_echo(const cJSON *mine, const cJSON *now)
+{
+    if (!cJSON_IsArray(mine) || !cJSON_IsArray(now)) {
+        return false;
+    }
+    const cJSON *w;
+    cJSON_ArrayForEach(w, mine)
+    {
+        const char *id = json_get_string(w, "id");
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(w, "field_value");
+        if (want == NULL) {
+            want = cJSON_GetObjectItemCaseSensitive(w, "value");
+        }
+        bool found = false;
+        const cJSON *n;
+        cJSON_ArrayForEach(n, now)
+        {
+            const char *nid = json_get_string(n, "id");
+            if (id != NULL && nid != NULL && strcmp(id, nid) == 0) {
+                found = json_equal(want, cJSON_GetObjectItemCaseSensitive(n, "value"));
+                break;
+            }
+        }
+        if (!found) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool updated_is_echo(const cJSON *saved, const cJSON *changes)
+{
+    const cJSON *written = cJSON_GetObjectItemCaseSensitive(saved, "written");
+    const cJSON *change;
+    cJSON_ArrayForEach(change, changes)
+    {
+        if (is_derived(change->string)) {
+            continue;
+        }
+        const cJSON *mine = cJSON_GetObjectItemCaseSensitive(written, change->string);
+        const cJSON *now = cJSON_GetObjectItemCaseSensitive(change, "new");
+        if (mine == NULL || now == NULL) {
+            return false;
+        }
+        bool same = strcmp(change->string, "customFields") == 0 ? custom_fields_echo(mine, now)
+                                                                : json_equal(mine, now);
+        if (!same) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Is this event the echo of a write pollen made? Consumes the record if so. */
 static bool is_own_write(struct store_txn *txn, const char *location_id, const char *resource,
-                         const char *record_id, const char *type, const cJSON *record)
+                         const char *record_id, const char *type, const cJSON *changes)
 {
     size_t klen = 0;
     char *key = own_key(location_id, resource, record_id, &klen);
     const void *val = NULL;
     size_t vlen = 0;
-    bool own = false;
     if (store_get(txn, STORE_OWN, key, klen, &val, &vlen) != 0) {
         free(key);
         return false;
     }
     cJSON *saved = NULL;
+    bool own = false;
     bool expired = true;
     if (json_parse(val, vlen, &saved, NULL) == 0) {
-        double at = entry_num(saved, "at", 0);
-        expired = util_wall_ms() > (uint64_t)at + OWN_WRITE_TTL_MS;
-        const cJSON *wrote = cJSON_GetObjectItemCaseSensitive(saved, "record");
-        if (!expired && strcmp(type, "deleted") == 0) {
+        expired = util_wall_ms() > (uint64_t)entry_num(saved, "at", 0) + OWN_WRITE_TTL_MS;
+        if (expired) {
+            own = false;
+        } else if (strcmp(type, "created") == 0) {
+            own = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(saved, "created"));
+        } else if (strcmp(type, "deleted") == 0) {
             own = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(saved, "deleted"));
-        } else if (!expired && cJSON_IsObject(wrote) && cJSON_IsObject(record)) {
-            size_t compared = 0;
-            own = true;
-            const cJSON *field;
-            cJSON_ArrayForEach(field, wrote)
-            {
-                const cJSON *now = cJSON_GetObjectItemCaseSensitive(record, field->string);
-                if (now == NULL) {
-                    continue; /* the listing's shape lacks it (e.g. address1 vs address) */
-                }
-                compared++;
-                if (!json_equal(field, now)) {
-                    own = false;
-                    break;
-                }
-            }
-            own = own && compared > 0;
+        } else {
+            own = updated_is_echo(saved, changes);
         }
     }
     cJSON_Delete(saved);
+    /* Kept when not matched: the poll may have run before the write landed. */
     if (own || expired) {
         store_del(txn, STORE_OWN, key, klen);
     }
@@ -171,41 +246,44 @@ static bool is_own_write(struct store_txn *txn, const char *location_id, const c
     return own;
 }
 
-static int remember_own_write(struct store_txn *txn, const cJSON *entry, const cJSON *result,
-                              const char *location_id)
+/* Merges one write into the record's own-write entry. written is borrowed. */
+static int note_write(struct store_txn *txn, const char *location_id, const char *resource,
+                      const char *id, const cJSON *written, bool created, bool deleted)
 {
-    const char *resource = json_get_string(entry, "target_resource");
-    if (resource == NULL || *resource == '\0') {
-        return 0;
-    }
-    const char *target = json_get_string(entry, "target_id");
-    const char *id = cJSON_IsObject(result) ? json_get_string(result, "id") : NULL;
-    if (id == NULL) {
-        id = target;
-    }
-    if (id == NULL || !diff_valid_record_id(id)) {
-        return 0;
-    }
-    cJSON *saved = cJSON_CreateObject();
-    cJSON_AddNumberToObject(saved, "at", (double)util_wall_ms());
-    const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
-    bool deletes = strcmp(entry_str(req, "method"), "DELETE") == 0 &&
-                   strcmp(entry_str(entry, "result"), "") == 0;
-    if (deletes) {
-        cJSON_AddBoolToObject(saved, "deleted", true);
-    } else if (cJSON_IsObject(result)) {
-        cJSON_AddItemToObject(saved, "record", cJSON_Duplicate(result, 1));
-    } else if (result != NULL) {
-        /* A bare list (tags, followers): the record's member of that name. */
-        cJSON *rec = cJSON_CreateObject();
-        cJSON_AddItemToObject(rec, entry_str(entry, "result"), cJSON_Duplicate(result, 1));
-        cJSON_AddItemToObject(saved, "record", rec);
-    } else {
-        cJSON_Delete(saved);
+    if (id == NULL || !diff_valid_record_id(id) || *resource == '\0') {
         return 0;
     }
     size_t klen = 0;
     char *key = own_key(location_id, resource, id, &klen);
+    const void *val = NULL;
+    size_t vlen = 0;
+    cJSON *saved = NULL;
+    if (store_get(txn, STORE_OWN, key, klen, &val, &vlen) == 0) {
+        json_parse(val, vlen, &saved, NULL);
+    }
+    if (saved == NULL) {
+        saved = cJSON_CreateObject();
+    }
+    set_num(saved, "at", (double)util_wall_ms());
+    cJSON *acc = cJSON_GetObjectItemCaseSensitive(saved, "written");
+    if (!cJSON_IsObject(acc)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(saved, "written");
+        acc = cJSON_AddObjectToObject(saved, "written");
+    }
+    const cJSON *f;
+    cJSON_ArrayForEach(f, written)
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(acc, f->string);
+        cJSON_AddItemToObject(acc, f->string, cJSON_Duplicate(f, 1));
+    }
+    if (created) {
+        cJSON_DeleteItemFromObjectCaseSensitive(saved, "created");
+        cJSON_AddBoolToObject(saved, "created", true);
+    }
+    if (deleted) {
+        cJSON_DeleteItemFromObjectCaseSensitive(saved, "deleted");
+        cJSON_AddBoolToObject(saved, "deleted", true);
+    }
     char *json = cJSON_PrintUnformatted(saved);
     int rc = store_put(txn, STORE_OWN, key, klen, json, strlen(json));
     free(json);
@@ -214,11 +292,64 @@ static int remember_own_write(struct store_txn *txn, const cJSON *entry, const c
     return rc;
 }
 
+static int remember_own_write(struct store_txn *txn, const cJSON *entry, const cJSON *result,
+                              const char *location_id)
+{
+    const char *resource = entry_str(entry, "target_resource");
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
+    const char *method = entry_str(req, "method");
+    const char *path = entry_str(req, "path");
+    const char *target = json_get_string(entry, "target_id");
+    const char *result_name = entry_str(entry, "result");
+    const char *contact = json_get_string(entry, "contact_id");
+    int rc = 0;
+    if (*resource != '\0') {
+        /* What pollen chose: the body, or the resulting list for tag/follower calls. */
+        cJSON *written = cJSON_CreateObject();
+        const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
+        const cJSON *f;
+        cJSON_ArrayForEach(f, body)
+        {
+            cJSON_AddItemToObject(written, f->string, cJSON_Duplicate(f, 1));
+        }
+        if (cJSON_IsArray(result) && *result_name != '\0') {
+            cJSON_DeleteItemFromObjectCaseSensitive(written, result_name);
+            cJSON_AddItemToObject(written, result_name, cJSON_Duplicate(result, 1));
+        }
+        const char *created_id = NULL;
+        if (strcmp(method, "POST") == 0 && cJSON_IsObject(result)) {
+            created_id = json_get_string(result, "id");
+        }
+        /* A DELETE of the record itself (the path ends with its id), not of a
+         * relation such as a campaign enrolment. */
+        bool deletes = strcmp(method, "DELETE") == 0 && target != NULL &&
+                       str_has_suffix(path, target) && path[strlen(path) - strlen(target) - 1] == '/';
+        if (created_id != NULL && (target == NULL || strcmp(created_id, target) != 0)) {
+            rc = note_write(txn, location_id, resource, created_id, written, true, false);
+        } else if (target != NULL) {
+            rc = note_write(txn, location_id, resource, target, deletes ? NULL : written, false,
+                            deletes);
+        } else if (cJSON_IsObject(result) && json_get_string(result, "id") != NULL) {
+            /* An upsert: the record it returned, created or not. */
+            rc = note_write(txn, location_id, resource, json_get_string(result, "id"), written,
+                            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(entry, "upsert_new")),
+                            false);
+        }
+        cJSON_Delete(written);
+    }
+    /* Writes under a contact move its dateUpdated: a touch, nothing written. */
+    if (rc == 0 && contact != NULL && strcmp(resource, "contact") != 0) {
+        rc = note_write(txn, location_id, "contact", contact, NULL, false, false);
+    }
+    return rc;
+}
+
 /* ---- rendering a rule's action at enqueue time ---------------------------- */
 
 struct render {
     const cJSON *event;
     uint64_t now;
+    char *contact_id;  /* the contactId path parameter, if the action has one */
     char err[256];
 };
 
@@ -332,8 +463,17 @@ static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, char *e
         }
         break;
     }
-    case CATALOG_JSON:
+    case CATALOG_JSON: {
+        /* A literal (or rendered text) that is JSON is sent as that JSON. */
+        if (cJSON_IsString(v)) {
+            cJSON *parsed = NULL;
+            if (json_parse(v->valuestring, strlen(v->valuestring), &parsed, NULL) == 0) {
+                cJSON_Delete(v);
+                return parsed;
+            }
+        }
         return v;
+    }
     }
     snprintf(err, errlen, "%s: the value does not fit the expected type", name);
     cJSON_Delete(v);
@@ -382,7 +522,11 @@ static char *render_path(struct render *r, const struct config_rule *rule, char 
             return NULL;
         }
         if (def->target != NULL && strcmp(def->target, name) == 0) {
+            free(*target_id);
             *target_id = xstrdup(text);
+        }
+        if (strcmp(name, "contactId") == 0 && r->contact_id == NULL) {
+            r->contact_id = xstrdup(text);
         }
         char *esc = location_escape(text);
         buf_append_str(&b, esc);
@@ -480,6 +624,9 @@ static cJSON *render_catalog(struct render *r, const struct config_rule *rule,
                             def->target_resource ? def->target_resource : "");
     if (target_id != NULL) {
         cJSON_AddStringToObject(entry, "target_id", target_id);
+    }
+    if (r->contact_id != NULL) {
+        cJSON_AddStringToObject(entry, "contact_id", r->contact_id);
     }
     free(path);
     free(target_id);
@@ -698,6 +845,7 @@ static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct con
         rc = outbox_enqueue(txn, entry, r.now, NULL);
     }
     cJSON_Delete(entry);
+    free(r.contact_id);
     return rc;
 }
 
@@ -715,8 +863,8 @@ int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud)
     if (tc == NULL || tc->def == NULL) {
         return 0;
     }
-    const cJSON *record = cJSON_GetObjectItemCaseSensitive(event, "record");
-    if (is_own_write(txn, tc->location->id, tc->def->resource, record_id, type, record)) {
+    const cJSON *changes = cJSON_GetObjectItemCaseSensitive(event, "changes");
+    if (is_own_write(txn, tc->location->id, tc->def->resource, record_id, type, changes)) {
         cJSON_AddStringToObject(event, "origin", "pollen");
         return 0; /* pollen's own echo never fires rules: no feedback loops */
     }
@@ -807,6 +955,9 @@ static int finish_txn(struct store_txn *txn, void *ud)
     if (o->kind == OUT_SUCCESS) {
         f->type = "action.succeeded";
         rc = outbox_remove(txn, a->id);
+        if (o->created_new) {
+            cJSON_AddBoolToObject(entry, "upsert_new", true);
+        }
         if (rc == 0) {
             rc = remember_own_write(txn, entry, o->result, entry_str(entry, "location_id"));
         }
@@ -909,6 +1060,7 @@ static void classify_http(const cJSON *entry, const struct http_response *resp, 
             cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(body, result);
             o->result = r;
         }
+        o->created_new = body != NULL && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "new"));
     } else if (is_delete && gone_ok && (s == 404 || s == 400 || s == 422)) {
         o->kind = OUT_SUCCESS; /* already gone: a retried delete has nothing left to do */
         snprintf(o->error, sizeof(o->error), "already gone (HTTP %ld)", s);
