@@ -264,6 +264,20 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+static bool known_event_type(const char *type)
+{
+    static const char *const types[] = {
+        "created", "updated", "deleted", "action.succeeded", "action.failed", "action.dead",
+        "auth.failed",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+        if (strcmp(type, types[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int cmd_tail(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -297,6 +311,12 @@ static int cmd_tail(int argc, char **argv)
             break;
         case OPT_TYPE:
             to.type = optarg;
+            if (!known_event_type(optarg)) {
+                return usage_error(usage_tail,
+                                   "unknown event type '%s' (created, updated, deleted, "
+                                   "action.succeeded, action.failed, action.dead, auth.failed)",
+                                   optarg);
+            }
             break;
         case OPT_LIMIT:
             if (parse_u64(optarg, &to.limit) != 0) {

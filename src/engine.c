@@ -270,6 +270,7 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
     harden_process();
     /* Once, before anything could start a thread (curl's resolver does). */
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    json_arena_install();
     util_rand_seed();
     failpoint_init();
 

@@ -88,8 +88,11 @@ struct scratch {
 /* Per thread so hashing may also run on pool threads; grows, never shrinks. */
 static _Thread_local struct scratch scratch;
 
+static void arena_release_all(void);
+
 void json_scratch_release(void)
 {
+    arena_release_all();
     free(scratch.v);
     free(scratch.shapes);
     memset(&scratch, 0, sizeof(scratch));
@@ -949,4 +952,135 @@ bool json_utf8_valid(const char *s, size_t len)
         i += need + 1;
     }
     return true;
+}
+
+/* ---- page arena ---------------------------------------------------------- */
+
+#define ARENA_BLOCK (1u << 20)
+
+struct arena_block {
+    char *mem;
+    size_t size;
+    size_t used;
+};
+
+static struct {
+    bool installed;
+    bool active;        /* allocations go to the arena */
+    cJSON *tree;        /* the live arena tree, if any */
+    struct arena_block *blocks;
+    size_t nblocks;
+    size_t current;
+} arena;
+
+static bool in_arena(const void *p)
+{
+    const char *c = p;
+    for (size_t i = 0; i < arena.nblocks; i++) {
+        if (c >= arena.blocks[i].mem && c < arena.blocks[i].mem + arena.blocks[i].size) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void *arena_alloc(size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    while (arena.current < arena.nblocks) {
+        struct arena_block *b = &arena.blocks[arena.current];
+        if (b->size - b->used >= size) {
+            void *p = b->mem + b->used;
+            b->used += size;
+            return p;
+        }
+        arena.current++;
+    }
+    size_t bsize = size > ARENA_BLOCK ? size : ARENA_BLOCK;
+    arena.blocks = xrealloc(arena.blocks, (arena.nblocks + 1) * sizeof(*arena.blocks));
+    struct arena_block *b = &arena.blocks[arena.nblocks++];
+    b->mem = xmalloc(bsize);
+    b->size = bsize;
+    b->used = size;
+    arena.current = arena.nblocks - 1;
+    return b->mem;
+}
+
+static void *hook_malloc(size_t size)
+{
+    return arena.active ? arena_alloc(size) : malloc(size);
+}
+
+static void hook_free(void *p)
+{
+    if (p != NULL && arena.nblocks > 0 && in_arena(p)) {
+        return; /* released with the whole arena */
+    }
+    free(p);
+}
+
+static void arena_release_all(void)
+{
+    if (arena.tree != NULL) {
+        return;
+    }
+    for (size_t i = 0; i < arena.nblocks; i++) {
+        free(arena.blocks[i].mem);
+    }
+    free(arena.blocks);
+    arena.blocks = NULL;
+    arena.nblocks = 0;
+    arena.current = 0;
+}
+
+void json_arena_install(void)
+{
+    if (arena.installed) {
+        return;
+    }
+    cJSON_Hooks hooks = {.malloc_fn = hook_malloc, .free_fn = hook_free};
+    cJSON_InitHooks(&hooks);
+    arena.installed = true;
+}
+
+static void arena_reset(void)
+{
+    for (size_t i = 0; i < arena.nblocks; i++) {
+        arena.blocks[i].used = 0;
+    }
+    arena.current = 0;
+    /* Keep the blocks of an ordinary page; give back what a huge one took. */
+    while (arena.nblocks > 8) {
+        free(arena.blocks[--arena.nblocks].mem);
+    }
+}
+
+int json_parse_arena(const char *data, size_t len, cJSON **out, size_t *err_offset)
+{
+    if (!arena.installed || arena.tree != NULL) {
+        return json_parse(data, len, out, err_offset);
+    }
+    arena.active = true;
+    int rc = json_parse(data, len, out, err_offset);
+    arena.active = false;
+    if (rc == 0) {
+        arena.tree = *out;
+    } else {
+        arena_reset();
+    }
+    return rc;
+}
+
+void json_arena_free(cJSON *root)
+{
+    if (root == NULL) {
+        return;
+    }
+    if (root != arena.tree) {
+        cJSON_Delete(root);
+        return;
+    }
+    /* Every node is in the arena: there is nothing to free one by one. */
+    arena.tree = NULL;
+    arena_reset();
 }

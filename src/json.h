@@ -119,6 +119,23 @@ void json_members_begin(struct json_members *m, const cJSON *obj,
 const cJSON *json_members_at(const struct json_members *m, size_t i);
 void json_members_end(struct json_members *m);
 
+/*
+ * Page arena. json_arena_install() (once, at engine start) routes cJSON's
+ * allocations through pollen's hooks. json_parse_arena() parses like
+ * json_parse, but every node of the tree is bump-allocated from a reusable
+ * arena, so a 500-record page costs a few large blocks instead of ~100,000
+ * malloc calls, and freeing it is nearly free. Only the parsed tree lives in
+ * the arena: anything created while using it (duplicates, events) is a
+ * normal allocation, so nothing outlives it by accident. One arena tree at a
+ * time (the loop processes pages one by one): while one is alive,
+ * json_parse_arena falls back to json_parse. Free the tree with
+ * json_arena_free() (which falls back to cJSON_Delete for other trees).
+ * Loop thread only.
+ */
+void json_arena_install(void);
+int json_parse_arena(const char *data, size_t len, cJSON **out, size_t *err_offset);
+void json_arena_free(cJSON *root);
+
 /* Frees the calling thread's scratch and key-order cache (shutdown, tests). No views may be open. */
 void json_scratch_release(void);
 

@@ -15,6 +15,9 @@
 /* Requests one location may have on the wire at once: enough to overlap
  * latency, few enough that a burst cannot outrun the limiter's feedback. */
 #define LOCATION_MAX_IN_FLIGHT 6
+/* When polling alone would use the whole budget, every this-many grants one
+ * goes to a waiting sweep, so for_each triggers always make progress. */
+#define SWEEP_EVERY 4
 
 struct location_pending {
     struct location_pending *next;
@@ -51,6 +54,7 @@ struct location {
     struct pending_queue queues[2];
     struct pending_queue finished; /* cancelled before sending; callbacks run from pump() */
     size_t in_flight;
+    unsigned polls_in_a_row;       /* POLL grants since the last SWEEP grant */
     bool closing;
     bool timer_closed;
 };
@@ -315,17 +319,24 @@ static void pump_cb(uv_timer_t *timer)
     run_finished(loc);
     uint64_t wait = 0;
     while (loc->in_flight < LOCATION_MAX_IN_FLIGHT) {
-        int cls = loc->queues[LOCATION_POLL].len > 0 ? LOCATION_POLL : LOCATION_SWEEP;
-        struct pending_queue *q = &loc->queues[cls];
-        if (q->len == 0) {
+        bool polls = loc->queues[LOCATION_POLL].len > 0;
+        bool sweeps = loc->queues[LOCATION_SWEEP].len > 0;
+        if (!polls && !sweeps) {
             return;
         }
-        double share = cls == LOCATION_POLL ? 1.0 : loc->sweep_share;
+        int cls = polls ? LOCATION_POLL : LOCATION_SWEEP;
+        if (polls && sweeps && loc->polls_in_a_row >= SWEEP_EVERY) {
+            cls = LOCATION_SWEEP;
+        }
+        /* A starved sweep may take its turn within the whole budget; otherwise
+         * sweeps stay within their share. */
+        double share = cls == LOCATION_POLL || polls ? 1.0 : loc->sweep_share;
         wait = ratelimit_acquire(loc->rl, uv_now(loc->loop), share);
         if (wait > 0) {
             break;
         }
-        start_one(loc, queue_pop(q));
+        loc->polls_in_a_row = cls == LOCATION_POLL ? loc->polls_in_a_row + 1 : 0;
+        start_one(loc, queue_pop(&loc->queues[cls]));
     }
     if (wait > 0) {
         schedule_pump(loc, wait);

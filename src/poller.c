@@ -39,6 +39,8 @@
 #define CONFIRM_CAP 50
 /* Mass-deletion guard (P5): more than this many and more than half of the records. */
 #define MASS_DELETE_MIN 20
+/* Empty listings in a row before a listing's emptiness is believed (no GET by id). */
+#define EMPTY_CONFIRMATIONS 3
 /* Pages in one enumeration before we assume the API is looping. */
 #define MAX_PAGES 100000
 
@@ -91,6 +93,10 @@ struct poller {
     struct strlist missing_new;
     struct strlist missing_old;
     uint64_t missing_new_total;
+    unsigned empty_streak;     /* complete enumerations in a row that listed nothing */
+    bool incomplete;           /* fewer records listed than the API's own count */
+    double max_total;          /* the largest count a page of this enumeration claimed, or -1 */
+    uint64_t listed_total;     /* that count */
     struct strlist gone;       /* confirmed by GET */
     struct strlist hold;       /* to mark SNAP_MISSING */
     struct strlist remove;     /* to delete now */
@@ -167,8 +173,15 @@ static void log_failure(const struct poller *p, const char *what, const struct h
                         const cJSON *body)
 {
     const char *trace = body ? json_get_string(body, "traceId") : NULL;
-    if (resp->status == 0) {
-        log_warn(p->tag, "%s: %s (%s)", what, http_strerror(resp->error), resp->error_text);
+    if (resp->error == HTTP_E_REDIRECT) {
+        log_warn(p->tag, "%s: HTTP %ld redirect to '%s' refused", what, resp->status,
+                 resp->location);
+    } else if (resp->error != 0) {
+        /* The status line may have arrived (HTTP 200) before the body failed. */
+        log_warn(p->tag, "%s: %s (%s)%s%ld", what, http_strerror(resp->error), resp->error_text,
+                 resp->status ? " after HTTP " : "", resp->status);
+    } else if (resp->status == 0) {
+        log_warn(p->tag, "%s: no response", what);
     } else if (resp->error == HTTP_E_REDIRECT) {
         log_warn(p->tag, "%s: HTTP %ld redirect to '%s' refused", what, resp->status,
                  resp->location);
@@ -538,6 +551,9 @@ static void cycle_reset(struct poller *p)
     p->scan_key_len = 0;
     p->scan_total = 0;
     p->missing_new_total = 0;
+    p->incomplete = false;
+    p->listed_total = 0;
+    p->max_total = -1;
     strlist_clear(&p->missing_new);
     strlist_clear(&p->missing_old);
     strlist_clear(&p->gone);
@@ -570,6 +586,9 @@ static void cycle_end(struct poller *p, bool ok)
             p->env.on_done(p, p->env.ud);
         }
         return;
+    }
+    if (p->stopping) {
+        return; /* shutdown: the cycle was cut short on purpose */
     }
     uint64_t delay;
     if (ok) {
@@ -716,6 +735,29 @@ static bool advance_cursor(struct poller *p, const cJSON *body, const cJSON *rec
 
 static void scan_missing(struct poller *p);
 
+/* The API's own count of the listing (total, count or meta.total), or -1. */
+static double listed_total(const cJSON *body)
+{
+    double v = -1;
+    if (json_get_number(body, "total", &v) || json_get_number(body, "count", &v)) {
+        return v;
+    }
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(body, "meta");
+    if (json_get_number(meta, "total", &v)) {
+        return v;
+    }
+    return -1;
+}
+
+static void check_listed_total(struct poller *p, double total)
+{
+    if (p->def->single || total < 0) {
+        return;
+    }
+    p->listed_total = (uint64_t)total;
+    p->incomplete = p->records_seen < p->listed_total;
+}
+
 static void on_page(struct http_response *resp, void *ud)
 {
     struct poller *p = ud;
@@ -726,20 +768,21 @@ static void on_page(struct http_response *resp, void *ud)
     }
     cJSON *body = NULL;
     if (resp->body.len > 0) {
-        json_parse(resp->body.data, resp->body.len, &body, NULL);
+        json_parse_arena(resp->body.data, resp->body.len, &body, NULL);
     }
     enum outcome oc = classify(resp);
     if (oc == OUTCOME_GONE && p->def->single) {
         /* The one record does not exist: a complete, empty enumeration. */
-        cJSON_Delete(body);
+        json_arena_free(body);
         scan_missing(p);
         return;
     }
     if (oc != OUTCOME_OK) {
         log_failure(p, p->def->path, resp, body);
-        cJSON_Delete(body);
+        json_arena_free(body);
         if (oc == OUTCOME_RETRY) {
-            page_retry(p, resp->status ? "server error" : "network error");
+            page_retry(p, resp->error != 0 ? http_strerror(resp->error)
+                          : resp->status == 429 ? "rate limited (HTTP 429)" : "server error");
         } else {
             log_error(p->tag, "the API refused the request; check the trigger's parameters "
                               "and the token's scopes");
@@ -769,7 +812,7 @@ static void on_page(struct http_response *resp, void *ud)
         log_warn(p->tag, "%s: response has no '%s' array (traceId %s)", p->def->path,
                  p->def->records, trace ? trace : "none");
         cJSON_Delete(wrapped);
-        cJSON_Delete(body);
+        json_arena_free(body);
         page_retry(p, "unexpected response shape");
         return;
     }
@@ -778,7 +821,7 @@ static void on_page(struct http_response *resp, void *ud)
     if (rc != 0) {
         log_error(p->tag, "cannot record page %u: %s", p->page + 1, store_strerror(rc));
         cJSON_Delete(wrapped);
-        cJSON_Delete(body);
+        json_arena_free(body);
         cycle_end(p, false);
         return;
     }
@@ -797,10 +840,14 @@ static void on_page(struct http_response *resp, void *ud)
     if (a.st.created + a.st.updated > 0) {
         kick_children(p);
     }
+    double total = listed_total(body);
+    if (total > p->max_total) {
+        p->max_total = total; /* the largest count any page claimed */
+    }
     bool bad = false;
     bool more = advance_cursor(p, body, records, &bad);
     cJSON_Delete(wrapped);
-    cJSON_Delete(body);
+    json_arena_free(body);
     if (bad) {
         page_retry(p, "pagination cursor missing or not advancing");
         return;
@@ -811,6 +858,7 @@ static void on_page(struct http_response *resp, void *ud)
         fetch_page(p);
         return;
     }
+    check_listed_total(p, p->max_total);
     scan_missing(p);
 }
 
@@ -970,12 +1018,40 @@ static void on_confirm(struct http_response *resp, void *ud)
 
 static void decide_deletions(struct poller *p)
 {
-    /* Two complete enumerations agree: these are gone. */
-    for (size_t i = 0; i < p->missing_old.len; i++) {
-        strlist_add(&p->remove, p->missing_old.items[i]);
+    if (p->records_seen == 0) {
+        p->empty_streak++;
+    } else {
+        p->empty_streak = 0;
     }
     uint64_t n = p->missing_new_total;
+    if (p->incomplete) {
+        /* The API counted more records than it listed: decide nothing now. */
+        log_warn(p->tag, "the listing returned %llu of %llu records the API counted: "
+                         "deletions wait for a complete listing",
+                 (unsigned long long)p->records_seen, (unsigned long long)p->listed_total);
+        finish_cycle(p);
+        return;
+    }
+    /*
+     * Records held by an earlier cycle and still absent. With a GET by id we
+     * ask; otherwise a second complete, NON-EMPTY listing agrees. An empty
+     * listing proves nothing by itself (an API glitch looks exactly like
+     * it): only EMPTY_CONFIRMATIONS in a row are believed.
+     */
+    struct strlist confirm = {0};
+    for (size_t i = 0; i < p->missing_old.len; i++) {
+        if (p->def->confirm_delete != NULL) {
+            strlist_add(&confirm, p->missing_old.items[i]);
+        } else if (p->records_seen > 0 || p->empty_streak >= EMPTY_CONFIRMATIONS) {
+            strlist_add(&p->remove, p->missing_old.items[i]);
+        }
+    }
     if (n == 0) {
+        if (confirm.len > 0) {
+            confirm_deletes(p, &confirm);
+            strlist_clear(&confirm);
+            return;
+        }
         finish_cycle(p);
         return;
     }
@@ -994,7 +1070,11 @@ static void decide_deletions(struct poller *p)
             strlist_add(&p->hold, p->missing_new.items[i]);
         }
     } else if (p->def->confirm_delete != NULL) {
-        confirm_deletes(p, &p->missing_new);
+        for (size_t i = 0; i < p->missing_new.len; i++) {
+            strlist_add(&confirm, p->missing_new.items[i]);
+        }
+        confirm_deletes(p, &confirm);
+        strlist_clear(&confirm);
         return;
     } else if (p->records_seen == 0) {
         /* An empty listing where records used to be may be an API glitch. */
@@ -1005,6 +1085,11 @@ static void decide_deletions(struct poller *p)
         for (size_t i = 0; i < p->missing_new.len; i++) {
             strlist_add(&p->remove, p->missing_new.items[i]);
         }
+    }
+    if (confirm.len > 0) {
+        confirm_deletes(p, &confirm);
+        strlist_clear(&confirm);
+        return;
     }
     finish_cycle(p);
 }
@@ -1126,8 +1211,14 @@ static bool parent_in_baseline(struct store_txn *txn, const struct poller *p, co
     return baseline;
 }
 
+/*
+ * Deletions within one parent record's list (complete, unpaginated). A
+ * non-empty list is believed; an empty one where records used to be holds
+ * them, and only EMPTY_CONFIRMATIONS empty reads in a row delete them.
+ */
 static int unit_deletions(struct store_txn *txn, struct poller *p, const struct snapshot_scope *sc,
-                          struct idset *seen, bool listing_empty, struct snapshot_stats *st)
+                          struct idset *seen, bool listing_empty, unsigned empty_streak,
+                          struct snapshot_stats *st)
 {
     struct strlist gone = {0};
     struct strlist held = {0};
@@ -1148,7 +1239,11 @@ static int unit_deletions(struct store_txn *txn, struct poller *p, const struct 
                 struct snap_entry e;
                 bool was_missing = diff_snap_decode(val, vlen, &e) == 0 && (e.flags & SNAP_MISSING);
                 char *sid = xstrndup(id, idlen);
-                strlist_add(listing_empty && !was_missing ? &held : &gone, sid);
+                if (!listing_empty || (was_missing && empty_streak >= EMPTY_CONFIRMATIONS)) {
+                    strlist_add(&gone, sid);
+                } else if (!was_missing) {
+                    strlist_add(&held, sid);
+                }
                 free(sid);
             }
         }
@@ -1187,19 +1282,26 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
         init_scope(p, &sc, prefix, plen, true);
         rc = snapshot_purge(txn, &sc);
     } else {
-        /* The marker (the bare prefix) says this parent record was read before. */
-        bool first = store_get(txn, STORE_SNAP, prefix, plen, NULL, NULL) == -ENOENT;
+        /* The marker (the bare prefix) says this parent record was read
+         * before; its one byte counts empty reads in a row. */
+        const void *mval = NULL;
+        size_t mlen = 0;
+        bool first = store_get(txn, STORE_SNAP, prefix, plen, &mval, &mlen) == -ENOENT;
+        unsigned streak = (!first && mlen == 1) ? *(const uint8_t *)mval : 0;
+        bool empty = cJSON_GetArraySize(a->records) == 0;
+        streak = empty ? (streak < 255 ? streak + 1 : 255) : 0;
         bool silent = first && !p->tc->first_poll_emit && parent_in_baseline(txn, p, a->parent_id);
         init_scope(p, &sc, prefix, plen, silent);
         struct idset seen;
         idset_init(&seen);
         rc = snapshot_apply_records(txn, &sc, a->records, &seen, &a->st, NULL, NULL);
         if (rc == 0) {
-            rc = unit_deletions(txn, p, &sc, &seen, cJSON_GetArraySize(a->records) == 0, &a->st);
+            rc = unit_deletions(txn, p, &sc, &seen, empty, streak, &a->st);
         }
         idset_finish(&seen);
-        if (rc == 0 && first) {
-            rc = store_put(txn, STORE_SNAP, prefix, plen, "", 0);
+        if (rc == 0) {
+            uint8_t mark = (uint8_t)streak;
+            rc = store_put(txn, STORE_SNAP, prefix, plen, &mark, 1);
         }
     }
     if (rc == 0 && a->p->unit_from_queue) {
@@ -1273,14 +1375,14 @@ static void on_unit(struct http_response *resp, void *ud)
     }
     cJSON *body = NULL;
     if (resp->body.len > 0) {
-        json_parse(resp->body.data, resp->body.len, &body, NULL);
+        json_parse_arena(resp->body.data, resp->body.len, &body, NULL);
     }
     enum outcome oc = classify(resp);
     if (oc == OUTCOME_GONE) {
         /* The parent record is gone (or not readable): the parent's own
          * deletion handling will purge it; move on without touching the
          * snapshot (an error must never look like "no tasks"). */
-        cJSON_Delete(body);
+        json_arena_free(body);
         log_debug(p->tag, "%s %s not readable (HTTP %ld); skipping", p->def->fan_out, p->unit_id,
                   resp->status);
         run_unit_txn(p, NULL, true);
@@ -1295,12 +1397,12 @@ static void on_unit(struct http_response *resp, void *ud)
         } else {
             log_failure(p, p->def->path, resp, body);
         }
-        cJSON_Delete(body);
+        json_arena_free(body);
         unit_finish(p, false);
         return;
     }
     run_unit_txn(p, records, false);
-    cJSON_Delete(body);
+    json_arena_free(body);
 }
 
 /* Next parent record to read: from the queue first, then round-robin. */

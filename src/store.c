@@ -908,7 +908,9 @@ static int env_open_once(struct store *s, uint64_t map_size)
         rc = mdb_env_set_mapsize(s->env, s->readonly ? 0 : (size_t)map_size);
     }
     if (rc == 0) {
-        unsigned flags = MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0);
+        /* NORDAHEAD: a poll reads the index at random; kernel readahead would
+         * fault whole neighbourhoods of record copies into our RSS. */
+        unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (s->readonly ? MDB_RDONLY : 0);
         rc = mdb_env_open(s->env, s->dir, flags, 0600);
     }
     if (rc != 0) {

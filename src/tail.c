@@ -120,7 +120,8 @@ int tail_run(const struct tail_options *o)
     while (!interrupted) {
         uint64_t after = next;
         rc = evlog_read(s, next, BATCH, print_event, &c, &after);
-        if (rc != 0 && rc != -ENOENT) {
+        /* A positive value is print_event asking to stop (limit, closed stdout). */
+        if (rc < 0 && rc != -ENOENT) {
             fprintf(stderr, "pollen tail: cannot read events: %s\n", store_strerror(rc));
             status = 1;
             break;
