@@ -116,6 +116,24 @@ void config_diag_add(struct config_diag *d, int line, const char *fmt, ...)
     d->count++;
 }
 
+void config_diag_add_once(struct config_diag *d, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vformat(fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < d->count; i++) {
+        if (d->items[i].line == line && strcmp(d->items[i].msg, msg) == 0) {
+            free(msg);
+            return;
+        }
+    }
+    d->items = xrealloc(d->items, (d->count + 1) * sizeof(*d->items));
+    d->items[d->count].line = line;
+    d->items[d->count].msg = msg;
+    d->count++;
+}
+
 void config_diag_flush(struct config_diag *d, struct config_errors *errs)
 {
     /* Insertion sort: stable, and lists are short. */
@@ -727,6 +745,7 @@ int config_ini_load(const char *path, struct config_ini *doc)
     if (doc->dir == NULL) {
         rc = -errno;
         config_diag_add(&doc->diag, 0, "cannot resolve the file's directory: %s", strerror(errno));
+        explicit_bzero(data, len);
         free(data);
         return rc;
     }
@@ -765,6 +784,9 @@ int config_ini_load(const char *path, struct config_ini *doc)
         config_diag_add(&doc->diag, 0, "INI parser failed (%d)", irc);
     }
     free(rd.lines);
+    /* The file may hold a literal client_secret (accepted in a private
+     * file): leave no copy of it in freed memory. */
+    explicit_bzero(data, len);
     free(data);
     return 0;
 }
@@ -775,6 +797,8 @@ void config_ini_finish(struct config_ini *doc, struct config_errors *errs)
         struct config_ini_section *s = &doc->sections[i];
         for (size_t j = 0; j < s->nentries; j++) {
             free(s->entries[j].key);
+            /* A value may be a literal client_secret. */
+            explicit_bzero(s->entries[j].value, strlen(s->entries[j].value));
             free(s->entries[j].value);
         }
         free(s->entries);
@@ -1038,6 +1062,49 @@ static int parse_name(struct config_ini *doc, const struct config_key *k, const 
     return 0;
 }
 
+/* location = NAME, or * for every [location] (expanded after all triggers
+ * are read). */
+static int parse_trigger_location(struct config_ini *doc, const struct config_key *k,
+                                  const char *value, int line, void *field)
+{
+    if (strcmp(value, "*") == 0) {
+        char **dst = field;
+        free(*dst);
+        *dst = xstrdup(value);
+        return 0;
+    }
+    return parse_name(doc, k, value, line, field);
+}
+
+/* oauth = NAME of an [oauth NAME] section (all read before [location]). */
+static int parse_location_oauth(struct config_ini *doc, const struct config_key *k,
+                                const char *value, int line, void *field)
+{
+    const struct loader *ld = doc->user;
+    const struct config *cfg = ld->cfg;
+    struct config_location *loc =
+        (struct config_location *)(void *)((char *)field -
+                                           offsetof(struct config_location, oauth_name));
+    if (parse_name(doc, k, value, line, field) != 0) {
+        return -EINVAL;
+    }
+    loc->oauth = config_find_oauth(cfg, value);
+    if (loc->oauth == NULL) {
+        const char **names = xcalloc(cfg->noauths + 1, sizeof(*names));
+        for (size_t i = 0; i < cfg->noauths; i++) {
+            names[i] = cfg->oauths[i].name;
+        }
+        const char *hint = config_suggest(value, names, cfg->noauths);
+        config_diag_add(&doc->diag, line,
+                        "unknown oauth credential '%s' (no [oauth %s] section)%s%s%s", value,
+                        value, hint ? "; did you mean '" : "", hint ? hint : "",
+                        hint ? "'?" : "");
+        free(names);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static bool is_local_host(const char *host, size_t len)
 {
     static const char *const local[] = {"127.0.0.1", "localhost", "[::1]"};
@@ -1049,8 +1116,20 @@ static bool is_local_host(const char *host, size_t len)
     return false;
 }
 
-static int parse_base_url(struct config_ini *doc, const struct config_key *k, const char *value,
-                          int line, void *field)
+/* What check_web_url demands beyond https:// or http:// to loopback. */
+enum {
+    URL_LOOPBACK_PORT_PATH = 1u << 0, /* http:// needs an explicit port and a /path */
+};
+
+/*
+ * An absolute URL for key k: https://HOST[:PORT][/PATH], or http:// to
+ * 127.0.0.1, localhost or [::1] only; no spaces, credentials, query or
+ * fragment (pollen appends its own query). Returns 0, or -EINVAL after
+ * reporting at line. The value is never quoted: it is checked before it
+ * can be known not to be a pasted secret.
+ */
+static int check_web_url(struct config_ini *doc, const struct config_key *k, const char *value,
+                         int line, unsigned flags)
 {
     const char *rest;
     bool https = str_has_prefix(value, "https://");
@@ -1060,39 +1139,62 @@ static int parse_base_url(struct config_ini *doc, const struct config_key *k, co
         rest = value + 7;
     } else {
         config_diag_add(&doc->diag, line,
-                        "base_url must start with https:// (http:// is allowed only for "
-                        "127.0.0.1, localhost and [::1])");
+                        "%s must start with https:// (http:// is allowed only for 127.0.0.1, "
+                        "localhost and [::1])",
+                        k->name);
         return -EINVAL;
     }
     if (strpbrk(value, " \t@?#") != NULL) {
         config_diag_add(&doc->diag, line,
-                        "base_url must not contain spaces, credentials (@), a query (?) or a "
-                        "fragment (#)");
+                        "%s must not contain spaces, credentials (@), a query (?) or a "
+                        "fragment (#)",
+                        k->name);
         return -EINVAL;
     }
     size_t authority = strcspn(rest, "/");
     size_t host = rest[0] == '[' ? strcspn(rest, "]") + 1 : strcspn(rest, ":/");
     if (host == 0 || host > authority) {
-        config_diag_add(&doc->diag, line, "base_url has no host");
+        config_diag_add(&doc->diag, line, "%s has no host", k->name);
         return -EINVAL;
     }
-    if (host < authority) {
-        /* Only ":PORT" may follow the host. */
+    bool has_port = host < authority;
+    if (has_port) {
+        /* Only ":PORT" may follow the host, with PORT in 1..65535. */
         const char *port = rest + host;
         size_t plen = authority - host;
         bool ok = port[0] == ':' && plen >= 2 && plen <= 6;
+        unsigned long v = 0;
         for (size_t i = 1; ok && i < plen; i++) {
             ok = isdigit((unsigned char)port[i]) != 0;
+            v = v * 10 + (unsigned long)(port[i] - '0');
         }
-        if (!ok) {
-            config_diag_add(&doc->diag, line, "base_url has a bad port");
+        if (!ok || v == 0 || v > 65535) {
+            config_diag_add(&doc->diag, line, "%s has a bad port", k->name);
             return -EINVAL;
         }
     }
     if (!https && !is_local_host(rest, host)) {
         config_diag_add(&doc->diag, line,
-                        "base_url must use https:// (http:// is allowed only for 127.0.0.1, "
-                        "localhost and [::1])");
+                        "%s must use https:// (http:// is allowed only for 127.0.0.1, "
+                        "localhost and [::1])",
+                        k->name);
+        return -EINVAL;
+    }
+    if (!https && (flags & URL_LOOPBACK_PORT_PATH) != 0 &&
+        (!has_port || rest[authority] != '/' || rest[authority + 1] == '\0')) {
+        config_diag_add(&doc->diag, line,
+                        "%s on a loopback host needs a port and a path, e.g. "
+                        "http://127.0.0.1:8976/callback",
+                        k->name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int parse_base_url(struct config_ini *doc, const struct config_key *k, const char *value,
+                          int line, void *field)
+{
+    if (check_web_url(doc, k, value, line, 0) != 0) {
         return -EINVAL;
     }
     size_t len = strlen(value);
@@ -1102,6 +1204,21 @@ static int parse_base_url(struct config_ini *doc, const struct config_key *k, co
     char **dst = field;
     free(*dst);
     *dst = xstrndup(value, len);
+    return 0;
+}
+
+/* redirect_uri and authorize_url: kept exactly as written, since the
+ * authorization server compares redirect_uri byte for byte. */
+static int parse_oauth_url(struct config_ini *doc, const struct config_key *k, const char *value,
+                           int line, void *field)
+{
+    unsigned flags = strcmp(k->name, "redirect_uri") == 0 ? URL_LOOPBACK_PORT_PATH : 0;
+    if (check_web_url(doc, k, value, line, flags) != 0) {
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
     return 0;
 }
 
@@ -1155,29 +1272,64 @@ static void wipe_free(char *s)
 }
 
 /* Trims trailing white space and line ends; rejects empty and multi-line
- * secrets (a newline in a token would inject HTTP headers). */
-static int check_secret(struct config_ini *doc, int line, const char *source, char *secret)
+ * secrets (a newline in a token would inject HTTP headers). what names
+ * the key (token, client_secret, client_id). */
+static int check_secret(struct config_ini *doc, int line, const char *what, const char *source,
+                        char *secret)
 {
     size_t len = strlen(secret);
     while (len > 0 && isspace((unsigned char)secret[len - 1])) {
         secret[--len] = '\0';
     }
     if (len == 0) {
-        config_diag_add(&doc->diag, line, "token from %s is empty", source);
+        config_diag_add(&doc->diag, line, "%s from %s is empty", what, source);
         return -EINVAL;
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)secret[i];
         if (c < 0x20 || c == 0x7F) {
             config_diag_add(&doc->diag, line,
-                            "token from %s contains a control character or a line break", source);
+                            "%s from %s contains a control character or a line break", what,
+                            source);
             return -EINVAL;
         }
     }
     return 0;
 }
 
-static int read_token_file(struct config_ini *doc, int line, const char *path, char **out)
+/* The checks OpenSSH makes on a private key: a regular file owned by the
+ * euid with no group or other permission bits. what names the file in
+ * messages ("token file", "token_store"). Returns 0 or -EINVAL (reported). */
+static int check_private_file(struct config_diag *d, int line, const char *what,
+                              const char *path, const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode)) {
+        config_diag_add(d, line, "%s '%s' is not a regular file", what, path);
+        return -EINVAL;
+    }
+    if (st->st_uid != geteuid()) {
+        config_diag_add(d, line,
+                        "%s '%s' is owned by uid %u, not by the user running pollen (uid %u); "
+                        "run: chown %u %s",
+                        what, path, (unsigned)st->st_uid, (unsigned)geteuid(),
+                        (unsigned)geteuid(), path);
+        return -EINVAL;
+    }
+    if ((st->st_mode & 077) != 0) {
+        config_diag_add(d, line, "permissions %04o for '%s' are too open; run: chmod 600 %s",
+                        (unsigned)(st->st_mode & 07777), path, path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Reads a one-line secret (or client_id) file for key `what`.
+ * must_be_private: the file must pass check_private_file (secrets);
+ * otherwise only a regular file is required (a client_id is not secret).
+ */
+static int read_token_file(struct config_ini *doc, int line, const char *what, const char *path,
+                           bool must_be_private, char **out)
 {
     /* O_NOFOLLOW: the permission check must be about the file we read, not
      * a link to it; O_NONBLOCK: a FIFO must not hang the start. */
@@ -1185,40 +1337,31 @@ static int read_token_file(struct config_ini *doc, int line, const char *path, c
     if (fd < 0) {
         if (errno == ELOOP) {
             config_diag_add(&doc->diag, line,
-                            "token file '%s' is a symbolic link; point token at the real file",
-                            path);
+                            "%s file '%s' is a symbolic link; point %s at the real file", what,
+                            path, what);
         } else {
-            config_diag_add(&doc->diag, line, "token file '%s': %s", path, strerror(errno));
+            config_diag_add(&doc->diag, line, "%s file '%s': %s", what, path, strerror(errno));
         }
         return -EINVAL;
     }
     int rc = -EINVAL;
     char *data = NULL;
+    char *label = xasprintf("%s file", what);
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        config_diag_add(&doc->diag, line, "token file '%s': %s", path, strerror(errno));
+        config_diag_add(&doc->diag, line, "%s '%s': %s", label, path, strerror(errno));
         goto fail_stat;
     }
-    if (!S_ISREG(st.st_mode)) {
-        config_diag_add(&doc->diag, line, "token file '%s' is not a regular file", path);
-        goto fail_stat;
-    }
-    if (st.st_uid != geteuid()) {
-        config_diag_add(&doc->diag, line,
-                        "token file '%s' is owned by uid %u, not by the user running pollen "
-                        "(uid %u); run: chown %u %s",
-                        path, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
-                        path);
-        goto fail_stat;
-    }
-    if ((st.st_mode & 077) != 0) {
-        config_diag_add(&doc->diag, line,
-                        "permissions %04o for '%s' are too open; run: chmod 600 %s",
-                        (unsigned)(st.st_mode & 07777), path, path);
+    if (must_be_private) {
+        if (check_private_file(&doc->diag, line, label, path, &st) != 0) {
+            goto fail_stat;
+        }
+    } else if (!S_ISREG(st.st_mode)) {
+        config_diag_add(&doc->diag, line, "%s '%s' is not a regular file", label, path);
         goto fail_stat;
     }
     if (st.st_size > TOKEN_FILE_MAX) {
-        config_diag_add(&doc->diag, line, "token file '%s' is larger than %d bytes", path,
+        config_diag_add(&doc->diag, line, "%s '%s' is larger than %d bytes", label, path,
                         TOKEN_FILE_MAX);
         goto fail_stat;
     }
@@ -1230,7 +1373,7 @@ static int read_token_file(struct config_ini *doc, int line, const char *path, c
             continue;
         }
         if (n < 0) {
-            config_diag_add(&doc->diag, line, "token file '%s': %s", path, strerror(errno));
+            config_diag_add(&doc->diag, line, "%s '%s': %s", label, path, strerror(errno));
             goto fail_read;
         }
         if (n == 0 || len + (size_t)n == TOKEN_FILE_MAX) {
@@ -1241,11 +1384,11 @@ static int read_token_file(struct config_ini *doc, int line, const char *path, c
     }
     data[len] = '\0';
     if (memchr(data, '\0', len) != NULL) {
-        config_diag_add(&doc->diag, line, "token file '%s' contains a NUL byte", path);
+        config_diag_add(&doc->diag, line, "%s '%s' contains a NUL byte", label, path);
         goto fail_read;
     }
     char *source = xasprintf("file '%s'", path);
-    rc = check_secret(doc, line, source, data);
+    rc = check_secret(doc, line, what, source, data);
     free(source);
     if (rc != 0) {
         goto fail_read;
@@ -1253,6 +1396,7 @@ static int read_token_file(struct config_ini *doc, int line, const char *path, c
     *out = xstrdup(data);
     explicit_bzero(data, TOKEN_FILE_MAX + 1);
     free(data);
+    free(label);
     close(fd);
     return 0;
 
@@ -1260,6 +1404,7 @@ fail_read:
     explicit_bzero(data, TOKEN_FILE_MAX + 1);
     free(data);
 fail_stat:
+    free(label);
     close(fd);
     return rc;
 }
@@ -1278,20 +1423,24 @@ static bool valid_env_name(const char *s)
 }
 
 /*
- * token = env:VAR | file:PATH. The value itself is never quoted in a
- * message: when it is not one of the two forms it is probably the secret.
+ * A reference to a value kept outside the file: env:VAR or file:PATH
+ * (must_be_private: the file must be private, as for secrets). Returns 0
+ * with *out set (NULL when CONFIG_SKIP_SECRETS: nothing is read), -EINVAL
+ * after reporting, or 1 when value is neither form (the caller decides
+ * about literals). The value is never quoted: it may be the secret itself.
  */
-static int parse_token(struct config_ini *doc, const struct config_key *k, const char *value,
-                       int line, void *field)
+static int read_reference(struct config_ini *doc, const struct config_key *k, const char *value,
+                          int line, bool must_be_private, char **out)
 {
     const struct loader *ld = doc->user;
-    char *secret = NULL;
+    *out = NULL;
     if (str_has_prefix(value, "env:")) {
         const char *var = value + 4;
         if (!valid_env_name(var)) {
             config_diag_add(&doc->diag, line,
-                            "token = env:VAR needs an environment variable name (letters, "
-                            "digits and _)");
+                            "%s = env:VAR needs an environment variable name (letters, "
+                            "digits and _)",
+                            k->name);
             return -EINVAL;
         }
         if (ld->flags & CONFIG_SKIP_SECRETS) {
@@ -1303,29 +1452,43 @@ static int parse_token(struct config_ini *doc, const struct config_key *k, const
                             env == NULL ? "not set" : "empty");
             return -EINVAL;
         }
-        secret = xstrdup(env);
+        char *secret = xstrdup(env);
         char *source = xasprintf("environment variable %s", var);
-        int rc = check_secret(doc, line, source, secret);
+        int rc = check_secret(doc, line, k->name, source, secret);
         free(source);
         if (rc != 0) {
             wipe_free(secret);
             return rc;
         }
-    } else if (str_has_prefix(value, "file:")) {
+        *out = secret;
+        return 0;
+    }
+    if (str_has_prefix(value, "file:")) {
         if (value[5] == '\0') {
-            config_diag_add(&doc->diag, line, "token = file:PATH needs a path");
+            config_diag_add(&doc->diag, line, "%s = file:PATH needs a path", k->name);
             return -EINVAL;
         }
         if (ld->flags & CONFIG_SKIP_SECRETS) {
             return 0;
         }
         char *path = resolve_path(doc->dir, value + 5);
-        int rc = read_token_file(doc, line, path, &secret);
+        int rc = read_token_file(doc, line, k->name, path, must_be_private, out);
         free(path);
-        if (rc != 0) {
-            return rc;
-        }
-    } else {
+        return rc;
+    }
+    return 1;
+}
+
+/*
+ * token = env:VAR | file:PATH. The value itself is never quoted in a
+ * message: when it is not one of the two forms it is probably the secret.
+ */
+static int parse_token(struct config_ini *doc, const struct config_key *k, const char *value,
+                       int line, void *field)
+{
+    char *secret = NULL;
+    int rc = read_reference(doc, k, value, line, true, &secret);
+    if (rc == 1) {
         /* Mask it too, in case it shows up anywhere else. */
         if (strlen(value) >= 8) {
             log_add_secret(value);
@@ -1337,10 +1500,175 @@ static int parse_token(struct config_ini *doc, const struct config_key *k, const
                         k->name, k->name, k->name);
         return -EINVAL;
     }
+    if (rc != 0) {
+        return rc;
+    }
     log_add_secret(secret);
     char **dst = field;
     wipe_free(*dst);
     *dst = secret;
+    return 0;
+}
+
+/*
+ * client_secret = env:VAR | file:PATH, or the secret itself when this file
+ * is as private as a secret file (owned by the euid, mode 0600 or
+ * stricter: reliability.md §5.1). A literal is registered with
+ * log_add_secret before anything else, accepted or not.
+ */
+static int parse_client_secret(struct config_ini *doc, const struct config_key *k,
+                               const char *value, int line, void *field)
+{
+    const struct loader *ld = doc->user;
+    char *secret = NULL;
+    int rc = read_reference(doc, k, value, line, true, &secret);
+    if (rc == 1) {
+        log_add_secret(value);
+        struct stat st;
+        if (stat(doc->path, &st) != 0) {
+            config_diag_add(&doc->diag, line, "%s: cannot check the permissions of '%s': %s",
+                            k->name, doc->path, strerror(errno));
+            return -EINVAL;
+        }
+        if (st.st_uid != geteuid()) {
+            config_diag_add(&doc->diag, line,
+                            "%s is written in '%s', which is owned by uid %u, not by the user "
+                            "running pollen (uid %u); run: chown %u %s (or write %s = env:VAR "
+                            "or %s = file:PATH)",
+                            k->name, doc->path, (unsigned)st.st_uid, (unsigned)geteuid(),
+                            (unsigned)geteuid(), doc->path, k->name, k->name);
+            return -EINVAL;
+        }
+        if ((st.st_mode & 077) != 0) {
+            config_diag_add(&doc->diag, line,
+                            "permissions %04o for '%s' are too open for a literal %s; run: "
+                            "chmod 600 %s (or write %s = env:VAR or %s = file:PATH)",
+                            (unsigned)(st.st_mode & 07777), doc->path, k->name, doc->path,
+                            k->name, k->name);
+            return -EINVAL;
+        }
+        if (ld->flags & CONFIG_SKIP_SECRETS) {
+            return 0;
+        }
+        secret = xstrdup(value);
+        rc = check_secret(doc, line, k->name, "the file", secret);
+        if (rc != 0) {
+            wipe_free(secret);
+            return rc;
+        }
+    } else if (rc != 0) {
+        return rc;
+    }
+    if (secret == NULL) {
+        return 0; /* CONFIG_SKIP_SECRETS */
+    }
+    log_add_secret(secret);
+    char **dst = field;
+    wipe_free(*dst);
+    *dst = secret;
+    return 0;
+}
+
+/* The longest client_id accepted (HighLevel's are about 40 bytes). */
+#define CLIENT_ID_MAX 256
+
+/* client_id: not a secret, so a literal is fine; env:VAR and file:PATH
+ * (any regular file) are accepted too. Printable ASCII without spaces,
+ * since it goes into URLs and form bodies. */
+static int parse_client_id(struct config_ini *doc, const struct config_key *k, const char *value,
+                           int line, void *field)
+{
+    char *id = NULL;
+    int rc = read_reference(doc, k, value, line, false, &id);
+    if (rc == 1) {
+        id = xstrdup(value);
+    } else if (rc != 0) {
+        return rc;
+    }
+    if (id == NULL) {
+        return 0; /* CONFIG_SKIP_SECRETS */
+    }
+    size_t len = strlen(id);
+    bool ok = len >= 1 && len <= CLIENT_ID_MAX;
+    for (size_t i = 0; ok && i < len; i++) {
+        ok = id[i] > 0x20 && id[i] < 0x7F;
+    }
+    if (!ok) {
+        config_diag_add(&doc->diag, line,
+                        "%s must be 1-%d printable ASCII characters without spaces", k->name,
+                        CLIENT_ID_MAX);
+        free(id);
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = id;
+    return 0;
+}
+
+/* The longest scope name accepted, and the most scopes per credential. */
+#define SCOPE_MAX 128
+
+static bool valid_scope(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > SCOPE_MAX) {
+        return false;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == '-' || *p == '/')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* scopes = contacts.readonly contacts.write ...: at least one; duplicates
+ * are dropped. */
+static int parse_scopes(struct config_ini *doc, const struct config_key *k, const char *value,
+                        int line, void *field)
+{
+    size_t n = 0;
+    char **v = strv_split(value, &n);
+    if (n > LIST_MAX) {
+        config_diag_add(&doc->diag, line, "'%s' lists %zu items; the limit is %d", k->name, n,
+                        LIST_MAX);
+        strv_free(v);
+        return -EINVAL;
+    }
+    int rc = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!valid_scope(v[i])) {
+            char q[QUOTE_MAX + 4];
+            quote(v[i], q);
+            config_diag_add(&doc->diag, line,
+                            "%s: bad scope '%s' (1-%d characters of A-Z a-z 0-9 . _ - /, e.g. "
+                            "contacts.readonly)",
+                            k->name, q, SCOPE_MAX);
+            rc = -EINVAL;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < kept && !dup; j++) {
+            dup = strcmp(v[j], v[i]) == 0;
+        }
+        if (dup) {
+            free(v[i]);
+        } else {
+            v[kept++] = v[i];
+        }
+    }
+    v[kept] = NULL;
+    if (rc != 0 || kept == 0) {
+        if (rc == 0) {
+            config_diag_add(&doc->diag, line, "%s lists no scope", k->name);
+        }
+        strv_free(v);
+        return -EINVAL;
+    }
+    char ***dst = field;
+    strv_free(*dst);
+    *dst = v;
     return 0;
 }
 
@@ -1537,7 +1865,64 @@ static char **split_words(const char *s, size_t *count)
     return v;
 }
 
-/* on = TRIGGER:TYPE ... with TYPE created|updated|deleted|*. */
+/* Adds (or widens) r's on-entry for trigger t. */
+static void add_rule_on(struct config_rule *r, struct config_trigger *t, unsigned bits)
+{
+    size_t j = 0;
+    while (j < r->non && r->on[j].resolved != t) {
+        j++;
+    }
+    if (j == r->non) {
+        r->on = xrealloc(r->on, (r->non + 1) * sizeof(*r->on));
+        r->on[r->non++] =
+            (struct config_rule_on){.trigger = xstrdup(t->name), .types = 0, .resolved = t};
+    }
+    r->on[j].types |= bits;
+}
+
+/* Trigger names for suggestions: the section names as written (a
+ * `location = *` trigger once, by its NAME). Free the array only. */
+static const char **trigger_names(const struct config *cfg, size_t *n)
+{
+    const char **names = xcalloc(cfg->ntriggers + 1, sizeof(*names));
+    size_t k = 0;
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        const struct config_trigger *t = &cfg->triggers[i];
+        if (t->base != NULL && i > 0 && cfg->triggers[i - 1].base != NULL &&
+            strcmp(cfg->triggers[i - 1].base, t->base) == 0) {
+            continue;
+        }
+        names[k++] = t->base != NULL ? t->base : t->name;
+    }
+    *n = k;
+    return names;
+}
+
+/* The index of the first expansion of the `location = *` trigger NAME, or
+ * -1 (expansions are contiguous). */
+static long find_expansions(const struct config *cfg, const char *name, size_t *count)
+{
+    *count = 0;
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        if (cfg->triggers[i].base == NULL || strcmp(cfg->triggers[i].base, name) != 0) {
+            continue;
+        }
+        size_t j = i;
+        while (j < cfg->ntriggers && cfg->triggers[j].base != NULL &&
+               strcmp(cfg->triggers[j].base, name) == 0) {
+            j++;
+        }
+        *count = j - i;
+        return (long)i;
+    }
+    return -1;
+}
+
+/*
+ * on = TRIGGER:TYPE ... with TYPE created|updated|deleted|*. TRIGGER is a
+ * [trigger] name; for a `location = *` trigger it stands for all its
+ * expansions (NAME@LOCATION names one).
+ */
 static int parse_rule_on(struct config_ini *doc, const struct config_key *k, const char *value,
                          int line, void *field)
 {
@@ -1553,6 +1938,9 @@ static int parse_rule_on(struct config_ini *doc, const struct config_key *k, con
         strv_free(w);
         return -EINVAL;
     }
+    /* The first trigger of each kind, for the location checks below. */
+    const struct config_trigger *first_fixed = NULL;
+    const char *first_star = NULL;
     for (size_t i = 0; i < n; i++) {
         char q[QUOTE_MAX + 4];
         quote(w[i], q);
@@ -1583,12 +1971,15 @@ static int parse_rule_on(struct config_ini *doc, const struct config_key *k, con
         }
         char *name = xstrndup(w[i], (size_t)(colon - w[i]));
         struct config_trigger *t = config_find_trigger(cfg, name);
+        size_t nexp = 1;
         if (t == NULL) {
-            const char **names = xcalloc(cfg->ntriggers + 1, sizeof(*names));
-            for (size_t j = 0; j < cfg->ntriggers; j++) {
-                names[j] = cfg->triggers[j].name;
-            }
-            const char *hint = config_suggest(name, names, cfg->ntriggers);
+            long first = find_expansions(cfg, name, &nexp);
+            t = first >= 0 ? &cfg->triggers[first] : NULL;
+        }
+        if (t == NULL) {
+            size_t nnames = 0;
+            const char **names = trigger_names(cfg, &nnames);
+            const char *hint = config_suggest(name, names, nnames);
             char qn[QUOTE_MAX + 4];
             quote(name, qn);
             config_diag_add(&doc->diag, line, "%s: no [trigger %s]%s%s%s", k->name, qn,
@@ -1601,47 +1992,53 @@ static int parse_rule_on(struct config_ini *doc, const struct config_key *k, con
             format_emit(t->emit, emitted, sizeof(emitted));
             config_diag_add(&doc->diag, line,
                             "%s: [trigger %s] does not emit %s events (emit = %s)", k->name,
-                            t->name, type, emitted);
+                            name, type, emitted);
             rc = -EINVAL;
         }
-        free(name);
         if (t == NULL || bits == 0) {
+            free(name);
             continue;
         }
-        size_t j = 0;
-        while (j < r->non && r->on[j].resolved != t) {
-            j++;
+        bool star = strcmp(name, t->name) != 0; /* NAME of a location = * trigger */
+        free(name);
+        if (star) {
+            if (first_star == NULL) {
+                first_star = t->base;
+            }
+            for (size_t j = 0; j < nexp; j++) {
+                add_rule_on(r, t + j, bits);
+            }
+            continue;
         }
-        if (j == r->non) {
-            r->on = xrealloc(r->on, (r->non + 1) * sizeof(*r->on));
-            r->on[r->non++] = (struct config_rule_on){
-                .trigger = xstrdup(t->name), .types = 0, .resolved = t};
-        }
-        r->on[j].types |= bits;
-    }
-    strv_free(w);
-
-    /* The action runs with one location's token, so every trigger that can
-     * fire the rule must poll that location. */
-    const struct config_trigger *first = NULL;
-    for (size_t i = 0; i < r->non; i++) {
-        const struct config_trigger *t = r->on[i].resolved;
+        add_rule_on(r, t, bits);
+        /* The action runs with one location's token, so every trigger that
+         * can fire the rule must poll that location. */
         if (t->location == NULL) {
             continue; /* already reported at the trigger */
         }
-        if (first == NULL) {
-            first = t;
-            r->location = t->location;
-        } else if (t->location != r->location) {
+        if (first_fixed == NULL) {
+            first_fixed = t;
+        } else if (t->location != first_fixed->location) {
             config_diag_add(&doc->diag, line,
                             "%s: [trigger %s] polls location '%s', but [trigger %s] polls '%s'; "
                             "a rule's triggers must share one location (its action runs with "
                             "that location's token)",
-                            k->name, first->name, r->location->name, t->name,
+                            k->name, first_fixed->name, first_fixed->location->name, t->name,
                             t->location->name);
             rc = -EINVAL;
         }
     }
+    strv_free(w);
+
+    if (first_star != NULL && first_fixed != NULL) {
+        config_diag_add(&doc->diag, line,
+                        "%s: [trigger %s] runs for every location (location = *), but [trigger "
+                        "%s] polls only '%s'; a rule's triggers must all be location = * (the "
+                        "action runs on each event's location) or all poll one location",
+                        k->name, first_star, first_fixed->name, first_fixed->location->name);
+        rc = -EINVAL;
+    }
+    r->location = first_star == NULL && first_fixed != NULL ? first_fixed->location : NULL;
     return rc;
 }
 
@@ -1836,13 +2233,46 @@ static const struct config_key api_keys[] = {
     {.name = "ca_file", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config, ca_file),
      .parse = parse_ca_file},
 };
-enum { API_CONNECT_TIMEOUT = 2 };
+enum { API_TIMEOUT = 1, API_CONNECT_TIMEOUT = 2 };
+
+static const char *const user_types[] = {"Location", "Company", NULL};
+
+static const struct config_key oauth_keys[] = {
+    {.name = "client_id", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_oauth, client_id), .required = true,
+     .parse = parse_client_id},
+    {.name = "client_secret", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_oauth, client_secret), .required = true,
+     .parse = parse_client_secret},
+    {.name = "scopes", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config_oauth, scopes),
+     .required = true, .parse = parse_scopes},
+    {.name = "redirect_uri", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_oauth, redirect_uri),
+     .def = "http://127.0.0.1:8976/callback", .parse = parse_oauth_url},
+    {.name = "user_type", .type = CONFIG_KEY_STRING,
+     .offset = offsetof(struct config_oauth, user_type), .def = "Location",
+     .choices = user_types},
+    /* No table default: <state_dir>/oauth-NAME.json, set in finish_oauth. */
+    {.name = "token_store", .type = CONFIG_KEY_PATH,
+     .offset = offsetof(struct config_oauth, token_store)},
+    {.name = "authorize_url", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_oauth, authorize_url),
+     .def = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation",
+     .parse = parse_oauth_url},
+    {.name = "refresh_margin", .type = CONFIG_KEY_DURATION,
+     .offset = offsetof(struct config_oauth, refresh_margin_ms), .def = "5m", .min = SEC(10),
+     .max = MIN(12 * 60)},
+};
+enum { OAUTH_TOKEN_STORE = 5 };
 
 static const struct config_key location_keys[] = {
     {.name = "id", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config_location, id),
      .required = true, .parse = parse_location_id},
+    /* Exactly one of token and oauth: checked by finish_location. */
     {.name = "token", .type = CONFIG_KEY_CUSTOM,
-     .offset = offsetof(struct config_location, token), .required = true, .parse = parse_token},
+     .offset = offsetof(struct config_location, token), .parse = parse_token},
+    {.name = "oauth", .type = CONFIG_KEY_CUSTOM,
+     .offset = offsetof(struct config_location, oauth_name), .parse = parse_location_oauth},
     {.name = "rate_limit", .type = CONFIG_KEY_UNSIGNED,
      .offset = offsetof(struct config_location, rate_limit), .def = "90", .min = 1, .max = 100},
     {.name = "rate_window", .type = CONFIG_KEY_DURATION,
@@ -1855,13 +2285,13 @@ static const struct config_key location_keys[] = {
      .offset = offsetof(struct config_location, sweep_share), .def = "0.5", .dmin = 0.05,
      .dmax = 1.0},
 };
-enum { LOCATION_ID = 0 };
+enum { LOCATION_ID = 0, LOCATION_TOKEN = 1, LOCATION_OAUTH = 2 };
 
 static const struct config_key trigger_keys[] = {
     {.name = "use", .type = CONFIG_KEY_STRING, .offset = offsetof(struct config_trigger, use),
      .required = true},
     {.name = "location", .type = CONFIG_KEY_CUSTOM,
-     .offset = offsetof(struct config_trigger, location_name), .parse = parse_name},
+     .offset = offsetof(struct config_trigger, location_name), .parse = parse_trigger_location},
     /* No table default: it is max(5m, min_interval), set in finish_trigger. */
     {.name = "every", .type = CONFIG_KEY_CUSTOM,
      .offset = offsetof(struct config_trigger, every_ms), .min = SEC(1), .max = MIN(15),
@@ -1993,6 +2423,9 @@ struct section_kind {
     /* If set, picks the key table for this section instead of keys/nkeys
      * (a [rule] by its `do` value). */
     const struct config_key *(*keys_for)(const struct config_ini_section *sec, size_t *nkeys);
+    /* If set, runs once after every section of this kind is applied
+     * (checks and rewrites that need all of them: `location = *`). */
+    void (*after)(struct loader *ld, struct config_ini *doc);
 };
 
 static void *add_engine(struct loader *ld, const struct config_ini_section *sec)
@@ -2005,14 +2438,53 @@ static void finish_api(struct loader *ld, struct config_ini *doc,
                        const struct config_ini_section *sec, void *obj, const int *lines)
 {
     struct config *cfg = ld->cfg;
-    (void)sec;
     (void)obj;
     if (cfg->timeout_ms != 0 && cfg->connect_timeout_ms > cfg->timeout_ms) {
         char a[32], b[32];
         config_format_duration(cfg->connect_timeout_ms, a, sizeof(a));
         config_format_duration(cfg->timeout_ms, b, sizeof(b));
-        config_diag_add(&doc->diag, lines[API_CONNECT_TIMEOUT],
-                        "connect_timeout = %s is longer than timeout = %s", a, b);
+        /* At the key the user wrote: connect_timeout's line, or timeout's
+         * when connect_timeout is its default (both may be defaults only if
+         * the table's defaults disagree, which the tests would catch). */
+        int line = lines[API_CONNECT_TIMEOUT] != 0 ? lines[API_CONNECT_TIMEOUT]
+                   : lines[API_TIMEOUT] != 0       ? lines[API_TIMEOUT]
+                                                   : (sec != NULL ? sec->line : 0);
+        config_diag_add(&doc->diag, line, "connect_timeout = %s is longer than timeout = %s", a,
+                        b);
+    }
+}
+
+static void *add_oauth(struct loader *ld, const struct config_ini_section *sec)
+{
+    struct config *cfg = ld->cfg;
+    cfg->oauths = xrealloc(cfg->oauths, (cfg->noauths + 1) * sizeof(*cfg->oauths));
+    struct config_oauth *o = &cfg->oauths[cfg->noauths++];
+    memset(o, 0, sizeof(*o));
+    o->name = xstrdup(sec->name);
+    o->line = sec->line;
+    return o;
+}
+
+static void finish_oauth(struct loader *ld, struct config_ini *doc,
+                         const struct config_ini_section *sec, void *obj, const int *lines)
+{
+    struct config *cfg = ld->cfg;
+    struct config_oauth *o = obj;
+    (void)sec;
+    if (o->token_store == NULL && cfg->state_dir != NULL) {
+        o->token_store = xasprintf("%s%soauth-%s.json", cfg->state_dir,
+                                   str_has_suffix(cfg->state_dir, "/") ? "" : "/", o->name);
+    }
+    /* Two credentials rotating refresh tokens in one file would destroy
+     * each other's pair. */
+    for (struct config_oauth *p = cfg->oauths; o->token_store != NULL && p < o; p++) {
+        if (p->token_store != NULL && strcmp(p->token_store, o->token_store) == 0) {
+            config_diag_add(&doc->diag, lines[OAUTH_TOKEN_STORE] ? lines[OAUTH_TOKEN_STORE]
+                                                                 : o->line,
+                            "token_store '%s' is also the token store of [oauth %s] (line %d); "
+                            "each credential needs its own",
+                            o->token_store, p->name, p->line);
+        }
     }
 }
 
@@ -2032,7 +2504,30 @@ static void finish_location(struct loader *ld, struct config_ini *doc,
 {
     struct config *cfg = ld->cfg;
     struct config_location *loc = obj;
-    (void)sec;
+    if (lines[LOCATION_TOKEN] != 0 && lines[LOCATION_OAUTH] != 0) {
+        config_diag_add(&doc->diag, lines[LOCATION_OAUTH],
+                        "[location %s] sets both token (line %d) and oauth; use one: token for "
+                        "a private integration token, oauth for an [oauth NAME] credential",
+                        loc->name, lines[LOCATION_TOKEN]);
+    } else if (lines[LOCATION_TOKEN] == 0 && lines[LOCATION_OAUTH] == 0) {
+        config_diag_add(&doc->diag, sec->line,
+                        "[location %s] needs a credential: token = env:VAR or file:PATH (a "
+                        "private integration token), or oauth = NAME (an [oauth NAME] section)",
+                        loc->name);
+    }
+    /* A Location token is one sub-account's: a second location cannot use
+     * it (an agency credential, user_type = Company, serves many). */
+    for (struct config_location *o = cfg->locations; loc->oauth != NULL && o < loc; o++) {
+        if (o->oauth == loc->oauth && loc->oauth->user_type != NULL &&
+            strcmp(loc->oauth->user_type, "Location") == 0) {
+            config_diag_add(&doc->diag, lines[LOCATION_OAUTH],
+                            "[oauth %s] is a Location credential (one sub-account) and is "
+                            "already used by [location %s] (line %d); an agency credential "
+                            "(user_type = Company) can serve several locations",
+                            loc->oauth->name, o->name, o->line);
+            break;
+        }
+    }
     for (struct config_location *o = cfg->locations; loc->id != NULL && o < loc; o++) {
         if (o->id != NULL && strcmp(o->id, loc->id) == 0) {
             config_diag_add(&doc->diag, lines[LOCATION_ID],
@@ -2081,7 +2576,17 @@ static void finish_trigger(struct loader *ld, struct config_ini *doc,
         t->every_ms = DEFAULT_EVERY > cfg->min_interval_ms ? DEFAULT_EVERY : cfg->min_interval_ms;
     }
 
-    if (t->location_name != NULL) {
+    if (t->location_name != NULL && strcmp(t->location_name, "*") == 0) {
+        /* Marked here, expanded by expand_triggers once every trigger is
+         * read (a for_each may name a trigger further down). */
+        t->base = xstrdup(t->name);
+        if (cfg->nlocations == 0) {
+            config_diag_add(&doc->diag, lines[TRIGGER_LOCATION],
+                            "location = * runs [trigger %s] for every [location], but there is "
+                            "none: add a [location NAME] section",
+                            t->name);
+        }
+    } else if (t->location_name != NULL) {
         t->location = config_find_location(cfg, t->location_name);
         if (t->location == NULL) {
             const char **names = xcalloc(cfg->nlocations + 1, sizeof(*names));
@@ -2119,6 +2624,127 @@ static void finish_trigger(struct loader *ld, struct config_ini *doc,
                             "field '%s' is in both fields and ignore", q);
         }
     }
+}
+
+static char **strv_dup(char *const *v)
+{
+    if (v == NULL) {
+        return NULL;
+    }
+    size_t n = strv_len(v);
+    char **copy = xcalloc(n + 1, sizeof(*copy));
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = xstrdup(v[i]);
+    }
+    return copy;
+}
+
+/* Frees what a trigger owns (not the trigger itself). */
+static void trigger_free(struct config_trigger *t)
+{
+    free(t->name);
+    free(t->base);
+    free(t->use);
+    free(t->location_name);
+    strv_free(t->fields);
+    strv_free(t->ignore);
+    free(t->for_each);
+    for (size_t j = 0; j < t->nparams; j++) {
+        free(t->params[j].name);
+        free(t->params[j].value);
+    }
+    free(t->params);
+}
+
+/* The expansion of the `location = *` trigger t for location loc: a deep
+ * copy named NAME@LOCATION. for_each is bound later. */
+static void expand_one(struct config_trigger *dst, const struct config_trigger *t,
+                       struct config_location *loc)
+{
+    *dst = *t;
+    dst->name = xasprintf("%s@%s", t->name, loc->name);
+    dst->base = xstrdup(t->name);
+    dst->use = t->use != NULL ? xstrdup(t->use) : NULL;
+    dst->location_name = xstrdup(loc->name);
+    dst->location = loc;
+    dst->fields = strv_dup(t->fields);
+    dst->ignore = strv_dup(t->ignore);
+    dst->for_each = t->for_each != NULL ? xstrdup(t->for_each) : NULL;
+    dst->parent = NULL;
+    dst->params = t->nparams > 0 ? xcalloc(t->nparams, sizeof(*t->params)) : NULL;
+    for (size_t i = 0; i < t->nparams; i++) {
+        dst->params[i].name = xstrdup(t->params[i].name);
+        dst->params[i].value = xstrdup(t->params[i].value);
+        dst->params[i].line = t->params[i].line;
+    }
+}
+
+/*
+ * Runs after every [trigger]: replaces each `location = *` trigger by one
+ * trigger per [location] (in file order), then binds for_each names that
+ * refer to such a trigger to the expansion of the same location. A rule
+ * looks its triggers up afterwards, so it sees only the expansions.
+ */
+static void expand_triggers(struct loader *ld, struct config_ini *doc)
+{
+    struct config *cfg = ld->cfg;
+    size_t nstar = 0;
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        nstar += cfg->triggers[i].base != NULL;
+    }
+    if (nstar == 0) {
+        return;
+    }
+    size_t total = cfg->ntriggers - nstar;
+    if (cfg->nlocations > 0 && nstar > (CONFIG_TRIGGERS_MAX - total) / cfg->nlocations) {
+        config_diag_add(&doc->diag, 0,
+                        "location = * would make %zu triggers x %zu locations; the limit is %d "
+                        "triggers in all",
+                        nstar, cfg->nlocations, CONFIG_TRIGGERS_MAX);
+        return; /* the config is rejected; the marked triggers are freed as usual */
+    }
+    total += nstar * cfg->nlocations;
+    /* The names of the `location = *` triggers, kept for binding for_each. */
+    char **stars = xcalloc(nstar + 1, sizeof(*stars));
+    size_t ns = 0;
+    struct config_trigger *out = xcalloc(total > 0 ? total : 1, sizeof(*out));
+    size_t k = 0;
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        struct config_trigger *t = &cfg->triggers[i];
+        if (t->base == NULL) {
+            out[k++] = *t; /* moved: out owns its strings now */
+            continue;
+        }
+        for (size_t j = 0; j < cfg->nlocations; j++) {
+            expand_one(&out[k++], t, &cfg->locations[j]);
+        }
+        stars[ns++] = xstrdup(t->name);
+        trigger_free(t);
+    }
+    free(cfg->triggers);
+    cfg->triggers = out;
+    cfg->ntriggers = k;
+
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        struct config_trigger *t = &cfg->triggers[i];
+        if (t->for_each == NULL) {
+            continue;
+        }
+        bool to_star = strv_contains(stars, t->for_each);
+        if (to_star && t->location != NULL) {
+            /* A sweep takes its parent's records from the same location. */
+            char *bound = xasprintf("%s@%s", t->for_each, t->location->name);
+            free(t->for_each);
+            t->for_each = bound;
+        } else if (!to_star && t->base != NULL && config_find_trigger(cfg, t->for_each) != NULL) {
+            config_diag_add_once(&doc->diag, t->for_each_line,
+                                 "for_each: [trigger %s] polls one location, but [trigger %s] "
+                                 "runs for every location (location = *); it can follow only "
+                                 "another location = * trigger",
+                                 t->for_each, t->base);
+        }
+    }
+    strv_free(stars);
 }
 
 /* The `do` value of a section (NULL if absent), read before its keys are
@@ -2350,15 +2976,20 @@ static void finish_rule(struct loader *ld, struct config_ini *doc,
  * (triggers on min_interval and on the complete list of locations, rules
  * on the complete list of triggers). */
 static const struct section_kind section_kinds[] = {
-    {"engine", false, engine_keys, ARRAY_SIZE(engine_keys), add_engine, NULL, NULL, NULL},
-    {"api", false, api_keys, ARRAY_SIZE(api_keys), add_engine, finish_api, NULL, NULL},
+    {"engine", false, engine_keys, ARRAY_SIZE(engine_keys), add_engine, NULL, NULL, NULL, NULL},
+    {"api", false, api_keys, ARRAY_SIZE(api_keys), add_engine, finish_api, NULL, NULL, NULL},
+    /* Before [location], whose `oauth` names one; after [engine], whose
+     * state_dir holds the default token store. */
+    {"oauth", true, oauth_keys, ARRAY_SIZE(oauth_keys), add_oauth, finish_oauth, NULL, NULL,
+     NULL},
     {"location", true, location_keys, ARRAY_SIZE(location_keys), add_location, finish_location,
-     NULL, NULL},
+     NULL, NULL, NULL},
+    /* expand_triggers replaces `location = *` triggers by their expansions. */
     {"trigger", true, trigger_keys, ARRAY_SIZE(trigger_keys), add_trigger, finish_trigger,
-     trigger_param, NULL},
-    /* Last: `on` looks up triggers, which must all exist by then. */
+     trigger_param, NULL, expand_triggers},
+    /* Last: `on` looks up triggers, which must all exist (expanded) by then. */
     {"rule", true, rule_catalog_keys, ARRAY_SIZE(rule_catalog_keys), add_rule, finish_rule,
-     rule_extra, rule_keys_for},
+     rule_extra, rule_keys_for, NULL},
 };
 
 static const struct section_kind *find_kind(const char *kind)
@@ -2415,6 +3046,9 @@ static void apply_kind(struct loader *ld, struct config_ini *doc, const struct s
         }
         free(what);
     }
+    if (k->after != NULL) {
+        k->after(ld, doc);
+    }
 }
 
 int config_load(const char *path, unsigned flags, struct config **out,
@@ -2439,7 +3073,7 @@ int config_load(const char *path, unsigned flags, struct config **out,
             quote(sec->kind, q);
             config_diag_add(&doc.diag, sec->line,
                             "unknown section kind [%s] (expected [engine], [api], "
-                            "[location NAME], [trigger NAME] or [rule NAME])",
+                            "[location NAME], [oauth NAME], [trigger NAME] or [rule NAME])",
                             q);
         }
     }
@@ -2462,6 +3096,13 @@ fail:
 
 /* ------------------------------------------------------------------------ */
 /* Resolution against the catalog                                           */
+
+/* How messages name a trigger: the section's NAME, so that the expansions
+ * of a `location = *` trigger share one message (config_diag_add_once). */
+static const char *tlabel(const struct config_trigger *t)
+{
+    return t->base != NULL ? t->base : t->name;
+}
 
 static int check_param_value(struct config_diag *d, const struct config_trigger *t,
                              const struct catalog_param *p, const struct config_param *cp)
@@ -2503,13 +3144,14 @@ static int check_param_value(struct config_diag *d, const struct config_trigger 
             return 0;
         }
         size_t at = end != NULL && end >= cp->value ? (size_t)(end - cp->value) + 1 : 1;
-        config_diag_add(d, cp->line, "'%s' is not valid JSON (error near byte %zu)", cp->name,
-                        at);
+        config_diag_add_once(d, cp->line, "'%s' is not valid JSON (error near byte %zu)", cp->name,
+                             at);
         return -EINVAL;
     }
     }
-    config_diag_add(d, cp->line, "bad value '%s' for '%s' (%s expects %s %s)", q, cp->name,
-                    t->use, p->type == CATALOG_INTEGER ? "an" : "a", catalog_type_name(p->type));
+    config_diag_add_once(d, cp->line, "bad value '%s' for '%s' (%s expects %s %s)", q, cp->name,
+                         t->use, p->type == CATALOG_INTEGER ? "an" : "a",
+                         catalog_type_name(p->type));
     return -EINVAL;
 }
 
@@ -2540,16 +3182,15 @@ static void resolve_params(struct config_diag *d, struct config_trigger *t)
                 names[TRIGGER_NKEYS + j] = def->params[j].name;
             }
             const char *hint = config_suggest(cp->name, names, n);
-            config_diag_add(d, cp->line, "unknown key '%s' in [trigger %s]%s%s%s", cp->name,
-                            t->name, hint ? "; did you mean '" : "", hint ? hint : "",
-                            hint ? "'?" : "");
+            config_diag_add_once(d, cp->line, "unknown key '%s' in [trigger %s]%s%s%s", cp->name,
+                                 tlabel(t), hint ? "; did you mean '" : "", hint ? hint : "",
+                                 hint ? "'?" : "");
             free(names);
             continue;
         }
         if (fed && strcmp(cp->name, def->fan_out) == 0) {
-            config_diag_add(d, cp->line,
-                            "'%s' is fed by for_each = %s; remove this line", cp->name,
-                            t->for_each);
+            config_diag_add_once(d, cp->line, "'%s' is fed by for_each = %s; remove this line",
+                                 cp->name, t->for_each);
             continue;
         }
         check_param_value(d, t, p, cp);
@@ -2562,11 +3203,12 @@ static void resolve_params(struct config_diag *d, struct config_trigger *t)
         if (fed && strcmp(p->name, def->fan_out) == 0) {
             continue;
         }
-        config_diag_add(d, t->line, "[trigger %s] is missing parameter '%s' (required by %s)%s",
-                        t->name, p->name, def->name,
-                        def->fan_out != NULL && strcmp(p->name, def->fan_out) == 0
-                            ? "; or set for_each to a trigger that yields its values"
-                            : "");
+        config_diag_add_once(d, t->line,
+                             "[trigger %s] is missing parameter '%s' (required by %s)%s", tlabel(t),
+                             p->name, def->name,
+                             def->fan_out != NULL && strcmp(p->name, def->fan_out) == 0
+                                 ? "; or set for_each to a trigger that yields its values"
+                                 : "");
     }
     if (def->require_one[0] != NULL) {
         bool any = false;
@@ -2575,18 +3217,18 @@ static void resolve_params(struct config_diag *d, struct config_trigger *t)
         }
         if (!any) {
             char *all = join_choices((const char *const *)def->require_one);
-            config_diag_add(d, t->line, "[trigger %s] needs at least one of: %s (for %s)",
-                            t->name, all, def->name);
+            config_diag_add_once(d, t->line, "[trigger %s] needs at least one of: %s (for %s)",
+                                 tlabel(t), all, def->name);
             free(all);
         }
     }
     if (t->page_size != 0) {
         if (def->pagination == CATALOG_PAGE_NONE) {
-            config_diag_add(d, t->page_size_line, "page_size: %s is not paginated", def->name);
+            config_diag_add_once(d, t->page_size_line, "page_size: %s is not paginated", def->name);
         } else if (t->page_size > def->max_page_size) {
-            config_diag_add(d, t->page_size_line,
-                            "page_size = %u is out of range (%s allows 1..%u)", t->page_size,
-                            def->name, def->max_page_size);
+            config_diag_add_once(d, t->page_size_line,
+                                 "page_size = %u is out of range (%s allows 1..%u)", t->page_size,
+                                 def->name, def->max_page_size);
         }
     }
 }
@@ -2598,35 +3240,34 @@ static void resolve_for_each(struct config_diag *d, struct config *cfg, struct c
     }
     struct config_trigger *parent = config_find_trigger(cfg, t->for_each);
     if (parent == NULL) {
-        const char **names = xcalloc(cfg->ntriggers + 1, sizeof(*names));
-        for (size_t i = 0; i < cfg->ntriggers; i++) {
-            names[i] = cfg->triggers[i].name;
-        }
-        const char *hint = config_suggest(t->for_each, names, cfg->ntriggers);
-        config_diag_add(d, t->for_each_line, "for_each: no [trigger %s]%s%s%s", t->for_each,
-                        hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+        size_t nnames = 0;
+        const char **names = trigger_names(cfg, &nnames);
+        const char *hint = config_suggest(t->for_each, names, nnames);
+        config_diag_add_once(d, t->for_each_line, "for_each: no [trigger %s]%s%s%s", t->for_each,
+                             hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
         free(names);
         return;
     }
     t->parent = parent;
     if (t->def != NULL && t->def->fan_out == NULL) {
-        config_diag_add(d, t->for_each_line,
-                        "for_each: %s takes no for_each (it has no fan-out parameter)",
-                        t->def->name);
+        config_diag_add_once(d, t->for_each_line,
+                             "for_each: %s takes no for_each (it has no fan-out parameter)",
+                             t->def->name);
         return;
     }
     if (parent->location != t->location) {
-        config_diag_add(d, t->for_each_line,
-                        "for_each: [trigger %s] polls location '%s', not '%s'", parent->name,
-                        parent->location_name ? parent->location_name : "?",
-                        t->location_name ? t->location_name : "?");
+        config_diag_add_once(d, t->for_each_line,
+                             "for_each: [trigger %s] polls location '%s', not '%s'", tlabel(parent),
+                             parent->location_name ? parent->location_name : "?",
+                             t->location_name ? t->location_name : "?");
     }
     if (t->def != NULL && parent->def != NULL &&
         strcmp(parent->def->resource, t->def->parent_resource) != 0) {
-        config_diag_add(d, t->for_each_line,
-                        "for_each: [trigger %s] (%s) yields '%s' records; %s needs '%s' records",
-                        parent->name, parent->def->name, parent->def->resource, t->def->name,
-                        t->def->parent_resource);
+        config_diag_add_once(
+            d, t->for_each_line,
+            "for_each: [trigger %s] (%s) yields '%s' records; %s needs '%s' records",
+            tlabel(parent), parent->def->name, parent->def->resource, t->def->name,
+            t->def->parent_resource);
     }
 }
 
@@ -2646,11 +3287,11 @@ static void check_cycles(struct config_diag *d, struct config *cfg)
         /* Name the cycle from this trigger: a -> b -> a (cut after 8 hops). */
         struct buf b;
         buf_init(&b, 4096);
-        buf_append_str(&b, t->name);
+        buf_append_str(&b, tlabel(t));
         p = t->parent;
         for (size_t hop = 0; hop < 8; hop++) {
             buf_append_str(&b, " -> ");
-            buf_append_str(&b, p->name);
+            buf_append_str(&b, tlabel(p));
             if (p == t) {
                 break;
             }
@@ -2659,7 +3300,7 @@ static void check_cycles(struct config_diag *d, struct config *cfg)
         if (p != t) {
             buf_append_str(&b, " -> ...");
         }
-        config_diag_add(d, t->for_each_line, "for_each cycle: %s", b.data);
+        config_diag_add_once(d, t->for_each_line, "for_each cycle: %s", b.data);
         buf_finish(&b);
     }
 }
@@ -2843,6 +3484,195 @@ static void resolve_rule(struct config_diag *d, struct config_rule *r, const str
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Scopes                                                                    */
+
+/* Largest token store file read (a token pair and a few ids). */
+#define TOKEN_STORE_MAX (64 * 1024)
+
+/* Wipes every string member of a parsed token store before it is freed
+ * (the access and refresh tokens are among them). */
+static void wipe_json_strings(cJSON *j)
+{
+    for (cJSON *c = j != NULL ? j->child : NULL; c != NULL; c = c->next) {
+        if (cJSON_IsString(c) && c->valuestring != NULL) {
+            explicit_bzero(c->valuestring, strlen(c->valuestring));
+        }
+    }
+}
+
+/*
+ * The scopes granted to credential o: the `scope` member of its token store
+ * file. NULL when there is no store yet or it cannot be read (then the
+ * configured scopes count). A store the engine would refuse (a symbolic
+ * link, another owner, group/other permission bits, too big) is reported at
+ * the [oauth] line; one that does not parse is only warned about, since
+ * the engine reports it with more context.
+ */
+static char **read_granted(struct config_diag *d, const struct config_oauth *o)
+{
+    if (o->token_store == NULL) {
+        return NULL;
+    }
+    const char *path = o->token_store;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ELOOP) {
+            config_diag_add(d, o->line,
+                            "token_store '%s' is a symbolic link; point token_store at the real "
+                            "file",
+                            path);
+        } else if (errno != ENOENT && errno != EACCES) {
+            log_warn("config", "token_store '%s': %s; checking scopes against [oauth %s] scopes",
+                     path, strerror(errno), o->name);
+        }
+        return NULL;
+    }
+    char **granted = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        config_diag_add(d, o->line, "token_store '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    if (check_private_file(d, o->line, "token_store", path, &st) != 0) {
+        goto out;
+    }
+    if (st.st_size > TOKEN_STORE_MAX) {
+        config_diag_add(d, o->line, "token_store '%s' is larger than %d bytes", path,
+                        TOKEN_STORE_MAX);
+        goto out;
+    }
+    data = xmalloc(TOKEN_STORE_MAX + 1);
+    for (;;) {
+        ssize_t n = read(fd, data + len, TOKEN_STORE_MAX - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            log_warn("config", "token_store '%s': %s", path, strerror(errno));
+            goto out;
+        }
+        len += (size_t)n;
+        if (n == 0 || len == TOKEN_STORE_MAX) {
+            break;
+        }
+    }
+    cJSON *j = cJSON_ParseWithLength(data, len);
+    const cJSON *scope = cJSON_GetObjectItemCaseSensitive(j, "scope");
+    if (cJSON_IsString(scope) && scope->valuestring != NULL) {
+        size_t n = 0;
+        granted = strv_split(scope->valuestring, &n);
+    } else {
+        log_warn("config",
+                 "token_store '%s' is not a JSON object with a \"scope\" string; checking "
+                 "scopes against [oauth %s] scopes",
+                 path, o->name);
+    }
+    wipe_json_strings(j);
+    cJSON_Delete(j);
+
+out:
+    if (data != NULL) {
+        explicit_bzero(data, TOKEN_STORE_MAX + 1);
+        free(data);
+    }
+    close(fd);
+    return granted;
+}
+
+/* Reports each scope of needed (space-separated) that granted lacks. */
+static void check_scope(struct config_diag *d, int line, const char *kind, const char *name,
+                        const char *needed, const struct config_oauth *o, char *const *granted,
+                        bool from_store)
+{
+    size_t n = 0;
+    char **want = strv_split(needed != NULL ? needed : "", &n);
+    for (size_t i = 0; i < n; i++) {
+        if (strv_contains(granted, want[i])) {
+            continue;
+        }
+        struct buf b;
+        buf_init(&b, TOKEN_STORE_MAX);
+        for (size_t j = 0; granted[j] != NULL; j++) {
+            buf_append_str(&b, j > 0 ? " " : "");
+            buf_append_str(&b, granted[j]);
+        }
+        const char *list = b.data != NULL && b.data[0] != '\0' ? b.data : "none";
+        if (from_store) {
+            config_diag_add_once(d, line,
+                                 "%s '%s' needs scope %s, which credential '%s' was not granted "
+                                 "(granted: %s); add %s to scopes in [oauth %s] and run "
+                                 "pollen auth login again",
+                                 kind, name, want[i], o->name, list, want[i], o->name);
+        } else {
+            config_diag_add_once(d, line,
+                                 "%s '%s' needs scope %s, which credential '%s' was not granted "
+                                 "(granted: %s, as configured; not logged in yet); add %s to "
+                                 "scopes in [oauth %s]",
+                                 kind, name, want[i], o->name, list, want[i], o->name);
+        }
+        buf_finish(&b);
+    }
+    strv_free(want);
+}
+
+/*
+ * Every trigger's and catalog rule's scope must be granted to the OAuth
+ * credential of its location (static tokens: unknown, not checked). A rule
+ * on `location = *` triggers is checked against every location it can run
+ * on.
+ */
+static void check_scopes(struct config_diag *d, struct config *cfg)
+{
+    if (cfg->noauths == 0) {
+        return;
+    }
+    char ***granted = xcalloc(cfg->noauths, sizeof(*granted));
+    bool *from_store = xcalloc(cfg->noauths, sizeof(*from_store));
+    for (size_t i = 0; i < cfg->noauths; i++) {
+        granted[i] = read_granted(d, &cfg->oauths[i]);
+        from_store[i] = granted[i] != NULL;
+        if (granted[i] == NULL) {
+            granted[i] = strv_dup(cfg->oauths[i].scopes);
+        }
+        if (granted[i] == NULL) {
+            granted[i] = xcalloc(1, sizeof(**granted));
+        }
+    }
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        const struct config_trigger *t = &cfg->triggers[i];
+        if (t->def == NULL || t->location == NULL || t->location->oauth == NULL) {
+            continue;
+        }
+        size_t k = (size_t)(t->location->oauth - cfg->oauths);
+        check_scope(d, t->line, "trigger", tlabel(t), t->def->scope, t->location->oauth,
+                    granted[k], from_store[k]);
+    }
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        const struct config_rule *r = &cfg->rules[i];
+        if (r->def == NULL) {
+            continue;
+        }
+        for (size_t j = 0; j < r->non; j++) {
+            const struct config_location *loc =
+                r->location != NULL ? r->location : r->on[j].resolved->location;
+            if (loc == NULL || loc->oauth == NULL) {
+                continue;
+            }
+            size_t k = (size_t)(loc->oauth - cfg->oauths);
+            check_scope(d, r->line, "rule", r->name, r->def->scope, loc->oauth, granted[k],
+                        from_store[k]);
+        }
+    }
+    for (size_t i = 0; i < cfg->noauths; i++) {
+        strv_free(granted[i]);
+    }
+    free(granted);
+    free(from_store);
+}
+
 int config_resolve(struct config *cfg, const struct catalog *cat, struct config_errors *errs)
 {
     struct config_diag d;
@@ -2860,9 +3690,10 @@ int config_resolve(struct config *cfg, const struct catalog *cat, struct config_
             char q[QUOTE_MAX + 4];
             quote(t->use, q);
             const char *hint = config_suggest(t->use, names, ncat);
-            config_diag_add(&d, t->use_line ? t->use_line : t->line,
-                            "use: unknown catalog trigger '%s'%s%s%s (see pollen catalog)", q,
-                            hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+            config_diag_add_once(&d, t->use_line ? t->use_line : t->line,
+                                 "use: unknown catalog trigger '%s'%s%s%s (see pollen catalog)", q,
+                                 hint ? "; did you mean '" : "", hint ? hint : "",
+                                 hint ? "'?" : "");
             continue;
         }
         resolve_params(&d, t);
@@ -2881,6 +3712,7 @@ int config_resolve(struct config *cfg, const struct catalog *cat, struct config_
         resolve_rule(&d, &cfg->rules[i], cat, names, nact);
     }
     free(names);
+    check_scopes(&d, cfg);
     if (d.count == 0) {
         config_diag_flush(&d, errs);
         return 0;
@@ -2904,6 +3736,16 @@ struct config_location *config_find_location(const struct config *cfg, const cha
     for (size_t i = 0; name != NULL && i < cfg->nlocations; i++) {
         if (strcmp(cfg->locations[i].name, name) == 0) {
             return &cfg->locations[i];
+        }
+    }
+    return NULL;
+}
+
+struct config_oauth *config_find_oauth(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->noauths; i++) {
+        if (strcmp(cfg->oauths[i].name, name) == 0) {
+            return &cfg->oauths[i];
         }
     }
     return NULL;
@@ -2938,6 +3780,25 @@ bool config_rule_matches(const struct config_rule *r, const struct config_trigge
         }
     }
     return false;
+}
+
+const struct config_location *config_rule_location(const struct config *cfg,
+                                                   const struct config_rule *r,
+                                                   const char *event_trigger)
+{
+    if (r == NULL) {
+        return NULL;
+    }
+    if (r->location != NULL) {
+        return r->location;
+    }
+    const struct config_trigger *t = config_find_trigger(cfg, event_trigger);
+    for (size_t i = 0; t != NULL && i < r->non; i++) {
+        if (r->on[i].resolved == t) {
+            return t->location;
+        }
+    }
+    return NULL;
 }
 
 static void rule_params_free(struct config_rule_param *p, size_t n)
@@ -2981,23 +3842,25 @@ void config_free(struct config *cfg)
         free(loc->name);
         free(loc->id);
         wipe_free(loc->token);
+        free(loc->oauth_name);
     }
     free(cfg->locations);
     for (size_t i = 0; i < cfg->ntriggers; i++) {
-        struct config_trigger *t = &cfg->triggers[i];
-        free(t->name);
-        free(t->use);
-        free(t->location_name);
-        strv_free(t->fields);
-        strv_free(t->ignore);
-        free(t->for_each);
-        for (size_t j = 0; j < t->nparams; j++) {
-            free(t->params[j].name);
-            free(t->params[j].value);
-        }
-        free(t->params);
+        trigger_free(&cfg->triggers[i]);
     }
     free(cfg->triggers);
+    for (size_t i = 0; i < cfg->noauths; i++) {
+        struct config_oauth *o = &cfg->oauths[i];
+        free(o->name);
+        free(o->client_id);
+        wipe_free(o->client_secret);
+        strv_free(o->scopes);
+        free(o->redirect_uri);
+        free(o->user_type);
+        free(o->token_store);
+        free(o->authorize_url);
+    }
+    free(cfg->oauths);
     for (size_t i = 0; i < cfg->nrules; i++) {
         rule_free(&cfg->rules[i]);
     }

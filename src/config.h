@@ -1,11 +1,11 @@
 /*
  * config: the user's INI file (conf/pollen.ini documents every key).
  *
- * Sections: [engine], [api], [location NAME], [trigger NAME] and
- * [rule NAME]. Each kind has a key table (type, default, range, parser) in
- * config.c; a new kind ([oauth NAME]) is a new table row, not new control
- * flow. A [rule] picks one of three key tables by its `do` value (catalog
- * action, http or exec), each the common rule keys plus that form's own.
+ * Sections: [engine], [api], [oauth NAME], [location NAME], [trigger NAME]
+ * and [rule NAME]. Each kind has a key table (type, default, range, parser)
+ * in config.c; a new kind is a new table row, not new control flow. A
+ * [rule] picks one of three key tables by its `do` value (catalog action,
+ * http or exec), each the common rule keys plus that form's own.
  *
  * config_load reads the file with the INI rules of diag.h into a scratch
  * struct config and checks everything it can without the catalog: syntax,
@@ -17,18 +17,56 @@
  * headers, exec commands. Every error is collected as "FILE:LINE: message",
  * sorted by line; on any error nothing is returned. config_resolve then
  * links each trigger to its catalog definition and checks parameters,
- * for_each chains and page sizes, and links each catalog rule to its action
- * and checks its keys against the action's parameters and fields.
+ * for_each chains and page sizes, links each catalog rule to its action
+ * and checks its keys against the action's parameters and fields, and
+ * checks scopes (below).
  *
- * Secrets: each resolved token is registered with log_add_secret and is never
- * part of any message, even when rejected.
+ * Credentials. A [location] has exactly one of `token` (a private
+ * integration token, env:VAR or file:PATH) or `oauth = NAME` (an [oauth
+ * NAME] section: a marketplace app's client_id, client_secret, scopes,
+ * redirect_uri, user_type, token_store, authorize_url, refresh_margin).
+ * client_secret is env:VAR or file:PATH (a private file, as for tokens); a
+ * literal is accepted only when the config file itself is owned by the
+ * euid with mode 0600 or stricter. A Location credential (user_type =
+ * Location) belongs to one sub-account, so at most one [location] may use
+ * it; a Company (agency) credential may serve many, the engine getting each
+ * one's token through /oauth/locationToken. The token store file (access
+ * and refresh token, expiry, granted scope; written by the oauth module,
+ * never by config) defaults to <state_dir>/oauth-NAME.json.
+ *
+ * Every location: `location = *` in [trigger NAME] makes config_load expand
+ * the section into one struct config_trigger per [location] (file order),
+ * named NAME@LOCATION (so events carry trigger "NAME@LOCATION"; each has
+ * its own snapshot and uses its own location's rate budget), with base =
+ * NAME. A `for_each = P` on such a trigger binds each expansion to
+ * P@LOCATION (P must be a `location = *` trigger too); an ordinary
+ * trigger's for_each = P, P being `location = *`, binds to P@(its
+ * location). A rule whose `on` names NAME
+ * gets one on-entry per expansion (trigger "NAME@LOCATION"), fires for all
+ * of them, and runs its action on the event's location: its `location` is
+ * NULL and config_rule_location() gives the location per event. A rule's
+ * triggers are either all `location = *` ones or all poll one location.
+ * `on = NAME@LOCATION` names a single expansion (an ordinary rule on that
+ * location). config_find_trigger(NAME) finds no expansion: NAME itself is
+ * not a trigger after loading.
+ *
+ * Scopes (config_resolve): every trigger's catalog scope, and every catalog
+ * rule action's scope, must be granted to its location's OAuth credential:
+ * the `scope` of the credential's token store file when it exists (and is
+ * readable), else the configured `scopes`. Static tokens are not checked
+ * (their scopes are unknown). A token store with group/other permission
+ * bits, another owner or a symbolic link is an error here too (the engine
+ * refuses it).
+ *
+ * Secrets: each resolved token and client_secret (even a rejected literal)
+ * is registered with log_add_secret and is never part of any message.
  *
  * Ownership: struct config owns every string, array, template and condition
  * below; fields are public and read-only after load (templates and
  * conditions are read-only too, so rendering them needs no lock). Pointers
- * between its parts (location, parent, resolved) point into its own arrays;
- * def points into the catalog, which must outlive the config. Thread
- * context: startup/reload on the loop thread; loading reads files
+ * between its parts (location, oauth, parent, resolved) point into its own
+ * arrays; def points into the catalog, which must outlive the config.
+ * Thread context: startup/reload on the loop thread; loading reads files
  * (blocking), so it never runs while the loop polls.
  */
 #ifndef POLLEN_CONFIG_H
@@ -45,17 +83,38 @@
 
 enum { CONFIG_SKIP_SECRETS = 1 }; /* flag for commands like tail that need only the state dir */
 
+/* Most triggers after `location = *` expansion (triggers x locations), so a
+ * small file cannot make the engine allocate millions of pollers. */
+#define CONFIG_TRIGGERS_MAX 10000
+
 enum {
     CONFIG_EMIT_CREATED = 1u << 0,
     CONFIG_EMIT_UPDATED = 1u << 1,
     CONFIG_EMIT_DELETED = 1u << 2,
 };
 
+/* An OAuth 2.0 marketplace app credential: [oauth NAME]. */
+struct config_oauth {
+    char *name;
+    int line;                 /* the section header */
+    char *client_id;          /* NULL with CONFIG_SKIP_SECRETS when given as env: or file: */
+    char *client_secret;      /* resolved secret, or NULL with CONFIG_SKIP_SECRETS */
+    char **scopes;            /* requested scopes: NULL-terminated, at least one */
+    char *redirect_uri;       /* https://..., or http:// to a loopback host with a port */
+    char *user_type;          /* "Location" or "Company" */
+    char *token_store;        /* absolute path */
+    char *authorize_url;      /* the chooselocation page, as written (no query) */
+    uint64_t refresh_margin_ms; /* refresh this long before expiry (10s..12h) */
+};
+
 struct config_location {
     char *name;
     int line;
     char *id;                 /* HighLevel locationId */
-    char *token;              /* resolved secret, or NULL with CONFIG_SKIP_SECRETS */
+    /* Exactly one of token (a static token) and oauth_name is set. */
+    char *token;              /* resolved secret, or NULL with CONFIG_SKIP_SECRETS or oauth */
+    char *oauth_name;         /* `oauth = NAME`, or NULL */
+    struct config_oauth *oauth; /* the [oauth NAME] it names, or NULL */
     unsigned rate_limit;      /* requests per rate_window */
     uint64_t rate_window_ms, daily_limit;
     double sweep_share;       /* share of the budget for_each sweeps may use */
@@ -69,7 +128,8 @@ struct config_param {
 };
 
 struct config_trigger {
-    char *name;
+    char *name;               /* NAME, or NAME@LOCATION for an expansion of location = * */
+    char *base;               /* location = *: NAME; NULL for an ordinary trigger */
     int line;                 /* the section header */
     char *use;
     const struct catalog_trigger *def; /* set by config_resolve */
@@ -80,7 +140,7 @@ struct config_trigger {
     bool first_poll_emit;     /* first_poll = emit (default baseline) */
     char **fields;            /* NULL when not set */
     char **ignore;            /* NULL when not set */
-    char *for_each;
+    char *for_each;           /* for an expansion: PARENT@LOCATION */
     struct config_trigger *parent; /* set by config_resolve */
     unsigned page_size;       /* 0 = definition default */
     struct config_param *params;
@@ -93,9 +153,10 @@ struct template;
 struct condition;
 
 /* One TRIGGER:TYPE group of a rule's `on` (one entry per trigger; repeated
- * triggers are merged). */
+ * triggers are merged; a `location = *` trigger gives one entry per
+ * expansion). */
 struct config_rule_on {
-    char *trigger;
+    char *trigger;                    /* the trigger's name (NAME@LOCATION for expansions) */
     unsigned types;                   /* CONFIG_EMIT_* bits; TRIGGER:* sets all three */
     struct config_trigger *resolved;  /* set by config_load; never NULL after it */
 };
@@ -155,7 +216,9 @@ struct config_rule {
     char *command;            /* exec only: absolute path of an executable file */
     struct template **args;   /* exec only: one argv element each (after command) */
     size_t nargs;
-    struct config_location *location; /* the location of every `on` trigger */
+    /* The location of every `on` trigger; NULL when they are `location = *`
+     * expansions (then see config_rule_location). */
+    struct config_location *location;
 };
 
 struct config {
@@ -171,6 +234,8 @@ struct config {
     char *base_url;           /* no trailing slash */
     uint64_t timeout_ms, connect_timeout_ms, max_body;
     char *ca_file;            /* NULL: system default */
+    struct config_oauth *oauths;
+    size_t noauths;
     struct config_location *locations;
     size_t nlocations;
     struct config_trigger *triggers;
@@ -183,7 +248,10 @@ struct config {
  * Loads and checks the file at path. Returns 0 and sets *out (free with
  * config_free), -EINVAL with errs filled (nothing returned), or -errno when
  * the file cannot be read (also in errs). flags: CONFIG_SKIP_SECRETS checks
- * token syntax but reads no environment variable or file (token = NULL).
+ * the syntax of token, client_secret and client_id but reads no environment
+ * variable or file (token = NULL, client_secret = NULL, and client_id = NULL
+ * unless written literally); a literal client_secret is still checked
+ * against the file's permissions.
  */
 int config_load(const char *path, unsigned flags, struct config **out,
                 struct config_errors *errs);
@@ -200,16 +268,21 @@ int config_load(const char *path, unsigned flags, struct config **out,
  * action; every key is one of its path parameters or body fields (not a
  * body.NAME the catalog binds, such as locationId); required ones are
  * given; literals are valid for the field's type; a destructive action has
- * confirm = yes. Returns 0, or -EINVAL with errs filled (then def and
- * parent are all reset to NULL; free the config).
+ * confirm = yes. Scopes: each trigger's and catalog rule's scope is granted
+ * to the OAuth credential of its location (see the top of this file; reads
+ * each credential's token store file, if any, with blocking calls).
+ * Messages about `location = *` expansions name the section (NAME), once.
+ * Returns 0, or -EINVAL with errs filled (then def and parent are all reset
+ * to NULL; free the config).
  */
 int config_resolve(struct config *cfg, const struct catalog *cat, struct config_errors *errs);
 
 /* Frees the config (wiping tokens first); accepts NULL. */
 void config_free(struct config *cfg);
 
-/* The location/trigger/rule named name, or NULL. */
+/* The location/oauth credential/trigger/rule named name, or NULL. */
 struct config_location *config_find_location(const struct config *cfg, const char *name);
+struct config_oauth *config_find_oauth(const struct config *cfg, const char *name);
 struct config_trigger *config_find_trigger(const struct config *cfg, const char *name);
 struct config_rule *config_find_rule(const struct config *cfg, const char *name);
 
@@ -222,5 +295,16 @@ struct config_rule *config_find_rule(const struct config *cfg, const char *name)
  */
 bool config_rule_matches(const struct config_rule *r, const struct config_trigger *t,
                          unsigned type);
+
+/*
+ * The location whose token rule r's action runs with, for an event of the
+ * trigger named event_trigger (the event's "trigger" member): r->location
+ * for an ordinary rule; for a rule on `location = *` triggers, the location
+ * of that expansion. NULL when r is NULL, or when r's location depends on
+ * the event and event_trigger is not one of r's triggers. Borrowed from cfg.
+ */
+const struct config_location *config_rule_location(const struct config *cfg,
+                                                   const struct config_rule *r,
+                                                   const char *event_trigger);
 
 #endif

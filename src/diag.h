@@ -61,6 +61,9 @@
 #define CONFIG_INI_MAX_FILE (1024 * 1024)
 /* Longest section name (the NAME in [trigger NAME], or a catalog name). */
 #define CONFIG_NAME_MAX 64
+/* Longest trigger name after `location = *` expansion: NAME@LOCATION. Size
+ * buffers that hold a trigger name (event records, store keys) with this. */
+#define CONFIG_TRIGGER_NAME_MAX (2 * CONFIG_NAME_MAX + 1)
 
 struct config_errors {
     char **items; /* each "FILE:LINE: message"; owned */
@@ -88,6 +91,11 @@ struct config_diag {
 
 void config_diag_init(struct config_diag *d, const char *file);
 void config_diag_add(struct config_diag *d, int line, const char *fmt, ...) ATTR_PRINTF(3, 4);
+/* Like config_diag_add, unless the same message is already recorded at the
+ * same line (one section can stand for several objects, such as the
+ * expansions of a `location = *` trigger). */
+void config_diag_add_once(struct config_diag *d, int line, const char *fmt, ...)
+    ATTR_PRINTF(3, 4);
 /* Moves the errors into errs, sorted by line (stable), and frees d. */
 void config_diag_flush(struct config_diag *d, struct config_errors *errs);
 

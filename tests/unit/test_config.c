@@ -7,9 +7,15 @@
  * good configuration whose parsed rules are checked member by member; the
  * commented-out rule examples of conf/pollen.ini must load once uncommented.
  *
- * A canary token runs through every case: it must never appear in any error
- * message.
+ * [oauth] sections, `oauth =` locations, `location = *` expansion (names,
+ * for_each binding, rules on expanded triggers, config_rule_location) and
+ * scope checks against token store files have their own table and good
+ * configurations; so do the commented-out oauth examples of conf/pollen.ini.
+ *
+ * A canary token and a canary client secret run through every case: they
+ * must never appear in any error message.
  */
+#include "buf.h"
 #include "condition.h"
 #include "config.h"
 #include "log.h"
@@ -31,6 +37,8 @@
 #endif
 
 #define CANARY "CANARY-tok-9f3a7c1e5b"
+#define SECRET "CANARY-sec-4d2e8b7a61"
+#define FILE_SECRET "CANARY-sec-file-77aa03"
 
 static char *case_dir;    /* absolute, realpath'ed: where the cases are written */
 static char *case_file;   /* case_dir/pollen.ini */
@@ -119,8 +127,8 @@ static const struct bad_case bad_cases[] = {
     {"duplicate trigger name", BASE "[trigger contacts]\nuse = contacts.list\n", LOAD, 8,
      "duplicate section [trigger contacts] (first on line 6)", NULL},
     {"unknown section", BASE "[rules x]\n", LOAD, 8,
-     "unknown section kind [rules] (expected [engine], [api], [location NAME], [trigger NAME] "
-     "or [rule NAME])",
+     "unknown section kind [rules] (expected [engine], [api], [location NAME], [oauth NAME], "
+     "[trigger NAME] or [rule NAME])",
      NULL},
     {"unknown engine key", "[engine]\nstate_dir = s\nlog_levl = info\n" LOC TRIG, LOAD, 3,
      "unknown key 'log_levl' in [engine]; did you mean 'log_level'?", NULL},
@@ -186,6 +194,9 @@ static const struct bad_case bad_cases[] = {
      "base_url must start with https://", NULL},
     {"connect_timeout > timeout", BASE "[api]\ntimeout = 5s\nconnect_timeout = 10s\n", LOAD, 10,
      "connect_timeout = 10s is longer than timeout = 5s", NULL},
+    /* connect_timeout defaults to 10s: the problem is on timeout's line. */
+    {"timeout below the default connect_timeout", BASE "[api]\ntimeout = 2s\n", LOAD, 9,
+     "connect_timeout = 10s is longer than timeout = 2s", NULL},
     {"for_each to a non-contact trigger",
      BASE "[trigger tasks]\nuse = contacts.tasks\nfor_each = t3\n"
           "[trigger t3]\nuse = contacts.tasks.get\ncontactId = a\ntaskId = b\n",
@@ -398,9 +409,190 @@ static const struct bad_case rule_cases[] = {
      LOAD, 15, "'contactId': ", CANARY},
 };
 
-static void run_bad_case(const struct bad_case *c)
+/* OAuth: OBASE is a valid configuration of 11 lines whose location uses
+ * [oauth app]. */
+#define OAUTH_HEAD "[oauth app]\nclient_id = app-client-1\n"             /* lines 3-4 */
+#define OAUTH_REST "client_secret = env:POLLEN_TEST_SECRET\n"                \
+                   "scopes = contacts.readonly contacts.write\n"            /* lines 5-6 */
+#define OAUTH_APP OAUTH_HEAD OAUTH_REST
+#define LOC_APP "[location main]\nid = loc123\noauth = app\n"            /* lines 7-9 */
+#define OBASE ENGINE OAUTH_APP LOC_APP TRIG                             /* TRIG: 10-11 */
+/* Two token locations (lines 3-8) for `location = *`. */
+#define LOCS_AB LOC LOC_B
+/* An agency credential (lines 3-7) and two locations using it (8-13). */
+#define AGENCY "[oauth agency]\nclient_id = ag\nclient_secret = env:POLLEN_TEST_SECRET\n" \
+               "scopes = contacts.write\nuser_type = Company\n"
+#define AGENCY_LOCS "[location a]\nid = aaa1\noauth = agency\n" \
+                    "[location b]\nid = bbb2\noauth = agency\n"
+
+/* A literal client_secret is accepted only in a private file (the good
+ * case is test_oauth). */
+static const struct {
+    mode_t mode;
+    struct bad_case c;
+} literal_secret_cases[] = {
+    {0644,
+     {"oauth: literal client_secret in a 0644 file",
+      ENGINE OAUTH_HEAD "client_secret = " SECRET "\nscopes = contacts.readonly\n" LOC_APP TRIG,
+      LOAD, 5, "are too open for a literal client_secret; run: chmod 600 ", SECRET}},
+    {0640,
+     {"oauth: literal client_secret in a 0640 file",
+      ENGINE OAUTH_HEAD "client_secret = " SECRET "\nscopes = contacts.readonly\n" LOC_APP TRIG,
+      LOAD, 5, "permissions 0640 for '", SECRET}},
+};
+
+static const struct bad_case oauth_cases[] = {
+    {"oauth: missing client_secret",
+     ENGINE OAUTH_HEAD "scopes = contacts.readonly\n" LOC_APP TRIG, LOAD, 3,
+     "missing required key 'client_secret' in [oauth app]", NULL},
+    {"oauth: missing scopes",
+     ENGINE OAUTH_HEAD "client_secret = env:POLLEN_TEST_SECRET\n" LOC_APP TRIG, LOAD, 3,
+     "missing required key 'scopes' in [oauth app]", NULL},
+    {"oauth: missing client_id",
+     ENGINE "[oauth app]\n" OAUTH_REST LOC_APP TRIG, LOAD, 3,
+     "missing required key 'client_id' in [oauth app]", NULL},
+    {"oauth: client_secret file 0644",
+     ENGINE OAUTH_HEAD "client_secret = file:tok_loose\nscopes = contacts.readonly\n" LOC_APP
+         TRIG,
+     LOAD, 5, "tok_loose' are too open; run: chmod 600 ", NULL},
+    {"oauth: client_secret file missing",
+     ENGINE OAUTH_HEAD "client_secret = file:sec_nope\nscopes = contacts.readonly\n" LOC_APP TRIG,
+     LOAD, 5, "client_secret file '", NULL},
+    {"oauth: client_secret env unset",
+     ENGINE OAUTH_HEAD "client_secret = env:POLLEN_TEST_UNSET\nscopes = contacts.readonly\n"
+         LOC_APP TRIG,
+     LOAD, 5, "environment variable POLLEN_TEST_UNSET is not set", NULL},
+    {"oauth: client_secret bad env name",
+     ENGINE OAUTH_HEAD "client_secret = env:1X\nscopes = contacts.readonly\n" LOC_APP TRIG, LOAD,
+     5, "client_secret = env:VAR needs an environment variable name", NULL},
+    {"oauth: client_id with a space",
+     ENGINE "[oauth app]\nclient_id = my app\n" OAUTH_REST LOC_APP TRIG, LOAD, 4,
+     "client_id must be 1-256 printable ASCII characters without spaces", NULL},
+    {"oauth: unknown credential",
+     ENGINE OAUTH_APP "[location main]\nid = loc123\noauth = ap\n" TRIG,
+     LOAD, 9, "unknown oauth credential 'ap' (no [oauth ap] section); did you mean 'app'?", NULL},
+    {"oauth: token and oauth",
+     ENGINE OAUTH_APP "[location main]\nid = loc123\ntoken = env:POLLEN_TEST_TOKEN\noauth = app\n"
+         TRIG,
+     LOAD, 10, "[location main] sets both token (line 9) and oauth; use one", NULL},
+    {"oauth: no credential", ENGINE "[location main]\nid = loc123\n" TRIG, LOAD, 3,
+     "[location main] needs a credential: token = env:VAR or file:PATH", NULL},
+    {"oauth: bad user_type", ENGINE OAUTH_APP "user_type = Agency\n" LOC_APP TRIG, LOAD, 7,
+     "bad value 'Agency' for 'user_type' (allowed: Location Company)", NULL},
+    {"oauth: redirect_uri to a public http host",
+     ENGINE OAUTH_APP "redirect_uri = http://example.com/cb\n" LOC_APP TRIG, LOAD, 7,
+     "redirect_uri must use https:// (http:// is allowed only for 127.0.0.1, localhost and "
+     "[::1])",
+     NULL},
+    {"oauth: redirect_uri without a port",
+     ENGINE OAUTH_APP "redirect_uri = http://127.0.0.1/callback\n" LOC_APP TRIG, LOAD, 7,
+     "redirect_uri on a loopback host needs a port and a path", NULL},
+    {"oauth: redirect_uri without a path",
+     ENGINE OAUTH_APP "redirect_uri = http://localhost:8976\n" LOC_APP TRIG, LOAD, 7,
+     "redirect_uri on a loopback host needs a port and a path", NULL},
+    {"oauth: redirect_uri with a query",
+     ENGINE OAUTH_APP "redirect_uri = https://app.example.com/cb?x=1\n" LOC_APP TRIG, LOAD, 7,
+     "redirect_uri must not contain spaces, credentials (@), a query (?) or a fragment (#)", NULL},
+    {"oauth: redirect_uri port out of range",
+     ENGINE OAUTH_APP "redirect_uri = http://[::1]:70000/cb\n" LOC_APP TRIG, LOAD, 7,
+     "redirect_uri has a bad port", NULL},
+    {"oauth: authorize_url over http",
+     ENGINE OAUTH_APP "authorize_url = http://marketplace.example.com/x\n" LOC_APP TRIG, LOAD, 7,
+     "authorize_url must use https://", NULL},
+    {"oauth: unknown key", ENGINE OAUTH_APP "scope = contacts.readonly\n" LOC_APP TRIG, LOAD, 7,
+     "unknown key 'scope' in [oauth app]; did you mean 'scopes'?", NULL},
+    {"oauth: refresh_margin range", ENGINE OAUTH_APP "refresh_margin = 5s\n" LOC_APP TRIG, LOAD, 7,
+     "refresh_margin = 5s is out of range (allowed 10s..12h)", NULL},
+    {"oauth: bad scope",
+     ENGINE OAUTH_HEAD "client_secret = env:POLLEN_TEST_SECRET\n"
+                       "scopes = contacts.readonly contacts:write\n" LOC_APP TRIG,
+     LOAD, 6, "scopes: bad scope 'contacts:write'", NULL},
+    {"oauth: Location credential on two locations",
+     ENGINE OAUTH_APP LOC_APP "[location b]\nid = other1\noauth = app\n" TRIG "location = main\n",
+     LOAD, 12,
+     "[oauth app] is a Location credential (one sub-account) and is already used by "
+     "[location main] (line 7)",
+     NULL},
+    {"oauth: shared token_store",
+     ENGINE OAUTH_APP "token_store = s.json\n"
+                      "[oauth b]\nclient_id = y\nclient_secret = env:POLLEN_TEST_SECRET\n"
+                      "scopes = contacts.readonly\ntoken_store = s.json\n" LOC_APP TRIG,
+     LOAD, 12, "is also the token store of [oauth app] (line 3); each credential needs its own",
+     NULL},
+    {"oauth: section without a name", ENGINE "[oauth]\n" OAUTH_REST LOC TRIG, LOAD, 3,
+     "[oauth] needs a name: [oauth NAME]", NULL},
+    /* Scopes, at resolve. */
+    {"scope: trigger scope not among the configured scopes",
+     ENGINE OAUTH_HEAD "client_secret = env:POLLEN_TEST_SECRET\nscopes = contacts.write\n" LOC_APP
+         TRIG,
+     RESOLVE, 10,
+     "trigger 'contacts' needs scope contacts.readonly, which credential 'app' was not granted "
+     "(granted: contacts.write, as configured; not logged in yet); add contacts.readonly to "
+     "scopes in [oauth app]",
+     NULL},
+    {"scope: rule scope not granted by the token store",
+     ENGINE OAUTH_APP "token_store = store_narrow.json\n" LOC_APP TRIG
+         "[rule r]\non = contacts:created\n" TASK_DO TASK_KEYS "completed = false\n",
+     RESOLVE, 13,
+     "rule 'r' needs scope contacts.write, which credential 'app' was not granted (granted: "
+     "contacts.readonly); add contacts.write to scopes in [oauth app] and run pollen auth "
+     "login again",
+     NULL},
+    {"scope: token store too open",
+     ENGINE OAUTH_APP "token_store = store_loose.json\n" LOC_APP TRIG,
+     RESOLVE, 3, "store_loose.json' are too open; run: chmod 600 ", NULL},
+    {"scope: token store is a symbolic link",
+     ENGINE OAUTH_APP "token_store = store_link.json\n" LOC_APP TRIG, RESOLVE, 3,
+     "store_link.json' is a symbolic link; point token_store at the real file", NULL},
+    {"scope: agency credential, every location",
+     ENGINE AGENCY AGENCY_LOCS "[trigger all]\nuse = contacts.search\nlocation = *\n", RESOLVE, 14,
+     "trigger 'all' needs scope contacts.readonly, which credential 'agency' was not granted",
+     NULL},
+    /* location = * */
+    {"star: no location", ENGINE "[trigger t]\nuse = contacts.search\nlocation = *\n", LOAD, 5,
+     "location = * runs [trigger t] for every [location], but there is none", NULL},
+    {"star: for_each to a one-location trigger",
+     ENGINE LOCS_AB "[trigger contacts]\nuse = contacts.search\nlocation = main\n"
+                    "[trigger tasks]\nuse = contacts.tasks\nlocation = *\nfor_each = contacts\n",
+     LOAD, 15,
+     "for_each: [trigger contacts] polls one location, but [trigger tasks] runs for every "
+     "location (location = *)",
+     NULL},
+    {"star: rule mixes every-location and one-location triggers",
+     ENGINE LOCS_AB "[trigger all]\nuse = contacts.search\nlocation = *\n"
+                    "[trigger one]\nuse = contacts.search\nlocation = main\n"
+                    "[rule r]\non = all:created one:created\n" TASK_OK,
+     LOAD, 16,
+     "on: [trigger all] runs for every location (location = *), but [trigger one] polls only "
+     "'main'",
+     NULL},
+    {"star: rule on a type the trigger does not emit",
+     ENGINE LOCS_AB "[trigger all]\nuse = contacts.search\nlocation = *\nemit = created\n"
+                    "[rule r]\non = all:deleted\n" TASK_OK,
+     LOAD, 14, "on: [trigger all] does not emit deleted events (emit = created)", NULL},
+    {"star: unknown trigger in on suggests the section name",
+     ENGINE LOCS_AB "[trigger contacts]\nuse = contacts.search\nlocation = *\n"
+                    "[rule r]\non = contact:created\n" TASK_OK,
+     LOAD, 13, "on: no [trigger contact]; did you mean 'contacts'?", NULL},
+    {"star: missing parameter named by the section",
+     ENGINE LOCS_AB "[trigger one]\nuse = contacts.get\nlocation = *\n", RESOLVE, 9,
+     "[trigger one] is missing parameter 'contactId' (required by contacts.get)", NULL},
+    {"star: unknown for_each",
+     ENGINE LOCS_AB "[trigger contacts]\nuse = contacts.search\nlocation = *\n"
+                    "[trigger tasks]\nuse = contacts.tasks\nlocation = *\nfor_each = contcts\n",
+     RESOLVE, 15, "for_each: no [trigger contcts]; did you mean 'contacts'?", NULL},
+    {"star: for_each cycle named by sections",
+     ENGINE LOCS_AB "[trigger a]\nuse = contacts.tasks\nlocation = *\nfor_each = b\n"
+                    "[trigger b]\nuse = contacts.notes\nlocation = *\nfor_each = a\n",
+     RESOLVE, 12, "for_each cycle: a -> b -> a", NULL},
+    {"star: location = * is not a name", BASE "location = **\n", LOAD, 8,
+     "bad value '**' for 'location'", NULL},
+};
+
+/* Runs one case with the config file at mode. */
+static void run_bad_case_mode(const struct bad_case *c, mode_t mode)
 {
-    write_config(c->text);
+    write_file(case_file, c->text, strlen(c->text), mode);
     struct config_errors errs = {0};
     struct config *cfg = (struct config *)1;
     int rc = config_load(case_file, 0, &cfg, &errs);
@@ -426,7 +618,8 @@ static void run_bad_case(const struct bad_case *c)
     CHECK(ok);
     bool found = has_error(&errs, c->line, c->want);
     CHECK(found);
-    bool clean = !any_error_contains(&errs, CANARY);
+    bool clean = !any_error_contains(&errs, CANARY) && !any_error_contains(&errs, SECRET) &&
+                 !any_error_contains(&errs, FILE_SECRET);
     CHECK(clean);
     bool absent = c->absent == NULL || !any_error_contains(&errs, c->absent);
     CHECK(absent);
@@ -435,6 +628,11 @@ static void run_bad_case(const struct bad_case *c)
         dump_errors(&errs);
     }
     config_errors_free(&errs);
+}
+
+static void run_bad_case(const struct bad_case *c)
+{
+    run_bad_case_mode(c, 0600);
 }
 
 static void test_bad_cases(void)
@@ -447,6 +645,13 @@ static void test_bad_cases(void)
         run_bad_case(&rule_cases[i]);
     }
     CHECK(ARRAY_SIZE(rule_cases) >= 20);
+    for (size_t i = 0; i < ARRAY_SIZE(oauth_cases); i++) {
+        run_bad_case(&oauth_cases[i]);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(literal_secret_cases); i++) {
+        run_bad_case_mode(&literal_secret_cases[i].c, literal_secret_cases[i].mode);
+    }
+    CHECK(ARRAY_SIZE(oauth_cases) + ARRAY_SIZE(literal_secret_cases) >= 15);
 }
 
 /* A NUL byte cannot live in a C string table. */
@@ -999,20 +1204,23 @@ out:
  * line of the block starting with ';' then a non-blank, non-';' character
  * loses the ';'), they must load and resolve as they are.
  */
-static void test_reference_rules(void)
+/* Writes conf/pollen.ini to case_file with the block between the two
+ * markers uncommented; returns the number of lines uncommented (0 if the
+ * markers are missing). */
+static size_t write_uncommented(const char *begin_marker, const char *end_marker)
 {
     char *text = NULL;
     size_t len = 0;
     CHECK_INT(util_read_file(SOURCE_ROOT "/conf/pollen.ini", 1 << 20, &text, &len), 0);
     if (text == NULL) {
-        return;
+        return 0;
     }
-    const char *begin = strstr(text, "; --- rule examples");
-    const char *end = begin != NULL ? strstr(begin, "; --- end of rule examples") : NULL;
+    const char *begin = strstr(text, begin_marker);
+    const char *end = begin != NULL ? strstr(begin, end_marker) : NULL;
     CHECK(begin != NULL && end != NULL);
     if (begin == NULL || end == NULL) {
         free(text);
-        return;
+        return 0;
     }
     char *out = xmalloc(len + 1);
     size_t o = 0;
@@ -1034,6 +1242,12 @@ static void test_reference_rules(void)
     free(text);
     write_file(case_file, out, o, 0600);
     free(out);
+    return uncommented;
+}
+
+static void test_reference_rules(void)
+{
+    size_t uncommented = write_uncommented("; --- rule examples", "; --- end of rule examples");
     CHECK(uncommented >= 30);
 
     struct config_errors errs = {0};
@@ -1052,6 +1266,398 @@ static void test_reference_rules(void)
         CHECK(r != NULL && r->kind == CONFIG_RULE_EXEC && r->nargs == 2);
     }
     config_free(cfg);
+    config_errors_free(&errs);
+}
+
+/* The oauth and `location = *` examples of conf/pollen.ini. */
+static void test_reference_oauth(void)
+{
+    size_t uncommented =
+        write_uncommented("; --- oauth examples", "; --- end of oauth examples");
+    CHECK(uncommented >= 30);
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg == NULL) {
+        config_errors_free(&errs);
+        return;
+    }
+    CHECK_INT(cfg->noauths, 2);
+    CHECK_INT(cfg->nlocations, 4);
+    /* new-contacts, contact-tasks, then 4 + 4 expansions. */
+    CHECK_INT(cfg->ntriggers, 10);
+    CHECK(config_find_trigger(cfg, "every-contact@west") != NULL);
+    CHECK(config_find_trigger(cfg, "every-task@shop") != NULL);
+    const struct config_location *east = config_find_location(cfg, "east");
+    CHECK(east != NULL && east->oauth == config_find_oauth(cfg, "agency"));
+    CHECK(east != NULL && east->token == NULL);
+    const struct config_oauth *app = config_find_oauth(cfg, "my-app");
+    CHECK(app != NULL && app->client_secret == NULL); /* env: not read */
+    if (app != NULL) {
+        CHECK_STR(app->client_id, "64f8a1b2c3d4e5f6a7b8c9d0-lm1abc2d");
+        CHECK_STR(app->user_type, "Location");
+        CHECK_INT(app->refresh_margin_ms, 300000);
+    }
+    const struct config_rule *r = config_find_rule(cfg, "tag-everywhere");
+    CHECK(r != NULL && r->location == NULL && r->non == 4);
+    CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+    dump_errors(&errs);
+    const struct config_trigger *t = config_find_trigger(cfg, "every-task@east");
+    CHECK(t != NULL && t->parent == config_find_trigger(cfg, "every-contact@east"));
+    config_free(cfg);
+    config_errors_free(&errs);
+}
+
+/* [oauth] sections with every key, defaults, a literal secret in a private
+ * file, a secret file, env client_id; locations using them. */
+static void test_oauth(void)
+{
+    static const char text[] =
+        "[engine]\n"                                                            /* 1 */
+        "state_dir = state\n"                                                   /* 2 */
+        "[oauth app]\n"                                                         /* 3 */
+        "client_id = env:POLLEN_TEST_CLIENT_ID\n"                               /* 4 */
+        "client_secret = " SECRET "\n"                                          /* 5 */
+        "scopes = contacts.readonly contacts.write contacts.readonly\n"         /* 6 */
+        "redirect_uri = https://app.example.com/oauth/cb\n"                     /* 7 */
+        "user_type = Location\n"                                                /* 8 */
+        "token_store = tokens/app.json\n"                                       /* 9 */
+        "authorize_url = https://marketplace.leadconnectorhq.com/v2/oauth/x\n"  /* 10 */
+        "refresh_margin = 10m\n"                                                /* 11 */
+        "[oauth agency]\n"                                                      /* 12 */
+        "client_id = agency-client\n"                                           /* 13 */
+        "client_secret = file:sec_good\n"                                       /* 14 */
+        "scopes = contacts.readonly\n"                                          /* 15 */
+        "    contacts.write oauth.write\n"                                      /* 16 */
+        "user_type = Company\n"                                                 /* 17 */
+        "[location shop]\n"                                                     /* 18 */
+        "id = shop1\n"                                                          /* 19 */
+        "oauth = app\n"                                                         /* 20 */
+        "[location east]\n"                                                     /* 21 */
+        "id = east1\n"                                                          /* 22 */
+        "oauth = agency\n"                                                      /* 23 */
+        "[location west]\n"                                                     /* 24 */
+        "id = west1\n"                                                          /* 25 */
+        "oauth = agency\n"                                                      /* 26 */
+        "[location static]\n"                                                   /* 27 */
+        "id = static1\n"                                                        /* 28 */
+        "token = env:POLLEN_TEST_TOKEN\n"                                       /* 29 */
+        "[trigger contacts]\n"                                                  /* 30 */
+        "use = contacts.search\n"                                               /* 31 */
+        "location = *\n";                                                       /* 32 */
+    write_config(text);
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg == NULL) {
+        config_errors_free(&errs);
+        return;
+    }
+    CHECK_INT(cfg->noauths, 2);
+    CHECK_INT(cfg->nlocations, 4);
+    if (cfg->noauths != 2 || cfg->nlocations != 4) {
+        goto out;
+    }
+    const struct config_oauth *app = &cfg->oauths[0];
+    CHECK_STR(app->name, "app");
+    CHECK_INT(app->line, 3);
+    CHECK_STR(app->client_id, "env-client-9");
+    CHECK_STR(app->client_secret, SECRET);
+    CHECK_INT(strv_len(app->scopes), 2); /* the repeated scope is dropped */
+    CHECK(strv_contains(app->scopes, "contacts.readonly") &&
+          strv_contains(app->scopes, "contacts.write"));
+    CHECK_STR(app->redirect_uri, "https://app.example.com/oauth/cb");
+    CHECK_STR(app->user_type, "Location");
+    char *want = xasprintf("%s/tokens/app.json", case_dir);
+    CHECK_STR(app->token_store, want);
+    free(want);
+    CHECK_STR(app->authorize_url, "https://marketplace.leadconnectorhq.com/v2/oauth/x");
+    CHECK_INT(app->refresh_margin_ms, 600000);
+
+    const struct config_oauth *agency = &cfg->oauths[1];
+    CHECK_STR(agency->client_id, "agency-client");
+    CHECK_STR(agency->client_secret, FILE_SECRET); /* trailing newline trimmed */
+    CHECK_INT(strv_len(agency->scopes), 3);
+    CHECK_STR(agency->user_type, "Company");
+    CHECK_STR(agency->redirect_uri, "http://127.0.0.1:8976/callback");
+    CHECK_STR(agency->authorize_url, "https://marketplace.gohighlevel.com/v2/oauth/chooselocation");
+    want = xasprintf("%s/state/oauth-agency.json", case_dir);
+    CHECK_STR(agency->token_store, want);
+    free(want);
+    CHECK_INT(agency->refresh_margin_ms, 300000);
+    CHECK(config_find_oauth(cfg, "agency") == agency);
+    CHECK(config_find_oauth(cfg, "nope") == NULL);
+
+    const struct config_location *shop = &cfg->locations[0];
+    CHECK_STR(shop->oauth_name, "app");
+    CHECK(shop->oauth == app && shop->token == NULL);
+    CHECK(cfg->locations[1].oauth == agency && cfg->locations[2].oauth == agency);
+    const struct config_location *st = &cfg->locations[3];
+    CHECK(st->oauth == NULL && st->oauth_name == NULL);
+    CHECK_STR(st->token, CANARY);
+
+    /* One trigger per location. */
+    CHECK_INT(cfg->ntriggers, 4);
+    static const char *const names[] = {"contacts@shop", "contacts@east", "contacts@west",
+                                        "contacts@static"};
+    for (size_t i = 0; i < cfg->ntriggers && i < ARRAY_SIZE(names); i++) {
+        CHECK_STR(cfg->triggers[i].name, names[i]);
+        CHECK(cfg->triggers[i].location == &cfg->locations[i]);
+    }
+
+    /* Both client secrets are registered for redaction. */
+    char red[128];
+    log_redact("a=" SECRET " b=" FILE_SECRET, red, sizeof(red));
+    CHECK_STR(red, "a=[REDACTED] b=[REDACTED]");
+
+    /* No token store yet: the configured scopes cover contacts.search. */
+    CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+    dump_errors(&errs);
+out:
+    config_free(cfg);
+    config_errors_free(&errs);
+
+    /* Secrets skipped: env and file values are not read, literals kept
+     * only when they are not secret; the file's permissions still count. */
+    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg != NULL && cfg->noauths == 2) {
+        CHECK(cfg->oauths[0].client_id == NULL && cfg->oauths[0].client_secret == NULL);
+        CHECK_STR(cfg->oauths[1].client_id, "agency-client");
+        CHECK(cfg->oauths[1].client_secret == NULL);
+    }
+    config_free(cfg);
+    config_errors_free(&errs);
+    write_file(case_file, text, strlen(text), 0604);
+    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), -EINVAL);
+    CHECK(has_error(&errs, 5, "permissions 0604 for '"));
+    CHECK(!any_error_contains(&errs, SECRET));
+    config_errors_free(&errs);
+}
+
+/* A token store that grants more than configured: the store counts. */
+static void test_scope_from_store(void)
+{
+    static const char store[] = "{\"version\":1,\"access_token\":\"a\",\"refresh_token\":\"r\","
+                                "\"scope\":\"contacts.readonly contacts.write\"}";
+    char *path = xasprintf("%s/store_wide.json", case_dir);
+    write_file(path, store, strlen(store), 0600);
+    free(path);
+    write_config(ENGINE "[oauth app]\nclient_id = x\nclient_secret = env:POLLEN_TEST_SECRET\n"
+                        "scopes = contacts.readonly\ntoken_store = store_wide.json\n" LOC_APP
+                        TRIG "[rule r]\non = contacts:created\n" TASK_OK);
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg != NULL) {
+        CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+        dump_errors(&errs);
+        CHECK(cfg->nrules == 1 && cfg->rules[0].def != NULL);
+    }
+    config_free(cfg);
+    config_errors_free(&errs);
+
+    /* A static token is never checked, whatever the rule needs. */
+    write_config(BASE "[rule r]\non = contacts:created\n" TASK_OK);
+    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    if (cfg != NULL) {
+        CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+        dump_errors(&errs);
+    }
+    config_free(cfg);
+    config_errors_free(&errs);
+}
+
+/* location = *: names, copies, for_each binding, rules, config_rule_location. */
+static void test_every_location(void)
+{
+    write_config("[engine]\n"                      /* 1 */
+                 "state_dir = state\n"             /* 2 */
+                 "[location a]\n"                  /* 3 */
+                 "id = aaa1\n"                     /* 4 */
+                 "token = env:POLLEN_TEST_TOKEN\n" /* 5 */
+                 "[location b]\n"                  /* 6 */
+                 "id = bbb2\n"                     /* 7 */
+                 "token = env:POLLEN_TEST_TOKEN\n" /* 8 */
+                 "[trigger contacts]\n"            /* 9 */
+                 "use = contacts.search\n"         /* 10 */
+                 "location = *\n"                  /* 11 */
+                 "fields = email phone\n"          /* 12 */
+                 "query = smith\n"                 /* 13 */
+                 "[trigger tasks]\n"               /* 14 */
+                 "use = contacts.tasks\n"          /* 15 */
+                 "location = *\n"                  /* 16 */
+                 "for_each = contacts\n"           /* 17 */
+                 "emit = created updated\n"        /* 18 */
+                 "[trigger b-tasks]\n"             /* 19 */
+                 "use = contacts.tasks\n"          /* 20 */
+                 "location = b\n"                  /* 21 */
+                 "for_each = contacts\n"           /* 22 */
+                 "[rule everywhere]\n"             /* 23 */
+                 "on = contacts:created tasks:*\n" /* 24 */
+                 "do = contacts.tags.add\n"        /* 25 */
+                 "contactId = {{record.id}}\n"     /* 26 */
+                 "tags = seen\n"                   /* 27 */
+                 "[rule only-a]\n"                 /* 28 */
+                 "on = contacts@a:updated\n"       /* 29 */
+                 "do = http\n"                     /* 30 */
+                 "url = https://h.example/x\n");   /* 31 */
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg == NULL) {
+        config_errors_free(&errs);
+        return;
+    }
+    CHECK_INT(cfg->ntriggers, 5);
+    CHECK_INT(cfg->nrules, 2);
+    if (cfg->ntriggers != 5 || cfg->nrules != 2) {
+        goto out;
+    }
+    const struct config_location *a = &cfg->locations[0];
+    const struct config_location *b = &cfg->locations[1];
+    static const struct {
+        const char *name, *base, *location, *for_each;
+        int line;
+    } want[] = {
+        {"contacts@a", "contacts", "a", NULL, 9},
+        {"contacts@b", "contacts", "b", NULL, 9},
+        {"tasks@a", "tasks", "a", "contacts@a", 14},
+        {"tasks@b", "tasks", "b", "contacts@b", 14},
+        {"b-tasks", NULL, "b", "contacts@b", 19}, /* one location, bound to its own */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        const struct config_trigger *t = &cfg->triggers[i];
+        CHECK_STR(t->name, want[i].name);
+        CHECK_STR(t->base, want[i].base);
+        CHECK_STR(t->location_name, want[i].location);
+        CHECK(t->location == config_find_location(cfg, want[i].location));
+        CHECK_STR(t->for_each, want[i].for_each);
+        CHECK_INT(t->line, want[i].line);
+    }
+    const struct config_trigger *ca = &cfg->triggers[0];
+    const struct config_trigger *cb = &cfg->triggers[1];
+    const struct config_trigger *ta = &cfg->triggers[2];
+    const struct config_trigger *tb = &cfg->triggers[3];
+    const struct config_trigger *bt = &cfg->triggers[4];
+    /* Deep copies: each expansion owns its lists and parameters. */
+    CHECK(ca->fields != cb->fields && strv_len(cb->fields) == 2);
+    CHECK(ca->nparams == 1 && cb->nparams == 1 && ca->params != cb->params);
+    CHECK(cb->nparams == 1 && strcmp(cb->params[0].value, "smith") == 0 &&
+          cb->params[0].line == 13);
+    CHECK_INT(ca->use_line, 10);
+    CHECK_INT(ta->for_each_line, 17);
+    CHECK_INT(ta->emit, CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED);
+    CHECK(config_find_trigger(cfg, "contacts") == NULL);
+    CHECK(config_find_trigger(cfg, "tasks@b") == tb);
+
+    const struct config_rule *ev = &cfg->rules[0];
+    CHECK(ev->location == NULL);
+    CHECK_INT(ev->non, 4);
+    if (ev->non == 4) {
+        CHECK_STR(ev->on[0].trigger, "contacts@a");
+        CHECK(ev->on[0].resolved == ca && ev->on[0].types == CONFIG_EMIT_CREATED);
+        CHECK_STR(ev->on[1].trigger, "contacts@b");
+        CHECK(ev->on[3].resolved == tb);
+    }
+    const unsigned all = CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED | CONFIG_EMIT_DELETED;
+    CHECK(ev->non == 4 && ev->on[2].types == all);
+    CHECK(config_rule_matches(ev, ca, CONFIG_EMIT_CREATED));
+    CHECK(config_rule_matches(ev, cb, CONFIG_EMIT_CREATED));
+    CHECK(!config_rule_matches(ev, cb, CONFIG_EMIT_UPDATED));
+    CHECK(config_rule_matches(ev, tb, CONFIG_EMIT_DELETED));
+    CHECK(!config_rule_matches(ev, bt, CONFIG_EMIT_CREATED));
+    /* The action runs on the event's location. */
+    CHECK(config_rule_location(cfg, ev, "contacts@b") == b);
+    CHECK(config_rule_location(cfg, ev, "tasks@a") == a);
+    CHECK(config_rule_location(cfg, ev, "b-tasks") == NULL);
+    CHECK(config_rule_location(cfg, ev, "nope") == NULL);
+    CHECK(config_rule_location(cfg, NULL, "contacts@a") == NULL);
+
+    const struct config_rule *oa = &cfg->rules[1];
+    CHECK(oa->location == a);
+    CHECK(oa->non == 1 && oa->on[0].resolved == ca);
+    CHECK(config_rule_location(cfg, oa, "contacts@a") == a);
+    CHECK(config_rule_matches(oa, ca, CONFIG_EMIT_UPDATED));
+    CHECK(!config_rule_matches(oa, cb, CONFIG_EMIT_UPDATED));
+
+    CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+    dump_errors(&errs);
+    CHECK(ta->parent == ca && tb->parent == cb && bt->parent == cb);
+    CHECK(ca->def != NULL && ca->def == cb->def);
+out:
+    config_free(cfg);
+    config_errors_free(&errs);
+}
+
+/* An error in a `location = *` section is reported once, not per location. */
+static void test_every_location_once(void)
+{
+    static const struct {
+        const char *text;
+        int line;
+        const char *want;
+    } cases[] = {
+        {ENGINE LOCS_AB "[trigger one]\nuse = contacts.get\nlocation = *\n", 9,
+         "[trigger one] is missing parameter 'contactId'"},
+        {ENGINE AGENCY AGENCY_LOCS "[trigger all]\nuse = contacts.search\nlocation = *\n"
+                                   "[rule r]\non = all:created\n" TASK_OK,
+         14, "trigger 'all' needs scope contacts.readonly"},
+        {ENGINE LOCS_AB "[trigger t]\nuse = contacts.serch\nlocation = *\n", 10,
+         "unknown catalog trigger 'contacts.serch'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        write_config(cases[i].text);
+        struct config_errors errs = {0};
+        struct config *cfg = NULL;
+        CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+        dump_errors(&errs);
+        if (cfg == NULL) {
+            config_errors_free(&errs);
+            continue;
+        }
+        CHECK_INT(config_resolve(cfg, catalog, &errs), -EINVAL);
+        /* Case 2: the rule needs contacts.write, which the agency has;
+         * only the trigger's scope is missing, on both locations. */
+        CHECK_INT(errs.count, 1);
+        CHECK(has_error(&errs, cases[i].line, cases[i].want));
+        if (errs.count != 1) {
+            dump_errors(&errs);
+        }
+        config_free(cfg);
+        config_errors_free(&errs);
+    }
+}
+
+/* location = * cannot multiply triggers without bound. */
+static void test_expansion_limit(void)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    buf_append_str(&b, ENGINE);
+    for (int i = 0; i < 101; i++) {
+        char *sec = xasprintf("[location l%d]\nid = l%d\ntoken = env:POLLEN_TEST_TOKEN\n", i, i);
+        buf_append_str(&b, sec);
+        free(sec);
+    }
+    for (int i = 0; i < 100; i++) {
+        char *sec = xasprintf("[trigger t%d]\nuse = contacts.search\nlocation = *\n", i);
+        buf_append_str(&b, sec);
+        free(sec);
+    }
+    CHECK(!b.too_big);
+    write_config(b.data);
+    buf_finish(&b);
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, 0, &cfg, &errs), -EINVAL);
+    CHECK(cfg == NULL);
+    CHECK(has_error(&errs, 0, "location = * would make 100 triggers x 101 locations; the limit "
+                              "is 10000 triggers in all"));
     config_errors_free(&errs);
 }
 
@@ -1077,7 +1683,29 @@ static void setup(void)
     p = xasprintf("%s/tok_2lines", case_dir);
     write_file(p, CANARY "\nmore\n", strlen(CANARY) + 6, 0600);
     free(p);
+    p = xasprintf("%s/sec_good", case_dir);
+    write_file(p, FILE_SECRET "\n", strlen(FILE_SECRET) + 1, 0600);
+    free(p);
+    static const char store[] = "{\"version\":1,\"access_token\":\"" CANARY "\","
+                                "\"refresh_token\":\"" CANARY "-r\",\"expires_at\":1,"
+                                "\"obtained_at\":0,\"scope\":\"contacts.readonly\","
+                                "\"userType\":\"Location\",\"locationId\":\"loc123\"}\n";
+    p = xasprintf("%s/store_narrow.json", case_dir);
+    write_file(p, store, strlen(store), 0600);
+    char *link = xasprintf("%s/store_link.json", case_dir);
+    unlink(link);
+    if (symlink(p, link) != 0) {
+        fprintf(stderr, "cannot link %s\n", link);
+        exit(99);
+    }
+    free(link);
+    free(p);
+    p = xasprintf("%s/store_loose.json", case_dir);
+    write_file(p, store, strlen(store), 0644);
+    free(p);
     setenv("POLLEN_TEST_TOKEN", CANARY, 1);
+    setenv("POLLEN_TEST_SECRET", SECRET, 1);
+    setenv("POLLEN_TEST_CLIENT_ID", "env-client-9", 1);
     setenv("POLLEN_TEST_EMPTY", "", 1);
     unsetenv("POLLEN_TEST_UNSET");
 
@@ -1091,7 +1719,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-    static const char *const files[] = {"pollen.ini", "tok_loose", "tok_group", "tok_2lines"};
+    static const char *const files[] = {
+        "pollen.ini",       "tok_loose",        "tok_group",       "tok_2lines", "sec_good",
+        "store_narrow.json", "store_loose.json", "store_link.json", "store_wide.json",
+    };
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
         char *p = xasprintf("%s/%s", case_dir, files[i]);
         unlink(p);
@@ -1117,6 +1748,12 @@ int main(void)
     test_reference();
     test_rules();
     test_reference_rules();
+    test_oauth();
+    test_scope_from_store();
+    test_every_location();
+    test_every_location_once();
+    test_expansion_limit();
+    test_reference_oauth();
     teardown();
     return test_done("test_config");
 }
