@@ -826,6 +826,7 @@ static void on_page(struct http_response *resp, void *ud)
         return;
     }
     FAILPOINT("poll.after_commit");
+    store_release_pages(p->env.store);
     add_stats(&p->cstats, &a.st);
     p->stats.events += a.st.events;
     events_committed(p, a.st.events);
@@ -1152,6 +1153,7 @@ static int scan_chunk(struct poller *p)
         rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
     }
     store_txn_abort(txn);
+    store_release_pages(p->env.store);
     if (rc != 0 && rc != -ENOENT) {
         return rc;
     }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +51,8 @@ struct store {
     unsigned open_txns; /* growth and MAP_RESIZED handling need zero */
     bool write_open;    /* at most one write txn per process */
     bool dry_run;       /* store_write aborts instead of committing */
+    uintptr_t map_start; /* LMDB's map of data.mdb, for store_release_pages */
+    uintptr_t map_end;
 };
 
 struct store_txn {
@@ -189,6 +192,9 @@ static void warn_if_loose(const char *path, unsigned want)
 
 static void refresh_map_size(struct store *s)
 {
+    /* The map may have moved: store_release_pages looks it up again. */
+    s->map_start = 0;
+    s->map_end = 0;
     MDB_envinfo info;
     if (mdb_env_info(s->env, &info) == 0) {
         s->map_size = info.me_mapsize;
@@ -712,6 +718,60 @@ int store_write(struct store *s, int (*fn)(struct store_txn *txn, void *ud), voi
             return rc;
         }
     }
+}
+
+/*
+ * Finds the address range of LMDB's map of data.mdb (mdb_env_info only
+ * reports a fixed map address): the mapping in /proc/self/maps that holds a
+ * pointer LMDB handed out for a value.
+ */
+static void locate_map(struct store *s)
+{
+    s->map_start = 0;
+    s->map_end = 0;
+    struct store_txn *txn = NULL;
+    if (store_txn_begin(s, false, &txn) != 0) {
+        return;
+    }
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = store_get(txn, STORE_META, schema_key, strlen(schema_key), &val, &vlen);
+    uintptr_t p = rc == 0 ? (uintptr_t)val : 0;
+    store_txn_abort(txn);
+    FILE *f = p ? fopen("/proc/self/maps", "re") : NULL;
+    if (f == NULL) {
+        return;
+    }
+    char line[512];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long long lo = 0;
+        unsigned long long hi = 0;
+        if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && p >= lo && p < hi) {
+            s->map_start = (uintptr_t)lo;
+            s->map_end = (uintptr_t)hi;
+            break;
+        }
+    }
+    fclose(f);
+}
+
+void store_release_pages(struct store *s)
+{
+    if (s == NULL || s->write_open || s->readonly) {
+        return;
+    }
+    if (s->map_end == 0) {
+        locate_map(s);
+    }
+    if (s->map_end <= s->map_start) {
+        return;
+    }
+    /* The map is a read-only shared file mapping: dropping its page table
+     * entries loses nothing (the pages stay in the page cache and fault back
+     * in on the next read). Without this, every lookup's fault also maps the
+     * kernel's fault-around neighbours, mostly record copies we never read,
+     * and the process's RSS grows to the size of the file. */
+    madvise((void *)s->map_start, s->map_end - s->map_start, MADV_DONTNEED);
 }
 
 void store_set_dry_run(struct store *s, bool on)

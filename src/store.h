@@ -161,6 +161,15 @@ int store_write(struct store *s, int (*fn)(struct store_txn *txn, void *ud), voi
 void store_set_dry_run(struct store *s, bool on);
 
 /*
+ * Lets go of the map's resident pages (madvise MADV_DONTNEED on the read-only
+ * mapping; nothing is lost, they fault back in from the page cache). The
+ * engine calls it after each page of records so that its resident memory
+ * stays bounded by a page, not by the size of the snapshot. No write txn
+ * may be open (read txns are fine).
+ */
+void store_release_pages(struct store *s);
+
+/*
  * KV operations. Each returns the sticky error without touching LMDB once it
  * is set, and sets it on failure (-ENOENT excepted). klen must be in
  * 1..max key size (-EINVAL and a log line otherwise).
