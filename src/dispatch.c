@@ -784,7 +784,9 @@ static void idempotency_key(const char *event_id, const char *rule, char out[96]
 static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct config_rule *rule,
                    const cJSON *event)
 {
-    const struct config_location *loc = rule->location;
+    /* A rule on a `location = *` trigger acts on the location of the event. */
+    const struct config_location *loc =
+        config_rule_location(d->env.cfg, rule, entry_str(event, "trigger"));
     struct render r = {.event = event, .now = util_wall_ms()};
     char key[96];
     char when[32];
