@@ -4,12 +4,14 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <curl/curl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "catalog.h"
 #include "config.h"
 #include "engine.h"
@@ -38,6 +40,8 @@ static const char usage_main[] =
     "           list the shipped trigger and action definitions\n"
     "  dlq      list|retry ID|drop ID -c FILE\n"
     "           inspect and handle the dead-letter store of failed actions\n"
+    "  auth     login -c FILE NAME [--code CODE] | status -c FILE\n"
+    "           authorize an [oauth NAME] credential; show what each credential is\n"
     "\n"
     "`pollen COMMAND --help` describes each command. `pollen --version` prints the version.\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error\n";
@@ -103,6 +107,8 @@ enum {
     OPT_TYPE,
     OPT_LIMIT,
     OPT_CATALOG,
+    OPT_CODE,
+    OPT_TIMEOUT,
 };
 
 static int usage_error(const char *usage, const char *fmt, ...) ATTR_PRINTF(2, 3);
@@ -554,6 +560,97 @@ static int cmd_dlq(int argc, char **argv)
     return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
 }
 
+static const char usage_auth[] =
+    "usage: pollen auth login -c FILE NAME [--code CODE] [--timeout DURATION]\n"
+    "       pollen auth status -c FILE\n"
+    "\n"
+    "login runs the OAuth authorization-code flow for [oauth NAME]: it prints the\n"
+    "HighLevel chooselocation URL with the configured scopes; open it, choose the\n"
+    "location (or agency) and approve. The browser is redirected to redirect_uri,\n"
+    "which pollen receives on a listener bound to that loopback address only.\n"
+    "On a headless machine, open the URL elsewhere and pass the code from the\n"
+    "redirect with --code. The code is exchanged at POST /oauth/token and the\n"
+    "token pair is stored in token_store (mode 0600, written atomically).\n"
+    "status shows, per credential, its user type, location or company, scopes and\n"
+    "when the access token expires. No token is ever printed.\n"
+    "\n"
+    "  -c, --config FILE     the configuration file\n"
+    "      --code CODE       the authorization code (skips the listener)\n"
+    "      --timeout DUR     how long to wait for the redirect (default 10m)\n"
+    "  -h, --help            this text\n";
+
+static int cmd_auth(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"code", required_argument, NULL, OPT_CODE},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    const char *code = NULL;
+    uint64_t timeout_ms = 600000;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case OPT_CODE:
+            code = optarg;
+            break;
+        case OPT_TIMEOUT:
+            if (util_parse_duration(optarg, &timeout_ms) != 0 || timeout_ms == 0) {
+                return usage_error(usage_auth, "bad duration '%s' for --timeout", optarg);
+            }
+            break;
+        case 'h':
+            fputs(usage_auth, stdout);
+            return CLI_EXIT_OK;
+        default:
+            fputs(usage_auth, stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    const char *verb = optind < argc ? argv[optind++] : NULL;
+    const char *name = optind < argc ? argv[optind++] : NULL;
+    if (verb == NULL || (strcmp(verb, "login") != 0 && strcmp(verb, "status") != 0)) {
+        return usage_error(usage_auth, "auth needs login or status%s", "");
+    }
+    if (strcmp(verb, "login") == 0 && name == NULL) {
+        return usage_error(usage_auth, "auth login needs the NAME of an [oauth NAME]%s", "");
+    }
+    if (strcmp(verb, "status") == 0 && name != NULL) {
+        return usage_error(usage_auth, "unexpected argument '%s'", name);
+    }
+    if (optind < argc) {
+        return usage_error(usage_auth, "unexpected argument '%s'", argv[optind]);
+    }
+    if (path == NULL) {
+        return usage_error(usage_auth, "%s", "auth needs -c FILE");
+    }
+    struct config *cfg = NULL;
+    struct catalog *cat = NULL;
+    /* status reads no secret; login needs the client secret. */
+    unsigned flags = strcmp(verb, "status") == 0 ? CONFIG_SKIP_SECRETS : 0;
+    int rc = load_all(path, flags, false, &cfg, &cat);
+    if (rc != 0) {
+        return rc;
+    }
+    if (strcmp(verb, "login") == 0) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        rc = auth_login(cfg, name, code, timeout_ms, stdout);
+        curl_global_cleanup();
+    } else {
+        rc = auth_status(cfg, stdout);
+    }
+    config_free(cfg);
+    log_clear_secrets();
+    json_scratch_release();
+    return rc;
+}
+
 int cli_main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "__exec") == 0) {
@@ -581,6 +678,7 @@ int cli_main(int argc, char **argv)
         {"tail", cmd_tail},
         {"catalog", cmd_catalog},
         {"dlq", cmd_dlq},
+        {"auth", cmd_auth},
     };
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
         if (strcmp(cmd, commands[i].name) == 0) {

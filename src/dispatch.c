@@ -1048,7 +1048,11 @@ static void classify_http(const cJSON *entry, const struct http_response *resp, 
     }
     bool is_delete = strcmp(entry_str(req, "method"), "DELETE") == 0;
     bool gone_ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(entry, "gone_ok"));
-    if (resp->error == HTTP_E_REDIRECT) {
+    if (resp->error == HTTP_E_AUTH) {
+        /* Not sent; the credential needs a new login. Retry until then. */
+        o->kind = OUT_RETRY;
+        snprintf(o->error, sizeof(o->error), "%s", resp->error_text);
+    } else if (resp->error == HTTP_E_REDIRECT) {
         o->kind = OUT_DEAD;
         snprintf(o->error, sizeof(o->error), "redirect to '%.300s' refused", resp->location);
     } else if (resp->error != 0 && s == 0) {

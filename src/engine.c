@@ -21,8 +21,10 @@
 #include "http.h"
 #include "json.h"
 #include "location.h"
+#include "oauth.h"
 #include "log.h"
 #include "poller.h"
+#include "sha256.h"
 #include "store.h"
 #include "util.h"
 
@@ -37,6 +39,8 @@ struct engine {
     struct store *store;
     struct http_client *http;
     struct location **locations;
+    struct oauth_credential **creds;     /* one per location (static, OAuth or agency-derived) */
+    struct oauth_credential **oauths;    /* one per [oauth NAME] */
     struct dispatcher *dispatcher;
     struct poller **pollers;
     size_t npollers;
@@ -69,6 +73,24 @@ static void close_handle(uv_handle_t *h)
     }
 }
 
+/* Location credentials borrow their agency's: free them first. */
+static void free_credentials(struct engine *e)
+{
+    const struct config *cfg = e->cfg;
+    for (size_t i = 0; e->creds != NULL && i < cfg->nlocations; i++) {
+        const struct config_location *lc = &cfg->locations[i];
+        bool owned = lc->oauth == NULL || strcmp(lc->oauth->user_type, "Company") == 0;
+        if (owned) {
+            oauth_credential_free(e->creds[i]);
+        }
+        e->creds[i] = NULL;
+    }
+    for (size_t i = 0; e->oauths != NULL && i < cfg->noauths; i++) {
+        oauth_credential_free(e->oauths[i]);
+        e->oauths[i] = NULL;
+    }
+}
+
 static void on_http_closed(void *ud)
 {
     struct engine *e = ud;
@@ -97,6 +119,7 @@ static void do_stop(uv_timer_t *t)
         location_close(e->locations[i]);
         e->locations[i] = NULL;
     }
+    free_credentials(e);
     uv_timer_stop(&e->maintenance);
     http_client_close(e->http, on_http_closed, e);
 }
@@ -163,6 +186,116 @@ static void on_maintenance(uv_timer_t *t)
     }
 }
 
+struct auth_failure {
+    struct engine *e;
+    const char *credential;
+    const char *reason;
+    const char *location_id;
+};
+
+static int auth_failed_txn(struct store_txn *txn, void *ud)
+{
+    struct auth_failure *f = ud;
+    char when[32];
+    char id[65];
+    util_iso8601(util_wall_ms(), when);
+    char *seed = xasprintf("auth.failed:%s:%s", f->credential, when);
+    sha256_hex(seed, strlen(seed), id);
+    free(seed);
+    id[32] = '\0';
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "id", id);
+    cJSON_AddStringToObject(ev, "time", when);
+    cJSON_AddStringToObject(ev, "type", "auth.failed");
+    cJSON_AddStringToObject(ev, "credential", f->credential);
+    if (f->location_id != NULL) {
+        cJSON_AddStringToObject(ev, "location", f->location_id);
+    }
+    cJSON_AddStringToObject(ev, "error", f->reason);
+    cJSON_AddStringToObject(ev, "fix", "run: pollen auth login -c FILE NAME");
+    int rc = evlog_append(txn, ev, NULL);
+    cJSON_Delete(ev);
+    return rc;
+}
+
+/*
+ * A credential failed for good (invalid_grant: the refresh token is spent or
+ * revoked). One clear error, one auth.failed event, and the triggers of every
+ * location it serves stop: retrying would only hammer the token endpoint.
+ */
+static void on_credential_failed(struct oauth_credential *c, const char *reason, void *ud)
+{
+    struct engine *e = ud;
+    const struct config *cfg = e->cfg;
+    struct auth_failure f = {.e = e, .credential = oauth_credential_name(c), .reason = reason};
+    for (size_t i = 0; i < cfg->nlocations; i++) {
+        if (e->creds[i] == c) {
+            f.location_id = cfg->locations[i].id;
+        }
+    }
+    int rc = store_write(e->store, auth_failed_txn, &f);
+    if (rc != 0) {
+        log_error("engine", "cannot record auth.failed: %s", store_strerror(rc));
+    }
+    for (size_t i = 0; i < cfg->nlocations; i++) {
+        bool served = e->creds[i] == c ||
+                      (cfg->locations[i].oauth != NULL &&
+                       strcmp(cfg->locations[i].oauth->name, oauth_credential_name(c)) == 0);
+        if (!served) {
+            continue;
+        }
+        for (size_t t = 0; t < cfg->ntriggers; t++) {
+            if (cfg->triggers[t].location == &cfg->locations[i]) {
+                poller_stop(e->pollers[t]);
+            }
+        }
+        log_error("engine", "credential %s failed (%s): the triggers of location %s are stopped "
+                            "until `pollen auth login` and a restart",
+                  oauth_credential_name(c), reason, cfg->locations[i].name);
+    }
+}
+
+static void create_credentials(struct engine *e)
+{
+    const struct config *cfg = e->cfg;
+    char *token_url = xasprintf("%s/oauth/token", cfg->base_url);
+    char *location_token_url = xasprintf("%s/oauth/locationToken", cfg->base_url);
+    e->oauths = xcalloc(cfg->noauths + 1, sizeof(*e->oauths));
+    for (size_t i = 0; i < cfg->noauths; i++) {
+        const struct config_oauth *o = &cfg->oauths[i];
+        struct oauth_options oo = {
+            .name = o->name,
+            .token_url = token_url,
+            .location_token_url = location_token_url,
+            .client_id = o->client_id,
+            .client_secret = o->client_secret,
+            .store_path = o->token_store,
+            .refresh_margin_ms = o->refresh_margin_ms,
+        };
+        e->oauths[i] = oauth_credential_oauth(&e->loop, e->http, &oo);
+        oauth_credential_on_failed(e->oauths[i], on_credential_failed, e);
+    }
+    e->creds = xcalloc(cfg->nlocations + 1, sizeof(*e->creds));
+    for (size_t i = 0; i < cfg->nlocations; i++) {
+        const struct config_location *lc = &cfg->locations[i];
+        if (lc->oauth == NULL) {
+            e->creds[i] = oauth_credential_static(&e->loop, lc->name, lc->token ? lc->token : "");
+            continue;
+        }
+        struct oauth_credential *app = e->oauths[(size_t)(lc->oauth - cfg->oauths)];
+        if (strcmp(lc->oauth->user_type, "Company") == 0) {
+            /* An agency install: location tokens through /oauth/locationToken. */
+            e->creds[i] = oauth_credential_location(&e->loop, e->http, app, lc->id,
+                                                    location_token_url);
+            oauth_credential_on_failed(e->creds[i], on_credential_failed, e);
+        } else {
+            e->creds[i] = app;
+        }
+    }
+    free(token_url);
+    free(location_token_url);
+}
+
 static struct location *location_for(struct engine *e, const struct config_location *lc)
 {
     for (size_t i = 0; i < e->cfg->nlocations; i++) {
@@ -192,9 +325,10 @@ static int create_runtime(struct engine *e)
         log_error("engine", "cannot create the HTTP client");
         return -1;
     }
+    create_credentials(e);
     e->locations = xcalloc(cfg->nlocations + 1, sizeof(*e->locations));
     for (size_t i = 0; i < cfg->nlocations; i++) {
-        e->locations[i] = location_create(&e->loop, e->http, cfg, &cfg->locations[i]);
+        e->locations[i] = location_create(&e->loop, e->http, cfg, &cfg->locations[i], e->creds[i]);
     }
     struct dispatcher_env de = {
         .loop = &e->loop,
@@ -305,6 +439,8 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
         e.failed = true;
     }
     free(e.locations);
+    free(e.creds);
+    free(e.oauths);
     free(e.pollers);
     store_close(e.store);
     json_scratch_release();

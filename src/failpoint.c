@@ -6,6 +6,11 @@
  *   poll.after_commit    the commit returned, before anything else happens
  *   sweep.before_commit  a fan-out read is written but not committed
  *   sweep.after_commit
+ *   dispatch.after_inflight_commit   an action's attempt is recorded, not yet sent
+ *   dispatch.after_send_before_ack   the action was sent; its outcome is not recorded
+ *   dispatch.after_ack               the outcome is recorded
+ *   token.after_response_before_persist  a rotated token pair arrived, not yet on disk
+ *   token.after_persist              the new pair is on disk, not yet used
  */
 #include "failpoint.h"
 

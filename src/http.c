@@ -1313,6 +1313,8 @@ const char *http_strerror(int err)
         return "cancelled";
     case HTTP_E_OTHER:
         return "HTTP client error";
+    case HTTP_E_AUTH:
+        return "the credential has failed (run pollen auth login)";
     default:
         break;
     }

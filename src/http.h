@@ -50,6 +50,8 @@
                                    body, bad encoding, or a scheme that is not allowed */
 #define HTTP_E_CANCELLED -1006  /* http_cancel or http_client_close */
 #define HTTP_E_OTHER -1007      /* anything else (invalid request, curl internal errors) */
+#define HTTP_E_AUTH -1008       /* not sent: the location's credential has failed for good
+                                   (set by location.c, never by this module) */
 
 struct http_client_options {
     uint64_t connect_timeout_ms;    /* default 10000 */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "oauth.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "util.h"
@@ -32,6 +33,9 @@ struct location_pending {
     http_done_cb cb;
     void *ud;
     struct http_transfer *transfer;  /* set while on the wire */
+    struct oauth_wait *wait;         /* set while waiting for an access token */
+    char *token;                     /* the access token it was sent with (for a 401) */
+    bool retried_401;                /* one refresh and one retry per request */
     bool cancelled;
 };
 
@@ -48,7 +52,7 @@ struct location {
     char *name;
     char *id;
     char *base_url;
-    char *auth_header;             /* "Authorization: Bearer ...": never logged */
+    struct oauth_credential *cred; /* borrowed from the engine; tokens never logged */
     double sweep_share;
     struct ratelimit *rl;
     struct pending_queue queues[2];
@@ -115,6 +119,10 @@ static void pending_free(struct location_pending *p)
     if (p == NULL) {
         return;
     }
+    if (p->token != NULL) {
+        explicit_bzero(p->token, strlen(p->token));
+        free(p->token);
+    }
     free(p->method);
     free(p->url);
     free(p->version_header);
@@ -129,10 +137,6 @@ static void location_free(struct location *loc)
     free(loc->name);
     free(loc->id);
     free(loc->base_url);
-    if (loc->auth_header != NULL) {
-        explicit_bzero(loc->auth_header, strlen(loc->auth_header));
-        free(loc->auth_header);
-    }
     free(loc);
 }
 
@@ -166,7 +170,8 @@ static void schedule_pump(struct location *loc, uint64_t delay_ms)
 }
 
 struct location *location_create(uv_loop_t *loop, struct http_client *http,
-                                 const struct config *cfg, const struct config_location *lc)
+                                 const struct config *cfg, const struct config_location *lc,
+                                 struct oauth_credential *cred)
 {
     struct location *loc = xcalloc(1, sizeof(*loc));
     loc->loop = loop;
@@ -174,7 +179,7 @@ struct location *location_create(uv_loop_t *loop, struct http_client *http,
     loc->name = xstrdup(lc->name);
     loc->id = xstrdup(lc->id);
     loc->base_url = xstrdup(cfg->base_url);
-    loc->auth_header = xasprintf("Authorization: Bearer %s", lc->token ? lc->token : "");
+    loc->cred = cred;
     loc->sweep_share = lc->sweep_share;
     loc->rl = ratelimit_create(lc->rate_limit, lc->rate_window_ms, lc->daily_limit);
     uv_timer_init(loop, &loc->timer);
@@ -260,6 +265,23 @@ static void on_response(struct http_response *resp, void *ud)
     struct location *loc = p->loc;
     loc->in_flight--;
     p->transfer = NULL;
+    if (resp->status == 401 && !p->retried_401 && !loc->closing && !p->cancelled) {
+        /* The token was refused: refresh once (however many requests saw the
+         * same token, oauth makes one refresh) and retry this request first. */
+        p->retried_401 = true;
+        oauth_invalidate(loc->cred, p->token);
+        log_info(p->log_tag, "HTTP 401 for location %s: refreshing the token and retrying",
+                 loc->name);
+        struct pending_queue *q = &loc->queues[p->cls == LOCATION_SWEEP ? 1 : 0];
+        p->next = q->head;
+        q->head = p;
+        if (q->tail == NULL) {
+            q->tail = p;
+        }
+        q->len++;
+        schedule_pump(loc, 0);
+        return;
+    }
     if (resp->error == 0 || resp->status != 0) {
         ratelimit_observe(loc->rl, uv_now(loc->loop), resp->status, &resp->ratelimit,
                           resp->retry_after_s);
@@ -276,11 +298,14 @@ static void on_response(struct http_response *resp, void *ud)
     schedule_pump(loc, 0);
 }
 
-static bool start_one(struct location *loc, struct location_pending *p)
+static void send_with_token(struct location *loc, struct location_pending *p, const char *token)
 {
+    free(p->token);
+    p->token = xstrdup(token);
+    char *auth = xasprintf("Authorization: Bearer %s", token);
     const char *headers[4];
     size_t h = 0;
-    headers[h++] = loc->auth_header;
+    headers[h++] = auth;
     if (p->version_header != NULL) {
         headers[h++] = p->version_header;
     }
@@ -295,11 +320,49 @@ static bool start_one(struct location *loc, struct location_pending *p)
         .content_type = p->body != NULL ? "application/json" : NULL,
         .log_tag = p->log_tag,
     };
-    loc->in_flight++;
     int rc = http_send(loc->http, &req, on_response, p, &p->transfer);
+    explicit_bzero(auth, strlen(auth));
+    free(auth);
     if (rc != 0) {
         /* http_send promises a later callback even on failure; nothing else to do. */
         log_debug(p->log_tag, "http_send failed: %s", http_strerror(rc));
+    }
+}
+
+static void on_token(const char *token, int err, void *ud)
+{
+    struct location_pending *p = ud;
+    struct location *loc = p->loc;
+    p->wait = NULL;
+    if (token == NULL) {
+        loc->in_flight--;
+        char why[200];
+        snprintf(why, sizeof(why), "no access token for location %s: %s", loc->name,
+                 oauth_strerror(err));
+        complete_locally(p, err == OAUTH_E_FAILED ? HTTP_E_AUTH : HTTP_E_CONNECT, why);
+        pending_free(p);
+        if (loc->closing) {
+            maybe_free(loc);
+        } else {
+            schedule_pump(loc, 0);
+        }
+        return;
+    }
+    send_with_token(loc, p, token);
+}
+
+static bool start_one(struct location *loc, struct location_pending *p)
+{
+    loc->in_flight++;
+    const char *token = oauth_peek(loc->cred);
+    if (token != NULL) {
+        send_with_token(loc, p, token);
+        return true;
+    }
+    /* Refresh under way or needed: the request waits for it (single-flight). */
+    p->wait = oauth_acquire(loc->cred, on_token, p);
+    if (p->wait == NULL) {
+        on_token(NULL, OAUTH_E_FAILED, p);
     }
     return true;
 }
@@ -387,6 +450,12 @@ void location_cancel(struct location_pending *p)
     struct location *loc = p->loc;
     if (p->transfer != NULL) {
         http_cancel(p->transfer);
+        return;
+    }
+    if (p->wait != NULL) {
+        oauth_cancel(p->wait);
+        p->wait = NULL;
+        on_token(NULL, OAUTH_E_CANCELLED, p);
         return;
     }
     if (queue_remove(&loc->queues[0], p) || queue_remove(&loc->queues[1], p)) {

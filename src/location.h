@@ -12,7 +12,10 @@
  *
  * URLs are built here from the API base URL, a path and query parameters
  * (each percent-encoded), and the location adds the Authorization and
- * Version headers: callers never see the token.
+ * Version headers: callers never see the token. Tokens come from the
+ * location's credential (a static token, an OAuth installation, or location
+ * tokens of an agency); a 401 invalidates the token and the request is
+ * retried once after the (single-flight) refresh.
  * Thread context: loop thread only. Callbacks run on the loop.
  */
 #ifndef POLLEN_LOCATION_H
@@ -52,8 +55,11 @@ struct location_request {
 
 struct location_pending;
 
+/* cred (borrowed, must outlive the location) gives the access tokens. */
+struct oauth_credential;
 struct location *location_create(uv_loop_t *loop, struct http_client *http,
-                                 const struct config *cfg, const struct config_location *lc);
+                                 const struct config *cfg, const struct config_location *lc,
+                                 struct oauth_credential *cred);
 /* Stops the timer and fails queued requests with HTTP_E_CANCELLED; frees on close. */
 void location_close(struct location *loc);
 

@@ -32,6 +32,10 @@ int log_parse_level(const char *name, enum log_level *out)
     return -EINVAL;
 }
 
+/* Rotating OAuth tokens add two secrets per refresh: keep the newest ones
+ * (an expired token is worthless, but still never printed while it is known). */
+#define MAX_SECRETS 256
+
 void log_add_secret(const char *secret)
 {
     if (secret == NULL || strlen(secret) < 4) {
@@ -41,6 +45,11 @@ void log_add_secret(const char *secret)
         if (strcmp(secrets[i], secret) == 0) {
             return;
         }
+    }
+    if (secret_count == MAX_SECRETS) {
+        free(secrets[0]);
+        memmove(secrets, secrets + 1, (secret_count - 1) * sizeof(*secrets));
+        secret_count--;
     }
     secrets = xrealloc(secrets, (secret_count + 1) * sizeof(*secrets));
     secrets[secret_count++] = xstrdup(secret);

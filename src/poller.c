@@ -628,7 +628,7 @@ enum outcome {
 
 static enum outcome classify(const struct http_response *resp)
 {
-    if (resp->error == HTTP_E_REDIRECT) {
+    if (resp->error == HTTP_E_REDIRECT || resp->error == HTTP_E_AUTH) {
         return OUTCOME_PERMANENT;
     }
     if (resp->error != 0 || resp->status == 0) {

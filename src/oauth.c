@@ -1,0 +1,1700 @@
+/*
+ * oauth: see oauth.h.
+ *
+ * A credential is a small state machine driven from the loop:
+ *   - oauth_acquire only queues a waiter and arms a 0 ms timer; the timer
+ *     callback (pump) decides: deliver the current token, wait for the
+ *     backoff, or start the one refresh operation (struct refresh_op).
+ *   - A refresh operation is: (location credentials only) a wait on the
+ *     agency credential, the HTTP request, then (OAuth credentials only) the
+ *     persist of the rotated pair on a libuv pool thread. Its completion
+ *     replaces the pair and delivers to every waiter at once.
+ *   - busy counts the callbacks of this module running for a credential;
+ *     oauth_credential_free from inside one of them is deferred until they
+ *     return, so no delivery loop ever touches freed memory.
+ * A refresh_op outlives its credential when the credential is freed mid-way
+ * (op->c = NULL): the HTTP callback or the pool-thread completion frees it.
+ */
+#include "oauth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "buf.h"
+#include "failpoint.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+#define MAX_FIELD 4096                /* scope, ids, userType */
+#define MAX_APPROVED 100000           /* approvedLocations entries */
+#define MAX_EXPIRES_IN_S (10LL * 366 * 86400)
+#define REQUEST_TIMEOUT_MS 30000
+#define BACKOFF_BASE_MS 1000
+#define BACKOFF_CAP_MS 60000
+#define LOCATION_TOKEN_VERSION "2021-07-28"
+#define FORM_TYPE "application/x-www-form-urlencoded"
+
+/* ---- small helpers ---- */
+
+struct link {
+    struct link *prev;
+    struct link *next;
+};
+
+static void list_init(struct link *l)
+{
+    l->prev = l;
+    l->next = l;
+}
+
+static bool list_empty(const struct link *l)
+{
+    return l->next == l;
+}
+
+static void list_insert_tail(struct link *head, struct link *n)
+{
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
+}
+
+static void list_remove(struct link *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    list_init(n);
+}
+
+/* Moves every node of src to the (empty) list dst. */
+static void list_move_all(struct link *dst, struct link *src)
+{
+    list_init(dst);
+    if (list_empty(src)) {
+        return;
+    }
+    dst->next = src->next;
+    dst->prev = src->prev;
+    dst->next->prev = dst;
+    dst->prev->next = dst;
+    list_init(src);
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) ATTR_PRINTF(3, 4);
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void wipe_free(char *s)
+{
+    if (s != NULL) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+/* Zeroes every string of a cJSON tree (it may have held tokens) before it is deleted. */
+static void wipe_json(cJSON *n)
+{
+    for (; n != NULL; n = n->next) {
+        if (n->valuestring != NULL) {
+            explicit_bzero(n->valuestring, strlen(n->valuestring));
+        }
+        wipe_json(n->child);
+    }
+}
+
+static void delete_json(cJSON *n)
+{
+    wipe_json(n);
+    cJSON_Delete(n);
+}
+
+static bool unreserved(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
+/* Appends s percent-encoded (RFC 3986: everything but unreserved bytes). */
+static int append_encoded(struct buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        char enc[3];
+        size_t n = 1;
+        if (unreserved(*p)) {
+            enc[0] = (char)*p;
+        } else {
+            enc[0] = '%';
+            enc[1] = hex[*p >> 4];
+            enc[2] = hex[*p & 15];
+            n = 3;
+        }
+        int rc = buf_append(b, enc, n);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Appends "[&]name=value" to a form body or query string; value NULL adds nothing. */
+static int form_add(struct buf *b, const char *name, const char *value)
+{
+    if (value == NULL) {
+        return 0;
+    }
+    int rc = 0;
+    if (b->len > 0) {
+        rc = buf_append(b, "&", 1);
+    }
+    if (rc == 0) {
+        rc = append_encoded(b, name);
+    }
+    if (rc == 0) {
+        rc = buf_append(b, "=", 1);
+    }
+    if (rc == 0) {
+        rc = append_encoded(b, value);
+    }
+    return rc;
+}
+
+/* Wipes (the form held secrets) and frees a buf. */
+static void wipe_buf(struct buf *b)
+{
+    if (b->data != NULL) {
+        explicit_bzero(b->data, b->len);
+    }
+    buf_finish(b);
+}
+
+/* Copies untrusted server text for a message: at most 160 bytes, control bytes as spaces,
+ * registered secrets masked. */
+static void server_text(const char *in, char *out, size_t size)
+{
+    char tmp[161];
+    size_t n = 0;
+    for (const char *p = in ? in : ""; *p != '\0' && n < sizeof(tmp) - 1; p++) {
+        tmp[n++] = (unsigned char)*p < 0x20 || *p == 0x7f ? ' ' : *p;
+    }
+    tmp[n] = '\0';
+    log_redact(tmp, out, size);
+}
+
+/* ---- pairs ---- */
+
+void oauth_pair_free(struct oauth_pair *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    wipe_free(p->access_token);
+    wipe_free(p->refresh_token);
+    free(p->scope);
+    free(p->user_type);
+    free(p->location_id);
+    free(p->company_id);
+    free(p->user_id);
+    strv_free(p->approved_locations);
+    free(p);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+static char **strv_dup(char *const *v)
+{
+    if (v == NULL) {
+        return NULL;
+    }
+    size_t n = strv_len(v);
+    char **d = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        d[i] = xstrdup(v[i]);
+    }
+    return d;
+}
+
+struct oauth_pair *oauth_pair_dup(const struct oauth_pair *p)
+{
+    struct oauth_pair *d = xcalloc(1, sizeof(*d));
+    d->access_token = dup_or_null(p->access_token);
+    d->refresh_token = dup_or_null(p->refresh_token);
+    d->expires_at = p->expires_at;
+    d->obtained_at = p->obtained_at;
+    d->scope = dup_or_null(p->scope);
+    d->user_type = dup_or_null(p->user_type);
+    d->location_id = dup_or_null(p->location_id);
+    d->company_id = dup_or_null(p->company_id);
+    d->user_id = dup_or_null(p->user_id);
+    d->approved_locations = strv_dup(p->approved_locations);
+    return d;
+}
+
+static bool token_chars_ok(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++, n++) {
+        if (*p < 0x21 || *p > 0x7e || n >= OAUTH_MAX_TOKEN) {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+/*
+ * Reads member key as a string into *dst. Absent or null leaves *dst NULL.
+ * Returns false (with err) when it is another type, too long or has control bytes.
+ */
+static bool get_field(const cJSON *o, const char *key, bool token, char **dst, char *err,
+                      size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *dst = NULL;
+    if (v == NULL || cJSON_IsNull(v)) {
+        return true;
+    }
+    if (!cJSON_IsString(v) || v->valuestring == NULL) {
+        set_err(err, errlen, "\"%s\" is not a string", key);
+        return false;
+    }
+    if (token) {
+        if (!token_chars_ok(v->valuestring)) {
+            set_err(err, errlen, "\"%s\" is empty, longer than %d bytes or has bytes outside "
+                    "printable ASCII", key, OAUTH_MAX_TOKEN);
+            return false;
+        }
+    } else {
+        size_t n = strnlen(v->valuestring, MAX_FIELD + 1);
+        if (n > MAX_FIELD) {
+            set_err(err, errlen, "\"%s\" is longer than %d bytes", key, MAX_FIELD);
+            return false;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if ((unsigned char)v->valuestring[i] < 0x20) {
+                set_err(err, errlen, "\"%s\" has control characters", key);
+                return false;
+            }
+        }
+    }
+    *dst = xstrdup(v->valuestring);
+    return true;
+}
+
+/* Epoch-ms member (non-negative integer below 2^53). */
+static bool get_ms(const cJSON *o, const char *key, uint64_t *out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 9007199254740992.0 ||
+        v->valuedouble != (double)(uint64_t)v->valuedouble) {
+        set_err(err, errlen, "\"%s\" is missing or not a non-negative integer", key);
+        return false;
+    }
+    *out = (uint64_t)v->valuedouble;
+    return true;
+}
+
+static bool get_approved(const cJSON *o, char ***dst, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "approvedLocations");
+    *dst = NULL;
+    if (v == NULL || cJSON_IsNull(v)) {
+        return true;
+    }
+    if (!cJSON_IsArray(v)) {
+        set_err(err, errlen, "\"approvedLocations\" is not an array");
+        return false;
+    }
+    int n = cJSON_GetArraySize(v);
+    if (n < 0 || n > MAX_APPROVED) {
+        set_err(err, errlen, "\"approvedLocations\" has more than %d entries", MAX_APPROVED);
+        return false;
+    }
+    char **list = xcalloc((size_t)n + 1, sizeof(char *));
+    int i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, v)
+    {
+        if (!cJSON_IsString(item) || item->valuestring == NULL ||
+            strnlen(item->valuestring, MAX_FIELD + 1) > MAX_FIELD || i >= n) {
+            set_err(err, errlen, "\"approvedLocations\" holds a value that is not a short string");
+            strv_free(list);
+            return false;
+        }
+        list[i++] = xstrdup(item->valuestring);
+    }
+    *dst = list;
+    return true;
+}
+
+/* The fields both formats share. */
+static bool get_common(const cJSON *o, struct oauth_pair *p, char *err, size_t errlen)
+{
+    if (!get_field(o, "access_token", true, &p->access_token, err, errlen) ||
+        !get_field(o, "refresh_token", true, &p->refresh_token, err, errlen) ||
+        !get_field(o, "scope", false, &p->scope, err, errlen) ||
+        !get_field(o, "userType", false, &p->user_type, err, errlen) ||
+        !get_field(o, "locationId", false, &p->location_id, err, errlen) ||
+        !get_field(o, "companyId", false, &p->company_id, err, errlen) ||
+        !get_field(o, "userId", false, &p->user_id, err, errlen) ||
+        !get_approved(o, &p->approved_locations, err, errlen)) {
+        return false;
+    }
+    if (p->access_token == NULL) {
+        set_err(err, errlen, "\"access_token\" is missing");
+        return false;
+    }
+    return true;
+}
+
+/* Parses a document (store file or response body) into an object. */
+static int parse_doc(const char *data, size_t len, cJSON **out, char *err, size_t errlen)
+{
+    size_t off = 0;
+    *out = NULL;
+    if (len > OAUTH_MAX_DOC) {
+        set_err(err, errlen, "document larger than %d bytes", OAUTH_MAX_DOC);
+        return -EFBIG;
+    }
+    if (json_parse(data, len, out, &off) != 0) {
+        set_err(err, errlen, "not valid JSON (error at byte %zu)", off);
+        return -EINVAL;
+    }
+    if (!cJSON_IsObject(*out)) {
+        set_err(err, errlen, "not a JSON object");
+        delete_json(*out);
+        *out = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int oauth_pair_from_response(const char *json, size_t len, uint64_t now_wall_ms,
+                             struct oauth_pair **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    set_err(err, errlen, "ok");
+    if (json == NULL) {
+        set_err(err, errlen, "no response body");
+        return -EINVAL;
+    }
+    cJSON *root;
+    int rc = parse_doc(json, len, &root, err, errlen);
+    if (rc != 0) {
+        return -EINVAL;
+    }
+    struct oauth_pair *p = xcalloc(1, sizeof(*p));
+    if (!get_common(root, p, err, errlen)) {
+        goto fail;
+    }
+    const cJSON *ei = cJSON_GetObjectItemCaseSensitive(root, "expires_in");
+    if (!cJSON_IsNumber(ei) || !(ei->valuedouble >= 1) ||
+        ei->valuedouble > (double)MAX_EXPIRES_IN_S) {
+        set_err(err, errlen, "\"expires_in\" is missing or not between 1 s and 10 years");
+        goto fail;
+    }
+    p->obtained_at = now_wall_ms;
+    p->expires_at = now_wall_ms + (uint64_t)(ei->valuedouble * 1000.0);
+    log_add_secret(p->access_token);
+    log_add_secret(p->refresh_token);
+    delete_json(root);
+    *out = p;
+    return 0;
+
+fail:
+    oauth_pair_free(p);
+    delete_json(root);
+    return -EINVAL;
+}
+
+int oauth_pair_load(const char *path, struct oauth_pair **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    set_err(err, errlen, "ok");
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT) {
+            set_err(err, errlen, "no token store at '%s'", path);
+            return -ENOENT;
+        }
+        if (e == ELOOP) {
+            set_err(err, errlen, "'%s' is a symbolic link; a token store must be a regular file "
+                    "(refusing to follow it)", path);
+            return -EPERM;
+        }
+        set_err(err, errlen, "cannot open '%s': %s", path, strerror(e));
+        return -e;
+    }
+
+    int rc;
+    char *data = NULL;
+    size_t len = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        set_err(err, errlen, "cannot stat '%s': %s", path, strerror(-rc));
+        goto fail_stat;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = -EINVAL;
+        set_err(err, errlen, "'%s' is not a regular file", path);
+        goto fail_stat;
+    }
+    if (st.st_uid != geteuid()) {
+        rc = -EPERM;
+        set_err(err, errlen, "'%s' is owned by uid %u, not by the user running pollen (uid %u)",
+                path, (unsigned)st.st_uid, (unsigned)geteuid());
+        goto fail_stat;
+    }
+    if ((st.st_mode & 077) != 0) {
+        rc = -EPERM;
+        set_err(err, errlen, "permissions %04o for '%s' are too open; run: chmod 600 %s",
+                (unsigned)(st.st_mode & 07777), path, path);
+        goto fail_stat;
+    }
+    if (st.st_size > OAUTH_MAX_DOC) {
+        rc = -EFBIG;
+        set_err(err, errlen, "'%s' is larger than %d bytes", path, OAUTH_MAX_DOC);
+        goto fail_stat;
+    }
+
+    /* Read from the checked fd, never by path again (no check-then-open race). */
+    data = xmalloc(OAUTH_MAX_DOC + 1);
+    for (;;) {
+        ssize_t n = read(fd, data + len, OAUTH_MAX_DOC + 1 - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            rc = -errno;
+            set_err(err, errlen, "cannot read '%s': %s", path, strerror(-rc));
+            goto fail_read;
+        }
+        if (n == 0) {
+            break;
+        }
+        len += (size_t)n;
+        if (len > OAUTH_MAX_DOC) {
+            rc = -EFBIG;
+            set_err(err, errlen, "'%s' is larger than %d bytes", path, OAUTH_MAX_DOC);
+            goto fail_read;
+        }
+    }
+
+    char why[200];
+    cJSON *root;
+    rc = parse_doc(data, len, &root, why, sizeof(why));
+    if (rc != 0) {
+        rc = -EINVAL;
+        set_err(err, errlen, "'%s': %s", path, why);
+        goto fail_read;
+    }
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
+    struct oauth_pair *p = xcalloc(1, sizeof(*p));
+    if (!cJSON_IsNumber(ver) || ver->valuedouble != 1.0) {
+        set_err(why, sizeof(why), "\"version\" is missing or not 1");
+        goto fail_parse;
+    }
+    if (!get_common(root, p, why, sizeof(why)) ||
+        !get_ms(root, "expires_at", &p->expires_at, why, sizeof(why)) ||
+        !get_ms(root, "obtained_at", &p->obtained_at, why, sizeof(why))) {
+        goto fail_parse;
+    }
+    if (p->refresh_token == NULL) {
+        set_err(why, sizeof(why), "\"refresh_token\" is missing");
+        goto fail_parse;
+    }
+    log_add_secret(p->access_token);
+    log_add_secret(p->refresh_token);
+    delete_json(root);
+    explicit_bzero(data, len);
+    free(data);
+    close(fd);
+    *out = p;
+    return 0;
+
+fail_parse:
+    rc = -EINVAL;
+    set_err(err, errlen, "'%s': %s", path, why);
+    oauth_pair_free(p);
+    delete_json(root);
+fail_read:
+    explicit_bzero(data, len);
+    free(data);
+fail_stat:
+    close(fd);
+    return rc;
+}
+
+static void add_str(cJSON *o, const char *key, const char *value)
+{
+    if (value != NULL) {
+        cJSON_AddStringToObject(o, key, value);
+    }
+}
+
+/* The store document (cJSON allocates it; free with cJSON_free after wiping), or NULL on OOM. */
+static char *pair_to_json(const struct oauth_pair *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL) {
+        return NULL;
+    }
+    cJSON_AddNumberToObject(o, "version", 1);
+    add_str(o, "access_token", p->access_token);
+    add_str(o, "refresh_token", p->refresh_token);
+    /* Epoch ms are below 2^53: cJSON prints them exactly (%1.15g gives all 13 digits). */
+    cJSON_AddNumberToObject(o, "expires_at", (double)p->expires_at);
+    cJSON_AddNumberToObject(o, "obtained_at", (double)p->obtained_at);
+    add_str(o, "scope", p->scope);
+    add_str(o, "userType", p->user_type);
+    add_str(o, "locationId", p->location_id);
+    add_str(o, "companyId", p->company_id);
+    add_str(o, "userId", p->user_id);
+    if (p->approved_locations != NULL) {
+        cJSON *a = cJSON_AddArrayToObject(o, "approvedLocations");
+        for (size_t i = 0; a != NULL && p->approved_locations[i] != NULL; i++) {
+            cJSON_AddItemToArray(a, cJSON_CreateString(p->approved_locations[i]));
+        }
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    delete_json(o);
+    return s;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        return xstrdup(".");
+    }
+    if (slash == path) {
+        return xstrdup("/");
+    }
+    return xstrndup(path, (size_t)(slash - path));
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -errno;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int oauth_pair_save(const char *path, const struct oauth_pair *p)
+{
+    if (path == NULL || *path == '\0' || p == NULL || p->access_token == NULL) {
+        return -EINVAL;
+    }
+    int rc;
+    char *doc = pair_to_json(p);
+    if (doc == NULL) {
+        return -ENOMEM;
+    }
+    size_t len = strlen(doc);
+    char *tmp = xasprintf("%s.tmp", path);
+    char *dir = dir_of(path);
+
+    rc = util_mkdir_p(dir, 0700);
+    if (rc != 0) {
+        goto fail_prepare;
+    }
+    /* A tmp file left by a crash would make O_EXCL fail forever; it is never the live
+     * pair (that is only ever published by rename), so it is safe to remove. */
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        rc = -errno;
+        goto fail_prepare;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail_prepare;
+    }
+    /* The umask may have removed bits from 0600; the owner must be able to read it back. */
+    if (fchmod(fd, 0600) != 0) {
+        rc = -errno;
+        goto fail_write;
+    }
+    rc = write_all(fd, doc, len);
+    if (rc == 0) {
+        rc = write_all(fd, "\n", 1);
+    }
+    if (rc != 0) {
+        goto fail_write;
+    }
+    if (fsync(fd) != 0) {
+        rc = -errno;
+        goto fail_write;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        rc = -errno;
+        goto fail_write;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        rc = -errno;
+        goto fail_write;
+    }
+    /* The rename is durable only once the directory entry is. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        rc = -errno;
+        goto fail_prepare;
+    }
+    if (fsync(dfd) != 0) {
+        rc = -errno;
+    }
+    close(dfd);
+    goto done;
+
+fail_write:
+    if (fd >= 0) {
+        close(fd);
+    }
+    unlink(tmp);
+fail_prepare:
+done:
+    free(dir);
+    free(tmp);
+    explicit_bzero(doc, len);
+    cJSON_free(doc);
+    return rc;
+}
+
+/* ---- credentials ---- */
+
+enum cred_kind {
+    CRED_STATIC,
+    CRED_OAUTH,
+    CRED_LOCATION,
+};
+
+struct oauth_wait {
+    struct link link;
+    struct oauth_credential *c;
+    oauth_token_cb cb;
+    void *ud;
+    bool calling;
+};
+
+/* One refresh (or location-token) operation; see the file comment for its lifetime. */
+struct refresh_op {
+    struct oauth_credential *c;     /* NULL once the credential is freed */
+    bool http_pending;              /* the HTTP callback has yet to run */
+    struct http_transfer *xfer;
+    struct oauth_wait *agency_wait; /* location: waiting for the agency token */
+    char *agency_token;             /* location: the agency token sent (for invalidate) */
+    bool retried;                   /* location: already retried after a 401 */
+    bool in_work;                   /* the pool thread owns next/path */
+    uv_work_t work;
+    struct oauth_pair *next;        /* the rotated pair being persisted */
+    char *path;
+    int save_rc;
+};
+
+struct oauth_credential {
+    enum cred_kind kind;
+    char *name;
+    char tag[96];                   /* log prefix */
+    uv_loop_t *loop;
+    struct http_client *http;
+    uv_timer_t timer;
+    char *token_url;
+    char *location_token_url;
+    char *client_id;
+    char *client_secret;
+    char *store_path;
+    uint64_t margin_ms;
+    struct oauth_credential *agency; /* location credentials: borrowed */
+    char *location_id;
+    struct oauth_pair *pair;
+    bool loaded;
+    bool invalidated;
+    bool failed;
+    bool failed_notified;
+    char *failure;
+    void (*on_failed)(struct oauth_credential *c, const char *reason, void *ud);
+    void *on_failed_ud;
+    struct refresh_op *op;
+    unsigned attempt;               /* consecutive transient failures */
+    uint64_t next_try_mono;
+    struct link waiters;
+    unsigned busy;
+    bool closing;
+    bool freed;
+};
+
+static void pump(struct oauth_credential *c);
+
+static void enter(struct oauth_credential *c)
+{
+    c->busy++;
+}
+
+static void do_free(struct oauth_credential *c);
+
+static void leave(struct oauth_credential *c)
+{
+    c->busy--;
+    if (c->busy == 0 && c->closing && !c->freed) {
+        do_free(c);
+    }
+}
+
+static void op_free(struct refresh_op *op)
+{
+    if (op == NULL) {
+        return;
+    }
+    wipe_free(op->agency_token);
+    oauth_pair_free(op->next);
+    free(op->path);
+    free(op);
+}
+
+/* Calls every queued waiter once with (token, err). Waiters added meanwhile wait for the timer. */
+static void deliver_all(struct oauth_credential *c, const char *token, int err)
+{
+    struct link local;
+    list_move_all(&local, &c->waiters);
+    enter(c);
+    while (!list_empty(&local)) {
+        struct oauth_wait *w = (struct oauth_wait *)local.next;
+        list_remove(&w->link);
+        w->calling = true;
+        w->cb(token, err, w->ud);
+        free(w);
+    }
+    leave(c);
+}
+
+/* Makes the credential FAILED for good (from the loop, never inside an API call). */
+static void fail_credential(struct oauth_credential *c, const char *reason)
+{
+    if (c->failed) {
+        return;
+    }
+    c->failed = true;
+    c->failure = xstrdup(reason);
+    log_error(c->tag, "credential '%s' failed: %s", c->name, reason);
+    enter(c);
+    deliver_all(c, NULL, OAUTH_E_FAILED);
+    if (c->on_failed != NULL && !c->failed_notified) {
+        c->failed_notified = true;
+        c->on_failed(c, c->failure, c->on_failed_ud);
+    }
+    leave(c);
+}
+
+static uint64_t effective_margin(const struct oauth_credential *c)
+{
+    uint64_t m = c->margin_ms;
+    const struct oauth_pair *p = c->pair;
+    if (p->expires_at > p->obtained_at && p->obtained_at != 0) {
+        uint64_t half = (p->expires_at - p->obtained_at) / 2;
+        if (m > half) {
+            m = half;
+        }
+    }
+    return m;
+}
+
+static bool token_usable(const struct oauth_credential *c, uint64_t now)
+{
+    return c->pair != NULL && c->pair->access_token != NULL && !c->invalidated &&
+           (c->pair->expires_at == 0 || now < c->pair->expires_at);
+}
+
+static bool token_fresh(const struct oauth_credential *c, uint64_t now)
+{
+    return token_usable(c, now) &&
+           (c->pair->expires_at == 0 || now + effective_margin(c) < c->pair->expires_at);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct oauth_credential *c = t->data;
+    enter(c);
+    pump(c);
+    leave(c);
+}
+
+static void arm(struct oauth_credential *c, uint64_t ms)
+{
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* A refresh failed in a way that may pass: back off, then let the waiters go. */
+static void refresh_transient(struct oauth_credential *c, const char *why)
+{
+    op_free(c->op);
+    c->op = NULL;
+    uint64_t delay = util_backoff_ms(BACKOFF_BASE_MS, BACKOFF_CAP_MS, c->attempt);
+    c->attempt++;
+    c->next_try_mono = util_mono_ms() + delay;
+    bool usable = token_usable(c, util_wall_ms());
+    log_warn(c->tag, "token refresh failed: %s; next attempt in %llu ms or later%s", why,
+             (unsigned long long)delay,
+             usable ? " (the current access token is still valid)" : "");
+    deliver_all(c, usable ? c->pair->access_token : NULL, usable ? 0 : OAUTH_E_RETRY);
+    if (!list_empty(&c->waiters)) {
+        arm(c, 0);
+    }
+}
+
+static void refresh_failed(struct oauth_credential *c, const char *why)
+{
+    op_free(c->op);
+    c->op = NULL;
+    fail_credential(c, why);
+}
+
+/* The "error" member of an OAuth error body, or "" (copied, bounded, redacted). */
+static void error_code(const struct http_response *resp, char *out, size_t size, char *desc,
+                       size_t dsize)
+{
+    cJSON *root = NULL;
+    out[0] = '\0';
+    desc[0] = '\0';
+    if (resp->body.len == 0 || parse_doc(resp->body.data, resp->body.len, &root, NULL, 0) != 0) {
+        return;
+    }
+    const char *e = json_get_string(root, "error");
+    const char *d = json_get_string(root, "error_description");
+    if (d == NULL) {
+        d = json_get_string(root, "message");
+    }
+    server_text(e, out, size);
+    server_text(d, desc, dsize);
+    delete_json(root);
+}
+
+static bool permanent_oauth_error(const char *code)
+{
+    return strcmp(code, "invalid_grant") == 0 || strcmp(code, "invalid_client") == 0 ||
+           strcmp(code, "unauthorized_client") == 0;
+}
+
+static bool transient_status(long status)
+{
+    return status == 408 || status == 425 || status == 429 || status >= 500;
+}
+
+/* Copies fields the refresh response may omit from the previous pair. */
+static void inherit(struct oauth_pair *next, const struct oauth_pair *prev)
+{
+    if (prev == NULL) {
+        return;
+    }
+    if (next->refresh_token == NULL && prev->refresh_token != NULL) {
+        next->refresh_token = xstrdup(prev->refresh_token);
+    }
+    if (next->scope == NULL) {
+        next->scope = dup_or_null(prev->scope);
+    }
+    if (next->user_type == NULL) {
+        next->user_type = dup_or_null(prev->user_type);
+    }
+    if (next->location_id == NULL) {
+        next->location_id = dup_or_null(prev->location_id);
+    }
+    if (next->company_id == NULL) {
+        next->company_id = dup_or_null(prev->company_id);
+    }
+    if (next->user_id == NULL) {
+        next->user_id = dup_or_null(prev->user_id);
+    }
+    if (next->approved_locations == NULL) {
+        next->approved_locations = strv_dup(prev->approved_locations);
+    }
+}
+
+/* Publishes a new pair (already durable if it has to be) and hands its token to every waiter. */
+static void publish(struct oauth_credential *c, struct oauth_pair *next)
+{
+    oauth_pair_free(c->pair);
+    c->pair = next;
+    c->invalidated = false;
+    c->attempt = 0;
+    c->next_try_mono = 0;
+    op_free(c->op);
+    c->op = NULL;
+    char when[32];
+    util_iso8601(c->pair->expires_at, when);
+    log_info(c->tag, "new access token obtained; it expires at %s", when);
+    deliver_all(c, c->pair->access_token, 0);
+}
+
+static void save_work(uv_work_t *w)
+{
+    struct refresh_op *op = w->data;
+    op->save_rc = oauth_pair_save(op->path, op->next);
+}
+
+static void save_done(uv_work_t *w, int status)
+{
+    struct refresh_op *op = w->data;
+    struct oauth_credential *c = op->c;
+    op->in_work = false;
+    if (c == NULL) {
+        op_free(op);
+        return;
+    }
+    enter(c);
+    if (status != 0 && op->save_rc == 0) {
+        op->save_rc = status;
+    }
+    if (op->save_rc != 0) {
+        char why[768];
+        snprintf(why, sizeof(why),
+                 "the server rotated the refresh token but the new pair could not be saved to "
+                 "'%s' (%s); the old refresh token is spent: run `pollen auth login` for '%s'",
+                 c->store_path, oauth_strerror(op->save_rc), c->name);
+        refresh_failed(c, why);
+    } else {
+        FAILPOINT("token.after_persist");
+        struct oauth_pair *next = op->next;
+        op->next = NULL;
+        publish(c, next);
+    }
+    leave(c);
+}
+
+static void on_refresh_done(struct http_response *resp, void *ud)
+{
+    struct refresh_op *op = ud;
+    op->http_pending = false;
+    op->xfer = NULL;
+    struct oauth_credential *c = op->c;
+    if (c == NULL) {
+        op_free(op);
+        return;
+    }
+    enter(c);
+    char why[512];
+    if (resp->error != 0) {
+        snprintf(why, sizeof(why), "token endpoint: %s", http_strerror(resp->error));
+        refresh_transient(c, why);
+        goto out;
+    }
+    if (resp->status != 200) {
+        char code[64];
+        char desc[200];
+        error_code(resp, code, sizeof(code), desc, sizeof(desc));
+        if ((resp->status == 400 || resp->status == 401) && permanent_oauth_error(code)) {
+            snprintf(why, sizeof(why),
+                     "the token endpoint refused the refresh (%s: %s); the installation must be "
+                     "authorized again: run `pollen auth login` for '%s'",
+                     code, desc, c->name);
+            refresh_failed(c, why);
+        } else {
+            snprintf(why, sizeof(why), "token endpoint answered %ld%s%s", resp->status,
+                     code[0] ? " " : "", code);
+            if (!transient_status(resp->status)) {
+                log_error(c->tag, "unexpected answer from the token endpoint (%ld %s: %s)",
+                          resp->status, code, desc);
+            }
+            refresh_transient(c, why);
+        }
+        goto out;
+    }
+    struct oauth_pair *next;
+    char perr[200];
+    if (oauth_pair_from_response(resp->body.data, resp->body.len, util_wall_ms(), &next, perr,
+                                 sizeof(perr)) != 0) {
+        /* The server may have rotated already; if so the next attempt reports invalid_grant. */
+        snprintf(why, sizeof(why), "unusable token endpoint response: %s", perr);
+        refresh_transient(c, why);
+        goto out;
+    }
+    inherit(next, c->pair);
+    explicit_bzero(resp->body.data, resp->body.len);
+    FAILPOINT("token.after_response_before_persist");
+    /* Persist before use, on a pool thread so a slow fsync never stalls the loop. The
+     * waiters stay queued (c->op is still set) until save_done publishes the pair. */
+    op->next = next;
+    op->path = xstrdup(c->store_path);
+    op->work.data = op;
+    op->in_work = true;
+    int rc = uv_queue_work(c->loop, &op->work, save_work, save_done);
+    if (rc != 0) {
+        op->in_work = false;
+        op->save_rc = oauth_pair_save(op->path, op->next);
+        save_done(&op->work, 0);
+    }
+out:
+    leave(c);
+}
+
+static void send_refresh(struct oauth_credential *c, struct refresh_op *op)
+{
+    if (c->pair->refresh_token == NULL) {
+        refresh_failed(c, "the token store holds no refresh token");
+        return;
+    }
+    struct buf form;
+    buf_init(&form, OAUTH_MAX_DOC);
+    int rc = form_add(&form, "client_id", c->client_id);
+    rc = rc ? rc : form_add(&form, "client_secret", c->client_secret);
+    rc = rc ? rc : form_add(&form, "grant_type", "refresh_token");
+    rc = rc ? rc : form_add(&form, "refresh_token", c->pair->refresh_token);
+    rc = rc ? rc : form_add(&form, "user_type", c->pair->user_type);
+    if (rc != 0) {
+        wipe_buf(&form);
+        refresh_failed(c, "the refresh request is too large");
+        return;
+    }
+    static const char *const headers[] = {"Accept: application/json", NULL};
+    struct http_request req = {
+        .method = "POST",
+        .url = c->token_url,
+        .headers = headers,
+        .body = form.data,
+        .body_len = form.len,
+        .content_type = FORM_TYPE,
+        .log_tag = c->tag,
+        .timeout_ms = REQUEST_TIMEOUT_MS,
+    };
+    log_debug(c->tag, "refreshing the access token");
+    op->http_pending = true;
+    /* http_send calls on_refresh_done later even when it fails here. */
+    http_send(c->http, &req, on_refresh_done, op, &op->xfer);
+    wipe_buf(&form);
+}
+
+/* ---- location tokens ---- */
+
+static void location_request(struct oauth_credential *c, struct refresh_op *op);
+
+static void on_agency_token(const char *token, int err, void *ud)
+{
+    struct refresh_op *op = ud;
+    op->agency_wait = NULL;
+    struct oauth_credential *c = op->c;
+    if (c == NULL) {
+        op_free(op);
+        return;
+    }
+    enter(c);
+    char why[512];
+    if (err == OAUTH_E_FAILED) {
+        snprintf(why, sizeof(why),
+                 "its agency credential '%s' has failed; authorize the agency again with "
+                 "`pollen auth login`", c->agency->name);
+        refresh_failed(c, why);
+    } else if (err != 0) {
+        snprintf(why, sizeof(why), "agency credential '%s': %s", c->agency->name,
+                 oauth_strerror(err));
+        refresh_transient(c, why);
+    } else {
+        const struct oauth_pair *ap = c->agency->pair;
+        if (ap->user_type != NULL && strcmp(ap->user_type, "Company") != 0) {
+            snprintf(why, sizeof(why),
+                     "agency credential '%s' holds a %s token, not a Company token; run "
+                     "`pollen auth login` for it with an agency (Company) installation",
+                     c->agency->name, ap->user_type);
+            refresh_failed(c, why);
+        } else if (ap->company_id == NULL) {
+            snprintf(why, sizeof(why), "agency credential '%s' has no companyId",
+                     c->agency->name);
+            refresh_failed(c, why);
+        } else {
+            wipe_free(op->agency_token);
+            op->agency_token = xstrdup(token);
+            location_request(c, op);
+        }
+    }
+    leave(c);
+}
+
+static void wait_agency(struct oauth_credential *c, struct refresh_op *op)
+{
+    op->agency_wait = oauth_acquire(c->agency, on_agency_token, op);
+    if (op->agency_wait == NULL) {
+        char why[512];
+        snprintf(why, sizeof(why),
+                 "its agency credential '%s' has failed; authorize the agency again with "
+                 "`pollen auth login`", c->agency->name);
+        refresh_failed(c, why);
+    }
+}
+
+static void on_location_done(struct http_response *resp, void *ud)
+{
+    struct refresh_op *op = ud;
+    op->http_pending = false;
+    op->xfer = NULL;
+    struct oauth_credential *c = op->c;
+    if (c == NULL) {
+        op_free(op);
+        return;
+    }
+    enter(c);
+    char why[512];
+    if (resp->error != 0) {
+        snprintf(why, sizeof(why), "locationToken: %s", http_strerror(resp->error));
+        refresh_transient(c, why);
+        goto out;
+    }
+    if (resp->status == 401 && !op->retried) {
+        /* The agency token was rejected: one agency refresh, one retry. */
+        op->retried = true;
+        oauth_invalidate(c->agency, op->agency_token);
+        wait_agency(c, op);
+        goto out;
+    }
+    if (resp->status != 200) {
+        char code[64];
+        char desc[200];
+        error_code(resp, code, sizeof(code), desc, sizeof(desc));
+        if (resp->status == 400 || resp->status == 403 || resp->status == 404 ||
+            resp->status == 422) {
+            snprintf(why, sizeof(why),
+                     "POST /oauth/locationToken refused location '%s' (%ld: %s); check that the "
+                     "app is installed on it, then run `pollen auth login` for '%s'",
+                     c->location_id, resp->status, desc, c->agency->name);
+            refresh_failed(c, why);
+        } else {
+            snprintf(why, sizeof(why), "locationToken answered %ld", resp->status);
+            refresh_transient(c, why);
+        }
+        goto out;
+    }
+    struct oauth_pair *next;
+    char perr[200];
+    if (oauth_pair_from_response(resp->body.data, resp->body.len, util_wall_ms(), &next, perr,
+                                 sizeof(perr)) != 0) {
+        snprintf(why, sizeof(why), "unusable locationToken response: %s", perr);
+        refresh_transient(c, why);
+        goto out;
+    }
+    explicit_bzero(resp->body.data, resp->body.len);
+    /* Location tokens are never refreshed with a refresh token, even if one is sent. */
+    wipe_free(next->refresh_token);
+    next->refresh_token = NULL;
+    if (next->user_type == NULL) {
+        next->user_type = xstrdup("Location");
+    }
+    if (next->location_id == NULL) {
+        next->location_id = xstrdup(c->location_id);
+    }
+    if (next->company_id == NULL && c->agency->pair != NULL) {
+        next->company_id = dup_or_null(c->agency->pair->company_id);
+    }
+    publish(c, next);
+out:
+    leave(c);
+}
+
+static void location_request(struct oauth_credential *c, struct refresh_op *op)
+{
+    struct buf form;
+    buf_init(&form, OAUTH_MAX_DOC);
+    int rc = form_add(&form, "companyId", c->agency->pair->company_id);
+    rc = rc ? rc : form_add(&form, "locationId", c->location_id);
+    if (rc != 0) {
+        wipe_buf(&form);
+        refresh_failed(c, "the locationToken request is too large");
+        return;
+    }
+    char *auth = xasprintf("Authorization: Bearer %s", op->agency_token);
+    const char *headers[] = {auth, "Version: " LOCATION_TOKEN_VERSION, "Accept: application/json",
+                             NULL};
+    struct http_request req = {
+        .method = "POST",
+        .url = c->location_token_url,
+        .headers = headers,
+        .body = form.data,
+        .body_len = form.len,
+        .content_type = FORM_TYPE,
+        .log_tag = c->tag,
+        .timeout_ms = REQUEST_TIMEOUT_MS,
+    };
+    log_debug(c->tag, "requesting a location token");
+    op->http_pending = true;
+    http_send(c->http, &req, on_location_done, op, &op->xfer);
+    wipe_free(auth);
+    wipe_buf(&form);
+}
+
+/* ---- the pump ---- */
+
+static void load_store(struct oauth_credential *c)
+{
+    char err[512];
+    struct oauth_pair *p;
+    int rc = oauth_pair_load(c->store_path, &p, err, sizeof(err));
+    if (rc != 0) {
+        char why[768];
+        snprintf(why, sizeof(why), "%s; run `pollen auth login` for '%s'", err, c->name);
+        fail_credential(c, why);
+        return;
+    }
+    c->pair = p;
+    c->loaded = true;
+}
+
+static void start_refresh(struct oauth_credential *c)
+{
+    struct refresh_op *op = xcalloc(1, sizeof(*op));
+    op->c = c;
+    c->op = op;
+    if (c->kind == CRED_OAUTH) {
+        send_refresh(c, op);
+    } else {
+        wait_agency(c, op);
+    }
+}
+
+static void pump(struct oauth_credential *c)
+{
+    if (c->closing) {
+        return;
+    }
+    if (c->failed) {
+        deliver_all(c, NULL, OAUTH_E_FAILED);
+        return;
+    }
+    if (!c->loaded) {
+        load_store(c); /* only OAuth credentials start unloaded */
+        if (c->failed) {
+            return;
+        }
+    }
+    if (c->op != NULL || list_empty(&c->waiters)) {
+        return; /* the operation in flight delivers when it ends */
+    }
+    uint64_t now = util_wall_ms();
+    if (token_fresh(c, now)) {
+        deliver_all(c, c->pair->access_token, 0);
+        return;
+    }
+    uint64_t mono = util_mono_ms();
+    if (mono < c->next_try_mono) {
+        if (token_usable(c, now)) {
+            deliver_all(c, c->pair->access_token, 0);
+        } else {
+            arm(c, c->next_try_mono - mono);
+        }
+        return;
+    }
+    start_refresh(c);
+}
+
+/* ---- public credential API ---- */
+
+static struct oauth_credential *cred_new(uv_loop_t *loop, enum cred_kind kind, const char *name)
+{
+    struct oauth_credential *c = xcalloc(1, sizeof(*c));
+    c->kind = kind;
+    c->loop = loop;
+    c->name = xstrdup(name);
+    snprintf(c->tag, sizeof(c->tag), "oauth:%.80s", name);
+    list_init(&c->waiters);
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    return c;
+}
+
+struct oauth_credential *oauth_credential_static(uv_loop_t *loop, const char *name,
+                                                 const char *token)
+{
+    if (loop == NULL || name == NULL || token == NULL || *token == '\0') {
+        return NULL;
+    }
+    log_add_secret(token);
+    struct oauth_credential *c = cred_new(loop, CRED_STATIC, name);
+    c->pair = xcalloc(1, sizeof(*c->pair));
+    c->pair->access_token = xstrdup(token);
+    c->loaded = true;
+    return c;
+}
+
+struct oauth_credential *oauth_credential_oauth(uv_loop_t *loop, struct http_client *http,
+                                                const struct oauth_options *o)
+{
+    if (loop == NULL || http == NULL || o == NULL || o->name == NULL || o->token_url == NULL ||
+        o->client_id == NULL || o->client_secret == NULL || o->store_path == NULL) {
+        return NULL;
+    }
+    log_add_secret(o->client_secret);
+    struct oauth_credential *c = cred_new(loop, CRED_OAUTH, o->name);
+    c->http = http;
+    c->token_url = xstrdup(o->token_url);
+    c->location_token_url = dup_or_null(o->location_token_url);
+    c->client_id = xstrdup(o->client_id);
+    c->client_secret = xstrdup(o->client_secret);
+    c->store_path = xstrdup(o->store_path);
+    c->margin_ms = o->refresh_margin_ms;
+    return c;
+}
+
+struct oauth_credential *oauth_credential_location(uv_loop_t *loop, struct http_client *http,
+                                                   struct oauth_credential *agency,
+                                                   const char *location_id,
+                                                   const char *location_token_url)
+{
+    if (loop == NULL || http == NULL || agency == NULL || location_id == NULL ||
+        location_token_url == NULL) {
+        return NULL;
+    }
+    char *name = xasprintf("%s/%s", agency->name, location_id);
+    struct oauth_credential *c = cred_new(loop, CRED_LOCATION, name);
+    free(name);
+    c->http = http;
+    c->agency = agency;
+    c->location_id = xstrdup(location_id);
+    c->location_token_url = xstrdup(location_token_url);
+    c->margin_ms = agency->margin_ms;
+    c->loaded = true; /* nothing on disk: the first acquire fetches a token */
+    return c;
+}
+
+struct oauth_wait *oauth_acquire(struct oauth_credential *c, oauth_token_cb cb, void *ud)
+{
+    if (c == NULL || cb == NULL || c->closing || c->failed) {
+        return NULL;
+    }
+    struct oauth_wait *w = xcalloc(1, sizeof(*w));
+    w->c = c;
+    w->cb = cb;
+    w->ud = ud;
+    list_insert_tail(&c->waiters, &w->link);
+    if (c->op == NULL) {
+        arm(c, 0);
+    }
+    return w;
+}
+
+void oauth_cancel(struct oauth_wait *w)
+{
+    if (w == NULL || w->calling) {
+        return;
+    }
+    list_remove(&w->link);
+    free(w);
+}
+
+const char *oauth_peek(const struct oauth_credential *c)
+{
+    if (c == NULL || c->failed || c->closing || !c->loaded) {
+        return NULL;
+    }
+    return token_fresh(c, util_wall_ms()) ? c->pair->access_token : NULL;
+}
+
+void oauth_invalidate(struct oauth_credential *c, const char *token)
+{
+    if (c == NULL || token == NULL || c->kind == CRED_STATIC || c->pair == NULL ||
+        c->invalidated) {
+        return;
+    }
+    if (strcmp(c->pair->access_token, token) == 0) {
+        c->invalidated = true;
+        log_info(c->tag, "the access token was rejected; the next use refreshes it");
+    }
+}
+
+void oauth_credential_on_failed(struct oauth_credential *c,
+                                void (*on_failed)(struct oauth_credential *c, const char *reason,
+                                                  void *ud),
+                                void *ud)
+{
+    if (c == NULL) {
+        return;
+    }
+    c->on_failed = on_failed;
+    c->on_failed_ud = ud;
+}
+
+bool oauth_credential_failed(const struct oauth_credential *c)
+{
+    return c != NULL && c->failed;
+}
+
+const char *oauth_credential_failure(const struct oauth_credential *c)
+{
+    return c != NULL ? c->failure : NULL;
+}
+
+const char *oauth_credential_name(const struct oauth_credential *c)
+{
+    return c != NULL ? c->name : NULL;
+}
+
+const struct oauth_pair *oauth_credential_pair(const struct oauth_credential *c)
+{
+    return c != NULL ? c->pair : NULL;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct oauth_credential *c = h->data;
+    oauth_pair_free(c->pair);
+    free(c->name);
+    free(c->token_url);
+    free(c->location_token_url);
+    free(c->client_id);
+    wipe_free(c->client_secret);
+    free(c->store_path);
+    free(c->location_id);
+    free(c->failure);
+    free(c);
+}
+
+static void do_free(struct oauth_credential *c)
+{
+    c->freed = true;
+    c->busy++; /* a waiter freeing it again must not recurse */
+    deliver_all(c, NULL, OAUTH_E_CANCELLED);
+    c->busy--;
+    struct refresh_op *op = c->op;
+    c->op = NULL;
+    if (op != NULL) {
+        op->c = NULL;
+        if (op->agency_wait != NULL) {
+            oauth_cancel(op->agency_wait);
+            op_free(op);
+        } else if (op->http_pending) {
+            http_cancel(op->xfer); /* on_*_done frees op */
+        } else if (!op->in_work) {
+            op_free(op);
+        } /* else save_done frees op */
+    }
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+void oauth_credential_free(struct oauth_credential *c)
+{
+    if (c == NULL || c->closing) {
+        return;
+    }
+    c->closing = true;
+    if (c->busy == 0) {
+        do_free(c);
+    }
+}
+
+/* ---- authorization-code exchange ---- */
+
+struct exchange {
+    uv_loop_t *loop;
+    char *path;
+    char tag[96];
+    void (*cb)(int err, const char *message, void *ud);
+    void *ud;
+    struct oauth_pair *pair;
+    uv_work_t work;
+    int save_rc;
+};
+
+static void exchange_free(struct exchange *ex)
+{
+    oauth_pair_free(ex->pair);
+    free(ex->path);
+    free(ex);
+}
+
+static void exchange_saved(uv_work_t *w, int status)
+{
+    struct exchange *ex = w->data;
+    char msg[1024];
+    if (status != 0 && ex->save_rc == 0) {
+        ex->save_rc = status;
+    }
+    if (ex->save_rc != 0) {
+        snprintf(msg, sizeof(msg), "the token pair could not be saved to '%s': %s", ex->path,
+                 oauth_strerror(ex->save_rc));
+        log_error(ex->tag, "%s", msg);
+        ex->cb(ex->save_rc, msg, ex->ud);
+        exchange_free(ex);
+        return;
+    }
+    const struct oauth_pair *p = ex->pair;
+    char when[32];
+    util_iso8601(p->expires_at, when);
+    bool company = p->user_type != NULL && strcmp(p->user_type, "Company") == 0;
+    snprintf(msg, sizeof(msg), "stored a %s token for %s %s in '%s' (scopes: %s; the access token "
+             "expires at %s)",
+             p->user_type ? p->user_type : "OAuth", company ? "company" : "location",
+             company ? (p->company_id ? p->company_id : "?")
+                     : (p->location_id ? p->location_id : "?"),
+             ex->path, p->scope ? p->scope : "none", when);
+    log_info(ex->tag, "%s", msg);
+    ex->cb(0, msg, ex->ud);
+    exchange_free(ex);
+}
+
+static void exchange_work(uv_work_t *w)
+{
+    struct exchange *ex = w->data;
+    ex->save_rc = oauth_pair_save(ex->path, ex->pair);
+}
+
+static void on_exchange_done(struct http_response *resp, void *ud)
+{
+    struct exchange *ex = ud;
+    char msg[768];
+    int err;
+    if (resp->error != 0) {
+        snprintf(msg, sizeof(msg), "token endpoint: %s", http_strerror(resp->error));
+        err = OAUTH_E_RETRY;
+        goto fail;
+    }
+    if (resp->status != 200) {
+        char code[64];
+        char desc[200];
+        error_code(resp, code, sizeof(code), desc, sizeof(desc));
+        snprintf(msg, sizeof(msg), "the token endpoint refused the code (%ld %s: %s)",
+                 resp->status, code[0] ? code : "error", desc);
+        err = transient_status(resp->status) ? OAUTH_E_RETRY : OAUTH_E_FAILED;
+        goto fail;
+    }
+    char perr[200];
+    if (oauth_pair_from_response(resp->body.data, resp->body.len, util_wall_ms(), &ex->pair, perr,
+                                 sizeof(perr)) != 0) {
+        snprintf(msg, sizeof(msg), "unusable token endpoint response: %s", perr);
+        err = OAUTH_E_RETRY;
+        goto fail;
+    }
+    explicit_bzero(resp->body.data, resp->body.len);
+    if (ex->pair->refresh_token == NULL) {
+        snprintf(msg, sizeof(msg), "the token endpoint returned no refresh token");
+        err = OAUTH_E_FAILED;
+        goto fail;
+    }
+    ex->work.data = ex;
+    if (uv_queue_work(ex->loop, &ex->work, exchange_work, exchange_saved) != 0) {
+        ex->save_rc = oauth_pair_save(ex->path, ex->pair);
+        exchange_saved(&ex->work, 0);
+    }
+    return;
+
+fail:
+    log_error(ex->tag, "%s", msg);
+    ex->cb(err, msg, ex->ud);
+    exchange_free(ex);
+}
+
+int oauth_exchange_code(uv_loop_t *loop, struct http_client *http, const struct oauth_options *o,
+                        const char *code, const char *redirect_uri, const char *user_type,
+                        void (*cb)(int err, const char *message, void *ud), void *ud)
+{
+    if (loop == NULL || http == NULL || o == NULL || o->name == NULL || o->token_url == NULL ||
+        o->client_id == NULL || o->client_secret == NULL || o->store_path == NULL ||
+        code == NULL || *code == '\0' || cb == NULL) {
+        return -EINVAL;
+    }
+    log_add_secret(code);
+    log_add_secret(o->client_secret);
+    struct buf form;
+    buf_init(&form, OAUTH_MAX_DOC);
+    int rc = form_add(&form, "client_id", o->client_id);
+    rc = rc ? rc : form_add(&form, "client_secret", o->client_secret);
+    rc = rc ? rc : form_add(&form, "grant_type", "authorization_code");
+    rc = rc ? rc : form_add(&form, "code", code);
+    rc = rc ? rc : form_add(&form, "redirect_uri", redirect_uri);
+    rc = rc ? rc : form_add(&form, "user_type", user_type);
+    if (rc != 0) {
+        wipe_buf(&form);
+        return -EINVAL;
+    }
+    struct exchange *ex = xcalloc(1, sizeof(*ex));
+    ex->loop = loop;
+    ex->path = xstrdup(o->store_path);
+    snprintf(ex->tag, sizeof(ex->tag), "oauth:%.80s", o->name);
+    ex->cb = cb;
+    ex->ud = ud;
+    static const char *const headers[] = {"Accept: application/json", NULL};
+    struct http_request req = {
+        .method = "POST",
+        .url = o->token_url,
+        .headers = headers,
+        .body = form.data,
+        .body_len = form.len,
+        .content_type = FORM_TYPE,
+        .log_tag = ex->tag,
+        .timeout_ms = REQUEST_TIMEOUT_MS,
+    };
+    /* on_exchange_done runs later even if http_send fails here. */
+    http_send(http, &req, on_exchange_done, ex, NULL);
+    wipe_buf(&form);
+    return 0;
+}
+
+/* ---- URLs and errors ---- */
+
+char *oauth_authorize_url(const char *authorize_url, const char *client_id,
+                          const char *redirect_uri, char *const *scopes)
+{
+    if (authorize_url == NULL || client_id == NULL || redirect_uri == NULL) {
+        return NULL;
+    }
+    struct buf scope;
+    buf_init(&scope, SIZE_MAX / 2);
+    for (size_t i = 0; scopes != NULL && scopes[i] != NULL; i++) {
+        if (scope.len > 0) {
+            buf_append(&scope, " ", 1);
+        }
+        buf_append_str(&scope, scopes[i]);
+    }
+    struct buf q;
+    buf_init(&q, SIZE_MAX / 2);
+    form_add(&q, "response_type", "code");
+    form_add(&q, "redirect_uri", redirect_uri);
+    form_add(&q, "client_id", client_id);
+    form_add(&q, "scope", scope.data != NULL ? scope.data : "");
+    char *url = xasprintf("%s%c%s", authorize_url, strchr(authorize_url, '?') ? '&' : '?',
+                          q.data);
+    buf_finish(&scope);
+    buf_finish(&q);
+    return url;
+}
+
+const char *oauth_strerror(int err)
+{
+    switch (err) {
+    case OAUTH_E_FAILED:
+        return "credential failed (authorize it again)";
+    case OAUTH_E_RETRY:
+        return "token refresh failed (will retry)";
+    case OAUTH_E_CANCELLED:
+        return "credential freed";
+    default:
+        return http_strerror(err);
+    }
+}
