@@ -723,7 +723,8 @@ static int append_action_event(struct store_txn *txn, const cJSON *entry, const 
     char id[65];
     util_iso8601(util_wall_ms(), when);
     unsigned attempt = (unsigned)entry_num(entry, "attempts", 0);
-    char *seed = xasprintf("%s:%u:%s", entry_str(entry, "key"), attempt, type);
+    unsigned requeued = (unsigned)entry_num(entry, "requeued", 0);
+    char *seed = xasprintf("%s:%u:%u:%s", entry_str(entry, "key"), requeued, attempt, type);
     sha256_hex(seed, strlen(seed), id);
     free(seed);
     id[32] = '\0';
@@ -893,6 +894,7 @@ struct claim_ctx {
     uint64_t id;
     uint64_t now;
     cJSON *entry;   /* out: the claimed entry */
+    bool buried;    /* out: every attempt was used up (by crashes): not sent */
 };
 
 static int claim_txn(struct store_txn *txn, void *ud)
@@ -900,11 +902,27 @@ static int claim_txn(struct store_txn *txn, void *ud)
     struct claim_ctx *c = ud;
     cJSON_Delete(c->entry);
     c->entry = NULL;
+    c->buried = false;
     int rc = outbox_get(txn, c->id, &c->entry);
     if (rc != 0) {
         return rc;
     }
-    unsigned attempts = (unsigned)entry_num(c->entry, "attempts", 0) + 1;
+    unsigned made = (unsigned)entry_num(c->entry, "attempts", 0);
+    unsigned max = (unsigned)entry_num(c->entry, "max_attempts", 8);
+    if (made >= max) {
+        /* Every attempt was claimed and none came back: the engine died during
+         * each (a poison action). Dead-letter it instead of crashing again. */
+        struct outcome o = {.kind = OUT_DEAD};
+        snprintf(o.error, sizeof(o.error),
+                 "gave up after %u attempts: the engine stopped during each one", made);
+        c->buried = true;
+        rc = outbox_bury(txn, c->id, c->entry, o.error);
+        if (rc == 0) {
+            rc = append_action_event(txn, c->entry, "action.dead", &o);
+        }
+        return rc;
+    }
+    unsigned attempts = made + 1;
     double timeout = entry_num(c->entry, "timeout_ms", 30000);
     /* The lease: if we crash now, the entry is due again once it expires. */
     uint64_t lease = c->now + (uint64_t)(timeout > 0 ? timeout : 30000) * 2 + 5000;
@@ -1230,6 +1248,13 @@ static void start_attempt(struct dispatcher *d, uint64_t id)
     if (rc != 0) {
         log_error("dispatch", "cannot claim action %llu: %s", (unsigned long long)id,
                   store_strerror(rc));
+        cJSON_Delete(c.entry);
+        return;
+    }
+    if (c.buried) {
+        log_warn("dispatch", "rule %s: %s moved to the dead-letter store: the engine stopped "
+                             "during each of its attempts",
+                 entry_str(c.entry, "rule"), entry_str(c.entry, "action"));
         cJSON_Delete(c.entry);
         return;
     }

@@ -159,6 +159,8 @@ int outbox_bury(struct store_txn *txn, uint64_t id, cJSON *entry, const char *wh
     cJSON_DeleteItemFromObjectCaseSensitive(entry, "dead_reason");
     cJSON_AddStringToObject(entry, "dead_at", when);
     cJSON_AddStringToObject(entry, "dead_reason", why ? why : "");
+    cJSON_DeleteItemFromObjectCaseSensitive(entry, "state");
+    cJSON_AddStringToObject(entry, "state", "dead");
     return put_entry(txn, STORE_DLQ, id, entry);
 }
 
@@ -255,6 +257,10 @@ int outbox_dlq_retry(struct store_txn *txn, uint64_t id, uint64_t now)
     cJSON_DeleteItemFromObjectCaseSensitive(entry, "dead_reason");
     set_number(entry, "attempts", 0);
     set_number(entry, "next_at", (double)now);
+    /* Counted so that the new attempts' events get new ids. */
+    double requeued = 0;
+    json_get_number(entry, "requeued", &requeued);
+    set_number(entry, "requeued", requeued + 1);
     cJSON_DeleteItemFromObjectCaseSensitive(entry, "state");
     cJSON_AddStringToObject(entry, "state", "pending");
     rc = put_entry(txn, STORE_OUTBOX, id, entry);

@@ -757,7 +757,10 @@ static void locate_map(struct store *s)
 
 void store_release_pages(struct store *s)
 {
-    if (s == NULL || s->write_open || s->readonly) {
+    /* Safe even inside a write txn: LMDB never writes through the map here
+     * (no MDB_WRITEMAP), dirty pages live in its own buffers, and pointers
+     * into the map stay valid (the pages fault back in). */
+    if (s == NULL || s->readonly) {
         return;
     }
     if (s->map_end == 0) {
@@ -772,6 +775,13 @@ void store_release_pages(struct store *s)
      * kernel's fault-around neighbours, mostly record copies we never read,
      * and the process's RSS grows to the size of the file. */
     madvise((void *)s->map_start, s->map_end - s->map_start, MADV_DONTNEED);
+}
+
+void store_txn_release_pages(struct store_txn *txn)
+{
+    if (txn != NULL) {
+        store_release_pages(txn->store);
+    }
 }
 
 void store_set_dry_run(struct store *s, bool on)

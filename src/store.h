@@ -164,10 +164,12 @@ void store_set_dry_run(struct store *s, bool on);
  * Lets go of the map's resident pages (madvise MADV_DONTNEED on the read-only
  * mapping; nothing is lost, they fault back in from the page cache). The
  * engine calls it after each page of records so that its resident memory
- * stays bounded by a page, not by the size of the snapshot. No write txn
- * may be open (read txns are fine).
+ * stays bounded by a page, not by the size of the snapshot. Safe with txns
+ * open (the map is never written through; pointers stay valid).
  */
 void store_release_pages(struct store *s);
+/* The same from inside a txn body (for long loops over many records). */
+void store_txn_release_pages(struct store_txn *txn);
 
 /*
  * KV operations. Each returns the sticky error without touching LMDB once it

@@ -166,8 +166,9 @@ int subproc_run(uv_loop_t *loop, char *const *argv, char *const *env, const char
     stdio[0].data.stream = (uv_stream_t *)&j->in;
     stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
     stdio[1].data.stream = (uv_stream_t *)&j->out;
-    stdio[2].flags = UV_INHERIT_STREAM;
-    stdio[2].data.stream = (uv_stream_t *)&j->out;
+    /* stderr joins stdout in `pollen __exec` (dup2 before exec): libuv cannot
+     * hand the same new pipe to two descriptors. */
+    stdio[2].flags = UV_IGNORE;
     uv_process_options_t opts;
     memset(&opts, 0, sizeof(opts));
     opts.exit_cb = on_child_exit;
@@ -204,6 +205,8 @@ int subproc_exec_main(int argc, char **argv)
         fprintf(stderr, "pollen __exec: internal helper; not for direct use\n");
         return 2;
     }
+    /* The program's stderr goes where its stdout goes (the captured pipe). */
+    dup2(1, 2);
     /* Only 0-2 survive into the program: LMDB, curl and libuv descriptors never leak. */
     close_range(3, ~0U, 0);
     extern char **environ;
