@@ -219,6 +219,9 @@ static void shape_store(const struct member_ref *v, size_t n)
 /* Sorts the view's refs, through the shape cache when the size allows. */
 static void sort_view(size_t base, size_t n)
 {
+    if (n < 2) {
+        return; /* nothing to sort; the scratch may not even exist yet (found by fuzz_records) */
+    }
     if (n < SHAPE_MIN || n > SHAPE_MAX) {
         sort_refs(scratch.v + base, n);
         return;

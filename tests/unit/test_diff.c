@@ -509,8 +509,31 @@ static void test_record_ids(void)
     CHECK(!diff_valid_record_id(NULL));
 }
 
+/*
+ * Regression (found by fuzz_records): an empty record hashed before anything
+ * else had used the sort scratch sorted zero members at a NULL base, which
+ * UBSan reports as pointer arithmetic on NULL. It must hash like any record.
+ */
+static void test_empty_record_first(void)
+{
+    json_scratch_release();
+    cJSON *empty = cJSON_Parse("{}");
+    cJSON *other = cJSON_Parse("{\"a\":{}}");
+    struct hash128 h1;
+    struct hash128 h2;
+    diff_record_hash(empty, NULL, NULL, &h1);
+    diff_record_hash(other, NULL, NULL, &h2);
+    CHECK(!hash128_eq(&h1, &h2));
+    cJSON *changes = diff_changes(empty, other, NULL, NULL);
+    CHECK(changes != NULL && cJSON_GetObjectItemCaseSensitive(changes, "a") != NULL);
+    cJSON_Delete(changes);
+    cJSON_Delete(empty);
+    cJSON_Delete(other);
+}
+
 int main(void)
 {
+    test_empty_record_first();
     test_changes_table();
     test_changes_own_copies();
     test_hash_key_order();
