@@ -16,22 +16,33 @@
 
 #define REQUEST_MAX 8192
 
+#define MAX_CONNS 8
+
+struct login;
+
+/* One connection to the listener (browsers open idle extra ones). */
+struct conn {
+    uv_tcp_t tcp;
+    uv_write_t write_req;
+    struct login *l;
+    char request[REQUEST_MAX + 1];
+    size_t request_len;
+    char response[1024];
+    bool open;
+};
+
 struct login {
     uv_loop_t loop;
     uv_tcp_t server;
-    uv_tcp_t client;
     uv_timer_t timer;
-    uv_write_t write_req;
     struct http_client *http;
     const struct config *cfg;
     const struct config_oauth *oauth;
-    char request[REQUEST_MAX + 1];
-    size_t request_len;
+    struct conn *conns[MAX_CONNS];
     char path[256];
     char *code;
     int status;
     bool listening;
-    bool client_open;
     FILE *out;
 };
 
@@ -87,13 +98,34 @@ static char *query_param(const char *target, const char *name)
     return NULL;
 }
 
+static void conn_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    for (size_t i = 0; i < MAX_CONNS; i++) {
+        if (c->l->conns[i] == c) {
+            c->l->conns[i] = NULL;
+        }
+    }
+    free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->open) {
+        c->open = false;
+        uv_close((uv_handle_t *)&c->tcp, conn_closed);
+    }
+}
+
 static void close_all(struct login *l)
 {
     if (l->listening && !uv_is_closing((uv_handle_t *)&l->server)) {
         uv_close((uv_handle_t *)&l->server, NULL);
     }
-    if (l->client_open && !uv_is_closing((uv_handle_t *)&l->client)) {
-        uv_close((uv_handle_t *)&l->client, NULL);
+    for (size_t i = 0; i < MAX_CONNS; i++) {
+        if (l->conns[i] != NULL) {
+            conn_close(l->conns[i]);
+        }
     }
     if (!uv_is_closing((uv_handle_t *)&l->timer)) {
         uv_close((uv_handle_t *)&l->timer, NULL);
@@ -126,8 +158,8 @@ static void on_exchanged(int err, const char *message, void *ud)
         finish(l, 0);
         return;
     }
-    fprintf(stderr, "pollen auth login: the code exchange failed: %s (%s)\n", message,
-            oauth_strerror(err));
+    fprintf(stderr, "pollen auth login: the code exchange failed: %s%s\n", message,
+            err == OAUTH_E_RETRY ? " (a network or server problem: try again)" : "");
     finish(l, 1);
 }
 
@@ -154,65 +186,71 @@ static void exchange(struct login *l)
 
 static void on_written(uv_write_t *req, int status)
 {
-    struct login *l = req->data;
+    struct conn *c = req->data;
     (void)status;
-    uv_close((uv_handle_t *)&l->client, NULL);
-    l->client_open = false;
+    conn_close(c);
 }
 
-static void reply(struct login *l, const char *status, const char *text)
+static void reply(struct conn *c, const char *status, const char *text)
 {
-    static char response[1024];
-    snprintf(response, sizeof(response),
+    snprintf(c->response, sizeof(c->response),
              "HTTP/1.1 %s\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close\r\n"
              "Cache-Control: no-store\r\nContent-Length: %zu\r\n\r\n%s",
              status, strlen(text), text);
-    uv_buf_t b = uv_buf_init(response, (unsigned)strlen(response));
-    l->write_req.data = l;
-    if (uv_write(&l->write_req, (uv_stream_t *)&l->client, &b, 1, on_written) != 0) {
-        uv_close((uv_handle_t *)&l->client, NULL);
-        l->client_open = false;
+    uv_buf_t b = uv_buf_init(c->response, (unsigned)strlen(c->response));
+    c->write_req.data = c;
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+        conn_close(c);
     }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    struct login *l = h->data;
+    struct conn *c = h->data;
     (void)suggested;
-    buf->base = l->request + l->request_len;
-    buf->len = REQUEST_MAX - l->request_len;
+    buf->base = c->request + c->request_len;
+    buf->len = REQUEST_MAX - c->request_len;
 }
 
-/* One request on the loopback listener: the browser's redirect with ?code=. */
+/* One request: the browser's redirect with ?code= (anything else gets a 404). */
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    struct login *l = s->data;
+    struct conn *c = s->data;
+    struct login *l = c->l;
     (void)buf;
     if (n > 0) {
-        l->request_len += (size_t)n;
-        l->request[l->request_len] = '\0';
+        c->request_len += (size_t)n;
+        c->request[c->request_len] = '\0';
     }
-    bool head_done = strstr(l->request, "\r\n\r\n") != NULL;
-    if (n >= 0 && !head_done && l->request_len < REQUEST_MAX) {
+    bool head_done = strstr(c->request, "\r\n\r\n") != NULL;
+    if (n >= 0 && !head_done && c->request_len < REQUEST_MAX) {
         return;
     }
     uv_read_stop(s);
+    if (n < 0 && c->request_len == 0) {
+        conn_close(c); /* an idle connection went away */
+        return;
+    }
     char method[8] = "";
     char target[REQUEST_MAX];
     target[0] = '\0';
-    if (sscanf(l->request, "%7s %8191s", method, target) != 2 || strcmp(method, "GET") != 0) {
-        reply(l, "400 Bad Request", "<p>pollen: expected the OAuth redirect.</p>");
+    if (sscanf(c->request, "%7s %8191s", method, target) != 2 || strcmp(method, "GET") != 0) {
+        reply(c, "400 Bad Request", "<p>pollen: expected the OAuth redirect.</p>");
         return;
     }
     size_t plen = strlen(l->path);
     if (strncmp(target, l->path, plen) != 0 || (target[plen] != '?' && target[plen] != '\0')) {
-        reply(l, "404 Not Found", "<p>pollen: not the OAuth redirect path.</p>");
+        reply(c, "404 Not Found", "<p>pollen: not the OAuth redirect path.</p>");
+        return;
+    }
+    if (l->code != NULL) {
+        reply(c, "409 Conflict", "<p>pollen: a code was already received.</p>");
         return;
     }
     char *code = query_param(target, "code");
     if (code == NULL || *code == '\0') {
         char *err = query_param(target, "error");
-        reply(l, "400 Bad Request", "<p>pollen: the redirect carried no code.</p>");
+        reply(c, "400 Bad Request", "<p>pollen: the redirect carried no code.</p>");
         fprintf(stderr, "pollen auth login: the redirect carried no code%s%s\n",
                 err ? ": " : "", err ? err : "");
         free(err);
@@ -220,31 +258,42 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         finish(l, 1);
         return;
     }
-    reply(l, "200 OK",
+    reply(c, "200 OK",
           "<p>pollen: authorized. You can close this tab and return to the terminal.</p>");
     l->code = code;
-    uv_close((uv_handle_t *)&l->server, NULL);
-    l->listening = false;
+    if (l->listening) {
+        uv_close((uv_handle_t *)&l->server, NULL);
+        l->listening = false;
+    }
     exchange(l);
 }
 
 static void on_connection(uv_stream_t *server, int status)
 {
     struct login *l = server->data;
-    if (status != 0 || l->client_open || l->code != NULL) {
+    if (status != 0) {
         return;
     }
-    uv_tcp_init(&l->loop, &l->client);
-    l->client.data = l;
-    l->client_open = true;
-    if (uv_accept(server, (uv_stream_t *)&l->client) != 0) {
-        uv_close((uv_handle_t *)&l->client, NULL);
-        l->client_open = false;
+    /* Always accept (an unaccepted connection stalls the listener for good);
+     * beyond MAX_CONNS, accept and close at once. */
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->l = l;
+    uv_tcp_init(&l->loop, &c->tcp);
+    c->tcp.data = c;
+    c->open = true;
+    size_t slot = MAX_CONNS;
+    for (size_t i = 0; i < MAX_CONNS; i++) {
+        if (l->conns[i] == NULL) {
+            slot = i;
+            break;
+        }
+    }
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || slot == MAX_CONNS) {
+        conn_close(c);
         return;
     }
-    l->request_len = 0;
-    l->request[0] = '\0';
-    uv_read_start((uv_stream_t *)&l->client, on_alloc, on_read);
+    l->conns[slot] = c;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 static void on_timeout(uv_timer_t *t)

@@ -1011,6 +1011,11 @@ static int finish_txn(struct store_txn *txn, void *ud)
 static void attempt_done(struct attempt *a, struct outcome *o)
 {
     struct dispatcher *d = a->d;
+    /* Server text can echo a token or a secret: mask them before the text is
+     * stored in the dead-letter store or an event, as the log does. */
+    char clean[sizeof(o->error)];
+    log_redact(o->error, clean, sizeof(clean));
+    str_copy(o->error, sizeof(o->error), clean);
     FAILPOINT("dispatch.after_send_before_ack");
     struct finish_ctx f = {.a = a, .o = o, .now = util_wall_ms(), .type = ""};
     int rc = store_write(d->env.store, finish_txn, &f);

@@ -249,9 +249,10 @@ static void on_credential_failed(struct oauth_credential *c, const char *reason,
                 poller_stop(e->pollers[t]);
             }
         }
-        log_error("engine", "credential %s failed (%s): the triggers of location %s are stopped "
-                            "until `pollen auth login` and a restart",
-                  oauth_credential_name(c), reason, cfg->locations[i].name);
+        /* The oauth module logged the one error; say what it means here. */
+        log_info("engine", "the triggers of location %s are stopped until `pollen auth login` "
+                           "and a restart",
+                 cfg->locations[i].name);
     }
 }
 

@@ -176,10 +176,14 @@ static void log_failure(const struct poller *p, const char *what, const struct h
     if (resp->error == HTTP_E_REDIRECT) {
         log_warn(p->tag, "%s: HTTP %ld redirect to '%s' refused", what, resp->status,
                  resp->location);
+    } else if (resp->error == HTTP_E_AUTH) {
+        /* Not sent: the credential failed, which the engine has reported once. */
+    } else if (resp->error != 0 && resp->status != 0) {
+        /* The status line arrived (HTTP 200) before the body failed. */
+        log_warn(p->tag, "%s: %s (%s) after HTTP %ld", what, http_strerror(resp->error),
+                 resp->error_text, resp->status);
     } else if (resp->error != 0) {
-        /* The status line may have arrived (HTTP 200) before the body failed. */
-        log_warn(p->tag, "%s: %s (%s)%s%ld", what, http_strerror(resp->error), resp->error_text,
-                 resp->status ? " after HTTP " : "", resp->status);
+        log_warn(p->tag, "%s: %s (%s)", what, http_strerror(resp->error), resp->error_text);
     } else if (resp->status == 0) {
         log_warn(p->tag, "%s: no response", what);
     } else if (resp->error == HTTP_E_REDIRECT) {
@@ -784,8 +788,10 @@ static void on_page(struct http_response *resp, void *ud)
             page_retry(p, resp->error != 0 ? http_strerror(resp->error)
                           : resp->status == 429 ? "rate limited (HTTP 429)" : "server error");
         } else {
-            log_error(p->tag, "the API refused the request; check the trigger's parameters "
-                              "and the token's scopes");
+            if (resp->error != HTTP_E_AUTH) {
+                log_error(p->tag, "the API refused the request; check the trigger's parameters "
+                                  "and the token's scopes");
+            }
             cycle_end(p, false);
         }
         return;
