@@ -139,48 +139,6 @@ static void describe_tok(const struct parser *p, char *out, size_t size)
     snprintf(out, size, "'%.*s%s'", (int)n, p->s + p->tok.pos, n < p->tok.len ? "..." : "");
 }
 
-/* JSON number syntax at s[0..n): its length, or 0. */
-static size_t scan_number(const char *s, size_t n)
-{
-    size_t i = 0;
-    if (i < n && s[i] == '-') {
-        i++;
-    }
-    if (i < n && s[i] == '0') {
-        i++;
-    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-    } else {
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        size_t j = i + 1;
-        while (j < n && is_digit(s[j])) {
-            j++;
-        }
-        if (j == i + 1) {
-            return 0;
-        }
-        i = j;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        size_t j = i + 1;
-        if (j < n && (s[j] == '+' || s[j] == '-')) {
-            j++;
-        }
-        size_t k = j;
-        while (k < n && is_digit(s[k])) {
-            k++;
-        }
-        if (k == j) {
-            return 0;
-        }
-        i = k;
-    }
-    return i;
-}
 
 /* Reads the next token into p->tok. Returns 0 or -EINVAL (err set). */
 static int next(struct parser *p)
@@ -204,7 +162,7 @@ static int next(struct parser *p)
         return 0;
     }
     if (s[0] == '-' || is_digit(s[0])) {
-        size_t n = scan_number(s, rest);
+        size_t n = json_scan_number(s, rest);
         if (n == 0 || (n < rest && (is_word_char(s[n])))) {
             set_err(p->err, p->errlen, "bad number at column %zu", column(p, i));
             return -EINVAL;

@@ -37,6 +37,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "list.h"
 #include "log.h"
 #include "util.h"
 
@@ -64,60 +65,7 @@
 #define CURL_WRITEFUNC_ERROR 0
 #endif
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
-/* ---- intrusive circular doubly-linked list ---- */
-
-struct list {
-    struct list *prev;
-    struct list *next;
-};
-
-static void list_init(struct list *l)
-{
-    l->prev = l;
-    l->next = l;
-}
-
-static bool list_empty(const struct list *l)
-{
-    return l->next == l;
-}
-
-/* A node is "linked" when it is in some list; unlinked nodes point at themselves. */
-static bool list_linked(const struct list *n)
-{
-    return n->next != n;
-}
-
-static void list_insert_tail(struct list *head, struct list *n)
-{
-    n->prev = head->prev;
-    n->next = head;
-    head->prev->next = n;
-    head->prev = n;
-}
-
-static void list_remove(struct list *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    list_init(n);
-}
-
-/* Moves every node of src to the (empty) dst. */
-static void list_move_all(struct list *dst, struct list *src)
-{
-    list_init(dst);
-    if (list_empty(src)) {
-        return;
-    }
-    dst->next = src->next;
-    dst->prev = src->prev;
-    dst->next->prev = dst;
-    dst->prev->next = dst;
-    list_init(src);
-}
 
 /* ---- types ---- */
 

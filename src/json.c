@@ -1087,3 +1087,52 @@ void json_arena_free(cJSON *root)
     arena.tree = NULL;
     arena_reset();
 }
+
+/* ---- number syntax ---------------------------------------------------------- */
+
+static bool json_is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+size_t json_scan_number(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-') {
+        i++;
+    }
+    if (i < n && s[i] == '0') {
+        i++;
+    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
+        while (i < n && json_is_digit(s[i])) {
+            i++;
+        }
+    } else {
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        size_t j = i + 1;
+        while (j < n && json_is_digit(s[j])) {
+            j++;
+        }
+        if (j == i + 1) {
+            return 0;
+        }
+        i = j;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t j = i + 1;
+        if (j < n && (s[j] == '+' || s[j] == '-')) {
+            j++;
+        }
+        size_t k = j;
+        while (k < n && json_is_digit(s[k])) {
+            k++;
+        }
+        if (k == j) {
+            return 0;
+        }
+        i = k;
+    }
+    return i;
+}

@@ -97,6 +97,12 @@ void json_hash_key(struct hash_state *st, const char *key);
 /* Canonical equality: equal iff the canonical prints are equal (key order ignored). */
 bool json_equal(const cJSON *a, const cJSON *b);
 
+/*
+ * JSON number syntax at s[0..n): -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+ * Returns the length of the number that starts at s, or 0 if none does.
+ */
+size_t json_scan_number(const char *s, size_t n);
+
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
 bool json_utf8_valid(const char *s, size_t len);
 

@@ -31,6 +31,7 @@
 #include "buf.h"
 #include "failpoint.h"
 #include "json.h"
+#include "list.h"
 #include "log.h"
 #include "util.h"
 
@@ -45,50 +46,6 @@
 
 /* ---- small helpers ---- */
 
-struct link {
-    struct link *prev;
-    struct link *next;
-};
-
-static void list_init(struct link *l)
-{
-    l->prev = l;
-    l->next = l;
-}
-
-static bool list_empty(const struct link *l)
-{
-    return l->next == l;
-}
-
-static void list_insert_tail(struct link *head, struct link *n)
-{
-    n->prev = head->prev;
-    n->next = head;
-    head->prev->next = n;
-    head->prev = n;
-}
-
-static void list_remove(struct link *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    list_init(n);
-}
-
-/* Moves every node of src to the (empty) list dst. */
-static void list_move_all(struct link *dst, struct link *src)
-{
-    list_init(dst);
-    if (list_empty(src)) {
-        return;
-    }
-    dst->next = src->next;
-    dst->prev = src->prev;
-    dst->next->prev = dst;
-    dst->prev->next = dst;
-    list_init(src);
-}
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) ATTR_PRINTF(3, 4);
 
@@ -703,7 +660,7 @@ enum cred_kind {
 };
 
 struct oauth_wait {
-    struct link link;
+    struct list link;
     struct oauth_credential *c;
     oauth_token_cb cb;
     void *ud;
@@ -751,7 +708,7 @@ struct oauth_credential {
     struct refresh_op *op;
     unsigned attempt;               /* consecutive transient failures */
     uint64_t next_try_mono;
-    struct link waiters;
+    struct list waiters;
     unsigned busy;
     bool closing;
     bool freed;
@@ -788,7 +745,7 @@ static void op_free(struct refresh_op *op)
 /* Calls every queued waiter once with (token, err). Waiters added meanwhile wait for the timer. */
 static void deliver_all(struct oauth_credential *c, const char *token, int err)
 {
-    struct link local;
+    struct list local;
     list_move_all(&local, &c->waiters);
     enter(c);
     while (!list_empty(&local)) {

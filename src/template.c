@@ -229,48 +229,6 @@ done:
     return rc;
 }
 
-/* JSON number syntax: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-static size_t scan_json_number(const char *s, size_t n)
-{
-    size_t i = 0;
-    if (i < n && s[i] == '-') {
-        i++;
-    }
-    if (i < n && s[i] == '0') {
-        i++;
-    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-    } else {
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        size_t j = i + 1;
-        while (j < n && is_digit(s[j])) {
-            j++;
-        }
-        if (j == i + 1) {
-            return 0;
-        }
-        i = j;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        size_t j = i + 1;
-        if (j < n && (s[j] == '+' || s[j] == '-')) {
-            j++;
-        }
-        size_t k = j;
-        while (k < n && is_digit(s[k])) {
-            k++;
-        }
-        if (k == j) {
-            return 0;
-        }
-        i = k;
-    }
-    return i;
-}
 
 /* Converts exactly s[0..n) (already checked by scan_json_number) to a finite double. */
 static bool number_from(const char *s, size_t n, double *out)
@@ -300,7 +258,7 @@ static int parse_literal(struct parser *p, const char *what, cJSON **out)
         return parse_string(p, out);
     }
     if (c == '-' || is_digit(c)) {
-        size_t n = scan_json_number(p->s + p->pos, p->end - p->pos);
+        size_t n = json_scan_number(p->s + p->pos, p->end - p->pos);
         double d;
         if (n == 0 || !number_from(p->s + p->pos, n, &d)) {
             set_err(p->err, p->errlen, "bad number after '%s' in %s", what, p->src);
@@ -1037,7 +995,7 @@ static int apply_filter(const struct expr *e, const struct filter *f, const cJSO
             const char *s = v->valuestring;
             size_t n = strlen(s);
             trim_span(&s, &n);
-            if (n > 0 && scan_json_number(s, n) == n && number_from(s, n, &d)) {
+            if (n > 0 && json_scan_number(s, n) == n && number_from(s, n, &d)) {
                 return keep(a, cJSON_CreateNumber(d), out);
             }
         }
