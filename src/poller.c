@@ -5,10 +5,11 @@
  *   timer -> cycle_start -> fetch_page -> on_page -> apply_page (txn)
  *         -> fetch_page ... -> scan_missing (chunked, read txns)
  *         -> [confirm_deletes: GET by id] -> finish_cycle (txn) -> schedule
- * Lifecycle of a fan-out child:
- *   timer -> sweep_next (pick a parent record) -> fetch -> on_unit (txn) -> sweep_next
+ * Fan-out children (for_each triggers) run in fanout.c: the timer calls
+ * fanout_sweep_next; both files share src/poller_int.h.
  */
 #include "poller.h"
+#include "poller_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -20,6 +21,7 @@
 #include "config.h"
 #include "diff.h"
 #include "failpoint.h"
+#include "fanout.h"
 #include "http.h"
 #include "idset.h"
 #include "json.h"
@@ -39,90 +41,21 @@
 #define CONFIRM_CAP 50
 /* Mass-deletion guard (P5): more than this many and more than half of the records. */
 #define MASS_DELETE_MIN 20
-/* Empty listings in a row before a listing's emptiness is believed (no GET by id). */
-#define EMPTY_CONFIRMATIONS 3
 /* Pages in one enumeration before we assume the API is looping. */
 #define MAX_PAGES 100000
 
-struct strlist {
-    char **items;
-    size_t len;
-};
-
-struct poller {
-    struct poller_env env;
-    const struct config_trigger *tc;
-    const struct catalog_trigger *def;
-    struct location *loc;
-    char *tag;                 /* "trigger:NAME" for logs */
-    char *state_key;           /* STORE_TRIG key: NAME SEP LOCATION */
-    char *prefix;              /* snapshot prefix: NAME SEP LOCATION SEP */
-    size_t prefix_len;
-    char **ignore;             /* user ignore + catalog volatile */
-    uv_timer_t timer;
-    bool stopping;
-    bool closing;
-    bool done;
-    bool failed;
-    bool busy;                 /* a cycle (or unit) is under way */
-    struct location_pending *pending;
-    struct poller_stats stats;
-
-    /* persisted state */
-    bool seeded;
-    uint64_t cycle;
-    char *sweep_cursor;        /* children: last parent record id read in this round */
-    uint64_t round_started;    /* children: wall ms when the current (or last) round began */
-    bool round_active;         /* children: a round is under way */
-
-    /* current cycle */
-    uint64_t cycle_started;    /* mono ms */
-    unsigned failures;         /* consecutive failed cycles */
-    unsigned page;
-    unsigned attempt;
-    char *cursor_after;        /* start_after: meta.startAfter */
-    char *cursor_after_id;     /* start_after: meta.startAfterId */
-    cJSON *search_after;       /* search_after: the last record's cursor */
-    struct idset seen;
-    uint64_t records_seen;
-    struct snapshot_stats cstats;
-    /* deletion phase */
-    char *scan_key;
-    size_t scan_key_len;
-    uint64_t scan_total;
-    struct strlist missing_new;
-    struct strlist missing_old;
-    uint64_t missing_new_total;
-    unsigned empty_streak;     /* complete enumerations in a row that listed nothing */
-    bool incomplete;           /* fewer records listed than the API's own count */
-    double max_total;          /* the largest count a page of this enumeration claimed, or -1 */
-    uint64_t listed_total;     /* that count */
-    struct strlist gone;       /* confirmed by GET */
-    struct strlist hold;       /* to mark SNAP_MISSING */
-    struct strlist remove;     /* to delete now */
-    size_t confirms_outstanding;
-
-    /* fan-out */
-    struct poller *parent;
-    struct poller **children;
-    size_t nchildren;
-    char *unit_id;             /* parent record being read */
-    bool unit_from_queue;
-};
-
 static void timer_cb(uv_timer_t *t);
 static void fetch_page(struct poller *p);
-static void sweep_next(struct poller *p);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void strlist_add(struct strlist *l, const char *s)
+void poller_strlist_add(struct strlist *l, const char *s)
 {
     l->items = xrealloc(l->items, (l->len + 1) * sizeof(*l->items));
     l->items[l->len++] = xstrdup(s);
 }
 
-static void strlist_clear(struct strlist *l)
+void poller_strlist_clear(struct strlist *l)
 {
     for (size_t i = 0; i < l->len; i++) {
         free(l->items[i]);
@@ -132,7 +65,7 @@ static void strlist_clear(struct strlist *l)
     l->len = 0;
 }
 
-static void schedule(struct poller *p, uint64_t delay_ms)
+void poller_schedule(struct poller *p, uint64_t delay_ms)
 {
     if (p->stopping || p->closing) {
         return;
@@ -169,7 +102,7 @@ static const char *api_message(const cJSON *body)
 }
 
 /* Logs a failed request with trigger, method, path, status, traceId and message. */
-static void log_failure(const struct poller *p, const char *what, const struct http_response *resp,
+void poller_log_failure(const struct poller *p, const char *what, const struct http_response *resp,
                         const cJSON *body)
 {
     const char *trace = body ? json_get_string(body, "traceId") : NULL;
@@ -197,16 +130,7 @@ static void log_failure(const struct poller *p, const char *what, const struct h
 
 /* ---- request building ------------------------------------------------- */
 
-struct request_parts {
-    char *path;
-    struct location_query query[32];
-    char *owned[32];           /* values we allocated for query */
-    size_t nquery;
-    size_t nowned;
-    cJSON *body;
-};
-
-static void parts_finish(struct request_parts *r)
+void poller_parts_finish(struct request_parts *r)
 {
     free(r->path);
     for (size_t i = 0; i < r->nowned; i++) {
@@ -322,7 +246,7 @@ static cJSON *binding_value(const struct poller *p, const struct catalog_binding
 }
 
 /* Builds path, fixed bindings and user parameters (not pagination). */
-static int build_base(const struct poller *p, const char *fan_value, struct request_parts *r)
+int poller_build_base(const struct poller *p, const char *fan_value, struct request_parts *r)
 {
     const struct catalog_trigger *d = p->def;
     memset(r, 0, sizeof(*r));
@@ -396,7 +320,7 @@ static void add_pagination(struct poller *p, struct request_parts *r)
     }
 }
 
-static int submit(struct poller *p, enum location_class cls, struct request_parts *r,
+int poller_submit(struct poller *p, enum location_class cls, struct request_parts *r,
                   const char *method, http_done_cb cb, void *ud)
 {
     char *body = r->body ? cJSON_PrintUnformatted(r->body) : NULL;
@@ -450,7 +374,7 @@ static void load_state(struct poller *p)
 }
 
 /* Writes the trigger state inside txn. */
-static int save_state(struct store_txn *txn, const struct poller *p, bool seeded, uint64_t cycle,
+int poller_save_state(struct store_txn *txn, const struct poller *p, bool seeded, uint64_t cycle,
                       const char *sweep_cursor, uint64_t round_started)
 {
     char when[32];
@@ -472,45 +396,7 @@ static int save_state(struct store_txn *txn, const struct poller *p, bool seeded
     return rc;
 }
 
-/* ---- fan-out queue (filled by the parent inside its transactions) ----- */
-
-static char *queue_key(const struct poller *child, const char *parent_id, size_t *len)
-{
-    const char *parts[] = {child->state_key, parent_id};
-    char *k = snapshot_key_prefix(parts, 2, len);
-    (*len)--; /* no trailing separator */
-    k[*len] = '\0';
-    return k;
-}
-
-static int notify_children(struct store_txn *txn, const char *record_id,
-                           enum snapshot_change change, void *ud)
-{
-    struct poller *p = ud;
-    for (size_t i = 0; i < p->nchildren; i++) {
-        size_t klen = 0;
-        char *key = queue_key(p->children[i], record_id, &klen);
-        const char *kind = change == SNAPSHOT_DELETED ? "D" : "P";
-        int rc = store_put(txn, STORE_QUEUE, key, klen, kind, 1);
-        free(key);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-static void kick_children(struct poller *p)
-{
-    for (size_t i = 0; i < p->nchildren; i++) {
-        struct poller *c = p->children[i];
-        if (!c->busy && !c->stopping && !c->closing && !c->done) {
-            schedule(c, 0);
-        }
-    }
-}
-
-static void init_scope(const struct poller *p, struct snapshot_scope *sc, const char *prefix,
+void poller_init_scope(const struct poller *p, struct snapshot_scope *sc, const char *prefix,
                        size_t prefix_len, bool silent)
 {
     memset(sc, 0, sizeof(*sc));
@@ -528,7 +414,7 @@ static void init_scope(const struct poller *p, struct snapshot_scope *sc, const 
     sc->on_event_ud = p->env.on_event_ud;
 }
 
-static void events_committed(const struct poller *p, unsigned events)
+void poller_events_committed(const struct poller *p, unsigned events)
 {
     if (events > 0 && p->env.on_events != NULL) {
         p->env.on_events(p->env.on_event_ud);
@@ -558,11 +444,11 @@ static void cycle_reset(struct poller *p)
     p->incomplete = false;
     p->listed_total = 0;
     p->max_total = -1;
-    strlist_clear(&p->missing_new);
-    strlist_clear(&p->missing_old);
-    strlist_clear(&p->gone);
-    strlist_clear(&p->hold);
-    strlist_clear(&p->remove);
+    poller_strlist_clear(&p->missing_new);
+    poller_strlist_clear(&p->missing_old);
+    poller_strlist_clear(&p->gone);
+    poller_strlist_clear(&p->hold);
+    poller_strlist_clear(&p->remove);
     p->confirms_outstanding = 0;
 }
 
@@ -604,7 +490,7 @@ static void cycle_end(struct poller *p, bool ok)
         log_warn(p->tag, "cycle failed (%u in a row); next attempt in %llu ms", p->failures,
                  (unsigned long long)delay);
     }
-    schedule(p, delay);
+    poller_schedule(p, delay);
 }
 
 static void page_retry(struct poller *p, const char *why)
@@ -622,15 +508,8 @@ static void page_retry(struct poller *p, const char *why)
     uv_timer_start(&p->timer, timer_cb, delay, 0);
 }
 
-/* The outcome classes of one response. */
-enum outcome {
-    OUTCOME_OK,
-    OUTCOME_GONE,       /* 404/400/422 on a by-id read: the record does not exist */
-    OUTCOME_RETRY,      /* transport error, 408, 429, 5xx, invalid or truncated body */
-    OUTCOME_PERMANENT,  /* other 4xx, redirects: retrying would not help */
-};
 
-static enum outcome classify(const struct http_response *resp)
+enum outcome poller_classify(const struct http_response *resp)
 {
     if (resp->error == HTTP_E_REDIRECT || resp->error == HTTP_E_AUTH) {
         return OUTCOME_PERMANENT;
@@ -663,11 +542,11 @@ static int apply_page_txn(struct store_txn *txn, void *ud)
     struct poller *p = a->p;
     struct snapshot_scope sc;
     bool silent = !p->seeded && !p->tc->first_poll_emit;
-    init_scope(p, &sc, p->prefix, p->prefix_len, silent);
+    poller_init_scope(p, &sc, p->prefix, p->prefix_len, silent);
     memset(&a->st, 0, sizeof(a->st));
     /* Children learn about created/updated parents; a baseline needs no
      * queue: their first sweep reads every parent anyway. */
-    snapshot_change_cb cb = (p->nchildren > 0 && p->seeded) ? notify_children : NULL;
+    snapshot_change_cb cb = (p->nchildren > 0 && p->seeded) ? fanout_notify_children : NULL;
     int rc = snapshot_apply_records(txn, &sc, a->records, &p->seen, &a->st, cb, p);
     if (rc == 0) {
         FAILPOINT("poll.before_commit");
@@ -774,7 +653,7 @@ static void on_page(struct http_response *resp, void *ud)
     if (resp->body.len > 0) {
         json_parse_arena(resp->body.data, resp->body.len, &body, NULL);
     }
-    enum outcome oc = classify(resp);
+    enum outcome oc = poller_classify(resp);
     if (oc == OUTCOME_GONE && p->def->single) {
         /* The one record does not exist: a complete, empty enumeration. */
         json_arena_free(body);
@@ -782,7 +661,7 @@ static void on_page(struct http_response *resp, void *ud)
         return;
     }
     if (oc != OUTCOME_OK) {
-        log_failure(p, p->def->path, resp, body);
+        poller_log_failure(p, p->def->path, resp, body);
         json_arena_free(body);
         if (oc == OUTCOME_RETRY) {
             page_retry(p, resp->error != 0 ? http_strerror(resp->error)
@@ -835,7 +714,7 @@ static void on_page(struct http_response *resp, void *ud)
     store_release_pages(p->env.store);
     add_stats(&p->cstats, &a.st);
     p->stats.events += a.st.events;
-    events_committed(p, a.st.events);
+    poller_events_committed(p, a.st.events);
     unsigned count = (unsigned)cJSON_GetArraySize(records);
     p->records_seen += count;
     p->stats.records += count;
@@ -845,7 +724,7 @@ static void on_page(struct http_response *resp, void *ud)
                  a.st.invalid, p->def->id_field, trace ? trace : "none");
     }
     if (a.st.created + a.st.updated > 0) {
-        kick_children(p);
+        fanout_kick_children(p);
     }
     double total = listed_total(body);
     if (total > p->max_total) {
@@ -872,14 +751,14 @@ static void on_page(struct http_response *resp, void *ud)
 static void fetch_page(struct poller *p)
 {
     struct request_parts r;
-    if (build_base(p, NULL, &r) != 0) {
+    if (poller_build_base(p, NULL, &r) != 0) {
         log_error(p->tag, "cannot build the request path");
         cycle_end(p, false);
         return;
     }
     add_pagination(p, &r);
-    int rc = submit(p, LOCATION_POLL, &r, p->def->method, on_page, p);
-    parts_finish(&r);
+    int rc = poller_submit(p, LOCATION_POLL, &r, p->def->method, on_page, p);
+    poller_parts_finish(&r);
     if (rc != 0) {
         log_error(p->tag, "cannot queue the request: %s", strerror(-rc));
         cycle_end(p, false);
@@ -905,9 +784,9 @@ static int finish_txn(struct store_txn *txn, void *ud)
     struct page_apply *a = ud;
     struct poller *p = a->p;
     struct snapshot_scope sc;
-    init_scope(p, &sc, p->prefix, p->prefix_len, !p->seeded);
+    poller_init_scope(p, &sc, p->prefix, p->prefix_len, !p->seeded);
     memset(&a->st, 0, sizeof(a->st));
-    snapshot_change_cb cb = (p->nchildren > 0) ? notify_children : NULL;
+    snapshot_change_cb cb = (p->nchildren > 0) ? fanout_notify_children : NULL;
     for (size_t i = 0; i < p->remove.len; i++) {
         int rc = snapshot_delete(txn, &sc, p->remove.items[i], &a->st, cb, p);
         if (rc != 0 && rc != -ENOENT) {
@@ -920,7 +799,7 @@ static int finish_txn(struct store_txn *txn, void *ud)
             return rc;
         }
     }
-    int rc = save_state(txn, p, true, p->cycle + 1, NULL, 0);
+    int rc = poller_save_state(txn, p, true, p->cycle + 1, NULL, 0);
     if (rc == 0) {
         FAILPOINT("poll.before_commit");
     }
@@ -939,7 +818,7 @@ static void finish_cycle(struct poller *p)
     FAILPOINT("poll.after_commit");
     add_stats(&p->cstats, &a.st);
     p->stats.events += a.st.events;
-    events_committed(p, a.st.events);
+    poller_events_committed(p, a.st.events);
     bool was_seeded = p->seeded;
     p->seeded = true;
     p->cycle++;
@@ -955,7 +834,7 @@ static void finish_cycle(struct poller *p)
                  s->updated, s->deleted, p->hold.len, s->events);
     }
     if (s->deleted > 0) {
-        kick_children(p);
+        fanout_kick_children(p);
     }
     cycle_end(p, true);
 }
@@ -973,7 +852,7 @@ static void confirm_deletes(struct poller *p, struct strlist *candidates)
     for (size_t i = 0; i < candidates->len; i++) {
         if (n >= CONFIRM_CAP) {
             /* Too many to check now: hold them; two complete enumerations will decide. */
-            strlist_add(&p->hold, candidates->items[i]);
+            poller_strlist_add(&p->hold, candidates->items[i]);
             continue;
         }
         struct request_parts r;
@@ -983,15 +862,15 @@ static void confirm_deletes(struct poller *p, struct strlist *candidates)
         c->p = p;
         c->id = xstrdup(candidates->items[i]);
         p->confirms_outstanding++;
-        if (submit(p, LOCATION_POLL, &r, "GET", on_confirm, c) != 0) {
+        if (poller_submit(p, LOCATION_POLL, &r, "GET", on_confirm, c) != 0) {
             p->confirms_outstanding--;
-            strlist_add(&p->hold, c->id);
+            poller_strlist_add(&p->hold, c->id);
             free(c->id);
             free(c);
         } else {
             n++;
         }
-        parts_finish(&r);
+        poller_parts_finish(&r);
     }
     p->pending = NULL; /* several may be in flight; stop() cancels none, they are short */
     if (p->confirms_outstanding == 0) {
@@ -1003,9 +882,9 @@ static void on_confirm(struct http_response *resp, void *ud)
 {
     struct confirm_ctx *c = ud;
     struct poller *p = c->p;
-    enum outcome oc = classify(resp);
+    enum outcome oc = poller_classify(resp);
     if (oc == OUTCOME_GONE) {
-        strlist_add(&p->remove, c->id);
+        poller_strlist_add(&p->remove, c->id);
     } else if (oc == OUTCOME_OK) {
         log_debug(p->tag, "record %s missing from the listing but still exists", c->id);
     } else {
@@ -1048,15 +927,15 @@ static void decide_deletions(struct poller *p)
     struct strlist confirm = {0};
     for (size_t i = 0; i < p->missing_old.len; i++) {
         if (p->def->confirm_delete != NULL) {
-            strlist_add(&confirm, p->missing_old.items[i]);
+            poller_strlist_add(&confirm, p->missing_old.items[i]);
         } else if (p->records_seen > 0 || p->empty_streak >= EMPTY_CONFIRMATIONS) {
-            strlist_add(&p->remove, p->missing_old.items[i]);
+            poller_strlist_add(&p->remove, p->missing_old.items[i]);
         }
     }
     if (n == 0) {
         if (confirm.len > 0) {
             confirm_deletes(p, &confirm);
-            strlist_clear(&confirm);
+            poller_strlist_clear(&confirm);
             return;
         }
         finish_cycle(p);
@@ -1066,7 +945,7 @@ static void decide_deletions(struct poller *p)
     if (!p->seeded) {
         /* Records that vanished while a baseline was interrupted: drop silently. */
         for (size_t i = 0; i < p->missing_new.len; i++) {
-            strlist_add(&p->remove, p->missing_new.items[i]);
+            poller_strlist_add(&p->remove, p->missing_new.items[i]);
         }
     } else if (mass || n > p->missing_new.len) {
         log_warn(p->tag,
@@ -1074,28 +953,28 @@ static void decide_deletions(struct poller *p)
                  "complete poll confirms them",
                  (unsigned long long)n, (unsigned long long)p->scan_total);
         for (size_t i = 0; i < p->missing_new.len; i++) {
-            strlist_add(&p->hold, p->missing_new.items[i]);
+            poller_strlist_add(&p->hold, p->missing_new.items[i]);
         }
     } else if (p->def->confirm_delete != NULL) {
         for (size_t i = 0; i < p->missing_new.len; i++) {
-            strlist_add(&confirm, p->missing_new.items[i]);
+            poller_strlist_add(&confirm, p->missing_new.items[i]);
         }
         confirm_deletes(p, &confirm);
-        strlist_clear(&confirm);
+        poller_strlist_clear(&confirm);
         return;
     } else if (p->records_seen == 0) {
         /* An empty listing where records used to be may be an API glitch. */
         for (size_t i = 0; i < p->missing_new.len; i++) {
-            strlist_add(&p->hold, p->missing_new.items[i]);
+            poller_strlist_add(&p->hold, p->missing_new.items[i]);
         }
     } else {
         for (size_t i = 0; i < p->missing_new.len; i++) {
-            strlist_add(&p->remove, p->missing_new.items[i]);
+            poller_strlist_add(&p->remove, p->missing_new.items[i]);
         }
     }
     if (confirm.len > 0) {
         confirm_deletes(p, &confirm);
-        strlist_clear(&confirm);
+        poller_strlist_clear(&confirm);
         return;
     }
     finish_cycle(p);
@@ -1143,12 +1022,12 @@ static int scan_chunk(struct poller *p)
             char *sid = xstrndup(id, idlen);
             if (was_missing) {
                 if (p->missing_old.len < MISSING_CAP) {
-                    strlist_add(&p->missing_old, sid);
+                    poller_strlist_add(&p->missing_old, sid);
                 }
             } else {
                 p->missing_new_total++;
                 if (p->missing_new.len < MISSING_CAP) {
-                    strlist_add(&p->missing_new, sid);
+                    poller_strlist_add(&p->missing_new, sid);
                 }
             }
             free(sid);
@@ -1183,371 +1062,6 @@ static void scan_missing(struct poller *p)
     decide_deletions(p);
 }
 
-/* ---- fan-out child ---------------------------------------------------- */
-
-struct unit_apply {
-    struct poller *p;
-    const char *parent_id;
-    const cJSON *records;      /* NULL: the parent is gone, purge */
-    bool skip;                 /* only advance past this parent record (it was not readable) */
-    struct snapshot_stats st;
-};
-
-static char *unit_prefix(const struct poller *p, const char *parent_id, size_t *len)
-{
-    const char *parts[] = {p->prefix, parent_id};
-    /* p->prefix already ends with the separator: join without doubling it. */
-    char *k = xasprintf("%s%s\x1f", parts[0], parts[1]);
-    *len = strlen(k);
-    return k;
-}
-
-/* Was this parent record part of the parent's baseline? */
-static bool parent_in_baseline(struct store_txn *txn, const struct poller *p, const char *parent_id)
-{
-    char *key = xasprintf("%s%s", p->parent->prefix, parent_id);
-    const void *val = NULL;
-    size_t vlen = 0;
-    bool baseline = true;
-    if (store_get(txn, STORE_SNAP, key, strlen(key), &val, &vlen) == 0) {
-        struct snap_entry e;
-        if (diff_snap_decode(val, vlen, &e) == 0) {
-            baseline = (e.flags & SNAP_BASELINE) != 0;
-        }
-    }
-    free(key);
-    return baseline;
-}
-
-/*
- * Deletions within one parent record's list (complete, unpaginated). A
- * non-empty list is believed; an empty one where records used to be holds
- * them, and only EMPTY_CONFIRMATIONS empty reads in a row delete them.
- */
-static int unit_deletions(struct store_txn *txn, struct poller *p, const struct snapshot_scope *sc,
-                          struct idset *seen, bool listing_empty, unsigned empty_streak,
-                          struct snapshot_stats *st)
-{
-    struct strlist gone = {0};
-    struct strlist held = {0};
-    struct store_cursor *cur = NULL;
-    int rc = store_cursor_open(txn, STORE_SNAP, &cur);
-    const void *key = NULL;
-    const void *val = NULL;
-    size_t klen = 0;
-    size_t vlen = 0;
-    if (rc == 0) {
-        rc = store_cursor_seek(cur, sc->prefix, sc->prefix_len, &key, &klen, &val, &vlen);
-    }
-    while (rc == 0 && klen >= sc->prefix_len && memcmp(key, sc->prefix, sc->prefix_len) == 0) {
-        if (klen > sc->prefix_len) {
-            const char *id = (const char *)key + sc->prefix_len;
-            size_t idlen = klen - sc->prefix_len;
-            if (!idset_contains(seen, id, idlen)) {
-                struct snap_entry e;
-                bool was_missing = diff_snap_decode(val, vlen, &e) == 0 && (e.flags & SNAP_MISSING);
-                char *sid = xstrndup(id, idlen);
-                if (!listing_empty || (was_missing && empty_streak >= EMPTY_CONFIRMATIONS)) {
-                    strlist_add(&gone, sid);
-                } else if (!was_missing) {
-                    strlist_add(&held, sid);
-                }
-                free(sid);
-            }
-        }
-        rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
-    }
-    store_cursor_close(cur);
-    if (rc == -ENOENT) {
-        rc = 0;
-    }
-    for (size_t i = 0; rc == 0 && i < gone.len; i++) {
-        rc = snapshot_delete(txn, sc, gone.items[i], st, NULL, NULL);
-        if (rc == -ENOENT) {
-            rc = 0;
-        }
-    }
-    for (size_t i = 0; rc == 0 && i < held.len; i++) {
-        rc = snapshot_mark_missing(txn, sc, held.items[i], 0);
-    }
-    strlist_clear(&gone);
-    strlist_clear(&held);
-    return rc;
-}
-
-static int apply_unit_txn(struct store_txn *txn, void *ud)
-{
-    struct unit_apply *a = ud;
-    struct poller *p = a->p;
-    memset(&a->st, 0, sizeof(a->st));
-    size_t plen = 0;
-    char *prefix = unit_prefix(p, a->parent_id, &plen);
-    int rc = 0;
-    struct snapshot_scope sc;
-    if (a->skip) {
-        /* Nothing to record: the queue entry or the sweep position still moves on. */
-    } else if (a->records == NULL) {
-        init_scope(p, &sc, prefix, plen, true);
-        rc = snapshot_purge(txn, &sc);
-    } else {
-        /* The marker (the bare prefix) says this parent record was read
-         * before; its one byte counts empty reads in a row. */
-        const void *mval = NULL;
-        size_t mlen = 0;
-        bool first = store_get(txn, STORE_SNAP, prefix, plen, &mval, &mlen) == -ENOENT;
-        unsigned streak = (!first && mlen == 1) ? *(const uint8_t *)mval : 0;
-        bool empty = cJSON_GetArraySize(a->records) == 0;
-        streak = empty ? (streak < 255 ? streak + 1 : 255) : 0;
-        bool silent = first && !p->tc->first_poll_emit && parent_in_baseline(txn, p, a->parent_id);
-        init_scope(p, &sc, prefix, plen, silent);
-        struct idset seen;
-        idset_init(&seen);
-        rc = snapshot_apply_records(txn, &sc, a->records, &seen, &a->st, NULL, NULL);
-        if (rc == 0) {
-            rc = unit_deletions(txn, p, &sc, &seen, empty, streak, &a->st);
-        }
-        idset_finish(&seen);
-        if (rc == 0) {
-            uint8_t mark = (uint8_t)streak;
-            rc = store_put(txn, STORE_SNAP, prefix, plen, &mark, 1);
-        }
-    }
-    if (rc == 0 && a->p->unit_from_queue) {
-        size_t klen = 0;
-        char *qk = queue_key(p, a->parent_id, &klen);
-        rc = store_del(txn, STORE_QUEUE, qk, klen);
-        if (rc == -ENOENT) {
-            rc = 0;
-        }
-        free(qk);
-    }
-    if (rc == 0 && !a->p->unit_from_queue) {
-        rc = save_state(txn, p, true, p->cycle, a->parent_id, p->round_started);
-    }
-    free(prefix);
-    if (rc == 0) {
-        FAILPOINT("sweep.before_commit");
-    }
-    return rc;
-}
-
-static void unit_finish(struct poller *p, bool ok)
-{
-    p->busy = false;
-    p->pending = NULL;
-    if (ok) {
-        p->failures = 0;
-        if (!p->unit_from_queue) {
-            free(p->sweep_cursor);
-            p->sweep_cursor = p->unit_id;
-            p->unit_id = NULL;
-        }
-        schedule(p, 0);
-    } else {
-        p->failures++;
-        uint64_t delay = util_backoff_ms(1000, 60000, p->failures);
-        schedule(p, delay);
-    }
-    free(p->unit_id);
-    p->unit_id = NULL;
-}
-
-static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
-{
-    struct unit_apply a = {.p = p, .parent_id = p->unit_id, .records = records, .skip = skip};
-    int rc = store_write(p->env.store, apply_unit_txn, &a);
-    if (rc != 0) {
-        log_error(p->tag, "cannot record the %s of %s: %s", p->def->records, p->unit_id,
-                  store_strerror(rc));
-        unit_finish(p, false);
-        return;
-    }
-    FAILPOINT("sweep.after_commit");
-    p->stats.events += a.st.events;
-    events_committed(p, a.st.events);
-    p->stats.records += records ? (uint64_t)cJSON_GetArraySize(records) : 0;
-    if (a.st.events > 0) {
-        log_info(p->tag, "%s %s: %u created, %u updated, %u deleted", p->def->fan_out, p->unit_id,
-                 a.st.created, a.st.updated, a.st.deleted);
-    }
-    unit_finish(p, true);
-}
-
-static void on_unit(struct http_response *resp, void *ud)
-{
-    struct poller *p = ud;
-    p->pending = NULL;
-    if (p->stopping) {
-        unit_finish(p, false);
-        return;
-    }
-    cJSON *body = NULL;
-    if (resp->body.len > 0) {
-        json_parse_arena(resp->body.data, resp->body.len, &body, NULL);
-    }
-    enum outcome oc = classify(resp);
-    if (oc == OUTCOME_GONE) {
-        /* The parent record is gone (or not readable): the parent's own
-         * deletion handling will purge it; move on without touching the
-         * snapshot (an error must never look like "no tasks"). */
-        json_arena_free(body);
-        log_debug(p->tag, "%s %s not readable (HTTP %ld); skipping", p->def->fan_out, p->unit_id,
-                  resp->status);
-        run_unit_txn(p, NULL, true);
-        return;
-    }
-    const cJSON *records = body ? json_get_path(body, p->def->records) : NULL;
-    if (oc != OUTCOME_OK || !cJSON_IsArray(records)) {
-        if (oc == OUTCOME_OK) {
-            const char *trace = body ? json_get_string(body, "traceId") : NULL;
-            log_warn(p->tag, "%s: no '%s' array in the response (traceId %s)", p->def->path,
-                     p->def->records, trace ? trace : "none");
-        } else {
-            log_failure(p, p->def->path, resp, body);
-        }
-        json_arena_free(body);
-        unit_finish(p, false);
-        return;
-    }
-    run_unit_txn(p, records, false);
-    json_arena_free(body);
-}
-
-/* Next parent record to read: from the queue first, then round-robin. */
-static int pick_unit(struct poller *p, char **id, bool *from_queue, bool *purge)
-{
-    struct store_txn *txn = NULL;
-    int rc = store_txn_begin(p->env.store, false, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    *id = NULL;
-    *purge = false;
-    size_t qplen = strlen(p->state_key) + 1;
-    char *qprefix = xasprintf("%s\x1f", p->state_key);
-    struct store_cursor *cur = NULL;
-    const void *key = NULL;
-    const void *val = NULL;
-    size_t klen = 0;
-    size_t vlen = 0;
-    rc = store_cursor_open(txn, STORE_QUEUE, &cur);
-    if (rc == 0) {
-        rc = store_cursor_seek(cur, qprefix, qplen, &key, &klen, &val, &vlen);
-    }
-    if (rc == 0 && klen > qplen && memcmp(key, qprefix, qplen) == 0) {
-        *id = xstrndup((const char *)key + qplen, klen - qplen);
-        *from_queue = true;
-        *purge = vlen == 1 && *(const char *)val == 'D';
-    }
-    store_cursor_close(cur);
-    free(qprefix);
-    if (*id == NULL && p->round_active) {
-        /* Round-robin over the parent's snapshot. */
-        const struct poller *par = p->parent;
-        char *start = p->sweep_cursor ? xasprintf("%s%s", par->prefix, p->sweep_cursor)
-                                      : xstrdup(par->prefix);
-        size_t slen = strlen(start);
-        rc = store_cursor_open(txn, STORE_SNAP, &cur);
-        if (rc == 0) {
-            rc = store_cursor_seek(cur, start, slen, &key, &klen, &val, &vlen);
-            if (rc == 0 && p->sweep_cursor != NULL && klen == slen && memcmp(key, start, slen) == 0) {
-                rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
-            }
-        }
-        if (rc == 0 && klen > par->prefix_len && memcmp(key, par->prefix, par->prefix_len) == 0) {
-            *id = xstrndup((const char *)key + par->prefix_len, klen - par->prefix_len);
-            *from_queue = false;
-        }
-        store_cursor_close(cur);
-        free(start);
-    }
-    store_txn_abort(txn);
-    return 0;
-}
-
-static int round_state_txn(struct store_txn *txn, void *ud)
-{
-    struct poller *p = ud;
-    return save_state(txn, p, p->round_active, p->cycle, p->sweep_cursor, p->round_started);
-}
-
-static void report_done(struct poller *p)
-{
-    p->done = true;
-    if (p->env.on_done != NULL) {
-        p->env.on_done(p, p->env.ud);
-    }
-}
-
-/* No parent record left to read in this round: close it, or start the next one. */
-static void round_boundary(struct poller *p)
-{
-    uint64_t now = util_wall_ms();
-    if (p->round_active) {
-        p->round_active = false;
-        p->cycle++;
-        p->stats.cycles++;
-        free(p->sweep_cursor);
-        p->sweep_cursor = NULL;
-        store_write(p->env.store, round_state_txn, p);
-        log_debug(p->tag, "sweep round %llu complete", (unsigned long long)p->cycle);
-        if (p->env.once) {
-            report_done(p);
-            return;
-        }
-    }
-    uint64_t next = p->round_started + p->tc->every_ms;
-    if (p->round_started != 0 && now < next) {
-        schedule(p, next - now); /* the parent kicks us earlier when records change */
-        return;
-    }
-    p->round_active = true;
-    p->round_started = now;
-    free(p->sweep_cursor);
-    p->sweep_cursor = NULL;
-    store_write(p->env.store, round_state_txn, p);
-    schedule(p, 0);
-}
-
-static void sweep_next(struct poller *p)
-{
-    if (p->busy || p->stopping || p->closing || p->done) {
-        return;
-    }
-    if (!p->parent->seeded) {
-        schedule(p, 1000);
-        return;
-    }
-    char *id = NULL;
-    bool from_queue = false;
-    bool purge = false;
-    if (pick_unit(p, &id, &from_queue, &purge) != 0) {
-        schedule(p, 1000);
-        return;
-    }
-    if (id == NULL) {
-        round_boundary(p);
-        return;
-    }
-    p->busy = true;
-    p->unit_id = id;
-    p->unit_from_queue = from_queue;
-    if (purge) {
-        run_unit_txn(p, NULL, false);
-        return;
-    }
-    struct request_parts r;
-    if (build_base(p, id, &r) != 0) {
-        unit_finish(p, false);
-        return;
-    }
-    int rc = submit(p, from_queue ? LOCATION_POLL : LOCATION_SWEEP, &r, p->def->method, on_unit, p);
-    parts_finish(&r);
-    if (rc != 0) {
-        unit_finish(p, false);
-    }
-}
-
 /* ---- public ------------------------------------------------------------ */
 
 static void timer_cb(uv_timer_t *t)
@@ -1557,7 +1071,7 @@ static void timer_cb(uv_timer_t *t)
         return;
     }
     if (is_child(p)) {
-        sweep_next(p);
+        fanout_sweep_next(p);
         return;
     }
     if (!p->busy) {
@@ -1626,7 +1140,7 @@ int poller_start(struct poller *p)
     log_info(p->tag, "%s on location %s every %llus%s", p->def->name, location_name(p->loc),
              (unsigned long long)(every / 1000),
              p->seeded ? "" : (p->tc->first_poll_emit ? " (first poll emits)" : " (first poll records a baseline)"));
-    schedule(p, first);
+    poller_schedule(p, first);
     return 0;
 }
 

@@ -1,0 +1,132 @@
+/*
+ * poller_int.h: what poller.c and fanout.c share. Not a public contract:
+ * the poller "module" is these two files (top-level cycles in poller.c,
+ * for_each sweeps in fanout.c); everything else uses poller.h.
+ * Thread context: loop thread.
+ */
+#ifndef POLLEN_POLLER_INT_H
+#define POLLEN_POLLER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <cJSON.h>
+
+#include "catalog.h"
+#include "http.h"
+#include "idset.h"
+#include "location.h"
+#include "poller.h"
+#include "snapshot.h"
+#include "store.h"
+
+/* Empty listings in a row before a listing's emptiness is believed (no GET by id). */
+#define EMPTY_CONFIRMATIONS 3
+
+struct strlist {
+    char **items;
+    size_t len;
+};
+
+struct poller {
+    struct poller_env env;
+    const struct config_trigger *tc;
+    const struct catalog_trigger *def;
+    struct location *loc;
+    char *tag;                 /* "trigger:NAME" for logs */
+    char *state_key;           /* STORE_TRIG key: NAME SEP LOCATION */
+    char *prefix;              /* snapshot prefix: NAME SEP LOCATION SEP */
+    size_t prefix_len;
+    char **ignore;             /* user ignore + catalog volatile */
+    uv_timer_t timer;
+    bool stopping;
+    bool closing;
+    bool done;
+    bool failed;
+    bool busy;                 /* a cycle (or unit) is under way */
+    struct location_pending *pending;
+    struct poller_stats stats;
+
+    /* persisted state */
+    bool seeded;
+    uint64_t cycle;
+    char *sweep_cursor;        /* children: last parent record id read in this round */
+    uint64_t round_started;    /* children: wall ms when the current (or last) round began */
+    bool round_active;         /* children: a round is under way */
+
+    /* current cycle */
+    uint64_t cycle_started;    /* mono ms */
+    unsigned failures;         /* consecutive failed cycles */
+    unsigned page;
+    unsigned attempt;
+    char *cursor_after;        /* start_after: meta.startAfter */
+    char *cursor_after_id;     /* start_after: meta.startAfterId */
+    cJSON *search_after;       /* search_after: the last record's cursor */
+    struct idset seen;
+    uint64_t records_seen;
+    struct snapshot_stats cstats;
+    /* deletion phase */
+    char *scan_key;
+    size_t scan_key_len;
+    uint64_t scan_total;
+    struct strlist missing_new;
+    struct strlist missing_old;
+    uint64_t missing_new_total;
+    unsigned empty_streak;     /* complete enumerations in a row that listed nothing */
+    bool incomplete;           /* fewer records listed than the API's own count */
+    double max_total;          /* the largest count a page of this enumeration claimed, or -1 */
+    uint64_t listed_total;     /* that count */
+    struct strlist gone;       /* confirmed by GET */
+    struct strlist hold;       /* to mark SNAP_MISSING */
+    struct strlist remove;     /* to delete now */
+    size_t confirms_outstanding;
+
+    /* fan-out */
+    struct poller *parent;
+    struct poller **children;
+    size_t nchildren;
+    char *unit_id;             /* parent record being read */
+    bool unit_from_queue;
+};
+
+struct request_parts {
+    char *path;
+    struct location_query query[32];
+    char *owned[32];           /* values we allocated for query */
+    size_t nquery;
+    size_t nowned;
+    cJSON *body;
+};
+
+/* The outcome classes of one response. */
+enum outcome {
+    OUTCOME_OK,
+    OUTCOME_GONE,       /* 404/400/422 on a by-id read: the record does not exist */
+    OUTCOME_RETRY,      /* transport error, 408, 429, 5xx, invalid or truncated body */
+    OUTCOME_PERMANENT,  /* other 4xx, redirects: retrying would not help */
+};
+
+void poller_strlist_add(struct strlist *l, const char *s);
+void poller_strlist_clear(struct strlist *l);
+/* (Re)arms the trigger's timer unless it is stopping. */
+void poller_schedule(struct poller *p, uint64_t delay_ms);
+/* Logs a failed request with trigger, path, status, traceId and message (or the transport cause). */
+void poller_log_failure(const struct poller *p, const char *what, const struct http_response *resp,
+                        const cJSON *body);
+/* Builds path, fixed bindings and user parameters; fan_value feeds the fan_out parameter. */
+int poller_build_base(const struct poller *p, const char *fan_value, struct request_parts *r);
+void poller_parts_finish(struct request_parts *r);
+/* Queues the request on the trigger's location. */
+int poller_submit(struct poller *p, enum location_class cls, struct request_parts *r,
+                  const char *method, http_done_cb cb, void *ud);
+/* Writes the trigger's state (STORE_TRIG) inside txn. */
+int poller_save_state(struct store_txn *txn, const struct poller *p, bool seeded, uint64_t cycle,
+                      const char *sweep_cursor, uint64_t round_started);
+void poller_init_scope(const struct poller *p, struct snapshot_scope *sc, const char *prefix,
+                       size_t prefix_len, bool silent);
+/* Tells the dispatcher that a commit appended events. */
+void poller_events_committed(const struct poller *p, unsigned events);
+enum outcome poller_classify(const struct http_response *resp);
+
+#endif
