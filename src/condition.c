@@ -261,11 +261,14 @@ static int parse_literal(struct parser *p, const char *op, cJSON **out)
         char tmp[64];
         double d = 0;
         char *end = NULL;
-        if (p->tok.len < sizeof(tmp)) {
-            memcpy(tmp, p->s + p->tok.pos, p->tok.len);
-            tmp[p->tok.len] = '\0';
-            d = strtod(tmp, &end);
+        if (p->tok.len >= sizeof(tmp)) {
+            /* Found by fuzz_template: the check below must not point past tmp. */
+            set_err(p->err, p->errlen, "number too long at column %zu", column(p, p->tok.pos));
+            return -EINVAL;
         }
+        memcpy(tmp, p->s + p->tok.pos, p->tok.len);
+        tmp[p->tok.len] = '\0';
+        d = strtod(tmp, &end);
         if (end != tmp + p->tok.len || !isfinite(d)) {
             set_err(p->err, p->errlen, "bad number at column %zu", column(p, p->tok.pos));
             return -EINVAL;

@@ -452,8 +452,24 @@ static void test_uses_changes(void)
     }
 }
 
+/* Regression (found by fuzz_template): a number literal longer than the
+ * parser's 64-byte buffer is an error, not out-of-bounds pointer arithmetic. */
+static void test_long_number_literal(void)
+{
+    char text[160];
+    char err[256] = "";
+    snprintf(text, sizeof(text), "record.tags contains %s",
+             "3666666666666666666666666666666666666666666666666666666666666666666666663333");
+    struct condition *c = NULL;
+    CHECK_INT(condition_parse(text, &c, err, sizeof(err)), -EINVAL);
+    CHECK(c == NULL);
+    CHECK(strstr(err, "number too long at column") != NULL);
+    condition_free(c);
+}
+
 int main(void)
 {
+    test_long_number_literal();
     cJSON *ev = must_parse(event_json);
     test_eval_table(ev);
     test_odd_events();
