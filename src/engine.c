@@ -28,9 +28,8 @@
 #include "store.h"
 #include "util.h"
 
+/* Reader-slot check and event-log retention run on every tick. */
 #define MAINTENANCE_INTERVAL_MS 60000
-/* Event-log retention runs every this many maintenance ticks. */
-#define RETENTION_EVERY_TICKS 10
 
 struct engine {
     uv_loop_t loop;
@@ -47,10 +46,13 @@ struct engine {
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_timer_t maintenance;
+    uv_timer_t prune;          /* runs retention one batch per callback */
+    bool pruning;              /* a retention pass is in progress */
+    uint64_t pruned;           /* events deleted by the current pass */
+    uint64_t prune_untimed;    /* events without a readable time seen by it */
     uv_timer_t stopper;        /* runs the shutdown outside any library callback */
     uv_timer_t drain;          /* --once: waits for the outbox to drain after the polls */
     const char *stop_reason;
-    unsigned ticks;
     size_t done;
     bool stopping;
     bool failed;
@@ -101,6 +103,7 @@ static void on_http_closed(void *ud)
     close_handle((uv_handle_t *)&e->sigint);
     close_handle((uv_handle_t *)&e->sigterm);
     close_handle((uv_handle_t *)&e->maintenance);
+    close_handle((uv_handle_t *)&e->prune);
     close_handle((uv_handle_t *)&e->stopper);
     close_handle((uv_handle_t *)&e->drain);
     dispatcher_close(e->dispatcher);
@@ -121,6 +124,7 @@ static void do_stop(uv_timer_t *t)
     }
     free_credentials(e);
     uv_timer_stop(&e->maintenance);
+    uv_timer_stop(&e->prune);
     http_client_close(e->http, on_http_closed, e);
 }
 
@@ -167,6 +171,38 @@ static void kick_dispatcher(void *ud)
     dispatcher_kick(ud);
 }
 
+/* One retention batch (a short write txn); re-armed with a 0 ms timer while
+ * the batch was full, so other callbacks run between batches and a large
+ * backlog never holds the loop. */
+static void on_prune(uv_timer_t *t)
+{
+    struct engine *e = t->data;
+    struct evlog_prune_result step;
+    int rc = evlog_prune_step(e->store, e->cfg->retention_age_ms, e->cfg->retention_count,
+                              util_wall_ms(), &step);
+    if (rc != 0) {
+        log_warn("evlog", "retention failed: %s", store_strerror(rc));
+        e->pruning = false;
+        return;
+    }
+    e->pruned += step.deleted;
+    if (step.untimed > e->prune_untimed) {
+        e->prune_untimed = step.untimed;
+    }
+    if (step.more && !e->stopping) {
+        uv_timer_start(&e->prune, on_prune, 0, 0);
+        return;
+    }
+    if (e->prune_untimed > 0) {
+        log_warn("evlog", "%llu event(s) have no readable \"time\" and are kept by age retention",
+                 (unsigned long long)e->prune_untimed);
+    }
+    if (e->pruned > 0) {
+        log_info("evlog", "retention removed %llu old events", (unsigned long long)e->pruned);
+    }
+    e->pruning = false;
+}
+
 static void on_maintenance(uv_timer_t *t)
 {
     struct engine *e = t->data;
@@ -174,15 +210,11 @@ static void on_maintenance(uv_timer_t *t)
     if (cleared > 0) {
         log_info("store", "cleared %d stale reader slot(s)", cleared);
     }
-    if (++e->ticks % RETENTION_EVERY_TICKS == 0) {
-        uint64_t deleted = 0;
-        int rc = evlog_prune(e->store, e->cfg->retention_age_ms, e->cfg->retention_count,
-                             util_wall_ms(), &deleted);
-        if (rc != 0) {
-            log_warn("evlog", "retention failed: %s", store_strerror(rc));
-        } else if (deleted > 0) {
-            log_info("evlog", "retention removed %llu old events", (unsigned long long)deleted);
-        }
+    if (!e->pruning) {
+        e->pruning = true;
+        e->pruned = 0;
+        e->prune_untimed = 0;
+        uv_timer_start(&e->prune, on_prune, 0, 0);
     }
 }
 
@@ -378,6 +410,8 @@ static void start_runtime(struct engine *e)
     uv_signal_start(&e->sigterm, on_signal, SIGTERM);
     uv_timer_init(&e->loop, &e->maintenance);
     e->maintenance.data = e;
+    uv_timer_init(&e->loop, &e->prune);
+    e->prune.data = e;
     uv_timer_init(&e->loop, &e->stopper);
     e->stopper.data = e;
     uv_timer_init(&e->loop, &e->drain);

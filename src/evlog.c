@@ -430,12 +430,10 @@ static int prune_batch(struct store_txn *txn, void *ud)
     return 0;
 }
 
-int evlog_prune(struct store *s, uint64_t max_age_ms, uint64_t max_count, uint64_t now_wall_ms,
-                uint64_t *deleted)
+int evlog_prune_step(struct store *s, uint64_t max_age_ms, uint64_t max_count,
+                     uint64_t now_wall_ms, struct evlog_prune_result *out)
 {
-    if (deleted != NULL) {
-        *deleted = 0;
-    }
+    *out = (struct evlog_prune_result){0};
     if (max_age_ms == 0 && max_count == 0) {
         return 0;
     }
@@ -444,17 +442,34 @@ int evlog_prune(struct store *s, uint64_t max_age_ms, uint64_t max_count, uint64
         .max_count = max_count,
         .now_ms = now_wall_ms,
     };
+    int err = store_write(s, prune_batch, &ctx);
+    if (err != 0) {
+        return err;
+    }
+    out->deleted = ctx.deleted;
+    out->untimed = ctx.untimed;
+    out->more = ctx.more;
+    return 0;
+}
+
+int evlog_prune(struct store *s, uint64_t max_age_ms, uint64_t max_count, uint64_t now_wall_ms,
+                uint64_t *deleted)
+{
+    if (deleted != NULL) {
+        *deleted = 0;
+    }
     uint64_t total = 0;
     uint64_t untimed = 0;
+    struct evlog_prune_result step;
     int err = 0;
     do {
-        err = store_write(s, prune_batch, &ctx);
+        err = evlog_prune_step(s, max_age_ms, max_count, now_wall_ms, &step);
         if (err != 0) {
             break;
         }
-        total += ctx.deleted;
-        untimed = ctx.untimed > untimed ? ctx.untimed : untimed;
-    } while (ctx.more);
+        total += step.deleted;
+        untimed = step.untimed > untimed ? step.untimed : untimed;
+    } while (step.more);
     if (untimed > 0) {
         log_warn(PREFIX, "%llu event(s) have no readable \"time\" and are kept by age retention",
                  (unsigned long long)untimed);

@@ -25,6 +25,7 @@
 #ifndef POLLEN_EVLOG_H
 #define POLLEN_EVLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,17 @@ int evlog_txn_last_seq(struct store_txn *txn, uint64_t *out);
  */
 int evlog_prune(struct store *s, uint64_t max_age_ms, uint64_t max_count, uint64_t now_wall_ms,
                 uint64_t *deleted);
+
+/* One batch of evlog_prune: a single write txn of at most EVLOG_PRUNE_BATCH
+ * deletes. The engine calls it from the loop, one batch per callback, so a
+ * large backlog (retention lowered on a big log) never stalls the loop. */
+struct evlog_prune_result {
+    uint64_t deleted;  /* events deleted by this batch */
+    uint64_t untimed;  /* events kept by age retention for lack of a "time" */
+    bool more;         /* the batch was full: call again */
+};
+int evlog_prune_step(struct store *s, uint64_t max_age_ms, uint64_t max_count,
+                     uint64_t now_wall_ms, struct evlog_prune_result *out);
 
 /*
  * Parses an ISO-8601 timestamp "YYYY-MM-DDTHH:MM:SS[.fff...](Z|+HH:MM|-HH:MM|+HHMM|-HHMM)"

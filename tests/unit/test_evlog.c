@@ -519,6 +519,38 @@ static void test_prune_count(void)
     free(dir);
 }
 
+/* The engine's form: one txn per step, `more` while a batch was full. */
+static void test_prune_step(void)
+{
+    char *dir = tmp_path("prune-step");
+    struct store *s = open_fresh(dir, SMALL_MAP);
+    append_n_at(s, 2500, NOW_MS);
+    static const struct {
+        uint64_t want_deleted;
+        bool want_more;
+    } steps[] = {{1000, true}, {1000, true}, {499, false}, {0, false}};
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct store_stat before;
+        struct store_stat after;
+        CHECK_INT(store_stat(s, &before), 0);
+        struct evlog_prune_result r = {.deleted = 99, .more = true};
+        CHECK_INT(evlog_prune_step(s, 0, 1, NOW_MS, &r), 0);
+        CHECK_INT(store_stat(s, &after), 0);
+        CHECK_INT(r.deleted, steps[i].want_deleted);
+        CHECK(r.more == steps[i].want_more);
+        CHECK_INT(after.last_txnid - before.last_txnid, steps[i].want_deleted > 0 ? 1 : 0);
+    }
+    CHECK_INT(first_seq(s), 2500);
+    /* No limits: nothing to do, no txn. */
+    struct evlog_prune_result r = {.deleted = 99, .more = true};
+    CHECK_INT(evlog_prune_step(s, 0, 0, NOW_MS, &r), 0);
+    CHECK_INT(r.deleted, 0);
+    CHECK(!r.more);
+    store_close(s);
+    rm_store(dir);
+    free(dir);
+}
+
 static void test_prune_age(void)
 {
     enum { NO_TIME = -1, BAD_TIME = -2 };
@@ -791,6 +823,7 @@ int main(void)
     test_seq_monotonic();
     test_read_paging();
     test_prune_count();
+    test_prune_step();
     test_prune_age();
     test_readonly_empty();
     test_concurrent_reader();
