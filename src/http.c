@@ -617,6 +617,16 @@ static void finish_from_curl(struct http_transfer *t, CURLcode result)
     if (t->cancel_requested) {
         set_error(t, HTTP_E_CANCELLED, "cancelled");
     }
+    if (result != CURLE_OK) {
+        /* A failed transfer's body is a prefix (cut at the cap, by a reset,
+         * a timeout), never a document: free it now rather than hand it on.
+         * Callers parse whatever body they get, and a JSON tree costs about
+         * 1.5 times its text, so a body cut at the 16 MiB cap added 24 MiB
+         * of parse tree on top of the buffer, only to fail on the missing
+         * end, and the JSON arena kept 8 MiB of it afterwards (issue #6:
+         * peak RSS bounded by max_body, memory back to its baseline). */
+        buf_finish(&t->resp.body);
+    }
     t->state = XFER_FINISHED;
 }
 

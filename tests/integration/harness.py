@@ -208,3 +208,30 @@ def mutate_random(sandbox, n, kinds=None, seed=None):
 def change_log_seq(sandbox):
     """The sandbox change log's last sequence number (0 when nothing was logged)."""
     return sandbox.control("GET", "/_control/changes?limit=1")["last_seq"]
+
+
+# -- helpers added for test_faults' memory checks (append-only) --------------
+
+def rss(pid):
+    """Memory of a live process in KiB, from /proc/PID/status: VmRSS (resident), VmHWM (peak
+    resident since start or since reset_peak_rss), RssAnon (heap and anonymous maps) and RssFile
+    (mapped files: libraries, the LMDB map)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def reset_peak_rss(pid):
+    """Resets VmHWM to the current VmRSS (writing 5 to /proc/PID/clear_refs, Linux >= 4.0), so
+    that it measures the peak from now on. False if the kernel refused: VmHWM then still counts
+    from the start of the process."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
