@@ -71,7 +71,8 @@ struct http_response {
     long status;                    /* 0 when no HTTP response arrived */
     int error;                      /* 0, or HTTP_E_*; 4xx/5xx are not errors here */
     char error_text[256];           /* curl's message or ours; never request headers */
-    struct buf body;                /* NUL-terminated, capped at max_body */
+    struct buf body;                /* NUL-terminated, capped at max_body; emptied
+                                       when the transfer fails (reset, timeout, cap) */
     struct http_ratelimit_info ratelimit;
     long retry_after_s;             /* Retry-After clamped to [1,3600]; 0 when absent */
     char location[512];             /* Location header on 3xx (truncated), else "" */
