@@ -667,7 +667,11 @@ static void on_page(struct http_response *resp, void *ud)
             page_retry(p, resp->error != 0 ? http_strerror(resp->error)
                           : resp->status == 429 ? "rate limited (HTTP 429)" : "server error");
         } else {
-            if (resp->error != HTTP_E_AUTH) {
+            if (resp->error == HTTP_E_REDIRECT) {
+                /* The API never redirects: something else answered. */
+                log_error(p->tag, "redirects are never followed; check [api] base_url (a proxy "
+                                  "or captive portal may be answering)");
+            } else if (resp->error != HTTP_E_AUTH) {
                 log_error(p->tag, "the API refused the request; check the trigger's parameters "
                                   "and the token's scopes");
             }

@@ -90,10 +90,19 @@ CASES = {
     "trickle_past_timeout": dict(
         faults=[{"kind": "trickle", "bytes_per_s": 200, "count": 1}],
         rc={0}, log=[r"(?i)(timed out|timeout)"]),
+    "trickle_below_low_speed_limit": dict(
+        # 20 B/s, under the 100 B/s low-speed floor (the low-speed abort
+        # itself, with a 1 s window, is in tests/unit/test_http.c).
+        faults=[{"kind": "trickle", "bytes_per_s": 20, "count": 1}],
+        rc={0}, log=[r"(?i)(timed out|timeout|too slow)"]),
     "redirect_refused": dict(
-        # A redirect is never followed: the cycle fails at once (exit 1), nothing is deleted.
+        # A redirect to another host is never followed: the cycle fails at
+        # once (exit 1), nothing is deleted.
         faults=[{"kind": "redirect", "count": 1}],
-        rc={1}, log=[r"HTTP 302 redirect"]),
+        rc={1}, log=[r"HTTP 302 redirect to 'http://127\.0\.0\.2:1/x' refused", r"check \[api\] base_url"]),
+    "redirect_to_file_url": dict(
+        faults=[{"kind": "redirect", "to": "file:///etc/passwd", "count": 1}],
+        rc={1}, log=[r"HTTP 302 redirect to 'file:///etc/passwd' refused", r"check \[api\] base_url"]),
     "empty_200_list_once": dict(
         # The classic phantom-delete trap: an empty, well-formed 200 listing.
         faults=[{"kind": "empty_list", "count": 1}],
