@@ -104,19 +104,9 @@ static size_t column(const struct parser *p, size_t pos)
     return col;
 }
 
-static bool is_word_start(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 static bool is_word_char(char c)
 {
-    return is_word_start(c) || is_digit(c) || c == '-' || c == '.';
+    return ascii_is_alpha(c) || ascii_is_digit(c) || c == '-' || c == '.';
 }
 
 static bool tok_is(const struct parser *p, const char *word)
@@ -153,7 +143,7 @@ static int next(struct parser *p)
     }
     const char *s = p->s + i;
     size_t rest = p->len - i;
-    if (is_word_start(s[0])) {
+    if (ascii_is_alpha(s[0])) {
         size_t n = 1;
         while (n < rest && is_word_char(s[n])) {
             n++;
@@ -161,7 +151,7 @@ static int next(struct parser *p)
         p->tok = (struct tok){.kind = T_WORD, .pos = i, .len = n};
         return 0;
     }
-    if (s[0] == '-' || is_digit(s[0])) {
+    if (s[0] == '-' || ascii_is_digit(s[0])) {
         size_t n = json_scan_number(s, rest);
         if (n == 0 || (n < rest && (is_word_char(s[n])))) {
             set_err(p->err, p->errlen, "bad number at column %zu", column(p, i));

@@ -1090,11 +1090,6 @@ void json_arena_free(cJSON *root)
 
 /* ---- number syntax ---------------------------------------------------------- */
 
-static bool json_is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 size_t json_scan_number(const char *s, size_t n)
 {
     size_t i = 0;
@@ -1104,7 +1099,7 @@ size_t json_scan_number(const char *s, size_t n)
     if (i < n && s[i] == '0') {
         i++;
     } else if (i < n && s[i] >= '1' && s[i] <= '9') {
-        while (i < n && json_is_digit(s[i])) {
+        while (i < n && ascii_is_digit(s[i])) {
             i++;
         }
     } else {
@@ -1112,7 +1107,7 @@ size_t json_scan_number(const char *s, size_t n)
     }
     if (i < n && s[i] == '.') {
         size_t j = i + 1;
-        while (j < n && json_is_digit(s[j])) {
+        while (j < n && ascii_is_digit(s[j])) {
             j++;
         }
         if (j == i + 1) {
@@ -1126,7 +1121,7 @@ size_t json_scan_number(const char *s, size_t n)
             j++;
         }
         size_t k = j;
-        while (k < n && json_is_digit(s[k])) {
+        while (k < n && ascii_is_digit(s[k])) {
             k++;
         }
         if (k == j) {

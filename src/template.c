@@ -116,24 +116,9 @@ struct parser {
     size_t errlen;
 };
 
-static bool is_alpha(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 static bool is_seg_char(char c)
 {
-    return is_alpha(c) || is_digit(c) || c == '-';
-}
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+    return ascii_is_alpha(c) || ascii_is_digit(c) || c == '-';
 }
 
 static char peek(const struct parser *p)
@@ -143,7 +128,7 @@ static char peek(const struct parser *p)
 
 static void skip_ws(struct parser *p)
 {
-    while (p->pos < p->end && is_space(p->s[p->pos])) {
+    while (p->pos < p->end && ascii_is_space(p->s[p->pos])) {
         p->pos++;
     }
 }
@@ -257,7 +242,7 @@ static int parse_literal(struct parser *p, const char *what, cJSON **out)
     if (c == '"') {
         return parse_string(p, out);
     }
-    if (c == '-' || is_digit(c)) {
+    if (c == '-' || ascii_is_digit(c)) {
         size_t n = json_scan_number(p->s + p->pos, p->end - p->pos);
         double d;
         if (n == 0 || !number_from(p->s + p->pos, n, &d)) {
@@ -268,9 +253,9 @@ static int parse_literal(struct parser *p, const char *what, cJSON **out)
         *out = cJSON_CreateNumber(d);
         return *out != NULL ? 0 : -ENOMEM;
     }
-    if (is_alpha(c)) {
+    if (ascii_is_alpha(c)) {
         size_t start = p->pos;
-        while (p->pos < p->end && is_alpha(p->s[p->pos])) {
+        while (p->pos < p->end && ascii_is_alpha(p->s[p->pos])) {
             p->pos++;
         }
         size_t n = p->pos - start;
@@ -315,13 +300,13 @@ static int parse_now(struct parser *p, struct expr *e)
     p->pos++;
     skip_ws(p);
     size_t start = p->pos;
-    while (p->pos < p->end && (is_digit(p->s[p->pos]) || is_alpha(p->s[p->pos]))) {
+    while (p->pos < p->end && (ascii_is_digit(p->s[p->pos]) || ascii_is_alpha(p->s[p->pos]))) {
         p->pos++;
     }
     size_t n = p->pos - start;
     const char *d = p->s + start;
     size_t digits = 0;
-    while (digits < n && is_digit(d[digits])) {
+    while (digits < n && ascii_is_digit(d[digits])) {
         digits++;
     }
     char tmp[32];
@@ -402,7 +387,7 @@ static int parse_filters(struct parser *p, struct expr *e)
         p->pos++;
         skip_ws(p);
         size_t start = p->pos;
-        while (p->pos < p->end && is_alpha(p->s[p->pos])) {
+        while (p->pos < p->end && ascii_is_alpha(p->s[p->pos])) {
             p->pos++;
         }
         size_t n = p->pos - start;
@@ -488,9 +473,9 @@ static int parse_expr(const char *text, size_t open, size_t close, struct expr *
         if (rc != 0) {
             goto fail;
         }
-    } else if (is_alpha(c)) {
+    } else if (ascii_is_alpha(c)) {
         size_t start = p.pos;
-        while (p.pos < p.end && (is_alpha(p.s[p.pos]) || is_digit(p.s[p.pos]))) {
+        while (p.pos < p.end && (ascii_is_alpha(p.s[p.pos]) || ascii_is_digit(p.s[p.pos]))) {
             p.pos++;
         }
         size_t n = p.pos - start;
@@ -566,7 +551,7 @@ static void add_part(struct template *t, size_t *cap, char *lit, size_t lit_len,
 static bool all_space(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!is_space(s[i])) {
+        if (!ascii_is_space(s[i])) {
             return false;
         }
     }
@@ -754,7 +739,7 @@ static bool take_digits(const char **p, int n, unsigned *out)
 {
     unsigned v = 0;
     for (int i = 0; i < n; i++) {
-        if (!is_digit((*p)[i])) {
+        if (!ascii_is_digit((*p)[i])) {
             return false;
         }
         v = v * 10 + (unsigned)((*p)[i] - '0');
@@ -798,12 +783,12 @@ static bool parse_iso(const char *s, int64_t *out_ms)
             }
             if (*p == '.') {
                 p++;
-                if (!is_digit(*p)) {
+                if (!ascii_is_digit(*p)) {
                     return false;
                 }
                 /* Milliseconds from the first three digits; further digits truncate. */
                 unsigned nd = 0;
-                for (; is_digit(*p); p++, nd++) {
+                for (; ascii_is_digit(*p); p++, nd++) {
                     if (nd < 3) {
                         ms = ms * 10 + (unsigned)(*p - '0');
                     }
@@ -878,11 +863,11 @@ static bool date_ms(const cJSON *v, int64_t *out)
 /* s[0..n) with ASCII white space stripped at both ends. */
 static void trim_span(const char **s, size_t *n)
 {
-    while (*n > 0 && is_space(**s)) {
+    while (*n > 0 && ascii_is_space(**s)) {
         (*s)++;
         (*n)--;
     }
-    while (*n > 0 && is_space((*s)[*n - 1])) {
+    while (*n > 0 && ascii_is_space((*s)[*n - 1])) {
         (*n)--;
     }
 }

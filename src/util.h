@@ -25,6 +25,25 @@
 #define ATTR_NORETURN
 #endif
 
+/* ASCII character classes for the parsers of templates, conditions and
+ * JSON numbers. Unlike <ctype.h> they ignore the locale and take any char
+ * (isdigit() of a negative char is undefined). */
+static inline bool ascii_is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A letter or '_': what may start a name. */
+static inline bool ascii_is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static inline bool ascii_is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
 void *xmalloc(size_t size);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *ptr, size_t size);
