@@ -1060,15 +1060,8 @@ static void classify_http(const cJSON *entry, const struct http_response *resp, 
     if (trace != NULL) {
         str_copy(o->trace_id, sizeof(o->trace_id), trace);
     }
-    const cJSON *msg = body ? cJSON_GetObjectItemCaseSensitive(body, "message") : NULL;
-    char text[400] = "";
-    if (cJSON_IsString(msg)) {
-        str_copy(text, sizeof(text), msg->valuestring);
-    } else if (cJSON_IsArray(msg)) {
-        char *joined = cJSON_PrintUnformatted(msg);
-        str_copy(text, sizeof(text), joined);
-        free(joined);
-    }
+    char text[400];
+    json_api_message(body, text, sizeof(text));
     bool is_delete = strcmp(entry_str(req, "method"), "DELETE") == 0;
     bool gone_ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(entry, "gone_ok"));
     if (resp->error == HTTP_E_AUTH) {

@@ -88,19 +88,6 @@ static const char *param_value(const struct poller *p, const char *name)
     return NULL;
 }
 
-/* The message of an API error body: a string, or the first of an array. */
-static const char *api_message(const cJSON *body)
-{
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "message");
-    if (cJSON_IsString(m)) {
-        return m->valuestring;
-    }
-    if (cJSON_IsArray(m) && cJSON_IsString(cJSON_GetArrayItem(m, 0))) {
-        return cJSON_GetArrayItem(m, 0)->valuestring;
-    }
-    return "";
-}
-
 /* Logs a failed request with trigger, method, path, status, traceId and message. */
 void poller_log_failure(const struct poller *p, const char *what, const struct http_response *resp,
                         const cJSON *body)
@@ -119,12 +106,11 @@ void poller_log_failure(const struct poller *p, const char *what, const struct h
         log_warn(p->tag, "%s: %s (%s)", what, http_strerror(resp->error), resp->error_text);
     } else if (resp->status == 0) {
         log_warn(p->tag, "%s: no response", what);
-    } else if (resp->error == HTTP_E_REDIRECT) {
-        log_warn(p->tag, "%s: HTTP %ld redirect to '%s' refused", what, resp->status,
-                 resp->location);
     } else {
+        char message[400];
+        json_api_message(body, message, sizeof(message));
         log_warn(p->tag, "%s: HTTP %ld%s%s%s%s", what, resp->status, trace ? " traceId " : "",
-                 trace ? trace : "", body ? ": " : "", body ? api_message(body) : "");
+                 trace ? trace : "", body ? ": " : "", message);
     }
 }
 
