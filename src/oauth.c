@@ -950,17 +950,46 @@ static void save_done(uv_work_t *w, int status)
     leave(c);
 }
 
-static void on_refresh_done(struct http_response *resp, void *ud)
+/* The start of every token-response callback: the op's transfer is over.
+ * Returns its credential, entered, or NULL when the credential was freed
+ * while the request was in flight (the op is freed then). */
+static struct oauth_credential *op_transfer_done(struct refresh_op *op)
 {
-    struct refresh_op *op = ud;
     op->http_pending = false;
     op->xfer = NULL;
     struct oauth_credential *c = op->c;
     if (c == NULL) {
         op_free(op);
-        return;
+        return NULL;
     }
     enter(c);
+    return c;
+}
+
+/* Parses a token response body into *next and wipes the body (it holds
+ * tokens). On failure reports a transient failure naming `what`. */
+static bool pair_from_body(struct oauth_credential *c, struct http_response *resp,
+                           const char *what, struct oauth_pair **next)
+{
+    char perr[200];
+    if (oauth_pair_from_response(resp->body.data, resp->body.len, util_wall_ms(), next, perr,
+                                 sizeof(perr)) != 0) {
+        char why[512];
+        snprintf(why, sizeof(why), "unusable %s response: %s", what, perr);
+        refresh_transient(c, why);
+        return false;
+    }
+    explicit_bzero(resp->body.data, resp->body.len);
+    return true;
+}
+
+static void on_refresh_done(struct http_response *resp, void *ud)
+{
+    struct refresh_op *op = ud;
+    struct oauth_credential *c = op_transfer_done(op);
+    if (c == NULL) {
+        return;
+    }
     char why[512];
     if (resp->error != 0) {
         snprintf(why, sizeof(why), "token endpoint: %s", http_strerror(resp->error));
@@ -989,16 +1018,12 @@ static void on_refresh_done(struct http_response *resp, void *ud)
         goto out;
     }
     struct oauth_pair *next;
-    char perr[200];
-    if (oauth_pair_from_response(resp->body.data, resp->body.len, util_wall_ms(), &next, perr,
-                                 sizeof(perr)) != 0) {
-        /* The server may have rotated already; if so the next attempt reports invalid_grant. */
-        snprintf(why, sizeof(why), "unusable token endpoint response: %s", perr);
-        refresh_transient(c, why);
+    /* On failure the server may have rotated already; if so the next attempt
+     * reports invalid_grant. */
+    if (!pair_from_body(c, resp, "token endpoint", &next)) {
         goto out;
     }
     inherit(next, c->pair);
-    explicit_bzero(resp->body.data, resp->body.len);
     FAILPOINT("token.after_response_before_persist");
     /* Persist before use, on a pool thread so a slow fsync never stalls the loop. The
      * waiters stay queued (c->op is still set) until save_done publishes the pair. */
@@ -1112,14 +1137,10 @@ static void wait_agency(struct oauth_credential *c, struct refresh_op *op)
 static void on_location_done(struct http_response *resp, void *ud)
 {
     struct refresh_op *op = ud;
-    op->http_pending = false;
-    op->xfer = NULL;
-    struct oauth_credential *c = op->c;
+    struct oauth_credential *c = op_transfer_done(op);
     if (c == NULL) {
-        op_free(op);
         return;
     }
-    enter(c);
     char why[512];
     if (resp->error != 0) {
         snprintf(why, sizeof(why), "locationToken: %s", http_strerror(resp->error));
@@ -1151,14 +1172,9 @@ static void on_location_done(struct http_response *resp, void *ud)
         goto out;
     }
     struct oauth_pair *next;
-    char perr[200];
-    if (oauth_pair_from_response(resp->body.data, resp->body.len, util_wall_ms(), &next, perr,
-                                 sizeof(perr)) != 0) {
-        snprintf(why, sizeof(why), "unusable locationToken response: %s", perr);
-        refresh_transient(c, why);
+    if (!pair_from_body(c, resp, "locationToken", &next)) {
         goto out;
     }
-    explicit_bzero(resp->body.data, resp->body.len);
     /* Location tokens are never refreshed with a refresh token, even if one is sent. */
     wipe_free(next->refresh_token);
     next->refresh_token = NULL;
