@@ -1,12 +1,23 @@
 /*
  * cli: see cli.h.
+ *
+ * Every command is a row of `commands` (at the end): its name, its --help
+ * text, the options it takes and the function that does its work. The
+ * options are rows too (name, short letter, what kind of value, where in
+ * struct args it goes), so one parser, parse_options, serves every command
+ * and a command function only takes its positional arguments, loads the
+ * configuration it needs (load) and does its job.
  */
 #include "cli.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,166 +109,108 @@ static const char usage_catalog[] =
     "      --catalog DIR     the directory holding triggers/ and actions/\n"
     "  -h, --help            this text\n";
 
-enum {
-    OPT_DRY_RUN = 255,
-    OPT_ONCE = 256,
-    OPT_LOG_LEVEL,
-    OPT_FROM,
-    OPT_TRIGGER,
-    OPT_TYPE,
-    OPT_LIMIT,
-    OPT_CATALOG,
-    OPT_CODE,
-    OPT_TIMEOUT,
+static const char usage_dlq[] =
+    "usage: pollen dlq list -c FILE\n"
+    "       pollen dlq retry ID -c FILE\n"
+    "       pollen dlq drop ID -c FILE\n"
+    "\n"
+    "The dead-letter store holds actions that failed permanently (a 4xx other\n"
+    "than 408/429, or every attempt used up). `list` prints them as JSON lines\n"
+    "(id, rule, action, the rendered request, attempts, last status and error).\n"
+    "`retry` moves one back to the outbox with its attempts reset; the running\n"
+    "engine sends it within a second. `drop` deletes it.\n"
+    "\n"
+    "  -c, --config FILE     the configuration file (its [engine] state_dir is used)\n"
+    "  -h, --help            this text\n";
+
+static const char usage_auth[] =
+    "usage: pollen auth login -c FILE NAME [--code CODE] [--timeout DURATION]\n"
+    "       pollen auth status -c FILE\n"
+    "\n"
+    "login runs the OAuth authorization-code flow for [oauth NAME]: it prints the\n"
+    "HighLevel chooselocation URL with the configured scopes; open it, choose the\n"
+    "location (or agency) and approve. The browser is redirected to redirect_uri,\n"
+    "which pollen receives on a listener bound to that loopback address only.\n"
+    "On a headless machine, open the URL elsewhere and pass the code from the\n"
+    "redirect with --code. The code is exchanged at POST /oauth/token and the\n"
+    "token pair is stored in token_store (mode 0600, written atomically).\n"
+    "status shows, per credential, its user type, location or company, scopes and\n"
+    "when the access token expires. No token is ever printed.\n"
+    "\n"
+    "  -c, --config FILE     the configuration file\n"
+    "      --code CODE       the authorization code (skips the listener)\n"
+    "      --timeout DUR     how long to wait for the redirect (default 10m)\n"
+    "  -h, --help            this text\n";
+
+/*
+ * What the options of a command line said, filled in by parse_options. A
+ * command reads only the fields of the options it lists; the others keep
+ * the defaults run_command sets.
+ */
+struct args {
+    const struct command *cmd;
+    int argc;    /* the command's own argv: argv[0] is its name, and the */
+    char **argv; /* positional arguments are argv[optind..] after parsing */
+    const char *config;        /* -c, --config FILE */
+    struct engine_options run; /* run --once, --dry-run */
+    const char *log_level;     /* run --log-level (checked after the arguments) */
+    struct tail_options tail;  /* tail -f, --from, --trigger, --type, --limit */
+    const char *catalog_dir;   /* catalog --catalog */
+    const char *code;          /* auth --code */
+    uint64_t timeout_ms;       /* auth --timeout */
 };
 
-static int usage_error(const char *usage, const char *fmt, ...) ATTR_PRINTF(2, 3);
+/* What an option's value must be; each kind has its own usage error. */
+enum arg_kind {
+    ARG_FLAG,       /* no value: sets a bool */
+    ARG_STRING,     /* const char *: the value as given */
+    ARG_NUMBER,     /* uint64_t: a whole number >= 0 */
+    ARG_DURATION,   /* uint64_t: a duration other than 0, in ms */
+    ARG_EVENT_TYPE, /* const char *: one of the event types events carry */
+};
 
-static int usage_error(const char *usage, const char *fmt, ...)
+struct option_spec {
+    const char *name; /* the long name: --name */
+    char letter;      /* the short name (-x), or 0 for none */
+    enum arg_kind kind;
+    size_t offset;    /* where the value goes in struct args */
+    const char *noun; /* ARG_NUMBER: what the value is, for "--NAME needs NOUN" */
+};
+
+#define AT(field) offsetof(struct args, field)
+
+struct command {
+    const char *name;
+    const char *usage;                 /* --help; also follows every usage error */
+    const struct option_spec *options; /* ends with {0}; -h, --help is added */
+    bool needs_config;                 /* without -c FILE: "NAME needs -c FILE" */
+    int (*fn)(struct args *a);         /* returns the exit code */
+};
+
+/* The most options a command has, counting --help (tail: 7). */
+#define MAX_OPTIONS 8
+
+/*
+ * getopt_long returns an option's short letter, or '?' for a bad option.
+ * Options without a letter return ROW_BASE + their row instead: no
+ * character is 256 or more, so that value cannot be taken for a letter.
+ */
+enum { ROW_BASE = 256 };
+
+/* parse_options: the options were fine, the command goes on. */
+enum { GO_ON = -1 };
+
+static int usage_error(const struct args *a, const char *fmt, ...) ATTR_PRINTF(2, 3);
+
+static int usage_error(const struct args *a, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "pollen: ");
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n\n%s", usage);
+    fprintf(stderr, "\n\n%s", a->cmd->usage);
     return CLI_EXIT_USAGE;
-}
-
-/*
- * Loads the configuration (and, unless skip_catalog, the catalog it uses),
- * printing every problem. Returns 0, or the exit code to return.
- */
-static int load_all(const char *path, unsigned flags, bool resolve, struct config **cfg,
-                    struct catalog **cat)
-{
-    struct config_errors errs = {0};
-    *cfg = NULL;
-    *cat = NULL;
-    int rc = config_load(path, flags, cfg, &errs);
-    if (rc == 0 && resolve) {
-        rc = catalog_load((*cfg)->catalog_dir, cat, &errs);
-        if (rc == 0) {
-            rc = config_resolve(*cfg, *cat, &errs);
-        }
-    }
-    if (rc != 0 || errs.count > 0) {
-        config_errors_print(&errs, stderr);
-        config_errors_free(&errs);
-        catalog_free(*cat);
-        config_free(*cfg);
-        *cat = NULL;
-        *cfg = NULL;
-        return CLI_EXIT_USAGE;
-    }
-    config_errors_free(&errs);
-    return 0;
-}
-
-static int cmd_run(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"once", no_argument, NULL, OPT_ONCE},
-        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *path = NULL;
-    const char *level = NULL;
-    struct engine_options eo = {0};
-    int c;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case OPT_ONCE:
-            eo.once = true;
-            break;
-        case OPT_DRY_RUN:
-            eo.dry_run = true;
-            break;
-        case OPT_LOG_LEVEL:
-            level = optarg;
-            break;
-        case 'h':
-            fputs(usage_run, stdout);
-            return CLI_EXIT_OK;
-        default:
-            fputs(usage_run, stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        return usage_error(usage_run, "unexpected argument '%s'", argv[optind]);
-    }
-    if (path == NULL) {
-        return usage_error(usage_run, "%s", "run needs -c FILE");
-    }
-    enum log_level lvl;
-    if (level != NULL && log_parse_level(level, &lvl) != 0) {
-        return usage_error(usage_run, "unknown log level '%s' (error, warn, info, debug)", level);
-    }
-    struct config *cfg = NULL;
-    struct catalog *cat = NULL;
-    int rc = load_all(path, 0, true, &cfg, &cat);
-    if (rc != 0) {
-        fprintf(stderr, "pollen: %s has errors; not starting (see `pollen check -c %s`)\n", path,
-                path);
-        return rc;
-    }
-    log_set_level(level != NULL ? lvl : cfg->log_level);
-    rc = engine_run(cfg, &eo);
-    catalog_free(cat);
-    config_free(cfg);
-    log_clear_secrets();
-    return rc;
-}
-
-static int cmd_check(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *path = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case 'h':
-            fputs(usage_check, stdout);
-            return CLI_EXIT_OK;
-        default:
-            fputs(usage_check, stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        return usage_error(usage_check, "unexpected argument '%s'", argv[optind]);
-    }
-    if (path == NULL) {
-        return usage_error(usage_check, "%s", "check needs -c FILE");
-    }
-    struct config *cfg = NULL;
-    struct catalog *cat = NULL;
-    int rc = load_all(path, 0, true, &cfg, &cat);
-    if (rc != 0) {
-        return rc;
-    }
-    printf("%s: ok: %zu location(s), %zu trigger(s), %zu rule(s); catalog %s (%zu triggers, "
-           "%zu actions)\n",
-           path, cfg->nlocations, cfg->ntriggers, cfg->nrules, cfg->catalog_dir,
-           catalog_trigger_count(cat), catalog_action_count(cat));
-    catalog_free(cat);
-    config_free(cfg);
-    log_clear_secrets();
-    return CLI_EXIT_OK;
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -272,6 +225,7 @@ static int parse_u64(const char *s, uint64_t *out)
 
 static bool known_event_type(const char *type)
 {
+    /* The usage error of ARG_EVENT_TYPE lists these too: keep both alike. */
     static const char *const types[] = {
         "created", "updated", "deleted", "action.succeeded", "action.failed", "action.dead",
         "auth.failed",
@@ -284,74 +238,242 @@ static bool known_event_type(const char *type)
     return false;
 }
 
-static int cmd_tail(int argc, char **argv)
+/* Checks one option's value and stores it. Returns 0, or the exit code. */
+static int store_option(struct args *a, const struct option_spec *o, const char *value)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"follow", no_argument, NULL, 'f'},
-        {"from", required_argument, NULL, OPT_FROM},
-        {"trigger", required_argument, NULL, OPT_TRIGGER},
-        {"type", required_argument, NULL, OPT_TYPE},
-        {"limit", required_argument, NULL, OPT_LIMIT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *path = NULL;
-    struct tail_options to = {.from = 1, .out = stdout};
-    int c;
-    while ((c = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case 'f':
-            to.follow = true;
-            break;
-        case OPT_FROM:
-            if (parse_u64(optarg, &to.from) != 0) {
-                return usage_error(usage_tail, "--from needs a sequence number, not '%s'", optarg);
+    /* void *: the offset comes from offsetof on a field of this very type. */
+    void *field = (char *)a + o->offset;
+    switch (o->kind) {
+    case ARG_FLAG:
+        *(bool *)field = true;
+        return 0;
+    case ARG_STRING:
+        *(const char **)field = value;
+        return 0;
+    case ARG_NUMBER:
+        if (parse_u64(value, (uint64_t *)field) != 0) {
+            return usage_error(a, "--%s needs %s, not '%s'", o->name, o->noun, value);
+        }
+        return 0;
+    case ARG_DURATION:
+        if (util_parse_duration(value, (uint64_t *)field) != 0 || *(uint64_t *)field == 0) {
+            return usage_error(a, "bad duration '%s' for --%s", value, o->name);
+        }
+        return 0;
+    case ARG_EVENT_TYPE:
+        if (!known_event_type(value)) {
+            return usage_error(a,
+                               "unknown event type '%s' (created, updated, deleted, "
+                               "action.succeeded, action.failed, action.dead, auth.failed)",
+                               value);
+        }
+        *(const char **)field = value;
+        return 0;
+    }
+    return 0;
+}
+
+/* What getopt_long returns for the option in row `row` of opts. */
+static int option_value(const struct option_spec *opts, size_t row)
+{
+    return opts[row].letter != 0 ? opts[row].letter : ROW_BASE + (int)row;
+}
+
+/*
+ * Parses the options of a->argv into a, in the order given: a bad value
+ * stops at once, as does -h (so `--help --from x` helps, `--from x --help`
+ * fails). getopt_long moves the positional arguments behind the options.
+ * Returns GO_ON, or the exit code: 0 after --help, 2 after a usage error.
+ */
+static int parse_options(struct args *a)
+{
+    const struct command *cmd = a->cmd;
+    /* The getopt_long tables, in the order of the rows: that order shows in
+     * its "is ambiguous; possibilities: ..." message. */
+    struct option longopts[MAX_OPTIONS + 1];
+    char shortopts[2 * MAX_OPTIONS + 1];
+    size_t n = 0;
+    size_t s = 0;
+    for (const struct option_spec *o = cmd->options; o->name != NULL; o++, n++) {
+        assert(n + 1 < MAX_OPTIONS); /* room for this row and --help */
+        int has_arg = o->kind == ARG_FLAG ? no_argument : required_argument;
+        longopts[n] = (struct option){o->name, has_arg, NULL, option_value(cmd->options, n)};
+        if (o->letter != 0) {
+            shortopts[s++] = o->letter;
+            if (has_arg == required_argument) {
+                shortopts[s++] = ':';
             }
-            break;
-        case OPT_TRIGGER:
-            to.trigger = optarg;
-            break;
-        case OPT_TYPE:
-            to.type = optarg;
-            if (!known_event_type(optarg)) {
-                return usage_error(usage_tail,
-                                   "unknown event type '%s' (created, updated, deleted, "
-                                   "action.succeeded, action.failed, action.dead, auth.failed)",
-                                   optarg);
-            }
-            break;
-        case OPT_LIMIT:
-            if (parse_u64(optarg, &to.limit) != 0) {
-                return usage_error(usage_tail, "--limit needs a number, not '%s'", optarg);
-            }
-            break;
-        case 'h':
-            fputs(usage_tail, stdout);
-            return CLI_EXIT_OK;
-        default:
-            fputs(usage_tail, stderr);
-            return CLI_EXIT_USAGE;
         }
     }
-    if (optind < argc) {
-        return usage_error(usage_tail, "unexpected argument '%s'", argv[optind]);
+    longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+    shortopts[s++] = 'h';
+    shortopts[s] = '\0';
+
+    int c;
+    while ((c = getopt_long(a->argc, a->argv, shortopts, longopts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(cmd->usage, stdout);
+            return CLI_EXIT_OK;
+        }
+        size_t row = 0;
+        while (cmd->options[row].name != NULL && option_value(cmd->options, row) != c) {
+            row++;
+        }
+        if (cmd->options[row].name == NULL) {
+            /* A bad option ('?'): getopt_long has said what was wrong. */
+            fputs(cmd->usage, stderr);
+            return CLI_EXIT_USAGE;
+        }
+        int rc = store_option(a, &cmd->options[row], optarg);
+        if (rc != 0) {
+            return rc;
+        }
     }
-    if (path == NULL) {
-        return usage_error(usage_tail, "%s", "tail needs -c FILE");
+    return GO_ON;
+}
+
+/* The next positional argument, or NULL when there is none. */
+static const char *next_arg(struct args *a)
+{
+    return optind < a->argc ? a->argv[optind++] : NULL;
+}
+
+/*
+ * After a command took the positional arguments it knows: none may be left,
+ * and -c FILE must be there if the command needs it. Returns 0, or the exit
+ * code.
+ */
+static int end_of_args(const struct args *a)
+{
+    if (optind < a->argc) {
+        return usage_error(a, "unexpected argument '%s'", a->argv[optind]);
     }
-    struct config *cfg = NULL;
-    struct catalog *cat = NULL;
-    int rc = load_all(path, CONFIG_SKIP_SECRETS, false, &cfg, &cat);
+    if (a->cmd->needs_config && a->config == NULL) {
+        return usage_error(a, "%s needs -c FILE", a->cmd->name);
+    }
+    return 0;
+}
+
+/* How much of the configuration a command needs. */
+enum load_mode {
+    LOAD_NO_SECRETS,   /* the file only: state_dir, catalog, names (nothing to send) */
+    LOAD_WITH_SECRETS, /* also read the tokens and client secrets it references */
+    LOAD_RESOLVED,     /* also load the catalog and resolve triggers and rules on it */
+};
+
+struct loaded {
+    struct config *cfg;
+    struct catalog *cat;
+};
+
+/*
+ * Frees what a command loaded and the process-wide leftovers (registered
+ * secrets, JSON scratch space), so that a leak checker sees a clean exit.
+ */
+static void unload(struct loaded *l)
+{
+    catalog_free(l->cat);
+    config_free(l->cfg);
+    *l = (struct loaded){NULL, NULL};
+    log_clear_secrets();
+    json_scratch_release();
+}
+
+/*
+ * Prints and frees the problems collected while loading. Returns 0, or 2
+ * when loading failed or found any problem: a configuration with problems
+ * is never used.
+ */
+static int report_problems(int rc, struct config_errors *errs)
+{
+    bool failed = rc != 0 || errs->count > 0;
+    if (failed) {
+        config_errors_print(errs, stderr);
+    }
+    config_errors_free(errs);
+    return failed ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+}
+
+/* Loads the configuration at path as mode says. Returns 0, or the exit code. */
+static int load(const char *path, enum load_mode mode, struct loaded *l)
+{
+    struct config_errors errs = {0};
+    *l = (struct loaded){NULL, NULL};
+    unsigned flags = mode == LOAD_NO_SECRETS ? CONFIG_SKIP_SECRETS : 0;
+    int rc = config_load(path, flags, &l->cfg, &errs);
+    if (rc == 0 && mode == LOAD_RESOLVED) {
+        rc = catalog_load(l->cfg->catalog_dir, &l->cat, &errs);
+        if (rc == 0) {
+            rc = config_resolve(l->cfg, l->cat, &errs);
+        }
+    }
+    rc = report_problems(rc, &errs);
+    if (rc != 0) {
+        unload(l);
+    }
+    return rc;
+}
+
+/*
+ * The start of a command that works on its configuration, once it took its
+ * positional arguments: see end_of_args, then load. Returns 0, or the exit
+ * code.
+ */
+static int prepare(struct args *a, enum load_mode mode, struct loaded *l)
+{
+    int rc = end_of_args(a);
+    return rc != 0 ? rc : load(a->config, mode, l);
+}
+
+static int cmd_run(struct args *a)
+{
+    int rc = end_of_args(a);
     if (rc != 0) {
         return rc;
     }
-    to.state_dir = cfg->state_dir;
-    rc = tail_run(&to);
-    config_free(cfg);
+    enum log_level lvl;
+    if (a->log_level != NULL && log_parse_level(a->log_level, &lvl) != 0) {
+        return usage_error(a, "unknown log level '%s' (error, warn, info, debug)", a->log_level);
+    }
+    struct loaded l;
+    rc = load(a->config, LOAD_RESOLVED, &l);
+    if (rc != 0) {
+        fprintf(stderr, "pollen: %s has errors; not starting (see `pollen check -c %s`)\n",
+                a->config, a->config);
+        return rc;
+    }
+    log_set_level(a->log_level != NULL ? lvl : l.cfg->log_level);
+    rc = engine_run(l.cfg, &a->run);
+    unload(&l);
+    return rc;
+}
+
+static int cmd_check(struct args *a)
+{
+    struct loaded l;
+    int rc = prepare(a, LOAD_RESOLVED, &l);
+    if (rc != 0) {
+        return rc;
+    }
+    printf("%s: ok: %zu location(s), %zu trigger(s), %zu rule(s); catalog %s (%zu triggers, "
+           "%zu actions)\n",
+           a->config, l.cfg->nlocations, l.cfg->ntriggers, l.cfg->nrules, l.cfg->catalog_dir,
+           catalog_trigger_count(l.cat), catalog_action_count(l.cat));
+    unload(&l);
+    return CLI_EXIT_OK;
+}
+
+static int cmd_tail(struct args *a)
+{
+    struct loaded l;
+    int rc = prepare(a, LOAD_NO_SECRETS, &l);
+    if (rc != 0) {
+        return rc;
+    }
+    a->tail.state_dir = l.cfg->state_dir;
+    rc = tail_run(&a->tail);
+    unload(&l);
     return rc;
 }
 
@@ -373,86 +495,42 @@ static void print_actions(const struct catalog *cat)
     }
 }
 
-static int cmd_catalog(int argc, char **argv)
+static int cmd_catalog(struct args *a)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"catalog", required_argument, NULL, OPT_CATALOG},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *path = NULL;
-    const char *dir = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case OPT_CATALOG:
-            dir = optarg;
-            break;
-        case 'h':
-            fputs(usage_catalog, stdout);
-            return CLI_EXIT_OK;
-        default:
-            fputs(usage_catalog, stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    const char *what = optind < argc ? argv[optind++] : NULL;
-    if (optind < argc) {
-        return usage_error(usage_catalog, "unexpected argument '%s'", argv[optind]);
+    const char *what = next_arg(a);
+    int rc = end_of_args(a);
+    if (rc != 0) {
+        return rc;
     }
     if (what != NULL && strcmp(what, "triggers") != 0 && strcmp(what, "actions") != 0) {
-        return usage_error(usage_catalog, "unknown catalog kind '%s' (triggers or actions)", what);
+        return usage_error(a, "unknown catalog kind '%s' (triggers or actions)", what);
     }
-    struct config *cfg = NULL;
-    if (path != NULL && dir == NULL) {
-        struct catalog *none = NULL;
-        int rc = load_all(path, CONFIG_SKIP_SECRETS, false, &cfg, &none);
+    /* --catalog DIR wins over the configuration's [engine] catalog. */
+    struct loaded l = {NULL, NULL};
+    const char *dir = a->catalog_dir;
+    if (dir == NULL && a->config != NULL) {
+        rc = load(a->config, LOAD_NO_SECRETS, &l);
         if (rc != 0) {
             return rc;
         }
-        dir = cfg->catalog_dir;
+        dir = l.cfg->catalog_dir;
     }
     if (dir == NULL) {
         dir = POLLEN_CATALOG_DIR;
     }
     struct config_errors errs = {0};
-    struct catalog *cat = NULL;
-    int rc = catalog_load(dir, &cat, &errs);
-    if (rc != 0 || errs.count > 0) {
-        config_errors_print(&errs, stderr);
-        config_errors_free(&errs);
-        catalog_free(cat);
-        config_free(cfg);
-        return CLI_EXIT_USAGE;
+    rc = report_problems(catalog_load(dir, &l.cat, &errs), &errs);
+    if (rc == 0) {
+        if (what == NULL || strcmp(what, "triggers") == 0) {
+            print_triggers(l.cat);
+        }
+        if (what == NULL || strcmp(what, "actions") == 0) {
+            print_actions(l.cat);
+        }
     }
-    if (what == NULL || strcmp(what, "triggers") == 0) {
-        print_triggers(cat);
-    }
-    if (what == NULL || strcmp(what, "actions") == 0) {
-        print_actions(cat);
-    }
-    catalog_free(cat);
-    config_free(cfg);
-    return CLI_EXIT_OK;
+    unload(&l);
+    return rc;
 }
-
-static const char usage_dlq[] =
-    "usage: pollen dlq list -c FILE\n"
-    "       pollen dlq retry ID -c FILE\n"
-    "       pollen dlq drop ID -c FILE\n"
-    "\n"
-    "The dead-letter store holds actions that failed permanently (a 4xx other\n"
-    "than 408/429, or every attempt used up). `list` prints them as JSON lines\n"
-    "(id, rule, action, the rendered request, attempts, last status and error).\n"
-    "`retry` moves one back to the outbox with its attempts reset; the running\n"
-    "engine sends it within a second. `drop` deletes it.\n"
-    "\n"
-    "  -c, --config FILE     the configuration file (its [engine] state_dir is used)\n"
-    "  -h, --help            this text\n";
 
 static int print_dead(uint64_t id, const cJSON *entry, void *ud)
 {
@@ -478,60 +556,17 @@ static int dlq_txn(struct store_txn *txn, void *ud)
     return outbox_dlq_drop(txn, op->id);
 }
 
-static int cmd_dlq(int argc, char **argv)
+/* Does op on the dead-letter store in state_dir. Returns the exit code. */
+static int dlq_apply(const char *state_dir, struct dlq_op *op)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *path = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case 'h':
-            fputs(usage_dlq, stdout);
-            return CLI_EXIT_OK;
-        default:
-            fputs(usage_dlq, stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    const char *verb = optind < argc ? argv[optind++] : NULL;
-    const char *id_text = optind < argc ? argv[optind++] : NULL;
-    if (verb == NULL || (strcmp(verb, "list") != 0 && strcmp(verb, "retry") != 0 &&
-                         strcmp(verb, "drop") != 0)) {
-        return usage_error(usage_dlq, "dlq needs list, retry ID or drop ID%s", "");
-    }
-    struct dlq_op op = {.verb = verb};
-    if (strcmp(verb, "list") != 0 && (id_text == NULL || parse_u64(id_text, &op.id) != 0)) {
-        return usage_error(usage_dlq, "dlq %s needs the numeric id of a dead letter", verb);
-    }
-    if (optind < argc) {
-        return usage_error(usage_dlq, "unexpected argument '%s'", argv[optind]);
-    }
-    if (path == NULL) {
-        return usage_error(usage_dlq, "%s", "dlq needs -c FILE");
-    }
-    struct config *cfg = NULL;
-    struct catalog *cat = NULL;
-    int rc = load_all(path, CONFIG_SKIP_SECRETS, false, &cfg, &cat);
-    if (rc != 0) {
-        return rc;
-    }
     struct store *s = NULL;
-    struct store_options so = {.readonly = strcmp(verb, "list") == 0};
-    rc = store_open(cfg->state_dir, &so, &s);
+    struct store_options so = {.readonly = strcmp(op->verb, "list") == 0};
+    int rc = store_open(state_dir, &so, &s);
     if (rc == -ENOENT && so.readonly) {
-        config_free(cfg);
         return CLI_EXIT_OK; /* no state yet: no dead letters */
     }
     if (rc != 0) {
-        fprintf(stderr, "pollen dlq: cannot open %s: %s\n", cfg->state_dir, store_strerror(rc));
-        config_free(cfg);
+        fprintf(stderr, "pollen dlq: cannot open %s: %s\n", state_dir, store_strerror(rc));
         return CLI_EXIT_RUNTIME;
     }
     if (so.readonly) {
@@ -542,113 +577,142 @@ static int cmd_dlq(int argc, char **argv)
             store_txn_abort(txn);
         }
     } else {
-        rc = store_write(s, dlq_txn, &op);
+        rc = store_write(s, dlq_txn, op);
         if (rc == -ENOENT) {
             fprintf(stderr, "pollen dlq: no dead letter with id %llu\n",
-                    (unsigned long long)op.id);
+                    (unsigned long long)op->id);
         } else if (rc == 0) {
-            printf("dead letter %llu %s\n", (unsigned long long)op.id,
-                   strcmp(verb, "retry") == 0 ? "queued again" : "dropped");
+            printf("dead letter %llu %s\n", (unsigned long long)op->id,
+                   strcmp(op->verb, "retry") == 0 ? "queued again" : "dropped");
         }
     }
     store_close(s);
-    config_free(cfg);
-    json_scratch_release();
+    /* An id that names no dead letter is the user's mistake, not a failure. */
     if (rc == -ENOENT) {
         return CLI_EXIT_USAGE;
     }
     return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
 }
 
-static const char usage_auth[] =
-    "usage: pollen auth login -c FILE NAME [--code CODE] [--timeout DURATION]\n"
-    "       pollen auth status -c FILE\n"
-    "\n"
-    "login runs the OAuth authorization-code flow for [oauth NAME]: it prints the\n"
-    "HighLevel chooselocation URL with the configured scopes; open it, choose the\n"
-    "location (or agency) and approve. The browser is redirected to redirect_uri,\n"
-    "which pollen receives on a listener bound to that loopback address only.\n"
-    "On a headless machine, open the URL elsewhere and pass the code from the\n"
-    "redirect with --code. The code is exchanged at POST /oauth/token and the\n"
-    "token pair is stored in token_store (mode 0600, written atomically).\n"
-    "status shows, per credential, its user type, location or company, scopes and\n"
-    "when the access token expires. No token is ever printed.\n"
-    "\n"
-    "  -c, --config FILE     the configuration file\n"
-    "      --code CODE       the authorization code (skips the listener)\n"
-    "      --timeout DUR     how long to wait for the redirect (default 10m)\n"
-    "  -h, --help            this text\n";
-
-static int cmd_auth(int argc, char **argv)
+static int cmd_dlq(struct args *a)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"code", required_argument, NULL, OPT_CODE},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *path = NULL;
-    const char *code = NULL;
-    uint64_t timeout_ms = 600000;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case OPT_CODE:
-            code = optarg;
-            break;
-        case OPT_TIMEOUT:
-            if (util_parse_duration(optarg, &timeout_ms) != 0 || timeout_ms == 0) {
-                return usage_error(usage_auth, "bad duration '%s' for --timeout", optarg);
-            }
-            break;
-        case 'h':
-            fputs(usage_auth, stdout);
-            return CLI_EXIT_OK;
-        default:
-            fputs(usage_auth, stderr);
-            return CLI_EXIT_USAGE;
-        }
+    const char *verb = next_arg(a);
+    const char *id_text = next_arg(a);
+    if (verb == NULL || (strcmp(verb, "list") != 0 && strcmp(verb, "retry") != 0 &&
+                         strcmp(verb, "drop") != 0)) {
+        return usage_error(a, "dlq needs list, retry ID or drop ID");
     }
-    const char *verb = optind < argc ? argv[optind++] : NULL;
-    const char *name = optind < argc ? argv[optind++] : NULL;
-    if (verb == NULL || (strcmp(verb, "login") != 0 && strcmp(verb, "status") != 0)) {
-        return usage_error(usage_auth, "auth needs login or status%s", "");
+    struct dlq_op op = {.verb = verb};
+    if (strcmp(verb, "list") == 0 && id_text != NULL) {
+        return usage_error(a, "unexpected argument '%s'", id_text);
     }
-    if (strcmp(verb, "login") == 0 && name == NULL) {
-        return usage_error(usage_auth, "auth login needs the NAME of an [oauth NAME]%s", "");
+    if (strcmp(verb, "list") != 0 && (id_text == NULL || parse_u64(id_text, &op.id) != 0)) {
+        return usage_error(a, "dlq %s needs the numeric id of a dead letter", verb);
     }
-    if (strcmp(verb, "status") == 0 && name != NULL) {
-        return usage_error(usage_auth, "unexpected argument '%s'", name);
-    }
-    if (optind < argc) {
-        return usage_error(usage_auth, "unexpected argument '%s'", argv[optind]);
-    }
-    if (path == NULL) {
-        return usage_error(usage_auth, "%s", "auth needs -c FILE");
-    }
-    struct config *cfg = NULL;
-    struct catalog *cat = NULL;
-    /* status reads no secret; login needs the client secret. */
-    unsigned flags = strcmp(verb, "status") == 0 ? CONFIG_SKIP_SECRETS : 0;
-    int rc = load_all(path, flags, false, &cfg, &cat);
+    struct loaded l;
+    int rc = prepare(a, LOAD_NO_SECRETS, &l);
     if (rc != 0) {
         return rc;
     }
-    if (strcmp(verb, "login") == 0) {
+    rc = dlq_apply(l.cfg->state_dir, &op);
+    unload(&l);
+    return rc;
+}
+
+static int cmd_auth(struct args *a)
+{
+    const char *verb = next_arg(a);
+    const char *name = next_arg(a);
+    if (verb == NULL || (strcmp(verb, "login") != 0 && strcmp(verb, "status") != 0)) {
+        return usage_error(a, "auth needs login or status");
+    }
+    bool login = strcmp(verb, "login") == 0;
+    if (login && name == NULL) {
+        return usage_error(a, "auth login needs the NAME of an [oauth NAME]");
+    }
+    if (!login && name != NULL) {
+        return usage_error(a, "unexpected argument '%s'", name);
+    }
+    /* status reads no secret; login needs the client secret. */
+    struct loaded l;
+    int rc = prepare(a, login ? LOAD_WITH_SECRETS : LOAD_NO_SECRETS, &l);
+    if (rc != 0) {
+        return rc;
+    }
+    if (login) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        rc = auth_login(cfg, name, code, timeout_ms, stdout);
+        rc = auth_login(l.cfg, name, a->code, a->timeout_ms, stdout);
         curl_global_cleanup();
     } else {
-        rc = auth_status(cfg, stdout);
+        rc = auth_status(l.cfg, stdout);
     }
-    config_free(cfg);
-    log_clear_secrets();
-    json_scratch_release();
+    unload(&l);
     return rc;
+}
+
+/*
+ * The options of each command, in the order of its --help text. The order
+ * also shows in getopt_long's "is ambiguous; possibilities:" message.
+ */
+static const struct option_spec run_opts[] = {
+    {"config", 'c', ARG_STRING, AT(config), NULL},
+    {"once", 0, ARG_FLAG, AT(run.once), NULL},
+    {"dry-run", 0, ARG_FLAG, AT(run.dry_run), NULL},
+    {"log-level", 0, ARG_STRING, AT(log_level), NULL},
+    {0},
+};
+
+static const struct option_spec config_only_opts[] = {
+    {"config", 'c', ARG_STRING, AT(config), NULL},
+    {0},
+};
+
+static const struct option_spec tail_opts[] = {
+    {"config", 'c', ARG_STRING, AT(config), NULL},
+    {"follow", 'f', ARG_FLAG, AT(tail.follow), NULL},
+    {"from", 0, ARG_NUMBER, AT(tail.from), "a sequence number"},
+    {"trigger", 0, ARG_STRING, AT(tail.trigger), NULL},
+    {"type", 0, ARG_EVENT_TYPE, AT(tail.type), NULL},
+    {"limit", 0, ARG_NUMBER, AT(tail.limit), "a number"},
+    {0},
+};
+
+static const struct option_spec catalog_opts[] = {
+    {"config", 'c', ARG_STRING, AT(config), NULL},
+    {"catalog", 0, ARG_STRING, AT(catalog_dir), NULL},
+    {0},
+};
+
+static const struct option_spec auth_opts[] = {
+    {"config", 'c', ARG_STRING, AT(config), NULL},
+    {"code", 0, ARG_STRING, AT(code), NULL},
+    {"timeout", 0, ARG_DURATION, AT(timeout_ms), NULL},
+    {0},
+};
+
+static const struct command commands[] = {
+    {"run", usage_run, run_opts, true, cmd_run},
+    {"check", usage_check, config_only_opts, true, cmd_check},
+    {"tail", usage_tail, tail_opts, true, cmd_tail},
+    {"catalog", usage_catalog, catalog_opts, false, cmd_catalog},
+    {"dlq", usage_dlq, config_only_opts, true, cmd_dlq},
+    {"auth", usage_auth, auth_opts, true, cmd_auth},
+};
+
+static int run_command(const struct command *cmd, int argc, char **argv)
+{
+    /* The defaults the --help texts give: tail --from 1, auth --timeout 10m. */
+    struct args a = {
+        .cmd = cmd,
+        .argc = argc,
+        .argv = argv,
+        .tail = {.from = 1, .out = stdout},
+        .timeout_ms = 600000,
+    };
+    /* getopt_long sees the command as argv[0]. */
+    optind = 1;
+    int rc = parse_options(&a);
+    return rc != GO_ON ? rc : cmd->fn(&a);
 }
 
 int cli_main(int argc, char **argv)
@@ -669,22 +733,9 @@ int cli_main(int argc, char **argv)
         printf("pollen %s\n", POLLEN_VERSION);
         return CLI_EXIT_OK;
     }
-    static const struct {
-        const char *name;
-        int (*fn)(int, char **);
-    } commands[] = {
-        {"run", cmd_run},
-        {"check", cmd_check},
-        {"tail", cmd_tail},
-        {"catalog", cmd_catalog},
-        {"dlq", cmd_dlq},
-        {"auth", cmd_auth},
-    };
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
         if (strcmp(cmd, commands[i].name) == 0) {
-            /* getopt_long sees the command as argv[0]. */
-            optind = 1;
-            return commands[i].fn(argc - 1, argv + 1);
+            return run_command(&commands[i], argc - 1, argv + 1);
         }
     }
     fprintf(stderr, "pollen: unknown command '%s'\n\n%s", cmd, usage_main);

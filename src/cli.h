@@ -1,7 +1,9 @@
 /*
  * cli: the command line. Parses `pollen COMMAND [options]`, loads and
  * validates the configuration, and hands over to the engine (run), the
- * checker (check), the event-log reader (tail) or the catalog listing.
+ * checker (check), the event-log reader (tail), the catalog listing
+ * (catalog), the dead-letter store (dlq) or the OAuth login and credential
+ * status (auth).
  *
  * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
  */

@@ -1047,9 +1047,9 @@ int store_open(const char *dir, const struct store_options *opts, struct store *
         struct stat st;
         if (stat(data_path, &st) != 0) {
             err = -errno;
-            if (err == -ENOENT) {
-                log_error(PREFIX, "%s: no store here (no data.mdb); has the engine run yet?", dir);
-            } else {
+            /* No store yet is the caller's call: tail and dlq list treat
+             * it as "nothing recorded", so no error line for it here. */
+            if (err != -ENOENT) {
                 log_error(PREFIX, "%s: cannot access %s: %s", dir, data_path, strerror(-err));
             }
             goto fail_open;

@@ -284,6 +284,23 @@ class CheckTest(unittest.TestCase):
                 self.assertFalse(os.path.exists(os.path.join(self.dir, "state")),
                                  "check must write nothing")
 
+    def test_dlq_and_tail_before_the_engine_ran(self):
+        """Before any run there is no store: tail and dlq list report nothing,
+        quietly, and create nothing; bad dlq arguments are usage errors."""
+        path = self.write("good", BASE)
+        state = os.path.join(self.dir, "state")
+        for args in (("dlq", "list"), ("tail",)):
+            proc = self.pollen(*args, "-c", path)
+            self.assertEqual((proc.returncode, proc.stdout, proc.stderr), (0, "", ""), args)
+        self.assertFalse(os.path.exists(state), "a reader created the state directory")
+        for args, rx in ((("dlq", "list", "extra"), r"unexpected argument 'extra'"),
+                         (("dlq", "retry"), r"dlq retry needs the numeric id"),
+                         (("dlq", "drop", "x1"), r"dlq drop needs the numeric id"),
+                         (("dlq", "purge"), r"dlq needs list, retry ID or drop ID")):
+            proc = self.pollen(*args, "-c", path)
+            self.assertEqual(proc.returncode, 2, args)
+            self.assertRegex(proc.stderr, rx)
+
     def test_every_problem_at_once(self):
         text = (sub("min_interval = 1s", "min_interval = 1s\nstate_dri = x")
                 .replace("every = 1m", "every = 99h")
