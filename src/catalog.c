@@ -424,31 +424,52 @@ out:
     strv_free(w);
 }
 
+/*
+ * Which of the n prefixes e->key starts with: returns its index and sets
+ * *name to the rest of the key; -1 when none does; -2 when the rest is not
+ * an identifier (reported at e's line).
+ */
+static int prefixed_key(struct config_ini *doc, const struct config_ini_entry *e,
+                        const char *const *prefixes, size_t n, const char **name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!str_has_prefix(e->key, prefixes[i])) {
+            continue;
+        }
+        *name = e->key + strlen(prefixes[i]);
+        if (!valid_ident(*name, strlen(*name))) {
+            config_diag_add(&doc->diag, e->line,
+                            "'%s': the name after '%s' must be letters, digits and _", e->key,
+                            prefixes[i]);
+            return -2;
+        }
+        return (int)i;
+    }
+    return -1;
+}
+
+/* A trigger's query.NAME, body.NAME and param.NAME keys. */
 static bool trigger_extra(struct config_ini *doc, const struct config_ini_entry *e, void *obj)
 {
     struct trigger_build *tb = obj;
     static const char *const prefixes[] = {"query.", "body.", "param."};
-    for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
-        if (!str_has_prefix(e->key, prefixes[i])) {
-            continue;
-        }
-        const char *name = e->key + strlen(prefixes[i]);
-        if (!valid_ident(name, strlen(name))) {
-            config_diag_add(&doc->diag, e->line,
-                            "'%s': the name after '%s' must be letters, digits and _", e->key,
-                            prefixes[i]);
-            return true;
-        }
-        if (i == 0) {
-            add_binding(doc, e, name, &tb->t.query, &tb->t.nquery);
-        } else if (i == 1) {
-            add_binding(doc, e, name, &tb->t.body, &tb->t.nbody);
-        } else {
-            add_param(doc, e, name, false, &tb->t.params, &tb->t.nparams, &tb->param_lines);
-        }
-        return true;
+    const char *name = NULL;
+    switch (prefixed_key(doc, e, prefixes, ARRAY_SIZE(prefixes), &name)) {
+    case -1:
+        return false;
+    case 0:
+        add_binding(doc, e, name, &tb->t.query, &tb->t.nquery);
+        break;
+    case 1:
+        add_binding(doc, e, name, &tb->t.body, &tb->t.nbody);
+        break;
+    case 2:
+        add_param(doc, e, name, false, &tb->t.params, &tb->t.nparams, &tb->param_lines);
+        break;
+    default:
+        break; /* reported */
     }
-    return false;
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -768,31 +789,28 @@ out:
     strv_free(w);
 }
 
+/* An action's body.NAME, param.NAME and field.NAME keys. */
 static bool action_extra(struct config_ini *doc, const struct config_ini_entry *e, void *obj)
 {
     struct action_build *ab = obj;
     static const char *const prefixes[] = {"body.", "param.", "field."};
-    for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
-        if (!str_has_prefix(e->key, prefixes[i])) {
-            continue;
-        }
-        const char *name = e->key + strlen(prefixes[i]);
-        if (!valid_ident(name, strlen(name))) {
-            config_diag_add(&doc->diag, e->line,
-                            "'%s': the name after '%s' must be letters, digits and _", e->key,
-                            prefixes[i]);
-            return true;
-        }
-        if (i == 0) {
-            add_binding(doc, e, name, &ab->a.body, &ab->a.nbody);
-        } else if (i == 1) {
-            add_param(doc, e, name, true, &ab->a.params, &ab->a.nparams, &ab->param_lines);
-        } else {
-            add_field(doc, e, name, ab);
-        }
-        return true;
+    const char *name = NULL;
+    switch (prefixed_key(doc, e, prefixes, ARRAY_SIZE(prefixes), &name)) {
+    case -1:
+        return false;
+    case 0:
+        add_binding(doc, e, name, &ab->a.body, &ab->a.nbody);
+        break;
+    case 1:
+        add_param(doc, e, name, true, &ab->a.params, &ab->a.nparams, &ab->param_lines);
+        break;
+    case 2:
+        add_field(doc, e, name, ab);
+        break;
+    default:
+        break; /* reported */
     }
-    return false;
+    return true;
 }
 
 static bool method_has_body(const char *method)
