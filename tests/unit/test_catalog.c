@@ -29,12 +29,6 @@
 
 #define SPEC_DIR SOURCE_ROOT "/../shared/ghl-openapi/"
 
-static const char *tmp_root(void)
-{
-    const char *t = getenv("POLLEN_TEST_TMP");
-    return t != NULL && t[0] != '\0' ? t : "/tmp";
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -1020,7 +1014,7 @@ static char *build_case(const struct bad_case *c)
 
 static void test_bad_cases(void)
 {
-    char *dir = xasprintf("%s/catalog_cases", tmp_root());
+    char *dir = xasprintf("%s/catalog_cases", test_tmp_root());
     char *tdir = xasprintf("%s/triggers", dir);
     char *file = xasprintf("%s/a.ini", tdir);
     remove_tree(dir);
@@ -1159,7 +1153,7 @@ static const struct bad_case action_cases[] = {
 
 static void test_bad_action_cases(void)
 {
-    char *dir = xasprintf("%s/catalog_action_cases", tmp_root());
+    char *dir = xasprintf("%s/catalog_action_cases", test_tmp_root());
     char *tdir = xasprintf("%s/triggers", dir);
     char *adir = xasprintf("%s/actions", dir);
     char *tfile = xasprintf("%s/a.ini", tdir);

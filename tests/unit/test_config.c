@@ -1663,8 +1663,7 @@ static void test_expansion_limit(void)
 
 static void setup(void)
 {
-    const char *tmp = getenv("POLLEN_TEST_TMP");
-    char *dir = xasprintf("%s/config_cases", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    char *dir = xasprintf("%s/config_cases", test_tmp_root());
     if (util_mkdir_p(dir, 0700) != 0) {
         fprintf(stderr, "cannot create %s\n", dir);
         exit(99);

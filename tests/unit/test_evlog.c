@@ -29,27 +29,12 @@
 
 static char *tmp_path(const char *name)
 {
-    const char *base = getenv("POLLEN_TEST_TMP");
-    if (base == NULL || base[0] == '\0') {
-        base = "/tmp";
-    }
-    return xasprintf("%s/test_evlog-%ld-%s", base, (long)getpid(), name);
-}
-
-static void rm_store(const char *dir)
-{
-    char *p = xasprintf("%s/data.mdb", dir);
-    unlink(p);
-    free(p);
-    p = xasprintf("%s/lock.mdb", dir);
-    unlink(p);
-    free(p);
-    rmdir(dir);
+    return test_tmp_path("test_evlog", name);
 }
 
 static struct store *open_fresh(const char *dir, uint64_t map)
 {
-    rm_store(dir);
+    test_rm_store(dir);
     struct store_options o = {.map_size = map, .max_size = 256ULL << 20};
     struct store *s = NULL;
     CHECK_INT(store_open(dir, &o, &s), 0);
@@ -249,7 +234,7 @@ static void test_append_layout(void)
     cJSON_Delete(ev);
 
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -335,7 +320,7 @@ static void test_retry_exactly_once(void)
     CHECK_INT(st.entries[STORE_EVENTS], 300);
     CHECK_INT(st.entries[STORE_SNAP], 300);
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -399,7 +384,7 @@ static void test_seq_monotonic(void)
     CHECK_INT(last, 9);
     CHECK_INT(append_at(s, NOW_MS), 10);
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -457,7 +442,7 @@ static void test_read_paging(void)
     CHECK_INT(next, 14);
     collected_free(&c);
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -515,7 +500,7 @@ static void test_prune_count(void)
         CHECK_INT(last, cases[i].events);
         store_close(s);
     }
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -547,7 +532,7 @@ static void test_prune_step(void)
     CHECK_INT(r.deleted, 0);
     CHECK(!r.more);
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -604,7 +589,7 @@ static void test_prune_age(void)
         CHECK_INT(st.entries[STORE_EVENTS], n - cases[i].want_deleted);
         store_close(s);
     }
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -681,7 +666,7 @@ static int never_cb(uint64_t seq, const char *json, size_t len, void *ud)
 static void test_readonly_empty(void)
 {
     char *dir = tmp_path("ro");
-    rm_store(dir);
+    test_rm_store(dir);
     mkdir(dir, 0700);
     MDB_env *env = NULL;
     CHECK_INT(mdb_env_create(&env), 0);
@@ -703,7 +688,7 @@ static void test_readonly_empty(void)
     CHECK_INT(evlog_prune(s, 0, 5, NOW_MS, &deleted), -EROFS);
     CHECK_INT(deleted, 0);
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -778,7 +763,7 @@ static int tail_child(const char *dir, int go_fd)
 static void test_concurrent_reader(void)
 {
     char *dir = tmp_path("tail");
-    rm_store(dir);
+    test_rm_store(dir);
     int go[2];
     CHECK_INT(pipe(go), 0);
     /* Fork before this process opens the env: LMDB envs do not survive fork. */
@@ -810,7 +795,7 @@ static void test_concurrent_reader(void)
     CHECK(st.map_size > SMALL_MAP);
     CHECK_INT(st.readers_used, 0);
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 

@@ -1528,8 +1528,7 @@ static void sandbox_tests(void)
 
 int main(void)
 {
-    const char *base = getenv("POLLEN_TEST_TMP");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/oauth-%ld", base ? base : "/tmp", (long)getpid());
+    snprintf(tmpdir, sizeof(tmpdir), "%s/oauth-%ld", test_tmp_root(), (long)getpid());
     util_mkdir_p(tmpdir, 0700);
     util_rand_seed();
     curl_global_init(CURL_GLOBAL_ALL);

@@ -28,23 +28,7 @@
 
 static char *tmp_path(const char *name)
 {
-    const char *base = getenv("POLLEN_TEST_TMP");
-    if (base == NULL || base[0] == '\0') {
-        base = "/tmp";
-    }
-    return xasprintf("%s/test_store-%ld-%s", base, (long)getpid(), name);
-}
-
-/* Removes a store directory (only LMDB's two files live there). */
-static void rm_store(const char *dir)
-{
-    char *p = xasprintf("%s/data.mdb", dir);
-    unlink(p);
-    free(p);
-    p = xasprintf("%s/lock.mdb", dir);
-    unlink(p);
-    free(p);
-    rmdir(dir);
+    return test_tmp_path("test_store", name);
 }
 
 static bool path_exists(const char *dir, const char *file)
@@ -158,7 +142,7 @@ static void test_open_modes(void)
     store_close(s);
     store_close(NULL);
 
-    rm_store(dir);
+    test_rm_store(dir);
     rmdir(mid);
     rmdir(top);
     free(dir);
@@ -172,7 +156,7 @@ static void test_open_modes(void)
 static void test_readonly_missing(void)
 {
     char *dir = tmp_path("ro-missing");
-    rm_store(dir);
+    test_rm_store(dir);
     struct store *s = open_ro(dir, -ENOENT);
     CHECK(s == NULL);
     CHECK(!path_exists(dir, NULL)); /* a reader creates nothing */
@@ -181,7 +165,7 @@ static void test_readonly_missing(void)
     s = open_ro(dir, -ENOENT);
     CHECK(s == NULL);
     CHECK(!path_exists(dir, "lock.mdb"));
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -226,7 +210,7 @@ static int write_fail_if_called(struct store_txn *txn, void *ud)
 static void test_readonly_empty(void)
 {
     char *dir = tmp_path("ro-empty");
-    rm_store(dir);
+    test_rm_store(dir);
     make_bare_env(dir);
 
     /* The writer is a child forked before this process opens the env. */
@@ -292,7 +276,7 @@ static void test_readonly_empty(void)
         waitpid(pid, NULL, 0);
     }
     close(pfd[1]);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -319,7 +303,7 @@ static void test_schema(void)
     };
     char *dir = tmp_path("schema");
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        rm_store(dir);
+        test_rm_store(dir);
         struct store *s = open_small(dir, SMALL_MAP, 0);
         if (s == NULL) {
             continue;
@@ -342,7 +326,7 @@ static void test_schema(void)
         s = open_ro(dir, cases[i].want_ro);
         store_close(s);
     }
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -387,7 +371,7 @@ static void test_kv_table(void)
         {PUT, STORE_DUE, "d", 1, "", 0},
     };
     char *dir = tmp_path("kv");
-    rm_store(dir);
+    test_rm_store(dir);
     struct store *s = open_small(dir, SMALL_MAP, 0);
     struct store_txn *txn = NULL;
     CHECK_INT(store_txn_begin(s, true, &txn), 0);
@@ -440,7 +424,7 @@ static void test_kv_table(void)
     CHECK_INT(store_txn_error(txn), -EROFS);
     store_txn_abort(txn);
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -465,7 +449,7 @@ static int body_ignores_error(struct store_txn *txn, void *ud)
 static void test_sticky(void)
 {
     char *dir = tmp_path("sticky");
-    rm_store(dir);
+    test_rm_store(dir);
     struct store *s = open_small(dir, SMALL_MAP, 0);
     static char big[512];
     memset(big, 'b', sizeof(big));
@@ -544,7 +528,7 @@ static void test_sticky(void)
     store_txn_abort(txn);
     store_txn_abort(NULL);
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -631,7 +615,7 @@ static void test_growth(void)
     };
     char *dir = tmp_path("grow");
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        rm_store(dir);
+        test_rm_store(dir);
         struct store *s = open_small(dir, SMALL_MAP, 64ULL << 20);
         struct fill f = {.count = cases[i].count, .vsize = cases[i].vsize};
         CHECK_INT(store_write(s, body_fill, &f), 0);
@@ -651,7 +635,7 @@ static void test_growth(void)
     }
 
     /* At the cap: -ENOSPC, nothing committed, the store still works. */
-    rm_store(dir);
+    test_rm_store(dir);
     struct store *s = open_small(dir, SMALL_MAP, 256 * 1024);
     struct fill f = {.count = 2000, .vsize = 500};
     CHECK_INT(store_write(s, body_fill, &f), -ENOSPC);
@@ -668,7 +652,7 @@ static void test_growth(void)
     store_close(s);
 
     /* Growing needs no other txn open in the process: -EBUSY, nothing written. */
-    rm_store(dir);
+    test_rm_store(dir);
     s = open_small(dir, SMALL_MAP, 64ULL << 20);
     CHECK_INT(store_txn_begin(s, false, &txn), 0);
     f = (struct fill){.count = 600, .vsize = 500};
@@ -680,7 +664,7 @@ static void test_growth(void)
     CHECK(f.calls >= 2);
     verify_fill(s, &f);
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -733,7 +717,7 @@ static void test_cursor(void)
 {
     static const char *const keys[] = {"b/2", "a/1", "c", "ab/1", "b/1", "a/2", "b/3", NULL};
     char *dir = tmp_path("cursor");
-    rm_store(dir);
+    test_rm_store(dir);
     struct store *s = open_small(dir, SMALL_MAP, 0);
     CHECK_INT(store_write(s, put_keys, (void *)keys), 0);
 
@@ -833,7 +817,7 @@ static void test_cursor(void)
     CHECK_INT(st.entries[STORE_QUEUE], 0);
     CHECK_INT(st.entries[STORE_SNAP], 5);
     store_close(s);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 
@@ -842,7 +826,7 @@ static void test_cursor(void)
 static void test_stale_reader(void)
 {
     char *dir = tmp_path("readers");
-    rm_store(dir);
+    test_rm_store(dir);
     int go[2];
     int ready[2];
     CHECK_INT(pipe(go), 0);
@@ -907,7 +891,7 @@ static void test_stale_reader(void)
     store_close(s);
     close(go[1]);
     close(ready[0]);
-    rm_store(dir);
+    test_rm_store(dir);
     free(dir);
 }
 

@@ -4,7 +4,8 @@
  * Each test program runs its cases, counts failures and exits 1 if any
  * check failed (0 otherwise), so meson reports it. Checks print the file
  * and line of the failing expression and keep going, so one run shows
- * every broken case of a table.
+ * every broken case of a table. It also holds the temporary-directory
+ * helpers of the tests that write files.
  */
 #ifndef POLLEN_TESTLIB_H
 #define POLLEN_TESTLIB_H
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int test_failures;
 static int test_checks;
@@ -48,6 +50,37 @@ static int test_checks;
                     #got, got_ ? got_ : "(null)", want_ ? want_ : "(null)");          \
         }                                                                             \
     } while (0)
+
+/* Where tests write files: $POLLEN_TEST_TMP (meson sets it) or /tmp. */
+static inline const char *test_tmp_root(void)
+{
+    const char *t = getenv("POLLEN_TEST_TMP");
+    return t != NULL && t[0] != '\0' ? t : "/tmp";
+}
+
+/* ROOT/PROG-PID-NAME, malloc'd: the pid keeps concurrent runs apart. */
+static inline char *test_tmp_path(const char *prog, const char *name)
+{
+    size_t n = strlen(test_tmp_root()) + strlen(prog) + strlen(name) + 32;
+    char *p = malloc(n);
+    if (p == NULL) {
+        abort();
+    }
+    snprintf(p, n, "%s/%s-%ld-%s", test_tmp_root(), prog, (long)getpid(), name);
+    return p;
+}
+
+/* Removes a store directory (only LMDB's two files live there). */
+static inline void test_rm_store(const char *dir)
+{
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
 
 static inline int test_done(const char *name)
 {
