@@ -168,7 +168,10 @@ class PollenTest(unittest.TestCase):
 
     def engine_log_text(self):
         path = os.path.join(self.dir, "engine.log")
-        return open(path).read() if os.path.exists(path) else ""
+        if not os.path.exists(path):
+            return ""
+        with open(path) as f:
+            return f.read()
 
     # -- reading events -------------------------------------------------------
 
