@@ -210,9 +210,171 @@ static bool updated_is_echo(const cJSON *saved, const cJSON *changes)
     return true;
 }
 
+static int note_write(struct store_txn *txn, const char *location_id, const char *resource,
+                      const char *id, const cJSON *written, bool created, bool deleted);
+
+/* ---- intents: what a write will do, recorded before it is sent ------------
+ *
+ * The API applies a write before its response reaches pollen, so a poll or a
+ * sweep may read the written record in between, before remember_own_write
+ * has run. The claim txn (before the request goes out) therefore records:
+ *  - for a create, whose id only the response tells, a pending create under
+ *    (location, resource, "+" parent contact id or ""): the body sent and the
+ *    outbox id. A `created` event under that parent whose record has every
+ *    body field it carries with the value sent is the echo. The outcome txn
+ *    removes the pending create, whatever the outcome;
+ *  - the touch of the contact a write goes under (only derived fields such
+ *    as dateUpdated may move, so a stale touch never hides a real change).
+ * Updates of a record's own fields are still noted after the response: a
+ * note made before could outlive a failed write and hide an equal change.
+ */
+
+static char *pending_key(const char *location_id, const char *resource, const char *parent,
+                         size_t *len)
+{
+    char *id = xasprintf("+%s", parent != NULL ? parent : "");
+    char *k = own_key(location_id, resource, id, len);
+    free(id);
+    return k;
+}
+
+/* The pending creates under key (an array; empty when none or unreadable). */
+static cJSON *pending_load(struct store_txn *txn, const char *key, size_t klen)
+{
+    const void *val = NULL;
+    size_t vlen = 0;
+    cJSON *list = NULL;
+    if (store_get(txn, STORE_OWN, key, klen, &val, &vlen) == 0) {
+        json_parse(val, vlen, &list, NULL);
+    }
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(list);
+        list = cJSON_CreateArray();
+    }
+    return list;
+}
+
+static int pending_save(struct store_txn *txn, const char *key, size_t klen, const cJSON *list)
+{
+    if (cJSON_GetArraySize(list) == 0) {
+        int rc = store_del(txn, STORE_OWN, key, klen);
+        return rc == -ENOENT ? 0 : rc;
+    }
+    char *json = cJSON_PrintUnformatted(list);
+    int rc = store_put(txn, STORE_OWN, key, klen, json, strlen(json));
+    free(json);
+    return rc;
+}
+
+/* Does record carry every field of body that it has, with the value sent? */
+static bool record_matches_body(const cJSON *record, const cJSON *body)
+{
+    size_t compared = 0;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, body)
+    {
+        const cJSON *have = cJSON_GetObjectItemCaseSensitive(record, f->string);
+        if (have == NULL) {
+            continue;
+        }
+        if (!json_equal(have, f)) {
+            return false;
+        }
+        compared++;
+    }
+    return compared > 0;
+}
+
+/* Is this created record one a pending create of pollen's? Consumes it if so;
+ * drops expired ones on the way. */
+static bool is_pending_create(struct store_txn *txn, const char *location_id,
+                              const char *resource, const cJSON *record)
+{
+    const char *parent = strcmp(resource, "contact") == 0 ? ""
+                                                          : json_get_string(record, "contactId");
+    size_t klen = 0;
+    char *key = pending_key(location_id, resource, parent, &klen);
+    cJSON *list = pending_load(txn, key, klen);
+    uint64_t now = util_wall_ms();
+    bool own = false;
+    bool dirty = false;
+    for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
+        const cJSON *p = cJSON_GetArrayItem(list, i);
+        bool expired = now > (uint64_t)entry_num(p, "at", 0) + OWN_WRITE_TTL_MS;
+        bool match = !expired && !own &&
+                     record_matches_body(record, cJSON_GetObjectItemCaseSensitive(p, "body"));
+        if (expired || match) {
+            cJSON_DeleteItemFromArray(list, i);
+            dirty = true;
+            own = own || match;
+        }
+    }
+    if (dirty) {
+        pending_save(txn, key, klen, list);
+    }
+    cJSON_Delete(list);
+    free(key);
+    return own;
+}
+
+/* A create of pollen's: a POST that names no existing record (upserts too). */
+static bool entry_creates(const cJSON *entry)
+{
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
+    return strcmp(entry_str(req, "method"), "POST") == 0 &&
+           json_get_string(entry, "target_id") == NULL &&
+           *entry_str(entry, "target_resource") != '\0';
+}
+
+/* Adds (add) or removes the pending create of outbox entry id. */
+static int pending_create_set(struct store_txn *txn, const cJSON *entry, uint64_t id, bool add)
+{
+    const char *resource = entry_str(entry, "target_resource");
+    const char *parent = strcmp(resource, "contact") == 0 ? ""
+                                                          : json_get_string(entry, "contact_id");
+    size_t klen = 0;
+    char *key = pending_key(entry_str(entry, "location_id"), resource, parent, &klen);
+    cJSON *list = pending_load(txn, key, klen);
+    for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
+        if ((uint64_t)entry_num(cJSON_GetArrayItem(list, i), "id", 0) == id) {
+            cJSON_DeleteItemFromArray(list, i);
+        }
+    }
+    if (add) {
+        const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddNumberToObject(p, "id", (double)id);
+        cJSON_AddNumberToObject(p, "at", (double)util_wall_ms());
+        cJSON *body = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(req, "body"), 1);
+        cJSON_AddItemToObject(p, "body", body != NULL ? body : cJSON_CreateObject());
+        cJSON_AddItemToArray(list, p);
+    }
+    int rc = pending_save(txn, key, klen, list);
+    cJSON_Delete(list);
+    free(key);
+    return rc;
+}
+
+/* In the claim txn, before the request is sent: see "intents" above. */
+static int note_intent(struct store_txn *txn, const cJSON *entry, uint64_t id)
+{
+    const char *resource = entry_str(entry, "target_resource");
+    const char *contact = json_get_string(entry, "contact_id");
+    const char *location_id = entry_str(entry, "location_id");
+    int rc = 0;
+    if (entry_creates(entry)) {
+        rc = pending_create_set(txn, entry, id, true);
+    }
+    if (rc == 0 && contact != NULL && *resource != '\0' && strcmp(resource, "contact") != 0) {
+        rc = note_write(txn, location_id, "contact", contact, NULL, false, false);
+    }
+    return rc;
+}
+
 /* Is this event the echo of a write pollen made? Consumes the record if so. */
 static bool is_own_write(struct store_txn *txn, const char *location_id, const char *resource,
-                         const char *record_id, const char *type, const cJSON *changes)
+                         const char *record_id, const char *type, const cJSON *changes,
+                         const cJSON *record)
 {
     size_t klen = 0;
     char *key = own_key(location_id, resource, record_id, &klen);
@@ -220,7 +382,9 @@ static bool is_own_write(struct store_txn *txn, const char *location_id, const c
     size_t vlen = 0;
     if (store_get(txn, STORE_OWN, key, klen, &val, &vlen) != 0) {
         free(key);
-        return false;
+        /* Not noted yet: maybe a create whose response has not arrived. */
+        return strcmp(type, "created") == 0 && *resource != '\0' &&
+               is_pending_create(txn, location_id, resource, record);
     }
     cJSON *saved = NULL;
     bool own = false;
@@ -867,7 +1031,8 @@ int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud)
         return 0;
     }
     const cJSON *changes = cJSON_GetObjectItemCaseSensitive(event, "changes");
-    if (is_own_write(txn, tc->location->id, tc->def->resource, record_id, type, changes)) {
+    if (is_own_write(txn, tc->location->id, tc->def->resource, record_id, type, changes,
+                     cJSON_GetObjectItemCaseSensitive(event, "record"))) {
         cJSON_AddStringToObject(event, "origin", "pollen");
         return 0; /* pollen's own echo never fires rules: no feedback loops */
     }
@@ -928,7 +1093,11 @@ static int claim_txn(struct store_txn *txn, void *ud)
     uint64_t lease = c->now + (uint64_t)(timeout > 0 ? timeout : 30000) * 2 + 5000;
     set_num(c->entry, "attempts", attempts);
     set_str(c->entry, "state", "inflight");
-    return outbox_update(txn, c->id, c->entry, lease);
+    rc = outbox_update(txn, c->id, c->entry, lease);
+    if (rc == 0) {
+        rc = note_intent(txn, c->entry, c->id);
+    }
+    return rc;
 }
 
 static void attempt_free(struct attempt *a)
@@ -967,6 +1136,13 @@ static int finish_txn(struct store_txn *txn, void *ud)
     }
     if (rc != 0) {
         return rc;
+    }
+    if (entry_creates(entry)) {
+        /* Answered: remember_own_write notes the created id (on success). */
+        rc = pending_create_set(txn, entry, a->id, false);
+        if (rc != 0) {
+            return rc;
+        }
     }
     set_num(entry, "last_status", (double)o->status);
     set_str(entry, "last_error", o->error);

@@ -808,6 +808,40 @@ class FeedbackLoopTest(RulesTest):
                          {"old": events[0]["record"]["city"], "new": "Checked"})
         self.assertEqual(events[1]["source"], events[0]["id"])
 
+    def test_echo_seen_before_the_response_arrives(self):
+        """The API applies a write before its response reaches pollen. A poll or a
+        sweep that reads the written record inside that window still sees pollen's
+        own echo: the intent is recorded before the request is sent. The response
+        to the task creation trickles for seconds here, while the tasks trigger
+        (every 1s) reads the new task and the contact trigger its new dateUpdated."""
+        cfg = self.configure(
+            "[rule vip-followup]\non = c:created\nwhen = record.tags contains \"vip\"\n"
+            "do = contacts.tasks.create\ncontactId = {{record.id}}\ntitle = Call {{record.firstName}}\n"
+            "dueDate = {{now + 1d}}\ncompleted = false\n",
+            triggers=CONTACTS + TASKS)
+        self.sandbox.faults([{"path": "^/contacts/[A-Za-z0-9]{20}/tasks$", "method": "POST",
+                              "kind": "trickle", "bytes_per_s": 60, "count": 1}])
+        self.start_engine(cfg)
+        vera = self.sandbox.mutate([{"op": "create", "kind": "contact",
+                                     "fields": {"firstName": "Vera", "tags": ["vip"]}}])[0]["id"]
+        self.wait_for(lambda: any(e["type"] == "action.succeeded" for e in self.events(cfg)),
+                      timeout=60, what="the task creation to complete")
+        tasks = self.sandbox.state()["tasks"][vera]
+        self.assertEqual(len(tasks), 1)
+        self.wait_for(lambda: any(e.get("record_id") == tasks[0]["id"] for e in self.events(cfg)),
+                      timeout=30, what="the task's echo")
+        time.sleep(3)
+        self.assertEqual(self.stop_engine(), 0)
+        faulted = [r for r in self.sandbox.requests() if r.get("fault")]
+        self.assertEqual(len(faulted), 1, "the sandbox trickled the response")
+        events = self.events(cfg)
+        got = [(e["trigger"], e["type"], e.get("origin")) for e in events
+               if not e["type"].startswith("action.")]
+        self.assertEqual(got, [("c", "created", None), ("tasks", "created", "pollen"),
+                               ("c", "updated", "pollen")][:len(got)], got)
+        self.assertIn(("tasks", "created", "pollen"), got)
+        self.assertEqual(len([r for r in self.writes() if r["method"] == "POST"]), 1)
+
     def test_tags_add_on_every_update_does_not_loop(self):
         cfg = self.configure(
             "[rule mark]\non = c:updated\ndo = contacts.tags.add\ncontactId = {{record.id}}\n"
