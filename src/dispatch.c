@@ -213,6 +213,39 @@ static bool updated_is_echo(const cJSON *saved, const cJSON *changes)
 static int note_write(struct store_txn *txn, const char *location_id, const char *resource,
                       const char *id, const cJSON *written, bool created, bool deleted);
 
+/* Several triggers may watch the same records (a search and a list, or one
+ * per page size): each must see pollen's echo once, so a mark is consumed
+ * per trigger ("seen") rather than deleted at the first match. */
+static bool seen_by(const cJSON *mark, const char *trigger)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(mark, "seen"))
+    {
+        if (cJSON_IsString(t) && strcmp(t->valuestring, trigger) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void mark_seen(cJSON *mark, const char *trigger)
+{
+    cJSON *seen = cJSON_GetObjectItemCaseSensitive(mark, "seen");
+    if (!cJSON_IsArray(seen)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(mark, "seen");
+        seen = cJSON_AddArrayToObject(mark, "seen");
+    }
+    cJSON_AddItemToArray(seen, cJSON_CreateString(trigger));
+}
+
+static int put_json(struct store_txn *txn, const char *key, size_t klen, const cJSON *v)
+{
+    char *json = cJSON_PrintUnformatted(v);
+    int rc = store_put(txn, STORE_OWN, key, klen, json, strlen(json));
+    free(json);
+    return rc;
+}
+
 /* ---- intents: what a write will do, recorded before it is sent ------------
  *
  * The API applies a write before its response reaches pollen, so a poll or a
@@ -260,10 +293,7 @@ static int pending_save(struct store_txn *txn, const char *key, size_t klen, con
         int rc = store_del(txn, STORE_OWN, key, klen);
         return rc == -ENOENT ? 0 : rc;
     }
-    char *json = cJSON_PrintUnformatted(list);
-    int rc = store_put(txn, STORE_OWN, key, klen, json, strlen(json));
-    free(json);
-    return rc;
+    return put_json(txn, key, klen, list);
 }
 
 /* Does record carry every field of body that it has, with the value sent? */
@@ -285,10 +315,10 @@ static bool record_matches_body(const cJSON *record, const cJSON *body)
     return compared > 0;
 }
 
-/* Is this created record one a pending create of pollen's? Consumes it if so;
- * drops expired ones on the way. */
+/* Is this created record one a pending create of pollen's that trigger has
+ * not matched yet? Marks it seen by trigger if so; drops expired ones. */
 static bool is_pending_create(struct store_txn *txn, const char *location_id,
-                              const char *resource, const cJSON *record)
+                              const char *resource, const cJSON *record, const char *trigger)
 {
     const char *parent = strcmp(resource, "contact") == 0 ? ""
                                                           : json_get_string(record, "contactId");
@@ -299,14 +329,15 @@ static bool is_pending_create(struct store_txn *txn, const char *location_id,
     bool own = false;
     bool dirty = false;
     for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
-        const cJSON *p = cJSON_GetArrayItem(list, i);
-        bool expired = now > (uint64_t)entry_num(p, "at", 0) + OWN_WRITE_TTL_MS;
-        bool match = !expired && !own &&
-                     record_matches_body(record, cJSON_GetObjectItemCaseSensitive(p, "body"));
-        if (expired || match) {
+        cJSON *p = cJSON_GetArrayItem(list, i);
+        if (now > (uint64_t)entry_num(p, "at", 0) + OWN_WRITE_TTL_MS) {
             cJSON_DeleteItemFromArray(list, i);
             dirty = true;
-            own = own || match;
+        } else if (!own && !seen_by(p, trigger) &&
+                   record_matches_body(record, cJSON_GetObjectItemCaseSensitive(p, "body"))) {
+            mark_seen(p, trigger); /* removed by the outcome txn */
+            dirty = true;
+            own = true;
         }
     }
     if (dirty) {
@@ -371,10 +402,11 @@ static int note_intent(struct store_txn *txn, const cJSON *entry, uint64_t id)
     return rc;
 }
 
-/* Is this event the echo of a write pollen made? Consumes the record if so. */
+/* Is this event the echo of a write pollen made, not yet seen by this trigger?
+ * Marks the record seen by it if so (see seen_by). */
 static bool is_own_write(struct store_txn *txn, const char *location_id, const char *resource,
                          const char *record_id, const char *type, const cJSON *changes,
-                         const cJSON *record)
+                         const cJSON *record, const char *trigger)
 {
     size_t klen = 0;
     char *key = own_key(location_id, resource, record_id, &klen);
@@ -384,15 +416,15 @@ static bool is_own_write(struct store_txn *txn, const char *location_id, const c
         free(key);
         /* Not noted yet: maybe a create whose response has not arrived. */
         return strcmp(type, "created") == 0 && *resource != '\0' &&
-               is_pending_create(txn, location_id, resource, record);
+               is_pending_create(txn, location_id, resource, record, trigger);
     }
     cJSON *saved = NULL;
     bool own = false;
     bool expired = true;
     if (json_parse(val, vlen, &saved, NULL) == 0) {
         expired = util_wall_ms() > (uint64_t)entry_num(saved, "at", 0) + OWN_WRITE_TTL_MS;
-        if (expired) {
-            own = false;
+        if (expired || seen_by(saved, trigger)) {
+            own = false; /* this trigger has had its echo: a change now is someone else's */
         } else if (strcmp(type, "created") == 0) {
             own = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(saved, "created"));
         } else if (strcmp(type, "deleted") == 0) {
@@ -401,11 +433,15 @@ static bool is_own_write(struct store_txn *txn, const char *location_id, const c
             own = updated_is_echo(saved, changes);
         }
     }
-    cJSON_Delete(saved);
-    /* Kept when not matched: the poll may have run before the write landed. */
-    if (own || expired) {
+    /* Kept when not matched: the poll may have run before the write landed.
+     * Kept when matched too, for the other triggers, until it expires. */
+    if (expired) {
         store_del(txn, STORE_OWN, key, klen);
+    } else if (own) {
+        mark_seen(saved, trigger);
+        put_json(txn, key, klen, saved);
     }
+    cJSON_Delete(saved);
     free(key);
     return own;
 }
@@ -429,6 +465,7 @@ static int note_write(struct store_txn *txn, const char *location_id, const char
         saved = cJSON_CreateObject();
     }
     set_num(saved, "at", (double)util_wall_ms());
+    cJSON_DeleteItemFromObjectCaseSensitive(saved, "seen"); /* a new write: a new echo for all */
     cJSON *acc = cJSON_GetObjectItemCaseSensitive(saved, "written");
     if (!cJSON_IsObject(acc)) {
         cJSON_DeleteItemFromObjectCaseSensitive(saved, "written");
@@ -1032,7 +1069,7 @@ int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud)
     }
     const cJSON *changes = cJSON_GetObjectItemCaseSensitive(event, "changes");
     if (is_own_write(txn, tc->location->id, tc->def->resource, record_id, type, changes,
-                     cJSON_GetObjectItemCaseSensitive(event, "record"))) {
+                     cJSON_GetObjectItemCaseSensitive(event, "record"), trigger)) {
         cJSON_AddStringToObject(event, "origin", "pollen");
         return 0; /* pollen's own echo never fires rules: no feedback loops */
     }

@@ -842,6 +842,25 @@ class FeedbackLoopTest(RulesTest):
         self.assertIn(("tasks", "created", "pollen"), got)
         self.assertEqual(len([r for r in self.writes() if r["method"] == "POST"]), 1)
 
+    def test_every_trigger_on_the_record_sees_the_echo(self):
+        """Two triggers watch the same contacts (found by the soak: only the first
+        trigger to read pollen's write used to mark it as the echo)."""
+        cfg = self.configure(
+            "[rule mark]\non = c:updated\ndo = contacts.tags.add\ncontactId = {{record.id}}\n"
+            "tags = seen-by-pollen\n",
+            triggers=CONTACTS + "[trigger c2]\nuse = contacts.list\nevery = 1s\n")
+        cid = self.ids[1]
+        self.sandbox.mutate([{"op": "update", "kind": "contact", "id": cid,
+                              "fields": {"firstName": "Twice-watched"}}])
+        for _ in range(4):
+            self.run_once(cfg)
+        adds = [r for r in self.writes() if r["path"] == "/contacts/%s/tags" % cid]
+        self.assertEqual(len(adds), 1)
+        got = sorted((e["trigger"], e["type"], e.get("origin") or "") for e in self.events(cfg)
+                     if e.get("record_id") == cid)
+        self.assertEqual(got, [("c", "updated", ""), ("c", "updated", "pollen"),
+                               ("c2", "updated", ""), ("c2", "updated", "pollen")])
+
     def test_tags_add_on_every_update_does_not_loop(self):
         cfg = self.configure(
             "[rule mark]\non = c:updated\ndo = contacts.tags.add\ncontactId = {{record.id}}\n"
