@@ -291,15 +291,19 @@ class CrashTest(harness.PollenTest):
     def log_tail(self, n=3000):
         return self.engine_log_text()[-n:]
 
-    def quiesce(self, config, max_runs=10):
-        """--once until two consecutive runs add no event; returns the number of runs."""
+    def quiesce(self, config, max_runs=12):
+        """--once until three consecutive runs add no event; returns the number of runs.
+        Two were not always enough under ASan (one failure in about ten runs, seed
+        1455710671: a task deleted from the sandbox had no `deleted` event after two
+        quiet runs; whether a third run reports it, or the event is lost, is still
+        being investigated: issue #6). A lost event still fails below."""
         quiet, count = 0, len(self.events(config))
         for run in range(1, max_runs + 1):
             self.run_once(config)
             now = len(self.events(config))
             quiet = quiet + 1 if now == count else 0
             count = now
-            if quiet >= 2:
+            if quiet >= 3:
                 return run
         self.fail("still emitting events after %d --once runs without any mutation" % max_runs)
 
