@@ -238,7 +238,19 @@ static void mark_seen(cJSON *mark, const char *trigger)
     cJSON_AddItemToArray(seen, cJSON_CreateString(trigger));
 }
 
-static int put_json(struct store_txn *txn, const char *key, size_t klen, const cJSON *v)
+/* A STORE_OWN value, parsed (NULL when absent or unreadable). */
+static cJSON *own_get(struct store_txn *txn, const char *key, size_t klen)
+{
+    const void *val = NULL;
+    size_t vlen = 0;
+    cJSON *v = NULL;
+    if (store_get(txn, STORE_OWN, key, klen, &val, &vlen) == 0) {
+        json_parse(val, vlen, &v, NULL);
+    }
+    return v;
+}
+
+static int own_put(struct store_txn *txn, const char *key, size_t klen, const cJSON *v)
 {
     char *json = cJSON_PrintUnformatted(v);
     int rc = store_put(txn, STORE_OWN, key, klen, json, strlen(json));
@@ -262,10 +274,13 @@ static int put_json(struct store_txn *txn, const char *key, size_t klen, const c
  * note made before could outlive a failed write and hide an equal change.
  */
 
-static char *pending_key(const char *location_id, const char *resource, const char *parent,
+/* The key of the pending creates of resource under contact_id (contacts
+ * themselves have no parent: theirs is ""). */
+static char *pending_key(const char *location_id, const char *resource, const char *contact_id,
                          size_t *len)
 {
-    char *id = xasprintf("+%s", parent != NULL ? parent : "");
+    const char *parent = strcmp(resource, "contact") == 0 || contact_id == NULL ? "" : contact_id;
+    char *id = xasprintf("+%s", parent);
     char *k = own_key(location_id, resource, id, len);
     free(id);
     return k;
@@ -274,12 +289,7 @@ static char *pending_key(const char *location_id, const char *resource, const ch
 /* The pending creates under key (an array; empty when none or unreadable). */
 static cJSON *pending_load(struct store_txn *txn, const char *key, size_t klen)
 {
-    const void *val = NULL;
-    size_t vlen = 0;
-    cJSON *list = NULL;
-    if (store_get(txn, STORE_OWN, key, klen, &val, &vlen) == 0) {
-        json_parse(val, vlen, &list, NULL);
-    }
+    cJSON *list = own_get(txn, key, klen);
     if (!cJSON_IsArray(list)) {
         cJSON_Delete(list);
         list = cJSON_CreateArray();
@@ -293,7 +303,7 @@ static int pending_save(struct store_txn *txn, const char *key, size_t klen, con
         int rc = store_del(txn, STORE_OWN, key, klen);
         return rc == -ENOENT ? 0 : rc;
     }
-    return put_json(txn, key, klen, list);
+    return own_put(txn, key, klen, list);
 }
 
 /* Does record carry every field of body that it has, with the value sent? */
@@ -320,10 +330,8 @@ static bool record_matches_body(const cJSON *record, const cJSON *body)
 static bool is_pending_create(struct store_txn *txn, const char *location_id,
                               const char *resource, const cJSON *record, const char *trigger)
 {
-    const char *parent = strcmp(resource, "contact") == 0 ? ""
-                                                          : json_get_string(record, "contactId");
     size_t klen = 0;
-    char *key = pending_key(location_id, resource, parent, &klen);
+    char *key = pending_key(location_id, resource, json_get_string(record, "contactId"), &klen);
     cJSON *list = pending_load(txn, key, klen);
     uint64_t now = util_wall_ms();
     bool own = false;
@@ -360,11 +368,9 @@ static bool entry_creates(const cJSON *entry)
 /* Adds (add) or removes the pending create of outbox entry id. */
 static int pending_create_set(struct store_txn *txn, const cJSON *entry, uint64_t id, bool add)
 {
-    const char *resource = entry_str(entry, "target_resource");
-    const char *parent = strcmp(resource, "contact") == 0 ? ""
-                                                          : json_get_string(entry, "contact_id");
     size_t klen = 0;
-    char *key = pending_key(entry_str(entry, "location_id"), resource, parent, &klen);
+    char *key = pending_key(entry_str(entry, "location_id"), entry_str(entry, "target_resource"),
+                            json_get_string(entry, "contact_id"), &klen);
     cJSON *list = pending_load(txn, key, klen);
     for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
         if ((uint64_t)entry_num(cJSON_GetArrayItem(list, i), "id", 0) == id) {
@@ -439,7 +445,7 @@ static bool is_own_write(struct store_txn *txn, const char *location_id, const c
         store_del(txn, STORE_OWN, key, klen);
     } else if (own) {
         mark_seen(saved, trigger);
-        put_json(txn, key, klen, saved);
+        own_put(txn, key, klen, saved);
     }
     cJSON_Delete(saved);
     free(key);
@@ -455,12 +461,7 @@ static int note_write(struct store_txn *txn, const char *location_id, const char
     }
     size_t klen = 0;
     char *key = own_key(location_id, resource, id, &klen);
-    const void *val = NULL;
-    size_t vlen = 0;
-    cJSON *saved = NULL;
-    if (store_get(txn, STORE_OWN, key, klen, &val, &vlen) == 0) {
-        json_parse(val, vlen, &saved, NULL);
-    }
+    cJSON *saved = own_get(txn, key, klen);
     if (saved == NULL) {
         saved = cJSON_CreateObject();
     }
@@ -485,9 +486,7 @@ static int note_write(struct store_txn *txn, const char *location_id, const char
         cJSON_DeleteItemFromObjectCaseSensitive(saved, "deleted");
         cJSON_AddBoolToObject(saved, "deleted", true);
     }
-    char *json = cJSON_PrintUnformatted(saved);
-    int rc = store_put(txn, STORE_OWN, key, klen, json, strlen(json));
-    free(json);
+    int rc = own_put(txn, key, klen, saved);
     free(key);
     cJSON_Delete(saved);
     return rc;
