@@ -603,8 +603,16 @@ static cJSON *split_list(const char *text)
     return arr;
 }
 
-/* Converts a rendered value to the type the API expects; consumes v. NULL + err on mismatch. */
-static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, char *err, size_t errlen)
+/*
+ * Converts a rendered value to the type the API expects; consumes v. NULL +
+ * err on mismatch. literal: the config text has no {{ }}, so the user wrote
+ * the value and the list and JSON forms apply; a value from an expression
+ * keeps its JSON type, so event data can never change a request's structure
+ * (F11: a string is one list element, a JSON-looking string stays a string;
+ * `| split` and `| parse_json` ask for the other on purpose).
+ */
+static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, bool literal, char *err,
+                     size_t errlen)
 {
     switch (type) {
     case CATALOG_STRING: {
@@ -644,9 +652,14 @@ static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, char *e
         break;
     }
     case CATALOG_STRING_LIST: {
-        if (cJSON_IsString(v)) {
+        if (cJSON_IsString(v) && literal) {
             cJSON *arr = split_list(v->valuestring);
             cJSON_Delete(v);
+            return arr;
+        }
+        if (cJSON_IsString(v)) {
+            cJSON *arr = cJSON_CreateArray();
+            cJSON_AddItemToArray(arr, v);
             return arr;
         }
         if (cJSON_IsArray(v)) {
@@ -664,8 +677,8 @@ static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, char *e
         break;
     }
     case CATALOG_JSON: {
-        /* A literal (or rendered text) that is JSON is sent as that JSON. */
-        if (cJSON_IsString(v)) {
+        /* A literal that is JSON is sent as that JSON; rendered text stays text. */
+        if (cJSON_IsString(v) && literal) {
             cJSON *parsed = NULL;
             if (json_parse(v->valuestring, strlen(v->valuestring), &parsed, NULL) == 0) {
                 cJSON_Delete(v);
@@ -778,7 +791,8 @@ static cJSON *render_catalog_body(struct render *r, const struct config_rule *ru
             }
             continue;
         }
-        v = coerce(v, f->type, f->name, r->err, sizeof(r->err));
+        v = coerce(v, f->type, f->name, template_is_literal(rule->params[i].tmpl), r->err,
+                   sizeof(r->err));
         if (v == NULL) {
             cJSON_Delete(body);
             return NULL;
@@ -833,18 +847,55 @@ static cJSON *render_catalog(struct render *r, const struct config_rule *rule,
     return req;
 }
 
+/*
+ * A "." or ".." path segment (also as %2E): curl and servers resolve those,
+ * so the request would go to another path than the rule's (F10; only a
+ * `| raw` value or the literal text can put one there).
+ */
+static bool has_dot_segment(const char *url)
+{
+    const char *host = strstr(url, "://");
+    const char *p = host != NULL ? strchr(host + 3, '/') : NULL;
+    while (p != NULL && *p == '/') {
+        const char *seg = p + 1;
+        size_t n = strcspn(seg, "/?#");
+        size_t dots = 0;
+        size_t i = 0;
+        while (i < n) {
+            if (seg[i] == '.') {
+                i++;
+            } else if (n - i >= 3 && seg[i] == '%' && seg[i + 1] == '2' &&
+                       (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
+                i += 3;
+            } else {
+                break;
+            }
+            dots++;
+        }
+        if (i == n && (dots == 1 || dots == 2)) {
+            return true;
+        }
+        p = seg + n;
+    }
+    return false;
+}
+
 static cJSON *render_http(struct render *r, const struct config_rule *rule)
 {
-    cJSON *url = NULL;
+    char *url_text = NULL;
     char err[200];
-    if (template_render(rule->url, r->event, r->now, &url, err, sizeof(err)) != 0) {
+    if (template_render_url(rule->url, r->event, r->now, &url_text, err, sizeof(err)) != 0) {
         snprintf(r->err, sizeof(r->err), "url: %s", err);
         return NULL;
     }
-    char *url_text = value_text(url);
-    cJSON_Delete(url);
     if (!str_has_prefix(url_text, "https://") && !str_has_prefix(url_text, "http://")) {
         snprintf(r->err, sizeof(r->err), "url: '%.100s' is not an http(s) URL", url_text);
+        free(url_text);
+        return NULL;
+    }
+    if (has_dot_segment(url_text)) {
+        snprintf(r->err, sizeof(r->err), "url: '%.100s' has a '.' or '..' path segment",
+                 url_text);
         free(url_text);
         return NULL;
     }

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <curl/curl.h>
+
 #include "buf.h"
 #include "json.h"
 #include "util.h"
@@ -44,15 +46,20 @@ enum filter_kind {
     F_DATE,
     F_NUMBER,
     F_BOOL,
+    F_URLENCODE,
+    F_RAW,
+    F_SPLIT,
+    F_PARSE_JSON,
 };
 
 static const char *const filter_names[] = {
     "default", "lower", "upper", "trim", "json", "first", "join", "date", "number", "bool",
+    "urlencode", "raw", "split", "parse_json",
 };
 
 struct filter {
     enum filter_kind kind;
-    cJSON *arg; /* default: the literal; join: the separator string (NULL = ", ") */
+    cJSON *arg; /* default: the literal; join, split: the separator string (NULL = ", " / ",") */
 };
 
 struct expr {
@@ -387,7 +394,7 @@ static int parse_filters(struct parser *p, struct expr *e)
         p->pos++;
         skip_ws(p);
         size_t start = p->pos;
-        while (p->pos < p->end && ascii_is_alpha(p->s[p->pos])) {
+        while (p->pos < p->end && (ascii_is_alpha(p->s[p->pos]) || p->s[p->pos] == '_')) {
             p->pos++;
         }
         size_t n = p->pos - start;
@@ -404,8 +411,8 @@ static int parse_filters(struct parser *p, struct expr *e)
         }
         if (k == ARRAY_SIZE(filter_names)) {
             set_err(p->err, p->errlen,
-                    "unknown filter '%.*s' in %s (use default, lower, upper, trim, json, first, "
-                    "join, date, number or bool)",
+                    "unknown filter '%.*s' in %s (known: default lower upper trim json first join "
+                    "date number bool urlencode raw split parse_json)",
                     (int)(n > 32 ? 32 : n), p->s + start, p->src);
             return -EINVAL;
         }
@@ -419,11 +426,15 @@ static int parse_filters(struct parser *p, struct expr *e)
         int rc = 0;
         if (f->kind == F_DEFAULT) {
             rc = parse_literal(p, "default", &f->arg);
-        } else if (f->kind == F_JOIN && peek(p) == '"') {
+        } else if ((f->kind == F_JOIN || f->kind == F_SPLIT) && peek(p) == '"') {
             rc = parse_string(p, &f->arg);
         }
         if (rc != 0) {
             return rc;
+        }
+        if (f->kind == F_SPLIT && f->arg != NULL && f->arg->valuestring[0] == '\0') {
+            set_err(p->err, p->errlen, "'split' needs a non-empty separator in %s", p->src);
+            return -EINVAL;
         }
         skip_ws(p);
     }
@@ -872,6 +883,109 @@ static void trim_span(const char **s, size_t *n)
     }
 }
 
+/*
+ * Appends s[0..n) percent-encoded: every byte but A-Z a-z 0-9 - . _ ~
+ * (libcurl's escaping), so the text stays one path segment or one query
+ * value. Returns 0, -EFBIG (b's bound) or -ENOMEM.
+ */
+static int append_url_escaped(struct buf *b, const char *s, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    /* n <= TEMPLATE_MAX_OUTPUT, so it fits curl's int length. */
+    char *esc = curl_easy_escape(NULL, s, (int)n);
+    if (esc == NULL) {
+        return -ENOMEM;
+    }
+    int rc = buf_append_str(b, esc);
+    curl_free(esc);
+    return rc;
+}
+
+/* `urlencode`: the value's text, percent-encoded. */
+static int urlencode_value(const struct expr *e, const cJSON *v, struct arena *a,
+                           const cJSON **out, char *err, size_t errlen)
+{
+    struct buf text;
+    struct buf b;
+    int rc;
+
+    buf_init(&text, TEMPLATE_MAX_OUTPUT);
+    buf_init(&b, TEMPLATE_MAX_OUTPUT);
+    rc = append_text(&text, v);
+    if (rc == 0) {
+        rc = append_url_escaped(&b, text.data, text.len);
+    }
+    if (rc == 0) {
+        rc = keep(a, cJSON_CreateString(b.data != NULL ? b.data : ""), out);
+    } else if (rc != -ENOMEM) {
+        rc = too_long(e, err, errlen);
+    }
+    buf_finish(&text);
+    buf_finish(&b);
+    return rc;
+}
+
+/* `split S`: the value's text cut at S (default ","), pieces trimmed, empty ones dropped.
+ * An array is already a list and passes unchanged. */
+static int split_value(const struct expr *e, const struct filter *f, const cJSON *v,
+                       struct arena *a, const cJSON **out, char *err, size_t errlen)
+{
+    struct buf b;
+
+    if (cJSON_IsArray(v)) {
+        return 0;
+    }
+    buf_init(&b, TEMPLATE_MAX_OUTPUT);
+    if (append_text(&b, v) != 0) {
+        buf_finish(&b);
+        return too_long(e, err, errlen);
+    }
+    const char *sep = f->arg != NULL ? f->arg->valuestring : ",";
+    size_t seplen = strlen(sep);
+    cJSON *arr = cJSON_CreateArray();
+    int rc = arr != NULL ? 0 : -ENOMEM;
+    for (const char *s = b.data != NULL ? b.data : ""; rc == 0;) {
+        const char *hit = strstr(s, sep);
+        const char *piece = s;
+        size_t n = hit != NULL ? (size_t)(hit - s) : strlen(s);
+        trim_span(&piece, &n);
+        if (n > 0) {
+            char *copy = xstrndup(piece, n);
+            cJSON *item = cJSON_CreateString(copy);
+            free(copy);
+            rc = item != NULL ? 0 : -ENOMEM;
+            cJSON_AddItemToArray(arr, item);
+        }
+        if (hit == NULL) {
+            break;
+        }
+        s = hit + seplen;
+    }
+    buf_finish(&b);
+    if (rc != 0) {
+        cJSON_Delete(arr);
+        return rc;
+    }
+    return keep(a, arr, out);
+}
+
+/* `parse_json`: a string holding JSON -> that value; other text -> missing. */
+static int parse_json_value(const cJSON *v, struct arena *a, const cJSON **out)
+{
+    if (!cJSON_IsString(v) || v->valuestring == NULL) {
+        return 0;
+    }
+    cJSON *parsed = NULL;
+    size_t n = strlen(v->valuestring);
+    *out = NULL;
+    if (n > 0 && json_parse(v->valuestring, n, &parsed, NULL) == 0) {
+        return keep(a, parsed, out);
+    }
+    return 0;
+}
+
 static int apply_filter(const struct expr *e, const struct filter *f, const cJSON *v,
                         struct arena *a, const cJSON **out, char *err, size_t errlen)
 {
@@ -1012,6 +1126,14 @@ static int apply_filter(const struct expr *e, const struct filter *f, const cJSO
         }
         return 0;
     }
+    case F_URLENCODE:
+        return urlencode_value(e, v, a, out, err, errlen);
+    case F_RAW:
+        return 0; /* a marker for URL templates: the value goes in unencoded */
+    case F_SPLIT:
+        return split_value(e, f, v, a, out, err, errlen);
+    case F_PARSE_JSON:
+        return parse_json_value(v, a, out);
     case F_DEFAULT:
     case F_JSON:
         break; /* handled above */
@@ -1196,6 +1318,54 @@ int template_render_text(const struct template *t, const cJSON *event, uint64_t 
         rc = render_expr_text(only_expr(t), event, now_wall_ms, &b, err, errlen);
     } else {
         rc = render_string(t, event, now_wall_ms, &b, err, errlen);
+    }
+    if (rc == 0) {
+        *out = b.data != NULL ? buf_steal(&b, NULL) : xstrdup("");
+    }
+    buf_finish(&b);
+    return rc;
+}
+
+/* Already safe for a URL: the user asked for it raw, or encoded it with `urlencode`. */
+static bool url_ready(const struct expr *e)
+{
+    if (e->nfilters == 0) {
+        return false;
+    }
+    enum filter_kind last = e->filters[e->nfilters - 1].kind;
+    return last == F_RAW || last == F_URLENCODE;
+}
+
+int template_render_url(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
+                        char **out, char *err, size_t errlen)
+{
+    struct buf b;
+    struct buf text;
+    int rc = 0;
+
+    *out = NULL;
+    buf_init(&b, TEMPLATE_MAX_OUTPUT);
+    for (size_t i = 0; i < t->nparts && rc == 0; i++) {
+        const struct part *p = &t->parts[i];
+        if (p->expr == NULL) {
+            if (buf_append(&b, p->lit, p->lit_len) != 0) {
+                set_err(err, errlen, "output longer than %d bytes", TEMPLATE_MAX_OUTPUT);
+                rc = -EINVAL;
+            }
+            continue;
+        }
+        if (url_ready(p->expr)) {
+            rc = render_expr_text(p->expr, event, now_wall_ms, &b, err, errlen);
+            continue;
+        }
+        buf_init(&text, TEMPLATE_MAX_OUTPUT);
+        rc = render_expr_text(p->expr, event, now_wall_ms, &text, err, errlen);
+        if (rc == 0 && append_url_escaped(&b, text.data, text.len) != 0) {
+            set_err(err, errlen, "output longer than %d bytes (at %s)", TEMPLATE_MAX_OUTPUT,
+                    p->expr->src);
+            rc = -EINVAL;
+        }
+        buf_finish(&text);
     }
     if (rc == 0) {
         *out = b.data != NULL ? buf_steal(&b, NULL) : xstrdup("");

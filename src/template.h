@@ -12,6 +12,7 @@
  *   now      := "now" ( ("+" | "-") INTEGER ("s" | "m" | "h" | "d") )?
  *   filter   := "default" literal | "lower" | "upper" | "trim" | "json"
  *             | "first" | "join" string? | "date" | "number" | "bool"
+ *             | "urlencode" | "raw" | "split" string? | "parse_json"
  *   literal  := string | number | true | false | null
  *   string   := double-quoted; escapes \" \\ \n \t (any other is an error)
  * seg is [A-Za-z0-9_-]+; an all-digit seg indexes an array
@@ -38,6 +39,12 @@
  *               number, true/false -> number
  *   bool        "true"/"false"/"yes"/"no"/"1"/"0" (ASCII case-insensitive,
  *               trimmed), number 1/0, boolean -> boolean
+ *   urlencode   the value's text percent-encoded (all but A-Z a-z 0-9 - . _ ~)
+ *   raw         unchanged; in a URL template it turns the encoding off
+ *   split [S]   the value's text cut at S (default ","), each piece trimmed,
+ *               empty pieces dropped -> array of strings; an array is unchanged
+ *   parse_json  a string holding JSON -> that value (not JSON -> missing);
+ *               other values unchanged
  * The "text" of a value: a string as-is, a number in canonical form (integral
  * values without ".0"), true/false, null/missing -> "", arrays and objects
  * as compact canonical JSON (json.h: keys sorted).
@@ -47,8 +54,10 @@
  * array stays an array; missing -> null). Any other template renders to a
  * string. Output is built with cJSON, never by pasting text into JSON, so
  * event data cannot change the shape of a body (reliability.md §5.6).
- * template_render_text always gives text (for URL segments and headers; the
- * caller still applies the §5.6 checks for those: CR/LF/NUL, encoding).
+ * template_render_text always gives text (for headers; the caller still
+ * applies the §5.6 checks: CR/LF/NUL). template_render_url gives a URL whose
+ * expression parts are percent-encoded (F10: record text cannot leave its
+ * path segment or query value).
  *
  * Bounds: text <= TEMPLATE_MAX_TEXT bytes, <= TEMPLATE_MAX_EXPRS expressions,
  * <= TEMPLATE_MAX_FILTERS filters per expression, output (a string, or the
@@ -115,6 +124,16 @@ int template_render(const struct template *t, const cJSON *event, uint64_t now_w
  */
 int template_render_text(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
                          char **out, char *err, size_t errlen);
+
+/*
+ * Like template_render_text, for a URL: the text of every expression is
+ * percent-encoded as by `urlencode`, so '/', '?', '#', '&' and '=' from the
+ * event stay inside their path segment or query value. An expression whose
+ * last filter is `raw` (the user's explicit opt-out) or `urlencode` (already
+ * encoded) goes in as it is. Literal text is never changed.
+ */
+int template_render_url(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
+                        char **out, char *err, size_t errlen);
 
 /* One-off parse + template_render_text (tests, CLI). Same return codes. */
 int template_expand(const char *text, const cJSON *event, uint64_t now_wall_ms, char **out,

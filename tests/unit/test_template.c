@@ -723,6 +723,75 @@ static void test_queries_and_text(const cJSON *ev)
     template_free(t);
 }
 
+/*
+ * F10: URL templates percent-encode expression output, so record text cannot
+ * leave its path segment or add query parameters; `raw` opts out, a value
+ * already `urlencode`d is not encoded twice. F11: `split` and `parse_json`
+ * are the explicit ways to turn event text into a list or JSON.
+ */
+static void test_url_and_structure_filters(void)
+{
+    cJSON *ev = must_parse(
+        "{\"record\":{\"firstName\":\"../../admin?x=1#\",\"source\":\"x&role=admin\","
+        "\"uni\":\"Zo\\u00eb b\",\"n\":12,\"csv\":\"web-form, vip,, do-not-bill \","
+        "\"jsonText\":\"{\\\"id\\\":\\\"cf\\\",\\\"v\\\":[1]}\",\"tags\":[\"a\",\"b\"]}}");
+    static const struct {
+        const char *tpl;
+        const char *want;
+    } urls[] = {
+        {"http://h/c/{{record.firstName}}/w?src={{record.source}}",
+         "http://h/c/..%2F..%2Fadmin%3Fx%3D1%23/w?src=x%26role%3Dadmin"},
+        {"http://h/{{record.uni}}/{{record.n}}", "http://h/Zo%C3%AB%20b/12"},
+        {"http://h/{{record.firstName | raw}}", "http://h/../../admin?x=1#"},
+        {"http://h/{{record.source | urlencode}}", "http://h/x%26role%3Dadmin"},
+        {"http://h/{{record.missing}}/x?a=b&c=/d", "http://h//x?a=b&c=/d"},
+        {"http://h/{{record.tags}}", "http://h/%5B%22a%22%2C%22b%22%5D"},
+    };
+    char err[256];
+    for (size_t i = 0; i < ARRAY_SIZE(urls); i++) {
+        struct template *t = NULL;
+        char *out = NULL;
+        CHECK_INT(template_parse(urls[i].tpl, &t, err, sizeof(err)), 0);
+        CHECK_INT(template_render_url(t, ev, NOW, &out, err, sizeof(err)), 0);
+        CHECK_STR(out, urls[i].want);
+        free(out);
+        template_free(t);
+    }
+    static const struct {
+        const char *tpl;
+        const char *want;
+    } values[] = {
+        {"{{record.source | urlencode}}", "\"x%26role%3Dadmin\""},
+        {"{{record.missing | urlencode}}", "null"},
+        {"{{record.firstName | raw}}", "\"../../admin?x=1#\""},
+        {"{{record.csv | split}}", "[\"web-form\",\"vip\",\"do-not-bill\"]"},
+        {"{{record.csv | split \" \"}}", "[\"web-form,\",\"vip,,\",\"do-not-bill\"]"},
+        {"{{record.tags | split}}", "[\"a\",\"b\"]"},
+        {"{{record.n | split}}", "[\"12\"]"},
+        {"{{record.missing | split}}", "null"},
+        {"{{record.jsonText | parse_json}}", "{\"id\":\"cf\",\"v\":[1]}"},
+        {"{{record.csv | parse_json}}", "null"},
+        {"{{record.csv | parse_json | default \"no\"}}", "\"no\""},
+        {"{{record.n | parse_json}}", "12"},
+        {"{{record.jsonText}}", "\"{\\\"id\\\":\\\"cf\\\",\\\"v\\\":[1]}\""},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(values); i++) {
+        err[0] = '\0';
+        char *got = render_canon(values[i].tpl, ev, NOW, err, sizeof(err));
+        if (got == NULL || strcmp(got, values[i].want) != 0) {
+            fprintf(stderr, "filter case %zu: template %s\n  err: %s\n", i, values[i].tpl, err);
+        }
+        CHECK_STR(got, values[i].want);
+        free(got);
+    }
+    struct template *t = NULL;
+    CHECK_INT(template_parse("{{record.csv | split \"\"}}", &t, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "non-empty separator") != NULL);
+    CHECK_INT(template_parse("{{record.csv | parse_jsn}}", &t, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "parse_json") != NULL);
+    cJSON_Delete(ev);
+}
+
 int main(void)
 {
     cJSON *ev = must_parse(event_json);
@@ -734,6 +803,7 @@ int main(void)
     test_now_range();
     test_odd_events();
     test_queries_and_text(ev);
+    test_url_and_structure_filters();
     cJSON_Delete(ev);
     json_scratch_release();
     return test_done("template");

