@@ -2813,6 +2813,44 @@ static void add_rule_param(struct config_ini *doc, const struct config_ini_entry
     (*n)++;
 }
 
+/*
+ * header.NAME = env:VAR | file:PATH: a secret such as a webhook token, read
+ * now with the token's rules (the file private, clear FILE:LINE errors) and
+ * kept out of every stored or printed request (see config_rule_param).
+ */
+static void add_secret_header(struct config_ini *doc, const struct config_ini_entry *e,
+                              const char *name, struct config_rule *r)
+{
+    struct config_key k = {.name = e->key};
+    char *secret = NULL;
+    if (read_reference(doc, &k, e->value, e->line, true, &secret) != 0) {
+        return;
+    }
+    log_add_secret(secret);
+    r->headers = xrealloc(r->headers, (r->nheaders + 1) * sizeof(*r->headers));
+    r->headers[r->nheaders++] = (struct config_rule_param){
+        .name = xstrdup(name),
+        .value = xstrdup(e->value),
+        .line = e->line,
+        .is_secret = true,
+        .secret = secret,
+    };
+}
+
+const char *config_header_secret(const struct config *cfg, const char *ref)
+{
+    for (size_t i = 0; cfg != NULL && ref != NULL && i < cfg->nrules; i++) {
+        const struct config_rule *r = &cfg->rules[i];
+        for (size_t j = 0; j < r->nheaders; j++) {
+            if (r->headers[j].is_secret && r->headers[j].secret != NULL &&
+                strcmp(r->headers[j].value, ref) == 0) {
+                return r->headers[j].secret;
+            }
+        }
+    }
+    return NULL;
+}
+
 /* Headers pollen sets itself, or that would break the request's framing. */
 static const char *const reserved_headers[] = {
     "host", "content-length", "transfer-encoding", "connection", "content-type",
@@ -2853,6 +2891,10 @@ static void add_rule_header(struct config_ini *doc, const struct config_ini_entr
     }
     if (r->nheaders == HEADERS_MAX) {
         config_diag_add(&doc->diag, e->line, "more than %d headers", HEADERS_MAX);
+        return;
+    }
+    if (str_has_prefix(e->value, "env:") || str_has_prefix(e->value, "file:")) {
+        add_secret_header(doc, e, name, r);
         return;
     }
     add_rule_param(doc, e, name, &r->headers, &r->nheaders);
@@ -3807,6 +3849,7 @@ static void rule_params_free(struct config_rule_param *p, size_t n)
         free(p[i].name);
         free(p[i].value);
         template_free(p[i].tmpl);
+        wipe_free(p[i].secret);
     }
     free(p);
 }

@@ -188,7 +188,13 @@ struct config_rule_param {
     char *name;
     char *value;             /* the text as written */
     int line;
-    struct template *tmpl;
+    struct template *tmpl;   /* NULL for a secret header */
+    /* header.NAME = env:VAR | file:PATH (F16): not a template; the value is
+     * read at load (file mode 0600, as for a token), registered with
+     * log_add_secret, and added only when the request is sent: outbox
+     * entries, dead letters and --dry-run hold "***" and the reference. */
+    bool is_secret;
+    char *secret;            /* the resolved value; NULL with CONFIG_SKIP_SECRETS */
 };
 
 struct config_rule {
@@ -308,5 +314,12 @@ bool config_rule_matches(const struct config_rule *r, const struct config_trigge
 const struct config_location *config_rule_location(const struct config *cfg,
                                                    const struct config_rule *r,
                                                    const char *event_trigger);
+
+/*
+ * The value of a secret header reference ("env:VAR" or "file:PATH" as
+ * written in some rule's header.NAME), or NULL when no loaded rule has it
+ * (the config changed while the action waited) or secrets were skipped.
+ */
+const char *config_header_secret(const struct config *cfg, const char *ref);
 
 #endif

@@ -28,6 +28,8 @@
 #define DEFAULT_CONCURRENCY 4
 #define MAX_CONCURRENCY 32
 #define POLL_INTERVAL_MS 1000
+/* What a secret header's value is stored and printed as. */
+#define SECRET_MASK "***"
 /* An own-write record older than this no longer explains a change. */
 #define OWN_WRITE_TTL_MS (60 * 60 * 1000)
 
@@ -880,6 +882,21 @@ static bool has_dot_segment(const char *url)
     return false;
 }
 
+/*
+ * A secret header (F16) is stored masked, with its reference in
+ * request.secret_headers; send_http puts the value in when it sends, so
+ * the outbox, the dead letters and --dry-run never hold it.
+ */
+static void add_secret_header(cJSON *req, cJSON *headers, const struct config_rule_param *h)
+{
+    cJSON *refs = cJSON_GetObjectItemCaseSensitive(req, "secret_headers");
+    if (refs == NULL) {
+        refs = cJSON_AddObjectToObject(req, "secret_headers");
+    }
+    cJSON_AddStringToObject(headers, h->name, SECRET_MASK);
+    cJSON_AddStringToObject(refs, h->name, h->value);
+}
+
 static cJSON *render_http(struct render *r, const struct config_rule *rule)
 {
     char *url_text = NULL;
@@ -905,6 +922,10 @@ static cJSON *render_http(struct render *r, const struct config_rule *rule)
     free(url_text);
     cJSON *headers = cJSON_AddObjectToObject(req, "headers");
     for (size_t i = 0; i < rule->nheaders; i++) {
+        if (rule->headers[i].is_secret) {
+            add_secret_header(req, headers, &rule->headers[i]);
+            continue;
+        }
         cJSON *v = render_param(r, &rule->headers[i]);
         if (v == NULL) {
             cJSON_Delete(req);
@@ -1434,21 +1455,56 @@ static int send_ghl(struct dispatcher *d, struct attempt *a, const cJSON *req)
     return rc;
 }
 
-static int send_http(struct dispatcher *d, struct attempt *a, const cJSON *req)
+/* Frees header lines that may hold a secret, wiping them first. */
+static void header_lines_free(char **lines)
+{
+    for (size_t i = 0; lines[i] != NULL; i++) {
+        explicit_bzero(lines[i], strlen(lines[i]));
+    }
+    strv_free(lines);
+}
+
+/*
+ * The request's header lines, with each secret header's value (see
+ * add_secret_header) taken from the loaded config. NULL when a reference is
+ * no longer configured (logged): the action cannot be sent as written.
+ */
+static char **header_lines(struct dispatcher *d, const cJSON *entry, const cJSON *req)
 {
     const cJSON *headers = cJSON_GetObjectItemCaseSensitive(req, "headers");
+    const cJSON *refs = cJSON_GetObjectItemCaseSensitive(req, "secret_headers");
     size_t n = (size_t)cJSON_GetArraySize(headers);
     char **lines = xcalloc(n + 2, sizeof(*lines));
     size_t k = 0;
-    lines[k++] = xasprintf("Idempotency-Key: %s", entry_str(a->entry, "key"));
+    lines[k++] = xasprintf("Idempotency-Key: %s", entry_str(entry, "key"));
     const cJSON *h;
     cJSON_ArrayForEach(h, headers)
     {
-        if (cJSON_IsString(h)) {
-            lines[k++] = xasprintf("%s: %s", h->string, h->valuestring);
+        if (!cJSON_IsString(h)) {
+            continue;
         }
+        const char *value = h->valuestring;
+        const char *ref = json_get_string(refs, h->string);
+        if (ref != NULL && (value = config_header_secret(d->env.cfg, ref)) == NULL) {
+            log_warn("dispatch",
+                     "rule %s (outbox id %.0f): header %s = %s is not in the configuration any "
+                     "more; the action goes to the dead-letter store",
+                     entry_str(entry, "rule"), entry_num(entry, "id", 0), h->string, ref);
+            header_lines_free(lines);
+            return NULL;
+        }
+        lines[k++] = xasprintf("%s: %s", h->string, value);
     }
     lines[k] = NULL;
+    return lines;
+}
+
+static int send_http(struct dispatcher *d, struct attempt *a, const cJSON *req)
+{
+    char **lines = header_lines(d, a->entry, req);
+    if (lines == NULL) {
+        return -ENOKEY;
+    }
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     char tag[128];
@@ -1464,7 +1520,7 @@ static int send_http(struct dispatcher *d, struct attempt *a, const cJSON *req)
     };
     int rc = http_send(d->env.http, &hr, on_http_done, a, &a->transfer);
     free(text);
-    strv_free(lines);
+    header_lines_free(lines);
     /* http_send calls back even when it fails: never report an error here. */
     (void)rc;
     return 0;

@@ -4,7 +4,9 @@ an http URL is percent-encoded and stays in its path segment or query value
 (F11); big integers keep their digits (F20); header secrets from env:/file:
 are resolved at send time and never stored or printed (F16); dead letters
 and own-write marks expire (F21)."""
+import glob
 import json
+import os
 import urllib.parse
 
 import harness
@@ -87,6 +89,56 @@ class RenderTest(harness.PollenTest):
         self.assertEqual(bodies["copy-note"], {"customFields": company})
         self.assertEqual(bodies["copy-parsed"],
                          {"customFields": [{"id": "creditLimitFieldId01", "field_value": "999999"}]})
+
+    def test_header_secrets_reach_the_receiver_and_are_never_stored_or_printed(self):
+        rcv = self.receiver()
+        rcv.script = {"/dead": [400]}
+        env_secret, file_secret = "env-hook-secret-4711", "file-hook-secret-0815"
+        path = os.path.join(self.dir, "hook.secret")
+        with open(path, "w") as f:
+            f.write(file_secret + "\n")
+        os.chmod(path, 0o600)
+        env = dict(self.env, HOOK_SECRET=env_secret)
+        rules = ("[rule ok]\non = c:created\ndo = http\n"
+                 f"url = {rcv.url}/ok\nheader.Authorization = env:HOOK_SECRET\n"
+                 "header.X-File = file:hook.secret\nheader.X-Plain = p-{{record.id}}\n"
+                 "[rule dead]\non = c:created\ndo = http\n"
+                 f"url = {rcv.url}/dead\nheader.Authorization = env:HOOK_SECRET\n")
+        cfg = self.write_config(TRIGGER + rules, location=FAST)
+        self.run_once(cfg, env=env)
+        cid = self.create_contact({"firstName": "Gus"})
+        dry = self.pollen("run", "-c", cfg, "--dry-run", env=env).stdout
+        self.assertIn('"Authorization":"***"', dry)
+        run = self.run_once(cfg, env=env)
+        by_path = {d["path"]: d for d in rcv.got()}
+        self.assertEqual(by_path["/ok"]["headers"]["authorization"], env_secret)
+        self.assertEqual(by_path["/ok"]["headers"]["x-file"], file_secret)
+        self.assertEqual(by_path["/ok"]["headers"]["x-plain"], f"p-{cid}")
+        self.assertEqual(by_path["/dead"]["headers"]["authorization"], env_secret)
+        dlq = self.pollen("dlq", "list", "-c", cfg, env=env).stdout
+        (letter,) = [json.loads(line) for line in dlq.splitlines() if line.strip()]
+        self.assertEqual(letter["request"]["headers"], {"Authorization": "***"})
+        self.assertEqual(letter["request"]["secret_headers"], {"Authorization": "env:HOOK_SECRET"})
+        events = self.pollen("tail", "-c", cfg, env=env).stdout
+        stored = b""
+        for name in glob.glob(os.path.join(self.dir, "state", "**"), recursive=True):
+            if os.path.isfile(name):
+                with open(name, "rb") as f:
+                    stored += f.read()
+        for secret in (env_secret, file_secret):
+            for where, text in (("dry-run", dry), ("dlq list", dlq), ("events", events),
+                                ("engine log", run.stdout + run.stderr)):
+                self.assertNotIn(secret, text, where)
+            self.assertNotIn(secret.encode(), stored, "the state directory")
+        # The secret file is checked like a token file, with FILE:LINE.
+        os.chmod(path, 0o644)
+        bad = self.pollen("check", "-c", cfg, env=env, check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertRegex(bad.stderr, r"pollen\.ini:\d+: permissions 0644 for '.*hook\.secret' are too open")
+        os.chmod(path, 0o600)
+        del env["HOOK_SECRET"]
+        bad = self.pollen("check", "-c", cfg, env=env, check=False)
+        self.assertRegex(bad.stderr, r"pollen\.ini:\d+: environment variable HOOK_SECRET is not set")
 
 
 if __name__ == "__main__":
