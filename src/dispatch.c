@@ -640,8 +640,8 @@ static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, bool li
     }
     case CATALOG_INTEGER:
     case CATALOG_NUMBER: {
-        if (cJSON_IsNumber(v)) {
-            return v;
+        if (cJSON_IsNumber(v) || cJSON_IsRaw(v)) {
+            return v; /* Raw: an integer past 2^53, sent with its digits (json.h) */
         }
         if (cJSON_IsString(v) && v->valuestring[0] != '\0') {
             char *end = NULL;

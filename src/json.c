@@ -312,6 +312,95 @@ static inline bool is_json_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* 2^53: from here on, not every integer has a double of its own. */
+#define EXACT_INT_LIMIT 9007199254740992.0
+
+/* True when data holds a run of 16 or more digits: the only way to write an
+ * integer of magnitude >= 2^53 (cheap test before the full walk). */
+static bool has_long_digit_run(const char *data, size_t len)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        run = ascii_is_digit(data[i]) ? run + 1 : 0;
+        if (run >= 16) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The next number token at or after *pos, skipping strings; false at the end. */
+static bool next_number(const char *data, size_t len, size_t *pos, size_t *start, size_t *n)
+{
+    size_t i = *pos;
+    while (i < len) {
+        char c = data[i];
+        if (c == '"') {
+            for (i++; i < len && data[i] != '"'; i++) {
+                if (data[i] == '\\') {
+                    i++;
+                }
+            }
+            i++;
+        } else if (c == '-' || ascii_is_digit(c)) {
+            size_t m = json_scan_number(data + i, len - i);
+            if (m == 0) {
+                return false; /* cJSON accepted it, so this cannot happen */
+            }
+            *start = i;
+            *n = m;
+            *pos = i + m;
+            return true;
+        } else {
+            i++;
+        }
+    }
+    return false;
+}
+
+struct raw_walk {
+    const char *data;
+    size_t len;
+    size_t pos;
+    bool lost; /* tokens and nodes stopped matching: change nothing more */
+};
+
+/*
+ * Visits the number nodes in document order, which is the order of the
+ * number tokens in the text, and turns an integer of magnitude >= 2^53 into
+ * a cJSON_Raw node holding its digits as written (F20): a double would
+ * change them, and two such ids that round alike would compare equal.
+ * valuedouble is kept. Allocates with cJSON's hooks (the page arena too).
+ */
+static void keep_big_integers(cJSON *v, struct raw_walk *w)
+{
+    for (; v != NULL && !w->lost; v = v->next) {
+        if (cJSON_IsNumber(v)) {
+            size_t start;
+            size_t n;
+            if (!next_number(w->data, w->len, &w->pos, &start, &n)) {
+                w->lost = true;
+                return;
+            }
+            const char *tok = w->data + start;
+            bool integral = memchr(tok, '.', n) == NULL && memchr(tok, 'e', n) == NULL &&
+                            memchr(tok, 'E', n) == NULL;
+            if (integral && fabs(v->valuedouble) >= EXACT_INT_LIMIT) {
+                char *text = cJSON_malloc(n + 1);
+                if (text == NULL) {
+                    continue; /* keep the double: a rounded id beats failing the page */
+                }
+                memcpy(text, w->data + start, n);
+                text[n] = '\0';
+                v->valuestring = text;
+                v->type = cJSON_Raw | (v->type & cJSON_StringIsConst);
+            }
+        } else if (v->child != NULL) {
+            keep_big_integers(v->child, w);
+        }
+    }
+}
+
 int json_parse(const char *data, size_t len, cJSON **out, size_t *err_offset)
 {
     const char *end = NULL;
@@ -344,6 +433,10 @@ int json_parse(const char *data, size_t len, cJSON **out, size_t *err_offset)
         /* Trailing garbage such as {"a":1} x: cJSON stopped before it. */
         cJSON_Delete(root);
         goto fail;
+    }
+    if (has_long_digit_run(data, len)) {
+        struct raw_walk w = {.data = data, .len = len};
+        keep_big_integers(root, &w);
     }
     *out = root;
     return 0;

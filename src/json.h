@@ -23,9 +23,14 @@
  *                                         (sorted) 'k', key length, key bytes,
  *                                         and the value's tokens
  * The feed is persisted indirectly (snapshot hashes): changing it means a
- * snapshot format version bump. cJSON_Raw nodes (never produced by parsing)
- * are printed verbatim and hashed with their own tag, so for them the
- * print/hash equivalence holds only bytewise.
+ * snapshot format version bump. cJSON_Raw nodes are printed verbatim and
+ * hashed with their own tag, so for them the print/hash equivalence holds
+ * only bytewise. json_parse produces them for one thing only: an integer
+ * token of magnitude >= 2^53 (no '.', no exponent) becomes a Raw node with
+ * its digits as written (valuedouble still set), so a big id keeps its
+ * digits in events and two ids that round to the same double still differ
+ * (F20). A record with such a number that was snapshotted by an older
+ * pollen (as a double) shows one update after the upgrade.
  *
  * Lookups never use cJSON_GetObjectItem (case-insensitive); always the
  * case-sensitive variant, which returns the FIRST member of a duplicated key.

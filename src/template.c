@@ -1083,8 +1083,8 @@ static int apply_filter(const struct expr *e, const struct filter *f, const cJSO
     }
     case F_NUMBER: {
         double d;
-        if (cJSON_IsNumber(v)) {
-            return 0;
+        if (cJSON_IsNumber(v) || cJSON_IsRaw(v)) {
+            return 0; /* Raw: an integer past 2^53 (json.h), a number already */
         }
         if (cJSON_IsBool(v)) {
             return keep(a, cJSON_CreateNumber(cJSON_IsTrue(v) ? 1 : 0), out);

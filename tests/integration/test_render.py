@@ -140,6 +140,23 @@ class RenderTest(harness.PollenTest):
         bad = self.pollen("check", "-c", cfg, env=env, check=False)
         self.assertRegex(bad.stderr, r"pollen\.ini:\d+: environment variable HOOK_SECRET is not set")
 
+    def test_big_integers_keep_their_digits_in_events_and_diffs(self):
+        cfg = self.baseline("")
+        big, twin = 12345678901234567891, 12345678901234567892  # the same double
+        self.assertEqual(float(big), float(twin))
+        # A numeric custom field value (the sandbox takes any JSON value there).
+        cid = self.create_contact({"firstName": "Bo", "customFields": [{"id": "cfBig", "value": big}]})
+        self.run_once(cfg)
+        self.sandbox.mutate([{"op": "update", "kind": "contact", "id": cid,
+                              "fields": {"customFields": [{"id": "cfBig", "value": twin}]}}])
+        self.run_once(cfg)
+        out = self.pollen("tail", "-c", cfg).stdout
+        self.assertIn('"value":12345678901234567891', out)
+        evs = [e for e in map(json.loads, out.splitlines()) if e.get("record_id") == cid]
+        self.assertEqual([e["type"] for e in evs], ["created", "updated"])
+        self.assertEqual(evs[0]["record"]["customFields"], [{"id": "cfBig", "value": big}])
+        self.assertEqual(evs[1]["record"]["customFields"], [{"id": "cfBig", "value": twin}])
+        self.assertEqual(evs[1]["changes"]["customFields"]["new"], [{"id": "cfBig", "value": twin}])
 
 if __name__ == "__main__":
     harness.main()
