@@ -260,6 +260,37 @@ static int own_put(struct store_txn *txn, const char *key, size_t klen, const cJ
     return rc;
 }
 
+/* Has an own-write value outlived OWN_WRITE_TTL_MS? A mark has "at"; a
+ * pending-create list is stale when each of its creates is. */
+static bool own_expired(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
+{
+    uint64_t now = *(const uint64_t *)ud;
+    cJSON *v = NULL;
+    (void)key;
+    (void)klen;
+    if (json_parse(val, vlen, &v, NULL) != 0) {
+        return true; /* unreadable: it can explain nothing */
+    }
+    bool expired = true;
+    if (cJSON_IsArray(v)) {
+        const cJSON *p;
+        cJSON_ArrayForEach(p, v)
+        {
+            expired = expired && now > (uint64_t)entry_num(p, "at", 0) + OWN_WRITE_TTL_MS;
+        }
+    } else {
+        expired = now > (uint64_t)entry_num(v, "at", 0) + OWN_WRITE_TTL_MS;
+    }
+    cJSON_Delete(v);
+    return expired;
+}
+
+int dispatch_own_sweep_batch(struct store_txn *txn, uint64_t now_wall_ms, struct store_sweep *sw)
+{
+    return store_sweep_batch(txn, STORE_OWN, DISPATCH_SWEEP_BATCH, sw, own_expired,
+                             &now_wall_ms);
+}
+
 /* ---- intents: what a write will do, recorded before it is sent ------------
  *
  * The API applies a write before its response reaches pollen, so a poll or a

@@ -34,6 +34,7 @@
 #define POLLEN_DISPATCH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <uv.h>
 
@@ -44,6 +45,7 @@ struct http_client;
 struct location;
 struct store;
 struct store_txn;
+struct store_sweep;
 struct dispatcher;
 
 struct dispatcher_env {
@@ -75,5 +77,17 @@ bool dispatcher_drained(const struct dispatcher *d);
  * ud is the dispatcher.
  */
 int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud);
+
+/* Own-write marks examined per dispatch_own_sweep_batch. */
+#define DISPATCH_SWEEP_BATCH 256
+
+/*
+ * Own-write expiry (F21), one bounded batch of store_sweep_batch over
+ * STORE_OWN: deletes the marks older than their hour (is_own_write only
+ * expires the marks of records that change again) and pending-create lists
+ * whose every entry is that old (left by a crash between claim and outcome),
+ * and unreadable values. The engine runs it after dead-letter retention.
+ */
+int dispatch_own_sweep_batch(struct store_txn *txn, uint64_t now_wall_ms, struct store_sweep *sw);
 
 #endif

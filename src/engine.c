@@ -22,6 +22,7 @@
 #include "json.h"
 #include "location.h"
 #include "oauth.h"
+#include "outbox.h"
 #include "log.h"
 #include "poller.h"
 #include "sha256.h"
@@ -50,6 +51,11 @@ struct engine {
     bool pruning;              /* a retention pass is in progress */
     uint64_t pruned;           /* events deleted by the current pass */
     uint64_t prune_untimed;    /* events without a readable time seen by it */
+    uv_timer_t sweep;          /* dead-letter retention, then own-write expiry: one batch per callback */
+    bool sweeping;             /* a sweep pass is in progress */
+    bool sweep_own;            /* the pass is in its own-write phase */
+    struct store_sweep sweep_pos;
+    uint64_t swept;            /* dead letters deleted by the current pass */
     uv_timer_t stopper;        /* runs the shutdown outside any library callback */
     uv_timer_t drain;          /* --once: waits for the outbox to drain after the polls */
     const char *stop_reason;
@@ -104,6 +110,7 @@ static void on_http_closed(void *ud)
     close_handle((uv_handle_t *)&e->sigterm);
     close_handle((uv_handle_t *)&e->maintenance);
     close_handle((uv_handle_t *)&e->prune);
+    close_handle((uv_handle_t *)&e->sweep);
     close_handle((uv_handle_t *)&e->stopper);
     close_handle((uv_handle_t *)&e->drain);
     dispatcher_close(e->dispatcher);
@@ -125,6 +132,7 @@ static void do_stop(uv_timer_t *t)
     free_credentials(e);
     uv_timer_stop(&e->maintenance);
     uv_timer_stop(&e->prune);
+    uv_timer_stop(&e->sweep);
     http_client_close(e->http, on_http_closed, e);
 }
 
@@ -203,6 +211,67 @@ static void on_prune(uv_timer_t *t)
     e->pruning = false;
 }
 
+static int sweep_txn(struct store_txn *txn, void *ud)
+{
+    struct engine *e = ud;
+    uint64_t now = util_wall_ms();
+    if (e->sweep_own) {
+        return dispatch_own_sweep_batch(txn, now, &e->sweep_pos);
+    }
+    return outbox_dlq_prune_batch(txn, e->cfg->dlq_retention_ms, now, &e->sweep_pos);
+}
+
+/* One batch of the sweep pass (F21): the dead letters past dlq_retention,
+ * then the expired own-write marks. Like on_prune, a full batch re-arms a
+ * 0 ms timer, each resuming after the last key the previous one examined. */
+static void on_sweep(uv_timer_t *t)
+{
+    struct engine *e = t->data;
+    int rc = store_write(e->store, sweep_txn, e);
+    if (rc != 0) {
+        log_warn("engine", "%s failed: %s",
+                 e->sweep_own ? "own-write expiry" : "dead-letter retention", store_strerror(rc));
+        e->sweeping = false;
+        return;
+    }
+    if (!e->sweep_own) {
+        e->swept += e->sweep_pos.deleted;
+    }
+    struct store_sweep *sw = &e->sweep_pos;
+    if (sw->more) {
+        memcpy(sw->after, sw->next, sw->next_len);
+        sw->after_len = sw->next_len;
+    } else if (!e->sweep_own) {
+        if (e->swept > 0) {
+            log_info("outbox", "dead-letter retention removed %llu dead letter(s) older than "
+                               "dlq_retention",
+                     (unsigned long long)e->swept);
+        }
+        e->sweep_own = true;
+        *sw = (struct store_sweep){0};
+    } else {
+        e->sweeping = false;
+        return;
+    }
+    if (!e->stopping) {
+        uv_timer_start(&e->sweep, on_sweep, 0, 0);
+    } else {
+        e->sweeping = false;
+    }
+}
+
+static void start_sweep(struct engine *e)
+{
+    if (e->sweeping || e->opts.dry_run) {
+        return;
+    }
+    e->sweeping = true;
+    e->sweep_own = false;
+    e->swept = 0;
+    e->sweep_pos = (struct store_sweep){0};
+    uv_timer_start(&e->sweep, on_sweep, 0, 0);
+}
+
 static void on_maintenance(uv_timer_t *t)
 {
     struct engine *e = t->data;
@@ -216,6 +285,7 @@ static void on_maintenance(uv_timer_t *t)
         e->prune_untimed = 0;
         uv_timer_start(&e->prune, on_prune, 0, 0);
     }
+    start_sweep(e);
 }
 
 struct auth_failure {
@@ -412,6 +482,8 @@ static void start_runtime(struct engine *e)
     e->maintenance.data = e;
     uv_timer_init(&e->loop, &e->prune);
     e->prune.data = e;
+    uv_timer_init(&e->loop, &e->sweep);
+    e->sweep.data = e;
     uv_timer_init(&e->loop, &e->stopper);
     e->stopper.data = e;
     uv_timer_init(&e->loop, &e->drain);
@@ -419,6 +491,7 @@ static void start_runtime(struct engine *e)
     dispatcher_start(e->dispatcher);
     uv_timer_start(&e->maintenance, on_maintenance, MAINTENANCE_INTERVAL_MS,
                    MAINTENANCE_INTERVAL_MS);
+    start_sweep(e); /* at start too, so --once runs expire dead letters */
     for (size_t i = 0; i < e->npollers; i++) {
         poller_start(e->pollers[i]);
     }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evlog.h"
 #include "json.h"
 #include "util.h"
 
@@ -283,4 +284,39 @@ int outbox_count(struct store_txn *txn, uint64_t *pending, uint64_t *dead)
         rc = store_count_prefix(txn, STORE_DLQ, NULL, 0, dead);
     }
     return rc;
+}
+
+struct dlq_age {
+    uint64_t max_age_ms;
+    uint64_t now_ms;
+};
+
+/* Is this dead letter past retention (its dead_at older than max_age_ms)? */
+static bool dlq_expired(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
+{
+    const struct dlq_age *age = ud;
+    cJSON *entry = NULL;
+    uint64_t dead_ms = 0;
+    (void)key;
+    (void)klen;
+    if (json_parse(val, vlen, &entry, NULL) != 0) {
+        return false;
+    }
+    const char *when = json_get_string(entry, "dead_at");
+    bool timed = when != NULL && evlog_parse_time(when, &dead_ms) == 0;
+    cJSON_Delete(entry);
+    return timed && dead_ms < age->now_ms && age->now_ms - dead_ms > age->max_age_ms;
+}
+
+int outbox_dlq_prune_batch(struct store_txn *txn, uint64_t max_age_ms, uint64_t now_ms,
+                           struct store_sweep *sw)
+{
+    if (max_age_ms == 0) {
+        sw->next_len = 0;
+        sw->more = false;
+        sw->deleted = 0;
+        return 0;
+    }
+    struct dlq_age age = {.max_age_ms = max_age_ms, .now_ms = now_ms};
+    return store_sweep_batch(txn, STORE_DLQ, OUTBOX_PRUNE_BATCH, sw, dlq_expired, &age);
 }

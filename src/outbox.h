@@ -7,7 +7,8 @@
  * error. Entries live in STORE_OUTBOX under a u64 id; STORE_DUE indexes them
  * by (next_at, id) so the dispatcher finds the earliest due one; both are
  * always changed in the same transaction. Dead entries move to STORE_DLQ
- * (same id) with the final error.
+ * (same id) with the final error, and are deleted [engine] dlq_retention
+ * after they died.
  *
  * Entries are enqueued inside the transaction that records the event which
  * fired the rule (exactly-once enqueue), and every state change of an entry
@@ -55,6 +56,18 @@ int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *e
 int outbox_dlq_drop(struct store_txn *txn, uint64_t id);
 /* Re-queues a dead letter with attempts reset to 0, due now. */
 int outbox_dlq_retry(struct store_txn *txn, uint64_t id, uint64_t now);
+
+/* Dead letters examined per outbox_dlq_prune_batch. */
+#define OUTBOX_PRUNE_BATCH 256
+
+/*
+ * Dead-letter retention (F21), one bounded batch of store_sweep_batch:
+ * deletes the dead letters whose dead_at is more than max_age_ms before
+ * now_ms. max_age_ms 0 keeps every one (and examines nothing); a dead
+ * letter without a readable dead_at is kept.
+ */
+int outbox_dlq_prune_batch(struct store_txn *txn, uint64_t max_age_ms, uint64_t now_ms,
+                           struct store_sweep *sw);
 
 /* Number of pending outbox entries (for status and tests). */
 int outbox_count(struct store_txn *txn, uint64_t *pending, uint64_t *dead);

@@ -618,6 +618,52 @@ int store_cursor_del(struct store_cursor *cur)
     return 0;
 }
 
+int store_sweep_batch(struct store_txn *txn, enum store_table t, size_t max,
+                      struct store_sweep *sw,
+                      bool (*doomed)(const void *key, size_t klen, const void *val, size_t vlen,
+                                     void *ud),
+                      void *ud)
+{
+    struct store_cursor *cur = NULL;
+    const void *key = NULL;
+    const void *val = NULL;
+    size_t klen = 0;
+    size_t vlen = 0;
+    size_t seen = 0;
+
+    sw->next_len = 0;
+    sw->more = false;
+    sw->deleted = 0;
+    int rc = store_cursor_open(txn, t, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_cursor_seek(cur, sw->after, sw->after_len, &key, &klen, &val, &vlen);
+    if (rc == 0 && sw->after_len > 0 && klen == sw->after_len &&
+        memcmp(key, sw->after, klen) == 0) {
+        rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+    }
+    while (rc == 0 && seen < max) {
+        /* LMDB keys are at most 511 bytes: next always has room. */
+        sw->next_len = klen < sizeof(sw->next) ? klen : sizeof(sw->next);
+        memcpy(sw->next, key, sw->next_len);
+        seen++;
+        if (doomed(key, klen, val, vlen, ud)) {
+            rc = store_cursor_del(cur);
+            if (rc != 0) {
+                break;
+            }
+            sw->deleted++;
+        }
+        rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+    }
+    store_cursor_close(cur);
+    if (rc == 0) {
+        sw->more = true; /* stopped at max with entries left */
+    }
+    return rc == -ENOENT ? 0 : rc;
+}
+
 int store_count_prefix(struct store_txn *txn, enum store_table t, const void *prefix, size_t plen,
                        uint64_t *count)
 {

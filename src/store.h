@@ -220,6 +220,32 @@ int store_cursor_last(struct store_cursor *cur, const void **key_out, size_t *kl
 int store_cursor_del(struct store_cursor *cur);
 
 /*
+ * A retention sweep over a table in bounded batches (dead letters, own-write
+ * marks): each batch is one short write txn that resumes after the last key
+ * the previous one examined, so a large table never holds the loop.
+ */
+struct store_sweep {
+    uint8_t after[512];  /* in: resume after this key; after_len 0 = from the start */
+    size_t after_len;
+    uint8_t next[512];   /* out: the last key examined (copy it to after for the next batch) */
+    size_t next_len;
+    bool more;           /* out: the batch was full, the table may go on */
+    uint64_t deleted;    /* out: entries deleted by this batch */
+};
+
+/*
+ * One batch (inside a write txn): examines at most max entries of t after
+ * sw->after and deletes those for which doomed(key, klen, val, vlen, ud) is
+ * true. Only the outputs change, so a store_write retry reruns it alike.
+ * Returns 0 or an error (sticky).
+ */
+int store_sweep_batch(struct store_txn *txn, enum store_table t, size_t max,
+                      struct store_sweep *sw,
+                      bool (*doomed)(const void *key, size_t klen, const void *val, size_t vlen,
+                                     void *ud),
+                      void *ud);
+
+/*
  * Counts the keys that start with prefix (plen 0: every key, in O(1)).
  * Walks the matching range, so it costs O(matches). Returns 0 or an error.
  */

@@ -7,6 +7,7 @@ and own-write marks expire (F21)."""
 import glob
 import json
 import os
+import time
 import urllib.parse
 
 import harness
@@ -157,6 +158,26 @@ class RenderTest(harness.PollenTest):
         self.assertEqual(evs[0]["record"]["customFields"], [{"id": "cfBig", "value": big}])
         self.assertEqual(evs[1]["record"]["customFields"], [{"id": "cfBig", "value": twin}])
         self.assertEqual(evs[1]["changes"]["customFields"]["new"], [{"id": "cfBig", "value": twin}])
+    def test_dead_letters_older_than_dlq_retention_are_deleted(self):
+        rcv = self.receiver()
+        rcv.script = {"/dead": [400, 400]}
+        cfg = self.baseline(f"[rule dead]\non = c:created\ndo = http\nurl = {rcv.url}/dead\n",
+                            engine="dlq_retention = 2s")
+        self.create_contact({"firstName": "Old"})
+        self.run_once(cfg)
+        (old,) = self.dlq_list(cfg)
+        time.sleep(2.5)
+        self.create_contact({"firstName": "New"})
+        run = self.run_once(cfg)
+        letters = self.dlq_list(cfg)
+        self.assertEqual(len(letters), 1, letters)
+        self.assertNotEqual(letters[0]["id"], old["id"], "the old dead letter is gone, the new one stays")
+        self.assertIn("dead-letter retention removed 1 dead letter", run.stdout + run.stderr)
+
+    def dlq_list(self, cfg):
+        out = self.pollen("dlq", "list", "-c", cfg).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
 
 if __name__ == "__main__":
     harness.main()
