@@ -46,48 +46,60 @@ class RenderTest(harness.PollenTest):
     def test_record_text_in_a_url_stays_in_its_segment_and_query_value(self):
         rcv = self.receiver()
         cfg = self.baseline(
-            "[rule hook]\non = c:created\nwhen = record.lastName == \"Eve\"\ndo = http\n"
-            f"url = {rcv.url}/api/crm/contacts/{{{{record.firstName}}}}/welcome?src={{{{record.source}}}}\n"
-            "[rule rawdots]\non = c:created\nwhen = record.lastName == \"Dot\"\ndo = http\n"
-            f"url = {rcv.url}/api/crm/{{{{record.firstName | raw}}}}/x\n")
+            "[rule hook]\non = c:created\ndo = http\n"
+            f"url = {rcv.url}/api/crm/contacts/{{{{record.firstName}}}}/welcome?src={{{{record.source}}}}\n")
         name = "../../admin?x=1#"
         source = "x&role=admin&callback=https://evil.example"
-        self.create_contact({"firstName": name, "lastName": "Eve", "source": source})
-        self.create_contact({"firstName": "..", "lastName": "Dot"})
+        self.create_contact({"firstName": name, "source": source})
         self.run_once(cfg)
         got = rcv.got()
         self.assertEqual(len(got), 1, [d["path"] for d in got])
         url = urllib.parse.urlsplit(got[0]["path"])
         self.assertEqual(url.path, "/api/crm/contacts/..%2F..%2Fadmin%3Fx%3D1%23/welcome")
-        self.assertTrue(url.path.startswith("/api/crm/contacts/"))
         self.assertEqual(urllib.parse.unquote(url.path.split("/")[4]), name)
         self.assertEqual(urllib.parse.parse_qs(url.query), {"src": [source]},
                          "the record added query parameters")
         self.assertEqual(url.fragment, "")
-        (dead,) = [e for e in self.actions(cfg) if e["rule"] == "rawdots"]
-        self.assertEqual(dead["type"], "action.dead")
+
+    def test_raw_opts_out_of_url_encoding_but_dot_segments_are_refused(self):
+        rcv = self.receiver()
+        cfg = self.baseline(
+            "[rule raw]\non = c:created\ndo = http\n"
+            f"url = {rcv.url}/api/{{{{record.firstName | raw}}}}/x?{{{{record.source | raw}}}}\n")
+        self.create_contact({"firstName": "a/b", "source": "p=1&q=2"})
+        self.create_contact({"firstName": "..", "source": "z=1"})
+        self.run_once(cfg)
+        self.assertEqual([d["path"] for d in rcv.got()], ["/api/a/b/x?p=1&q=2"])
+        (dead,) = [e for e in self.actions(cfg) if e["type"] == "action.dead"]
         self.assertIn("'..' path segment", dead["error"])
 
     def test_event_strings_keep_their_type_in_list_and_json_fields(self):
         cfg = self.baseline(
             "[rule tag-source]\non = c:created\ndo = contacts.tags.add\n"
             "contactId = {{record.id}}\ntags = {{record.source}}\n"
-            "[rule tag-split]\non = c:created\ndo = contacts.tags.add\n"
-            "contactId = {{record.id}}\ntags = {{record.source | split}}\n"
             "[rule tag-literal]\non = c:created\ndo = contacts.tags.add\n"
             "contactId = {{record.id}}\ntags = a, b c\n"
             "[rule copy-note]\non = c:created\ndo = contacts.update\n"
-            "contactId = {{record.id}}\ncustomFields = {{record.companyName}}\n"
+            "contactId = {{record.id}}\ncustomFields = {{record.companyName}}\n")
+        company = '[{"id": "creditLimitFieldId01", "field_value": "999999"}]'
+        self.create_contact({"firstName": "Fay", "source": "web-form, vip, do-not-bill",
+                             "companyName": company})
+        bodies = {e["rule"]: e["request"].get("body") for e in self.dry_run(cfg)}
+        self.assertEqual(bodies["tag-source"], {"tags": ["web-form, vip, do-not-bill"]})
+        self.assertEqual(bodies["tag-literal"], {"tags": ["a", "b", "c"]})
+        self.assertEqual(bodies["copy-note"], {"customFields": company})
+
+    def test_split_and_parse_json_filters_ask_for_list_and_json_on_purpose(self):
+        cfg = self.baseline(
+            "[rule tag-split]\non = c:created\ndo = contacts.tags.add\n"
+            "contactId = {{record.id}}\ntags = {{record.source | split}}\n"
             "[rule copy-parsed]\non = c:created\ndo = contacts.update\n"
             "contactId = {{record.id}}\ncustomFields = {{record.companyName | parse_json}}\n")
         company = '[{"id": "creditLimitFieldId01", "field_value": "999999"}]'
         self.create_contact({"firstName": "Fay", "source": "web-form, vip, do-not-bill",
                              "companyName": company})
         bodies = {e["rule"]: e["request"].get("body") for e in self.dry_run(cfg)}
-        self.assertEqual(bodies["tag-source"], {"tags": ["web-form, vip, do-not-bill"]})
         self.assertEqual(bodies["tag-split"], {"tags": ["web-form", "vip", "do-not-bill"]})
-        self.assertEqual(bodies["tag-literal"], {"tags": ["a", "b", "c"]})
-        self.assertEqual(bodies["copy-note"], {"customFields": company})
         self.assertEqual(bodies["copy-parsed"],
                          {"customFields": [{"id": "creditLimitFieldId01", "field_value": "999999"}]})
 
