@@ -178,9 +178,10 @@ enum config_rule_kind {
  * {{expr}} keeps its value's JSON type; a literal becomes the field's type
  * (boolean: true/false, integer/number: the number, json: the parsed JSON,
  * string_list: the text split on spaces and commas, string: the text); any
- * other template renders to text. A value from the event is never split or
- * parsed: a string for a string_list field is a one-element list, a string
- * for a json field stays a string (`| split`, `| parse_json` do it on purpose).
+ * other template renders to text, which a string_list field splits at the
+ * separators of its literal text only. A value from the event is never split
+ * or parsed: a string for a string_list field is one element, a string for a
+ * json field stays a string (`| split`, `| parse_json` do it on purpose).
  * config_resolve rejects literals that are not valid for their type, and
  * mixed text-and-{{}} values for integer, number, boolean and json fields.
  */

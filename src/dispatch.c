@@ -586,15 +586,29 @@ struct render {
     char err[256];
 };
 
-static cJSON *render_param(struct render *r, const struct config_rule_param *p)
+typedef int (*render_fn)(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
+                         cJSON **out, char *err, size_t errlen);
+
+static cJSON *render_with(struct render *r, const struct config_rule_param *p, render_fn fn)
 {
     cJSON *out = NULL;
     char err[200];
-    if (template_render(p->tmpl, r->event, r->now, &out, err, sizeof(err)) != 0) {
+    if (fn(p->tmpl, r->event, r->now, &out, err, sizeof(err)) != 0) {
         snprintf(r->err, sizeof(r->err), "%s: %s", p->name, err);
         return NULL;
     }
     return out;
+}
+
+static cJSON *render_param(struct render *r, const struct config_rule_param *p)
+{
+    return render_with(r, p, template_render);
+}
+
+/* A string_list field: mixed text splits at its literal separators only (F11). */
+static cJSON *render_list_param(struct render *r, const struct config_rule_param *p)
+{
+    return render_with(r, p, template_render_list);
 }
 
 /* Text of a rendered scalar (strings as-is, numbers and booleans printed). */
@@ -809,7 +823,8 @@ static cJSON *render_catalog_body(struct render *r, const struct config_rule *ru
         if (f == NULL) {
             continue; /* a path parameter */
         }
-        cJSON *v = render_param(r, &rule->params[i]);
+        cJSON *v = f->type == CATALOG_STRING_LIST ? render_list_param(r, &rule->params[i])
+                                                  : render_param(r, &rule->params[i]);
         if (v == NULL) {
             cJSON_Delete(body);
             return NULL;

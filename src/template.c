@@ -1326,6 +1326,81 @@ int template_render_text(const struct template *t, const cJSON *event, uint64_t 
     return rc;
 }
 
+/* Ends the list element being built in cur (if any) and appends it to arr. */
+static int flush_element(cJSON *arr, struct buf *cur, bool *have)
+{
+    if (!*have) {
+        return 0;
+    }
+    cJSON *item = cJSON_CreateString(cur->data != NULL ? cur->data : "");
+    buf_finish(cur);
+    buf_init(cur, TEMPLATE_MAX_OUTPUT);
+    *have = false;
+    if (item == NULL) {
+        return -ENOMEM;
+    }
+    cJSON_AddItemToArray(arr, item);
+    return 0;
+}
+
+/* The list form of text mixing literals and expressions (see template.h). */
+static int render_mixed_list(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
+                             cJSON *arr, char *err, size_t errlen)
+{
+    struct buf cur;
+    bool have = false;
+    int rc = 0;
+
+    buf_init(&cur, TEMPLATE_MAX_OUTPUT);
+    for (size_t i = 0; i < t->nparts && rc == 0; i++) {
+        const struct part *p = &t->parts[i];
+        if (p->expr != NULL) {
+            size_t before = cur.len;
+            rc = render_expr_text(p->expr, event, now_wall_ms, &cur, err, errlen);
+            have = have || cur.len > before;
+            continue;
+        }
+        for (size_t k = 0; k < p->lit_len && rc == 0; k++) {
+            char c = p->lit[k];
+            if (c == ' ' || c == ',' || c == '\t') {
+                rc = flush_element(arr, &cur, &have);
+            } else if (buf_append(&cur, &c, 1) != 0) {
+                set_err(err, errlen, "output longer than %d bytes", TEMPLATE_MAX_OUTPUT);
+                rc = -EINVAL;
+            } else {
+                have = true;
+            }
+        }
+    }
+    if (rc == 0) {
+        rc = flush_element(arr, &cur, &have);
+    }
+    if (rc == -ENOMEM) {
+        set_err(err, errlen, "out of memory");
+    }
+    buf_finish(&cur);
+    return rc;
+}
+
+int template_render_list(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
+                         cJSON **out, char *err, size_t errlen)
+{
+    if (t->typed || t->nexprs == 0) {
+        return template_render(t, event, now_wall_ms, out, err, errlen);
+    }
+    *out = cJSON_CreateArray();
+    if (*out == NULL) {
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = render_mixed_list(t, event, now_wall_ms, *out, err, errlen);
+    if (rc != 0) {
+        cJSON_Delete(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /* Already safe for a URL: the user asked for it raw, or encoded it with `urlencode`. */
 static bool url_ready(const struct expr *e)
 {

@@ -126,6 +126,18 @@ int template_render_text(const struct template *t, const cJSON *event, uint64_t 
                          char **out, char *err, size_t errlen);
 
 /*
+ * Like template_render, for a list of strings (a string_list field): text
+ * that mixes literals and expressions renders to an array, split at the
+ * spaces, commas and tabs of its literal text only, so the user's words are
+ * separate elements and an expression's text never splits
+ * (`tag-{{record.source}} vip` -> ["tag-web, form", "vip"]). A template
+ * that is one expression, or has none, renders as template_render does (the
+ * caller applies its coercion). Same return codes.
+ */
+int template_render_list(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
+                         cJSON **out, char *err, size_t errlen);
+
+/*
  * Like template_render_text, for a URL: the text of every expression is
  * percent-encoded as by `urlencode`, so '/', '?', '#', '&' and '=' from the
  * event stay inside their path segment or query value. An expression whose

@@ -79,6 +79,8 @@ class RenderTest(harness.PollenTest):
             "contactId = {{record.id}}\ntags = {{record.source}}\n"
             "[rule tag-literal]\non = c:created\ndo = contacts.tags.add\n"
             "contactId = {{record.id}}\ntags = a, b c\n"
+            "[rule tag-mixed]\non = c:created\ndo = contacts.tags.add\n"
+            "contactId = {{record.id}}\ntags = from {{record.source}}, vip\n"
             "[rule copy-note]\non = c:created\ndo = contacts.update\n"
             "contactId = {{record.id}}\ncustomFields = {{record.companyName}}\n")
         company = '[{"id": "creditLimitFieldId01", "field_value": "999999"}]'
@@ -87,6 +89,7 @@ class RenderTest(harness.PollenTest):
         bodies = {e["rule"]: e["request"].get("body") for e in self.dry_run(cfg)}
         self.assertEqual(bodies["tag-source"], {"tags": ["web-form, vip, do-not-bill"]})
         self.assertEqual(bodies["tag-literal"], {"tags": ["a", "b", "c"]})
+        self.assertEqual(bodies["tag-mixed"], {"tags": ["from", "web-form, vip, do-not-bill", "vip"]})
         self.assertEqual(bodies["copy-note"], {"customFields": company})
 
     def test_split_and_parse_json_filters_ask_for_list_and_json_on_purpose(self):

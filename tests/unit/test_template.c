@@ -784,6 +784,29 @@ static void test_url_and_structure_filters(void)
         CHECK_STR(got, values[i].want);
         free(got);
     }
+    /* string_list rendering: only the literal text's separators split. */
+    static const struct {
+        const char *tpl;
+        const char *want;
+    } lists[] = {
+        {"copied {{record.source}}", "[\"copied\",\"x&role=admin\"]"},
+        {"a, b {{record.csv}},c", "[\"a\",\"b\",\"web-form, vip,, do-not-bill \",\"c\"]"},
+        {"tag-{{record.uni}}-x y", "[\"tag-Zo\xc3\xab b-x\",\"y\"]"},
+        {"{{record.missing}} one", "[\"one\"]"},
+        {"{{record.csv}}", "\"web-form, vip,, do-not-bill \""}, /* one expression: its value */
+        {"a b", "\"a b\""},                                    /* a literal: coerced later */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+        struct template *lt = NULL;
+        cJSON *v = NULL;
+        CHECK_INT(template_parse(lists[i].tpl, &lt, err, sizeof(err)), 0);
+        CHECK_INT(template_render_list(lt, ev, NOW, &v, err, sizeof(err)), 0);
+        char *got = json_print_canonical(v);
+        CHECK_STR(got, lists[i].want);
+        free(got);
+        cJSON_Delete(v);
+        template_free(lt);
+    }
     struct template *t = NULL;
     CHECK_INT(template_parse("{{record.csv | split \"\"}}", &t, err, sizeof(err)), -EINVAL);
     CHECK(strstr(err, "non-empty separator") != NULL);
