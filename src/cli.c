@@ -464,6 +464,30 @@ static int cmd_check(struct args *a)
     return CLI_EXIT_OK;
 }
 
+/*
+ * The end of a command whose output is data (tail, dlq list): if any of it
+ * was lost (a full disk, an I/O error, found by the final flush or close),
+ * exit 1 so that `pollen tail >> export && next-step` stops on a truncated
+ * export (F18). rc is the command's own exit code; a failure it already
+ * reported is not reported again.
+ */
+static int finish_output(const char *cmd, int rc)
+{
+    errno = 0;
+    bool lost = fflush(stdout) != 0 || ferror(stdout);
+    int err = errno;
+    if (fclose(stdout) != 0 && !lost) {
+        lost = true;
+        err = errno;
+    }
+    if (!lost || rc != CLI_EXIT_OK) {
+        return rc;
+    }
+    fprintf(stderr, "pollen %s: cannot write the output: %s\n", cmd,
+            err != 0 ? strerror(err) : "write error");
+    return CLI_EXIT_RUNTIME;
+}
+
 static int cmd_tail(struct args *a)
 {
     struct loaded l;
@@ -474,7 +498,7 @@ static int cmd_tail(struct args *a)
     a->tail.state_dir = l.cfg->state_dir;
     rc = tail_run(&a->tail);
     unload(&l);
-    return rc;
+    return finish_output("tail", rc);
 }
 
 static void print_triggers(const struct catalog *cat)
@@ -537,9 +561,10 @@ static int print_dead(uint64_t id, const cJSON *entry, void *ud)
     (void)id;
     (void)ud;
     char *line = cJSON_PrintUnformatted(entry);
-    printf("%s\n", line);
+    int n = printf("%s\n", line);
     free(line);
-    return 0;
+    /* Stops the listing; finish_output finds the error on stdout and reports it. */
+    return n < 0 ? -EIO : 0;
 }
 
 struct dlq_op {
@@ -575,6 +600,7 @@ static int dlq_apply(const char *state_dir, struct dlq_op *op)
         if (rc == 0) {
             rc = outbox_dlq_list(txn, print_dead, NULL);
             store_txn_abort(txn);
+            rc = rc == -EIO && ferror(stdout) ? 0 : rc; /* a write error: finish_output's */
         }
     } else {
         rc = store_write(s, dlq_txn, op);
@@ -616,7 +642,7 @@ static int cmd_dlq(struct args *a)
     }
     rc = dlq_apply(l.cfg->state_dir, &op);
     unload(&l);
-    return rc;
+    return strcmp(verb, "list") == 0 ? finish_output("dlq list", rc) : rc;
 }
 
 static int cmd_auth(struct args *a)
