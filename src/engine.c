@@ -404,6 +404,7 @@ static int create_runtime(struct engine *e)
         .max_body = cfg->max_body,
         .max_host_connections = 4,
         .ca_file = cfg->ca_file,
+        .proxy = cfg->proxy,
         .allow_plain_http_loopback = true,
         .user_agent = "pollen/" POLLEN_VERSION,
     };

@@ -80,6 +80,12 @@ CASES = {
     "every_below_min_interval": (
         sub("every = 1m", "every = 5s").replace("min_interval = 1s", "min_interval = 10s"),
         "every = 5s", 1, r"every = 5s is out of range \(allowed 10s\.\.15m; the lower bound is \[engine\] min_interval\)"),
+    "max_db_size_below_the_initial_map": (
+        sub("min_interval = 1s", "min_interval = 1s\nmax_db_size = 64MiB"), "max_db_size", 1,
+        r"max_db_size = 64MiB is out of range \(allowed 1GiB\.\.16TiB"),
+    "proxy_not_a_url": (
+        sub("base_url = http://127.0.0.1:9", "base_url = http://127.0.0.1:9\nproxy = 127.0.0.1:3128"),
+        "proxy =", 1, r"proxy must be a URL such as http://HOST:PORT"),
     "every_zero": (
         sub("every = 5m", "every = 0s"), "every = 0s", 1, r"every = 0s is out of range"),
     "empty_value": (

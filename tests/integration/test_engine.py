@@ -10,13 +10,16 @@ that write data to stdout.
   logs that reload is not supported; SIGTERM then stops it cleanly.
 - test_output_write_errors_exit_1: `tail` and `dlq list` with stdout on
   /dev/full exit 1 with a message (an export is never silently truncated).
+- test_proxy_only_from_the_configuration: http_proxy/https_proxy/all_proxy
+  in the environment are ignored (a listener they name receives nothing
+  while `run --once` succeeds); [api] proxy is used.
 - test_state_dir_symlink_is_refused: a state_dir that is a symlink is
   refused by `run` with a message, and nothing is written through it.
 """
-import json
 import os
-import re
 import signal
+import socket
+import threading
 import time
 
 import harness
@@ -26,6 +29,37 @@ TRIGGER = "[trigger c]\nuse = contacts.search\nevery = 1s\n"
 TASKS_PATH = r"^/contacts/[A-Za-z0-9]{20}/tasks$"
 RULE = ("[rule vip]\non = c:created\ndo = contacts.tasks.create\n"
         "contactId = {{record.id}}\ntitle = Follow up\ndueDate = {{now + 1d}}\ncompleted = false\n")
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that records what each connection sends first
+    and answers 503 (a proxy that works for nobody)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.got = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    self.got.append(conn.recv(4096).decode("latin-1"))
+                    conn.sendall(b"HTTP/1.1 503 No\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.close()
 
 
 class EngineTest(harness.PollenTest):
@@ -90,6 +124,26 @@ class EngineTest(harness.PollenTest):
             self.assertEqual(p.returncode, 1, f"{cmd}: {p.stderr}")
             self.assertRegex(p.stderr, r"pollen (tail|dlq list): cannot write the (events|output): "
                                        r"No space left on device")
+
+    def test_proxy_only_from_the_configuration(self):
+        proxy = Listener()
+        self.addCleanup(proxy.close)
+        env = dict(self.env)
+        for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                    "ALL_PROXY"):
+            env[var] = proxy.url
+        env.pop("no_proxy", None)
+        env.pop("NO_PROXY", None)
+        cfg = self.write_config(TRIGGER, location=FAST)
+        self.pollen("run", "-c", cfg, "--once", timeout=60, env=env)
+        self.assertEqual(proxy.got, [], "a proxy from the environment was used")
+        self.assertTrue(self.sandbox.requests(), "the API was polled directly")
+        # An explicit [api] proxy is the one way to use one.
+        cfg = self.write_config(TRIGGER, location=FAST, api=f"proxy = {proxy.url}\n",
+                                name="proxied.ini")
+        self.start_engine(cfg)
+        self.wait_for(lambda: proxy.got, timeout=30, what="a request through [api] proxy")
+        self.assertIn(f"POST {self.sandbox.url}/contacts/search HTTP/1.1", proxy.got[0])
 
     def test_state_dir_symlink_is_refused(self):
         real = os.path.join(self.dir, "real-state")
