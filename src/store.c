@@ -1125,6 +1125,15 @@ void store_unlock_engine(int fd)
     }
 }
 
+bool store_exists(const char *dir)
+{
+    char *path = xasprintf("%s/data.mdb", dir);
+    struct stat st;
+    bool ok = stat(path, &st) == 0;
+    free(path);
+    return ok;
+}
+
 unsigned store_live_txns(void)
 {
     return live_txns;

@@ -102,6 +102,9 @@ struct store_cursor;
  */
 int store_open(const char *dir, const struct store_options *opts, struct store **out);
 
+/* Whether dir holds a store (data.mdb) yet: readers create nothing. */
+bool store_exists(const char *dir);
+
 /* Closes the env. Every txn must have ended. NULL is accepted. */
 void store_close(struct store *s);
 

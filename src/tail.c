@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "buf.h"
@@ -103,15 +102,6 @@ static void sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static bool store_exists(const char *dir)
-{
-    char *path = xasprintf("%s/data.mdb", dir);
-    struct stat st;
-    bool ok = stat(path, &st) == 0;
-    free(path);
-    return ok;
 }
 
 int tail_run(const struct tail_options *o)

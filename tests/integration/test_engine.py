@@ -13,6 +13,10 @@ that write data to stdout.
 - test_proxy_only_from_the_configuration: http_proxy/https_proxy/all_proxy
   in the environment are ignored (a listener they name receives nothing
   while `run --once` succeeds); [api] proxy is used.
+- test_purge_state_of_removed_triggers: after a trigger (and its for_each
+  child) left the configuration, `check` notes their kept state and
+  `pollen purge` deletes exactly it (refused while an engine runs); the
+  remaining trigger keeps its snapshot (no new events after the purge).
 - test_state_dir_symlink_is_refused: a state_dir that is a symlink is
   refused by `run` with a message, and nothing is written through it.
 """
@@ -144,6 +148,35 @@ class EngineTest(harness.PollenTest):
         self.start_engine(cfg)
         self.wait_for(lambda: proxy.got, timeout=30, what="a request through [api] proxy")
         self.assertIn(f"POST {self.sandbox.url}/contacts/search HTTP/1.1", proxy.got[0])
+
+    def test_purge_state_of_removed_triggers(self):
+        old = ("[trigger old]\nuse = contacts.list\nevery = 1s\n\n"
+               "[trigger oldtasks]\nuse = contacts.tasks\nfor_each = old\nevery = 1s\n")
+        before = self.write_config(TRIGGER + old, location=FAST, name="before.ini")
+        self.run_once(before)
+        after = self.write_config(TRIGGER, location=FAST, name="after.ini")
+        p = self.pollen("check", "-c", after)
+        notes = [ln for ln in p.stdout.splitlines() if ": note: " in ln]
+        self.assertEqual(len(notes), 2, p.stdout)
+        self.assertRegex(notes[0], r"keeps \d+ entries of old/main, a trigger/location no longer "
+                                   r"configured; `pollen purge -c .*after.ini` deletes them")
+        self.assertIn("oldtasks/main", notes[1])
+        self.assertEqual(self.pollen("check", "-c", before).stdout.count(": note: "), 0)
+        # Never under a running engine.
+        engine = self.start_engine(after)
+        self.wait_running()
+        p = self.pollen("purge", "-c", after, check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f"an engine (pid {engine.pid} started ", p.stderr)
+        self.assertEqual(self.stop_engine(), 0)
+        events = self.events(after)
+        p = self.pollen("purge", "-c", after)
+        self.assertRegex(p.stdout, r"purged [1-9]\d* entries of triggers no longer configured")
+        self.assertNotIn(": note: ", self.pollen("check", "-c", after).stdout)
+        self.assertIn("purged 0 entries", self.pollen("purge", "-c", after).stdout)
+        # The configured trigger kept its snapshot: another run finds nothing new.
+        self.run_once(after)
+        self.assertEqual(self.events(after), events)
 
     def test_state_dir_symlink_is_refused(self):
         real = os.path.join(self.dir, "real-state")
