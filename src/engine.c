@@ -277,6 +277,7 @@ struct auth_failure {
     const char *credential;
     const char *reason;
     const char *location_id;
+    const char *fix;
 };
 
 static int auth_failed_txn(struct store_txn *txn, void *ud)
@@ -298,7 +299,7 @@ static int auth_failed_txn(struct store_txn *txn, void *ud)
         cJSON_AddStringToObject(ev, "location", f->location_id);
     }
     cJSON_AddStringToObject(ev, "error", f->reason);
-    cJSON_AddStringToObject(ev, "fix", "run: pollen auth login -c FILE NAME");
+    cJSON_AddStringToObject(ev, "fix", f->fix);
     int rc = evlog_append(txn, ev, NULL);
     cJSON_Delete(ev);
     return rc;
@@ -306,14 +307,22 @@ static int auth_failed_txn(struct store_txn *txn, void *ud)
 
 /*
  * A credential failed for good (invalid_grant: the refresh token is spent or
- * revoked). One clear error, one auth.failed event, and the triggers of every
- * location it serves stop: retrying would only hammer the token endpoint.
+ * revoked; a static token answered with 401). One clear error, one
+ * auth.failed event, and the triggers of every location it serves stop:
+ * retrying would only hammer the API or the token endpoint.
  */
 static void on_credential_failed(struct oauth_credential *c, const char *reason, void *ud)
 {
     struct engine *e = ud;
     const struct config *cfg = e->cfg;
-    struct auth_failure f = {.e = e, .credential = oauth_credential_name(c), .reason = reason};
+    /* A static token cannot be re-authorized: it has to be corrected. */
+    bool refreshable = oauth_credential_refreshable(c);
+    const char *restart = refreshable ? "`pollen auth login` and a restart"
+                                      : "its `token =` is corrected and pollen restarted";
+    struct auth_failure f = {.e = e, .credential = oauth_credential_name(c), .reason = reason,
+                             .fix = refreshable ? "run: pollen auth login -c FILE NAME"
+                                                : "correct token = in the [location] section, "
+                                                  "then restart"};
     for (size_t i = 0; i < cfg->nlocations; i++) {
         if (e->creds[i] == c) {
             f.location_id = cfg->locations[i].id;
@@ -336,9 +345,8 @@ static void on_credential_failed(struct oauth_credential *c, const char *reason,
             }
         }
         /* The oauth module logged the one error; say what it means here. */
-        log_info("engine", "the triggers of location %s are stopped until `pollen auth login` "
-                           "and a restart",
-                 cfg->locations[i].name);
+        log_info("engine", "the triggers of location %s are stopped until %s",
+                 cfg->locations[i].name, restart);
     }
 }
 
@@ -367,6 +375,7 @@ static void create_credentials(struct engine *e)
         const struct config_location *lc = &cfg->locations[i];
         if (lc->oauth == NULL) {
             e->creds[i] = oauth_credential_static(&e->loop, lc->name, lc->token ? lc->token : "");
+            oauth_credential_on_failed(e->creds[i], on_credential_failed, e);
             continue;
         }
         struct oauth_credential *app = e->oauths[(size_t)(lc->oauth - cfg->oauths)];
