@@ -399,6 +399,7 @@ int auth_login(const struct config *cfg, const char *name, const char *code, uin
         .timeout_ms = cfg->timeout_ms,
         .max_body = 1 << 20,
         .ca_file = cfg->ca_file,
+        .proxy = cfg->proxy,
         .allow_plain_http_loopback = true,
     };
     l->http = http_client_create(&l->loop, &ho);

@@ -27,6 +27,7 @@
 #include "config.h"
 #include "engine.h"
 #include "json.h"
+#include "orphans.h"
 #include "outbox.h"
 #include "subproc.h"
 #include "store.h"
@@ -53,6 +54,8 @@ static const char usage_main[] =
     "           inspect and handle the dead-letter store of failed actions\n"
     "  auth     login -c FILE NAME [--code CODE] | status -c FILE\n"
     "           authorize an [oauth NAME] credential; show what each credential is\n"
+    "  purge    -c FILE\n"
+    "           delete the state of triggers no longer in the configuration\n"
     "\n"
     "`pollen COMMAND --help` describes each command. `pollen --version` prints the version.\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error\n";
@@ -79,7 +82,21 @@ static const char usage_check[] =
     "Validates the configuration (every section and key, secrets references and\n"
     "their permissions, durations, ranges) and the catalog definitions it uses.\n"
     "Prints `FILE:LINE: what is wrong` for each problem and exits 2, or prints a\n"
-    "summary and exits 0. Nothing is contacted and nothing is written.\n"
+    "summary and exits 0, then a note for each trigger no longer configured whose\n"
+    "state the state directory still holds (see `pollen purge`). Nothing is\n"
+    "contacted and nothing is written.\n"
+    "\n"
+    "  -c, --config FILE     the configuration file (required)\n"
+    "  -h, --help            this text\n";
+
+static const char usage_purge[] =
+    "usage: pollen purge -c FILE\n"
+    "\n"
+    "Deletes from the state directory what it keeps for triggers that are no\n"
+    "longer in the configuration (renamed or removed [trigger] sections, or a\n"
+    "trigger moved to another location): their snapshots, their state and their\n"
+    "fan-out queues. `pollen check` lists them. Events, the outbox and dead\n"
+    "letters are kept. The engine must be stopped (exit 2 while it runs).\n"
     "\n"
     "  -c, --config FILE     the configuration file (required)\n"
     "  -h, --help            this text\n";
@@ -449,6 +466,26 @@ static int cmd_run(struct args *a)
     return rc;
 }
 
+/* check: one note per trigger scope the store keeps but the file no longer has (F21). */
+static void report_orphans(const char *path, const struct config *cfg)
+{
+    struct store *s = NULL;
+    struct store_options so = {.readonly = true};
+    if (!store_exists(cfg->state_dir) || store_open(cfg->state_dir, &so, &s) != 0) {
+        return;
+    }
+    struct orphan_list l;
+    if (orphans_find(s, cfg, &l) == 0) {
+        for (size_t i = 0; i < l.count; i++) {
+            printf("%s: note: the state directory keeps %llu entries of %s, a trigger/location "
+                   "no longer configured; `pollen purge -c %s` deletes them\n",
+                   path, (unsigned long long)l.items[i].keys, l.items[i].scope, path);
+        }
+        orphans_free(&l);
+    }
+    store_close(s);
+}
+
 static int cmd_check(struct args *a)
 {
     struct loaded l;
@@ -460,8 +497,85 @@ static int cmd_check(struct args *a)
            "%zu actions)\n",
            a->config, l.cfg->nlocations, l.cfg->ntriggers, l.cfg->nrules, l.cfg->catalog_dir,
            catalog_trigger_count(l.cat), catalog_action_count(l.cat));
+    report_orphans(a->config, l.cfg);
     unload(&l);
     return CLI_EXIT_OK;
+}
+
+/* Deletes the orphaned state under the engine lock. Returns the exit code. */
+static int purge_locked(const struct config *cfg)
+{
+    struct store *s = NULL;
+    struct store_options so = {.max_size = cfg->max_db_size};
+    int rc = store_open(cfg->state_dir, &so, &s);
+    if (rc != 0) {
+        fprintf(stderr, "pollen purge: cannot open %s: %s\n", cfg->state_dir, store_strerror(rc));
+        return CLI_EXIT_RUNTIME;
+    }
+    uint64_t deleted = 0;
+    rc = orphans_purge(s, cfg, &deleted);
+    store_close(s);
+    if (rc != 0) {
+        fprintf(stderr, "pollen purge: stopped after deleting %llu entries: %s\n",
+                (unsigned long long)deleted, store_strerror(rc));
+        return CLI_EXIT_RUNTIME;
+    }
+    printf("purged %llu entries of triggers no longer configured\n", (unsigned long long)deleted);
+    return CLI_EXIT_OK;
+}
+
+static int cmd_purge(struct args *a)
+{
+    struct loaded l;
+    int rc = prepare(a, LOAD_RESOLVED, &l);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!store_exists(l.cfg->state_dir)) {
+        printf("nothing to purge: %s holds no state yet\n", l.cfg->state_dir);
+        unload(&l);
+        return CLI_EXIT_OK;
+    }
+    /* A running engine may run another configuration: never purge under it. */
+    int fd = -1;
+    char holder[128];
+    rc = store_lock_engine(l.cfg->state_dir, &fd, holder, sizeof(holder));
+    if (rc == -EWOULDBLOCK) {
+        fprintf(stderr, "pollen purge: an engine (%s) is running on %s: stop it first\n", holder,
+                l.cfg->state_dir);
+        rc = CLI_EXIT_USAGE;
+    } else if (rc != 0) {
+        rc = CLI_EXIT_RUNTIME;
+    } else {
+        rc = purge_locked(l.cfg);
+        store_unlock_engine(fd);
+    }
+    unload(&l);
+    return rc;
+}
+
+/*
+ * The end of a command whose output is data (tail, dlq list): if any of it
+ * was lost (a full disk, an I/O error, found by the final flush or close),
+ * exit 1 so that `pollen tail >> export && next-step` stops on a truncated
+ * export (F18). rc is the command's own exit code; a failure it already
+ * reported is not reported again.
+ */
+static int finish_output(const char *cmd, int rc)
+{
+    errno = 0;
+    bool lost = fflush(stdout) != 0 || ferror(stdout);
+    int err = errno;
+    if (fclose(stdout) != 0 && !lost) {
+        lost = true;
+        err = errno;
+    }
+    if (!lost || rc != CLI_EXIT_OK) {
+        return rc;
+    }
+    fprintf(stderr, "pollen %s: cannot write the output: %s\n", cmd,
+            err != 0 ? strerror(err) : "write error");
+    return CLI_EXIT_RUNTIME;
 }
 
 static int cmd_tail(struct args *a)
@@ -474,7 +588,7 @@ static int cmd_tail(struct args *a)
     a->tail.state_dir = l.cfg->state_dir;
     rc = tail_run(&a->tail);
     unload(&l);
-    return rc;
+    return finish_output("tail", rc);
 }
 
 static void print_triggers(const struct catalog *cat)
@@ -537,9 +651,10 @@ static int print_dead(uint64_t id, const cJSON *entry, void *ud)
     (void)id;
     (void)ud;
     char *line = cJSON_PrintUnformatted(entry);
-    printf("%s\n", line);
+    int n = printf("%s\n", line);
     free(line);
-    return 0;
+    /* Stops the listing; finish_output finds the error on stdout and reports it. */
+    return n < 0 ? -EIO : 0;
 }
 
 struct dlq_op {
@@ -575,6 +690,7 @@ static int dlq_apply(const char *state_dir, struct dlq_op *op)
         if (rc == 0) {
             rc = outbox_dlq_list(txn, print_dead, NULL);
             store_txn_abort(txn);
+            rc = rc == -EIO && ferror(stdout) ? 0 : rc; /* a write error: finish_output's */
         }
     } else {
         rc = store_write(s, dlq_txn, op);
@@ -616,7 +732,7 @@ static int cmd_dlq(struct args *a)
     }
     rc = dlq_apply(l.cfg->state_dir, &op);
     unload(&l);
-    return rc;
+    return strcmp(verb, "list") == 0 ? finish_output("dlq list", rc) : rc;
 }
 
 static int cmd_auth(struct args *a)
@@ -697,6 +813,7 @@ static const struct command commands[] = {
     {"catalog", usage_catalog, catalog_opts, false, cmd_catalog},
     {"dlq", usage_dlq, config_only_opts, true, cmd_dlq},
     {"auth", usage_auth, auth_opts, true, cmd_auth},
+    {"purge", usage_purge, config_only_opts, true, cmd_purge},
 };
 
 static int run_command(const struct command *cmd, int argc, char **argv)

@@ -1222,6 +1222,35 @@ static int parse_oauth_url(struct config_ini *doc, const struct config_key *k, c
     return 0;
 }
 
+/* [api] proxy: the only way pollen uses a proxy (the *_proxy environment
+ * variables are ignored, F23). A scheme libcurl knows, a host, no spaces. */
+static int parse_proxy(struct config_ini *doc, const struct config_key *k, const char *value,
+                       int line, void *field)
+{
+    static const char *const schemes[] = {"http://", "https://", "socks5://", "socks5h://"};
+    size_t skip = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(schemes) && skip == 0; i++) {
+        if (strncmp(value, schemes[i], strlen(schemes[i])) == 0) {
+            skip = strlen(schemes[i]);
+        }
+    }
+    bool ok = skip > 0 && value[skip] != '\0' && value[skip] != '/';
+    for (const char *p = value; ok && *p != '\0'; p++) {
+        ok = isgraph((unsigned char)*p) != 0;
+    }
+    if (!ok) {
+        config_diag_add(&doc->diag, line,
+                        "%s must be a URL such as http://HOST:PORT (schemes: http, https, "
+                        "socks5, socks5h)",
+                        k->name);
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
 static int parse_ca_file(struct config_ini *doc, const struct config_key *k, const char *value,
                          int line, void *field)
 {
@@ -2218,8 +2247,11 @@ static const struct config_key engine_keys[] = {
     {.name = "dlq_retention", .type = CONFIG_KEY_DURATION,
      .offset = offsetof(struct config, dlq_retention_ms), .def = "30d", .min = 0,
      .max = DAY(36500)},
+    /* At least the store's initial 1 GiB map (STORE_DEFAULT_MAP_SIZE, sparse on
+     * disk): a smaller cap could not be honoured, and raising it silently
+     * would make the setting a lie. */
     {.name = "max_db_size", .type = CONFIG_KEY_SIZE,
-     .offset = offsetof(struct config, max_db_size), .def = "8GiB", .min = 1ULL << 20,
+     .offset = offsetof(struct config, max_db_size), .def = "8GiB", .min = 1ULL << 30,
      .max = 1ULL << 44},
 };
 
@@ -2235,6 +2267,8 @@ static const struct config_key api_keys[] = {
      .def = "16MiB", .min = 64ULL << 10, .max = 1ULL << 30},
     {.name = "ca_file", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config, ca_file),
      .parse = parse_ca_file},
+    {.name = "proxy", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct config, proxy),
+     .parse = parse_proxy},
 };
 enum { API_TIMEOUT = 1, API_CONNECT_TIMEOUT = 2 };
 
@@ -3917,5 +3951,6 @@ void config_free(struct config *cfg)
     free(cfg->catalog_dir);
     free(cfg->base_url);
     free(cfg->ca_file);
+    free(cfg->proxy);
     free(cfg);
 }

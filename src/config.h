@@ -244,6 +244,7 @@ struct config {
     char *base_url;           /* no trailing slash */
     uint64_t timeout_ms, connect_timeout_ms, max_body;
     char *ca_file;            /* NULL: system default */
+    char *proxy;              /* NULL: no proxy (the environment's *_proxy are ignored) */
     struct config_oauth *oauths;
     size_t noauths;
     struct config_location *locations;

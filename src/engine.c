@@ -31,6 +31,12 @@
 
 /* Reader-slot check and event-log retention run on every tick. */
 #define MAINTENANCE_INTERVAL_MS 60000
+/* A reader that kept one snapshot this long while we committed is reported... */
+#define READER_WARN_AGE_MS (5 * 60 * 1000)
+/* ...at most this often. */
+#define READER_WARN_EVERY_MS (30 * 60 * 1000)
+/* Exit code when another engine holds the state directory (a usage error). */
+#define EXIT_BUSY 2
 
 struct engine {
     uv_loop_t loop;
@@ -46,6 +52,10 @@ struct engine {
     size_t npollers;
     uv_signal_t sigint;
     uv_signal_t sigterm;
+    uv_signal_t sighup;
+    struct store_reader old_reader; /* the oldest reader slot seen at maintenance... */
+    uint64_t old_reader_since;      /* ...and since when (monotonic ms) it held that snapshot */
+    uint64_t reader_warned_at;      /* monotonic ms of the last warning about it, 0: none */
     uv_timer_t maintenance;
     uv_timer_t prune;          /* runs retention one batch per callback */
     bool pruning;              /* a retention pass is in progress */
@@ -108,6 +118,7 @@ static void on_http_closed(void *ud)
     }
     close_handle((uv_handle_t *)&e->sigint);
     close_handle((uv_handle_t *)&e->sigterm);
+    close_handle((uv_handle_t *)&e->sighup);
     close_handle((uv_handle_t *)&e->maintenance);
     close_handle((uv_handle_t *)&e->prune);
     close_handle((uv_handle_t *)&e->sweep);
@@ -152,6 +163,15 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct engine *e = h->data;
     engine_stop(e, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* Operators and ExecReload= send HUP to reload: say that we do not, and keep running. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    log_warn("engine", "SIGHUP: reload is not supported yet; restart to apply configuration "
+                       "changes");
 }
 
 static void on_drain_check(uv_timer_t *t)
@@ -272,6 +292,39 @@ static void start_sweep(struct engine *e)
     uv_timer_start(&e->sweep, on_sweep, 0, 0);
 }
 
+/*
+ * A live reader that keeps one old snapshot (a `pollen tail -f` whose
+ * consumer stalled, in an old build, or any tool holding a txn) stops LMDB
+ * from reusing the pages freed since, so data.mdb grows despite retention
+ * (F5). mdb_reader_check only clears dead processes' slots: name the pid.
+ */
+static void watch_readers(struct engine *e)
+{
+    struct store_reader r;
+    if (store_oldest_reader(e->store, &r) != 0) {
+        return;
+    }
+    uint64_t now = uv_now(&e->loop);
+    bool same = r.pid != 0 && r.pid == e->old_reader.pid && r.txnid == e->old_reader.txnid;
+    if (!same) {
+        e->old_reader = r;
+        e->old_reader_since = now;
+        return;
+    }
+    uint64_t lag = r.newest_txnid > r.txnid ? r.newest_txnid - r.txnid : 0;
+    bool old = now - e->old_reader_since >= READER_WARN_AGE_MS && lag > 0;
+    bool quiet = e->reader_warned_at != 0 && now - e->reader_warned_at < READER_WARN_EVERY_MS;
+    if (!old || quiet) {
+        return;
+    }
+    e->reader_warned_at = now;
+    log_warn("store", "process %ld has held a read snapshot of %s for over %llu s, %llu "
+                      "transactions behind the newest: space freed since cannot be reused, so "
+                      "data.mdb grows; stop or restart that process",
+             r.pid, e->cfg->state_dir, (unsigned long long)((now - e->old_reader_since) / 1000),
+             (unsigned long long)lag);
+}
+
 static void on_maintenance(uv_timer_t *t)
 {
     struct engine *e = t->data;
@@ -279,6 +332,7 @@ static void on_maintenance(uv_timer_t *t)
     if (cleared > 0) {
         log_info("store", "cleared %d stale reader slot(s)", cleared);
     }
+    watch_readers(e);
     if (!e->pruning) {
         e->pruning = true;
         e->pruned = 0;
@@ -293,6 +347,7 @@ struct auth_failure {
     const char *credential;
     const char *reason;
     const char *location_id;
+    const char *fix;
 };
 
 static int auth_failed_txn(struct store_txn *txn, void *ud)
@@ -314,7 +369,7 @@ static int auth_failed_txn(struct store_txn *txn, void *ud)
         cJSON_AddStringToObject(ev, "location", f->location_id);
     }
     cJSON_AddStringToObject(ev, "error", f->reason);
-    cJSON_AddStringToObject(ev, "fix", "run: pollen auth login -c FILE NAME");
+    cJSON_AddStringToObject(ev, "fix", f->fix);
     int rc = evlog_append(txn, ev, NULL);
     cJSON_Delete(ev);
     return rc;
@@ -322,14 +377,22 @@ static int auth_failed_txn(struct store_txn *txn, void *ud)
 
 /*
  * A credential failed for good (invalid_grant: the refresh token is spent or
- * revoked). One clear error, one auth.failed event, and the triggers of every
- * location it serves stop: retrying would only hammer the token endpoint.
+ * revoked; a static token answered with 401). One clear error, one
+ * auth.failed event, and the triggers of every location it serves stop:
+ * retrying would only hammer the API or the token endpoint.
  */
 static void on_credential_failed(struct oauth_credential *c, const char *reason, void *ud)
 {
     struct engine *e = ud;
     const struct config *cfg = e->cfg;
-    struct auth_failure f = {.e = e, .credential = oauth_credential_name(c), .reason = reason};
+    /* A static token cannot be re-authorized: it has to be corrected. */
+    bool refreshable = oauth_credential_refreshable(c);
+    const char *restart = refreshable ? "`pollen auth login` and a restart"
+                                      : "its `token =` is corrected and pollen restarted";
+    struct auth_failure f = {.e = e, .credential = oauth_credential_name(c), .reason = reason,
+                             .fix = refreshable ? "run: pollen auth login -c FILE NAME"
+                                                : "correct token = in the [location] section, "
+                                                  "then restart"};
     for (size_t i = 0; i < cfg->nlocations; i++) {
         if (e->creds[i] == c) {
             f.location_id = cfg->locations[i].id;
@@ -352,9 +415,8 @@ static void on_credential_failed(struct oauth_credential *c, const char *reason,
             }
         }
         /* The oauth module logged the one error; say what it means here. */
-        log_info("engine", "the triggers of location %s are stopped until `pollen auth login` "
-                           "and a restart",
-                 cfg->locations[i].name);
+        log_info("engine", "the triggers of location %s are stopped until %s",
+                 cfg->locations[i].name, restart);
     }
 }
 
@@ -383,6 +445,7 @@ static void create_credentials(struct engine *e)
         const struct config_location *lc = &cfg->locations[i];
         if (lc->oauth == NULL) {
             e->creds[i] = oauth_credential_static(&e->loop, lc->name, lc->token ? lc->token : "");
+            oauth_credential_on_failed(e->creds[i], on_credential_failed, e);
             continue;
         }
         struct oauth_credential *app = e->oauths[(size_t)(lc->oauth - cfg->oauths)];
@@ -420,6 +483,7 @@ static int create_runtime(struct engine *e)
         .max_body = cfg->max_body,
         .max_host_connections = 4,
         .ca_file = cfg->ca_file,
+        .proxy = cfg->proxy,
         .allow_plain_http_loopback = true,
         .user_agent = "pollen/" POLLEN_VERSION,
     };
@@ -474,10 +538,12 @@ static void start_runtime(struct engine *e)
 {
     uv_signal_init(&e->loop, &e->sigint);
     uv_signal_init(&e->loop, &e->sigterm);
+    uv_signal_init(&e->loop, &e->sighup);
     e->sigint.data = e;
     e->sigterm.data = e;
     uv_signal_start(&e->sigint, on_signal, SIGINT);
     uv_signal_start(&e->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&e->sighup, on_sighup, SIGHUP);
     uv_timer_init(&e->loop, &e->maintenance);
     e->maintenance.data = e;
     uv_timer_init(&e->loop, &e->prune);
@@ -503,6 +569,31 @@ static void start_runtime(struct engine *e)
     }
 }
 
+/*
+ * One engine per state directory (F7): two would double the request budget,
+ * could send an action twice, and the second one's token refresh would
+ * spend the refresh token the first one holds. --once and --dry-run take
+ * the lock too. Returns 0 and sets *fd, or the exit code.
+ */
+static int lock_state_dir(const struct config *cfg, int *fd)
+{
+    char holder[128];
+    int rc = store_lock_engine(cfg->state_dir, fd, holder, sizeof(holder));
+    if (rc == -EWOULDBLOCK) {
+        log_error("engine", "another pollen engine (%s) is running on the state directory %s; "
+                            "only one may: stop it first (`pollen tail`, `dlq list` and `auth "
+                            "status` work beside it)",
+                  holder, cfg->state_dir);
+        return EXIT_BUSY;
+    }
+    if (rc != 0) {
+        log_error("engine", "cannot lock the state directory %s: %s", cfg->state_dir,
+                  store_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
+
 int engine_run(const struct config *cfg, const struct engine_options *opts)
 {
     struct engine e;
@@ -516,11 +607,18 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
     util_rand_seed();
     failpoint_init();
 
+    int lock_fd = -1;
+    int rc = lock_state_dir(cfg, &lock_fd);
+    if (rc != 0) {
+        curl_global_cleanup();
+        return rc;
+    }
     struct store_options so = {.max_size = cfg->max_db_size};
-    int rc = store_open(cfg->state_dir, &so, &e.store);
+    rc = store_open(cfg->state_dir, &so, &e.store);
     if (rc != 0) {
         log_error("engine", "cannot open the state directory %s: %s", cfg->state_dir,
                   store_strerror(rc));
+        store_unlock_engine(lock_fd);
         return 1;
     }
     if (e.opts.dry_run) {
@@ -529,11 +627,13 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
     }
     if (uv_loop_init(&e.loop) != 0) {
         store_close(e.store);
+        store_unlock_engine(lock_fd);
         return 1;
     }
     if (create_runtime(&e) != 0) {
         uv_loop_close(&e.loop);
         store_close(e.store);
+        store_unlock_engine(lock_fd);
         return 1;
     }
     log_info("engine", "pollen %s running: %zu trigger(s), %zu location(s), state in %s",
@@ -551,6 +651,7 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
     free(e.oauths);
     free(e.pollers);
     store_close(e.store);
+    store_unlock_engine(lock_fd);
     json_scratch_release();
     curl_global_cleanup();
     log_info("engine", "stopped");

@@ -2,8 +2,13 @@
  * engine: owns the libuv loop and wires every runtime module together for
  * `pollen run`: the store, the HTTP client, one location per [location],
  * one poller per [trigger] (children attached to their for_each parents),
- * signal handling and periodic maintenance (stale LMDB readers, event-log
- * retention).
+ * signal handling and periodic maintenance (stale LMDB readers, readers
+ * that hold an old snapshot, event-log retention).
+ *
+ * One engine per state directory: engine_run takes an exclusive flock on
+ * state_dir/engine.lock (store_lock_engine) for its whole run, --once and
+ * --dry-run included, and refuses to start (exit 2) while another process
+ * holds it. SIGHUP is logged and ignored (no reload yet).
  *
  * Shutdown order (SIGINT/SIGTERM, or all pollers done with --once): stop the
  * pollers (no new requests; an in-flight request is cancelled: nothing is
@@ -26,7 +31,8 @@ struct engine_options {
                      * send are printed on stdout as JSON lines */
 };
 
-/* Runs until stopped. Returns the process exit code: 0 ok, 1 runtime failure. */
+/* Runs until stopped. Returns the process exit code: 0 ok, 1 runtime failure,
+ * 2 another engine holds the state directory. */
 int engine_run(const struct config *cfg, const struct engine_options *opts);
 
 #endif

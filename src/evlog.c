@@ -369,7 +369,7 @@ static int prune_batch(struct store_txn *txn, void *ud)
     size_t klen = 0;
     size_t vlen = 0;
     uint8_t newest[8];
-    err = store_cursor_last(cur, &key, &klen, NULL, NULL);
+    err = store_cursor_last(cur, &key, &klen, &val, &vlen);
     if (err != 0) {
         store_cursor_close(cur);
         return err == -ENOENT ? 0 : err;
@@ -380,6 +380,14 @@ static int prune_batch(struct store_txn *txn, void *ud)
         return store_txn_fail(txn, -EIO);
     }
     memcpy(newest, key, 8);
+    /* Ages count back from the newest event, not from a "now" that a clock
+     * set far ahead (bad NTP, a restored VM) would make delete unconsumed
+     * events (F14): a stopped or idle engine prunes nothing by age. */
+    uint64_t ref = ctx->now_ms;
+    uint64_t newest_time = 0;
+    if (ctx->max_age_ms > 0 && event_time(val, vlen, &newest_time) == 0 && newest_time < ref) {
+        ref = newest_time;
+    }
 
     /* Keys are collected first and deleted after the cursor is closed:
      * borrowed pointers die at the first write. */
@@ -398,7 +406,7 @@ static int prune_batch(struct store_txn *txn, void *ud)
             uint64_t t = 0;
             if (event_time(val, vlen, &t) != 0) {
                 ctx->untimed++;
-            } else if (t < ctx->now_ms && ctx->now_ms - t > ctx->max_age_ms) {
+            } else if (t < ref && ref - t > ctx->max_age_ms) {
                 del = true;
             } else {
                 break; /* young enough: so is (nearly) everything after it */

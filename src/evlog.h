@@ -74,8 +74,10 @@ int evlog_txn_last_seq(struct store_txn *txn, uint64_t *out);
 
 /*
  * Retention. Deletes, oldest first, the events beyond the newest max_count
- * and the events whose "time" is more than max_age_ms before now_wall_ms
- * (0 disables either limit), but never the newest event. Age deletion stops
+ * and the events whose "time" is more than max_age_ms before the reference
+ * time, the earlier of now_wall_ms and the newest event's "time" (so a wall
+ * clock far ahead does not delete unconsumed events; 0 disables either
+ * limit), but never the newest event. Age deletion stops
  * at the first event young enough (the log is in time order save for clock
  * steps); an event without a readable "time" is never deleted for age (it
  * is skipped, with a warning) but still counts for max_count.

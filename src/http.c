@@ -115,6 +115,7 @@ struct http_client {
     size_t max_body;
     long max_host_connections;
     char *ca_file;
+    char *proxy;
     char *user_agent;
     bool allow_plain_http_loopback;
 
@@ -776,6 +777,7 @@ static void finalize(struct http_client *c)
     void (*cb)(void *) = c->on_closed;
     void *ud = c->on_closed_ud;
     free(c->ca_file);
+    free(c->proxy);
     free(c->user_agent);
     free(c);
     curl_global_cleanup();
@@ -881,6 +883,7 @@ struct http_client *http_client_create(uv_loop_t *loop, const struct http_client
     c->max_host_connections = opts->max_host_connections > 0 ? opts->max_host_connections
                                                              : DEFAULT_MAX_HOST_CONNECTIONS;
     c->ca_file = opts->ca_file ? xstrdup(opts->ca_file) : NULL;
+    c->proxy = opts->proxy ? xstrdup(opts->proxy) : NULL;
     c->user_agent = xstrdup(opts->user_agent ? opts->user_agent : "pollen/" POLLEN_VERSION);
     c->allow_plain_http_loopback = opts->allow_plain_http_loopback;
     list_init(&c->transfers);
@@ -936,6 +939,7 @@ fail_setopt:
     curl_multi_cleanup(c->multi);
 fail_multi:
     free(c->ca_file);
+    free(c->proxy);
     free(c->user_agent);
     free(c);
     curl_global_cleanup();
@@ -1152,6 +1156,13 @@ static int build_transfer(struct http_client *c, struct http_transfer *t,
      * learn that only from the first response, stalling parallel requests. */
     SETOPT(CURLOPT_PIPEWAIT, tls ? 1L : 0L);
     SETOPT(CURLOPT_HTTPHEADER, hl);
+    /* Only the configured proxy: "" and NOPROXY "*" stop libcurl from taking
+     * one from http_proxy/https_proxy/all_proxy, which would send loopback
+     * webhooks and their headers through it in cleartext (F23). */
+    SETOPT(CURLOPT_PROXY, c->proxy != NULL ? c->proxy : "");
+    if (c->proxy == NULL) {
+        SETOPT(CURLOPT_NOPROXY, "*");
+    }
     if (c->ca_file != NULL) {
         SETOPT(CURLOPT_CAINFO, c->ca_file);
     }

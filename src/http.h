@@ -61,6 +61,8 @@ struct http_client_options {
     size_t max_body;                /* default 16 MiB, counted after decompression */
     long max_host_connections;      /* default 4 */
     const char *ca_file;            /* optional CURLOPT_CAINFO (copied) */
+    const char *proxy;              /* CURLOPT_PROXY (copied); NULL: none, whatever
+                                       http_proxy and friends say in the environment */
     bool allow_plain_http_loopback; /* http:// allowed only to 127.0.0.1/localhost/[::1] */
     const char *user_agent;         /* default "pollen/<version>" (copied) */
 };

@@ -270,8 +270,10 @@ static void on_response(struct http_response *resp, void *ud)
          * same token, oauth makes one refresh) and retry this request first. */
         p->retried_401 = true;
         oauth_invalidate(loc->cred, p->token);
-        log_info(p->log_tag, "HTTP 401 for location %s: refreshing the token and retrying",
-                 loc->name);
+        if (oauth_credential_refreshable(loc->cred)) {
+            log_info(p->log_tag, "HTTP 401 for location %s: refreshing the token and retrying",
+                     loc->name);
+        } /* else the static token failed: oauth logs the one error */
         struct pending_queue *q = &loc->queues[p->cls == LOCATION_SWEEP ? 1 : 0];
         p->next = q->head;
         q->head = p;

@@ -33,6 +33,7 @@
 #include "json.h"
 #include "list.h"
 #include "log.h"
+#include "sha256.h"
 #include "util.h"
 
 #define MAX_FIELD 4096                /* scope, ids, userType */
@@ -41,6 +42,12 @@
 #define REQUEST_TIMEOUT_MS 30000
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 60000
+/* A rotated pair that could not be saved (ENOSPC, EIO: usually passing) is
+ * kept in memory and its save retried with this backoff; the credential
+ * fails only when the save has failed for SAVE_DEADLINE_MS (F6). */
+#define SAVE_BACKOFF_BASE_MS 1000
+#define SAVE_BACKOFF_CAP_MS 60000
+#define SAVE_DEADLINE_MS (24ULL * 3600 * 1000)
 #define LOCATION_TOKEN_VERSION "2021-07-28"
 #define FORM_TYPE "application/x-www-form-urlencoded"
 
@@ -676,6 +683,7 @@ struct refresh_op {
     char *agency_token;             /* location: the agency token sent (for invalidate) */
     bool retried;                   /* location: already retried after a 401 */
     bool in_work;                   /* the pool thread owns next/path */
+    bool resave;                    /* a retried save of the current pair, not a new pair */
     uv_work_t work;
     struct oauth_pair *next;        /* the rotated pair being persisted */
     char *path;
@@ -708,6 +716,10 @@ struct oauth_credential {
     struct refresh_op *op;
     unsigned attempt;               /* consecutive transient failures */
     uint64_t next_try_mono;
+    bool static_refused;            /* static: the API answered 401 to its token */
+    uint64_t unsaved_since_mono;    /* the current pair is not on disk since then; 0: it is */
+    uint64_t save_due_mono;         /* when to retry that save */
+    unsigned save_attempt;
     struct list waiters;
     unsigned busy;
     bool closing;
@@ -809,8 +821,14 @@ static void on_timer(uv_timer_t *t)
     leave(c);
 }
 
+/* Runs pump in ms, or sooner if it is already due sooner: pump re-arms for
+ * whatever it still waits for (a backoff, a save retry), so firing early is
+ * harmless and one timer serves both. */
 static void arm(struct oauth_credential *c, uint64_t ms)
 {
+    if (uv_is_active((uv_handle_t *)&c->timer) && uv_timer_get_due_in(&c->timer) <= ms) {
+        return;
+    }
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
@@ -915,10 +933,63 @@ static void publish(struct oauth_credential *c, struct oauth_pair *next)
     deliver_all(c, c->pair->access_token, 0);
 }
 
+/* "sha256:" and 12 hex digits of the refresh token: names a pair in a log
+ * line without revealing it (the token has far more entropy than that). */
+static void fingerprint(const struct oauth_pair *p, char out[20])
+{
+    const char *t = p->refresh_token != NULL ? p->refresh_token : p->access_token;
+    char hex[65];
+    sha256_hex(t, strlen(t), hex);
+    snprintf(out, 20, "sha256:%.12s", hex);
+}
+
 static void save_work(uv_work_t *w)
 {
     struct refresh_op *op = w->data;
     op->save_rc = oauth_pair_save(op->path, op->next);
+}
+
+static void start_save(struct oauth_credential *c);
+
+/*
+ * After a save of the current pair: clears the unsaved state, or keeps the
+ * pair in memory (the server has spent the old refresh token: the one on
+ * disk is useless) and schedules another try through pump. Fails the
+ * credential only after SAVE_DEADLINE_MS of failures.
+ */
+static void note_save(struct oauth_credential *c, int rc)
+{
+    char fp[20];
+    fingerprint(c->pair, fp);
+    uint64_t mono = util_mono_ms();
+    if (rc == 0) {
+        if (c->unsaved_since_mono != 0) {
+            log_info(c->tag, "the token pair %s is saved to '%s' now", fp, c->store_path);
+        }
+        c->unsaved_since_mono = 0;
+        c->save_attempt = 0;
+        return;
+    }
+    if (c->unsaved_since_mono == 0) {
+        c->unsaved_since_mono = mono;
+    }
+    if (mono - c->unsaved_since_mono >= SAVE_DEADLINE_MS) {
+        char why[768];
+        snprintf(why, sizeof(why),
+                 "the token pair %s could not be saved to '%s' for 24 h (%s); the stored refresh "
+                 "token is spent: run `pollen auth login` for '%s'",
+                 fp, c->store_path, oauth_strerror(rc), c->name);
+        fail_credential(c, why);
+        return;
+    }
+    uint64_t delay = util_backoff_ms(SAVE_BACKOFF_BASE_MS, SAVE_BACKOFF_CAP_MS, c->save_attempt);
+    c->save_attempt++;
+    c->save_due_mono = mono + delay;
+    log_error(c->tag, "the new token pair %s could not be saved to '%s' (%s): it is kept in "
+                      "memory and requests go on; the save is retried in %llu ms. Until it "
+                      "succeeds a restart loses the credential (the stored refresh token is spent)",
+              fp, c->store_path, oauth_strerror(rc), (unsigned long long)delay);
+    arm(c, delay);
 }
 
 static void save_done(uv_work_t *w, int status)
@@ -934,20 +1005,41 @@ static void save_done(uv_work_t *w, int status)
     if (status != 0 && op->save_rc == 0) {
         op->save_rc = status;
     }
-    if (op->save_rc != 0) {
-        char why[768];
-        snprintf(why, sizeof(why),
-                 "the server rotated the refresh token but the new pair could not be saved to "
-                 "'%s' (%s); the old refresh token is spent: run `pollen auth login` for '%s'",
-                 c->store_path, oauth_strerror(op->save_rc), c->name);
-        refresh_failed(c, why);
-    } else {
+    int rc = op->save_rc;
+    if (rc == 0) {
         FAILPOINT("token.after_persist");
+    }
+    if (op->resave) {
+        /* The pair in memory is already the current one. */
+        op_free(c->op);
+        c->op = NULL;
+        arm(c, 0);
+    } else {
+        /* Saved or not, the new pair is the only valid one: use it. */
         struct oauth_pair *next = op->next;
         op->next = NULL;
         publish(c, next);
     }
+    note_save(c, rc);
     leave(c);
+}
+
+/* Retries the save of the current pair on a pool thread (c->op holds the waiters meanwhile). */
+static void start_save(struct oauth_credential *c)
+{
+    struct refresh_op *op = xcalloc(1, sizeof(*op));
+    op->c = c;
+    op->resave = true;
+    op->next = oauth_pair_dup(c->pair);
+    op->path = xstrdup(c->store_path);
+    op->work.data = op;
+    op->in_work = true;
+    c->op = op;
+    if (uv_queue_work(c->loop, &op->work, save_work, save_done) != 0) {
+        op->in_work = false;
+        op->save_rc = -EAGAIN;
+        save_done(&op->work, 0);
+    }
 }
 
 /* The start of every token-response callback: the op's transfer is over.
@@ -1257,6 +1349,14 @@ static void pump(struct oauth_credential *c)
     if (c->closing) {
         return;
     }
+    if (c->static_refused && !c->failed) {
+        char why[256];
+        snprintf(why, sizeof(why),
+                 "the token was refused (HTTP 401): check `token =` in [location %s] (the token "
+                 "is wrong, revoked or not valid for this location), then restart",
+                 c->name);
+        fail_credential(c, why);
+    }
     if (c->failed) {
         deliver_all(c, NULL, OAUTH_E_FAILED);
         return;
@@ -1267,8 +1367,20 @@ static void pump(struct oauth_credential *c)
             return;
         }
     }
-    if (c->op != NULL || list_empty(&c->waiters)) {
+    if (c->op != NULL) {
         return; /* the operation in flight delivers when it ends */
+    }
+    if (c->unsaved_since_mono != 0) {
+        uint64_t due = c->save_due_mono;
+        uint64_t mono = util_mono_ms();
+        if (mono >= due) {
+            start_save(c);
+            return;
+        }
+        arm(c, due - mono);
+    }
+    if (list_empty(&c->waiters)) {
+        return;
     }
     uint64_t now = util_wall_ms();
     if (token_fresh(c, now)) {
@@ -1391,14 +1503,19 @@ const char *oauth_peek(const struct oauth_credential *c)
 
 void oauth_invalidate(struct oauth_credential *c, const char *token)
 {
-    if (c == NULL || token == NULL || c->kind == CRED_STATIC || c->pair == NULL ||
-        c->invalidated) {
+    if (c == NULL || token == NULL || c->pair == NULL || c->invalidated ||
+        strcmp(c->pair->access_token, token) != 0) {
         return;
     }
-    if (strcmp(c->pair->access_token, token) == 0) {
-        c->invalidated = true;
-        log_info(c->tag, "the access token was rejected; the next use refreshes it");
+    if (c->kind == CRED_STATIC) {
+        /* Nothing to refresh: the configured token is wrong. Failed from the
+         * loop (pump), never inside the caller's HTTP callback. */
+        c->static_refused = true;
+        arm(c, 0);
+        return;
     }
+    c->invalidated = true;
+    log_info(c->tag, "the access token was rejected; the next use refreshes it");
 }
 
 void oauth_credential_on_failed(struct oauth_credential *c,
@@ -1416,6 +1533,11 @@ void oauth_credential_on_failed(struct oauth_credential *c,
 bool oauth_credential_failed(const struct oauth_credential *c)
 {
     return c != NULL && c->failed;
+}
+
+bool oauth_credential_refreshable(const struct oauth_credential *c)
+{
+    return c != NULL && c->kind != CRED_STATIC;
 }
 
 const char *oauth_credential_failure(const struct oauth_credential *c)
@@ -1450,6 +1572,14 @@ static void on_closed(uv_handle_t *h)
 
 static void do_free(struct oauth_credential *c)
 {
+    if (c->unsaved_since_mono != 0 && !c->failed) {
+        char fp[20];
+        fingerprint(c->pair, fp);
+        log_error(c->tag, "stopping while the token pair %s is still not saved to '%s': the "
+                          "stored refresh token is spent, so the next start needs `pollen auth "
+                          "login` for '%s'",
+                  fp, c->store_path, c->name);
+    }
     c->freed = true;
     c->busy++; /* a waiter freeing it again must not recurse */
     deliver_all(c, NULL, OAUTH_E_CANCELLED);

@@ -12,14 +12,18 @@
  * Invariants:
  * - SINGLE-FLIGHT: a credential has at most one refresh in flight; however
  *   many callers wait, they share its result.
- * - PERSIST BEFORE USE: a rotated pair is on disk (tmp file O_EXCL 0600,
+ * - PERSIST BEFORE USE: a rotated pair is saved (tmp file O_EXCL 0600,
  *   write, fsync, rename, fsync of the directory) before its access token is
- *   handed to anyone. GHL spends the old refresh token on use, so a failed
- *   save makes the credential FAILED.
+ *   handed to anyone. GHL spends the old refresh token on use, so when the
+ *   save fails (ENOSPC, EIO: usually passing) the new pair, now the only
+ *   valid one, is kept in memory and used, and its save retried with backoff
+ *   (1 s doubling to 60 s); log lines name it by fingerprint (sha256 prefix
+ *   of the refresh token), never by value.
  * - FAILED is final: invalid_grant / invalid_client / unauthorized_client on
- *   refresh, a missing or unsafe store file, or a failed save. The credential
- *   then logs one error naming itself and `pollen auth login`, calls
- *   on_failed once and never sends another request.
+ *   refresh, a missing or unsafe store file, saves failing for 24 h, or (a
+ *   static token) a 401 from the API. The credential then logs one error
+ *   naming itself and what to do, calls on_failed once and never sends
+ *   another request.
  * - Secrets: every token, client secret and code is registered with
  *   log_add_secret as soon as it is known; none is ever put in a log line,
  *   an error message or a callback message (server texts are redacted).
@@ -140,7 +144,8 @@ struct oauth_options {
 };
 
 /*
- * A private-integration token: never refreshes, never expires, never fails.
+ * A private-integration token: never refreshes and never expires; it fails
+ * (deferred, from the loop) when oauth_invalidate reports a 401 for it.
  * name and token are copied; the token is registered with log_add_secret.
  * The loop is used only to defer callbacks. Returns NULL on NULL arguments.
  */
@@ -215,7 +220,8 @@ const char *oauth_peek(const struct oauth_credential *c);
  * After a 401 with token: if token is still the credential's current access
  * token, marks it expired so the next acquire refreshes (one refresh however
  * many 401s report the same token). A token that was already replaced is
- * ignored. A no-op for static tokens (they cannot be refreshed).
+ * ignored. A static token cannot be refreshed: the credential fails instead
+ * (from the loop, later), with one error saying to check `token =`.
  */
 void oauth_invalidate(struct oauth_credential *c, const char *token);
 
@@ -229,6 +235,8 @@ void oauth_credential_on_failed(struct oauth_credential *c,
                                                   void *ud),
                                 void *ud);
 bool oauth_credential_failed(const struct oauth_credential *c);
+/* Whether a 401 makes c get a new token (OAuth and location tokens; a static one fails). */
+bool oauth_credential_refreshable(const struct oauth_credential *c);
 /* The reason it failed (no secrets), or NULL. */
 const char *oauth_credential_failure(const struct oauth_credential *c);
 const char *oauth_credential_name(const struct oauth_credential *c);

@@ -20,8 +20,11 @@
 
 #define DAY_BUCKETS (RATELIMIT_DAY_MS / RATELIMIT_DAY_BUCKET_MS + 1u)
 #define MAX_RING 1000000u
-/* retry_after_s is clamped to this before it is trusted (http clamps to 3600). */
-#define MAX_RETRY_AFTER_S 86400L
+/* The server's Retry-After and X-RateLimit-Interval-Milliseconds are capped
+ * at 1 h before they are trusted: one bad header must not block a location
+ * for days (F22; http also clamps Retry-After to 3600 s). */
+#define MAX_RETRY_AFTER_S 3600L
+#define MAX_INTERVAL_MS 3600000L
 
 struct day_bucket {
     uint64_t id;     /* now_ms / RATELIMIT_DAY_BUCKET_MS of the bucket in this slot */
@@ -230,7 +233,8 @@ void ratelimit_observe(struct ratelimit *rl, uint64_t now_ms, long status,
     /* The server's interval is the authoritative length of its window. */
     uint64_t interval = rl->window_ms;
     if (info != NULL && info->present && info->interval_ms > 0) {
-        interval = (uint64_t)info->interval_ms;
+        interval = (uint64_t)(info->interval_ms > MAX_INTERVAL_MS ? MAX_INTERVAL_MS
+                                                                  : info->interval_ms);
     }
 
     if (info != NULL && info->present) {

@@ -89,6 +89,7 @@ uint64_t ratelimit_acquire(struct ratelimit *rl, uint64_t now_ms, double share);
  *   Daily-Remaining == 0 blocks for RATELIMIT_DAILY_EXHAUSTED_MS;
  * - status 429: blocks every start until now + max(retry_after_s * 1000,
  *   interval_ms or our window) and counts it in stats.throttled_429.
+ * interval_ms and retry_after_s are each capped at 1 h.
  * Blocks only ever extend: a later, shorter block does not shorten one in force.
  */
 void ratelimit_observe(struct ratelimit *rl, uint64_t now_ms, long status,

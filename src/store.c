@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -36,6 +37,9 @@ static const char *const table_names[STORE_TABLE_COUNT] = {
 };
 
 static const char schema_key[] = "schema";
+
+/* Txns open in this process, over every store: see store_live_txns. */
+static unsigned live_txns;
 
 struct store {
     MDB_env *env;
@@ -306,6 +310,7 @@ int store_txn_begin(struct store *s, bool write, struct store_txn **out)
     txn->write = write;
     memcpy(txn->have, s->have, sizeof(txn->have));
     s->open_txns++;
+    live_txns++;
     if (write) {
         s->write_open = true;
     }
@@ -324,6 +329,7 @@ static void txn_release(struct store_txn *txn)
 {
     struct store *s = txn->store;
     s->open_txns--;
+    live_txns--;
     if (txn->write) {
         s->write_open = false;
     }
@@ -1063,6 +1069,153 @@ static uint64_t align_up(uint64_t v)
     return (v + MAP_ALIGN - 1) / MAP_ALIGN * MAP_ALIGN;
 }
 
+/*
+ * The state directory holds CRM data and the engine's lock: it must be a
+ * real directory (not a symlink another user could point elsewhere) owned
+ * by the user running pollen (F23). Returns 0, or -ELOOP / -EPERM /
+ * -ENOTDIR / -errno after an error line naming the directory.
+ */
+static int check_state_dir(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(path)) {
+        return -ENAMETOOLONG;
+    }
+    memcpy(path, dir, n + 1);
+    /* "state/" would make lstat follow a symlink: look at "state". */
+    while (n > 1 && path[n - 1] == '/') {
+        path[--n] = '\0';
+    }
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        int err = -errno;
+        log_error(PREFIX, "%s: cannot access the state directory: %s", dir, strerror(errno));
+        return err;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        log_error(PREFIX, "%s: the state directory is a symlink; refusing to use it (give the "
+                          "real path in [engine] state_dir)",
+                  dir);
+        return -ELOOP;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        log_error(PREFIX, "%s: the state directory is not a directory", dir);
+        return -ENOTDIR;
+    }
+    if (st.st_uid != geteuid()) {
+        log_error(PREFIX, "%s: the state directory belongs to uid %u, not to this user (uid %u); "
+                          "refusing to use it: it holds CRM data",
+                  dir, (unsigned)st.st_uid, (unsigned)geteuid());
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* Reads who holds the lock from its file: "pid N started TIME". */
+static void read_holder(int fd, char *holder, size_t size)
+{
+    ssize_t got = pread(fd, holder, size - 1, 0);
+    holder[got > 0 ? (size_t)got : 0] = '\0';
+    holder[strcspn(holder, "\n")] = '\0';
+    if (holder[0] == '\0') {
+        snprintf(holder, size, "a process that has not written its pid yet");
+    }
+}
+
+int store_lock_engine(const char *dir, int *fd_out, char *holder, size_t holder_size)
+{
+    *fd_out = -1;
+    holder[0] = '\0';
+    int err = util_mkdir_p(dir, 0700);
+    if (err != 0) {
+        log_error(PREFIX, "%s: cannot create the state directory: %s", dir, strerror(-err));
+        return err;
+    }
+    err = check_state_dir(dir);
+    if (err != 0) {
+        return err;
+    }
+    char *path = xasprintf("%s/engine.lock", dir);
+    /* CLOEXEC: a spawned action must not inherit (and so keep) the lock. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        err = -errno;
+        log_error(PREFIX, "cannot open %s: %s", path, strerror(errno));
+        free(path);
+        return err;
+    }
+    free(path);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        err = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+        read_holder(fd, holder, holder_size);
+        close(fd);
+        return err;
+    }
+    char when[32];
+    util_iso8601(util_wall_ms(), when);
+    char line[96];
+    int len = snprintf(line, sizeof(line), "pid %ld started %s\n", (long)getpid(), when);
+    /* Informative only: the flock is the lock, so a failed write is no failure. */
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len) {
+        log_warn(PREFIX, "%s: cannot write the pid into engine.lock: %s", dir, strerror(errno));
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+void store_unlock_engine(int fd)
+{
+    if (fd >= 0) {
+        close(fd); /* releases the flock; the file stays for the next engine */
+    }
+}
+
+bool store_exists(const char *dir)
+{
+    char *path = xasprintf("%s/data.mdb", dir);
+    struct stat st;
+    bool ok = stat(path, &st) == 0;
+    free(path);
+    return ok;
+}
+
+unsigned store_live_txns(void)
+{
+    return live_txns;
+}
+
+/* mdb_reader_list callback: keeps the slot with the oldest txn ("pid thread txnid"). */
+static int oldest_reader(const char *msg, void *ctx)
+{
+    struct store_reader *r = ctx;
+    long pid = 0;
+    unsigned long long txnid = 0;
+    char thread[64];
+    /* Slots without a txn end in "-" and do not parse. */
+    if (sscanf(msg, " %ld %63s %llu", &pid, thread, &txnid) != 3) {
+        return 0;
+    }
+    if (r->pid == 0 || txnid < r->txnid) {
+        r->pid = pid;
+        r->txnid = txnid;
+    }
+    return 0;
+}
+
+int store_oldest_reader(struct store *s, struct store_reader *out)
+{
+    *out = (struct store_reader){0};
+    MDB_envinfo info;
+    int rc = mdb_env_info(s->env, &info);
+    if (rc != 0) {
+        return report(s, rc, "reading env info");
+    }
+    mdb_reader_list(s->env, oldest_reader, out);
+    out->newest_txnid = info.me_last_txnid;
+    return 0;
+}
+
 int store_open(const char *dir, const struct store_options *opts, struct store **out)
 {
     *out = NULL;
@@ -1106,6 +1259,10 @@ int store_open(const char *dir, const struct store_options *opts, struct store *
             log_error(PREFIX, "%s: cannot create the state directory: %s", dir, strerror(-err));
             goto fail_open;
         }
+    }
+    err = check_state_dir(dir);
+    if (err != 0) {
+        goto fail_open;
     }
     warn_if_loose(dir, 0700);
 

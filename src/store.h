@@ -93,12 +93,17 @@ struct store_cursor;
  * is retried 3 times with 100 ms sleeps, because LMDB can fail an open that
  * races another process opening or closing the env (§2.6): this sleeps, so
  * read-only opens are for the CLI, never the loop thread.
- * Both: stale reader slots are cleared (mdb_reader_check) and a schema newer
- * than STORE_SCHEMA_VERSION is refused with STORE_ESCHEMA.
+ * Both: dir must be a directory owned by this user, not a symlink (-ELOOP,
+ * -EPERM, -ENOTDIR otherwise: it holds CRM data); stale reader slots are
+ * cleared (mdb_reader_check) and a schema newer than STORE_SCHEMA_VERSION is
+ * refused with STORE_ESCHEMA.
  * Returns 0 and sets *out, or a negative code (-ENOENT, -EACCES, -EIO,
  * STORE_ESCHEMA, ...); every failure is logged with the reason.
  */
 int store_open(const char *dir, const struct store_options *opts, struct store **out);
+
+/* Whether dir holds a store (data.mdb) yet: readers create nothing. */
+bool store_exists(const char *dir);
 
 /* Closes the env. Every txn must have ended. NULL is accepted. */
 void store_close(struct store *s);
@@ -257,6 +262,31 @@ int store_count_prefix(struct store_txn *txn, enum store_table t, const void *pr
  * calls it every minute. Returns the number cleared (>= 0) or an error.
  */
 int store_reader_check(struct store *s);
+
+/*
+ * The engine's single-instance lock (F7): creates dir (0700) if needed,
+ * checks it is a directory owned by this user and not a symlink, and takes
+ * an exclusive flock on dir/engine.lock, writing "pid N started TIME" into
+ * it. Readers (tail, dlq list, auth status) never take it.
+ * Returns 0 and sets *fd_out (keep it open while the engine runs; give it
+ * to store_unlock_engine), -EWOULDBLOCK when another process holds the lock
+ * (holder then says which: "pid N started TIME"), or another negative code
+ * after an error line.
+ */
+int store_lock_engine(const char *dir, int *fd_out, char *holder, size_t holder_size);
+void store_unlock_engine(int fd);
+
+/* Txns open in this process over every store (tests: `tail` writes nothing with one open). */
+unsigned store_live_txns(void);
+
+/* The reader slot holding the oldest snapshot, from mdb_reader_list. */
+struct store_reader {
+    long pid;              /* 0: no slot holds a txn */
+    uint64_t txnid;        /* the snapshot it reads */
+    uint64_t newest_txnid; /* the last committed txn: the lag is newest_txnid - txnid */
+};
+/* Fills *out (any process, this one included). Returns 0 or an error. */
+int store_oldest_reader(struct store *s, struct store_reader *out);
 
 struct store_stat {
     uint64_t file_size;                  /* bytes of data.mdb on disk */

@@ -7,9 +7,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
+#include "buf.h"
 #include "evlog.h"
 #include "json.h"
 #include "log.h"
@@ -18,6 +18,12 @@
 
 #define FOLLOW_INTERVAL_MS 250
 #define BATCH 1000
+/* A batch is copied out of the read txn before it is written (see below):
+ * it stops taking events past this many bytes. */
+#define BATCH_BYTES (4u * 1024 * 1024)
+
+/* collect_event's reasons to stop a read (positive: not store errors). */
+enum { STOP_LIMIT = 1, STOP_BATCH_FULL = 2 };
 
 static volatile sig_atomic_t interrupted;
 
@@ -29,8 +35,8 @@ static void on_signal(int sig)
 
 struct tail_ctx {
     const struct tail_options *o;
-    uint64_t printed;
-    bool write_failed;
+    struct buf batch; /* the matching events of this read, one per line */
+    uint64_t taken;   /* events printed or in batch */
 };
 
 static bool matches(const struct tail_options *o, const char *json, size_t len)
@@ -55,37 +61,47 @@ static bool matches(const struct tail_options *o, const char *json, size_t len)
     return ok;
 }
 
-static int print_event(uint64_t seq, const char *json, size_t len, void *ud)
+/*
+ * evlog_read callback: copies a matching event into the batch. Nothing is
+ * written here: a write can block for as long as the consumer of stdout
+ * stalls, and a read txn held that long pins an old snapshot, so data.mdb
+ * grows without bound despite retention (F5).
+ */
+static int collect_event(uint64_t seq, const char *json, size_t len, void *ud)
 {
     struct tail_ctx *c = ud;
     (void)seq;
     if (!matches(c->o, json, len)) {
         return 0;
     }
-    if (fwrite(json, 1, len, c->o->out) != len || fputc('\n', c->o->out) == EOF) {
-        c->write_failed = true;
-        return 1;
+    if (c->batch.len > 0 && c->batch.len + len + 1 > BATCH_BYTES) {
+        return STOP_BATCH_FULL; /* not consumed: the next read starts here */
     }
-    c->printed++;
-    if (c->o->limit != 0 && c->printed >= c->o->limit) {
-        return 1;
+    if (buf_append(&c->batch, json, len) != 0 || buf_append(&c->batch, "\n", 1) != 0) {
+        return -ENOMEM; /* unreachable: the cap leaves room for one more event */
     }
-    return 0;
+    c->taken++;
+    return c->o->limit != 0 && c->taken >= c->o->limit ? STOP_LIMIT : 0;
+}
+
+/* Writes the batch once the read txn is over. Returns 0, or -1 after a message. */
+static int write_batch(struct tail_ctx *c)
+{
+    size_t n = c->batch.len;
+    bool ok = n == 0 || fwrite(c->batch.data, 1, n, c->o->out) == n;
+    buf_reset(&c->batch);
+    /* ferror too: some streams report a failed write only there. */
+    if (ok && fflush(c->o->out) == 0 && !ferror(c->o->out)) {
+        return 0;
+    }
+    fprintf(stderr, "pollen tail: cannot write the events: %s\n", strerror(errno));
+    return -1;
 }
 
 static void sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static bool store_exists(const char *dir)
-{
-    char *path = xasprintf("%s/data.mdb", dir);
-    struct stat st;
-    bool ok = stat(path, &st) == 0;
-    free(path);
-    return ok;
 }
 
 int tail_run(const struct tail_options *o)
@@ -115,19 +131,24 @@ int tail_run(const struct tail_options *o)
         return 1;
     }
     struct tail_ctx c = {.o = o};
+    buf_init(&c.batch, BATCH_BYTES + EVLOG_MAX_EVENT + 1);
     uint64_t next = o->from ? o->from : 1;
     int status = 0;
     while (!interrupted) {
         uint64_t after = next;
-        rc = evlog_read(s, next, BATCH, print_event, &c, &after);
-        /* A positive value is print_event asking to stop (limit, closed stdout). */
+        rc = evlog_read(s, next, BATCH, collect_event, &c, &after);
+        /* A positive value is collect_event asking to stop (limit, full batch). */
         if (rc < 0 && rc != -ENOENT) {
             fprintf(stderr, "pollen tail: cannot read events: %s\n", store_strerror(rc));
             status = 1;
             break;
         }
-        fflush(o->out);
-        if (c.write_failed || (o->limit != 0 && c.printed >= o->limit)) {
+        /* The read txn has ended: only now may we block on stdout. */
+        if (write_batch(&c) != 0) {
+            status = 1;
+            break;
+        }
+        if (rc == STOP_LIMIT) {
             break;
         }
         bool progressed = after != next;
@@ -141,6 +162,7 @@ int tail_run(const struct tail_options *o)
         sleep_ms(FOLLOW_INTERVAL_MS);
         /* The engine may have cleared our slot or grown the map: both are handled per txn. */
     }
+    buf_finish(&c.batch);
     store_close(s);
     json_scratch_release();
     return status;

@@ -5,8 +5,10 @@
  * LMDB lets both share it), prints events with seq >= from as NDJSON, one per
  * line, in seq order, optionally filtered by trigger and type, and with
  * follow set keeps polling for new events every 250 ms until SIGINT/SIGTERM
- * or a closed stdout. It never holds a read transaction between polls, so it
- * cannot make the engine's database grow (reliability §2.4).
+ * or a closed stdout. It never holds a read transaction between polls, and
+ * writes nothing while it holds one (each batch is copied out first), so a
+ * stalled consumer of its stdout cannot make the engine's database grow
+ * (reliability §2.4).
  * Thread context: the CLI's main thread (it sleeps; it is not a loop).
  */
 #ifndef POLLEN_TAIL_H
@@ -26,7 +28,7 @@ struct tail_options {
     FILE *out;
 };
 
-/* Returns the exit code: 0 ok, 1 runtime failure. */
+/* Returns the exit code: 0 ok, 1 runtime failure (a failed write to out included). */
 int tail_run(const struct tail_options *o);
 
 #endif

@@ -11,10 +11,18 @@ A table of broken configurations, each written to a temporary file; for each:
 A good configuration exits 0 (and check writes nothing either); several
 problems in one file are all reported at once, in line order.
 No sandbox is needed: nothing is contacted.
+
+The Quick start fails loudly (ScriptsTest):
+- test_demo_refuses_a_busy_port: scripts/demo with POLLEN_DEMO_PORT on a
+  port another program listens on exits 1 at once, saying so and naming
+  POLLEN_DEMO_PORT, and never connects to that program.
+- test_build_prints_the_meson_error: scripts/build with a bad meson option
+  exits non-zero and prints meson's error.
 """
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -80,6 +88,12 @@ CASES = {
     "every_below_min_interval": (
         sub("every = 1m", "every = 5s").replace("min_interval = 1s", "min_interval = 10s"),
         "every = 5s", 1, r"every = 5s is out of range \(allowed 10s\.\.15m; the lower bound is \[engine\] min_interval\)"),
+    "max_db_size_below_the_initial_map": (
+        sub("min_interval = 1s", "min_interval = 1s\nmax_db_size = 64MiB"), "max_db_size", 1,
+        r"max_db_size = 64MiB is out of range \(allowed 1GiB\.\.16TiB"),
+    "proxy_not_a_url": (
+        sub("base_url = http://127.0.0.1:9", "base_url = http://127.0.0.1:9\nproxy = 127.0.0.1:3128"),
+        "proxy =", 1, r"proxy must be a URL such as http://HOST:PORT"),
     "every_zero": (
         sub("every = 5m", "every = 0s"), "every = 0s", 1, r"every = 0s is out of range"),
     "empty_value": (
@@ -313,6 +327,36 @@ class CheckTest(unittest.TestCase):
         want = [line_of(text, "state_dri", 1), line_of(text, "every = 99h", 1),
                 line_of(text, "emit = made", 1)]
         self.assertEqual(got, want, proc.stderr)
+
+
+class ScriptsTest(unittest.TestCase):
+    def script(self, name, *args, env=None):
+        return subprocess.run([os.path.join(harness.SOURCE_ROOT, "scripts", name), *args],
+                              capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, **(env or {})))
+
+    def test_demo_refuses_a_busy_port(self):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(4)
+            port = busy.getsockname()[1]
+            proc = self.script("demo", env={"POLLEN_DEMO_PORT": str(port)})
+            self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+            self.assertIn(f"pollen demo: port {port} on 127.0.0.1 is busy", proc.stderr)
+            self.assertIn("POLLEN_DEMO_PORT=", proc.stderr)
+            busy.setblocking(False)
+            with self.assertRaises(BlockingIOError, msg="the demo talked to a server it did "
+                                                         "not start"):
+                busy.accept()
+
+    def test_build_prints_the_meson_error(self):
+        tmp = tempfile.mkdtemp(prefix="pollen-build-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        proc = self.script("build", os.path.join(tmp, "b"), "-Dnosuchopt=1",
+                           env={"TMPDIR": tmp})
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn('Unknown options: "nosuchopt"', proc.stderr)
+        self.assertIn("pollen: build failed: meson setup", proc.stderr)
 
 
 if __name__ == "__main__":

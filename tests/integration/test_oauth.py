@@ -48,6 +48,13 @@ short access-token lifetime, expire_all) and counts the token endpoint's calls
   beyond it.
 - test_missing_scope_check: `pollen check` reports the trigger whose
   credential's stored grant lacks contacts.readonly (exit 2, FILE:LINE).
+- test_failed_save_keeps_the_pair: the token store's directory is unusable
+  across refreshes: the rotated pair is kept and used (polls go on, no
+  auth.failed), the log names it by fingerprint only, it is saved once the
+  directory is back, and a restart works with it (F6).
+- test_static_token_refused: a static token answered with 401 gives one
+  error line ("the token was refused ... check `token =`"), one auth.failed
+  event, no "refreshing" message and no further request (#49).
 - test_canary_secrets: static token, client secret, OAuth-issued tokens
   (canary token_prefix), authorization codes: none appears in any file the
   engine wrote (logs, data.mdb, dead letters, exec output), nor in the
@@ -1012,6 +1019,80 @@ class OAuthTest(harness.PollenTest):
             with open(st, "rb") as f:
                 self.assertIn(self.CANARY_PREFIX.encode(), f.read())
         self.assertEqual(leaks, [], "secrets found:\n" + "\n".join(leaks))
+
+    # -- 5. a failed save of a rotated pair; a refused static token ----------------------
+
+    def test_failed_save_keeps_the_pair(self):
+        """The token store's directory becomes a file (every save fails with ENOTDIR, even
+        for root) across refreshes: the new pair is kept in memory, polling goes on, the
+        log names the pair by fingerprint only; once the directory is back the pair is
+        saved, and a restart works with it."""
+        self.sandbox.seed(5)
+        self.client()
+        self.oauth_config(access_token_lifetime_s=4)
+        cfg = self.write_oauth_config(self.CONTACTS, oauth_extra="token_store = tok/app.json\n")
+        self.login(cfg, self.code())
+        tok = os.path.join(self.dir, "tok")
+        self.start(cfg)
+        # The store is read at the first acquire: swap the directory after a poll.
+        self.wait_for(lambda: [r for r in self.sandbox.requests()
+                               if r["operation"] != "get-access-token" and r["status"] == 200],
+                      timeout=30, what="a first poll")
+        os.rename(tok, tok + ".away")
+        open(tok, "w").close()
+        self.wait_for(lambda: "could not be saved" in self.engine_log_text(), timeout=30,
+                      what="a failed save")
+        seq = self.last_request_seq()
+        self.wait_for(lambda: [r for r in self.sandbox.requests(seq)
+                               if r["operation"] != "get-access-token" and r["status"] == 200],
+                      timeout=30, what="polls with the unsaved pair")
+        os.unlink(tok)
+        os.rename(tok + ".away", tok)
+        self.wait_for(lambda: re.search(r"the token pair sha256:[0-9a-f]{12} is saved to",
+                                        self.engine_log_text()), timeout=90, what="the save")
+        self.assertIsNone(self.engine.poll())
+        self.assertEqual(self.stop_engine(), 0)
+        log = self.engine_log_text()
+        self.assertRegex(log, r"the new token pair sha256:[0-9a-f]{12} could not be saved to "
+                              r"'.*tok/app.json' \(.*\): it is kept in memory")
+        self.assertNotIn("failed:", log)
+        self.assertEqual([e for e in self.events(cfg) if e["type"] == "auth.failed"], [])
+        doc = json.load(open(os.path.join(tok, "app.json")))
+        self.assertNotIn(doc["refresh_token"], log)
+        # A restart uses the saved pair: force it to use the stored refresh token.
+        self.oauth_config(access_token_lifetime_s=3600)
+        self.expire_all()
+        seq = self.last_request_seq()
+        proc = self.run_once(cfg)
+        self.assertNotIn("failed", proc.stderr)
+        self.assertTrue(any(r["operation"] == "get-access-token" and r["status"] == 200
+                            for r in self.sandbox.requests(seq)), "the saved refresh token works")
+
+    def test_static_token_refused(self):
+        """A wrong static token: one clear error, one auth.failed event, no "refreshing"
+        message, no retry loop."""
+        self.sandbox.seed(3)
+        self.env["POLLEN_TEST_TOKEN"] = "pit-wrong-token-0000000000"
+        cfg = self.write_config(self.CONTACTS, location=FAST)
+        self.start_engine(cfg)
+        failed = self.wait_for(lambda: [e for e in self.events(cfg) if e["type"] == "auth.failed"],
+                               timeout=30, what="the auth.failed event")
+        self.assertEqual(failed[0]["credential"], "main")
+        self.assertIn("the token was refused", failed[0]["error"])
+        self.assertIn("token =", failed[0]["fix"])
+        time.sleep(1)
+        last = self.last_request_seq()
+        time.sleep(3)
+        self.assertEqual(self.last_request_seq(), last, "requests went on after the failure")
+        self.assertIsNone(self.engine.poll())
+        self.assertEqual(self.stop_engine(), 0)
+        log = self.engine_log_text()
+        self.assertNotIn("refreshing", log)
+        errors = [ln for ln in log.splitlines() if " error " in ln]
+        self.assertEqual(len(errors), 1, "\n".join(errors))
+        self.assertIn("the token was refused (HTTP 401): check `token =` in [location main]",
+                      errors[0])
+        self.assertEqual(len([e for e in self.events(cfg) if e["type"] == "auth.failed"]), 1)
 
 
 if __name__ == "__main__":

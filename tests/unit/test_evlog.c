@@ -589,6 +589,18 @@ static void test_prune_age(void)
         CHECK_INT(st.entries[STORE_EVENTS], n - cases[i].want_deleted);
         store_close(s);
     }
+
+    /* A wall clock a year ahead (F14): ages count from the newest event, so
+     * only the event 40 days older than it goes, not every unconsumed one. */
+    struct store *s = open_fresh(dir, SMALL_MAP);
+    append_at(s, NOW_MS - 40 * DAY_MS);
+    append_at(s, NOW_MS - 20 * DAY_MS);
+    append_at(s, NOW_MS - 60000);
+    uint64_t deleted = 99;
+    CHECK_INT(evlog_prune(s, 30 * DAY_MS, 0, NOW_MS + 365 * DAY_MS, &deleted), 0);
+    CHECK_INT(deleted, 1);
+    CHECK_INT(first_seq(s), 2);
+    store_close(s);
     test_rm_store(dir);
     free(dir);
 }

@@ -969,7 +969,8 @@ static void test_static(void)
     struct got g = {0};
     CHECK_INT(acquire_wait(c, &g, 5000), 0);
     CHECK_STR(g.token, "tok_CANARY_pit_token");
-    oauth_invalidate(c, "tok_CANARY_pit_token");
+    oauth_invalidate(c, "tok_some_other_token"); /* not its token: ignored */
+    run_for(20);
     CHECK_STR(oauth_peek(c), "tok_CANARY_pit_token");
     CHECK_STR(oauth_credential_name(c), "pit");
     CHECK(oauth_credential_pair(c) != NULL && oauth_credential_pair(c)->expires_at == 0);
@@ -995,6 +996,23 @@ static void test_static(void)
     CHECK(run_until(&done, before + 3, 5000));
     CHECK_STR(g2.token, "tok_CANARY_pit_token");
     CHECK_STR(g3.token, "tok_CANARY_pit_token");
+
+    /* A 401 for a static token: nothing to refresh, so it fails, later, from the
+     * loop, with one reason that says to check the token; waiters get FAILED. */
+    c = oauth_credential_static(&loop, "pit3", "tok_CANARY_pit_token");
+    struct failed_rec f = {0};
+    oauth_credential_on_failed(c, on_failed, &f);
+    in_api = true;
+    oauth_invalidate(c, "tok_CANARY_pit_token");
+    in_api = false;
+    CHECK_INT(f.calls, 0);
+    CHECK_INT(acquire_wait(c, &g, 5000), OAUTH_E_FAILED);
+    CHECK_INT(f.calls, 1);
+    CHECK(strstr(f.reason, "the token was refused (HTTP 401): check `token =` in [location pit3]")
+          != NULL);
+    CHECK(oauth_credential_failed(c));
+    CHECK(oauth_peek(c) == NULL);
+    oauth_credential_free(c);
 
     /* Free with waiters still queued: they are cancelled at once. */
     c = oauth_credential_static(&loop, "pit2", "tok_CANARY_pit_token");
@@ -1050,6 +1068,60 @@ static void test_exchange_and_fresh(const char *store)
     CHECK(oauth_peek(c) != NULL);
     oauth_pair_free(p);
     oauth_credential_free(c);
+}
+
+/* A rotated pair whose save fails (F6) is kept and used, and saved once the disk is back. */
+static void test_save_failure_keeps_the_pair(void)
+{
+    char *dir = tpath("savedir");
+    char *away = tpath("savedir.away");
+    char *store = xasprintf("%s/oauth-save.json", dir);
+    CHECK_INT(util_mkdir_p(dir, 0700), 0);
+    struct exch x;
+    char *code = new_code("{\"client_id\":\"app\",\"location_id\":\"demoLocation00000001\"}");
+    CHECK_INT(exchange(code, store, "Location", &x), 0);
+    free(code);
+    struct oauth_options o = options("save", store, 0);
+    struct oauth_credential *c = oauth_credential_oauth(&loop, http, &o);
+    struct failed_rec f = {0};
+    oauth_credential_on_failed(c, on_failed, &f);
+    struct got g = {0};
+    CHECK_INT(acquire_wait(c, &g, 5000), 0);
+    char first[OAUTH_MAX_TOKEN + 1];
+    str_copy(first, sizeof(first), g.token);
+
+    /* The store's directory becomes a file: every save fails (ENOTDIR), even for root. */
+    CHECK_INT(rename(dir, away), 0);
+    int fd = open(dir, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    CHECK(fd >= 0);
+    close(fd);
+    oauth_invalidate(c, first);
+    CHECK_INT(acquire_wait(c, &g, 10000), 0);
+    CHECK(strcmp(g.token, first) != 0); /* the rotated pair is in use... */
+    CHECK_INT(use_token(g.token, "demoLocation00000001"), 200);
+    CHECK_INT(f.calls, 0);              /* ...and the credential did not fail */
+    char rt[OAUTH_MAX_TOKEN + 1];
+    str_copy(rt, sizeof(rt), oauth_credential_pair(c)->refresh_token);
+
+    /* The disk is back: a retry (1 s backoff, doubling) saves the pair in memory. */
+    CHECK_INT(unlink(dir), 0);
+    CHECK_INT(rename(away, dir), 0);
+    bool saved = false;
+    for (int i = 0; i < 80 && !saved; i++) {
+        run_for(100);
+        struct oauth_pair *q = NULL;
+        char err[256];
+        if (oauth_pair_load(store, &q, err, sizeof(err)) == 0) {
+            saved = strcmp(q->refresh_token, rt) == 0;
+            oauth_pair_free(q);
+        }
+    }
+    CHECK(saved);
+    CHECK_INT(f.calls, 0);
+    oauth_credential_free(c);
+    free(store);
+    free(away);
+    free(dir);
 }
 
 static void test_refresh_ahead(const char *store)
@@ -1477,6 +1549,7 @@ static void sandbox_tests(void)
     test_static();
     test_exchange_and_fresh(store);
     test_refresh_ahead(store);
+    test_save_failure_keeps_the_pair();
     test_single_flight(store);
     test_spent_refresh_token(store);
     test_bad_stores();

@@ -895,6 +895,96 @@ static void test_stale_reader(void)
     free(dir);
 }
 
+/* ---- the engine lock and the state directory checks (F7, F23) ---- */
+
+static void test_engine_lock(void)
+{
+    char *dir = tmp_path("lock");
+    char *lock = xasprintf("%s/engine.lock", dir);
+    unlink(lock);
+    test_rm_store(dir);
+    int fd = -1;
+    char holder[128];
+    CHECK_INT(store_lock_engine(dir, &fd, holder, sizeof(holder)), 0);
+    CHECK(fd >= 0);
+    CHECK_INT(path_mode(dir, NULL), 0700);
+    CHECK_INT(path_mode(dir, "engine.lock"), 0600);
+    /* A second taker (its own open file description) is refused and told who holds it. */
+    int fd2 = -1;
+    CHECK_INT(store_lock_engine(dir, &fd2, holder, sizeof(holder)), -EWOULDBLOCK);
+    CHECK_INT(fd2, -1);
+    char want[64];
+    snprintf(want, sizeof(want), "pid %ld started ", (long)getpid());
+    CHECK(strncmp(holder, want, strlen(want)) == 0);
+    /* The store itself opens beside the lock (tail, dlq, the engine). */
+    struct store *s = open_small(dir, SMALL_MAP, 0);
+    CHECK(s != NULL);
+    store_close(s);
+    store_unlock_engine(fd);
+    CHECK_INT(store_lock_engine(dir, &fd2, holder, sizeof(holder)), 0);
+    store_unlock_engine(fd2);
+    unlink(lock);
+    test_rm_store(dir);
+    free(lock);
+    free(dir);
+}
+
+static void test_state_dir_symlink(void)
+{
+    char *real = tmp_path("real");
+    char *link = tmp_path("link");
+    char *slash = xasprintf("%s/", link);
+    test_rm_store(real);
+    unlink(link);
+    CHECK_INT(mkdir(real, 0700), 0);
+    CHECK_INT(symlink(real, link), 0);
+    struct store *s = NULL;
+    CHECK_INT(store_open(link, NULL, &s), -ELOOP);
+    CHECK_INT(store_open(slash, NULL, &s), -ELOOP); /* a trailing slash does not get past it */
+    int fd = -1;
+    char holder[128];
+    CHECK_INT(store_lock_engine(link, &fd, holder, sizeof(holder)), -ELOOP);
+    CHECK_INT(rmdir(real), 0); /* nothing was created through the link */
+    unlink(link);
+    free(slash);
+    free(link);
+    free(real);
+}
+
+/* ---- readers holding old snapshots (F5) ---- */
+
+static int put_one(struct store_txn *txn, void *ud)
+{
+    (void)ud;
+    return store_put(txn, STORE_TRIG, "k", 1, "v", 1);
+}
+
+static void test_oldest_reader(void)
+{
+    char *dir = tmp_path("oldest");
+    test_rm_store(dir);
+    struct store *s = open_small(dir, SMALL_MAP, 0);
+    struct store_reader r;
+    CHECK_INT(store_oldest_reader(s, &r), 0);
+    CHECK_INT(r.pid, 0);
+    struct store_txn *txn = NULL;
+    CHECK_INT(store_txn_begin(s, false, &txn), 0);
+    CHECK_INT(store_live_txns(), 1);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(store_write(s, put_one, NULL), 0);
+    }
+    CHECK_INT(store_oldest_reader(s, &r), 0);
+    CHECK_INT(r.pid, (long)getpid());
+    CHECK_INT(r.newest_txnid - r.txnid, 3); /* three commits behind */
+    store_txn_abort(txn);
+    CHECK_INT(store_live_txns(), 0);
+    CHECK_INT(store_oldest_reader(s, &r), 0);
+    CHECK_INT(r.pid, 0);
+    store_close(s);
+    test_rm_store(dir);
+    free(dir);
+}
+
 /* ---- error texts ---- */
 
 static void test_strerror(void)
@@ -939,6 +1029,9 @@ int main(void)
     test_growth();
     test_cursor();
     test_stale_reader();
+    test_engine_lock();
+    test_state_dir_symlink();
+    test_oldest_reader();
     test_strerror();
     return test_done("store");
 }
