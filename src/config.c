@@ -2253,6 +2253,9 @@ static const struct config_key engine_keys[] = {
     {.name = "max_db_size", .type = CONFIG_KEY_SIZE,
      .offset = offsetof(struct config, max_db_size), .def = "8GiB", .min = 1ULL << 30,
      .max = 1ULL << 44},
+    {.name = "shutdown_grace", .type = CONFIG_KEY_DURATION,
+     .offset = offsetof(struct config, shutdown_grace_ms), .def = "10s", .min = 0,
+     .max = MIN(10)},
 };
 
 static const struct config_key api_keys[] = {

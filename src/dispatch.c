@@ -30,6 +30,16 @@
 #define POLL_INTERVAL_MS 1000
 /* What a secret header's value is stored and printed as. */
 #define SECRET_MASK "***"
+/* Claims per loop turn: then the pump yields (a 0 ms timer) so that polls,
+ * timers and signals run between batches however large the backlog. */
+#define PUMP_BATCH 16
+/* A claim or an outcome the store refused (database full, ENOSPC, EIO)
+ * pauses claiming for a capped, growing backoff, logged at most once a minute. */
+#define STORE_BACKOFF_MIN_MS 1000
+#define STORE_BACKOFF_MAX_MS 60000
+#define TROUBLE_LOG_INTERVAL_MS 60000
+/* The deepest entry json_parse can read back (CJSON_NESTING_LIMIT). */
+#define STORED_MAX_DEPTH 1000
 /* An own-write record older than this no longer explains a change. */
 #define OWN_WRITE_TTL_MS (60 * 60 * 1000)
 
@@ -40,6 +50,8 @@ struct attempt {
     cJSON *entry;        /* the entry as claimed (owned) */
     struct location_pending *pending;
     struct http_transfer *transfer;
+    struct subproc_job *job;
+    bool cancelled;      /* shutdown cancelled it: the outcome is left for the lease */
 };
 
 struct dispatcher {
@@ -50,6 +62,14 @@ struct dispatcher {
     bool stopping;
     bool closing;
     bool timer_closed;
+    /* Store trouble: claiming pauses until blocked_until (see STORE_BACKOFF_*). */
+    unsigned store_failures;
+    uint64_t blocked_until;
+    uint64_t trouble_logged_at;
+    unsigned trouble_unlogged;   /* failures since the last log line */
+    /* Graceful stop: called once nothing is in flight (dispatcher_drain). */
+    void (*on_drained)(void *ud);
+    void *drained_ud;
 };
 
 struct outcome {
@@ -1100,6 +1120,69 @@ static void idempotency_key(const char *event_id, const char *rule, char out[96]
     snprintf(out, 96, "pollen-%s-%s", event_id, h);
 }
 
+/* Containers on the deepest path of v (1 for a flat object). */
+static int json_depth(const cJSON *v)
+{
+    if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) {
+        return 0;
+    }
+    int deepest = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, v)
+    {
+        int n = json_depth(c);
+        if (n > deepest) {
+            deepest = n;
+        }
+    }
+    return deepest + 1;
+}
+
+/* The event's request nests deeper than a stored entry can be read back: it
+ * would poison the outbox, so it is dead-lettered without its request. */
+static cJSON *check_storable(struct render *r, cJSON *entry, cJSON *req)
+{
+    int depth = json_depth(entry);
+    if (depth <= STORED_MAX_DEPTH) {
+        return req;
+    }
+    cJSON_DetachItemViaPointer(entry, req);
+    cJSON_Delete(req);
+    snprintf(r->err, sizeof(r->err),
+             "the request nests %d levels deep (the event's data), more than the %d an outbox "
+             "entry can hold",
+             depth, STORED_MAX_DEPTH);
+    return NULL;
+}
+
+/* A rule that cannot be rendered for an event: one line naming the rule, the
+ * event and the record, on stderr; in a dry run also on the dry-run stream. */
+static void report_render_error(struct dispatcher *d, const struct config_rule *rule,
+                                const cJSON *event, const char *err)
+{
+    log_warn("dispatch", "rule %s: cannot render the action for event %s (trigger %s, record "
+                         "%s): %s",
+             rule->name, entry_str(event, "id"), entry_str(event, "trigger"),
+             entry_str(event, "record_id"), err);
+    if (d->env.dry_run == NULL) {
+        return;
+    }
+    cJSON *line = cJSON_CreateObject();
+    cJSON_AddStringToObject(line, "rule", rule->name);
+    cJSON_AddStringToObject(line, "action", rule->action);
+    cJSON_AddStringToObject(line, "source", entry_str(event, "id"));
+    cJSON_AddStringToObject(line, "trigger", entry_str(event, "trigger"));
+    cJSON_AddStringToObject(line, "record_id", entry_str(event, "record_id"));
+    char *why = xasprintf("cannot render the action: %s", err);
+    cJSON_AddStringToObject(line, "error", why);
+    free(why);
+    char *text = cJSON_PrintUnformatted(line);
+    fprintf(d->env.dry_run, "%s\n", text);
+    fflush(d->env.dry_run);
+    free(text);
+    cJSON_Delete(line);
+}
+
 static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct config_rule *rule,
                    const cJSON *event)
 {
@@ -1142,13 +1225,19 @@ static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct con
     }
     if (req != NULL) {
         cJSON_AddItemToObject(entry, "request", req);
+        req = check_storable(&r, entry, req);
     }
     int rc = 0;
+    if (req == NULL) {
+        report_render_error(d, rule, event, r.err);
+    }
     if (d->env.dry_run != NULL) {
-        char *line = cJSON_PrintUnformatted(entry);
-        fprintf(d->env.dry_run, "%s\n", line);
-        fflush(d->env.dry_run);
-        free(line);
+        if (req != NULL) {
+            char *line = cJSON_PrintUnformatted(entry);
+            fprintf(d->env.dry_run, "%s\n", line);
+            fflush(d->env.dry_run);
+            free(line);
+        }
     } else if (req == NULL) {
         /* The rule cannot be rendered for this event: that will not get better. */
         uint64_t id = 0;
@@ -1156,7 +1245,6 @@ static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct con
         if (rc == 0) {
             struct outcome o = {.kind = OUT_DEAD};
             snprintf(o.error, sizeof(o.error), "cannot render the action: %s", r.err);
-            log_warn("dispatch", "rule %s: %s", rule->name, o.error);
             rc = outbox_bury(txn, id, entry, o.error);
             if (rc == 0) {
                 rc = append_action_event(txn, entry, "action.dead", &o);
@@ -1222,6 +1310,9 @@ static int claim_txn(struct store_txn *txn, void *ud)
     cJSON_Delete(c->entry);
     c->entry = NULL;
     c->buried = false;
+    if (FAILPOINT_ERROR("dispatch.claim")) {
+        return -ENOSPC;
+    }
     int rc = outbox_get(txn, c->id, &c->entry);
     if (rc != 0) {
         return rc;
@@ -1269,6 +1360,73 @@ static void unlink_attempt(struct dispatcher *d, struct attempt *a)
             return;
         }
     }
+}
+
+static void drained_cb(uv_timer_t *t)
+{
+    struct dispatcher *d = t->data;
+    void (*cb)(void *) = d->on_drained;
+    d->on_drained = NULL;
+    if (cb != NULL) {
+        cb(d->drained_ud);
+    }
+}
+
+/* An attempt is over (recorded, or left for its lease): forget it. Once a
+ * stopping dispatcher has nothing in flight, its drain callback runs (from
+ * the loop, never inside a caller that may still use the list). */
+static void attempt_release(struct dispatcher *d, struct attempt *a)
+{
+    unlink_attempt(d, a);
+    attempt_free(a);
+    if (d->closing) {
+        maybe_free(d);
+    } else if (d->stopping && d->ninflight == 0 && d->on_drained != NULL) {
+        uv_timer_start(&d->timer, drained_cb, 0, 0);
+    }
+}
+
+/* Store failures repeat: one log line per TROUBLE_LOG_INTERVAL_MS at most,
+ * with the number of those left out since the last one. */
+static void log_trouble(struct dispatcher *d, const char *msg)
+{
+    uint64_t now = util_wall_ms();
+    if (d->trouble_logged_at != 0 && now - d->trouble_logged_at < TROUBLE_LOG_INTERVAL_MS) {
+        d->trouble_unlogged++;
+        return;
+    }
+    log_error("dispatch", "%s (%u similar message(s) left out in the last minute)", msg,
+              d->trouble_unlogged);
+    d->trouble_logged_at = now;
+    d->trouble_unlogged = 0;
+}
+
+/*
+ * The store refused a claim or an outcome and could not even park the entry
+ * (database full, ENOSPC, EIO): pause all claiming for a capped, growing
+ * backoff instead of trying again at once.
+ */
+static void store_trouble(struct dispatcher *d, const char *what, uint64_t id, int rc)
+{
+    uint64_t wait = util_backoff_ms(STORE_BACKOFF_MIN_MS, STORE_BACKOFF_MAX_MS, d->store_failures);
+    d->store_failures++;
+    d->blocked_until = util_wall_ms() + wait;
+    char msg[300];
+    snprintf(msg, sizeof(msg), "cannot %s action %llu: %s; the outbox pauses %llu ms (%u failed "
+                               "write(s) in a row)",
+             what, (unsigned long long)id, store_strerror(rc), (unsigned long long)wait,
+             d->store_failures);
+    log_trouble(d, msg);
+}
+
+static void store_recovered(struct dispatcher *d)
+{
+    if (d->store_failures > 0) {
+        log_info("dispatch", "the outbox records again after %u failed write(s)",
+                 d->store_failures);
+    }
+    d->store_failures = 0;
+    d->blocked_until = 0;
 }
 
 struct finish_ctx {
@@ -1351,9 +1509,9 @@ static void attempt_done(struct attempt *a, struct outcome *o)
     int rc = store_write(d->env.store, finish_txn, &f);
     if (rc != 0) {
         /* The lease makes the entry due again later: nothing is lost. */
-        log_error("dispatch", "cannot record the outcome of action %llu: %s",
-                  (unsigned long long)a->id, store_strerror(rc));
+        store_trouble(d, "record the outcome of", a->id, rc);
     } else {
+        store_recovered(d);
         FAILPOINT("dispatch.after_ack");
         const char *rule = entry_str(a->entry, "rule");
         if (o->kind == OUT_SUCCESS) {
@@ -1367,13 +1525,12 @@ static void attempt_done(struct attempt *a, struct outcome *o)
         }
     }
     cJSON_Delete(o->result);
-    unlink_attempt(d, a);
-    attempt_free(a);
-    if (d->closing) {
-        maybe_free(d);
-        return;
+    bool closing = d->closing;
+    attempt_release(d, a); /* may free d when closing */
+    if (!closing) {
+        /* Not pump(d) here: a send that fails at once would recurse through it. */
+        dispatcher_kick(d);
     }
-    pump(d);
 }
 
 static void classify_http(const cJSON *entry, const struct http_response *resp, struct outcome *o)
@@ -1435,11 +1592,8 @@ static void on_http_done(struct http_response *resp, void *ud)
     memset(&o, 0, sizeof(o));
     classify_http(a->entry, resp, &o);
     if (resp->error == HTTP_E_CANCELLED) {
-        /* Shutdown: leave the entry in flight; its lease brings it back. */
-        struct dispatcher *d = a->d;
-        unlink_attempt(d, a);
-        attempt_free(a);
-        maybe_free(d);
+        /* The shutdown grace ran out: leave the entry in flight; its lease brings it back. */
+        attempt_release(a->d, a);
         return;
     }
     attempt_done(a, &o);
@@ -1448,6 +1602,12 @@ static void on_http_done(struct http_response *resp, void *ud)
 static void on_exec_done(const struct subproc_result *res, void *ud)
 {
     struct attempt *a = ud;
+    a->job = NULL;
+    if (res->cancelled) {
+        /* The shutdown grace ran out: the lease brings the entry back. */
+        attempt_release(a->d, a);
+        return;
+    }
     struct outcome o;
     memset(&o, 0, sizeof(o));
     o.status = res->exit_status;
@@ -1467,14 +1627,8 @@ static void on_exec_done(const struct subproc_result *res, void *ud)
         snprintf(o.error, sizeof(o.error), "exit status %lld: %.200s",
                  (long long)res->exit_status, res->output);
     }
-    if (a->d->stopping) {
-        /* Shutdown: the outcome is recorded on the next run (the lease expires). */
-        struct dispatcher *d = a->d;
-        unlink_attempt(d, a);
-        attempt_free(a);
-        maybe_free(d);
-        return;
-    }
+    /* Recorded even while stopping: running the program again after a
+     * restart would do its work twice (dispatcher_drain). */
     attempt_done(a, &o);
 }
 
@@ -1596,7 +1750,8 @@ static int send_exec(struct dispatcher *d, struct attempt *a, const cJSON *req)
     };
     const char *stdin_json = entry_str(req, "stdin");
     int rc = subproc_run(d->env.loop, argv, env, stdin_json, strlen(stdin_json),
-                       (uint64_t)entry_num(a->entry, "timeout_ms", 30000), on_exec_done, a);
+                       (uint64_t)entry_num(a->entry, "timeout_ms", 30000), on_exec_done, a,
+                       &a->job);
     strv_free(argv);
     for (size_t i = 2; env[i] != NULL; i++) {
         free(env[i]);
@@ -1604,33 +1759,96 @@ static int send_exec(struct dispatcher *d, struct attempt *a, const cJSON *req)
     return rc;
 }
 
-static void start_attempt(struct dispatcher *d, uint64_t id)
+struct park_ctx {
+    uint64_t id;
+    int why;          /* the claim's error */
+    uint64_t wait;    /* out */
+    unsigned failures; /* out */
+};
+
+/* Moves the due time of an entry that could not be claimed, with a growing
+ * backoff and a counter in the entry ("claim_failures"). */
+static int park_txn(struct store_txn *txn, void *ud)
 {
-    struct claim_ctx c = {.id = id, .now = util_wall_ms()};
-    int rc = store_write(d->env.store, claim_txn, &c);
+    struct park_ctx *p = ud;
+    cJSON *entry = NULL;
+    int rc = outbox_get(txn, p->id, &entry);
     if (rc != 0) {
-        log_error("dispatch", "cannot claim action %llu: %s", (unsigned long long)id,
-                  store_strerror(rc));
-        cJSON_Delete(c.entry);
-        return;
+        return rc;
     }
-    if (c.buried) {
-        log_warn("dispatch", "rule %s: %s moved to the dead-letter store: the engine stopped "
-                             "during each of its attempts",
-                 entry_str(c.entry, "rule"), entry_str(c.entry, "action"));
-        cJSON_Delete(c.entry);
-        return;
+    p->failures = (unsigned)entry_num(entry, "claim_failures", 0) + 1;
+    uint64_t cap = (uint64_t)entry_num(entry, "backoff_max_ms", 0);
+    p->wait = util_backoff_ms(STORE_BACKOFF_MIN_MS, cap > STORE_BACKOFF_MIN_MS ? cap : STORE_BACKOFF_MAX_MS,
+                              p->failures - 1);
+    set_num(entry, "claim_failures", p->failures);
+    char why[200];
+    snprintf(why, sizeof(why), "cannot claim: %s", store_strerror(p->why));
+    set_str(entry, "last_error", why);
+    rc = outbox_update(txn, p->id, entry, util_wall_ms() + p->wait);
+    cJSON_Delete(entry);
+    return rc;
+}
+
+/* A claim failed: park the entry alone when the store still takes that
+ * small write, so the rest of the outbox keeps flowing. */
+static int park(struct dispatcher *d, uint64_t id, int why)
+{
+    struct park_ctx p = {.id = id, .why = why};
+    int rc = store_write(d->env.store, park_txn, &p);
+    if (rc == 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "cannot claim action %llu: %s; trying it again in %llu ms "
+                                   "(%u failed claim(s))",
+                 (unsigned long long)id, store_strerror(why), (unsigned long long)p.wait,
+                 p.failures);
+        log_trouble(d, msg);
     }
-    FAILPOINT("dispatch.after_inflight_commit");
-    struct attempt *a = xcalloc(1, sizeof(*a));
-    a->d = d;
-    a->id = id;
-    a->entry = c.entry;
-    a->next = d->inflight;
-    d->inflight = a;
-    d->ninflight++;
+    return rc;
+}
+
+struct quarantine_ctx {
+    uint64_t id;
+    uint64_t due_at;
+    int why;        /* the error that made the entry unreadable */
+    bool buried;    /* out: false when the entry was already gone */
+};
+
+static int quarantine_txn(struct store_txn *txn, void *ud)
+{
+    struct quarantine_ctx *q = ud;
+    struct outcome o = {.kind = OUT_DEAD};
+    snprintf(o.error, sizeof(o.error), "the stored entry cannot be read (%s): it cannot be sent",
+             store_strerror(q->why));
+    cJSON *stub = NULL;
+    int rc = outbox_quarantine(txn, q->id, q->due_at, o.error, &stub);
+    q->buried = stub != NULL;
+    if (rc == 0 && stub != NULL) {
+        rc = append_action_event(txn, stub, "action.dead", &o);
+    }
+    cJSON_Delete(stub);
+    return rc;
+}
+
+/* An entry that no longer parses can never be sent: dead-letter it (a stub
+ * with the reason, listed and dropped with `pollen dlq`) instead of trying
+ * to claim it again and again. A due index key without its entry is removed. */
+static int quarantine(struct dispatcher *d, uint64_t id, uint64_t due_at, int why)
+{
+    struct quarantine_ctx q = {.id = id, .due_at = due_at, .why = why};
+    int rc = store_write(d->env.store, quarantine_txn, &q);
+    if (rc == 0 && q.buried) {
+        log_warn("dispatch", "action %llu moved to the dead-letter store: its stored entry "
+                             "cannot be read (%s)",
+                 (unsigned long long)id, store_strerror(why));
+    }
+    return rc;
+}
+
+static void send_attempt(struct dispatcher *d, struct attempt *a)
+{
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(a->entry, "request");
     const char *kind = entry_str(a->entry, "kind");
+    int rc;
     if (strcmp(kind, "ghl") == 0) {
         rc = send_ghl(d, a, req);
     } else if (strcmp(kind, "http") == 0) {
@@ -1645,44 +1863,119 @@ static void start_attempt(struct dispatcher *d, uint64_t id)
     }
 }
 
+/* Claims entry id (due at due_at) and sends it. Returns 0, or the store error
+ * that kept it from being claimed (claiming is then paused: store_trouble). */
+static int start_attempt(struct dispatcher *d, uint64_t id, uint64_t due_at)
+{
+    struct claim_ctx c = {.id = id, .now = util_wall_ms()};
+    int rc = store_write(d->env.store, claim_txn, &c);
+    if (rc == -EBADMSG || rc == -ENOENT) {
+        rc = quarantine(d, id, due_at, rc);
+    } else if (rc != 0 && park(d, id, rc) == 0) {
+        cJSON_Delete(c.entry);
+        return 0;
+    }
+    if (rc != 0) {
+        cJSON_Delete(c.entry);
+        store_trouble(d, "claim", id, rc);
+        return rc;
+    }
+    store_recovered(d);
+    if (c.entry == NULL) {
+        return 0; /* quarantined */
+    }
+    if (c.buried) {
+        log_warn("dispatch", "rule %s: %s moved to the dead-letter store: the engine stopped "
+                             "during each of its attempts",
+                 entry_str(c.entry, "rule"), entry_str(c.entry, "action"));
+        cJSON_Delete(c.entry);
+        return 0;
+    }
+    FAILPOINT("dispatch.after_inflight_commit");
+    struct attempt *a = xcalloc(1, sizeof(*a));
+    a->d = d;
+    a->id = id;
+    a->entry = c.entry;
+    a->next = d->inflight;
+    d->inflight = a;
+    d->ninflight++;
+    send_attempt(d, a);
+    return 0;
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     pump(t->data);
 }
 
+static unsigned max_inflight(const struct dispatcher *d)
+{
+    unsigned max = d->env.concurrency ? d->env.concurrency : DEFAULT_CONCURRENCY;
+    return max > MAX_CONCURRENCY ? MAX_CONCURRENCY : max;
+}
+
+/* The ids pump must not pick: those in flight and those it already tried in
+ * this turn (never the same id twice in one turn). */
+static size_t skip_list(const struct dispatcher *d, const uint64_t *tried, size_t ntried,
+                        uint64_t *skip)
+{
+    size_t n = 0;
+    for (const struct attempt *a = d->inflight; a != NULL && n < MAX_CONCURRENCY; a = a->next) {
+        skip[n++] = a->id;
+    }
+    for (size_t i = 0; i < ntried; i++) {
+        skip[n++] = tried[i];
+    }
+    return n;
+}
+
+/*
+ * Claims due entries up to the concurrency limit, at most PUMP_BATCH per
+ * turn, then re-arms the timer: at once after a full batch (yielding to the
+ * rest of the loop first), at the next due time, or when a store-trouble
+ * pause ends.
+ */
 static void pump(struct dispatcher *d)
 {
     if (d->stopping || d->closing || d->env.dry_run != NULL) {
         return;
     }
-    unsigned max = d->env.concurrency ? d->env.concurrency : DEFAULT_CONCURRENCY;
-    if (max > MAX_CONCURRENCY) {
-        max = MAX_CONCURRENCY;
-    }
+    uint64_t now = util_wall_ms();
+    uint64_t delay = POLL_INTERVAL_MS;
     uint64_t next_at = 0;
-    while (d->ninflight < max) {
-        uint64_t skip[MAX_CONCURRENCY];
-        size_t nskip = 0;
-        for (struct attempt *a = d->inflight; a != NULL && nskip < MAX_CONCURRENCY; a = a->next) {
-            skip[nskip++] = a->id;
+    uint64_t tried[PUMP_BATCH];
+    size_t ntried = 0;
+    while (now >= d->blocked_until && d->ninflight < max_inflight(d)) {
+        if (ntried == PUMP_BATCH) {
+            delay = 0;
+            break;
         }
+        uint64_t skip[MAX_CONCURRENCY + PUMP_BATCH];
+        size_t nskip = skip_list(d, tried, ntried, skip);
         struct store_txn *txn = NULL;
         if (store_txn_begin(d->env.store, false, &txn) != 0) {
             break;
         }
         uint64_t id = 0;
-        uint64_t now = util_wall_ms();
         int rc = outbox_next_due(txn, now, skip, nskip, &id, &next_at);
         store_txn_abort(txn);
         if (rc != 0) {
             break;
         }
+        tried[ntried++] = id;
+        uint64_t due_at = next_at;
         next_at = 0;
-        start_attempt(d, id);
+        if (start_attempt(d, id, due_at) != 0) {
+            break;
+        }
+        now = util_wall_ms();
     }
-    uint64_t delay = POLL_INTERVAL_MS;
+    now = util_wall_ms();
+    if (d->blocked_until > now) {
+        next_at = d->blocked_until;
+        delay = POLL_INTERVAL_MS;
+    }
     if (next_at != 0) {
-        uint64_t now = util_wall_ms();
         uint64_t until = next_at > now ? next_at - now : 0;
         if (until < delay) {
             delay = until;
@@ -1716,6 +2009,24 @@ void dispatcher_kick(struct dispatcher *d)
     }
 }
 
+/* Cancels every attempt in flight; their callbacks run later, from the loop. */
+static void cancel_inflight(struct dispatcher *d)
+{
+    for (struct attempt *a = d->inflight; a != NULL; a = a->next) {
+        if (a->cancelled) {
+            continue;
+        }
+        a->cancelled = true;
+        if (a->pending != NULL) {
+            location_cancel(a->pending);
+        } else if (a->transfer != NULL) {
+            http_cancel(a->transfer);
+        } else if (a->job != NULL) {
+            subproc_cancel(a->job);
+        }
+    }
+}
+
 void dispatcher_stop(struct dispatcher *d)
 {
     if (d == NULL) {
@@ -1723,13 +2034,30 @@ void dispatcher_stop(struct dispatcher *d)
     }
     d->stopping = true;
     uv_timer_stop(&d->timer);
-    for (struct attempt *a = d->inflight; a != NULL; a = a->next) {
-        if (a->pending != NULL) {
-            location_cancel(a->pending);
-        } else if (a->transfer != NULL) {
-            http_cancel(a->transfer);
-        }
+    cancel_inflight(d);
+}
+
+static void grace_over(uv_timer_t *t)
+{
+    struct dispatcher *d = t->data;
+    log_warn("dispatch", "the shutdown grace is over: %zu action(s) still in flight are left "
+                         "for their lease (sent again after the restart)",
+             d->ninflight);
+    cancel_inflight(d);
+}
+
+void dispatcher_drain(struct dispatcher *d, uint64_t grace_ms, void (*done)(void *ud), void *ud)
+{
+    d->stopping = true;
+    d->on_drained = done;
+    d->drained_ud = ud;
+    if (d->ninflight == 0) {
+        uv_timer_start(&d->timer, drained_cb, 0, 0);
+        return;
     }
+    log_info("dispatch", "waiting up to %llu ms for %zu action(s) in flight",
+             (unsigned long long)grace_ms, d->ninflight);
+    uv_timer_start(&d->timer, grace_over, grace_ms, 0);
 }
 
 /* Frees the dispatcher once its timer is closed and no attempt can call back. */

@@ -19,6 +19,15 @@
  * jittered exponential backoff (never sooner than Retry-After); other 4xx and
  * exhausted attempts move it to the dead-letter store.
  *
+ * The drain never holds the loop: at most 16 claims per loop turn,
+ * never the same entry twice in one turn. An entry the store refuses to
+ * claim is parked (due later, "claim_failures" counted); when even that
+ * fails, claiming pauses with a capped backoff; the error is logged at most
+ * once a minute. An entry that no longer parses is dead-lettered as a stub,
+ * and an event whose request nests too deep to be read back is dead-lettered
+ * when it is matched, so no entry can poison the outbox. On SIGTERM,
+ * dispatcher_drain lets the attempts in flight finish and records them.
+ *
  * Own writes: when a HighLevel action succeeds, the record it wrote (the
  * response's `result` member) is remembered in STORE_OWN under the target
  * record's id. When a trigger later reports that record created or updated,
@@ -27,7 +36,8 @@
  * breaks the match), the event is pollen's own echo.
  *
  * Dry run: nothing is enqueued or sent; each request that would be sent is
- * printed as one JSON line on the dry-run stream instead.
+ * printed as one JSON line on the dry-run stream instead, and a rule that
+ * cannot be rendered for the event as a line with its "error".
  * Thread context: loop thread.
  */
 #ifndef POLLEN_DISPATCH_H
@@ -61,8 +71,16 @@ struct dispatcher_env {
 struct dispatcher *dispatcher_create(const struct dispatcher_env *env);
 /* Starts draining the outbox (and keeps looking every second). */
 void dispatcher_start(struct dispatcher *d);
-/* Stops starting new attempts; in-flight ones finish or are cancelled with the HTTP client. */
+/* Stops starting new attempts and cancels the ones in flight (left for their lease). */
 void dispatcher_stop(struct dispatcher *d);
+/*
+ * Graceful stop (SIGTERM): starts no new attempt, lets the ones in flight
+ * finish for up to grace_ms and records their outcomes, then cancels what is
+ * still running (its lease brings it back after a restart: sent again).
+ * done(ud) runs once, from the loop, when nothing is in flight. The HTTP
+ * client and the locations must stay open until then.
+ */
+void dispatcher_drain(struct dispatcher *d, uint64_t grace_ms, void (*done)(void *ud), void *ud);
 /* Closes the timer; frees itself when nothing is in flight. */
 void dispatcher_close(struct dispatcher *d);
 /* Looks at the outbox again soon (after a commit that may have enqueued). */

@@ -127,6 +127,22 @@ static void on_http_closed(void *ud)
     dispatcher_close(e->dispatcher);
 }
 
+/* Nothing is in flight any more: close what the actions needed. */
+static void on_dispatcher_drained(void *ud)
+{
+    struct engine *e = ud;
+    for (size_t i = 0; i < e->cfg->nlocations; i++) {
+        location_close(e->locations[i]);
+        e->locations[i] = NULL;
+    }
+    free_credentials(e);
+    http_client_close(e->http, on_http_closed, e);
+}
+
+/* Polling stops at once; actions in flight get [engine] shutdown_grace to
+ * finish and record their outcomes (a finished action is never sent again
+ * after the restart); the HTTP client, locations and credentials they use
+ * close after that. */
 static void do_stop(uv_timer_t *t)
 {
     struct engine *e = t->data;
@@ -135,16 +151,10 @@ static void do_stop(uv_timer_t *t)
         poller_stop(e->pollers[i]);
     }
     uv_timer_stop(&e->drain);
-    dispatcher_stop(e->dispatcher);
-    for (size_t i = 0; i < e->cfg->nlocations; i++) {
-        location_close(e->locations[i]);
-        e->locations[i] = NULL;
-    }
-    free_credentials(e);
     uv_timer_stop(&e->maintenance);
     uv_timer_stop(&e->prune);
     uv_timer_stop(&e->sweep);
-    http_client_close(e->http, on_http_closed, e);
+    dispatcher_drain(e->dispatcher, e->cfg->shutdown_grace_ms, on_dispatcher_drained, e);
 }
 
 /* Requests shutdown. It may be called from inside an HTTP or poller

@@ -13,8 +13,10 @@
  * Shutdown order (SIGINT/SIGTERM, or all pollers done with --once): stop the
  * pollers (no new requests; an in-flight request is cancelled: nothing is
  * lost because a snapshot only advances with the page that committed it),
- * close the locations, close the HTTP client, close the remaining handles,
- * then require uv_loop_close() == 0.
+ * let the actions in flight finish for up to [engine] shutdown_grace and
+ * record their outcomes (dispatcher_drain), then close the locations, close
+ * the HTTP client, close the remaining handles, and require
+ * uv_loop_close() == 0.
  * Thread context: runs on the calling thread, which becomes the loop thread.
  */
 #ifndef POLLEN_ENGINE_H

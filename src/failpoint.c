@@ -11,6 +11,9 @@
  *   dispatch.after_ack               the outcome is recorded
  *   token.after_response_before_persist  a rotated token pair arrived, not yet on disk
  *   token.after_persist              the new pair is on disk, not yet used
+ *
+ * Error points (POLLEN_FAILPOINT_ERROR=name):
+ *   dispatch.claim   the transaction that claims an outbox entry fails (-ENOSPC)
  */
 #include "failpoint.h"
 
@@ -23,9 +26,12 @@
 
 static char armed[128];
 static long countdown;
+static char armed_error[128];
 
 void failpoint_init(void)
 {
+    const char *err = getenv("POLLEN_FAILPOINT_ERROR");
+    str_copy(armed_error, sizeof(armed_error), err != NULL ? err : "");
     const char *spec = getenv("POLLEN_FAILPOINT");
     armed[0] = '\0';
     countdown = 1;
@@ -53,4 +59,9 @@ void failpoint_hit(const char *name)
     }
     log_warn("failpoint", "%s reached: killing the process", name);
     raise(SIGKILL);
+}
+
+bool failpoint_error(const char *name)
+{
+    return armed_error[0] != '\0' && strcmp(armed_error, name) == 0;
 }

@@ -4,6 +4,7 @@
 #include "outbox.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,7 +98,7 @@ static int get_from(struct store_txn *txn, enum store_table t, uint64_t id, cJSO
         return rc;
     }
     if (json_parse(val, vlen, out, NULL) != 0) {
-        return -EIO;
+        return -EBADMSG;
     }
     return 0;
 }
@@ -165,6 +166,55 @@ int outbox_bury(struct store_txn *txn, uint64_t id, cJSON *entry, const char *wh
     return put_entry(txn, STORE_DLQ, id, entry);
 }
 
+/* A dead letter standing for an entry whose text cannot be parsed. */
+static cJSON *stub_entry(uint64_t id, size_t stored_bytes, const char *why)
+{
+    char key[48];
+    char when[32];
+    snprintf(key, sizeof(key), "pollen-outbox-%llu", (unsigned long long)id);
+    util_iso8601(util_wall_ms(), when);
+    cJSON *stub = cJSON_CreateObject();
+    cJSON_AddNumberToObject(stub, "id", (double)id);
+    cJSON_AddStringToObject(stub, "key", key);
+    cJSON_AddStringToObject(stub, "state", "dead");
+    cJSON_AddStringToObject(stub, "dead_at", when);
+    cJSON_AddStringToObject(stub, "dead_reason", why);
+    cJSON_AddNumberToObject(stub, "stored_bytes", (double)stored_bytes);
+    return stub;
+}
+
+int outbox_quarantine(struct store_txn *txn, uint64_t id, uint64_t due_at, const char *why,
+                      cJSON **stub)
+{
+    *stub = NULL;
+    uint8_t key[8];
+    store_u64_key(id, key);
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = store_get(txn, STORE_OUTBOX, key, 8, &val, &vlen);
+    if (rc != 0 && rc != -ENOENT) {
+        return rc;
+    }
+    bool exists = rc == 0;
+    /* The due index cannot come from the entry (it does not parse): the
+     * caller found it there. */
+    uint8_t dk[16];
+    due_key(due_at, id, dk);
+    rc = store_del(txn, STORE_DUE, dk, 16);
+    if (rc == -ENOENT) {
+        rc = 0;
+    }
+    if (rc != 0 || !exists) {
+        return rc; /* no entry: only a stale index key, now gone */
+    }
+    rc = store_del(txn, STORE_OUTBOX, key, 8);
+    if (rc != 0) {
+        return rc;
+    }
+    *stub = stub_entry(id, vlen, why);
+    return put_entry(txn, STORE_DLQ, id, *stub);
+}
+
 static bool skipped(uint64_t id, const uint64_t *skip, size_t nskip)
 {
     for (size_t i = 0; i < nskip; i++) {
@@ -227,7 +277,10 @@ int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *e
     rc = store_cursor_seek(cur, NULL, 0, &key, &klen, &val, &vlen);
     while (rc == 0) {
         cJSON *entry = NULL;
-        if (klen == 8 && json_parse(val, vlen, &entry, NULL) == 0) {
+        if (klen == 8 && json_parse(val, vlen, &entry, NULL) != 0) {
+            entry = stub_entry(store_key_u64(key), vlen, "the stored dead letter does not parse");
+        }
+        if (entry != NULL) {
             int stop = cb(store_key_u64(key), entry, ud);
             cJSON_Delete(entry);
             if (stop) {

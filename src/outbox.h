@@ -29,7 +29,7 @@
 /* Assigns an id, stores entry (adding "id", "attempts":0 and "next_at"), indexes it. entry stays the caller's. */
 int outbox_enqueue(struct store_txn *txn, cJSON *entry, uint64_t next_at, uint64_t *id_out);
 
-/* Reads entry id (a new cJSON object, caller frees). -ENOENT if absent. */
+/* Reads entry id (a new cJSON object, caller frees). -ENOENT if absent, -EBADMSG if it does not parse. */
 int outbox_get(struct store_txn *txn, uint64_t id, cJSON **out);
 
 /* Rewrites entry id with its new contents and moves its due index to next_at. */
@@ -42,6 +42,15 @@ int outbox_remove(struct store_txn *txn, uint64_t id);
 int outbox_bury(struct store_txn *txn, uint64_t id, cJSON *entry, const char *why);
 
 /*
+ * Moves entry id, due at due_at, whose stored text no longer parses, to the
+ * dead-letter store as a stub: {"id", "key", "state":"dead", "dead_reason",
+ * "stored_bytes", ...}. *stub (caller frees) is what was stored. When the
+ * entry is missing, only its stale due index key is removed (*stub NULL).
+ */
+int outbox_quarantine(struct store_txn *txn, uint64_t id, uint64_t due_at, const char *why,
+                      cJSON **stub);
+
+/*
  * The earliest due entry with next_at <= now whose id is not in skip[0..nskip):
  * sets *id and *next_at, or returns -ENOENT (then *next_at is the earliest
  * future due time, or 0 when the outbox is empty).
@@ -49,7 +58,8 @@ int outbox_bury(struct store_txn *txn, uint64_t id, cJSON *entry, const char *wh
 int outbox_next_due(struct store_txn *txn, uint64_t now, const uint64_t *skip, size_t nskip,
                     uint64_t *id, uint64_t *next_at);
 
-/* Dead letters: read one, list (cb per entry, in id order), drop, or send back to the outbox. */
+/* Dead letters: read one, list (cb per entry, in id order; one that does not
+ * parse is listed as a stub saying so), drop, or send back to the outbox. */
 int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out);
 int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
                     void *ud);

@@ -30,6 +30,8 @@ struct subproc_job {
     size_t output_total;
     int open_handles;
     bool exited;
+    bool started;          /* uv_spawn succeeded: proc.pid leads a process group of ours */
+    char *name;            /* the program, for the log */
     subproc_done_cb cb;
     void *ud;
 };
@@ -42,6 +44,7 @@ static void job_handle_closed(uv_handle_t *h)
     }
     j->cb(&j->res, j->ud);
     free(j->input);
+    free(j->name);
     free(j);
 }
 
@@ -64,13 +67,48 @@ static void maybe_finish(struct subproc_job *j)
     }
 }
 
+/* The child leads its own process group (UV_PROCESS_DETACHED): this reaches
+ * whatever it left behind too. Never called before a successful spawn (pid 0
+ * would name our own group). */
+static void kill_group(struct subproc_job *j)
+{
+    if (j->started && j->proc.pid > 0) {
+        kill(-j->proc.pid, SIGKILL);
+    }
+}
+
+static void close_output(struct subproc_job *j)
+{
+    if (!uv_is_closing((uv_handle_t *)&j->out)) {
+        uv_close((uv_handle_t *)&j->out, job_handle_closed);
+    }
+}
+
+/* The program exited SUBPROC_LINGER_MS ago and something still holds its
+ * output open: a background child. Kill the group and stop waiting for EOF. */
+static void on_linger(uv_timer_t *t)
+{
+    struct subproc_job *j = t->data;
+    j->res.lingered = true;
+    log_warn("exec", "%s exited but its background processes kept its output open: killed "
+                     "its process group",
+             j->name);
+    kill_group(j);
+    close_output(j);
+    maybe_finish(j);
+}
+
 static void on_child_exit(uv_process_t *p, int64_t status, int term_signal)
 {
     struct subproc_job *j = p->data;
     j->exited = true;
     j->res.exit_status = status;
     j->res.term_signal = term_signal;
-    uv_timer_stop(&j->timer);
+    if (!uv_is_closing((uv_handle_t *)&j->out) && !uv_is_closing((uv_handle_t *)&j->timer)) {
+        /* Normally EOF follows at once; the timer (until now the deadline)
+         * bounds the wait for it. */
+        uv_timer_start(&j->timer, on_linger, SUBPROC_LINGER_MS, 0);
+    }
     maybe_finish(j);
 }
 
@@ -119,8 +157,15 @@ static void on_timeout(uv_timer_t *t)
 {
     struct subproc_job *j = t->data;
     j->res.timed_out = true;
-    /* The child leads its own process group (UV_PROCESS_DETACHED): kill all of it. */
-    kill(-j->proc.pid, SIGKILL);
+    kill_group(j);
+}
+
+void subproc_cancel(struct subproc_job *j)
+{
+    j->res.cancelled = true;
+    kill_group(j);
+    close_output(j);
+    maybe_finish(j);
 }
 
 static char *self_exe(void)
@@ -135,7 +180,8 @@ static char *self_exe(void)
 }
 
 int subproc_run(uv_loop_t *loop, char *const *argv, char *const *env, const char *stdin_data,
-              size_t len, uint64_t timeout_ms, subproc_done_cb cb, void *ud)
+              size_t len, uint64_t timeout_ms, subproc_done_cb cb, void *ud,
+              struct subproc_job **job)
 {
     char *exe = self_exe();
     if (exe == NULL || argv == NULL || argv[0] == NULL || argv[0][0] != '/') {
@@ -155,6 +201,7 @@ int subproc_run(uv_loop_t *loop, char *const *argv, char *const *env, const char
     j->res.exit_status = -1;
     j->input = xstrndup(stdin_data ? stdin_data : "", len);
     j->input_len = len;
+    j->name = xstrdup(argv[0]);
     uv_pipe_init(loop, &j->in, 0);
     uv_pipe_init(loop, &j->out, 0);
     uv_timer_init(loop, &j->timer);
@@ -182,6 +229,9 @@ int subproc_run(uv_loop_t *loop, char *const *argv, char *const *env, const char
     free(args);
     free(exe);
     j->open_handles = 4;
+    if (job != NULL) {
+        *job = j;
+    }
     if (rc != 0) {
         /* Nothing started; report it through the callback like any outcome.
          * The process handle was initialised by uv_spawn and is closed too. */
@@ -190,6 +240,7 @@ int subproc_run(uv_loop_t *loop, char *const *argv, char *const *env, const char
         close_all(j);
         return 0;
     }
+    j->started = true;
     uv_buf_t b = uv_buf_init(j->input, (unsigned)j->input_len);
     if (uv_write(&j->write_req, (uv_stream_t *)&j->in, &b, 1, on_written) != 0) {
         uv_close((uv_handle_t *)&j->in, job_handle_closed);

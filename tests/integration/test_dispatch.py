@@ -10,8 +10,10 @@ import os
 import random
 import re
 import signal
+import sys
 import threading
 import time
+import urllib.request
 
 import harness
 
@@ -25,6 +27,15 @@ def iso_s(text):
     """Epoch seconds of an engine timestamp such as 2026-11-26T19:46:53.123Z."""
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
+
+
+def process_gone(pid):
+    """The process exited (a zombie counts: it runs no more)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
 
 
 def settled(events):
@@ -108,7 +119,7 @@ class Receiver:
 class DispatchTest(harness.PollenTest):
     # No burst limit; a 1 s window, so that the X-RateLimit-Interval-Milliseconds
     # block after a 429 (1 s) is shorter than the Retry-After tested below.
-    sandbox_args = ("--rate-limit", "0", "--rate-window-ms", "1000")
+    sandbox_args = ("--rate-limit", "0", "--rate-window-ms", "1000", "--recursion-limit", "6000")
 
     def setUp(self):
         super().setUp()
@@ -677,14 +688,7 @@ time.sleep(60)
         with open(pids) as f:
             pid, child = (int(x) for x in f.read().split())
 
-        def gone(p):
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-            except FileNotFoundError:
-                return True
-
-        self.wait_for(lambda: gone(pid) and gone(child), timeout=10,
+        self.wait_for(lambda: process_gone(pid) and process_gone(child), timeout=10,
                       what="the program and its child to be killed")
         time.sleep(4.5)
         self.assertFalse(os.path.exists(late), "the program's child outlived the timeout")
@@ -763,6 +767,209 @@ time.sleep(60)
         self.assertEqual(letter["request"]["url"], f"{rcv.url}/dead")
         self.assertIn("400", letter["dead_reason"])
         self.assertEqual(self.created_event(cfg, d_id)["id"], dead[0]["source"])
+
+    # -- 6. delivery when the store fails, and at shutdown (issue #10) -------------
+
+    def deep_contact(self, depth):
+        """Creates a contact whose custom field value is a list nested `depth` levels
+        (sent as raw text: Python's json would recurse too deep); returns its id."""
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(6000)  # to read the events and answers that carry it
+        self.addCleanup(sys.setrecursionlimit, old)
+        value = "[" * depth + '"x"' + "]" * depth
+        body = ('{"ops":[{"op":"create","kind":"contact","fields":{"firstName":"Deep",'
+                '"customFields":[{"id":"cfDeep00000000000001","value":%s}]}}]}' % value)
+        req = urllib.request.Request(self.sandbox.url + "/_control/mutate", data=body.encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            changes = json.loads(resp.read())["changes"]
+        (cid,) = [c["id"] for c in changes if c["kind"] == "contact" and c["op"] == "created"]
+        return cid
+
+    def created_ids(self, cfg):
+        return [e["record_id"] for e in self.events(cfg) if e["type"] == "created"]
+
+    def stop_promptly(self, limit=10):
+        started = time.time()
+        rc = self.stop_engine()
+        self.assertEqual(rc, 0, self.engine_log_text()[-3000:])
+        self.assertLess(time.time() - started, limit, "SIGTERM did not stop the engine promptly")
+
+    def test_poison_entry_is_dead_lettered_and_the_engine_keeps_working(self):
+        """F1: an event whose http request (the whole event as body) nests deeper than a
+        stored outbox entry can be read back never stalls the dispatcher: it is
+        dead-lettered with its reason, later changes are still delivered, SIGTERM works,
+        and `pollen dlq drop` removes it."""
+        rcv = self.receiver()
+        cfg = self.baseline(f"[rule hook]\non = c:created\ndo = http\nurl = {rcv.url}/hook\n")
+        poison = self.deep_contact(995)
+        self.start_engine(cfg)
+        dead = self.wait_for(lambda: [e for e in self.actions(cfg) if e["type"] == "action.dead"],
+                             timeout=30, what="the poison action to be dead-lettered")
+        (later,) = self.create_contacts([{"firstName": "Later"}])
+        self.wait_for(lambda: any((d["body"] or {}).get("record_id") == later for d in rcv.got()),
+                      timeout=30, what="the later contact's action to be delivered")
+        self.stop_promptly()
+        source = self.created_event(cfg, poison)["id"]
+        self.assertEqual([(e["rule"], e["source"]) for e in dead], [("hook", source)])
+        self.assertIn("nests", dead[0]["error"])
+        self.assertEqual([d for d in rcv.got() if (d["body"] or {}).get("record_id") == poison], [])
+        log = self.engine_log_text()
+        self.assertIn(f"rule hook: cannot render the action for event {source}", log)
+        self.assertIn(poison, log)
+        self.assertNotIn("cannot claim", log)
+        (letter,) = self.dlq_list(cfg)
+        self.assertEqual((letter["rule"], letter["source"]), ("hook", source))
+        self.assertIn("nests", letter["dead_reason"])
+        out = self.pollen("dlq", "drop", str(letter["id"]), "-c", cfg).stdout
+        self.assertIn("dropped", out)
+        self.assertEqual(self.dlq_list(cfg), [])
+
+    def test_a_claim_that_keeps_failing_parks_the_entry_and_polling_continues(self):
+        """F1: a claim the store keeps refusing (failpoint dispatch.claim) backs the entry
+        off instead of spinning: polling goes on, the error is logged a bounded number of
+        times, SIGTERM works, and once the store works the action is sent once."""
+        rcv = self.receiver()
+        cfg = self.baseline(f"[rule hook]\non = c:created\ndo = http\nurl = {rcv.url}/hook\n")
+        (stuck,) = self.create_contacts([{"firstName": "Stuck"}])
+        env = dict(self.env, POLLEN_FAILPOINT_ERROR="dispatch.claim")
+        self.start_engine(cfg, env=env)
+        self.wait_for(lambda: "cannot claim action" in self.engine_log_text(), timeout=30,
+                      what="a failed claim")
+        (later,) = self.create_contacts([{"firstName": "Later"}])
+        self.wait_for(lambda: later in self.created_ids(cfg), timeout=30,
+                      what="the later contact to be reported while claims fail")
+        time.sleep(3)
+        self.stop_promptly()
+        log = self.engine_log_text()
+        self.assertLessEqual(log.count("cannot claim action"), 3, log[-3000:])
+        self.assertEqual(rcv.got(), [])
+        self.assertEqual(self.actions(cfg), [])
+        # The store works again: both actions are sent, once each.
+        self.start_engine(cfg)
+        self.wait_for(lambda: len([e for e in self.actions(cfg) if e["type"] == "action.succeeded"]) == 2,
+                      timeout=40, what="both actions to succeed")
+        self.stop_promptly()
+        self.assertEqual(sorted(d["body"]["record_id"] for d in rcv.got()), sorted([stuck, later]))
+
+    def test_sigterm_lets_a_running_exec_action_finish_and_records_it(self):
+        """F8: SIGTERM while an exec action runs: the program finishes inside the shutdown
+        grace, its success is recorded (attempt 1) and it is not run again after a restart."""
+        runs = os.path.join(self.dir, "runs")
+        script = self.write_script("slow_ok.py", f"""\
+import time
+with open({runs!r}, "a") as f:
+    f.write("start\\n")
+time.sleep(1.5)
+with open({runs!r}, "a") as f:
+    f.write("done\\n")
+""")
+        cfg = self.baseline(f"[rule run]\non = c:created\ndo = exec\ncommand = {script}\ntimeout = 10s\n")
+        (cid,) = self.create_contacts([{"firstName": "Term"}])
+        self.start_engine(cfg)
+        self.wait_for(lambda: os.path.exists(runs), timeout=30, interval=0.05, what="the program to start")
+        time.sleep(0.5)
+        self.stop_promptly()
+        (ok,) = self.actions(cfg)
+        self.assertEqual((ok["type"], ok["attempt"], ok["source"]),
+                         ("action.succeeded", 1, self.created_event(cfg, cid)["id"]))
+        self.run_once(cfg)
+        with open(runs) as f:
+            self.assertEqual(f.read(), "start\ndone\n", "the program ran more than once")
+        self.assertEqual(self.actions(cfg), [ok])
+
+    def test_sigterm_cancels_what_outlives_the_shutdown_grace(self):
+        """F8: an action still running when [engine] shutdown_grace ends is killed and
+        left for its lease (nothing recorded); the engine stops promptly."""
+        started = os.path.join(self.dir, "started")
+        script = self.write_script("endless.py", f"""\
+import time
+open({started!r}, "w").close()
+time.sleep(60)
+""")
+        cfg = self.write_config(TRIGGER + f"[rule run]\non = c:created\ndo = exec\ncommand = {script}\n"
+                                "timeout = 2m\n", engine="shutdown_grace = 1s", location=FAST)
+        self.run_once(cfg)
+        self.create_contacts([{"firstName": "Long"}])
+        self.start_engine(cfg)
+        self.wait_for(lambda: os.path.exists(started), timeout=30, interval=0.05,
+                      what="the program to start")
+        self.stop_promptly(limit=8)
+        self.assertIn("the shutdown grace is over: 1 action(s) still in flight", self.engine_log_text())
+        self.assertEqual(self.actions(cfg), [])
+
+    def test_sigterm_lets_a_slow_highlevel_create_finish_and_records_it(self):
+        """F8: SIGTERM while a HighLevel create is in flight (the sandbox delays it):
+        the answer is awaited and recorded; exactly one task exists, also after a restart."""
+        cfg = self.baseline(task_rule())
+        (cid,) = self.create_contacts([{"firstName": "Slow", "tags": ["vip"]}])
+        self.sandbox.faults([{"kind": "delay", "ms": 2500, "method": "POST", "path": TASKS_PATH}])
+        self.start_engine(cfg)
+        self.wait_for(lambda: cid in self.created_ids(cfg), timeout=30, interval=0.1,
+                      what="the created event")
+        time.sleep(0.5)
+        self.stop_promptly()
+        (ok,) = self.actions(cfg)
+        self.assertEqual((ok["type"], ok["attempt"]), ("action.succeeded", 1))
+        self.run_once(cfg)
+        self.assertEqual(len(self.tasks_of(cid)), 1, "the task was created twice")
+        self.assertEqual(len(self.task_requests(cid)), 1)
+        self.assertEqual(self.actions(cfg), [ok])
+
+    def test_exec_with_a_background_child_holding_its_output_completes(self):
+        """F9: a program that leaves `sleep 120 &` holding its stdout and exits 0 is
+        recorded as succeeded soon after it exits (its process group is killed), the
+        other actions still run, and SIGTERM stops the engine promptly."""
+        pids = os.path.join(self.dir, "pids")
+        script = self.write_script("bg.py", f"""\
+import subprocess
+p = subprocess.Popen(["/bin/sleep", "120"])
+with open({pids!r}, "a") as f:
+    f.write("%d\\n" % p.pid)
+print("left a child behind")
+""")
+        cfg = self.baseline(f"[rule bg]\non = c:created\ndo = exec\ncommand = {script}\ntimeout = 3s\n")
+        ids = self.create_contacts([{"firstName": f"Bg{i}"} for i in range(5)])
+        self.start_engine(cfg)
+        self.wait_for(lambda: len(self.actions(cfg)) == 5, timeout=30,
+                      what="an outcome for each of the 5 exec actions")
+        self.stop_promptly()
+        acts = self.actions(cfg)
+        self.assertEqual({e["type"] for e in acts}, {"action.succeeded"})
+        self.assertEqual(sorted(e["source"] for e in acts),
+                         sorted(self.created_event(cfg, i)["id"] for i in ids))
+        self.assertIn("kept its output open", self.engine_log_text())
+        with open(pids) as f:
+            children = [int(x) for x in f.read().split()]
+        self.assertEqual(len(children), 5)
+
+        self.wait_for(lambda: all(process_gone(p) for p in children), timeout=10,
+                      what="the background children to be killed")
+
+    def test_dry_run_reports_a_rule_that_cannot_render(self):
+        """Newcomer row #20: a rule whose template cannot render prints an error line in
+        the dry run (and on stderr) naming the rule, the event and the record; the real
+        run's warning names them too."""
+        cfg = self.baseline("[rule broken]\non = c:created\ndo = contacts.tags.add\n"
+                            "contactId = {{record.nosuchfield}}\ntags = seen\n")
+        (cid,) = self.create_contacts([{"firstName": "Nemo"}])
+        proc = self.pollen("run", "--dry-run", "-c", cfg)
+        (line,) = [json.loads(l) for l in proc.stdout.splitlines() if l.strip()]
+        self.assertEqual((line["rule"], line["record_id"], line["trigger"]), ("broken", cid, "c"))
+        self.assertNotIn("request", line)
+        self.assertTrue(line["error"].startswith("cannot render the action: "), line)
+        self.assertIn("contactId", line["error"])
+        self.assertIn("rule broken: cannot render the action for event %s" % line["source"],
+                      proc.stderr)
+        self.assertIn(cid, proc.stderr)
+        proc = self.run_once(cfg)
+        source = self.created_event(cfg, cid)["id"]
+        self.assertEqual(source, line["source"])
+        (dead,) = self.actions(cfg)
+        self.assertEqual((dead["type"], dead["source"]), ("action.dead", source))
+        self.assertIn(f"rule broken: cannot render the action for event {source} (trigger c, "
+                      f"record {cid})", proc.stderr)
+
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ def parse_args(argv):
     p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (needs --tls-key)")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--quiet", action="store_true", help="no per-request log lines on stderr")
+    p.add_argument("--recursion-limit", type=int, default=0, metavar="N",
+                   help="raise Python's recursion limit to N, so that records nested ~1000 levels deep "
+                        "can be stored and served (default: Python's own, ~1000 frames)")
     opts = p.parse_args(argv)
     if opts.host not in LOOPBACK:
         p.error("refusing to bind %r: the sandbox only listens on 127.0.0.1" % opts.host)
@@ -79,6 +82,8 @@ def activity_loop(app, interval, stop):
 
 def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if opts.recursion_limit > sys.getrecursionlimit():
+        sys.setrecursionlimit(opts.recursion_limit)
     app = App(opts)
     if opts.seed_contacts:
         t = time.time()
