@@ -41,7 +41,7 @@
 #define CONFIRM_CAP 50
 /* Mass-deletion guard (P5): more than this many and more than half of the records. */
 #define MASS_DELETE_MIN 20
-/* Pages in one enumeration before we assume the API is looping. */
+/* Pages in one enumeration before we assume the API is looping (see page_cap). */
 #define MAX_PAGES 100000
 
 static void timer_cb(uv_timer_t *t);
@@ -671,6 +671,48 @@ static void describe_page(const struct poller *p, char *out, size_t len)
     }
 }
 
+/*
+ * A later page whose records were all listed already in this enumeration:
+ * the API repeats itself (ignores skip, or its cursor cycles A -> B -> A).
+ * Believing it would burn the budget forever and end in phantom deletes.
+ */
+static bool page_repeats(const struct poller *p, const cJSON *records)
+{
+    if (p->page == 0) {
+        return false;
+    }
+    unsigned valid = 0;
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, records)
+    {
+        const char *id = json_get_string(rec, id_field(p));
+        if (id == NULL || !diff_valid_record_id(id)) {
+            continue;
+        }
+        if (!idset_contains(&p->seen, id, strlen(id))) {
+            return false;
+        }
+        valid++;
+    }
+    return valid > 0;
+}
+
+/*
+ * Pages one enumeration may take: twice what the API's own count needs,
+ * plus slack for records joining meanwhile. Reaching it means a loop, and
+ * the cycle is abandoned (never called complete). A count below the
+ * distinct records already listed is not a total (a per-page count): no cap
+ * from it then.
+ */
+static unsigned page_cap(const struct poller *p)
+{
+    if (p->max_total < 0 || p->max_total < (double)p->seen.count) {
+        return MAX_PAGES;
+    }
+    double cap = 2 * ceil(p->max_total / page_size(p)) + 10;
+    return cap < MAX_PAGES ? (unsigned)cap : MAX_PAGES;
+}
+
 static void on_page(struct http_response *resp, void *ud)
 {
     struct poller *p = ud;
@@ -735,6 +777,18 @@ static void on_page(struct http_response *resp, void *ud)
         page_retry(p, "unexpected response shape");
         return;
     }
+    if (page_repeats(p, records)) {
+        char where[160];
+        describe_page(p, where, sizeof(where));
+        log_error(p->tag, "%s %s (%s): every record was already listed earlier in this "
+                          "enumeration; the API is not paging (skip ignored or a cursor going in "
+                          "circles): cycle abandoned, no deletions decided",
+                  p->def->method, p->def->path, where);
+        cJSON_Delete(wrapped);
+        json_arena_free(body);
+        cycle_end(p, false);
+        return;
+    }
     struct page_apply a = {.p = p, .records = records};
     int rc = store_write(p->env.store, apply_page_txn, &a);
     if (rc != 0) {
@@ -775,7 +829,14 @@ static void on_page(struct http_response *resp, void *ud)
         page_retry(p, "pagination cursor missing or not advancing");
         return;
     }
-    if (more && p->page + 1 < MAX_PAGES) {
+    if (more && p->page + 1 >= page_cap(p)) {
+        log_error(p->tag, "%s %s: still more pages after %u (the API counted %.0f records, %u "
+                          "per page); the API is looping: cycle abandoned, no deletions decided",
+                  p->def->method, p->def->path, p->page + 1, p->max_total, page_size(p));
+        cycle_end(p, false);
+        return;
+    }
+    if (more) {
         p->page++;
         p->attempt = 0;
         fetch_page(p);

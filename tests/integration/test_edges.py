@@ -1,6 +1,7 @@
-"""Listing edge cases that used to invent changes (review-edges.md F4, F15): no phantom
+"""Listing edge cases that used to invent changes (review-edges.md F4, F13, F15): no phantom
 deletes from a skip/limit page boundary that shifts, from a record without a valid id, or from
-a 404 that is not the API's own; 410 confirms a deletion."""
+a 404 that is not the API's own; 410 confirms a deletion; a page the API repeats abandons
+the cycle within a few requests instead of looping."""
 import json
 import re
 import subprocess
@@ -160,6 +161,33 @@ class EdgeTest(harness.PollenTest):
         self.sandbox.control("POST", "/_control/config", {"deleted_status": 410})
         cfg, gone = self.confirm_case(None)
         self.assertEqual(self.typed(cfg), [("deleted", gone)])
+
+    # -- F13: a repeated page abandons the cycle -------------------------------
+
+    def check_repeat_abandoned(self, use, path_rx, cfg):
+        self.run_once(cfg)
+        since = self.last_request_seq()
+        self.sandbox.faults([{"kind": "repeat_page", "path": path_rx, "window_s": 120}])
+        proc = self.pollen("run", "-c", cfg, "--once", check=False, timeout=60)
+        self.assertNotEqual(proc.returncode, 0, "the cycle must fail")
+        pages = self.requests_to(path_rx, since)
+        self.assertLessEqual(len(pages), 3, "the repeat must be seen within a few pages")
+        self.assertRegex(proc.stderr, r"\[trigger:r\].*page 2.*already listed.*not paging.*"
+                                      r"cycle abandoned")
+        self.assertEqual(self.typed(cfg), [], "an abandoned cycle decides nothing")
+
+    def test_repeated_page_skip_limit_is_abandoned(self):
+        self.join_business(30)
+        cfg = self.write_config(
+            f"[trigger r]\nuse = contacts.business\nevery = 1s\npage_size = 5\n"
+            f"businessId = {BUSINESS}\n", location=FAST)
+        self.check_repeat_abandoned("contacts.business", "^" + BUSINESS_PATH, cfg)
+
+    def test_repeated_page_cursor_is_abandoned(self):
+        self.sandbox.seed(30, seed=4)
+        cfg = self.write_config("[trigger r]\nuse = contacts.list\nevery = 1s\npage_size = 5\n",
+                                location=FAST)
+        self.check_repeat_abandoned("contacts.list", "^/contacts/$", cfg)
 
 
 if __name__ == "__main__":
