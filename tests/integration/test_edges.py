@@ -1,4 +1,5 @@
-"""Listing edge cases that used to invent changes (review-edges.md F4, F13, F15): no phantom
+"""Listing edge cases that used to invent or lose changes (review-edges.md F2, F4, F13, F15):
+an oversized record is reported truncated instead of failing its page forever; no phantom
 deletes from a skip/limit page boundary that shifts, from a record without a valid id, or from
 a 404 that is not the API's own; 410 confirms a deletion; a page the API repeats abandons
 the cycle within a few requests instead of looping."""
@@ -188,6 +189,47 @@ class EdgeTest(harness.PollenTest):
         cfg = self.write_config("[trigger r]\nuse = contacts.list\nevery = 1s\npage_size = 5\n",
                                 location=FAST)
         self.check_repeat_abandoned("contacts.list", "^/contacts/$", cfg)
+
+    # -- F2: an oversized record never fails its page ----------------------------
+
+    def test_oversized_record_is_reported_truncated(self):
+        ids = self.join_business(5)
+        cfg = self.write_config(
+            f"[trigger big]\nuse = contacts.business\nevery = 1s\nbusinessId = {BUSINESS}\n",
+            location=FAST, api="max_body = 2MiB\n")
+        self.run_once(cfg)
+        big, renamed = ids[1], ids[3]
+        self.sandbox.mutate([{"kind": "contact", "op": "update", "id": big,
+                              "fields": {"companyName": "a" * 400_000}}])
+        self.run_once(cfg)
+        first = [e for e in self.events(cfg) if e["record_id"] == big]
+        self.assertEqual(len(first), 1)
+        self.assertNotIn("truncated", first[0], "a 400 KB change fits in one event")
+        # 1.5 MB: the updated event (record + old + new) is about 3.4 MB, over the 2 MiB limit.
+        self.sandbox.mutate([{"kind": "contact", "op": "update", "id": big,
+                              "fields": {"companyName": "b" * 1_500_000}},
+                             {"kind": "contact", "op": "update", "id": renamed,
+                              "fields": {"firstName": "Renamed"}}])
+        joiner = self.join_business(1)[0]
+        proc = self.run_once(cfg)
+        self.assertRegex(proc.stderr, r"big: the updated event of record %s is \d+ bytes.*"
+                                      r"truncated" % big)
+        events = self.events(cfg)
+        got = sorted((e["type"], e["record_id"]) for e in events[1:])
+        self.assertEqual(got, sorted([("updated", big), ("updated", renamed),
+                                      ("created", joiner)]))
+        trunc = [e for e in events[1:] if e["record_id"] == big][0]
+        self.assertIs(trunc.get("truncated"), True)
+        self.assertEqual(trunc["record"]["id"], big)
+        self.assertNotIn("companyName", trunc["record"], "the largest field is left out")
+        self.assertIn("firstName", trunc["record"], "the fields that fit are kept")
+        self.assertEqual(trunc["changes"]["companyName"]["new"], "b" * 1_500_000,
+                         "the changed value is kept")
+        self.assertEqual(trunc["changes"]["companyName"]["old"], "a" * 400_000)
+        self.assertLessEqual(len(json.dumps(trunc, separators=(",", ":"))), 2 << 20)
+        # Nothing is left behind: the next cycle has nothing new.
+        self.run_once(cfg)
+        self.assertEqual(len(self.events(cfg)), len(events))
 
 
 if __name__ == "__main__":
