@@ -98,11 +98,16 @@ struct member_size {
     size_t len;     /* printed, with its name */
 };
 
+/* Largest first; on a tie the name sorting last goes first ("old" before "new":
+ * the current value is worth more), so the result is deterministic. */
 static int by_len_desc(const void *a, const void *b)
 {
     const struct member_size *x = a;
     const struct member_size *y = b;
-    return x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
+    if (x->len != y->len) {
+        return x->len < y->len ? 1 : -1;
+    }
+    return strcmp(y->item->string, x->item->string);
 }
 
 /*

@@ -230,6 +230,19 @@ class EdgeTest(harness.PollenTest):
         # Nothing is left behind: the next cycle has nothing new.
         self.run_once(cfg)
         self.assertEqual(len(self.events(cfg)), len(events))
+        # 1.5 MB replaced by another 1.5 MB: old + new alone are over the limit, so the old
+        # value becomes null (the new one is worth more), and that change says so.
+        self.sandbox.mutate([{"kind": "contact", "op": "update", "id": big,
+                              "fields": {"companyName": "c" * 1_500_000}}])
+        self.run_once(cfg)
+        last = self.events(cfg)[-1]
+        self.assertEqual((last["type"], last["record_id"], last.get("truncated")),
+                         ("updated", big, True))
+        change = last["changes"]["companyName"]
+        self.assertIs(change.get("truncated"), True)
+        self.assertIsNone(change["old"])
+        self.assertEqual(change["new"], "c" * 1_500_000)
+        self.assertLessEqual(len(json.dumps(last, separators=(",", ":"))), 2 << 20)
 
 
 if __name__ == "__main__":
