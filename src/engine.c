@@ -497,6 +497,7 @@ static int create_runtime(struct engine *e)
         .allow_plain_http_loopback = true,
         .user_agent = "pollen/" POLLEN_VERSION,
     };
+    evlog_set_max_event(cfg->max_body); /* any record the API can send fits in an event */
     e->http = http_client_create(&e->loop, &ho);
     if (e->http == NULL) {
         log_error("engine", "cannot create the HTTP client");

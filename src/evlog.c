@@ -82,6 +82,19 @@ static void set_seq(cJSON *event, uint64_t seq)
     cJSON_InsertItemInArray(event, 0, item);
 }
 
+/* Set once at start-up (loop thread), before any append. */
+static size_t max_event = EVLOG_MAX_EVENT;
+
+void evlog_set_max_event(size_t bytes)
+{
+    max_event = bytes > EVLOG_MAX_EVENT ? bytes : EVLOG_MAX_EVENT;
+}
+
+size_t evlog_max_event(void)
+{
+    return max_event;
+}
+
 int evlog_append(struct store_txn *txn, cJSON *event, uint64_t *seq_out)
 {
     int err = store_txn_error(txn);
@@ -116,11 +129,11 @@ int evlog_append(struct store_txn *txn, cJSON *event, uint64_t *seq_out)
         return store_txn_fail(txn, -ENOMEM);
     }
     size_t len = strlen(json);
-    if (len > EVLOG_MAX_EVENT) {
+    if (len > max_event) {
         cJSON_free(json);
         remove_seq(event);
-        log_warn(PREFIX, "event of %zu bytes exceeds the %d-byte limit; not written", len,
-                 EVLOG_MAX_EVENT);
+        log_warn(PREFIX, "event of %zu bytes exceeds the %zu-byte limit; not written", len,
+                 max_event);
         return -EFBIG;
     }
     uint8_t key[8];

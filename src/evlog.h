@@ -13,7 +13,9 @@
  *  - The append happens inside the caller's write txn, the one that also
  *    updates the snapshot: that single commit is the exactly-once guarantee
  *    (an event exists if and only if the snapshot change that caused it does).
- *  - A stored event is at most EVLOG_MAX_EVENT bytes.
+ *  - A stored event is at most evlog_max_event() bytes: EVLOG_MAX_EVENT, or
+ *    [api] max_body when larger (the engine sets it), so any record the API
+ *    can deliver fits; snapshot.c trims an event that still does not fit.
  *  - Retention never deletes the newest event.
  *  - Events are expected to carry "time", an ISO-8601 UTC timestamp
  *    (util_iso8601 writes one); age-based retention reads it.
@@ -33,8 +35,13 @@
 
 #include "store.h"
 
-#define EVLOG_MAX_EVENT (1024 * 1024) /* bytes of compact JSON per event */
+#define EVLOG_MAX_EVENT (1024 * 1024) /* least bytes of compact JSON per event */
 #define EVLOG_PRUNE_BATCH 1000        /* deletes per write txn in evlog_prune */
+
+/* Raises the event size limit to bytes (never below EVLOG_MAX_EVENT); call before appending. */
+void evlog_set_max_event(size_t bytes);
+/* The largest event evlog_append writes, in bytes of compact JSON. */
+size_t evlog_max_event(void);
 
 /*
  * Appends event to the log inside txn (a write txn, normally the body of a
@@ -44,7 +51,7 @@
  * it. Calling this again for the same event on a retried txn is safe: the
  * member is replaced, not duplicated.
  * Returns 0 and sets *seq_out (may be NULL); -EINVAL if event is not an
- * object; -EFBIG if the printed event exceeds EVLOG_MAX_EVENT (nothing is
+ * object; -EFBIG if the printed event exceeds evlog_max_event() (nothing is
  * written, "seq" is removed again, the txn is NOT poisoned: the caller
  * decides whether to drop the event or fail the txn); or the txn's sticky
  * error / a store error (the txn is then poisoned).

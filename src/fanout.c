@@ -98,9 +98,11 @@ static bool parent_in_baseline(struct store_txn *txn, const struct poller *p, co
 }
 
 /*
- * Deletions within one parent record's list (complete, unpaginated). A
- * non-empty list is believed; an empty one where records used to be holds
- * them, and only EMPTY_CONFIRMATIONS empty reads in a row delete them.
+ * Deletions within one parent record's list (complete, unpaginated), as
+ * for top-level triggers without confirm_delete: a record missing from a
+ * read is held (SNAP_MISSING) and deleted only when the next read of the
+ * same parent still lacks it; when the list comes back empty, only after
+ * EMPTY_CONFIRMATIONS empty reads in a row.
  */
 static int unit_deletions(struct store_txn *txn, struct poller *p, const struct snapshot_scope *sc,
                           struct idset *seen, bool listing_empty, unsigned empty_streak,
@@ -125,7 +127,7 @@ static int unit_deletions(struct store_txn *txn, struct poller *p, const struct 
                 struct snap_entry e;
                 bool was_missing = diff_snap_decode(val, vlen, &e) == 0 && (e.flags & SNAP_MISSING);
                 char *sid = xstrndup(id, idlen);
-                if (!listing_empty || (was_missing && empty_streak >= EMPTY_CONFIRMATIONS)) {
+                if (was_missing && (!listing_empty || empty_streak >= EMPTY_CONFIRMATIONS)) {
                     poller_strlist_add(&gone, sid);
                 } else if (!was_missing) {
                     poller_strlist_add(&held, sid);
@@ -181,7 +183,8 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
         struct idset seen;
         idset_init(&seen);
         rc = snapshot_apply_records(txn, &sc, a->records, &seen, &a->st, NULL, NULL);
-        if (rc == 0) {
+        /* A record without a valid id may be any missing one: no deletions. */
+        if (rc == 0 && a->st.invalid == 0) {
             rc = unit_deletions(txn, p, &sc, &seen, empty, streak, &a->st);
         }
         idset_finish(&seen);
@@ -244,6 +247,12 @@ static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
     p->stats.events += a.st.events;
     poller_events_committed(p, a.st.events);
     p->stats.records += records ? (uint64_t)cJSON_GetArraySize(records) : 0;
+    if (a.st.invalid > 0) {
+        log_warn(p->tag, "%s %s: skipped %u %s without a valid '%s'; no deletions decided from "
+                         "this read",
+                 p->def->fan_out, p->unit_id, a.st.invalid, p->def->records,
+                 p->def->id_field ? p->def->id_field : "id");
+    }
     if (a.st.events > 0) {
         log_info(p->tag, "%s %s: %u created, %u updated, %u deleted", p->def->fan_out, p->unit_id,
                  a.st.created, a.st.updated, a.st.deleted);

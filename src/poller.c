@@ -41,7 +41,7 @@
 #define CONFIRM_CAP 50
 /* Mass-deletion guard (P5): more than this many and more than half of the records. */
 #define MASS_DELETE_MIN 20
-/* Pages in one enumeration before we assume the API is looping. */
+/* Pages in one enumeration before we assume the API is looping (see page_cap). */
 #define MAX_PAGES 100000
 
 static void timer_cb(uv_timer_t *t);
@@ -495,6 +495,22 @@ static void page_retry(struct poller *p, const char *why)
 }
 
 
+/* Is the body HighLevel's own error shape, {"statusCode": <the status>, "message": ...}? */
+static bool api_error_body(const struct http_response *resp)
+{
+    cJSON *body = NULL;
+    if (resp->body.len == 0 ||
+        json_parse(resp->body.data, resp->body.len, &body, NULL) != 0) {
+        return false;
+    }
+    double code = 0;
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(body, "message");
+    bool ok = cJSON_IsObject(body) && json_get_number(body, "statusCode", &code) &&
+              code == (double)resp->status && (cJSON_IsString(msg) || cJSON_IsArray(msg));
+    cJSON_Delete(body);
+    return ok;
+}
+
 enum outcome poller_classify(const struct http_response *resp)
 {
     if (resp->error == HTTP_E_REDIRECT || resp->error == HTTP_E_AUTH) {
@@ -510,8 +526,13 @@ enum outcome poller_classify(const struct http_response *resp)
     if (s == 408 || s == 425 || s == 429 || s >= 500) {
         return OUTCOME_RETRY;
     }
+    if (s == 410) {
+        return OUTCOME_GONE; /* "Gone" says exactly that, whoever answered */
+    }
     if (s == 404 || s == 400 || s == 422) {
-        return OUTCOME_GONE;
+        /* Only the API itself saying so: an HTML 404 from a gateway, a
+         * proxy's 400, is an error to retry, never a confirmed deletion. */
+        return api_error_body(resp) ? OUTCOME_GONE : OUTCOME_RETRY;
     }
     return OUTCOME_PERMANENT;
 }
@@ -627,6 +648,71 @@ static void check_listed_total(struct poller *p, double total)
     p->incomplete = p->records_seen < p->listed_total;
 }
 
+static const char *id_field(const struct poller *p)
+{
+    return p->def->id_field ? p->def->id_field : "id";
+}
+
+/* Names the page being read in log lines: its number and cursor. */
+static void describe_page(const struct poller *p, char *out, size_t len)
+{
+    switch (p->def->pagination) {
+    case CATALOG_PAGE_SKIP_LIMIT:
+        snprintf(out, len, "page %u, skip=%llu", p->page + 1,
+                 (unsigned long long)p->page * page_size(p));
+        break;
+    case CATALOG_PAGE_START_AFTER:
+        snprintf(out, len, "page %u, startAfterId=%s", p->page + 1,
+                 p->page > 0 && p->cursor_after_id ? p->cursor_after_id : "none");
+        break;
+    default:
+        snprintf(out, len, "page %u", p->page + 1);
+        break;
+    }
+}
+
+/*
+ * A later page whose records were all listed already in this enumeration:
+ * the API repeats itself (ignores skip, or its cursor cycles A -> B -> A).
+ * Believing it would burn the budget forever and end in phantom deletes.
+ */
+static bool page_repeats(const struct poller *p, const cJSON *records)
+{
+    if (p->page == 0) {
+        return false;
+    }
+    unsigned valid = 0;
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, records)
+    {
+        const char *id = json_get_string(rec, id_field(p));
+        if (id == NULL || !diff_valid_record_id(id)) {
+            continue;
+        }
+        if (!idset_contains(&p->seen, id, strlen(id))) {
+            return false;
+        }
+        valid++;
+    }
+    return valid > 0;
+}
+
+/*
+ * Pages one enumeration may take: twice what the API's own count needs,
+ * plus slack for records joining meanwhile. Reaching it means a loop, and
+ * the cycle is abandoned (never called complete). A count below the
+ * distinct records already listed is not a total (a per-page count): no cap
+ * from it then.
+ */
+static unsigned page_cap(const struct poller *p)
+{
+    if (p->max_total < 0 || p->max_total < (double)p->seen.count) {
+        return MAX_PAGES;
+    }
+    double cap = 2 * ceil(p->max_total / page_size(p)) + 10;
+    return cap < MAX_PAGES ? (unsigned)cap : MAX_PAGES;
+}
+
 static void on_page(struct http_response *resp, void *ud)
 {
     struct poller *p = ud;
@@ -691,6 +777,18 @@ static void on_page(struct http_response *resp, void *ud)
         page_retry(p, "unexpected response shape");
         return;
     }
+    if (page_repeats(p, records)) {
+        char where[160];
+        describe_page(p, where, sizeof(where));
+        log_error(p->tag, "%s %s (%s): every record was already listed earlier in this "
+                          "enumeration; the API is not paging (skip ignored or a cursor going in "
+                          "circles): cycle abandoned, no deletions decided",
+                  p->def->method, p->def->path, where);
+        cJSON_Delete(wrapped);
+        json_arena_free(body);
+        cycle_end(p, false);
+        return;
+    }
     struct page_apply a = {.p = p, .records = records};
     int rc = store_write(p->env.store, apply_page_txn, &a);
     if (rc != 0) {
@@ -710,8 +808,11 @@ static void on_page(struct http_response *resp, void *ud)
     p->stats.records += count;
     if (a.st.invalid > 0) {
         const char *trace = json_get_string(body, "traceId");
-        log_warn(p->tag, "%s: skipped %u records without a valid '%s' (traceId %s)", p->def->path,
-                 a.st.invalid, p->def->id_field, trace ? trace : "none");
+        char where[160];
+        describe_page(p, where, sizeof(where));
+        log_warn(p->tag, "%s %s (%s): skipped %u records without a valid '%s' (traceId %s)",
+                 p->def->method, p->def->path, where, a.st.invalid, id_field(p),
+                 trace ? trace : "none");
     }
     if (a.st.created + a.st.updated > 0) {
         fanout_kick_children(p);
@@ -728,7 +829,14 @@ static void on_page(struct http_response *resp, void *ud)
         page_retry(p, "pagination cursor missing or not advancing");
         return;
     }
-    if (more && p->page + 1 < MAX_PAGES) {
+    if (more && p->page + 1 >= page_cap(p)) {
+        log_error(p->tag, "%s %s: still more pages after %u (the API counted %.0f records, %u "
+                          "per page); the API is looping: cycle abandoned, no deletions decided",
+                  p->def->method, p->def->path, p->page + 1, p->max_total, page_size(p));
+        cycle_end(p, false);
+        return;
+    }
+    if (more) {
         p->page++;
         p->attempt = 0;
         fetch_page(p);
@@ -908,6 +1016,14 @@ static void decide_deletions(struct poller *p)
         finish_cycle(p);
         return;
     }
+    if (p->cstats.invalid > 0) {
+        /* A record without a usable id may be any of the missing ones. */
+        log_warn(p->tag, "%u listed records had no valid '%s': deletions wait for a listing "
+                         "where every record has one",
+                 p->cstats.invalid, p->def->id_field ? p->def->id_field : "id");
+        finish_cycle(p);
+        return;
+    }
     /*
      * Records held by an earlier cycle and still absent. With a GET by id we
      * ask; otherwise a second complete, NON-EMPTY listing agrees. An empty
@@ -952,14 +1068,15 @@ static void decide_deletions(struct poller *p)
         confirm_deletes(p, &confirm);
         poller_strlist_clear(&confirm);
         return;
-    } else if (p->records_seen == 0) {
-        /* An empty listing where records used to be may be an API glitch. */
+    } else {
+        /*
+         * No GET by id: hold them; the next complete listing that still
+         * lacks them deletes them (above). One listing is not enough: a
+         * skip/limit page boundary shifts when a record leaves and another
+         * joins during the enumeration, and an empty listing may be a glitch.
+         */
         for (size_t i = 0; i < p->missing_new.len; i++) {
             poller_strlist_add(&p->hold, p->missing_new.items[i]);
-        }
-    } else {
-        for (size_t i = 0; i < p->missing_new.len; i++) {
-            poller_strlist_add(&p->remove, p->missing_new.items[i]);
         }
     }
     if (confirm.len > 0) {

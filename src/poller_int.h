@@ -102,7 +102,7 @@ struct request_parts {
 /* The outcome classes of one response. */
 enum outcome {
     OUTCOME_OK,
-    OUTCOME_GONE,       /* 404/400/422 on a by-id read: the record does not exist */
+    OUTCOME_GONE,       /* 410, or the API's own 404/400/422 body on a by-id read: no such record */
     OUTCOME_RETRY,      /* transport error, 408, 429, 5xx, invalid or truncated body */
     OUTCOME_PERMANENT,  /* other 4xx, redirects: retrying would not help */
 };

@@ -79,14 +79,125 @@ static void hash_hex(const struct hash128 *h, char out[33])
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)h->hi, (unsigned long long)h->lo);
 }
 
+/* Room for what is added after the size check: "seq", "origin", "truncated". */
+#define EVENT_SLACK 256
+/* More than the members around the record (id, time, trigger, record_id, ...). */
+#define EVENT_OVERHEAD 4096
+
+static size_t printed_len(const cJSON *item)
+{
+    char *s = cJSON_PrintUnformatted(item);
+    size_t n = s != NULL ? strlen(s) : SIZE_MAX;
+    cJSON_free(s);
+    return n;
+}
+
+struct member_size {
+    cJSON *owner;   /* the object holding it */
+    cJSON *item;
+    size_t len;     /* printed, with its name */
+};
+
+/* Largest first; on a tie the name sorting last goes first ("old" before "new":
+ * the current value is worth more), so the result is deterministic. */
+static int by_len_desc(const void *a, const void *b)
+{
+    const struct member_size *x = a;
+    const struct member_size *y = b;
+    if (x->len != y->len) {
+        return x->len < y->len ? 1 : -1;
+    }
+    return strcmp(y->item->string, x->item->string);
+}
+
+/*
+ * Removes the largest members of the objects in v (largest first) until
+ * `excess` bytes are gone; with `mark`, each one is replaced by null and
+ * its owner gets "truncated": true. Returns the bytes removed.
+ */
+static size_t drop_largest(struct member_size *v, size_t n, size_t excess, bool mark)
+{
+    qsort(v, n, sizeof(*v), by_len_desc);
+    size_t removed = 0;
+    for (size_t i = 0; i < n && removed < excess; i++) {
+        const char *name = v[i].item->string;
+        if (mark) {
+            cJSON_ReplaceItemInObjectCaseSensitive(v[i].owner, name, cJSON_CreateNull());
+            if (cJSON_GetObjectItemCaseSensitive(v[i].owner, "truncated") == NULL) {
+                cJSON_AddTrueToObject(v[i].owner, "truncated");
+            }
+        } else {
+            cJSON_DeleteItemFromObjectCaseSensitive(v[i].owner, name);
+        }
+        removed += v[i].len;
+    }
+    return removed;
+}
+
+static void add_members(cJSON *obj, const char *keep, struct member_size **v, size_t *n)
+{
+    cJSON *m;
+    cJSON_ArrayForEach(m, obj)
+    {
+        if (keep != NULL && strcmp(m->string, keep) == 0) {
+            continue;
+        }
+        *v = xrealloc(*v, (*n + 1) * sizeof(**v));
+        (*v)[*n] = (struct member_size){obj, m, printed_len(m) + strlen(m->string) + 4};
+        (*n)++;
+    }
+}
+
+/*
+ * An event over the log's size limit (a huge text field that changed) is
+ * trimmed instead of failing its page forever (F2): the record keeps its id
+ * and as many members as fit, largest dropped first (a changed value is
+ * still in "changes"); only if that is not enough, the largest old/new
+ * values in "changes" become null. The event says "truncated": true.
+ * Returns false if it still does not fit (the caller writes no event).
+ */
+static bool trim_event(cJSON *ev, const struct snapshot_scope *sc, size_t len, size_t limit)
+{
+    size_t excess = len - limit;
+    /* "record" is a reference to the caller's record: rebuild it from
+     * references to its members, which can be dropped without touching it. */
+    cJSON *rec = cJSON_DetachItemFromObjectCaseSensitive(ev, "record");
+    cJSON *slim = cJSON_CreateObject();
+    cJSON *m;
+    cJSON_ArrayForEach(m, rec)
+    {
+        cJSON_AddItemReferenceToObject(slim, m->string, m);
+    }
+    cJSON_Delete(rec); /* the reference node only */
+    cJSON_AddItemToObject(ev, "record", slim);
+    struct member_size *v = NULL;
+    size_t n = 0;
+    add_members(slim, sc->id_field, &v, &n);
+    size_t removed = drop_largest(v, n, excess, false);
+    n = 0;
+    cJSON *changes = cJSON_GetObjectItemCaseSensitive(ev, "changes");
+    cJSON *change;
+    cJSON_ArrayForEach(change, changes)
+    {
+        add_members(change, "truncated", &v, &n);
+    }
+    if (removed < excess) {
+        drop_largest(v, n, excess - removed, true);
+    }
+    free(v);
+    cJSON_AddTrueToObject(ev, "truncated");
+    return printed_len(ev) <= limit;
+}
+
 /*
  * Appends one event. `record` is borrowed (referenced, not copied); changes
- * is owned and consumed.
+ * is owned and consumed. `bound` is an upper bound of the bytes of record
+ * and changes: only an event that may be too big is measured.
  */
 static int append_event(struct store_txn *txn, const struct snapshot_scope *sc,
                         enum snapshot_change change, const char *record_id, uint32_t version,
                         const struct hash128 *content, const cJSON *record, cJSON *changes,
-                        struct snapshot_stats *st)
+                        size_t bound, struct snapshot_stats *st)
 {
     char hex[33];
     char type_key[64];
@@ -114,6 +225,23 @@ static int append_event(struct store_txn *txn, const struct snapshot_scope *sc,
     if (changes != NULL) {
         cJSON_AddItemToObject(ev, "changes", changes);
     }
+    size_t limit = evlog_max_event() - EVENT_SLACK;
+    if (bound + EVENT_OVERHEAD > limit) {
+        size_t len = printed_len(ev);
+        if (len > limit && !trim_event(ev, sc, len, limit)) {
+            /* Not even the id and the change list fit: keep the snapshot moving. */
+            log_error("snapshot", "%s: the %s event of record %s is %zu bytes, over the %zu-byte "
+                                  "limit even trimmed; the change is recorded without an event",
+                      sc->trigger, snapshot_change_name(change), record_id, len, limit);
+            cJSON_Delete(ev);
+            return 0;
+        }
+        if (len > limit) {
+            log_warn("snapshot", "%s: the %s event of record %s is %zu bytes, over the %zu-byte "
+                                 "limit; written with \"truncated\": true (largest fields left out)",
+                     sc->trigger, snapshot_change_name(change), record_id, len, limit);
+        }
+    }
     uint64_t seq = 0;
     int rc = 0;
     if (sc->on_event != NULL) {
@@ -128,6 +256,11 @@ static int append_event(struct store_txn *txn, const struct snapshot_scope *sc,
     cJSON_Delete(ev);
     if (rc == 0) {
         st->events++;
+    } else if (rc == -EFBIG) {
+        /* Measured to fit above; never let one event fail its page (evlog logged it). */
+        log_error("snapshot", "%s: the %s event of record %s was not written (too big)",
+                  sc->trigger, snapshot_change_name(change), record_id);
+        rc = 0;
     } else {
         store_txn_fail(txn, rc);
     }
@@ -159,14 +292,16 @@ static int put_entry(struct store_txn *txn, const char *key, size_t klen, const 
     return rc;
 }
 
-/* The record's last JSON, parsed (NULL if absent or unreadable). */
-static cJSON *load_copy(struct store_txn *txn, const char *key, size_t klen)
+/* The record's last JSON, parsed (NULL if absent or unreadable); *len gets its size. */
+static cJSON *load_copy(struct store_txn *txn, const char *key, size_t klen, size_t *len)
 {
     const void *val = NULL;
     size_t vlen = 0;
     cJSON *rec = NULL;
+    *len = 0;
     if (store_get(txn, STORE_SNAPDATA, key, klen, &val, &vlen) == 0) {
         json_parse(val, vlen, &rec, NULL);
+        *len = vlen;
     }
     return rec;
 }
@@ -195,7 +330,7 @@ static int apply_new(struct store_txn *txn, const struct snapshot_scope *sc, con
     int rc = put_entry(txn, key, klen, &e);
     free(json);
     if (rc == 0 && emits(sc, SNAPSHOT_CREATED)) {
-        rc = append_event(txn, sc, SNAPSHOT_CREATED, id, 1, h, rec, NULL, st);
+        rc = append_event(txn, sc, SNAPSHOT_CREATED, id, 1, h, rec, NULL, e.json_len, st);
     }
     st->created++;
     if (rc == 0 && cb != NULL) {
@@ -210,8 +345,9 @@ static int apply_changed(struct store_txn *txn, const struct snapshot_scope *sc,
                          snapshot_change_cb cb, void *ud)
 {
     cJSON *changes = NULL;
+    size_t old_len = 0;
     if (emits(sc, SNAPSHOT_UPDATED)) {
-        cJSON *old_rec = load_copy(txn, key, klen);
+        cJSON *old_rec = load_copy(txn, key, klen, &old_len);
         if (old_rec == NULL) {
             old_rec = cJSON_CreateObject(); /* no copy kept: report every field as new */
         }
@@ -229,7 +365,9 @@ static int apply_changed(struct store_txn *txn, const struct snapshot_scope *sc,
     int rc = put_entry(txn, key, klen, &e);
     free(json);
     if (rc == 0 && changes != NULL) {
-        rc = append_event(txn, sc, SNAPSHOT_UPDATED, id, e.version, h, rec, changes, st);
+        /* record + changes: each changed value at most once old, once new */
+        size_t bound = 2 * (e.json_len + old_len);
+        rc = append_event(txn, sc, SNAPSHOT_UPDATED, id, e.version, h, rec, changes, bound, st);
         changes = NULL;
     }
     cJSON_Delete(changes);
@@ -334,14 +472,16 @@ int snapshot_delete(struct store_txn *txn, const struct snapshot_scope *sc, cons
         version = old.version + 1;
         h = old.hash;
     }
-    cJSON *last = load_copy(txn, key, klen);
+    size_t last_len = 0;
+    cJSON *last = load_copy(txn, key, klen, &last_len);
     rc = store_del(txn, STORE_SNAP, key, klen);
     if (rc == 0) {
         int drc = store_del(txn, STORE_SNAPDATA, key, klen);
         rc = drc == -ENOENT ? 0 : drc;
     }
     if (rc == 0 && emits(sc, SNAPSHOT_DELETED)) {
-        rc = append_event(txn, sc, SNAPSHOT_DELETED, record_id, version, &h, last, NULL, st);
+        rc = append_event(txn, sc, SNAPSHOT_DELETED, record_id, version, &h, last, NULL,
+                          last_len, st);
     }
     cJSON_Delete(last);
     st->deleted++;

@@ -10,6 +10,10 @@
  * parts joined by SNAPSHOT_SEP, a byte record ids cannot contain
  * (diff_valid_record_id), so no scope's keys can collide with another's.
  *
+ * An event over the log's size limit (evlog_max_event: a huge text field
+ * that changed) is written trimmed, with "truncated": true, so that one
+ * record never fails its page; see trim_event in snapshot.c.
+ *
  * Event ids are deterministic (diff_event_id over location, trigger,
  * record, type, per-record version and content hash): re-deriving the same
  * change after a crash yields the same id, so consumers can deduplicate.

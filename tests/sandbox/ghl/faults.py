@@ -15,7 +15,8 @@ import zlib
 from .util import ApiError
 
 KINDS = ("status", "rate_limit", "delay", "reset", "truncate", "invalid_json", "empty_list", "huge",
-         "gzip_bomb", "deep_json", "redirect", "trickle", "drop_page")
+         "gzip_bomb", "deep_json", "redirect", "trickle", "drop_page", "bad_id", "repeat_page")
+LIST_ONLY = ("empty_list", "bad_id", "repeat_page")
 MIB = 1024 * 1024
 
 
@@ -50,6 +51,8 @@ class Fault:
             self.redirect_to, self.location = self.location, None
         self.process = bool(spec.get("process", False))
         self.body = spec.get("body")
+        self.index = int(spec.get("index", 0))
+        self.value = spec.get("value")
         self.created = time.monotonic()
         self.seen = 0
         self.applied = 0
@@ -170,3 +173,26 @@ def gzip_bomb(size):
             _bomb_cache[size] = (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"".join(out)
                                  + struct.pack("<II", crc & 0xFFFFFFFF, total & 0xFFFFFFFF))
         return _bomb_cache[size]
+
+
+# --- answers that are altered, not replaced ------------------------------------------------------
+
+PAGING_QUERY = ("skip", "startAfter", "startAfterId", "page")
+
+
+def strip_paging(ctx):
+    """repeat_page: forget the request's position, so the handler answers the first page."""
+    for name in PAGING_QUERY:
+        ctx.query.pop(name, None)
+        ctx.query_lists.pop(name, None)
+    if isinstance(ctx.body, dict) and "searchAfter" in ctx.body:
+        ctx.body = dict(ctx.body)
+        del ctx.body["searchAfter"]
+        ctx.body["page"] = 1
+
+
+def blank_id(obj, list_key, fault):
+    """bad_id: the `index`-th record of the list answers `"id": value` (default null)."""
+    items = obj.get(list_key) if isinstance(obj, dict) else None
+    if isinstance(items, list) and 0 <= fault.index < len(items) and isinstance(items[fault.index], dict):
+        items[fault.index] = dict(items[fault.index], id=fault.value)

@@ -209,6 +209,8 @@ class App:
                 if self.fault_preempts(h, entry, fault, route, rl_headers, ctx):
                     return
             status, obj = self.run_handler(route, ctx)
+            if fault is not None and fault.kind == "bad_id" and status == 200:
+                faults.blank_id(obj, route.list_key, fault)
             extra_headers = []
         except ApiError as e:
             status = e.status
@@ -248,7 +250,7 @@ class App:
         if not self.faults.faults:
             return None
         f = self.faults.pick(method, path, location, first_page)
-        if f is not None and f.kind == "empty_list" and not route.list_key:
+        if f is not None and f.kind in faults.LIST_ONLY and not route.list_key:
             return None
         return f
 
@@ -268,7 +270,10 @@ class App:
         if kind == "delay":
             time.sleep(fault.ms / 1000.0)
             return False
-        if kind in ("truncate", "trickle"):
+        if kind == "repeat_page":
+            faults.strip_paging(ctx)
+            return False
+        if kind in ("truncate", "trickle", "bad_id"):
             return False
         if fault.process and kind in ("status", "reset", "drop_page", "rate_limit"):
             try:
