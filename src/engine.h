@@ -3,7 +3,7 @@
  * `pollen run`: the store, the HTTP client, one location per [location],
  * one poller per [trigger] (children attached to their for_each parents),
  * signal handling and periodic maintenance (stale LMDB readers, event-log
- * retention).
+ * retention, dead-letter retention and own-write expiry).
  *
  * Shutdown order (SIGINT/SIGTERM, or all pollers done with --once): stop the
  * pollers (no new requests; an in-flight request is cancelled: nothing is
