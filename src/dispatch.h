@@ -9,6 +9,11 @@
  *      whose `when` holds, renders the action's parameters from the event,
  *      and enqueues the fully rendered request in the outbox, in that same
  *      transaction: a crash can never lose an action (reliability P1, P4).
+ *      Event data never changes a request's shape: an http URL's {{ }}
+ *      parts are percent-encoded (template_render_url), event strings keep
+ *      their JSON type in string_list and json fields (coerce), and secret
+ *      headers (env:/file:) are stored as "***" plus their reference and
+ *      filled in only by send_http.
  * On the loop, it drains the outbox with bounded concurrency: each attempt is
  * first recorded (attempts+1, a lease as next_at) and committed, then sent
  * (HighLevel actions through the location's queue, sharing its rate budget;
@@ -33,7 +38,8 @@
  * record's id. When a trigger later reports that record created or updated,
  * and every field of the remembered copy is equal in the new record (for
  * contacts that includes dateUpdated, so any later write by someone else
- * breaks the match), the event is pollen's own echo.
+ * breaks the match), the event is pollen's own echo. Marks expire after an
+ * hour; dispatch_own_sweep_batch deletes expired ones in bounded batches.
  *
  * Dry run: nothing is enqueued or sent; each request that would be sent is
  * printed as one JSON line on the dry-run stream instead, and a rule that

@@ -29,7 +29,8 @@
 #include "store.h"
 #include "util.h"
 
-/* Reader-slot check and event-log retention run on every tick. */
+/* Reader-slot check, event-log retention and the dead-letter / own-write
+ * sweep run on every tick (the sweep also once at start). */
 #define MAINTENANCE_INTERVAL_MS 60000
 /* A reader that kept one snapshot this long while we committed is reported... */
 #define READER_WARN_AGE_MS (5 * 60 * 1000)
@@ -61,7 +62,7 @@ struct engine {
     bool pruning;              /* a retention pass is in progress */
     uint64_t pruned;           /* events deleted by the current pass */
     uint64_t prune_untimed;    /* events without a readable time seen by it */
-    uv_timer_t sweep;          /* dead-letter retention, then own-write expiry: one batch per callback */
+    uv_timer_t sweep;          /* dead-letter retention, then own-write expiry, a batch a callback */
     bool sweeping;             /* a sweep pass is in progress */
     bool sweep_own;            /* the pass is in its own-write phase */
     struct store_sweep sweep_pos;

@@ -3,7 +3,8 @@
  * `pollen run`: the store, the HTTP client, one location per [location],
  * one poller per [trigger] (children attached to their for_each parents),
  * signal handling and periodic maintenance (stale LMDB readers, readers
- * that hold an old snapshot, event-log retention).
+ * that hold an old snapshot, event-log retention,
+ * dead-letter retention and own-write expiry).
  *
  * One engine per state directory: engine_run takes an exclusive flock on
  * state_dir/engine.lock (store_lock_engine) for its whole run, --once and

@@ -1,8 +1,8 @@
 /*
- * fuzz_template: libFuzzer harness for the rule template renderer and the
- * `when` condition parser. The input is split at the first NUL byte: the
- * part before is the template (and the condition), the part after is an
- * event JSON to render and evaluate against.
+ * fuzz_template: libFuzzer harness for the rule template renderer (value,
+ * text, URL and list forms) and the `when` condition parser. The input is
+ * split at the first NUL byte: the part before is the template (and the
+ * condition), the part after is an event JSON to render and evaluate against.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,6 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *txt = NULL;
         if (template_render_text(t, event, 0, &txt, err, sizeof(err)) == 0) {
             free(txt);
+        }
+        if (template_render_url(t, event, 0, &txt, err, sizeof(err)) == 0) {
+            free(txt);
+        }
+        if (template_render_list(t, event, 0, &out, err, sizeof(err)) == 0) {
+            cJSON_Delete(out);
         }
         template_free(t);
     }
