@@ -93,10 +93,10 @@ struct store_cursor;
  * is retried 3 times with 100 ms sleeps, because LMDB can fail an open that
  * races another process opening or closing the env (§2.6): this sleeps, so
  * read-only opens are for the CLI, never the loop thread.
- * Both: dir must be a directory owned by this user, not a symlink (-ELOOP,
- * -EPERM, -ENOTDIR otherwise: it holds CRM data); stale reader slots are
- * cleared (mdb_reader_check) and a schema newer than STORE_SCHEMA_VERSION is
- * refused with STORE_ESCHEMA.
+ * Read-write: dir must also be a directory owned by this user, not a
+ * symlink (-ELOOP, -EPERM, -ENOTDIR otherwise: it holds CRM data).
+ * Both: stale reader slots are cleared (mdb_reader_check) and a schema newer
+ * than STORE_SCHEMA_VERSION is refused with STORE_ESCHEMA.
  * Returns 0 and sets *out, or a negative code (-ENOENT, -EACCES, -EIO,
  * STORE_ESCHEMA, ...); every failure is logged with the reason.
  */

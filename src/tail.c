@@ -37,6 +37,7 @@ struct tail_ctx {
     const struct tail_options *o;
     struct buf batch; /* the matching events of this read, one per line */
     uint64_t taken;   /* events printed or in batch */
+    uint64_t first;   /* the first seq read, 0 before any */
 };
 
 static bool matches(const struct tail_options *o, const char *json, size_t len)
@@ -70,7 +71,9 @@ static bool matches(const struct tail_options *o, const char *json, size_t len)
 static int collect_event(uint64_t seq, const char *json, size_t len, void *ud)
 {
     struct tail_ctx *c = ud;
-    (void)seq;
+    if (c->first == 0) {
+        c->first = seq;
+    }
     if (!matches(c->o, json, len)) {
         return 0;
     }
@@ -142,6 +145,13 @@ int tail_run(const struct tail_options *o)
             fprintf(stderr, "pollen tail: cannot read events: %s\n", store_strerror(rc));
             status = 1;
             break;
+        }
+        /* An export resumed with --from must not miss events silently. */
+        if (c.first > next && next == o->from && o->from > 1) {
+            fprintf(stderr, "pollen tail: events %llu to %llu are no longer kept (retention); "
+                            "starting at %llu\n",
+                    (unsigned long long)o->from, (unsigned long long)(c.first - 1),
+                    (unsigned long long)c.first);
         }
         /* The read txn has ended: only now may we block on stdout. */
         if (write_batch(&c) != 0) {

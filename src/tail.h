@@ -8,7 +8,8 @@
  * or a closed stdout. It never holds a read transaction between polls, and
  * writes nothing while it holds one (each batch is copied out first), so a
  * stalled consumer of its stdout cannot make the engine's database grow
- * (reliability §2.4).
+ * (reliability §2.4). A --from below the oldest kept event is said on stderr
+ * (an export resumed after retention would otherwise miss events silently).
  * Thread context: the CLI's main thread (it sleeps; it is not a loop).
  */
 #ifndef POLLEN_TAIL_H

@@ -944,6 +944,15 @@ static void test_state_dir_symlink(void)
     int fd = -1;
     char holder[128];
     CHECK_INT(store_lock_engine(link, &fd, holder, sizeof(holder)), -ELOOP);
+    /* A reader only reads: it follows the link (and finds no store there). */
+    struct store_options ro = {.readonly = true};
+    CHECK_INT(store_open(link, &ro, &s), -ENOENT);
+    if (geteuid() == 0) {
+        /* Another user's directory (only root can make one to test with). */
+        CHECK_INT(chown(real, 65534, 65534), 0);
+        CHECK_INT(store_open(real, NULL, &s), -EPERM);
+        CHECK_INT(store_lock_engine(real, &fd, holder, sizeof(holder)), -EPERM);
+    }
     CHECK_INT(rmdir(real), 0); /* nothing was created through the link */
     unlink(link);
     free(slash);

@@ -2,10 +2,12 @@
  * Unit tests for tail.c: no output is ever written while a read txn is open
  * (a stalled consumer of stdout would otherwise pin an old snapshot and make
  * data.mdb grow without bound, F5), every event comes out once and in order
- * across batches, --limit stops exactly, and a failed write makes tail exit 1.
+ * across batches, --limit stops exactly, a failed write makes tail exit 1,
+ * and --from below the oldest kept event says which events are gone.
  */
 #define _GNU_SOURCE 1 /* fopencookie */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,13 +85,63 @@ static char *make_store(void)
     return dir;
 }
 
-static int tail_into(const char *dir, struct sink *k, uint64_t limit, const char *type)
+static int tail_from(const char *dir, struct sink *k, uint64_t from, uint64_t limit,
+                     const char *type)
 {
     FILE *out = sink_open(k);
-    struct tail_options o = {.state_dir = dir, .from = 1, .limit = limit, .type = type, .out = out};
+    struct tail_options o = {.state_dir = dir, .from = from, .limit = limit, .type = type,
+                             .out = out};
     int rc = tail_run(&o);
     fclose(out);
     return rc;
+}
+
+static int tail_into(const char *dir, struct sink *k, uint64_t limit, const char *type)
+{
+    return tail_from(dir, k, 1, limit, type);
+}
+
+/* Runs tail --from from with stderr in a file; returns what it wrote there. */
+static char *tail_stderr(const char *dir, uint64_t from, struct sink *k)
+{
+    char *path = test_tmp_path("test_tail", "stderr");
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    CHECK_INT(tail_from(dir, k, from, 0, NULL), 0);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *text = xcalloc(1, 4096);
+    CHECK(pread(fd, text, 4095, 0) >= 0);
+    close(fd);
+    unlink(path);
+    free(path);
+    return text;
+}
+
+static void test_gap_is_reported(const char *dir)
+{
+    struct store *s = NULL;
+    CHECK_INT(store_open(dir, NULL, &s), 0);
+    uint64_t deleted = 0;
+    CHECK_INT(evlog_prune(s, 0, 100, 0, &deleted), 0);
+    CHECK_INT(deleted, NEVENTS - 100);
+    store_close(s);
+    struct sink k = {0};
+    char *err = tail_stderr(dir, 5, &k);
+    CHECK(strstr(err, "pollen tail: events 5 to 2400 are no longer kept (retention); starting "
+                      "at 2401") != NULL);
+    CHECK_INT(k.lines, 100);
+    free(err);
+    /* The default --from 1 means "the oldest kept": no warning. */
+    struct sink k1 = {0};
+    err = tail_stderr(dir, 1, &k1);
+    CHECK_STR(err, "");
+    CHECK_INT(k1.lines, 100);
+    free(err);
 }
 
 static void test_no_write_inside_a_txn(const char *dir)
@@ -125,6 +177,7 @@ int main(void)
     test_no_write_inside_a_txn(dir);
     test_limit_and_filter(dir);
     test_write_error_exits_1(dir);
+    test_gap_is_reported(dir);
     json_scratch_release();
     test_rm_store(dir);
     free(dir);
