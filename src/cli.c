@@ -660,15 +660,38 @@ static int print_dead(uint64_t id, const cJSON *entry, void *ud)
 struct dlq_op {
     const char *verb;
     uint64_t id;
+    char reason[512]; /* out: why a dead letter that cannot be retried died */
 };
 
 static int dlq_txn(struct store_txn *txn, void *ud)
 {
     struct dlq_op *op = ud;
-    if (strcmp(op->verb, "retry") == 0) {
-        return outbox_dlq_retry(txn, op->id, util_wall_ms());
+    if (strcmp(op->verb, "retry") != 0) {
+        return outbox_dlq_drop(txn, op->id);
     }
-    return outbox_dlq_drop(txn, op->id);
+    int rc = outbox_dlq_retry(txn, op->id, util_wall_ms());
+    cJSON *entry = NULL;
+    if (rc == -ENOMSG && outbox_dlq_get(txn, op->id, &entry) == 0) {
+        const char *why = json_get_string(entry, "dead_reason");
+        snprintf(op->reason, sizeof(op->reason), "%s", why ? why : "");
+    }
+    cJSON_Delete(entry);
+    return rc;
+}
+
+/* Says why dead letter op->id cannot be sent again. */
+static void dlq_refused(const struct dlq_op *op, int rc)
+{
+    unsigned long long id = (unsigned long long)op->id;
+    if (rc == -ENOMSG) {
+        fprintf(stderr, "pollen dlq: dead letter %llu cannot be retried: it has no request to "
+                        "send (it died with: %s); `pollen dlq drop %llu` deletes it\n",
+                id, op->reason, id);
+    } else {
+        fprintf(stderr, "pollen dlq: dead letter %llu cannot be retried: its stored text does "
+                        "not parse; `pollen dlq drop %llu` deletes it\n",
+                id, id);
+    }
 }
 
 /* Does op on the dead-letter store in state_dir. Returns the exit code. */
@@ -697,9 +720,14 @@ static int dlq_apply(const char *state_dir, struct dlq_op *op)
         if (rc == -ENOENT) {
             fprintf(stderr, "pollen dlq: no dead letter with id %llu\n",
                     (unsigned long long)op->id);
+        } else if (rc == -ENOMSG || rc == -EBADMSG) {
+            dlq_refused(op, rc);
         } else if (rc == 0) {
             printf("dead letter %llu %s\n", (unsigned long long)op->id,
                    strcmp(op->verb, "retry") == 0 ? "queued again" : "dropped");
+        } else {
+            fprintf(stderr, "pollen dlq: cannot %s dead letter %llu: %s\n", op->verb,
+                    (unsigned long long)op->id, store_strerror(rc));
         }
     }
     store_close(s);

@@ -770,6 +770,22 @@ static const struct config_rule_param *rule_param(const struct config_rule *r, c
     return NULL;
 }
 
+/* r->err for path parameter name whose rendered text is not a record id. An
+ * empty one most often comes from a field the record does not have: the
+ * expression is named so the user sees which one. */
+static void bad_id(struct render *r, const char *name, const struct config_rule_param *p,
+                   const char *text)
+{
+    if (text == NULL) {
+        snprintf(r->err, sizeof(r->err), "%s: '(missing)' is not a valid id", name);
+    } else if (text[0] == '\0' && !template_is_literal(p->tmpl)) {
+        snprintf(r->err, sizeof(r->err), "%s: '%.120s' rendered empty ('' is not a valid id)",
+                 name, p->value);
+    } else {
+        snprintf(r->err, sizeof(r->err), "%s: '%.120s' is not a valid id", name, text);
+    }
+}
+
 /* Expands the action's path; each parameter must be a safe record id. */
 static char *render_path(struct render *r, const struct config_rule *rule, char **target_id)
 {
@@ -793,8 +809,7 @@ static char *render_path(struct render *r, const struct config_rule *rule, char 
         cJSON_Delete(v);
         if (text == NULL || !diff_valid_record_id(text)) {
             if (r->err[0] == '\0') {
-                snprintf(r->err, sizeof(r->err), "%s: '%s' is not a valid id", name,
-                         text ? text : "(missing)");
+                bad_id(r, name, p, text);
             }
             free(text);
             free(name);
@@ -852,8 +867,8 @@ static cJSON *render_catalog_body(struct render *r, const struct config_rule *ru
         if (cJSON_IsNull(v)) {
             cJSON_Delete(v);
             if (f->required) {
-                snprintf(r->err, sizeof(r->err), "%s: required, but the template rendered nothing",
-                         f->name);
+                snprintf(r->err, sizeof(r->err), "%s: required, but '%.120s' rendered nothing",
+                         f->name, rule->params[i].value);
                 cJSON_Delete(body);
                 return NULL;
             }

@@ -307,6 +307,13 @@ int outbox_dlq_retry(struct store_txn *txn, uint64_t id, uint64_t now)
     if (rc != 0) {
         return rc;
     }
+    /* A dead letter kept without its request (the rule could not be rendered,
+     * the request nested too deep, the stored entry did not parse) would only
+     * die again with "cannot send". */
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(entry, "request"))) {
+        cJSON_Delete(entry);
+        return -ENOMSG;
+    }
     cJSON_DeleteItemFromObjectCaseSensitive(entry, "dead_at");
     cJSON_DeleteItemFromObjectCaseSensitive(entry, "dead_reason");
     set_number(entry, "attempts", 0);

@@ -64,7 +64,9 @@ int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out);
 int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
                     void *ud);
 int outbox_dlq_drop(struct store_txn *txn, uint64_t id);
-/* Re-queues a dead letter with attempts reset to 0, due now. */
+/* Re-queues a dead letter with attempts reset to 0, due now. -ENOMSG: it has
+ * no request to send (it died before one could be rendered or stored); an
+ * entry that does not parse gives the store's error (-EBADMSG). */
 int outbox_dlq_retry(struct store_txn *txn, uint64_t id, uint64_t now);
 
 /* Dead letters examined per outbox_dlq_prune_batch. */

@@ -821,6 +821,9 @@ time.sleep(60)
         (letter,) = self.dlq_list(cfg)
         self.assertEqual((letter["rule"], letter["source"]), ("hook", source))
         self.assertIn("nests", letter["dead_reason"])
+        refused = self.pollen("dlq", "retry", str(letter["id"]), "-c", cfg, check=False)
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("it has no request", refused.stderr)
         out = self.pollen("dlq", "drop", str(letter["id"]), "-c", cfg).stdout
         self.assertIn("dropped", out)
         self.assertEqual(self.dlq_list(cfg), [])
@@ -949,7 +952,8 @@ print("left a child behind")
     def test_dry_run_reports_a_rule_that_cannot_render(self):
         """Newcomer row #20: a rule whose template cannot render prints an error line in
         the dry run (and on stderr) naming the rule, the event and the record; the real
-        run's warning names them too."""
+        run's warning names them too. The error names the expression that rendered empty,
+        and `dlq retry` refuses the dead letter (it has no request to send)."""
         cfg = self.baseline("[rule broken]\non = c:created\ndo = contacts.tags.add\n"
                             "contactId = {{record.nosuchfield}}\ntags = seen\n")
         (cid,) = self.create_contacts([{"firstName": "Nemo"}])
@@ -958,7 +962,8 @@ print("left a child behind")
         self.assertEqual((line["rule"], line["record_id"], line["trigger"]), ("broken", cid, "c"))
         self.assertNotIn("request", line)
         self.assertTrue(line["error"].startswith("cannot render the action: "), line)
-        self.assertIn("contactId", line["error"])
+        why = "contactId: '{{record.nosuchfield}}' rendered empty ('' is not a valid id)"
+        self.assertIn(why, line["error"])
         self.assertIn("rule broken: cannot render the action for event %s" % line["source"],
                       proc.stderr)
         self.assertIn(cid, proc.stderr)
@@ -969,6 +974,14 @@ print("left a child behind")
         self.assertEqual((dead["type"], dead["source"]), ("action.dead", source))
         self.assertIn(f"rule broken: cannot render the action for event {source} (trigger c, "
                       f"record {cid})", proc.stderr)
+        (letter,) = self.dlq_list(cfg)
+        self.assertIn(why, letter["dead_reason"])
+        proc = self.pollen("dlq", "retry", str(letter["id"]), "-c", cfg, check=False)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn(f"dead letter {letter['id']} cannot be retried: it has no request",
+                      proc.stderr)
+        self.assertIn(why, proc.stderr)
+        self.assertEqual(self.dlq_list(cfg), [letter])
 
 
 
