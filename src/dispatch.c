@@ -708,13 +708,14 @@ static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, bool li
         if (cJSON_IsNumber(v) || cJSON_IsRaw(v)) {
             return v; /* Raw: an integer past 2^53, sent with its digits (json.h) */
         }
-        if (cJSON_IsString(v) && v->valuestring[0] != '\0') {
-            char *end = NULL;
-            double d = strtod(v->valuestring, &end);
-            if (end != NULL && *end == '\0') {
-                cJSON_Delete(v);
-                return cJSON_CreateNumber(d);
+        if (cJSON_IsString(v)) {
+            cJSON *n = json_number_from_text(v->valuestring);
+            if (n == NULL) {
+                snprintf(err, errlen, "%s: '%.60s' is not a number (plain JSON number text "
+                                      "only)", name, v->valuestring);
             }
+            cJSON_Delete(v);
+            return n;
         }
         break;
     }

@@ -1249,3 +1249,17 @@ size_t json_scan_number(const char *s, size_t n)
     }
     return i;
 }
+
+cJSON *json_number_from_text(const char *s)
+{
+    size_t len = strlen(s);
+    cJSON *n = NULL;
+    if (len == 0 || json_scan_number(s, len) != len || json_parse(s, len, &n, NULL) != 0) {
+        return NULL;
+    }
+    if (!isfinite(n->valuedouble)) {
+        cJSON_Delete(n); /* "1e999": an overflow to infinity */
+        return NULL;
+    }
+    return n;
+}

@@ -113,6 +113,14 @@ bool json_equal(const cJSON *a, const cJSON *b);
  */
 size_t json_scan_number(const char *s, size_t n);
 
+/*
+ * The number node for s when s is exactly one JSON number ("12", "-0.5",
+ * "1e3"; an integer past 2^53 becomes a Raw node with its digits, as
+ * json_parse makes it), else NULL. Stricter than strtod on purpose: no
+ * spaces, hex, "inf", "nan", leading '+', or overflow to infinity.
+ */
+cJSON *json_number_from_text(const char *s);
+
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
 bool json_utf8_valid(const char *s, size_t len);
 

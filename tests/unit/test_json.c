@@ -775,6 +775,52 @@ static void test_api_message(void)
     CHECK_STR(out, "");
 }
 
+/* json_number_from_text: the strict text-to-number of integer/number action
+ * fields (coerce in dispatch.c). strtod took all of the rejected forms. */
+static void test_number_from_text(void)
+{
+    static const struct {
+        const char *text;
+        const char *want; /* canonical print, NULL: rejected */
+    } cases[] = {
+        {"12", "12"},
+        {"-0.5", "-0.5"},
+        {"1e3", "1000"},
+        {"0", "0"},
+        {"12345678901234567890", "12345678901234567890"}, /* Raw: digits kept */
+        {"", NULL},
+        {" 12", NULL},
+        {"12 ", NULL},
+        {"+12", NULL},
+        {"0x1A", NULL},
+        {"inf", NULL},
+        {"-Infinity", NULL},
+        {"nan", NULL},
+        {"1e999", NULL},
+        {"012", NULL},
+        {"1.", NULL},
+        {".5", NULL},
+        {"12abc", NULL},
+        {"\"12\"", NULL},
+        {"[1]", NULL},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        cJSON *n = json_number_from_text(cases[i].text);
+        if (cases[i].want == NULL) {
+            CHECK(n == NULL);
+        } else {
+            CHECK(n != NULL);
+            char *got = n ? json_print_canonical(n) : NULL;
+            CHECK_STR(got ? got : "(null)", cases[i].want);
+            free(got);
+        }
+        cJSON_Delete(n);
+    }
+    cJSON *big = json_number_from_text("9007199254740993");
+    CHECK(cJSON_IsRaw(big));
+    cJSON_Delete(big);
+}
+
 int main(void)
 {
     test_parse_table();
@@ -791,6 +837,7 @@ int main(void)
     test_members_view();
     test_utf8();
     test_api_message();
+    test_number_from_text();
     json_scratch_release();
     return test_done("json");
 }
