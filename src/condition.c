@@ -249,8 +249,6 @@ static int parse_literal(struct parser *p, const char *op, cJSON **out)
         rc = string_literal(p, out);
     } else if (p->tok.kind == T_NUMBER) {
         char tmp[64];
-        double d = 0;
-        char *end = NULL;
         if (p->tok.len >= sizeof(tmp)) {
             /* Found by fuzz_template: the check below must not point past tmp. */
             set_err(p->err, p->errlen, "number too long at column %zu", column(p, p->tok.pos));
@@ -258,12 +256,12 @@ static int parse_literal(struct parser *p, const char *op, cJSON **out)
         }
         memcpy(tmp, p->s + p->tok.pos, p->tok.len);
         tmp[p->tok.len] = '\0';
-        d = strtod(tmp, &end);
-        if (end != tmp + p->tok.len || !isfinite(d)) {
+        /* An integer past 2^53 is a Raw node with its digits, as in events. */
+        *out = json_number_from_text(tmp);
+        if (*out == NULL) {
             set_err(p->err, p->errlen, "bad number at column %zu", column(p, p->tok.pos));
             return -EINVAL;
         }
-        *out = cJSON_CreateNumber(d);
     } else if (tok_is(p, "true")) {
         *out = cJSON_CreateTrue();
     } else if (tok_is(p, "false")) {
@@ -647,12 +645,40 @@ bool condition_uses_changes(const struct condition *c)
     return c != NULL && c->uses_changes;
 }
 
+/* A Raw integer (magnitude >= 2^53, its digits as written: json.h F20)
+ * against a double: equal when the double is that very integer, compared as
+ * exact decimal digits (every double that large is integral, and %.0f
+ * prints it exactly). */
+static bool big_equals_double(const cJSON *big, double d)
+{
+    char digits[400];
+    if (!isfinite(d) || d != floor(d)) {
+        return false;
+    }
+    snprintf(digits, sizeof(digits), "%.0f", d);
+    return strcmp(big->valuestring, digits) == 0;
+}
+
+/* json_equal, except that an integer past 2^53 (Raw) and a number compare as
+ * numbers: a Raw against a Raw by its digits (exact), against a double by
+ * big_equals_double, never "different types". */
+static bool value_equals(const cJSON *a, const cJSON *b)
+{
+    if (cJSON_IsRaw(a) && cJSON_IsNumber(b)) {
+        return big_equals_double(a, b->valuedouble);
+    }
+    if (cJSON_IsNumber(a) && cJSON_IsRaw(b)) {
+        return big_equals_double(b, a->valuedouble);
+    }
+    return json_equal(a, b);
+}
+
 static bool equals(const cJSON *v, const cJSON *lit)
 {
     if (v == NULL) {
         return cJSON_IsNull(lit); /* missing == null, and nothing else */
     }
-    return json_equal(v, lit);
+    return value_equals(v, lit);
 }
 
 static bool contains(const cJSON *v, const cJSON *lit)
@@ -663,7 +689,7 @@ static bool contains(const cJSON *v, const cJSON *lit)
     }
     if (cJSON_IsArray(v)) {
         for (const cJSON *e = v->child; e != NULL; e = e->next) {
-            if (json_equal(e, lit)) {
+            if (value_equals(e, lit)) {
                 return true;
             }
         }

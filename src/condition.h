@@ -26,6 +26,10 @@
  *   a == L       the value equals L as JSON: same type and canonical value
  *                (json_equal), so "1" != 1, and arrays/objects compare
  *                whole, key order ignored. A missing path equals only null.
+ *                An integer of magnitude >= 2^53 (a Raw node, json.h) and an
+ *                integer literal compare by their exact digits; against a
+ *                literal with a fraction or exponent, as that double's exact
+ *                value.
  *   a != L       not (a == L)
  *   a contains L a string: L is a string and a substring (case-sensitive);
  *                an array: some element == L; anything else (missing

@@ -467,6 +467,47 @@ static void test_long_number_literal(void)
     condition_free(c);
 }
 
+/* F20 follow-up: an event integer past 2^53 is a Raw node with its digits.
+ * == / != / contains against a number literal compare the digits exactly
+ * (two ids that round to the same double differ), and against a literal
+ * written with a fraction or exponent, the double's exact value. */
+static void test_big_integers(void)
+{
+    cJSON *ev = must_parse("{\"record\":{\"big\":12345678901234567890,"
+                           "\"neg\":-9007199254740993,\"e20\":100000000000000000000,"
+                           "\"ids\":[1,9007199254740993],\"small\":12}}");
+    CHECK(cJSON_IsRaw(json_get_path(ev, "record.big")));
+    static const struct {
+        const char *text;
+        int want;
+    } cases[] = {
+        {"record.big == 12345678901234567890", 1},
+        {"record.big != 12345678901234567890", 0},
+        {"record.big == 12345678901234567891", 0}, /* the same double, other digits */
+        {"record.big != 12345678901234567891", 1},
+        {"record.big == \"12345678901234567890\"", 0}, /* a string is not a number */
+        {"record.neg == -9007199254740993", 1},
+        {"record.neg == -9007199254740992", 0},
+        {"record.neg == 9007199254740993", 0},
+        {"record.e20 == 1e20", 1},
+        {"record.e20 == 100000000000000000000.0", 1},
+        {"record.big == 1.2345678901234567e19", 0},
+        {"record.ids contains 9007199254740993", 1},
+        {"record.ids contains 9007199254740992", 0},
+        {"record.small == 12", 1},
+        {"record.small == 12345678901234567890", 0},
+    };
+    char err[256];
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        int got = eval_text(cases[i].text, ev, err, sizeof(err));
+        if (got != cases[i].want) {
+            fprintf(stderr, "case %zu: %s\n", i, cases[i].text);
+        }
+        CHECK_INT(got, cases[i].want);
+    }
+    cJSON_Delete(ev);
+}
+
 int main(void)
 {
     test_long_number_literal();
@@ -476,6 +517,7 @@ int main(void)
     test_parse_errors();
     test_bounds(ev);
     test_uses_changes();
+    test_big_integers();
     cJSON_Delete(ev);
     json_scratch_release();
     return test_done("condition");
