@@ -42,7 +42,7 @@
 /* Mass-deletion guard (P5): more than this many and more than half of the records. */
 #define MASS_DELETE_MIN 20
 /* Pages in one enumeration before we assume the API is looping (see page_cap). */
-#define MAX_PAGES 100000
+#define MAX_PAGES POLLER_MAX_PAGES
 
 static void timer_cb(uv_timer_t *t);
 static void fetch_page(struct poller *p);
@@ -697,20 +697,20 @@ static bool page_repeats(const struct poller *p, const cJSON *records)
     return valid > 0;
 }
 
-/*
- * Pages one enumeration may take: twice what the API's own count needs,
- * plus slack for records joining meanwhile. Reaching it means a loop, and
- * the cycle is abandoned (never called complete). A count below the
- * distinct records already listed is not a total (a per-page count): no cap
- * from it then.
- */
-static unsigned page_cap(const struct poller *p)
+unsigned poller_page_cap(double total, size_t listed, unsigned page_size)
 {
-    if (p->max_total < 0 || p->max_total < (double)p->seen.count) {
+    if (total < 0 || total < (double)listed || page_size == 0) {
         return MAX_PAGES;
     }
-    double cap = 2 * ceil(p->max_total / page_size(p)) + 10;
+    double cap = 2 * ceil(total / page_size) + 10;
     return cap < MAX_PAGES ? (unsigned)cap : MAX_PAGES;
+}
+
+/* Reaching the cap means a loop, and the cycle is abandoned (never called
+ * complete). */
+static unsigned page_cap(const struct poller *p)
+{
+    return poller_page_cap(p->max_total, p->seen.count, page_size(p));
 }
 
 static void on_page(struct http_response *resp, void *ud)

@@ -129,4 +129,16 @@ void poller_init_scope(const struct poller *p, struct snapshot_scope *sc, const 
 void poller_events_committed(const struct poller *p, unsigned events);
 enum outcome poller_classify(const struct http_response *resp);
 
+/* Pages one enumeration may ever take. */
+#define POLLER_MAX_PAGES 100000
+/*
+ * Pages one enumeration may take: twice what the API's own count (total,
+ * the largest any page claimed; < 0: none) needs at page_size records a
+ * page, plus 10 for records joining meanwhile, at most POLLER_MAX_PAGES. A
+ * count below the distinct records already listed is not a total (a
+ * per-page count): no cap from it then, only POLLER_MAX_PAGES. Pure; exposed
+ * for its unit test.
+ */
+unsigned poller_page_cap(double total, size_t listed, unsigned page_size);
+
 #endif
