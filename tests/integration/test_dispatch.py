@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -983,6 +984,32 @@ print("left a child behind")
         self.assertIn(why, proc.stderr)
         self.assertEqual(self.dlq_list(cfg), [letter])
 
+
+    def test_dry_run_number_fields_take_only_json_number_text(self):
+        """An integer field rendered from event text takes a plain JSON number only: " 12",
+        "0x1A" and "inf" (which strtod accepted) are render errors naming the field and
+        the text. The field comes from a catalog copy with one extra action."""
+        cat = os.path.join(self.dir, "catalog")
+        for sub in ("triggers", "actions"):
+            shutil.copytree(os.path.join(harness.SOURCE_ROOT, sub), os.path.join(cat, sub))
+        with open(os.path.join(cat, "actions", "contacts.ini"), "a") as f:
+            f.write("\n[test.score]\ntitle = Score\noperation_id = score\nversion = 2021-07-28\n"
+                    "method = POST\npath = /contacts/{contactId}/score\nscope = contacts.write\n"
+                    "success = 200\ndestructive = no\nidempotent = yes\n"
+                    "param.contactId = path string required\nfield.score = integer required\n")
+        rule = ("[rule score]\non = c:created\ndo = test.score\ncontactId = {{record.id}}\n"
+                "score = {{record.firstName}}\n")
+        cfg = self.write_config(TRIGGER + rule, engine=f"catalog = {cat}", location=FAST)
+        self.run_once(cfg)
+        names = ["12", " 12", "0x1A", "inf"]
+        ids = self.create_contacts([{"firstName": n} for n in names])
+        proc = self.pollen("run", "--dry-run", "-c", cfg)
+        lines = {l.get("record_id") or l["contact_id"]: l
+                 for l in map(json.loads, proc.stdout.splitlines())}
+        self.assertEqual(lines[ids[0]]["request"]["body"], {"score": 12})
+        for cid, name in zip(ids[1:], names[1:]):
+            self.assertNotIn("request", lines[cid])
+            self.assertIn(f"score: '{name}' is not a number", lines[cid]["error"])
 
 
 if __name__ == "__main__":
