@@ -19,7 +19,10 @@ that write data to stdout.
   remaining trigger keeps its snapshot (no new events after the purge).
 - test_state_dir_symlink_is_refused: a state_dir that is a symlink is
   refused by `run` with a message, and nothing is written through it.
+- StalledTailTest.test_stalled_tail_does_not_pin_the_database: a `tail -f`
+  whose stdout is never read does not make data.mdb grow (F5).
 """
+import fcntl
 import os
 import signal
 import socket
@@ -31,6 +34,7 @@ import harness
 FAST = "rate_limit = 100\nrate_window = 1s\n"
 TRIGGER = "[trigger c]\nuse = contacts.search\nevery = 1s\n"
 TASKS_PATH = r"^/contacts/[A-Za-z0-9]{20}/tasks$"
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, Python >= 3.10 only
 RULE = ("[rule vip]\non = c:created\ndo = contacts.tasks.create\n"
         "contactId = {{record.id}}\ntitle = Follow up\ndueDate = {{now + 1d}}\ncompleted = false\n")
 
@@ -188,6 +192,38 @@ class EngineTest(harness.PollenTest):
         self.assertIn("the state directory is a symlink; refusing to use it", p.stderr)
         self.assertEqual(os.listdir(real), [], "nothing was written through the symlink")
         self.assertEqual(self.sandbox.requests(), [], "nothing was polled")
+
+
+class StalledTailTest(harness.PollenTest):
+    """F5: a `pollen tail -f` whose consumer never reads, while the sandbox changes
+    a contact every 50 ms. Its pipe (4 KiB here) fills and its write blocks; had
+    that write been inside its read txn, the reader would pin an old snapshot,
+    no page freed since could be reused, and data.mdb would grow with every
+    snapshot update (f6aa8de: 5 MB after 15 s; now about 1 MB, as without a
+    tail). Retention (every minute) has not run yet in either case."""
+    sandbox_args = ("--rate-limit", "0", "--activity", "0.05")
+
+    def test_stalled_tail_does_not_pin_the_database(self):
+        self.sandbox.seed(300, seed=11)
+        cfg = self.write_config("[trigger c]\nuse = contacts.search\nevery = 1s\n"
+                                "page_size = 100\n", location=FAST)
+        self.start_engine(cfg)
+        self.wait_for(lambda: "running:" in self.engine_log_text(), timeout=30, what="start")
+        r, w = os.pipe()
+        fcntl.fcntl(w, F_SETPIPE_SZ, 4096)
+        stalled = harness.subprocess.Popen([harness.POLLEN_BIN, "tail", "-f", "-c", cfg],
+                                           stdout=w, stderr=harness.subprocess.DEVNULL,
+                                           env=self.env)
+        os.close(w)
+        self.addCleanup(os.close, r)
+        self.addCleanup(stalled.wait)
+        self.addCleanup(stalled.kill)
+        time.sleep(15)
+        self.assertIsNone(stalled.poll(), "the tail is still there, blocked on its pipe")
+        self.assertIsNone(self.engine.poll())
+        self.assertGreater(len(self.events(cfg)), 100, "enough activity to fill the pipe")
+        size = os.stat(os.path.join(self.dir, "state", "data.mdb")).st_size
+        self.assertLess(size, 3 << 20, f"data.mdb grew to {size} bytes in 15 s")
 
 
 if __name__ == "__main__":
