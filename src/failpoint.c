@@ -11,6 +11,9 @@
  *   dispatch.after_ack               the outcome is recorded
  *   token.after_response_before_persist  a rotated token pair arrived, not yet on disk
  *   token.after_persist              the new pair is on disk, not yet used
+ *
+ * POLLEN_WALL_OFFSET_MS=N (failpoint builds only) shifts the wall clock
+ * pollen sees by N ms (negative: back), to test clock steps.
  */
 #include "failpoint.h"
 
@@ -26,6 +29,12 @@ static long countdown;
 
 void failpoint_init(void)
 {
+#ifdef POLLEN_FAILPOINTS
+    const char *offset = getenv("POLLEN_WALL_OFFSET_MS");
+    if (offset != NULL && *offset != '\0') {
+        util_set_wall_offset_ms(strtoll(offset, NULL, 10));
+    }
+#endif
     const char *spec = getenv("POLLEN_FAILPOINT");
     armed[0] = '\0';
     countdown = 1;
