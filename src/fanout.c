@@ -588,7 +588,8 @@ static uint64_t round_due(struct poller *p)
 static void once_round_done(struct poller *p)
 {
     if (p->round_skipped > 0) {
-        log_warn(p->tag, "--once: %u %s record(s) could not be read in this round (see above)",
+        log_warn(p->tag, "--once: %u of the %s records could not be read in this round "
+                         "(see the lines above)",
                  p->round_skipped, p->parent->tc->name);
         p->failed = true;
     }

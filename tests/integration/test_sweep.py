@@ -55,8 +55,8 @@ class SweepTest(harness.PollenTest):
         cfg = self.write_config(CONTACTS + TASKS, location=FAST)
         self.run_once(cfg)
         bad = ids[0]
-        self.sandbox.faults([{"kind": "status", "status": status, "window_s": 120,
-                              "path": f"^/contacts/{bad}/tasks"}])
+        fault = {"kind": "status", "status": status} if isinstance(status, int) else {"kind": status}
+        self.sandbox.faults([dict(fault, window_s=120, path=f"^/contacts/{bad}/tasks")])
         self.sandbox.mutate([{"op": "update", "kind": "contact", "id": bad,
                               "fields": {"firstName": "Poisoned"}}])
         changes = self.sandbox.mutate([{"op": "create", "kind": "task", "contactId": c}
@@ -87,7 +87,14 @@ class SweepTest(harness.PollenTest):
         self.assertEqual(len(loud), 1, "a persistently failing contact is reported once an hour")
 
     def test_forbidden_contact_is_skipped_and_once_exits_1(self):
-        cfg, bad, new_tasks = self.poison_first_contact(403)
+        self.assert_once_skips(403, reads=1)
+
+    def test_invalid_json_contact_is_skipped_after_three_reads(self):
+        self.assert_once_skips("invalid_json", reads=3)
+
+    def assert_once_skips(self, fault, reads):
+        """--once reads the other contacts, reads the poisoned one `reads` times, exits 1."""
+        cfg, bad, new_tasks = self.poison_first_contact(fault)
         start = time.time()
         proc = self.pollen("run", "-c", cfg, "--once", check=False, timeout=60)
         self.assertLess(time.time() - start, 30)
@@ -95,9 +102,9 @@ class SweepTest(harness.PollenTest):
         self.assertNotIn("Sanitizer", proc.stderr)  # exit status 1 must be pollen's own
         self.assertEqual(sorted(e["record_id"] for e in self.events(cfg) if e["trigger"] == "tasks"),
                          new_tasks)
-        self.assertEqual(self.task_reads().get(bad, 0), 1 + 1,  # the baseline run, then once
-                         "a 403 is not retried within the round")
-        self.assertIn("--once: 1 contacts record(s) could not be read", proc.stderr)
+        self.assertEqual(self.task_reads().get(bad, 0), 1 + reads,  # the baseline run, then --once
+                         "a 4xx is read once in the round, other failures 3 times")
+        self.assertIn("--once: 1 of the contacts records could not be read", proc.stderr)
         self.assertIn("stopping (--once: failed to complete a cycle: tasks)", proc.stderr)
 
     # -- F12: a for_each trigger added later -------------------------------
