@@ -360,14 +360,6 @@ static void unit_succeeded(struct poller *p)
     poller_schedule(p, 0);
 }
 
-static void report_done(struct poller *p)
-{
-    p->done = true;
-    if (p->env.on_done != NULL) {
-        p->env.on_done(p, p->env.ud);
-    }
-}
-
 /*
  * One parent record cannot be read: skip it for this round so the ones
  * behind it are read. A queued one stays queued (passed over until the next
@@ -408,8 +400,7 @@ static void unit_failed(struct poller *p, bool permanent)
     if (p->env.once && p->failures >= ONCE_MAX_FAILURES) {
         log_error(p->tag, "--once: giving up on this round after %u failed reads in a row "
                           "(the last of %s %s)", p->failures, p->def->fan_out, last);
-        p->failed = true;
-        report_done(p);
+        poller_report_done(p, false);
     } else {
         poller_schedule(p, util_backoff_ms(1000, 60000, p->failures));
     }
@@ -591,9 +582,8 @@ static void once_round_done(struct poller *p)
         log_warn(p->tag, "--once: %u of the %s records could not be read in this round "
                          "(see the lines above)",
                  p->round_skipped, p->parent->tc->name);
-        p->failed = true;
     }
-    report_done(p);
+    poller_report_done(p, p->round_skipped == 0);
 }
 
 static void round_start(struct poller *p)
@@ -645,8 +635,7 @@ void fanout_sweep_next(struct poller *p)
     }
     if (p->env.once && p->parent->done && p->parent->failed) {
         log_warn(p->tag, "--once: %s skipped because %s failed", p->tc->name, p->parent->tc->name);
-        p->failed = true;
-        report_done(p);
+        poller_report_done(p, false);
         return;
     }
     if (!p->parent->seeded) {

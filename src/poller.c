@@ -449,6 +449,18 @@ static uint64_t jitter(uint64_t every)
     return util_rand_range(0, every / 20);
 }
 
+void poller_report_done(struct poller *p, bool ok)
+{
+    if (!p->env.once || p->done) {
+        return;
+    }
+    p->done = true;
+    p->failed = !ok;
+    if (p->env.on_done != NULL) {
+        p->env.on_done(p, p->env.ud);
+    }
+}
+
 static void cycle_end(struct poller *p, bool ok)
 {
     p->busy = false;
@@ -462,11 +474,7 @@ static void cycle_end(struct poller *p, bool ok)
         p->stats.failed_cycles++;
     }
     if (p->env.once) {
-        p->done = true;
-        p->failed = !ok;
-        if (p->env.on_done != NULL) {
-            p->env.on_done(p, p->env.ud);
-        }
+        poller_report_done(p, ok);
         fanout_kick_children(p); /* they finish their round, or give up, once we are done */
         return;
     }
@@ -1158,6 +1166,9 @@ void poller_stop(struct poller *p)
     if (p->pending != NULL) {
         location_cancel(p->pending);
     }
+    /* --once: a stopped trigger (its credential failed, or shutdown) will not
+     * complete its cycle; report it failed so the run can end. */
+    poller_report_done(p, false);
 }
 
 static void poller_free(struct poller *p)

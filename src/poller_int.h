@@ -144,6 +144,8 @@ int poller_save_state(struct store_txn *txn, const struct poller *p, bool seeded
                       const char *sweep_cursor, uint64_t round_started);
 void poller_init_scope(const struct poller *p, struct snapshot_scope *sc, const char *prefix,
                        size_t prefix_len, bool silent);
+/* --once: reports the trigger done (failed unless ok) to the engine, at most once. */
+void poller_report_done(struct poller *p, bool ok);
 /* Tells the dispatcher that a commit appended events. */
 void poller_events_committed(const struct poller *p, unsigned events);
 enum outcome poller_classify(const struct http_response *resp);

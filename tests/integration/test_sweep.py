@@ -135,13 +135,14 @@ class SweepTest(harness.PollenTest):
         with open(cfg, "w") as f:
             f.write(text.replace(self.sandbox.url, "http://127.0.0.1:9"))
 
-    def assert_once_fails(self, cfg, env=None):
+    def assert_once_fails(self, cfg, env=None, parent_failed_line=True):
         start = time.time()
         proc = self.pollen("run", "-c", cfg, "--once", check=False, timeout=90, env=env)
         self.assertLess(time.time() - start, 60)
         self.assertEqual(proc.returncode, 1, proc.stderr[-3000:])
         self.assertNotIn("Sanitizer", proc.stderr)  # exit status 1 must be pollen's own
-        self.assertIn("--once: tasks skipped because contacts failed", proc.stderr)
+        if parent_failed_line:
+            self.assertIn("--once: tasks skipped because contacts failed", proc.stderr)
         self.assertIn("stopping (--once: failed to complete a cycle: contacts, tasks)", proc.stderr)
 
     def test_once_exits_1_when_the_api_is_unreachable_on_fresh_state(self):
@@ -156,7 +157,42 @@ class SweepTest(harness.PollenTest):
         self.assertIn("stopping (--once: every trigger completed a cycle and no action is due)",
                       ok.stderr)
         env = dict(self.env, POLLEN_TEST_TOKEN="pit-wrong-token-000000000")
-        self.assert_once_fails(cfg, env=env)
+        # A 401 may also fail the credential, which stops both triggers at once.
+        self.assert_once_fails(cfg, env=env, parent_failed_line=False)
+
+    def test_once_exits_1_when_the_oauth_credential_fails(self):
+        """invalid_grant stops the location's triggers: --once still ends, with 1."""
+        self.sandbox.seed(3, tasks=1, seed=37)
+        secret = "cs-sweep-secret-0123456789"
+        self.env["POLLEN_CLIENT_SECRET"] = secret
+        self.sandbox.control("POST", "/_control/oauth/clients", {
+            "client_id": "sweep-app", "client_secret": secret, "scopes": "contacts.readonly"})
+        cfg = os.path.join(self.dir, "oauth.ini")
+        with open(cfg, "w") as f:
+            f.write(f"[engine]\nstate_dir = state\nmin_interval = 1s\nlog_level = debug\n"
+                    f"[api]\nbase_url = {self.sandbox.url}\ntimeout = 10s\n"
+                    f"[oauth app]\nclient_id = sweep-app\nclient_secret = env:POLLEN_CLIENT_SECRET\n"
+                    f"scopes = contacts.readonly\nuser_type = Location\n"
+                    f"[location main]\nid = {harness.LOCATION_ID}\noauth = app\n{FAST}\n"
+                    + CONTACTS + TASKS)
+        code = self.sandbox.control("POST", "/_control/oauth/codes", {
+            "client_id": "sweep-app", "user_type": "Location",
+            "location_id": harness.LOCATION_ID})["code"]
+        self.pollen("auth", "login", "-c", cfg, "app", "--code", code, timeout=60)
+        store = os.path.join(self.dir, "state", "oauth-app.json")
+        with open(store, "rb") as f:
+            spent = f.read()
+        # Rotate the pair (the old refresh token is spent), then put the old pair back.
+        self.sandbox.control("POST", "/_control/oauth/expire_all", {})
+        self.run_once(cfg)
+        with open(store, "wb") as f:
+            f.write(spent)
+        start = time.time()
+        proc = self.pollen("run", "-c", cfg, "--once", check=False, timeout=60)
+        self.assertLess(time.time() - start, 30)
+        self.assertEqual(proc.returncode, 1, proc.stderr[-3000:])
+        self.assertIn("invalid_grant", proc.stderr)
+        self.assertIn("stopping (--once: failed to complete a cycle: contacts, tasks)", proc.stderr)
 
     # -- run --dry-run terminates --------------------------------------------
 
