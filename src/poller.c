@@ -101,13 +101,13 @@ void poller_log_failure_at(const struct poller *p, enum log_level level, const c
     const char *trace = body ? json_get_string(body, "traceId") : NULL;
     if (resp->error == HTTP_E_REDIRECT) {
         log_at(level, p->tag, "%s: HTTP %ld redirect to '%s' refused", what, resp->status,
-                 resp->location);
+               resp->location);
     } else if (resp->error == HTTP_E_AUTH) {
         /* Not sent: the credential failed, which the engine has reported once. */
     } else if (resp->error != 0 && resp->status != 0) {
         /* The status line arrived (HTTP 200) before the body failed. */
         log_at(level, p->tag, "%s: %s (%s) after HTTP %ld", what, http_strerror(resp->error),
-                 resp->error_text, resp->status);
+               resp->error_text, resp->status);
     } else if (resp->error != 0) {
         log_at(level, p->tag, "%s: %s (%s)", what, http_strerror(resp->error), resp->error_text);
     } else if (resp->status == 0) {
@@ -115,8 +115,8 @@ void poller_log_failure_at(const struct poller *p, enum log_level level, const c
     } else {
         char message[400];
         json_api_message(body, message, sizeof(message));
-        log_at(level, p->tag, "%s: HTTP %ld%s%s%s%s", what, resp->status, trace ? " traceId " : "",
-                 trace ? trace : "", body ? ": " : "", message);
+        log_at(level, p->tag, "%s: HTTP %ld%s%s%s%s", what, resp->status,
+               trace ? " traceId " : "", trace ? trace : "", body ? ": " : "", message);
     }
 }
 
