@@ -349,6 +349,7 @@ static void unit_advance(struct poller *p)
 static void unit_succeeded(struct poller *p)
 {
     p->failures = 0;
+    p->skips_in_a_row = 0;
     if (p->fail_id != NULL && strcmp(p->fail_id, p->unit_id) == 0) {
         free(p->fail_id);
         p->fail_id = NULL;
@@ -376,6 +377,7 @@ static void unit_skip(struct poller *p)
     report_mark(p, id);
     idset_add(&p->passed, id, strlen(id));
     p->round_skipped++;
+    p->skips_in_a_row++;
     unit_advance(p);
     free(p->fail_id);
     p->fail_id = NULL;
@@ -392,8 +394,13 @@ static void unit_failed(struct poller *p, bool permanent)
     }
     p->fail_count++;
     p->failures++;
+    /* Retries of one parent record back off by its own failures. After a skip
+     * the next one is tried at once, unless parent records keep failing one
+     * after another (an outage): then the wait grows with each skip in a row. */
+    uint64_t delay = util_backoff_ms(1000, 60000, p->fail_count);
     if (permanent || p->fail_count >= UNIT_ATTEMPTS) {
         unit_skip(p);
+        delay = p->skips_in_a_row > 1 ? util_backoff_ms(1000, 60000, p->skips_in_a_row - 1) : 0;
     }
     char *last = xstrdup(p->unit_id);
     unit_release(p);
@@ -402,7 +409,7 @@ static void unit_failed(struct poller *p, bool permanent)
                           "(the last of %s %s)", p->failures, p->def->fan_out, last);
         poller_report_done(p, false);
     } else {
-        poller_schedule(p, util_backoff_ms(1000, 60000, p->failures));
+        poller_schedule(p, delay);
     }
     free(last);
 }

@@ -100,6 +100,7 @@ struct poller {
     struct idset passed;       /* parents not picked again this round: skipped after failing
                                 * (and, with --once, every one already read) */
     unsigned round_skipped;    /* parents skipped in this round */
+    unsigned skips_in_a_row;   /* parents skipped with no successful read in between */
     struct fanout_report *reports; /* when each failing parent was last reported */
     size_t nreports;
 };

@@ -47,12 +47,15 @@ class SweepTest(harness.PollenTest):
                 reads[m.group(1)] = reads.get(m.group(1), 0) + 1
         return reads
 
-    def poison_first_contact(self, status):
+    def poison_first_contact(self, status, sweep_only=False):
         """8 contacts with a task each, a baseline, then `status` on the
         tasks of the contact that sorts first (queued first: it changed too)
-        and a new task on each other (which queues them behind it)."""
+        and a new task on each other (which queues them behind it). sweep_only:
+        task writes do not queue contacts (their dateUpdated is ignored), only
+        the round-robin sweep finds them."""
         ids = sorted(self.sandbox.seed(8, tasks=1, seed=31)["contact_ids"])
-        cfg = self.write_config(CONTACTS + TASKS, location=FAST)
+        ignore = "ignore = dateUpdated\n" if sweep_only else ""
+        cfg = self.write_config(CONTACTS + ignore + TASKS, location=FAST)
         self.run_once(cfg)
         bad = ids[0]
         fault = {"kind": "status", "status": status} if isinstance(status, int) else {"kind": status}
@@ -66,7 +69,13 @@ class SweepTest(harness.PollenTest):
     # -- F3: head-of-line blocking ------------------------------------------
 
     def test_failing_contact_does_not_block_the_sweep(self):
-        cfg, bad, new_tasks = self.poison_first_contact(500)
+        self.assert_not_blocked(sweep_only=False)
+
+    def test_failing_contact_does_not_block_the_round_robin(self):
+        self.assert_not_blocked(sweep_only=True)
+
+    def assert_not_blocked(self, sweep_only):
+        cfg, bad, new_tasks = self.poison_first_contact(500, sweep_only)
         self.start_engine(cfg)
 
         def task_events():
