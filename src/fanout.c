@@ -612,7 +612,10 @@ static void round_boundary(struct poller *p)
 {
     if (p->round_active) {
         if (p->env.once && !p->parent->done) {
-            return; /* the parent's cycle may still queue records; its end kicks us */
+            /* The parent's cycle may still queue records; its end kicks us
+             * (the timer only covers a parent stopped without a kick). */
+            poller_schedule(p, 1000);
+            return;
         }
         p->round_active = false;
         p->cycle++;
