@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -73,6 +74,8 @@ struct engine {
     size_t done;
     bool stopping;
     bool failed;
+    char once_reason[256];     /* --once: the closing line's reason (names the failed triggers) */
+    size_t nfailed;
 };
 
 static void harden_process(void)
@@ -188,8 +191,25 @@ static void on_sighup(uv_signal_t *h, int signum)
 static void on_drain_check(uv_timer_t *t)
 {
     struct engine *e = t->data;
-    if (dispatcher_drained(e->dispatcher)) {
+    if (!dispatcher_drained(e->dispatcher)) {
+        return;
+    }
+    if (e->nfailed == 0) {
         engine_stop(e, "--once: every trigger completed a cycle and no action is due");
+        return;
+    }
+    engine_stop(e, e->once_reason);
+}
+
+/* --once: the closing line names the triggers that failed (exit status 1). */
+static void note_failed_trigger(struct engine *e, const struct poller *p)
+{
+    size_t len = strlen(e->once_reason);
+    const char *sep = e->nfailed++ == 0 ? "--once: failed to complete a cycle: " : ", ";
+    if (len + strlen(sep) + strlen(poller_name(p)) + 4 < sizeof(e->once_reason)) {
+        snprintf(e->once_reason + len, sizeof(e->once_reason) - len, "%s%s", sep, poller_name(p));
+    } else if (len + 4 < sizeof(e->once_reason)) {
+        snprintf(e->once_reason + len, sizeof(e->once_reason) - len, "...");
     }
 }
 
@@ -198,6 +218,7 @@ static void on_poller_done(struct poller *p, void *ud)
     struct engine *e = ud;
     if (poller_failed(p)) {
         e->failed = true;
+        note_failed_trigger(e, p);
     }
     if (++e->done == e->npollers) {
         /* Actions the last cycles enqueued get their first attempt before we exit. */
@@ -523,6 +544,7 @@ static int create_runtime(struct engine *e)
         .store = e->store,
         .cfg = cfg,
         .once = e->opts.once || e->opts.dry_run,
+        .dry_run = e->opts.dry_run,
         .on_done = on_poller_done,
         .ud = e,
         .on_event = dispatch_on_event,

@@ -14,6 +14,8 @@
  *
  * Error points (POLLEN_FAILPOINT_ERROR=name):
  *   dispatch.claim   the transaction that claims an outbox entry fails (-ENOSPC)
+ * POLLEN_WALL_OFFSET_MS=N (failpoint builds only) shifts the wall clock
+ * pollen sees by N ms (negative: back), to test clock steps.
  */
 #include "failpoint.h"
 
@@ -32,6 +34,12 @@ void failpoint_init(void)
 {
     const char *err = getenv("POLLEN_FAILPOINT_ERROR");
     str_copy(armed_error, sizeof(armed_error), err != NULL ? err : "");
+#ifdef POLLEN_FAILPOINTS
+    const char *offset = getenv("POLLEN_WALL_OFFSET_MS");
+    if (offset != NULL && *offset != '\0') {
+        util_set_wall_offset_ms(strtoll(offset, NULL, 10));
+    }
+#endif
     const char *spec = getenv("POLLEN_FAILPOINT");
     armed[0] = '\0';
     countdown = 1;

@@ -22,6 +22,25 @@
 #include "store.h"
 #include "util.h"
 
+/* Reads of one parent record in a row before it is skipped for this round. */
+#define UNIT_ATTEMPTS 3
+/* --once: failed reads in a row (any parents) before the round is given up. */
+#define ONCE_MAX_FAILURES 6
+/* A parent record that keeps failing is reported at most this often (other lines: debug). */
+#define REPORT_INTERVAL_MS (60ULL * 60 * 1000)
+/* Failing parent records remembered for that; the oldest report is forgotten first. */
+#define REPORT_CAP 256
+
+/* Queue entry kinds: the parent record was created, changed, or deleted (purge). */
+#define QUEUE_CREATED 'C'
+#define QUEUE_CHANGED 'P'
+#define QUEUE_DELETED 'D'
+
+struct fanout_report {
+    char *id;
+    uint64_t at;               /* uv_now of the last loud report */
+};
+
 /* ---- fan-out queue (filled by the parent inside its transactions) ----- */
 
 static char *queue_key(const struct poller *child, const char *parent_id, size_t *len)
@@ -33,6 +52,26 @@ static char *queue_key(const struct poller *child, const char *parent_id, size_t
     return k;
 }
 
+/* A change after a creation the child has not read yet stays a creation: the
+ * child's first read of that parent must report its records. */
+static char queue_kind(struct store_txn *txn, const char *key, size_t klen,
+                       enum snapshot_change change)
+{
+    if (change == SNAPSHOT_DELETED) {
+        return QUEUE_DELETED;
+    }
+    if (change == SNAPSHOT_CREATED) {
+        return QUEUE_CREATED;
+    }
+    const void *old = NULL;
+    size_t olen = 0;
+    if (store_get(txn, STORE_QUEUE, key, klen, &old, &olen) == 0 && olen == 1 &&
+        *(const char *)old == QUEUE_CREATED) {
+        return QUEUE_CREATED;
+    }
+    return QUEUE_CHANGED;
+}
+
 int fanout_notify_children(struct store_txn *txn, const char *record_id,
                            enum snapshot_change change, void *ud)
 {
@@ -40,8 +79,8 @@ int fanout_notify_children(struct store_txn *txn, const char *record_id,
     for (size_t i = 0; i < p->nchildren; i++) {
         size_t klen = 0;
         char *key = queue_key(p->children[i], record_id, &klen);
-        const char *kind = change == SNAPSHOT_DELETED ? "D" : "P";
-        int rc = store_put(txn, STORE_QUEUE, key, klen, kind, 1);
+        char kind = queue_kind(txn, key, klen, change);
+        int rc = store_put(txn, STORE_QUEUE, key, klen, &kind, 1);
         free(key);
         if (rc != 0) {
             return rc;
@@ -60,6 +99,80 @@ void fanout_kick_children(struct poller *p)
     }
 }
 
+uint64_t fanout_round_wait(uint64_t round_started, uint64_t now, uint64_t every)
+{
+    if (round_started == 0) {
+        return 0;
+    }
+    if (round_started > now) {
+        round_started = now; /* the wall clock stepped back: the round began "now" */
+    }
+    uint64_t elapsed = now - round_started;
+    return elapsed >= every ? 0 : every - elapsed;
+}
+
+/* ---- reporting a failing parent record once per hour ------------------ */
+
+static struct fanout_report *report_find(struct poller *p, const char *id)
+{
+    for (size_t i = 0; i < p->nreports; i++) {
+        if (strcmp(p->reports[i].id, id) == 0) {
+            return &p->reports[i];
+        }
+    }
+    return NULL;
+}
+
+/* Should a failure of this parent record be logged at warn level now? */
+static bool report_due(struct poller *p, const char *id)
+{
+    const struct fanout_report *r = report_find(p, id);
+    return r == NULL || uv_now(p->env.loop) - r->at >= REPORT_INTERVAL_MS;
+}
+
+static void report_mark(struct poller *p, const char *id)
+{
+    uint64_t now = uv_now(p->env.loop);
+    struct fanout_report *r = report_find(p, id);
+    if (r == NULL && p->nreports == REPORT_CAP) {
+        r = &p->reports[0];
+        for (size_t i = 1; i < p->nreports; i++) {
+            if (p->reports[i].at < r->at) {
+                r = &p->reports[i];
+            }
+        }
+        free(r->id);
+        r->id = xstrdup(id);
+    } else if (r == NULL) {
+        p->reports = xrealloc(p->reports, (p->nreports + 1) * sizeof(*p->reports));
+        r = &p->reports[p->nreports++];
+        r->id = xstrdup(id);
+    }
+    r->at = now;
+}
+
+/* The parent record was read again: a later failure is news. */
+static void report_forget(struct poller *p, const char *id)
+{
+    struct fanout_report *r = report_find(p, id);
+    if (r != NULL) {
+        free(r->id);
+        *r = p->reports[--p->nreports];
+    }
+}
+
+void fanout_free(struct poller *p)
+{
+    for (size_t i = 0; i < p->nreports; i++) {
+        free(p->reports[i].id);
+    }
+    free(p->reports);
+    p->reports = NULL;
+    p->nreports = 0;
+    free(p->fail_id);
+    p->fail_id = NULL;
+    idset_finish(&p->passed);
+}
 
 /* ---- fan-out child ---------------------------------------------------- */
 
@@ -178,7 +291,11 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
         unsigned streak = (!first && mlen == 1) ? *(const uint8_t *)mval : 0;
         bool empty = cJSON_GetArraySize(a->records) == 0;
         streak = empty ? (streak < 255 ? streak + 1 : 255) : 0;
-        bool silent = first && !p->tc->first_poll_emit && parent_in_baseline(txn, p, a->parent_id);
+        /* A first read is silent unless the parent record was created while
+         * this trigger existed: during the child's own first round (a
+         * for_each trigger added later), and for parent baseline records. */
+        bool silent = first && !p->tc->first_poll_emit && !p->unit_created &&
+                      (p->cycle == 0 || parent_in_baseline(txn, p, a->parent_id));
         poller_init_scope(p, &sc, prefix, plen, silent);
         struct idset seen;
         idset_init(&seen);
@@ -212,25 +329,98 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
     return rc;
 }
 
-static void unit_finish(struct poller *p, bool ok)
+static void unit_release(struct poller *p)
 {
     p->busy = false;
     p->pending = NULL;
-    if (ok) {
-        p->failures = 0;
-        if (!p->unit_from_queue) {
-            free(p->sweep_cursor);
-            p->sweep_cursor = p->unit_id;
-            p->unit_id = NULL;
-        }
-        poller_schedule(p, 0);
-    } else {
-        p->failures++;
-        uint64_t delay = util_backoff_ms(1000, 60000, p->failures);
-        poller_schedule(p, delay);
-    }
     free(p->unit_id);
     p->unit_id = NULL;
+}
+
+/* The sweep moves past the current parent record (read, or skipped). */
+static void unit_advance(struct poller *p)
+{
+    if (p->env.once) {
+        idset_add(&p->passed, p->unit_id, strlen(p->unit_id));
+    }
+    if (!p->unit_from_queue) {
+        free(p->sweep_cursor);
+        p->sweep_cursor = xstrdup(p->unit_id);
+    }
+}
+
+static void unit_succeeded(struct poller *p)
+{
+    p->failures = 0;
+    p->skips_in_a_row = 0;
+    if (p->fail_id != NULL && strcmp(p->fail_id, p->unit_id) == 0) {
+        free(p->fail_id);
+        p->fail_id = NULL;
+        p->fail_count = 0;
+    }
+    report_forget(p, p->unit_id);
+    unit_advance(p);
+    unit_release(p);
+    poller_schedule(p, 0);
+}
+
+/*
+ * One parent record cannot be read: skip it for this round so the ones
+ * behind it are read. A queued one stays queued (passed over until the next
+ * round); a swept one is passed by the sweep cursor.
+ */
+static void unit_skip(struct poller *p)
+{
+    const char *id = p->unit_id;
+    bool loud = report_due(p, id);
+    log_at(loud ? LOG_WARN : LOG_DEBUG, p->tag,
+           "%s %s: skipped for this round after %u failed read(s); it is retried next round%s",
+           p->def->fan_out, id, p->fail_count,
+           loud ? " (reported again in an hour if it keeps failing)" : "");
+    report_mark(p, id);
+    idset_add(&p->passed, id, strlen(id));
+    p->round_skipped++;
+    p->skips_in_a_row++;
+    unit_advance(p);
+    free(p->fail_id);
+    p->fail_id = NULL;
+    p->fail_count = 0;
+}
+
+/* A read of the current parent record failed (permanent: retrying it would not help). */
+static void unit_failed(struct poller *p, bool permanent)
+{
+    if (p->fail_id == NULL || strcmp(p->fail_id, p->unit_id) != 0) {
+        free(p->fail_id);
+        p->fail_id = xstrdup(p->unit_id);
+        p->fail_count = 0;
+    }
+    p->fail_count++;
+    p->failures++;
+    /* Retries of one parent record back off by its own failures. After a skip
+     * the next one is tried at once, unless parent records keep failing one
+     * after another (an outage): then the wait grows with each skip in a row. */
+    uint64_t delay = util_backoff_ms(1000, 60000, p->fail_count);
+    if (permanent || p->fail_count >= UNIT_ATTEMPTS) {
+        unit_skip(p);
+        delay = p->skips_in_a_row > 1 ? util_backoff_ms(1000, 60000, p->skips_in_a_row - 1) : 0;
+    }
+    char *last = xstrdup(p->unit_id);
+    unit_release(p);
+    if (p->env.once && p->failures >= ONCE_MAX_FAILURES) {
+        log_error(p->tag, "--once: giving up on this round after %u failed reads in a row "
+                          "(the last of %s %s)", p->failures, p->def->fan_out, last);
+        poller_report_done(p, false);
+    } else {
+        poller_schedule(p, delay);
+    }
+    free(last);
+}
+
+/* Failures of the current parent record log at warn level at most once an hour. */
+static bool unit_loud(struct poller *p)
+{
+    return report_due(p, p->unit_id);
 }
 
 static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
@@ -238,9 +428,9 @@ static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
     struct unit_apply a = {.p = p, .parent_id = p->unit_id, .records = records, .skip = skip};
     int rc = store_write(p->env.store, apply_unit_txn, &a);
     if (rc != 0) {
-        log_error(p->tag, "cannot record the %s of %s: %s", p->def->records, p->unit_id,
-                  store_strerror(rc));
-        unit_finish(p, false);
+        log_at(unit_loud(p) ? LOG_ERROR : LOG_DEBUG, p->tag, "cannot record the %s of %s %s: %s",
+               p->def->records, p->def->fan_out, p->unit_id, store_strerror(rc));
+        unit_failed(p, false);
         return;
     }
     FAILPOINT("sweep.after_commit");
@@ -257,7 +447,7 @@ static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
         log_info(p->tag, "%s %s: %u created, %u updated, %u deleted", p->def->fan_out, p->unit_id,
                  a.st.created, a.st.updated, a.st.deleted);
     }
-    unit_finish(p, true);
+    unit_succeeded(p);
 }
 
 static void on_unit(struct http_response *resp, void *ud)
@@ -265,7 +455,7 @@ static void on_unit(struct http_response *resp, void *ud)
     struct poller *p = ud;
     p->pending = NULL;
     if (p->stopping) {
-        unit_finish(p, false);
+        unit_release(p);
         return;
     }
     cJSON *body = NULL;
@@ -285,31 +475,27 @@ static void on_unit(struct http_response *resp, void *ud)
     }
     const cJSON *records = body ? json_get_path(body, p->def->records) : NULL;
     if (oc != OUTCOME_OK || !cJSON_IsArray(records)) {
+        enum log_level level = unit_loud(p) ? LOG_WARN : LOG_DEBUG;
+        char *what = xasprintf("%s %s (%s)", p->def->fan_out, p->unit_id, p->def->path);
         if (oc == OUTCOME_OK) {
             const char *trace = body ? json_get_string(body, "traceId") : NULL;
-            log_warn(p->tag, "%s: no '%s' array in the response (traceId %s)", p->def->path,
-                     p->def->records, trace ? trace : "none");
+            log_at(level, p->tag, "%s: no '%s' array in the response (traceId %s)", what,
+                   p->def->records, trace ? trace : "none");
         } else {
-            poller_log_failure(p, p->def->path, resp, body);
+            poller_log_failure_at(p, level, what, resp, body);
         }
+        free(what);
         json_arena_free(body);
-        unit_finish(p, false);
+        unit_failed(p, oc == OUTCOME_PERMANENT);
         return;
     }
     run_unit_txn(p, records, false);
     json_arena_free(body);
 }
 
-/* Next parent record to read: from the queue first, then round-robin. */
-static int pick_unit(struct poller *p, char **id, bool *from_queue, bool *purge)
+/* The first queued parent record not passed over in this round. */
+static void pick_queued(struct store_txn *txn, const struct poller *p, char **id, char *kind)
 {
-    struct store_txn *txn = NULL;
-    int rc = store_txn_begin(p->env.store, false, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    *id = NULL;
-    *purge = false;
     size_t qplen = strlen(p->state_key) + 1;
     char *qprefix = xasprintf("%s\x1f", p->state_key);
     struct store_cursor *cur = NULL;
@@ -317,36 +503,68 @@ static int pick_unit(struct poller *p, char **id, bool *from_queue, bool *purge)
     const void *val = NULL;
     size_t klen = 0;
     size_t vlen = 0;
-    rc = store_cursor_open(txn, STORE_QUEUE, &cur);
+    int rc = store_cursor_open(txn, STORE_QUEUE, &cur);
     if (rc == 0) {
         rc = store_cursor_seek(cur, qprefix, qplen, &key, &klen, &val, &vlen);
     }
-    if (rc == 0 && klen > qplen && memcmp(key, qprefix, qplen) == 0) {
-        *id = xstrndup((const char *)key + qplen, klen - qplen);
-        *from_queue = true;
-        *purge = vlen == 1 && *(const char *)val == 'D';
+    while (rc == 0 && klen > qplen && memcmp(key, qprefix, qplen) == 0) {
+        const char *pid = (const char *)key + qplen;
+        if (!idset_contains(&p->passed, pid, klen - qplen)) {
+            *id = xstrndup(pid, klen - qplen);
+            *kind = vlen == 1 ? *(const char *)val : QUEUE_CHANGED;
+            break;
+        }
+        rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
     }
     store_cursor_close(cur);
     free(qprefix);
+}
+
+/* The next parent record after the sweep cursor (round-robin) not passed over. */
+static void pick_swept(struct store_txn *txn, const struct poller *p, char **id)
+{
+    const struct poller *par = p->parent;
+    char *start = p->sweep_cursor ? xasprintf("%s%s", par->prefix, p->sweep_cursor)
+                                  : xstrdup(par->prefix);
+    size_t slen = strlen(start);
+    struct store_cursor *cur = NULL;
+    const void *key = NULL;
+    const void *val = NULL;
+    size_t klen = 0;
+    size_t vlen = 0;
+    int rc = store_cursor_open(txn, STORE_SNAP, &cur);
+    if (rc == 0) {
+        rc = store_cursor_seek(cur, start, slen, &key, &klen, &val, &vlen);
+        if (rc == 0 && p->sweep_cursor != NULL && klen == slen && memcmp(key, start, slen) == 0) {
+            rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+        }
+    }
+    while (rc == 0 && klen > par->prefix_len && memcmp(key, par->prefix, par->prefix_len) == 0) {
+        const char *pid = (const char *)key + par->prefix_len;
+        if (!idset_contains(&p->passed, pid, klen - par->prefix_len)) {
+            *id = xstrndup(pid, klen - par->prefix_len);
+            break;
+        }
+        rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+    }
+    store_cursor_close(cur);
+    free(start);
+}
+
+/* Next parent record to read: from the queue first, then round-robin. */
+static int pick_unit(struct poller *p, char **id, bool *from_queue, char *kind)
+{
+    struct store_txn *txn = NULL;
+    int rc = store_txn_begin(p->env.store, false, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    *id = NULL;
+    *kind = QUEUE_CHANGED;
+    pick_queued(txn, p, id, kind);
+    *from_queue = *id != NULL;
     if (*id == NULL && p->round_active) {
-        /* Round-robin over the parent's snapshot. */
-        const struct poller *par = p->parent;
-        char *start = p->sweep_cursor ? xasprintf("%s%s", par->prefix, p->sweep_cursor)
-                                      : xstrdup(par->prefix);
-        size_t slen = strlen(start);
-        rc = store_cursor_open(txn, STORE_SNAP, &cur);
-        if (rc == 0) {
-            rc = store_cursor_seek(cur, start, slen, &key, &klen, &val, &vlen);
-            if (rc == 0 && p->sweep_cursor != NULL && klen == slen && memcmp(key, start, slen) == 0) {
-                rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
-            }
-        }
-        if (rc == 0 && klen > par->prefix_len && memcmp(key, par->prefix, par->prefix_len) == 0) {
-            *id = xstrndup((const char *)key + par->prefix_len, klen - par->prefix_len);
-            *from_queue = false;
-        }
-        store_cursor_close(cur);
-        free(start);
+        pick_swept(txn, p, id);
     }
     store_txn_abort(txn);
     return 0;
@@ -358,19 +576,56 @@ static int round_state_txn(struct store_txn *txn, void *ud)
     return poller_save_state(txn, p, p->round_active, p->cycle, p->sweep_cursor, p->round_started);
 }
 
-static void report_done(struct poller *p)
+/*
+ * When the next round may start, on the monotonic clock. After a restart it
+ * comes from the persisted wall time, clamped (fanout_round_wait), so a
+ * wall-clock step never stalls the sweep longer than one `every`.
+ */
+static uint64_t round_due(struct poller *p)
 {
-    p->done = true;
-    if (p->env.on_done != NULL) {
-        p->env.on_done(p, p->env.ud);
+    if (!p->round_due_known) {
+        p->round_due_known = true;
+        p->round_due = uv_now(p->env.loop) +
+                       fanout_round_wait(p->round_started, util_wall_ms(), p->tc->every_ms);
     }
+    return p->round_due;
+}
+
+/* --once: the round is complete; done, failed if a parent record was skipped. */
+static void once_round_done(struct poller *p)
+{
+    if (p->round_skipped > 0) {
+        log_warn(p->tag, "--once: %u of the %s records could not be read in this round "
+                         "(see the lines above)",
+                 p->round_skipped, p->parent->tc->name);
+    }
+    poller_report_done(p, p->round_skipped == 0);
+}
+
+static void round_start(struct poller *p)
+{
+    p->round_active = true;
+    p->round_started = util_wall_ms();
+    p->round_due = uv_now(p->env.loop) + p->tc->every_ms;
+    p->round_due_known = true;
+    p->round_skipped = 0;
+    idset_clear(&p->passed);
+    free(p->sweep_cursor);
+    p->sweep_cursor = NULL;
+    store_write(p->env.store, round_state_txn, p);
+    poller_schedule(p, 0);
 }
 
 /* No parent record left to read in this round: close it, or start the next one. */
 static void round_boundary(struct poller *p)
 {
-    uint64_t now = util_wall_ms();
     if (p->round_active) {
+        if (p->env.once && !p->parent->done) {
+            /* The parent's cycle may still queue records; its end kicks us
+             * (the timer only covers a parent stopped without a kick). */
+            poller_schedule(p, 1000);
+            return;
+        }
         p->round_active = false;
         p->cycle++;
         p->stats.cycles++;
@@ -379,21 +634,17 @@ static void round_boundary(struct poller *p)
         store_write(p->env.store, round_state_txn, p);
         log_debug(p->tag, "sweep round %llu complete", (unsigned long long)p->cycle);
         if (p->env.once) {
-            report_done(p);
+            once_round_done(p);
             return;
         }
     }
-    uint64_t next = p->round_started + p->tc->every_ms;
-    if (p->round_started != 0 && now < next) {
-        poller_schedule(p, next - now); /* the parent kicks us earlier when records change */
+    uint64_t now = uv_now(p->env.loop);
+    uint64_t due = round_due(p);
+    if (!p->env.once && now < due) {
+        poller_schedule(p, due - now); /* the parent kicks us earlier when records change */
         return;
     }
-    p->round_active = true;
-    p->round_started = now;
-    free(p->sweep_cursor);
-    p->sweep_cursor = NULL;
-    store_write(p->env.store, round_state_txn, p);
-    poller_schedule(p, 0);
+    round_start(p);
 }
 
 void fanout_sweep_next(struct poller *p)
@@ -401,14 +652,19 @@ void fanout_sweep_next(struct poller *p)
     if (p->busy || p->stopping || p->closing || p->done) {
         return;
     }
+    if (p->env.once && p->parent->done && p->parent->failed) {
+        log_warn(p->tag, "--once: %s skipped because %s failed", p->tc->name, p->parent->tc->name);
+        poller_report_done(p, false);
+        return;
+    }
     if (!p->parent->seeded) {
-        poller_schedule(p, 1000);
+        poller_schedule(p, 1000); /* the parent's first cycle (or, --once, its end) wakes us */
         return;
     }
     char *id = NULL;
     bool from_queue = false;
-    bool purge = false;
-    if (pick_unit(p, &id, &from_queue, &purge) != 0) {
+    char kind = QUEUE_CHANGED;
+    if (pick_unit(p, &id, &from_queue, &kind) != 0) {
         poller_schedule(p, 1000);
         return;
     }
@@ -419,19 +675,19 @@ void fanout_sweep_next(struct poller *p)
     p->busy = true;
     p->unit_id = id;
     p->unit_from_queue = from_queue;
-    if (purge) {
+    p->unit_created = kind == QUEUE_CREATED;
+    if (kind == QUEUE_DELETED) {
         run_unit_txn(p, NULL, false);
         return;
     }
     struct request_parts r;
     if (poller_build_base(p, id, &r) != 0) {
-        unit_finish(p, false);
+        unit_failed(p, true);
         return;
     }
     int rc = poller_submit(p, from_queue ? LOCATION_POLL : LOCATION_SWEEP, &r, p->def->method, on_unit, p);
     poller_parts_finish(&r);
     if (rc != 0) {
-        unit_finish(p, false);
+        unit_failed(p, false);
     }
 }
-

@@ -4,15 +4,22 @@
  * those its parent just saw created or updated (a durable queue in
  * STORE_QUEUE that the parent fills inside its own page transactions), then
  * every parent record round-robin from LOCATION_SWEEP budget, starting a new
- * round at most every `every`. Each read's snapshot changes, events, queue
- * removal and sweep position commit in one transaction. A list that comes
- * back empty where records used to be is believed only after
- * EMPTY_CONFIRMATIONS empty reads in a row. Baseline contacts are read
- * silently the first time; contacts created later report their records.
+ * round at most every `every` (timed on the monotonic clock). Each read's
+ * snapshot changes, events, queue removal and sweep position commit in one
+ * transaction. A list that comes back empty where records used to be is
+ * believed only after EMPTY_CONFIRMATIONS empty reads in a row. A parent
+ * record's first read is silent (until the child's first round is complete,
+ * and for parent baseline records) unless the parent saw it created while
+ * the child existed. A parent record that cannot be read is retried
+ * UNIT_ATTEMPTS times, then skipped for the round (it stays queued behind
+ * the others) and reported at most once an hour, so it never blocks the rest.
+ * --once: one round after the parent's cycle; a failed parent fails it.
  * Thread context: loop thread.
  */
 #ifndef POLLEN_FANOUT_H
 #define POLLEN_FANOUT_H
+
+#include <stdint.h>
 
 #include "snapshot.h"
 
@@ -24,7 +31,13 @@ void fanout_sweep_next(struct poller *p);
 /* Parent side, inside its txn: queue record_id for every child ('P' read, 'D' purge). */
 int fanout_notify_children(struct store_txn *txn, const char *record_id,
                            enum snapshot_change change, void *ud);
-/* Parent side, after its commit: wake idle children. */
+/* Parent side, after its commit (and, --once, at its end): wake idle children. */
 void fanout_kick_children(struct poller *p);
+/*
+ * How long until the next sweep round may start (ms), from the wall time the
+ * last round started (persisted; 0: never) and the wall time now. A start in
+ * the future (the clock stepped back) counts as now.
+ */
+uint64_t fanout_round_wait(uint64_t round_started, uint64_t now, uint64_t every);
 
 #endif

@@ -92,25 +92,31 @@ static const char *param_value(const struct poller *p, const char *name)
 void poller_log_failure(const struct poller *p, const char *what, const struct http_response *resp,
                         const cJSON *body)
 {
+    poller_log_failure_at(p, LOG_WARN, what, resp, body);
+}
+
+void poller_log_failure_at(const struct poller *p, enum log_level level, const char *what,
+                           const struct http_response *resp, const cJSON *body)
+{
     const char *trace = body ? json_get_string(body, "traceId") : NULL;
     if (resp->error == HTTP_E_REDIRECT) {
-        log_warn(p->tag, "%s: HTTP %ld redirect to '%s' refused", what, resp->status,
-                 resp->location);
+        log_at(level, p->tag, "%s: HTTP %ld redirect to '%s' refused", what, resp->status,
+               resp->location);
     } else if (resp->error == HTTP_E_AUTH) {
         /* Not sent: the credential failed, which the engine has reported once. */
     } else if (resp->error != 0 && resp->status != 0) {
         /* The status line arrived (HTTP 200) before the body failed. */
-        log_warn(p->tag, "%s: %s (%s) after HTTP %ld", what, http_strerror(resp->error),
-                 resp->error_text, resp->status);
+        log_at(level, p->tag, "%s: %s (%s) after HTTP %ld", what, http_strerror(resp->error),
+               resp->error_text, resp->status);
     } else if (resp->error != 0) {
-        log_warn(p->tag, "%s: %s (%s)", what, http_strerror(resp->error), resp->error_text);
+        log_at(level, p->tag, "%s: %s (%s)", what, http_strerror(resp->error), resp->error_text);
     } else if (resp->status == 0) {
-        log_warn(p->tag, "%s: no response", what);
+        log_at(level, p->tag, "%s: no response", what);
     } else {
         char message[400];
         json_api_message(body, message, sizeof(message));
-        log_warn(p->tag, "%s: HTTP %ld%s%s%s%s", what, resp->status, trace ? " traceId " : "",
-                 trace ? trace : "", body ? ": " : "", message);
+        log_at(level, p->tag, "%s: HTTP %ld%s%s%s%s", what, resp->status,
+               trace ? " traceId " : "", trace ? trace : "", body ? ": " : "", message);
     }
 }
 
@@ -443,6 +449,18 @@ static uint64_t jitter(uint64_t every)
     return util_rand_range(0, every / 20);
 }
 
+void poller_report_done(struct poller *p, bool ok)
+{
+    if (!p->env.once || p->done) {
+        return;
+    }
+    p->done = true;
+    p->failed = !ok;
+    if (p->env.on_done != NULL) {
+        p->env.on_done(p, p->env.ud);
+    }
+}
+
 static void cycle_end(struct poller *p, bool ok)
 {
     p->busy = false;
@@ -456,11 +474,8 @@ static void cycle_end(struct poller *p, bool ok)
         p->stats.failed_cycles++;
     }
     if (p->env.once) {
-        p->done = true;
-        p->failed = !ok;
-        if (p->env.on_done != NULL) {
-            p->env.on_done(p, p->env.ud);
-        }
+        poller_report_done(p, ok);
+        fanout_kick_children(p); /* they finish their round, or give up, once we are done */
         return;
     }
     if (p->stopping) {
@@ -921,7 +936,12 @@ static void finish_cycle(struct poller *p)
     p->seeded = true;
     p->cycle++;
     const struct snapshot_stats *s = &p->cstats;
-    if (!was_seeded && !p->tc->first_poll_emit) {
+    if (!was_seeded && !p->tc->first_poll_emit && p->env.dry_run) {
+        log_info(p->tag, "first poll: %llu records would be a silent baseline (no events, so no "
+                         "actions); set first_poll = emit on the trigger to see the actions its "
+                         "rules would send for them",
+                 (unsigned long long)p->records_seen);
+    } else if (!was_seeded && !p->tc->first_poll_emit) {
         log_info(p->tag, "baseline recorded: %llu records (no events for existing records)",
                  (unsigned long long)p->records_seen);
     } else {
@@ -1244,9 +1264,11 @@ int poller_start(struct poller *p)
     if (p->env.once) {
         first = 0;
     }
+    /* A child's "seeded" is its round flag: it is new until its first round completes. */
+    bool fresh = is_child(p) ? p->cycle == 0 : !p->seeded;
     log_info(p->tag, "%s on location %s every %llus%s", p->def->name, location_name(p->loc),
              (unsigned long long)(every / 1000),
-             p->seeded ? "" : (p->tc->first_poll_emit ? " (first poll emits)" : " (first poll records a baseline)"));
+             !fresh ? "" : (p->tc->first_poll_emit ? " (first poll emits)" : " (first poll records a baseline)"));
     poller_schedule(p, first);
     return 0;
 }
@@ -1261,12 +1283,16 @@ void poller_stop(struct poller *p)
     if (p->pending != NULL) {
         location_cancel(p->pending);
     }
+    /* --once: a stopped trigger (its credential failed, or shutdown) will not
+     * complete its cycle; report it failed so the run can end. */
+    poller_report_done(p, false);
 }
 
 static void poller_free(struct poller *p)
 {
     cycle_reset(p);
     idset_finish(&p->seen);
+    fanout_free(p);
     free(p->tag);
     free(p->state_key);
     free(p->prefix);

@@ -40,6 +40,7 @@ struct poller_env {
     struct store *store;
     const struct config *cfg;
     bool once;                          /* run one complete cycle (or sweep round), then report done */
+    bool dry_run;                       /* nothing is recorded (only changes what the log says) */
     void (*on_done)(struct poller *p, void *ud);  /* once mode: called when the poller finished */
     void *ud;
     /* Called inside the txn for each event before it is appended (the dispatcher's rule hook). */

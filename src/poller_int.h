@@ -17,12 +17,15 @@
 #include "http.h"
 #include "idset.h"
 #include "location.h"
+#include "log.h"
 #include "poller.h"
 #include "snapshot.h"
 #include "store.h"
 
 /* Empty listings in a row before a listing's emptiness is believed (no GET by id). */
 #define EMPTY_CONFIRMATIONS 3
+
+struct fanout_report;
 
 struct strlist {
     char **items;
@@ -52,7 +55,8 @@ struct poller {
     bool seeded;
     uint64_t cycle;
     char *sweep_cursor;        /* children: last parent record id read in this round */
-    uint64_t round_started;    /* children: wall ms when the current (or last) round began */
+    uint64_t round_started;    /* children: wall ms when the current (or last) round began
+                                * (persisted only; scheduling uses round_due) */
     bool round_active;         /* children: a round is under way */
 
     /* current cycle */
@@ -88,6 +92,17 @@ struct poller {
     size_t nchildren;
     char *unit_id;             /* parent record being read */
     bool unit_from_queue;
+    bool unit_created;         /* its queue entry says the parent record was created */
+    uint64_t round_due;        /* mono ms (uv_now) when the next round may start */
+    bool round_due_known;      /* round_due was derived from the persisted round_started */
+    char *fail_id;             /* parent record whose reads failed last */
+    unsigned fail_count;       /* its failed reads in a row */
+    struct idset passed;       /* parents not picked again this round: skipped after failing
+                                * (and, with --once, every one already read) */
+    unsigned round_skipped;    /* parents skipped in this round */
+    unsigned skips_in_a_row;   /* parents skipped with no successful read in between */
+    struct fanout_report *reports; /* when each failing parent was last reported */
+    size_t nreports;
 };
 
 struct request_parts {
@@ -114,6 +129,11 @@ void poller_schedule(struct poller *p, uint64_t delay_ms);
 /* Logs a failed request with trigger, path, status, traceId and message (or the transport cause). */
 void poller_log_failure(const struct poller *p, const char *what, const struct http_response *resp,
                         const cJSON *body);
+/* The same at the given log level (fan-out units report a failing parent once per hour). */
+void poller_log_failure_at(const struct poller *p, enum log_level level, const char *what,
+                           const struct http_response *resp, const cJSON *body);
+/* fanout.c: frees the child's fan-out bookkeeping (poller_free calls it). */
+void fanout_free(struct poller *p);
 /* Builds path, fixed bindings and user parameters; fan_value feeds the fan_out parameter. */
 int poller_build_base(const struct poller *p, const char *fan_value, struct request_parts *r);
 void poller_parts_finish(struct request_parts *r);
@@ -125,6 +145,8 @@ int poller_save_state(struct store_txn *txn, const struct poller *p, bool seeded
                       const char *sweep_cursor, uint64_t round_started);
 void poller_init_scope(const struct poller *p, struct snapshot_scope *sc, const char *prefix,
                        size_t prefix_len, bool silent);
+/* --once: reports the trigger done (failed unless ok) to the engine, at most once. */
+void poller_report_done(struct poller *p, bool ok);
 /* Tells the dispatcher that a commit appended events. */
 void poller_events_committed(const struct poller *p, unsigned events);
 enum outcome poller_classify(const struct http_response *resp);

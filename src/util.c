@@ -293,11 +293,19 @@ uint64_t util_mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Test builds shift the wall clock with it (failpoint_init: POLLEN_WALL_OFFSET_MS). */
+static int64_t wall_offset_ms;
+
+void util_set_wall_offset_ms(int64_t offset)
+{
+    wall_offset_ms = offset;
+}
+
 uint64_t util_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + (uint64_t)wall_offset_ms;
 }
 
 void util_iso8601(uint64_t wall_ms, char out[32])

@@ -83,6 +83,8 @@ int util_parse_bool(const char *s, bool *out);
 /* Monotonic milliseconds (for deadlines) and wall-clock milliseconds (for display). */
 uint64_t util_mono_ms(void);
 uint64_t util_wall_ms(void);
+/* Shifts util_wall_ms (tests only: a wall-clock step without touching the system clock). */
+void util_set_wall_offset_ms(int64_t offset);
 /* Formats wall-clock ms as ISO-8601 UTC with milliseconds: 2026-11-26T19:46:53.123Z (25 bytes with NUL). */
 void util_iso8601(uint64_t wall_ms, char out[32]);
 
