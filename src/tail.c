@@ -87,15 +87,26 @@ static int collect_event(uint64_t seq, const char *json, size_t len, void *ud)
     return c->o->limit != 0 && c->taken >= c->o->limit ? STOP_LIMIT : 0;
 }
 
-/* Writes the batch once the read txn is over. Returns 0, or -1 after a message. */
+/* write_batch: the reader of our output went away (`tail -f | head -1`). */
+enum { OUT_CLOSED = 1 };
+
+/* Writes the batch once the read txn is over. Returns 0, OUT_CLOSED, or -1
+ * after a message (a lost write: a full disk, an I/O error). */
 static int write_batch(struct tail_ctx *c)
 {
     size_t n = c->batch.len;
+    errno = 0;
     bool ok = n == 0 || fwrite(c->batch.data, 1, n, c->o->out) == n;
     buf_reset(&c->batch);
     /* ferror too: some streams report a failed write only there. */
     if (ok && fflush(c->o->out) == 0 && !ferror(c->o->out)) {
         return 0;
+    }
+    if (errno == EPIPE) {
+        /* A normal end, not a lost export: nothing is left buffered (the
+         * stream is unbuffered), so the caller's final flush finds no error. */
+        clearerr(c->o->out);
+        return OUT_CLOSED;
     }
     fprintf(stderr, "pollen tail: cannot write the events: %s\n", strerror(errno));
     return -1;
@@ -133,6 +144,9 @@ int tail_run(const struct tail_options *o)
         fprintf(stderr, "pollen tail: cannot open %s: %s\n", o->state_dir, store_strerror(rc));
         return 1;
     }
+    /* Whole batches are written at once: no stdio buffer is needed, and none
+     * is left holding data when the reader goes away. */
+    setvbuf(o->out, NULL, _IONBF, 0);
     struct tail_ctx c = {.o = o};
     buf_init(&c.batch, BATCH_BYTES + EVLOG_MAX_EVENT + 1);
     uint64_t next = o->from ? o->from : 1;
@@ -154,8 +168,9 @@ int tail_run(const struct tail_options *o)
                     (unsigned long long)c.first);
         }
         /* The read txn has ended: only now may we block on stdout. */
-        if (write_batch(&c) != 0) {
-            status = 1;
+        int w = write_batch(&c);
+        if (w != 0) {
+            status = w == OUT_CLOSED ? 0 : 1;
             break;
         }
         if (rc == STOP_LIMIT) {

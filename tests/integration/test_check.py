@@ -22,6 +22,7 @@ The Quick start fails loudly (ScriptsTest):
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -331,9 +332,17 @@ class CheckTest(unittest.TestCase):
 
 class ScriptsTest(unittest.TestCase):
     def script(self, name, *args, env=None):
-        return subprocess.run([os.path.join(harness.SOURCE_ROOT, "scripts", name), *args],
-                              capture_output=True, text=True, timeout=120,
-                              env=dict(os.environ, **(env or {})))
+        """Runs scripts/NAME in its own process group: if it hangs (a demo that did
+        not refuse), the whole group is killed, its engine and sandbox included."""
+        proc = subprocess.Popen([os.path.join(harness.SOURCE_ROOT, "scripts", name), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, **(env or {})), start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def test_demo_refuses_a_busy_port(self):
         with socket.socket() as busy:

@@ -17,6 +17,8 @@ that write data to stdout.
   child) left the configuration, `check` notes their kept state and
   `pollen purge` deletes exactly it (refused while an engine runs); the
   remaining trigger keeps its snapshot (no new events after the purge).
+- test_tail_ends_quietly_when_its_reader_goes: `tail -f | head -1`: once
+  the reader is gone, the next write ends tail with exit 0 and no message.
 - test_state_dir_symlink_is_refused: a state_dir that is a symlink is
   refused by `run` with a message, and nothing is written through it.
 - StalledTailTest.test_stalled_tail_does_not_pin_the_database: a `tail -f`
@@ -181,6 +183,23 @@ class EngineTest(harness.PollenTest):
         # The configured trigger kept its snapshot: another run finds nothing new.
         self.run_once(after)
         self.assertEqual(self.events(after), events)
+
+    def test_tail_ends_quietly_when_its_reader_goes(self):
+        cfg = self.write_config(TRIGGER, location=FAST)
+        self.run_once(cfg)
+        create = [{"op": "create", "kind": "contact", "fields": {"firstName": "Head"}}]
+        self.sandbox.mutate(create)
+        self.run_once(cfg)
+        tail = harness.subprocess.Popen([harness.POLLEN_BIN, "tail", "-f", "-c", cfg],
+                                        stdout=harness.subprocess.PIPE,
+                                        stderr=harness.subprocess.PIPE, env=self.env)
+        self.addCleanup(tail.stderr.close)
+        self.assertIn('"type":"created"', tail.stdout.readline().decode())
+        tail.stdout.close()  # `pollen tail -f | head -1`
+        self.sandbox.mutate(create)
+        self.run_once(cfg)
+        self.assertEqual(tail.wait(30), 0)
+        self.assertEqual(tail.stderr.read(), b"")
 
     def test_state_dir_symlink_is_refused(self):
         real = os.path.join(self.dir, "real-state")

@@ -52,6 +52,8 @@ short access-token lifetime, expire_all) and counts the token endpoint's calls
   across refreshes: the rotated pair is kept and used (polls go on, no
   auth.failed), the log names it by fingerprint only, it is saved once the
   directory is back, and a restart works with it (F6).
+- test_dry_run_saves_a_refreshed_pair: a token --dry-run refreshes is saved,
+  so the next run works with it (F7).
 - test_static_token_refused: a static token answered with 401 gives one
   error line ("the token was refused ... check `token =`"), one auth.failed
   event, no "refreshing" message and no further request (#49).
@@ -1067,6 +1069,27 @@ class OAuthTest(harness.PollenTest):
         self.assertNotIn("failed", proc.stderr)
         self.assertTrue(any(r["operation"] == "get-access-token" and r["status"] == 200
                             for r in self.sandbox.requests(seq)), "the saved refresh token works")
+
+    def test_dry_run_saves_a_refreshed_pair(self):
+        """--dry-run records nothing, but a token it refreshes is saved like the engine's
+        (the server spent the old refresh token): the next run works with it. It holds
+        the engine lock, so no engine can be running with the spent one (test_engine)."""
+        self.sandbox.seed(3)
+        self.client()
+        cfg = self.write_oauth_config(self.CONTACTS)
+        self.login(cfg, self.code())
+        old, _ = self.read_store()
+        self.expire_all()
+        self.pollen("run", "-c", cfg, "--dry-run", timeout=60)
+        self.assertEqual(self.grants(), 1, "the dry run refreshed")
+        doc, mode = self.read_store()
+        self.assertEqual(mode, 0o600)
+        self.assertNotEqual(doc["refresh_token"], old["refresh_token"], "and saved the new pair")
+        self.expire_all()
+        proc = self.run_once(cfg)
+        self.assertNotIn("failed", proc.stderr)
+        self.assertEqual(self.grants(), 2)
+        self.assertEqual(self.stats()["failures"], {})
 
     def test_static_token_refused(self):
         """A wrong static token: one clear error, one auth.failed event, no "refreshing"
