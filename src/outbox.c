@@ -4,10 +4,12 @@
 #include "outbox.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "evlog.h"
 #include "json.h"
 #include "util.h"
@@ -262,8 +264,9 @@ int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out)
     return get_from(txn, STORE_DLQ, id, out);
 }
 
-int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
-                    void *ud)
+/* Lists the dead letters with id >= from, in id order, until cb returns non-zero. */
+static int dlq_list_from(struct store_txn *txn, uint64_t from,
+                         int (*cb)(uint64_t id, const cJSON *entry, void *ud), void *ud)
 {
     struct store_cursor *cur = NULL;
     int rc = store_cursor_open(txn, STORE_DLQ, &cur);
@@ -274,7 +277,9 @@ int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *e
     const void *val = NULL;
     size_t klen = 0;
     size_t vlen = 0;
-    rc = store_cursor_seek(cur, NULL, 0, &key, &klen, &val, &vlen);
+    uint8_t start[8];
+    store_u64_key(from, start);
+    rc = store_cursor_seek(cur, start, sizeof(start), &key, &klen, &val, &vlen);
     while (rc == 0) {
         cJSON *entry = NULL;
         if (klen == 8 && json_parse(val, vlen, &entry, NULL) != 0) {
@@ -291,6 +296,70 @@ int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *e
     }
     store_cursor_close(cur);
     return rc == -ENOENT ? 0 : rc;
+}
+
+int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
+                    void *ud)
+{
+    return dlq_list_from(txn, 0, cb, ud);
+}
+
+/* One batch of outbox_dlq_print: lines copied out of the read txn. */
+struct dlq_batch {
+    struct buf lines;
+    size_t n;
+    uint64_t next;  /* the id the next batch starts at */
+    bool more;      /* stopped at a full batch: more may follow */
+};
+
+static int take_dead(uint64_t id, const cJSON *entry, void *ud)
+{
+    struct dlq_batch *b = ud;
+    if (b->n == OUTBOX_PRINT_BATCH || b->lines.len >= OUTBOX_PRINT_BYTES) {
+        b->more = true;
+        return 1; /* not taken: the next batch starts here */
+    }
+    /* The buffer has no practical cap (SIZE_MAX / 2): the appends succeed. */
+    char *line = cJSON_PrintUnformatted(entry);
+    buf_append_str(&b->lines, line);
+    buf_append(&b->lines, "\n", 1);
+    free(line);
+    b->n++;
+    b->next = id + 1;
+    return 0;
+}
+
+/*
+ * Copies a bounded batch out of a read txn, ends the txn, and only then
+ * writes it: a write blocks for as long as the reader of out stalls
+ * (`pollen dlq list | less`), and a read txn held that long pins an old
+ * snapshot, so the engine's data.mdb would grow without bound (F5).
+ */
+int outbox_dlq_print(struct store *s, FILE *out)
+{
+    struct dlq_batch b = {.next = 0};
+    buf_init(&b.lines, SIZE_MAX / 2);
+    int rc = 0;
+    do {
+        struct store_txn *txn = NULL;
+        b.n = 0;
+        b.more = false;
+        buf_reset(&b.lines);
+        rc = store_txn_begin(s, false, &txn);
+        if (rc != 0) {
+            break;
+        }
+        rc = dlq_list_from(txn, b.next, take_dead, &b);
+        store_txn_abort(txn);
+        /* The txn is over: only now may the write block. Some streams
+         * report a failed write only in ferror. */
+        if (rc == 0 && b.lines.len > 0 &&
+            (fwrite(b.lines.data, 1, b.lines.len, out) != b.lines.len || ferror(out))) {
+            rc = -EIO;
+        }
+    } while (rc == 0 && b.more);
+    buf_finish(&b.lines);
+    return rc;
 }
 
 int outbox_dlq_drop(struct store_txn *txn, uint64_t id)

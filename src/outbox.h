@@ -14,13 +14,14 @@
  * fired the rule (exactly-once enqueue), and every state change of an entry
  * commits together with the action.* event that reports it.
  * Thread context: loop thread (engine) or the CLI (dlq commands); every
- * function runs inside the caller's txn.
+ * function runs inside the caller's txn, except outbox_dlq_print.
  */
 #ifndef POLLEN_OUTBOX_H
 #define POLLEN_OUTBOX_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cJSON.h>
 
@@ -64,6 +65,19 @@ int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out);
 int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
                     void *ud);
 int outbox_dlq_drop(struct store_txn *txn, uint64_t id);
+
+/* Dead letters, and bytes, copied out of one read txn by outbox_dlq_print. */
+#define OUTBOX_PRINT_BATCH 100
+#define OUTBOX_PRINT_BYTES (1024u * 1024)
+
+/*
+ * `pollen dlq list`: writes every dead letter to out, one JSON line each, in
+ * id order. Unlike the other functions it opens its own read txns, one per
+ * bounded batch, and writes nothing while one is open (a stalled reader of
+ * out must not pin the database, F5). Returns 0, a store error, or -EIO when
+ * a write to out failed (the error is on out).
+ */
+int outbox_dlq_print(struct store *s, FILE *out);
 /* Re-queues a dead letter with attempts reset to 0, due now. -ENOMSG: it has
  * no request to send (it died before one could be rendered or stored); an
  * entry that does not parse gives the store's error (-EBADMSG). */
