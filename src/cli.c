@@ -658,7 +658,8 @@ static int dlq_txn(struct store_txn *txn, void *ud)
     if (strcmp(op->verb, "retry") != 0) {
         return outbox_dlq_drop(txn, op->id);
     }
-    int rc = outbox_dlq_retry(txn, op->id, util_wall_ms());
+    /* Due at 0: at once, whatever the running engine's clock reads (F14). */
+    int rc = outbox_dlq_retry(txn, op->id, 0);
     cJSON *entry = NULL;
     if (rc == -ENOMSG && outbox_dlq_get(txn, op->id, &entry) == 0) {
         const char *why = json_get_string(entry, "dead_reason");

@@ -227,36 +227,58 @@ static bool skipped(uint64_t id, const uint64_t *skip, size_t nskip)
     return false;
 }
 
-int outbox_next_due(struct store_txn *txn, uint64_t now, const uint64_t *skip, size_t nskip,
-                    uint64_t *id, uint64_t *next_at)
+/*
+ * The first due key at or after from whose id is not skipped: 0 with *id and
+ * *at, or -ENOENT (*at is then the first such key's time, 0 at the end).
+ * With stop_after_future, a key later than now ends the search.
+ */
+static int first_key(struct store_cursor *cur, uint64_t from, uint64_t now, bool stop_after_future,
+                     const uint64_t *skip, size_t nskip, uint64_t *id, uint64_t *at)
+{
+    const void *key = NULL;
+    size_t klen = 0;
+    uint8_t start[8];
+    store_u64_key(from, start);
+    *at = 0;
+    int rc = store_cursor_seek(cur, start, sizeof(start), &key, &klen, NULL, NULL);
+    while (rc == 0) {
+        if (klen == 16) {
+            uint64_t t = store_key_u64(key);
+            uint64_t eid = store_key_u64((const uint8_t *)key + 8);
+            if (!skipped(eid, skip, nskip)) {
+                *at = t;
+                if (t <= now || !stop_after_future) {
+                    *id = eid;
+                    return 0;
+                }
+                return -ENOENT;
+            }
+        }
+        rc = store_cursor_next(cur, &key, &klen, NULL, NULL);
+    }
+    return rc;
+}
+
+int outbox_next_due(struct store_txn *txn, uint64_t now, uint64_t horizon, const uint64_t *skip,
+                    size_t nskip, uint64_t *id, uint64_t *next_at)
 {
     struct store_cursor *cur = NULL;
     int rc = store_cursor_open(txn, STORE_DUE, &cur);
     if (rc != 0) {
         return rc;
     }
-    const void *key = NULL;
-    size_t klen = 0;
-    *next_at = 0;
-    rc = store_cursor_seek(cur, NULL, 0, &key, &klen, NULL, NULL);
-    while (rc == 0) {
-        if (klen == 16) {
-            uint64_t at = store_key_u64(key);
-            uint64_t eid = store_key_u64((const uint8_t *)key + 8);
-            if (!skipped(eid, skip, nskip)) {
-                *next_at = at;
-                if (at <= now) {
-                    *id = eid;
-                    store_cursor_close(cur);
-                    return 0;
-                }
-                break;
-            }
+    rc = first_key(cur, 0, now, true, skip, nskip, id, next_at);
+    uint64_t earliest = *next_at;
+    if (rc == -ENOENT && horizon != 0 && earliest != 0) {
+        /* A key further ahead than any wait the engine sets was written
+         * before the wall clock stepped back: due now (see outbox.h). */
+        rc = first_key(cur, now + horizon + 1, now, false, skip, nskip, id, next_at);
+        if (rc != 0) {
+            *next_at = earliest;
         }
-        rc = store_cursor_next(cur, &key, &klen, NULL, NULL);
     }
     store_cursor_close(cur);
-    return rc == 0 || rc == -ENOENT ? -ENOENT : rc;
+    return rc;
 }
 
 int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out)

@@ -3,8 +3,9 @@
  *
  * An entry is a JSON object holding everything needed to perform one action
  * (the fully rendered request), its idempotency key, the rule and source
- * event, and its delivery state: attempts, next_at (wall ms), last status and
- * error. Entries live in STORE_OUTBOX under a u64 id; STORE_DUE indexes them
+ * event, and its delivery state: attempts, next_at (wall ms, as
+ * dispatch_clock_ms reads it; 0: due at once), last status and error.
+ * Entries live in STORE_OUTBOX under a u64 id; STORE_DUE indexes them
  * by (next_at, id) so the dispatcher finds the earliest due one; both are
  * always changed in the same transaction. Dead entries move to STORE_DLQ
  * (same id) with the final error, and are deleted [engine] dlq_retention
@@ -53,11 +54,17 @@ int outbox_quarantine(struct store_txn *txn, uint64_t id, uint64_t due_at, const
 
 /*
  * The earliest due entry with next_at <= now whose id is not in skip[0..nskip):
- * sets *id and *next_at, or returns -ENOENT (then *next_at is the earliest
- * future due time, or 0 when the outbox is empty).
+ * sets *id and *next_at (its due key's time), or returns -ENOENT (then
+ * *next_at is the earliest future due time, or 0 when the outbox is empty).
+ *
+ * Wall-clock steps (F14): next_at is wall time, persisted across restarts.
+ * No wait the engine sets is longer than horizon (its longest backoff,
+ * lease or Retry-After, plus a margin), so an entry due more than horizon
+ * after now was scheduled before the clock stepped back, and is due now:
+ * a step back delays no entry by more than horizon. 0: no such rule.
  */
-int outbox_next_due(struct store_txn *txn, uint64_t now, const uint64_t *skip, size_t nskip,
-                    uint64_t *id, uint64_t *next_at);
+int outbox_next_due(struct store_txn *txn, uint64_t now, uint64_t horizon, const uint64_t *skip,
+                    size_t nskip, uint64_t *id, uint64_t *next_at);
 
 /* Dead letters: read one, list (cb per entry, in id order; one that does not
  * parse is listed as a stub saying so), drop, or send back to the outbox. */

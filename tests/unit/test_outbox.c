@@ -5,6 +5,7 @@
  * gone), and outbox_dlq_list lists a dead letter that does not parse as a
  * stub instead of skipping it. outbox_dlq_print (`pollen dlq list`) writes
  * nothing while a read txn is open (F5) and reports a failed write.
+ * outbox_next_due treats a due time beyond its horizon as due now (F14).
  */
 #define _GNU_SOURCE 1 /* fopencookie */
 #include <errno.h>
@@ -65,7 +66,7 @@ static void test_quarantine(struct store *s)
     CHECK(entry == NULL);
     uint64_t id = 0;
     uint64_t at = 0;
-    CHECK_INT(outbox_next_due(txn, 200, NULL, 0, &id, &at), 0);
+    CHECK_INT(outbox_next_due(txn, 200, 0, NULL, 0, &id, &at), 0);
     CHECK_INT((int)id, 7);
     CHECK_INT((int)at, 100);
 
@@ -74,7 +75,7 @@ static void test_quarantine(struct store *s)
     CHECK(stub != NULL);
     CHECK_STR(json_get_string(stub, "key"), "pollen-outbox-7");
     cJSON_Delete(stub);
-    CHECK_INT(outbox_next_due(txn, 200, NULL, 0, &id, &at), -ENOENT);
+    CHECK_INT(outbox_next_due(txn, 200, 0, NULL, 0, &id, &at), -ENOENT);
     CHECK_INT(outbox_get(txn, 7, &entry), -ENOENT);
     struct listed l = {0};
     CHECK_INT(outbox_dlq_list(txn, collect, &l), 0);
@@ -88,7 +89,7 @@ static void test_quarantine(struct store *s)
     put_due(txn, 150, 9);
     CHECK_INT(outbox_quarantine(txn, 9, 150, "gone", &stub), 0);
     CHECK(stub == NULL);
-    CHECK_INT(outbox_next_due(txn, 200, NULL, 0, &id, &at), -ENOENT);
+    CHECK_INT(outbox_next_due(txn, 200, 0, NULL, 0, &id, &at), -ENOENT);
     memset(&l, 0, sizeof(l));
     CHECK_INT(outbox_dlq_list(txn, collect, &l), 0);
     CHECK_INT(l.n, 0);
@@ -106,6 +107,32 @@ static void test_unparsable_dead_letter_is_listed(struct store *s)
     CHECK_INT((int)l.id, 12);
     CHECK(strstr(l.reason, "does not parse") != NULL);
     CHECK_INT(outbox_dlq_drop(txn, 12), 0);
+    store_txn_abort(txn);
+}
+
+/* F14: a due time further ahead than any wait the engine sets was written
+ * before the wall clock stepped back: it is due now, even behind a future
+ * entry that is legitimately waiting. */
+static void test_due_beyond_the_horizon(struct store *s)
+{
+    struct store_txn *txn = NULL;
+    CHECK_INT(store_txn_begin(s, true, &txn), 0);
+    put_due(txn, 1100, 21);          /* a retry in 100 ms */
+    put_due(txn, 1000 + 6 * 3600000, 22); /* 6 h ahead: the clock went back */
+    uint64_t id = 0;
+    uint64_t at = 0;
+    CHECK_INT(outbox_next_due(txn, 1000, 0, NULL, 0, &id, &at), -ENOENT);
+    CHECK_INT((int)at, 1100);
+    CHECK_INT(outbox_next_due(txn, 1000, 60000, NULL, 0, &id, &at), 0);
+    CHECK_INT((int)id, 22);
+    CHECK_INT((int)at, 1000 + 6 * 3600000);
+    /* In flight (skipped): the legit wait is what remains. */
+    uint64_t busy[] = {22};
+    CHECK_INT(outbox_next_due(txn, 1000, 60000, busy, 1, &id, &at), -ENOENT);
+    CHECK_INT((int)at, 1100);
+    /* Within the horizon: it waits. */
+    CHECK_INT(outbox_next_due(txn, 1000, 7 * 3600000, NULL, 0, &id, &at), -ENOENT);
+    CHECK_INT((int)at, 1100);
     store_txn_abort(txn);
 }
 
@@ -174,6 +201,7 @@ int main(void)
         test_quarantine(s);
         test_unparsable_dead_letter_is_listed(s);
         test_dlq_print_writes_outside_txns(s);
+        test_due_beyond_the_horizon(s);
         store_close(s);
     }
     test_rm_store(dir);
