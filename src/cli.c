@@ -646,17 +646,6 @@ static int cmd_catalog(struct args *a)
     return rc;
 }
 
-static int print_dead(uint64_t id, const cJSON *entry, void *ud)
-{
-    (void)id;
-    (void)ud;
-    char *line = cJSON_PrintUnformatted(entry);
-    int n = printf("%s\n", line);
-    free(line);
-    /* Stops the listing; finish_output finds the error on stdout and reports it. */
-    return n < 0 ? -EIO : 0;
-}
-
 struct dlq_op {
     const char *verb;
     uint64_t id;
@@ -669,7 +658,8 @@ static int dlq_txn(struct store_txn *txn, void *ud)
     if (strcmp(op->verb, "retry") != 0) {
         return outbox_dlq_drop(txn, op->id);
     }
-    int rc = outbox_dlq_retry(txn, op->id, util_wall_ms());
+    /* Due at 0: at once, whatever the running engine's clock reads (F14). */
+    int rc = outbox_dlq_retry(txn, op->id, 0);
     cJSON *entry = NULL;
     if (rc == -ENOMSG && outbox_dlq_get(txn, op->id, &entry) == 0) {
         const char *why = json_get_string(entry, "dead_reason");
@@ -708,13 +698,8 @@ static int dlq_apply(const char *state_dir, struct dlq_op *op)
         return CLI_EXIT_RUNTIME;
     }
     if (so.readonly) {
-        struct store_txn *txn = NULL;
-        rc = store_txn_begin(s, false, &txn);
-        if (rc == 0) {
-            rc = outbox_dlq_list(txn, print_dead, NULL);
-            store_txn_abort(txn);
-            rc = rc == -EIO && ferror(stdout) ? 0 : rc; /* a write error: finish_output's */
-        }
+        rc = outbox_dlq_print(s, stdout);
+        rc = rc == -EIO && ferror(stdout) ? 0 : rc; /* a write error: finish_output's */
     } else {
         rc = store_write(s, dlq_txn, op);
         if (rc == -ENOENT) {

@@ -42,6 +42,11 @@
 #define STORED_MAX_DEPTH 1000
 /* An own-write record older than this no longer explains a change. */
 #define OWN_WRITE_TTL_MS (60 * 60 * 1000)
+/* http clamps Retry-After to this (RETRY_AFTER_MAX_S): the longest wait a
+ * response can ask for. */
+#define RETRY_AFTER_MAX_MS (3600 * 1000)
+/* Added to the longest wait the engine sets to make due_horizon. */
+#define HORIZON_MARGIN_MS (60 * 1000)
 
 struct attempt {
     struct attempt *next;
@@ -64,7 +69,8 @@ struct dispatcher {
     bool timer_closed;
     /* Store trouble: claiming pauses until blocked_until (see STORE_BACKOFF_*). */
     unsigned store_failures;
-    uint64_t blocked_until;
+    uint64_t blocked_until;    /* clock_ms() time */
+    uint64_t horizon;          /* due_horizon of the configuration */
     uint64_t trouble_logged_at;
     unsigned trouble_unlogged;   /* failures since the last log line */
     /* Graceful stop: called once nothing is in flight (dispatcher_drain). */
@@ -84,6 +90,63 @@ struct outcome {
 
 static void pump(struct dispatcher *d);
 static void maybe_free(struct dispatcher *d);
+
+/* ---- the clock (F14) ------------------------------------------------------
+ *
+ * Times the dispatcher stores (next_at, leases, own-write "at") are wall
+ * ms, since they outlive the process, but it reads them on the monotonic
+ * clock: clock_ms() is the wall clock as of its first use in this process,
+ * advanced by the monotonic clock. So a wall-clock step while the engine runs changes
+ * nothing: no retry waits for the step, no lease or own-write mark expires
+ * early. Across a restart, times written before a step back are clamped by
+ * outbox_next_due's horizon; after a step forward they are simply due early
+ * (the crashed process that held a lease is gone: the engine lock). Event
+ * times (and dead_at) stay real wall time.
+ */
+static uint64_t clock_base; /* wall ms minus monotonic ms, at the first use */
+
+static uint64_t clock_ms(void)
+{
+    if (clock_base == 0) {
+        clock_base = util_wall_ms() - util_mono_ms(); /* modulo 2^64, like the sum below */
+    }
+    return clock_base + util_mono_ms();
+}
+
+uint64_t dispatch_clock_ms(void)
+{
+    return clock_ms();
+}
+
+/* The real wall time of clock_ms() time at (for retry_at in events). */
+static uint64_t clock_to_wall(uint64_t at)
+{
+    uint64_t now = clock_ms();
+    uint64_t wall = util_wall_ms();
+    return at > now ? wall + (at - now) : wall - (now - at);
+}
+
+/* How long a claimed entry stays in flight before it is due again. */
+static uint64_t lease_ms(double timeout_ms)
+{
+    return (uint64_t)(timeout_ms > 0 ? timeout_ms : 30000) * 2 + 5000;
+}
+
+/* The longest wait the engine sets with this configuration, plus a margin:
+ * outbox_next_due treats an entry due later than this as written before a
+ * wall-clock step back. */
+static uint64_t due_horizon(const struct config *cfg)
+{
+    uint64_t h = RETRY_AFTER_MAX_MS > STORE_BACKOFF_MAX_MS ? RETRY_AFTER_MAX_MS
+                                                           : STORE_BACKOFF_MAX_MS;
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        const struct config_rule *r = &cfg->rules[i];
+        uint64_t lease = lease_ms((double)r->timeout_ms);
+        h = r->backoff_max_ms > h ? r->backoff_max_ms : h;
+        h = lease > h ? lease : h;
+    }
+    return h + HORIZON_MARGIN_MS;
+}
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -305,10 +368,10 @@ static bool own_expired(const void *key, size_t klen, const void *val, size_t vl
     return expired;
 }
 
-int dispatch_own_sweep_batch(struct store_txn *txn, uint64_t now_wall_ms, struct store_sweep *sw)
+int dispatch_own_sweep_batch(struct store_txn *txn, uint64_t now_ms, struct store_sweep *sw)
 {
     return store_sweep_batch(txn, STORE_OWN, DISPATCH_SWEEP_BATCH, sw, own_expired,
-                             &now_wall_ms);
+                             &now_ms);
 }
 
 /* ---- intents: what a write will do, recorded before it is sent ------------
@@ -386,7 +449,7 @@ static bool is_pending_create(struct store_txn *txn, const char *location_id,
     size_t klen = 0;
     char *key = pending_key(location_id, resource, json_get_string(record, "contactId"), &klen);
     cJSON *list = pending_load(txn, key, klen);
-    uint64_t now = util_wall_ms();
+    uint64_t now = clock_ms();
     bool own = false;
     bool dirty = false;
     for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
@@ -434,7 +497,7 @@ static int pending_create_set(struct store_txn *txn, const cJSON *entry, uint64_
         const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
         cJSON *p = cJSON_CreateObject();
         cJSON_AddNumberToObject(p, "id", (double)id);
-        cJSON_AddNumberToObject(p, "at", (double)util_wall_ms());
+        cJSON_AddNumberToObject(p, "at", (double)clock_ms());
         cJSON *body = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(req, "body"), 1);
         cJSON_AddItemToObject(p, "body", body != NULL ? body : cJSON_CreateObject());
         cJSON_AddItemToArray(list, p);
@@ -481,7 +544,7 @@ static bool is_own_write(struct store_txn *txn, const char *location_id, const c
     bool own = false;
     bool expired = true;
     if (json_parse(val, vlen, &saved, NULL) == 0) {
-        expired = util_wall_ms() > (uint64_t)entry_num(saved, "at", 0) + OWN_WRITE_TTL_MS;
+        expired = clock_ms() > (uint64_t)entry_num(saved, "at", 0) + OWN_WRITE_TTL_MS;
         if (expired || seen_by(saved, trigger)) {
             own = false; /* this trigger has had its echo: a change now is someone else's */
         } else if (strcmp(type, "created") == 0) {
@@ -518,7 +581,7 @@ static int note_write(struct store_txn *txn, const char *location_id, const char
     if (saved == NULL) {
         saved = cJSON_CreateObject();
     }
-    set_num(saved, "at", (double)util_wall_ms());
+    set_num(saved, "at", (double)clock_ms());
     cJSON_DeleteItemFromObjectCaseSensitive(saved, "seen"); /* a new write: a new echo for all */
     cJSON *acc = cJSON_GetObjectItemCaseSensitive(saved, "written");
     if (!cJSON_IsObject(acc)) {
@@ -1108,7 +1171,7 @@ static int append_action_event(struct store_txn *txn, const cJSON *entry, const 
     }
     if (strcmp(type, "action.failed") == 0) {
         char next[32];
-        util_iso8601((uint64_t)entry_num(entry, "next_at", 0), next);
+        util_iso8601(clock_to_wall((uint64_t)entry_num(entry, "next_at", 0)), next);
         cJSON_AddStringToObject(ev, "retry_at", next);
     }
     int rc = evlog_append(txn, ev, NULL);
@@ -1257,7 +1320,7 @@ static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct con
     } else if (req == NULL) {
         /* The rule cannot be rendered for this event: that will not get better. */
         uint64_t id = 0;
-        rc = outbox_enqueue(txn, entry, r.now, &id);
+        rc = outbox_enqueue(txn, entry, clock_ms(), &id);
         if (rc == 0) {
             struct outcome o = {.kind = OUT_DEAD};
             snprintf(o.error, sizeof(o.error), "cannot render the action: %s", r.err);
@@ -1267,7 +1330,7 @@ static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct con
             }
         }
     } else {
-        rc = outbox_enqueue(txn, entry, r.now, NULL);
+        rc = outbox_enqueue(txn, entry, clock_ms(), NULL);
     }
     cJSON_Delete(entry);
     free(r.contact_id);
@@ -1349,9 +1412,8 @@ static int claim_txn(struct store_txn *txn, void *ud)
         return rc;
     }
     unsigned attempts = made + 1;
-    double timeout = entry_num(c->entry, "timeout_ms", 30000);
     /* The lease: if we crash now, the entry is due again once it expires. */
-    uint64_t lease = c->now + (uint64_t)(timeout > 0 ? timeout : 30000) * 2 + 5000;
+    uint64_t lease = c->now + lease_ms(entry_num(c->entry, "timeout_ms", 30000));
     set_num(c->entry, "attempts", attempts);
     set_str(c->entry, "state", "inflight");
     rc = outbox_update(txn, c->id, c->entry, lease);
@@ -1406,7 +1468,7 @@ static void attempt_release(struct dispatcher *d, struct attempt *a)
  * with the number of those left out since the last one. */
 static void log_trouble(struct dispatcher *d, const char *msg)
 {
-    uint64_t now = util_wall_ms();
+    uint64_t now = clock_ms();
     if (d->trouble_logged_at != 0 && now - d->trouble_logged_at < TROUBLE_LOG_INTERVAL_MS) {
         d->trouble_unlogged++;
         return;
@@ -1426,7 +1488,7 @@ static void store_trouble(struct dispatcher *d, const char *what, uint64_t id, i
 {
     uint64_t wait = util_backoff_ms(STORE_BACKOFF_MIN_MS, STORE_BACKOFF_MAX_MS, d->store_failures);
     d->store_failures++;
-    d->blocked_until = util_wall_ms() + wait;
+    d->blocked_until = clock_ms() + wait;
     char msg[300];
     snprintf(msg, sizeof(msg), "cannot %s action %llu: %s; the outbox pauses %llu ms (%u failed "
                                "write(s) in a row)",
@@ -1521,7 +1583,7 @@ static void attempt_done(struct attempt *a, struct outcome *o)
     log_redact(o->error, clean, sizeof(clean));
     str_copy(o->error, sizeof(o->error), clean);
     FAILPOINT("dispatch.after_send_before_ack");
-    struct finish_ctx f = {.a = a, .o = o, .now = util_wall_ms(), .type = ""};
+    struct finish_ctx f = {.a = a, .o = o, .now = clock_ms(), .type = ""};
     int rc = store_write(d->env.store, finish_txn, &f);
     if (rc != 0) {
         /* The lease makes the entry due again later: nothing is lost. */
@@ -1800,7 +1862,7 @@ static int park_txn(struct store_txn *txn, void *ud)
     char why[200];
     snprintf(why, sizeof(why), "cannot claim: %s", store_strerror(p->why));
     set_str(entry, "last_error", why);
-    rc = outbox_update(txn, p->id, entry, util_wall_ms() + p->wait);
+    rc = outbox_update(txn, p->id, entry, clock_ms() + p->wait);
     cJSON_Delete(entry);
     return rc;
 }
@@ -1883,7 +1945,7 @@ static void send_attempt(struct dispatcher *d, struct attempt *a)
  * that kept it from being claimed (claiming is then paused: store_trouble). */
 static int start_attempt(struct dispatcher *d, uint64_t id, uint64_t due_at)
 {
-    struct claim_ctx c = {.id = id, .now = util_wall_ms()};
+    struct claim_ctx c = {.id = id, .now = clock_ms()};
     int rc = store_write(d->env.store, claim_txn, &c);
     if (rc == -EBADMSG || rc == -ENOENT) {
         rc = quarantine(d, id, due_at, rc);
@@ -1956,7 +2018,7 @@ static void pump(struct dispatcher *d)
     if (d->stopping || d->closing || d->env.dry_run != NULL) {
         return;
     }
-    uint64_t now = util_wall_ms();
+    uint64_t now = clock_ms();
     uint64_t delay = POLL_INTERVAL_MS;
     uint64_t next_at = 0;
     uint64_t tried[PUMP_BATCH];
@@ -1973,7 +2035,7 @@ static void pump(struct dispatcher *d)
             break;
         }
         uint64_t id = 0;
-        int rc = outbox_next_due(txn, now, skip, nskip, &id, &next_at);
+        int rc = outbox_next_due(txn, now, d->horizon, skip, nskip, &id, &next_at);
         store_txn_abort(txn);
         if (rc != 0) {
             break;
@@ -1984,9 +2046,9 @@ static void pump(struct dispatcher *d)
         if (start_attempt(d, id, due_at) != 0) {
             break;
         }
-        now = util_wall_ms();
+        now = clock_ms();
     }
-    now = util_wall_ms();
+    now = clock_ms();
     if (d->blocked_until > now) {
         next_at = d->blocked_until;
         delay = POLL_INTERVAL_MS;
@@ -2008,6 +2070,7 @@ struct dispatcher *dispatcher_create(const struct dispatcher_env *env)
 {
     struct dispatcher *d = xcalloc(1, sizeof(*d));
     d->env = *env;
+    d->horizon = due_horizon(env->cfg);
     uv_timer_init(env->loop, &d->timer);
     d->timer.data = d;
     return d;
@@ -2120,7 +2183,7 @@ bool dispatcher_drained(const struct dispatcher *d)
     }
     uint64_t id = 0;
     uint64_t next_at = 0;
-    int rc = outbox_next_due(txn, util_wall_ms(), NULL, 0, &id, &next_at);
+    int rc = outbox_next_due(txn, clock_ms(), d->horizon, NULL, 0, &id, &next_at);
     store_txn_abort(txn);
     return rc != 0;
 }

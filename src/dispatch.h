@@ -32,6 +32,9 @@
  * and an event whose request nests too deep to be read back is dead-lettered
  * when it is matched, so no entry can poison the outbox. On SIGTERM,
  * dispatcher_drain lets the attempts in flight finish and records them.
+ * Scheduling runs on dispatch_clock_ms, so wall-clock steps neither stall
+ * retries nor expire leases early; a due time further ahead than any wait
+ * the engine sets (left by a step back before a restart) counts as due now.
  *
  * Own writes: when a HighLevel action succeeds, the record it wrote (the
  * response's `result` member) is remembered in STORE_OWN under the target
@@ -110,8 +113,14 @@ int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud);
  * STORE_OWN: deletes the marks older than their hour (is_own_write only
  * expires the marks of records that change again) and pending-create lists
  * whose every entry is that old (left by a crash between claim and outcome),
- * and unreadable values. The engine runs it after dead-letter retention.
+ * and unreadable values. The engine runs it after dead-letter retention,
+ * with now_ms from dispatch_clock_ms.
  */
-int dispatch_own_sweep_batch(struct store_txn *txn, uint64_t now_wall_ms, struct store_sweep *sw);
+int dispatch_own_sweep_batch(struct store_txn *txn, uint64_t now_ms, struct store_sweep *sw);
+
+/* The dispatcher's clock: wall ms as of its first use, advanced by the monotonic
+ * clock (a wall-clock step while it runs changes nothing; see dispatch.c).
+ * The times it stores (next_at, leases, own-write marks) are on it. */
+uint64_t dispatch_clock_ms(void);
 
 #endif

@@ -266,11 +266,11 @@ static void on_prune(uv_timer_t *t)
 static int sweep_txn(struct store_txn *txn, void *ud)
 {
     struct engine *e = ud;
-    uint64_t now = util_wall_ms();
     if (e->sweep_own) {
-        return dispatch_own_sweep_batch(txn, now, &e->sweep_pos);
+        /* Own-write marks are timed on the dispatcher's clock (F14). */
+        return dispatch_own_sweep_batch(txn, dispatch_clock_ms(), &e->sweep_pos);
     }
-    return outbox_dlq_prune_batch(txn, e->cfg->dlq_retention_ms, now, &e->sweep_pos);
+    return outbox_dlq_prune_batch(txn, e->cfg->dlq_retention_ms, util_wall_ms(), &e->sweep_pos);
 }
 
 /* One batch of the sweep pass (F21): the dead letters past dlq_retention,

@@ -4,10 +4,12 @@
 #include "outbox.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "evlog.h"
 #include "json.h"
 #include "util.h"
@@ -225,36 +227,58 @@ static bool skipped(uint64_t id, const uint64_t *skip, size_t nskip)
     return false;
 }
 
-int outbox_next_due(struct store_txn *txn, uint64_t now, const uint64_t *skip, size_t nskip,
-                    uint64_t *id, uint64_t *next_at)
+/*
+ * The first due key at or after from whose id is not skipped: 0 with *id and
+ * *at, or -ENOENT (*at is then the first such key's time, 0 at the end).
+ * With stop_after_future, a key later than now ends the search.
+ */
+static int first_key(struct store_cursor *cur, uint64_t from, uint64_t now, bool stop_after_future,
+                     const uint64_t *skip, size_t nskip, uint64_t *id, uint64_t *at)
+{
+    const void *key = NULL;
+    size_t klen = 0;
+    uint8_t start[8];
+    store_u64_key(from, start);
+    *at = 0;
+    int rc = store_cursor_seek(cur, start, sizeof(start), &key, &klen, NULL, NULL);
+    while (rc == 0) {
+        if (klen == 16) {
+            uint64_t t = store_key_u64(key);
+            uint64_t eid = store_key_u64((const uint8_t *)key + 8);
+            if (!skipped(eid, skip, nskip)) {
+                *at = t;
+                if (t <= now || !stop_after_future) {
+                    *id = eid;
+                    return 0;
+                }
+                return -ENOENT;
+            }
+        }
+        rc = store_cursor_next(cur, &key, &klen, NULL, NULL);
+    }
+    return rc;
+}
+
+int outbox_next_due(struct store_txn *txn, uint64_t now, uint64_t horizon, const uint64_t *skip,
+                    size_t nskip, uint64_t *id, uint64_t *next_at)
 {
     struct store_cursor *cur = NULL;
     int rc = store_cursor_open(txn, STORE_DUE, &cur);
     if (rc != 0) {
         return rc;
     }
-    const void *key = NULL;
-    size_t klen = 0;
-    *next_at = 0;
-    rc = store_cursor_seek(cur, NULL, 0, &key, &klen, NULL, NULL);
-    while (rc == 0) {
-        if (klen == 16) {
-            uint64_t at = store_key_u64(key);
-            uint64_t eid = store_key_u64((const uint8_t *)key + 8);
-            if (!skipped(eid, skip, nskip)) {
-                *next_at = at;
-                if (at <= now) {
-                    *id = eid;
-                    store_cursor_close(cur);
-                    return 0;
-                }
-                break;
-            }
+    rc = first_key(cur, 0, now, true, skip, nskip, id, next_at);
+    uint64_t earliest = *next_at;
+    if (rc == -ENOENT && horizon != 0 && earliest != 0) {
+        /* A key further ahead than any wait the engine sets was written
+         * before the wall clock stepped back: due now (see outbox.h). */
+        rc = first_key(cur, now + horizon + 1, now, false, skip, nskip, id, next_at);
+        if (rc != 0) {
+            *next_at = earliest;
         }
-        rc = store_cursor_next(cur, &key, &klen, NULL, NULL);
     }
     store_cursor_close(cur);
-    return rc == 0 || rc == -ENOENT ? -ENOENT : rc;
+    return rc;
 }
 
 int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out)
@@ -262,8 +286,9 @@ int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out)
     return get_from(txn, STORE_DLQ, id, out);
 }
 
-int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
-                    void *ud)
+/* Lists the dead letters with id >= from, in id order, until cb returns non-zero. */
+static int dlq_list_from(struct store_txn *txn, uint64_t from,
+                         int (*cb)(uint64_t id, const cJSON *entry, void *ud), void *ud)
 {
     struct store_cursor *cur = NULL;
     int rc = store_cursor_open(txn, STORE_DLQ, &cur);
@@ -274,7 +299,9 @@ int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *e
     const void *val = NULL;
     size_t klen = 0;
     size_t vlen = 0;
-    rc = store_cursor_seek(cur, NULL, 0, &key, &klen, &val, &vlen);
+    uint8_t start[8];
+    store_u64_key(from, start);
+    rc = store_cursor_seek(cur, start, sizeof(start), &key, &klen, &val, &vlen);
     while (rc == 0) {
         cJSON *entry = NULL;
         if (klen == 8 && json_parse(val, vlen, &entry, NULL) != 0) {
@@ -291,6 +318,70 @@ int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *e
     }
     store_cursor_close(cur);
     return rc == -ENOENT ? 0 : rc;
+}
+
+int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
+                    void *ud)
+{
+    return dlq_list_from(txn, 0, cb, ud);
+}
+
+/* One batch of outbox_dlq_print: lines copied out of the read txn. */
+struct dlq_batch {
+    struct buf lines;
+    size_t n;
+    uint64_t next;  /* the id the next batch starts at */
+    bool more;      /* stopped at a full batch: more may follow */
+};
+
+static int take_dead(uint64_t id, const cJSON *entry, void *ud)
+{
+    struct dlq_batch *b = ud;
+    if (b->n == OUTBOX_PRINT_BATCH || b->lines.len >= OUTBOX_PRINT_BYTES) {
+        b->more = true;
+        return 1; /* not taken: the next batch starts here */
+    }
+    /* The buffer has no practical cap (SIZE_MAX / 2): the appends succeed. */
+    char *line = cJSON_PrintUnformatted(entry);
+    buf_append_str(&b->lines, line);
+    buf_append(&b->lines, "\n", 1);
+    free(line);
+    b->n++;
+    b->next = id + 1;
+    return 0;
+}
+
+/*
+ * Copies a bounded batch out of a read txn, ends the txn, and only then
+ * writes it: a write blocks for as long as the reader of out stalls
+ * (`pollen dlq list | less`), and a read txn held that long pins an old
+ * snapshot, so the engine's data.mdb would grow without bound (F5).
+ */
+int outbox_dlq_print(struct store *s, FILE *out)
+{
+    struct dlq_batch b = {.next = 0};
+    buf_init(&b.lines, SIZE_MAX / 2);
+    int rc = 0;
+    do {
+        struct store_txn *txn = NULL;
+        b.n = 0;
+        b.more = false;
+        buf_reset(&b.lines);
+        rc = store_txn_begin(s, false, &txn);
+        if (rc != 0) {
+            break;
+        }
+        rc = dlq_list_from(txn, b.next, take_dead, &b);
+        store_txn_abort(txn);
+        /* The txn is over: only now may the write block. Some streams
+         * report a failed write only in ferror. */
+        if (rc == 0 && b.lines.len > 0 &&
+            (fwrite(b.lines.data, 1, b.lines.len, out) != b.lines.len || ferror(out))) {
+            rc = -EIO;
+        }
+    } while (rc == 0 && b.more);
+    buf_finish(&b.lines);
+    return rc;
 }
 
 int outbox_dlq_drop(struct store_txn *txn, uint64_t id)

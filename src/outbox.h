@@ -3,8 +3,9 @@
  *
  * An entry is a JSON object holding everything needed to perform one action
  * (the fully rendered request), its idempotency key, the rule and source
- * event, and its delivery state: attempts, next_at (wall ms), last status and
- * error. Entries live in STORE_OUTBOX under a u64 id; STORE_DUE indexes them
+ * event, and its delivery state: attempts, next_at (wall ms, as
+ * dispatch_clock_ms reads it; 0: due at once), last status and error.
+ * Entries live in STORE_OUTBOX under a u64 id; STORE_DUE indexes them
  * by (next_at, id) so the dispatcher finds the earliest due one; both are
  * always changed in the same transaction. Dead entries move to STORE_DLQ
  * (same id) with the final error, and are deleted [engine] dlq_retention
@@ -14,13 +15,14 @@
  * fired the rule (exactly-once enqueue), and every state change of an entry
  * commits together with the action.* event that reports it.
  * Thread context: loop thread (engine) or the CLI (dlq commands); every
- * function runs inside the caller's txn.
+ * function runs inside the caller's txn, except outbox_dlq_print.
  */
 #ifndef POLLEN_OUTBOX_H
 #define POLLEN_OUTBOX_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cJSON.h>
 
@@ -52,11 +54,17 @@ int outbox_quarantine(struct store_txn *txn, uint64_t id, uint64_t due_at, const
 
 /*
  * The earliest due entry with next_at <= now whose id is not in skip[0..nskip):
- * sets *id and *next_at, or returns -ENOENT (then *next_at is the earliest
- * future due time, or 0 when the outbox is empty).
+ * sets *id and *next_at (its due key's time), or returns -ENOENT (then
+ * *next_at is the earliest future due time, or 0 when the outbox is empty).
+ *
+ * Wall-clock steps (F14): next_at is wall time, persisted across restarts.
+ * No wait the engine sets is longer than horizon (its longest backoff,
+ * lease or Retry-After, plus a margin), so an entry due more than horizon
+ * after now was scheduled before the clock stepped back, and is due now:
+ * a step back delays no entry by more than horizon. 0: no such rule.
  */
-int outbox_next_due(struct store_txn *txn, uint64_t now, const uint64_t *skip, size_t nskip,
-                    uint64_t *id, uint64_t *next_at);
+int outbox_next_due(struct store_txn *txn, uint64_t now, uint64_t horizon, const uint64_t *skip,
+                    size_t nskip, uint64_t *id, uint64_t *next_at);
 
 /* Dead letters: read one, list (cb per entry, in id order; one that does not
  * parse is listed as a stub saying so), drop, or send back to the outbox. */
@@ -64,6 +72,19 @@ int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out);
 int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
                     void *ud);
 int outbox_dlq_drop(struct store_txn *txn, uint64_t id);
+
+/* Dead letters, and bytes, copied out of one read txn by outbox_dlq_print. */
+#define OUTBOX_PRINT_BATCH 100
+#define OUTBOX_PRINT_BYTES (1024u * 1024)
+
+/*
+ * `pollen dlq list`: writes every dead letter to out, one JSON line each, in
+ * id order. Unlike the other functions it opens its own read txns, one per
+ * bounded batch, and writes nothing while one is open (a stalled reader of
+ * out must not pin the database, F5). Returns 0, a store error, or -EIO when
+ * a write to out failed (the error is on out).
+ */
+int outbox_dlq_print(struct store *s, FILE *out);
 /* Re-queues a dead letter with attempts reset to 0, due now. -ENOMSG: it has
  * no request to send (it died before one could be rendered or stored); an
  * entry that does not parse gives the store's error (-EBADMSG). */

@@ -11,6 +11,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -768,6 +769,39 @@ time.sleep(60)
         self.assertEqual(letter["request"]["url"], f"{rcv.url}/dead")
         self.assertIn("400", letter["dead_reason"])
         self.assertEqual(self.created_event(cfg, d_id)["id"], dead[0]["source"])
+
+    # -- wall-clock steps (issue #10, F14) -------------------------------------------
+
+    def test_retry_after_a_wall_clock_step_back_is_not_delayed_by_the_step(self):
+        """next_at is wall time: an engine restarted with the clock 6 h back still
+        retries at once (a due time further ahead than any wait it sets is due now)."""
+        with socket.socket() as s:  # a port nothing listens on: connection refused
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cfg = self.baseline(f"[rule hook]\non = c:created\ndo = http\n"
+                            f"url = http://127.0.0.1:{port}/hook\nbackoff = 1s\nbackoff_max = 2s\n")
+        self.create_contacts([{"firstName": "Kim"}])
+        failed = lambda ev: [e for e in ev if e["type"] == "action.failed"]
+        self.run_until(cfg, lambda ev: len(failed(ev)) == 1, what="the first attempt")
+        back = dict(self.env, POLLEN_WALL_OFFSET_MS=str(-6 * 3600 * 1000))
+        self.run_until(cfg, lambda ev: len(failed(ev)) >= 2, timeout=15, env=back,
+                       what="the retry after a 6 h step back")
+        self.assertEqual([e["attempt"] for e in failed(self.events(cfg))][:2], [1, 2])
+
+    def test_lease_of_a_crashed_engine_after_a_wall_clock_step_back(self):
+        """The lease of an engine killed after its claim (now + 7 s) is not stretched by
+        a 6 h step back before the restart: the action is sent within seconds."""
+        rcv = self.receiver()
+        cfg = self.baseline(f"[rule hook]\non = c:created\ndo = http\nurl = {rcv.url}/hook\n"
+                            "timeout = 1s\nbackoff = 1s\n")
+        self.create_contacts([{"firstName": "Lee"}])
+        env = dict(self.env, POLLEN_FAILPOINT="dispatch.after_inflight_commit:1")
+        proc = self.pollen("run", "-c", cfg, "--once", env=env, check=False)
+        self.assertEqual(proc.returncode, -signal.SIGKILL, proc.stderr[-3000:])
+        back = dict(self.env, POLLEN_WALL_OFFSET_MS=str(-6 * 3600 * 1000))
+        self.run_until(cfg, lambda ev: self.succeeded_sources(ev) != [], timeout=20, env=back,
+                       what="the claimed action sent after the restart")
+        self.assertEqual(len(rcv.got()), 1)
 
     # -- 6. delivery when the store fails, and at shutdown (issue #10) -------------
 

@@ -2,7 +2,8 @@
  * test_dispatch: the periodic own-write expiry (F21). Marks older than an
  * hour, pending-create lists whose every create is that old, and unreadable
  * values are deleted; fresh ones stay; the sweep goes in bounded batches
- * that resume after the last key examined.
+ * that resume after the last key examined. The dispatcher's clock (retry
+ * times, leases, own-write marks) ignores wall-clock steps (F14).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -137,8 +138,28 @@ static void test_own_sweep(void)
     free(dir);
 }
 
+/* A wall-clock step, back or forward, while the engine runs moves the
+ * dispatcher's clock by nothing: no retry waits the step out, no lease or
+ * own-write mark ends early. */
+static void test_clock_ignores_wall_steps(void)
+{
+    const int64_t steps[] = {-6 * (int64_t)HOUR_MS, 6 * (int64_t)HOUR_MS};
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t before = dispatch_clock_ms();
+        util_set_wall_offset_ms(steps[i]);
+        uint64_t after = dispatch_clock_ms();
+        util_set_wall_offset_ms(0);
+        CHECK(after >= before && after - before < 1000);
+    }
+    /* It starts at the wall clock. */
+    uint64_t wall = util_wall_ms();
+    uint64_t now = dispatch_clock_ms();
+    CHECK(now + 1000 > wall && wall + 1000 > now);
+}
+
 int main(void)
 {
     test_own_sweep();
+    test_clock_ignores_wall_steps();
     return test_done("dispatch");
 }
