@@ -528,7 +528,17 @@ static int create_runtime(struct engine *e)
     create_credentials(e);
     e->locations = xcalloc(cfg->nlocations + 1, sizeof(*e->locations));
     for (size_t i = 0; i < cfg->nlocations; i++) {
-        e->locations[i] = location_create(&e->loop, e->http, cfg, &cfg->locations[i], e->creds[i]);
+        const struct config_location *lc = &cfg->locations[i];
+        struct location_options lo = {
+            .name = lc->name,
+            .id = lc->id,
+            .base_url = cfg->base_url,
+            .sweep_share = lc->sweep_share,
+            .rate_limit = lc->rate_limit,
+            .rate_window_ms = lc->rate_window_ms,
+            .daily_limit = lc->daily_limit,
+        };
+        e->locations[i] = location_create(&e->loop, e->http, &lo, e->creds[i]);
     }
     struct dispatcher_env de = {
         .loop = &e->loop,

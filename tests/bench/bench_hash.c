@@ -13,9 +13,9 @@
  * best of ROUNDS rounds is reported. The requirement is (b) < 50% of (a).
  *
  * Not wired into meson. Build from the repository root:
- *   cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc \
- *      $(pkg-config --cflags libcjson) tests/bench/bench_hash.c src/json.c \
- *      src/diff.c src/hash.c src/sha256.c src/util.c src/log.c src/buf.c \
+ *   cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc/core -Isrc/store \
+ *      $(pkg-config --cflags libcjson) tests/bench/bench_hash.c src/core/json.c \
+ *      src/store/diff.c src/core/hash.c src/core/sha256.c src/core/util.c src/core/log.c src/core/buf.c \
  *      -o bench_hash $(pkg-config --libs libcjson) -lm
  *   ./bench_hash [records]
  */

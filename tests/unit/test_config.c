@@ -761,7 +761,7 @@ static void test_defaults(void)
         CHECK_STR(t->location_name, "main");
         CHECK(t->location == &cfg->locations[0]);
         CHECK_INT(t->every_ms, 300000);
-        CHECK_INT(t->emit, CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED | CONFIG_EMIT_DELETED);
+        CHECK_INT(t->emit, EVENT_TYPE_CREATED | EVENT_TYPE_UPDATED | EVENT_TYPE_DELETED);
         CHECK(!t->first_poll_emit);
         CHECK(t->fields == NULL && t->ignore == NULL && t->for_each == NULL);
         CHECK_INT(t->page_size, 0);
@@ -875,7 +875,7 @@ static void test_full(void)
     const struct config_trigger *all = &cfg->triggers[0];
     CHECK(all->location == two);
     CHECK_INT(all->every_ms, 300000);
-    CHECK_INT(all->emit, CONFIG_EMIT_CREATED | CONFIG_EMIT_DELETED);
+    CHECK_INT(all->emit, EVENT_TYPE_CREATED | EVENT_TYPE_DELETED);
     CHECK(all->first_poll_emit);
     CHECK_INT(strv_len(all->fields), 4);
     CHECK(strv_contains(all->fields, "email") && strv_contains(all->fields, "phone"));
@@ -1072,7 +1072,7 @@ static void test_rules(void)
     }
     const struct config_trigger *contacts = config_find_trigger(cfg, "contacts");
     const struct config_trigger *tasks = config_find_trigger(cfg, "tasks");
-    const unsigned all = CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED | CONFIG_EMIT_DELETED;
+    const unsigned all = EVENT_TYPE_CREATED | EVENT_TYPE_UPDATED | EVENT_TYPE_DELETED;
 
     const struct config_rule *v = &cfg->rules[0];
     CHECK_STR(v->name, "vip-task");
@@ -1081,7 +1081,7 @@ static void test_rules(void)
     if (v->non == 2) {
         CHECK_STR(v->on[0].trigger, "contacts");
         CHECK(v->on[0].resolved == contacts);
-        CHECK_INT(v->on[0].types, CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED);
+        CHECK_INT(v->on[0].types, EVENT_TYPE_CREATED | EVENT_TYPE_UPDATED);
         CHECK_STR(v->on[1].trigger, "tasks");
         CHECK(v->on[1].resolved == tasks);
         CHECK_INT(v->on[1].types, all);
@@ -1126,7 +1126,7 @@ static void test_rules(void)
     CHECK_INT(c->max_attempts, 8);
     CHECK_INT(c->backoff_ms, 5000);
     CHECK_INT(c->backoff_max_ms, 15 * 60000);
-    CHECK(c->non == 1 && c->on[0].types == CONFIG_EMIT_DELETED);
+    CHECK(c->non == 1 && c->on[0].types == EVENT_TYPE_DELETED);
 
     const struct config_rule *h = &cfg->rules[2];
     CHECK_INT(h->kind, CONFIG_RULE_HTTP);
@@ -1174,16 +1174,16 @@ static void test_rules(void)
 
     const struct config_rule *t = &cfg->rules[5];
     CHECK_INT(t->non, 1); /* a repeated TRIGGER:TYPE is merged */
-    CHECK(t->non == 1 && t->on[0].types == CONFIG_EMIT_CREATED);
+    CHECK(t->non == 1 && t->on[0].types == EVENT_TYPE_CREATED);
 
     /* Matching is by trigger and type. */
-    CHECK(config_rule_matches(v, contacts, CONFIG_EMIT_CREATED));
-    CHECK(config_rule_matches(v, contacts, CONFIG_EMIT_UPDATED));
-    CHECK(!config_rule_matches(v, contacts, CONFIG_EMIT_DELETED));
-    CHECK(config_rule_matches(v, tasks, CONFIG_EMIT_DELETED));
-    CHECK(!config_rule_matches(l, tasks, CONFIG_EMIT_UPDATED));
-    CHECK(!config_rule_matches(l, contacts, CONFIG_EMIT_CREATED));
-    CHECK(!config_rule_matches(NULL, contacts, CONFIG_EMIT_CREATED));
+    CHECK(config_rule_matches(v, contacts, EVENT_TYPE_CREATED));
+    CHECK(config_rule_matches(v, contacts, EVENT_TYPE_UPDATED));
+    CHECK(!config_rule_matches(v, contacts, EVENT_TYPE_DELETED));
+    CHECK(config_rule_matches(v, tasks, EVENT_TYPE_DELETED));
+    CHECK(!config_rule_matches(l, tasks, EVENT_TYPE_UPDATED));
+    CHECK(!config_rule_matches(l, contacts, EVENT_TYPE_CREATED));
+    CHECK(!config_rule_matches(NULL, contacts, EVENT_TYPE_CREATED));
     CHECK(config_find_rule(cfg, "hook") == h);
     CHECK(config_find_rule(cfg, "nope") == NULL);
 
@@ -1551,7 +1551,7 @@ static void test_every_location(void)
           cb->params[0].line == 13);
     CHECK_INT(ca->use_line, 10);
     CHECK_INT(ta->for_each_line, 17);
-    CHECK_INT(ta->emit, CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED);
+    CHECK_INT(ta->emit, EVENT_TYPE_CREATED | EVENT_TYPE_UPDATED);
     CHECK(config_find_trigger(cfg, "contacts") == NULL);
     CHECK(config_find_trigger(cfg, "tasks@b") == tb);
 
@@ -1560,17 +1560,17 @@ static void test_every_location(void)
     CHECK_INT(ev->non, 4);
     if (ev->non == 4) {
         CHECK_STR(ev->on[0].trigger, "contacts@a");
-        CHECK(ev->on[0].resolved == ca && ev->on[0].types == CONFIG_EMIT_CREATED);
+        CHECK(ev->on[0].resolved == ca && ev->on[0].types == EVENT_TYPE_CREATED);
         CHECK_STR(ev->on[1].trigger, "contacts@b");
         CHECK(ev->on[3].resolved == tb);
     }
-    const unsigned all = CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED | CONFIG_EMIT_DELETED;
+    const unsigned all = EVENT_TYPE_CREATED | EVENT_TYPE_UPDATED | EVENT_TYPE_DELETED;
     CHECK(ev->non == 4 && ev->on[2].types == all);
-    CHECK(config_rule_matches(ev, ca, CONFIG_EMIT_CREATED));
-    CHECK(config_rule_matches(ev, cb, CONFIG_EMIT_CREATED));
-    CHECK(!config_rule_matches(ev, cb, CONFIG_EMIT_UPDATED));
-    CHECK(config_rule_matches(ev, tb, CONFIG_EMIT_DELETED));
-    CHECK(!config_rule_matches(ev, bt, CONFIG_EMIT_CREATED));
+    CHECK(config_rule_matches(ev, ca, EVENT_TYPE_CREATED));
+    CHECK(config_rule_matches(ev, cb, EVENT_TYPE_CREATED));
+    CHECK(!config_rule_matches(ev, cb, EVENT_TYPE_UPDATED));
+    CHECK(config_rule_matches(ev, tb, EVENT_TYPE_DELETED));
+    CHECK(!config_rule_matches(ev, bt, EVENT_TYPE_CREATED));
     /* The action runs on the event's location. */
     CHECK(config_rule_location(cfg, ev, "contacts@b") == b);
     CHECK(config_rule_location(cfg, ev, "tasks@a") == a);
@@ -1582,8 +1582,8 @@ static void test_every_location(void)
     CHECK(oa->location == a);
     CHECK(oa->non == 1 && oa->on[0].resolved == ca);
     CHECK(config_rule_location(cfg, oa, "contacts@a") == a);
-    CHECK(config_rule_matches(oa, ca, CONFIG_EMIT_UPDATED));
-    CHECK(!config_rule_matches(oa, cb, CONFIG_EMIT_UPDATED));
+    CHECK(config_rule_matches(oa, ca, EVENT_TYPE_UPDATED));
+    CHECK(!config_rule_matches(oa, cb, EVENT_TYPE_UPDATED));
 
     CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
     dump_errors(&errs);

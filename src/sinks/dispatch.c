@@ -163,13 +163,13 @@ static struct location *runtime_location(const struct dispatcher *d, const char 
 static unsigned type_bit(const char *type)
 {
     if (strcmp(type, "created") == 0) {
-        return CONFIG_EMIT_CREATED;
+        return EVENT_TYPE_CREATED;
     }
     if (strcmp(type, "updated") == 0) {
-        return CONFIG_EMIT_UPDATED;
+        return EVENT_TYPE_UPDATED;
     }
     if (strcmp(type, "deleted") == 0) {
-        return CONFIG_EMIT_DELETED;
+        return EVENT_TYPE_DELETED;
     }
     return 0;
 }

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
 #include "oauth.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -170,18 +169,18 @@ static void schedule_pump(struct location *loc, uint64_t delay_ms)
 }
 
 struct location *location_create(uv_loop_t *loop, struct http_client *http,
-                                 const struct config *cfg, const struct config_location *lc,
+                                 const struct location_options *opts,
                                  struct oauth_credential *cred)
 {
     struct location *loc = xcalloc(1, sizeof(*loc));
     loc->loop = loop;
     loc->http = http;
-    loc->name = xstrdup(lc->name);
-    loc->id = xstrdup(lc->id);
-    loc->base_url = xstrdup(cfg->base_url);
+    loc->name = xstrdup(opts->name);
+    loc->id = xstrdup(opts->id);
+    loc->base_url = xstrdup(opts->base_url);
     loc->cred = cred;
-    loc->sweep_share = lc->sweep_share;
-    loc->rl = ratelimit_create(lc->rate_limit, lc->rate_window_ms, lc->daily_limit);
+    loc->sweep_share = opts->sweep_share;
+    loc->rl = ratelimit_create(opts->rate_limit, opts->rate_window_ms, opts->daily_limit);
     uv_timer_init(loop, &loc->timer);
     loc->timer.data = loc;
     return loc;

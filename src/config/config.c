@@ -1785,7 +1785,7 @@ static int parse_first_poll(struct config_ini *doc, const struct config_key *k,
 #define RULE_OF(field, member) \
     ((struct config_rule *)(void *)((char *)(field) - offsetof(struct config_rule, member)))
 
-#define EMIT_ALL (CONFIG_EMIT_CREATED | CONFIG_EMIT_UPDATED | CONFIG_EMIT_DELETED)
+#define EMIT_ALL (EVENT_TYPE_CREATED | EVENT_TYPE_UPDATED | EVENT_TYPE_DELETED)
 
 static void format_emit(unsigned bits, char *out, size_t size)
 {
@@ -3010,7 +3010,7 @@ static void finish_rule(struct loader *ld, struct config_ini *doc,
     (void)sec;
     r->when_line = lines[RULE_WHEN];
     r->do_line = lines[RULE_DO];
-    bool updates = r->non == 0 || (rule_types(r) & CONFIG_EMIT_UPDATED) != 0;
+    bool updates = r->non == 0 || (rule_types(r) & EVENT_TYPE_UPDATED) != 0;
 
     if (r->when != NULL) {
         char err[PARSE_ERR_MAX];

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
-#include "config.h"
+#include "event.h"
 #include "diff.h"
 #include "evlog.h"
 #include "json.h"
@@ -53,11 +53,11 @@ static bool emits(const struct snapshot_scope *sc, enum snapshot_change c)
     }
     switch (c) {
     case SNAPSHOT_CREATED:
-        return (sc->emit & CONFIG_EMIT_CREATED) != 0;
+        return (sc->emit & EVENT_TYPE_CREATED) != 0;
     case SNAPSHOT_UPDATED:
-        return (sc->emit & CONFIG_EMIT_UPDATED) != 0;
+        return (sc->emit & EVENT_TYPE_UPDATED) != 0;
     case SNAPSHOT_DELETED:
-        return (sc->emit & CONFIG_EMIT_DELETED) != 0;
+        return (sc->emit & EVENT_TYPE_DELETED) != 0;
     }
     return false;
 }

@@ -51,7 +51,7 @@ struct snapshot_scope {
     const char *id_field;     /* member holding the record id, usually "id" */
     char *const *fields;      /* only these members count (NULL: all) */
     char *const *ignore;      /* these never count (user ignore + catalog volatile; NULL: none) */
-    unsigned emit;            /* CONFIG_EMIT_* bits: which changes become events */
+    unsigned emit;            /* EVENT_TYPE_* bits: which changes become events */
     bool silent;              /* baseline: record everything, emit nothing */
     uint32_t new_flags;       /* flags for entries created now (SNAP_BASELINE in a baseline) */
     /* Called inside the txn with each event just before it is appended (rules, own writes). */

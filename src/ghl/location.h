@@ -55,10 +55,21 @@ struct location_request {
 
 struct location_pending;
 
+/* What a location needs from the configuration (strings are copied). */
+struct location_options {
+    const char *name;        /* the [location NAME] */
+    const char *id;          /* the API's locationId */
+    const char *base_url;    /* the API's base URL */
+    double sweep_share;      /* fraction of the rate budget for for_each sweeps */
+    unsigned rate_limit;     /* requests per rate_window_ms */
+    uint64_t rate_window_ms;
+    uint64_t daily_limit;    /* requests per day */
+};
+
 /* cred (borrowed, must outlive the location) gives the access tokens. */
 struct oauth_credential;
 struct location *location_create(uv_loop_t *loop, struct http_client *http,
-                                 const struct config *cfg, const struct config_location *lc,
+                                 const struct location_options *opts,
                                  struct oauth_credential *cred);
 /* Stops the timer and fails queued requests with HTTP_E_CANCELLED; frees on close. */
 void location_close(struct location *loc);

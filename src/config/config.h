@@ -79,6 +79,7 @@
 
 #include "catalog.h"
 #include "diag.h"
+#include "event.h"
 #include "log.h"
 
 enum { CONFIG_SKIP_SECRETS = 1 }; /* flag for commands like tail that need only the state dir */
@@ -86,12 +87,6 @@ enum { CONFIG_SKIP_SECRETS = 1 }; /* flag for commands like tail that need only 
 /* Most triggers after `location = *` expansion (triggers x locations), so a
  * small file cannot make the engine allocate millions of pollers. */
 #define CONFIG_TRIGGERS_MAX 10000
-
-enum {
-    CONFIG_EMIT_CREATED = 1u << 0,
-    CONFIG_EMIT_UPDATED = 1u << 1,
-    CONFIG_EMIT_DELETED = 1u << 2,
-};
 
 /* An OAuth 2.0 marketplace app credential: [oauth NAME]. */
 struct config_oauth {
@@ -136,7 +131,7 @@ struct config_trigger {
     char *location_name;
     struct config_location *location;  /* set by config_load */
     uint64_t every_ms;
-    unsigned emit;            /* CONFIG_EMIT_CREATED|UPDATED|DELETED bits */
+    unsigned emit;            /* EVENT_TYPE_CREATED|UPDATED|DELETED bits */
     bool first_poll_emit;     /* first_poll = emit (default baseline) */
     char **fields;            /* NULL when not set */
     char **ignore;            /* NULL when not set */
@@ -157,7 +152,7 @@ struct condition;
  * expansion). */
 struct config_rule_on {
     char *trigger;                    /* the trigger's name (NAME@LOCATION for expansions) */
-    unsigned types;                   /* CONFIG_EMIT_* bits; TRIGGER:* sets all three */
+    unsigned types;                   /* EVENT_TYPE_* bits; TRIGGER:* sets all three */
     struct config_trigger *resolved;  /* set by config_load; never NULL after it */
 };
 
@@ -299,7 +294,7 @@ struct config_trigger *config_find_trigger(const struct config *cfg, const char 
 struct config_rule *config_find_rule(const struct config *cfg, const char *name);
 
 /*
- * True when rule r fires for an event of type (one CONFIG_EMIT_* bit) from
+ * True when rule r fires for an event of type (one EVENT_TYPE_* bit) from
  * trigger t (a pointer into the same config). The engine loops over
  * cfg->rules with this for each event; the rules themselves stay in file
  * order, so their actions are enqueued in the order the user wrote them.
