@@ -24,6 +24,7 @@
 
 #include "auth.h"
 #include "catalog.h"
+#include "catalog_show.h"
 #include "config.h"
 #include "engine.h"
 #include "json.h"
@@ -48,8 +49,8 @@ static const char usage_main[] =
     "           validate the configuration and the catalog; print FILE:LINE: problem\n"
     "  tail     -c FILE [-f] [--from SEQ] [--trigger NAME] [--type TYPE] [--limit N]\n"
     "           print events as NDJSON in seq order; -f keeps following\n"
-    "  catalog  [triggers|actions] [-c FILE | --catalog DIR]\n"
-    "           list the shipped trigger and action definitions\n"
+    "  catalog  [triggers|actions|NAME] [-c FILE | --catalog DIR]\n"
+    "           list the shipped trigger and action definitions, or show one\n"
     "  dlq      list|retry ID|drop ID -c FILE\n"
     "           inspect and handle the dead-letter store of failed actions\n"
     "  auth     login -c FILE NAME [--code CODE] | status -c FILE\n"
@@ -116,11 +117,17 @@ static const char usage_tail[] =
     "  -h, --help            this text\n";
 
 static const char usage_catalog[] =
-    "usage: pollen catalog [triggers|actions] [-c FILE | --catalog DIR]\n"
+    "usage: pollen catalog [triggers|actions|NAME] [-c FILE | --catalog DIR]\n"
     "\n"
-    "Lists the catalog definitions: name, method, path, Version header, scope and\n"
-    "title. The catalog is read from the configuration's [engine] catalog, from\n"
-    "DIR, or from the built-in location (" POLLEN_CATALOG_DIR ").\n"
+    "Lists the catalog definitions (all, or only the triggers or the actions):\n"
+    "name, kind, method, path, scope and title, under a header row. With NAME,\n"
+    "shows that definition in detail: for a trigger its request, Version header,\n"
+    "scope, parameters and fixed bindings, where the records are, id and update\n"
+    "fields, pagination, confirm_delete and for_each; for an action its request,\n"
+    "parameters and body fields, result, and the idempotent, destructive and\n"
+    "gone_ok flags. An unknown NAME exits 2. The catalog is read from the\n"
+    "configuration's [engine] catalog, from DIR, or from the built-in location\n"
+    "(" POLLEN_CATALOG_DIR ").\n"
     "\n"
     "  -c, --config FILE     read the catalog location from this configuration\n"
     "      --catalog DIR     the directory holding triggers/ and actions/\n"
@@ -591,22 +598,24 @@ static int cmd_tail(struct args *a)
     return finish_output("tail", rc);
 }
 
-static void print_triggers(const struct catalog *cat)
+/* catalog: the list (what is NULL, "triggers" or "actions") or one definition. */
+static int show_catalog(const struct catalog *cat, const char *what)
 {
-    for (size_t i = 0; i < catalog_trigger_count(cat); i++) {
-        const struct catalog_trigger *t = catalog_trigger_at(cat, i);
-        printf("%-24s %-5s %-40s %-10s %-20s %s\n", t->name, t->method, t->path, t->version,
-               t->scope, t->title);
+    bool triggers = what == NULL || strcmp(what, "triggers") == 0;
+    bool actions = what == NULL || strcmp(what, "actions") == 0;
+    if (triggers || actions) {
+        catalog_show_list(cat, triggers, actions, stdout);
+        return CLI_EXIT_OK;
     }
-}
-
-static void print_actions(const struct catalog *cat)
-{
-    for (size_t i = 0; i < catalog_action_count(cat); i++) {
-        const struct catalog_action *a = catalog_action_at(cat, i);
-        printf("%-28s %-6s %-48s %-10s %-16s %s%s\n", a->name, a->method, a->path, a->version,
-               a->scope, a->title, a->destructive ? " (destructive: needs confirm = yes)" : "");
+    if (catalog_show_one(cat, what, stdout) == 0) {
+        return CLI_EXIT_OK;
     }
+    const char *near = catalog_show_suggest(cat, what);
+    fprintf(stderr, "pollen catalog: no trigger or action named '%s'%s%s%s (`pollen catalog` "
+                    "lists them)\n",
+            what, near != NULL ? "; did you mean '" : "", near != NULL ? near : "",
+            near != NULL ? "'?" : "");
+    return CLI_EXIT_USAGE;
 }
 
 static int cmd_catalog(struct args *a)
@@ -615,9 +624,6 @@ static int cmd_catalog(struct args *a)
     int rc = end_of_args(a);
     if (rc != 0) {
         return rc;
-    }
-    if (what != NULL && strcmp(what, "triggers") != 0 && strcmp(what, "actions") != 0) {
-        return usage_error(a, "unknown catalog kind '%s' (triggers or actions)", what);
     }
     /* --catalog DIR wins over the configuration's [engine] catalog. */
     struct loaded l = {NULL, NULL};
@@ -635,15 +641,10 @@ static int cmd_catalog(struct args *a)
     struct config_errors errs = {0};
     rc = report_problems(catalog_load(dir, &l.cat, &errs), &errs);
     if (rc == 0) {
-        if (what == NULL || strcmp(what, "triggers") == 0) {
-            print_triggers(l.cat);
-        }
-        if (what == NULL || strcmp(what, "actions") == 0) {
-            print_actions(l.cat);
-        }
+        rc = show_catalog(l.cat, what);
     }
     unload(&l);
-    return rc;
+    return finish_output("catalog", rc);
 }
 
 struct dlq_op {

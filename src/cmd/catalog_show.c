@@ -1,0 +1,316 @@
+/*
+ * catalog_show: see catalog_show.h.
+ *
+ * Both the list and the parameter tables of the detail go through one small
+ * table type: rows of strings, printed with each column as wide as its
+ * widest cell, so names of any length stay aligned.
+ */
+#include "catalog_show.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "diag.h"
+#include "util.h"
+
+/* ------------------------------------------------------------------------ */
+/* Aligned tables                                                            */
+
+enum { MAX_COLS = 6 };
+
+struct table {
+    size_t ncols;
+    char **cells; /* nrows * ncols, row after row; owned */
+    size_t nrows;
+};
+
+/* Adds a row of t->ncols cells (copied; NULL prints as "-"). */
+static void table_row(struct table *t, ...)
+{
+    t->cells = xrealloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(*t->cells));
+    va_list ap;
+    va_start(ap, t);
+    for (size_t c = 0; c < t->ncols; c++) {
+        const char *cell = va_arg(ap, const char *);
+        t->cells[t->nrows * t->ncols + c] = xstrdup(cell != NULL ? cell : "-");
+    }
+    va_end(ap);
+    t->nrows++;
+}
+
+/* Prints t with indent spaces before each row, then frees its cells. The
+ * last column is not padded, so no line ends in spaces. */
+static void table_print(struct table *t, int indent, FILE *out)
+{
+    size_t width[MAX_COLS] = {0};
+    for (size_t i = 0; i < t->nrows * t->ncols; i++) {
+        size_t len = strlen(t->cells[i]);
+        if (len > width[i % t->ncols]) {
+            width[i % t->ncols] = len;
+        }
+    }
+    for (size_t r = 0; r < t->nrows; r++) {
+        fprintf(out, "%*s", indent, "");
+        for (size_t c = 0; c < t->ncols; c++) {
+            char *cell = t->cells[r * t->ncols + c];
+            if (c + 1 < t->ncols) {
+                fprintf(out, "%-*s  ", (int)width[c], cell);
+            } else {
+                fprintf(out, "%s\n", cell);
+            }
+            free(cell);
+        }
+    }
+    free(t->cells);
+    *t = (struct table){.ncols = t->ncols};
+}
+
+/* ------------------------------------------------------------------------ */
+/* The list                                                                  */
+
+void catalog_show_list(const struct catalog *cat, bool triggers, bool actions, FILE *out)
+{
+    struct table t = {.ncols = 6};
+    table_row(&t, "NAME", "KIND", "METHOD", "PATH", "SCOPE", "TITLE");
+    for (size_t i = 0; triggers && i < catalog_trigger_count(cat); i++) {
+        const struct catalog_trigger *d = catalog_trigger_at(cat, i);
+        table_row(&t, d->name, "trigger", d->method, d->path, d->scope, d->title);
+    }
+    for (size_t i = 0; actions && i < catalog_action_count(cat); i++) {
+        const struct catalog_action *d = catalog_action_at(cat, i);
+        char *title = xasprintf("%s%s", d->title,
+                                d->destructive ? " (destructive: needs confirm = yes)" : "");
+        table_row(&t, d->name, "action", d->method, d->path, d->scope, title);
+        free(title);
+    }
+    table_print(&t, 0, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* One definition                                                            */
+
+/* One "  label  value" line of a detail. */
+static void line(FILE *out, const char *label, const char *fmt, ...) ATTR_PRINTF(3, 4);
+
+static void line(FILE *out, const char *label, const char *fmt, ...)
+{
+    fprintf(out, "  %-15s ", label);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(out, fmt, ap);
+    va_end(ap);
+    fputc('\n', out);
+}
+
+static const char *yes_no(bool b)
+{
+    return b ? "yes" : "no";
+}
+
+/* The space-separated words of a NULL-terminated list, or "-"; malloc'd. */
+static char *joined(char *const *v)
+{
+    char *s = xstrdup(v[0] != NULL ? "" : "-");
+    for (size_t i = 0; v[i] != NULL; i++) {
+        char *n = xasprintf("%s%s%s", s, i > 0 ? " " : "", v[i]);
+        free(s);
+        s = n;
+    }
+    return s;
+}
+
+/* The lines every definition has, trigger or action. */
+static void show_common(FILE *out, const char *name, const char *kind, const char *title,
+                        const char *method, const char *path, const char *version,
+                        const char *scope, const char *spec, const char *operation_id,
+                        const char *file, int line_no)
+{
+    fprintf(out, "%s (%s): %s\n", name, kind, title);
+    line(out, "request", "%s %s", method, path);
+    line(out, "version", "%s (the Version header)", version);
+    line(out, "scope", "%s", scope);
+    line(out, "spec", "%s, operationId %s", spec, operation_id);
+    line(out, "defined at", "%s:%d", file, line_no);
+}
+
+/* Starts the parameter table of a detail: a title line and the header row. */
+static struct table params_table(FILE *out, const char *section)
+{
+    fprintf(out, "  parameters (set in the [%s] section as NAME = value; fixed: always sent)\n",
+            section);
+    struct table tab = {.ncols = 5};
+    table_row(&tab, "NAME", "WHERE", "TYPE", "REQUIRED", "VALUE");
+    return tab;
+}
+
+/* A parameter the user sets, as a row (value NULL: nothing to say). */
+static void param_row(struct table *t, const struct catalog_param *p, const char *value)
+{
+    table_row(t, p->name, catalog_where_name(p->where), catalog_type_name(p->type),
+              p->required ? "required" : "optional", value);
+}
+
+/* Fixed bindings as rows: always sent, nothing to set. */
+static void binding_rows(struct table *t, const struct catalog_binding *b, size_t n,
+                         const char *where)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (b[i].is_location) {
+            table_row(t, b[i].name, where, "string", "fixed", "{location}: the location's id");
+        } else {
+            table_row(t, b[i].name, where, b[i].is_json ? "json" : "string", "fixed", b[i].value);
+        }
+    }
+}
+
+/*
+ * What the poller sends and reads for each paging style (see add_pagination
+ * and advance_cursor in poller.c). A style missing here prints its name only.
+ */
+static const struct {
+    enum catalog_pagination style;
+    const char *how;
+} paging_how[] = {
+    {CATALOG_PAGE_NONE, "one request returns every record"},
+    {CATALOG_PAGE_START_AFTER,
+     "query limit = page size; the next page from the response's meta.startAfter and "
+     "meta.startAfterId, sent as query startAfter and startAfterId"},
+    {CATALOG_PAGE_SEARCH_AFTER,
+     "body pageLimit = page size; the next page from the last record's searchAfter, sent as "
+     "body searchAfter"},
+    {CATALOG_PAGE_SKIP_LIMIT, "query skip = records already read, query limit = page size"},
+};
+
+static void show_pagination(FILE *out, const struct catalog_trigger *t)
+{
+    const char *how = "";
+    for (size_t i = 0; i < ARRAY_SIZE(paging_how); i++) {
+        if (paging_how[i].style == t->pagination) {
+            how = paging_how[i].how;
+        }
+    }
+    line(out, "pagination", "%s%s%s", catalog_pagination_name(t->pagination),
+         how[0] != '\0' ? ": " : "", how);
+    if (t->pagination != CATALOG_PAGE_NONE) {
+        line(out, "page size", "%u (at most %u; a [trigger] may set page_size)", t->page_size,
+             t->max_page_size);
+    }
+}
+
+/* The parameters a [trigger] sets, then the bindings the engine always sends. */
+static void show_trigger_params(FILE *out, const struct catalog_trigger *t)
+{
+    struct table tab = params_table(out, "trigger");
+    for (size_t i = 0; i < t->nparams; i++) {
+        bool fed = t->fan_out != NULL && strcmp(t->fan_out, t->params[i].name) == 0;
+        param_row(&tab, &t->params[i], fed ? "or fed by for_each" : NULL);
+    }
+    binding_rows(&tab, t->query, t->nquery, "query");
+    binding_rows(&tab, t->body, t->nbody, "body");
+    table_print(&tab, 4, out);
+}
+
+/* A trigger: one line per key of its definition. */
+static void show_trigger(FILE *out, const struct catalog_trigger *t)
+{
+    show_common(out, t->name, "trigger", t->title, t->method, t->path, t->version, t->scope,
+                t->spec, t->operation_id, t->file, t->line);
+    line(out, "resource", "%s", t->resource);
+    line(out, "records", "%s (%s)", t->records, t->single ? "one record" : "an array of records");
+    line(out, "id field", "%s", t->id_field);
+    line(out, "updated field", "%s", t->updated_field != NULL
+                                         ? t->updated_field
+                                         : "none: changes are found by hashing the record");
+    char *vol = joined(t->volatile_fields);
+    line(out, "volatile", "%s", vol);
+    free(vol);
+    show_pagination(out, t);
+    line(out, "confirm_delete", "%s", t->confirm_delete != NULL ? t->confirm_delete : "none");
+    if (t->fan_out != NULL) {
+        line(out, "for_each", "yes: the ids of another trigger's %s records feed %s",
+             t->parent_resource, t->fan_out);
+    } else {
+        line(out, "for_each", "no");
+    }
+    if (t->require_one[0] != NULL) {
+        char *one = joined(t->require_one);
+        line(out, "require_one", "%s (at least one of them)", one);
+        free(one);
+    }
+    show_trigger_params(out, t);
+}
+
+/* Path and query parameters, body fields, then fixed body bindings. */
+static void show_action_params(FILE *out, const struct catalog_action *a)
+{
+    struct table tab = params_table(out, "rule");
+    for (size_t i = 0; i < a->nparams; i++) {
+        param_row(&tab, &a->params[i], NULL);
+    }
+    for (size_t i = 0; i < a->nfields; i++) {
+        const struct catalog_field *f = &a->fields[i];
+        table_row(&tab, f->name, "body", catalog_type_name(f->type),
+                  f->required ? "required" : "optional", NULL);
+    }
+    binding_rows(&tab, a->body, a->nbody, "body");
+    table_print(&tab, 4, out);
+}
+
+/* An action: one line per key of its definition. */
+static void show_action(FILE *out, const struct catalog_action *a)
+{
+    show_common(out, a->name, "action", a->title, a->method, a->path, a->version, a->scope,
+                a->spec, a->operation_id, a->file, a->line);
+    line(out, "success", "%u", a->success);
+    if (a->empty_body) {
+        line(out, "body", "{} (empty_body)");
+    }
+    line(out, "result", "%s", a->result != NULL ? a->result : "none");
+    if (a->target != NULL) {
+        line(out, "target", "%s (the %s it acts on)", a->target, a->target_resource);
+    } else if (a->target_resource != NULL) {
+        line(out, "target", "a new %s", a->target_resource);
+    } else {
+        line(out, "target", "none");
+    }
+    line(out, "idempotent", "%s%s", yes_no(a->idempotent),
+         a->idempotent ? ": repeating it has the effect of doing it once"
+                       : ": repeating it may do it twice");
+    line(out, "destructive", "%s%s", yes_no(a->destructive),
+         a->destructive ? ": a [rule] must say confirm = yes" : "");
+    line(out, "gone_ok", "%s%s", yes_no(a->gone_ok),
+         a->gone_ok ? ": on a retry, a 404 or 400 means it was already done" : "");
+    show_action_params(out, a);
+}
+
+int catalog_show_one(const struct catalog *cat, const char *name, FILE *out)
+{
+    const struct catalog_trigger *t = catalog_find_trigger(cat, name);
+    const struct catalog_action *a = catalog_find_action(cat, name);
+    if (t != NULL) {
+        show_trigger(out, t);
+    }
+    if (t != NULL && a != NULL) {
+        fputc('\n', out);
+    }
+    if (a != NULL) {
+        show_action(out, a);
+    }
+    return t != NULL || a != NULL ? 0 : -ENOENT;
+}
+
+const char *catalog_show_suggest(const struct catalog *cat, const char *name)
+{
+    size_t nt = catalog_trigger_count(cat);
+    size_t n = nt + catalog_action_count(cat);
+    const char **names = xcalloc(n + 1, sizeof(*names));
+    for (size_t i = 0; i < n; i++) {
+        names[i] = i < nt ? catalog_trigger_at(cat, i)->name : catalog_action_at(cat, i - nt)->name;
+    }
+    const char *best = config_suggest(name, names, n);
+    free(names);
+    return best;
+}
