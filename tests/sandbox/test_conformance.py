@@ -22,7 +22,8 @@ sys.path.insert(0, HERE)
 from client import Sandbox  # noqa: E402
 
 SPEC_DIR = os.environ.get("GHL_OPENAPI_DIR") or os.path.join(HERE, "spec")
-SPEC_FILES = ("apps/contacts.json", "apps/oauth.json")
+SPEC_FILES = ("apps/contacts.json", "apps/oauth.json", "apps/opportunities.json", "apps/users.json",
+              "apps/businesses.json", "apps/workflows.json", "apps/campaigns.json", "apps/snapshots.json")
 RATE_HEADERS = ("x-ratelimit-limit-daily", "x-ratelimit-daily-remaining", "x-ratelimit-interval-milliseconds",
                 "x-ratelimit-max", "x-ratelimit-remaining")
 LOC = "demoLocation00000001"
