@@ -1139,6 +1139,29 @@ class Opportunities(CategoryCase):
         self.assertEqual(self.api("GET", "/opportunities/pipelines", query={"locationId": OTHER_LOC})[0], 403)
 
 
+    def test_random_mutations_and_paging_faults(self):
+        changes = self.sbx.control("POST", "/_control/mutate", {"random": 30, "seed": 5,
+                                                                "kinds": ["opportunity"]})["changes"]
+        self.assertTrue(changes)
+        self.assertEqual({c["kind"] for c in changes}, {"opportunity"})
+        self.assertTrue(any("pipelineStageId" in c["fields"] for c in changes), "stage moves")
+        mixed = self.sbx.control("POST", "/_control/mutate", {"random": 40, "seed": 6,
+                                                              "kinds": ["opportunity", "contact"]})["changes"]
+        self.assertEqual({c["kind"] for c in mixed}, {"opportunity", "contact"})
+        self.sbx.control("POST", "/_control/faults", {"faults": [{"kind": "drop_page", "status": 503,
+                                                                  "path": "^/opportunities/search$"}]})
+        q = {"location_id": LOC, "status": "all", "limit": 5}
+        first = self.ok("GET", "/opportunities/search", query=q)
+        st, _, _ = self.api("GET", "/opportunities/search", query=dict(
+            q, startAfter=first["meta"]["startAfter"], startAfterId=first["meta"]["startAfterId"]))
+        self.assertEqual(st, 503, "the second page is dropped")
+        self.sbx.control("POST", "/_control/faults", {"faults": [{"kind": "repeat_page", "window_s": 30,
+                                                                  "path": "^/opportunities/search$"}]})
+        again = self.ok("GET", "/opportunities/search", query=dict(
+            q, startAfter=first["meta"]["startAfter"], startAfterId=first["meta"]["startAfterId"]))
+        self.assertEqual(again["opportunities"], first["opportunities"])
+
+
 class Users(CategoryCase):
     def test_search_needs_company_and_pages_with_strings(self):
         self.assertEqual(self.api("GET", "/users/search", query={"locationId": LOC})[0], 422)

@@ -120,10 +120,16 @@ class Control:
         out = []
         if "random" in b:
             kinds = b.get("kinds")
-            if kinds is not None and (not isinstance(kinds, list) or set(kinds) - {"contact", "task", "note"}):
-                raise ApiError(400, "kinds must be a subset of [contact, task, note]")
+            known = {"contact", "task", "note", "opportunity"}
+            if kinds is not None and (not isinstance(kinds, list) or set(kinds) - known):
+                raise ApiError(400, "kinds must be a subset of [contact, task, note, opportunity]")
+            # opportunities only when asked for, so that the default sequence stays what it was
+            others = None if kinds is None else [k for k in kinds if k != "opportunity"]
             for _ in range(int(b["random"])):
-                out.extend(store.random_mutation(loc, rng, kinds, source="control"))
+                if kinds is not None and "opportunity" in kinds and (not others or rng.random() < 0.5):
+                    out.extend(opportunities.random_mutation(store, loc, rng, "control"))
+                else:
+                    out.extend(store.random_mutation(loc, rng, others, source="control"))
             return 200, {"changes": out}
         ops = b.get("ops")
         if not isinstance(ops, list):

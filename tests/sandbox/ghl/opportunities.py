@@ -595,6 +595,22 @@ def mutate(store, loc, op, rng, source="control"):
     return update(store, loc, entry, patch, source)
 
 
+RANDOM_OPS = [("move", 10), ("value", 4), ("create", 4), ("win", 3), ("lose", 2), ("assign", 2), ("abandon", 1),
+              ("delete", 1)]
+
+
+def random_mutation(store, loc, rng, source="control"):
+    """One weighted realistic opportunity change (stage moves dominate); a create when there is none."""
+    verb, = rng.choices([v for v, _ in RANDOM_OPS], weights=[w for _, w in RANDOM_OPS])
+    opps = state(store, loc)["opportunities"]
+    if not opps:
+        verb = "create"
+    op = {"op": verb}
+    if verb != "create":
+        op["id"] = rng.choice(sorted(opps))
+    return mutate(store, loc, op, rng, source)
+
+
 def mutate_pipeline(store, loc, op, rng, source="control"):
     """Control ops on kind pipeline: create, rename (fields.name), delete."""
     st = state(store, loc)["pipelines"]

@@ -43,23 +43,24 @@ def settle(store):
         for uid, e in list(c["users"].items()):
             if e.due is None:
                 continue
-            flag_ms, gone_ms = e.due
+            flag_ms, gone_ms, source = e.due
             if not e.deleted and t >= flag_ms:
                 old = e.rec
                 e.rec = dict(old, deleted=True)
                 e.deleted = True
                 e.updated_ms = flag_ms
-                log(store, _loc_of(store, e), KIND, "updated", uid, ["deleted"], e.rec, "api", flag_ms)
+                log(store, _loc_of(store, e), KIND, "updated", uid, ["deleted"], e.rec, source, flag_ms)
             if e.deleted and t >= gone_ms:
                 del c["users"][uid]
-                log(store, _loc_of(store, e), KIND, "deleted", uid, [], e.rec, "api", gone_ms)
+                log(store, _loc_of(store, e), KIND, "deleted", uid, [], e.rec, source, gone_ms)
 
 
-def queue_delete(store, entry):
+def queue_delete(store, entry, source):
+    """Schedule the two phases of an asynchronous delete (a second delete keeps the first schedule)."""
     if entry.due is None:
         cfg = store.config
         flag = now_ms() + int(cfg.get("user_delete_delay_ms", 3000))
-        entry.due = (flag, flag + int(cfg.get("user_deleted_visible_ms", 3000)))
+        entry.due = (flag, flag + int(cfg.get("user_deleted_visible_ms", 3000)), source)
 
 
 # --- validation and writes ----------------------------------------------------------------------------
@@ -232,7 +233,7 @@ def update_user(ctx):
 
 def delete_user(ctx):
     _, entry = user_entry(ctx)
-    queue_delete(ctx.app.store, entry)
+    queue_delete(ctx.app.store, entry, ctx.source)
     return 200, {"succeded": True, "message": "Queued deleting user with e-mail %s and name %s. "
                                                "Will take effect in a few minutes." % (entry.rec["email"],
                                                                                       entry.rec["name"])}
@@ -288,7 +289,7 @@ def mutate(store, loc, op, rng, source="control"):
     if entry is None:
         raise ApiError(404, "no user %s in company %s" % (uid, loc.company_id))
     if verb == "delete":
-        queue_delete(store, entry)
+        queue_delete(store, entry, source)
         return []
     if verb == "update":
         return update(store, loc.company_id, entry, user_fields(fields, ()) if fields else
