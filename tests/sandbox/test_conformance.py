@@ -601,6 +601,10 @@ def run_categories(c, sbx):
     c.check("search-opportunities-advanced", 422, "/opportunities/search", label="limit > 500",
             body={"locationId": LOC, "limit": 501})
     c.check("search-opportunities-advanced", 401, "/opportunities/search", body={"locationId": LOC}, token=False)
+    c.check("get-lost-reason", 200, "/opportunities/lost-reason", query={"locationId": LOC, "limit": 2})
+    c.check("get-lost-reason", 422, "/opportunities/lost-reason", query={"locationId": LOC, "limit": "x"},
+            label="limit not a number")
+    c.check("get-lost-reason", 401, "/opportunities/lost-reason", query={"locationId": LOC}, token=False)
     c.check("get-pipelines", 200, "/opportunities/pipelines", query={"locationId": LOC})
     c.check("get-pipelines", 401, "/opportunities/pipelines", query={"locationId": LOC}, token=False)
     c.check("get-pipelines", 422, "/opportunities/pipelines", query={}, label="no locationId")

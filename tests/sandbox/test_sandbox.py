@@ -1132,6 +1132,10 @@ class Opportunities(CategoryCase):
         created, = self.mutate({"kind": "opportunity", "op": "create"})
         gone, = self.mutate({"kind": "opportunity", "op": "delete", "id": created["id"]})
         self.assertEqual(gone["op"], "deleted")
+        lost, = self.mutate({"kind": "opportunity", "op": "lose", "id": opp["id"]})
+        reasons = self.ok("GET", "/opportunities/lost-reason", query={"locationId": LOC})
+        self.assertEqual(reasons["total"], len(reasons["lostReasons"]))
+        self.assertIn(lost["record"]["lostReasonId"], [r["id"] for r in reasons["lostReasons"]])
         renamed, = self.mutate({"kind": "pipeline", "op": "rename", "id": pipe["id"], "fields": {"name": "P"}})
         self.assertEqual(renamed["fields"], ["name"])
         pipes = self.ok("GET", "/opportunities/pipelines", query={"locationId": LOC})["pipelines"]
@@ -1311,7 +1315,7 @@ class WorkflowsCampaigns(CategoryCase):
         routes = [r for r in self.sbx.control("GET", "/_control/routes")["routes"]
                   if r["path"].split("/")[1] in ("opportunities", "users", "businesses", "workflows", "campaigns",
                                                  "snapshots")]
-        self.assertEqual(len(routes), 26)
+        self.assertEqual(len(routes), 27)
         for r in routes:
             path = r["path"].replace("{id}", "A" * 20).replace("{userId}", "A" * 20).replace(
                 "{businessId}", "a" * 24)

@@ -515,6 +515,20 @@ def remove_followers(ctx):
     return 200, {"followers": entry.rec["followers"], "followersRemoved": removed}
 
 
+def lost_reasons(ctx):
+    """GET /opportunities/lost-reason: {lostReasons, total}; name/query filters, skip/limit numbers."""
+    q = ctx.query
+    loc = _location(ctx, q.get("locationId"))
+    skip = int_param(q.get("skip"), "skip", 0, 0)
+    limit = int_param(q.get("limit"), "limit", 100, 1)
+    reasons = [e.rec for e in state(ctx, loc)["lostReasons"].values()]
+    if q.get("name"):
+        reasons = [r for r in reasons if r["name"] == q["name"]]
+    if q.get("query"):
+        reasons = [r for r in reasons if q["query"].lower() in r["name"].lower()]
+    return 200, {"lostReasons": reasons[skip:skip + limit], "total": len(reasons)}
+
+
 def pipelines(ctx):
     loc = _location(ctx, ctx.query.get("locationId"))
     return 200, {"pipelines": [e.rec for e in state(ctx, loc)["pipelines"].values()]}
@@ -576,6 +590,8 @@ def mutate(store, loc, op, rng, source="control"):
         return delete(store, loc, entry, source)
     if verb in ("win", "lose", "abandon", "open"):
         patch = {"status": {"win": "won", "lose": "lost", "abandon": "abandoned", "open": "open"}[verb]}
+        if verb == "lose":
+            patch["lostReasonId"] = fields.get("lostReasonId") or sorted(st["lostReasons"])[0]
     elif verb == "move":
         stages = st["pipelines"][rec["pipelineId"]].rec["stages"]
         if fields.get("pipelineStageId"):
@@ -649,6 +665,8 @@ ROUTES = [
           list_key="opportunities", first_page=post_first_page,
           empty={"opportunities": [], "total": 0, "aggregations": {}}),
     Route("GET", "/opportunities/pipelines", "get-pipelines", pipelines, scope=READ, list_key="pipelines"),
+    Route("GET", "/opportunities/lost-reason", "get-lost-reason", lost_reasons, scope=READ, list_key="lostReasons",
+          first_page=lambda ctx: ctx.query.get("skip") in (None, "", "0"), empty={"lostReasons": [], "total": 0}),
     Route("POST", "/opportunities/upsert", "Upsert-opportunity", upsert_opportunity, scope=WRITE),
     Route("POST", "/opportunities/", "create-opportunity", create_opportunity, scope=WRITE),
     Route("GET", "/opportunities/{id}", "get-opportunity", get_opportunity, scope=READ),

@@ -5,6 +5,7 @@ the write helpers every category uses (monotonic update stamps, diffing, change-
 Layout of the state (built lazily, deterministic from the sandbox seed and the location id):
 
     loc.ext["pipelines"]    id -> Entry   pipelines with UUID stage ids
+    loc.ext["lostReasons"]  id -> Entry
     loc.ext["opportunities"] id -> Entry
     loc.ext["businesses"]   id -> Entry   (the ids of meta.businesses, so contacts' businessId resolves)
     loc.ext["workflows"]    id -> Entry   (the UUIDs of meta.workflows)
@@ -21,12 +22,13 @@ import random
 from . import fakedata, util
 from .util import ApiError, iso, now_ms
 
-LIST_ORDER = ("pipelines", "opportunities", "businesses", "workflows", "campaigns")
+LIST_ORDER = ("pipelines", "lostReasons", "opportunities", "businesses", "workflows", "campaigns")
 STAGE_NAMES = ["New lead", "Contacted", "Qualified", "Proposal sent", "Negotiation", "Closed"]
 PIPELINE_NAMES = ["Sales pipeline", "Renewals"]
 WORKFLOW_NAMES = ["New lead nurture", "Appointment reminder", "Review request", "Win-back"]
 CAMPAIGN_NAMES = ["Spring promo", "Newsletter drip", "Reactivation"]
 SNAPSHOT_NAMES = ["Dental starter", "Realty funnel", "Fitness studio"]
+LOST_REASONS = ["Price too high", "Chose a competitor", "No response", "Not a fit"]
 
 
 class Entry:
@@ -61,6 +63,12 @@ def ext(store, loc):
         rec = {"id": pid, "name": name, "stages": stages, "showInFunnel": True, "showInPieChart": i == 0,
                "locationId": loc.id}
         e["pipelines"][pid] = Entry(rec, seed_time(rng))
+    for name in LOST_REASONS:
+        t = seed_time(rng)
+        rid = util.new_id(rng)
+        store.all_ids.add(rid)
+        e["lostReasons"][rid] = Entry({"id": rid, "name": name, "locationId": loc.id, "updatedAt": iso(t),
+                                       "createdAt": iso(t)}, t)
     for i, bid in enumerate(meta["businesses"]):
         t = seed_time(rng)
         name = fakedata.COMPANIES[(i * 5 + len(loc.id)) % len(fakedata.COMPANIES)]
