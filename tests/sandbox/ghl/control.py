@@ -100,7 +100,8 @@ class Control:
         n = int(b.get("opportunities", 0))
         if n:
             ids, changes = opportunities.seed(store, loc, n, rng, "control", logged)
-            out["opportunity_ids"] = ids if n <= 1000 else None
+            if n <= 1000:
+                out["opportunity_ids"] = ids
             out["changes"] += len(changes)
         for kind, mod, key in (("user", users, "users"), ("business", businesses, "businesses")):
             ids = []

@@ -595,9 +595,9 @@ def mutate(store, loc, op, rng, source="control"):
     elif verb == "move":
         stages = st["pipelines"][rec["pipelineId"]].rec["stages"]
         if fields.get("pipelineStageId"):
-            target = fields["pipelineStageId"]
+            target = _stage(st["pipelines"][rec["pipelineId"]], fields["pipelineStageId"])
         else:
-            i = next(j for j, s in enumerate(stages) if s["id"] == rec["pipelineStageId"])
+            i = next((j for j, s in enumerate(stages) if s["id"] == rec["pipelineStageId"]), -1)
             target = stages[(i + 1) % len(stages)]["id"]
         patch = {"pipelineStageId": target}
     elif verb == "value":
