@@ -26,7 +26,8 @@ DEFAULT_LOCATION = "demoLocation00000001"
 VERSION = "2021-07-28"
 
 _FLAGS = {"host", "port", "seed_contacts", "tasks_per_contact", "notes_per_contact", "seed", "activity",
-          "rate_limit", "rate_window_ms", "daily_limit", "deleted_status", "tls_cert", "tls_key"}
+          "rate_limit", "rate_window_ms", "daily_limit", "deleted_status", "tls_cert", "tls_key",
+          "opportunities_default_status", "user_delete_delay_ms"}
 
 
 class ControlError(Exception):

@@ -43,6 +43,11 @@ def parse_args(argv):
     p.add_argument("--daily-limit", type=int, default=200000, help="requests per UTC day per resource, 0 = off")
     p.add_argument("--deleted-status", type=int, default=404, choices=(400, 404, 410, 422),
                    help="status of GET-by-id for deleted or unknown records (default 404)")
+    p.add_argument("--opportunities-default-status", default="open",
+                   choices=("open", "won", "lost", "abandoned", "all"),
+                   help="statuses GET /opportunities/search returns without a status parameter (default open)")
+    p.add_argument("--user-delete-delay-ms", type=int, default=3000, metavar="MS",
+                   help="an API user delete shows deleted:true after MS, and is gone MS later (default 3000)")
     p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (needs --tls-key)")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--quiet", action="store_true", help="no per-request log lines on stderr")

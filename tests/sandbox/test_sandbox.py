@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import unittest
+import unittest.mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -953,6 +954,383 @@ class ControlApi(SandboxCase):
         with self.assertRaises(ControlError) as e:
             self.sbx.control("GET", "/_control/nope")
         self.assertEqual(e.exception.status, 404)
+
+
+# --- the other categories (opportunities, users, businesses, workflows, campaigns, snapshots) --------
+
+def ms(iso_value):
+    """'2026-01-02T03:04:05.678Z' -> epoch ms."""
+    import calendar
+    import datetime
+    dt = datetime.datetime.strptime(iso_value, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return calendar.timegm(dt.timetuple()) * 1000 + dt.microsecond // 1000
+
+
+class CategoryCase(SandboxCase):
+    seed_contacts = 40
+    opportunities = 0
+
+    def setUp(self):
+        super().setUp()
+        if self.opportunities:
+            self.sbx.control("POST", "/_control/seed", {"opportunities": self.opportunities, "seed": 4, "log": False})
+        self.seq0 = self.last_change()
+        self.records = self.state()["records"]
+        self.company = self.state()["companyId"]
+
+    def mutate(self, *ops):
+        return self.sbx.control("POST", "/_control/mutate", {"ops": list(ops)})["changes"]
+
+    def config(self, **kw):
+        return self.sbx.control("POST", "/_control/config", kw)
+
+
+class Opportunities(CategoryCase):
+    opportunities = 57
+
+    def search_all(self, limit, **extra):
+        seen, query = [], dict({"location_id": LOC, "limit": limit}, **extra)
+        while True:
+            out = self.ok("GET", "/opportunities/search", query=query)
+            seen += out["opportunities"]
+            meta = out["meta"]
+            if out["opportunities"]:
+                last = out["opportunities"][-1]
+                self.assertEqual((meta["startAfter"], meta["startAfterId"]), (ms(last["createdAt"]), last["id"]))
+            if meta["nextPage"] is None:
+                self.assertIsNone(meta["nextPageUrl"])
+                return seen, meta
+            self.assertIn("startAfterId=%s" % meta["startAfterId"], meta["nextPageUrl"])
+            query = dict(query, startAfter=meta["startAfter"], startAfterId=meta["startAfterId"])
+
+    def test_get_search_cursor_reaches_every_record_in_order(self):
+        every = self.records["opportunities"]
+        seen, meta = self.search_all(10, status="all")
+        self.assertEqual([o["id"] for o in seen],
+                         [o["id"] for o in sorted(every, key=lambda o: (ms(o["createdAt"]), o["id"]))])
+        self.assertEqual(meta["total"], len(every))
+        desc, _ = self.search_all(7, status="all", order="added_desc")
+        self.assertEqual([o["id"] for o in desc], [o["id"] for o in reversed(seen)])
+
+    def test_get_search_validation(self):
+        for query, why in (({"locationId": LOC}, "locationId is not location_id"), ({}, "no location_id"),
+                           ({"location_id": LOC, "limit": 0}, "limit 0"),
+                           ({"location_id": LOC, "limit": 101}, "limit 101"),
+                           ({"location_id": LOC, "status": "closed"}, "unknown status"),
+                           ({"location_id": LOC, "order": "random"}, "unknown order")):
+            st, _, out = self.api("GET", "/opportunities/search", query=query)
+            self.assertEqual(st, 422, why)
+            self.assertIsInstance(out["message"], list)
+        st, _, out = self.api("GET", "/opportunities/search", query={"locationId": LOC})
+        self.assertIn("location_id", " ".join(out["message"]))
+        self.assertEqual(self.ok("GET", "/opportunities/search", query={"location_id": LOC, "limit": 100,
+                                                                        "status": "all"})["meta"]["nextPage"], None)
+
+    def test_default_status_hides_a_won_opportunity_and_status_all_does_not(self):
+        opp = next(o for o in self.records["opportunities"] if o["status"] == "open")
+        default_ids = {o["id"] for o in self.search_all(100)[0]}
+        self.assertIn(opp["id"], default_ids)
+        self.assertTrue(all(o["status"] == "open" for o in self.search_all(100)[0]), "default is open")
+        change, = self.mutate({"kind": "opportunity", "op": "win", "id": opp["id"]})
+        self.assertEqual((change["kind"], change["op"]), ("opportunity", "updated"))
+        self.assertIn("lastStatusChangeAt", change["fields"])
+        self.assertNotIn(opp["id"], {o["id"] for o in self.search_all(100)[0]},
+                         "without status=all the won opportunity vanishes (looks deleted)")
+        self.assertIn(opp["id"], {o["id"] for o in self.search_all(100, status="all")[0]})
+        self.config(opportunities_default_status="all")
+        self.assertIn(opp["id"], {o["id"] for o in self.search_all(100)[0]})
+
+    def test_post_search_paging_filters_and_limits(self):
+        body = {"locationId": LOC, "limit": 501}
+        self.assertEqual(self.api("POST", "/opportunities/search", body)[0], 422)
+        body = {"locationId": LOC, "limit": 5, "page": 2, "searchAfter": [1, "x"]}
+        self.assertEqual(self.api("POST", "/opportunities/search", body)[0], 422, "page and searchAfter")
+        self.assertEqual(self.api("POST", "/opportunities/search", {"locationId": LOC, "limit": 500, "page": 21})[0],
+                         422, "beyond 10,000")
+        every = self.records["opportunities"]
+        cut = sorted(ms(o["updatedAt"]) for o in every)[len(every) // 3]
+        flt = [{"field": "date_updated", "operator": "range", "value": {"gte": cut}},
+               {"field": "status", "operator": "eq", "value": ["open", "won", "lost", "abandoned"]}]
+        sort = [{"field": "date_updated", "direction": "asc"}]
+        seen, after = [], None
+        while True:
+            b = {"locationId": LOC, "limit": 7, "filters": flt, "sort": sort}
+            if after:
+                b["searchAfter"] = after
+            out = self.ok("POST", "/opportunities/search", b)
+            if not out["opportunities"]:
+                break
+            seen += out["opportunities"]
+            after = out["opportunities"][-1]["searchAfter"]
+            self.assertEqual(after, [ms(out["opportunities"][-1]["updatedAt"]), out["opportunities"][-1]["id"]])
+        want = sorted((ms(o["updatedAt"]), o["id"]) for o in every if ms(o["updatedAt"]) >= cut)
+        self.assertEqual([(ms(o["updatedAt"]), o["id"]) for o in seen], want)
+        self.assertEqual(out["total"], len(want))
+        pipe = self.records["pipelines"][0]["id"]
+        out = self.ok("POST", "/opportunities/search", {"locationId": LOC, "limit": 500, "filters": [
+            {"field": "pipeline_id", "operator": "eq", "value": pipe}]})
+        self.assertEqual(out["total"], sum(1 for o in every if o["pipelineId"] == pipe))
+
+    def test_writes_codes_and_timestamps(self):
+        pipe = self.records["pipelines"][0]
+        stages = [s["id"] for s in pipe["stages"]]
+        self.assertTrue(all(len(s) == 36 and s.count("-") == 4 for s in stages), "UUID stage ids")
+        contact = self.ok("POST", "/contacts/", {"locationId": LOC, "firstName": "Opp"}, status=201)["contact"]["id"]
+        body = {"pipelineId": pipe["id"], "locationId": LOC, "name": "Deal", "status": "open",
+                "contactId": contact, "monetaryValue": 100}
+        opp = self.ok("POST", "/opportunities/", body, status=201)["opportunity"]
+        self.assertEqual(opp["pipelineStageId"], stages[0])
+        st, _, out = self.api("POST", "/opportunities/", body)
+        self.assertEqual(st, 400, "one open opportunity per contact and pipeline")
+        path = "/opportunities/%s" % opp["id"]
+        moved = self.ok("PUT", path, {"pipelineStageId": stages[2]})["opportunity"]
+        self.assertGreater(ms(moved["updatedAt"]), ms(opp["updatedAt"]))
+        self.assertGreater(ms(moved["lastStageChangeAt"]), ms(opp["lastStageChangeAt"]))
+        self.assertEqual(moved["lastStageChangeAt"], moved["updatedAt"])
+        self.assertEqual(moved["lastStatusChangeAt"], opp["lastStatusChangeAt"])
+        seq = self.last_change()
+        same = self.ok("PUT", path, {"pipelineStageId": stages[2], "monetaryValue": 100})["opportunity"]
+        self.assertEqual(same["updatedAt"], moved["updatedAt"], "a no-op write leaves updatedAt")
+        self.assertEqual(self.changes(seq), [])
+        self.assertEqual(self.ok("PUT", path + "/status", {"status": "lost"}), {"succeded": True,
+                                                                                 "traceId": unittest.mock.ANY})
+        lost = self.ok("GET", path)["opportunity"]
+        self.assertEqual(lost["status"], "lost")
+        self.assertEqual(lost["lastStatusChangeAt"], lost["updatedAt"])
+        self.assertGreater(ms(lost["updatedAt"]), ms(moved["updatedAt"]))
+        users = self.state()["meta"]["users"]
+        out = self.ok("POST", path + "/followers", {"followers": users[:2]}, status=201)
+        self.assertEqual(out["followersAdded"], users[:2])
+        out = self.ok("DELETE", path + "/followers", {"followers": users[:1]})
+        self.assertEqual((out["followers"], out["followersRemoved"]), (users[1:2], users[:1]))
+        up = self.ok("POST", "/opportunities/upsert", {"pipelineId": pipe["id"], "locationId": LOC,
+                                                       "contactId": contact, "name": "Reopened"})
+        self.assertTrue(up["new"], "the lost one is not open: a new opportunity")
+        again = self.ok("POST", "/opportunities/upsert", {"pipelineId": pipe["id"], "locationId": LOC,
+                                                          "contactId": contact, "monetaryValue": 9})
+        self.assertEqual((again["new"], again["opportunity"]["id"]), (False, up["opportunity"]["id"]))
+        self.assertEqual(self.ok("DELETE", path)["succeded"], True)
+        self.assertEqual(self.api("GET", path)[0], 404)
+        self.assertEqual(self.api("GET", "/opportunities/short")[0], 400)
+        ops = [r["operation"] for r in self.sbx.control("GET", "/_control/requests")["requests"]]
+        for op in ("create-opportunity", "update-opportunity", "update-opportunity-status", "Upsert-opportunity",
+                   "add-followers-opportunity", "remove-followers-opportunity", "delete-opportunity"):
+            self.assertIn(op, ops)
+        kinds = {(c["kind"], c["op"]) for c in self.changes()}
+        self.assertLessEqual({("opportunity", "created"), ("opportunity", "updated"), ("opportunity", "deleted")},
+                             kinds)
+
+    def test_control_ops(self):
+        opp = self.records["opportunities"][0]
+        pipe = next(p for p in self.records["pipelines"] if p["id"] == opp["pipelineId"])
+        moved, = self.mutate({"kind": "opportunity", "op": "move", "id": opp["id"]})
+        i = [s["id"] for s in pipe["stages"]].index(opp["pipelineStageId"])
+        self.assertEqual(moved["record"]["pipelineStageId"], pipe["stages"][(i + 1) % len(pipe["stages"])]["id"])
+        self.assertIn("lastStageChangeAt", moved["fields"])
+        value, = self.mutate({"kind": "opportunity", "op": "value", "id": opp["id"], "fields": {"monetaryValue": 7}})
+        self.assertEqual(value["record"]["monetaryValue"], 7)
+        created, = self.mutate({"kind": "opportunity", "op": "create"})
+        gone, = self.mutate({"kind": "opportunity", "op": "delete", "id": created["id"]})
+        self.assertEqual(gone["op"], "deleted")
+        lost, = self.mutate({"kind": "opportunity", "op": "lose", "id": opp["id"]})
+        reasons = self.ok("GET", "/opportunities/lost-reason", query={"locationId": LOC})
+        self.assertEqual(reasons["total"], len(reasons["lostReasons"]))
+        self.assertIn(lost["record"]["lostReasonId"], [r["id"] for r in reasons["lostReasons"]])
+        renamed, = self.mutate({"kind": "pipeline", "op": "rename", "id": pipe["id"], "fields": {"name": "P"}})
+        self.assertEqual(renamed["fields"], ["name"])
+        pipes = self.ok("GET", "/opportunities/pipelines", query={"locationId": LOC})["pipelines"]
+        self.assertIn("P", [p["name"] for p in pipes])
+        self.assertEqual(self.api("GET", "/opportunities/pipelines", query={"locationId": OTHER_LOC})[0], 403)
+
+
+    def test_random_mutations_and_paging_faults(self):
+        changes = self.sbx.control("POST", "/_control/mutate", {"random": 30, "seed": 5,
+                                                                "kinds": ["opportunity"]})["changes"]
+        self.assertTrue(changes)
+        self.assertEqual({c["kind"] for c in changes}, {"opportunity"})
+        self.assertTrue(any("pipelineStageId" in c["fields"] for c in changes), "stage moves")
+        mixed = self.sbx.control("POST", "/_control/mutate", {"random": 40, "seed": 6,
+                                                              "kinds": ["opportunity", "contact"]})["changes"]
+        self.assertEqual({c["kind"] for c in mixed}, {"opportunity", "contact"})
+        self.sbx.control("POST", "/_control/faults", {"faults": [{"kind": "drop_page", "status": 503,
+                                                                  "path": "^/opportunities/search$"}]})
+        q = {"location_id": LOC, "status": "all", "limit": 5}
+        first = self.ok("GET", "/opportunities/search", query=q)
+        st, _, _ = self.api("GET", "/opportunities/search", query=dict(
+            q, startAfter=first["meta"]["startAfter"], startAfterId=first["meta"]["startAfterId"]))
+        self.assertEqual(st, 503, "the second page is dropped")
+        self.sbx.control("POST", "/_control/faults", {"faults": [{"kind": "repeat_page", "window_s": 30,
+                                                                  "path": "^/opportunities/search$"}]})
+        again = self.ok("GET", "/opportunities/search", query=dict(
+            q, startAfter=first["meta"]["startAfter"], startAfterId=first["meta"]["startAfterId"]))
+        self.assertEqual(again["opportunities"], first["opportunities"])
+
+
+class Users(CategoryCase):
+    def test_search_needs_company_and_pages_with_strings(self):
+        self.assertEqual(self.api("GET", "/users/search", query={"locationId": LOC})[0], 422)
+        self.assertEqual(self.api("GET", "/users/search", query={"companyId": "otherCompany00000001"})[0], 403)
+        self.assertEqual(self.api("GET", "/users/search", query={"companyId": self.company, "skip": "x"})[0], 422)
+        mine = set(self.state()["meta"]["users"])
+        out = self.ok("GET", "/users/search", query={"companyId": self.company, "locationId": LOC})
+        self.assertEqual({u["id"] for u in out["users"]}, mine)
+        self.assertEqual(out["count"], len(mine))
+        seen, skip = [], 0
+        while True:
+            page = self.ok("GET", "/users/search", query={"companyId": self.company, "skip": str(skip),
+                                                          "limit": "3"})
+            seen += page["users"]
+            skip += 3
+            if len(page["users"]) < 3:
+                break
+        self.assertEqual(len(seen), page["count"])
+        self.assertEqual(len({u["id"] for u in seen}), page["count"])
+        listed = self.ok("GET", "/users/", query={"locationId": LOC})["users"]
+        self.assertEqual({u["id"] for u in listed}, mine)
+
+    def test_company_id_is_discoverable(self):
+        tokens = self.sbx.control("GET", "/_control/tokens")["tokens"]
+        self.assertEqual(tokens["pit-demo-token"]["companyId"], self.company)
+        self.sbx.control("POST", "/_control/oauth/clients", {"client_id": "u", "client_secret": "s",
+                                                             "scopes": "users.readonly"})
+        code = self.sbx.control("POST", "/_control/oauth/codes", {"client_id": "u", "location_id": LOC})["code"]
+        tok = self.ok("POST", "/oauth/token", token=False, version=None, form={
+            "client_id": "u", "client_secret": "s", "grant_type": "authorization_code", "code": code})
+        self.assertEqual(tok["companyId"], self.company)
+        self.ok("GET", "/users/search", query={"companyId": tok["companyId"]}, token=tok["access_token"])
+
+    def test_create_update_and_asynchronous_delete(self):
+        self.config(user_delete_delay_ms=400, user_deleted_visible_ms=400)
+        body = {"companyId": self.company, "firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com",
+                "password": "Secret-123", "type": "account", "role": "user", "locationIds": [LOC]}
+        st, _, user = self.api("POST", "/users/", body)
+        self.assertEqual(st, 201)
+        self.assertEqual((user["name"], user["roles"]["locationIds"]), ("Ada Lovelace", [LOC]))
+        self.assertNotIn("traceId", user, "a bare record has no traceId")
+        self.assertNotIn("password", json.dumps(user) + json.dumps(self.changes()))
+        self.assertEqual(self.api("POST", "/users/", dict(body, firstName="B"))[0], 400, "email is unique")
+        self.assertEqual(self.api("POST", "/users/", {"companyId": self.company})[0], 422)
+        path = "/users/%s" % user["id"]
+        self.assertEqual(self.api("PUT", path, {"email": "new@example.com"})[0], 422)
+        self.assertEqual(self.ok("PUT", path, {"phone": "+15125550100"})["phone"], "+15125550100")
+        out = self.ok("DELETE", path)
+        self.assertTrue(out["succeded"])
+        self.assertTrue(out["message"].startswith("Queued deleting user"))
+        self.assertFalse(self.ok("GET", path)["deleted"], "still there right after the delete")
+        search = {"companyId": self.company, "query": "ada@"}
+        self.assertFalse(self.ok("GET", "/users/search", query=search)["users"][0]["deleted"])
+        time.sleep(0.5)
+        self.assertTrue(self.ok("GET", "/users/search", query=search)["users"][0]["deleted"])
+        self.assertEqual(self.api("GET", path)[0], 404)
+        time.sleep(0.4)
+        self.assertEqual(self.ok("GET", "/users/search", query=search)["users"], [])
+        ops = [(c["op"], c["fields"]) for c in self.changes() if c["kind"] == "user" and c["id"] == user["id"]]
+        self.assertEqual(ops[0][0], "created")
+        self.assertEqual(ops[-2:], [("updated", ["deleted"]), ("deleted", [])])
+
+    def test_filter_by_email_is_agency_only(self):
+        self.sbx.control("POST", "/_control/tokens", {"token": "pit-agency", "company_id": self.company})
+        user = self.records["users"][0]
+        body = {"companyId": self.company, "emails": "%s,nobody@example.com" % user["email"]}
+        self.assertEqual(self.api("POST", "/users/search/filter-by-email", body)[0], 401, "location token")
+        out = self.ok("POST", "/users/search/filter-by-email", body, token="pit-agency")
+        self.assertEqual(out["users"], [{"id": user["id"], "email": user["email"]}])
+        self.assertEqual(out["count"], 1)
+        full = self.ok("POST", "/users/search/filter-by-email", dict(body, projection="all"), token="pit-agency")
+        self.assertEqual(full["users"][0]["roles"], user["roles"])
+        for bad in ({"skip": 0}, {"limit": 10}, {"emails": [user["email"]]}):
+            self.assertEqual(self.api("POST", "/users/search/filter-by-email", dict(body, **bad),
+                                      token="pit-agency")[0], 422, bad)
+        self.ok("GET", "/users/search", query={"companyId": self.company}, token="pit-agency")
+
+
+class Businesses(CategoryCase):
+    def test_meta_businesses_are_records_and_list_pages(self):
+        meta = self.state()["meta"]["businesses"]
+        listed = self.ok("GET", "/businesses/", query={"locationId": LOC})
+        self.assertEqual(set(listed), {"businesses", "traceId"}, "no total")
+        self.assertEqual({b["id"] for b in listed["businesses"]}, set(meta))
+        linked = next(c for c in self.state()["contacts"] if c.get("businessId"))
+        self.assertEqual(self.ok("GET", "/businesses/%s" % linked["businessId"])["business"]["id"],
+                         linked["businessId"])
+        for i in range(4):
+            self.ok("POST", "/businesses/", {"name": "B%d" % i, "locationId": LOC}, status=201)
+        first = self.ok("GET", "/businesses/", query={"locationId": LOC, "limit": "5"})["businesses"]
+        rest = self.ok("GET", "/businesses/", query={"locationId": LOC, "limit": "5", "skip": "5"})["businesses"]
+        self.assertEqual((len(first), len(rest)), (5, 2))
+        self.assertEqual(self.api("GET", "/businesses/", query={"locationId": LOC, "limit": "many"})[0], 422)
+        self.assertEqual(self.api("GET", "/businesses/%s" % ("A" * 20))[0], 400, "ids are 24-hex")
+
+    def test_writes(self):
+        out = self.ok("POST", "/businesses/", {"name": "Acme", "locationId": LOC, "city": "Austin"}, status=201)
+        self.assertTrue(out["success"])
+        biz = out["buiseness"]
+        self.assertRegex(biz["id"], "^[0-9a-f]{24}$")
+        path = "/businesses/%s" % biz["id"]
+        out = self.ok("PUT", path, {"city": "Denver"})
+        self.assertEqual((out["success"], out["buiseness"]["city"]), (True, "Denver"))
+        self.assertGreater(ms(out["buiseness"]["updatedAt"]), ms(biz["updatedAt"]))
+        again = self.ok("PUT", path, {"city": "Denver"})["buiseness"]
+        self.assertEqual(again["updatedAt"], out["buiseness"]["updatedAt"], "no-op")
+        self.assertEqual(self.api("POST", "/businesses/", {"locationId": LOC})[0], 422)
+        self.assertEqual(self.ok("DELETE", path)["success"], True)
+        self.assertEqual(self.api("GET", path)[0], 404)
+        self.assertEqual([(c["kind"], c["op"]) for c in self.changes()],
+                         [("business", "created"), ("business", "updated"), ("business", "deleted")])
+
+
+class WorkflowsCampaigns(CategoryCase):
+    def test_lists_and_control_ops(self):
+        meta = self.state()["meta"]
+        flows = self.ok("GET", "/workflows/", query={"locationId": LOC})["workflows"]
+        self.assertEqual({w["id"] for w in flows}, set(meta["workflows"]))
+        wf = flows[0]
+        change, = self.mutate({"kind": "workflow", "op": "publish", "id": wf["id"]})
+        self.assertEqual(change["record"]["version"], wf["version"] + 1)
+        self.assertGreater(ms(change["record"]["updatedAt"]), ms(wf["updatedAt"]))
+        self.mutate({"kind": "workflow", "op": "rename", "id": wf["id"], "fields": {"name": "Renamed"}})
+        now = next(w for w in self.ok("GET", "/workflows/", query={"locationId": LOC})["workflows"]
+                   if w["id"] == wf["id"])
+        self.assertEqual((now["name"], now["version"]), ("Renamed", wf["version"] + 2))
+        camps = self.ok("GET", "/campaigns/", query={"locationId": LOC})["campaigns"]
+        self.assertEqual({c["id"] for c in camps}, set(meta["campaigns"]))
+        published = {c["id"] for c in camps if c["status"] == "published"}
+        self.assertEqual({c["id"] for c in self.ok("GET", "/campaigns/", query={
+            "locationId": LOC, "status": "published"})["campaigns"]}, published)
+        draft = next(c for c in camps if c["status"] == "draft")
+        self.mutate({"kind": "campaign", "op": "status", "id": draft["id"], "fields": {"status": "published"}})
+        self.assertIn(draft["id"], {c["id"] for c in self.ok("GET", "/campaigns/", query={
+            "locationId": LOC, "status": "published"})["campaigns"]})
+        kinds = [(c["kind"], c["op"], "contactId" in c) for c in self.changes()]
+        self.assertEqual(kinds, [("workflow", "updated", False)] * 2 + [("campaign", "updated", False)])
+
+    def test_snapshots_need_an_agency_token(self):
+        self.sbx.control("POST", "/_control/tokens", {"token": "pit-agency", "company_id": self.company})
+        self.assertEqual(self.api("GET", "/snapshots/", query={"companyId": self.company})[0], 401)
+        snaps = self.ok("GET", "/snapshots/", query={"companyId": self.company}, token="pit-agency")["snapshots"]
+        self.assertEqual({s["type"] for s in snaps}, {"own", "imported"})
+        self.assertEqual(self.api("GET", "/snapshots/", query={"companyId": "x" * 20}, token="pit-agency")[0], 403)
+
+    def test_every_new_route_checks_version_and_token(self):
+        routes = [r for r in self.sbx.control("GET", "/_control/routes")["routes"]
+                  if r["path"].split("/")[1] in ("opportunities", "users", "businesses", "workflows", "campaigns",
+                                                 "snapshots")]
+        self.assertEqual(len(routes), 27)
+        for r in routes:
+            path = r["path"].replace("{id}", "A" * 20).replace("{userId}", "A" * 20).replace(
+                "{businessId}", "a" * 24)
+            self.assertEqual(r["version"], "2021-07-28")
+            st, _, out = self.api(r["method"], path, {}, version="2021-04-15")
+            self.assertEqual(st, 400, (r, out))
+            self.assertIn("Version", out["message"])
+            self.assertEqual(self.api(r["method"], path, {}, token=False)[0], 401, r)
+
+    def test_empty_list_fault_on_new_list_routes(self):
+        self.sbx.control("POST", "/_control/faults", {"faults": [{"kind": "empty_list", "path": "^/opportunities/",
+                                                                  "count": 2}]})
+        out = self.ok("GET", "/opportunities/search", query={"location_id": LOC})
+        self.assertEqual((out["opportunities"], out["meta"]["total"]), ([], 0))
+        self.assertEqual(self.ok("GET", "/opportunities/pipelines", query={"locationId": LOC})["pipelines"], [])
 
 
 class Process(unittest.TestCase):

@@ -20,22 +20,30 @@ DND_CHANNELS = ("Call", "Email", "SMS", "WhatsApp", "GMB", "FB")
 
 class Route:
     def __init__(self, method, template, op, handler, version=VERSION, auth="location", scope=None,
-                 list_key=None, first_page=None):
+                 list_key=None, first_page=None, empty=None, bare=False):
         self.method = method
         self.template = template
         self.op = op
         self.handler = handler
         self.version = version
-        self.auth = auth              # "location" | "company" | None
+        # "location": Location token only; "any": Location or Company token (Location-Access or
+        # Agency-Access); "agency": Company token, PIT or OAuth (Agency-Access); "company": Company
+        # OAuth token only (Agency-Access-Only); None: no token.
+        self.auth = auth
         self.scope = scope
         self.list_key = list_key      # for the empty_list fault
         self.first_page = first_page  # ctx -> bool, for the drop_page fault (pageable routes only)
+        self.empty = empty            # the empty_list fault body, when it is not {list_key: []}
+        self.bare = bare              # the body is the record itself (GET /users/{id}): no traceId in it
         pattern = re.sub(r"\\\{(\w+)\\\}", lambda m: "(?P<%s>[^/]+)" % m.group(1), re.escape(template))
         self.regex = re.compile("^" + pattern + "$")
 
     def describe(self):
-        return {"method": self.method, "path": self.template, "operationId": self.op,
-                "version": self.version, "auth": self.auth, "scope": self.scope}
+        out = {"method": self.method, "path": self.template, "operationId": self.op,
+               "version": self.version, "auth": self.auth, "scope": self.scope}
+        if self.bare:
+            out["bare"] = True
+        return out
 
 
 class Router:
@@ -344,11 +352,9 @@ def list_first_page(ctx):
     return not (ctx.query.get("startAfter") or ctx.query.get("startAfterId"))
 
 
-def list_contacts(ctx):
-    """GET /contacts/ (deprecated): ordered by (dateAdded, id); cursor = strictly after (startAfter, startAfterId)."""
-    q = ctx.query
-    loc = location_of(ctx, q.get("locationId"))
-    limit = int_param(q.get("limit"), "limit", 20, 1, 100)
+def start_after_cursor(q, created_ms_of):
+    """The (startAfter ms, startAfterId) of a GET /contacts/-style cursor.  startAfterId alone takes
+    that record's creation time (`created_ms_of(id)`, None for an unknown id: 400)."""
     start_after = q.get("startAfter")
     start_after_id = q.get("startAfterId") or None
     if start_after not in (None, ""):
@@ -359,10 +365,31 @@ def list_contacts(ctx):
     else:
         start_after = None
     if start_after is None and start_after_id:
-        cursor_entry = loc.contacts.get(start_after_id)
-        if cursor_entry is None:
+        start_after = created_ms_of(start_after_id)
+        if start_after is None:
             raise ApiError(400, "Invalid startAfterId")
-        start_after = cursor_entry.added_ms
+    return start_after, start_after_id
+
+
+def cursor_meta(page, pos, limit, total):
+    """The `meta` of a startAfter-paged list; `page` is [(created ms, id)].  nextPageUrl is the caller's."""
+    current = pos // limit + 1
+    has_more = pos + limit < total
+    meta = {"total": total, "nextPageUrl": None, "startAfterId": None, "startAfter": None,
+            "currentPage": current, "nextPage": current + 1 if has_more else None,
+            "prevPage": current - 1 if current > 1 else None}
+    if page:
+        meta["startAfter"], meta["startAfterId"] = page[-1]
+    return meta
+
+
+def list_contacts(ctx):
+    """GET /contacts/ (deprecated): ordered by (dateAdded, id); cursor = strictly after (startAfter, startAfterId)."""
+    q = ctx.query
+    loc = location_of(ctx, q.get("locationId"))
+    limit = int_param(q.get("limit"), "limit", 20, 1, 100)
+    start_after, start_after_id = start_after_cursor(
+        q, lambda i: loc.contacts[i].added_ms if i in loc.contacts else None)
     index = loc.index
     pos = 0
     if start_after is not None:
@@ -378,13 +405,7 @@ def list_contacts(ctx):
     page = keys[pos:pos + limit]
     has_more = pos + limit < len(keys)
     total = len(keys)
-    current = pos // limit + 1
-    meta = {"total": total, "nextPageUrl": None, "startAfterId": None, "startAfter": None,
-            "currentPage": current, "nextPage": current + 1 if has_more else None,
-            "prevPage": current - 1 if current > 1 else None}
-    if page:
-        meta["startAfterId"] = page[-1][1]
-        meta["startAfter"] = page[-1][0]
+    meta = cursor_meta(page, pos, limit, total)
     if has_more:
         params = {"locationId": loc.id, "limit": limit, "startAfter": page[-1][0], "startAfterId": page[-1][1]}
         if query:
@@ -487,29 +508,38 @@ def remove_tags(ctx):
     return 200, {"tags": entry.rec.get("tags", [])}
 
 
-def add_followers(ctx):
-    loc, entry = contact_entry(ctx)
+def followers_added(ctx, current):
+    """FollowersDTO of an add (contacts, opportunities) -> (new follower list, the ones added)."""
     body = body_object(ctx)
     check_unknown(ctx, body, {"followers"})
     if "followers" not in body:
         raise ApiError(422, ["followers should not be empty", "followers must be an array"])
-    wanted = normalize_id_list(body["followers"], "followers")
-    current = entry.rec.get("followers", [])
-    added = [f for f in wanted if f not in current]
-    ctx.app.store.update_contact(loc, entry, {"followers": current + added}, ctx.source)
+    added = [f for f in normalize_id_list(body["followers"], "followers") if f not in current]
+    return current + added, added
+
+
+def followers_removed(ctx, current, remove_all=False):
+    """FollowersDTO of a removal (DELETE with a JSON body) -> (new follower list, the ones removed)."""
+    body = body_object(ctx)
+    check_unknown(ctx, body, {"followers"})
+    if "followers" not in body and not remove_all:
+        raise ApiError(422, ["followers should not be empty", "followers must be an array"])
+    gone = normalize_id_list(body.get("followers", []), "followers")
+    removed = list(current) if remove_all else [f for f in gone if f in current]
+    return [f for f in current if f not in removed], removed
+
+
+def add_followers(ctx):
+    loc, entry = contact_entry(ctx)
+    new, added = followers_added(ctx, entry.rec.get("followers", []))
+    ctx.app.store.update_contact(loc, entry, {"followers": new}, ctx.source)
     return 201, {"followers": entry.rec.get("followers", []), "followersAdded": added}
 
 
 def remove_followers(ctx):
     loc, entry = contact_entry(ctx)
-    body = body_object(ctx)
-    check_unknown(ctx, body, {"followers"})
-    if "followers" not in body:
-        raise ApiError(422, ["followers should not be empty", "followers must be an array"])
-    gone = normalize_id_list(body["followers"], "followers")
-    current = entry.rec.get("followers", [])
-    removed = [f for f in gone if f in current]
-    ctx.app.store.update_contact(loc, entry, {"followers": [f for f in current if f not in gone]}, ctx.source)
+    new, removed = followers_removed(ctx, entry.rec.get("followers", []))
+    ctx.app.store.update_contact(loc, entry, {"followers": new}, ctx.source)
     return 200, {"followers": entry.rec.get("followers", []), "followersRemoved": removed}
 
 
@@ -903,6 +933,8 @@ ROUTES = [
 
 def empty_list_body(route):
     """The body of the empty_list fault for a list route."""
+    if route.empty is not None:
+        return dict(route.empty)
     if route.op == "get-contacts":
         return {"contacts": [], "count": 0, "meta": {"total": 0, "nextPageUrl": None, "startAfterId": None,
                                                       "startAfter": None, "currentPage": 1, "nextPage": None,

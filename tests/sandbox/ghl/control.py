@@ -2,7 +2,7 @@
 
 import random
 
-from . import api, fakedata
+from . import api, businesses, fakedata, opportunities, resources, users, workflows
 from .store import CONTACT_WRITABLE
 from .util import ApiError
 
@@ -45,6 +45,7 @@ class Control:
             return 400, {"error": "control bodies must be JSON objects"}
         try:
             with self.app.store.lock:
+                self.app.store.tick()
                 return fn({k: v[-1] for k, v in query.items()}, body or {})
         except ApiError as e:
             out = {"error": e.message if isinstance(e.message, str) else "; ".join(e.message)}
@@ -87,7 +88,29 @@ class Control:
         out = {"location": loc.id, "count": len(ids), "changes": len(changes)}
         if n <= 1000:
             out["contact_ids"] = ids
+        self._seed_others(loc, b, out)
         return 200, out
+
+    def _seed_others(self, loc, b, out):
+        """opportunities:N, users:N, businesses:N on top of the reference records (resources.py)."""
+        store = self.app.store
+        rng = random.Random("%s:%s:seed-others:%s" % (store.seed, loc.id, b.get("seed")))
+        logged = bool(b.get("log", True))
+        resources.ext(store, loc)
+        n = int(b.get("opportunities", 0))
+        if n:
+            ids, changes = opportunities.seed(store, loc, n, rng, "control", logged)
+            if n <= 1000:
+                out["opportunity_ids"] = ids
+            out["changes"] += len(changes)
+        for kind, mod, key in (("user", users, "users"), ("business", businesses, "businesses")):
+            ids = []
+            for _ in range(int(b.get(key, 0))):
+                change = mod.mutate(store, loc, {"op": "create", "kind": kind}, rng, "control")
+                ids.append(change[0]["id"])
+            if ids:
+                out["%s_ids" % kind] = ids
+                out["changes"] += len(ids)
 
     def mutate(self, q, b):
         loc = self._location(b.get("location"))
@@ -98,10 +121,16 @@ class Control:
         out = []
         if "random" in b:
             kinds = b.get("kinds")
-            if kinds is not None and (not isinstance(kinds, list) or set(kinds) - {"contact", "task", "note"}):
-                raise ApiError(400, "kinds must be a subset of [contact, task, note]")
+            known = {"contact", "task", "note", "opportunity"}
+            if kinds is not None and (not isinstance(kinds, list) or set(kinds) - known):
+                raise ApiError(400, "kinds must be a subset of [contact, task, note, opportunity]")
+            # opportunities only when asked for, so that the default sequence stays what it was
+            others = None if kinds is None else [k for k in kinds if k != "opportunity"]
             for _ in range(int(b["random"])):
-                out.extend(store.random_mutation(loc, rng, kinds, source="control"))
+                if kinds is not None and "opportunity" in kinds and (not others or rng.random() < 0.5):
+                    out.extend(opportunities.random_mutation(store, loc, rng, "control"))
+                else:
+                    out.extend(store.random_mutation(loc, rng, others, source="control"))
             return 200, {"changes": out}
         ops = b.get("ops")
         if not isinstance(ops, list):
@@ -152,13 +181,21 @@ class Control:
                 patch[k] = api.normalize_tags(v, k) if k == "tags" else v
         return patch
 
+    OTHER_KINDS = {"opportunity": opportunities.mutate, "pipeline": opportunities.mutate_pipeline,
+                   "user": users.mutate, "business": businesses.mutate, "workflow": workflows.mutate_workflow,
+                   "campaign": workflows.mutate_campaign}
+
     def _apply(self, loc, op, rng):
         if not isinstance(op, dict):
             raise ApiError(400, "each op must be an object")
         store = self.app.store
         kind, verb, fields = op.get("kind"), op.get("op"), op.get("fields")
+        if kind in self.OTHER_KINDS:
+            if fields is not None and not isinstance(fields, dict):
+                raise ApiError(400, "fields must be an object")
+            return self.OTHER_KINDS[kind](store, loc, op, rng, "control")
         if kind not in ("contact", "task", "note") or verb not in ("create", "update", "delete", "complete"):
-            raise ApiError(400, "op needs kind contact|task|note and op create|update|delete")
+            raise ApiError(400, "op needs kind contact|task|note|%s and its op" % "|".join(self.OTHER_KINDS))
         if fields is not None and not isinstance(fields, dict):
             raise ApiError(400, "fields must be an object")
         meta = loc.meta
@@ -224,7 +261,21 @@ class Control:
         summary = q.get("summary") in ("1", "true")
         if q.get("contact") and q["contact"] not in loc.contacts:
             raise ApiError(404, "no contact %s in %s" % (q["contact"], loc.id))
-        return 200, self.app.store.dump(loc, q.get("contact"), summary)
+        out = self.app.store.dump(loc, q.get("contact"), summary)
+        out["records"] = self._records(loc, summary)
+        return 200, out
+
+    def _records(self, loc, summary):
+        """The other categories' records (enrolments stay under "campaigns"/"workflows")."""
+        store = self.app.store
+        ext = resources.ext(store, loc)
+        comp = resources.company(store, loc.company_id)
+        out = {kind: [e.rec for e in ext[kind].values()] for kind in resources.LIST_ORDER}
+        out["users"] = [dict(e.rec, queuedDelete=e.due is not None) for e in comp["users"].values()]
+        out["snapshots"] = comp["snapshots"]
+        if summary:
+            return {k: len(v) for k, v in out.items()}
+        return out
 
     def list_faults(self, q, b):
         return 200, {"faults": self.app.faults.list()}
@@ -257,13 +308,18 @@ class Control:
 
     def set_config(self, q, b):
         known = {"rate_limit", "rate_window_ms", "daily_limit", "deleted_status", "search_lag_ms",
-                 "allow_duplicates", "strict_bodies", "quiet"}
+                 "allow_duplicates", "strict_bodies", "quiet", "opportunities_default_status",
+                 "opportunities_allow_duplicates", "user_delete_delay_ms", "user_deleted_visible_ms"}
         bad = set(b) - known
         if bad:
             raise ApiError(400, "unknown config keys: %s (known: %s)"
                            % (", ".join(sorted(bad)), ", ".join(sorted(known))))
+        if "opportunities_default_status" in b and b["opportunities_default_status"] not in opportunities.STATUS_ENUM:
+            raise ApiError(400, "opportunities_default_status must be one of %s" % ", ".join(opportunities.STATUS_ENUM))
         for k, v in b.items():
-            flag = k in ("allow_duplicates", "strict_bodies", "quiet")
+            if k == "opportunities_default_status":
+                continue
+            flag = k in ("allow_duplicates", "strict_bodies", "quiet", "opportunities_allow_duplicates")
             if (flag and not isinstance(v, bool)) or (not flag and (isinstance(v, bool) or not isinstance(v, int)
                                                                     or v < 0)):
                 raise ApiError(400, "%s must be %s" % (k, "a boolean" if flag else "a non-negative integer"))

@@ -189,6 +189,9 @@ def strip_paging(ctx):
         ctx.body = dict(ctx.body)
         del ctx.body["searchAfter"]
         ctx.body["page"] = 1
+    if isinstance(ctx.body, dict) and "skip" in ctx.body:   # body paging (filter users by email)
+        ctx.body = dict(ctx.body)
+        del ctx.body["skip"]
 
 
 def blank_id(obj, list_key, fault):

@@ -71,6 +71,7 @@ class Location:
         self.version = 0           # bumped on every contact change (search cache key)
         self.search_cache = {}
         self.serial = 0
+        self.ext = {}              # the other categories' records (resources.py), built on first use
 
     def live(self, contact_id):
         e = self.contacts.get(contact_id)
@@ -130,6 +131,7 @@ class Store:
         self.locations = {}
         self.change_seq = 0
         self.changes = []
+        self.tickers = []          # fn(store) run before every request: time-driven changes (user deletes)
         self.reset()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -143,6 +145,12 @@ class Store:
         self.all_ids = set()       # every id ever issued (collision guard)
         self.changes = []          # seq numbers keep increasing across resets
         self.seed_calls = 0
+        self.companies = {}        # company id -> users and snapshots (resources.py)
+
+    def tick(self):
+        """Apply the changes that became due with time (called before every request)."""
+        for fn in self.tickers:
+            fn(self)
 
     def ensure_location(self, location_id, company_id=None):
         loc = self.locations.get(location_id)
