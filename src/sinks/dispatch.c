@@ -16,9 +16,11 @@
 #include "failpoint.h"
 #include "http.h"
 #include "json.h"
+#include "list.h"
 #include "location.h"
 #include "log.h"
 #include "outbox.h"
+#include "registry.h"
 #include "sha256.h"
 #include "subproc.h"
 #include "store.h"
@@ -53,9 +55,8 @@ struct attempt {
     struct dispatcher *d;
     uint64_t id;
     cJSON *entry;        /* the entry as claimed (owned) */
-    struct location_pending *pending;
-    struct http_transfer *transfer;
-    struct subproc_job *job;
+    const struct sink *sink;  /* the entry's kind; NULL when no sink has that name */
+    struct sink_call call;
     bool cancelled;      /* shutdown cancelled it: the outcome is left for the lease */
 };
 
@@ -76,16 +77,6 @@ struct dispatcher {
     /* Graceful stop: called once nothing is in flight (dispatcher_drain). */
     void (*on_drained)(void *ud);
     void *drained_ud;
-};
-
-struct outcome {
-    enum { OUT_SUCCESS, OUT_RETRY, OUT_DEAD } kind;
-    long status;            /* HTTP status or exit code; 0 when none */
-    long retry_after_s;
-    char error[512];
-    char trace_id[80];
-    cJSON *result;          /* the response member `result` (own-write tracking), owned */
-    bool created_new;       /* an upsert answered "new": true */
 };
 
 static void pump(struct dispatcher *d);
@@ -150,11 +141,11 @@ static uint64_t due_horizon(const struct config *cfg)
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static struct location *runtime_location(const struct dispatcher *d, const char *name)
+static struct location *runtime_location(const struct dispatcher_env *env, const char *name)
 {
-    for (size_t i = 0; i < d->env.cfg->nlocations; i++) {
-        if (strcmp(d->env.cfg->locations[i].name, name) == 0) {
-            return d->env.locations[i];
+    for (size_t i = 0; i < env->cfg->nlocations; i++) {
+        if (strcmp(env->cfg->locations[i].name, name) == 0) {
+            return env->locations[i];
         }
     }
     return NULL;
@@ -172,19 +163,6 @@ static unsigned type_bit(const char *type)
         return EVENT_TYPE_DELETED;
     }
     return 0;
-}
-
-static const char *entry_str(const cJSON *entry, const char *key)
-{
-    const char *s = json_get_string(entry, key);
-    return s ? s : "";
-}
-
-static double entry_num(const cJSON *entry, const char *key, double def)
-{
-    double v = def;
-    json_get_number(entry, key, &v);
-    return v;
 }
 
 static void set_str(cJSON *obj, const char *key, const char *value)
@@ -359,10 +337,10 @@ static bool own_expired(const void *key, size_t klen, const void *val, size_t vl
         const cJSON *p;
         cJSON_ArrayForEach(p, v)
         {
-            expired = expired && now > (uint64_t)entry_num(p, "at", 0) + OWN_WRITE_TTL_MS;
+            expired = expired && now > (uint64_t)sink_num(p, "at", 0) + OWN_WRITE_TTL_MS;
         }
     } else {
-        expired = now > (uint64_t)entry_num(v, "at", 0) + OWN_WRITE_TTL_MS;
+        expired = now > (uint64_t)sink_num(v, "at", 0) + OWN_WRITE_TTL_MS;
     }
     cJSON_Delete(v);
     return expired;
@@ -454,7 +432,7 @@ static bool is_pending_create(struct store_txn *txn, const char *location_id,
     bool dirty = false;
     for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
         cJSON *p = cJSON_GetArrayItem(list, i);
-        if (now > (uint64_t)entry_num(p, "at", 0) + OWN_WRITE_TTL_MS) {
+        if (now > (uint64_t)sink_num(p, "at", 0) + OWN_WRITE_TTL_MS) {
             cJSON_DeleteItemFromArray(list, i);
             dirty = true;
         } else if (!own && !seen_by(p, trigger) &&
@@ -476,20 +454,20 @@ static bool is_pending_create(struct store_txn *txn, const char *location_id,
 static bool entry_creates(const cJSON *entry)
 {
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
-    return strcmp(entry_str(req, "method"), "POST") == 0 &&
+    return strcmp(sink_str(req, "method"), "POST") == 0 &&
            json_get_string(entry, "target_id") == NULL &&
-           *entry_str(entry, "target_resource") != '\0';
+           *sink_str(entry, "target_resource") != '\0';
 }
 
 /* Adds (add) or removes the pending create of outbox entry id. */
 static int pending_create_set(struct store_txn *txn, const cJSON *entry, uint64_t id, bool add)
 {
     size_t klen = 0;
-    char *key = pending_key(entry_str(entry, "location_id"), entry_str(entry, "target_resource"),
+    char *key = pending_key(sink_str(entry, "location_id"), sink_str(entry, "target_resource"),
                             json_get_string(entry, "contact_id"), &klen);
     cJSON *list = pending_load(txn, key, klen);
     for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
-        if ((uint64_t)entry_num(cJSON_GetArrayItem(list, i), "id", 0) == id) {
+        if ((uint64_t)sink_num(cJSON_GetArrayItem(list, i), "id", 0) == id) {
             cJSON_DeleteItemFromArray(list, i);
         }
     }
@@ -511,9 +489,9 @@ static int pending_create_set(struct store_txn *txn, const cJSON *entry, uint64_
 /* In the claim txn, before the request is sent: see "intents" above. */
 static int note_intent(struct store_txn *txn, const cJSON *entry, uint64_t id)
 {
-    const char *resource = entry_str(entry, "target_resource");
+    const char *resource = sink_str(entry, "target_resource");
     const char *contact = json_get_string(entry, "contact_id");
-    const char *location_id = entry_str(entry, "location_id");
+    const char *location_id = sink_str(entry, "location_id");
     int rc = 0;
     if (entry_creates(entry)) {
         rc = pending_create_set(txn, entry, id, true);
@@ -544,7 +522,7 @@ static bool is_own_write(struct store_txn *txn, const char *location_id, const c
     bool own = false;
     bool expired = true;
     if (json_parse(val, vlen, &saved, NULL) == 0) {
-        expired = clock_ms() > (uint64_t)entry_num(saved, "at", 0) + OWN_WRITE_TTL_MS;
+        expired = clock_ms() > (uint64_t)sink_num(saved, "at", 0) + OWN_WRITE_TTL_MS;
         if (expired || seen_by(saved, trigger)) {
             own = false; /* this trigger has had its echo: a change now is someone else's */
         } else if (strcmp(type, "created") == 0) {
@@ -611,12 +589,12 @@ static int note_write(struct store_txn *txn, const char *location_id, const char
 static int remember_own_write(struct store_txn *txn, const cJSON *entry, const cJSON *result,
                               const char *location_id)
 {
-    const char *resource = entry_str(entry, "target_resource");
+    const char *resource = sink_str(entry, "target_resource");
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
-    const char *method = entry_str(req, "method");
-    const char *path = entry_str(req, "path");
+    const char *method = sink_str(req, "method");
+    const char *path = sink_str(req, "path");
     const char *target = json_get_string(entry, "target_id");
-    const char *result_name = entry_str(entry, "result");
+    const char *result_name = sink_str(entry, "result");
     const char *contact = json_get_string(entry, "contact_id");
     int rc = 0;
     if (*resource != '\0') {
@@ -662,17 +640,10 @@ static int remember_own_write(struct store_txn *txn, const cJSON *entry, const c
 
 /* ---- rendering a rule's action at enqueue time ---------------------------- */
 
-struct render {
-    const cJSON *event;
-    uint64_t now;
-    char *contact_id;  /* the contactId path parameter, if the action has one */
-    char err[256];
-};
-
 typedef int (*render_fn)(const struct template *t, const cJSON *event, uint64_t now_wall_ms,
                          cJSON **out, char *err, size_t errlen);
 
-static cJSON *render_with(struct render *r, const struct config_rule_param *p, render_fn fn)
+static cJSON *render_with(struct sink_render *r, const struct config_rule_param *p, render_fn fn)
 {
     cJSON *out = NULL;
     char err[200];
@@ -683,19 +654,17 @@ static cJSON *render_with(struct render *r, const struct config_rule_param *p, r
     return out;
 }
 
-static cJSON *render_param(struct render *r, const struct config_rule_param *p)
+cJSON *sink_render_param(struct sink_render *r, const struct config_rule_param *p)
 {
     return render_with(r, p, template_render);
 }
 
-/* A string_list field: mixed text splits at its literal separators only (F11). */
-static cJSON *render_list_param(struct render *r, const struct config_rule_param *p)
+cJSON *sink_render_list_param(struct sink_render *r, const struct config_rule_param *p)
 {
     return render_with(r, p, template_render_list);
 }
 
-/* Text of a rendered scalar (strings as-is, numbers and booleans printed). */
-static char *value_text(const cJSON *v)
+char *sink_value_text(const cJSON *v)
 {
     if (cJSON_IsString(v)) {
         return xstrdup(v->valuestring);
@@ -749,7 +718,7 @@ static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, bool li
         if (cJSON_IsString(v)) {
             return v;
         }
-        char *text = value_text(v);
+        char *text = sink_value_text(v);
         cJSON_Delete(v);
         cJSON *s = cJSON_CreateString(text);
         free(text);
@@ -798,7 +767,7 @@ static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, bool li
             const cJSON *item;
             cJSON_ArrayForEach(item, v)
             {
-                char *text = value_text(item);
+                char *text = sink_value_text(item);
                 cJSON_AddItemToArray(arr, cJSON_CreateString(text));
                 free(text);
             }
@@ -837,7 +806,7 @@ static const struct config_rule_param *rule_param(const struct config_rule *r, c
 /* r->err for path parameter name whose rendered text is not a record id. An
  * empty one most often comes from a field the record does not have: the
  * expression is named so the user sees which one. */
-static void bad_id(struct render *r, const char *name, const struct config_rule_param *p,
+static void bad_id(struct sink_render *r, const char *name, const struct config_rule_param *p,
                    const char *text)
 {
     if (text == NULL) {
@@ -851,7 +820,7 @@ static void bad_id(struct render *r, const char *name, const struct config_rule_
 }
 
 /* Expands the action's path; each parameter must be a safe record id. */
-static char *render_path(struct render *r, const struct config_rule *rule, char **target_id)
+static char *render_path(struct sink_render *r, const struct config_rule *rule, char **target_id)
 {
     const struct catalog_action *def = rule->def;
     struct buf b;
@@ -868,8 +837,8 @@ static char *render_path(struct render *r, const struct config_rule *rule, char 
         }
         char *name = xstrndup(s + 1, (size_t)(end - s - 1));
         const struct config_rule_param *p = rule_param(rule, name);
-        cJSON *v = p ? render_param(r, p) : NULL;
-        char *text = v ? value_text(v) : NULL;
+        cJSON *v = p ? sink_render_param(r, p) : NULL;
+        char *text = v ? sink_value_text(v) : NULL;
         cJSON_Delete(v);
         if (text == NULL || !diff_valid_record_id(text)) {
             if (r->err[0] == '\0') {
@@ -897,7 +866,7 @@ static char *render_path(struct render *r, const struct config_rule *rule, char 
     return buf_steal(&b, NULL);
 }
 
-static cJSON *render_catalog_body(struct render *r, const struct config_rule *rule,
+static cJSON *render_catalog_body(struct sink_render *r, const struct config_rule *rule,
                                   const struct config_location *loc)
 {
     const struct catalog_action *def = rule->def;
@@ -922,8 +891,8 @@ static cJSON *render_catalog_body(struct render *r, const struct config_rule *ru
         if (f == NULL) {
             continue; /* a path parameter */
         }
-        cJSON *v = f->type == CATALOG_STRING_LIST ? render_list_param(r, &rule->params[i])
-                                                  : render_param(r, &rule->params[i]);
+        cJSON *v = f->type == CATALOG_STRING_LIST ? sink_render_list_param(r, &rule->params[i])
+                                                  : sink_render_param(r, &rule->params[i]);
         if (v == NULL) {
             cJSON_Delete(body);
             return NULL;
@@ -954,9 +923,12 @@ static cJSON *render_catalog_body(struct render *r, const struct config_rule *ru
     return body;
 }
 
-static cJSON *render_catalog(struct render *r, const struct config_rule *rule,
-                             const struct config_location *loc, cJSON *entry)
+static cJSON *render_catalog(struct sink_render *r, const struct config_rule *rule, cJSON *entry)
 {
+    const struct config_location *loc = r->loc;
+    if (loc == NULL) {
+        return NULL;
+    }
     char *target_id = NULL;
     char *path = render_path(r, rule, &target_id);
     if (path == NULL) {
@@ -1042,8 +1014,9 @@ static void add_secret_header(cJSON *req, cJSON *headers, const struct config_ru
     cJSON_AddStringToObject(refs, h->name, h->value);
 }
 
-static cJSON *render_http(struct render *r, const struct config_rule *rule)
+static cJSON *render_http(struct sink_render *r, const struct config_rule *rule, cJSON *entry)
 {
+    (void)entry;
     char *url_text = NULL;
     char err[200];
     if (template_render_url(rule->url, r->event, r->now, &url_text, err, sizeof(err)) != 0) {
@@ -1071,12 +1044,12 @@ static cJSON *render_http(struct render *r, const struct config_rule *rule)
             add_secret_header(req, headers, &rule->headers[i]);
             continue;
         }
-        cJSON *v = render_param(r, &rule->headers[i]);
+        cJSON *v = sink_render_param(r, &rule->headers[i]);
         if (v == NULL) {
             cJSON_Delete(req);
             return NULL;
         }
-        char *text = value_text(v);
+        char *text = sink_value_text(v);
         cJSON_Delete(v);
         if (strpbrk(text, "\r\n") != NULL) {
             snprintf(r->err, sizeof(r->err), "header %s: contains a line break", rule->headers[i].name);
@@ -1096,7 +1069,7 @@ static cJSON *render_http(struct render *r, const struct config_rule *rule)
     }
     cJSON *body = cJSON_AddObjectToObject(req, "body");
     for (size_t i = 0; i < rule->nparams; i++) {
-        cJSON *v = render_param(r, &rule->params[i]);
+        cJSON *v = sink_render_param(r, &rule->params[i]);
         if (v == NULL) {
             cJSON_Delete(req);
             return NULL;
@@ -1106,8 +1079,9 @@ static cJSON *render_http(struct render *r, const struct config_rule *rule)
     return req;
 }
 
-static cJSON *render_exec(struct render *r, const struct config_rule *rule)
+static cJSON *render_exec(struct sink_render *r, const struct config_rule *rule, cJSON *entry)
 {
+    (void)entry;
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "command", rule->command);
     cJSON *args = cJSON_AddArrayToObject(req, "args");
@@ -1119,7 +1093,7 @@ static cJSON *render_exec(struct render *r, const struct config_rule *rule)
             cJSON_Delete(req);
             return NULL;
         }
-        char *text = value_text(v);
+        char *text = sink_value_text(v);
         cJSON_Delete(v);
         cJSON_AddItemToArray(args, cJSON_CreateString(text));
         free(text);
@@ -1134,14 +1108,14 @@ static cJSON *render_exec(struct render *r, const struct config_rule *rule)
 /* ---- action events ----------------------------------------------------- */
 
 static int append_action_event(struct store_txn *txn, const cJSON *entry, const char *type,
-                               const struct outcome *o)
+                               const struct sink_outcome *o)
 {
     char when[32];
     char id[65];
     util_iso8601(util_wall_ms(), when);
-    unsigned attempt = (unsigned)entry_num(entry, "attempts", 0);
-    unsigned requeued = (unsigned)entry_num(entry, "requeued", 0);
-    char *seed = xasprintf("%s:%u:%u:%s", entry_str(entry, "key"), requeued, attempt, type);
+    unsigned attempt = (unsigned)sink_num(entry, "attempts", 0);
+    unsigned requeued = (unsigned)sink_num(entry, "requeued", 0);
+    char *seed = xasprintf("%s:%u:%u:%s", sink_str(entry, "key"), requeued, attempt, type);
     sha256_hex(seed, strlen(seed), id);
     free(seed);
     id[32] = '\0';
@@ -1149,12 +1123,12 @@ static int append_action_event(struct store_txn *txn, const cJSON *entry, const 
     cJSON_AddStringToObject(ev, "id", id);
     cJSON_AddStringToObject(ev, "time", when);
     cJSON_AddStringToObject(ev, "type", type);
-    cJSON_AddStringToObject(ev, "rule", entry_str(entry, "rule"));
-    cJSON_AddStringToObject(ev, "action", entry_str(entry, "action"));
-    cJSON_AddStringToObject(ev, "source", entry_str(entry, "source"));
-    cJSON_AddStringToObject(ev, "trigger", entry_str(entry, "trigger"));
-    cJSON_AddStringToObject(ev, "location", entry_str(entry, "location_id"));
-    cJSON_AddNumberToObject(ev, "outbox_id", entry_num(entry, "id", 0));
+    cJSON_AddStringToObject(ev, "rule", sink_str(entry, "rule"));
+    cJSON_AddStringToObject(ev, "action", sink_str(entry, "action"));
+    cJSON_AddStringToObject(ev, "source", sink_str(entry, "source"));
+    cJSON_AddStringToObject(ev, "trigger", sink_str(entry, "trigger"));
+    cJSON_AddStringToObject(ev, "location", sink_str(entry, "location_id"));
+    cJSON_AddNumberToObject(ev, "outbox_id", sink_num(entry, "id", 0));
     cJSON_AddNumberToObject(ev, "attempt", attempt);
     if (o != NULL && o->status != 0) {
         cJSON_AddNumberToObject(ev, "status", (double)o->status);
@@ -1171,7 +1145,7 @@ static int append_action_event(struct store_txn *txn, const cJSON *entry, const 
     }
     if (strcmp(type, "action.failed") == 0) {
         char next[32];
-        util_iso8601(clock_to_wall((uint64_t)entry_num(entry, "next_at", 0)), next);
+        util_iso8601(clock_to_wall((uint64_t)sink_num(entry, "next_at", 0)), next);
         cJSON_AddStringToObject(ev, "retry_at", next);
     }
     int rc = evlog_append(txn, ev, NULL);
@@ -1219,7 +1193,7 @@ static int json_depth(const cJSON *v)
 
 /* The event's request nests deeper than a stored entry can be read back: it
  * would poison the outbox, so it is dead-lettered without its request. */
-static cJSON *check_storable(struct render *r, cJSON *entry, cJSON *req)
+static cJSON *check_storable(struct sink_render *r, cJSON *entry, cJSON *req)
 {
     int depth = json_depth(entry);
     if (depth <= STORED_MAX_DEPTH) {
@@ -1241,17 +1215,17 @@ static void report_render_error(struct dispatcher *d, const struct config_rule *
 {
     log_warn("dispatch", "rule %s: cannot render the action for event %s (trigger %s, record "
                          "%s): %s",
-             rule->name, entry_str(event, "id"), entry_str(event, "trigger"),
-             entry_str(event, "record_id"), err);
+             rule->name, sink_str(event, "id"), sink_str(event, "trigger"),
+             sink_str(event, "record_id"), err);
     if (d->env.dry_run == NULL) {
         return;
     }
     cJSON *line = cJSON_CreateObject();
     cJSON_AddStringToObject(line, "rule", rule->name);
     cJSON_AddStringToObject(line, "action", rule->action);
-    cJSON_AddStringToObject(line, "source", entry_str(event, "id"));
-    cJSON_AddStringToObject(line, "trigger", entry_str(event, "trigger"));
-    cJSON_AddStringToObject(line, "record_id", entry_str(event, "record_id"));
+    cJSON_AddStringToObject(line, "source", sink_str(event, "id"));
+    cJSON_AddStringToObject(line, "trigger", sink_str(event, "trigger"));
+    cJSON_AddStringToObject(line, "record_id", sink_str(event, "record_id"));
     char *why = xasprintf("cannot render the action: %s", err);
     cJSON_AddStringToObject(line, "error", why);
     free(why);
@@ -1267,21 +1241,20 @@ static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct con
 {
     /* A rule on a `location = *` trigger acts on the location of the event. */
     const struct config_location *loc =
-        config_rule_location(d->env.cfg, rule, entry_str(event, "trigger"));
-    struct render r = {.event = event, .now = util_wall_ms()};
+        config_rule_location(d->env.cfg, rule, sink_str(event, "trigger"));
+    const struct sink *sink = sink_for_rule(rule->kind);
+    struct sink_render r = {.event = event, .now = util_wall_ms(), .loc = loc};
     char key[96];
     char when[32];
-    idempotency_key(entry_str(event, "id"), rule->name, key);
+    idempotency_key(sink_str(event, "id"), rule->name, key);
     util_iso8601(r.now, when);
     cJSON *entry = cJSON_CreateObject();
     cJSON_AddStringToObject(entry, "key", key);
     cJSON_AddStringToObject(entry, "rule", rule->name);
     cJSON_AddStringToObject(entry, "action", rule->action);
-    cJSON_AddStringToObject(entry, "kind", rule->kind == CONFIG_RULE_CATALOG ? "ghl"
-                                           : rule->kind == CONFIG_RULE_HTTP  ? "http"
-                                                                             : "exec");
-    cJSON_AddStringToObject(entry, "source", entry_str(event, "id"));
-    cJSON_AddStringToObject(entry, "trigger", entry_str(event, "trigger"));
+    cJSON_AddStringToObject(entry, "kind", sink->name);
+    cJSON_AddStringToObject(entry, "source", sink_str(event, "id"));
+    cJSON_AddStringToObject(entry, "trigger", sink_str(event, "trigger"));
     cJSON_AddStringToObject(entry, "location", loc ? loc->name : "");
     cJSON_AddStringToObject(entry, "location_id", loc ? loc->id : "");
     cJSON_AddStringToObject(entry, "created", when);
@@ -1290,18 +1263,7 @@ static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct con
     cJSON_AddNumberToObject(entry, "backoff_ms", (double)rule->backoff_ms);
     cJSON_AddNumberToObject(entry, "backoff_max_ms", (double)rule->backoff_max_ms);
     cJSON_AddNumberToObject(entry, "timeout_ms", (double)rule->timeout_ms);
-    cJSON *req = NULL;
-    switch (rule->kind) {
-    case CONFIG_RULE_CATALOG:
-        req = loc ? render_catalog(&r, rule, loc, entry) : NULL;
-        break;
-    case CONFIG_RULE_HTTP:
-        req = render_http(&r, rule);
-        break;
-    case CONFIG_RULE_EXEC:
-        req = render_exec(&r, rule);
-        break;
-    }
+    cJSON *req = sink->render(&r, rule, entry);
     if (req != NULL) {
         cJSON_AddItemToObject(entry, "request", req);
         req = check_storable(&r, entry, req);
@@ -1322,7 +1284,7 @@ static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct con
         uint64_t id = 0;
         rc = outbox_enqueue(txn, entry, clock_ms(), &id);
         if (rc == 0) {
-            struct outcome o = {.kind = OUT_DEAD};
+            struct sink_outcome o = {.kind = SINK_DEAD};
             snprintf(o.error, sizeof(o.error), "cannot render the action: %s", r.err);
             rc = outbox_bury(txn, id, entry, o.error);
             if (rc == 0) {
@@ -1396,12 +1358,12 @@ static int claim_txn(struct store_txn *txn, void *ud)
     if (rc != 0) {
         return rc;
     }
-    unsigned made = (unsigned)entry_num(c->entry, "attempts", 0);
-    unsigned max = (unsigned)entry_num(c->entry, "max_attempts", 8);
+    unsigned made = (unsigned)sink_num(c->entry, "attempts", 0);
+    unsigned max = (unsigned)sink_num(c->entry, "max_attempts", 8);
     if (made >= max) {
         /* Every attempt was claimed and none came back: the engine died during
          * each (a poison action). Dead-letter it instead of crashing again. */
-        struct outcome o = {.kind = OUT_DEAD};
+        struct sink_outcome o = {.kind = SINK_DEAD};
         snprintf(o.error, sizeof(o.error),
                  "gave up after %u attempts: the engine stopped during each one", made);
         c->buried = true;
@@ -1413,12 +1375,13 @@ static int claim_txn(struct store_txn *txn, void *ud)
     }
     unsigned attempts = made + 1;
     /* The lease: if we crash now, the entry is due again once it expires. */
-    uint64_t lease = c->now + lease_ms(entry_num(c->entry, "timeout_ms", 30000));
+    uint64_t lease = c->now + lease_ms(sink_num(c->entry, "timeout_ms", 30000));
     set_num(c->entry, "attempts", attempts);
     set_str(c->entry, "state", "inflight");
     rc = outbox_update(txn, c->id, c->entry, lease);
-    if (rc == 0) {
-        rc = note_intent(txn, c->entry, c->id);
+    const struct sink *sink = sink_find(sink_str(c->entry, "kind"));
+    if (rc == 0 && sink != NULL && sink->claimed != NULL) {
+        rc = sink->claimed(txn, c->entry, c->id);
     }
     return rc;
 }
@@ -1509,7 +1472,7 @@ static void store_recovered(struct dispatcher *d)
 
 struct finish_ctx {
     struct attempt *a;
-    struct outcome *o;
+    struct sink_outcome *o;
     uint64_t now;
     const char *type;  /* out: the event type written */
 };
@@ -1518,7 +1481,7 @@ static int finish_txn(struct store_txn *txn, void *ud)
 {
     struct finish_ctx *f = ud;
     struct attempt *a = f->a;
-    struct outcome *o = f->o;
+    struct sink_outcome *o = f->o;
     cJSON *entry = NULL;
     int rc = outbox_get(txn, a->id, &entry);
     if (rc == -ENOENT) {
@@ -1527,30 +1490,20 @@ static int finish_txn(struct store_txn *txn, void *ud)
     if (rc != 0) {
         return rc;
     }
-    if (entry_creates(entry)) {
-        /* Answered: remember_own_write notes the created id (on success). */
-        rc = pending_create_set(txn, entry, a->id, false);
-        if (rc != 0) {
-            return rc;
-        }
-    }
     set_num(entry, "last_status", (double)o->status);
     set_str(entry, "last_error", o->error);
-    unsigned attempts = (unsigned)entry_num(entry, "attempts", 1);
-    unsigned max = (unsigned)entry_num(entry, "max_attempts", 8);
-    if (o->kind == OUT_SUCCESS) {
+    unsigned attempts = (unsigned)sink_num(entry, "attempts", 1);
+    unsigned max = (unsigned)sink_num(entry, "max_attempts", 8);
+    if (o->kind == SINK_SUCCESS) {
         f->type = "action.succeeded";
         rc = outbox_remove(txn, a->id);
         if (o->created_new) {
             cJSON_AddBoolToObject(entry, "upsert_new", true);
         }
-        if (rc == 0) {
-            rc = remember_own_write(txn, entry, o->result, entry_str(entry, "location_id"));
-        }
-    } else if (o->kind == OUT_RETRY && attempts < max) {
+    } else if (o->kind == SINK_RETRY && attempts < max) {
         f->type = "action.failed";
-        uint64_t base = (uint64_t)entry_num(entry, "backoff_ms", 5000);
-        uint64_t cap = (uint64_t)entry_num(entry, "backoff_max_ms", 900000);
+        uint64_t base = (uint64_t)sink_num(entry, "backoff_ms", 5000);
+        uint64_t cap = (uint64_t)sink_num(entry, "backoff_max_ms", 900000);
         uint64_t wait = util_backoff_ms(base ? base : 5000, cap ? cap : 900000, attempts - 1);
         if (o->retry_after_s > 0 && (uint64_t)o->retry_after_s * 1000 > wait) {
             wait = (uint64_t)o->retry_after_s * 1000;
@@ -1560,7 +1513,7 @@ static int finish_txn(struct store_txn *txn, void *ud)
         rc = outbox_update(txn, a->id, entry, f->now + wait);
     } else {
         f->type = "action.dead";
-        if (o->kind == OUT_RETRY) {
+        if (o->kind == SINK_RETRY) {
             char why[600];
             snprintf(why, sizeof(why), "gave up after %u attempts: %s", attempts, o->error);
             str_copy(o->error, sizeof(o->error), why);
@@ -1570,11 +1523,14 @@ static int finish_txn(struct store_txn *txn, void *ud)
     if (rc == 0) {
         rc = append_action_event(txn, entry, f->type, o);
     }
+    if (rc == 0 && a->sink != NULL && a->sink->recorded != NULL) {
+        rc = a->sink->recorded(txn, entry, a->id, o);
+    }
     cJSON_Delete(entry);
     return rc;
 }
 
-static void attempt_done(struct attempt *a, struct outcome *o)
+static void attempt_done(struct attempt *a, struct sink_outcome *o)
 {
     struct dispatcher *d = a->d;
     /* Server text can echo a token or a secret: mask them before the text is
@@ -1591,12 +1547,12 @@ static void attempt_done(struct attempt *a, struct outcome *o)
     } else {
         store_recovered(d);
         FAILPOINT("dispatch.after_ack");
-        const char *rule = entry_str(a->entry, "rule");
-        if (o->kind == OUT_SUCCESS) {
+        const char *rule = sink_str(a->entry, "rule");
+        if (o->kind == SINK_SUCCESS) {
             log_info("dispatch", "rule %s: %s succeeded (HTTP %ld)", rule,
-                     entry_str(a->entry, "action"), o->status);
+                     sink_str(a->entry, "action"), o->status);
         } else {
-            log_warn("dispatch", "rule %s: %s %s: %s%s%s", rule, entry_str(a->entry, "action"),
+            log_warn("dispatch", "rule %s: %s %s: %s%s%s", rule, sink_str(a->entry, "action"),
                      strcmp(f.type, "action.dead") == 0 ? "moved to the dead-letter store"
                                                          : "failed, will retry",
                      o->error, o->trace_id[0] ? " traceId " : "", o->trace_id);
@@ -1611,8 +1567,9 @@ static void attempt_done(struct attempt *a, struct outcome *o)
     }
 }
 
-static void classify_http(const cJSON *entry, const struct http_response *resp, struct outcome *o)
+static void classify_http(const cJSON *entry, const void *response, struct sink_outcome *o)
 {
+    const struct http_response *resp = response;
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
     long s = resp->status;
     o->status = s;
@@ -1627,110 +1584,121 @@ static void classify_http(const cJSON *entry, const struct http_response *resp, 
     }
     char text[400];
     json_api_message(body, text, sizeof(text));
-    bool is_delete = strcmp(entry_str(req, "method"), "DELETE") == 0;
+    bool is_delete = strcmp(sink_str(req, "method"), "DELETE") == 0;
     bool gone_ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(entry, "gone_ok"));
     if (resp->error == HTTP_E_AUTH) {
         /* Not sent; the credential needs a new login. Retry until then. */
-        o->kind = OUT_RETRY;
+        o->kind = SINK_RETRY;
         snprintf(o->error, sizeof(o->error), "%s", resp->error_text);
     } else if (resp->error == HTTP_E_REDIRECT) {
-        o->kind = OUT_DEAD;
+        o->kind = SINK_DEAD;
         snprintf(o->error, sizeof(o->error), "redirect to '%.300s' refused", resp->location);
     } else if (resp->error != 0 && s == 0) {
-        o->kind = OUT_RETRY;
+        o->kind = SINK_RETRY;
         snprintf(o->error, sizeof(o->error), "%s", resp->error_text[0] ? resp->error_text
                                                                         : http_strerror(resp->error));
     } else if (s >= 200 && s < 300) {
-        o->kind = OUT_SUCCESS;
-        const char *result = entry_str(entry, "result");
+        o->kind = SINK_SUCCESS;
+        const char *result = sink_str(entry, "result");
         if (body != NULL && *result != '\0') {
             cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(body, result);
             o->result = r;
         }
         o->created_new = body != NULL && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "new"));
     } else if (is_delete && gone_ok && (s == 404 || s == 400 || s == 422)) {
-        o->kind = OUT_SUCCESS; /* already gone: a retried delete has nothing left to do */
+        o->kind = SINK_SUCCESS; /* already gone: a retried delete has nothing left to do */
         snprintf(o->error, sizeof(o->error), "already gone (HTTP %ld)", s);
     } else if (s == 408 || s == 425 || s == 429 || s >= 500) {
-        o->kind = OUT_RETRY;
+        o->kind = SINK_RETRY;
         snprintf(o->error, sizeof(o->error), "HTTP %ld%s%s", s, text[0] ? ": " : "", text);
     } else {
-        o->kind = OUT_DEAD;
+        o->kind = SINK_DEAD;
         snprintf(o->error, sizeof(o->error), "HTTP %ld%s%s", s, text[0] ? ": " : "", text);
     }
     cJSON_Delete(body);
 }
 
+/* The response of a "ghl" or "http" send: classified, then reported. */
 static void on_http_done(struct http_response *resp, void *ud)
 {
-    struct attempt *a = ud;
-    a->pending = NULL;
-    a->transfer = NULL;
-    struct outcome o;
+    struct sink_call *call = ud;
+    call->handle = NULL;
+    struct sink_outcome o;
     memset(&o, 0, sizeof(o));
-    classify_http(a->entry, resp, &o);
-    if (resp->error == HTTP_E_CANCELLED) {
-        /* The shutdown grace ran out: leave the entry in flight; its lease brings it back. */
-        attempt_release(a->d, a);
-        return;
+    classify_http(call->entry, resp, &o);
+    /* The shutdown grace ran out: leave the entry in flight; its lease brings it back. */
+    o.cancelled = resp->error == HTTP_E_CANCELLED;
+    call->done(call, &o);
+}
+
+static void classify_exec(const cJSON *entry, const void *response, struct sink_outcome *o)
+{
+    const struct subproc_result *res = response;
+    (void)entry;
+    o->status = res->exit_status;
+    if (res->error != 0) {
+        o->kind = SINK_DEAD;
+        snprintf(o->error, sizeof(o->error), "cannot start: %s", uv_strerror(res->error));
+    } else if (res->timed_out) {
+        o->kind = SINK_RETRY;
+        snprintf(o->error, sizeof(o->error), "timed out");
+    } else if (res->term_signal != 0) {
+        o->kind = SINK_RETRY;
+        snprintf(o->error, sizeof(o->error), "killed by signal %d", res->term_signal);
+    } else if (res->exit_status == 0) {
+        o->kind = SINK_SUCCESS;
+    } else {
+        o->kind = SINK_RETRY;
+        snprintf(o->error, sizeof(o->error), "exit status %lld: %.200s",
+                 (long long)res->exit_status, res->output);
     }
-    attempt_done(a, &o);
 }
 
 static void on_exec_done(const struct subproc_result *res, void *ud)
 {
-    struct attempt *a = ud;
-    a->job = NULL;
+    struct sink_call *call = ud;
+    call->handle = NULL;
+    struct sink_outcome o;
+    memset(&o, 0, sizeof(o));
     if (res->cancelled) {
         /* The shutdown grace ran out: the lease brings the entry back. */
-        attempt_release(a->d, a);
-        return;
-    }
-    struct outcome o;
-    memset(&o, 0, sizeof(o));
-    o.status = res->exit_status;
-    if (res->error != 0) {
-        o.kind = OUT_DEAD;
-        snprintf(o.error, sizeof(o.error), "cannot start: %s", uv_strerror(res->error));
-    } else if (res->timed_out) {
-        o.kind = OUT_RETRY;
-        snprintf(o.error, sizeof(o.error), "timed out");
-    } else if (res->term_signal != 0) {
-        o.kind = OUT_RETRY;
-        snprintf(o.error, sizeof(o.error), "killed by signal %d", res->term_signal);
-    } else if (res->exit_status == 0) {
-        o.kind = OUT_SUCCESS;
+        o.cancelled = true;
     } else {
-        o.kind = OUT_RETRY;
-        snprintf(o.error, sizeof(o.error), "exit status %lld: %.200s",
-                 (long long)res->exit_status, res->output);
+        classify_exec(call->entry, res, &o);
     }
     /* Recorded even while stopping: running the program again after a
      * restart would do its work twice (dispatcher_drain). */
-    attempt_done(a, &o);
+    call->done(call, &o);
 }
 
-static int send_ghl(struct dispatcher *d, struct attempt *a, const cJSON *req)
+static int send_ghl(struct sink_call *call, const cJSON *req)
 {
-    struct location *loc = runtime_location(d, entry_str(a->entry, "location"));
+    struct location *loc = runtime_location(call->env, sink_str(call->entry, "location"));
     if (loc == NULL) {
         return -ENOENT;
     }
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     char tag[128];
-    snprintf(tag, sizeof(tag), "rule:%s", entry_str(a->entry, "rule"));
+    snprintf(tag, sizeof(tag), "rule:%s", sink_str(call->entry, "rule"));
     struct location_request lr = {
-        .method = entry_str(req, "method"),
-        .path = entry_str(req, "path"),
+        .method = sink_str(req, "method"),
+        .path = sink_str(req, "path"),
         .version = json_get_string(req, "version"),
         .body = text,
         .body_len = text ? strlen(text) : 0,
         .log_tag = tag,
     };
-    int rc = location_submit(loc, LOCATION_POLL, &lr, on_http_done, a, &a->pending);
+    struct location_pending *pending = NULL;
+    int rc = location_submit(loc, LOCATION_POLL, &lr, on_http_done, call, &pending);
+    call->handle = pending;
     free(text);
     return rc;
+}
+
+static void cancel_ghl(struct sink_call *call)
+{
+    location_cancel(call->handle);
 }
 
 /* Frees header lines that may hold a secret, wiping them first. */
@@ -1747,14 +1715,15 @@ static void header_lines_free(char **lines)
  * add_secret_header) taken from the loaded config. NULL when a reference is
  * no longer configured (logged): the action cannot be sent as written.
  */
-static char **header_lines(struct dispatcher *d, const cJSON *entry, const cJSON *req)
+static char **header_lines(const struct dispatcher_env *env, const cJSON *entry,
+                           const cJSON *req)
 {
     const cJSON *headers = cJSON_GetObjectItemCaseSensitive(req, "headers");
     const cJSON *refs = cJSON_GetObjectItemCaseSensitive(req, "secret_headers");
     size_t n = (size_t)cJSON_GetArraySize(headers);
     char **lines = xcalloc(n + 2, sizeof(*lines));
     size_t k = 0;
-    lines[k++] = xasprintf("Idempotency-Key: %s", entry_str(entry, "key"));
+    lines[k++] = xasprintf("Idempotency-Key: %s", sink_str(entry, "key"));
     const cJSON *h;
     cJSON_ArrayForEach(h, headers)
     {
@@ -1763,11 +1732,11 @@ static char **header_lines(struct dispatcher *d, const cJSON *entry, const cJSON
         }
         const char *value = h->valuestring;
         const char *ref = json_get_string(refs, h->string);
-        if (ref != NULL && (value = config_header_secret(d->env.cfg, ref)) == NULL) {
+        if (ref != NULL && (value = config_header_secret(env->cfg, ref)) == NULL) {
             log_warn("dispatch",
                      "rule %s (outbox id %.0f): header %s = %s is not in the configuration any "
                      "more; the action goes to the dead-letter store",
-                     entry_str(entry, "rule"), entry_num(entry, "id", 0), h->string, ref);
+                     sink_str(entry, "rule"), sink_num(entry, "id", 0), h->string, ref);
             header_lines_free(lines);
             return NULL;
         }
@@ -1777,26 +1746,28 @@ static char **header_lines(struct dispatcher *d, const cJSON *entry, const cJSON
     return lines;
 }
 
-static int send_http(struct dispatcher *d, struct attempt *a, const cJSON *req)
+static int send_http(struct sink_call *call, const cJSON *req)
 {
-    char **lines = header_lines(d, a->entry, req);
+    char **lines = header_lines(call->env, call->entry, req);
     if (lines == NULL) {
         return -ENOKEY;
     }
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     char tag[128];
-    snprintf(tag, sizeof(tag), "rule:%s", entry_str(a->entry, "rule"));
+    snprintf(tag, sizeof(tag), "rule:%s", sink_str(call->entry, "rule"));
     struct http_request hr = {
-        .method = entry_str(req, "method"),
-        .url = entry_str(req, "url"),
+        .method = sink_str(req, "method"),
+        .url = sink_str(req, "url"),
         .headers = (const char *const *)lines,
         .body = text,
         .body_len = text ? strlen(text) : 0,
         .log_tag = tag,
-        .timeout_ms = (uint64_t)entry_num(a->entry, "timeout_ms", 0),
+        .timeout_ms = (uint64_t)sink_num(call->entry, "timeout_ms", 0),
     };
-    int rc = http_send(d->env.http, &hr, on_http_done, a, &a->transfer);
+    struct http_transfer *transfer = NULL;
+    int rc = http_send(call->env->http, &hr, on_http_done, call, &transfer);
+    call->handle = transfer;
     free(text);
     header_lines_free(lines);
     /* http_send calls back even when it fails: never report an error here. */
@@ -1804,12 +1775,17 @@ static int send_http(struct dispatcher *d, struct attempt *a, const cJSON *req)
     return 0;
 }
 
-static int send_exec(struct dispatcher *d, struct attempt *a, const cJSON *req)
+static void cancel_http(struct sink_call *call)
+{
+    http_cancel(call->handle);
+}
+
+static int send_exec(struct sink_call *call, const cJSON *req)
 {
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(req, "args");
     size_t n = (size_t)cJSON_GetArraySize(args);
     char **argv = xcalloc(n + 2, sizeof(*argv));
-    argv[0] = xstrdup(entry_str(req, "command"));
+    argv[0] = xstrdup(sink_str(req, "command"));
     size_t k = 1;
     const cJSON *arg;
     cJSON_ArrayForEach(arg, args)
@@ -1821,21 +1797,73 @@ static int send_exec(struct dispatcher *d, struct attempt *a, const cJSON *req)
     char *env[] = {
         "PATH=/usr/local/bin:/usr/bin:/bin",
         "LANG=C.UTF-8",
-        xasprintf("POLLEN_RULE=%s", entry_str(a->entry, "rule")),
-        xasprintf("POLLEN_EVENT_ID=%s", entry_str(a->entry, "source")),
-        xasprintf("POLLEN_IDEMPOTENCY_KEY=%s", entry_str(a->entry, "key")),
+        xasprintf("POLLEN_RULE=%s", sink_str(call->entry, "rule")),
+        xasprintf("POLLEN_EVENT_ID=%s", sink_str(call->entry, "source")),
+        xasprintf("POLLEN_IDEMPOTENCY_KEY=%s", sink_str(call->entry, "key")),
         NULL,
     };
-    const char *stdin_json = entry_str(req, "stdin");
-    int rc = subproc_run(d->env.loop, argv, env, stdin_json, strlen(stdin_json),
-                       (uint64_t)entry_num(a->entry, "timeout_ms", 30000), on_exec_done, a,
-                       &a->job);
+    const char *stdin_json = sink_str(req, "stdin");
+    struct subproc_job *job = NULL;
+    int rc = subproc_run(call->env->loop, argv, env, stdin_json, strlen(stdin_json),
+                       (uint64_t)sink_num(call->entry, "timeout_ms", 30000), on_exec_done, call,
+                       &job);
+    call->handle = job;
     strv_free(argv);
     for (size_t i = 2; env[i] != NULL; i++) {
         free(env[i]);
     }
     return rc;
 }
+
+static void cancel_exec(struct sink_call *call)
+{
+    subproc_cancel(call->handle);
+}
+
+/* The ghl sink's part of echo detection: the intents (claim txn), and the
+ * outcome (pending create answered; on success, what was written). */
+static int ghl_recorded(struct store_txn *txn, const cJSON *entry, uint64_t id,
+                        const struct sink_outcome *o)
+{
+    int rc = 0;
+    if (entry_creates(entry)) {
+        /* Answered: remember_own_write notes the created id (on success). */
+        rc = pending_create_set(txn, entry, id, false);
+    }
+    if (rc == 0 && o->kind == SINK_SUCCESS) {
+        rc = remember_own_write(txn, entry, o->result, sink_str(entry, "location_id"));
+    }
+    return rc;
+}
+
+const struct sink dispatch__sink_ghl = {
+    .name = "ghl",
+    .rule_kind = CONFIG_RULE_CATALOG,
+    .render = render_catalog,
+    .send = send_ghl,
+    .cancel = cancel_ghl,
+    .classify = classify_http,
+    .claimed = note_intent,
+    .recorded = ghl_recorded,
+};
+
+const struct sink dispatch__sink_http = {
+    .name = "http",
+    .rule_kind = CONFIG_RULE_HTTP,
+    .render = render_http,
+    .send = send_http,
+    .cancel = cancel_http,
+    .classify = classify_http,
+};
+
+const struct sink dispatch__sink_exec = {
+    .name = "exec",
+    .rule_kind = CONFIG_RULE_EXEC,
+    .render = render_exec,
+    .send = send_exec,
+    .cancel = cancel_exec,
+    .classify = classify_exec,
+};
 
 struct park_ctx {
     uint64_t id;
@@ -1854,8 +1882,8 @@ static int park_txn(struct store_txn *txn, void *ud)
     if (rc != 0) {
         return rc;
     }
-    p->failures = (unsigned)entry_num(entry, "claim_failures", 0) + 1;
-    uint64_t cap = (uint64_t)entry_num(entry, "backoff_max_ms", 0);
+    p->failures = (unsigned)sink_num(entry, "claim_failures", 0) + 1;
+    uint64_t cap = (uint64_t)sink_num(entry, "backoff_max_ms", 0);
     p->wait = util_backoff_ms(STORE_BACKOFF_MIN_MS, cap > STORE_BACKOFF_MIN_MS ? cap : STORE_BACKOFF_MAX_MS,
                               p->failures - 1);
     set_num(entry, "claim_failures", p->failures);
@@ -1894,7 +1922,7 @@ struct quarantine_ctx {
 static int quarantine_txn(struct store_txn *txn, void *ud)
 {
     struct quarantine_ctx *q = ud;
-    struct outcome o = {.kind = OUT_DEAD};
+    struct sink_outcome o = {.kind = SINK_DEAD};
     snprintf(o.error, sizeof(o.error), "the stored entry cannot be read (%s): it cannot be sent",
              store_strerror(q->why));
     cJSON *stub = NULL;
@@ -1922,20 +1950,33 @@ static int quarantine(struct dispatcher *d, uint64_t id, uint64_t due_at, int wh
     return rc;
 }
 
+/* A sink's report: a cancelled send is left for its lease, any other recorded. */
+static void attempt_sink_done(struct sink_call *call, struct sink_outcome *o)
+{
+    struct attempt *a = container_of(call, struct attempt, call);
+    if (o->cancelled) {
+        cJSON_Delete(o->result);
+        attempt_release(a->d, a);
+        return;
+    }
+    attempt_done(a, o);
+}
+
 static void send_attempt(struct dispatcher *d, struct attempt *a)
 {
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(a->entry, "request");
-    const char *kind = entry_str(a->entry, "kind");
-    int rc;
-    if (strcmp(kind, "ghl") == 0) {
-        rc = send_ghl(d, a, req);
-    } else if (strcmp(kind, "http") == 0) {
-        rc = send_http(d, a, req);
-    } else {
-        rc = send_exec(d, a, req);
+    const char *kind = sink_str(a->entry, "kind");
+    a->sink = sink_find(kind);
+    a->call = (struct sink_call){.env = &d->env, .entry = a->entry, .done = attempt_sink_done};
+    if (a->sink == NULL) {
+        struct sink_outcome o = {.kind = SINK_DEAD};
+        snprintf(o.error, sizeof(o.error), "cannot send: unknown action kind '%.60s'", kind);
+        attempt_done(a, &o);
+        return;
     }
+    int rc = a->sink->send(&a->call, req);
     if (rc != 0) {
-        struct outcome o = {.kind = OUT_DEAD};
+        struct sink_outcome o = {.kind = SINK_DEAD};
         snprintf(o.error, sizeof(o.error), "cannot send: %s", strerror(rc < 0 ? -rc : rc));
         attempt_done(a, &o);
     }
@@ -1965,7 +2006,7 @@ static int start_attempt(struct dispatcher *d, uint64_t id, uint64_t due_at)
     if (c.buried) {
         log_warn("dispatch", "rule %s: %s moved to the dead-letter store: the engine stopped "
                              "during each of its attempts",
-                 entry_str(c.entry, "rule"), entry_str(c.entry, "action"));
+                 sink_str(c.entry, "rule"), sink_str(c.entry, "action"));
         cJSON_Delete(c.entry);
         return 0;
     }
@@ -2096,12 +2137,8 @@ static void cancel_inflight(struct dispatcher *d)
             continue;
         }
         a->cancelled = true;
-        if (a->pending != NULL) {
-            location_cancel(a->pending);
-        } else if (a->transfer != NULL) {
-            http_cancel(a->transfer);
-        } else if (a->job != NULL) {
-            subproc_cancel(a->job);
+        if (a->call.handle != NULL) {
+            a->sink->cancel(&a->call);
         }
     }
 }
