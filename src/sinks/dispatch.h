@@ -119,7 +119,7 @@ int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud);
 int dispatch_own_sweep_batch(struct store_txn *txn, uint64_t now_ms, struct store_sweep *sw);
 
 /* The dispatcher's clock: wall ms as of its first use, advanced by the monotonic
- * clock (a wall-clock step while it runs changes nothing; see dispatch.c).
+ * clock (a wall-clock step while it runs changes nothing; see deliver.c).
  * The times it stores (next_at, leases, own-write marks) are on it. */
 uint64_t dispatch_clock_ms(void);
 

@@ -135,4 +135,18 @@ static inline double sink_num(const cJSON *entry, const char *key, double def)
     return v;
 }
 
+/* Replaces an entry's string member (NULL: ""). */
+static inline void sink_set_str(cJSON *obj, const char *key, const char *value)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    cJSON_AddStringToObject(obj, key, value ? value : "");
+}
+
+/* Replaces an entry's number member. */
+static inline void sink_set_num(cJSON *obj, const char *key, double value)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    cJSON_AddNumberToObject(obj, key, value);
+}
+
 #endif
