@@ -47,6 +47,16 @@
  * Dry run: nothing is enqueued or sent; each request that would be sent is
  * printed as one JSON line on the dry-run stream instead, and a rule that
  * cannot be rendered for the event as a line with its "error".
+ *
+ * Files (sinks_int.h): route.c (dispatch_on_event), deliver.c (the
+ * dispatcher and its clock), echo.c (own writes); each action kind is a
+ * sink (sink.h, registry.h). An entry whose "kind" names no sink is
+ * dead-lettered when claimed ("cannot send: unknown action kind").
+ * Owns: the dispatcher and its attempts in flight; STORE_OWN (own-write
+ * marks and pending-create lists).
+ * Invariants: an action is enqueued in the txn of its event; an attempt is
+ * recorded (attempts+1, lease) before it is sent; its outcome commits with
+ * its action event.
  * Thread context: loop thread.
  */
 #ifndef POLLEN_DISPATCH_H
