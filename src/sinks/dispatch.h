@@ -47,6 +47,16 @@
  * Dry run: nothing is enqueued or sent; each request that would be sent is
  * printed as one JSON line on the dry-run stream instead, and a rule that
  * cannot be rendered for the event as a line with its "error".
+ *
+ * Files (sinks_int.h): route.c (dispatch_on_event), deliver.c (the
+ * dispatcher and its clock), echo.c (own writes); each action kind is a
+ * sink (sink.h, registry.h). An entry whose "kind" names no sink is
+ * dead-lettered when claimed ("cannot send: unknown action kind").
+ * Owns: the dispatcher and its attempts in flight; STORE_OWN (own-write
+ * marks and pending-create lists).
+ * Invariants: an action is enqueued in the txn of its event; an attempt is
+ * recorded (attempts+1, lease) before it is sent; its outcome commits with
+ * its action event.
  * Thread context: loop thread.
  */
 #ifndef POLLEN_DISPATCH_H
@@ -119,7 +129,7 @@ int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud);
 int dispatch_own_sweep_batch(struct store_txn *txn, uint64_t now_ms, struct store_sweep *sw);
 
 /* The dispatcher's clock: wall ms as of its first use, advanced by the monotonic
- * clock (a wall-clock step while it runs changes nothing; see dispatch.c).
+ * clock (a wall-clock step while it runs changes nothing; see deliver.c).
  * The times it stores (next_at, leases, own-write marks) are on it. */
 uint64_t dispatch_clock_ms(void);
 

@@ -776,7 +776,7 @@ static void test_api_message(void)
 }
 
 /* json_number_from_text: the strict text-to-number of integer/number action
- * fields (coerce in dispatch.c). strtod took all of the rejected forms. */
+ * fields (coerce in sinks/sink_ghl.c). strtod took all of the rejected forms. */
 static void test_number_from_text(void)
 {
     static const struct {

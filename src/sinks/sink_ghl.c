@@ -1,0 +1,360 @@
+/*
+ * sink_ghl: the "ghl" sink, HighLevel catalog actions. Renders a rule's
+ * catalog action (path parameters as record ids, body fields coerced to
+ * the catalog's types), sends it through the location's queue (sharing its
+ * rate budget), and classifies the response as sink_http does. Its hooks
+ * keep the echo detector (echo.c) informed: only this sink writes records.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "catalog.h"
+#include "config.h"
+#include "diff.h"
+#include "json.h"
+#include "location.h"
+#include "sinks_int.h"
+#include "template.h"
+#include "util.h"
+
+static struct location *runtime_location(const struct dispatcher_env *env, const char *name)
+{
+    for (size_t i = 0; i < env->cfg->nlocations; i++) {
+        if (strcmp(env->cfg->locations[i].name, name) == 0) {
+            return env->locations[i];
+        }
+    }
+    return NULL;
+}
+
+static cJSON *split_list(const char *text)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char *copy = xstrdup(text);
+    for (char *p = copy; *p != '\0';) {
+        while (*p == ' ' || *p == ',' || *p == '\t') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        char *start = p;
+        while (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t') {
+            p++;
+        }
+        char saved = *p;
+        *p = '\0';
+        cJSON_AddItemToArray(arr, cJSON_CreateString(start));
+        *p = saved;
+    }
+    free(copy);
+    return arr;
+}
+
+/*
+ * Converts a rendered value to the type the API expects; consumes v. NULL +
+ * err on mismatch. literal: the config text has no {{ }}, so the user wrote
+ * the value and the list and JSON forms apply; a value from an expression
+ * keeps its JSON type, so event data can never change a request's structure
+ * (F11: a string is one list element, a JSON-looking string stays a string;
+ * `| split` and `| parse_json` ask for the other on purpose).
+ */
+static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, bool literal, char *err,
+                     size_t errlen)
+{
+    switch (type) {
+    case CATALOG_STRING: {
+        if (cJSON_IsString(v)) {
+            return v;
+        }
+        char *text = sink_value_text(v);
+        cJSON_Delete(v);
+        cJSON *s = cJSON_CreateString(text);
+        free(text);
+        return s;
+    }
+    case CATALOG_BOOLEAN: {
+        if (cJSON_IsBool(v)) {
+            return v;
+        }
+        bool b = false;
+        if (cJSON_IsString(v) && util_parse_bool(v->valuestring, &b) == 0) {
+            cJSON_Delete(v);
+            return cJSON_CreateBool(b);
+        }
+        break;
+    }
+    case CATALOG_INTEGER:
+    case CATALOG_NUMBER: {
+        if (cJSON_IsNumber(v) || cJSON_IsRaw(v)) {
+            return v; /* Raw: an integer past 2^53, sent with its digits (json.h) */
+        }
+        if (cJSON_IsString(v)) {
+            cJSON *n = json_number_from_text(v->valuestring);
+            if (n == NULL) {
+                snprintf(err, errlen, "%s: '%.60s' is not a number (plain JSON number text "
+                                      "only)", name, v->valuestring);
+            }
+            cJSON_Delete(v);
+            return n;
+        }
+        break;
+    }
+    case CATALOG_STRING_LIST: {
+        if (cJSON_IsString(v) && literal) {
+            cJSON *arr = split_list(v->valuestring);
+            cJSON_Delete(v);
+            return arr;
+        }
+        if (cJSON_IsString(v)) {
+            cJSON *arr = cJSON_CreateArray();
+            cJSON_AddItemToArray(arr, v);
+            return arr;
+        }
+        if (cJSON_IsArray(v)) {
+            cJSON *arr = cJSON_CreateArray();
+            const cJSON *item;
+            cJSON_ArrayForEach(item, v)
+            {
+                char *text = sink_value_text(item);
+                cJSON_AddItemToArray(arr, cJSON_CreateString(text));
+                free(text);
+            }
+            cJSON_Delete(v);
+            return arr;
+        }
+        break;
+    }
+    case CATALOG_JSON: {
+        /* A literal that is JSON is sent as that JSON; rendered text stays text. */
+        if (cJSON_IsString(v) && literal) {
+            cJSON *parsed = NULL;
+            if (json_parse(v->valuestring, strlen(v->valuestring), &parsed, NULL) == 0) {
+                cJSON_Delete(v);
+                return parsed;
+            }
+        }
+        return v;
+    }
+    }
+    snprintf(err, errlen, "%s: the value does not fit the expected type", name);
+    cJSON_Delete(v);
+    return NULL;
+}
+
+static const struct config_rule_param *rule_param(const struct config_rule *r, const char *name)
+{
+    for (size_t i = 0; i < r->nparams; i++) {
+        if (strcmp(r->params[i].name, name) == 0) {
+            return &r->params[i];
+        }
+    }
+    return NULL;
+}
+
+/* r->err for path parameter name whose rendered text is not a record id. An
+ * empty one most often comes from a field the record does not have: the
+ * expression is named so the user sees which one. */
+static void bad_id(struct sink_render *r, const char *name, const struct config_rule_param *p,
+                   const char *text)
+{
+    if (text == NULL) {
+        snprintf(r->err, sizeof(r->err), "%s: '(missing)' is not a valid id", name);
+    } else if (text[0] == '\0' && !template_is_literal(p->tmpl)) {
+        snprintf(r->err, sizeof(r->err), "%s: '%.120s' rendered empty ('' is not a valid id)",
+                 name, p->value);
+    } else {
+        snprintf(r->err, sizeof(r->err), "%s: '%.120s' is not a valid id", name, text);
+    }
+}
+
+/* Expands the action's path; each parameter must be a safe record id. */
+static char *render_path(struct sink_render *r, const struct config_rule *rule, char **target_id)
+{
+    const struct catalog_action *def = rule->def;
+    struct buf b;
+    buf_init(&b, 4096);
+    for (const char *s = def->path; *s != '\0';) {
+        if (*s != '{') {
+            buf_append(&b, s, 1);
+            s++;
+            continue;
+        }
+        const char *end = strchr(s, '}');
+        if (end == NULL) {
+            break;
+        }
+        char *name = xstrndup(s + 1, (size_t)(end - s - 1));
+        const struct config_rule_param *p = rule_param(rule, name);
+        cJSON *v = p ? sink_render_param(r, p) : NULL;
+        char *text = v ? sink_value_text(v) : NULL;
+        cJSON_Delete(v);
+        if (text == NULL || !diff_valid_record_id(text)) {
+            if (r->err[0] == '\0') {
+                bad_id(r, name, p, text);
+            }
+            free(text);
+            free(name);
+            buf_finish(&b);
+            return NULL;
+        }
+        if (def->target != NULL && strcmp(def->target, name) == 0) {
+            free(*target_id);
+            *target_id = xstrdup(text);
+        }
+        if (strcmp(name, "contactId") == 0 && r->contact_id == NULL) {
+            r->contact_id = xstrdup(text);
+        }
+        char *esc = location_escape(text);
+        buf_append_str(&b, esc);
+        free(esc);
+        free(text);
+        free(name);
+        s = end + 1;
+    }
+    return buf_steal(&b, NULL);
+}
+
+static cJSON *render_catalog_body(struct sink_render *r, const struct config_rule *rule,
+                                  const struct config_location *loc)
+{
+    const struct catalog_action *def = rule->def;
+    if (def->empty_body) {
+        return cJSON_CreateObject();
+    }
+    cJSON *body = cJSON_CreateObject();
+    for (size_t i = 0; i < def->nbody; i++) {
+        const struct catalog_binding *b = &def->body[i];
+        if (b->is_location) {
+            cJSON_AddStringToObject(body, b->name, loc->id);
+        } else if (b->is_json) {
+            cJSON *v = NULL;
+            json_parse(b->value, strlen(b->value), &v, NULL);
+            cJSON_AddItemToObject(body, b->name, v ? v : cJSON_CreateNull());
+        } else {
+            cJSON_AddStringToObject(body, b->name, b->value);
+        }
+    }
+    for (size_t i = 0; i < rule->nparams; i++) {
+        const struct catalog_field *f = catalog_action_field(def, rule->params[i].name);
+        if (f == NULL) {
+            continue; /* a path parameter */
+        }
+        cJSON *v = f->type == CATALOG_STRING_LIST ? sink_render_list_param(r, &rule->params[i])
+                                                  : sink_render_param(r, &rule->params[i]);
+        if (v == NULL) {
+            cJSON_Delete(body);
+            return NULL;
+        }
+        if (cJSON_IsNull(v)) {
+            cJSON_Delete(v);
+            if (f->required) {
+                snprintf(r->err, sizeof(r->err), "%s: required, but '%.120s' rendered nothing",
+                         f->name, rule->params[i].value);
+                cJSON_Delete(body);
+                return NULL;
+            }
+            continue;
+        }
+        v = coerce(v, f->type, f->name, template_is_literal(rule->params[i].tmpl), r->err,
+                   sizeof(r->err));
+        if (v == NULL) {
+            cJSON_Delete(body);
+            return NULL;
+        }
+        cJSON_AddItemToObject(body, f->name, v);
+    }
+    if (cJSON_GetArraySize(body) == 0 && strcmp(def->method, "POST") != 0 &&
+        strcmp(def->method, "PUT") != 0) {
+        cJSON_Delete(body);
+        return NULL; /* GET/DELETE without fields: no body at all */
+    }
+    return body;
+}
+
+static cJSON *render_catalog(struct sink_render *r, const struct config_rule *rule, cJSON *entry)
+{
+    const struct config_location *loc = r->loc;
+    if (loc == NULL) {
+        return NULL;
+    }
+    char *target_id = NULL;
+    char *path = render_path(r, rule, &target_id);
+    if (path == NULL) {
+        free(target_id);
+        return NULL;
+    }
+    r->err[0] = '\0';
+    cJSON *body = render_catalog_body(r, rule, loc);
+    if (body == NULL && r->err[0] != '\0') {
+        free(path);
+        free(target_id);
+        return NULL;
+    }
+    const struct catalog_action *def = rule->def;
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "method", def->method);
+    cJSON_AddStringToObject(req, "path", path);
+    cJSON_AddStringToObject(req, "version", def->version);
+    if (body != NULL) {
+        cJSON_AddItemToObject(req, "body", body);
+    }
+    cJSON_AddNumberToObject(entry, "success", def->success);
+    cJSON_AddBoolToObject(entry, "gone_ok", def->gone_ok);
+    cJSON_AddStringToObject(entry, "result", def->result ? def->result : "");
+    cJSON_AddStringToObject(entry, "target_resource",
+                            def->target_resource ? def->target_resource : "");
+    if (target_id != NULL) {
+        cJSON_AddStringToObject(entry, "target_id", target_id);
+    }
+    if (r->contact_id != NULL) {
+        cJSON_AddStringToObject(entry, "contact_id", r->contact_id);
+    }
+    free(path);
+    free(target_id);
+    return req;
+}
+
+static int send_ghl(struct sink_call *call, const cJSON *req)
+{
+    struct location *loc = runtime_location(call->env, sink_str(call->entry, "location"));
+    if (loc == NULL) {
+        return -ENOENT;
+    }
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    char tag[128];
+    snprintf(tag, sizeof(tag), "rule:%s", sink_str(call->entry, "rule"));
+    struct location_request lr = {
+        .method = sink_str(req, "method"),
+        .path = sink_str(req, "path"),
+        .version = json_get_string(req, "version"),
+        .body = text,
+        .body_len = text ? strlen(text) : 0,
+        .log_tag = tag,
+    };
+    struct location_pending *pending = NULL;
+    int rc = location_submit(loc, LOCATION_POLL, &lr, dispatch__http_done, call, &pending);
+    call->handle = pending;
+    free(text);
+    return rc;
+}
+
+static void cancel_ghl(struct sink_call *call)
+{
+    location_cancel(call->handle);
+}
+
+const struct sink dispatch__sink_ghl = {
+    .name = "ghl",
+    .rule_kind = CONFIG_RULE_CATALOG,
+    .render = render_catalog,
+    .send = send_ghl,
+    .cancel = cancel_ghl,
+    .classify = dispatch__classify_http,
+    .claimed = dispatch__echo_claimed,
+    .recorded = dispatch__echo_recorded,
+};
