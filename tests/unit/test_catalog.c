@@ -95,6 +95,8 @@ static const struct expected triggers_expected[] = {
     CONTACTS_T("contacts.notes"),        CONTACTS_T("contacts.notes.get"),
     OPPS_T("opportunities.search"),      OPPS_T("opportunities.get"),
     OPPS_T("opportunities.pipelines"),
+    {"businesses.get", "triggers/businesses.ini", "apps/businesses.json", "businesses.readonly"},
+    {"businesses.list", "triggers/businesses.ini", "apps/businesses.json", "businesses.readonly"},
 };
 #undef CONTACTS_T
 #undef OPPS_T
@@ -244,6 +246,13 @@ static void test_shipped(const struct catalog *cat)
         CHECK(loc && all);
         CHECK(catalog_trigger_param(os, "status") == NULL);
     }
+    /* No total in the response: complete on a short page, confirmed by id. */
+    const struct catalog_trigger *bl = catalog_find_trigger(cat, "businesses.list");
+    if (bl != NULL) {
+        CHECK_INT(bl->pagination, CATALOG_PAGE_SKIP_LIMIT);
+        CHECK_STR(bl->confirm_delete, "/businesses/{id}");
+        CHECK(bl->nquery == 1 && bl->query[0].is_location);
+    }
     const struct catalog_trigger *tg = catalog_find_trigger(cat, "contacts.tasks.get");
     if (tg != NULL) {
         CHECK(tg->single);
@@ -260,6 +269,7 @@ static void test_shipped(const struct catalog *cat)
 #define CONTACTS_A(n) {n, "actions/contacts.ini", "apps/contacts.json", "contacts.write"}
 #define OPPS_A(n) {n, "actions/opportunities.ini", "apps/opportunities.json", \
                    "opportunities.write"}
+#define BIZ_A(n) {n, "actions/businesses.ini", "apps/businesses.json", "businesses.write"}
 static const struct expected actions_expected[] = {
     CONTACTS_A("contacts.create"),
     CONTACTS_A("contacts.update"),
@@ -285,21 +295,25 @@ static const struct expected actions_expected[] = {
     OPPS_A("opportunities.status"),
     OPPS_A("opportunities.followers.add"),
     OPPS_A("opportunities.followers.remove"),
+    BIZ_A("businesses.create"),
+    BIZ_A("businesses.update"),
+    BIZ_A("businesses.delete"),
 };
 #undef CONTACTS_A
 #undef OPPS_A
+#undef BIZ_A
 
 /* Those that delete or remove something: a rule must say confirm = yes. */
 static const char *const destructive_names[] = {
     "contacts.delete",       "contacts.tasks.delete", "contacts.notes.delete",
     "contacts.tags.remove",  "contacts.tags.bulk",    "contacts.campaigns.remove_all",
-    "opportunities.delete",  "opportunities.followers.remove",
+    "opportunities.delete",  "opportunities.followers.remove", "businesses.delete",
 };
 
 /* Plain creates: a retry after an unknown outcome may duplicate. */
 static const char *const non_idempotent_names[] = {
     "contacts.create", "contacts.tasks.create", "contacts.notes.create",
-    "contacts.campaigns.add", "opportunities.create",
+    "contacts.campaigns.add", "opportunities.create", "businesses.create",
 };
 
 /* Actions whose writes pollen cannot attribute to one record. */
@@ -474,6 +488,13 @@ static void test_shipped_actions(const struct catalog *cat)
         CHECK_INT(f->nbody, 2);
         const struct catalog_binding *pl = catalog_action_binding(f, "pageLimit");
         CHECK(pl != NULL && pl->is_json && strcmp(pl->value, "10") == 0);
+    }
+    /* The response member is spelled buiseness (sic) in the spec and live. */
+    const struct catalog_action *bc = catalog_find_action(cat, "businesses.create");
+    if (bc != NULL) {
+        CHECK_STR(bc->result, "buiseness");
+        CHECK_INT(bc->success, 201);
+        CHECK(catalog_action_binding(bc, "locationId") != NULL);
     }
     const struct catalog_action *rm = catalog_find_action(cat, "contacts.campaigns.remove_all");
     if (rm != NULL) {
