@@ -98,6 +98,8 @@ static const struct expected triggers_expected[] = {
     {"businesses.get", "triggers/businesses.ini", "apps/businesses.json", "businesses.readonly"},
     {"businesses.list", "triggers/businesses.ini", "apps/businesses.json", "businesses.readonly"},
     {"users.list", "triggers/users.ini", "apps/users.json", "users.readonly"},
+    {"workflows.list", "triggers/workflows.ini", "apps/workflows.json", "workflows.readonly"},
+    {"campaigns.list", "triggers/workflows.ini", "apps/campaigns.json", "campaigns.readonly"},
 };
 #undef CONTACTS_T
 #undef OPPS_T
@@ -270,6 +272,8 @@ static void test_shipped(const struct catalog *cat)
 #define CONTACTS_A(n) {n, "actions/contacts.ini", "apps/contacts.json", "contacts.write"}
 #define OPPS_A(n) {n, "actions/opportunities.ini", "apps/opportunities.json", \
                    "opportunities.write"}
+/* Contact routes that ghl-catalog.tsv files under Workflows & Campaigns. */
+#define WF_A(n) {n, "actions/workflows.ini", "apps/contacts.json", "contacts.write"}
 #define BIZ_A(n) {n, "actions/businesses.ini", "apps/businesses.json", "businesses.write"}
 static const struct expected actions_expected[] = {
     CONTACTS_A("contacts.create"),
@@ -301,29 +305,39 @@ static const struct expected actions_expected[] = {
     BIZ_A("businesses.delete"),
     {"users.update", "actions/users.ini", "apps/users.json", "users.write"},
     {"users.delete", "actions/users.ini", "apps/users.json", "users.write"},
+    WF_A("contacts.workflows.add"),
+    WF_A("contacts.workflows.remove"),
+    WF_A("contacts.followers.add"),
+    WF_A("contacts.followers.remove"),
+    WF_A("contacts.business.bulk"),
 };
 #undef CONTACTS_A
 #undef OPPS_A
 #undef BIZ_A
+#undef WF_A
 
 /* Those that delete or remove something: a rule must say confirm = yes. */
 static const char *const destructive_names[] = {
     "contacts.delete",       "contacts.tasks.delete", "contacts.notes.delete",
     "contacts.tags.remove",  "contacts.tags.bulk",    "contacts.campaigns.remove_all",
     "opportunities.delete",  "opportunities.followers.remove", "businesses.delete",
-    "users.delete",
+    "users.delete",          "contacts.workflows.remove", "contacts.followers.remove",
+    /* Until destructive_when exists: it replaces each contact's businessId. */
+    "contacts.business.bulk",
 };
 
 /* Plain creates: a retry after an unknown outcome may duplicate. */
 static const char *const non_idempotent_names[] = {
     "contacts.create", "contacts.tasks.create", "contacts.notes.create",
     "contacts.campaigns.add", "opportunities.create", "businesses.create",
+    "contacts.workflows.add",
 };
 
 /* Actions whose writes pollen cannot attribute to one record. */
 static const char *const untracked_names[] = {
     "contacts.find",
     "contacts.tags.bulk",
+    "contacts.business.bulk",
 };
 
 static bool in_list(const char *const *list, size_t n, const char *name)
@@ -730,6 +744,8 @@ static const struct {
      "{userId} is in the path but not in the parameters (catalog-map 2.3)"},
     {"users.delete", GAP_PATH_PARAM, "userId",
      "{userId} is in the path but not in the parameters (catalog-map 2.3)"},
+    {"contacts.business.bulk", GAP_NO_SECURITY, NULL,
+     "no security block (catalog-map 2.6; contacts.write as in the TSV)"},
 };
 
 /*
