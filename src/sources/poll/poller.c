@@ -27,6 +27,7 @@
 #include "json.h"
 #include "location.h"
 #include "log.h"
+#include "paging.h"
 #include "snapshot.h"
 #include "store.h"
 #include "util.h"
@@ -280,36 +281,14 @@ static unsigned page_size(const struct poller *p)
     return p->def->page_size > 0 ? p->def->page_size : 100;
 }
 
+static void add_paging_query(void *ud, const char *name, char *value)
+{
+    add_query(ud, name, value, true);
+}
+
 static void add_pagination(struct poller *p, struct request_parts *r)
 {
-    unsigned size = page_size(p);
-    switch (p->def->pagination) {
-    case CATALOG_PAGE_START_AFTER:
-        add_query(r, "limit", xasprintf("%u", size), true);
-        if (p->page > 0 && p->cursor_after_id != NULL) {
-            if (p->cursor_after != NULL) {
-                add_query(r, "startAfter", xstrdup(p->cursor_after), true);
-            }
-            add_query(r, "startAfterId", xstrdup(p->cursor_after_id), true);
-        }
-        break;
-    case CATALOG_PAGE_SKIP_LIMIT:
-        add_query(r, "skip", xasprintf("%llu", (unsigned long long)p->page * size), true);
-        add_query(r, "limit", xasprintf("%u", size), true);
-        break;
-    case CATALOG_PAGE_SEARCH_AFTER:
-        if (r->body != NULL) {
-            cJSON_AddNumberToObject(r->body, "pageLimit", size);
-            if (p->page == 0 || p->search_after == NULL) {
-                cJSON_AddNumberToObject(r->body, "page", 1);
-            } else {
-                cJSON_AddItemToObject(r->body, "searchAfter", cJSON_Duplicate(p->search_after, 1));
-            }
-        }
-        break;
-    case CATALOG_PAGE_NONE:
-        break;
-    }
+    paging_add_params(&p->paging, &p->cursor, p->page, r->body, add_paging_query, r);
 }
 
 int poller_submit(struct poller *p, enum location_class cls, struct request_parts *r,
@@ -420,12 +399,7 @@ static void cycle_reset(struct poller *p)
     p->page = 0;
     p->attempt = 0;
     p->records_seen = 0;
-    free(p->cursor_after);
-    free(p->cursor_after_id);
-    p->cursor_after = NULL;
-    p->cursor_after_id = NULL;
-    cJSON_Delete(p->search_after);
-    p->search_after = NULL;
+    paging_cursor_reset(&p->cursor);
     idset_clear(&p->seen);
     memset(&p->cstats, 0, sizeof(p->cstats));
     free(p->scan_key);
@@ -586,73 +560,7 @@ static void add_stats(struct snapshot_stats *into, const struct snapshot_stats *
     into->events += st->events;
 }
 
-/* Reads the cursor for the next page; returns true if there is one. */
-static bool advance_cursor(struct poller *p, const cJSON *body, const cJSON *records, bool *bad)
-{
-    int count = cJSON_GetArraySize(records);
-    unsigned size = page_size(p);
-    *bad = false;
-    switch (p->def->pagination) {
-    case CATALOG_PAGE_NONE:
-        return false;
-    case CATALOG_PAGE_SKIP_LIMIT:
-        return count >= (int)size;
-    case CATALOG_PAGE_START_AFTER: {
-        if (count < (int)size) {
-            return false;
-        }
-        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(body, "meta");
-        const char *id = json_get_string(meta, "startAfterId");
-        double after = 0;
-        bool has_after = json_get_number(meta, "startAfter", &after);
-        const cJSON *next = cJSON_GetObjectItemCaseSensitive(meta, "nextPage");
-        if (meta != NULL && cJSON_IsNull(next) && cJSON_GetObjectItemCaseSensitive(meta, "nextPageUrl") != NULL &&
-            cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(meta, "nextPageUrl"))) {
-            return false;
-        }
-        if (id == NULL || (p->cursor_after_id != NULL && strcmp(id, p->cursor_after_id) == 0)) {
-            *bad = true; /* a full page without a moving cursor: never call it complete */
-            return false;
-        }
-        free(p->cursor_after_id);
-        free(p->cursor_after);
-        p->cursor_after_id = xstrdup(id);
-        p->cursor_after = has_after ? xasprintf("%.0f", after) : NULL;
-        return true;
-    }
-    case CATALOG_PAGE_SEARCH_AFTER: {
-        if (count < (int)size) {
-            return false;
-        }
-        const cJSON *last = cJSON_GetArrayItem(records, count - 1);
-        const cJSON *sa = cJSON_GetObjectItemCaseSensitive(last, "searchAfter");
-        if (!cJSON_IsArray(sa) || (p->search_after != NULL && json_equal(sa, p->search_after))) {
-            *bad = true;
-            return false;
-        }
-        cJSON_Delete(p->search_after);
-        p->search_after = cJSON_Duplicate(sa, 1);
-        return true;
-    }
-    }
-    return false;
-}
-
 static void scan_missing(struct poller *p);
-
-/* The API's own count of the listing (total, count or meta.total), or -1. */
-static double listed_total(const cJSON *body)
-{
-    double v = -1;
-    if (json_get_number(body, "total", &v) || json_get_number(body, "count", &v)) {
-        return v;
-    }
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(body, "meta");
-    if (json_get_number(meta, "total", &v)) {
-        return v;
-    }
-    return -1;
-}
 
 static void check_listed_total(struct poller *p, double total)
 {
@@ -671,19 +579,7 @@ static const char *id_field(const struct poller *p)
 /* Names the page being read in log lines: its number and cursor. */
 static void describe_page(const struct poller *p, char *out, size_t len)
 {
-    switch (p->def->pagination) {
-    case CATALOG_PAGE_SKIP_LIMIT:
-        snprintf(out, len, "page %u, skip=%llu", p->page + 1,
-                 (unsigned long long)p->page * page_size(p));
-        break;
-    case CATALOG_PAGE_START_AFTER:
-        snprintf(out, len, "page %u, startAfterId=%s", p->page + 1,
-                 p->page > 0 && p->cursor_after_id ? p->cursor_after_id : "none");
-        break;
-    default:
-        snprintf(out, len, "page %u", p->page + 1);
-        break;
-    }
+    paging_describe(&p->paging, &p->cursor, p->page, out, len);
 }
 
 /*
@@ -832,15 +728,15 @@ static void on_page(struct http_response *resp, void *ud)
     if (a.st.created + a.st.updated > 0) {
         fanout_kick_children(p);
     }
-    double total = listed_total(body);
+    double total = paging_total(&p->paging, body);
     if (total > p->max_total) {
         p->max_total = total; /* the largest count any page claimed */
     }
-    bool bad = false;
-    bool more = advance_cursor(p, body, records, &bad);
+    enum paging_next next = paging_advance(&p->paging, &p->cursor, body, records);
+    bool more = next == PAGING_MORE;
     cJSON_Delete(wrapped);
     json_arena_free(body);
-    if (bad) {
+    if (next == PAGING_STUCK) {
         page_retry(p, "pagination cursor missing or not advancing");
         return;
     }
@@ -1243,6 +1139,7 @@ struct poller *poller_create(const struct poller_env *env, const struct config_t
     p->state_key = xstrndup(p->prefix, p->prefix_len - 1);
     (void)klen;
     p->ignore = merge_ignore(tc, tc->def);
+    paging_init(&p->paging, p->def, page_size(p));
     idset_init(&p->seen);
     uv_timer_init(env->loop, &p->timer);
     p->timer.data = p;

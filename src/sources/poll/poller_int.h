@@ -18,6 +18,7 @@
 #include "idset.h"
 #include "location.h"
 #include "log.h"
+#include "paging.h"
 #include "poller.h"
 #include "snapshot.h"
 #include "store.h"
@@ -64,9 +65,8 @@ struct poller {
     unsigned failures;         /* consecutive failed cycles */
     unsigned page;
     unsigned attempt;
-    char *cursor_after;        /* start_after: meta.startAfter */
-    char *cursor_after_id;     /* start_after: meta.startAfterId */
-    cJSON *search_after;       /* search_after: the last record's cursor */
+    struct paging paging;      /* the definition's paging (set at creation) */
+    struct paging_cursor cursor; /* where this enumeration is */
     struct idset seen;
     uint64_t records_seen;
     struct snapshot_stats cstats;
