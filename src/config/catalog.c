@@ -154,32 +154,28 @@ static int parse_path(struct config_ini *doc, const struct config_key *k, const 
     return 0;
 }
 
-struct only_id {
-    bool has_id;
-    bool other;
-};
-
 static void note_id(void *ctx, const char *name, size_t len)
 {
-    struct only_id *o = ctx;
+    bool *has_id = ctx;
     if (len == 2 && memcmp(name, "id", 2) == 0) {
-        o->has_id = true;
-    } else {
-        o->other = true;
+        *has_id = true;
     }
 }
 
+/* confirm_delete: a path template with {id}; its other placeholders must be
+ * path parameters (checked in finish_trigger, once they are all known). */
 static int parse_confirm_delete(struct config_ini *doc, const struct config_key *k,
                                 const char *value, int line, void *field)
 {
     if (check_template(doc, k, value, line) != 0) {
         return -EINVAL;
     }
-    struct only_id o = {false, false};
-    each_placeholder(doc, line, k->name, value, note_id, &o);
-    if (!o.has_id || o.other) {
+    bool has_id = false;
+    each_placeholder(doc, line, k->name, value, note_id, &has_id);
+    if (!has_id) {
         config_diag_add(&doc->diag, line,
-                        "%s must contain {id} (the record's id) and no other placeholder",
+                        "%s must contain {id} (the record's id); other placeholders are filled "
+                        "like path's",
                         k->name);
         return -EINVAL;
     }
@@ -542,6 +538,25 @@ static void note_placeholder(void *ctx, const char *name, size_t len)
     pc->seen[pc->nseen] = NULL;
 }
 
+/* A confirm_delete placeholder other than {id} is filled like path's: it
+ * must be a path parameter (a for_each child's is its parent's id). */
+static void note_confirm_placeholder(void *ctx, const char *name, size_t len)
+{
+    struct path_check *pc = ctx;
+    if (len == 2 && memcmp(name, "id", 2) == 0) {
+        return;
+    }
+    char *n = xstrndup(name, len);
+    const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
+    if (p == NULL || p->where != CATALOG_PATH) {
+        config_diag_add(&pc->doc->diag, pc->line,
+                        "confirm_delete placeholder {%s} is not a path parameter of this "
+                        "definition",
+                        n);
+    }
+    free(n);
+}
+
 static const struct catalog_binding *find_binding(const struct catalog_binding *b, size_t n,
                                                   const char *name)
 {
@@ -666,6 +681,15 @@ static void finish_trigger(struct config_ini *doc, const struct config_ini_secti
     if (t->single && lines[K_TOTAL] != 0) {
         config_diag_add(&doc->diag, lines[K_TOTAL], "total on a single = yes definition (one "
                                                     "record has no count)");
+    }
+
+    if (t->confirm_delete != NULL) {
+        struct path_check pc = {.doc = doc,
+                                .params = t->params,
+                                .nparams = t->nparams,
+                                .line = lines[K_CONFIRM_DELETE]};
+        each_placeholder(doc, pc.line, "confirm_delete", t->confirm_delete, note_confirm_placeholder,
+                         &pc);
     }
 
     if (t->fan_out != NULL && catalog_trigger_param(t, t->fan_out) == NULL) {

@@ -23,7 +23,8 @@
  * Invariants after a successful load: every `{placeholder}` of path is a
  * declared path parameter and every path parameter appears in path;
  * paginated definitions have 1 <= page_size <= max_page_size; single
- * definitions are not paginated; paging keys appear only on paginated
+ * definitions are not paginated; confirm_delete has {id} and otherwise only
+ * path parameters as placeholders; paging keys appear only on paginated
  * definitions, and only those their style uses; fan_out names a declared parameter and comes
  * with parent_resource; require_one names declared parameters; JSON bindings
  * are valid JSON; no parameter takes a name reserved by [trigger] sections.
@@ -118,7 +119,8 @@ struct catalog_trigger {
     char *total;              /* path of the API's own count, or NULL: total, count or
                                * meta.total, the first present */
     char **volatile_fields;   /* NULL-terminated, never NULL (may be empty) */
-    char *confirm_delete;     /* path template with {id}, or NULL */
+    char *confirm_delete;     /* path template with {id} (the record) and, filled as in
+                               * path, any of the path parameters; or NULL */
     char *fan_out;            /* parameter that for_each feeds, or NULL */
     char *parent_resource;    /* set exactly when fan_out is */
     char **require_one;       /* NULL-terminated, never NULL (may be empty) */

@@ -166,11 +166,12 @@ static void test_shipped(const struct catalog *cat)
         CHECK(strv_contains(d->require_one, "email") && strv_contains(d->require_one, "number"));
     }
     static const struct {
-        const char *name, *records, *resource;
+        const char *name, *records, *resource, *confirm;
     } fans[] = {
-        {"contacts.appointments", "events", "appointment"},
-        {"contacts.tasks", "tasks", "task"},
-        {"contacts.notes", "notes", "note"},
+        {"contacts.appointments", "events", "appointment", NULL},
+        /* M16: a child's deletion is confirmed by id, under its parent. */
+        {"contacts.tasks", "tasks", "task", "/contacts/{contactId}/tasks/{id}"},
+        {"contacts.notes", "notes", "note", "/contacts/{contactId}/notes/{id}"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(fans); i++) {
         const struct catalog_trigger *t = catalog_find_trigger(cat, fans[i].name);
@@ -181,6 +182,11 @@ static void test_shipped(const struct catalog *cat)
         CHECK_STR(t->resource, fans[i].resource);
         CHECK_STR(t->fan_out, "contactId");
         CHECK_STR(t->parent_resource, "contact");
+        if (fans[i].confirm == NULL) {
+            CHECK(t->confirm_delete == NULL);
+        } else {
+            CHECK_STR(t->confirm_delete, fans[i].confirm);
+        }
     }
     const struct catalog_trigger *ng = catalog_find_trigger(cat, "contacts.notes.get");
     if (ng != NULL) {
@@ -972,6 +978,8 @@ static const struct bad_case bad_cases[] = {
     {0, "body.x = 1", 1, "body.x binding on a GET endpoint"},
     {0, "query.q = 1\nparam.q = query string optional", 13, "also a fixed query.q binding"},
     {0, "confirm_delete = /things/{thingId}", 12, "must contain {id}"},
+    {0, "confirm_delete = /things/{other}/{id}", 12,
+     "confirm_delete placeholder {other} is not a path parameter"},
     {0, "require_one = email", 12, "'email', which is not a declared param.email"},
     {9, "records = things[0]", 9, "dotted JSON path"},
     {0, "page_skip_param = offset", 12, "page_skip_param does not apply to pagination = none"},

@@ -30,6 +30,8 @@
 #define REPORT_INTERVAL_MS (60ULL * 60 * 1000)
 /* Failing parent records remembered for that; the oldest report is forgotten first. */
 #define REPORT_CAP 256
+/* confirm_delete: records asked about per read of a parent record; the rest wait for the next. */
+#define UNIT_CONFIRM_CAP 50
 
 /* Queue entry kinds: the parent record was created, changed, or deleted (purge). */
 #define QUEUE_CREATED 'C'
@@ -172,6 +174,9 @@ void fanout_free(struct poller *p)
     free(p->fail_id);
     p->fail_id = NULL;
     idset_finish(&p->passed);
+    free(p->unit_listing);
+    p->unit_listing = NULL;
+    poller_strlist_clear(&p->unit_gone);
 }
 
 /* ---- fan-out child ---------------------------------------------------- */
@@ -210,19 +215,14 @@ static bool parent_in_baseline(struct store_txn *txn, const struct poller *p, co
     return baseline;
 }
 
-/*
- * Deletions within one parent record's list (complete, unpaginated), as
- * for top-level triggers without confirm_delete: a record missing from a
- * read is held (SNAP_MISSING) and deleted only when the next read of the
- * same parent still lacks it; when the list comes back empty, only after
- * EMPTY_CONFIRMATIONS empty reads in a row.
- */
-static int unit_deletions(struct store_txn *txn, struct poller *p, const struct snapshot_scope *sc,
-                          struct idset *seen, bool listing_empty, unsigned empty_streak,
-                          struct snapshot_stats *st)
+/* Called for each snapshot record of a parent record that a read did not list. */
+typedef void (*unlisted_cb)(void *ud, const char *id, size_t idlen, const void *val,
+                            size_t vlen);
+
+/* Walks the snapshot records under prefix (one parent record's) that listed lacks. */
+static int each_unlisted(struct store_txn *txn, const char *prefix, size_t plen,
+                         const struct idset *listed, unlisted_cb fn, void *ud)
 {
-    struct strlist gone = {0};
-    struct strlist held = {0};
     struct store_cursor *cur = NULL;
     int rc = store_cursor_open(txn, STORE_SNAP, &cur);
     const void *key = NULL;
@@ -230,42 +230,79 @@ static int unit_deletions(struct store_txn *txn, struct poller *p, const struct 
     size_t klen = 0;
     size_t vlen = 0;
     if (rc == 0) {
-        rc = store_cursor_seek(cur, sc->prefix, sc->prefix_len, &key, &klen, &val, &vlen);
+        rc = store_cursor_seek(cur, prefix, plen, &key, &klen, &val, &vlen);
     }
-    while (rc == 0 && klen >= sc->prefix_len && memcmp(key, sc->prefix, sc->prefix_len) == 0) {
-        if (klen > sc->prefix_len) {
-            const char *id = (const char *)key + sc->prefix_len;
-            size_t idlen = klen - sc->prefix_len;
-            if (!idset_contains(seen, id, idlen)) {
-                struct snap_entry e;
-                bool was_missing = diff_snap_decode(val, vlen, &e) == 0 && (e.flags & SNAP_MISSING);
-                char *sid = xstrndup(id, idlen);
-                if (was_missing && (!listing_empty || empty_streak >= EMPTY_CONFIRMATIONS)) {
-                    poller_strlist_add(&gone, sid);
-                } else if (!was_missing) {
-                    poller_strlist_add(&held, sid);
-                }
-                free(sid);
-            }
+    while (rc == 0 && klen >= plen && memcmp(key, prefix, plen) == 0) {
+        const char *id = (const char *)key + plen;
+        if (klen > plen && !idset_contains(listed, id, klen - plen)) {
+            fn(ud, id, klen - plen, val, vlen);
         }
         rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
     }
     store_cursor_close(cur);
-    if (rc == -ENOENT) {
-        rc = 0;
+    return rc == -ENOENT ? 0 : rc;
+}
+
+struct unit_unlisted {
+    struct strlist gone;
+    struct strlist held;
+    bool believe_empty;        /* the listing has records, or was empty often enough */
+};
+
+static void sort_unlisted(void *ud, const char *id, size_t idlen, const void *val, size_t vlen)
+{
+    struct unit_unlisted *u = ud;
+    struct snap_entry e;
+    bool was_missing = diff_snap_decode(val, vlen, &e) == 0 && (e.flags & SNAP_MISSING);
+    char *sid = xstrndup(id, idlen);
+    if (was_missing && u->believe_empty) {
+        poller_strlist_add(&u->gone, sid);
+    } else if (!was_missing) {
+        poller_strlist_add(&u->held, sid);
     }
-    for (size_t i = 0; rc == 0 && i < gone.len; i++) {
-        rc = snapshot_delete(txn, sc, gone.items[i], st, NULL, NULL);
+    free(sid);
+}
+
+/*
+ * Deletions within one parent record's list (complete, unpaginated), as
+ * for top-level triggers without confirm_delete: a record missing from a
+ * read is held (SNAP_MISSING) and deleted only when the next read of the
+ * same parent still lacks it; when the list comes back empty, only after
+ * EMPTY_CONFIRMATIONS empty reads in a row.
+ */
+static int unit_deletions(struct store_txn *txn, const struct snapshot_scope *sc,
+                          const struct idset *seen, bool listing_empty, unsigned empty_streak,
+                          struct snapshot_stats *st)
+{
+    struct unit_unlisted u = {.believe_empty = !listing_empty ||
+                                               empty_streak >= EMPTY_CONFIRMATIONS};
+    int rc = each_unlisted(txn, sc->prefix, sc->prefix_len, seen, sort_unlisted, &u);
+    for (size_t i = 0; rc == 0 && i < u.gone.len; i++) {
+        rc = snapshot_delete(txn, sc, u.gone.items[i], st, NULL, NULL);
         if (rc == -ENOENT) {
             rc = 0;
         }
     }
-    for (size_t i = 0; rc == 0 && i < held.len; i++) {
-        rc = snapshot_mark_missing(txn, sc, held.items[i], 0);
+    for (size_t i = 0; rc == 0 && i < u.held.len; i++) {
+        rc = snapshot_mark_missing(txn, sc, u.held.items[i], 0);
     }
-    poller_strlist_clear(&gone);
-    poller_strlist_clear(&held);
+    poller_strlist_clear(&u.gone);
+    poller_strlist_clear(&u.held);
     return rc;
+}
+
+/* confirm_delete: deletes the records missing from this read that a GET by id
+ * said are gone (the others stay as they are: asked again on the next read). */
+static int unit_confirmed_deletions(struct store_txn *txn, struct poller *p,
+                                    const struct snapshot_scope *sc, struct snapshot_stats *st)
+{
+    for (size_t i = 0; i < p->unit_gone.len; i++) {
+        int rc = snapshot_delete(txn, sc, p->unit_gone.items[i], st, NULL, NULL);
+        if (rc != 0 && rc != -ENOENT) {
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static int apply_unit_txn(struct store_txn *txn, void *ud)
@@ -301,8 +338,10 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
         idset_init(&seen);
         rc = snapshot_apply_records(txn, &sc, a->records, &seen, &a->st, NULL, NULL);
         /* A record without a valid id may be any missing one: no deletions. */
-        if (rc == 0 && a->st.invalid == 0) {
-            rc = unit_deletions(txn, p, &sc, &seen, empty, streak, &a->st);
+        if (rc == 0 && a->st.invalid == 0 && p->def->confirm_delete != NULL) {
+            rc = unit_confirmed_deletions(txn, p, &sc, &a->st);
+        } else if (rc == 0 && a->st.invalid == 0) {
+            rc = unit_deletions(txn, &sc, &seen, empty, streak, &a->st);
         }
         idset_finish(&seen);
         if (rc == 0) {
@@ -450,6 +489,140 @@ static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
     unit_succeeded(p);
 }
 
+/* ---- confirm_delete: missing records asked for by id ------------------ */
+
+static void add_unlisted(void *ud, const char *id, size_t idlen, const void *val, size_t vlen)
+{
+    struct strlist *out = ud;
+    (void)val;
+    (void)vlen;
+    if (out->len < UNIT_CONFIRM_CAP) {
+        char *sid = xstrndup(id, idlen);
+        poller_strlist_add(out, sid);
+        free(sid);
+    }
+}
+
+/*
+ * The records of this parent record's snapshot that the listing lacks, at
+ * most UNIT_CONFIRM_CAP. Nothing when a listed record has no valid id (it
+ * may be any of them: no deletions are decided from this read).
+ */
+static void unit_missing(struct poller *p, const cJSON *records, struct strlist *out)
+{
+    const char *idf = p->def->id_field ? p->def->id_field : "id";
+    struct idset listed;
+    idset_init(&listed);
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, records)
+    {
+        const char *id = json_get_string(rec, idf);
+        if (id == NULL || !diff_valid_record_id(id)) {
+            idset_finish(&listed);
+            return;
+        }
+        idset_add(&listed, id, strlen(id));
+    }
+    struct store_txn *txn = NULL;
+    if (store_txn_begin(p->env.store, false, &txn) == 0) {
+        size_t plen = 0;
+        char *prefix = unit_prefix(p, p->unit_id, &plen);
+        each_unlisted(txn, prefix, plen, &listed, add_unlisted, out);
+        store_txn_abort(txn);
+        free(prefix);
+    }
+    idset_finish(&listed);
+}
+
+struct unit_confirm {
+    struct poller *p;
+    char *id;
+};
+
+static void unit_listing_drop(struct poller *p)
+{
+    free(p->unit_listing);
+    p->unit_listing = NULL;
+    p->unit_listing_len = 0;
+    poller_strlist_clear(&p->unit_gone);
+}
+
+/* Every answer is in: record the listing with the confirmed deletions. */
+static void unit_confirmed(struct poller *p)
+{
+    if (p->stopping) {
+        unit_listing_drop(p);
+        unit_release(p);
+        return;
+    }
+    cJSON *body = NULL;
+    json_parse_arena(p->unit_listing, p->unit_listing_len, &body, NULL);
+    const cJSON *records = json_get_path(body, p->def->records);
+    if (cJSON_IsArray(records)) {
+        run_unit_txn(p, records, false);
+    } else {
+        unit_failed(p, false); /* cannot happen (it parsed before); never a purge */
+    }
+    json_arena_free(body);
+    unit_listing_drop(p);
+}
+
+static void on_unit_confirm(struct http_response *resp, void *ud)
+{
+    struct unit_confirm *c = ud;
+    struct poller *p = c->p;
+    enum outcome oc = poller_classify(resp);
+    if (oc == OUTCOME_GONE) {
+        poller_strlist_add(&p->unit_gone, c->id);
+    } else if (oc == OUTCOME_OK) {
+        log_debug(p->tag, "%s %s: %s missing from the list but still exists", p->def->fan_out,
+                  p->unit_id, c->id);
+    } else {
+        /* Unknown: an error never deletes; the next read of the parent asks again. */
+        log_debug(p->tag, "%s %s: could not confirm the deletion of %s (HTTP %ld)",
+                  p->def->fan_out, p->unit_id, c->id, resp->status);
+    }
+    free(c->id);
+    free(c);
+    if (--p->unit_confirms == 0) {
+        unit_confirmed(p);
+    }
+}
+
+/*
+ * confirm_delete: asks by id for each record this listing lacks. Returns
+ * true when requests are in flight (the listing, kept as text, is recorded
+ * by unit_confirmed once they are all answered); false when there is
+ * nothing to ask: record the listing now.
+ */
+static bool unit_confirm_missing(struct poller *p, const struct http_response *resp,
+                                  const cJSON *records)
+{
+    struct strlist missing = {0};
+    unit_missing(p, records, &missing);
+    p->unit_confirms = 1; /* held until every request is queued */
+    for (size_t i = 0; i < missing.len; i++) {
+        struct unit_confirm *c = xcalloc(1, sizeof(*c));
+        c->p = p;
+        c->id = xstrdup(missing.items[i]);
+        p->unit_confirms++;
+        if (poller_submit_confirm(p, p->unit_id, c->id, on_unit_confirm, c) != 0) {
+            p->unit_confirms--; /* not asked: decides nothing */
+            free(c->id);
+            free(c);
+        }
+    }
+    poller_strlist_clear(&missing);
+    p->pending = NULL; /* several may be in flight; they are short, and complete on close */
+    if (--p->unit_confirms == 0) {
+        return false;
+    }
+    p->unit_listing = xmalloc(resp->body.len);
+    memcpy(p->unit_listing, resp->body.data, resp->body.len);
+    p->unit_listing_len = resp->body.len;
+    return true;
+}
+
 static void on_unit(struct http_response *resp, void *ud)
 {
     struct poller *p = ud;
@@ -489,7 +662,12 @@ static void on_unit(struct http_response *resp, void *ud)
         unit_failed(p, oc == OUTCOME_PERMANENT);
         return;
     }
+    if (p->def->confirm_delete != NULL && unit_confirm_missing(p, resp, records)) {
+        json_arena_free(body);
+        return; /* recorded when the confirmations are answered */
+    }
     run_unit_txn(p, records, false);
+    poller_strlist_clear(&p->unit_gone); /* answers that came back while queueing */
     json_arena_free(body);
 }
 

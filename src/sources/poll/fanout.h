@@ -6,8 +6,14 @@
  * every parent record round-robin from LOCATION_SWEEP budget, starting a new
  * round at most every `every` (timed on the monotonic clock). Each read's
  * snapshot changes, events, queue removal and sweep position commit in one
- * transaction. A list that comes back empty where records used to be is
- * believed only after EMPTY_CONFIRMATIONS empty reads in a row. A parent
+ * transaction. Deletions: with confirm_delete (a template that may name the
+ * parent's placeholder, /contacts/{contactId}/tasks/{id}), each record
+ * missing from a read is asked for by id before that read commits, and a
+ * gone one is deleted by that same read (an error decides nothing; it is
+ * asked again on the next read). Without it, a missing record is held and
+ * deleted by the next read that still lacks it, and a list that comes back
+ * empty where records used to be is believed only after
+ * EMPTY_CONFIRMATIONS empty reads in a row. A parent
  * record's first read is silent (until the child's first round is complete,
  * and for parent baseline records) unless the parent saw it created while
  * the child existed. A parent record that cannot be read is retried

@@ -313,6 +313,17 @@ int poller_submit(struct poller *p, enum location_class cls, struct request_part
     return rc;
 }
 
+int poller_submit_confirm(struct poller *p, const char *fan_value, const char *id,
+                          http_done_cb cb, void *ud)
+{
+    struct request_parts r;
+    memset(&r, 0, sizeof(r));
+    r.path = expand_path(p, p->def->confirm_delete, fan_value, id);
+    int rc = r.path != NULL ? poller_submit(p, LOCATION_POLL, &r, "GET", cb, ud) : -EINVAL;
+    poller_parts_finish(&r);
+    return rc;
+}
+
 /* ---- persisted trigger state ----------------------------------------- */
 
 static void load_state(struct poller *p)
@@ -869,14 +880,11 @@ static void confirm_deletes(struct poller *p, struct strlist *candidates)
             poller_strlist_add(&p->hold, candidates->items[i]);
             continue;
         }
-        struct request_parts r;
-        memset(&r, 0, sizeof(r));
-        r.path = expand_path(p, p->def->confirm_delete, NULL, candidates->items[i]);
         struct confirm_ctx *c = xcalloc(1, sizeof(*c));
         c->p = p;
         c->id = xstrdup(candidates->items[i]);
         p->confirms_outstanding++;
-        if (poller_submit(p, LOCATION_POLL, &r, "GET", on_confirm, c) != 0) {
+        if (poller_submit_confirm(p, NULL, c->id, on_confirm, c) != 0) {
             p->confirms_outstanding--;
             poller_strlist_add(&p->hold, c->id);
             free(c->id);
@@ -884,7 +892,6 @@ static void confirm_deletes(struct poller *p, struct strlist *candidates)
         } else {
             n++;
         }
-        poller_parts_finish(&r);
     }
     p->pending = NULL; /* several may be in flight; stop() cancels none, they are short */
     if (p->confirms_outstanding == 0) {

@@ -103,6 +103,11 @@ struct poller {
     unsigned skips_in_a_row;   /* parents skipped with no successful read in between */
     struct fanout_report *reports; /* when each failing parent was last reported */
     size_t nreports;
+    /* confirm_delete of a child: the listing waits while its missing records are asked for */
+    char *unit_listing;        /* the response body, recorded when the answers are in */
+    size_t unit_listing_len;
+    size_t unit_confirms;      /* GETs by id in flight */
+    struct strlist unit_gone;  /* missing records the API says are gone */
 };
 
 struct request_parts {
@@ -140,6 +145,10 @@ void poller_parts_finish(struct request_parts *r);
 /* Queues the request on the trigger's location. */
 int poller_submit(struct poller *p, enum location_class cls, struct request_parts *r,
                   const char *method, http_done_cb cb, void *ud);
+/* Queues the confirm_delete GET of record id (fan_value: the parent record's id for a
+ * for_each child, else NULL). Returns 0, or -errno when it was not queued (cb not called). */
+int poller_submit_confirm(struct poller *p, const char *fan_value, const char *id,
+                          http_done_cb cb, void *ud);
 /* Writes the trigger's state (STORE_TRIG) inside txn. */
 int poller_save_state(struct store_txn *txn, const struct poller *p, bool seeded, uint64_t cycle,
                       const char *sweep_cursor, uint64_t round_started);
