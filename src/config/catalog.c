@@ -29,8 +29,8 @@ struct catalog {
 static const char *const where_names[] = {"path", "query", "body", NULL};
 static const char *const type_names[] = {"string", "integer", "number", "boolean",
                                          "json",   "string_list", NULL};
-static const char *const pagination_names[] = {"none", "start_after", "search_after",
-                                               "skip_limit", NULL};
+static const char *const pagination_names[] = {"none",       "start_after", "search_after",
+                                               "skip_limit", "offset_limit", NULL};
 
 const char *catalog_where_name(enum catalog_where where)
 {
@@ -154,32 +154,28 @@ static int parse_path(struct config_ini *doc, const struct config_key *k, const 
     return 0;
 }
 
-struct only_id {
-    bool has_id;
-    bool other;
-};
-
 static void note_id(void *ctx, const char *name, size_t len)
 {
-    struct only_id *o = ctx;
+    bool *has_id = ctx;
     if (len == 2 && memcmp(name, "id", 2) == 0) {
-        o->has_id = true;
-    } else {
-        o->other = true;
+        *has_id = true;
     }
 }
 
+/* confirm_delete: a path template with {id}; its other placeholders must be
+ * path parameters (checked in finish_trigger, once they are all known). */
 static int parse_confirm_delete(struct config_ini *doc, const struct config_key *k,
                                 const char *value, int line, void *field)
 {
     if (check_template(doc, k, value, line) != 0) {
         return -EINVAL;
     }
-    struct only_id o = {false, false};
-    each_placeholder(doc, line, k->name, value, note_id, &o);
-    if (!o.has_id || o.other) {
+    bool has_id = false;
+    each_placeholder(doc, line, k->name, value, note_id, &has_id);
+    if (!has_id) {
         config_diag_add(&doc->diag, line,
-                        "%s must contain {id} (the record's id) and no other placeholder",
+                        "%s must contain {id} (the record's id); other placeholders are filled "
+                        "like path's",
                         k->name);
         return -EINVAL;
     }
@@ -189,7 +185,7 @@ static int parse_confirm_delete(struct config_ini *doc, const struct config_key 
     return 0;
 }
 
-/* records: a dotted JSON path such as contacts or data.items. */
+/* records (and the paging paths): a dotted JSON path such as contacts or data.items. */
 static int parse_records(struct config_ini *doc, const struct config_key *k, const char *value,
                          int line, void *field)
 {
@@ -236,7 +232,8 @@ static int parse_pagination(struct config_ini *doc, const struct config_key *k,
     int i = choice_index(pagination_names, value);
     if (i < 0) {
         config_diag_add(&doc->diag, line,
-                        "bad value for '%s' (allowed: none start_after search_after skip_limit)",
+                        "bad value for '%s' (allowed: none start_after search_after skip_limit "
+                        "offset_limit)",
                         k->name);
         return -EINVAL;
     }
@@ -248,6 +245,8 @@ static int parse_pagination(struct config_ini *doc, const struct config_key *k,
 /* Key table                                                                 */
 
 static const char *const methods[] = {"GET", "POST", NULL};
+static const char *const page_in_names[] = {"query", "body", NULL};
+static const char *const page_values_names[] = {"number", "string", NULL};
 
 #define T(f) offsetof(struct catalog_trigger, f)
 static const struct config_key trigger_keys[] = {
@@ -283,6 +282,26 @@ static const struct config_key trigger_keys[] = {
     {.name = "parent_resource", .type = CONFIG_KEY_CUSTOM, .offset = T(parent_resource),
      .parse = parse_ident},
     {.name = "require_one", .type = CONFIG_KEY_LIST, .offset = T(require_one)},
+    /* Paging (M4): overrides of the style's row in sources/poll/paging.c. */
+    {.name = "page_limit_param", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.limit_param),
+     .parse = parse_ident},
+    {.name = "page_skip_param", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.skip_param),
+     .parse = parse_ident},
+    {.name = "page_in", .type = CONFIG_KEY_STRING, .offset = T(paging.in),
+     .choices = page_in_names},
+    {.name = "page_values", .type = CONFIG_KEY_STRING, .offset = T(paging.values),
+     .choices = page_values_names},
+    {.name = "cursor_param", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.cursor_param),
+     .parse = parse_ident},
+    {.name = "cursor_id_param", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.cursor_id_param),
+     .parse = parse_ident},
+    {.name = "cursor_path", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.cursor_path),
+     .parse = parse_records},
+    {.name = "cursor_id_path", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.cursor_id_path),
+     .parse = parse_records},
+    {.name = "more_field", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.more_field),
+     .parse = parse_records},
+    {.name = "total", .type = CONFIG_KEY_CUSTOM, .offset = T(total), .parse = parse_records},
 };
 #undef T
 enum {
@@ -306,6 +325,16 @@ enum {
     K_FAN_OUT,
     K_PARENT_RESOURCE,
     K_REQUIRE_ONE,
+    K_PAGE_LIMIT_PARAM,
+    K_PAGE_SKIP_PARAM,
+    K_PAGE_IN,
+    K_PAGE_VALUES,
+    K_CURSOR_PARAM,
+    K_CURSOR_ID_PARAM,
+    K_CURSOR_PATH,
+    K_CURSOR_ID_PATH,
+    K_MORE_FIELD,
+    K_TOTAL,
     K_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == K_NKEYS, "catalog key enum out of sync");
@@ -509,6 +538,25 @@ static void note_placeholder(void *ctx, const char *name, size_t len)
     pc->seen[pc->nseen] = NULL;
 }
 
+/* A confirm_delete placeholder other than {id} is filled like path's: it
+ * must be a path parameter (a for_each child's is its parent's id). */
+static void note_confirm_placeholder(void *ctx, const char *name, size_t len)
+{
+    struct path_check *pc = ctx;
+    if (len == 2 && memcmp(name, "id", 2) == 0) {
+        return;
+    }
+    char *n = xstrndup(name, len);
+    const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
+    if (p == NULL || p->where != CATALOG_PATH) {
+        config_diag_add(&pc->doc->diag, pc->line,
+                        "confirm_delete placeholder {%s} is not a path parameter of this "
+                        "definition",
+                        n);
+    }
+    free(n);
+}
+
 static const struct catalog_binding *find_binding(const struct catalog_binding *b, size_t n,
                                                   const char *name)
 {
@@ -519,6 +567,46 @@ static const struct catalog_binding *find_binding(const struct catalog_binding *
     }
     return NULL;
 }
+
+/* The styles each paging key applies to (a bit per enum catalog_pagination). */
+#define STYLE(s) (1u << (s))
+#define PAGED_STYLES                                                                          \
+    (STYLE(CATALOG_PAGE_START_AFTER) | STYLE(CATALOG_PAGE_SEARCH_AFTER) |                     \
+     STYLE(CATALOG_PAGE_SKIP_LIMIT) | STYLE(CATALOG_PAGE_OFFSET_LIMIT))
+static const struct {
+    int key;
+    unsigned styles;
+} paging_key_styles[] = {
+    {K_PAGE_LIMIT_PARAM, PAGED_STYLES},
+    {K_PAGE_IN, PAGED_STYLES},
+    {K_PAGE_VALUES, PAGED_STYLES},
+    {K_MORE_FIELD, PAGED_STYLES},
+    {K_PAGE_SKIP_PARAM, STYLE(CATALOG_PAGE_SKIP_LIMIT) | STYLE(CATALOG_PAGE_OFFSET_LIMIT)},
+    {K_CURSOR_PARAM, STYLE(CATALOG_PAGE_START_AFTER) | STYLE(CATALOG_PAGE_SEARCH_AFTER)},
+    {K_CURSOR_PATH, STYLE(CATALOG_PAGE_START_AFTER) | STYLE(CATALOG_PAGE_SEARCH_AFTER)},
+    {K_CURSOR_ID_PARAM, STYLE(CATALOG_PAGE_START_AFTER)},
+    {K_CURSOR_ID_PATH, STYLE(CATALOG_PAGE_START_AFTER)},
+};
+
+/* A paging key the definition's style does not use is a mistake, not a no-op. */
+static void check_paging_keys(struct config_ini *doc, const struct catalog_trigger *t,
+                              const int *lines)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(paging_key_styles); i++) {
+        int l = lines[paging_key_styles[i].key];
+        if (l != 0 && !(paging_key_styles[i].styles & STYLE(t->pagination))) {
+            config_diag_add(&doc->diag, l, "%s does not apply to pagination = %s",
+                            trigger_keys[paging_key_styles[i].key].name,
+                            catalog_pagination_name(t->pagination));
+        }
+    }
+    if (t->paging.in != NULL && strcmp(t->paging.in, "body") == 0 && t->method != NULL &&
+        strcmp(t->method, "GET") == 0) {
+        config_diag_add(&doc->diag, lines[K_PAGE_IN], "page_in = body on a GET endpoint");
+    }
+}
+#undef PAGED_STYLES
+#undef STYLE
 
 static void finish_trigger(struct config_ini *doc, const struct config_ini_section *sec,
                            struct trigger_build *tb, const int *lines)
@@ -589,6 +677,20 @@ static void finish_trigger(struct config_ini *doc, const struct config_ini_secti
         t->page_size = 0;
         t->max_page_size = 0;
     }
+    check_paging_keys(doc, t, lines);
+    if (t->single && lines[K_TOTAL] != 0) {
+        config_diag_add(&doc->diag, lines[K_TOTAL], "total on a single = yes definition (one "
+                                                    "record has no count)");
+    }
+
+    if (t->confirm_delete != NULL) {
+        struct path_check pc = {.doc = doc,
+                                .params = t->params,
+                                .nparams = t->nparams,
+                                .line = lines[K_CONFIRM_DELETE]};
+        each_placeholder(doc, pc.line, "confirm_delete", t->confirm_delete, note_confirm_placeholder,
+                         &pc);
+    }
 
     if (t->fan_out != NULL && catalog_trigger_param(t, t->fan_out) == NULL) {
         config_diag_add(&doc->diag, lines[K_FAN_OUT],
@@ -633,6 +735,16 @@ static void trigger_free(struct catalog_trigger *t)
     free(t->fan_out);
     free(t->parent_resource);
     strv_free(t->require_one);
+    free(t->paging.limit_param);
+    free(t->paging.skip_param);
+    free(t->paging.in);
+    free(t->paging.values);
+    free(t->paging.cursor_param);
+    free(t->paging.cursor_id_param);
+    free(t->paging.cursor_path);
+    free(t->paging.cursor_id_path);
+    free(t->paging.more_field);
+    free(t->total);
     for (size_t i = 0; i < t->nquery; i++) {
         free(t->query[i].name);
         free(t->query[i].value);

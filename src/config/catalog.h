@@ -23,7 +23,9 @@
  * Invariants after a successful load: every `{placeholder}` of path is a
  * declared path parameter and every path parameter appears in path;
  * paginated definitions have 1 <= page_size <= max_page_size; single
- * definitions are not paginated; fan_out names a declared parameter and comes
+ * definitions are not paginated; confirm_delete has {id} and otherwise only
+ * path parameters as placeholders; paging keys appear only on paginated
+ * definitions, and only those their style uses; fan_out names a declared parameter and comes
  * with parent_resource; require_one names declared parameters; JSON bindings
  * are valid JSON; no parameter takes a name reserved by [trigger] sections.
  * Actions: path placeholders and path parameters match one to one and are
@@ -74,11 +76,35 @@ struct catalog_param {
     bool required;
 };
 
+/*
+ * Paging styles. The parameter names, their placement and the cursor paths
+ * of each style are rows of the paging table (sources/poll/paging.c); a
+ * definition overrides them with the keys of struct catalog_paging.
+ */
 enum catalog_pagination {
     CATALOG_PAGE_NONE,         /* one request returns everything */
-    CATALOG_PAGE_START_AFTER,  /* query startAfter + startAfterId from meta */
-    CATALOG_PAGE_SEARCH_AFTER, /* body searchAfter copied from the last record */
-    CATALOG_PAGE_SKIP_LIMIT,   /* query skip + limit */
+    CATALOG_PAGE_START_AFTER,  /* a cursor (and cursor id) read from the response */
+    CATALOG_PAGE_SEARCH_AFTER, /* a cursor copied from the last record */
+    CATALOG_PAGE_SKIP_LIMIT,   /* an offset (records to skip) + a page size */
+    CATALOG_PAGE_OFFSET_LIMIT, /* skip_limit under other default names */
+};
+
+/*
+ * A definition's paging keys (M4). Every member is NULL when the key is not
+ * given: the style's default applies. Names are parameter names
+ * ([A-Za-z0-9_]+); paths are dotted JSON paths (json_get_path).
+ */
+struct catalog_paging {
+    char *limit_param;     /* page_limit_param: the page-size parameter */
+    char *skip_param;      /* page_skip_param: records to skip (skip/offset styles) */
+    char *in;              /* page_in: "query" or "body" */
+    char *values;          /* page_values: "number" or "string" (in a body) */
+    char *cursor_param;    /* cursor_param: the request parameter carrying the cursor */
+    char *cursor_id_param; /* cursor_id_param: the one carrying the cursor id (start_after) */
+    char *cursor_path;     /* cursor_path: where the next cursor is (start_after: in the
+                            * response; search_after: in the last record) */
+    char *cursor_id_path;  /* cursor_id_path: where the next cursor id is (start_after) */
+    char *more_field;      /* more_field: a boolean path; false ends the listing */
 };
 
 struct catalog_trigger {
@@ -89,8 +115,12 @@ struct catalog_trigger {
     char *updated_field;      /* NULL: changes are found by hashing only */
     enum catalog_pagination pagination;
     unsigned page_size, max_page_size; /* 0 when not paginated */
+    struct catalog_paging paging;      /* overrides of the style's names; all NULL if none */
+    char *total;              /* path of the API's own count, or NULL: total, count or
+                               * meta.total, the first present */
     char **volatile_fields;   /* NULL-terminated, never NULL (may be empty) */
-    char *confirm_delete;     /* path template with {id}, or NULL */
+    char *confirm_delete;     /* path template with {id} (the record) and, filled as in
+                               * path, any of the path parameters; or NULL */
     char *fan_out;            /* parameter that for_each feeds, or NULL */
     char *parent_resource;    /* set exactly when fan_out is */
     char **require_one;       /* NULL-terminated, never NULL (may be empty) */

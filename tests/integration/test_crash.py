@@ -92,7 +92,7 @@ every = 1s
 LOCATION = "rate_limit = 100\nrate_window = 1s\nsweep_share = 0.9\n"
 KIND_OF_TRIGGER = {"contacts": "contact", "tasks": "task", "notes": "note"}
 FAILPOINTS = ("poll.before_commit", "poll.after_commit", "sweep.before_commit", "sweep.after_commit")
-# 1 partial round + 3 empty reads in a row (src/poller_int.h EMPTY_CONFIRMATIONS) + 1.
+# 1 partial round + 3 empty reads in a row (src/sources/poll/poll_int.h EMPTY_CONFIRMATIONS) + 1.
 QUIET_RUNS = 5
 VOLATILE = {"contact": {"searchAfter"}, "task": set(), "note": set()}
 

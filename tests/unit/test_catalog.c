@@ -165,6 +165,8 @@ static void test_shipped(const struct catalog *cat)
         CHECK_STR(s->id_field, "id");
         CHECK_STR(s->updated_field, "dateUpdated");
         CHECK_STR(s->confirm_delete, "/contacts/{id}");
+        CHECK_STR(s->total, "total");
+        CHECK(s->paging.limit_param == NULL && s->paging.in == NULL); /* the style's defaults */
         CHECK(strv_contains(s->volatile_fields, "searchAfter"));
         CHECK(!s->single);
         CHECK_INT(s->nbody, 2);
@@ -189,6 +191,7 @@ static void test_shipped(const struct catalog *cat)
         CHECK_INT(l->nquery, 1);
         CHECK(l->nquery == 1 && l->query[0].is_location);
         CHECK(l->updated_field == NULL);
+        CHECK_STR(l->total, "meta.total");
     }
     const struct catalog_trigger *g = catalog_find_trigger(cat, "contacts.get");
     if (g != NULL) {
@@ -201,6 +204,7 @@ static void test_shipped(const struct catalog *cat)
     const struct catalog_trigger *b = catalog_find_trigger(cat, "contacts.business");
     if (b != NULL) {
         CHECK_INT(b->pagination, CATALOG_PAGE_SKIP_LIMIT);
+        CHECK_STR(b->total, "count");
     }
     const struct catalog_trigger *d = catalog_find_trigger(cat, "contacts.duplicate");
     if (d != NULL) {
@@ -209,11 +213,12 @@ static void test_shipped(const struct catalog *cat)
         CHECK(strv_contains(d->require_one, "email") && strv_contains(d->require_one, "number"));
     }
     static const struct {
-        const char *name, *records, *resource;
+        const char *name, *records, *resource, *confirm;
     } fans[] = {
-        {"contacts.appointments", "events", "appointment"},
-        {"contacts.tasks", "tasks", "task"},
-        {"contacts.notes", "notes", "note"},
+        {"contacts.appointments", "events", "appointment", NULL},
+        /* M16: a child's deletion is confirmed by id, under its parent. */
+        {"contacts.tasks", "tasks", "task", "/contacts/{contactId}/tasks/{id}"},
+        {"contacts.notes", "notes", "note", "/contacts/{contactId}/notes/{id}"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(fans); i++) {
         const struct catalog_trigger *t = catalog_find_trigger(cat, fans[i].name);
@@ -224,6 +229,11 @@ static void test_shipped(const struct catalog *cat)
         CHECK_STR(t->resource, fans[i].resource);
         CHECK_STR(t->fan_out, "contactId");
         CHECK_STR(t->parent_resource, "contact");
+        if (fans[i].confirm == NULL) {
+            CHECK(t->confirm_delete == NULL);
+        } else {
+            CHECK_STR(t->confirm_delete, fans[i].confirm);
+        }
     }
     const struct catalog_trigger *ng = catalog_find_trigger(cat, "contacts.notes.get");
     if (ng != NULL) {
@@ -1154,8 +1164,23 @@ static const struct bad_case bad_cases[] = {
     {0, "body.x = 1", 1, "body.x binding on a GET endpoint"},
     {0, "query.q = 1\nparam.q = query string optional", 13, "also a fixed query.q binding"},
     {0, "confirm_delete = /things/{thingId}", 12, "must contain {id}"},
+    {0, "confirm_delete = /things/{other}/{id}", 12,
+     "confirm_delete placeholder {other} is not a path parameter"},
     {0, "require_one = email", 12, "'email', which is not a declared param.email"},
     {9, "records = things[0]", 9, "dotted JSON path"},
+    {0, "page_skip_param = offset", 12, "page_skip_param does not apply to pagination = none"},
+    {11, "pagination = start_after\npage_size = 10\nmax_page_size = 20\npage_skip_param = offset",
+     14, "page_skip_param does not apply to pagination = start_after"},
+    {11, "pagination = skip_limit\npage_size = 10\nmax_page_size = 20\ncursor_id_path = meta.id",
+     14, "cursor_id_path does not apply to pagination = skip_limit"},
+    {11, "pagination = offset_limit\npage_size = 10\nmax_page_size = 20\npage_in = body", 14,
+     "page_in = body on a GET endpoint"},
+    {0, "page_in = form", 12, "bad value 'form' for 'page_in'"},
+    {0, "page_values = int", 12, "bad value 'int' for 'page_values'"},
+    {0, "page_limit_param = page-size", 12, "page_limit_param must be a single name"},
+    {0, "total = meta..total", 12, "dotted JSON path"},
+    {11, "single = yes\npagination = none\ntotal = count", 13,
+     "total on a single = yes definition"},
     {0, "single = maybe", 12, "bad value 'maybe' for 'single' (expected yes or no)"},
     {0, "page_size = 0", 12, "expected a whole number from 1 to 10000"},
     {1, "[Things.X]", 1, "bad trigger name"},

@@ -1,12 +1,12 @@
 /*
- * test_poller: the page cap of one enumeration (poller_page_cap). Twice the
+ * test_poller: the page cap of one enumeration (poller__page_cap). Twice the
  * pages the API's own count needs plus 10, at most POLLER_MAX_PAGES; no cap
  * from a missing count or from one below the records already listed (a
  * per-page count, not a total).
  */
 #include <stdio.h>
 
-#include "poller_int.h"
+#include "poll_int.h"
 #include "util.h"
 #include "testlib.h"
 
@@ -29,7 +29,7 @@ static void test_page_cap(void)
         {49994, 0, 1, 99998},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        unsigned got = poller_page_cap(cases[i].total, cases[i].listed, cases[i].page_size);
+        unsigned got = poller__page_cap(cases[i].total, cases[i].listed, cases[i].page_size);
         if (got != cases[i].want) {
             fprintf(stderr, "case %zu: total %.0f listed %zu page_size %u\n", i, cases[i].total,
                     cases[i].listed, cases[i].page_size);

@@ -1,7 +1,7 @@
 /*
- * fanout: see fanout.h.
+ * sweep: see sweep.h.
  */
-#include "fanout.h"
+#include "sweep.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@
 #include "json.h"
 #include "location.h"
 #include "log.h"
-#include "poller_int.h"
+#include "poll_int.h"
 #include "snapshot.h"
 #include "store.h"
 #include "util.h"
@@ -30,13 +30,15 @@
 #define REPORT_INTERVAL_MS (60ULL * 60 * 1000)
 /* Failing parent records remembered for that; the oldest report is forgotten first. */
 #define REPORT_CAP 256
+/* confirm_delete: records asked about per read of a parent record; the rest wait for the next. */
+#define UNIT_CONFIRM_CAP 50
 
 /* Queue entry kinds: the parent record was created, changed, or deleted (purge). */
 #define QUEUE_CREATED 'C'
 #define QUEUE_CHANGED 'P'
 #define QUEUE_DELETED 'D'
 
-struct fanout_report {
+struct sweep_report {
     char *id;
     uint64_t at;               /* uv_now of the last loud report */
 };
@@ -72,8 +74,8 @@ static char queue_kind(struct store_txn *txn, const char *key, size_t klen,
     return QUEUE_CHANGED;
 }
 
-int fanout_notify_children(struct store_txn *txn, const char *record_id,
-                           enum snapshot_change change, void *ud)
+int poller__sweep_notify(struct store_txn *txn, const char *record_id,
+                         enum snapshot_change change, void *ud)
 {
     struct poller *p = ud;
     for (size_t i = 0; i < p->nchildren; i++) {
@@ -89,17 +91,17 @@ int fanout_notify_children(struct store_txn *txn, const char *record_id,
     return 0;
 }
 
-void fanout_kick_children(struct poller *p)
+void poller__sweep_kick(struct poller *p)
 {
     for (size_t i = 0; i < p->nchildren; i++) {
         struct poller *c = p->children[i];
         if (!c->busy && !c->stopping && !c->closing && !c->done) {
-            poller_schedule(c, 0);
+            poller__schedule(c, 0);
         }
     }
 }
 
-uint64_t fanout_round_wait(uint64_t round_started, uint64_t now, uint64_t every)
+uint64_t poller__sweep_round_wait(uint64_t round_started, uint64_t now, uint64_t every)
 {
     if (round_started == 0) {
         return 0;
@@ -113,7 +115,7 @@ uint64_t fanout_round_wait(uint64_t round_started, uint64_t now, uint64_t every)
 
 /* ---- reporting a failing parent record once per hour ------------------ */
 
-static struct fanout_report *report_find(struct poller *p, const char *id)
+static struct sweep_report *report_find(struct poller *p, const char *id)
 {
     for (size_t i = 0; i < p->nreports; i++) {
         if (strcmp(p->reports[i].id, id) == 0) {
@@ -126,14 +128,14 @@ static struct fanout_report *report_find(struct poller *p, const char *id)
 /* Should a failure of this parent record be logged at warn level now? */
 static bool report_due(struct poller *p, const char *id)
 {
-    const struct fanout_report *r = report_find(p, id);
+    const struct sweep_report *r = report_find(p, id);
     return r == NULL || uv_now(p->env.loop) - r->at >= REPORT_INTERVAL_MS;
 }
 
 static void report_mark(struct poller *p, const char *id)
 {
     uint64_t now = uv_now(p->env.loop);
-    struct fanout_report *r = report_find(p, id);
+    struct sweep_report *r = report_find(p, id);
     if (r == NULL && p->nreports == REPORT_CAP) {
         r = &p->reports[0];
         for (size_t i = 1; i < p->nreports; i++) {
@@ -154,14 +156,14 @@ static void report_mark(struct poller *p, const char *id)
 /* The parent record was read again: a later failure is news. */
 static void report_forget(struct poller *p, const char *id)
 {
-    struct fanout_report *r = report_find(p, id);
+    struct sweep_report *r = report_find(p, id);
     if (r != NULL) {
         free(r->id);
         *r = p->reports[--p->nreports];
     }
 }
 
-void fanout_free(struct poller *p)
+static void sweep_free(struct poller *p)
 {
     for (size_t i = 0; i < p->nreports; i++) {
         free(p->reports[i].id);
@@ -172,6 +174,9 @@ void fanout_free(struct poller *p)
     free(p->fail_id);
     p->fail_id = NULL;
     idset_finish(&p->passed);
+    free(p->unit_listing);
+    p->unit_listing = NULL;
+    poller__strlist_clear(&p->unit_gone);
 }
 
 /* ---- fan-out child ---------------------------------------------------- */
@@ -210,19 +215,14 @@ static bool parent_in_baseline(struct store_txn *txn, const struct poller *p, co
     return baseline;
 }
 
-/*
- * Deletions within one parent record's list (complete, unpaginated), as
- * for top-level triggers without confirm_delete: a record missing from a
- * read is held (SNAP_MISSING) and deleted only when the next read of the
- * same parent still lacks it; when the list comes back empty, only after
- * EMPTY_CONFIRMATIONS empty reads in a row.
- */
-static int unit_deletions(struct store_txn *txn, struct poller *p, const struct snapshot_scope *sc,
-                          struct idset *seen, bool listing_empty, unsigned empty_streak,
-                          struct snapshot_stats *st)
+/* Called for each snapshot record of a parent record that a read did not list. */
+typedef void (*unlisted_cb)(void *ud, const char *id, size_t idlen, const void *val,
+                            size_t vlen);
+
+/* Walks the snapshot records under prefix (one parent record's) that listed lacks. */
+static int each_unlisted(struct store_txn *txn, const char *prefix, size_t plen,
+                         const struct idset *listed, unlisted_cb fn, void *ud)
 {
-    struct strlist gone = {0};
-    struct strlist held = {0};
     struct store_cursor *cur = NULL;
     int rc = store_cursor_open(txn, STORE_SNAP, &cur);
     const void *key = NULL;
@@ -230,42 +230,79 @@ static int unit_deletions(struct store_txn *txn, struct poller *p, const struct 
     size_t klen = 0;
     size_t vlen = 0;
     if (rc == 0) {
-        rc = store_cursor_seek(cur, sc->prefix, sc->prefix_len, &key, &klen, &val, &vlen);
+        rc = store_cursor_seek(cur, prefix, plen, &key, &klen, &val, &vlen);
     }
-    while (rc == 0 && klen >= sc->prefix_len && memcmp(key, sc->prefix, sc->prefix_len) == 0) {
-        if (klen > sc->prefix_len) {
-            const char *id = (const char *)key + sc->prefix_len;
-            size_t idlen = klen - sc->prefix_len;
-            if (!idset_contains(seen, id, idlen)) {
-                struct snap_entry e;
-                bool was_missing = diff_snap_decode(val, vlen, &e) == 0 && (e.flags & SNAP_MISSING);
-                char *sid = xstrndup(id, idlen);
-                if (was_missing && (!listing_empty || empty_streak >= EMPTY_CONFIRMATIONS)) {
-                    poller_strlist_add(&gone, sid);
-                } else if (!was_missing) {
-                    poller_strlist_add(&held, sid);
-                }
-                free(sid);
-            }
+    while (rc == 0 && klen >= plen && memcmp(key, prefix, plen) == 0) {
+        const char *id = (const char *)key + plen;
+        if (klen > plen && !idset_contains(listed, id, klen - plen)) {
+            fn(ud, id, klen - plen, val, vlen);
         }
         rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
     }
     store_cursor_close(cur);
-    if (rc == -ENOENT) {
-        rc = 0;
+    return rc == -ENOENT ? 0 : rc;
+}
+
+struct unit_unlisted {
+    struct strlist gone;
+    struct strlist held;
+    bool believe_empty;        /* the listing has records, or was empty often enough */
+};
+
+static void sort_unlisted(void *ud, const char *id, size_t idlen, const void *val, size_t vlen)
+{
+    struct unit_unlisted *u = ud;
+    struct snap_entry e;
+    bool was_missing = diff_snap_decode(val, vlen, &e) == 0 && (e.flags & SNAP_MISSING);
+    char *sid = xstrndup(id, idlen);
+    if (was_missing && u->believe_empty) {
+        poller__strlist_add(&u->gone, sid);
+    } else if (!was_missing) {
+        poller__strlist_add(&u->held, sid);
     }
-    for (size_t i = 0; rc == 0 && i < gone.len; i++) {
-        rc = snapshot_delete(txn, sc, gone.items[i], st, NULL, NULL);
+    free(sid);
+}
+
+/*
+ * Deletions within one parent record's list (complete, unpaginated), as
+ * for top-level triggers without confirm_delete: a record missing from a
+ * read is held (SNAP_MISSING) and deleted only when the next read of the
+ * same parent still lacks it; when the list comes back empty, only after
+ * EMPTY_CONFIRMATIONS empty reads in a row.
+ */
+static int unit_deletions(struct store_txn *txn, const struct snapshot_scope *sc,
+                          const struct idset *seen, bool listing_empty, unsigned empty_streak,
+                          struct snapshot_stats *st)
+{
+    struct unit_unlisted u = {.believe_empty = !listing_empty ||
+                                               empty_streak >= EMPTY_CONFIRMATIONS};
+    int rc = each_unlisted(txn, sc->prefix, sc->prefix_len, seen, sort_unlisted, &u);
+    for (size_t i = 0; rc == 0 && i < u.gone.len; i++) {
+        rc = snapshot_delete(txn, sc, u.gone.items[i], st, NULL, NULL);
         if (rc == -ENOENT) {
             rc = 0;
         }
     }
-    for (size_t i = 0; rc == 0 && i < held.len; i++) {
-        rc = snapshot_mark_missing(txn, sc, held.items[i], 0);
+    for (size_t i = 0; rc == 0 && i < u.held.len; i++) {
+        rc = snapshot_mark_missing(txn, sc, u.held.items[i], 0);
     }
-    poller_strlist_clear(&gone);
-    poller_strlist_clear(&held);
+    poller__strlist_clear(&u.gone);
+    poller__strlist_clear(&u.held);
     return rc;
+}
+
+/* confirm_delete: deletes the records missing from this read that a GET by id
+ * said are gone (the others stay as they are: asked again on the next read). */
+static int unit_confirmed_deletions(struct store_txn *txn, struct poller *p,
+                                    const struct snapshot_scope *sc, struct snapshot_stats *st)
+{
+    for (size_t i = 0; i < p->unit_gone.len; i++) {
+        int rc = snapshot_delete(txn, sc, p->unit_gone.items[i], st, NULL, NULL);
+        if (rc != 0 && rc != -ENOENT) {
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static int apply_unit_txn(struct store_txn *txn, void *ud)
@@ -280,7 +317,7 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
     if (a->skip) {
         /* Nothing to record: the queue entry or the sweep position still moves on. */
     } else if (a->records == NULL) {
-        poller_init_scope(p, &sc, prefix, plen, true);
+        poller__init_scope(p, &sc, prefix, plen, true);
         rc = snapshot_purge(txn, &sc);
     } else {
         /* The marker (the bare prefix) says this parent record was read
@@ -296,13 +333,15 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
          * for_each trigger added later), and for parent baseline records. */
         bool silent = first && !p->tc->first_poll_emit && !p->unit_created &&
                       (p->cycle == 0 || parent_in_baseline(txn, p, a->parent_id));
-        poller_init_scope(p, &sc, prefix, plen, silent);
+        poller__init_scope(p, &sc, prefix, plen, silent);
         struct idset seen;
         idset_init(&seen);
         rc = snapshot_apply_records(txn, &sc, a->records, &seen, &a->st, NULL, NULL);
         /* A record without a valid id may be any missing one: no deletions. */
-        if (rc == 0 && a->st.invalid == 0) {
-            rc = unit_deletions(txn, p, &sc, &seen, empty, streak, &a->st);
+        if (rc == 0 && a->st.invalid == 0 && p->def->confirm_delete != NULL) {
+            rc = unit_confirmed_deletions(txn, p, &sc, &a->st);
+        } else if (rc == 0 && a->st.invalid == 0) {
+            rc = unit_deletions(txn, &sc, &seen, empty, streak, &a->st);
         }
         idset_finish(&seen);
         if (rc == 0) {
@@ -320,7 +359,7 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
         free(qk);
     }
     if (rc == 0 && !a->p->unit_from_queue) {
-        rc = poller_save_state(txn, p, true, p->cycle, a->parent_id, p->round_started);
+        rc = poller__save_state(txn, p, true, p->cycle, a->parent_id, p->round_started);
     }
     free(prefix);
     if (rc == 0) {
@@ -361,7 +400,7 @@ static void unit_succeeded(struct poller *p)
     report_forget(p, p->unit_id);
     unit_advance(p);
     unit_release(p);
-    poller_schedule(p, 0);
+    poller__schedule(p, 0);
 }
 
 /*
@@ -410,9 +449,9 @@ static void unit_failed(struct poller *p, bool permanent)
     if (p->env.once && p->failures >= ONCE_MAX_FAILURES) {
         log_error(p->tag, "--once: giving up on this round after %u failed reads in a row "
                           "(the last of %s %s)", p->failures, p->def->fan_out, last);
-        poller_report_done(p, false);
+        poller__report_done(p, false);
     } else {
-        poller_schedule(p, delay);
+        poller__schedule(p, delay);
     }
     free(last);
 }
@@ -435,7 +474,7 @@ static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
     }
     FAILPOINT("sweep.after_commit");
     p->stats.events += a.st.events;
-    poller_events_committed(p, a.st.events);
+    poller__events_committed(p, a.st.events);
     p->stats.records += records ? (uint64_t)cJSON_GetArraySize(records) : 0;
     if (a.st.invalid > 0) {
         log_warn(p->tag, "%s %s: skipped %u %s without a valid '%s'; no deletions decided from "
@@ -450,6 +489,140 @@ static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
     unit_succeeded(p);
 }
 
+/* ---- confirm_delete: missing records asked for by id ------------------ */
+
+static void add_unlisted(void *ud, const char *id, size_t idlen, const void *val, size_t vlen)
+{
+    struct strlist *out = ud;
+    (void)val;
+    (void)vlen;
+    if (out->len < UNIT_CONFIRM_CAP) {
+        char *sid = xstrndup(id, idlen);
+        poller__strlist_add(out, sid);
+        free(sid);
+    }
+}
+
+/*
+ * The records of this parent record's snapshot that the listing lacks, at
+ * most UNIT_CONFIRM_CAP. Nothing when a listed record has no valid id (it
+ * may be any of them: no deletions are decided from this read).
+ */
+static void unit_missing(struct poller *p, const cJSON *records, struct strlist *out)
+{
+    const char *idf = p->def->id_field ? p->def->id_field : "id";
+    struct idset listed;
+    idset_init(&listed);
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, records)
+    {
+        const char *id = json_get_string(rec, idf);
+        if (id == NULL || !diff_valid_record_id(id)) {
+            idset_finish(&listed);
+            return;
+        }
+        idset_add(&listed, id, strlen(id));
+    }
+    struct store_txn *txn = NULL;
+    if (store_txn_begin(p->env.store, false, &txn) == 0) {
+        size_t plen = 0;
+        char *prefix = unit_prefix(p, p->unit_id, &plen);
+        each_unlisted(txn, prefix, plen, &listed, add_unlisted, out);
+        store_txn_abort(txn);
+        free(prefix);
+    }
+    idset_finish(&listed);
+}
+
+struct unit_confirm {
+    struct poller *p;
+    char *id;
+};
+
+static void unit_listing_drop(struct poller *p)
+{
+    free(p->unit_listing);
+    p->unit_listing = NULL;
+    p->unit_listing_len = 0;
+    poller__strlist_clear(&p->unit_gone);
+}
+
+/* Every answer is in: record the listing with the confirmed deletions. */
+static void unit_confirmed(struct poller *p)
+{
+    if (p->stopping) {
+        unit_listing_drop(p);
+        unit_release(p);
+        return;
+    }
+    cJSON *body = NULL;
+    json_parse_arena(p->unit_listing, p->unit_listing_len, &body, NULL);
+    const cJSON *records = json_get_path(body, p->def->records);
+    if (cJSON_IsArray(records)) {
+        run_unit_txn(p, records, false);
+    } else {
+        unit_failed(p, false); /* cannot happen (it parsed before); never a purge */
+    }
+    json_arena_free(body);
+    unit_listing_drop(p);
+}
+
+static void on_unit_confirm(struct http_response *resp, void *ud)
+{
+    struct unit_confirm *c = ud;
+    struct poller *p = c->p;
+    enum outcome oc = poller__classify(resp);
+    if (oc == OUTCOME_GONE) {
+        poller__strlist_add(&p->unit_gone, c->id);
+    } else if (oc == OUTCOME_OK) {
+        log_debug(p->tag, "%s %s: %s missing from the list but still exists", p->def->fan_out,
+                  p->unit_id, c->id);
+    } else {
+        /* Unknown: an error never deletes; the next read of the parent asks again. */
+        log_debug(p->tag, "%s %s: could not confirm the deletion of %s (HTTP %ld)",
+                  p->def->fan_out, p->unit_id, c->id, resp->status);
+    }
+    free(c->id);
+    free(c);
+    if (--p->unit_confirms == 0) {
+        unit_confirmed(p);
+    }
+}
+
+/*
+ * confirm_delete: asks by id for each record this listing lacks. Returns
+ * true when requests are in flight (the listing, kept as text, is recorded
+ * by unit_confirmed once they are all answered); false when there is
+ * nothing to ask: record the listing now.
+ */
+static bool unit_confirm_missing(struct poller *p, const struct http_response *resp,
+                                  const cJSON *records)
+{
+    struct strlist missing = {0};
+    unit_missing(p, records, &missing);
+    p->unit_confirms = 1; /* held until every request is queued */
+    for (size_t i = 0; i < missing.len; i++) {
+        struct unit_confirm *c = xcalloc(1, sizeof(*c));
+        c->p = p;
+        c->id = xstrdup(missing.items[i]);
+        p->unit_confirms++;
+        if (poller__submit_confirm(p, p->unit_id, c->id, on_unit_confirm, c) != 0) {
+            p->unit_confirms--; /* not asked: decides nothing */
+            free(c->id);
+            free(c);
+        }
+    }
+    poller__strlist_clear(&missing);
+    p->pending = NULL; /* several may be in flight; they are short, and complete on close */
+    if (--p->unit_confirms == 0) {
+        return false;
+    }
+    p->unit_listing = xmalloc(resp->body.len);
+    memcpy(p->unit_listing, resp->body.data, resp->body.len);
+    p->unit_listing_len = resp->body.len;
+    return true;
+}
+
 static void on_unit(struct http_response *resp, void *ud)
 {
     struct poller *p = ud;
@@ -462,7 +635,7 @@ static void on_unit(struct http_response *resp, void *ud)
     if (resp->body.len > 0) {
         json_parse_arena(resp->body.data, resp->body.len, &body, NULL);
     }
-    enum outcome oc = poller_classify(resp);
+    enum outcome oc = poller__classify(resp);
     if (oc == OUTCOME_GONE) {
         /* The parent record is gone (or not readable): the parent's own
          * deletion handling will purge it; move on without touching the
@@ -482,14 +655,19 @@ static void on_unit(struct http_response *resp, void *ud)
             log_at(level, p->tag, "%s: no '%s' array in the response (traceId %s)", what,
                    p->def->records, trace ? trace : "none");
         } else {
-            poller_log_failure_at(p, level, what, resp, body);
+            poller__log_failure_at(p, level, what, resp, body);
         }
         free(what);
         json_arena_free(body);
         unit_failed(p, oc == OUTCOME_PERMANENT);
         return;
     }
+    if (p->def->confirm_delete != NULL && unit_confirm_missing(p, resp, records)) {
+        json_arena_free(body);
+        return; /* recorded when the confirmations are answered */
+    }
     run_unit_txn(p, records, false);
+    poller__strlist_clear(&p->unit_gone); /* answers that came back while queueing */
     json_arena_free(body);
 }
 
@@ -573,12 +751,12 @@ static int pick_unit(struct poller *p, char **id, bool *from_queue, char *kind)
 static int round_state_txn(struct store_txn *txn, void *ud)
 {
     struct poller *p = ud;
-    return poller_save_state(txn, p, p->round_active, p->cycle, p->sweep_cursor, p->round_started);
+    return poller__save_state(txn, p, p->round_active, p->cycle, p->sweep_cursor, p->round_started);
 }
 
 /*
  * When the next round may start, on the monotonic clock. After a restart it
- * comes from the persisted wall time, clamped (fanout_round_wait), so a
+ * comes from the persisted wall time, clamped (poller__sweep_round_wait), so a
  * wall-clock step never stalls the sweep longer than one `every`.
  */
 static uint64_t round_due(struct poller *p)
@@ -586,7 +764,7 @@ static uint64_t round_due(struct poller *p)
     if (!p->round_due_known) {
         p->round_due_known = true;
         p->round_due = uv_now(p->env.loop) +
-                       fanout_round_wait(p->round_started, util_wall_ms(), p->tc->every_ms);
+                       poller__sweep_round_wait(p->round_started, util_wall_ms(), p->tc->every_ms);
     }
     return p->round_due;
 }
@@ -599,7 +777,7 @@ static void once_round_done(struct poller *p)
                          "(see the lines above)",
                  p->round_skipped, p->parent->tc->name);
     }
-    poller_report_done(p, p->round_skipped == 0);
+    poller__report_done(p, p->round_skipped == 0);
 }
 
 static void round_start(struct poller *p)
@@ -613,7 +791,7 @@ static void round_start(struct poller *p)
     free(p->sweep_cursor);
     p->sweep_cursor = NULL;
     store_write(p->env.store, round_state_txn, p);
-    poller_schedule(p, 0);
+    poller__schedule(p, 0);
 }
 
 /* No parent record left to read in this round: close it, or start the next one. */
@@ -623,7 +801,7 @@ static void round_boundary(struct poller *p)
         if (p->env.once && !p->parent->done) {
             /* The parent's cycle may still queue records; its end kicks us
              * (the timer only covers a parent stopped without a kick). */
-            poller_schedule(p, 1000);
+            poller__schedule(p, 1000);
             return;
         }
         p->round_active = false;
@@ -641,31 +819,32 @@ static void round_boundary(struct poller *p)
     uint64_t now = uv_now(p->env.loop);
     uint64_t due = round_due(p);
     if (!p->env.once && now < due) {
-        poller_schedule(p, due - now); /* the parent kicks us earlier when records change */
+        poller__schedule(p, due - now); /* the parent kicks us earlier when records change */
         return;
     }
     round_start(p);
 }
 
-void fanout_sweep_next(struct poller *p)
+/* The child's timer fired (or it was kicked): read the next parent record. */
+static void sweep_next(struct poller *p)
 {
     if (p->busy || p->stopping || p->closing || p->done) {
         return;
     }
     if (p->env.once && p->parent->done && p->parent->failed) {
         log_warn(p->tag, "--once: %s skipped because %s failed", p->tc->name, p->parent->tc->name);
-        poller_report_done(p, false);
+        poller__report_done(p, false);
         return;
     }
     if (!p->parent->seeded) {
-        poller_schedule(p, 1000); /* the parent's first cycle (or, --once, its end) wakes us */
+        poller__schedule(p, 1000); /* the parent's first cycle (or, --once, its end) wakes us */
         return;
     }
     char *id = NULL;
     bool from_queue = false;
     char kind = QUEUE_CHANGED;
     if (pick_unit(p, &id, &from_queue, &kind) != 0) {
-        poller_schedule(p, 1000);
+        poller__schedule(p, 1000);
         return;
     }
     if (id == NULL) {
@@ -681,13 +860,18 @@ void fanout_sweep_next(struct poller *p)
         return;
     }
     struct request_parts r;
-    if (poller_build_base(p, id, &r) != 0) {
+    if (poller__build_base(p, id, &r) != 0) {
         unit_failed(p, true);
         return;
     }
-    int rc = poller_submit(p, from_queue ? LOCATION_POLL : LOCATION_SWEEP, &r, p->def->method, on_unit, p);
-    poller_parts_finish(&r);
+    int rc = poller__submit(p, from_queue ? LOCATION_POLL : LOCATION_SWEEP, &r, p->def->method, on_unit, p);
+    poller__parts_finish(&r);
     if (rc != 0) {
         unit_failed(p, false);
     }
 }
+
+const struct poller__ops poller__sweep_ops = {
+    .tick = sweep_next,
+    .finish = sweep_free,
+};

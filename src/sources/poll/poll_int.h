@@ -1,11 +1,18 @@
 /*
- * poller_int.h: what poller.c and fanout.c share. Not a public contract:
- * the poller "module" is these two files (top-level cycles in poller.c,
- * for_each sweeps in fanout.c); everything else uses poller.h.
+ * poll_int.h: what the files of sources/poll share. Not a public contract:
+ * the poller "module" is poller.c (lifecycle, persisted state, shared
+ * helpers), request.c (requests and response classes), cycle.c (top-level
+ * enumerations), sweep.c (for_each sweeps) and paging.c (the paging
+ * table); everything else uses poller.h. Names shared across these files
+ * take the poller__ prefix.
+ * Owns: nothing; declares struct poller, whose owner is poller.c.
+ * Invariants: p->ops is the strategy of the trigger (poller__cycle_ops, or
+ * poller__sweep_ops once it is a for_each child) and never changes after
+ * poller_start.
  * Thread context: loop thread.
  */
-#ifndef POLLEN_POLLER_INT_H
-#define POLLEN_POLLER_INT_H
+#ifndef POLLEN_POLL_INT_H
+#define POLLEN_POLL_INT_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,6 +25,7 @@
 #include "idset.h"
 #include "location.h"
 #include "log.h"
+#include "paging.h"
 #include "poller.h"
 #include "snapshot.h"
 #include "store.h"
@@ -25,7 +33,17 @@
 /* Empty listings in a row before a listing's emptiness is believed (no GET by id). */
 #define EMPTY_CONFIRMATIONS 3
 
-struct fanout_report;
+struct sweep_report;
+
+/* What a trigger does when its timer fires, and what it frees at close. */
+struct poller__ops {
+    void (*tick)(struct poller *p);
+    void (*finish)(struct poller *p); /* frees the strategy's state; the poller stays */
+};
+/* cycle.c: a top-level trigger's enumeration cycles. */
+extern const struct poller__ops poller__cycle_ops;
+/* sweep.c: a for_each child's sweep rounds. */
+extern const struct poller__ops poller__sweep_ops;
 
 struct strlist {
     char **items;
@@ -34,6 +52,7 @@ struct strlist {
 
 struct poller {
     struct poller_env env;
+    const struct poller__ops *ops;
     const struct config_trigger *tc;
     const struct catalog_trigger *def;
     struct location *loc;
@@ -64,9 +83,8 @@ struct poller {
     unsigned failures;         /* consecutive failed cycles */
     unsigned page;
     unsigned attempt;
-    char *cursor_after;        /* start_after: meta.startAfter */
-    char *cursor_after_id;     /* start_after: meta.startAfterId */
-    cJSON *search_after;       /* search_after: the last record's cursor */
+    struct paging paging;      /* the definition's paging (set at creation) */
+    struct paging_cursor cursor; /* where this enumeration is */
     struct idset seen;
     uint64_t records_seen;
     struct snapshot_stats cstats;
@@ -101,8 +119,13 @@ struct poller {
                                 * (and, with --once, every one already read) */
     unsigned round_skipped;    /* parents skipped in this round */
     unsigned skips_in_a_row;   /* parents skipped with no successful read in between */
-    struct fanout_report *reports; /* when each failing parent was last reported */
+    struct sweep_report *reports; /* when each failing parent was last reported */
     size_t nreports;
+    /* confirm_delete of a child: the listing waits while its missing records are asked for */
+    char *unit_listing;        /* the response body, recorded when the answers are in */
+    size_t unit_listing_len;
+    size_t unit_confirms;      /* GETs by id in flight */
+    struct strlist unit_gone;  /* missing records the API says are gone */
 };
 
 struct request_parts {
@@ -122,34 +145,41 @@ enum outcome {
     OUTCOME_PERMANENT,  /* other 4xx, redirects: retrying would not help */
 };
 
-void poller_strlist_add(struct strlist *l, const char *s);
-void poller_strlist_clear(struct strlist *l);
+void poller__strlist_add(struct strlist *l, const char *s);
+void poller__strlist_clear(struct strlist *l);
 /* (Re)arms the trigger's timer unless it is stopping. */
-void poller_schedule(struct poller *p, uint64_t delay_ms);
+void poller__schedule(struct poller *p, uint64_t delay_ms);
 /* Logs a failed request with trigger, path, status, traceId and message (or the transport cause). */
-void poller_log_failure(const struct poller *p, const char *what, const struct http_response *resp,
-                        const cJSON *body);
+void poller__log_failure(const struct poller *p, const char *what, const struct http_response *resp,
+                         const cJSON *body);
 /* The same at the given log level (fan-out units report a failing parent once per hour). */
-void poller_log_failure_at(const struct poller *p, enum log_level level, const char *what,
-                           const struct http_response *resp, const cJSON *body);
-/* fanout.c: frees the child's fan-out bookkeeping (poller_free calls it). */
-void fanout_free(struct poller *p);
+void poller__log_failure_at(const struct poller *p, enum log_level level, const char *what,
+                            const struct http_response *resp, const cJSON *body);
 /* Builds path, fixed bindings and user parameters; fan_value feeds the fan_out parameter. */
-int poller_build_base(const struct poller *p, const char *fan_value, struct request_parts *r);
-void poller_parts_finish(struct request_parts *r);
+int poller__build_base(const struct poller *p, const char *fan_value, struct request_parts *r);
+void poller__parts_finish(struct request_parts *r);
+/* The page size: the trigger's page_size, else the definition's, else 100. */
+unsigned poller__page_size(const struct poller *p);
+/* Adds the current page's paging parameters (paging.c) to r. */
+void poller__add_pagination(struct poller *p, struct request_parts *r);
 /* Queues the request on the trigger's location. */
-int poller_submit(struct poller *p, enum location_class cls, struct request_parts *r,
-                  const char *method, http_done_cb cb, void *ud);
+int poller__submit(struct poller *p, enum location_class cls, struct request_parts *r,
+                   const char *method, http_done_cb cb, void *ud);
+/* Queues the confirm_delete GET of record id (fan_value: the parent record's id for a
+ * for_each child, else NULL). Returns 0, or -errno when it was not queued (cb not called). */
+int poller__submit_confirm(struct poller *p, const char *fan_value, const char *id,
+                           http_done_cb cb, void *ud);
 /* Writes the trigger's state (STORE_TRIG) inside txn. */
-int poller_save_state(struct store_txn *txn, const struct poller *p, bool seeded, uint64_t cycle,
-                      const char *sweep_cursor, uint64_t round_started);
-void poller_init_scope(const struct poller *p, struct snapshot_scope *sc, const char *prefix,
-                       size_t prefix_len, bool silent);
+int poller__save_state(struct store_txn *txn, const struct poller *p, bool seeded, uint64_t cycle,
+                       const char *sweep_cursor, uint64_t round_started);
+void poller__init_scope(const struct poller *p, struct snapshot_scope *sc, const char *prefix,
+                        size_t prefix_len, bool silent);
 /* --once: reports the trigger done (failed unless ok) to the engine, at most once. */
-void poller_report_done(struct poller *p, bool ok);
+void poller__report_done(struct poller *p, bool ok);
 /* Tells the dispatcher that a commit appended events. */
-void poller_events_committed(const struct poller *p, unsigned events);
-enum outcome poller_classify(const struct http_response *resp);
+void poller__events_committed(const struct poller *p, unsigned events);
+/* The outcome class of a response (a JSON 404/400/422 or a 410 is GONE; see enum outcome). */
+enum outcome poller__classify(const struct http_response *resp);
 
 /* Pages one enumeration may ever take. */
 #define POLLER_MAX_PAGES 100000
@@ -161,6 +191,6 @@ enum outcome poller_classify(const struct http_response *resp);
  * per-page count): no cap from it then, only POLLER_MAX_PAGES. Pure; exposed
  * for its unit test.
  */
-unsigned poller_page_cap(double total, size_t listed, unsigned page_size);
+unsigned poller__page_cap(double total, size_t listed, unsigned page_size);
 
 #endif

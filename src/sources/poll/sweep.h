@@ -1,13 +1,19 @@
 /*
- * fanout: the for_each side of the poller. A child trigger (tasks, notes,
+ * sweep: the for_each side of the poller (poller__sweep_ops). A child trigger (tasks, notes,
  * appointments of every contact) reads one parent record at a time: first
  * those its parent just saw created or updated (a durable queue in
  * STORE_QUEUE that the parent fills inside its own page transactions), then
  * every parent record round-robin from LOCATION_SWEEP budget, starting a new
  * round at most every `every` (timed on the monotonic clock). Each read's
  * snapshot changes, events, queue removal and sweep position commit in one
- * transaction. A list that comes back empty where records used to be is
- * believed only after EMPTY_CONFIRMATIONS empty reads in a row. A parent
+ * transaction. Deletions: with confirm_delete (a template that may name the
+ * parent's placeholder, /contacts/{contactId}/tasks/{id}), each record
+ * missing from a read is asked for by id before that read commits, and a
+ * gone one is deleted by that same read (an error decides nothing; it is
+ * asked again on the next read). Without it, a missing record is held and
+ * deleted by the next read that still lacks it, and a list that comes back
+ * empty where records used to be is believed only after
+ * EMPTY_CONFIRMATIONS empty reads in a row. A parent
  * record's first read is silent (until the child's first round is complete,
  * and for parent baseline records) unless the parent saw it created while
  * the child existed. A parent record that cannot be read is retried
@@ -16,8 +22,8 @@
  * --once: one round after the parent's cycle; a failed parent fails it.
  * Thread context: loop thread.
  */
-#ifndef POLLEN_FANOUT_H
-#define POLLEN_FANOUT_H
+#ifndef POLLEN_SWEEP_H
+#define POLLEN_SWEEP_H
 
 #include <stdint.h>
 
@@ -26,18 +32,16 @@
 struct poller;
 struct store_txn;
 
-/* The child's timer fired (or it was kicked): read the next parent record. */
-void fanout_sweep_next(struct poller *p);
 /* Parent side, inside its txn: queue record_id for every child ('P' read, 'D' purge). */
-int fanout_notify_children(struct store_txn *txn, const char *record_id,
-                           enum snapshot_change change, void *ud);
+int poller__sweep_notify(struct store_txn *txn, const char *record_id,
+                         enum snapshot_change change, void *ud);
 /* Parent side, after its commit (and, --once, at its end): wake idle children. */
-void fanout_kick_children(struct poller *p);
+void poller__sweep_kick(struct poller *p);
 /*
  * How long until the next sweep round may start (ms), from the wall time the
  * last round started (persisted; 0: never) and the wall time now. A start in
  * the future (the clock stepped back) counts as now.
  */
-uint64_t fanout_round_wait(uint64_t round_started, uint64_t now, uint64_t every);
+uint64_t poller__sweep_round_wait(uint64_t round_started, uint64_t now, uint64_t every);
 
 #endif

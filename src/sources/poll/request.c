@@ -1,0 +1,275 @@
+/*
+ * request: building the poller's requests and classifying their responses
+ * (see poll_int.h). Path templates are expanded with each value
+ * percent-encoded as one segment; fixed bindings and user parameters go to
+ * the query or the JSON body as the definition says; paging parameters come
+ * from the paging table (paging.c).
+ * Thread context: loop thread.
+ */
+#include "poll_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "http.h"
+#include "json.h"
+#include "location.h"
+#include "paging.h"
+#include "util.h"
+
+static const char *param_value(const struct poller *p, const char *name)
+{
+    for (size_t i = 0; i < p->tc->nparams; i++) {
+        if (strcmp(p->tc->params[i].name, name) == 0) {
+            return p->tc->params[i].value;
+        }
+    }
+    return NULL;
+}
+
+
+void poller__parts_finish(struct request_parts *r)
+{
+    free(r->path);
+    for (size_t i = 0; i < r->nowned; i++) {
+        free(r->owned[i]);
+    }
+    cJSON_Delete(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+static void add_query(struct request_parts *r, const char *name, const char *value, bool owned)
+{
+    if (r->nquery >= ARRAY_SIZE(r->query)) {
+        if (owned) {
+            free((char *)value);
+        }
+        return;
+    }
+    r->query[r->nquery].name = name;
+    r->query[r->nquery].value = value;
+    r->nquery++;
+    if (owned) {
+        r->owned[r->nowned++] = (char *)value;
+    }
+}
+
+/* Expands {name} placeholders; each value is percent-encoded as one segment. */
+static char *expand_path(const struct poller *p, const char *tmpl, const char *fan_value,
+                         const char *id_value)
+{
+    struct buf b;
+    buf_init(&b, 8192);
+    for (const char *s = tmpl; *s != '\0';) {
+        if (*s != '{') {
+            buf_append(&b, s, 1);
+            s++;
+            continue;
+        }
+        const char *end = strchr(s, '}');
+        if (end == NULL) {
+            break;
+        }
+        char name[128];
+        size_t n = (size_t)(end - s - 1);
+        if (n >= sizeof(name)) {
+            n = sizeof(name) - 1;
+        }
+        memcpy(name, s + 1, n);
+        name[n] = '\0';
+        const char *value = NULL;
+        if (id_value != NULL && strcmp(name, "id") == 0) {
+            value = id_value;
+        } else if (fan_value != NULL && p->def->fan_out != NULL &&
+                   strcmp(name, p->def->fan_out) == 0) {
+            value = fan_value;
+        } else {
+            value = param_value(p, name);
+        }
+        char *esc = location_escape(value ? value : "");
+        buf_append_str(&b, esc);
+        free(esc);
+        s = end + 1;
+    }
+    if (b.too_big) {
+        buf_finish(&b);
+        return NULL;
+    }
+    return buf_steal(&b, NULL);
+}
+
+static cJSON *typed_value(enum catalog_type type, const char *value)
+{
+    switch (type) {
+    case CATALOG_INTEGER:
+    case CATALOG_NUMBER:
+        return cJSON_CreateNumber(strtod(value, NULL));
+    case CATALOG_BOOLEAN: {
+        bool b = false;
+        util_parse_bool(value, &b);
+        return cJSON_CreateBool(b);
+    }
+    case CATALOG_JSON: {
+        cJSON *v = NULL;
+        if (json_parse(value, strlen(value), &v, NULL) == 0) {
+            return v;
+        }
+        return cJSON_CreateNull();
+    }
+    case CATALOG_STRING_LIST: {
+        char **words = strv_split(value, NULL);
+        cJSON *arr = cJSON_CreateStringArray((const char *const *)words, (int)strv_len(words));
+        strv_free(words);
+        return arr;
+    }
+    case CATALOG_STRING:
+        break;
+    }
+    return cJSON_CreateString(value);
+}
+
+static cJSON *binding_value(const struct poller *p, const struct catalog_binding *b)
+{
+    if (b->is_location) {
+        return cJSON_CreateString(location_id(p->loc));
+    }
+    if (b->is_json) {
+        cJSON *v = NULL;
+        if (json_parse(b->value, strlen(b->value), &v, NULL) == 0) {
+            return v;
+        }
+        return cJSON_CreateNull();
+    }
+    return cJSON_CreateString(b->value);
+}
+
+/* Builds path, fixed bindings and user parameters (not pagination). */
+int poller__build_base(const struct poller *p, const char *fan_value, struct request_parts *r)
+{
+    const struct catalog_trigger *d = p->def;
+    memset(r, 0, sizeof(*r));
+    r->path = expand_path(p, d->path, fan_value, NULL);
+    if (r->path == NULL) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < d->nquery; i++) {
+        const struct catalog_binding *b = &d->query[i];
+        add_query(r, b->name, b->is_location ? location_id(p->loc) : b->value, false);
+    }
+    bool wants_body = d->nbody > 0 || strcmp(d->method, "POST") == 0;
+    if (wants_body) {
+        r->body = cJSON_CreateObject();
+        for (size_t i = 0; i < d->nbody; i++) {
+            cJSON_AddItemToObject(r->body, d->body[i].name, binding_value(p, &d->body[i]));
+        }
+    }
+    for (size_t i = 0; i < d->nparams; i++) {
+        const struct catalog_param *cp = &d->params[i];
+        const char *v = param_value(p, cp->name);
+        if (v == NULL) {
+            continue;
+        }
+        if (cp->where == CATALOG_QUERY) {
+            add_query(r, cp->name, v, false);
+        } else if (cp->where == CATALOG_BODY && r->body != NULL) {
+            cJSON_AddItemToObject(r->body, cp->name, typed_value(cp->type, v));
+        }
+    }
+    return 0;
+}
+
+unsigned poller__page_size(const struct poller *p)
+{
+    if (p->tc->page_size > 0) {
+        return p->tc->page_size;
+    }
+    return p->def->page_size > 0 ? p->def->page_size : 100;
+}
+
+static void add_paging_query(void *ud, const char *name, char *value)
+{
+    add_query(ud, name, value, true);
+}
+
+void poller__add_pagination(struct poller *p, struct request_parts *r)
+{
+    paging_add_params(&p->paging, &p->cursor, p->page, r->body, add_paging_query, r);
+}
+
+int poller__submit(struct poller *p, enum location_class cls, struct request_parts *r,
+                   const char *method, http_done_cb cb, void *ud)
+{
+    char *body = r->body ? cJSON_PrintUnformatted(r->body) : NULL;
+    struct location_request req = {
+        .method = method,
+        .path = r->path,
+        .query = r->query,
+        .nquery = r->nquery,
+        .version = p->def->version,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .log_tag = p->tag,
+    };
+    int rc = location_submit(p->loc, cls, &req, cb, ud, &p->pending);
+    free(body);
+    if (rc == 0) {
+        p->stats.requests++;
+    }
+    return rc;
+}
+
+int poller__submit_confirm(struct poller *p, const char *fan_value, const char *id,
+                           http_done_cb cb, void *ud)
+{
+    struct request_parts r;
+    memset(&r, 0, sizeof(r));
+    r.path = expand_path(p, p->def->confirm_delete, fan_value, id);
+    int rc = r.path != NULL ? poller__submit(p, LOCATION_POLL, &r, "GET", cb, ud) : -EINVAL;
+    poller__parts_finish(&r);
+    return rc;
+}
+
+/* Is the body HighLevel's own error shape, {"statusCode": <the status>, "message": ...}? */
+static bool api_error_body(const struct http_response *resp)
+{
+    cJSON *body = NULL;
+    if (resp->body.len == 0 ||
+        json_parse(resp->body.data, resp->body.len, &body, NULL) != 0) {
+        return false;
+    }
+    double code = 0;
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(body, "message");
+    bool ok = cJSON_IsObject(body) && json_get_number(body, "statusCode", &code) &&
+              code == (double)resp->status && (cJSON_IsString(msg) || cJSON_IsArray(msg));
+    cJSON_Delete(body);
+    return ok;
+}
+
+enum outcome poller__classify(const struct http_response *resp)
+{
+    if (resp->error == HTTP_E_REDIRECT || resp->error == HTTP_E_AUTH) {
+        return OUTCOME_PERMANENT;
+    }
+    if (resp->error != 0 || resp->status == 0) {
+        return OUTCOME_RETRY;
+    }
+    long s = resp->status;
+    if (s >= 200 && s < 300) {
+        return OUTCOME_OK;
+    }
+    if (s == 408 || s == 425 || s == 429 || s >= 500) {
+        return OUTCOME_RETRY;
+    }
+    if (s == 410) {
+        return OUTCOME_GONE; /* "Gone" says exactly that, whoever answered */
+    }
+    if (s == 404 || s == 400 || s == 422) {
+        /* Only the API itself saying so: an HTML 404 from a gateway, a
+         * proxy's 400, is an error to retry, never a confirmed deletion. */
+        return api_error_body(resp) ? OUTCOME_GONE : OUTCOME_RETRY;
+    }
+    return OUTCOME_PERMANENT;
+}
