@@ -14,6 +14,7 @@
 
 #include "catalog.h"
 #include "diag.h"
+#include "paging.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------------ */
@@ -167,37 +168,43 @@ static void binding_rows(struct table *t, const struct catalog_binding *b, size_
 }
 
 /*
- * What the poller sends and reads for each paging style (see add_pagination
- * and advance_cursor in poller.c). A style missing here prints its name only.
+ * How the poller pages this definition: its style's row of the paging table
+ * (sources/poll/paging.c) with the definition's overrides, so what is shown
+ * is what is sent.
  */
-static const struct {
-    enum catalog_pagination style;
-    const char *how;
-} paging_how[] = {
-    {CATALOG_PAGE_NONE, "one request returns every record"},
-    {CATALOG_PAGE_START_AFTER,
-     "query limit = page size; the next page from the response's meta.startAfter and "
-     "meta.startAfterId, sent as query startAfter and startAfterId"},
-    {CATALOG_PAGE_SEARCH_AFTER,
-     "body pageLimit = page size; the next page from the last record's searchAfter, sent as "
-     "body searchAfter"},
-    {CATALOG_PAGE_SKIP_LIMIT, "query skip = records already read, query limit = page size"},
-};
-
 static void show_pagination(FILE *out, const struct catalog_trigger *t)
 {
-    const char *how = "";
-    for (size_t i = 0; i < ARRAY_SIZE(paging_how); i++) {
-        if (paging_how[i].style == t->pagination) {
-            how = paging_how[i].how;
-        }
+    line(out, "pagination", "%s", catalog_pagination_name(t->pagination));
+    if (t->pagination == CATALOG_PAGE_NONE) {
+        line(out, "paging", "one request returns every record");
+        return;
     }
-    line(out, "pagination", "%s%s%s", catalog_pagination_name(t->pagination),
-         how[0] != '\0' ? ": " : "", how);
-    if (t->pagination != CATALOG_PAGE_NONE) {
-        line(out, "page size", "%u (at most %u; a [trigger] may set page_size)", t->page_size,
-             t->max_page_size);
+    struct paging pg;
+    paging_init(&pg, t, t->page_size);
+    const char *where = pg.in_body ? "body" : "query";
+    line(out, "page size", "%u (at most %u; a [trigger] may set page_size), sent as %s %s%s",
+         t->page_size, t->max_page_size, where, pg.limit_param,
+         pg.string_values ? " (a string)" : "");
+    if (pg.skip_param != NULL) {
+        line(out, "skip", "%s %s = records already read", where, pg.skip_param);
     }
+    if (pg.first_page_param != NULL) {
+        line(out, "first page", "%s %s = 1", where, pg.first_page_param);
+    }
+    if (pg.cursor_param != NULL) {
+        line(out, "cursor", "%s %s from %s%s", where, pg.cursor_param,
+             t->pagination == CATALOG_PAGE_SEARCH_AFTER ? "the last record's " : "the response's ",
+             pg.cursor_path != NULL ? pg.cursor_path : "?");
+    }
+    if (pg.cursor_id_param != NULL) {
+        line(out, "cursor id", "%s %s from the response's %s", where, pg.cursor_id_param,
+             pg.cursor_id_path != NULL ? pg.cursor_id_path : "?");
+    }
+    if (pg.more_field != NULL) {
+        line(out, "more", "%s (false ends the listing)", pg.more_field);
+    }
+    line(out, "total", "%s", pg.total_path != NULL ? pg.total_path
+                                                   : "the first of total, count, meta.total");
 }
 
 /* The parameters a [trigger] sets, then the bindings the engine always sends. */

@@ -110,9 +110,13 @@ class CatalogCliTest(unittest.TestCase):
         self.assertEqual(f["id field"], "id")
         self.assertEqual(f["updated field"], "dateUpdated")
         self.assertEqual(f["volatile"], "searchAfter")
-        self.assertTrue(f["pagination"].startswith("search_after: body pageLimit"), f)
-        self.assertIn("searchAfter", f["pagination"])
+        # The paging lines come from the poller's own paging table.
+        self.assertEqual(f["pagination"], "search_after")
         self.assertTrue(f["page size"].startswith("100 (at most 500"), f)
+        self.assertTrue(f["page size"].endswith("sent as body pageLimit"), f)
+        self.assertEqual(f["first page"], "body page = 1")
+        self.assertEqual(f["cursor"], "body searchAfter from the last record's searchAfter")
+        self.assertEqual(f["total"], "total")
         self.assertEqual(f["confirm_delete"], "/contacts/{id}")
         self.assertEqual(f["for_each"], "no")
         self.assertEqual(params, [
@@ -124,7 +128,8 @@ class CatalogCliTest(unittest.TestCase):
 
     def test_fan_out_and_single_trigger_details(self):
         f, params = detail(self.catalog("contacts.tasks").stdout)
-        self.assertEqual(f["pagination"], "none: one request returns every record")
+        self.assertEqual(f["pagination"], "none")
+        self.assertEqual(f["paging"], "one request returns every record")
         self.assertNotIn("page size", f)
         self.assertEqual(f["updated field"], "none: changes are found by hashing the record")
         self.assertIn("contact records feed contactId", f["for_each"])
@@ -135,8 +140,14 @@ class CatalogCliTest(unittest.TestCase):
         self.assertEqual(f["require_one"], "email number (at least one of them)")
         self.assertIn(["email", "query", "string", "optional", "-"], params)
         f, _ = detail(self.catalog("contacts.list").stdout)
-        self.assertTrue(f["pagination"].startswith("start_after: query limit"), f)
+        self.assertEqual(f["pagination"], "start_after")
         self.assertTrue(f["page size"].startswith("100 (at most 100"), f)
+        self.assertTrue(f["page size"].endswith("sent as query limit"), f)
+        self.assertEqual(f["cursor"], "query startAfter from the response's meta.startAfter")
+        self.assertEqual(f["cursor id"], "query startAfterId from the response's meta.startAfterId")
+        self.assertEqual(f["total"], "meta.total")
+        f, _ = detail(self.catalog("businesses.list").stdout)
+        self.assertEqual(f["skip"], "query skip = records already read")
 
     # -- one action -------------------------------------------------------------
 
