@@ -6,6 +6,7 @@
 
 #include "buf.h"
 #include "condition.h"
+#include "secret.h"
 #include "template.h"
 
 #include <cJSON.h>
@@ -26,8 +27,6 @@
 #define POLLEN_CATALOG_DIR "."
 #endif
 
-/* Largest token file read. */
-#define TOKEN_FILE_MAX (16 * 1024)
 /* Most exec arguments and http headers per rule. */
 #define ARGS_MAX 64
 #define HEADERS_MAX 32
@@ -306,220 +305,39 @@ static int parse_location_id(struct ini_doc *doc, const struct ini_key *k,
     return 0;
 }
 
-static void wipe_free(char *s)
-{
-    if (s != NULL) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
-/* Trims trailing white space and line ends; rejects empty and multi-line
- * secrets (a newline in a token would inject HTTP headers). what names
- * the key (token, client_secret, client_id). */
-static int check_secret(struct ini_doc *doc, int line, const char *what, const char *source,
-                        char *secret)
-{
-    size_t len = strlen(secret);
-    while (len > 0 && isspace((unsigned char)secret[len - 1])) {
-        secret[--len] = '\0';
-    }
-    if (len == 0) {
-        ini_diag_add(&doc->diag, line, "%s from %s is empty", what, source);
-        return -EINVAL;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)secret[i];
-        if (c < 0x20 || c == 0x7F) {
-            ini_diag_add(&doc->diag, line,
-                         "%s from %s contains a control character or a line break", what,
-                         source);
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
-
-/* The checks OpenSSH makes on a private key: a regular file owned by the
- * euid with no group or other permission bits. what names the file in
- * messages ("token file", "token_store"). Returns 0 or -EINVAL (reported). */
-static int check_private_file(struct ini_diag *d, int line, const char *what,
-                              const char *path, const struct stat *st)
-{
-    if (!S_ISREG(st->st_mode)) {
-        ini_diag_add(d, line, "%s '%s' is not a regular file", what, path);
-        return -EINVAL;
-    }
-    if (st->st_uid != geteuid()) {
-        ini_diag_add(d, line,
-                     "%s '%s' is owned by uid %u, not by the user running pollen (uid %u); "
-                     "run: chown %u %s",
-                     what, path, (unsigned)st->st_uid, (unsigned)geteuid(),
-                     (unsigned)geteuid(), path);
-        return -EINVAL;
-    }
-    if ((st->st_mode & 077) != 0) {
-        ini_diag_add(d, line, "permissions %04o for '%s' are too open; run: chmod 600 %s",
-                     (unsigned)(st->st_mode & 07777), path, path);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/*
- * Reads a one-line secret (or client_id) file for key `what`.
- * must_be_private: the file must pass check_private_file (secrets);
- * otherwise only a regular file is required (a client_id is not secret).
- */
-static int read_token_file(struct ini_doc *doc, int line, const char *what, const char *path,
-                           bool must_be_private, char **out)
-{
-    /* O_NOFOLLOW: the permission check must be about the file we read, not
-     * a link to it; O_NONBLOCK: a FIFO must not hang the start. */
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        if (errno == ELOOP) {
-            ini_diag_add(&doc->diag, line,
-                         "%s file '%s' is a symbolic link; point %s at the real file", what,
-                         path, what);
-        } else {
-            ini_diag_add(&doc->diag, line, "%s file '%s': %s", what, path, strerror(errno));
-        }
-        return -EINVAL;
-    }
-    int rc = -EINVAL;
-    char *data = NULL;
-    char *label = xasprintf("%s file", what);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        ini_diag_add(&doc->diag, line, "%s '%s': %s", label, path, strerror(errno));
-        goto fail_stat;
-    }
-    if (must_be_private) {
-        if (check_private_file(&doc->diag, line, label, path, &st) != 0) {
-            goto fail_stat;
-        }
-    } else if (!S_ISREG(st.st_mode)) {
-        ini_diag_add(&doc->diag, line, "%s '%s' is not a regular file", label, path);
-        goto fail_stat;
-    }
-    if (st.st_size > TOKEN_FILE_MAX) {
-        ini_diag_add(&doc->diag, line, "%s '%s' is larger than %d bytes", label, path,
-                     TOKEN_FILE_MAX);
-        goto fail_stat;
-    }
-    data = xmalloc(TOKEN_FILE_MAX + 1);
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(fd, data + len, TOKEN_FILE_MAX - len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            ini_diag_add(&doc->diag, line, "%s '%s': %s", label, path, strerror(errno));
-            goto fail_read;
-        }
-        if (n == 0 || len + (size_t)n == TOKEN_FILE_MAX) {
-            len += (size_t)n;
-            break;
-        }
-        len += (size_t)n;
-    }
-    data[len] = '\0';
-    if (memchr(data, '\0', len) != NULL) {
-        ini_diag_add(&doc->diag, line, "%s '%s' contains a NUL byte", label, path);
-        goto fail_read;
-    }
-    char *source = xasprintf("file '%s'", path);
-    rc = check_secret(doc, line, what, source, data);
-    free(source);
-    if (rc != 0) {
-        goto fail_read;
-    }
-    *out = xstrdup(data);
-    explicit_bzero(data, TOKEN_FILE_MAX + 1);
-    free(data);
-    free(label);
-    close(fd);
-    return 0;
-
-fail_read:
-    explicit_bzero(data, TOKEN_FILE_MAX + 1);
-    free(data);
-fail_stat:
-    free(label);
-    close(fd);
-    return rc;
-}
-
-static bool valid_env_name(const char *s)
-{
-    if (!(isalpha((unsigned char)s[0]) || s[0] == '_')) {
-        return false;
-    }
-    for (const char *p = s; *p != '\0'; p++) {
-        if (!(isalnum((unsigned char)*p) || *p == '_')) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /*
  * A reference to a value kept outside the file: env:VAR or file:PATH
- * (must_be_private: the file must be private, as for secrets). Returns 0
- * with *out set (NULL when CONFIG_SKIP_SECRETS: nothing is read), -EINVAL
- * after reporting, or 1 when value is neither form (the caller decides
- * about literals). The value is never quoted: it may be the secret itself.
+ * (must_be_private: the file must be private, as for secrets), read by
+ * secret_ref_read. Returns 0 with *out set (NULL when CONFIG_SKIP_SECRETS:
+ * nothing is read), -EINVAL after reporting, or 1 when value is neither
+ * form (the caller decides about literals).
  */
 static int read_reference(struct ini_doc *doc, const struct ini_key *k, const char *value,
                           int line, bool must_be_private, char **out)
 {
     const struct loader *ld = doc->user;
-    *out = NULL;
-    if (str_has_prefix(value, "env:")) {
-        const char *var = value + 4;
-        if (!valid_env_name(var)) {
-            ini_diag_add(&doc->diag, line,
-                         "%s = env:VAR needs an environment variable name (letters, "
-                         "digits and _)",
-                         k->name);
-            return -EINVAL;
-        }
-        if (ld->flags & CONFIG_SKIP_SECRETS) {
-            return 0;
-        }
-        const char *env = getenv(var);
-        if (env == NULL || env[0] == '\0') {
-            ini_diag_add(&doc->diag, line, "environment variable %s is %s", var,
-                         env == NULL ? "not set" : "empty");
-            return -EINVAL;
-        }
-        char *secret = xstrdup(env);
-        char *source = xasprintf("environment variable %s", var);
-        int rc = check_secret(doc, line, k->name, source, secret);
-        free(source);
-        if (rc != 0) {
-            wipe_free(secret);
-            return rc;
-        }
-        *out = secret;
-        return 0;
+    unsigned flags = (must_be_private ? SECRET_PRIVATE : 0) |
+                     ((ld->flags & CONFIG_SKIP_SECRETS) ? SECRET_SKIP : 0);
+    char *msg = NULL;
+    int rc = secret_ref_read(value, k->name, doc->dir, flags, out, &msg);
+    if (rc < 0) {
+        ini_diag_add(&doc->diag, line, "%s", msg);
+        free(msg);
     }
-    if (str_has_prefix(value, "file:")) {
-        if (value[5] == '\0') {
-            ini_diag_add(&doc->diag, line, "%s = file:PATH needs a path", k->name);
-            return -EINVAL;
-        }
-        if (ld->flags & CONFIG_SKIP_SECRETS) {
-            return 0;
-        }
-        char *path = util_resolve_path(doc->dir, value + 5);
-        int rc = read_token_file(doc, line, k->name, path, must_be_private, out);
-        free(path);
-        return rc;
+    return rc;
+}
+
+/* secret_check, reporting at line. */
+static int check_secret(struct ini_doc *doc, int line, const char *what, const char *source,
+                        char *secret)
+{
+    char *msg = NULL;
+    int rc = secret_check(what, source, secret, &msg);
+    if (rc != 0) {
+        ini_diag_add(&doc->diag, line, "%s", msg);
+        free(msg);
     }
-    return 1;
+    return rc;
 }
 
 /*
@@ -548,7 +366,7 @@ static int parse_token(struct ini_doc *doc, const struct ini_key *k, const char 
     }
     log_add_secret(secret);
     char **dst = field;
-    wipe_free(*dst);
+    secret_wipe_free(*dst);
     *dst = secret;
     return 0;
 }
@@ -596,7 +414,7 @@ static int parse_client_secret(struct ini_doc *doc, const struct ini_key *k,
         secret = xstrdup(value);
         rc = check_secret(doc, line, k->name, "the file", secret);
         if (rc != 0) {
-            wipe_free(secret);
+            secret_wipe_free(secret);
             return rc;
         }
     } else if (rc != 0) {
@@ -607,7 +425,7 @@ static int parse_client_secret(struct ini_doc *doc, const struct ini_key *k,
     }
     log_add_secret(secret);
     char **dst = field;
-    wipe_free(*dst);
+    secret_wipe_free(*dst);
     *dst = secret;
     return 0;
 }
@@ -2616,50 +2434,25 @@ static char **read_granted(struct ini_diag *d, const struct config_oauth *o)
         return NULL;
     }
     const char *path = o->token_store;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        if (errno == ELOOP) {
-            ini_diag_add(d, o->line,
-                         "token_store '%s' is a symbolic link; point token_store at the real "
-                         "file",
-                         path);
-        } else if (errno != ENOENT && errno != EACCES) {
+    char *data = NULL;
+    size_t len = 0;
+    struct secret_failure why;
+    if (secret_read_file(path, TOKEN_STORE_MAX, SECRET_PRIVATE, &data, &len, &why) != 0) {
+        bool missing = why.step == SECRET_OPEN && why.err != ELOOP;
+        if (missing && why.err != ENOENT && why.err != EACCES) {
             log_warn("config", "token_store '%s': %s; checking scopes against [oauth %s] scopes",
-                     path, strerror(errno), o->name);
+                     path, strerror(why.err), o->name);
+        } else if (why.step == SECRET_READ) {
+            log_warn("config", "token_store '%s': %s", path, strerror(why.err));
+        } else if (!missing) {
+            char *msg = secret_failure_message(&why, "token_store", "token_store", path,
+                                               TOKEN_STORE_MAX);
+            ini_diag_add(d, o->line, "%s", msg);
+            free(msg);
         }
         return NULL;
     }
     char **granted = NULL;
-    char *data = NULL;
-    size_t len = 0;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        ini_diag_add(d, o->line, "token_store '%s': %s", path, strerror(errno));
-        goto out;
-    }
-    if (check_private_file(d, o->line, "token_store", path, &st) != 0) {
-        goto out;
-    }
-    if (st.st_size > TOKEN_STORE_MAX) {
-        ini_diag_add(d, o->line, "token_store '%s' is larger than %d bytes", path,
-                     TOKEN_STORE_MAX);
-        goto out;
-    }
-    data = xmalloc(TOKEN_STORE_MAX + 1);
-    for (;;) {
-        ssize_t n = read(fd, data + len, TOKEN_STORE_MAX - len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            log_warn("config", "token_store '%s': %s", path, strerror(errno));
-            goto out;
-        }
-        len += (size_t)n;
-        if (n == 0 || len == TOKEN_STORE_MAX) {
-            break;
-        }
-    }
     cJSON *j = cJSON_ParseWithLength(data, len);
     const cJSON *scope = cJSON_GetObjectItemCaseSensitive(j, "scope");
     if (cJSON_IsString(scope) && scope->valuestring != NULL) {
@@ -2673,13 +2466,7 @@ static char **read_granted(struct ini_diag *d, const struct config_oauth *o)
     }
     wipe_json_strings(j);
     cJSON_Delete(j);
-
-out:
-    if (data != NULL) {
-        explicit_bzero(data, TOKEN_STORE_MAX + 1);
-        free(data);
-    }
-    close(fd);
+    secret_wipe_buf(data, len);
     return granted;
 }
 
@@ -2908,7 +2695,7 @@ static void rule_params_free(struct config_rule_param *p, size_t n)
         free(p[i].name);
         free(p[i].value);
         template_free(p[i].tmpl);
-        wipe_free(p[i].secret);
+        secret_wipe_free(p[i].secret);
     }
     free(p);
 }
@@ -2943,7 +2730,7 @@ void config_free(struct config *cfg)
         struct config_location *loc = &cfg->locations[i];
         free(loc->name);
         free(loc->id);
-        wipe_free(loc->token);
+        secret_wipe_free(loc->token);
         free(loc->oauth_name);
     }
     free(cfg->locations);
@@ -2955,7 +2742,7 @@ void config_free(struct config *cfg)
         struct config_oauth *o = &cfg->oauths[i];
         free(o->name);
         free(o->client_id);
-        wipe_free(o->client_secret);
+        secret_wipe_free(o->client_secret);
         strv_free(o->scopes);
         free(o->redirect_uri);
         free(o->user_type);
