@@ -3,9 +3,11 @@
  *
  * Sections: [engine], [api], [oauth NAME], [location NAME], [trigger NAME]
  * and [rule NAME]. Each kind has a key table (type, default, range, parser)
- * in config.c; a new kind is a new table row, not new control flow. A
- * [rule] picks one of three key tables by its `do` value (catalog action,
- * http or exec), each the common rule keys plus that form's own.
+ * in config.c ([rule]: rule.c) and a row in load.c's registry of kinds; a
+ * new kind is a new table and row, not new control flow. A [rule] picks
+ * one of three key tables by its `do` value (catalog action, http or
+ * exec), each the common rule keys plus that form's own. The module's
+ * files are listed in config_int.h.
  *
  * config_load reads the file with the INI rules of inifile.h into a scratch
  * struct config and checks everything it can without the catalog: syntax,
