@@ -5,7 +5,6 @@
 #include "catalog.h"
 
 #include <cJSON.h>
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -72,7 +71,7 @@ static bool valid_trigger_name(const char *s)
         if (c == '.' && s[i + 1] == '.') {
             return false;
         }
-        if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '_' || c == '.')) {
+        if (!(ascii_is_lower(c) || ascii_is_digit(c) || c == '_' || c == '.')) {
             return false;
         }
     }
@@ -86,7 +85,7 @@ static bool valid_ident(const char *s, size_t len)
         return false;
     }
     for (size_t i = 0; i < len; i++) {
-        if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) {
+        if (!(ascii_is_alnum(s[i]) || s[i] == '_')) {
             return false;
         }
     }

@@ -9,7 +9,6 @@
 
 #include "secret.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -161,7 +160,7 @@ static int check_web_url(struct ini_doc *doc, const struct ini_key *k, const cha
         bool ok = port[0] == ':' && plen >= 2 && plen <= 6;
         unsigned long v = 0;
         for (size_t i = 1; ok && i < plen; i++) {
-            ok = isdigit((unsigned char)port[i]) != 0;
+            ok = ascii_is_digit(port[i]);
             v = v * 10 + (unsigned long)(port[i] - '0');
         }
         if (!ok || v == 0 || v > 65535) {
@@ -232,7 +231,7 @@ static int parse_proxy(struct ini_doc *doc, const struct ini_key *k, const char 
     }
     bool ok = skip > 0 && value[skip] != '\0' && value[skip] != '/';
     for (const char *p = value; ok && *p != '\0'; p++) {
-        ok = isgraph((unsigned char)*p) != 0;
+        ok = ascii_is_graph(*p);
     }
     if (!ok) {
         ini_diag_add(&doc->diag, line,
@@ -274,7 +273,7 @@ static int parse_location_id(struct ini_doc *doc, const struct ini_key *k,
     size_t len = strlen(value);
     bool ok = len >= 1 && len <= 64;
     for (size_t i = 0; ok && i < len; i++) {
-        ok = isalnum((unsigned char)value[i]) != 0;
+        ok = ascii_is_alnum(value[i]);
     }
     if (!ok) {
         /* Not quoted: a token pasted here by mistake must not be printed. */
@@ -460,7 +459,7 @@ static bool valid_scope(const char *s)
         return false;
     }
     for (const char *p = s; *p != '\0'; p++) {
-        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == '-' || *p == '/')) {
+        if (!(ascii_is_alnum(*p) || *p == '.' || *p == '_' || *p == '-' || *p == '/')) {
             return false;
         }
     }

@@ -11,9 +11,7 @@
 #include "template.h"
 
 #include <cJSON.h>
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -239,7 +237,7 @@ static bool valid_path_literal(const char *s)
         return false;
     }
     for (size_t i = 0; i < len; i++) {
-        if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-')) {
+        if (!(ascii_is_alnum(s[i]) || s[i] == '_' || s[i] == '-')) {
             return false;
         }
     }

@@ -11,9 +11,7 @@
 #include "secret.h"
 #include "template.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -389,7 +387,7 @@ static int parse_rule_url(struct ini_doc *doc, const struct ini_key *k, const ch
         size_t plen = authority - host;
         bool ok = port[0] == ':' && plen >= 2 && plen <= 6;
         for (size_t i = 1; ok && i < plen; i++) {
-            ok = isdigit((unsigned char)port[i]) != 0;
+            ok = ascii_is_digit(port[i]);
         }
         if (!ok) {
             ini_diag_add(&doc->diag, line, "%s has a bad port", k->name);
@@ -668,7 +666,7 @@ static void add_rule_header(struct ini_doc *doc, const struct ini_entry *e,
     size_t len = strlen(name);
     bool ok = len > 0 && len <= INI_NAME_MAX;
     for (size_t i = 0; ok && i < len; i++) {
-        ok = isalnum((unsigned char)name[i]) || name[i] == '-';
+        ok = ascii_is_alnum(name[i]) || name[i] == '-';
     }
     if (!ok) {
         ini_diag_add(&doc->diag, e->line,
@@ -733,7 +731,7 @@ static bool rule_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj
         size_t len = strlen(name);
         bool ok = len > 0 && len <= INI_NAME_MAX;
         for (size_t i = 0; ok && i < len; i++) {
-            ok = isalnum((unsigned char)name[i]) || name[i] == '_' || name[i] == '-';
+            ok = ascii_is_alnum(name[i]) || name[i] == '_' || name[i] == '-';
         }
         if (!ok) {
             ini_diag_add(&doc->diag, e->line,

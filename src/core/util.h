@@ -25,8 +25,8 @@
 #define ATTR_NORETURN
 #endif
 
-/* ASCII character classes for the parsers of templates, conditions and
- * JSON numbers. Unlike <ctype.h> they ignore the locale and take any char
+/* ASCII character classes for the parsers of templates, conditions,
+ * configuration files and JSON numbers. Unlike <ctype.h> they ignore the locale and take any char
  * (isdigit() of a negative char is undefined). */
 static inline bool ascii_is_digit(char c)
 {
@@ -48,6 +48,17 @@ static inline bool ascii_is_space(char c)
 static inline bool ascii_is_alnum(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static inline bool ascii_is_lower(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+/* A printable character other than space (isgraph in the C locale). */
+static inline bool ascii_is_graph(char c)
+{
+    return c > ' ' && c < 0x7F;
 }
 
 /* c in lower case when it is an ASCII capital, else c itself. */
