@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "catalog.h"
-#include "diag.h"
+#include "inifile.h"
 #include "paging.h"
 #include "util.h"
 
@@ -317,7 +317,7 @@ const char *catalog_show_suggest(const struct catalog *cat, const char *name)
     for (size_t i = 0; i < n; i++) {
         names[i] = i < nt ? catalog_trigger_at(cat, i)->name : catalog_action_at(cat, i - nt)->name;
     }
-    const char *best = config_suggest(name, names, n);
+    const char *best = ini_suggest(name, names, n);
     free(names);
     return best;
 }

@@ -409,25 +409,25 @@ static void unload(struct loaded *l)
  * when loading failed or found any problem: a configuration with problems
  * is never used.
  */
-static int report_problems(int rc, struct config_errors *errs)
+static int report_problems(int rc, struct ini_errors *errs)
 {
     bool failed = rc != 0 || errs->count > 0;
     if (failed) {
-        config_errors_print(errs, stderr);
+        ini_errors_print(errs, stderr);
     }
-    config_errors_free(errs);
+    ini_errors_free(errs);
     return failed ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 }
 
 /* Loads the configuration at path as mode says. Returns 0, or the exit code. */
 static int load(const char *path, enum load_mode mode, struct loaded *l)
 {
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     *l = (struct loaded){NULL, NULL};
     unsigned flags = mode == LOAD_NO_SECRETS ? CONFIG_SKIP_SECRETS : 0;
     int rc = config_load(path, flags, &l->cfg, &errs);
     if (rc == 0 && mode == LOAD_RESOLVED) {
-        rc = catalog_load(l->cfg->catalog_dir, &l->cat, &errs);
+        rc = catalog_load(l->cfg->catalog_dir, &config_reserved_keys, &l->cat, &errs);
         if (rc == 0) {
             rc = config_resolve(l->cfg, l->cat, &errs);
         }
@@ -638,8 +638,8 @@ static int cmd_catalog(struct args *a)
     if (dir == NULL) {
         dir = POLLEN_CATALOG_DIR;
     }
-    struct config_errors errs = {0};
-    rc = report_problems(catalog_load(dir, &l.cat, &errs), &errs);
+    struct ini_errors errs = {0};
+    rc = report_problems(catalog_load(dir, &config_reserved_keys, &l.cat, &errs), &errs);
     if (rc == 0) {
         rc = show_catalog(l.cat, what);
     }

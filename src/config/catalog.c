@@ -1,11 +1,10 @@
 /*
- * catalog: see catalog.h. The INI rules and key tables come from diag.h
- * (implemented in config.c).
+ * catalog: see catalog.h. The INI rules and key tables come from
+ * inifile.h.
  */
 #include "catalog.h"
 
 #include <cJSON.h>
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -64,7 +63,7 @@ static int choice_index(const char *const *choices, const char *value)
 static bool valid_trigger_name(const char *s)
 {
     size_t len = strlen(s);
-    if (len == 0 || len > CONFIG_NAME_MAX || s[0] == '.' || s[len - 1] == '.') {
+    if (len == 0 || len > INI_NAME_MAX || s[0] == '.' || s[len - 1] == '.') {
         return false;
     }
     for (size_t i = 0; i < len; i++) {
@@ -72,7 +71,7 @@ static bool valid_trigger_name(const char *s)
         if (c == '.' && s[i + 1] == '.') {
             return false;
         }
-        if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '_' || c == '.')) {
+        if (!(ascii_is_lower(c) || ascii_is_digit(c) || c == '_' || c == '.')) {
             return false;
         }
     }
@@ -82,11 +81,11 @@ static bool valid_trigger_name(const char *s)
 /* A JSON field or parameter name: [A-Za-z0-9_]+. */
 static bool valid_ident(const char *s, size_t len)
 {
-    if (len == 0 || len > CONFIG_NAME_MAX) {
+    if (len == 0 || len > INI_NAME_MAX) {
         return false;
     }
     for (size_t i = 0; i < len; i++) {
-        if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) {
+        if (!(ascii_is_alnum(s[i]) || s[i] == '_')) {
             return false;
         }
     }
@@ -95,12 +94,12 @@ static bool valid_ident(const char *s, size_t len)
 
 /* Calls fn for each {placeholder} of a path template; returns -EINVAL (and
  * reports) on unbalanced or empty braces. */
-static int each_placeholder(struct config_ini *doc, int line, const char *key, const char *tpl,
+static int each_placeholder(struct ini_doc *doc, int line, const char *key, const char *tpl,
                             void (*fn)(void *ctx, const char *name, size_t len), void *ctx)
 {
     for (const char *p = tpl; *p != '\0'; p++) {
         if (*p == '}') {
-            config_diag_add(&doc->diag, line, "%s: '}' without '{'", key);
+            ini_diag_add(&doc->diag, line, "%s: '}' without '{'", key);
             return -EINVAL;
         }
         if (*p != '{') {
@@ -109,11 +108,11 @@ static int each_placeholder(struct config_ini *doc, int line, const char *key, c
         const char *close = strchr(p + 1, '}');
         const char *open = strchr(p + 1, '{');
         if (close == NULL || (open != NULL && open < close)) {
-            config_diag_add(&doc->diag, line, "%s: '{' without '}'", key);
+            ini_diag_add(&doc->diag, line, "%s: '{' without '}'", key);
             return -EINVAL;
         }
         if (!valid_ident(p + 1, (size_t)(close - p - 1))) {
-            config_diag_add(&doc->diag, line,
+            ini_diag_add(&doc->diag, line,
                             "%s: placeholders are {NAME} with NAME of letters, digits and _", key);
             return -EINVAL;
         }
@@ -125,15 +124,15 @@ static int each_placeholder(struct config_ini *doc, int line, const char *key, c
     return 0;
 }
 
-static int check_template(struct config_ini *doc, const struct config_key *k, const char *value,
+static int check_template(struct ini_doc *doc, const struct ini_key *k, const char *value,
                           int line)
 {
     if (value[0] != '/') {
-        config_diag_add(&doc->diag, line, "%s must start with '/'", k->name);
+        ini_diag_add(&doc->diag, line, "%s must start with '/'", k->name);
         return -EINVAL;
     }
     if (strpbrk(value, " \t?#") != NULL) {
-        config_diag_add(&doc->diag, line,
+        ini_diag_add(&doc->diag, line,
                         "%s must be a plain path (no spaces, query or fragment; use query.NAME "
                         "or param.NAME)",
                         k->name);
@@ -142,7 +141,7 @@ static int check_template(struct config_ini *doc, const struct config_key *k, co
     return each_placeholder(doc, line, k->name, value, NULL, NULL);
 }
 
-static int parse_path(struct config_ini *doc, const struct config_key *k, const char *value,
+static int parse_path(struct ini_doc *doc, const struct ini_key *k, const char *value,
                       int line, void *field)
 {
     if (check_template(doc, k, value, line) != 0) {
@@ -164,7 +163,7 @@ static void note_id(void *ctx, const char *name, size_t len)
 
 /* confirm_delete: a path template with {id}; its other placeholders must be
  * path parameters (checked in finish_trigger, once they are all known). */
-static int parse_confirm_delete(struct config_ini *doc, const struct config_key *k,
+static int parse_confirm_delete(struct ini_doc *doc, const struct ini_key *k,
                                 const char *value, int line, void *field)
 {
     if (check_template(doc, k, value, line) != 0) {
@@ -173,7 +172,7 @@ static int parse_confirm_delete(struct config_ini *doc, const struct config_key 
     bool has_id = false;
     each_placeholder(doc, line, k->name, value, note_id, &has_id);
     if (!has_id) {
-        config_diag_add(&doc->diag, line,
+        ini_diag_add(&doc->diag, line,
                         "%s must contain {id} (the record's id); other placeholders are filled "
                         "like path's",
                         k->name);
@@ -186,7 +185,7 @@ static int parse_confirm_delete(struct config_ini *doc, const struct config_key 
 }
 
 /* records (and the paging paths): a dotted JSON path such as contacts or data.items. */
-static int parse_records(struct config_ini *doc, const struct config_key *k, const char *value,
+static int parse_records(struct ini_doc *doc, const struct ini_key *k, const char *value,
                          int line, void *field)
 {
     bool ok = true;
@@ -199,7 +198,7 @@ static int parse_records(struct config_ini *doc, const struct config_key *k, con
         p += n + 1;
     }
     if (!ok) {
-        config_diag_add(&doc->diag, line,
+        ini_diag_add(&doc->diag, line,
                         "%s must be a dotted JSON path of names (letters, digits, _), e.g. "
                         "contacts or data.items",
                         k->name);
@@ -212,11 +211,11 @@ static int parse_records(struct config_ini *doc, const struct config_key *k, con
 }
 
 /* resource, parent_resource, fan_out: one identifier. */
-static int parse_ident(struct config_ini *doc, const struct config_key *k, const char *value,
+static int parse_ident(struct ini_doc *doc, const struct ini_key *k, const char *value,
                        int line, void *field)
 {
     if (!valid_ident(value, strlen(value))) {
-        config_diag_add(&doc->diag, line, "%s must be a single name (letters, digits, _)",
+        ini_diag_add(&doc->diag, line, "%s must be a single name (letters, digits, _)",
                         k->name);
         return -EINVAL;
     }
@@ -226,12 +225,12 @@ static int parse_ident(struct config_ini *doc, const struct config_key *k, const
     return 0;
 }
 
-static int parse_pagination(struct config_ini *doc, const struct config_key *k,
+static int parse_pagination(struct ini_doc *doc, const struct ini_key *k,
                             const char *value, int line, void *field)
 {
     int i = choice_index(pagination_names, value);
     if (i < 0) {
-        config_diag_add(&doc->diag, line,
+        ini_diag_add(&doc->diag, line,
                         "bad value for '%s' (allowed: none start_after search_after skip_limit "
                         "offset_limit)",
                         k->name);
@@ -249,59 +248,59 @@ static const char *const page_in_names[] = {"query", "body", NULL};
 static const char *const page_values_names[] = {"number", "string", NULL};
 
 #define T(f) offsetof(struct catalog_trigger, f)
-static const struct config_key trigger_keys[] = {
-    {.name = "title", .type = CONFIG_KEY_STRING, .offset = T(title), .required = true},
-    {.name = "operation_id", .type = CONFIG_KEY_STRING, .offset = T(operation_id),
+static const struct ini_key trigger_keys[] = {
+    {.name = "title", .type = INI_KEY_STRING, .offset = T(title), .required = true},
+    {.name = "operation_id", .type = INI_KEY_STRING, .offset = T(operation_id),
      .required = true},
-    {.name = "spec", .type = CONFIG_KEY_STRING, .offset = T(spec)},
-    {.name = "method", .type = CONFIG_KEY_STRING, .offset = T(method), .required = true,
+    {.name = "spec", .type = INI_KEY_STRING, .offset = T(spec)},
+    {.name = "method", .type = INI_KEY_STRING, .offset = T(method), .required = true,
      .choices = methods},
-    {.name = "path", .type = CONFIG_KEY_CUSTOM, .offset = T(path), .required = true,
+    {.name = "path", .type = INI_KEY_CUSTOM, .offset = T(path), .required = true,
      .parse = parse_path},
-    {.name = "version", .type = CONFIG_KEY_STRING, .offset = T(version), .required = true},
-    {.name = "scope", .type = CONFIG_KEY_STRING, .offset = T(scope), .required = true},
-    {.name = "resource", .type = CONFIG_KEY_CUSTOM, .offset = T(resource), .required = true,
+    {.name = "version", .type = INI_KEY_STRING, .offset = T(version), .required = true},
+    {.name = "scope", .type = INI_KEY_STRING, .offset = T(scope), .required = true},
+    {.name = "resource", .type = INI_KEY_CUSTOM, .offset = T(resource), .required = true,
      .parse = parse_ident},
-    {.name = "records", .type = CONFIG_KEY_CUSTOM, .offset = T(records), .required = true,
+    {.name = "records", .type = INI_KEY_CUSTOM, .offset = T(records), .required = true,
      .parse = parse_records},
-    {.name = "single", .type = CONFIG_KEY_BOOL, .offset = T(single), .def = "no"},
-    {.name = "id_field", .type = CONFIG_KEY_CUSTOM, .offset = T(id_field), .def = "id",
+    {.name = "single", .type = INI_KEY_BOOL, .offset = T(single), .def = "no"},
+    {.name = "id_field", .type = INI_KEY_CUSTOM, .offset = T(id_field), .def = "id",
      .parse = parse_ident},
-    {.name = "updated_field", .type = CONFIG_KEY_CUSTOM, .offset = T(updated_field),
+    {.name = "updated_field", .type = INI_KEY_CUSTOM, .offset = T(updated_field),
      .parse = parse_ident},
-    {.name = "pagination", .type = CONFIG_KEY_CUSTOM, .offset = T(pagination), .required = true,
+    {.name = "pagination", .type = INI_KEY_CUSTOM, .offset = T(pagination), .required = true,
      .parse = parse_pagination},
-    {.name = "page_size", .type = CONFIG_KEY_UNSIGNED, .offset = T(page_size), .min = 1,
+    {.name = "page_size", .type = INI_KEY_UNSIGNED, .offset = T(page_size), .min = 1,
      .max = CATALOG_MAX_PAGE},
-    {.name = "max_page_size", .type = CONFIG_KEY_UNSIGNED, .offset = T(max_page_size), .min = 1,
+    {.name = "max_page_size", .type = INI_KEY_UNSIGNED, .offset = T(max_page_size), .min = 1,
      .max = CATALOG_MAX_PAGE},
-    {.name = "volatile", .type = CONFIG_KEY_LIST, .offset = T(volatile_fields)},
-    {.name = "confirm_delete", .type = CONFIG_KEY_CUSTOM, .offset = T(confirm_delete),
+    {.name = "volatile", .type = INI_KEY_LIST, .offset = T(volatile_fields)},
+    {.name = "confirm_delete", .type = INI_KEY_CUSTOM, .offset = T(confirm_delete),
      .parse = parse_confirm_delete},
-    {.name = "fan_out", .type = CONFIG_KEY_CUSTOM, .offset = T(fan_out), .parse = parse_ident},
-    {.name = "parent_resource", .type = CONFIG_KEY_CUSTOM, .offset = T(parent_resource),
+    {.name = "fan_out", .type = INI_KEY_CUSTOM, .offset = T(fan_out), .parse = parse_ident},
+    {.name = "parent_resource", .type = INI_KEY_CUSTOM, .offset = T(parent_resource),
      .parse = parse_ident},
-    {.name = "require_one", .type = CONFIG_KEY_LIST, .offset = T(require_one)},
+    {.name = "require_one", .type = INI_KEY_LIST, .offset = T(require_one)},
     /* Paging (M4): overrides of the style's row in sources/poll/paging.c. */
-    {.name = "page_limit_param", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.limit_param),
+    {.name = "page_limit_param", .type = INI_KEY_CUSTOM, .offset = T(paging.limit_param),
      .parse = parse_ident},
-    {.name = "page_skip_param", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.skip_param),
+    {.name = "page_skip_param", .type = INI_KEY_CUSTOM, .offset = T(paging.skip_param),
      .parse = parse_ident},
-    {.name = "page_in", .type = CONFIG_KEY_STRING, .offset = T(paging.in),
+    {.name = "page_in", .type = INI_KEY_STRING, .offset = T(paging.in),
      .choices = page_in_names},
-    {.name = "page_values", .type = CONFIG_KEY_STRING, .offset = T(paging.values),
+    {.name = "page_values", .type = INI_KEY_STRING, .offset = T(paging.values),
      .choices = page_values_names},
-    {.name = "cursor_param", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.cursor_param),
+    {.name = "cursor_param", .type = INI_KEY_CUSTOM, .offset = T(paging.cursor_param),
      .parse = parse_ident},
-    {.name = "cursor_id_param", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.cursor_id_param),
+    {.name = "cursor_id_param", .type = INI_KEY_CUSTOM, .offset = T(paging.cursor_id_param),
      .parse = parse_ident},
-    {.name = "cursor_path", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.cursor_path),
+    {.name = "cursor_path", .type = INI_KEY_CUSTOM, .offset = T(paging.cursor_path),
      .parse = parse_records},
-    {.name = "cursor_id_path", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.cursor_id_path),
+    {.name = "cursor_id_path", .type = INI_KEY_CUSTOM, .offset = T(paging.cursor_id_path),
      .parse = parse_records},
-    {.name = "more_field", .type = CONFIG_KEY_CUSTOM, .offset = T(paging.more_field),
+    {.name = "more_field", .type = INI_KEY_CUSTOM, .offset = T(paging.more_field),
      .parse = parse_records},
-    {.name = "total", .type = CONFIG_KEY_CUSTOM, .offset = T(total), .parse = parse_records},
+    {.name = "total", .type = INI_KEY_CUSTOM, .offset = T(total), .parse = parse_records},
 };
 #undef T
 enum {
@@ -345,7 +344,7 @@ _Static_assert(ARRAY_SIZE(trigger_keys) == K_NKEYS, "catalog key enum out of syn
 /*
  * A definition under construction. t is the first member, so the key
  * table's offsets (relative to struct catalog_trigger) also work on the
- * build record, which config_ini_apply hands to trigger_extra.
+ * build record, which ini_apply hands to trigger_extra.
  */
 struct trigger_build {
     struct catalog_trigger t;
@@ -353,13 +352,13 @@ struct trigger_build {
 };
 _Static_assert(offsetof(struct trigger_build, t) == 0, "t must come first");
 
-static void add_binding(struct config_ini *doc, const struct config_ini_entry *e,
+static void add_binding(struct ini_doc *doc, const struct ini_entry *e,
                         const char *name, struct catalog_binding **arr, size_t *n)
 {
     const char *v = e->value;
     struct catalog_binding b = {0};
     if (v[0] == '\0') {
-        config_diag_add(&doc->diag, e->line, "empty value for '%s'", e->key);
+        ini_diag_add(&doc->diag, e->line, "empty value for '%s'", e->key);
         return;
     }
     if (strcmp(v, "{location}") == 0) {
@@ -370,7 +369,7 @@ static void add_binding(struct config_ini *doc, const struct config_ini_entry *e
         cJSON *j = cJSON_ParseWithOpts(v + 5, &end, 1);
         if (j == NULL) {
             size_t at = end != NULL && end >= v + 5 ? (size_t)(end - (v + 5)) + 1 : 1;
-            config_diag_add(&doc->diag, e->line,
+            ini_diag_add(&doc->diag, e->line,
                             "'%s' is not valid JSON after 'json:' (error near byte %zu)", e->key,
                             at);
             return;
@@ -379,7 +378,7 @@ static void add_binding(struct config_ini *doc, const struct config_ini_entry *e
         b.is_json = true;
         b.value = xstrdup(v + 5);
     } else if (v[0] == '{' && v[strlen(v) - 1] == '}') {
-        config_diag_add(&doc->diag, e->line,
+        ini_diag_add(&doc->diag, e->line,
                         "'%s': unknown placeholder (the only one is {location}; write a JSON "
                         "object as json:{...})",
                         e->key);
@@ -392,12 +391,21 @@ static void add_binding(struct config_ini *doc, const struct config_ini_entry *e
     (*arr)[(*n)++] = b;
 }
 
+/* True when the caller of catalog_load reserved name for [rule] sections
+ * (rule) or [trigger] sections (!rule). doc->user is the catalog_reserved. */
+static bool is_reserved(const struct ini_doc *doc, bool rule, const char *name)
+{
+    const struct catalog_reserved *r = doc->user;
+    bool (*reserved)(const char *) = r == NULL ? NULL : rule ? r->rule_key : r->trigger_key;
+    return reserved != NULL && reserved(name);
+}
+
 /*
  * param.NAME = WHERE TYPE REQUIRED, for triggers (any WHERE; names must not
  * be [trigger] keys) and actions (path or query; body members are
  * field.NAME; names must not be [rule] keys). lines runs parallel to *arr.
  */
-static void add_param(struct config_ini *doc, const struct config_ini_entry *e, const char *name,
+static void add_param(struct ini_doc *doc, const struct ini_entry *e, const char *name,
                       bool action, struct catalog_param **arr, size_t *count, int **lines)
 {
     size_t n = 0;
@@ -407,7 +415,7 @@ static void add_param(struct config_ini *doc, const struct config_ini_entry *e, 
     bool ok = n == 3 && where >= 0 && type >= 0 &&
               (strcmp(w[2], "required") == 0 || strcmp(w[2], "optional") == 0);
     if (!ok) {
-        config_diag_add(&doc->diag, e->line,
+        ini_diag_add(&doc->diag, e->line,
                         "'%s' must be 'WHERE TYPE REQUIRED': WHERE is path, query or body; TYPE "
                         "is string, integer, number, boolean or json; REQUIRED is required or "
                         "optional",
@@ -417,25 +425,25 @@ static void add_param(struct config_ini *doc, const struct config_ini_entry *e, 
     if (type == CATALOG_STRING_LIST) {
         /* Only action bodies know how to send a list; a query or path
          * parameter has no agreed encoding for one. */
-        config_diag_add(&doc->diag, e->line,
+        ini_diag_add(&doc->diag, e->line,
                         "'%s': string_list is only for action body fields (field.NAME)", e->key);
         goto out;
     }
     if (action && where == CATALOG_BODY) {
-        config_diag_add(&doc->diag, e->line,
+        ini_diag_add(&doc->diag, e->line,
                         "'%s': an action's body members are declared as 'field.%s = TYPE "
                         "REQUIRED'",
                         e->key, name);
         goto out;
     }
-    if (!action && config_is_trigger_key(name)) {
-        config_diag_add(&doc->diag, e->line,
+    if (!action && is_reserved(doc, false, name)) {
+        ini_diag_add(&doc->diag, e->line,
                         "parameter name '%s' is reserved for [trigger] sections; rename it",
                         name);
         goto out;
     }
-    if (action && config_is_rule_key(name)) {
-        config_diag_add(&doc->diag, e->line,
+    if (action && is_reserved(doc, true, name)) {
+        ini_diag_add(&doc->diag, e->line,
                         "parameter name '%s' is reserved for [rule] sections; rename it", name);
         goto out;
     }
@@ -458,7 +466,7 @@ out:
  * *name to the rest of the key; -1 when none does; -2 when the rest is not
  * an identifier (reported at e's line).
  */
-static int prefixed_key(struct config_ini *doc, const struct config_ini_entry *e,
+static int prefixed_key(struct ini_doc *doc, const struct ini_entry *e,
                         const char *const *prefixes, size_t n, const char **name)
 {
     for (size_t i = 0; i < n; i++) {
@@ -467,7 +475,7 @@ static int prefixed_key(struct config_ini *doc, const struct config_ini_entry *e
         }
         *name = e->key + strlen(prefixes[i]);
         if (!valid_ident(*name, strlen(*name))) {
-            config_diag_add(&doc->diag, e->line,
+            ini_diag_add(&doc->diag, e->line,
                             "'%s': the name after '%s' must be letters, digits and _", e->key,
                             prefixes[i]);
             return -2;
@@ -478,7 +486,7 @@ static int prefixed_key(struct config_ini *doc, const struct config_ini_entry *e
 }
 
 /* A trigger's query.NAME, body.NAME and param.NAME keys. */
-static bool trigger_extra(struct config_ini *doc, const struct config_ini_entry *e, void *obj)
+static bool trigger_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj)
 {
     struct trigger_build *tb = obj;
     static const char *const prefixes[] = {"query.", "body.", "param."};
@@ -505,7 +513,7 @@ static bool trigger_extra(struct config_ini *doc, const struct config_ini_entry 
 /* Cross checks                                                              */
 
 struct path_check {
-    struct config_ini *doc;
+    struct ini_doc *doc;
     const struct catalog_param *params;
     size_t nparams;
     int line;
@@ -530,7 +538,7 @@ static void note_placeholder(void *ctx, const char *name, size_t len)
     char *n = xstrndup(name, len);
     const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
     if (p == NULL || p->where != CATALOG_PATH) {
-        config_diag_add(&pc->doc->diag, pc->line,
+        ini_diag_add(&pc->doc->diag, pc->line,
                         "path placeholder {%s} needs 'param.%s = path string required'", n, n);
     }
     pc->seen = xrealloc(pc->seen, (pc->nseen + 2) * sizeof(*pc->seen));
@@ -549,7 +557,7 @@ static void note_confirm_placeholder(void *ctx, const char *name, size_t len)
     char *n = xstrndup(name, len);
     const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
     if (p == NULL || p->where != CATALOG_PATH) {
-        config_diag_add(&pc->doc->diag, pc->line,
+        ini_diag_add(&pc->doc->diag, pc->line,
                         "confirm_delete placeholder {%s} is not a path parameter of this "
                         "definition",
                         n);
@@ -589,26 +597,26 @@ static const struct {
 };
 
 /* A paging key the definition's style does not use is a mistake, not a no-op. */
-static void check_paging_keys(struct config_ini *doc, const struct catalog_trigger *t,
+static void check_paging_keys(struct ini_doc *doc, const struct catalog_trigger *t,
                               const int *lines)
 {
     for (size_t i = 0; i < ARRAY_SIZE(paging_key_styles); i++) {
         int l = lines[paging_key_styles[i].key];
         if (l != 0 && !(paging_key_styles[i].styles & STYLE(t->pagination))) {
-            config_diag_add(&doc->diag, l, "%s does not apply to pagination = %s",
+            ini_diag_add(&doc->diag, l, "%s does not apply to pagination = %s",
                             trigger_keys[paging_key_styles[i].key].name,
                             catalog_pagination_name(t->pagination));
         }
     }
     if (t->paging.in != NULL && strcmp(t->paging.in, "body") == 0 && t->method != NULL &&
         strcmp(t->method, "GET") == 0) {
-        config_diag_add(&doc->diag, lines[K_PAGE_IN], "page_in = body on a GET endpoint");
+        ini_diag_add(&doc->diag, lines[K_PAGE_IN], "page_in = body on a GET endpoint");
     }
 }
 #undef PAGED_STYLES
 #undef STYLE
 
-static void finish_trigger(struct config_ini *doc, const struct config_ini_section *sec,
+static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
                            struct trigger_build *tb, const int *lines)
 {
     struct catalog_trigger *t = &tb->t;
@@ -626,7 +634,7 @@ static void finish_trigger(struct config_ini *doc, const struct config_ini_secti
         each_placeholder(doc, lines[K_PATH], "path", t->path, note_placeholder, &pc);
         for (size_t i = 0; i < t->nparams; i++) {
             if (t->params[i].where == CATALOG_PATH && !strv_contains(pc.seen, t->params[i].name)) {
-                config_diag_add(&doc->diag, tb->param_lines[i],
+                ini_diag_add(&doc->diag, tb->param_lines[i],
                                 "path parameter '%s' does not appear in path as {%s}",
                                 t->params[i].name, t->params[i].name);
             }
@@ -637,49 +645,49 @@ static void finish_trigger(struct config_ini *doc, const struct config_ini_secti
     for (size_t i = 0; i < t->nparams; i++) {
         const struct catalog_param *p = &t->params[i];
         if (p->where == CATALOG_PATH && !p->required) {
-            config_diag_add(&doc->diag, tb->param_lines[i],
+            ini_diag_add(&doc->diag, tb->param_lines[i],
                             "path parameter '%s' must be required", p->name);
         }
         if ((p->where == CATALOG_QUERY && find_binding(t->query, t->nquery, p->name) != NULL) ||
             (p->where == CATALOG_BODY && find_binding(t->body, t->nbody, p->name) != NULL)) {
-            config_diag_add(&doc->diag, tb->param_lines[i],
+            ini_diag_add(&doc->diag, tb->param_lines[i],
                             "parameter '%s' is also a fixed %s.%s binding", p->name,
                             catalog_where_name(p->where), p->name);
         }
         if (p->where == CATALOG_BODY && t->method != NULL && strcmp(t->method, "GET") == 0) {
-            config_diag_add(&doc->diag, tb->param_lines[i],
+            ini_diag_add(&doc->diag, tb->param_lines[i],
                             "body parameter '%s' on a GET endpoint", p->name);
         }
     }
     if (t->nbody > 0 && t->method != NULL && strcmp(t->method, "GET") == 0) {
-        config_diag_add(&doc->diag, sec->line, "body.%s binding on a GET endpoint",
+        ini_diag_add(&doc->diag, sec->line, "body.%s binding on a GET endpoint",
                         t->body[0].name);
     }
 
     if (t->single && t->pagination != CATALOG_PAGE_NONE) {
-        config_diag_add(&doc->diag, lines[K_SINGLE],
+        ini_diag_add(&doc->diag, lines[K_SINGLE],
                         "single = yes needs pagination = none (one record has no pages)");
     }
     if (lines[K_PAGINATION] != 0 && t->pagination != CATALOG_PAGE_NONE) {
         if (lines[K_PAGE_SIZE] == 0 || lines[K_MAX_PAGE_SIZE] == 0) {
-            config_diag_add(&doc->diag, sec->line,
+            ini_diag_add(&doc->diag, sec->line,
                             "[%s] is paginated: it needs page_size and max_page_size", t->name);
         } else if (t->page_size > t->max_page_size) {
-            config_diag_add(&doc->diag, lines[K_PAGE_SIZE],
+            ini_diag_add(&doc->diag, lines[K_PAGE_SIZE],
                             "page_size = %u is larger than max_page_size = %u", t->page_size,
                             t->max_page_size);
         }
     } else if (t->pagination == CATALOG_PAGE_NONE) {
         int l = lines[K_PAGE_SIZE] ? lines[K_PAGE_SIZE] : lines[K_MAX_PAGE_SIZE];
         if (l != 0) {
-            config_diag_add(&doc->diag, l, "page sizes given but pagination = none");
+            ini_diag_add(&doc->diag, l, "page sizes given but pagination = none");
         }
         t->page_size = 0;
         t->max_page_size = 0;
     }
     check_paging_keys(doc, t, lines);
     if (t->single && lines[K_TOTAL] != 0) {
-        config_diag_add(&doc->diag, lines[K_TOTAL], "total on a single = yes definition (one "
+        ini_diag_add(&doc->diag, lines[K_TOTAL], "total on a single = yes definition (one "
                                                     "record has no count)");
     }
 
@@ -693,20 +701,20 @@ static void finish_trigger(struct config_ini *doc, const struct config_ini_secti
     }
 
     if (t->fan_out != NULL && catalog_trigger_param(t, t->fan_out) == NULL) {
-        config_diag_add(&doc->diag, lines[K_FAN_OUT],
+        ini_diag_add(&doc->diag, lines[K_FAN_OUT],
                         "fan_out names '%s', which is not a declared param.%s", t->fan_out,
                         t->fan_out);
     }
     if (t->fan_out != NULL && lines[K_PARENT_RESOURCE] == 0) {
-        config_diag_add(&doc->diag, lines[K_FAN_OUT], "fan_out needs parent_resource");
+        ini_diag_add(&doc->diag, lines[K_FAN_OUT], "fan_out needs parent_resource");
     }
     if (t->fan_out == NULL && lines[K_FAN_OUT] == 0 && lines[K_PARENT_RESOURCE] != 0) {
-        config_diag_add(&doc->diag, lines[K_PARENT_RESOURCE],
+        ini_diag_add(&doc->diag, lines[K_PARENT_RESOURCE],
                         "parent_resource is only meaningful with fan_out");
     }
     for (size_t i = 0; t->require_one[i] != NULL; i++) {
         if (catalog_trigger_param(t, t->require_one[i]) == NULL) {
-            config_diag_add(&doc->diag, lines[K_REQUIRE_ONE],
+            ini_diag_add(&doc->diag, lines[K_REQUIRE_ONE],
                             "require_one names '%s', which is not a declared param.%s",
                             t->require_one[i], t->require_one[i]);
         }
@@ -771,22 +779,22 @@ static const struct catalog_trigger *find_linear(const struct catalog *cat, cons
     return NULL;
 }
 
-static void load_trigger_file(struct catalog *cat, struct config_ini *doc, const char *file)
+static void load_trigger_file(struct catalog *cat, struct ini_doc *doc, const char *file)
 {
     for (size_t i = 0; i < doc->nsections; i++) {
-        const struct config_ini_section *sec = &doc->sections[i];
+        const struct ini_section *sec = &doc->sections[i];
         if (sec->skip) {
             continue;
         }
         if (sec->name != NULL || !valid_trigger_name(sec->kind)) {
-            config_diag_add(&doc->diag, sec->line,
+            ini_diag_add(&doc->diag, sec->line,
                             "bad trigger name: use one lower-case dotted name such as "
                             "[contacts.search] (a-z 0-9 _ .)");
             continue;
         }
         const struct catalog_trigger *dup = find_linear(cat, sec->kind);
         if (dup != NULL) {
-            config_diag_add(&doc->diag, sec->line,
+            ini_diag_add(&doc->diag, sec->line,
                             "duplicate trigger '%s' (first defined at %s:%d)", sec->kind,
                             dup->file, dup->line);
             continue;
@@ -795,7 +803,7 @@ static void load_trigger_file(struct catalog *cat, struct config_ini *doc, const
         tb.t.name = xstrdup(sec->kind);
         char *what = xasprintf("[%s]", tb.t.name);
         int lines[K_NKEYS];
-        config_ini_apply(doc, sec, what, trigger_keys, K_NKEYS, &tb, trigger_extra, lines);
+        ini_apply(doc, sec, what, trigger_keys, K_NKEYS, &tb, trigger_extra, lines);
         free(what);
         finish_trigger(doc, sec, &tb, lines);
         free(tb.param_lines);
@@ -812,29 +820,29 @@ static void load_trigger_file(struct catalog *cat, struct config_ini *doc, const
 static const char *const action_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
 
 #define A(f) offsetof(struct catalog_action, f)
-static const struct config_key action_keys[] = {
-    {.name = "title", .type = CONFIG_KEY_STRING, .offset = A(title), .required = true},
-    {.name = "operation_id", .type = CONFIG_KEY_STRING, .offset = A(operation_id),
+static const struct ini_key action_keys[] = {
+    {.name = "title", .type = INI_KEY_STRING, .offset = A(title), .required = true},
+    {.name = "operation_id", .type = INI_KEY_STRING, .offset = A(operation_id),
      .required = true},
-    {.name = "spec", .type = CONFIG_KEY_STRING, .offset = A(spec)},
-    {.name = "method", .type = CONFIG_KEY_STRING, .offset = A(method), .required = true,
+    {.name = "spec", .type = INI_KEY_STRING, .offset = A(spec)},
+    {.name = "method", .type = INI_KEY_STRING, .offset = A(method), .required = true,
      .choices = action_methods},
-    {.name = "path", .type = CONFIG_KEY_CUSTOM, .offset = A(path), .required = true,
+    {.name = "path", .type = INI_KEY_CUSTOM, .offset = A(path), .required = true,
      .parse = parse_path},
-    {.name = "version", .type = CONFIG_KEY_STRING, .offset = A(version), .required = true},
-    {.name = "scope", .type = CONFIG_KEY_STRING, .offset = A(scope), .required = true},
-    {.name = "success", .type = CONFIG_KEY_UNSIGNED, .offset = A(success), .required = true,
+    {.name = "version", .type = INI_KEY_STRING, .offset = A(version), .required = true},
+    {.name = "scope", .type = INI_KEY_STRING, .offset = A(scope), .required = true},
+    {.name = "success", .type = INI_KEY_UNSIGNED, .offset = A(success), .required = true,
      .min = 200, .max = 299},
     /* No defaults for these two: every definition states them, because a
      * wrong default would either skip the confirm = yes safety net or
      * retry a write that is not safe to repeat. */
-    {.name = "destructive", .type = CONFIG_KEY_BOOL, .offset = A(destructive), .required = true},
-    {.name = "idempotent", .type = CONFIG_KEY_BOOL, .offset = A(idempotent), .required = true},
-    {.name = "gone_ok", .type = CONFIG_KEY_BOOL, .offset = A(gone_ok), .def = "no"},
-    {.name = "empty_body", .type = CONFIG_KEY_BOOL, .offset = A(empty_body), .def = "no"},
-    {.name = "result", .type = CONFIG_KEY_CUSTOM, .offset = A(result), .parse = parse_records},
-    {.name = "target", .type = CONFIG_KEY_CUSTOM, .offset = A(target), .parse = parse_ident},
-    {.name = "target_resource", .type = CONFIG_KEY_CUSTOM, .offset = A(target_resource),
+    {.name = "destructive", .type = INI_KEY_BOOL, .offset = A(destructive), .required = true},
+    {.name = "idempotent", .type = INI_KEY_BOOL, .offset = A(idempotent), .required = true},
+    {.name = "gone_ok", .type = INI_KEY_BOOL, .offset = A(gone_ok), .def = "no"},
+    {.name = "empty_body", .type = INI_KEY_BOOL, .offset = A(empty_body), .def = "no"},
+    {.name = "result", .type = INI_KEY_CUSTOM, .offset = A(result), .parse = parse_records},
+    {.name = "target", .type = INI_KEY_CUSTOM, .offset = A(target), .parse = parse_ident},
+    {.name = "target_resource", .type = INI_KEY_CUSTOM, .offset = A(target_resource),
      .parse = parse_ident},
 };
 #undef A
@@ -867,7 +875,7 @@ struct action_build {
 _Static_assert(offsetof(struct action_build, a) == 0, "a must come first");
 
 /* field.NAME = TYPE REQUIRED */
-static void add_field(struct config_ini *doc, const struct config_ini_entry *e, const char *name,
+static void add_field(struct ini_doc *doc, const struct ini_entry *e, const char *name,
                       struct action_build *ab)
 {
     struct catalog_action *a = &ab->a;
@@ -877,14 +885,14 @@ static void add_field(struct config_ini *doc, const struct config_ini_entry *e, 
     bool ok = n == 2 && type >= 0 &&
               (strcmp(w[1], "required") == 0 || strcmp(w[1], "optional") == 0);
     if (!ok) {
-        config_diag_add(&doc->diag, e->line,
+        ini_diag_add(&doc->diag, e->line,
                         "'%s' must be 'TYPE REQUIRED': TYPE is string, integer, number, boolean, "
                         "string_list or json; REQUIRED is required or optional",
                         e->key);
         goto out;
     }
-    if (config_is_rule_key(name)) {
-        config_diag_add(&doc->diag, e->line,
+    if (is_reserved(doc, true, name)) {
+        ini_diag_add(&doc->diag, e->line,
                         "field name '%s' is reserved for [rule] sections; rename it", name);
         goto out;
     }
@@ -902,7 +910,7 @@ out:
 }
 
 /* An action's body.NAME, param.NAME and field.NAME keys. */
-static bool action_extra(struct config_ini *doc, const struct config_ini_entry *e, void *obj)
+static bool action_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj)
 {
     struct action_build *ab = obj;
     static const char *const prefixes[] = {"body.", "param.", "field."};
@@ -932,7 +940,7 @@ static bool method_has_body(const char *method)
             strcmp(method, "PATCH") == 0);
 }
 
-static void finish_action(struct config_ini *doc, const struct config_ini_section *sec,
+static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                           struct action_build *ab, const int *lines)
 {
     struct catalog_action *a = &ab->a;
@@ -943,7 +951,7 @@ static void finish_action(struct config_ini *doc, const struct config_ini_sectio
         each_placeholder(doc, lines[AK_PATH], "path", a->path, note_placeholder, &pc);
         for (size_t i = 0; i < a->nparams; i++) {
             if (a->params[i].where == CATALOG_PATH && !strv_contains(pc.seen, a->params[i].name)) {
-                config_diag_add(&doc->diag, ab->param_lines[i],
+                ini_diag_add(&doc->diag, ab->param_lines[i],
                                 "path parameter '%s' does not appear in path as {%s}",
                                 a->params[i].name, a->params[i].name);
             }
@@ -952,7 +960,7 @@ static void finish_action(struct config_ini *doc, const struct config_ini_sectio
     }
     for (size_t i = 0; i < a->nparams; i++) {
         if (a->params[i].where == CATALOG_PATH && !a->params[i].required) {
-            config_diag_add(&doc->diag, ab->param_lines[i],
+            ini_diag_add(&doc->diag, ab->param_lines[i],
                             "path parameter '%s' must be required", a->params[i].name);
         }
     }
@@ -962,49 +970,49 @@ static void finish_action(struct config_ini *doc, const struct config_ini_sectio
     for (size_t i = 0; i < a->nfields; i++) {
         const struct catalog_field *f = &a->fields[i];
         if (find_param(a->params, a->nparams, f->name) != NULL) {
-            config_diag_add(&doc->diag, ab->field_lines[i],
+            ini_diag_add(&doc->diag, ab->field_lines[i],
                             "field '%s' has the name of param.%s (a [rule] could not tell them "
                             "apart)",
                             f->name, f->name);
         }
         if (find_binding(a->body, a->nbody, f->name) != NULL) {
-            config_diag_add(&doc->diag, ab->field_lines[i],
+            ini_diag_add(&doc->diag, ab->field_lines[i],
                             "field '%s' is also a fixed body.%s binding", f->name, f->name);
         }
     }
 
     bool sends_body = a->nfields > 0 || a->nbody > 0;
     if (a->method != NULL && strcmp(a->method, "GET") == 0 && sends_body) {
-        config_diag_add(&doc->diag, sec->line, "[%s] is a GET endpoint: it takes no body", a->name);
+        ini_diag_add(&doc->diag, sec->line, "[%s] is a GET endpoint: it takes no body", a->name);
     }
     if (a->empty_body && sends_body) {
-        config_diag_add(&doc->diag, lines[AK_EMPTY_BODY],
+        ini_diag_add(&doc->diag, lines[AK_EMPTY_BODY],
                         "empty_body = yes, but [%s] declares body members", a->name);
     }
     if (a->empty_body && a->method != NULL && !method_has_body(a->method)) {
-        config_diag_add(&doc->diag, lines[AK_EMPTY_BODY],
+        ini_diag_add(&doc->diag, lines[AK_EMPTY_BODY],
                         "empty_body = yes is only meaningful for POST, PUT and PATCH");
     }
     if (!a->empty_body && !sends_body && method_has_body(a->method)) {
-        config_diag_add(&doc->diag, sec->line,
+        ini_diag_add(&doc->diag, sec->line,
                         "[%s] is a %s without body members: declare field.NAME or body.NAME, or "
                         "set empty_body = yes",
                         a->name, a->method);
     }
     if (a->gone_ok && a->method != NULL && strcmp(a->method, "DELETE") != 0) {
-        config_diag_add(&doc->diag, lines[AK_GONE_OK],
+        ini_diag_add(&doc->diag, lines[AK_GONE_OK],
                         "gone_ok = yes is only for DELETE endpoints (a retry finding the record "
                         "gone means it was deleted)");
     }
     if (a->target != NULL) {
         const struct catalog_param *p = find_param(a->params, a->nparams, a->target);
         if (p == NULL || p->where != CATALOG_PATH) {
-            config_diag_add(&doc->diag, lines[AK_TARGET],
+            ini_diag_add(&doc->diag, lines[AK_TARGET],
                             "target names '%s', which is not a declared path parameter",
                             a->target);
         }
         if (a->target_resource == NULL) {
-            config_diag_add(&doc->diag, lines[AK_TARGET], "target needs target_resource");
+            ini_diag_add(&doc->diag, lines[AK_TARGET], "target needs target_resource");
         }
     }
 }
@@ -1053,28 +1061,28 @@ static const struct catalog_action *find_action_linear(const struct catalog *cat
     return NULL;
 }
 
-static void load_action_file(struct catalog *cat, struct config_ini *doc, const char *file)
+static void load_action_file(struct catalog *cat, struct ini_doc *doc, const char *file)
 {
     for (size_t i = 0; i < doc->nsections; i++) {
-        const struct config_ini_section *sec = &doc->sections[i];
+        const struct ini_section *sec = &doc->sections[i];
         if (sec->skip) {
             continue;
         }
         if (sec->name != NULL || !valid_trigger_name(sec->kind)) {
-            config_diag_add(&doc->diag, sec->line,
+            ini_diag_add(&doc->diag, sec->line,
                             "bad action name: use one lower-case dotted name such as "
                             "[contacts.tasks.create] (a-z 0-9 _ .)");
             continue;
         }
         /* A rule's `do` takes these two words for the generic actions. */
         if (strcmp(sec->kind, "http") == 0 || strcmp(sec->kind, "exec") == 0) {
-            config_diag_add(&doc->diag, sec->line,
+            ini_diag_add(&doc->diag, sec->line,
                             "action name '%s' is reserved for the generic action", sec->kind);
             continue;
         }
         const struct catalog_action *dup = find_action_linear(cat, sec->kind);
         if (dup != NULL) {
-            config_diag_add(&doc->diag, sec->line, "duplicate action '%s' (first defined at %s:%d)",
+            ini_diag_add(&doc->diag, sec->line, "duplicate action '%s' (first defined at %s:%d)",
                             sec->kind, dup->file, dup->line);
             continue;
         }
@@ -1082,7 +1090,7 @@ static void load_action_file(struct catalog *cat, struct config_ini *doc, const 
         ab.a.name = xstrdup(sec->kind);
         char *what = xasprintf("[%s]", ab.a.name);
         int lines[AK_NKEYS];
-        config_ini_apply(doc, sec, what, action_keys, AK_NKEYS, &ab, action_extra, lines);
+        ini_apply(doc, sec, what, action_keys, AK_NKEYS, &ab, action_extra, lines);
         free(what);
         finish_action(doc, sec, &ab, lines);
         free(ab.param_lines);
@@ -1153,7 +1161,7 @@ static int list_ini_files(const char *dir, char ***out, size_t *count)
 struct catalog_subdir {
     const char *name;
     bool required;
-    void (*load_file)(struct catalog *cat, struct config_ini *doc, const char *file);
+    void (*load_file)(struct catalog *cat, struct ini_doc *doc, const char *file);
 };
 
 static const struct catalog_subdir subdirs[] = {
@@ -1162,7 +1170,7 @@ static const struct catalog_subdir subdirs[] = {
 };
 
 static int load_subdir(struct catalog *cat, const char *dir, const struct catalog_subdir *sd,
-                       struct config_errors *errs)
+                       const struct catalog_reserved *reserved, struct ini_errors *errs)
 {
     char *path = xasprintf("%s/%s", dir, sd->name);
     char **files = NULL;
@@ -1173,10 +1181,10 @@ static int load_subdir(struct catalog *cat, const char *dir, const struct catalo
         return 0;
     }
     if (rc == -E2BIG) {
-        config_errors_add(errs, path, 0, "more than %d *.ini files", CATALOG_MAX_FILES);
+        ini_errors_add(errs, path, 0, "more than %d *.ini files", CATALOG_MAX_FILES);
         rc = -EINVAL;
     } else if (rc < 0) {
-        config_errors_add(errs, path, 0, "cannot read the catalog directory: %s", strerror(-rc));
+        ini_errors_add(errs, path, 0, "cannot read the catalog directory: %s", strerror(-rc));
     }
     free(path);
     if (rc < 0 || sd->load_file == NULL) {
@@ -1191,31 +1199,33 @@ static int load_subdir(struct catalog *cat, const char *dir, const struct catalo
         /* The catalog keeps the path: definitions point at it. */
         cat->files = xrealloc(cat->files, (cat->nfiles + 1) * sizeof(*cat->files));
         cat->files[cat->nfiles++] = files[i];
-        struct config_ini doc;
-        int frc = config_ini_load(files[i], &doc);
+        struct ini_doc doc;
+        int frc = ini_load(files[i], &doc);
+        doc.user = (void *)reserved; /* read only, by is_reserved */
         if (frc == 0) {
             sd->load_file(cat, &doc, files[i]);
         }
         if (doc.diag.count != 0 && result == 0) {
             result = frc < 0 ? frc : -EINVAL;
         }
-        config_ini_finish(&doc, errs);
+        ini_finish(&doc, errs);
     }
     free(files);
     return result;
 }
 
-int catalog_load(const char *dir, struct catalog **out, struct config_errors *errs)
+int catalog_load(const char *dir, const struct catalog_reserved *reserved, struct catalog **out,
+                 struct ini_errors *errs)
 {
     *out = NULL;
     if (dir == NULL || dir[0] == '\0') {
-        config_errors_add(errs, "(catalog)", 0, "no catalog directory given");
+        ini_errors_add(errs, "(catalog)", 0, "no catalog directory given");
         return -EINVAL;
     }
     struct catalog *cat = xcalloc(1, sizeof(*cat));
     int rc = 0;
     for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
-        int r = load_subdir(cat, dir, &subdirs[i], errs);
+        int r = load_subdir(cat, dir, &subdirs[i], reserved, errs);
         if (r < 0 && rc == 0) {
             rc = r;
         }

@@ -15,7 +15,7 @@
  * documented at the top of triggers/contacts.ini and actions/contacts.ini.
  *
  * Loading reads every *.ini of triggers/, then of actions/, in filename
- * order with the INI rules of diag.h, validates every definition and
+ * order with the INI rules of inifile.h, validates every definition and
  * reports every problem as FILE:LINE. Names are unique across the files of
  * one kind (a trigger and an action may share a name). triggers/ must exist;
  * actions/ may be missing (then there are no actions).
@@ -30,7 +30,7 @@
  * are valid JSON; no parameter takes a name reserved by [trigger] sections.
  * Actions: path placeholders and path parameters match one to one and are
  * required; parameters and fields have distinct names, none reserved by
- * [rule] sections (config_is_rule_key), and no field is also a body.NAME
+ * [rule] sections (the caller's catalog_reserved), and no field is also a body.NAME
  * binding; GET sends no body; a POST/PUT/PATCH has body members or says
  * empty_body = yes; gone_ok only on DELETE; target names a path parameter
  * and comes with target_resource; 200 <= success <= 299; no action is
@@ -46,7 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "diag.h"
+#include "inifile.h"
 
 struct catalog;
 
@@ -160,11 +160,25 @@ struct catalog_action {
 };
 
 /*
- * Loads every .ini file of <dir>/triggers/ and <dir>/actions/. Returns 0
- * and sets *out, or -EINVAL with every problem in errs (nothing returned),
- * or -errno when a directory cannot be read (also in errs).
+ * Names a definition must not use because the user's file gives them a
+ * meaning of its own (config.h has config_reserved_keys). The catalog knows
+ * nothing of the user's file, so its loader is told. Either predicate may
+ * be NULL: nothing reserved.
  */
-int catalog_load(const char *dir, struct catalog **out, struct config_errors *errs);
+struct catalog_reserved {
+    bool (*trigger_key)(const char *name); /* a [trigger] key: no trigger parameter */
+    bool (*rule_key)(const char *name);    /* a [rule] key: no action parameter or field */
+};
+
+/*
+ * Loads every .ini file of <dir>/triggers/ and <dir>/actions/. reserved
+ * (borrowed for the call; NULL: nothing reserved) names the parameter and
+ * field names to refuse. Returns 0 and sets *out, or -EINVAL with every
+ * problem in errs (nothing returned), or -errno when a directory cannot be
+ * read (also in errs).
+ */
+int catalog_load(const char *dir, const struct catalog_reserved *reserved, struct catalog **out,
+                 struct ini_errors *errs);
 /* Frees the catalog; accepts NULL. */
 void catalog_free(struct catalog *cat);
 

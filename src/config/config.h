@@ -3,11 +3,13 @@
  *
  * Sections: [engine], [api], [oauth NAME], [location NAME], [trigger NAME]
  * and [rule NAME]. Each kind has a key table (type, default, range, parser)
- * in config.c; a new kind is a new table row, not new control flow. A
- * [rule] picks one of three key tables by its `do` value (catalog action,
- * http or exec), each the common rule keys plus that form's own.
+ * in config.c ([rule]: rule.c) and a row in load.c's registry of kinds; a
+ * new kind is a new table and row, not new control flow. A [rule] picks
+ * one of three key tables by its `do` value (catalog action, http or
+ * exec), each the common rule keys plus that form's own. The module's
+ * files are listed in config_int.h.
  *
- * config_load reads the file with the INI rules of diag.h into a scratch
+ * config_load reads the file with the INI rules of inifile.h into a scratch
  * struct config and checks everything it can without the catalog: syntax,
  * unknown sections, values, ranges, names, locations, and secrets (token =
  * env:VAR or file:PATH; a literal token is rejected; a token file must be a
@@ -78,9 +80,13 @@
 #include <stdio.h>
 
 #include "catalog.h"
-#include "diag.h"
+#include "inifile.h"
 #include "event.h"
 #include "log.h"
+
+/* Longest trigger name after `location = *` expansion: NAME@LOCATION. Size
+ * buffers that hold a trigger name (event records, store keys) with this. */
+#define CONFIG_TRIGGER_NAME_MAX (2 * INI_NAME_MAX + 1)
 
 enum { CONFIG_SKIP_SECRETS = 1 }; /* flag for commands like tail that need only the state dir */
 
@@ -261,7 +267,7 @@ struct config {
  * against the file's permissions.
  */
 int config_load(const char *path, unsigned flags, struct config **out,
-                struct config_errors *errs);
+                struct ini_errors *errs);
 
 /*
  * Links each trigger to its catalog definition (def, parent) and checks: use
@@ -282,7 +288,18 @@ int config_load(const char *path, unsigned flags, struct config **out,
  * Returns 0, or -EINVAL with errs filled (then def and parent are all reset
  * to NULL; free the config).
  */
-int config_resolve(struct config *cfg, const struct catalog *cat, struct config_errors *errs);
+int config_resolve(struct config *cfg, const struct catalog *cat, struct ini_errors *errs);
+
+/* True for the keys a [trigger] section reserves (use, every, ...); catalog
+ * parameters must not take these names. */
+bool config_is_trigger_key(const char *name);
+/* True for the keys every [rule] section reserves (on, when, do, confirm,
+ * max_attempts, backoff, backoff_max); action parameters and fields must
+ * not take these names, since a rule sets them as plain keys. */
+bool config_is_rule_key(const char *name);
+/* Both, for catalog_load: the catalog must not define parameters or
+ * fields under these names. */
+extern const struct catalog_reserved config_reserved_keys;
 
 /* Frees the config (wiping tokens first); accepts NULL. */
 void config_free(struct config *cfg);

@@ -417,6 +417,26 @@ int util_read_file(const char *path, size_t max, char **out, size_t *out_len)
     return 0;
 }
 
+char *util_resolve_path(const char *dir, const char *path)
+{
+    if (path[0] == '/' || dir == NULL || dir[0] == '\0') {
+        return xstrdup(path);
+    }
+    while (path[0] == '.' && path[1] == '/') {
+        path += 2;
+        while (*path == '/') {
+            path++;
+        }
+    }
+    if (path[0] == '\0' || strcmp(path, ".") == 0) {
+        return xstrdup(dir);
+    }
+    if (strcmp(dir, "/") == 0) {
+        return xasprintf("/%s", path);
+    }
+    return xasprintf("%s/%s", dir, path);
+}
+
 int util_mkdir_p(const char *path, unsigned mode)
 {
     char buf[PATH_MAX];

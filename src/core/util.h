@@ -25,8 +25,8 @@
 #define ATTR_NORETURN
 #endif
 
-/* ASCII character classes for the parsers of templates, conditions and
- * JSON numbers. Unlike <ctype.h> they ignore the locale and take any char
+/* ASCII character classes for the parsers of templates, conditions,
+ * configuration files and JSON numbers. Unlike <ctype.h> they ignore the locale and take any char
  * (isdigit() of a negative char is undefined). */
 static inline bool ascii_is_digit(char c)
 {
@@ -42,6 +42,35 @@ static inline bool ascii_is_alpha(char c)
 static inline bool ascii_is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/* A letter or digit (no '_', unlike ascii_is_alpha). */
+static inline bool ascii_is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static inline bool ascii_is_lower(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+/* A printable character other than space (isgraph in the C locale). */
+static inline bool ascii_is_graph(char c)
+{
+    return c > ' ' && c < 0x7F;
+}
+
+/* c in lower case when it is an ASCII capital, else c itself. */
+static inline char ascii_to_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* A space or a tab: what separates words on an INI line. */
+static inline bool ascii_is_blank(char c)
+{
+    return c == ' ' || c == '\t';
 }
 
 void *xmalloc(size_t size);
@@ -99,6 +128,12 @@ uint64_t util_backoff_ms(uint64_t base_ms, uint64_t cap_ms, unsigned attempt);
 
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer. Returns 0 or -errno / -EFBIG. */
 int util_read_file(const char *path, size_t max, char **out, size_t *out_len);
+
+/*
+ * Joins a relative path onto dir (leading "./" dropped); an absolute path,
+ * or a NULL or empty dir, gives a copy of path. Returns a new string.
+ */
+char *util_resolve_path(const char *dir, const char *path);
 
 /* mkdir -p with the given mode. Returns 0 or -errno. */
 int util_mkdir_p(const char *path, unsigned mode);

@@ -33,6 +33,7 @@
 #include "json.h"
 #include "list.h"
 #include "log.h"
+#include "secret.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -393,79 +394,60 @@ fail:
     return -EINVAL;
 }
 
-int oauth_pair_load(const char *path, struct oauth_pair **out, char *err, size_t errlen)
+/* oauth_pair_load's message and return code for a store secret_read_file refused. */
+static int store_read_failed(const char *path, const struct secret_failure *f, int rc, char *err,
+                             size_t errlen)
 {
-    *out = NULL;
-    set_err(err, errlen, "ok");
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT) {
+    switch (f->step) {
+    case SECRET_OPEN:
+        if (f->err == ENOENT) {
             set_err(err, errlen, "no token store at '%s'", path);
             return -ENOENT;
         }
-        if (e == ELOOP) {
+        if (f->err == ELOOP) {
             set_err(err, errlen, "'%s' is a symbolic link; a token store must be a regular file "
                     "(refusing to follow it)", path);
             return -EPERM;
         }
-        set_err(err, errlen, "cannot open '%s': %s", path, strerror(e));
-        return -e;
+        set_err(err, errlen, "cannot open '%s': %s", path, strerror(f->err));
+        return rc;
+    case SECRET_STAT:
+        set_err(err, errlen, "cannot stat '%s': %s", path, strerror(f->err));
+        return rc;
+    case SECRET_TYPE:
+        set_err(err, errlen, "'%s' is not a regular file", path);
+        return rc;
+    case SECRET_OWNER:
+        set_err(err, errlen, "'%s' is owned by uid %u, not by the user running pollen (uid %u)",
+                path, f->uid, (unsigned)geteuid());
+        return rc;
+    case SECRET_MODE:
+        set_err(err, errlen, "permissions %04o for '%s' are too open; run: chmod 600 %s", f->mode,
+                path, path);
+        return rc;
+    case SECRET_SIZE:
+        set_err(err, errlen, "'%s' is larger than %d bytes", path, OAUTH_MAX_DOC);
+        return rc;
+    case SECRET_READ:
+        set_err(err, errlen, "cannot read '%s': %s", path, strerror(f->err));
+        return rc;
+    case SECRET_OK:
+        break;
     }
+    return rc;
+}
 
-    int rc;
+int oauth_pair_load(const char *path, struct oauth_pair **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    set_err(err, errlen, "ok");
+    /* O_NOFOLLOW, checked on the open fd (owner, mode 0600), read from it. */
     char *data = NULL;
     size_t len = 0;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        set_err(err, errlen, "cannot stat '%s': %s", path, strerror(-rc));
-        goto fail_stat;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = -EINVAL;
-        set_err(err, errlen, "'%s' is not a regular file", path);
-        goto fail_stat;
-    }
-    if (st.st_uid != geteuid()) {
-        rc = -EPERM;
-        set_err(err, errlen, "'%s' is owned by uid %u, not by the user running pollen (uid %u)",
-                path, (unsigned)st.st_uid, (unsigned)geteuid());
-        goto fail_stat;
-    }
-    if ((st.st_mode & 077) != 0) {
-        rc = -EPERM;
-        set_err(err, errlen, "permissions %04o for '%s' are too open; run: chmod 600 %s",
-                (unsigned)(st.st_mode & 07777), path, path);
-        goto fail_stat;
-    }
-    if (st.st_size > OAUTH_MAX_DOC) {
-        rc = -EFBIG;
-        set_err(err, errlen, "'%s' is larger than %d bytes", path, OAUTH_MAX_DOC);
-        goto fail_stat;
-    }
-
-    /* Read from the checked fd, never by path again (no check-then-open race). */
-    data = xmalloc(OAUTH_MAX_DOC + 1);
-    for (;;) {
-        ssize_t n = read(fd, data + len, OAUTH_MAX_DOC + 1 - len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            rc = -errno;
-            set_err(err, errlen, "cannot read '%s': %s", path, strerror(-rc));
-            goto fail_read;
-        }
-        if (n == 0) {
-            break;
-        }
-        len += (size_t)n;
-        if (len > OAUTH_MAX_DOC) {
-            rc = -EFBIG;
-            set_err(err, errlen, "'%s' is larger than %d bytes", path, OAUTH_MAX_DOC);
-            goto fail_read;
-        }
+    struct secret_failure f;
+    int rc = secret_read_file(path, OAUTH_MAX_DOC, SECRET_PRIVATE, &data, &len, &f);
+    if (rc != 0) {
+        return store_read_failed(path, &f, rc, err, errlen);
     }
 
     char why[200];
@@ -494,9 +476,7 @@ int oauth_pair_load(const char *path, struct oauth_pair **out, char *err, size_t
     log_add_secret(p->access_token);
     log_add_secret(p->refresh_token);
     delete_json(root);
-    explicit_bzero(data, len);
-    free(data);
-    close(fd);
+    secret_wipe_buf(data, len);
     *out = p;
     return 0;
 
@@ -506,10 +486,7 @@ fail_parse:
     oauth_pair_free(p);
     delete_json(root);
 fail_read:
-    explicit_bzero(data, len);
-    free(data);
-fail_stat:
-    close(fd);
+    secret_wipe_buf(data, len);
     return rc;
 }
 

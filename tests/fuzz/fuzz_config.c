@@ -26,9 +26,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     log_set_level(LOG_ERROR);
-    struct config_errors errs = {0};
-    catalog_load(SOURCE_ROOT, &catalog, &errs);
-    config_errors_free(&errs);
+    struct ini_errors errs = {0};
+    catalog_load(SOURCE_ROOT, &config_reserved_keys, &catalog, &errs);
+    ini_errors_free(&errs);
     snprintf(path, sizeof(path), "/tmp/pollen-fuzz-config-%d.ini", (int)getpid());
     return 0;
 }
@@ -42,12 +42,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fwrite(data, 1, size, f);
     fclose(f);
     struct config *cfg = NULL;
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     if (config_load(path, CONFIG_SKIP_SECRETS, &cfg, &errs) == 0 && catalog != NULL) {
         config_resolve(cfg, catalog, &errs);
     }
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
     log_clear_secrets();
     json_scratch_release();
     return 0;

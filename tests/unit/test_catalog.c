@@ -9,6 +9,7 @@
  * or not JSON is a failure naming the definition and the file.
  */
 #include "catalog.h"
+#include "config.h"
 #include "log.h"
 #include "util.h"
 
@@ -50,7 +51,7 @@ static void remove_tree(const char *dir)
 
 /* True if some error starts with "FILE:LINE: " (FILE ending in file) and
  * contains want. */
-static bool has_error(const struct config_errors *e, const char *file, int line, const char *want)
+static bool has_error(const struct ini_errors *e, const char *file, int line, const char *want)
 {
     char tag[64];
     snprintf(tag, sizeof(tag), "%s:%d: ", file, line);
@@ -63,7 +64,7 @@ static bool has_error(const struct config_errors *e, const char *file, int line,
     return false;
 }
 
-static void dump_errors(const struct config_errors *e)
+static void dump_errors(const struct ini_errors *e)
 {
     for (size_t i = 0; i < e->count; i++) {
         fprintf(stderr, "    got: %s\n", e->items[i]);
@@ -1236,14 +1237,14 @@ static void test_bad_cases(void)
     char *text = build_case(&none);
     write_file(file, text);
     free(text);
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct catalog *cat = NULL;
-    CHECK_INT(catalog_load(dir, &cat, &errs), 0);
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
     CHECK_INT(errs.count, 0);
     dump_errors(&errs);
     CHECK_INT(catalog_trigger_count(cat), 1);
     catalog_free(cat);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 
     for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++) {
         const struct bad_case *c = &bad_cases[i];
@@ -1251,7 +1252,7 @@ static void test_bad_cases(void)
         write_file(file, text);
         free(text);
         cat = (struct catalog *)1;
-        int rc = catalog_load(dir, &cat, &errs);
+        int rc = catalog_load(dir, &config_reserved_keys, &cat, &errs);
         CHECK_INT(rc, -EINVAL);
         CHECK(cat == NULL);
         bool ok = has_error(&errs, "a.ini", c->line, c->want);
@@ -1260,7 +1261,7 @@ static void test_bad_cases(void)
             fprintf(stderr, "  case %zu: want a.ini:%d: ...%s\n", i, c->line, c->want);
             dump_errors(&errs);
         }
-        config_errors_free(&errs);
+        ini_errors_free(&errs);
     }
 
     /* The same name in two files: reported in the later file. */
@@ -1269,20 +1270,20 @@ static void test_bad_cases(void)
     write_file(file, text);
     write_file(file_b, text);
     free(text);
-    CHECK_INT(catalog_load(dir, &cat, &errs), -EINVAL);
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), -EINVAL);
     CHECK(has_error(&errs, "b.ini", 1, "duplicate trigger 't.x' (first defined at "));
     CHECK(errs.count == 1 && strstr(errs.items[0], "a.ini:1)") != NULL);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 
     /* Errors from several files are all reported, file by file. */
     write_file(file, "[t.a]\ntitle = x\n");
     write_file(file_b, "[t.b]\nbogus\n");
-    CHECK_INT(catalog_load(dir, &cat, &errs), -EINVAL);
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), -EINVAL);
     CHECK(has_error(&errs, "a.ini", 1, "missing required key 'operation_id'"));
     CHECK(has_error(&errs, "b.ini", 2, "expected 'key = value'"));
     CHECK(errs.count > 2 && strstr(errs.items[0], "a.ini:") != NULL &&
           strstr(errs.items[errs.count - 1], "b.ini:") != NULL);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
     unlink(file_b);
     free(file_b);
 
@@ -1290,15 +1291,15 @@ static void test_bad_cases(void)
     text = build_case(&none);
     write_file(file, text);
     free(text);
-    CHECK_INT(catalog_load(dir, &cat, &errs), 0);
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
     CHECK_INT(catalog_trigger_count(cat), 1);
     catalog_free(cat);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
     char *missing = xasprintf("%s/nowhere", dir);
-    CHECK_INT(catalog_load(missing, &cat, &errs), -ENOENT);
+    CHECK_INT(catalog_load(missing, &config_reserved_keys, &cat, &errs), -ENOENT);
     CHECK(cat == NULL);
     CHECK(errs.count == 1 && strstr(errs.items[0], "cannot read the catalog directory") != NULL);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
     free(missing);
 
     remove_tree(dir);
@@ -1382,9 +1383,9 @@ static void test_bad_action_cases(void)
     text = build_from(action_base, ARRAY_SIZE(action_base), &none);
     write_file(file, text);
     free(text);
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct catalog *cat = NULL;
-    CHECK_INT(catalog_load(dir, &cat, &errs), 0);
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
     dump_errors(&errs);
     CHECK_INT(catalog_action_count(cat), 1);
     const struct catalog_action *a = catalog_find_action(cat, "a.x");
@@ -1400,7 +1401,7 @@ static void test_bad_action_cases(void)
     /* A trigger and an action may share a name. */
     CHECK(catalog_find_trigger(cat, "t.x") != NULL && catalog_find_action(cat, "t.x") == NULL);
     catalog_free(cat);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 
     for (size_t i = 0; i < ARRAY_SIZE(action_cases); i++) {
         const struct bad_case *c = &action_cases[i];
@@ -1408,7 +1409,7 @@ static void test_bad_action_cases(void)
         write_file(file, text);
         free(text);
         cat = (struct catalog *)1;
-        CHECK_INT(catalog_load(dir, &cat, &errs), -EINVAL);
+        CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), -EINVAL);
         CHECK(cat == NULL);
         bool ok = has_error(&errs, "a.ini", c->line, c->want);
         CHECK(ok);
@@ -1416,7 +1417,7 @@ static void test_bad_action_cases(void)
             fprintf(stderr, "  action case %zu: want a.ini:%d: ...%s\n", i, c->line, c->want);
             dump_errors(&errs);
         }
-        config_errors_free(&errs);
+        ini_errors_free(&errs);
     }
 
     /* The same action in two files: reported in the later file. */
@@ -1424,10 +1425,10 @@ static void test_bad_action_cases(void)
     write_file(file, text);
     write_file(file_b, text);
     free(text);
-    CHECK_INT(catalog_load(dir, &cat, &errs), -EINVAL);
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), -EINVAL);
     CHECK(has_error(&errs, "b.ini", 1, "duplicate action 'a.x' (first defined at "));
     CHECK(errs.count == 1 && strstr(errs.items[0], "a.ini:1)") != NULL);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
     unlink(file_b);
 
     /* A well-formed set of the optional keys. */
@@ -1439,7 +1440,7 @@ static void test_bad_action_cases(void)
                      "[a.empty]\ntitle = E\noperation_id = e\nmethod = POST\npath = /x\n"
                      "version = v\nscope = s\nsuccess = 201\ndestructive = no\nidempotent = no\n"
                      "empty_body = yes\n");
-    CHECK_INT(catalog_load(dir, &cat, &errs), 0);
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
     dump_errors(&errs);
     CHECK_INT(catalog_action_count(cat), 2);
     const struct catalog_action *d = catalog_find_action(cat, "a.del");
@@ -1456,7 +1457,7 @@ static void test_bad_action_cases(void)
     const struct catalog_action *e = catalog_find_action(cat, "a.empty");
     CHECK(e != NULL && e->empty_body && e->nfields == 0);
     catalog_free(cat);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 
     remove_tree(dir);
     free(file_b);
@@ -1467,14 +1468,80 @@ static void test_bad_action_cases(void)
     free(dir);
 }
 
+static bool reserve_q(const char *name)
+{
+    return strcmp(name, "q") == 0;
+}
+
+/*
+ * The catalog does not know the user's file: catalog_load refuses exactly
+ * the names its caller reserves. With config_reserved_keys a trigger
+ * parameter named like a [trigger] key and an action field named like a
+ * [rule] key are refused; with nothing reserved the same files load.
+ */
+static void test_reserved_names(void)
+{
+    char *dir = xasprintf("%s/catalog_reserved", test_tmp_root());
+    char *tdir = xasprintf("%s/triggers", dir);
+    char *adir = xasprintf("%s/actions", dir);
+    char *tfile = xasprintf("%s/a.ini", tdir);
+    char *afile = xasprintf("%s/a.ini", adir);
+    remove_tree(dir);
+    CHECK(util_mkdir_p(tdir, 0755) == 0);
+    CHECK(util_mkdir_p(adir, 0755) == 0);
+    struct bad_case every = {0, "param.every = query string optional", 12, NULL};
+    char *text = build_case(&every);
+    write_file(tfile, text);
+    free(text);
+    struct bad_case on = {0, "field.on = string optional", 13, NULL};
+    text = build_from(action_base, ARRAY_SIZE(action_base), &on);
+    write_file(afile, text);
+    free(text);
+
+    struct ini_errors errs = {0};
+    struct catalog *cat = NULL;
+    CHECK_INT(catalog_load(dir, NULL, &cat, &errs), 0);
+    dump_errors(&errs);
+    CHECK(cat != NULL && catalog_find_trigger(cat, "t.x") != NULL &&
+          catalog_find_action(cat, "a.x") != NULL);
+    catalog_free(cat);
+    ini_errors_free(&errs);
+
+    cat = (struct catalog *)1;
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), -EINVAL);
+    CHECK(cat == NULL);
+    CHECK(has_error(&errs, "a.ini", 12,
+                    "parameter name 'every' is reserved for [trigger] sections; rename it"));
+    CHECK(has_error(&errs, "a.ini", 13, "field name 'on' is reserved for [rule] sections"));
+    CHECK_INT(errs.count, 2);
+    ini_errors_free(&errs);
+
+    /* Only what the caller reserves: here q, for triggers only. */
+    write_file(tfile, "[t.x]\ntitle = T\noperation_id = op\nmethod = GET\npath = /things\n"
+                      "version = v\nscope = s\nresource = thing\nrecords = things\n"
+                      "param.q = query string optional\npagination = none\n");
+    const struct catalog_reserved only_q = {.trigger_key = reserve_q};
+    CHECK_INT(catalog_load(dir, &only_q, &cat, &errs), -EINVAL);
+    CHECK(has_error(&errs, "a.ini", 10, "parameter name 'q' is reserved for [trigger] sections"));
+    CHECK_INT(errs.count, 1);
+    ini_errors_free(&errs);
+
+    remove_tree(dir);
+    free(afile);
+    free(tfile);
+    free(adir);
+    free(tdir);
+    free(dir);
+}
+
 int main(void)
 {
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct catalog *cat = NULL;
-    int rc = catalog_load(SOURCE_ROOT, &cat, &errs);
+    int rc = catalog_load(SOURCE_ROOT, &config_reserved_keys, &cat, &errs);
     CHECK_INT(rc, 0);
     dump_errors(&errs);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
     if (cat != NULL) {
         test_shipped(cat);
         test_shipped_actions(cat);
@@ -1483,6 +1550,7 @@ int main(void)
     catalog_free(cat);
     test_bad_cases();
     test_bad_action_cases();
+    test_reserved_names();
     log_clear_secrets();
     return test_done("test_catalog");
 }

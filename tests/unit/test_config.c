@@ -60,7 +60,7 @@ static void write_config(const char *text)
     write_file(case_file, text, strlen(text), 0600);
 }
 
-static void dump_errors(const struct config_errors *e)
+static void dump_errors(const struct ini_errors *e)
 {
     for (size_t i = 0; i < e->count; i++) {
         fprintf(stderr, "    got: %s\n", e->items[i]);
@@ -68,7 +68,7 @@ static void dump_errors(const struct config_errors *e)
 }
 
 /* True if some error is "case_file:LINE: ...want..." (line 0: "case_file: ..."). */
-static bool has_error(const struct config_errors *e, int line, const char *want)
+static bool has_error(const struct ini_errors *e, int line, const char *want)
 {
     char *tag = line > 0 ? xasprintf("%s:%d: ", case_file, line) : xasprintf("%s: ", case_file);
     bool found = false;
@@ -79,7 +79,7 @@ static bool has_error(const struct config_errors *e, int line, const char *want)
     return found;
 }
 
-static bool any_error_contains(const struct config_errors *e, const char *s)
+static bool any_error_contains(const struct ini_errors *e, const char *s)
 {
     for (size_t i = 0; i < e->count; i++) {
         if (strstr(e->items[i], s) != NULL) {
@@ -593,7 +593,7 @@ static const struct bad_case oauth_cases[] = {
 static void run_bad_case_mode(const struct bad_case *c, mode_t mode)
 {
     write_file(case_file, c->text, strlen(c->text), mode);
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = (struct config *)1;
     int rc = config_load(case_file, 0, &cfg, &errs);
     bool ok;
@@ -627,7 +627,7 @@ static void run_bad_case_mode(const struct bad_case *c, mode_t mode)
         fprintf(stderr, "  case '%s' (rc %d): want line %d: %s\n", c->name, rc, c->line, c->want);
         dump_errors(&errs);
     }
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 static void run_bad_case(const struct bad_case *c)
@@ -659,11 +659,11 @@ static void test_nul_byte(void)
 {
     static const char text[] = BASE "every = 5m\0x\n";
     write_file(case_file, text, sizeof(text) - 1, 0600);
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, 0, &cfg, &errs), -EINVAL);
     CHECK(has_error(&errs, 8, "NUL byte in line"));
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 /* Errors are collected from the whole file and sorted by line, although
@@ -681,7 +681,7 @@ static void test_all_errors_sorted(void)
                  "token = env:POLLEN_TEST_TOKEN\n" /* 9 */
                  "rate_limit = 0\n"          /* 10 */
                  "[trigger t]\n");           /* 11 */
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, 0, &cfg, &errs), -EINVAL);
     CHECK(cfg == NULL);
@@ -695,19 +695,19 @@ static void test_all_errors_sorted(void)
     if (errs.count != 4) {
         dump_errors(&errs);
     }
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 static void test_unreadable(void)
 {
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = (struct config *)1;
     char *path = xasprintf("%s/does-not-exist.ini", case_dir);
     CHECK_INT(config_load(path, 0, &cfg, &errs), -ENOENT);
     CHECK(cfg == NULL);
     CHECK_INT(errs.count, 1);
     CHECK(errs.count == 1 && strstr(errs.items[0], "cannot read: No such file") != NULL);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
     free(path);
 }
 
@@ -717,12 +717,12 @@ static void test_unreadable(void)
 static void test_defaults(void)
 {
     write_config(BASE);
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
-        config_errors_free(&errs);
+        ini_errors_free(&errs);
         return;
     }
     char *state = xasprintf("%s/state", case_dir);
@@ -777,7 +777,7 @@ static void test_defaults(void)
           cfg->triggers[0].def == catalog_find_trigger(catalog, "contacts.search"));
     CHECK_INT(errs.count, 0);
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 static void test_full(void)
@@ -836,7 +836,7 @@ static void test_full(void)
                  "use = contacts.get\n"                                     /* 48 */
                  "location = one\n"                                         /* 49 */
                  "contactId = c1\n");                                       /* 50 */
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
     dump_errors(&errs);
@@ -914,7 +914,7 @@ static void test_full(void)
 free_cfg:
     config_free(cfg);
 out:
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
     unlink(tok);
     unlink(ca);
     free(tok);
@@ -925,7 +925,7 @@ out:
 static void test_derived(void)
 {
     write_config("[engine]\nstate_dir = /abs/state\nmin_interval = 10m\n" LOC TRIG);
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
     dump_errors(&errs);
@@ -935,7 +935,7 @@ static void test_derived(void)
         CHECK_INT(cfg->triggers[0].every_ms, 10 * 60000);
     }
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 
     /* Secrets skipped: no variable or file is read, the syntax is checked. */
     write_config(ENGINE "[location main]\nid = loc123\ntoken = env:POLLEN_TEST_UNSET\n"
@@ -947,12 +947,12 @@ static void test_derived(void)
         CHECK(cfg->locations[0].token == NULL && cfg->locations[1].token == NULL);
     }
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
     write_config(ENGINE "[location main]\nid = loc123\ntoken = " CANARY "\n" TRIG);
     CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), -EINVAL);
     CHECK(has_error(&errs, 5, "never the token itself"));
     CHECK(!any_error_contains(&errs, CANARY));
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 
     /* Local http base URLs. */
     static const char *const urls[][2] = {
@@ -971,7 +971,7 @@ static void test_derived(void)
             CHECK_STR(cfg->base_url, urls[i][1]);
         }
         config_free(cfg);
-        config_errors_free(&errs);
+        ini_errors_free(&errs);
     }
     static const char *const bad_urls[] = {
         "http://localhost.evil.com", "http://127.0.0.1.nip.io", "https://", "https://u:p@h",
@@ -983,14 +983,14 @@ static void test_derived(void)
         free(text);
         CHECK_INT(config_load(case_file, 0, &cfg, &errs), -EINVAL);
         CHECK(has_error(&errs, 9, "base_url"));
-        config_errors_free(&errs);
+        ini_errors_free(&errs);
     }
 }
 
 /* The shipped reference configuration is valid (secrets not read). */
 static void test_reference(void)
 {
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(SOURCE_ROOT "/conf/pollen.ini", CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
     dump_errors(&errs);
@@ -1000,7 +1000,7 @@ static void test_reference(void)
         CHECK(cfg->ntriggers >= 1);
     }
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 /* Rules of all three forms, checked member by member. */
@@ -1058,12 +1058,12 @@ static void test_rules(void)
                  "customFields = [{\"id\": \"f1\", \"field_value\": \"x\"}]\n" /* 59 */
                  "tags = {{record.tags}}\n"                                    /* 60 */
                  "firstName = Dr. {{record.firstName}}\n");                    /* 61 */
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
-        config_errors_free(&errs);
+        ini_errors_free(&errs);
         return;
     }
     CHECK_INT(cfg->nrules, 7);
@@ -1196,7 +1196,7 @@ static void test_rules(void)
     CHECK(h->def == NULL && x->def == NULL);
 out:
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 /*
@@ -1250,7 +1250,7 @@ static void test_reference_rules(void)
     size_t uncommented = write_uncommented("; --- rule examples", "; --- end of rule examples");
     CHECK(uncommented >= 30);
 
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
     dump_errors(&errs);
@@ -1266,7 +1266,7 @@ static void test_reference_rules(void)
         CHECK(r != NULL && r->kind == CONFIG_RULE_EXEC && r->nargs == 2);
     }
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 /* The oauth and `location = *` examples of conf/pollen.ini. */
@@ -1275,12 +1275,12 @@ static void test_reference_oauth(void)
     size_t uncommented =
         write_uncommented("; --- oauth examples", "; --- end of oauth examples");
     CHECK(uncommented >= 30);
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
-        config_errors_free(&errs);
+        ini_errors_free(&errs);
         return;
     }
     CHECK_INT(cfg->noauths, 2);
@@ -1306,7 +1306,7 @@ static void test_reference_oauth(void)
     const struct config_trigger *t = config_find_trigger(cfg, "every-task@east");
     CHECK(t != NULL && t->parent == config_find_trigger(cfg, "every-contact@east"));
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 /* [oauth] sections with every key, defaults, a literal secret in a private
@@ -1347,12 +1347,12 @@ static void test_oauth(void)
         "use = contacts.search\n"                                               /* 31 */
         "location = *\n";                                                       /* 32 */
     write_config(text);
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
-        config_errors_free(&errs);
+        ini_errors_free(&errs);
         return;
     }
     CHECK_INT(cfg->noauths, 2);
@@ -1417,7 +1417,7 @@ static void test_oauth(void)
     dump_errors(&errs);
 out:
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 
     /* Secrets skipped: env and file values are not read, literals kept
      * only when they are not secret; the file's permissions still count. */
@@ -1429,12 +1429,12 @@ out:
         CHECK(cfg->oauths[1].client_secret == NULL);
     }
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
     write_file(case_file, text, strlen(text), 0604);
     CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), -EINVAL);
     CHECK(has_error(&errs, 5, "permissions 0604 for '"));
     CHECK(!any_error_contains(&errs, SECRET));
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 /* A token store that grants more than configured: the store counts. */
@@ -1448,7 +1448,7 @@ static void test_scope_from_store(void)
     write_config(ENGINE "[oauth app]\nclient_id = x\nclient_secret = env:POLLEN_TEST_SECRET\n"
                         "scopes = contacts.readonly\ntoken_store = store_wide.json\n" LOC_APP
                         TRIG "[rule r]\non = contacts:created\n" TASK_OK);
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
     dump_errors(&errs);
@@ -1458,7 +1458,7 @@ static void test_scope_from_store(void)
         CHECK(cfg->nrules == 1 && cfg->rules[0].def != NULL);
     }
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 
     /* A static token is never checked, whatever the rule needs. */
     write_config(BASE "[rule r]\non = contacts:created\n" TASK_OK);
@@ -1468,7 +1468,7 @@ static void test_scope_from_store(void)
         dump_errors(&errs);
     }
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 /* location = *: names, copies, for_each binding, rules, config_rule_location. */
@@ -1505,12 +1505,12 @@ static void test_every_location(void)
                  "on = contacts@a:updated\n"       /* 29 */
                  "do = http\n"                     /* 30 */
                  "url = https://h.example/x\n");   /* 31 */
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
-        config_errors_free(&errs);
+        ini_errors_free(&errs);
         return;
     }
     CHECK_INT(cfg->ntriggers, 5);
@@ -1591,7 +1591,7 @@ static void test_every_location(void)
     CHECK(ca->def != NULL && ca->def == cb->def);
 out:
     config_free(cfg);
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 /* An error in a `location = *` section is reported once, not per location. */
@@ -1612,12 +1612,12 @@ static void test_every_location_once(void)
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         write_config(cases[i].text);
-        struct config_errors errs = {0};
+        struct ini_errors errs = {0};
         struct config *cfg = NULL;
         CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
         dump_errors(&errs);
         if (cfg == NULL) {
-            config_errors_free(&errs);
+            ini_errors_free(&errs);
             continue;
         }
         CHECK_INT(config_resolve(cfg, catalog, &errs), -EINVAL);
@@ -1629,7 +1629,7 @@ static void test_every_location_once(void)
             dump_errors(&errs);
         }
         config_free(cfg);
-        config_errors_free(&errs);
+        ini_errors_free(&errs);
     }
 }
 
@@ -1652,13 +1652,13 @@ static void test_expansion_limit(void)
     CHECK(!b.too_big);
     write_config(b.data);
     buf_finish(&b);
-    struct config_errors errs = {0};
+    struct ini_errors errs = {0};
     struct config *cfg = NULL;
     CHECK_INT(config_load(case_file, 0, &cfg, &errs), -EINVAL);
     CHECK(cfg == NULL);
     CHECK(has_error(&errs, 0, "location = * would make 100 triggers x 101 locations; the limit "
                               "is 10000 triggers in all"));
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 static void setup(void)
@@ -1708,12 +1708,12 @@ static void setup(void)
     setenv("POLLEN_TEST_EMPTY", "", 1);
     unsetenv("POLLEN_TEST_UNSET");
 
-    struct config_errors errs = {0};
-    if (catalog_load(SOURCE_ROOT, &catalog, &errs) != 0) {
-        config_errors_print(&errs, stderr);
+    struct ini_errors errs = {0};
+    if (catalog_load(SOURCE_ROOT, &config_reserved_keys, &catalog, &errs) != 0) {
+        ini_errors_print(&errs, stderr);
         exit(99);
     }
-    config_errors_free(&errs);
+    ini_errors_free(&errs);
 }
 
 static void teardown(void)

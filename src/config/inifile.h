@@ -1,16 +1,17 @@
 /*
- * diag: startup diagnostics and the INI document reader shared by config
- * (the user's file) and catalog (the shipped endpoint definitions).
+ * inifile: the INI document reader, startup diagnostics and the key-table
+ * engine shared by config (the user's file) and catalog (the shipped
+ * endpoint definitions). Knows nothing of either: catalog.c and config.c
+ * both build on it, and neither includes the other's internals. (Not
+ * "ini.h": that is inih's own header, which inifile.c includes.)
  *
- * There is no diag.c: the meson module list has no `diag` entry, so every
- * function declared here is implemented in config.c, which owns the INI
- * rules. catalog.c uses them through this header, which is why this header
- * exists at all (config.h includes catalog.h; catalog.h must not include
- * config.h).
+ * Owns: the parsed document (struct ini_doc) and the error lists.
+ * Invariants: see the INI rules below; a document with errors is never
+ * used by its callers.
  *
  * The INI rules (reliability.md §3.3, inih r55 as shipped by Debian):
- *  - The file is read whole (at most CONFIG_INI_MAX_FILE bytes) and
- *    pre-scanned before inih sees it: a line longer than CONFIG_INI_MAX_LINE
+ *  - The file is read whole (at most INI_DOC_MAX_FILE bytes) and
+ *    pre-scanned before inih sees it: a line longer than INI_DOC_MAX_LINE
  *    bytes, a control character (NUL included) or invalid UTF-8 is an error.
  *    r55 would silently split an overlong line and inject its tail as a new
  *    key; here such a line is served to inih as a blank line instead, so the
@@ -32,11 +33,11 @@
  *
  * Error lists: each item is "FILE:LINE: message" ("FILE: message" when the
  * error concerns the whole file). Per-file errors are collected in a
- * config_diag and flushed sorted by line, so a user sees every problem in
+ * struct ini_diag and flushed sorted by line, so a user sees every problem in
  * file order at once.
  *
  * Secrets: callers never put a secret into a message (a rejected token value
- * is not quoted), and config_errors_add also masks every string registered
+ * is not quoted), and ini_errors_add also masks every string registered
  * with log_add_secret, so a token pasted into another key shows as
  * [REDACTED]. Quoted values are cut to 64 bytes.
  *
@@ -44,8 +45,8 @@
  * local files with blocking calls (bounded to 1 MiB each), so it never runs
  * per poll.
  */
-#ifndef POLLEN_DIAG_H
-#define POLLEN_DIAG_H
+#ifndef POLLEN_INIFILE_H
+#define POLLEN_INIFILE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,69 +57,71 @@
 
 /* Longest line accepted (bytes, without the line end): r55 reads 199 bytes
  * into a 200-byte buffer and needs one for the newline. */
-#define CONFIG_INI_MAX_LINE 198
+#define INI_DOC_MAX_LINE 198
 /* Largest INI file accepted. */
-#define CONFIG_INI_MAX_FILE (1024 * 1024)
+#define INI_DOC_MAX_FILE (1024 * 1024)
 /* Longest section name (the NAME in [trigger NAME], or a catalog name). */
-#define CONFIG_NAME_MAX 64
-/* Longest trigger name after `location = *` expansion: NAME@LOCATION. Size
- * buffers that hold a trigger name (event records, store keys) with this. */
-#define CONFIG_TRIGGER_NAME_MAX (2 * CONFIG_NAME_MAX + 1)
+#define INI_NAME_MAX 64
+/* Values quoted in messages are cut to this many bytes, so one bad line
+ * cannot flood the terminal. */
+#define INI_QUOTE_MAX 64
+/* Longest list value (fields, volatile, ...), in items. */
+#define INI_LIST_MAX 256
 
-struct config_errors {
+struct ini_errors {
     char **items; /* each "FILE:LINE: message"; owned */
     size_t count;
 };
 
 /* Appends one formatted error; line <= 0 means the whole file ("FILE: message"). */
-void config_errors_add(struct config_errors *e, const char *file, int line, const char *fmt, ...)
+void ini_errors_add(struct ini_errors *e, const char *file, int line, const char *fmt, ...)
     ATTR_PRINTF(4, 5);
 /* Prints every item on its own line. */
-void config_errors_print(const struct config_errors *e, FILE *out);
+void ini_errors_print(const struct ini_errors *e, FILE *out);
 /* Frees the items and zeroes the list; accepts a zeroed list. */
-void config_errors_free(struct config_errors *e);
+void ini_errors_free(struct ini_errors *e);
 
 /* Errors of one file, kept with their line numbers until flushed in line order. */
-struct config_diag_item {
+struct ini_diag_item {
     int line;
     char *msg;
 };
-struct config_diag {
+struct ini_diag {
     char *file; /* owned copy, as it appears in messages */
-    struct config_diag_item *items;
+    struct ini_diag_item *items;
     size_t count;
 };
 
-void config_diag_init(struct config_diag *d, const char *file);
-void config_diag_add(struct config_diag *d, int line, const char *fmt, ...) ATTR_PRINTF(3, 4);
-/* Like config_diag_add, unless the same message is already recorded at the
+void ini_diag_init(struct ini_diag *d, const char *file);
+void ini_diag_add(struct ini_diag *d, int line, const char *fmt, ...) ATTR_PRINTF(3, 4);
+/* Like ini_diag_add, unless the same message is already recorded at the
  * same line (one section can stand for several objects, such as the
  * expansions of a `location = *` trigger). */
-void config_diag_add_once(struct config_diag *d, int line, const char *fmt, ...)
+void ini_diag_add_once(struct ini_diag *d, int line, const char *fmt, ...)
     ATTR_PRINTF(3, 4);
 /* Moves the errors into errs, sorted by line (stable), and frees d. */
-void config_diag_flush(struct config_diag *d, struct config_errors *errs);
+void ini_diag_flush(struct ini_diag *d, struct ini_errors *errs);
 
 /* One parsed INI document. Values are final (continuations joined). */
-struct config_ini_entry {
+struct ini_entry {
     char *key;
     char *value;
     int line;
 };
-struct config_ini_section {
+struct ini_section {
     char *kind;       /* first word of the header: "trigger" in [trigger x] */
     char *name;       /* second word, or NULL */
     int line;
     bool skip;        /* a repeated or malformed header (already reported): users skip it */
-    struct config_ini_entry *entries;
+    struct ini_entry *entries;
     size_t nentries;
 };
-struct config_ini {
+struct ini_doc {
     char *path;       /* as given */
     char *dir;        /* absolute directory of the file, for relative paths */
-    struct config_ini_section *sections;
+    struct ini_section *sections;
     size_t nsections;
-    struct config_diag diag; /* every error found so far, syntax and semantic */
+    struct ini_diag diag; /* every error found so far, syntax and semantic */
     void *user;       /* for custom key parsers (the loader's context) */
 };
 
@@ -129,44 +132,44 @@ struct config_ini {
  * doc->diag.count != 0. Returns 0, or -errno when the file cannot be read at
  * all (also recorded in doc->diag, as a whole-file error).
  */
-int config_ini_load(const char *path, struct config_ini *doc);
+int ini_load(const char *path, struct ini_doc *doc);
 /* Frees the document; flushes any remaining errors into errs (if not NULL). */
-void config_ini_finish(struct config_ini *doc, struct config_errors *errs);
+void ini_finish(struct ini_doc *doc, struct ini_errors *errs);
 
 /*
- * Table-driven keys: one struct config_key per key of a section kind. The
+ * Table-driven keys: one struct ini_key per key of a section kind. The
  * value is parsed into (char *)obj + offset. A default is text parsed exactly
  * like user input, so conf/pollen.ini and the table cannot disagree.
  */
-enum config_key_type {
-    CONFIG_KEY_STRING,   /* char *: non-empty; one of choices if set */
-    CONFIG_KEY_PATH,     /* char *: relative to the file's directory */
-    CONFIG_KEY_DURATION, /* uint64_t ms in [min, max] */
-    CONFIG_KEY_SIZE,     /* uint64_t bytes in [min, max] */
-    CONFIG_KEY_UINT64,   /* uint64_t in [min, max] */
-    CONFIG_KEY_UNSIGNED, /* unsigned in [min, max] */
-    CONFIG_KEY_DOUBLE,   /* double in [dmin, dmax] */
-    CONFIG_KEY_BOOL,     /* bool: yes/no/true/false/on/off/1/0 */
-    CONFIG_KEY_LIST,     /* char **: space-separated, NULL-terminated (strv) */
-    CONFIG_KEY_CUSTOM,   /* parse() does everything */
+enum ini_key_type {
+    INI_KEY_STRING,   /* char *: non-empty; one of choices if set */
+    INI_KEY_PATH,     /* char *: relative to the file's directory */
+    INI_KEY_DURATION, /* uint64_t ms in [min, max] */
+    INI_KEY_SIZE,     /* uint64_t bytes in [min, max] */
+    INI_KEY_UINT64,   /* uint64_t in [min, max] */
+    INI_KEY_UNSIGNED, /* unsigned in [min, max] */
+    INI_KEY_DOUBLE,   /* double in [dmin, dmax] */
+    INI_KEY_BOOL,     /* bool: yes/no/true/false/on/off/1/0 */
+    INI_KEY_LIST,     /* char **: space-separated, NULL-terminated (strv) */
+    INI_KEY_CUSTOM,   /* parse() does everything */
 };
 
-struct config_key;
+struct ini_key;
 /* Custom parser: field = obj + key->offset. Returns 0, or -EINVAL after
  * adding an error to doc->diag at line. */
-typedef int (*config_key_parse_fn)(struct config_ini *doc, const struct config_key *key,
-                                   const char *value, int line, void *field);
+typedef int (*ini_key_parse_fn)(struct ini_doc *doc, const struct ini_key *key,
+                                const char *value, int line, void *field);
 
-struct config_key {
+struct ini_key {
     const char *name;
-    enum config_key_type type;
+    enum ini_key_type type;
     size_t offset;
     const char *def;             /* default as text, or NULL */
     bool required;
     uint64_t min, max;           /* ranges of integer-like types */
     double dmin, dmax;
     const char *const *choices;  /* STRING: allowed values, NULL-terminated */
-    config_key_parse_fn parse;   /* CUSTOM only */
+    ini_key_parse_fn parse;   /* CUSTOM only */
 };
 
 /*
@@ -174,8 +177,8 @@ struct config_key {
  * parameters). Returns true when the key was taken (even if it had an error,
  * which it reports), false when it is unknown.
  */
-typedef bool (*config_extra_fn)(struct config_ini *doc, const struct config_ini_entry *entry,
-                                void *obj);
+typedef bool (*ini_extra_fn)(struct ini_doc *doc, const struct ini_entry *entry,
+                             void *obj);
 
 /*
  * Applies the section's entries to obj through the key table: parses each
@@ -186,22 +189,26 @@ typedef bool (*config_extra_fn)(struct config_ini *doc, const struct config_ini_
  * each key the user gave, 0 for the others. Returns the number of errors
  * added.
  */
-size_t config_ini_apply(struct config_ini *doc, const struct config_ini_section *sec,
-                        const char *what, const struct config_key *keys, size_t nkeys, void *obj,
-                        config_extra_fn extra, int *lines);
+size_t ini_apply(struct ini_doc *doc, const struct ini_section *sec,
+                 const char *what, const struct ini_key *keys, size_t nkeys, void *obj,
+                 ini_extra_fn extra, int *lines);
 
-/* The closest of candidates to word (small edit distance), or NULL. */
-const char *config_suggest(const char *word, const char *const *candidates, size_t n);
+/* The closest of candidates (NULL entries skipped) to word (small edit
+ * distance), or NULL. Borrowed from candidates. */
+const char *ini_suggest(const char *word, const char *const *candidates, size_t n);
 
-/* True for the keys a [trigger] section reserves (use, every, ...); catalog
- * parameters must not take these names. */
-bool config_is_trigger_key(const char *name);
-/* True for the keys every [rule] section reserves (on, when, do, confirm,
- * max_attempts, backoff, backoff_max); action parameters and fields must
- * not take these names, since a rule sets them as plain keys. */
-bool config_is_rule_key(const char *name);
+/* The choices (NULL-terminated) joined by single spaces, for messages.
+ * Returns a new string. */
+char *ini_join_choices(const char *const *choices);
 
 /* Formats a duration (ms) in its largest whole unit: "15m", "90m", "1s", "250ms". */
-void config_format_duration(uint64_t ms, char *out, size_t size);
+void ini_format_duration(uint64_t ms, char *out, size_t size);
+
+/* True for 1..INI_NAME_MAX bytes of [A-Za-z0-9_.-] (a section name). */
+bool ini_valid_name(const char *s);
+
+/* Copies at most INI_QUOTE_MAX bytes of s into out for a message (never
+ * splitting a UTF-8 sequence), adding "..." when cut. */
+void ini_quote(const char *s, char out[INI_QUOTE_MAX + 4]);
 
 #endif

@@ -1,0 +1,180 @@
+/*
+ * load: config_load and config_free (see config.h). The registry of
+ * section kinds, applied in a fixed order: each kind (its key table, its
+ * add, finish and after steps) is defined next to its parsers, in config.c
+ * and rule.c.
+ */
+#include "config_int.h"
+
+#include "secret.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Section kinds                                                             */
+
+/* Processed in this order, so later kinds can rely on earlier ones
+ * (triggers on min_interval and on the complete list of locations, rules
+ * on the complete list of triggers). */
+static const struct section_kind *const section_kinds[] = {
+    &config__engine_kind,
+    &config__api_kind,
+    /* Before [location], whose `oauth` names one; after [engine], whose
+     * state_dir holds the default token store. */
+    &config__oauth_kind,
+    &config__location_kind,
+    /* expand_triggers replaces `location = *` triggers by their expansions. */
+    &config__trigger_kind,
+    /* Last: `on` looks up triggers, which must all exist (expanded) by then. */
+    &config__rule_kind,
+};
+
+static const struct section_kind *find_kind(const char *kind)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(section_kinds); i++) {
+        if (strcmp(section_kinds[i]->kind, kind) == 0) {
+            return section_kinds[i];
+        }
+    }
+    return NULL;
+}
+
+static void apply_kind(struct loader *ld, struct ini_doc *doc, const struct section_kind *k)
+{
+    bool found = false;
+    int lines[64];
+    for (size_t i = 0; i < doc->nsections; i++) {
+        const struct ini_section *sec = &doc->sections[i];
+        if (sec->skip || strcmp(sec->kind, k->kind) != 0) {
+            continue;
+        }
+        if (k->named && sec->name == NULL) {
+            ini_diag_add(&doc->diag, sec->line, "[%s] needs a name: [%s NAME]", k->kind,
+                         k->kind);
+            continue;
+        }
+        if (!k->named && sec->name != NULL) {
+            ini_diag_add(&doc->diag, sec->line, "[%s] takes no name", k->kind);
+            continue;
+        }
+        found = true;
+        char *what = sec->name ? xasprintf("[%s %s]", k->kind, sec->name)
+                               : xasprintf("[%s]", k->kind);
+        const struct ini_key *keys = k->keys;
+        size_t nkeys = k->nkeys;
+        if (k->keys_for != NULL) {
+            keys = k->keys_for(sec, &nkeys);
+        }
+        void *obj = k->add(ld, sec);
+        ini_apply(doc, sec, what, keys, nkeys, obj, k->extra, lines);
+        if (k->finish != NULL) {
+            k->finish(ld, doc, sec, obj, lines);
+        }
+        free(what);
+    }
+    if (!found && !k->named) {
+        /* A missing singleton section still gets its defaults (and its
+         * missing required keys reported). */
+        char *what = xasprintf("[%s]", k->kind);
+        void *obj = k->add(ld, NULL);
+        ini_apply(doc, NULL, what, k->keys, k->nkeys, obj, k->extra, lines);
+        if (k->finish != NULL) {
+            k->finish(ld, doc, NULL, obj, lines);
+        }
+        free(what);
+    }
+    if (k->after != NULL) {
+        k->after(ld, doc);
+    }
+}
+
+int config_load(const char *path, unsigned flags, struct config **out,
+                struct ini_errors *errs)
+{
+    *out = NULL;
+    struct config *cfg = xcalloc(1, sizeof(*cfg));
+    struct loader ld = {.cfg = cfg, .flags = flags};
+    struct ini_doc doc;
+    int rc = ini_load(path, &doc);
+    cfg->path = xstrdup(path);
+    if (rc < 0) {
+        goto fail;
+    }
+    doc.user = &ld;
+    cfg->dir = xstrdup(doc.dir);
+
+    for (size_t i = 0; i < doc.nsections; i++) {
+        const struct ini_section *sec = &doc.sections[i];
+        if (!sec->skip && find_kind(sec->kind) == NULL) {
+            char q[INI_QUOTE_MAX + 4];
+            ini_quote(sec->kind, q);
+            ini_diag_add(&doc.diag, sec->line,
+                         "unknown section kind [%s] (expected [engine], [api], "
+                         "[location NAME], [oauth NAME], [trigger NAME] or [rule NAME])",
+                         q);
+        }
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(section_kinds); i++) {
+        apply_kind(&ld, &doc, section_kinds[i]);
+    }
+    if (doc.diag.count != 0) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    ini_finish(&doc, errs);
+    *out = cfg;
+    return 0;
+
+fail:
+    ini_finish(&doc, errs);
+    config_free(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Free                                                                      */
+
+void config_free(struct config *cfg)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < cfg->nlocations; i++) {
+        struct config_location *loc = &cfg->locations[i];
+        free(loc->name);
+        free(loc->id);
+        secret_wipe_free(loc->token);
+        free(loc->oauth_name);
+    }
+    free(cfg->locations);
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        config__trigger_free(&cfg->triggers[i]);
+    }
+    free(cfg->triggers);
+    for (size_t i = 0; i < cfg->noauths; i++) {
+        struct config_oauth *o = &cfg->oauths[i];
+        free(o->name);
+        free(o->client_id);
+        secret_wipe_free(o->client_secret);
+        strv_free(o->scopes);
+        free(o->redirect_uri);
+        free(o->user_type);
+        free(o->token_store);
+        free(o->authorize_url);
+    }
+    free(cfg->oauths);
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        config__rule_free(&cfg->rules[i]);
+    }
+    free(cfg->rules);
+    free(cfg->path);
+    free(cfg->dir);
+    free(cfg->state_dir);
+    free(cfg->catalog_dir);
+    free(cfg->base_url);
+    free(cfg->ca_file);
+    free(cfg->proxy);
+    free(cfg);
+}
