@@ -314,6 +314,311 @@ class TriggersTest(CategoryTest):
         self.assertEqual(ev["deleted"][cids[2]]["record"]["name"], camps[cids[2]]["name"])
 
 
+class ActionsTest(CategoryTest):
+    """Each action of actions/opportunities.ini, businesses.ini and users.ini, fired by a rule
+    on a trigger event; one engine cycle runs all the rules of a category."""
+
+    def outcome(self, events, rule):
+        return [e for e in events if e["type"].startswith("action.") and e.get("rule") == rule]
+
+    def assertConfirmNeeded(self, rules, triggers, destructive):
+        """Without its `confirm = yes`, each destructive rule is refused at its `do =` line."""
+        cfg = self.write_config(triggers + "\n" + rules.replace("confirm = yes\n", ""),
+                                location=FAST, name="noconfirm.ini")
+        with open(cfg) as f:
+            lines = f.read().splitlines()
+        proc = self.pollen("check", "-c", cfg, check=False)
+        out = proc.stdout + proc.stderr
+        self.assertEqual(proc.returncode, 2, out)
+        for name, action in destructive.items():
+            header = lines.index("[rule %s]" % name)
+            line = next(i for i in range(header, len(lines)) if lines[i].startswith("do =")) + 1
+            self.assertIn("%s:%d: rule '%s' runs destructive action %s: add confirm = yes"
+                          % (cfg, line, name, action), out)
+        self.assertEqual(len(out.strip().splitlines()), len(destructive), out)
+
+    def assertSucceeded(self, events, rule, action, status, trigger, type_, record_id,
+                        trace=True):
+        """As in test_actions; trace=False for the routes whose answer is a bare record
+        without a traceId (users): the event then has none either."""
+        if trace:
+            return super().assertSucceeded(events, rule, action, status, trigger, type_,
+                                           record_id)
+        outcomes = self.outcome(events, rule)
+        self.assertEqual([e["type"] for e in outcomes], ["action.succeeded"], outcomes)
+        ev = outcomes[0]
+        self.assertEqual((ev["action"], ev["status"], ev.get("traceId")), (action, status, None))
+        src = {e["id"]: e for e in events}[ev["source"]]
+        self.assertEqual((src["trigger"], src["type"], src["record_id"]),
+                         (trigger, type_, record_id))
+        self.assertNotIn("origin", src)
+        return ev
+
+    def write_of(self, writes, operation):
+        got = [w for w in writes if w["operation"] == operation]
+        self.assertEqual(len(got), 1, [(w["operation"], w["path"]) for w in writes])
+        return got[0]
+
+    # -- opportunities ----------------------------------------------------------
+
+    OPP_RULES = (
+        "[rule upsell]\non = opps:updated\nwhen = changed(monetaryValue)\n"
+        "do = opportunities.create\npipelineId = {{record.pipelineId}}\n"
+        "name = Upsell {{record.name}}\nstatus = open\ncontactId = {{record.contactId}}\n"
+        "monetaryValue = 250\n"
+        "[rule stage]\non = opps:updated\nwhen = changed(pipelineStageId)\n"
+        "do = opportunities.update\nid = {{record.id}}\nname = Moved {{record.name}}\n"
+        "[rule close]\non = opps:updated\nwhen = changed(assignedTo)\n"
+        "do = opportunities.status\nid = {{record.id}}\nstatus = won\n"
+        "[rule purge]\non = opps:updated\nwhen = record.name == \"Spam deal\"\n"
+        "do = opportunities.delete\nconfirm = yes\nid = {{record.id}}\n"
+        "[rule follow]\non = opps:created\nwhen = record.name == \"Follow me\"\n"
+        "do = opportunities.followers.add\nid = {{record.id}}\nfollowers = %s\n"
+        "[rule unfollow]\non = opps:updated\nwhen = record.name == \"Unfollow\"\n"
+        "do = opportunities.followers.remove\nconfirm = yes\nid = {{record.id}}\n"
+        "followers = %s\n")
+
+    def run_opportunity_actions(self):
+        """Fires the 6 rules in one cycle; returns (cfg, mark, {rule: (opportunity id)})."""
+        # The upsell goes to the same contact and pipeline: like a location with duplicate
+        # opportunities allowed (the sandbox, like the API's default, refuses them with 400).
+        self.sandbox.control("POST", "/_control/config", {"opportunities_allow_duplicates": True})
+        users = self.meta["users"][:2]
+        opens = self.open_opps()
+        self.assertGreaterEqual(len(opens), 5)
+        valued, moved, assigned, spam, unfollow = opens[:5]
+        assignee = next(u for u in self.meta["users"]
+                        if u != self.records("opportunities")[assigned].get("assignedTo"))
+        self.sandbox.mutate([{"op": "update", "kind": "opportunity", "id": unfollow,
+                              "fields": {"followers": users}}])
+        rules = self.OPP_RULES % (" ".join(users), users[0])
+        self.assertConfirmNeeded(rules, OPPS, {
+            "purge": "opportunities.delete", "unfollow": "opportunities.followers.remove"})
+        cfg = self.configure(rules, triggers=OPPS)
+        self.before = self.records("opportunities")
+        self.users = users
+        changes = self.sandbox.mutate([
+            {"op": "value", "kind": "opportunity", "id": valued, "fields": {"monetaryValue": 1234}},
+            {"op": "move", "kind": "opportunity", "id": moved},
+            {"op": "assign", "kind": "opportunity", "id": assigned,
+             "fields": {"assignedTo": assignee}},
+            {"op": "update", "kind": "opportunity", "id": spam, "fields": {"name": "Spam deal"}},
+            {"op": "create", "kind": "opportunity", "fields": {"name": "Follow me"}},
+            {"op": "update", "kind": "opportunity", "id": unfollow, "fields": {"name": "Unfollow"}},
+        ])
+        followed = next(c["id"] for c in changes if c["op"] == "created")
+        mark = self.request_seq()
+        return cfg, mark, {"upsell": valued, "stage": moved, "close": assigned, "purge": spam,
+                           "follow": followed, "unfollow": unfollow}
+
+    def test_opportunity_actions(self):
+        cfg, mark, rid = self.run_opportunity_actions()
+        before, users = self.before, self.users
+        self.run_once(cfg)
+        writes, events = self.writes(mark), self.events(cfg)
+        self.assertEqual(len(writes), 6, [(w["method"], w["path"]) for w in writes])
+        src = before[rid["upsell"]]
+        w = self.write_of(writes, "create-opportunity")
+        self.assertRequest(w, "POST", "/opportunities/", {
+            "locationId": LOC, "pipelineId": src["pipelineId"], "name": "Upsell " + src["name"],
+            "status": "open", "contactId": src["contactId"], "monetaryValue": 250}, 201)
+        self.assertSucceeded(events, "upsell", "opportunities.create", 201, "opps", "updated",
+                             rid["upsell"])
+        made = [o for o in self.records("opportunities").values()
+                if o["name"] == "Upsell " + src["name"]]
+        self.assertEqual([(o["monetaryValue"], o["status"], o["contactId"]) for o in made],
+                         [(250, "open", src["contactId"])])
+        self.created_by_rule = made[0]["id"]
+
+        w = self.write_of(writes, "update-opportunity")
+        self.assertRequest(w, "PUT", "/opportunities/" + rid["stage"],
+                           {"name": "Moved " + before[rid["stage"]]["name"]}, 200)
+        self.assertSucceeded(events, "stage", "opportunities.update", 200, "opps", "updated",
+                             rid["stage"])
+        self.assertEqual(self.records("opportunities")[rid["stage"]]["name"],
+                         "Moved " + before[rid["stage"]]["name"])
+
+        w = self.write_of(writes, "update-opportunity-status")
+        self.assertRequest(w, "PUT", "/opportunities/%s/status" % rid["close"],
+                           {"status": "won"}, 200)
+        self.assertSucceeded(events, "close", "opportunities.status", 200, "opps", "updated",
+                             rid["close"])
+        self.assertEqual(self.records("opportunities")[rid["close"]]["status"], "won")
+
+        w = self.write_of(writes, "delete-opportunity")
+        self.assertRequest(w, "DELETE", "/opportunities/" + rid["purge"], None, 200)
+        self.assertSucceeded(events, "purge", "opportunities.delete", 200, "opps", "updated",
+                             rid["purge"])
+        self.assertNotIn(rid["purge"], self.records("opportunities"))
+
+        w = self.write_of(writes, "add-followers-opportunity")
+        self.assertRequest(w, "POST", "/opportunities/%s/followers" % rid["follow"],
+                           {"followers": users}, 201)
+        self.assertSucceeded(events, "follow", "opportunities.followers.add", 201, "opps",
+                             "created", rid["follow"])
+        self.assertEqual(self.records("opportunities")[rid["follow"]]["followers"], users)
+
+        w = self.write_of(writes, "remove-followers-opportunity")
+        self.assertRequest(w, "DELETE", "/opportunities/%s/followers" % rid["unfollow"],
+                           {"followers": [users[0]]}, 200)
+        self.assertSucceeded(events, "unfollow", "opportunities.followers.remove", 200, "opps",
+                             "updated", rid["unfollow"])
+        self.assertEqual(self.records("opportunities")[rid["unfollow"]]["followers"], [users[1]])
+
+    def opportunity_echoes(self):
+        """Runs the 6 rules, then 2 more cycles; returns (cfg, mark, rid, {rule: [(type,
+        origin)] of the events on its record after the rules ran})."""
+        cfg, mark, rid = self.run_opportunity_actions()
+        self.run_once(cfg)
+        n = len(self.events(cfg))
+        self.run_once(cfg)
+        self.run_once(cfg)
+        names = {o["id"]: o["name"] for o in self.records("opportunities").values()}
+        created = [i for i, name in names.items() if name.startswith("Upsell ")]
+        self.assertEqual(len(created), 1, names)
+        rid["upsell"] = created[0]
+        events = self.events(cfg)[n:]
+        seen = {rule: [(e["type"], e.get("origin")) for e in events
+                       if e.get("trigger") == "opps" and e.get("record_id") == i]
+                for rule, i in rid.items()}
+        return cfg, mark, rid, seen
+
+    def test_opportunity_create_and_delete_echoes(self):
+        """pollen's own create and delete come back marked origin pollen and fire nothing."""
+        cfg, mark, rid, seen = self.opportunity_echoes()
+        self.assertEqual(self.echo(cfg, "opps", rid["upsell"])["type"], "created")
+        self.assertEqual(self.echo(cfg, "opps", rid["purge"])["type"], "deleted")
+        writes = [(w["operation"], w["path"]) for w in self.writes(mark)]
+        self.assertEqual(writes.count(("create-opportunity", "/opportunities/")), 1, writes)
+        self.assertEqual(writes.count(("delete-opportunity", "/opportunities/" + rid["purge"])),
+                         1, writes)
+
+    @unittest.expectedFailure
+    def test_opportunity_update_echoes(self):
+        """FINDING (src/sinks/echo.c, derived_fields): an update is pollen's echo only when
+        every changed field is one pollen wrote or one of the contact's derived fields
+        (dateUpdated, firstNameLowerCase, ...). An opportunity's updatedAt and lastActionDate
+        (and lastStatusChangeAt / lastStageChangeAt) move on every write and are not in that
+        list, so the echoes of opportunities.update, .status, .followers.add and
+        .followers.remove come back without origin "pollen", and a rule whose condition
+        still holds fires again (here `unfollow`, record.name == "Unfollow", sends a second
+        DELETE .../followers). To be made data-driven (the catalog's updated_field)."""
+        cfg, mark, rid, seen = self.opportunity_echoes()
+        got = {rule: seen[rule] for rule in ("stage", "close", "follow", "unfollow")}
+        self.assertEqual(got, {rule: [("updated", "pollen")] for rule in got})
+        self.assertEqual(len(self.writes(mark)), 6)
+
+    # -- businesses -------------------------------------------------------------
+
+    def test_business_actions(self):
+        biz = sorted(self.records("businesses"))
+        rules = ("[rule branch]\non = biz:updated\nwhen = changed(city)\n"
+                 "do = businesses.create\nname = Branch of {{record.name}}\n"
+                 "city = {{record.city}}\nemail = branch@example.com\n"
+                 "[rule enrich]\non = biz:created\ndo = businesses.update\n"
+                 "businessId = {{record.id}}\nwebsite = https://example.com/{{record.id}}\n"
+                 "description = Checked\n"
+                 "[rule close]\non = biz:updated\nwhen = record.name == \"Defunct\"\n"
+                 "do = businesses.delete\nconfirm = yes\nbusinessId = {{record.id}}\n")
+        self.assertConfirmNeeded(rules, BIZ, {"close": "businesses.delete"})
+        cfg = self.configure(rules, triggers=BIZ)
+        before = self.records("businesses")
+        changes = self.sandbox.mutate([
+            {"op": "update", "kind": "business", "id": biz[0], "fields": {"city": "Braga"}},
+            {"op": "create", "kind": "business", "fields": {"name": "Newco"}},
+            {"op": "update", "kind": "business", "id": biz[1], "fields": {"name": "Defunct"}},
+        ])
+        newco = next(c["id"] for c in changes if c["op"] == "created")
+        mark = self.request_seq()
+        self.run_once(cfg)
+        writes, events = self.writes(mark), self.events(cfg)
+        self.assertEqual(len(writes), 3, [(w["method"], w["path"]) for w in writes])
+        w = self.write_of(writes, "create-business")
+        self.assertRequest(w, "POST", "/businesses/", {
+            "locationId": LOC, "name": "Branch of " + before[biz[0]]["name"], "city": "Braga",
+            "email": "branch@example.com"}, 201)
+        self.assertSucceeded(events, "branch", "businesses.create", 201, "biz", "updated", biz[0])
+        made = [b for b in self.records("businesses").values()
+                if b["name"] == "Branch of " + before[biz[0]]["name"]]
+        self.assertEqual([(b["city"], b["email"]) for b in made], [("Braga", "branch@example.com")])
+        w = self.write_of(writes, "update-business")
+        self.assertRequest(w, "PUT", "/businesses/" + newco, {
+            "website": "https://example.com/" + newco, "description": "Checked"}, 200)
+        self.assertSucceeded(events, "enrich", "businesses.update", 200, "biz", "created", newco)
+        rec = self.records("businesses")[newco]
+        self.assertEqual((rec["website"], rec["description"]),
+                         ("https://example.com/" + newco, "Checked"))
+        w = self.write_of(writes, "delete-Business")
+        self.assertRequest(w, "DELETE", "/businesses/" + biz[1], None, 200)
+        self.assertSucceeded(events, "close", "businesses.delete", 200, "biz", "updated", biz[1])
+        self.assertNotIn(biz[1], self.records("businesses"))
+        # The echoes: the branch comes back created and the deletion deleted, both pollen's
+        # own; the branch's creation does not fire `enrich`.
+        self.assertQuiet(cfg, mark)
+        self.assertEqual(len(self.writes(mark)), 3)
+        self.assertEqual(self.echo(cfg, "biz", made[0]["id"])["type"], "created")
+        self.assertEqual(self.echo(cfg, "biz", biz[1])["type"], "deleted")
+
+    @unittest.expectedFailure
+    def test_business_update_echo(self):
+        """FINDING (src/sinks/echo.c, derived_fields): an update is pollen's echo only when
+        every changed field is one pollen wrote or one of the contact's derived fields
+        (dateUpdated, ...). A business's updatedAt (like an opportunity's updatedAt and
+        lastActionDate) moves on every write but is not in that list, so pollen's own
+        businesses.update comes back unmarked. To be made data-driven (the catalog's
+        updated_field)."""
+        rules = ("[rule enrich]\non = biz:created\ndo = businesses.update\n"
+                 "businessId = {{record.id}}\ndescription = Checked\n")
+        cfg = self.configure(rules, triggers=BIZ)
+        changes = self.sandbox.mutate([{"op": "create", "kind": "business",
+                                        "fields": {"name": "Newco"}}])
+        newco = changes[0]["id"]
+        mark = self.request_seq()
+        self.run_once(cfg)
+        self.assertEqual(len(self.writes(mark)), 1)
+        self.run_once(cfg)
+        self.assertEqual(self.echo(cfg, "biz", newco)["type"], "updated")
+
+    # -- users ------------------------------------------------------------------
+
+    def test_user_actions(self):
+        self.sandbox.control("POST", "/_control/config", {
+            "user_delete_delay_ms": 0, "user_deleted_visible_ms": 0})
+        users = sorted(self.user_ids)
+        rules = ("[rule verify]\non = users:updated\nwhen = changed(phone)\n"
+                 "do = users.update\nuserId = {{record.id}}\nlastName = Verified\n"
+                 "[rule temp]\non = users:created\nwhen = record.firstName == \"Temp\"\n"
+                 "do = users.delete\nconfirm = yes\nuserId = {{record.id}}\n")
+        self.assertConfirmNeeded(rules, USERS, {"temp": "users.delete"})
+        cfg = self.configure(rules, triggers=USERS)
+        changes = self.sandbox.mutate([
+            {"op": "update", "kind": "user", "id": users[0], "fields": {"phone": "+15125550177"}},
+            {"op": "create", "kind": "user", "fields": {"firstName": "Temp"}},
+        ])
+        temp = next(c["id"] for c in changes if c["op"] == "created")
+        mark = self.request_seq()
+        self.run_once(cfg)
+        writes, events = self.writes(mark), self.events(cfg)
+        self.assertEqual(len(writes), 2, [(w["method"], w["path"]) for w in writes])
+        self.assertRequest(self.write_of(writes, "update-user"), "PUT", "/users/" + users[0],
+                           {"lastName": "Verified"}, 200)
+        self.assertSucceeded(events, "verify", "users.update", 200, "users", "updated", users[0],
+                             trace=False)
+        recs = {u["id"]: u for u in self.sandbox.state()["records"]["users"]}
+        self.assertEqual(recs[users[0]]["lastName"], "Verified")
+        self.assertRequest(self.write_of(writes, "delete-user"), "DELETE", "/users/" + temp,
+                           None, 200)
+        self.assertSucceeded(events, "temp", "users.delete", 200, "users", "created", temp)
+        # Asynchronous: queued now, gone from the list on the next read.
+        self.run_once(cfg)
+        self.run_once(cfg)
+        self.assertNotIn(temp, {u["id"] for u in self.sandbox.state()["records"]["users"]})
+        self.assertEqual(self.echo(cfg, "users", users[0])["type"], "updated")
+        self.assertEqual(self.echo(cfg, "users", temp)["type"], "deleted")
+        self.assertQuiet(cfg, mark)
+        self.assertEqual(len(self.writes(mark)), 2)
+
+
 class SingleRecordOnceTest(CategoryTest):
 
     @unittest.expectedFailure
