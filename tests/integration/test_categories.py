@@ -17,9 +17,9 @@ the catalog, end to end against the sandbox API (issue #11).
    by the trigger watching the resource is marked "origin": "pollen".
 The contact routes of actions/workflows.ini are covered by test_actions.
 """
-import json
+import os
+import shutil
 import unittest
-import urllib.parse
 
 import harness
 import test_actions
@@ -617,6 +617,71 @@ class ActionsTest(CategoryTest):
         self.assertEqual(self.echo(cfg, "users", temp)["type"], "deleted")
         self.assertQuiet(cfg, mark)
         self.assertEqual(len(self.writes(mark)), 2)
+
+
+EXTRA_ACTION = """
+[opportunities.followers.clear]
+; Test only: the remove-followers route with its isRemoveAllFollowers query
+; parameter, and a free-text one to show the values are percent-encoded.
+title = Remove All Followers
+operation_id = remove-followers-opportunity
+spec = apps/opportunities.json
+method = DELETE
+path = /opportunities/{id}/followers
+version = 2021-07-28
+scope = opportunities.write
+success = 200
+destructive = yes
+idempotent = yes
+gone_ok = yes
+target = id
+target_resource = opportunity
+param.id = path string required
+param.isRemoveAllFollowers = query string required
+param.reason = query string optional
+param.unset = query string optional
+"""
+
+
+class QueryParameterTest(CategoryTest):
+    """An action's `param.NAME = query ...` parameters are sent in the query string,
+    percent-encoded (record text cannot add or change parameters); one that renders
+    nothing is left out."""
+
+    def test_query_parameters_are_sent(self):
+        cat = os.path.join(self.dir, "catalog")
+        for part in ("triggers", "actions"):
+            shutil.copytree(os.path.join(harness.SOURCE_ROOT, part), os.path.join(cat, part))
+        with open(os.path.join(cat, "actions", "extra.ini"), "w") as f:
+            f.write(EXTRA_ACTION)
+        users = self.meta["users"][:2]
+        oid = self.open_opps()[0]
+        self.sandbox.mutate([{"op": "update", "kind": "opportunity", "id": oid,
+                              "fields": {"followers": users}}])
+        rules = ("[rule clear]\non = opps:updated\nwhen = changed(name)\n"
+                 "do = opportunities.followers.clear\nconfirm = yes\nid = {{record.id}}\n"
+                 "isRemoveAllFollowers = true\nreason = {{record.name}}\n"
+                 "unset = {{record.noSuchField}}\n")
+        mark = self.request_seq()
+        cfg = self.write_config(OPPS + rules, engine="catalog = " + cat, location=FAST)
+        proc = self.pollen("check", "-c", cfg, check=False)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.run_once(cfg)
+        self.assertEqual(self.events(cfg), [])
+        name = "A&B=1 c/d?e#f%20"
+        self.sandbox.mutate([{"op": "update", "kind": "opportunity", "id": oid,
+                              "fields": {"name": name}}])
+        self.run_once(cfg)
+        writes = self.writes(mark)
+        self.assertEqual(len(writes), 1, writes)
+        w = writes[0]
+        self.assertEqual((w["method"], w["path"], w["status"], w["body"]),
+                         ("DELETE", "/opportunities/%s/followers" % oid, 200, None), w)
+        self.assertEqual(w["query"], {"isRemoveAllFollowers": "true", "reason": name}, w)
+        self.assertEqual(w["headers"].get("Version"), VERSION)
+        self.assertEqual(self.records("opportunities")[oid]["followers"], [])
+        self.assertSucceeded(self.events(cfg), "clear", "opportunities.followers.clear", 200,
+                             "opps", "updated", oid)
 
 
 class SingleRecordOnceTest(CategoryTest):
