@@ -1,9 +1,10 @@
 /*
  * sink_ghl: the "ghl" sink, HighLevel catalog actions. Renders a rule's
- * catalog action (path parameters as record ids, body fields coerced to
- * the catalog's types), sends it through the location's queue (sharing its
- * rate budget), and classifies the response as sink_http does. Its hooks
- * keep the echo detector (echo.c) informed: only this sink writes records.
+ * catalog action (path parameters as record ids, query parameters as text,
+ * body fields coerced to the catalog's types), sends it through the
+ * location's queue (sharing its rate budget), and classifies the response
+ * as sink_http does. Its hooks keep the echo detector (echo.c) informed:
+ * only this sink writes records.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -218,6 +219,49 @@ static char *render_path(struct sink_render *r, const struct config_rule *rule, 
     return buf_steal(&b, NULL);
 }
 
+/*
+ * The action's query parameters (param.NAME = query ...) as {name: text},
+ * in catalog order; NULL when there are none, or on error (r->err set).
+ * A parameter the rule does not set, or that renders nothing, is left out
+ * (unless required). The values are sent percent-encoded by the location
+ * (location_build_url), so record text cannot add parameters.
+ */
+static cJSON *render_query(struct sink_render *r, const struct config_rule *rule, bool *failed)
+{
+    const struct catalog_action *def = rule->def;
+    cJSON *query = NULL;
+    *failed = false;
+    for (size_t i = 0; i < def->nparams; i++) {
+        const struct catalog_param *cp = &def->params[i];
+        const struct config_rule_param *p =
+            cp->where == CATALOG_QUERY ? rule_param(rule, cp->name) : NULL;
+        if (p == NULL) {
+            continue;
+        }
+        cJSON *v = sink_render_param(r, p);
+        if (v == NULL || (cJSON_IsNull(v) && cp->required)) {
+            if (v != NULL) {
+                snprintf(r->err, sizeof(r->err), "%s: required, but '%.120s' rendered nothing",
+                         cp->name, p->value);
+            }
+            cJSON_Delete(v);
+            cJSON_Delete(query);
+            *failed = true;
+            return NULL;
+        }
+        if (!cJSON_IsNull(v)) {
+            char *text = sink_value_text(v);
+            if (query == NULL) {
+                query = cJSON_CreateObject();
+            }
+            cJSON_AddStringToObject(query, cp->name, text);
+            free(text);
+        }
+        cJSON_Delete(v);
+    }
+    return query;
+}
+
 static cJSON *render_catalog_body(struct sink_render *r, const struct config_rule *rule,
                                   const struct config_location *loc)
 {
@@ -294,10 +338,21 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
         free(target_id);
         return NULL;
     }
+    bool failed = false;
+    cJSON *query = render_query(r, rule, &failed);
+    if (failed) {
+        cJSON_Delete(body);
+        free(path);
+        free(target_id);
+        return NULL;
+    }
     const struct catalog_action *def = rule->def;
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "method", def->method);
     cJSON_AddStringToObject(req, "path", path);
+    if (query != NULL) {
+        cJSON_AddItemToObject(req, "query", query);
+    }
     cJSON_AddStringToObject(req, "version", def->version);
     if (body != NULL) {
         cJSON_AddItemToObject(req, "body", body);
@@ -318,6 +373,28 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
     return req;
 }
 
+/* The request's "query" object as location_query pairs (borrowing its strings); *n set. */
+static struct location_query *query_pairs(const cJSON *req, size_t *n)
+{
+    const cJSON *query = cJSON_GetObjectItemCaseSensitive(req, "query");
+    int count = cJSON_IsObject(query) ? cJSON_GetArraySize(query) : 0;
+    *n = 0;
+    if (count == 0) {
+        return NULL;
+    }
+    struct location_query *q = xcalloc((size_t)count, sizeof(*q));
+    const cJSON *item;
+    cJSON_ArrayForEach(item, query)
+    {
+        if (cJSON_IsString(item)) {
+            q[*n].name = item->string;
+            q[*n].value = item->valuestring;
+            (*n)++;
+        }
+    }
+    return q;
+}
+
 static int send_ghl(struct sink_call *call, const cJSON *req)
 {
     struct location *loc = runtime_location(call->env, sink_str(call->entry, "location"));
@@ -326,11 +403,15 @@ static int send_ghl(struct sink_call *call, const cJSON *req)
     }
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    size_t nquery = 0;
+    struct location_query *query = query_pairs(req, &nquery);
     char tag[128];
     snprintf(tag, sizeof(tag), "rule:%s", sink_str(call->entry, "rule"));
     struct location_request lr = {
         .method = sink_str(req, "method"),
         .path = sink_str(req, "path"),
+        .query = query,
+        .nquery = nquery,
         .version = json_get_string(req, "version"),
         .body = text,
         .body_len = text ? strlen(text) : 0,
@@ -339,6 +420,7 @@ static int send_ghl(struct sink_call *call, const cJSON *req)
     struct location_pending *pending = NULL;
     int rc = location_submit(loc, LOCATION_POLL, &lr, dispatch__http_done, call, &pending);
     call->handle = pending;
+    free(query);
     free(text);
     return rc;
 }
