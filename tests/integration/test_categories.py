@@ -84,10 +84,7 @@ class CategoryTest(test_actions.RulesTest):
 
     def engine_until(self, cfg, n, want, timeout=20):
         """Runs the engine until the detection events after the first n are want ({trigger:
-        [(type, id)]}); returns them. A single-record trigger (opportunities.get,
-        businesses.get) takes the API's 404 as an empty listing, believed only after
-        EMPTY_CONFIRMATIONS (3) in a row, so its deletion needs a running engine (see
-        SingleRecordOnceTest)."""
+        [(type, id)]}); returns them."""
         self.start_engine(cfg)
 
         def done():
@@ -745,20 +742,17 @@ class QueryParameterTest(CategoryTest):
 
 class SingleRecordOnceTest(CategoryTest):
 
-    @unittest.expectedFailure
     def test_single_record_deletion_with_once_cycles(self):
-        """FINDING (src/sources/poll/poller.c, decide_deletions): a single-record trigger
-        treats the API's 404 to its GET by id as an empty listing, believed only after
-        EMPTY_CONFIRMATIONS (3) empty listings in a row; that streak (poller.empty_streak) is
-        kept in memory only, so `run --once` cycles (a new process each) never report the
-        deletion: the record is "held" on the first 404 and then silently kept. A running
-        engine reports it on the third 404 (engine_until above). The API's own 404 to a GET
-        by id is the confirmation list triggers ask for (confirm_delete), so one should do."""
+        """A single-record trigger's own GET by id answering 404 in the API's error shape
+        is the confirmation by id: the deletion is reported by that very cycle, so separate
+        `run --once` processes report it too, exactly once."""
         biz = self.biz_ids[0]
         cfg = self.baseline("[trigger one]\nuse = businesses.get\nevery = 1s\nbusinessId = "
                             + biz + "\n")
         self.sandbox.mutate([{"op": "delete", "kind": "business", "id": biz}])
-        for _ in range(4):
+        self.run_once(cfg)
+        self.assertEqual(kinds(self.events(cfg), "one"), [("deleted", biz)])
+        for _ in range(2):
             self.run_once(cfg)
         self.assertEqual(kinds(self.events(cfg), "one"), [("deleted", biz)])
 

@@ -53,6 +53,7 @@ static void cycle_reset(struct poller *p)
     p->page = 0;
     p->attempt = 0;
     p->records_seen = 0;
+    p->gone_by_id = false;
     paging_cursor_reset(&p->cursor);
     idset_clear(&p->seen);
     memset(&p->cstats, 0, sizeof(p->cstats));
@@ -258,7 +259,9 @@ static bool page_parse(struct poller *p, struct http_response *resp, cJSON **bod
     }
     enum outcome oc = poller__classify(resp);
     if (oc == OUTCOME_GONE && p->def->single) {
-        /* The one record does not exist: a complete, empty enumeration. */
+        /* The one record does not exist: a complete, empty enumeration,
+         * already confirmed by id (the request IS the GET by id). */
+        p->gone_by_id = true;
         json_arena_free(body);
         scan_missing(p);
         return false;
@@ -573,6 +576,22 @@ static void decide_deletions(struct poller *p)
         log_warn(p->tag, "%u listed records had no valid '%s': deletions wait for a listing "
                          "where every record has one",
                  p->cstats.invalid, p->def->id_field ? p->def->id_field : "id");
+        finish_cycle(p);
+        return;
+    }
+    if (p->gone_by_id) {
+        /* A single record's own GET answered "gone" in the API's error shape
+         * (or 410): that is the confirmation by id, now, in this cycle, so a
+         * `run --once` reports it as a running engine does. */
+        if (p->seeded && p->missing_old.len + p->missing_new.len > 0) {
+            log_info(p->tag, "%s: the record is gone (HTTP 404/410 from the API)", p->def->path);
+        }
+        for (size_t i = 0; i < p->missing_old.len; i++) {
+            poller__strlist_add(&p->remove, p->missing_old.items[i]);
+        }
+        for (size_t i = 0; i < p->missing_new.len; i++) {
+            poller__strlist_add(&p->remove, p->missing_new.items[i]);
+        }
         finish_cycle(p);
         return;
     }

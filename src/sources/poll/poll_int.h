@@ -96,6 +96,7 @@ struct poller {
     struct strlist missing_old;
     uint64_t missing_new_total;
     unsigned empty_streak;     /* complete enumerations in a row that listed nothing */
+    bool gone_by_id;           /* single: this cycle's GET by id answered "gone" */
     bool incomplete;           /* fewer records listed than the API's own count */
     double max_total;          /* the largest count a page of this enumeration claimed, or -1 */
     uint64_t listed_total;     /* that count */
