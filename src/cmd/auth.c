@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "isotime.h"
 #include "log.h"
 #include "oauth.h"
 #include "util.h"
@@ -441,8 +442,8 @@ int auth_status(const struct config *cfg, FILE *out)
             status = rc == -ENOENT ? status : 1;
             continue;
         }
-        char when[32];
-        util_iso8601(p->expires_at, when);
+        char when[ISOTIME_LEN];
+        isotime_format(p->expires_at, when);
         long long left = ((long long)p->expires_at - (long long)now) / 1000;
         fprintf(out, "  userType %s", p->user_type ? p->user_type : "?");
         if (p->location_id != NULL && *p->location_id != '\0') {

@@ -308,18 +308,6 @@ uint64_t util_wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + (uint64_t)wall_offset_ms;
 }
 
-void util_iso8601(uint64_t wall_ms, char out[32])
-{
-    time_t secs = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    /* The fields are range-limited by gmtime_r; the cast tells the compiler so. */
-    snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)(tm.tm_year + 1900) % 10000u,
-             (unsigned)(tm.tm_mon + 1) % 100u, (unsigned)tm.tm_mday % 100u,
-             (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u,
-             (unsigned)(wall_ms % 1000));
-}
-
 /* xorshift64*: fast, good enough for jitter; never used for secrets. */
 static uint64_t rand_state = 0x9E3779B97F4A7C15ULL;
 

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "isotime.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #if defined(__GNUC__)
@@ -85,8 +87,13 @@ uint64_t util_mono_ms(void);
 uint64_t util_wall_ms(void);
 /* Shifts util_wall_ms (tests only: a wall-clock step without touching the system clock). */
 void util_set_wall_offset_ms(int64_t offset);
-/* Formats wall-clock ms as ISO-8601 UTC with milliseconds: 2026-11-26T19:46:53.123Z (25 bytes with NUL). */
-void util_iso8601(uint64_t wall_ms, char out[32]);
+/* Formats wall-clock ms as ISO-8601 UTC with milliseconds: 2026-11-26T19:46:53.123Z (25 bytes
+ * with NUL). The old name of isotime_format (isotime.h), kept so callers in every layer need
+ * no change at once; new code calls isotime_format. */
+static inline void util_iso8601(uint64_t wall_ms, char out[32])
+{
+    isotime_format(wall_ms, out);
+}
 
 /* Seeds the random generator from getrandom(); deterministic when POLLEN_SEED is set. */
 void util_rand_seed(void);

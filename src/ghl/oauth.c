@@ -30,6 +30,7 @@
 
 #include "buf.h"
 #include "failpoint.h"
+#include "isotime.h"
 #include "json.h"
 #include "list.h"
 #include "log.h"
@@ -927,8 +928,8 @@ static void publish(struct oauth_credential *c, struct oauth_pair *next)
     c->next_try_mono = 0;
     op_free(c->op);
     c->op = NULL;
-    char when[32];
-    util_iso8601(c->pair->expires_at, when);
+    char when[ISOTIME_LEN];
+    isotime_format(c->pair->expires_at, when);
     log_info(c->tag, "new access token obtained; it expires at %s", when);
     deliver_all(c, c->pair->access_token, 0);
 }
@@ -1648,8 +1649,8 @@ static void exchange_saved(uv_work_t *w, int status)
         return;
     }
     const struct oauth_pair *p = ex->pair;
-    char when[32];
-    util_iso8601(p->expires_at, when);
+    char when[ISOTIME_LEN];
+    isotime_format(p->expires_at, when);
     bool company = p->user_type != NULL && strcmp(p->user_type, "Company") == 0;
     snprintf(msg, sizeof(msg), "stored a %s token for %s %s in '%s' (scopes: %s; the access token "
              "expires at %s)",
