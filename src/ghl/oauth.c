@@ -35,6 +35,7 @@
 #include "list.h"
 #include "log.h"
 #include "sha256.h"
+#include "url.h"
 #include "util.h"
 
 #define MAX_FIELD 4096                /* scope, ids, userType */
@@ -93,35 +94,6 @@ static void delete_json(cJSON *n)
     cJSON_Delete(n);
 }
 
-static bool unreserved(unsigned char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-           ch == '-' || ch == '.' || ch == '_' || ch == '~';
-}
-
-/* Appends s percent-encoded (RFC 3986: everything but unreserved bytes). */
-static int append_encoded(struct buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        char enc[3];
-        size_t n = 1;
-        if (unreserved(*p)) {
-            enc[0] = (char)*p;
-        } else {
-            enc[0] = '%';
-            enc[1] = hex[*p >> 4];
-            enc[2] = hex[*p & 15];
-            n = 3;
-        }
-        int rc = buf_append(b, enc, n);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
 /* Appends "[&]name=value" to a form body or query string; value NULL adds nothing. */
 static int form_add(struct buf *b, const char *name, const char *value)
 {
@@ -133,13 +105,13 @@ static int form_add(struct buf *b, const char *name, const char *value)
         rc = buf_append(b, "&", 1);
     }
     if (rc == 0) {
-        rc = append_encoded(b, name);
+        rc = url_append_escaped(b, name, strlen(name));
     }
     if (rc == 0) {
         rc = buf_append(b, "=", 1);
     }
     if (rc == 0) {
-        rc = append_encoded(b, value);
+        rc = url_append_escaped(b, value, strlen(value));
     }
     return rc;
 }

@@ -39,6 +39,7 @@
 
 #include "list.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 #ifndef POLLEN_VERSION
@@ -218,17 +219,6 @@ static void ratelimit_info_reset(struct http_ratelimit_info *rl)
     rl->interval_ms = -1;
     rl->max = -1;
     rl->remaining = -1;
-}
-
-static bool is_loopback_host(const char *host)
-{
-    static const char *const names[] = {"127.0.0.1", "localhost", "[::1]", "::1"};
-    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-        if (strcasecmp(host, names[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
 }
 
 /* ---- socket handles ---- */
@@ -1029,42 +1019,23 @@ static int build_transfer(struct http_client *c, struct http_transfer *t,
     }
 
     /* Scheme policy: https, or plain http to a loopback host when allowed. */
-    const char *protocols = "https";
-    bool tls = false;
-    CURLU *u = curl_url();
-    char *scheme = NULL;
-    char *host = NULL;
+    struct url u;
+    enum url_problem up =
+        url_parse(req->url, c->allow_plain_http_loopback ? URL_HTTP_LOOPBACK : 0, &u);
+    bool tls = u.tls;
+    const char *protocols = tls ? "https" : "http,https";
     int rc = 0;
-    if (u == NULL) {
-        set_error(t, HTTP_E_OTHER, "out of memory");
-        return -ENOMEM;
-    }
-    if (curl_url_set(u, CURLUPART_URL, req->url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+    if (up == URL_E_SCHEME || up == URL_E_NOT_LOOPBACK) {
+        snprintf(t->resp.error_text, sizeof(t->resp.error_text),
+                 "scheme %.16s not allowed for host '%.64s' (https only)", u.scheme ? u.scheme : "",
+                 u.host ? u.host : "");
+        t->resp.error = HTTP_E_PROTOCOL;
+        rc = -EINVAL;
+    } else if (up != URL_OK) {
         set_error(t, HTTP_E_OTHER, "invalid request: cannot parse URL");
         rc = -EINVAL;
-    } else {
-        /* file:// and friends have no host; "" then fails every check. */
-        if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-            host = NULL;
-        }
-        if (strcasecmp(scheme, "https") == 0 && host != NULL) {
-            protocols = "https";
-            tls = true;
-        } else if (strcasecmp(scheme, "http") == 0 && host != NULL &&
-                   c->allow_plain_http_loopback && is_loopback_host(host)) {
-            protocols = "http,https";
-        } else {
-            snprintf(t->resp.error_text, sizeof(t->resp.error_text),
-                     "scheme %.16s not allowed for host '%.64s' (https only)", scheme,
-                     host ? host : "");
-            t->resp.error = HTTP_E_PROTOCOL;
-            rc = -EINVAL;
-        }
     }
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
+    url_free(&u);
     if (rc != 0) {
         return rc;
     }

@@ -23,6 +23,7 @@
 #include "subproc.h"
 #include "store.h"
 #include "template.h"
+#include "url.h"
 #include "util.h"
 
 #define DEFAULT_CONCURRENCY 4
@@ -887,7 +888,7 @@ static char *render_path(struct render *r, const struct config_rule *rule, char 
         if (strcmp(name, "contactId") == 0 && r->contact_id == NULL) {
             r->contact_id = xstrdup(text);
         }
-        char *esc = location_escape(text);
+        char *esc = url_escape(text);
         buf_append_str(&b, esc);
         free(esc);
         free(text);

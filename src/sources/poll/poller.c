@@ -29,6 +29,7 @@
 #include "log.h"
 #include "snapshot.h"
 #include "store.h"
+#include "url.h"
 #include "util.h"
 
 /* Attempts at one page before the cycle is abandoned and the trigger backs off. */
@@ -180,7 +181,7 @@ static char *expand_path(const struct poller *p, const char *tmpl, const char *f
         } else {
             value = param_value(p, name);
         }
-        char *esc = location_escape(value ? value : "");
+        char *esc = url_escape(value ? value : "");
         buf_append_str(&b, esc);
         free(esc);
         s = end + 1;
