@@ -1024,57 +1024,6 @@ bool json_equal(const cJSON *a, const cJSON *b)
     }
 }
 
-/* ---------------------------------------------------------------- utf-8 */
-
-bool json_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned char lo = 0x80;
-        unsigned char hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) {
-                lo = 0xA0; /* overlong */
-            } else if (c == 0xED) {
-                hi = 0x9F; /* UTF-16 surrogates */
-            }
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) {
-                lo = 0x90; /* overlong */
-            } else if (c == 0xF4) {
-                hi = 0x8F; /* above U+10FFFF */
-            }
-        } else {
-            return false; /* 0x80-0xC1 (continuation / overlong lead), 0xF5-0xFF */
-        }
-        if (len - i <= need) {
-            return false;
-        }
-        if (p[i + 1] < lo || p[i + 1] > hi) {
-            return false;
-        }
-        for (size_t k = 2; k <= need; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                return false;
-            }
-        }
-        i += need + 1;
-    }
-    return true;
-}
-
 /* ---- page arena ---------------------------------------------------------- */
 
 #define ARENA_BLOCK (1u << 20)

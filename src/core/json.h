@@ -121,8 +121,6 @@ size_t json_scan_number(const char *s, size_t n);
  */
 cJSON *json_number_from_text(const char *s);
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-bool json_utf8_valid(const char *s, size_t len);
 
 /*
  * Sorted, filtered view of an object's members, stored on the calling

@@ -211,6 +211,59 @@ static int scale(uint64_t v, uint64_t unit, uint64_t *out)
     return 0;
 }
 
+size_t utf8_seq_len(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned char c = p[0];
+    size_t need;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) {
+            lo = 0xA0; /* overlong */
+        } else if (c == 0xED) {
+            hi = 0x9F; /* UTF-16 surrogates */
+        }
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) {
+            lo = 0x90; /* overlong */
+        } else if (c == 0xF4) {
+            hi = 0x8F; /* above U+10FFFF */
+        }
+    } else {
+        return 0; /* 0x80-0xC1 (continuation / overlong lead), 0xF5-0xFF */
+    }
+    if (n <= need || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t k = 2; k <= need; k++) {
+        if ((p[k] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    return need + 1;
+}
+
+bool utf8_valid(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq_len(s + i, len - i);
+        if (n == 0) {
+            return false;
+        }
+        i += n;
+    }
+    return true;
+}
+
 int util_parse_duration(const char *s, uint64_t *out_ms)
 {
     static const struct {

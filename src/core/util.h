@@ -62,6 +62,16 @@ bool str_has_suffix(const char *s, const char *suffix);
 char *str_trim(char *s);
 
 /*
+ * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+ * U+10FFFF. utf8_seq_len returns the length (1..4) of the valid sequence
+ * that starts at s, reading at most n bytes (n >= 1), or 0 if there is none
+ * (a NUL byte is a sequence of 1). utf8_valid says whether all len bytes are
+ * valid UTF-8.
+ */
+size_t utf8_seq_len(const char *s, size_t n);
+bool utf8_valid(const char *s, size_t len);
+
+/*
  * Splits a space-separated list into a NULL-terminated array of new strings.
  * The caller frees it with strv_free. *count (if not NULL) gets the length.
  */

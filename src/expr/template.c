@@ -586,7 +586,7 @@ int template_parse(const char *text, struct template **out, char *err, size_t er
         set_err(err, errlen, "template longer than %d bytes", TEMPLATE_MAX_TEXT);
         return -EINVAL;
     }
-    if (!json_utf8_valid(text, len)) {
+    if (!utf8_valid(text, len)) {
         set_err(err, errlen, "template is not valid UTF-8");
         return -EINVAL;
     }
@@ -1088,7 +1088,7 @@ static int render_expr_text(const struct expr *e, const cJSON *event, uint64_t n
         set_err(err, errlen, "output longer than %d bytes (at %s)", TEMPLATE_MAX_OUTPUT, e->src);
         rc = -EINVAL;
     }
-    if (rc == 0 && b->len > before && !json_utf8_valid(b->data + before, b->len - before)) {
+    if (rc == 0 && b->len > before && !utf8_valid(b->data + before, b->len - before)) {
         set_err(err, errlen, "%s produced invalid UTF-8", e->src);
         rc = -EINVAL;
     }
@@ -1148,7 +1148,7 @@ static int render_typed(const struct expr *e, const cJSON *event, uint64_t now_w
             set_err(err, errlen, "output longer than %d bytes (at %s)", TEMPLATE_MAX_OUTPUT,
                     e->src);
             rc = -EINVAL;
-        } else if (!json_utf8_valid(s, n)) {
+        } else if (!utf8_valid(s, n)) {
             set_err(err, errlen, "%s produced invalid UTF-8", e->src);
             rc = -EINVAL;
         }

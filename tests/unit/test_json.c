@@ -63,7 +63,7 @@ static void test_parse_table(void)
         {"1e400", 0, 0, 0},                      /* inf; prints null */
         {"123456789012345678901234567890", 0, 0, 0},
         {"-0", 0, 0, 0},
-        {"\"\xff\xfe bad utf8\"", 0, 0, 0},      /* passes parse, json_utf8_valid says no */
+        {"\"\xff\xfe bad utf8\"", 0, 0, 0},      /* passes parse, utf8_valid says no */
         {"{\"a\":1} x", -EINVAL, 8, 0},           /* trailing garbage */
         {"{\"a\":1}{}", -EINVAL, 7, 0},
         {"{\"a\":1}\0", -EINVAL, 7, 1},          /* len below includes the NUL: not white space */
@@ -729,15 +729,23 @@ static void test_utf8(void)
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        if (json_utf8_valid(cases[i].s, cases[i].len) != cases[i].ok) {
+        if (utf8_valid(cases[i].s, cases[i].len) != cases[i].ok) {
             fprintf(stderr, "utf8 case %zu\n", i);
         }
-        CHECK(json_utf8_valid(cases[i].s, cases[i].len) == cases[i].ok);
+        CHECK(utf8_valid(cases[i].s, cases[i].len) == cases[i].ok);
     }
+    /* One sequence at a time, as config's line scan reports a column. */
+    CHECK_INT(utf8_seq_len("a\xC3\xA9", 3), 1);
+    CHECK_INT(utf8_seq_len("\xC3\xA9x", 3), 2);
+    CHECK_INT(utf8_seq_len("\xE2\x82\xAC", 3), 3);
+    CHECK_INT(utf8_seq_len("\xF0\x9F\x98\x80", 4), 4);
+    CHECK_INT(utf8_seq_len("\xF0\x9F\x98\x80", 3), 0); /* only 3 bytes available */
+    CHECK_INT(utf8_seq_len("\xED\xA0\x80", 3), 0);
+    CHECK_INT(utf8_seq_len("", 1), 1); /* NUL is a sequence; callers reject it themselves */
     /* Invalid UTF-8 passes the parser unchanged. */
     cJSON *v = must_parse("\"\xff\xfe\"");
     CHECK(cJSON_IsString(v));
-    CHECK(!json_utf8_valid(v->valuestring, strlen(v->valuestring)));
+    CHECK(!utf8_valid(v->valuestring, strlen(v->valuestring)));
     cJSON_Delete(v);
 }
 
