@@ -524,31 +524,6 @@ const char *json_get_string(const cJSON *obj, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-void json_api_message(const cJSON *body, char *out, size_t size)
-{
-    out[0] = '\0';
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "message");
-    if (cJSON_IsString(m)) {
-        str_copy(out, size, m->valuestring);
-        return;
-    }
-    if (!cJSON_IsArray(m)) {
-        return;
-    }
-    size_t used = 0;
-    for (const cJSON *item = m->child; item != NULL && used + 1 < size; item = item->next) {
-        if (!cJSON_IsString(item)) {
-            continue;
-        }
-        int n = snprintf(out + used, size - used, "%s%s", used > 0 ? "; " : "", item->valuestring);
-        if (n < 0) {
-            break;
-        }
-        /* snprintf reports what it would have written: clamp on truncation. */
-        used = (size_t)n >= size - used ? size - 1 : used + (size_t)n;
-    }
-}
-
 bool json_get_number(const cJSON *obj, const char *key, double *out)
 {
     if (obj == NULL || key == NULL || !cJSON_IsObject(obj)) {

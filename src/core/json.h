@@ -81,10 +81,6 @@ const cJSON *json_get_path(const cJSON *root, const char *path);
 /* Member key of object obj as a string (borrowed), or NULL if absent or not a string. */
 const char *json_get_string(const cJSON *obj, const char *key);
 
-/* The "message" of a HighLevel error body (a string, or an array of strings
- * joined with "; ") copied into out (size bytes, always terminated, "" when
- * absent). Shared by the poller's failure lines and dispatch's outcomes. */
-void json_api_message(const cJSON *body, char *out, size_t size);
 /* Member key of obj as a number into *out; false if absent or not a number. */
 bool json_get_number(const cJSON *obj, const char *key, double *out);
 

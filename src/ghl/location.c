@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "oauth.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -263,8 +264,9 @@ static void on_response(struct http_response *resp, void *ud)
         return;
     }
     if (resp->error == 0 || resp->status != 0) {
-        ratelimit_observe(loc->rl, uv_now(loc->loop), resp->status, &resp->ratelimit,
-                          resp->retry_after_s);
+        struct http_ratelimit_info rl;
+        ghl_api_ratelimit(resp, &rl);
+        ratelimit_observe(loc->rl, uv_now(loc->loop), resp->status, &rl, resp->retry_after_s);
     }
     if (resp->status == 429) {
         log_warn(p->log_tag, "HTTP 429 from the API for location %s: backing off", loc->name);
@@ -299,6 +301,7 @@ static void send_with_token(struct location *loc, struct location_pending *p, co
         .body_len = p->body_len,
         .content_type = p->body != NULL ? "application/json" : NULL,
         .log_tag = p->log_tag,
+        .capture_headers = ghl_api_capture_headers,
     };
     int rc = http_send(loc->http, &req, on_response, p, &p->transfer);
     explicit_bzero(auth, strlen(auth));

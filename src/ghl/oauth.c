@@ -28,6 +28,7 @@
 
 #include <cJSON.h>
 
+#include "api.h"
 #include "buf.h"
 #include "failpoint.h"
 #include "isotime.h"
@@ -856,11 +857,6 @@ static bool permanent_oauth_error(const char *code)
            strcmp(code, "unauthorized_client") == 0;
 }
 
-static bool transient_status(long status)
-{
-    return status == 408 || status == 425 || status == 429 || status >= 500;
-}
-
 /* Copies fields the refresh response may omit from the previous pair. */
 static void inherit(struct oauth_pair *next, const struct oauth_pair *prev)
 {
@@ -1074,7 +1070,7 @@ static void on_refresh_done(struct http_response *resp, void *ud)
         } else {
             snprintf(why, sizeof(why), "token endpoint answered %ld%s%s", resp->status,
                      code[0] ? " " : "", code);
-            if (!transient_status(resp->status)) {
+            if (ghl_api_status_class(resp->status) != GHL_STATUS_RETRY) {
                 log_error(c->tag, "unexpected answer from the token endpoint (%ld %s: %s)",
                           resp->status, code, desc);
             }
@@ -1657,7 +1653,8 @@ static void on_exchange_done(struct http_response *resp, void *ud)
         error_code(resp, code, sizeof(code), desc, sizeof(desc));
         snprintf(msg, sizeof(msg), "the token endpoint refused the code (%ld %s: %s)",
                  resp->status, code[0] ? code : "error", desc);
-        err = transient_status(resp->status) ? OAUTH_E_RETRY : OAUTH_E_FAILED;
+        err = ghl_api_status_class(resp->status) == GHL_STATUS_RETRY ? OAUTH_E_RETRY
+                                                                  : OAUTH_E_FAILED;
         goto fail;
     }
     char perr[200];

@@ -749,40 +749,6 @@ static void test_utf8(void)
     cJSON_Delete(v);
 }
 
-/* HighLevel error bodies carry "message" as a string or an array. */
-static void test_api_message(void)
-{
-    static const struct {
-        const char *body;
-        size_t size;
-        const char *want;
-    } cases[] = {
-        {"{\"message\":\"Contact not found\",\"traceId\":\"t\"}", 64, "Contact not found"},
-        {"{\"message\":[\"email must be an email\",\"phone is invalid\"]}", 64,
-         "email must be an email; phone is invalid"},
-        {"{\"message\":[1,\"only strings\",null]}", 64, "only strings"},
-        {"{\"message\":[]}", 64, ""},
-        {"{\"message\":42}", 64, ""},
-        {"{\"error\":\"x\"}", 64, ""},
-        {"[\"not an object\"]", 64, ""},
-        {"{\"message\":\"abcdefghij\"}", 5, "abcd"},
-        {"{\"message\":[\"abc\",\"defgh\"]}", 8, "abc; de"},
-        {"{\"message\":[\"abcdefgh\",\"x\"]}", 4, "abc"},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        cJSON *body = NULL;
-        CHECK_INT(json_parse(cases[i].body, strlen(cases[i].body), &body, NULL), 0);
-        char out[64];
-        memset(out, 'Z', sizeof(out));
-        json_api_message(body, out, cases[i].size);
-        CHECK_STR(out, cases[i].want);
-        cJSON_Delete(body);
-    }
-    char out[8] = "junk";
-    json_api_message(NULL, out, sizeof(out));
-    CHECK_STR(out, "");
-}
-
 /* json_number_from_text: the strict text-to-number of integer/number action
  * fields (coerce in dispatch.c). strtod took all of the rejected forms. */
 static void test_number_from_text(void)
@@ -844,7 +810,6 @@ int main(void)
     test_getters();
     test_members_view();
     test_utf8();
-    test_api_message();
     test_number_from_text();
     json_scratch_release();
     return test_done("json");

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "catalog.h"
 #include "config.h"
 #include "diff.h"
@@ -99,7 +100,7 @@ void poller_log_failure(const struct poller *p, const char *what, const struct h
 void poller_log_failure_at(const struct poller *p, enum log_level level, const char *what,
                            const struct http_response *resp, const cJSON *body)
 {
-    const char *trace = body ? json_get_string(body, "traceId") : NULL;
+    const char *trace = ghl_api_trace_id(body);
     if (resp->error == HTTP_E_REDIRECT) {
         log_at(level, p->tag, "%s: HTTP %ld redirect to '%s' refused", what, resp->status,
                resp->location);
@@ -115,7 +116,7 @@ void poller_log_failure_at(const struct poller *p, enum log_level level, const c
         log_at(level, p->tag, "%s: no response", what);
     } else {
         char message[400];
-        json_api_message(body, message, sizeof(message));
+        ghl_api_message(body, message, sizeof(message));
         log_at(level, p->tag, "%s: HTTP %ld%s%s%s%s", what, resp->status,
                trace ? " traceId " : "", trace ? trace : "", body ? ": " : "", message);
     }
@@ -511,22 +512,6 @@ static void page_retry(struct poller *p, const char *why)
 }
 
 
-/* Is the body HighLevel's own error shape, {"statusCode": <the status>, "message": ...}? */
-static bool api_error_body(const struct http_response *resp)
-{
-    cJSON *body = NULL;
-    if (resp->body.len == 0 ||
-        json_parse(resp->body.data, resp->body.len, &body, NULL) != 0) {
-        return false;
-    }
-    double code = 0;
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(body, "message");
-    bool ok = cJSON_IsObject(body) && json_get_number(body, "statusCode", &code) &&
-              code == (double)resp->status && (cJSON_IsString(msg) || cJSON_IsArray(msg));
-    cJSON_Delete(body);
-    return ok;
-}
-
 enum outcome poller_classify(const struct http_response *resp)
 {
     if (resp->error == HTTP_E_REDIRECT || resp->error == HTTP_E_AUTH) {
@@ -535,22 +520,20 @@ enum outcome poller_classify(const struct http_response *resp)
     if (resp->error != 0 || resp->status == 0) {
         return OUTCOME_RETRY;
     }
-    long s = resp->status;
-    if (s >= 200 && s < 300) {
+    switch (ghl_api_status_class(resp->status)) {
+    case GHL_STATUS_OK:
         return OUTCOME_OK;
-    }
-    if (s == 408 || s == 425 || s == 429 || s >= 500) {
+    case GHL_STATUS_RETRY:
         return OUTCOME_RETRY;
-    }
-    if (s == 410) {
+    case GHL_STATUS_GONE:
         return OUTCOME_GONE; /* "Gone" says exactly that, whoever answered */
-    }
-    if (s == 404 || s == 400 || s == 422) {
+    case GHL_STATUS_MISSING:
         /* Only the API itself saying so: an HTML 404 from a gateway, a
          * proxy's 400, is an error to retry, never a confirmed deletion. */
-        return api_error_body(resp) ? OUTCOME_GONE : OUTCOME_RETRY;
+        return ghl_api_error_body(resp) ? OUTCOME_GONE : OUTCOME_RETRY;
+    default:
+        return OUTCOME_PERMANENT;
     }
-    return OUTCOME_PERMANENT;
 }
 
 struct page_apply {
@@ -785,7 +768,7 @@ static void on_page(struct http_response *resp, void *ud)
         records = wrapped;
     }
     if (!cJSON_IsArray(records)) {
-        const char *trace = json_get_string(body, "traceId");
+        const char *trace = ghl_api_trace_id(body);
         log_warn(p->tag, "%s: response has no '%s' array (traceId %s)", p->def->path,
                  p->def->records, trace ? trace : "none");
         cJSON_Delete(wrapped);
@@ -823,7 +806,7 @@ static void on_page(struct http_response *resp, void *ud)
     p->records_seen += count;
     p->stats.records += count;
     if (a.st.invalid > 0) {
-        const char *trace = json_get_string(body, "traceId");
+        const char *trace = ghl_api_trace_id(body);
         char where[160];
         describe_page(p, where, sizeof(where));
         log_warn(p->tag, "%s %s (%s): skipped %u records without a valid '%s' (traceId %s)",
