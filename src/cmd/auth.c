@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "config.h"
 #include "http.h"
+#include "isotime.h"
 #include "log.h"
 #include "oauth.h"
+#include "url.h"
 #include "util.h"
 
 #define REQUEST_MAX 8192
@@ -304,37 +307,21 @@ static void on_timeout(uv_timer_t *t)
     finish(l, 1);
 }
 
-/* Parses http://HOST:PORT/PATH of a loopback redirect_uri. */
+/* Parses the redirect_uri http://HOST:PORT/PATH (loopback, url.h's list) into the address
+ * to listen on and the path to answer; localhost listens on 127.0.0.1. */
 static int parse_loopback(const char *uri, char *host, size_t hsize, int *port, char *path,
                           size_t psize)
 {
-    if (!str_has_prefix(uri, "http://")) {
-        return -EINVAL;
+    struct url u;
+    int rc = -EINVAL;
+    if (url_parse(uri, URL_HTTP_LOOPBACK, &u) == URL_OK && !u.tls && u.port != 0) {
+        str_copy(host, hsize, strcasecmp(u.host, "localhost") == 0 ? "127.0.0.1" : u.host);
+        *port = (int)u.port;
+        str_copy(path, psize, u.path);
+        rc = 0;
     }
-    const char *h = uri + strlen("http://");
-    const char *colon = strrchr(h, ':');
-    const char *slash = strchr(h, '/');
-    if (colon == NULL || slash == NULL || colon > slash) {
-        return -EINVAL;
-    }
-    size_t hl = (size_t)(colon - h);
-    if (hl == 0 || hl >= hsize) {
-        return -EINVAL;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    if (strcmp(host, "localhost") == 0) {
-        str_copy(host, hsize, "127.0.0.1");
-    }
-    if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "[::1]") != 0) {
-        return -EINVAL;
-    }
-    *port = atoi(colon + 1);
-    if (*port <= 0 || *port > 65535) {
-        return -EINVAL;
-    }
-    str_copy(path, psize, slash);
-    return 0;
+    url_free(&u);
+    return rc;
 }
 
 static int listen_loopback(struct login *l)
@@ -441,8 +428,8 @@ int auth_status(const struct config *cfg, FILE *out)
             status = rc == -ENOENT ? status : 1;
             continue;
         }
-        char when[32];
-        util_iso8601(p->expires_at, when);
+        char when[ISOTIME_LEN];
+        isotime_format(p->expires_at, when);
         long long left = ((long long)p->expires_at - (long long)now) / 1000;
         fprintf(out, "  userType %s", p->user_type ? p->user_type : "?");
         if (p->location_id != NULL && *p->location_id != '\0') {

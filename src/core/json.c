@@ -524,31 +524,6 @@ const char *json_get_string(const cJSON *obj, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-void json_api_message(const cJSON *body, char *out, size_t size)
-{
-    out[0] = '\0';
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "message");
-    if (cJSON_IsString(m)) {
-        str_copy(out, size, m->valuestring);
-        return;
-    }
-    if (!cJSON_IsArray(m)) {
-        return;
-    }
-    size_t used = 0;
-    for (const cJSON *item = m->child; item != NULL && used + 1 < size; item = item->next) {
-        if (!cJSON_IsString(item)) {
-            continue;
-        }
-        int n = snprintf(out + used, size - used, "%s%s", used > 0 ? "; " : "", item->valuestring);
-        if (n < 0) {
-            break;
-        }
-        /* snprintf reports what it would have written: clamp on truncation. */
-        used = (size_t)n >= size - used ? size - 1 : used + (size_t)n;
-    }
-}
-
 bool json_get_number(const cJSON *obj, const char *key, double *out)
 {
     if (obj == NULL || key == NULL || !cJSON_IsObject(obj)) {
@@ -1022,57 +997,6 @@ bool json_equal(const cJSON *a, const cJSON *b)
     default:
         return true; /* null, false, true: the kind says it all */
     }
-}
-
-/* ---------------------------------------------------------------- utf-8 */
-
-bool json_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned char lo = 0x80;
-        unsigned char hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) {
-                lo = 0xA0; /* overlong */
-            } else if (c == 0xED) {
-                hi = 0x9F; /* UTF-16 surrogates */
-            }
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) {
-                lo = 0x90; /* overlong */
-            } else if (c == 0xF4) {
-                hi = 0x8F; /* above U+10FFFF */
-            }
-        } else {
-            return false; /* 0x80-0xC1 (continuation / overlong lead), 0xF5-0xFF */
-        }
-        if (len - i <= need) {
-            return false;
-        }
-        if (p[i + 1] < lo || p[i + 1] > hi) {
-            return false;
-        }
-        for (size_t k = 2; k <= need; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                return false;
-            }
-        }
-        i += need + 1;
-    }
-    return true;
 }
 
 /* ---- page arena ---------------------------------------------------------- */

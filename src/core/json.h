@@ -81,10 +81,6 @@ const cJSON *json_get_path(const cJSON *root, const char *path);
 /* Member key of object obj as a string (borrowed), or NULL if absent or not a string. */
 const char *json_get_string(const cJSON *obj, const char *key);
 
-/* The "message" of a HighLevel error body (a string, or an array of strings
- * joined with "; ") copied into out (size bytes, always terminated, "" when
- * absent). Shared by the poller's failure lines and dispatch's outcomes. */
-void json_api_message(const cJSON *body, char *out, size_t size);
 /* Member key of obj as a number into *out; false if absent or not a number. */
 bool json_get_number(const cJSON *obj, const char *key, double *out);
 
@@ -121,8 +117,6 @@ size_t json_scan_number(const char *s, size_t n);
  */
 cJSON *json_number_from_text(const char *s);
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-bool json_utf8_valid(const char *s, size_t len);
 
 /*
  * Sorted, filtered view of an object's members, stored on the calling

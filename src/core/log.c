@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "isotime.h"
+
 enum log_level log_current_level = LOG_INFO;
 
 static char **secrets;
@@ -102,7 +104,7 @@ void log_write(enum log_level level, const char *prefix, const char *fmt, ...)
 {
     char msg[2048];
     char clean[2048];
-    char when[32];
+    char when[ISOTIME_LEN];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -114,7 +116,7 @@ void log_write(enum log_level level, const char *prefix, const char *fmt, ...)
         }
     }
     log_redact(msg, clean, sizeof(clean));
-    util_iso8601(util_wall_ms(), when);
+    isotime_format(util_wall_ms(), when);
     if (prefix != NULL) {
         fprintf(stderr, "%s %s [%s] %s\n", when, level_names[level], prefix, clean);
     } else {

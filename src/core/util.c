@@ -211,6 +211,59 @@ static int scale(uint64_t v, uint64_t unit, uint64_t *out)
     return 0;
 }
 
+size_t utf8_seq_len(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned char c = p[0];
+    size_t need;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) {
+            lo = 0xA0; /* overlong */
+        } else if (c == 0xED) {
+            hi = 0x9F; /* UTF-16 surrogates */
+        }
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) {
+            lo = 0x90; /* overlong */
+        } else if (c == 0xF4) {
+            hi = 0x8F; /* above U+10FFFF */
+        }
+    } else {
+        return 0; /* 0x80-0xC1 (continuation / overlong lead), 0xF5-0xFF */
+    }
+    if (n <= need || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t k = 2; k <= need; k++) {
+        if ((p[k] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    return need + 1;
+}
+
+bool utf8_valid(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq_len(s + i, len - i);
+        if (n == 0) {
+            return false;
+        }
+        i += n;
+    }
+    return true;
+}
+
 int util_parse_duration(const char *s, uint64_t *out_ms)
 {
     static const struct {
@@ -306,18 +359,6 @@ uint64_t util_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + (uint64_t)wall_offset_ms;
-}
-
-void util_iso8601(uint64_t wall_ms, char out[32])
-{
-    time_t secs = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    /* The fields are range-limited by gmtime_r; the cast tells the compiler so. */
-    snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)(tm.tm_year + 1900) % 10000u,
-             (unsigned)(tm.tm_mon + 1) % 100u, (unsigned)tm.tm_mday % 100u,
-             (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u,
-             (unsigned)(wall_ms % 1000));
 }
 
 /* xorshift64*: fast, good enough for jitter; never used for secrets. */

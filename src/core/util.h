@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "isotime.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #if defined(__GNUC__)
@@ -89,6 +91,16 @@ bool str_has_suffix(const char *s, const char *suffix);
 char *str_trim(char *s);
 
 /*
+ * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+ * U+10FFFF. utf8_seq_len returns the length (1..4) of the valid sequence
+ * that starts at s, reading at most n bytes (n >= 1), or 0 if there is none
+ * (a NUL byte is a sequence of 1). utf8_valid says whether all len bytes are
+ * valid UTF-8.
+ */
+size_t utf8_seq_len(const char *s, size_t n);
+bool utf8_valid(const char *s, size_t len);
+
+/*
  * Splits a space-separated list into a NULL-terminated array of new strings.
  * The caller frees it with strv_free. *count (if not NULL) gets the length.
  */
@@ -114,8 +126,13 @@ uint64_t util_mono_ms(void);
 uint64_t util_wall_ms(void);
 /* Shifts util_wall_ms (tests only: a wall-clock step without touching the system clock). */
 void util_set_wall_offset_ms(int64_t offset);
-/* Formats wall-clock ms as ISO-8601 UTC with milliseconds: 2026-11-26T19:46:53.123Z (25 bytes with NUL). */
-void util_iso8601(uint64_t wall_ms, char out[32]);
+/* Formats wall-clock ms as ISO-8601 UTC with milliseconds: 2026-11-26T19:46:53.123Z (25 bytes
+ * with NUL). The old name of isotime_format (isotime.h), kept so callers in every layer need
+ * no change at once; new code calls isotime_format. */
+static inline void util_iso8601(uint64_t wall_ms, char out[32])
+{
+    isotime_format(wall_ms, out);
+}
 
 /* Seeds the random generator from getrandom(); deterministic when POLLEN_SEED is set. */
 void util_rand_seed(void);

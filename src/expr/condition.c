@@ -595,7 +595,7 @@ int condition_parse(const char *text, struct condition **out, char *err, size_t 
         set_err(err, errlen, "condition longer than %d bytes", CONDITION_MAX_TEXT);
         return -EINVAL;
     }
-    if (!json_utf8_valid(text, p.len)) {
+    if (!utf8_valid(text, p.len)) {
         set_err(err, errlen, "condition is not valid UTF-8");
         return -EINVAL;
     }

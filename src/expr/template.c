@@ -15,11 +15,10 @@
 #include <curl/curl.h>
 
 #include "buf.h"
+#include "isotime.h"
 #include "json.h"
 #include "util.h"
 
-/* 9999-12-31T23:59:59.999Z: the last instant util_iso8601 can print with a four-digit year. */
-#define MAX_ISO_MS 253402300799999LL
 /* `now` offsets beyond a century are certainly typos; bounding them keeps the sum in range. */
 #define MAX_NOW_OFFSET_MS (36500LL * 86400000LL)
 /* How much of an expression an error message quotes. */
@@ -587,7 +586,7 @@ int template_parse(const char *text, struct template **out, char *err, size_t er
         set_err(err, errlen, "template longer than %d bytes", TEMPLATE_MAX_TEXT);
         return -EINVAL;
     }
-    if (!json_utf8_valid(text, len)) {
+    if (!utf8_valid(text, len)) {
         set_err(err, errlen, "template is not valid UTF-8");
         return -EINVAL;
     }
@@ -735,118 +734,12 @@ static int too_long(const struct expr *e, char *err, size_t errlen)
     return -EINVAL;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static bool take_digits(const char **p, int n, unsigned *out)
-{
-    unsigned v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!ascii_is_digit((*p)[i])) {
-            return false;
-        }
-        v = v * 10 + (unsigned)((*p)[i] - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-/*
- * YYYY-MM-DD, optionally followed by T (or t or a space) HH:MM[:SS[.fff…]]
- * and Z, ±HH:MM, ±HHMM or nothing (UTC). Returns false unless the whole
- * string matches and the instant is within [1970, 9999].
- */
-static bool parse_iso(const char *s, int64_t *out_ms)
-{
-    static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    const char *p = s;
-    unsigned y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, oh = 0, om = 0;
-    int64_t offset_min = 0;
-
-    if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &mo) || *p++ != '-' ||
-        !take_digits(&p, 2, &d)) {
-        return false;
-    }
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1]) {
-        return false;
-    }
-    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) {
-        return false;
-    }
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        p++;
-        if (!take_digits(&p, 2, &h) || *p++ != ':' || !take_digits(&p, 2, &mi)) {
-            return false;
-        }
-        if (*p == ':') {
-            p++;
-            if (!take_digits(&p, 2, &sec)) {
-                return false;
-            }
-            if (*p == '.') {
-                p++;
-                if (!ascii_is_digit(*p)) {
-                    return false;
-                }
-                /* Milliseconds from the first three digits; further digits truncate. */
-                unsigned nd = 0;
-                for (; ascii_is_digit(*p); p++, nd++) {
-                    if (nd < 3) {
-                        ms = ms * 10 + (unsigned)(*p - '0');
-                    }
-                }
-                for (; nd < 3; nd++) {
-                    ms *= 10;
-                }
-            }
-        }
-        if (h > 23 || mi > 59 || sec > 59) {
-            return false;
-        }
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p++ == '-' ? -1 : 1;
-            if (!take_digits(&p, 2, &oh)) {
-                return false;
-            }
-            if (*p == ':') {
-                p++;
-            }
-            if (!take_digits(&p, 2, &om) || oh > 23 || om > 59) {
-                return false;
-            }
-            offset_min = sign * (int64_t)(oh * 60 + om);
-        }
-    }
-    if (*p != '\0') {
-        return false;
-    }
-    int64_t days = days_from_civil(y, mo, d);
-    int64_t t = ((days * 24 + h) * 60 + mi - offset_min) * 60 + sec;
-    t = t * 1000 + ms;
-    if (t < 0 || t > MAX_ISO_MS) {
-        return false;
-    }
-    *out_ms = t;
-    return true;
-}
-
 /* The `date` filter's input as epoch ms; false when it cannot be read as an instant. */
 static bool date_ms(const cJSON *v, int64_t *out)
 {
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (!isfinite(d) || d < 0 || d > (double)MAX_ISO_MS) {
+        if (!isfinite(d) || d < 0 || d > (double)ISOTIME_MAX_MS) {
             return false;
         }
         *out = (int64_t)d;
@@ -862,13 +755,13 @@ static bool date_ms(const cJSON *v, int64_t *out)
         for (size_t i = 0; i < n; i++) {
             ms = ms * 10 + (s[i] - '0');
         }
-        if (ms > MAX_ISO_MS) {
+        if (ms > ISOTIME_MAX_MS) {
             return false;
         }
         *out = ms;
         return true;
     }
-    return parse_iso(s, out);
+    return isotime_parse(s, ISOTIME_LOOSE, out) == 0;
 }
 
 /* s[0..n) with ASCII white space stripped at both ends. */
@@ -1073,12 +966,12 @@ static int apply_filter(const struct expr *e, const struct filter *f, const cJSO
         return rc;
     case F_DATE: {
         int64_t ms;
-        char iso[32];
+        char iso[ISOTIME_LEN];
         if (!date_ms(v, &ms)) {
             *out = NULL;
             return 0;
         }
-        util_iso8601((uint64_t)ms, iso);
+        isotime_format((uint64_t)ms, iso);
         return keep(a, cJSON_CreateString(iso), out);
     }
     case F_NUMBER: {
@@ -1153,17 +1046,17 @@ static int eval(const struct expr *e, const cJSON *event, uint64_t now_wall_ms, 
         v = e->literal;
         break;
     case ROOT_NOW: {
-        char iso[32];
-        if (now_wall_ms > (uint64_t)MAX_ISO_MS) {
+        char iso[ISOTIME_LEN];
+        if (now_wall_ms > (uint64_t)ISOTIME_MAX_MS) {
             set_err(err, errlen, "%s: the clock is out of range", e->src);
             return -EINVAL;
         }
         int64_t t = (int64_t)now_wall_ms + e->now_offset_ms;
-        if (t < 0 || t > MAX_ISO_MS) {
+        if (t < 0 || t > ISOTIME_MAX_MS) {
             set_err(err, errlen, "%s: the time is out of range", e->src);
             return -EINVAL;
         }
-        util_iso8601((uint64_t)t, iso);
+        isotime_format((uint64_t)t, iso);
         rc = keep(a, cJSON_CreateString(iso), &v);
         break;
     }
@@ -1195,7 +1088,7 @@ static int render_expr_text(const struct expr *e, const cJSON *event, uint64_t n
         set_err(err, errlen, "output longer than %d bytes (at %s)", TEMPLATE_MAX_OUTPUT, e->src);
         rc = -EINVAL;
     }
-    if (rc == 0 && b->len > before && !json_utf8_valid(b->data + before, b->len - before)) {
+    if (rc == 0 && b->len > before && !utf8_valid(b->data + before, b->len - before)) {
         set_err(err, errlen, "%s produced invalid UTF-8", e->src);
         rc = -EINVAL;
     }
@@ -1255,7 +1148,7 @@ static int render_typed(const struct expr *e, const cJSON *event, uint64_t now_w
             set_err(err, errlen, "output longer than %d bytes (at %s)", TEMPLATE_MAX_OUTPUT,
                     e->src);
             rc = -EINVAL;
-        } else if (!json_utf8_valid(s, n)) {
+        } else if (!utf8_valid(s, n)) {
             set_err(err, errlen, "%s produced invalid UTF-8", e->src);
             rc = -EINVAL;
         }

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "oauth.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "url.h"
 #include "util.h"
 
 /* Requests one location may have on the wire at once: enough to overlap
@@ -201,28 +203,6 @@ size_t location_queued(const struct location *loc)
     return loc->queues[0].len + loc->queues[1].len;
 }
 
-char *location_escape(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t len = strlen(s);
-    char *out = xmalloc(len * 3 + 1);
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        bool unreserved = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                          (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
-                          *p == '~';
-        if (unreserved) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 char *location_build_url(const char *base_url, const char *path, const struct location_query *query,
                          size_t nquery)
 {
@@ -231,8 +211,8 @@ char *location_build_url(const char *base_url, const char *path, const struct lo
     buf_append_str(&b, base_url);
     buf_append_str(&b, path);
     for (size_t i = 0; i < nquery; i++) {
-        char *name = location_escape(query[i].name);
-        char *value = location_escape(query[i].value);
+        char *name = url_escape(query[i].name);
+        char *value = url_escape(query[i].value);
         buf_append_str(&b, i == 0 ? "?" : "&");
         buf_append_str(&b, name);
         buf_append_str(&b, "=");
@@ -284,8 +264,9 @@ static void on_response(struct http_response *resp, void *ud)
         return;
     }
     if (resp->error == 0 || resp->status != 0) {
-        ratelimit_observe(loc->rl, uv_now(loc->loop), resp->status, &resp->ratelimit,
-                          resp->retry_after_s);
+        struct http_ratelimit_info rl;
+        ghl_api_ratelimit(resp, &rl);
+        ratelimit_observe(loc->rl, uv_now(loc->loop), resp->status, &rl, resp->retry_after_s);
     }
     if (resp->status == 429) {
         log_warn(p->log_tag, "HTTP 429 from the API for location %s: backing off", loc->name);
@@ -320,6 +301,7 @@ static void send_with_token(struct location *loc, struct location_pending *p, co
         .body_len = p->body_len,
         .content_type = p->body != NULL ? "application/json" : NULL,
         .log_tag = p->log_tag,
+        .capture_headers = ghl_api_capture_headers,
     };
     int rc = http_send(loc->http, &req, on_response, p, &p->transfer);
     explicit_bzero(auth, strlen(auth));

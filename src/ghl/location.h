@@ -87,10 +87,9 @@ const char *location_name(const struct location *loc);
 const char *location_id(const struct location *loc);
 size_t location_queued(const struct location *loc);
 
-/* Builds base_url + path + "?" + encoded query into a new string (exposed for tests). */
+/* Builds base_url + path + "?" + query (url_escape each name and value) into a new string
+ * (exposed for tests). */
 char *location_build_url(const char *base_url, const char *path, const struct location_query *query,
                          size_t nquery);
-/* Percent-encodes one path segment or query value (RFC 3986 unreserved kept). Caller frees. */
-char *location_escape(const char *s);
 
 #endif

@@ -28,13 +28,16 @@
 
 #include <cJSON.h>
 
+#include "api.h"
 #include "buf.h"
 #include "failpoint.h"
+#include "isotime.h"
 #include "json.h"
 #include "list.h"
 #include "log.h"
 #include "secret.h"
 #include "sha256.h"
+#include "url.h"
 #include "util.h"
 
 #define MAX_FIELD 4096                /* scope, ids, userType */
@@ -93,35 +96,6 @@ static void delete_json(cJSON *n)
     cJSON_Delete(n);
 }
 
-static bool unreserved(unsigned char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-           ch == '-' || ch == '.' || ch == '_' || ch == '~';
-}
-
-/* Appends s percent-encoded (RFC 3986: everything but unreserved bytes). */
-static int append_encoded(struct buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        char enc[3];
-        size_t n = 1;
-        if (unreserved(*p)) {
-            enc[0] = (char)*p;
-        } else {
-            enc[0] = '%';
-            enc[1] = hex[*p >> 4];
-            enc[2] = hex[*p & 15];
-            n = 3;
-        }
-        int rc = buf_append(b, enc, n);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
 /* Appends "[&]name=value" to a form body or query string; value NULL adds nothing. */
 static int form_add(struct buf *b, const char *name, const char *value)
 {
@@ -133,13 +107,13 @@ static int form_add(struct buf *b, const char *name, const char *value)
         rc = buf_append(b, "&", 1);
     }
     if (rc == 0) {
-        rc = append_encoded(b, name);
+        rc = url_append_escaped(b, name, strlen(name));
     }
     if (rc == 0) {
         rc = buf_append(b, "=", 1);
     }
     if (rc == 0) {
-        rc = append_encoded(b, value);
+        rc = url_append_escaped(b, value, strlen(value));
     }
     return rc;
 }
@@ -860,11 +834,6 @@ static bool permanent_oauth_error(const char *code)
            strcmp(code, "unauthorized_client") == 0;
 }
 
-static bool transient_status(long status)
-{
-    return status == 408 || status == 425 || status == 429 || status >= 500;
-}
-
 /* Copies fields the refresh response may omit from the previous pair. */
 static void inherit(struct oauth_pair *next, const struct oauth_pair *prev)
 {
@@ -904,8 +873,8 @@ static void publish(struct oauth_credential *c, struct oauth_pair *next)
     c->next_try_mono = 0;
     op_free(c->op);
     c->op = NULL;
-    char when[32];
-    util_iso8601(c->pair->expires_at, when);
+    char when[ISOTIME_LEN];
+    isotime_format(c->pair->expires_at, when);
     log_info(c->tag, "new access token obtained; it expires at %s", when);
     deliver_all(c, c->pair->access_token, 0);
 }
@@ -1078,7 +1047,7 @@ static void on_refresh_done(struct http_response *resp, void *ud)
         } else {
             snprintf(why, sizeof(why), "token endpoint answered %ld%s%s", resp->status,
                      code[0] ? " " : "", code);
-            if (!transient_status(resp->status)) {
+            if (ghl_api_status_class(resp->status) != GHL_STATUS_RETRY) {
                 log_error(c->tag, "unexpected answer from the token endpoint (%ld %s: %s)",
                           resp->status, code, desc);
             }
@@ -1625,8 +1594,8 @@ static void exchange_saved(uv_work_t *w, int status)
         return;
     }
     const struct oauth_pair *p = ex->pair;
-    char when[32];
-    util_iso8601(p->expires_at, when);
+    char when[ISOTIME_LEN];
+    isotime_format(p->expires_at, when);
     bool company = p->user_type != NULL && strcmp(p->user_type, "Company") == 0;
     snprintf(msg, sizeof(msg), "stored a %s token for %s %s in '%s' (scopes: %s; the access token "
              "expires at %s)",
@@ -1661,7 +1630,8 @@ static void on_exchange_done(struct http_response *resp, void *ud)
         error_code(resp, code, sizeof(code), desc, sizeof(desc));
         snprintf(msg, sizeof(msg), "the token endpoint refused the code (%ld %s: %s)",
                  resp->status, code[0] ? code : "error", desc);
-        err = transient_status(resp->status) ? OAUTH_E_RETRY : OAUTH_E_FAILED;
+        err = ghl_api_status_class(resp->status) == GHL_STATUS_RETRY ? OAUTH_E_RETRY
+                                                                  : OAUTH_E_FAILED;
         goto fail;
     }
     char perr[200];

@@ -39,6 +39,7 @@
 
 #include "list.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 #ifndef POLLEN_VERSION
@@ -84,6 +85,8 @@ struct http_transfer {
     bool cancel_requested;
     bool too_big;           /* the write callback refused data over the cap */
     bool saw_retry_after;
+    const char *const *capture; /* the request's capture_headers (borrowed) */
+    size_t ncapture;
     CURL *easy;             /* NULL if the request never got that far */
     struct curl_slist *headers;
     http_done_cb cb;
@@ -208,27 +211,6 @@ static void set_error(struct http_transfer *t, int err, const char *text)
 {
     t->resp.error = err;
     str_copy(t->resp.error_text, sizeof(t->resp.error_text), text);
-}
-
-static void ratelimit_info_reset(struct http_ratelimit_info *rl)
-{
-    rl->present = false;
-    rl->limit_daily = -1;
-    rl->daily_remaining = -1;
-    rl->interval_ms = -1;
-    rl->max = -1;
-    rl->remaining = -1;
-}
-
-static bool is_loopback_host(const char *host)
-{
-    static const char *const names[] = {"127.0.0.1", "localhost", "[::1]", "::1"};
-    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-        if (strcasecmp(host, names[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
 }
 
 /* ---- socket handles ---- */
@@ -449,23 +431,6 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
     return len;
 }
 
-/* Parses a non-negative decimal header value; false if it is not one. */
-static bool parse_header_long(const char *v, size_t len, long *out)
-{
-    if (len == 0 || len > 18) {
-        return false;
-    }
-    long x = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9') {
-            return false;
-        }
-        x = x * 10 + (v[i] - '0');
-    }
-    *out = x;
-    return true;
-}
-
 static bool name_is(const char *name, size_t len, const char *want)
 {
     return strlen(want) == len && strncasecmp(name, want, len) == 0;
@@ -473,7 +438,7 @@ static bool name_is(const char *name, size_t len, const char *want)
 
 static void reset_captured(struct http_transfer *t)
 {
-    ratelimit_info_reset(&t->resp.ratelimit);
+    memset(t->resp.captured, 0, sizeof(t->resp.captured));
     t->resp.location[0] = '\0';
     t->saw_retry_after = false;
 }
@@ -504,22 +469,13 @@ static size_t on_header(char *buf, size_t size, size_t nmemb, void *ud)
     }
     size_t vlen = (size_t)(end - v);
 
-    static const struct {
-        const char *name;
-        size_t offset;
-    } rl_headers[] = {
-        {"X-RateLimit-Limit-Daily", offsetof(struct http_ratelimit_info, limit_daily)},
-        {"X-RateLimit-Daily-Remaining", offsetof(struct http_ratelimit_info, daily_remaining)},
-        {"X-RateLimit-Interval-Milliseconds", offsetof(struct http_ratelimit_info, interval_ms)},
-        {"X-RateLimit-Max", offsetof(struct http_ratelimit_info, max)},
-        {"X-RateLimit-Remaining", offsetof(struct http_ratelimit_info, remaining)},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(rl_headers); i++) {
-        if (name_is(buf, name_len, rl_headers[i].name)) {
-            long x;
-            if (parse_header_long(v, vlen, &x)) {
-                *(long *)(void *)((char *)&t->resp.ratelimit + rl_headers[i].offset) = x;
-                t->resp.ratelimit.present = true;
+    for (size_t i = 0; i < t->ncapture; i++) {
+        if (name_is(buf, name_len, t->capture[i])) {
+            struct http_captured *h = &t->resp.captured[i];
+            h->present = vlen < sizeof(h->value);
+            if (h->present) {
+                memcpy(h->value, v, vlen);
+                h->value[vlen] = '\0';
             }
             return len;
         }
@@ -998,6 +954,15 @@ static int build_transfer(struct http_client *c, struct http_transfer *t,
         set_error(t, HTTP_E_OTHER, "invalid request: missing or over-long URL");
         return -EINVAL;
     }
+    size_t ncapture = 0;
+    for (; req->capture_headers != NULL && req->capture_headers[ncapture] != NULL; ncapture++) {
+        if (ncapture >= HTTP_CAPTURE_MAX) {
+            set_error(t, HTTP_E_OTHER, "invalid request: too many headers to capture");
+            return -EINVAL;
+        }
+    }
+    t->capture = req->capture_headers;
+    t->ncapture = ncapture;
     size_t nheaders = 0;
     for (; req->headers != NULL && req->headers[nheaders] != NULL; nheaders++) {
         if (nheaders >= MAX_HEADERS) {
@@ -1029,42 +994,23 @@ static int build_transfer(struct http_client *c, struct http_transfer *t,
     }
 
     /* Scheme policy: https, or plain http to a loopback host when allowed. */
-    const char *protocols = "https";
-    bool tls = false;
-    CURLU *u = curl_url();
-    char *scheme = NULL;
-    char *host = NULL;
+    struct url u;
+    enum url_problem up =
+        url_parse(req->url, c->allow_plain_http_loopback ? URL_HTTP_LOOPBACK : 0, &u);
+    bool tls = u.tls;
+    const char *protocols = tls ? "https" : "http,https";
     int rc = 0;
-    if (u == NULL) {
-        set_error(t, HTTP_E_OTHER, "out of memory");
-        return -ENOMEM;
-    }
-    if (curl_url_set(u, CURLUPART_URL, req->url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+    if (up == URL_E_SCHEME || up == URL_E_NOT_LOOPBACK) {
+        snprintf(t->resp.error_text, sizeof(t->resp.error_text),
+                 "scheme %.16s not allowed for host '%.64s' (https only)", u.scheme ? u.scheme : "",
+                 u.host ? u.host : "");
+        t->resp.error = HTTP_E_PROTOCOL;
+        rc = -EINVAL;
+    } else if (up != URL_OK) {
         set_error(t, HTTP_E_OTHER, "invalid request: cannot parse URL");
         rc = -EINVAL;
-    } else {
-        /* file:// and friends have no host; "" then fails every check. */
-        if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-            host = NULL;
-        }
-        if (strcasecmp(scheme, "https") == 0 && host != NULL) {
-            protocols = "https";
-            tls = true;
-        } else if (strcasecmp(scheme, "http") == 0 && host != NULL &&
-                   c->allow_plain_http_loopback && is_loopback_host(host)) {
-            protocols = "http,https";
-        } else {
-            snprintf(t->resp.error_text, sizeof(t->resp.error_text),
-                     "scheme %.16s not allowed for host '%.64s' (https only)", scheme,
-                     host ? host : "");
-            t->resp.error = HTTP_E_PROTOCOL;
-            rc = -EINVAL;
-        }
     }
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
+    url_free(&u);
     if (rc != 0) {
         return rc;
     }
@@ -1207,7 +1153,6 @@ int http_send(struct http_client *c, const struct http_request *req, http_done_c
     list_init(&t->link);
     list_init(&t->pending);
     buf_init(&t->resp.body, c->max_body);
-    ratelimit_info_reset(&t->resp.ratelimit);
     list_insert_tail(&c->transfers, &t->link);
     c->in_flight++;
 

@@ -12,9 +12,11 @@
  * Invariants:
  * - Every response is bounded: body capped at max_body bytes counted after
  *   decompression (a gzip bomb stops at <= cap + 16 KiB delivered), headers
- *   bounded by curl (100 KiB), Location truncated to 511 bytes.
- * - Only https is spoken, except plain http to 127.0.0.1/localhost/[::1] when
- *   allow_plain_http_loopback is set. Redirects are never followed: any 3xx
+ *   bounded by curl (100 KiB), Location truncated to 511 bytes, a captured
+ *   header value at most HTTP_CAPTURE_LEN - 1 bytes. The client knows no
+ *   API's headers: a request names the ones it wants (capture_headers).
+ * - Only https is spoken, except plain http to a loopback host (url.h's
+ *   list) when allow_plain_http_loopback is set. Redirects are never followed: any 3xx
  *   completes with HTTP_E_REDIRECT and the Location header in `location`.
  * - curl sockets are FD_CLOEXEC (SOCKOPTFUNCTION), and so is the multi
  *   handle's internal wake-up socketpair, so spawned children inherit none.
@@ -39,7 +41,6 @@
 #include <uv.h>
 
 #include "buf.h"
-#include "ratelimit.h"  /* struct http_ratelimit_info lives there, so ratelimit needs no libuv */
 
 /* Error codes in http_response.error (and from http_strerror). */
 #define HTTP_E_TIMEOUT -1001    /* connect, total or low-speed timeout */
@@ -67,7 +68,15 @@ struct http_client_options {
     const char *user_agent;         /* default "pollen/<version>" (copied) */
 };
 
-/* The five X-RateLimit-* headers: struct http_ratelimit_info, see ratelimit.h. */
+/* Response headers a request asks to keep (capture_headers): at most this many, each value
+ * at most HTTP_CAPTURE_LEN - 1 bytes (a longer one is dropped, not cut). */
+#define HTTP_CAPTURE_MAX 8
+#define HTTP_CAPTURE_LEN 64
+
+struct http_captured {
+    bool present;                   /* the final response carried the header */
+    char value[HTTP_CAPTURE_LEN];   /* its value, white space trimmed; "" when absent */
+};
 
 struct http_response {
     long status;                    /* 0 when no HTTP response arrived */
@@ -75,7 +84,7 @@ struct http_response {
     char error_text[256];           /* curl's message or ours; never request headers */
     struct buf body;                /* NUL-terminated, capped at max_body; emptied
                                        when the transfer fails (reset, timeout, cap) */
-    struct http_ratelimit_info ratelimit;
+    struct http_captured captured[HTTP_CAPTURE_MAX]; /* by index in capture_headers */
     long retry_after_s;             /* Retry-After clamped to [1,3600]; 0 when absent */
     char location[512];             /* Location header on 3xx (truncated), else "" */
     uint64_t elapsed_ms;            /* from http_send to completion */
@@ -91,6 +100,9 @@ struct http_request {
     const char *content_type;       /* default "application/json" when a body is given */
     const char *log_tag;            /* log prefix, e.g. "trigger:new"; default "http" */
     uint64_t timeout_ms;            /* total time allowed; 0 = the client's timeout */
+    const char *const *capture_headers; /* NULL-terminated names (case-insensitive, at most
+                                       HTTP_CAPTURE_MAX) whose values resp.captured keeps;
+                                       borrowed until the callback (a static table) */
 };
 
 struct http_client;

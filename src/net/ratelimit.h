@@ -24,8 +24,8 @@
  * treated as the newest seen.
  *
  * It also defines struct http_ratelimit_info (the parsed X-RateLimit-*
- * headers): http.h includes this header, not the other way round, so that
- * the limiter stays free of libuv and libcurl.
+ * headers, which ghl/api.c reads from the headers http.c captured), so
+ * that the limiter stays free of libuv and libcurl.
  *
  * Thread context: none of its own; one limiter is used from one thread
  * (the loop thread in the engine).

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "buf.h"
+#include "api.h"
+#include "url.h"
 #include "catalog.h"
 #include "config.h"
 #include "diff.h"
@@ -209,7 +211,7 @@ static char *render_path(struct sink_render *r, const struct config_rule *rule, 
         if (strcmp(name, "contactId") == 0 && r->contact_id == NULL) {
             r->contact_id = xstrdup(text);
         }
-        char *esc = location_escape(text);
+        char *esc = url_escape(text);
         buf_append_str(&b, esc);
         free(esc);
         free(text);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "api.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -144,12 +145,12 @@ void dispatch__classify_http(const cJSON *entry, const void *response, struct si
     if (resp->body.len > 0) {
         json_parse(resp->body.data, resp->body.len, &body, NULL);
     }
-    const char *trace = body ? json_get_string(body, "traceId") : NULL;
+    const char *trace = ghl_api_trace_id(body);
     if (trace != NULL) {
         str_copy(o->trace_id, sizeof(o->trace_id), trace);
     }
     char text[400];
-    json_api_message(body, text, sizeof(text));
+    ghl_api_message(body, text, sizeof(text));
     bool is_delete = strcmp(sink_str(req, "method"), "DELETE") == 0;
     bool gone_ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(entry, "gone_ok"));
     if (resp->error == HTTP_E_AUTH) {
@@ -171,10 +172,10 @@ void dispatch__classify_http(const cJSON *entry, const void *response, struct si
             o->result = r;
         }
         o->created_new = body != NULL && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "new"));
-    } else if (is_delete && gone_ok && (s == 404 || s == 400 || s == 422)) {
+    } else if (is_delete && gone_ok && ghl_api_status_class(s) == GHL_STATUS_MISSING) {
         o->kind = SINK_SUCCESS; /* already gone: a retried delete has nothing left to do */
         snprintf(o->error, sizeof(o->error), "already gone (HTTP %ld)", s);
-    } else if (s == 408 || s == 425 || s == 429 || s >= 500) {
+    } else if (ghl_api_status_class(s) == GHL_STATUS_RETRY) {
         o->kind = SINK_RETRY;
         snprintf(o->error, sizeof(o->error), "HTTP %ld%s%s", s, text[0] ? ": " : "", text);
     } else {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "isotime.h"
 #include "log.h"
 #include "util.h"
 
@@ -222,114 +223,14 @@ int evlog_last_seq(struct store *s, uint64_t *out)
     return err;
 }
 
-static bool take_digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        v = v * 10 + (c - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-static bool take_char(const char **p, char c)
-{
-    if (**p != c) {
-        return false;
-    }
-    (*p)++;
-    return true;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) {
-        return 29;
-    }
-    return days[m - 1];
-}
-
 int evlog_parse_time(const char *s, uint64_t *wall_ms)
 {
-    const char *p = s;
-    int y = 0;
-    int mo = 0;
-    int d = 0;
-    int h = 0;
-    int mi = 0;
-    int sec = 0;
-    if (!take_digits(&p, 4, &y) || !take_char(&p, '-') || !take_digits(&p, 2, &mo) ||
-        !take_char(&p, '-') || !take_digits(&p, 2, &d) || !take_char(&p, 'T') ||
-        !take_digits(&p, 2, &h) || !take_char(&p, ':') || !take_digits(&p, 2, &mi) ||
-        !take_char(&p, ':') || !take_digits(&p, 2, &sec)) {
-        return -EINVAL;
-    }
     int64_t ms = 0;
-    if (take_char(&p, '.')) {
-        int nd = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (nd < 3) {
-                ms = ms * 10 + (*p - '0');
-            }
-            nd++;
-            p++;
-        }
-        if (nd == 0) {
-            return -EINVAL;
-        }
-        for (int i = nd; i < 3; i++) {
-            ms *= 10;
-        }
+    int err = isotime_parse(s, ISOTIME_STRICT, &ms);
+    if (err == 0) {
+        *wall_ms = (uint64_t)ms;
     }
-    int64_t offset_min = 0;
-    if (take_char(&p, 'Z')) {
-        offset_min = 0;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p == '-' ? -1 : 1;
-        p++;
-        int oh = 0;
-        int om = 0;
-        if (!take_digits(&p, 2, &oh)) {
-            return -EINVAL;
-        }
-        take_char(&p, ':');
-        if (!take_digits(&p, 2, &om) || oh > 23 || om > 59) {
-            return -EINVAL;
-        }
-        offset_min = sign * (oh * 60 + om);
-    } else {
-        return -EINVAL;
-    }
-    if (*p != '\0') {
-        return -EINVAL;
-    }
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-        sec > 60) {
-        return -EINVAL;
-    }
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-    if (secs < 0) {
-        return -EINVAL;
-    }
-    *wall_ms = (uint64_t)secs * 1000 + (uint64_t)ms;
-    return 0;
+    return err;
 }
 
 struct prune_ctx {

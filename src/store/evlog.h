@@ -109,9 +109,10 @@ int evlog_prune_step(struct store *s, uint64_t max_age_ms, uint64_t max_count,
                      uint64_t now_wall_ms, struct evlog_prune_result *out);
 
 /*
- * Parses an ISO-8601 timestamp "YYYY-MM-DDTHH:MM:SS[.fff...](Z|+HH:MM|-HH:MM|+HHMM|-HHMM)"
- * into Unix milliseconds (fraction digits beyond the third are ignored). The
- * zone is required. Years 1970..9999. Returns 0 or -EINVAL.
+ * Parses an event's "time": isotime_parse's ISOTIME_STRICT form,
+ * "YYYY-MM-DDTHH:MM:SS[.fff...](Z|+HH:MM|-HH:MM|+HHMM|-HHMM)", into Unix
+ * milliseconds (fraction digits beyond the third are ignored). The zone is
+ * required. Instants 1970..9999. Returns 0 or -EINVAL.
  */
 int evlog_parse_time(const char *s, uint64_t *wall_ms);
 

@@ -189,7 +189,7 @@ struct result {
     char text[256];
     char *body;
     size_t body_len;
-    struct http_ratelimit_info rl;
+    struct http_captured captured[HTTP_CAPTURE_MAX];
     long retry_after;
     char location[512];
     uint64_t elapsed;
@@ -210,7 +210,7 @@ static void on_done(struct http_response *r, void *ud)
     str_copy(res->text, sizeof(res->text), r->error_text);
     free(res->body);
     res->body = buf_steal(&r->body, &res->body_len);
-    res->rl = r->ratelimit;
+    memcpy(res->captured, r->captured, sizeof(res->captured));
     res->retry_after = r->retry_after_s;
     str_copy(res->location, sizeof(res->location), r->location);
     res->elapsed = r->elapsed_ms;
@@ -226,6 +226,9 @@ static void result_clear(struct result *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* Response headers the next request() asks to capture (then reset to none). */
+static const char *const *capture_next;
+
 /* Sends one request and runs the loop until its callback ran. */
 static int request(struct http_client *c, const char *method, const char *url,
                    const char *const *headers, const char *body, const char *ct,
@@ -240,7 +243,9 @@ static int request(struct http_client *c, const char *method, const char *url,
         .body_len = body ? strlen(body) : 0,
         .content_type = ct,
         .log_tag = "test",
+        .capture_headers = capture_next,
     };
+    capture_next = NULL;
     int rc = http_send(c, &req, on_done, res, NULL);
     CHECK_INT(res->calls, 0); /* never synchronous */
     run_until(&res->calls, 1, 30000);
@@ -355,26 +360,41 @@ static void test_roundtrips(struct http_client *c)
     }
 }
 
-static void test_ratelimit_headers(struct http_client *c)
+/* Captured response headers (ghl/api reads X-RateLimit-* from them): names match in any
+ * case, values are trimmed, an absent header or one not asked for stays absent. */
+static void test_captured_headers(struct http_client *c)
 {
+    static const char *const names[] = {
+        "X-RateLimit-Limit-Daily", "X-RateLimit-Daily-Remaining",
+        "X-RateLimit-Interval-Milliseconds", "X-RateLimit-Max", "X-RateLimit-Remaining",
+        "X-Not-Sent", NULL,
+    };
+    static const char *const want[] = {"200000", "199990", "10000", "100", "97"};
     struct result r = {0};
+    capture_next = names;
     request(c, "GET", url_for("/ratelimit"), NULL, NULL, NULL, &r);
     CHECK_INT(r.status, 200);
-    CHECK(r.rl.present);
-    CHECK_INT(r.rl.limit_daily, 200000);
-    CHECK_INT(r.rl.daily_remaining, 199990);
-    CHECK_INT(r.rl.interval_ms, 10000);
-    CHECK_INT(r.rl.max, 100);
-    CHECK_INT(r.rl.remaining, 97);
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        CHECK(r.captured[i].present);
+        CHECK_STR(r.captured[i].value, want[i]);
+    }
+    CHECK(!r.captured[5].present);
+    CHECK_STR(r.captured[5].value, "");
     CHECK_INT(r.retry_after, 0);
 
+    capture_next = names;
     request(c, "GET", url_for("/echo"), NULL, NULL, NULL, &r);
-    CHECK(!r.rl.present);
-    CHECK_INT(r.rl.limit_daily, -1);
-    CHECK_INT(r.rl.daily_remaining, -1);
-    CHECK_INT(r.rl.interval_ms, -1);
-    CHECK_INT(r.rl.max, -1);
-    CHECK_INT(r.rl.remaining, -1);
+    for (size_t i = 0; i < HTTP_CAPTURE_MAX; i++) {
+        CHECK(!r.captured[i].present);
+    }
+    /* Not asked for: not kept. */
+    request(c, "GET", url_for("/ratelimit"), NULL, NULL, NULL, &r);
+    CHECK(!r.captured[0].present);
+    /* More names than HTTP_CAPTURE_MAX: refused before anything is sent. */
+    static const char *const too_many[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", NULL};
+    capture_next = too_many;
+    CHECK_INT(request(c, "GET", url_for("/echo"), NULL, NULL, NULL, &r), -EINVAL);
+    CHECK_INT(r.error, HTTP_E_OTHER);
     result_clear(&r);
 
     static const struct {
@@ -952,7 +972,7 @@ int main(void)
     CHECK(c != NULL && strict != NULL);
 
     test_roundtrips(c);
-    test_ratelimit_headers(c);
+    test_captured_headers(c);
     test_body_cap(c);
     test_redirect(c);
     test_transport_errors(c);

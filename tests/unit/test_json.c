@@ -63,7 +63,7 @@ static void test_parse_table(void)
         {"1e400", 0, 0, 0},                      /* inf; prints null */
         {"123456789012345678901234567890", 0, 0, 0},
         {"-0", 0, 0, 0},
-        {"\"\xff\xfe bad utf8\"", 0, 0, 0},      /* passes parse, json_utf8_valid says no */
+        {"\"\xff\xfe bad utf8\"", 0, 0, 0},      /* passes parse, utf8_valid says no */
         {"{\"a\":1} x", -EINVAL, 8, 0},           /* trailing garbage */
         {"{\"a\":1}{}", -EINVAL, 7, 0},
         {"{\"a\":1}\0", -EINVAL, 7, 1},          /* len below includes the NUL: not white space */
@@ -729,50 +729,24 @@ static void test_utf8(void)
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        if (json_utf8_valid(cases[i].s, cases[i].len) != cases[i].ok) {
+        if (utf8_valid(cases[i].s, cases[i].len) != cases[i].ok) {
             fprintf(stderr, "utf8 case %zu\n", i);
         }
-        CHECK(json_utf8_valid(cases[i].s, cases[i].len) == cases[i].ok);
+        CHECK(utf8_valid(cases[i].s, cases[i].len) == cases[i].ok);
     }
+    /* One sequence at a time, as config's line scan reports a column. */
+    CHECK_INT(utf8_seq_len("a\xC3\xA9", 3), 1);
+    CHECK_INT(utf8_seq_len("\xC3\xA9x", 3), 2);
+    CHECK_INT(utf8_seq_len("\xE2\x82\xAC", 3), 3);
+    CHECK_INT(utf8_seq_len("\xF0\x9F\x98\x80", 4), 4);
+    CHECK_INT(utf8_seq_len("\xF0\x9F\x98\x80", 3), 0); /* only 3 bytes available */
+    CHECK_INT(utf8_seq_len("\xED\xA0\x80", 3), 0);
+    CHECK_INT(utf8_seq_len("", 1), 1); /* NUL is a sequence; callers reject it themselves */
     /* Invalid UTF-8 passes the parser unchanged. */
     cJSON *v = must_parse("\"\xff\xfe\"");
     CHECK(cJSON_IsString(v));
-    CHECK(!json_utf8_valid(v->valuestring, strlen(v->valuestring)));
+    CHECK(!utf8_valid(v->valuestring, strlen(v->valuestring)));
     cJSON_Delete(v);
-}
-
-/* HighLevel error bodies carry "message" as a string or an array. */
-static void test_api_message(void)
-{
-    static const struct {
-        const char *body;
-        size_t size;
-        const char *want;
-    } cases[] = {
-        {"{\"message\":\"Contact not found\",\"traceId\":\"t\"}", 64, "Contact not found"},
-        {"{\"message\":[\"email must be an email\",\"phone is invalid\"]}", 64,
-         "email must be an email; phone is invalid"},
-        {"{\"message\":[1,\"only strings\",null]}", 64, "only strings"},
-        {"{\"message\":[]}", 64, ""},
-        {"{\"message\":42}", 64, ""},
-        {"{\"error\":\"x\"}", 64, ""},
-        {"[\"not an object\"]", 64, ""},
-        {"{\"message\":\"abcdefghij\"}", 5, "abcd"},
-        {"{\"message\":[\"abc\",\"defgh\"]}", 8, "abc; de"},
-        {"{\"message\":[\"abcdefgh\",\"x\"]}", 4, "abc"},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        cJSON *body = NULL;
-        CHECK_INT(json_parse(cases[i].body, strlen(cases[i].body), &body, NULL), 0);
-        char out[64];
-        memset(out, 'Z', sizeof(out));
-        json_api_message(body, out, cases[i].size);
-        CHECK_STR(out, cases[i].want);
-        cJSON_Delete(body);
-    }
-    char out[8] = "junk";
-    json_api_message(NULL, out, sizeof(out));
-    CHECK_STR(out, "");
 }
 
 /* json_number_from_text: the strict text-to-number of integer/number action
@@ -836,7 +810,6 @@ int main(void)
     test_getters();
     test_members_view();
     test_utf8();
-    test_api_message();
     test_number_from_text();
     json_scratch_release();
     return test_done("json");

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "api.h"
 #include "config.h"
 #include "diff.h"
 #include "failpoint.h"
@@ -288,7 +289,7 @@ static bool page_parse(struct poller *p, struct http_response *resp, cJSON **bod
         records = wrapped;
     }
     if (!cJSON_IsArray(records)) {
-        const char *trace = json_get_string(body, "traceId");
+        const char *trace = ghl_api_trace_id(body);
         log_warn(p->tag, "%s: response has no '%s' array (traceId %s)", p->def->path,
                  p->def->records, trace ? trace : "none");
         cJSON_Delete(wrapped);
@@ -333,7 +334,7 @@ static bool page_commit(struct poller *p, const cJSON *body, const cJSON *record
     p->records_seen += count;
     p->stats.records += count;
     if (a.st.invalid > 0) {
-        const char *trace = json_get_string(body, "traceId");
+        const char *trace = ghl_api_trace_id(body);
         char where[160];
         describe_page(p, where, sizeof(where));
         log_warn(p->tag, "%s %s (%s): skipped %u records without a valid '%s' (traceId %s)",

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "api.h"
 #include "config.h"
 #include "diff.h"
 #include "http.h"
@@ -69,7 +70,7 @@ void poller__log_failure(const struct poller *p, const char *what, const struct 
 void poller__log_failure_at(const struct poller *p, enum log_level level, const char *what,
                             const struct http_response *resp, const cJSON *body)
 {
-    const char *trace = body ? json_get_string(body, "traceId") : NULL;
+    const char *trace = ghl_api_trace_id(body);
     if (resp->error == HTTP_E_REDIRECT) {
         log_at(level, p->tag, "%s: HTTP %ld redirect to '%s' refused", what, resp->status,
                resp->location);
@@ -85,7 +86,7 @@ void poller__log_failure_at(const struct poller *p, enum log_level level, const 
         log_at(level, p->tag, "%s: no response", what);
     } else {
         char message[400];
-        json_api_message(body, message, sizeof(message));
+        ghl_api_message(body, message, sizeof(message));
         log_at(level, p->tag, "%s: HTTP %ld%s%s%s%s", what, resp->status,
                trace ? " traceId " : "", trace ? trace : "", body ? ": " : "", message);
     }

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "api.h"
+#include "url.h"
 #include "config.h"
 #include "http.h"
 #include "json.h"
@@ -89,7 +91,7 @@ static char *expand_path(const struct poller *p, const char *tmpl, const char *f
         } else {
             value = param_value(p, name);
         }
-        char *esc = location_escape(value ? value : "");
+        char *esc = url_escape(value ? value : "");
         buf_append_str(&b, esc);
         free(esc);
         s = end + 1;
@@ -232,22 +234,6 @@ int poller__submit_confirm(struct poller *p, const char *fan_value, const char *
     return rc;
 }
 
-/* Is the body HighLevel's own error shape, {"statusCode": <the status>, "message": ...}? */
-static bool api_error_body(const struct http_response *resp)
-{
-    cJSON *body = NULL;
-    if (resp->body.len == 0 ||
-        json_parse(resp->body.data, resp->body.len, &body, NULL) != 0) {
-        return false;
-    }
-    double code = 0;
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(body, "message");
-    bool ok = cJSON_IsObject(body) && json_get_number(body, "statusCode", &code) &&
-              code == (double)resp->status && (cJSON_IsString(msg) || cJSON_IsArray(msg));
-    cJSON_Delete(body);
-    return ok;
-}
-
 enum outcome poller__classify(const struct http_response *resp)
 {
     if (resp->error == HTTP_E_REDIRECT || resp->error == HTTP_E_AUTH) {
@@ -256,20 +242,18 @@ enum outcome poller__classify(const struct http_response *resp)
     if (resp->error != 0 || resp->status == 0) {
         return OUTCOME_RETRY;
     }
-    long s = resp->status;
-    if (s >= 200 && s < 300) {
+    switch (ghl_api_status_class(resp->status)) {
+    case GHL_STATUS_OK:
         return OUTCOME_OK;
-    }
-    if (s == 408 || s == 425 || s == 429 || s >= 500) {
+    case GHL_STATUS_RETRY:
         return OUTCOME_RETRY;
-    }
-    if (s == 410) {
+    case GHL_STATUS_GONE:
         return OUTCOME_GONE; /* "Gone" says exactly that, whoever answered */
-    }
-    if (s == 404 || s == 400 || s == 422) {
+    case GHL_STATUS_MISSING:
         /* Only the API itself saying so: an HTML 404 from a gateway, a
          * proxy's 400, is an error to retry, never a confirmed deletion. */
-        return api_error_body(resp) ? OUTCOME_GONE : OUTCOME_RETRY;
+        return ghl_api_error_body(resp) ? OUTCOME_GONE : OUTCOME_RETRY;
+    default:
+        return OUTCOME_PERMANENT;
     }
-    return OUTCOME_PERMANENT;
 }

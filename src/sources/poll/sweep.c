@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "catalog.h"
 #include "config.h"
 #include "diff.h"
@@ -651,7 +652,7 @@ static void on_unit(struct http_response *resp, void *ud)
         enum log_level level = unit_loud(p) ? LOG_WARN : LOG_DEBUG;
         char *what = xasprintf("%s %s (%s)", p->def->fan_out, p->unit_id, p->def->path);
         if (oc == OUTCOME_OK) {
-            const char *trace = body ? json_get_string(body, "traceId") : NULL;
+            const char *trace = ghl_api_trace_id(body);
             log_at(level, p->tag, "%s: no '%s' array in the response (traceId %s)", what,
                    p->def->records, trace ? trace : "none");
         } else {
