@@ -61,9 +61,6 @@ extern const struct section_kind config__rule_kind;
  * a rule's on-types is EVENT type config__emit_names[j]. */
 extern const char *const config__emit_names[];
 
-/* True when host (len bytes, not NUL-terminated) is 127.0.0.1, localhost
- * or [::1]: the only hosts http:// may name. */
-bool config__is_local_host(const char *host, size_t len);
 
 /*
  * A reference to a value kept outside the file: env:VAR or file:PATH

@@ -295,42 +295,6 @@ struct ini_reader {
     long last_entry;
 };
 
-/* Length of a valid UTF-8 sequence at p (n bytes available), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80) {
-        return 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len) {
-        return 0;
-    }
-    unsigned cp = c & (0x7F >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return len;
-}
-
 /* Checks one line's bytes; adds an error and returns false if it is unusable. */
 static bool prescan_line(struct ini_diag *d, int lineno, const char *text, size_t len)
 {
@@ -352,7 +316,7 @@ static bool prescan_line(struct ini_diag *d, int lineno, const char *text, size_
                          i + 1);
             return false;
         }
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = utf8_seq_len(text + i, len - i);
         if (n == 0) {
             ini_diag_add(d, lineno, "invalid UTF-8 in line (column %zu)", i + 1);
             return false;

@@ -10,6 +10,7 @@
 #include "condition.h"
 #include "secret.h"
 #include "template.h"
+#include "url.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -394,7 +395,10 @@ static int parse_rule_url(struct ini_doc *doc, const struct ini_key *k, const ch
             return -EINVAL;
         }
     }
-    if (!https && !config__is_local_host(rest, host)) {
+    char *host_name = xstrndup(rest, host);
+    bool loopback = url_is_loopback_host(host_name);
+    free(host_name);
+    if (!https && !loopback) {
         ini_diag_add(&doc->diag, line,
                      "%s must use https:// (http:// is allowed only for 127.0.0.1, localhost "
                      "and [::1])",
