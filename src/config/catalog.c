@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "resources.h"
+
 /* At most this many *.ini files per subdirectory. */
 #define CATALOG_MAX_FILES 1024
 /* Largest page size a definition may declare. */
@@ -22,6 +24,8 @@ struct catalog {
     size_t ntriggers;
     struct catalog_action *actions;   /* sorted by name after load */
     size_t nactions;
+    struct catalog_resource *resources; /* sorted by name after load */
+    size_t nresources;
     char **files;                     /* paths of the files read; definitions point into them */
     size_t nfiles;
 };
@@ -79,18 +83,10 @@ static bool valid_trigger_name(const char *s)
     return true;
 }
 
-/* A JSON field or parameter name: [A-Za-z0-9_]+. */
+/* A JSON field or parameter name: [A-Za-z0-9_]+ (resources.c). */
 static bool valid_ident(const char *s, size_t len)
 {
-    if (len == 0 || len > CONFIG_NAME_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) {
-            return false;
-        }
-    }
-    return true;
+    return catalog__valid_ident(s, len);
 }
 
 /* Calls fn for each {placeholder} of a path template; returns -EINVAL (and
@@ -1156,10 +1152,60 @@ struct catalog_subdir {
     void (*load_file)(struct catalog *cat, struct config_ini *doc, const char *file);
 };
 
+static void load_resource_file(struct catalog *cat, struct config_ini *doc, const char *file)
+{
+    catalog__load_resources(&cat->resources, &cat->nresources, doc, file);
+}
+
 static const struct catalog_subdir subdirs[] = {
     {"triggers", true, load_trigger_file},
     {"actions", false, load_action_file},
+    {"resources", false, load_resource_file},
 };
+
+/* d->res for a resource name that must be declared (when any is). */
+static const struct catalog_resource *link_resource(const struct catalog *cat, const char *name,
+                                                    const char *key, const char *what,
+                                                    const char *file, int line,
+                                                    struct config_errors *errs, int *bad)
+{
+    const struct catalog_resource *r = catalog__resource_find(cat->resources, cat->nresources,
+                                                              name);
+    if (r == NULL && name != NULL) {
+        config_errors_add(errs, file, line,
+                          "[%s]: %s '%s' has no [resource %s] section in resources/", what, key,
+                          name, name);
+        (*bad)++;
+    }
+    return r;
+}
+
+/*
+ * Links every definition to its resource's facts. A catalog without
+ * resources declares none and is not checked (a catalog of triggers only,
+ * e.g. in tests); otherwise every resource named must be declared. Returns
+ * 0 or -EINVAL (errors in errs).
+ */
+static int link_resources(struct catalog *cat, struct config_errors *errs)
+{
+    if (cat->nresources == 0) {
+        return 0;
+    }
+    int bad = (int)catalog__check_resources(cat->resources, cat->nresources, errs);
+    for (size_t i = 0; i < cat->ntriggers; i++) {
+        struct catalog_trigger *t = &cat->triggers[i];
+        t->res = link_resource(cat, t->resource, "resource", t->name, t->file, t->line, errs,
+                               &bad);
+        link_resource(cat, t->parent_resource, "parent_resource", t->name, t->file, t->line,
+                      errs, &bad);
+    }
+    for (size_t i = 0; i < cat->nactions; i++) {
+        struct catalog_action *a = &cat->actions[i];
+        a->target_res = link_resource(cat, a->target_resource, "target_resource", a->name,
+                                      a->file, a->line, errs, &bad);
+    }
+    return bad == 0 ? 0 : -EINVAL;
+}
 
 static int load_subdir(struct catalog *cat, const char *dir, const struct catalog_subdir *sd,
                        struct config_errors *errs)
@@ -1220,6 +1266,9 @@ int catalog_load(const char *dir, struct catalog **out, struct config_errors *er
             rc = r;
         }
     }
+    if (rc == 0) {
+        rc = link_resources(cat, errs);
+    }
     if (rc != 0) {
         catalog_free(cat);
         return rc;
@@ -1247,6 +1296,10 @@ void catalog_free(struct catalog *cat)
         action_free(&cat->actions[i]);
     }
     free(cat->actions);
+    for (size_t i = 0; i < cat->nresources; i++) {
+        catalog__resource_free(&cat->resources[i]);
+    }
+    free(cat->resources);
     for (size_t i = 0; i < cat->nfiles; i++) {
         free(cat->files[i]);
     }
@@ -1324,4 +1377,20 @@ const struct catalog_binding *catalog_action_binding(const struct catalog_action
                                                      const char *name)
 {
     return def != NULL && name != NULL ? find_binding(def->body, def->nbody, name) : NULL;
+}
+
+const struct catalog_resource *catalog_find_resource(const struct catalog *cat,
+                                                     const char *name)
+{
+    return cat == NULL ? NULL : catalog__resource_find(cat->resources, cat->nresources, name);
+}
+
+size_t catalog_resource_count(const struct catalog *cat)
+{
+    return cat->nresources;
+}
+
+const struct catalog_resource *catalog_resource_at(const struct catalog *cat, size_t i)
+{
+    return i < cat->nresources ? &cat->resources[i] : NULL;
 }
