@@ -14,6 +14,7 @@
 
 #include "catalog.h"
 #include "diag.h"
+#include "paging.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------------ */
@@ -167,31 +168,49 @@ static void binding_rows(struct table *t, const struct catalog_binding *b, size_
 }
 
 /*
- * What the poller sends and reads for each paging style (see add_pagination
- * and advance_cursor in poller.c). A style missing here prints its name only.
+ * What the poller sends and reads for the trigger's paging (the paging
+ * table's names for its style, as the definition overrides them), into
+ * out; empty for a style not described here.
  */
-static const struct {
-    enum catalog_pagination style;
-    const char *how;
-} paging_how[] = {
-    {CATALOG_PAGE_NONE, "one request returns every record"},
-    {CATALOG_PAGE_START_AFTER,
-     "query limit = page size; the next page from the response's meta.startAfter and "
-     "meta.startAfterId, sent as query startAfter and startAfterId"},
-    {CATALOG_PAGE_SEARCH_AFTER,
-     "body pageLimit = page size; the next page from the last record's searchAfter, sent as "
-     "body searchAfter"},
-    {CATALOG_PAGE_SKIP_LIMIT, "query skip = records already read, query limit = page size"},
-};
+static void paging_how(const struct catalog_trigger *t, char *out, size_t size)
+{
+    struct paging pg;
+    paging_init(&pg, t, t->page_size);
+    const char *where = pg.in_body ? "body" : "query";
+#define OR_EMPTY(s) ((s) != NULL ? (s) : "")
+    switch (t->pagination) {
+    case CATALOG_PAGE_NONE:
+        snprintf(out, size, "one request returns every record");
+        break;
+    case CATALOG_PAGE_START_AFTER:
+        snprintf(out, size,
+                 "%s %s = page size; the next page from the response's %s and %s, sent as %s "
+                 "%s and %s",
+                 where, OR_EMPTY(pg.limit_param), OR_EMPTY(pg.cursor_path),
+                 OR_EMPTY(pg.cursor_id_path), where, OR_EMPTY(pg.cursor_param),
+                 OR_EMPTY(pg.cursor_id_param));
+        break;
+    case CATALOG_PAGE_SEARCH_AFTER:
+        snprintf(out, size,
+                 "%s %s = page size; the next page from the last record's %s, sent as %s %s",
+                 where, OR_EMPTY(pg.limit_param), OR_EMPTY(pg.cursor_path), where,
+                 OR_EMPTY(pg.cursor_param));
+        break;
+    case CATALOG_PAGE_SKIP_LIMIT:
+        snprintf(out, size, "%s %s = records already read, %s %s = page size", where,
+                 OR_EMPTY(pg.skip_param), where, OR_EMPTY(pg.limit_param));
+        break;
+    default:
+        out[0] = '\0';
+        break;
+    }
+#undef OR_EMPTY
+}
 
 static void show_pagination(FILE *out, const struct catalog_trigger *t)
 {
-    const char *how = "";
-    for (size_t i = 0; i < ARRAY_SIZE(paging_how); i++) {
-        if (paging_how[i].style == t->pagination) {
-            how = paging_how[i].how;
-        }
-    }
+    char how[512];
+    paging_how(t, how, sizeof(how));
     line(out, "pagination", "%s%s%s", catalog_pagination_name(t->pagination),
          how[0] != '\0' ? ": " : "", how);
     if (t->pagination != CATALOG_PAGE_NONE) {

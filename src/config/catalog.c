@@ -64,7 +64,7 @@ static int choice_index(const char *const *choices, const char *value)
 /* ------------------------------------------------------------------------ */
 /* Value checks                                                              */
 
-/* Lower-case dotted names: contacts.search, contacts.tasks.get. */
+/* Lower-case dotted names: orders.search, orders.items.get. */
 static bool valid_trigger_name(const char *s)
 {
     size_t len = strlen(s);
@@ -181,7 +181,7 @@ static int parse_confirm_delete(struct config_ini *doc, const struct config_key 
     return 0;
 }
 
-/* records (and the paging paths): a dotted JSON path such as contacts or data.items. */
+/* records (and the paging paths): a dotted JSON path such as orders or data.items. */
 static int parse_records(struct config_ini *doc, const struct config_key *k, const char *value,
                          int line, void *field)
 {
@@ -197,7 +197,7 @@ static int parse_records(struct config_ini *doc, const struct config_key *k, con
     if (!ok) {
         config_diag_add(&doc->diag, line,
                         "%s must be a dotted JSON path of names (letters, digits, _), e.g. "
-                        "contacts or data.items",
+                        "orders or data.items",
                         k->name);
         return -EINVAL;
     }
@@ -777,7 +777,7 @@ static void load_trigger_file(struct catalog *cat, struct config_ini *doc, const
         if (sec->name != NULL || !valid_trigger_name(sec->kind)) {
             config_diag_add(&doc->diag, sec->line,
                             "bad trigger name: use one lower-case dotted name such as "
-                            "[contacts.search] (a-z 0-9 _ .)");
+                            "[orders.search] (a-z 0-9 _ .)");
             continue;
         }
         const struct catalog_trigger *dup = find_linear(cat, sec->kind);
@@ -1059,7 +1059,7 @@ static void load_action_file(struct catalog *cat, struct config_ini *doc, const 
         if (sec->name != NULL || !valid_trigger_name(sec->kind)) {
             config_diag_add(&doc->diag, sec->line,
                             "bad action name: use one lower-case dotted name such as "
-                            "[contacts.tasks.create] (a-z 0-9 _ .)");
+                            "[orders.items.create] (a-z 0-9 _ .)");
             continue;
         }
         /* A rule's `do` takes these two words for the generic actions. */

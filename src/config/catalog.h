@@ -11,11 +11,10 @@
  * documented success status, and the facts the dispatcher needs to retry
  * safely (destructive, idempotent, gone_ok, target). The C code has one
  * generic interpreter per concept (pagination style, parameter placement);
- * adding an endpoint means adding a section, never code. The formats are
- * documented at the top of triggers/contacts.ini and actions/contacts.ini.
+ * adding an endpoint means adding a section, never code. README.md
+ * ("Catalog") names the file whose header comment documents each format.
  * Each [resource NAME] section of <dir>/resources/ states the facts about one
- * kind of record that the echo detector needs (struct catalog_resource; the
- * format is documented at the top of resources/contacts.ini).
+ * kind of record that the echo detector needs (struct catalog_resource).
  *
  * Loading reads every *.ini of triggers/, then of actions/, then of
  * resources/, in filename order with the INI rules of diag.h, validates

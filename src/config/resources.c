@@ -1,6 +1,7 @@
 /*
  * resources: see resources.h and catalog.h (struct catalog_resource). The
- * format is documented at the top of resources/contacts.ini.
+ * format is documented in a file header of the catalog's resources/
+ * directory (README.md, "Catalog", names it).
  */
 #include "resources.h"
 
