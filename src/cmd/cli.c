@@ -83,7 +83,7 @@ static const char usage_check[] =
     "Validates the configuration (every section and key, secrets references and\n"
     "their permissions, durations, ranges) and the catalog definitions it uses.\n"
     "Prints `FILE:LINE: what is wrong` for each problem and exits 2, or prints a\n"
-    "summary and exits 0, then a note for each trigger no longer configured whose\n"
+    "summary and exits 0, then a notice for each trigger no longer configured whose\n"
     "state the state directory still holds (see `pollen purge`). Nothing is\n"
     "contacted and nothing is written.\n"
     "\n"
@@ -473,7 +473,7 @@ static int cmd_run(struct args *a)
     return rc;
 }
 
-/* check: one note per trigger scope the store keeps but the file no longer has (F21). */
+/* check: one notice per trigger scope the store keeps but the file no longer has (F21). */
 static void report_orphans(const char *path, const struct config *cfg)
 {
     struct store *s = NULL;

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "resources.h"
+
 /* At most this many *.ini files per subdirectory. */
 #define CATALOG_MAX_FILES 1024
 /* Largest page size a definition may declare. */
@@ -21,6 +23,8 @@ struct catalog {
     size_t ntriggers;
     struct catalog_action *actions;   /* sorted by name after load */
     size_t nactions;
+    struct catalog_resource *resources; /* sorted by name after load */
+    size_t nresources;
     char **files;                     /* paths of the files read; definitions point into them */
     size_t nfiles;
 };
@@ -59,7 +63,7 @@ static int choice_index(const char *const *choices, const char *value)
 /* ------------------------------------------------------------------------ */
 /* Value checks                                                              */
 
-/* Lower-case dotted names: contacts.search, contacts.tasks.get. */
+/* Lower-case dotted names: orders.search, orders.items.get. */
 static bool valid_trigger_name(const char *s)
 {
     size_t len = strlen(s);
@@ -78,18 +82,10 @@ static bool valid_trigger_name(const char *s)
     return true;
 }
 
-/* A JSON field or parameter name: [A-Za-z0-9_]+. */
+/* A JSON field or parameter name: [A-Za-z0-9_]+ (resources.c). */
 static bool valid_ident(const char *s, size_t len)
 {
-    if (len == 0 || len > INI_NAME_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!(ascii_is_alnum(s[i]) || s[i] == '_')) {
-            return false;
-        }
-    }
-    return true;
+    return catalog__valid_ident(s, len);
 }
 
 /* Calls fn for each {placeholder} of a path template; returns -EINVAL (and
@@ -184,7 +180,7 @@ static int parse_confirm_delete(struct ini_doc *doc, const struct ini_key *k,
     return 0;
 }
 
-/* records (and the paging paths): a dotted JSON path such as contacts or data.items. */
+/* records (and the paging paths): a dotted JSON path such as orders or data.items. */
 static int parse_records(struct ini_doc *doc, const struct ini_key *k, const char *value,
                          int line, void *field)
 {
@@ -200,7 +196,7 @@ static int parse_records(struct ini_doc *doc, const struct ini_key *k, const cha
     if (!ok) {
         ini_diag_add(&doc->diag, line,
                         "%s must be a dotted JSON path of names (letters, digits, _), e.g. "
-                        "contacts or data.items",
+                        "orders or data.items",
                         k->name);
         return -EINVAL;
     }
@@ -789,7 +785,7 @@ static void load_trigger_file(struct catalog *cat, struct ini_doc *doc, const ch
         if (sec->name != NULL || !valid_trigger_name(sec->kind)) {
             ini_diag_add(&doc->diag, sec->line,
                             "bad trigger name: use one lower-case dotted name such as "
-                            "[contacts.search] (a-z 0-9 _ .)");
+                            "[orders.search] (a-z 0-9 _ .)");
             continue;
         }
         const struct catalog_trigger *dup = find_linear(cat, sec->kind);
@@ -1071,7 +1067,7 @@ static void load_action_file(struct catalog *cat, struct ini_doc *doc, const cha
         if (sec->name != NULL || !valid_trigger_name(sec->kind)) {
             ini_diag_add(&doc->diag, sec->line,
                             "bad action name: use one lower-case dotted name such as "
-                            "[contacts.tasks.create] (a-z 0-9 _ .)");
+                            "[orders.items.create] (a-z 0-9 _ .)");
             continue;
         }
         /* A rule's `do` takes these two words for the generic actions. */
@@ -1164,10 +1160,60 @@ struct catalog_subdir {
     void (*load_file)(struct catalog *cat, struct ini_doc *doc, const char *file);
 };
 
+static void load_resource_file(struct catalog *cat, struct ini_doc *doc, const char *file)
+{
+    catalog__load_resources(&cat->resources, &cat->nresources, doc, file);
+}
+
 static const struct catalog_subdir subdirs[] = {
     {"triggers", true, load_trigger_file},
     {"actions", false, load_action_file},
+    {"resources", false, load_resource_file},
 };
+
+/* d->res for a resource name that must be declared (when any is). */
+static const struct catalog_resource *link_resource(const struct catalog *cat, const char *name,
+                                                    const char *key, const char *what,
+                                                    const char *file, int line,
+                                                    struct ini_errors *errs, int *bad)
+{
+    const struct catalog_resource *r = catalog__resource_find(cat->resources, cat->nresources,
+                                                              name);
+    if (r == NULL && name != NULL) {
+        ini_errors_add(errs, file, line,
+                          "[%s]: %s '%s' has no [resource %s] section in resources/", what, key,
+                          name, name);
+        (*bad)++;
+    }
+    return r;
+}
+
+/*
+ * Links every definition to its resource's facts. A catalog without
+ * resources declares none and is not checked (a catalog of triggers only,
+ * e.g. in tests); otherwise every resource named must be declared. Returns
+ * 0 or -EINVAL (errors in errs).
+ */
+static int link_resources(struct catalog *cat, struct ini_errors *errs)
+{
+    if (cat->nresources == 0) {
+        return 0;
+    }
+    int bad = (int)catalog__check_resources(cat->resources, cat->nresources, errs);
+    for (size_t i = 0; i < cat->ntriggers; i++) {
+        struct catalog_trigger *t = &cat->triggers[i];
+        t->res = link_resource(cat, t->resource, "resource", t->name, t->file, t->line, errs,
+                               &bad);
+        link_resource(cat, t->parent_resource, "parent_resource", t->name, t->file, t->line,
+                      errs, &bad);
+    }
+    for (size_t i = 0; i < cat->nactions; i++) {
+        struct catalog_action *a = &cat->actions[i];
+        a->target_res = link_resource(cat, a->target_resource, "target_resource", a->name,
+                                      a->file, a->line, errs, &bad);
+    }
+    return bad == 0 ? 0 : -EINVAL;
+}
 
 static int load_subdir(struct catalog *cat, const char *dir, const struct catalog_subdir *sd,
                        const struct catalog_reserved *reserved, struct ini_errors *errs)
@@ -1230,6 +1276,9 @@ int catalog_load(const char *dir, const struct catalog_reserved *reserved, struc
             rc = r;
         }
     }
+    if (rc == 0) {
+        rc = link_resources(cat, errs);
+    }
     if (rc != 0) {
         catalog_free(cat);
         return rc;
@@ -1257,6 +1306,10 @@ void catalog_free(struct catalog *cat)
         action_free(&cat->actions[i]);
     }
     free(cat->actions);
+    for (size_t i = 0; i < cat->nresources; i++) {
+        catalog__resource_free(&cat->resources[i]);
+    }
+    free(cat->resources);
     for (size_t i = 0; i < cat->nfiles; i++) {
         free(cat->files[i]);
     }
@@ -1334,4 +1387,20 @@ const struct catalog_binding *catalog_action_binding(const struct catalog_action
                                                      const char *name)
 {
     return def != NULL && name != NULL ? find_binding(def->body, def->nbody, name) : NULL;
+}
+
+const struct catalog_resource *catalog_find_resource(const struct catalog *cat,
+                                                     const char *name)
+{
+    return cat == NULL ? NULL : catalog__resource_find(cat->resources, cat->nresources, name);
+}
+
+size_t catalog_resource_count(const struct catalog *cat)
+{
+    return cat->nresources;
+}
+
+const struct catalog_resource *catalog_resource_at(const struct catalog *cat, size_t i)
+{
+    return i < cat->nresources ? &cat->resources[i] : NULL;
 }

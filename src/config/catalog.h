@@ -11,14 +11,20 @@
  * documented success status, and the facts the dispatcher needs to retry
  * safely (destructive, idempotent, gone_ok, target). The C code has one
  * generic interpreter per concept (pagination style, parameter placement);
- * adding an endpoint means adding a section, never code. The formats are
- * documented at the top of triggers/contacts.ini and actions/contacts.ini.
+ * adding an endpoint means adding a section, never code. README.md
+ * ("Catalog") names the file whose header comment documents each format.
+ * Each [resource NAME] section of <dir>/resources/ states the facts about one
+ * kind of record that the echo detector needs (struct catalog_resource).
  *
- * Loading reads every *.ini of triggers/, then of actions/, in filename
- * order with the INI rules of inifile.h, validates every definition and
- * reports every problem as FILE:LINE. Names are unique across the files of
- * one kind (a trigger and an action may share a name). triggers/ must exist;
- * actions/ may be missing (then there are no actions).
+ * Loading reads every *.ini of triggers/, then of actions/, then of
+ * resources/, in filename order with the INI rules of inifile.h, validates
+ * every definition and reports every problem as FILE:LINE. Names are unique
+ * across the files of one kind (a trigger and an action may share a name).
+ * triggers/ must exist; actions/ and resources/ may be missing (then there
+ * are no actions, or no resource facts). When resources/ declares any
+ * resource, every trigger's resource and parent_resource and every action's
+ * target_resource must be one of them (reported at the definition's section
+ * line), and each definition is linked to it (res, target_res).
  *
  * Invariants after a successful load: every `{placeholder}` of path is a
  * declared path parameter and every path parameter appears in path;
@@ -107,6 +113,34 @@ struct catalog_paging {
     char *more_field;      /* more_field: a boolean path; false ends the listing */
 };
 
+/*
+ * A list field whose elements are written in one shape and read back in
+ * another (list.NAME = key=K written=W[,W2...] read=R): the element whose K
+ * equals the written one's must hold, in its member R, the value the write
+ * carried in the first of W, W2... that it has.
+ */
+struct catalog_list_field {
+    char *name;     /* the record field holding the list */
+    char *key;      /* the member identifying an element */
+    char **written; /* members carrying the value in a write; NULL-terminated, never empty */
+    char *read;     /* the member holding it when read back */
+};
+
+/* The facts about one kind of record ([resource NAME] in resources/). */
+struct catalog_resource {
+    char *name;
+    char **derived;   /* fields the API recomputes on any write (NULL-terminated, never
+                       * NULL): a change of them alone proves nothing */
+    struct catalog_list_field *lists;
+    size_t nlists;
+    char *parent;       /* the resource a record belongs to, or NULL */
+    char *parent_field; /* the record field (and action path parameter) holding the
+                         * parent's id; set exactly when parent is */
+    bool touches_parent; /* writing such a record moves the parent's derived fields */
+    const char *file;   /* the definition's file, for messages */
+    int line;           /* its section line */
+};
+
 struct catalog_trigger {
     char *name, *title, *operation_id, *spec, *method, *path, *version, *scope, *resource,
         *records;
@@ -128,6 +162,7 @@ struct catalog_trigger {
     size_t nquery, nbody;
     struct catalog_param *params;
     size_t nparams;
+    const struct catalog_resource *res; /* the declared resource, or NULL (no resources/) */
     const char *file;         /* the definition's file, for messages */
     int line;                 /* its section line */
 };
@@ -154,7 +189,8 @@ struct catalog_action {
     bool empty_body;              /* POST/PUT/PATCH whose body is {} */
     char *result;                 /* response member holding the written record, or NULL */
     char *target;                 /* path parameter naming the record written, or NULL */
-    char *target_resource;        /* contact, task, note, ...; or NULL */
+    char *target_resource;        /* the kind of record written, or NULL */
+    const struct catalog_resource *target_res; /* its declaration, or NULL */
     const char *file;             /* the definition's file, for messages */
     int line;                     /* its section line */
 };
@@ -204,6 +240,17 @@ const struct catalog_param *catalog_action_param(const struct catalog_action *de
                                                  const char *name);
 const struct catalog_binding *catalog_action_binding(const struct catalog_action *def,
                                                      const char *name);
+
+/* The resource named name, or NULL. Resources sorted by name (tests). */
+const struct catalog_resource *catalog_find_resource(const struct catalog *cat,
+                                                     const char *name);
+size_t catalog_resource_count(const struct catalog *cat);
+const struct catalog_resource *catalog_resource_at(const struct catalog *cat, size_t i);
+/* Is field one the API derives for res? False when res is NULL. */
+bool catalog_resource_derived(const struct catalog_resource *res, const char *field);
+/* res's list field named field, or NULL (also when res is NULL). */
+const struct catalog_list_field *catalog_resource_list(const struct catalog_resource *res,
+                                                       const char *field);
 
 /* Names for messages and `pollen catalog`: "path", "string_list", "search_after". */
 const char *catalog_where_name(enum catalog_where where);

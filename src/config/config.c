@@ -404,7 +404,7 @@ static bool valid_scope(const char *s)
     return true;
 }
 
-/* scopes = contacts.readonly contacts.write ...: at least one; duplicates
+/* scopes = a.readonly a.write ...: at least one; duplicates
  * are dropped. */
 static int parse_scopes(struct ini_doc *doc, const struct ini_key *k, const char *value,
                         int line, void *field)
@@ -424,8 +424,8 @@ static int parse_scopes(struct ini_doc *doc, const struct ini_key *k, const char
             char q[INI_QUOTE_MAX + 4];
             ini_quote(v[i], q);
             ini_diag_add(&doc->diag, line,
-                         "%s: bad scope '%s' (1-%d characters of A-Z a-z 0-9 . _ - /, e.g. "
-                         "contacts.readonly)",
+                         "%s: bad scope '%s' (1-%d characters of A-Z a-z 0-9 . _ - /, as the "
+                         "scopes `pollen catalog NAME` shows)",
                          k->name, q, SCOPE_MAX);
             rc = -EINVAL;
         }

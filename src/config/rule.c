@@ -331,7 +331,7 @@ static int parse_rule_do(struct ini_doc *doc, const struct ini_key *k, const cha
         char q[INI_QUOTE_MAX + 4];
         ini_quote(value, q);
         ini_diag_add(&doc->diag, line,
-                     "bad value '%s' for '%s' (a catalog action such as contacts.tasks.create, "
+                     "bad value '%s' for '%s' (a catalog action: see `pollen catalog actions`; "
                      "or http, or exec)",
                      q, k->name);
         return -EINVAL;

@@ -852,7 +852,7 @@ static void feed_object(struct feed *f, const cJSON *obj, bool (*keep)(const cha
 
     /*
      * Run-ahead: siblings are usually objects of the same kind (records of a
-     * page, elements of customFields), hashed next. Stepping one member
+     * page, elements of a list field), hashed next. Stepping one member
      * along the next sibling's chain per member fed here overlaps that
      * chain's cache misses with this object's hashing work, instead of
      * paying them one after another when its turn comes.

@@ -70,7 +70,7 @@
 int json_parse(const char *data, size_t len, cJSON **out, size_t *err_offset);
 
 /*
- * Dotted path lookup, case-sensitive: "meta.total", "contacts.0.id".
+ * Dotted path lookup, case-sensitive: "meta.total", "orders.0.id".
  * A segment that is all digits indexes an array ("0", no sign or leading
  * zeros); on an object it is an ordinary key. Keys containing '.' cannot be
  * addressed. An empty or NULL path returns root. Returns a borrowed pointer

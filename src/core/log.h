@@ -1,7 +1,7 @@
 /*
  * log: diagnostic logging to stderr (never the event log, which is data).
  *
- * Lines look like `2026-11-26T19:46:53.123Z warn [trigger:new-contacts] message`.
+ * Lines look like `2026-11-26T19:46:53.123Z warn [trigger:new-orders] message`.
  * Every formatted line passes through the redactor before it is written:
  * any string registered with log_add_secret (tokens, client secrets, codes)
  * is replaced by `[REDACTED]`, so a secret that reaches a message by
@@ -45,7 +45,7 @@ void log_write(enum log_level level, const char *prefix, const char *fmt, ...) A
         }                                                                            \
     } while (0)
 
-/* prefix is a module or object tag such as "http" or "trigger:new-contacts", or NULL. */
+/* prefix is a module or object tag such as "http" or "trigger:new-orders", or NULL. */
 #define log_error(prefix, ...) log_at(LOG_ERROR, prefix, __VA_ARGS__)
 #define log_warn(prefix, ...) log_at(LOG_WARN, prefix, __VA_ARGS__)
 #define log_info(prefix, ...) log_at(LOG_INFO, prefix, __VA_ARGS__)

@@ -16,7 +16,7 @@
  *   literal  := string | number | true | false | null
  *   string   := double-quoted; escapes \" \\ \n \t (any other is an error)
  * seg is [A-Za-z0-9_-]+; an all-digit seg indexes an array
- * (`record.customFields.0.value`). Lookups are case-sensitive
+ * (`record.lines.0.price`). Lookups are case-sensitive
  * (json_get_path). `event.member` must be one of the top-level members of a
  * detection event: id, seq, time, trigger, location, type, record_id; the
  * record and the changes have their own roots. Bare `record`, `changes` and

@@ -39,9 +39,10 @@
  * Own writes: when a HighLevel action succeeds, the record it wrote (the
  * response's `result` member) is remembered in STORE_OWN under the target
  * record's id. When a trigger later reports that record created or updated,
- * and every field of the remembered copy is equal in the new record (for
- * contacts that includes dateUpdated, so any later write by someone else
- * breaks the match), the event is pollen's own echo. Marks expire after an
+ * and every field it changed, apart from the ones the API derives on any
+ * write (the resource's `derived` in the catalog's resources/ files), has
+ * the value pollen wrote, the event is pollen's own echo (so a later write
+ * by someone else breaks the match; see echo.c). Marks expire after an
  * hour; dispatch_own_sweep_batch deletes expired ones in bounded batches.
  *
  * Dry run: nothing is enqueued or sent; each request that would be sent is

@@ -4,9 +4,11 @@
  * and recorded hooks; route.c asks dispatch__is_own_write of every event.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "diff.h"
 #include "json.h"
 #include "sinks_int.h"
@@ -22,30 +24,19 @@
  *   {"at": ms, "written": {field: value...}, "created": bool, "deleted": bool}
  * `written` holds the request's body fields (what pollen chose), replaced by
  * the response's list for list results (tags, followers: the resulting set).
- * A write to a task or note of a contact, or to a contact's campaigns,
- * "touches" the contact (its dateUpdated moves) with nothing written.
- * An event is pollen's echo when:
+ * A write to a record whose resource says touches_parent (the catalog's
+ * resources/ files) "touches" its parent (the parent's derived fields move)
+ * with nothing written. An event is pollen's echo when:
  *   created: pollen created that record;  deleted: pollen deleted it;
- *   updated: every changed field, apart from the ones the API derives
- *            (below), is one pollen wrote, with the value it wrote.
+ *   updated: every changed field, apart from the ones the API derives (the
+ *            resource's `derived`), is one pollen wrote, with the value it
+ *            wrote (list fields compared as the resource's list.FIELD says).
  * So an external change made at the same time is never swallowed.
+ * The resource facts come from the catalog: route.c passes the trigger's
+ * definition; the claim and outcome hooks read what the ghl sink copied into
+ * the outbox entry when it rendered it (parent_resource, parent_id,
+ * touches_parent; see entry_parent for entries older than those).
  */
-
-/* Fields the API recomputes on any write to a contact: they prove nothing. */
-static const char *const derived_fields[] = {
-    "dateUpdated", "firstNameLowerCase", "lastNameLowerCase", "fullNameLowerCase",
-    "emailLowerCase", "contactName", "name", "searchAfter", "lastActivity",
-};
-
-static bool is_derived(const char *field)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(derived_fields); i++) {
-        if (strcmp(field, derived_fields[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
 
 static char *own_key(const char *location_id, const char *resource, const char *record_id,
                      size_t *len)
@@ -55,11 +46,25 @@ static char *own_key(const char *location_id, const char *resource, const char *
     return k;
 }
 
+/* The value a written list element carries: its first member of lf->written. */
+static const cJSON *written_value(const struct catalog_list_field *lf, const cJSON *w)
+{
+    for (size_t i = 0; lf->written[i] != NULL; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(w, lf->written[i]);
+        if (v != NULL) {
+            return v;
+        }
+    }
+    return NULL;
+}
+
 /*
- * customFields are written as [{id, field_value}] but read back as the whole
- * list of [{id, value}]: each written field must be there with its value.
+ * A list field written in one shape and read back in another (lf): each
+ * written element must be there, found by its key, with its value in the
+ * member lf->read. The list read back may hold elements pollen did not write.
  */
-static bool custom_fields_echo(const cJSON *mine, const cJSON *now)
+static bool list_field_echo(const struct catalog_list_field *lf, const cJSON *mine,
+                            const cJSON *now)
 {
     if (!cJSON_IsArray(mine) || !cJSON_IsArray(now)) {
         return false;
@@ -67,18 +72,15 @@ static bool custom_fields_echo(const cJSON *mine, const cJSON *now)
     const cJSON *w;
     cJSON_ArrayForEach(w, mine)
     {
-        const char *id = json_get_string(w, "id");
-        const cJSON *want = cJSON_GetObjectItemCaseSensitive(w, "field_value");
-        if (want == NULL) {
-            want = cJSON_GetObjectItemCaseSensitive(w, "value");
-        }
+        const char *id = json_get_string(w, lf->key);
+        const cJSON *want = written_value(lf, w);
         bool found = false;
         const cJSON *n;
         cJSON_ArrayForEach(n, now)
         {
-            const char *nid = json_get_string(n, "id");
+            const char *nid = json_get_string(n, lf->key);
             if (id != NULL && nid != NULL && strcmp(id, nid) == 0) {
-                found = json_equal(want, cJSON_GetObjectItemCaseSensitive(n, "value"));
+                found = json_equal(want, cJSON_GetObjectItemCaseSensitive(n, lf->read));
                 break;
             }
         }
@@ -89,13 +91,15 @@ static bool custom_fields_echo(const cJSON *mine, const cJSON *now)
     return true;
 }
 
-static bool updated_is_echo(const cJSON *saved, const cJSON *changes)
+/* res (borrowed, may be NULL): the facts of the record's resource. */
+static bool updated_is_echo(const struct catalog_resource *res, const cJSON *saved,
+                            const cJSON *changes)
 {
     const cJSON *written = cJSON_GetObjectItemCaseSensitive(saved, "written");
     const cJSON *change;
     cJSON_ArrayForEach(change, changes)
     {
-        if (is_derived(change->string)) {
+        if (catalog_resource_derived(res, change->string)) {
             continue;
         }
         const cJSON *mine = cJSON_GetObjectItemCaseSensitive(written, change->string);
@@ -103,8 +107,8 @@ static bool updated_is_echo(const cJSON *saved, const cJSON *changes)
         if (mine == NULL || now == NULL) {
             return false;
         }
-        bool same = strcmp(change->string, "customFields") == 0 ? custom_fields_echo(mine, now)
-                                                                : json_equal(mine, now);
+        const struct catalog_list_field *lf = catalog_resource_list(res, change->string);
+        bool same = lf != NULL ? list_field_echo(lf, mine, now) : json_equal(mine, now);
         if (!same) {
             return false;
         }
@@ -197,23 +201,22 @@ int dispatch_own_sweep_batch(struct store_txn *txn, uint64_t now_ms, struct stor
  * sweep may read the written record in between, before remember_own_write
  * has run. The claim txn (before the request goes out) therefore records:
  *  - for a create, whose id only the response tells, a pending create under
- *    (location, resource, "+" parent contact id or ""): the body sent and the
+ *    (location, resource, "+" parent id or ""): the body sent and the
  *    outbox id. A `created` event under that parent whose record has every
  *    body field it carries with the value sent is the echo. The outcome txn
  *    removes the pending create, whatever the outcome;
- *  - the touch of the contact a write goes under (only derived fields such
- *    as dateUpdated may move, so a stale touch never hides a real change).
+ *  - the touch of the parent a write goes under (only derived fields such
+ *    as an update time may move, so a stale touch never hides a real change).
  * Updates of a record's own fields are still noted after the response: a
- * note made before could outlive a failed write and hide an equal change.
+ * mark made before could outlive a failed write and hide an equal change.
  */
 
-/* The key of the pending creates of resource under contact_id (contacts
- * themselves have no parent: theirs is ""). */
-static char *pending_key(const char *location_id, const char *resource, const char *contact_id,
+/* The key of the pending creates of resource under parent_id (NULL: a
+ * resource without a parent, or a write that names none: ""). */
+static char *pending_key(const char *location_id, const char *resource, const char *parent_id,
                          size_t *len)
 {
-    const char *parent = strcmp(resource, "contact") == 0 || contact_id == NULL ? "" : contact_id;
-    char *id = xasprintf("+%s", parent);
+    char *id = xasprintf("+%s", parent_id != NULL ? parent_id : "");
     char *k = own_key(location_id, resource, id, len);
     free(id);
     return k;
@@ -261,10 +264,16 @@ static bool record_matches_body(const cJSON *record, const cJSON *body)
 /* Is this created record one a pending create of pollen's that trigger has
  * not matched yet? Marks it seen by trigger if so; drops expired ones. */
 static bool is_pending_create(struct store_txn *txn, const char *location_id,
-                              const char *resource, const cJSON *record, const char *trigger)
+                              const struct catalog_trigger *def, const cJSON *record,
+                              const char *trigger)
 {
+    const struct catalog_resource *res = def->res;
+    const char *parent_id = NULL;
+    if (res != NULL && res->parent_field != NULL) {
+        parent_id = json_get_string(record, res->parent_field);
+    }
     size_t klen = 0;
-    char *key = pending_key(location_id, resource, json_get_string(record, "contactId"), &klen);
+    char *key = pending_key(location_id, def->resource, parent_id, &klen);
     cJSON *list = pending_load(txn, key, klen);
     uint64_t now = dispatch_clock_ms();
     bool own = false;
@@ -289,6 +298,45 @@ static bool is_pending_create(struct store_txn *txn, const char *location_id,
     return own;
 }
 
+/*
+ * The parent an entry's write goes under, as the ghl sink rendered it
+ * (parent_resource, parent_id, touches_parent). Entries enqueued before those
+ * members existed carry only LEGACY_PARENT_KEY: the prefix of that key names
+ * their parent resource, every such write touched it, and a record of that
+ * resource itself has no parent.
+ */
+#define LEGACY_PARENT_KEY "contact_id"
+
+struct parent {
+    const char *id; /* NULL: none */
+    char resource[INI_NAME_MAX + 1];
+    bool touches;
+};
+
+static struct parent entry_parent(const cJSON *entry)
+{
+    struct parent p = {0};
+    const char *resource = json_get_string(entry, "parent_resource");
+    const char *id = json_get_string(entry, "parent_id");
+    if (id != NULL && resource != NULL) {
+        snprintf(p.resource, sizeof(p.resource), "%s", resource);
+        p.touches = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(entry, "touches_parent"));
+        p.id = id;
+        return p;
+    }
+    id = json_get_string(entry, LEGACY_PARENT_KEY);
+    if (id == NULL || resource != NULL) {
+        return p;
+    }
+    snprintf(p.resource, sizeof(p.resource), "%.*s", (int)(sizeof(LEGACY_PARENT_KEY) - 4),
+             LEGACY_PARENT_KEY);
+    if (strcmp(p.resource, sink_str(entry, "target_resource")) != 0) {
+        p.id = id;
+        p.touches = true;
+    }
+    return p;
+}
+
 /* A create of pollen's: a POST that names no existing record (upserts too). */
 static bool entry_creates(const cJSON *entry)
 {
@@ -303,7 +351,7 @@ static int pending_create_set(struct store_txn *txn, const cJSON *entry, uint64_
 {
     size_t klen = 0;
     char *key = pending_key(sink_str(entry, "location_id"), sink_str(entry, "target_resource"),
-                            json_get_string(entry, "contact_id"), &klen);
+                            entry_parent(entry).id, &klen);
     cJSON *list = pending_load(txn, key, klen);
     for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
         if ((uint64_t)sink_num(cJSON_GetArrayItem(list, i), "id", 0) == id) {
@@ -329,24 +377,26 @@ static int pending_create_set(struct store_txn *txn, const cJSON *entry, uint64_
 int dispatch__echo_claimed(struct store_txn *txn, const cJSON *entry, uint64_t id)
 {
     const char *resource = sink_str(entry, "target_resource");
-    const char *contact = json_get_string(entry, "contact_id");
+    struct parent parent = entry_parent(entry);
     const char *location_id = sink_str(entry, "location_id");
     int rc = 0;
     if (entry_creates(entry)) {
         rc = pending_create_set(txn, entry, id, true);
     }
-    if (rc == 0 && contact != NULL && *resource != '\0' && strcmp(resource, "contact") != 0) {
-        rc = note_write(txn, location_id, "contact", contact, NULL, false, false);
+    if (rc == 0 && parent.id != NULL && parent.touches && *resource != '\0') {
+        rc = note_write(txn, location_id, parent.resource, parent.id, NULL, false, false);
     }
     return rc;
 }
 
 /* Is this event the echo of a write pollen made, not yet seen by this trigger?
  * Marks the record seen by it if so (see seen_by). */
-bool dispatch__is_own_write(struct store_txn *txn, const char *location_id, const char *resource,
-                            const char *record_id, const char *type, const cJSON *changes,
-                            const cJSON *record, const char *trigger)
+bool dispatch__is_own_write(struct store_txn *txn, const char *location_id,
+                            const struct catalog_trigger *def, const char *record_id,
+                            const char *type, const cJSON *changes, const cJSON *record,
+                            const char *trigger)
 {
+    const char *resource = def->resource;
     size_t klen = 0;
     char *key = own_key(location_id, resource, record_id, &klen);
     const void *val = NULL;
@@ -355,7 +405,7 @@ bool dispatch__is_own_write(struct store_txn *txn, const char *location_id, cons
         free(key);
         /* Not noted yet: maybe a create whose response has not arrived. */
         return strcmp(type, "created") == 0 && *resource != '\0' &&
-               is_pending_create(txn, location_id, resource, record, trigger);
+               is_pending_create(txn, location_id, def, record, trigger);
     }
     cJSON *saved = NULL;
     bool own = false;
@@ -369,7 +419,7 @@ bool dispatch__is_own_write(struct store_txn *txn, const char *location_id, cons
         } else if (strcmp(type, "deleted") == 0) {
             own = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(saved, "deleted"));
         } else {
-            own = updated_is_echo(saved, changes);
+            own = updated_is_echo(def->res, saved, changes);
         }
     }
     /* Kept when not matched: the poll may have run before the write landed.
@@ -434,7 +484,7 @@ static int remember_own_write(struct store_txn *txn, const cJSON *entry, const c
     const char *path = sink_str(req, "path");
     const char *target = json_get_string(entry, "target_id");
     const char *result_name = sink_str(entry, "result");
-    const char *contact = json_get_string(entry, "contact_id");
+    struct parent parent = entry_parent(entry);
     int rc = 0;
     if (*resource != '\0') {
         /* What pollen chose: the body, or the resulting list for tag/follower calls. */
@@ -470,9 +520,9 @@ static int remember_own_write(struct store_txn *txn, const cJSON *entry, const c
         }
         cJSON_Delete(written);
     }
-    /* Writes under a contact move its dateUpdated: a touch, nothing written. */
-    if (rc == 0 && contact != NULL && strcmp(resource, "contact") != 0) {
-        rc = note_write(txn, location_id, "contact", contact, NULL, false, false);
+    /* Writes that touch the parent move its derived fields: nothing written. */
+    if (rc == 0 && parent.id != NULL && parent.touches) {
+        rc = note_write(txn, location_id, parent.resource, parent.id, NULL, false, false);
     }
     return rc;
 }
@@ -484,7 +534,7 @@ int dispatch__echo_recorded(struct store_txn *txn, const cJSON *entry, uint64_t 
 {
     int rc = 0;
     if (entry_creates(entry)) {
-        /* Answered: remember_own_write notes the created id (on success). */
+        /* Answered: remember_own_write records the created id (on success). */
         rc = pending_create_set(txn, entry, id, false);
     }
     if (rc == 0 && o->kind == SINK_SUCCESS) {

@@ -178,7 +178,6 @@ static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct con
         rc = outbox_enqueue(txn, entry, dispatch_clock_ms(), NULL);
     }
     cJSON_Delete(entry);
-    free(r.contact_id);
     return rc;
 }
 
@@ -198,8 +197,8 @@ int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud)
     }
     const cJSON *changes = cJSON_GetObjectItemCaseSensitive(event, "changes");
     const cJSON *record = cJSON_GetObjectItemCaseSensitive(event, "record");
-    if (dispatch__is_own_write(txn, tc->location->id, tc->def->resource, record_id, type,
-                               changes, record, trigger)) {
+    if (dispatch__is_own_write(txn, tc->location->id, tc->def, record_id, type, changes, record,
+                               trigger)) {
         cJSON_AddStringToObject(event, "origin", "pollen");
         return 0; /* pollen's own echo never fires rules: no feedback loops */
     }

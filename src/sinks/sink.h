@@ -64,7 +64,6 @@ struct sink_render {
     const cJSON *event;                 /* borrowed */
     uint64_t now;                       /* wall ms, for templates */
     const struct config_location *loc;  /* the rule's location for this event, or NULL */
-    char *contact_id;  /* out: the contactId path parameter, if the action has one (owned) */
     char err[256];     /* out: why render returned NULL */
 };
 

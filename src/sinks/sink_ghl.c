@@ -174,10 +174,21 @@ static void bad_id(struct sink_render *r, const char *name, const struct config_
     }
 }
 
-/* Expands the action's path; each parameter must be a safe record id. */
-static char *render_path(struct sink_render *r, const struct config_rule *rule, char **target_id)
+/* The path parameter naming the parent of the record an action writes
+ * (its resource's parent_field), or NULL. */
+static const char *parent_param(const struct catalog_action *def)
+{
+    const struct catalog_resource *res = def->target_res;
+    return res != NULL && res->parent != NULL ? res->parent_field : NULL;
+}
+
+/* Expands the action's path; each parameter must be a safe record id.
+ * *target_id and *parent_id (owned) get the target's and the parent's ids. */
+static char *render_path(struct sink_render *r, const struct config_rule *rule, char **target_id,
+                         char **parent_id)
 {
     const struct catalog_action *def = rule->def;
+    const char *parent = parent_param(def);
     struct buf b;
     buf_init(&b, 4096);
     for (const char *s = def->path; *s != '\0';) {
@@ -208,8 +219,8 @@ static char *render_path(struct sink_render *r, const struct config_rule *rule, 
             free(*target_id);
             *target_id = xstrdup(text);
         }
-        if (strcmp(name, "contactId") == 0 && r->contact_id == NULL) {
-            r->contact_id = xstrdup(text);
+        if (parent != NULL && strcmp(name, parent) == 0 && *parent_id == NULL) {
+            *parent_id = xstrdup(text);
         }
         char *esc = url_escape(text);
         buf_append_str(&b, esc);
@@ -328,9 +339,11 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
         return NULL;
     }
     char *target_id = NULL;
-    char *path = render_path(r, rule, &target_id);
+    char *parent_id = NULL;
+    char *path = render_path(r, rule, &target_id, &parent_id);
     if (path == NULL) {
         free(target_id);
+        free(parent_id);
         return NULL;
     }
     r->err[0] = '\0';
@@ -338,6 +351,7 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
     if (body == NULL && r->err[0] != '\0') {
         free(path);
         free(target_id);
+        free(parent_id);
         return NULL;
     }
     bool failed = false;
@@ -367,11 +381,15 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
     if (target_id != NULL) {
         cJSON_AddStringToObject(entry, "target_id", target_id);
     }
-    if (r->contact_id != NULL) {
-        cJSON_AddStringToObject(entry, "contact_id", r->contact_id);
+    if (parent_id != NULL) {
+        /* For the echo hooks, which have no catalog (echo.c, entry_parent). */
+        cJSON_AddStringToObject(entry, "parent_resource", def->target_res->parent);
+        cJSON_AddStringToObject(entry, "parent_id", parent_id);
+        cJSON_AddBoolToObject(entry, "touches_parent", def->target_res->touches_parent);
     }
     free(path);
     free(target_id);
+    free(parent_id);
     return req;
 }
 

@@ -31,6 +31,7 @@
 #include "sink.h"
 
 struct attempt;
+struct catalog_trigger;
 struct http_response;
 
 struct dispatcher {
@@ -66,14 +67,16 @@ int dispatch__action_event(struct store_txn *txn, const cJSON *entry, const char
 
 /*
  * Is this event the echo of a write pollen made, not yet seen by trigger?
+ * def is the trigger's definition (its resource and that resource's facts).
  * Marks the record seen by it if so. All pointers borrowed.
  */
-bool dispatch__is_own_write(struct store_txn *txn, const char *location_id, const char *resource,
-                            const char *record_id, const char *type, const cJSON *changes,
-                            const cJSON *record, const char *trigger);
+bool dispatch__is_own_write(struct store_txn *txn, const char *location_id,
+                            const struct catalog_trigger *def, const char *record_id,
+                            const char *type, const cJSON *changes, const cJSON *record,
+                            const char *trigger);
 /* The ghl sink's claimed hook: records the intents of a write before it is sent. */
 int dispatch__echo_claimed(struct store_txn *txn, const cJSON *entry, uint64_t id);
-/* The ghl sink's recorded hook: drops the pending create; on success, notes what was written. */
+/* The ghl sink's recorded hook: drops the pending create; on success, records what was written. */
 int dispatch__echo_recorded(struct store_txn *txn, const cJSON *entry, uint64_t id,
                             const struct sink_outcome *o);
 

@@ -1534,6 +1534,187 @@ static void test_reserved_names(void)
     free(dir);
 }
 
+/* ---- resources/ ([resource NAME] sections) ---- */
+
+/* Every resource the shipped catalog names is declared, and the facts the
+ * echo detector relies on are there. */
+static void test_shipped_resources(const struct catalog *cat)
+{
+    CHECK(catalog_resource_count(cat) >= 10);
+    for (size_t i = 0; i < catalog_trigger_count(cat); i++) {
+        const struct catalog_trigger *t = catalog_trigger_at(cat, i);
+        CHECK(t->res != NULL && strcmp(t->res->name, t->resource) == 0);
+        CHECK(t->parent_resource == NULL ||
+              catalog_find_resource(cat, t->parent_resource) != NULL);
+    }
+    for (size_t i = 0; i < catalog_action_count(cat); i++) {
+        const struct catalog_action *a = catalog_action_at(cat, i);
+        CHECK((a->target_resource == NULL) == (a->target_res == NULL));
+    }
+    const struct catalog_resource *c = catalog_find_resource(cat, "contact");
+    const struct catalog_resource *task = catalog_find_resource(cat, "task");
+    const struct catalog_resource *note = catalog_find_resource(cat, "note");
+    CHECK(c != NULL && task != NULL && note != NULL);
+    if (c == NULL || task == NULL || note == NULL) {
+        return;
+    }
+    CHECK(catalog_resource_derived(c, "dateUpdated"));
+    CHECK(catalog_resource_derived(c, "firstNameLowerCase"));
+    CHECK(!catalog_resource_derived(c, "firstName"));
+    CHECK(!catalog_resource_derived(task, "dateUpdated"));
+    CHECK(c->parent == NULL && !c->touches_parent);
+    const struct catalog_list_field *cf = catalog_resource_list(c, "customFields");
+    CHECK(cf != NULL);
+    if (cf != NULL) {
+        CHECK_STR(cf->key, "id");
+        CHECK_STR(cf->read, "value");
+        CHECK(strv_len(cf->written) == 2 && strcmp(cf->written[0], "field_value") == 0 &&
+              strcmp(cf->written[1], "value") == 0);
+    }
+    CHECK(catalog_resource_list(c, "tags") == NULL);
+    for (int i = 0; i < 2; i++) {
+        const struct catalog_resource *r = i == 0 ? task : note;
+        CHECK(r->parent != NULL && strcmp(r->parent, "contact") == 0);
+        CHECK(r->parent_field != NULL && strcmp(r->parent_field, "contactId") == 0);
+        CHECK(r->touches_parent);
+    }
+    /* Actions and triggers point at the same declarations. */
+    const struct catalog_action *create = catalog_find_action(cat, "contacts.tasks.create");
+    CHECK(create != NULL && create->target_res == task);
+    CHECK(catalog_find_trigger(cat, "contacts.search")->res == c);
+}
+
+struct resource_case {
+    const char *resources; /* resources/r.ini */
+    const char *action;    /* actions/a.ini, or NULL for none */
+    const char *file;      /* where the error is reported */
+    int line;
+    const char *want;
+};
+
+/* The trigger of base_lines names resource `thing`. */
+static const struct resource_case resource_cases[] = {
+    {"[resource other]\n", NULL, "a.ini", 1,
+     "[t.x]: resource 'thing' has no [resource thing] section in resources/"},
+    {"[resource thing]\nparent = owner\nparent_field = ownerId\n", NULL, "r.ini", 1,
+     "[resource thing]: parent 'owner' is not a declared resource"},
+    {"[resource thing]\nparent = thing\nparent_field = thingId\n", NULL, "r.ini", 2,
+     "a resource cannot be its own parent"},
+    {"[resource thing]\nparent_field = ownerId\n", NULL, "r.ini", 2,
+     "parent and parent_field go together"},
+    {"[resource thing]\ntouches_parent = yes\n", NULL, "r.ini", 2,
+     "touches_parent = yes needs a parent"},
+    {"[resource thing]\nlist.items = key=id written=a\n", NULL, "r.ini", 2,
+     "list.items: expected key=MEMBER written=MEMBER[,MEMBER...] read=MEMBER"},
+    {"[resource thing]\nlist.items = key=id written=a, read=v\n", NULL, "r.ini", 2,
+     "list.items: expected key=MEMBER"},
+    {"[resource thing]\nlist.items = key=id key=id read=v\n", NULL, "r.ini", 2,
+     "list.items: expected key=MEMBER"},
+    {"[resource thing]\nlist.a-b = key=id written=a read=v\n", NULL, "r.ini", 2,
+     "the name after 'list.' must be letters, digits and _"},
+    {"[resource thing]\nderived = updatedAt a-b\n", NULL, "r.ini", 2,
+     "derived: 'a-b' is not a field name"},
+    {"[resource thing]\nparnt = x\n", NULL, "r.ini", 2,
+     "unknown key 'parnt' in [resource thing]; did you mean 'parent'?"},
+    {"[thing]\n", NULL, "r.ini", 1, "expected [resource NAME]"},
+    {"[resource Thing]\n", NULL, "r.ini", 1, "expected [resource NAME]"},
+    {"[resource thing]\n[resource other]\n[resource thing]\n", NULL, "r.ini", 3,
+     "duplicate"},
+    {"[resource thing]\n",
+     "[a.x]\ntitle = T\noperation_id = op\nmethod = DELETE\npath = /things/{thingId}\n"
+     "version = v\nscope = s\nsuccess = 200\ndestructive = yes\nidempotent = yes\n"
+     "param.thingId = path string required\ntarget = thingId\ntarget_resource = gadget\n",
+     "a.ini", 1, "[a.x]: target_resource 'gadget' has no [resource gadget] section"},
+};
+
+static void test_resource_cases(void)
+{
+    char *dir = xasprintf("%s/catalog_resource_cases", test_tmp_root());
+    char *tdir = xasprintf("%s/triggers", dir);
+    char *rdir = xasprintf("%s/resources", dir);
+    char *adir = xasprintf("%s/actions", dir);
+    char *tfile = xasprintf("%s/a.ini", tdir);
+    char *rfile = xasprintf("%s/r.ini", rdir);
+    char *afile = xasprintf("%s/a.ini", adir);
+    remove_tree(dir);
+    CHECK(util_mkdir_p(tdir, 0755) == 0);
+    CHECK(util_mkdir_p(rdir, 0755) == 0);
+    CHECK(util_mkdir_p(adir, 0755) == 0);
+    struct bad_case none = {0, "", 0, NULL};
+    char *text = build_case(&none);
+    write_file(tfile, text);
+    free(text);
+
+    /* A valid declaration: parsed and linked. */
+    write_file(rfile, "[resource thing]\nderived = updatedAt syncedAt\nparent = owner\n"
+                      "parent_field = ownerId\ntouches_parent = yes\n"
+                      "list.items = read=v written=val,value key=id\n[resource owner]\n");
+    struct ini_errors errs = {0};
+    struct catalog *cat = NULL;
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
+    dump_errors(&errs);
+    const struct catalog_resource *r = cat ? catalog_find_resource(cat, "thing") : NULL;
+    CHECK(r != NULL);
+    if (r != NULL) {
+        CHECK(catalog_find_trigger(cat, "t.x")->res == r);
+        CHECK(catalog_resource_derived(r, "syncedAt") && !catalog_resource_derived(r, "v"));
+        CHECK_STR(r->parent, "owner");
+        CHECK_STR(r->parent_field, "ownerId");
+        CHECK(r->touches_parent);
+        CHECK_STR(r->file, rfile);
+        CHECK_INT(r->line, 1);
+        const struct catalog_list_field *lf = catalog_resource_list(r, "items");
+        CHECK(lf != NULL && strcmp(lf->key, "id") == 0 && strcmp(lf->read, "v") == 0 &&
+              strv_len(lf->written) == 2 && strcmp(lf->written[1], "value") == 0);
+        const struct catalog_resource *o = catalog_find_resource(cat, "owner");
+        CHECK(o != NULL && o->derived != NULL && o->derived[0] == NULL && o->parent == NULL &&
+              !o->touches_parent && o->nlists == 0);
+        CHECK(catalog_resource_at(cat, 0) == o); /* sorted */
+    }
+    CHECK(!catalog_resource_derived(NULL, "updatedAt"));
+    CHECK(catalog_resource_list(NULL, "items") == NULL);
+    catalog_free(cat);
+    ini_errors_free(&errs);
+
+    for (size_t i = 0; i < ARRAY_SIZE(resource_cases); i++) {
+        const struct resource_case *c = &resource_cases[i];
+        write_file(rfile, c->resources);
+        unlink(afile);
+        if (c->action != NULL) {
+            write_file(afile, c->action);
+        }
+        cat = (struct catalog *)1;
+        CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), -EINVAL);
+        CHECK(cat == NULL);
+        bool ok = has_error(&errs, c->file, c->line, c->want);
+        CHECK(ok);
+        if (!ok) {
+            fprintf(stderr, "  resource case %zu: want %s:%d: ...%s\n", i, c->file, c->line,
+                    c->want);
+            dump_errors(&errs);
+        }
+        ini_errors_free(&errs);
+    }
+
+    /* No resources/ directory: nothing declared, nothing checked. */
+    unlink(afile);
+    remove_tree(rdir);
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
+    CHECK(cat != NULL && catalog_resource_count(cat) == 0 &&
+          catalog_find_trigger(cat, "t.x")->res == NULL);
+    catalog_free(cat);
+    ini_errors_free(&errs);
+
+    remove_tree(dir);
+    free(afile);
+    free(rfile);
+    free(tfile);
+    free(adir);
+    free(rdir);
+    free(tdir);
+    free(dir);
+}
+
 int main(void)
 {
     struct ini_errors errs = {0};
@@ -1546,11 +1727,13 @@ int main(void)
         test_shipped(cat);
         test_shipped_actions(cat);
         test_spec(cat);
+        test_shipped_resources(cat);
     }
     catalog_free(cat);
     test_bad_cases();
     test_bad_action_cases();
     test_reserved_names();
+    test_resource_cases();
     log_clear_secrets();
     return test_done("test_catalog");
 }

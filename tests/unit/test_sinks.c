@@ -3,6 +3,11 @@
  * A response (HTTP status, transport error, exit status) must map to the
  * verdict the delivery loop acts on: success, retry (after at least
  * Retry-After) or the dead-letter store; these tables pin today's policy.
+ *
+ * Echo detection driven by the catalog's resource facts (resources/ files):
+ * derived fields, list fields written and read in different shapes, the
+ * parent a write goes under and its touch, as the ghl sink renders them into
+ * the entry, and entries from before that (contact_id only).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,9 +16,12 @@
 
 #include <uv.h>
 
+#include "catalog.h"
 #include "http.h"
 #include "registry.h"
 #include "sink.h"
+#include "sinks_int.h"
+#include "store.h"
 #include "subproc.h"
 #include "testlib.h"
 
@@ -233,11 +241,266 @@ static void test_exec_classify(void)
     }
 }
 
+/* ---- echo detection from the catalog's resource facts ---- */
+
+struct echo_env {
+    struct store *store;
+    struct catalog *cat;
+};
+
+static cJSON *parse(const char *json)
+{
+    cJSON *v = cJSON_Parse(json);
+    if (v == NULL) {
+        fprintf(stderr, "bad test JSON: %s\n", json);
+        exit(99);
+    }
+    return v;
+}
+
+struct hook_call {
+    const char *entry;
+    const char *result; /* the outcome's result (JSON), or NULL: claim only */
+    uint64_t id;
+};
+
+static int hook_txn(struct store_txn *txn, void *ud)
+{
+    const struct hook_call *h = ud;
+    cJSON *entry = parse(h->entry);
+    int rc = dispatch__echo_claimed(txn, entry, h->id);
+    if (rc == 0 && h->result != NULL) {
+        struct sink_outcome o = {.kind = SINK_SUCCESS, .result = parse(h->result)};
+        rc = dispatch__echo_recorded(txn, entry, h->id, &o);
+        cJSON_Delete(o.result);
+    }
+    cJSON_Delete(entry);
+    return rc;
+}
+
+/* Runs the claim hook, and the outcome hook (success with result) if given. */
+static void write_made(struct echo_env *env, const char *entry, const char *result, uint64_t id)
+{
+    struct hook_call h = {entry, result, id};
+    CHECK_INT(store_write(env->store, hook_txn, &h), 0);
+}
+
+struct own_call {
+    const struct catalog_trigger *def;
+    const char *record_id, *type, *changes, *record, *trigger;
+    bool own;
+};
+
+static int own_txn(struct store_txn *txn, void *ud)
+{
+    struct own_call *c = ud;
+    cJSON *changes = parse(c->changes);
+    cJSON *record = parse(c->record);
+    c->own = dispatch__is_own_write(txn, "L1", c->def, c->record_id, c->type, changes, record,
+                                    c->trigger);
+    cJSON_Delete(changes);
+    cJSON_Delete(record);
+    return 0;
+}
+
+/* Is this event of trigger definition def_name pollen's echo? */
+static bool is_echo(struct echo_env *env, const char *def_name, const char *record_id,
+                    const char *type, const char *changes, const char *record,
+                    const char *trigger)
+{
+    struct own_call c = {catalog_find_trigger(env->cat, def_name), record_id, type, changes,
+                         record, trigger, false};
+    CHECK(c.def != NULL && c.def->res != NULL);
+    CHECK_INT(store_write(env->store, own_txn, &c), 0);
+    return c.own;
+}
+
+#define PUT_CONTACT(id, body)                                                            \
+    "{\"location_id\":\"L1\",\"target_resource\":\"contact\",\"target_id\":\"" id "\","     \
+    "\"result\":\"contact\",\"request\":{\"method\":\"PUT\",\"path\":\"/contacts/" id "\","  \
+    "\"body\":" body "}}"
+
+static void test_echo_derived_and_lists(struct echo_env *env)
+{
+    /* Only fields the API derives moved next to what pollen wrote: an echo. */
+    write_made(env, PUT_CONTACT("c1", "{\"firstName\":\"Ann\"}"), "{\"id\":\"c1\"}", 1);
+    CHECK(is_echo(env, "contacts.search", "c1", "updated",
+                  "{\"firstName\":{\"old\":\"A\",\"new\":\"Ann\"},"
+                  "\"dateUpdated\":{\"old\":\"x\",\"new\":\"y\"},"
+                  "\"firstNameLowerCase\":{\"old\":\"a\",\"new\":\"ann\"}}",
+                  "{\"id\":\"c1\"}", "t1"));
+    /* A field that is neither written nor derived: someone else's change. */
+    CHECK(!is_echo(env, "contacts.search", "c1", "updated",
+                   "{\"firstName\":{\"old\":\"A\",\"new\":\"Ann\"},"
+                   "\"lastName\":{\"old\":\"B\",\"new\":\"Bo\"}}",
+                   "{\"id\":\"c1\"}", "t2"));
+
+    /* A custom field written as field_value and read back as value. */
+    write_made(env,
+               PUT_CONTACT("c2", "{\"customFields\":[{\"id\":\"f1\",\"field_value\":\"gold\"}]}"),
+               "{\"id\":\"c2\"}", 2);
+    const char *read_back = "{\"customFields\":{\"old\":[],\"new\":[{\"id\":\"f0\",\"value\":1},"
+                            "{\"id\":\"f1\",\"value\":\"gold\"}]},"
+                            "\"dateUpdated\":{\"old\":\"x\",\"new\":\"y\"}}";
+    CHECK(is_echo(env, "contacts.search", "c2", "updated", read_back, "{\"id\":\"c2\"}", "t1"));
+    const char *other = "{\"customFields\":{\"old\":[],\"new\":[{\"id\":\"f1\",\"value\":\"tin\"}]}}";
+    CHECK(!is_echo(env, "contacts.search", "c2", "updated", other, "{\"id\":\"c2\"}", "t2"));
+
+    /* A task declares no derived fields: its own dateUpdated would be a change. */
+    write_made(env,
+               "{\"location_id\":\"L1\",\"target_resource\":\"task\",\"target_id\":\"k1\","
+               "\"parent_resource\":\"contact\",\"parent_id\":\"c3\",\"touches_parent\":true,"
+               "\"request\":{\"method\":\"PUT\",\"path\":\"/contacts/c3/tasks/k1\","
+               "\"body\":{\"title\":\"T\"}}}",
+               "{\"id\":\"k1\"}", 3);
+    CHECK(!is_echo(env, "contacts.tasks", "k1", "updated",
+                   "{\"title\":{\"old\":\"S\",\"new\":\"T\"},"
+                   "\"dateUpdated\":{\"old\":\"x\",\"new\":\"y\"}}",
+                   "{\"id\":\"k1\"}", "t1"));
+    CHECK(is_echo(env, "contacts.tasks", "k1", "updated",
+                  "{\"title\":{\"old\":\"S\",\"new\":\"T\"}}", "{\"id\":\"k1\"}", "t2"));
+}
+
+/* The task create of entry (parent c9) and its parent's touch, on claim. */
+static void check_task_create(struct echo_env *env, const char *entry, uint64_t id,
+                              const char *parent, const char *trigger)
+{
+    write_made(env, entry, NULL, id);
+    /* The parent's derived fields moved: pollen's touch. */
+    CHECK(is_echo(env, "contacts.search", parent, "updated",
+                  "{\"dateUpdated\":{\"old\":\"x\",\"new\":\"y\"}}", "{}", trigger));
+    /* Created under another parent: not this create. */
+    CHECK(!is_echo(env, "contacts.tasks", "k-other", "created", "{}",
+                   "{\"id\":\"k-other\",\"title\":\"Call\",\"contactId\":\"elsewhere\"}",
+                   trigger));
+    /* Created under this parent with the values sent, before the response. */
+    char *record = xasprintf("{\"id\":\"k-%llu\",\"title\":\"Call\",\"contactId\":\"%s\"}",
+                             (unsigned long long)id, parent);
+    char *rid = xasprintf("k-%llu", (unsigned long long)id);
+    CHECK(is_echo(env, "contacts.tasks", rid, "created", "{}", record, trigger));
+    free(rid);
+    free(record);
+}
+
+#define TASK_CREATE(parent_members, parent)                                               \
+    "{\"location_id\":\"L1\",\"target_resource\":\"task\"," parent_members ","          \
+    "\"request\":{\"method\":\"POST\",\"path\":\"/contacts/" parent "/tasks\","            \
+    "\"body\":{\"title\":\"Call\"}}}"
+
+static void test_echo_parent(struct echo_env *env)
+{
+    /* As the ghl sink renders it today. */
+    check_task_create(env,
+                      TASK_CREATE("\"parent_resource\":\"contact\",\"parent_id\":\"c9\","
+                                  "\"touches_parent\":true",
+                                  "c9"),
+                      10, "c9", "t1");
+    /* An entry enqueued before parent_*: contact_id still names the parent. */
+    check_task_create(env, TASK_CREATE("\"contact_id\":\"c8\"", "c8"), 11, "c8", "t1");
+    /* A legacy contact write carries its own id as contact_id: no touch. */
+    write_made(env,
+               "{\"location_id\":\"L1\",\"target_resource\":\"contact\",\"contact_id\":\"c7\","
+               "\"target_id\":\"c7\",\"request\":{\"method\":\"POST\","
+               "\"path\":\"/contacts/c7/campaigns/x\"}}",
+               NULL, 12);
+    CHECK(!is_echo(env, "contacts.search", "c7", "updated",
+                   "{\"dateUpdated\":{\"old\":\"x\",\"new\":\"y\"}}", "{}", "t1"));
+    /* touches_parent = no: the parent is not touched. */
+    write_made(env, TASK_CREATE("\"parent_resource\":\"contact\",\"parent_id\":\"c6\","
+                                "\"touches_parent\":false", "c6"),
+               NULL, 13);
+    CHECK(!is_echo(env, "contacts.search", "c6", "updated",
+                   "{\"dateUpdated\":{\"old\":\"x\",\"new\":\"y\"}}", "{}", "t1"));
+}
+
+/* The ghl sink copies the target resource's parent facts into the entry. */
+static void test_ghl_render_parent(struct echo_env *env)
+{
+    char *dir = test_tmp_path("test_sinks", "cfg");
+    char *path = xasprintf("%s.ini", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f == NULL) {
+        return;
+    }
+    fputs("[engine]\nstate_dir = state\n[location main]\nid = L1\ntoken = env:X\n"
+          "[trigger c]\nuse = contacts.search\n"
+          "[rule task]\non = c:created\ndo = contacts.tasks.create\ncontactId = {{record.id}}\n"
+          "title = Call\ndueDate = 2026-12-24T00:00:00Z\ncompleted = false\n"
+          "[rule tag]\non = c:created\ndo = contacts.tags.add\ncontactId = {{record.id}}\n"
+          "tags = vip\n",
+          f);
+    fclose(f);
+    struct config *cfg = NULL;
+    struct ini_errors errs = {0};
+    CHECK_INT(config_load(path, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
+    if (cfg != NULL) {
+        CHECK_INT(config_resolve(cfg, env->cat, &errs), 0);
+    }
+    ini_errors_print(&errs, stderr);
+    ini_errors_free(&errs);
+    if (cfg == NULL || cfg->nrules != 2 || cfg->rules[0].def == NULL) {
+        CHECK(false);
+        config_free(cfg);
+        free(path);
+        free(dir);
+        return;
+    }
+    cJSON *event = parse("{\"id\":\"e1\",\"record\":{\"id\":\"c5\"}}");
+    const struct sink *ghl = sink_find("ghl");
+    for (size_t i = 0; i < 2; i++) {
+        struct sink_render r = {.event = event, .now = 1, .loc = &cfg->locations[0]};
+        cJSON *entry = cJSON_CreateObject();
+        cJSON *req = ghl->render(&r, &cfg->rules[i], entry);
+        CHECK(req != NULL);
+        if (i == 0) { /* a task: under its parent contact, which it touches */
+            CHECK_STR(json_get_string(req, "path"), "/contacts/c5/tasks");
+            CHECK_STR(json_get_string(entry, "parent_resource"), "contact");
+            CHECK_STR(json_get_string(entry, "parent_id"), "c5");
+            CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(entry, "touches_parent")));
+        } else { /* the contact itself: no parent */
+            CHECK_STR(json_get_string(entry, "target_id"), "c5");
+            CHECK(cJSON_GetObjectItemCaseSensitive(entry, "parent_id") == NULL);
+            CHECK(cJSON_GetObjectItemCaseSensitive(entry, "parent_resource") == NULL);
+        }
+        CHECK(cJSON_GetObjectItemCaseSensitive(entry, "contact_id") == NULL);
+        cJSON_Delete(req);
+        cJSON_Delete(entry);
+    }
+    cJSON_Delete(event);
+    config_free(cfg);
+    unlink(path);
+    free(path);
+    free(dir);
+}
+
+static void test_echo(void)
+{
+    struct echo_env env = {0};
+    struct ini_errors errs = {0};
+    CHECK_INT(catalog_load(SOURCE_ROOT, &config_reserved_keys, &env.cat, &errs), 0);
+    ini_errors_print(&errs, stderr);
+    ini_errors_free(&errs);
+    char *dir = test_tmp_path("test_sinks", "echo");
+    test_rm_store(dir);
+    CHECK_INT(store_open(dir, NULL, &env.store), 0);
+    if (env.cat != NULL && env.store != NULL) {
+        test_echo_derived_and_lists(&env);
+        test_echo_parent(&env);
+        test_ghl_render_parent(&env);
+    }
+    store_close(env.store);
+    test_rm_store(dir);
+    free(dir);
+    catalog_free(env.cat);
+}
+
 int main(void)
 {
     test_registry();
     test_http_classify();
     test_http_result();
     test_exec_classify();
+    test_echo();
     return test_done("sinks");
 }

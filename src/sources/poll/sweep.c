@@ -640,7 +640,7 @@ static void on_unit(struct http_response *resp, void *ud)
     if (oc == OUTCOME_GONE) {
         /* The parent record is gone (or not readable): the parent's own
          * deletion handling will purge it; move on without touching the
-         * snapshot (an error must never look like "no tasks"). */
+         * snapshot (an error must never look like "no children"). */
         json_arena_free(body);
         log_debug(p->tag, "%s %s not readable (HTTP %ld); skipping", p->def->fan_out, p->unit_id,
                   resp->status);

@@ -1,13 +1,13 @@
 /*
- * sweep: the for_each side of the poller (poller__sweep_ops). A child trigger (tasks, notes,
- * appointments of every contact) reads one parent record at a time: first
+ * sweep: the for_each side of the poller (poller__sweep_ops). A child trigger (the items
+ * of every order, say) reads one parent record at a time: first
  * those its parent just saw created or updated (a durable queue in
  * STORE_QUEUE that the parent fills inside its own page transactions), then
  * every parent record round-robin from LOCATION_SWEEP budget, starting a new
  * round at most every `every` (timed on the monotonic clock). Each read's
  * snapshot changes, events, queue removal and sweep position commit in one
  * transaction. Deletions: with confirm_delete (a template that may name the
- * parent's placeholder, /contacts/{contactId}/tasks/{id}), each record
+ * parent's placeholder, /orders/{orderId}/items/{id}), each record
  * missing from a read is asked for by id before that read commits, and a
  * gone one is deleted by that same read (an error decides nothing; it is
  * asked again on the next read). Without it, a missing record is held and
