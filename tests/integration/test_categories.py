@@ -549,16 +549,12 @@ class ActionsTest(CategoryTest):
         self.assertEqual(writes.count(("delete-opportunity", "/opportunities/" + rid["purge"])),
                          1, writes)
 
-    @unittest.expectedFailure
     def test_opportunity_update_echoes(self):
-        """FINDING (src/sinks/echo.c, derived_fields): an update is pollen's echo only when
-        every changed field is one pollen wrote or one of the contact's derived fields
-        (dateUpdated, firstNameLowerCase, ...). An opportunity's updatedAt and lastActionDate
-        (and lastStatusChangeAt / lastStageChangeAt) move on every write and are not in that
-        list, so the echoes of opportunities.update, .status, .followers.add and
-        .followers.remove come back without origin "pollen", and a rule whose condition
-        still holds fires again (here `unfollow`, record.name == "Unfollow", sends a second
-        DELETE .../followers). To be made data-driven (the catalog's updated_field)."""
+        """The echoes of opportunities.update, .status, .followers.add and .followers.remove
+        are marked origin "pollen": an opportunity's updatedAt, lastActionDate,
+        lastStatusChangeAt and lastStageChangeAt move on every write, and resources/
+        opportunities.ini declares them derived; so a rule whose condition still holds does
+        not fire again (`unfollow` sends exactly one DELETE .../followers)."""
         cfg, mark, rid, seen = self.opportunity_echoes()
         got = {rule: seen[rule] for rule in ("stage", "close", "follow", "unfollow")}
         self.assertEqual(got, {rule: [("updated", "pollen")] for rule in got})
@@ -615,14 +611,9 @@ class ActionsTest(CategoryTest):
         self.assertEqual(self.echo(cfg, "biz", made[0]["id"])["type"], "created")
         self.assertEqual(self.echo(cfg, "biz", biz[1])["type"], "deleted")
 
-    @unittest.expectedFailure
     def test_business_update_echo(self):
-        """FINDING (src/sinks/echo.c, derived_fields): an update is pollen's echo only when
-        every changed field is one pollen wrote or one of the contact's derived fields
-        (dateUpdated, ...). A business's updatedAt (like an opportunity's updatedAt and
-        lastActionDate) moves on every write but is not in that list, so pollen's own
-        businesses.update comes back unmarked. To be made data-driven (the catalog's
-        updated_field)."""
+        """pollen's own businesses.update comes back marked origin "pollen": a business's
+        updatedAt moves on every write and resources/businesses.ini declares it derived."""
         rules = ("[rule enrich]\non = biz:created\ndo = businesses.update\n"
                  "businessId = {{record.id}}\ndescription = Checked\n")
         cfg = self.configure(rules, triggers=BIZ)
