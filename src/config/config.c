@@ -100,7 +100,7 @@ static int parse_location_oauth(struct ini_doc *doc, const struct ini_key *k,
     return 0;
 }
 
-bool config__is_local_host(const char *host, size_t len)
+bool config_is_local_host(const char *host, size_t len)
 {
     static const char *const local[] = {"127.0.0.1", "localhost", "[::1]"};
     for (size_t i = 0; i < ARRAY_SIZE(local); i++) {
@@ -168,7 +168,7 @@ static int check_web_url(struct ini_doc *doc, const struct ini_key *k, const cha
             return -EINVAL;
         }
     }
-    if (!https && !config__is_local_host(rest, host)) {
+    if (!https && !config_is_local_host(rest, host)) {
         ini_diag_add(&doc->diag, line,
                      "%s must use https:// (http:// is allowed only for 127.0.0.1, "
                      "localhost and [::1])",
