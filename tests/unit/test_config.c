@@ -1674,6 +1674,125 @@ static void test_expansion_limit(void)
     ini_errors_free(&errs);
 }
 
+/*
+ * A kind of action config has never heard of: a test's own "null" kind
+ * (one required key, one extra key family, its own conf struct) loads
+ * through config_load's list alone, with no edit in src/config/; this is
+ * all a new sink gives config (sink.h, "Adding a kind").
+ */
+struct null_conf {
+    char *greeting;
+    unsigned tags; /* how many tag.NAME keys */
+    bool finished;
+};
+static unsigned null_freed;
+
+static bool null_extra(struct ini_doc *doc, const struct ini_entry *e, struct config_rule *r)
+{
+    (void)doc;
+    struct null_conf *c = r->sink_conf;
+    if (strncmp(e->key, "tag.", 4) != 0) {
+        return false;
+    }
+    c->tags++;
+    return true;
+}
+
+static void null_finish(struct ini_doc *doc, const struct config_rule *r, const int *lines)
+{
+    struct null_conf *c = r->sink_conf;
+    c->finished = true;
+    if (c->greeting != NULL && strcmp(c->greeting, "boom") == 0) {
+        ini_diag_add(&doc->diag, lines[0], "greeting: boom is refused");
+    }
+}
+
+static void null_free(void *conf)
+{
+    struct null_conf *c = conf;
+    free(c->greeting);
+    null_freed++;
+}
+
+static const struct ini_key null_keys[] = {
+    {.name = "greeting", .type = INI_KEY_STRING, .offset = offsetof(struct null_conf, greeting),
+     .required = true},
+};
+static const struct config_rule_kind null_kind = {
+    .name = "null",
+    .keys = null_keys,
+    .nkeys = ARRAY_SIZE(null_keys),
+    .conf_size = sizeof(struct null_conf),
+    .extra = null_extra,
+    .finish = null_finish,
+    .free_conf = null_free,
+};
+static const struct config_rule_kind *const null_kinds[] = {&null_kind, NULL};
+
+static void test_own_kind(void)
+{
+    write_config(BASE                       /* 1-7 */
+                 "[rule quiet]\n"           /* 8 */
+                 "on = contacts:created\n"  /* 9 */
+                 "do = null\n"              /* 10 */
+                 "greeting = hello\n"       /* 11 */
+                 "tag.a = 1\n"              /* 12 */
+                 "tag.b = 2\n"              /* 13 */
+                 "max_attempts = 2\n");     /* 14 */
+    struct ini_errors errs = {0};
+    struct config *cfg = NULL;
+    null_freed = 0;
+    CHECK_INT(config_load(case_file, 0, null_kinds, &cfg, &errs), 0);
+    dump_errors(&errs);
+    const struct config_rule *r = cfg != NULL ? config_find_rule(cfg, "quiet") : NULL;
+    CHECK(r != NULL);
+    if (r != NULL) {
+        const struct null_conf *c = r->sink_conf;
+        CHECK(r->kind == &null_kind && c != NULL);
+        CHECK_STR(r->action, "null");
+        CHECK_STR(c->greeting, "hello");
+        CHECK_INT(c->tags, 2);
+        CHECK(c->finished);
+        CHECK_INT(r->max_attempts, 2);  /* the common keys still apply */
+        CHECK_INT(r->timeout_ms, 0);    /* no `timeout` for this kind */
+        CHECK_INT(r->nparams, 0);
+    }
+    config_free(cfg);
+    CHECK_INT(null_freed, 1);
+    ini_errors_free(&errs);
+
+    /* Its errors: a missing required key, an unknown key (suggestions come
+     * from the common keys and the kind's), the finish hook's own, and `do`
+     * listing the kinds it was given. */
+    write_config(BASE "[rule quiet]\non = contacts:created\ndo = null\n"  /* 8-10 */
+                 "greting = hi\n"                                       /* 11 */
+                 "[rule loud]\non = contacts:created\ndo = null\n"      /* 12-14 */
+                 "greeting = boom\n"                                    /* 15 */
+                 "[rule bad]\non = contacts:created\ndo = n/a\n");      /* 16-18 */
+    null_freed = 0;
+    CHECK_INT(config_load(case_file, 0, null_kinds, &cfg, &errs), -EINVAL);
+    CHECK(cfg == NULL);
+    CHECK(has_error(&errs, 8, "missing required key 'greeting' in [rule quiet]"));
+    CHECK(has_error(&errs, 11, "unknown key 'greting' in [rule quiet]; did you mean "
+                               "'greeting'?"));
+    CHECK(has_error(&errs, 15, "greeting: boom is refused"));
+    CHECK(has_error(&errs, 18, "bad value 'n/a' for 'do' (a catalog action such as "
+                               "contacts.tasks.create, or null)"));
+    CHECK_INT(null_freed, 2); /* partly filled confs are freed too */
+    ini_errors_free(&errs);
+
+    /* Without the kind in the list, `do = null` is a catalog action name and
+     * greeting a parameter of it (config_resolve would look both up). */
+    write_config(BASE "[rule quiet]\non = contacts:created\ndo = null\ngreeting = hi\n");
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
+    dump_errors(&errs);
+    r = cfg != NULL ? config_find_rule(cfg, "quiet") : NULL;
+    CHECK(r != NULL && r->kind == &config_rule_catalog && r->sink_conf == NULL &&
+          r->nparams == 1);
+    config_free(cfg);
+    ini_errors_free(&errs);
+}
+
 static void setup(void)
 {
     char *dir = xasprintf("%s/config_cases", test_tmp_root());
@@ -1766,6 +1885,7 @@ int main(void)
     test_every_location_once();
     test_expansion_limit();
     test_reference_oauth();
+    test_own_kind();
     teardown();
     return test_done("test_config");
 }
