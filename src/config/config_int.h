@@ -66,9 +66,8 @@ extern const struct section_kind config__rule_kind;
  * a rule's on-types is EVENT type config__emit_names[j]. */
 extern const char *const config__emit_names[];
 
-/* True when host (len bytes, not NUL-terminated) is 127.0.0.1, localhost
- * or [::1]: the only hosts http:// may name. */
-bool config_is_local_host(const char *host, size_t len);
+/* config_is_local_host (rule_kind.h, defined in config.c) serves the
+ * [api] and [oauth] URLs here and the http kind's url. */
 
 /*
  * A reference to a value kept outside the file: env:VAR or file:PATH

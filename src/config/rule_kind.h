@@ -89,7 +89,8 @@ char **config_split_words(const char *s, size_t *count);
  * deleted events (which carry none). t may be NULL. */
 void config_rule_warn_changes(const struct ini_doc *doc, const struct config_rule *r,
                               const struct template *t, const char *what, int line);
-/* True when host (len bytes) is 127.0.0.1, localhost or [::1]. */
+/* True when host (len bytes, not NUL-terminated) is 127.0.0.1, localhost
+ * or [::1]: the only hosts http:// may name (config.c). */
 bool config_is_local_host(const char *host, size_t len);
 
 #endif
