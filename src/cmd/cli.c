@@ -30,6 +30,7 @@
 #include "json.h"
 #include "orphans.h"
 #include "outbox.h"
+#include "registry.h"
 #include "subproc.h"
 #include "store.h"
 #include "log.h"
@@ -425,7 +426,8 @@ static int load(const char *path, enum load_mode mode, struct loaded *l)
     struct ini_errors errs = {0};
     *l = (struct loaded){NULL, NULL};
     unsigned flags = mode == LOAD_NO_SECRETS ? CONFIG_SKIP_SECRETS : 0;
-    int rc = config_load(path, flags, &l->cfg, &errs);
+    /* The action kinds a [rule] may name are the sinks' (registry.c). */
+    int rc = config_load(path, flags, sink_rule_kinds(), &l->cfg, &errs);
     if (rc == 0 && mode == LOAD_RESOLVED) {
         rc = catalog_load(l->cfg->catalog_dir, &config_reserved_keys, &l->cat, &errs);
         if (rc == 0) {

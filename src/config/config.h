@@ -4,10 +4,11 @@
  * Sections: [engine], [api], [oauth NAME], [location NAME], [trigger NAME]
  * and [rule NAME]. Each kind has a key table (type, default, range, parser)
  * in config.c ([rule]: rule.c) and a row in load.c's registry of kinds; a
- * new kind is a new table and row, not new control flow. A [rule] picks
- * one of three key tables by its `do` value (catalog action, http or
- * exec), each the common rule keys plus that form's own. The module's
- * files are listed in config_int.h.
+ * new kind is a new table and row, not new control flow. A [rule] takes
+ * the common rule keys plus those of its action kind, picked by its `do`
+ * value among the kinds config_load is given (rule_kind.h: the sinks
+ * define them; a catalog action is the fallback). The module's files are
+ * listed in config_int.h.
  *
  * config_load reads the file with the INI rules of inifile.h into a scratch
  * struct config and checks everything it can without the catalog: syntax,
@@ -15,8 +16,9 @@
  * env:VAR or file:PATH; a literal token is rejected; a token file must be a
  * regular file owned by the euid with mode 0600 or stricter); for rules:
  * `on` (triggers exist, emit those types, share one location), `when`
- * (condition_parse), every value template (template_parse), http URLs and
- * headers, exec commands. Every error is collected as "FILE:LINE: message",
+ * (condition_parse), every value template (template_parse), and what each
+ * action kind checks of its own keys (http URLs and headers, exec
+ * commands). Every error is collected as "FILE:LINE: message",
  * sorted by line; on any error nothing is returned. config_resolve then
  * links each trigger to its catalog definition and checks parameters,
  * for_each chains and page sizes, links each catalog rule to its action
@@ -83,6 +85,7 @@
 #include "inifile.h"
 #include "event.h"
 #include "log.h"
+#include "rule_kind.h"
 
 /* Longest trigger name after `location = *` expansion: NAME@LOCATION. Size
  * buffers that hold a trigger name (event records, store keys) with this. */
@@ -162,12 +165,6 @@ struct config_rule_on {
     struct config_trigger *resolved;  /* set by config_load; never NULL after it */
 };
 
-enum config_rule_kind {
-    CONFIG_RULE_CATALOG, /* do = a catalog action name */
-    CONFIG_RULE_HTTP,    /* do = http */
-    CONFIG_RULE_EXEC,    /* do = exec */
-};
-
 /*
  * A templated value: a catalog action's path parameter or body field (the
  * key is the parameter or field name), an http body.NAME member (name
@@ -209,23 +206,20 @@ struct config_rule {
     struct condition *cond;   /* parsed when, or NULL */
     char *action;             /* `do` as written: an action name, "http" or "exec" */
     int do_line;
-    enum config_rule_kind kind;
-    const struct catalog_action *def; /* CONFIG_RULE_CATALOG: set by config_resolve */
+    /* The action kind `do` picked (borrowed from config_load's list, or
+     * &config_rule_catalog), and its keys' struct (kind->conf_size bytes,
+     * owned; NULL when the kind has none): the sink that renders the rule
+     * reads it, config never does. */
+    const struct config_rule_kind *kind;
+    void *sink_conf;
+    const struct catalog_action *def; /* catalog actions: set by config_resolve */
     bool confirm;
     unsigned max_attempts;    /* 1..100, default 8 */
     uint64_t backoff_ms, backoff_max_ms; /* default 5s, 15m; backoff <= backoff_max */
-    uint64_t timeout_ms;      /* http and exec (default 30s); 0 for catalog actions */
-    /* Catalog: path parameters and body fields. http: the body.NAME members
-     * (none: the whole event is the body). exec: none. */
+    uint64_t timeout_ms;      /* kinds with `timeout` (default 30s); else 0 */
+    /* Catalog actions: path parameters and body fields. Other kinds: none. */
     struct config_rule_param *params;
     size_t nparams;
-    struct config_rule_param *headers; /* http only */
-    size_t nheaders;
-    struct template *url;     /* http only: scheme and host are literal */
-    char *method;             /* http only: GET POST PUT PATCH DELETE (default POST) */
-    char *command;            /* exec only: absolute path of an executable file */
-    struct template **args;   /* exec only: one argv element each (after command) */
-    size_t nargs;
     /* The location of every `on` trigger; NULL when they are `location = *`
      * expansions (then see config_rule_location). */
     struct config_location *location;
@@ -258,7 +252,9 @@ struct config {
 };
 
 /*
- * Loads and checks the file at path. Returns 0 and sets *out (free with
+ * Loads and checks the file at path. rule_kinds (borrowed, NULL-terminated;
+ * must outlive the config) are the action kinds a [rule]'s `do` may name
+ * besides a catalog action: the engine passes sink_rule_kinds(). Returns 0 and sets *out (free with
  * config_free), -EINVAL with errs filled (nothing returned), or -errno when
  * the file cannot be read (also in errs). flags: CONFIG_SKIP_SECRETS checks
  * the syntax of token, client_secret and client_id but reads no environment
@@ -266,7 +262,8 @@ struct config {
  * unless written literally); a literal client_secret is still checked
  * against the file's permissions.
  */
-int config_load(const char *path, unsigned flags, struct config **out,
+int config_load(const char *path, unsigned flags,
+                const struct config_rule_kind *const *rule_kinds, struct config **out,
                 struct ini_errors *errs);
 
 /*
@@ -330,12 +327,5 @@ bool config_rule_matches(const struct config_rule *r, const struct config_trigge
 const struct config_location *config_rule_location(const struct config *cfg,
                                                    const struct config_rule *r,
                                                    const char *event_trigger);
-
-/*
- * The value of a secret header reference ("env:VAR" or "file:PATH" as
- * written in some rule's header.NAME), or NULL when no loaded rule has it
- * (the config changed while the action waited) or secrets were skipped.
- */
-const char *config_header_secret(const struct config *cfg, const char *ref);
 
 #endif

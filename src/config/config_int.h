@@ -5,8 +5,10 @@
  *   config.c   the [engine] [api] [oauth] [location] [trigger] sections:
  *              custom parsers, key tables, section kinds, `location = *`
  *              expansion; the lookups
- *   rule.c     the [rule] sections: parsers, the three key tables, the
- *              section kind; config_rule_matches, config_rule_location
+ *   rule.c     the [rule] sections: parsers, the common key table, the
+ *              catalog action kind, the section kind (which applies the
+ *              kind's keys too, rule_kind.h) and the services for kinds;
+ *              config_rule_matches, config_rule_location
  *   load.c     the registry of section kinds, config_load, config_free
  *   resolve.c  config_resolve: the catalog, for_each chains, scopes
  *
@@ -25,6 +27,7 @@
 struct loader {
     struct config *cfg;
     unsigned flags; /* config_load's flags (CONFIG_SKIP_SECRETS) */
+    const struct config_rule_kind *const *rule_kinds; /* config_load's, NULL-terminated */
 };
 
 /* One kind of section ([engine], [trigger NAME], ...): a row of load.c's
@@ -40,9 +43,11 @@ struct section_kind {
     void (*finish)(struct loader *ld, struct ini_doc *doc, const struct ini_section *sec,
                    void *obj, const int *lines);
     ini_extra_fn extra; /* keys outside the table, or NULL */
-    /* If set, picks the key table for this section instead of keys/nkeys
-     * (a [rule] by its `do` value). */
-    const struct ini_key *(*keys_for)(const struct ini_section *sec, size_t *nkeys);
+    /* If set, the key tables of obj (as add returned it), instead of
+     * keys/nkeys alone: a [rule] adds its kind's keys, which are parsed into
+     * its sink_conf. Returns how many of max it filled; tables[0] is keys
+     * into obj. */
+    size_t (*tables_for)(void *obj, struct ini_table *tables, size_t max);
     /* If set, runs once after every section of this kind is applied
      * (checks and rewrites that need all of them: `location = *`). */
     void (*after)(struct loader *ld, struct ini_doc *doc);

@@ -879,55 +879,91 @@ size_t ini_apply(struct ini_doc *doc, const struct ini_section *sec,
                  const char *what, const struct ini_key *keys, size_t nkeys, void *obj,
                  ini_extra_fn extra, int *lines)
 {
+    struct ini_table t = {keys, nkeys, obj};
+    return ini_apply_tables(doc, sec, what, &t, 1, extra, lines);
+}
+
+/* The table and index of key name among tables, or false. */
+static bool find_key(const struct ini_table *tables, size_t ntables, const char *name,
+                     size_t *table, size_t *index)
+{
+    for (size_t t = 0; t < ntables; t++) {
+        for (size_t k = 0; k < tables[t].nkeys; k++) {
+            if (strcmp(tables[t].keys[k].name, name) == 0) {
+                *table = t;
+                *index = k;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+size_t ini_apply_tables(struct ini_doc *doc, const struct ini_section *sec, const char *what,
+                        const struct ini_table *tables, size_t ntables, ini_extra_fn extra,
+                        int *lines)
+{
     size_t before = doc->diag.count;
+    /* Keys are numbered across the tables, in order: lines[], seen[], names[]. */
+    size_t first[8];
+    size_t nkeys = 0;
+    for (size_t t = 0; t < ntables && t < ARRAY_SIZE(first); t++) {
+        first[t] = nkeys;
+        nkeys += tables[t].nkeys;
+    }
     if (lines != NULL) {
         memset(lines, 0, nkeys * sizeof(*lines));
     }
     bool seen[64] = {false};
-    if (nkeys > ARRAY_SIZE(seen)) {
+    if (nkeys > ARRAY_SIZE(seen) || ntables > ARRAY_SIZE(first)) {
         ini_diag_add(&doc->diag, sec != NULL ? sec->line : 0, "internal: key table too long");
         return 1;
     }
+    void *extra_obj = ntables > 0 ? tables[0].obj : NULL;
     for (size_t i = 0; sec != NULL && i < sec->nentries; i++) {
         const struct ini_entry *e = &sec->entries[i];
+        size_t t = 0;
         size_t k = 0;
-        while (k < nkeys && strcmp(keys[k].name, e->key) != 0) {
-            k++;
-        }
-        if (k == nkeys) {
-            if (extra != NULL && extra(doc, e, obj)) {
+        if (!find_key(tables, ntables, e->key, &t, &k)) {
+            if (extra != NULL && extra(doc, e, extra_obj)) {
                 continue;
             }
             const char *names[64];
-            for (size_t j = 0; j < nkeys; j++) {
-                names[j] = keys[j].name;
+            for (size_t u = 0; u < ntables; u++) {
+                for (size_t j = 0; j < tables[u].nkeys; j++) {
+                    names[first[u] + j] = tables[u].keys[j].name;
+                }
             }
             const char *hint = ini_suggest(e->key, names, nkeys);
             ini_diag_add(&doc->diag, e->line, "unknown key '%s' in %s%s%s%s", e->key, what,
                          hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
             continue;
         }
-        seen[k] = true;
+        const struct ini_key *key = &tables[t].keys[k];
+        seen[first[t] + k] = true;
         if (lines != NULL) {
-            lines[k] = e->line;
+            lines[first[t] + k] = e->line;
         }
         if (e->value[0] == '\0') {
             ini_diag_add(&doc->diag, e->line, "empty value for '%s'%s", e->key,
-                         keys[k].required ? "" : " (remove the line to use the default)");
+                         key->required ? "" : " (remove the line to use the default)");
             continue;
         }
-        parse_value(doc, &keys[k], e->value, e->line, (char *)obj + keys[k].offset);
+        parse_value(doc, key, e->value, e->line, (char *)tables[t].obj + key->offset);
     }
-    for (size_t k = 0; k < nkeys; k++) {
-        if (seen[k]) {
-            continue;
-        }
-        if (keys[k].required) {
-            ini_diag_add(&doc->diag, sec != NULL ? sec->line : 0,
-                         "missing required key '%s' in %s", keys[k].name, what);
-        } else if (keys[k].def != NULL) {
-            parse_value(doc, &keys[k], keys[k].def, sec != NULL ? sec->line : 0,
-                        (char *)obj + keys[k].offset);
+    for (size_t t = 0; t < ntables; t++) {
+        for (size_t k = 0; k < tables[t].nkeys; k++) {
+            const struct ini_key *key = &tables[t].keys[k];
+            if (seen[first[t] + k]) {
+                continue;
+            }
+            if (key->required) {
+                ini_diag_add(&doc->diag, sec != NULL ? sec->line : 0,
+                             "missing required key '%s' in %s", key->name, what);
+            } else if (key->def != NULL) {
+                parse_value(doc, key, key->def, sec != NULL ? sec->line : 0,
+                            (char *)tables[t].obj + key->offset);
+            }
         }
     }
     return doc->diag.count - before;

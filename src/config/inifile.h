@@ -193,6 +193,28 @@ size_t ini_apply(struct ini_doc *doc, const struct ini_section *sec,
                  const char *what, const struct ini_key *keys, size_t nkeys, void *obj,
                  ini_extra_fn extra, int *lines);
 
+/*
+ * One key table and the object its offsets point into. A section may be
+ * applied through several (a [rule]: the common keys into the rule, its
+ * action kind's keys into the kind's own struct).
+ */
+struct ini_table {
+    const struct ini_key *keys;
+    size_t nkeys;
+    void *obj;
+};
+
+/*
+ * ini_apply through tables[0..ntables) (at most 8, 64 keys in all) as if
+ * they were one table: a key is looked up in each in turn, suggestions
+ * and missing keys come in table order, lines is indexed across the tables
+ * (table 1's first key follows table 0's last). extra gets tables[0].obj.
+ * Returns the number of errors added.
+ */
+size_t ini_apply_tables(struct ini_doc *doc, const struct ini_section *sec, const char *what,
+                        const struct ini_table *tables, size_t ntables, ini_extra_fn extra,
+                        int *lines);
+
 /* The closest of candidates (NULL entries skipped) to word (small edit
  * distance), or NULL. Borrowed from candidates. */
 const char *ini_suggest(const char *word, const char *const *candidates, size_t n);

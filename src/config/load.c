@@ -62,13 +62,13 @@ static void apply_kind(struct loader *ld, struct ini_doc *doc, const struct sect
         found = true;
         char *what = sec->name ? xasprintf("[%s %s]", k->kind, sec->name)
                                : xasprintf("[%s]", k->kind);
-        const struct ini_key *keys = k->keys;
-        size_t nkeys = k->nkeys;
-        if (k->keys_for != NULL) {
-            keys = k->keys_for(sec, &nkeys);
-        }
         void *obj = k->add(ld, sec);
-        ini_apply(doc, sec, what, keys, nkeys, obj, k->extra, lines);
+        struct ini_table tables[4] = {{k->keys, k->nkeys, obj}};
+        size_t ntables = 1;
+        if (k->tables_for != NULL) {
+            ntables = k->tables_for(obj, tables, ARRAY_SIZE(tables));
+        }
+        ini_apply_tables(doc, sec, what, tables, ntables, k->extra, lines);
         if (k->finish != NULL) {
             k->finish(ld, doc, sec, obj, lines);
         }
@@ -90,12 +90,15 @@ static void apply_kind(struct loader *ld, struct ini_doc *doc, const struct sect
     }
 }
 
-int config_load(const char *path, unsigned flags, struct config **out,
+int config_load(const char *path, unsigned flags,
+                const struct config_rule_kind *const *rule_kinds, struct config **out,
                 struct ini_errors *errs)
 {
+    static const struct config_rule_kind *const no_kinds[] = {NULL};
     *out = NULL;
     struct config *cfg = xcalloc(1, sizeof(*cfg));
-    struct loader ld = {.cfg = cfg, .flags = flags};
+    struct loader ld = {.cfg = cfg, .flags = flags,
+                        .rule_kinds = rule_kinds != NULL ? rule_kinds : no_kinds};
     struct ini_doc doc;
     int rc = ini_load(path, &doc);
     cfg->path = xstrdup(path);

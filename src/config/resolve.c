@@ -347,7 +347,7 @@ static void unknown_rule_key(struct ini_diag *d, const struct config_rule *r,
 static void resolve_rule(struct ini_diag *d, struct config_rule *r, const struct catalog *cat,
                          const char **action_names, size_t nnames)
 {
-    if (r->kind != CONFIG_RULE_CATALOG || r->action == NULL) {
+    if (r->kind != &config_rule_catalog || r->action == NULL) {
         return;
     }
     r->def = catalog_find_action(cat, r->action);

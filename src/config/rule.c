@@ -1,9 +1,9 @@
 /*
  * rule: the [rule] sections of the user's file (see config.h): the custom
- * parsers of on, do, url, command and args, the three key tables (catalog
- * action, http, exec) and the rule section kind (params, headers, the
- * checks across keys), plus the per-event lookups. One file for now; the
- * keys of each action form are to move into their sink's descriptor.
+ * parsers of on and do, the common key table, the catalog action kind
+ * (its params), the rule section kind, which also applies the keys of the
+ * action kind `do` picks (rule_kind.h; the sinks define http and exec),
+ * the services those kinds use, and the per-event lookups.
  */
 #include "config_int.h"
 
@@ -15,13 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-/* Most exec arguments and http headers per rule. */
-#define ARGS_MAX 64
-#define HEADERS_MAX 32
 /* Parser messages (template, condition) are cut to this size. */
 #define PARSE_ERR_MAX 256
 
@@ -50,9 +44,8 @@ static void format_emit(unsigned bits, char *out, size_t size)
     }
 }
 
-/* Parses a template for key `what`; NULL (and an error at line) if bad. */
-static struct template *parse_template(struct ini_doc *doc, int line, const char *what,
-                                       const char *text)
+struct template *config_rule_template(struct ini_doc *doc, int line, const char *what,
+                                      const char *text)
 {
     char err[PARSE_ERR_MAX];
     struct template *t = NULL;
@@ -111,11 +104,11 @@ bool config__is_single_expr(const char *text)
 }
 
 /*
- * Splits exec args on blanks outside {{ }}, so that
- * `{{record.name | default "a b"}}` stays one word. An unclosed {{ takes
- * the rest of the text (template_parse then reports it).
+ * Words on blanks outside {{ }}, so that `{{record.name | default "a b"}}`
+ * stays one word. An unclosed {{ takes the rest of the text
+ * (template_parse then reports it).
  */
-static char **split_words(const char *s, size_t *count)
+char **config_split_words(const char *s, size_t *count)
 {
     size_t len = strlen(s);
     char **v = xcalloc(1, sizeof(*v));
@@ -322,18 +315,36 @@ static int parse_rule_on(struct ini_doc *doc, const struct ini_key *k, const cha
     return rc;
 }
 
-/* do = ACTION | http | exec. The catalog lookup waits for config_resolve. */
+/* ", or http, or exec": the kinds `do` may name besides a catalog action. */
+static char *kind_names(const struct config_rule_kind *const *kinds)
+{
+    char *text = xstrdup("");
+    for (size_t i = 0; kinds[i] != NULL; i++) {
+        if (kinds[i] == &config_rule_catalog) {
+            continue;
+        }
+        char *more = xasprintf("%s, or %s", text, kinds[i]->name);
+        free(text);
+        text = more;
+    }
+    return text;
+}
+
+/* do = ACTION | KIND (http, exec, ...). The catalog lookup waits for
+ * config_resolve; the kind was picked by add_rule. */
 static int parse_rule_do(struct ini_doc *doc, const struct ini_key *k, const char *value,
                          int line, void *field)
 {
+    const struct loader *ld = doc->user;
     struct config_rule *r = RULE_OF(field, action);
     if (!ini_valid_name(value)) {
         char q[INI_QUOTE_MAX + 4];
         ini_quote(value, q);
+        char *names = kind_names(ld->rule_kinds);
         ini_diag_add(&doc->diag, line,
-                     "bad value '%s' for '%s' (a catalog action: see `pollen catalog actions`; "
-                     "or http, or exec)",
-                     q, k->name);
+                     "bad value '%s' for '%s' (a catalog action: see `pollen catalog actions`%s)",
+                     q, k->name, names);
+        free(names);
         return -EINVAL;
     }
     free(r->action);
@@ -341,147 +352,11 @@ static int parse_rule_do(struct ini_doc *doc, const struct ini_key *k, const cha
     return 0;
 }
 
-/*
- * url: a template, but the scheme and host are literal so that event data
- * can never choose where the event is sent; https://, or http:// to
- * loopback only; no credentials (user@host would also hide the real host).
- */
-static int parse_rule_url(struct ini_doc *doc, const struct ini_key *k, const char *value,
-                          int line, void *field)
-{
-    const char *rest;
-    bool https = str_has_prefix(value, "https://");
-    if (https) {
-        rest = value + 8;
-    } else if (str_has_prefix(value, "http://")) {
-        rest = value + 7;
-    } else {
-        ini_diag_add(&doc->diag, line,
-                     "%s must start with https:// (http:// is allowed only for 127.0.0.1, "
-                     "localhost and [::1])",
-                     k->name);
-        return -EINVAL;
-    }
-    size_t authority = strcspn(rest, "/?#");
-    for (size_t i = 0; i < authority; i++) {
-        if (rest[i] == '{' || rest[i] == '}') {
-            ini_diag_add(&doc->diag, line,
-                         "%s: the scheme and host must be literal (templates may appear in "
-                         "the path and query only)",
-                         k->name);
-            return -EINVAL;
-        }
-        if (rest[i] == '@' || ascii_is_blank(rest[i])) {
-            ini_diag_add(&doc->diag, line,
-                         "%s must not contain credentials (@) or spaces before the path",
-                         k->name);
-            return -EINVAL;
-        }
-    }
-    size_t host = rest[0] == '[' ? strcspn(rest, "]") + 1 : strcspn(rest, ":/?#");
-    if (host == 0 || host > authority) {
-        ini_diag_add(&doc->diag, line, "%s has no host", k->name);
-        return -EINVAL;
-    }
-    if (host < authority) {
-        const char *port = rest + host;
-        size_t plen = authority - host;
-        bool ok = port[0] == ':' && plen >= 2 && plen <= 6;
-        for (size_t i = 1; ok && i < plen; i++) {
-            ok = ascii_is_digit(port[i]);
-        }
-        if (!ok) {
-            ini_diag_add(&doc->diag, line, "%s has a bad port", k->name);
-            return -EINVAL;
-        }
-    }
-    char *host_name = xstrndup(rest, host);
-    bool loopback = url_is_loopback_host(host_name);
-    free(host_name);
-    if (!https && !loopback) {
-        ini_diag_add(&doc->diag, line,
-                     "%s must use https:// (http:// is allowed only for 127.0.0.1, localhost "
-                     "and [::1])",
-                     k->name);
-        return -EINVAL;
-    }
-    struct template *t = parse_template(doc, line, k->name, value);
-    if (t == NULL) {
-        return -EINVAL;
-    }
-    struct template **dst = field;
-    template_free(*dst);
-    *dst = t;
-    return 0;
-}
-
-/* command: an absolute path to an executable regular file, run without a
- * shell; checked now so that `check` catches a typo. */
-static int parse_rule_command(struct ini_doc *doc, const struct ini_key *k,
-                              const char *value, int line, void *field)
-{
-    if (value[0] != '/' || strstr(value, "{{") != NULL) {
-        ini_diag_add(&doc->diag, line,
-                     "%s must be the absolute path of a program (no shell, no PATH search, no "
-                     "templates: put those in args), e.g. /usr/local/bin/notify",
-                     k->name);
-        return -EINVAL;
-    }
-    struct stat st;
-    if (stat(value, &st) != 0) {
-        ini_diag_add(&doc->diag, line, "%s '%s': %s", k->name, value, strerror(errno));
-        return -EINVAL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ini_diag_add(&doc->diag, line, "%s '%s' is not a regular file", k->name, value);
-        return -EINVAL;
-    }
-    if (access(value, X_OK) != 0) {
-        ini_diag_add(&doc->diag, line, "%s '%s' is not executable: %s", k->name, value,
-                     strerror(errno));
-        return -EINVAL;
-    }
-    char **dst = field;
-    free(*dst);
-    *dst = xstrdup(value);
-    return 0;
-}
-
-/* args: words, each a template that becomes exactly one argv element. */
-static int parse_rule_args(struct ini_doc *doc, const struct ini_key *k, const char *value,
-                           int line, void *field)
-{
-    struct config_rule *r = RULE_OF(field, args);
-    size_t n = 0;
-    char **w = split_words(value, &n);
-    int rc = 0;
-    if (n > ARGS_MAX) {
-        ini_diag_add(&doc->diag, line, "'%s' has %zu words; the limit is %d", k->name, n,
-                     ARGS_MAX);
-        strv_free(w);
-        return -EINVAL;
-    }
-    r->args = xcalloc(n > 0 ? n : 1, sizeof(*r->args));
-    r->nargs = n;
-    for (size_t i = 0; i < n; i++) {
-        char what[32];
-        snprintf(what, sizeof(what), "%s word %zu", k->name, i + 1);
-        r->args[i] = parse_template(doc, line, what, w[i]);
-        if (r->args[i] == NULL) {
-            rc = -EINVAL;
-        }
-    }
-    strv_free(w);
-    return rc;
-}
-
 /* ------------------------------------------------------------------------ */
 /* The user's file: [rule] key tables                                        */
 
-static const char *const http_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
-
-/* The keys of every [rule], first in each form's table so that their
- * RULE_* indices hold in all three. */
+/* The keys of every [rule]: the first table a [rule] is applied through,
+ * so that their RULE_* indices hold whatever the kind. */
 #define RULE_COMMON_KEYS                                                                          \
     {.name = "on", .type = INI_KEY_CUSTOM, .offset = offsetof(struct config_rule, on),            \
      .required = true, .parse = parse_rule_on},                                                   \
@@ -499,28 +374,13 @@ static const char *const http_methods[] = {"GET", "POST", "PUT", "PATCH", "DELET
          .offset = offsetof(struct config_rule, backoff_max_ms), .def = "15m", .min = SEC(1),     \
          .max = DAY(1)}
 
-#define RULE_TIMEOUT_KEY                                                                          \
-    {.name = "timeout", .type = INI_KEY_DURATION,                                                 \
-     .offset = offsetof(struct config_rule, timeout_ms), .def = "30s", .min = SEC(1),             \
-     .max = MIN(10)}
-
-static const struct ini_key rule_catalog_keys[] = {RULE_COMMON_KEYS};
-static const struct ini_key rule_http_keys[] = {
-    RULE_COMMON_KEYS,
-    {.name = "url", .type = INI_KEY_CUSTOM, .offset = offsetof(struct config_rule, url),
-     .required = true, .parse = parse_rule_url},
-    {.name = "method", .type = INI_KEY_STRING, .offset = offsetof(struct config_rule, method),
-     .def = "POST", .choices = http_methods},
-    RULE_TIMEOUT_KEY,
-};
-static const struct ini_key rule_exec_keys[] = {
-    RULE_COMMON_KEYS,
-    {.name = "command", .type = INI_KEY_CUSTOM,
-     .offset = offsetof(struct config_rule, command), .required = true,
-     .parse = parse_rule_command},
-    {.name = "args", .type = INI_KEY_CUSTOM, .offset = offsetof(struct config_rule, args),
-     .parse = parse_rule_args},
-    RULE_TIMEOUT_KEY,
+static const struct ini_key rule_common_keys[] = {RULE_COMMON_KEYS};
+/* For kinds with `timeout` (rule_kind.h): the last table, after the kind's
+ * own keys, so suggestions list them in the order they always had. */
+static const struct ini_key rule_timeout_keys[] = {
+    {.name = "timeout", .type = INI_KEY_DURATION,
+     .offset = offsetof(struct config_rule, timeout_ms), .def = "30s", .min = SEC(1),
+     .max = MIN(10)},
 };
 enum {
     RULE_ON,
@@ -530,20 +390,14 @@ enum {
     RULE_MAX_ATTEMPTS,
     RULE_BACKOFF,
     RULE_BACKOFF_MAX,
-    RULE_NCOMMON,
-    RULE_URL = RULE_NCOMMON, /* http */
-    RULE_METHOD,
-    RULE_COMMAND = RULE_NCOMMON, /* exec */
-    RULE_ARGS,
+    RULE_NCOMMON, /* the kind's keys follow */
 };
-_Static_assert(ARRAY_SIZE(rule_catalog_keys) == RULE_NCOMMON, "rule key enum out of sync");
-_Static_assert(ARRAY_SIZE(rule_http_keys) == RULE_NCOMMON + 3, "http key enum out of sync");
-_Static_assert(ARRAY_SIZE(rule_exec_keys) == RULE_NCOMMON + 3, "exec key enum out of sync");
+_Static_assert(ARRAY_SIZE(rule_common_keys) == RULE_NCOMMON, "rule key enum out of sync");
 
 bool config_is_rule_key(const char *name)
 {
-    for (size_t i = 0; i < ARRAY_SIZE(rule_catalog_keys); i++) {
-        if (strcmp(rule_catalog_keys[i].name, name) == 0) {
+    for (size_t i = 0; i < ARRAY_SIZE(rule_common_keys); i++) {
+        if (strcmp(rule_common_keys[i].name, name) == 0) {
             return true;
         }
     }
@@ -565,33 +419,17 @@ static const char *section_do(const struct ini_section *sec)
     return NULL;
 }
 
-static enum config_rule_kind rule_kind(const struct ini_section *sec)
+/* The kind named by the section's `do`, else a catalog action. */
+static const struct config_rule_kind *rule_kind(const struct loader *ld,
+                                                const struct ini_section *sec)
 {
     const char *d = section_do(sec);
-    if (d != NULL && strcmp(d, "http") == 0) {
-        return CONFIG_RULE_HTTP;
+    for (size_t i = 0; d != NULL && ld->rule_kinds[i] != NULL; i++) {
+        if (strcmp(ld->rule_kinds[i]->name, d) == 0) {
+            return ld->rule_kinds[i];
+        }
     }
-    if (d != NULL && strcmp(d, "exec") == 0) {
-        return CONFIG_RULE_EXEC;
-    }
-    return CONFIG_RULE_CATALOG;
-}
-
-static const struct ini_key *rule_keys_for(const struct ini_section *sec,
-                                           size_t *nkeys)
-{
-    switch (rule_kind(sec)) {
-    case CONFIG_RULE_HTTP:
-        *nkeys = ARRAY_SIZE(rule_http_keys);
-        return rule_http_keys;
-    case CONFIG_RULE_EXEC:
-        *nkeys = ARRAY_SIZE(rule_exec_keys);
-        return rule_exec_keys;
-    case CONFIG_RULE_CATALOG:
-        break;
-    }
-    *nkeys = ARRAY_SIZE(rule_catalog_keys);
-    return rule_catalog_keys;
+    return &config_rule_catalog;
 }
 
 static void *add_rule(struct loader *ld, const struct ini_section *sec)
@@ -602,152 +440,74 @@ static void *add_rule(struct loader *ld, const struct ini_section *sec)
     memset(r, 0, sizeof(*r));
     r->name = xstrdup(sec->name);
     r->line = sec->line;
-    r->kind = rule_kind(sec);
+    r->kind = rule_kind(ld, sec);
+    r->sink_conf = r->kind->conf_size > 0 ? xcalloc(1, r->kind->conf_size) : NULL;
     return r;
 }
 
-static void add_rule_param(struct ini_doc *doc, const struct ini_entry *e,
-                           const char *name, struct config_rule_param **arr, size_t *n)
+/* The common keys into the rule, the kind's into its sink_conf, then
+ * `timeout` if the kind takes it (lines: RULE_* then the kind's keys). */
+static size_t rule_tables(void *obj, struct ini_table *tables, size_t max)
+{
+    struct config_rule *r = obj;
+    size_t n = 0;
+    tables[n++] = (struct ini_table){rule_common_keys, ARRAY_SIZE(rule_common_keys), r};
+    if (r->kind->nkeys > 0 && n < max) {
+        tables[n++] = (struct ini_table){r->kind->keys, r->kind->nkeys, r->sink_conf};
+    }
+    if (r->kind->timeout && n < max) {
+        tables[n++] = (struct ini_table){rule_timeout_keys, ARRAY_SIZE(rule_timeout_keys), r};
+    }
+    return n;
+}
+
+void config_rule_param_add(struct ini_doc *doc, const struct ini_entry *e, const char *name,
+                           struct config_rule_param **arr, size_t *n)
 {
     *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
     (*arr)[*n] = (struct config_rule_param){
         .name = xstrdup(name),
         .value = xstrdup(e->value),
         .line = e->line,
-        .tmpl = parse_template(doc, e->line, e->key, e->value),
+        .tmpl = config_rule_template(doc, e->line, e->key, e->value),
     };
     (*n)++;
 }
 
-/*
- * header.NAME = env:VAR | file:PATH: a secret such as a webhook token, read
- * now with the token's rules (the file private, clear FILE:LINE errors) and
- * kept out of every stored or printed request (see config_rule_param).
- */
-static void add_secret_header(struct ini_doc *doc, const struct ini_entry *e,
-                              const char *name, struct config_rule *r)
+int config_rule_secret(struct ini_doc *doc, const struct ini_entry *e, char **out)
 {
     struct ini_key k = {.name = e->key};
-    char *secret = NULL;
-    if (config__read_reference(doc, &k, e->value, e->line, true, &secret) != 0) {
-        return;
+    *out = NULL;
+    int rc = config__read_reference(doc, &k, e->value, e->line, true, out);
+    if (rc == 0) {
+        log_add_secret(*out);
     }
-    log_add_secret(secret);
-    r->headers = xrealloc(r->headers, (r->nheaders + 1) * sizeof(*r->headers));
-    r->headers[r->nheaders++] = (struct config_rule_param){
-        .name = xstrdup(name),
-        .value = xstrdup(e->value),
-        .line = e->line,
-        .is_secret = true,
-        .secret = secret,
-    };
+    return rc;
 }
 
-const char *config_header_secret(const struct config *cfg, const char *ref)
-{
-    for (size_t i = 0; cfg != NULL && ref != NULL && i < cfg->nrules; i++) {
-        const struct config_rule *r = &cfg->rules[i];
-        for (size_t j = 0; j < r->nheaders; j++) {
-            if (r->headers[j].is_secret && r->headers[j].secret != NULL &&
-                strcmp(r->headers[j].value, ref) == 0) {
-                return r->headers[j].secret;
-            }
-        }
-    }
-    return NULL;
-}
-
-/* Headers pollen sets itself, or that would break the request's framing. */
-static const char *const reserved_headers[] = {
-    "host", "content-length", "transfer-encoding", "connection", "content-type",
-    "idempotency-key", "expect", "te", "upgrade", "trailer", NULL,
-};
-
-static void add_rule_header(struct ini_doc *doc, const struct ini_entry *e,
-                            struct config_rule *r)
-{
-    const char *name = e->key + strlen("header.");
-    size_t len = strlen(name);
-    bool ok = len > 0 && len <= INI_NAME_MAX;
-    for (size_t i = 0; ok && i < len; i++) {
-        ok = ascii_is_alnum(name[i]) || name[i] == '-';
-    }
-    if (!ok) {
-        ini_diag_add(&doc->diag, e->line,
-                     "'%s': a header name is 1-%d characters of A-Z a-z 0-9 -", e->key,
-                     INI_NAME_MAX);
-        return;
-    }
-    for (size_t i = 0; reserved_headers[i] != NULL; i++) {
-        if (strcasecmp(reserved_headers[i], name) == 0) {
-            ini_diag_add(&doc->diag, e->line,
-                         "'%s': pollen sets this header itself (JSON body, Idempotency-Key, "
-                         "framing)",
-                         e->key);
-            return;
-        }
-    }
-    for (size_t i = 0; i < r->nheaders; i++) {
-        if (strcasecmp(r->headers[i].name, name) == 0) {
-            ini_diag_add(&doc->diag, e->line,
-                         "header '%s' is already set on line %d (header names ignore case)",
-                         name, r->headers[i].line);
-            return;
-        }
-    }
-    if (r->nheaders == HEADERS_MAX) {
-        ini_diag_add(&doc->diag, e->line, "more than %d headers", HEADERS_MAX);
-        return;
-    }
-    if (str_has_prefix(e->value, "env:") || str_has_prefix(e->value, "file:")) {
-        add_secret_header(doc, e, name, r);
-        return;
-    }
-    add_rule_param(doc, e, name, &r->headers, &r->nheaders);
-}
-
-/*
- * Keys outside the rule's table. For a catalog action every one is a path
- * parameter or body field, checked against the action by config_resolve;
- * http takes header.NAME and body.NAME; exec takes nothing else.
- */
+/* Keys outside the rule's tables go to its kind. */
 static bool rule_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj)
 {
     struct config_rule *r = obj;
-    if (r->kind == CONFIG_RULE_EXEC) {
-        return false;
-    }
-    bool header = r->kind == CONFIG_RULE_HTTP && str_has_prefix(e->key, "header.");
-    bool body = r->kind == CONFIG_RULE_HTTP && str_has_prefix(e->key, "body.");
-    if (r->kind == CONFIG_RULE_HTTP && !header && !body) {
-        return false;
-    }
+    return r->kind->extra != NULL && r->kind->extra(doc, e, r);
+}
+
+/* A catalog action's every other key is a path parameter or body field,
+ * checked against the action by config_resolve. */
+static bool catalog_extra(struct ini_doc *doc, const struct ini_entry *e, struct config_rule *r)
+{
     if (e->value[0] == '\0') {
         ini_diag_add(&doc->diag, e->line, "empty value for '%s'", e->key);
         return true;
     }
-    if (header) {
-        add_rule_header(doc, e, r);
-        return true;
-    }
-    const char *name = body ? e->key + strlen("body.") : e->key;
-    if (body) {
-        size_t len = strlen(name);
-        bool ok = len > 0 && len <= INI_NAME_MAX;
-        for (size_t i = 0; ok && i < len; i++) {
-            ok = ascii_is_alnum(name[i]) || name[i] == '_' || name[i] == '-';
-        }
-        if (!ok) {
-            ini_diag_add(&doc->diag, e->line,
-                         "'%s': the member name after 'body.' must be letters, digits, _ "
-                         "and -",
-                         e->key);
-            return true;
-        }
-    }
-    add_rule_param(doc, e, name, &r->params, &r->nparams);
+    config_rule_param_add(doc, e, e->key, &r->params, &r->nparams);
     return true;
 }
+
+const struct config_rule_kind config_rule_catalog = {
+    .name = "ghl",
+    .extra = catalog_extra,
+};
 
 static unsigned rule_types(const struct config_rule *r)
 {
@@ -758,14 +518,15 @@ static unsigned rule_types(const struct config_rule *r)
     return types;
 }
 
-static void warn_changes(const struct config *cfg, const struct config_rule *r,
-                         const struct template *t, const char *what, int line)
+void config_rule_warn_changes(const struct ini_doc *doc, const struct config_rule *r,
+                              const struct template *t, const char *what, int line)
 {
-    if (t != NULL && template_uses_root(t, "changes")) {
+    bool updates = r->non == 0 || (rule_types(r) & EVENT_TYPE_UPDATED) != 0;
+    if (!updates && t != NULL && template_uses_root(t, "changes")) {
         log_warn("config",
                  "%s:%d: '%s' reads changes, but [rule %s] fires only on created/deleted "
                  "events, which carry none (it renders as missing)",
-                 cfg->path, line, what, r->name);
+                 doc->path, line, what, r->name);
     }
 }
 
@@ -773,6 +534,7 @@ static void finish_rule(struct loader *ld, struct ini_doc *doc,
                         const struct ini_section *sec, void *obj, const int *lines)
 {
     struct config_rule *r = obj;
+    (void)ld;
     (void)sec;
     r->when_line = lines[RULE_WHEN];
     r->do_line = lines[RULE_DO];
@@ -797,34 +559,27 @@ static void finish_rule(struct loader *ld, struct ini_doc *doc,
         ini_diag_add(&doc->diag, lines[RULE_BACKOFF],
                      "backoff = %s is longer than backoff_max = %s", a, b);
     }
-    if (r->kind == CONFIG_RULE_HTTP && r->method != NULL && strcmp(r->method, "GET") == 0 &&
-        r->nparams > 0) {
-        ini_diag_add(&doc->diag, r->params[0].line,
-                     "body.%s: method = GET sends no body (use POST, PUT or PATCH)",
-                     r->params[0].name);
+    for (size_t i = 0; i < r->nparams; i++) {
+        config_rule_warn_changes(doc, r, r->params[i].tmpl, r->params[i].name,
+                                 r->params[i].line);
     }
-    if (!updates) {
-        for (size_t i = 0; i < r->nparams; i++) {
-            warn_changes(ld->cfg, r, r->params[i].tmpl, r->params[i].name, r->params[i].line);
-        }
-        for (size_t i = 0; i < r->nheaders; i++) {
-            warn_changes(ld->cfg, r, r->headers[i].tmpl, r->headers[i].name, r->headers[i].line);
-        }
-        /* lines has entries only for the keys of this rule's own table. */
-        if (r->kind == CONFIG_RULE_HTTP) {
-            warn_changes(ld->cfg, r, r->url, "url", lines[RULE_URL]);
-        }
-        for (size_t i = 0; r->kind == CONFIG_RULE_EXEC && i < r->nargs; i++) {
-            warn_changes(ld->cfg, r, r->args[i], "args", lines[RULE_ARGS]);
-        }
+    if (r->kind->finish != NULL) {
+        /* The kind's keys follow the common ones in lines (rule_tables). */
+        r->kind->finish(doc, r, lines + RULE_NCOMMON);
     }
 }
 
-/* The [rule] kind, in the registry of load.c: the key table is picked per
- * section by its `do` value. */
+/* The [rule] kind, in the registry of load.c: the kind's keys join the
+ * common ones per section, by its `do` value. */
 const struct section_kind config__rule_kind = {
-    "rule", true, rule_catalog_keys, ARRAY_SIZE(rule_catalog_keys), add_rule, finish_rule,
-    rule_extra, rule_keys_for, NULL,
+    .kind = "rule",
+    .named = true,
+    .keys = rule_common_keys,
+    .nkeys = ARRAY_SIZE(rule_common_keys),
+    .add = add_rule,
+    .finish = finish_rule,
+    .extra = rule_extra,
+    .tables_for = rule_tables,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -860,7 +615,7 @@ const struct config_location *config_rule_location(const struct config *cfg,
     return NULL;
 }
 
-static void rule_params_free(struct config_rule_param *p, size_t n)
+void config_rule_params_free(struct config_rule_param *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(p[i].name);
@@ -881,13 +636,9 @@ void config__rule_free(struct config_rule *r)
     free(r->when);
     condition_free(r->cond);
     free(r->action);
-    rule_params_free(r->params, r->nparams);
-    rule_params_free(r->headers, r->nheaders);
-    template_free(r->url);
-    free(r->method);
-    free(r->command);
-    for (size_t i = 0; i < r->nargs; i++) {
-        template_free(r->args[i]);
+    config_rule_params_free(r->params, r->nparams);
+    if (r->kind != NULL && r->kind->free_conf != NULL && r->sink_conf != NULL) {
+        r->kind->free_conf(r->sink_conf);
     }
-    free(r->args);
+    free(r->sink_conf);
 }

@@ -16,13 +16,21 @@
  * it. After call->done, the sink keeps no pointer to call.
  * Thread context: loop thread.
  *
- * Adding a kind (say "kafka"):
- *   1. sinks/sink_kafka.c defining `const struct sink dispatch__sink_kafka`
- *      (render, send, cancel, classify; claimed/recorded when the sink must
- *      record something in the claim or outcome transaction);
- *   2. one X(kafka) in SINK_LIST below, and the file in sinks/meson.build;
- *   3. until the per-kind keys move here (see `keys`), its [rule] keys and a
- *      CONFIG_RULE_* value in config/config.c.
+ * Adding a kind (say "kafka") touches src/sinks/ only:
+ *   1. sinks/sink_kafka.c defining its [rule] keys and
+ *      `const struct sink dispatch__sink_kafka`: a struct config_rule_kind
+ *      (rule_kind.h: name "kafka" for `do = kafka`, a key table whose
+ *      offsets point into the kind's own conf struct, conf_size, and as
+ *      needed extra/finish/free_conf; FILE:LINE errors through doc->diag)
+ *      and render, send, cancel, classify (render and send read the conf
+ *      as rule->sink_conf; claimed/recorded when the sink must record
+ *      something in the claim or outcome transaction); a sink_kafka.h with
+ *      the conf struct only if tests or other sinks read it;
+ *   2. one X(kafka) in SINK_LIST below (config_load gets the kind through
+ *      sink_rule_kinds());
+ *   3. the file in sinks/meson.build.
+ * No file of src/config/ changes: config_load is given the kinds.
+ * (tests/unit/test_config.c loads a [rule] of a kind of its own this way.)
  */
 #ifndef POLLEN_SINK_H
 #define POLLEN_SINK_H
@@ -78,7 +86,9 @@ struct sink_call {
 
 struct sink {
     const char *name;                /* the outbox entry's "kind" */
-    enum config_rule_kind rule_kind; /* the [rule]s it renders */
+    /* The [rule]s it renders: their `do` word, keys and conf (rule_kind.h).
+     * The ghl sink's is &config_rule_catalog (config resolves catalog actions). */
+    const struct config_rule_kind *rule_kind;
     /*
      * Renders rule for r->event into a new request object (returned, owned
      * by the caller), and may add members to entry (borrowed) that send,
@@ -102,12 +112,6 @@ struct sink {
      * stored entry (borrowed). Returns 0 or a store error. */
     int (*recorded)(struct store_txn *txn, const cJSON *entry, uint64_t id,
                     const struct sink_outcome *o);
-    /*
-     * Reserved, NULL for now: the sink's own [rule] keys (a key table, as
-     * nginx modules supply directives). Today they are parsed in
-     * config/config.c into struct config_rule's kind-specific fields.
-     */
-    const void *keys;
 };
 
 /* ---- services for sinks (render.c) ---------------------------------------- */

@@ -1,32 +1,146 @@
 /*
- * sink_exec: the "exec" sink, a program run per event. Renders its
+ * sink_exec: the "exec" sink, a program run per event. Its [rule] keys
+ * (command, args, timeout: sink_exec.h) are checked at load; it renders its
  * arguments (the event goes to its standard input, as recorded), runs it
  * through subproc with an allow-listed environment, and classifies the
  * exit: 0 succeeds, a failure to start is dead, anything else retries.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <uv.h>
 
 #include "config.h"
 #include "json.h"
+#include "sink_exec.h"
 #include "sinks_int.h"
 #include "subproc.h"
 #include "template.h"
 #include "util.h"
 
+/* ---- [rule] keys: the kind's half, parsed by config_load -------------- */
+
+/* Most arguments per rule. */
+#define ARGS_MAX 64
+
+/* The conf a custom parser writes into, from the address of its member. */
+#define EXEC_CONF_OF(field, member) \
+    ((struct sink_exec_conf *)(void *)((char *)(field) - offsetof(struct sink_exec_conf, member)))
+
+/* command: an absolute path to an executable regular file, run without a
+ * shell; checked now so that `check` catches a typo. */
+static int parse_rule_command(struct ini_doc *doc, const struct ini_key *k,
+                              const char *value, int line, void *field)
+{
+    if (value[0] != '/' || strstr(value, "{{") != NULL) {
+        ini_diag_add(&doc->diag, line,
+                     "%s must be the absolute path of a program (no shell, no PATH search, no "
+                     "templates: put those in args), e.g. /usr/local/bin/notify",
+                     k->name);
+        return -EINVAL;
+    }
+    struct stat st;
+    if (stat(value, &st) != 0) {
+        ini_diag_add(&doc->diag, line, "%s '%s': %s", k->name, value, strerror(errno));
+        return -EINVAL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ini_diag_add(&doc->diag, line, "%s '%s' is not a regular file", k->name, value);
+        return -EINVAL;
+    }
+    if (access(value, X_OK) != 0) {
+        ini_diag_add(&doc->diag, line, "%s '%s' is not executable: %s", k->name, value,
+                     strerror(errno));
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+/* args: words, each a template that becomes exactly one argv element. */
+static int parse_rule_args(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                           int line, void *field)
+{
+    struct sink_exec_conf *c = EXEC_CONF_OF(field, args);
+    size_t n = 0;
+    char **w = config_split_words(value, &n);
+    int rc = 0;
+    if (n > ARGS_MAX) {
+        ini_diag_add(&doc->diag, line, "'%s' has %zu words; the limit is %d", k->name, n,
+                     ARGS_MAX);
+        strv_free(w);
+        return -EINVAL;
+    }
+    c->args = xcalloc(n > 0 ? n : 1, sizeof(*c->args));
+    c->nargs = n;
+    for (size_t i = 0; i < n; i++) {
+        char what[32];
+        snprintf(what, sizeof(what), "%s word %zu", k->name, i + 1);
+        c->args[i] = config_rule_template(doc, line, what, w[i]);
+        if (c->args[i] == NULL) {
+            rc = -EINVAL;
+        }
+    }
+    strv_free(w);
+    return rc;
+}
+
+static const struct ini_key exec_keys[] = {
+    {.name = "command", .type = INI_KEY_CUSTOM,
+     .offset = offsetof(struct sink_exec_conf, command), .required = true,
+     .parse = parse_rule_command},
+    {.name = "args", .type = INI_KEY_CUSTOM, .offset = offsetof(struct sink_exec_conf, args),
+     .parse = parse_rule_args},
+};
+enum { EXEC_COMMAND, EXEC_ARGS };
+
+static void exec_finish(struct ini_doc *doc, const struct config_rule *r, const int *lines)
+{
+    const struct sink_exec_conf *c = r->sink_conf;
+    for (size_t i = 0; i < c->nargs; i++) {
+        config_rule_warn_changes(doc, r, c->args[i], "args", lines[EXEC_ARGS]);
+    }
+}
+
+static void exec_free_conf(void *conf)
+{
+    struct sink_exec_conf *c = conf;
+    free(c->command);
+    for (size_t i = 0; i < c->nargs; i++) {
+        template_free(c->args[i]);
+    }
+    free(c->args);
+}
+
+const struct config_rule_kind sink_exec_rule_kind = {
+    .name = "exec",
+    .keys = exec_keys,
+    .nkeys = ARRAY_SIZE(exec_keys),
+    .conf_size = sizeof(struct sink_exec_conf),
+    .timeout = true,
+    .finish = exec_finish,
+    .free_conf = exec_free_conf,
+};
+
+/* ---- render, send, classify ------------------------------------------- */
+
 static cJSON *render_exec(struct sink_render *r, const struct config_rule *rule, cJSON *entry)
 {
+    const struct sink_exec_conf *c = rule->sink_conf;
     (void)entry;
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "command", rule->command);
+    cJSON_AddStringToObject(req, "command", c->command);
     cJSON *args = cJSON_AddArrayToObject(req, "args");
-    for (size_t i = 0; i < rule->nargs; i++) {
+    for (size_t i = 0; i < c->nargs; i++) {
         cJSON *v = NULL;
         char err[200];
-        if (template_render(rule->args[i], r->event, r->now, &v, err, sizeof(err)) != 0) {
+        if (template_render(c->args[i], r->event, r->now, &v, err, sizeof(err)) != 0) {
             snprintf(r->err, sizeof(r->err), "args: %s", err);
             cJSON_Delete(req);
             return NULL;
@@ -125,7 +239,7 @@ static void cancel_exec(struct sink_call *call)
 
 const struct sink dispatch__sink_exec = {
     .name = "exec",
-    .rule_kind = CONFIG_RULE_EXEC,
+    .rule_kind = &sink_exec_rule_kind,
     .render = render_exec,
     .send = send_exec,
     .cancel = cancel_exec,

@@ -452,7 +452,7 @@ static void cancel_ghl(struct sink_call *call)
 
 const struct sink dispatch__sink_ghl = {
     .name = "ghl",
-    .rule_kind = CONFIG_RULE_CATALOG,
+    .rule_kind = &config_rule_catalog,
     .render = render_catalog,
     .send = send_ghl,
     .cancel = cancel_ghl,

@@ -1,22 +1,286 @@
 /*
- * sink_http: the "http" sink, a rule's request to any URL. Renders the URL
- * (its {{ }} parts percent-encoded), headers (secret ones masked, filled in
- * only when sent) and body; sends with an Idempotency-Key through the HTTP
- * client; classifies the response (shared with the ghl sink).
+ * sink_http: the "http" sink, a rule's request to any URL. Its [rule] keys
+ * (url, method, header.NAME, body.NAME, timeout: sink_http.h) are checked
+ * at load; it renders the URL (its {{ }} parts percent-encoded), headers
+ * (secret ones masked, filled in only when sent) and body; sends with an
+ * Idempotency-Key through the HTTP client; classifies the response (shared
+ * with the ghl sink).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "api.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "sink_http.h"
 #include "sinks_int.h"
 #include "template.h"
+#include "url.h"
 #include "util.h"
+
+/* ---- [rule] keys: the kind's half, parsed by config_load -------------- */
+
+/* Most headers per rule. */
+#define HEADERS_MAX 32
+
+/*
+ * url: a template, but the scheme and host are literal so that event data
+ * can never choose where the event is sent; https://, or http:// to
+ * loopback only; no credentials (user@host would also hide the real host).
+ */
+static int parse_rule_url(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                          int line, void *field)
+{
+    const char *rest;
+    bool https = str_has_prefix(value, "https://");
+    if (https) {
+        rest = value + 8;
+    } else if (str_has_prefix(value, "http://")) {
+        rest = value + 7;
+    } else {
+        ini_diag_add(&doc->diag, line,
+                     "%s must start with https:// (http:// is allowed only for 127.0.0.1, "
+                     "localhost and [::1])",
+                     k->name);
+        return -EINVAL;
+    }
+    size_t authority = strcspn(rest, "/?#");
+    for (size_t i = 0; i < authority; i++) {
+        if (rest[i] == '{' || rest[i] == '}') {
+            ini_diag_add(&doc->diag, line,
+                         "%s: the scheme and host must be literal (templates may appear in "
+                         "the path and query only)",
+                         k->name);
+            return -EINVAL;
+        }
+        if (rest[i] == '@' || ascii_is_blank(rest[i])) {
+            ini_diag_add(&doc->diag, line,
+                         "%s must not contain credentials (@) or spaces before the path",
+                         k->name);
+            return -EINVAL;
+        }
+    }
+    size_t host = rest[0] == '[' ? strcspn(rest, "]") + 1 : strcspn(rest, ":/?#");
+    if (host == 0 || host > authority) {
+        ini_diag_add(&doc->diag, line, "%s has no host", k->name);
+        return -EINVAL;
+    }
+    if (host < authority) {
+        const char *port = rest + host;
+        size_t plen = authority - host;
+        bool ok = port[0] == ':' && plen >= 2 && plen <= 6;
+        for (size_t i = 1; ok && i < plen; i++) {
+            ok = ascii_is_digit(port[i]);
+        }
+        if (!ok) {
+            ini_diag_add(&doc->diag, line, "%s has a bad port", k->name);
+            return -EINVAL;
+        }
+    }
+    char *host_name = xstrndup(rest, host);
+    bool loopback = url_is_loopback_host(host_name);
+    free(host_name);
+    if (!https && !loopback) {
+        ini_diag_add(&doc->diag, line,
+                     "%s must use https:// (http:// is allowed only for 127.0.0.1, localhost "
+                     "and [::1])",
+                     k->name);
+        return -EINVAL;
+    }
+    struct template *t = config_rule_template(doc, line, k->name, value);
+    if (t == NULL) {
+        return -EINVAL;
+    }
+    struct template **dst = field;
+    template_free(*dst);
+    *dst = t;
+    return 0;
+}
+
+/*
+ * header.NAME = env:VAR | file:PATH: a secret such as a webhook token, read
+ * now with the token's rules (the file private, clear FILE:LINE errors) and
+ * kept out of every stored or printed request (see config_rule_param).
+ */
+static void parse_secret_header(struct ini_doc *doc, const struct ini_entry *e,
+                                const char *name, struct sink_http_conf *c)
+{
+    char *secret = NULL;
+    if (config_rule_secret(doc, e, &secret) != 0) {
+        return;
+    }
+    c->headers = xrealloc(c->headers, (c->nheaders + 1) * sizeof(*c->headers));
+    c->headers[c->nheaders++] = (struct config_rule_param){
+        .name = xstrdup(name),
+        .value = xstrdup(e->value),
+        .line = e->line,
+        .is_secret = true,
+        .secret = secret,
+    };
+}
+
+/* Headers pollen sets itself, or that would break the request's framing. */
+static const char *const reserved_headers[] = {
+    "host", "content-length", "transfer-encoding", "connection", "content-type",
+    "idempotency-key", "expect", "te", "upgrade", "trailer", NULL,
+};
+
+static void add_rule_header(struct ini_doc *doc, const struct ini_entry *e,
+                            struct sink_http_conf *c)
+{
+    const char *name = e->key + strlen("header.");
+    size_t len = strlen(name);
+    bool ok = len > 0 && len <= INI_NAME_MAX;
+    for (size_t i = 0; ok && i < len; i++) {
+        ok = ascii_is_alnum(name[i]) || name[i] == '-';
+    }
+    if (!ok) {
+        ini_diag_add(&doc->diag, e->line,
+                     "'%s': a header name is 1-%d characters of A-Z a-z 0-9 -", e->key,
+                     INI_NAME_MAX);
+        return;
+    }
+    for (size_t i = 0; reserved_headers[i] != NULL; i++) {
+        if (strcasecmp(reserved_headers[i], name) == 0) {
+            ini_diag_add(&doc->diag, e->line,
+                         "'%s': pollen sets this header itself (JSON body, Idempotency-Key, "
+                         "framing)",
+                         e->key);
+            return;
+        }
+    }
+    for (size_t i = 0; i < c->nheaders; i++) {
+        if (strcasecmp(c->headers[i].name, name) == 0) {
+            ini_diag_add(&doc->diag, e->line,
+                         "header '%s' is already set on line %d (header names ignore case)",
+                         name, c->headers[i].line);
+            return;
+        }
+    }
+    if (c->nheaders == HEADERS_MAX) {
+        ini_diag_add(&doc->diag, e->line, "more than %d headers", HEADERS_MAX);
+        return;
+    }
+    if (str_has_prefix(e->value, "env:") || str_has_prefix(e->value, "file:")) {
+        parse_secret_header(doc, e, name, c);
+        return;
+    }
+    config_rule_param_add(doc, e, name, &c->headers, &c->nheaders);
+}
+
+/* body.NAME: one member of the JSON body. */
+static void add_rule_body(struct ini_doc *doc, const struct ini_entry *e,
+                          struct sink_http_conf *c)
+{
+    const char *name = e->key + strlen("body.");
+    size_t len = strlen(name);
+    bool ok = len > 0 && len <= INI_NAME_MAX;
+    for (size_t i = 0; ok && i < len; i++) {
+        ok = ascii_is_alnum(name[i]) || name[i] == '_' || name[i] == '-';
+    }
+    if (!ok) {
+        ini_diag_add(&doc->diag, e->line,
+                     "'%s': the member name after 'body.' must be letters, digits, _ "
+                     "and -",
+                     e->key);
+        return;
+    }
+    config_rule_param_add(doc, e, name, &c->body, &c->nbody);
+}
+
+/* Keys outside the table: header.NAME and body.NAME. */
+static bool http_extra(struct ini_doc *doc, const struct ini_entry *e, struct config_rule *r)
+{
+    struct sink_http_conf *c = r->sink_conf;
+    bool header = str_has_prefix(e->key, "header.");
+    if (!header && !str_has_prefix(e->key, "body.")) {
+        return false;
+    }
+    if (e->value[0] == '\0') {
+        ini_diag_add(&doc->diag, e->line, "empty value for '%s'", e->key);
+    } else if (header) {
+        add_rule_header(doc, e, c);
+    } else {
+        add_rule_body(doc, e, c);
+    }
+    return true;
+}
+
+static const char *const http_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+
+static const struct ini_key http_keys[] = {
+    {.name = "url", .type = INI_KEY_CUSTOM, .offset = offsetof(struct sink_http_conf, url),
+     .required = true, .parse = parse_rule_url},
+    {.name = "method", .type = INI_KEY_STRING,
+     .offset = offsetof(struct sink_http_conf, method), .def = "POST",
+     .choices = http_methods},
+};
+enum { HTTP_URL, HTTP_METHOD };
+
+static void http_finish(struct ini_doc *doc, const struct config_rule *r, const int *lines)
+{
+    const struct sink_http_conf *c = r->sink_conf;
+    if (c->method != NULL && strcmp(c->method, "GET") == 0 && c->nbody > 0) {
+        ini_diag_add(&doc->diag, c->body[0].line,
+                     "body.%s: method = GET sends no body (use POST, PUT or PATCH)",
+                     c->body[0].name);
+    }
+    for (size_t i = 0; i < c->nbody; i++) {
+        config_rule_warn_changes(doc, r, c->body[i].tmpl, c->body[i].name, c->body[i].line);
+    }
+    for (size_t i = 0; i < c->nheaders; i++) {
+        config_rule_warn_changes(doc, r, c->headers[i].tmpl, c->headers[i].name,
+                                 c->headers[i].line);
+    }
+    config_rule_warn_changes(doc, r, c->url, "url", lines[HTTP_URL]);
+}
+
+static void http_free_conf(void *conf)
+{
+    struct sink_http_conf *c = conf;
+    template_free(c->url);
+    free(c->method);
+    config_rule_params_free(c->headers, c->nheaders);
+    config_rule_params_free(c->body, c->nbody);
+}
+
+const struct config_rule_kind sink_http_rule_kind = {
+    .name = "http",
+    .keys = http_keys,
+    .nkeys = ARRAY_SIZE(http_keys),
+    .conf_size = sizeof(struct sink_http_conf),
+    .timeout = true,
+    .extra = http_extra,
+    .finish = http_finish,
+    .free_conf = http_free_conf,
+};
+
+/*
+ * The value of a secret header reference ("env:VAR" or "file:PATH" as
+ * written in some http rule's header.NAME), or NULL when no loaded rule has
+ * it (the config changed while the action waited) or secrets were skipped.
+ */
+static const char *header_secret(const struct config *cfg, const char *ref)
+{
+    for (size_t i = 0; cfg != NULL && ref != NULL && i < cfg->nrules; i++) {
+        const struct config_rule *r = &cfg->rules[i];
+        const struct sink_http_conf *c = r->sink_conf;
+        for (size_t j = 0; r->kind == &sink_http_rule_kind && j < c->nheaders; j++) {
+            if (c->headers[j].is_secret && c->headers[j].secret != NULL &&
+                strcmp(c->headers[j].value, ref) == 0) {
+                return c->headers[j].secret;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* ---- render, send, classify ------------------------------------------- */
 
 /* What a secret header's value is stored and printed as. */
 #define SECRET_MASK "***"
@@ -71,10 +335,11 @@ static void add_secret_header(cJSON *req, cJSON *headers, const struct config_ru
 
 static cJSON *render_http(struct sink_render *r, const struct config_rule *rule, cJSON *entry)
 {
+    const struct sink_http_conf *c = rule->sink_conf;
     (void)entry;
     char *url_text = NULL;
     char err[200];
-    if (template_render_url(rule->url, r->event, r->now, &url_text, err, sizeof(err)) != 0) {
+    if (template_render_url(c->url, r->event, r->now, &url_text, err, sizeof(err)) != 0) {
         snprintf(r->err, sizeof(r->err), "url: %s", err);
         return NULL;
     }
@@ -90,16 +355,16 @@ static cJSON *render_http(struct sink_render *r, const struct config_rule *rule,
         return NULL;
     }
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "method", rule->method ? rule->method : "POST");
+    cJSON_AddStringToObject(req, "method", c->method ? c->method : "POST");
     cJSON_AddStringToObject(req, "url", url_text);
     free(url_text);
     cJSON *headers = cJSON_AddObjectToObject(req, "headers");
-    for (size_t i = 0; i < rule->nheaders; i++) {
-        if (rule->headers[i].is_secret) {
-            add_secret_header(req, headers, &rule->headers[i]);
+    for (size_t i = 0; i < c->nheaders; i++) {
+        if (c->headers[i].is_secret) {
+            add_secret_header(req, headers, &c->headers[i]);
             continue;
         }
-        cJSON *v = sink_render_param(r, &rule->headers[i]);
+        cJSON *v = sink_render_param(r, &c->headers[i]);
         if (v == NULL) {
             cJSON_Delete(req);
             return NULL;
@@ -107,29 +372,30 @@ static cJSON *render_http(struct sink_render *r, const struct config_rule *rule,
         char *text = sink_value_text(v);
         cJSON_Delete(v);
         if (strpbrk(text, "\r\n") != NULL) {
-            snprintf(r->err, sizeof(r->err), "header %s: contains a line break", rule->headers[i].name);
+            snprintf(r->err, sizeof(r->err), "header %s: contains a line break",
+                     c->headers[i].name);
             free(text);
             cJSON_Delete(req);
             return NULL;
         }
-        cJSON_AddStringToObject(headers, rule->headers[i].name, text);
+        cJSON_AddStringToObject(headers, c->headers[i].name, text);
         free(text);
     }
-    if (rule->method != NULL && strcmp(rule->method, "GET") == 0) {
+    if (c->method != NULL && strcmp(c->method, "GET") == 0) {
         return req; /* GET carries no body */
     }
-    if (rule->nparams == 0) {
+    if (c->nbody == 0) {
         cJSON_AddItemToObject(req, "body", cJSON_Duplicate(r->event, 1));
         return req;
     }
     cJSON *body = cJSON_AddObjectToObject(req, "body");
-    for (size_t i = 0; i < rule->nparams; i++) {
-        cJSON *v = sink_render_param(r, &rule->params[i]);
+    for (size_t i = 0; i < c->nbody; i++) {
+        cJSON *v = sink_render_param(r, &c->body[i]);
         if (v == NULL) {
             cJSON_Delete(req);
             return NULL;
         }
-        cJSON_AddItemToObject(body, rule->params[i].name, v);
+        cJSON_AddItemToObject(body, c->body[i].name, v);
     }
     return req;
 }
@@ -229,7 +495,7 @@ static char **header_lines(const struct dispatcher_env *env, const cJSON *entry,
         }
         const char *value = h->valuestring;
         const char *ref = json_get_string(refs, h->string);
-        if (ref != NULL && (value = config_header_secret(env->cfg, ref)) == NULL) {
+        if (ref != NULL && (value = header_secret(env->cfg, ref)) == NULL) {
             log_warn("dispatch",
                      "rule %s (outbox id %.0f): header %s = %s is not in the configuration any "
                      "more; the action goes to the dead-letter store",
@@ -279,7 +545,7 @@ static void cancel_http(struct sink_call *call)
 
 const struct sink dispatch__sink_http = {
     .name = "http",
-    .rule_kind = CONFIG_RULE_HTTP,
+    .rule_kind = &sink_http_rule_kind,
     .render = render_http,
     .send = send_http,
     .cancel = cancel_http,

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "json.h"
 #include "log.h"
+#include "registry.h"
 
 static struct catalog *catalog;
 static char path[64];
@@ -43,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fclose(f);
     struct config *cfg = NULL;
     struct ini_errors errs = {0};
-    if (config_load(path, CONFIG_SKIP_SECRETS, &cfg, &errs) == 0 && catalog != NULL) {
+    if (config_load(path, CONFIG_SKIP_SECRETS, sink_rule_kinds(), &cfg, &errs) == 0 &&
+        catalog != NULL) {
         config_resolve(cfg, catalog, &errs);
     }
     config_free(cfg);

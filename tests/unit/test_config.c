@@ -19,6 +19,9 @@
 #include "condition.h"
 #include "config.h"
 #include "log.h"
+#include "registry.h"
+#include "sink_exec.h"
+#include "sink_http.h"
 #include "template.h"
 #include "util.h"
 
@@ -595,7 +598,7 @@ static void run_bad_case_mode(const struct bad_case *c, mode_t mode)
     write_file(case_file, c->text, strlen(c->text), mode);
     struct ini_errors errs = {0};
     struct config *cfg = (struct config *)1;
-    int rc = config_load(case_file, 0, &cfg, &errs);
+    int rc = config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs);
     bool ok;
     if (c->stage == LOAD) {
         ok = rc == -EINVAL && cfg == NULL;
@@ -661,7 +664,7 @@ static void test_nul_byte(void)
     write_file(case_file, text, sizeof(text) - 1, 0600);
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), -EINVAL);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), -EINVAL);
     CHECK(has_error(&errs, 8, "NUL byte in line"));
     ini_errors_free(&errs);
 }
@@ -683,7 +686,7 @@ static void test_all_errors_sorted(void)
                  "[trigger t]\n");           /* 11 */
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), -EINVAL);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), -EINVAL);
     CHECK(cfg == NULL);
     CHECK_INT(errs.count, 4);
     static const int want[] = {3, 6, 10, 11};
@@ -703,7 +706,7 @@ static void test_unreadable(void)
     struct ini_errors errs = {0};
     struct config *cfg = (struct config *)1;
     char *path = xasprintf("%s/does-not-exist.ini", case_dir);
-    CHECK_INT(config_load(path, 0, &cfg, &errs), -ENOENT);
+    CHECK_INT(config_load(path, 0, sink_rule_kinds(), &cfg, &errs), -ENOENT);
     CHECK(cfg == NULL);
     CHECK_INT(errs.count, 1);
     CHECK(errs.count == 1 && strstr(errs.items[0], "cannot read: No such file") != NULL);
@@ -719,7 +722,7 @@ static void test_defaults(void)
     write_config(BASE);
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
         ini_errors_free(&errs);
@@ -838,7 +841,7 @@ static void test_full(void)
                  "contactId = c1\n");                                       /* 50 */
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
         goto out;
@@ -927,7 +930,7 @@ static void test_derived(void)
     write_config("[engine]\nstate_dir = /abs/state\nmin_interval = 10m\n" LOC TRIG);
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg != NULL && cfg->ntriggers == 1) {
         CHECK_STR(cfg->state_dir, "/abs/state");
@@ -941,7 +944,7 @@ static void test_derived(void)
     write_config(ENGINE "[location main]\nid = loc123\ntoken = env:POLLEN_TEST_UNSET\n"
                         "[location two]\nid = loc456\ntoken = file:no-such-file\n" TRIG
                         "location = main\n");
-    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg != NULL && cfg->nlocations == 2) {
         CHECK(cfg->locations[0].token == NULL && cfg->locations[1].token == NULL);
@@ -949,7 +952,8 @@ static void test_derived(void)
     config_free(cfg);
     ini_errors_free(&errs);
     write_config(ENGINE "[location main]\nid = loc123\ntoken = " CANARY "\n" TRIG);
-    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), -EINVAL);
+    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, sink_rule_kinds(), &cfg, &errs),
+              -EINVAL);
     CHECK(has_error(&errs, 5, "never the token itself"));
     CHECK(!any_error_contains(&errs, CANARY));
     ini_errors_free(&errs);
@@ -965,7 +969,7 @@ static void test_derived(void)
         char *text = xasprintf(BASE "[api]\nbase_url = %s\n", urls[i][0]);
         write_config(text);
         free(text);
-        CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+        CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
         dump_errors(&errs);
         if (cfg != NULL) {
             CHECK_STR(cfg->base_url, urls[i][1]);
@@ -981,7 +985,7 @@ static void test_derived(void)
         char *text = xasprintf(BASE "[api]\nbase_url = %s\n", bad_urls[i]);
         write_config(text);
         free(text);
-        CHECK_INT(config_load(case_file, 0, &cfg, &errs), -EINVAL);
+        CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), -EINVAL);
         CHECK(has_error(&errs, 9, "base_url"));
         ini_errors_free(&errs);
     }
@@ -992,7 +996,9 @@ static void test_reference(void)
 {
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(SOURCE_ROOT "/conf/pollen.ini", CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
+    CHECK_INT(config_load(SOURCE_ROOT "/conf/pollen.ini", CONFIG_SKIP_SECRETS, sink_rule_kinds(),
+                          &cfg, &errs),
+              0);
     dump_errors(&errs);
     if (cfg != NULL) {
         CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
@@ -1060,7 +1066,7 @@ static void test_rules(void)
                  "firstName = Dr. {{record.firstName}}\n");                    /* 61 */
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
         ini_errors_free(&errs);
@@ -1091,7 +1097,7 @@ static void test_rules(void)
     CHECK(v->cond != NULL);
     CHECK_STR(v->action, "contacts.tasks.create");
     CHECK_INT(v->do_line, 15);
-    CHECK_INT(v->kind, CONFIG_RULE_CATALOG);
+    CHECK(v->kind == &config_rule_catalog);
     CHECK(v->def == NULL); /* until config_resolve */
     CHECK(!v->confirm);
     CHECK_INT(v->max_attempts, 3);
@@ -1117,8 +1123,7 @@ static void test_rules(void)
         CHECK(v->params[i].tmpl != NULL &&
               template_is_literal(v->params[i].tmpl) == vp[i].literal);
     }
-    CHECK(v->nheaders == 0 && v->url == NULL && v->method == NULL && v->command == NULL &&
-          v->nargs == 0);
+    CHECK(v->sink_conf == NULL); /* no url, method, headers, command or args */
 
     const struct config_rule *c = &cfg->rules[1];
     CHECK(c->confirm);
@@ -1129,46 +1134,50 @@ static void test_rules(void)
     CHECK(c->non == 1 && c->on[0].types == EVENT_TYPE_DELETED);
 
     const struct config_rule *h = &cfg->rules[2];
-    CHECK_INT(h->kind, CONFIG_RULE_HTTP);
+    const struct sink_http_conf *hc = h->sink_conf;
+    CHECK(h->kind == &sink_http_rule_kind && hc != NULL);
     CHECK_STR(h->action, "http");
-    CHECK(h->url != NULL && !template_is_literal(h->url));
-    CHECK_STR(h->method, "PUT");
+    CHECK(hc->url != NULL && !template_is_literal(hc->url));
+    CHECK_STR(hc->method, "PUT");
     CHECK_INT(h->timeout_ms, 10000);
-    CHECK_INT(h->nheaders, 2);
-    if (h->nheaders == 2) {
-        CHECK_STR(h->headers[0].name, "X-Token");
-        CHECK_STR(h->headers[0].value, "abc");
-        CHECK_INT(h->headers[0].line, 34);
-        CHECK(h->headers[0].tmpl != NULL && template_is_literal(h->headers[0].tmpl));
-        CHECK_STR(h->headers[1].name, "X-Trace");
-        CHECK(h->headers[1].tmpl != NULL && template_uses_root(h->headers[1].tmpl, "event"));
+    CHECK_INT(hc->nheaders, 2);
+    if (hc->nheaders == 2) {
+        CHECK_STR(hc->headers[0].name, "X-Token");
+        CHECK_STR(hc->headers[0].value, "abc");
+        CHECK_INT(hc->headers[0].line, 34);
+        CHECK(hc->headers[0].tmpl != NULL && template_is_literal(hc->headers[0].tmpl));
+        CHECK_STR(hc->headers[1].name, "X-Trace");
+        CHECK(hc->headers[1].tmpl != NULL && template_uses_root(hc->headers[1].tmpl, "event"));
     }
-    CHECK_INT(h->nparams, 2);
-    if (h->nparams == 2) {
-        CHECK_STR(h->params[0].name, "name");
-        CHECK_STR(h->params[1].name, "tags");
-        CHECK_INT(h->params[1].line, 37);
+    CHECK_INT(h->nparams, 0); /* body.NAME members are the kind's */
+    CHECK_INT(hc->nbody, 2);
+    if (hc->nbody == 2) {
+        CHECK_STR(hc->body[0].name, "name");
+        CHECK_STR(hc->body[1].name, "tags");
+        CHECK_INT(hc->body[1].line, 37);
     }
     CHECK(h->non == 1 && h->on[0].types == all);
 
     const struct config_rule *l = &cfg->rules[3];
-    CHECK_INT(l->kind, CONFIG_RULE_HTTP);
-    CHECK_STR(l->method, "POST");
+    const struct sink_http_conf *lc = l->sink_conf;
+    CHECK(l->kind == &sink_http_rule_kind && lc != NULL);
+    CHECK_STR(lc->method, "POST");
     CHECK_INT(l->timeout_ms, 30000);
     CHECK(l->cond != NULL && condition_uses_changes(l->cond));
-    CHECK_INT(l->nparams, 0);
+    CHECK_INT(lc->nbody, 0);
 
     const struct config_rule *x = &cfg->rules[4];
-    CHECK_INT(x->kind, CONFIG_RULE_EXEC);
-    CHECK_STR(x->command, "/bin/true");
+    const struct sink_exec_conf *xc = x->sink_conf;
+    CHECK(x->kind == &sink_exec_rule_kind && xc != NULL);
+    CHECK_STR(xc->command, "/bin/true");
     CHECK_INT(x->timeout_ms, 30000);
-    CHECK_INT(x->nargs, 4);
-    if (x->nargs == 4) {
-        CHECK(x->args[0] != NULL && template_is_literal(x->args[0]));
-        CHECK(x->args[1] != NULL && template_uses_root(x->args[1], "record"));
+    CHECK_INT(xc->nargs, 4);
+    if (xc->nargs == 4) {
+        CHECK(xc->args[0] != NULL && template_is_literal(xc->args[0]));
+        CHECK(xc->args[1] != NULL && template_uses_root(xc->args[1], "record"));
         /* The quoted default's space did not split the word. */
-        CHECK(x->args[2] != NULL && !template_is_literal(x->args[2]));
-        CHECK(x->args[3] != NULL && template_is_literal(x->args[3]));
+        CHECK(xc->args[2] != NULL && !template_is_literal(xc->args[2]));
+        CHECK(xc->args[3] != NULL && template_is_literal(xc->args[3]));
     }
     CHECK(x->location == &cfg->locations[0]);
 
@@ -1252,7 +1261,7 @@ static void test_reference_rules(void)
 
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg != NULL) {
         CHECK_INT(cfg->nrules, 5);
@@ -1261,9 +1270,12 @@ static void test_reference_rules(void)
         const struct config_rule *r = config_find_rule(cfg, "vip-follow-up");
         CHECK(r != NULL && r->def == catalog_find_action(catalog, "contacts.tasks.create"));
         r = config_find_rule(cfg, "to-crm");
-        CHECK(r != NULL && r->kind == CONFIG_RULE_HTTP && r->nparams == 3 && r->nheaders == 1);
+        const struct sink_http_conf *hc = r != NULL ? r->sink_conf : NULL;
+        CHECK(r != NULL && r->kind == &sink_http_rule_kind && hc->nbody == 3 &&
+              hc->nheaders == 1);
         r = config_find_rule(cfg, "log-tasks");
-        CHECK(r != NULL && r->kind == CONFIG_RULE_EXEC && r->nargs == 2);
+        const struct sink_exec_conf *xc = r != NULL ? r->sink_conf : NULL;
+        CHECK(r != NULL && r->kind == &sink_exec_rule_kind && xc->nargs == 2);
     }
     config_free(cfg);
     ini_errors_free(&errs);
@@ -1277,7 +1289,7 @@ static void test_reference_oauth(void)
     CHECK(uncommented >= 30);
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
         ini_errors_free(&errs);
@@ -1349,7 +1361,7 @@ static void test_oauth(void)
     write_config(text);
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
         ini_errors_free(&errs);
@@ -1421,7 +1433,7 @@ out:
 
     /* Secrets skipped: env and file values are not read, literals kept
      * only when they are not secret; the file's permissions still count. */
-    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg != NULL && cfg->noauths == 2) {
         CHECK(cfg->oauths[0].client_id == NULL && cfg->oauths[0].client_secret == NULL);
@@ -1431,7 +1443,8 @@ out:
     config_free(cfg);
     ini_errors_free(&errs);
     write_file(case_file, text, strlen(text), 0604);
-    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, &cfg, &errs), -EINVAL);
+    CHECK_INT(config_load(case_file, CONFIG_SKIP_SECRETS, sink_rule_kinds(), &cfg, &errs),
+              -EINVAL);
     CHECK(has_error(&errs, 5, "permissions 0604 for '"));
     CHECK(!any_error_contains(&errs, SECRET));
     ini_errors_free(&errs);
@@ -1450,7 +1463,7 @@ static void test_scope_from_store(void)
                         TRIG "[rule r]\non = contacts:created\n" TASK_OK);
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg != NULL) {
         CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
@@ -1462,7 +1475,7 @@ static void test_scope_from_store(void)
 
     /* A static token is never checked, whatever the rule needs. */
     write_config(BASE "[rule r]\non = contacts:created\n" TASK_OK);
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
     if (cfg != NULL) {
         CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
         dump_errors(&errs);
@@ -1507,7 +1520,7 @@ static void test_every_location(void)
                  "url = https://h.example/x\n");   /* 31 */
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
     dump_errors(&errs);
     if (cfg == NULL) {
         ini_errors_free(&errs);
@@ -1614,7 +1627,7 @@ static void test_every_location_once(void)
         write_config(cases[i].text);
         struct ini_errors errs = {0};
         struct config *cfg = NULL;
-        CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+        CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
         dump_errors(&errs);
         if (cfg == NULL) {
             ini_errors_free(&errs);
@@ -1654,10 +1667,129 @@ static void test_expansion_limit(void)
     buf_finish(&b);
     struct ini_errors errs = {0};
     struct config *cfg = NULL;
-    CHECK_INT(config_load(case_file, 0, &cfg, &errs), -EINVAL);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), -EINVAL);
     CHECK(cfg == NULL);
     CHECK(has_error(&errs, 0, "location = * would make 100 triggers x 101 locations; the limit "
                               "is 10000 triggers in all"));
+    ini_errors_free(&errs);
+}
+
+/*
+ * A kind of action config has never heard of: a test's own "null" kind
+ * (one required key, one extra key family, its own conf struct) loads
+ * through config_load's list alone, with no edit in src/config/; this is
+ * all a new sink gives config (sink.h, "Adding a kind").
+ */
+struct null_conf {
+    char *greeting;
+    unsigned tags; /* how many tag.NAME keys */
+    bool finished;
+};
+static unsigned null_freed;
+
+static bool null_extra(struct ini_doc *doc, const struct ini_entry *e, struct config_rule *r)
+{
+    (void)doc;
+    struct null_conf *c = r->sink_conf;
+    if (strncmp(e->key, "tag.", 4) != 0) {
+        return false;
+    }
+    c->tags++;
+    return true;
+}
+
+static void null_finish(struct ini_doc *doc, const struct config_rule *r, const int *lines)
+{
+    struct null_conf *c = r->sink_conf;
+    c->finished = true;
+    if (c->greeting != NULL && strcmp(c->greeting, "boom") == 0) {
+        ini_diag_add(&doc->diag, lines[0], "greeting: boom is refused");
+    }
+}
+
+static void null_free(void *conf)
+{
+    struct null_conf *c = conf;
+    free(c->greeting);
+    null_freed++;
+}
+
+static const struct ini_key null_keys[] = {
+    {.name = "greeting", .type = INI_KEY_STRING, .offset = offsetof(struct null_conf, greeting),
+     .required = true},
+};
+static const struct config_rule_kind null_kind = {
+    .name = "null",
+    .keys = null_keys,
+    .nkeys = ARRAY_SIZE(null_keys),
+    .conf_size = sizeof(struct null_conf),
+    .extra = null_extra,
+    .finish = null_finish,
+    .free_conf = null_free,
+};
+static const struct config_rule_kind *const null_kinds[] = {&null_kind, NULL};
+
+static void test_own_kind(void)
+{
+    write_config(BASE                       /* 1-7 */
+                 "[rule quiet]\n"           /* 8 */
+                 "on = contacts:created\n"  /* 9 */
+                 "do = null\n"              /* 10 */
+                 "greeting = hello\n"       /* 11 */
+                 "tag.a = 1\n"              /* 12 */
+                 "tag.b = 2\n"              /* 13 */
+                 "max_attempts = 2\n");     /* 14 */
+    struct ini_errors errs = {0};
+    struct config *cfg = NULL;
+    null_freed = 0;
+    CHECK_INT(config_load(case_file, 0, null_kinds, &cfg, &errs), 0);
+    dump_errors(&errs);
+    const struct config_rule *r = cfg != NULL ? config_find_rule(cfg, "quiet") : NULL;
+    CHECK(r != NULL);
+    if (r != NULL) {
+        const struct null_conf *c = r->sink_conf;
+        CHECK(r->kind == &null_kind && c != NULL);
+        CHECK_STR(r->action, "null");
+        CHECK_STR(c->greeting, "hello");
+        CHECK_INT(c->tags, 2);
+        CHECK(c->finished);
+        CHECK_INT(r->max_attempts, 2);  /* the common keys still apply */
+        CHECK_INT(r->timeout_ms, 0);    /* no `timeout` for this kind */
+        CHECK_INT(r->nparams, 0);
+    }
+    config_free(cfg);
+    CHECK_INT(null_freed, 1);
+    ini_errors_free(&errs);
+
+    /* Its errors: a missing required key, an unknown key (suggestions come
+     * from the common keys and the kind's), the finish hook's own, and `do`
+     * listing the kinds it was given. */
+    write_config(BASE "[rule quiet]\non = contacts:created\ndo = null\n"  /* 8-10 */
+                 "greting = hi\n"                                       /* 11 */
+                 "[rule loud]\non = contacts:created\ndo = null\n"      /* 12-14 */
+                 "greeting = boom\n"                                    /* 15 */
+                 "[rule bad]\non = contacts:created\ndo = n/a\n");      /* 16-18 */
+    null_freed = 0;
+    CHECK_INT(config_load(case_file, 0, null_kinds, &cfg, &errs), -EINVAL);
+    CHECK(cfg == NULL);
+    CHECK(has_error(&errs, 8, "missing required key 'greeting' in [rule quiet]"));
+    CHECK(has_error(&errs, 11, "unknown key 'greting' in [rule quiet]; did you mean "
+                               "'greeting'?"));
+    CHECK(has_error(&errs, 15, "greeting: boom is refused"));
+    CHECK(has_error(&errs, 18, "bad value 'n/a' for 'do' (a catalog action: see "
+                               "`pollen catalog actions`, or null)"));
+    CHECK_INT(null_freed, 2); /* partly filled confs are freed too */
+    ini_errors_free(&errs);
+
+    /* Without the kind in the list, `do = null` is a catalog action name and
+     * greeting a parameter of it (config_resolve would look both up). */
+    write_config(BASE "[rule quiet]\non = contacts:created\ndo = null\ngreeting = hi\n");
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
+    dump_errors(&errs);
+    r = cfg != NULL ? config_find_rule(cfg, "quiet") : NULL;
+    CHECK(r != NULL && r->kind == &config_rule_catalog && r->sink_conf == NULL &&
+          r->nparams == 1);
+    config_free(cfg);
     ini_errors_free(&errs);
 }
 
@@ -1753,6 +1885,7 @@ int main(void)
     test_every_location_once();
     test_expansion_limit();
     test_reference_oauth();
+    test_own_kind();
     teardown();
     return test_done("test_config");
 }

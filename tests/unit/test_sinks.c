@@ -19,6 +19,8 @@
 #include "catalog.h"
 #include "http.h"
 #include "registry.h"
+#include "sink_exec.h"
+#include "sink_http.h"
 #include "sink.h"
 #include "sinks_int.h"
 #include "store.h"
@@ -34,12 +36,13 @@ static void test_registry(void)
 {
     static const struct {
         const char *name;
-        enum config_rule_kind kind;
+        const struct config_rule_kind *kind;
     } rows[] = {
-        {"ghl", CONFIG_RULE_CATALOG},
-        {"http", CONFIG_RULE_HTTP},
-        {"exec", CONFIG_RULE_EXEC},
+        {"ghl", &config_rule_catalog},
+        {"http", &sink_http_rule_kind},
+        {"exec", &sink_exec_rule_kind},
     };
+    const struct config_rule_kind *const *kinds = sink_rule_kinds();
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         const struct sink *s = sink_find(rows[i].name);
         CHECK(s != NULL);
@@ -47,11 +50,20 @@ static void test_registry(void)
             continue;
         }
         CHECK_STR(s->name, rows[i].name);
-        CHECK_INT(s->rule_kind, rows[i].kind);
+        CHECK(s->rule_kind == rows[i].kind);
         CHECK(sink_for_rule(rows[i].kind) == s);
         CHECK(s->render != NULL && s->send != NULL && s->cancel != NULL && s->classify != NULL);
-        CHECK(s->keys == NULL);
+        /* config_load gets every sink's kind, in registry order. */
+        CHECK(kinds[i] == rows[i].kind);
     }
+    CHECK(kinds[sizeof(rows) / sizeof(rows[0])] == NULL);
+    /* The kinds' own keys: http and exec name theirs; a catalog action's
+     * are its parameters and fields (config_resolve checks them). */
+    CHECK_STR(sink_http_rule_kind.name, "http");
+    CHECK(sink_http_rule_kind.nkeys == 2 && sink_http_rule_kind.timeout);
+    CHECK_STR(sink_exec_rule_kind.name, "exec");
+    CHECK(sink_exec_rule_kind.nkeys == 2 && sink_exec_rule_kind.timeout);
+    CHECK(config_rule_catalog.nkeys == 0 && !config_rule_catalog.timeout);
     /* Only the HighLevel sink writes records, so only it feeds echo detection. */
     CHECK(sink_find("ghl")->claimed != NULL && sink_find("ghl")->recorded != NULL);
     CHECK(sink_find("http")->claimed == NULL && sink_find("http")->recorded == NULL);
@@ -433,7 +445,7 @@ static void test_ghl_render_parent(struct echo_env *env)
     fclose(f);
     struct config *cfg = NULL;
     struct ini_errors errs = {0};
-    CHECK_INT(config_load(path, CONFIG_SKIP_SECRETS, &cfg, &errs), 0);
+    CHECK_INT(config_load(path, CONFIG_SKIP_SECRETS, sink_rule_kinds(), &cfg, &errs), 0);
     if (cfg != NULL) {
         CHECK_INT(config_resolve(cfg, env->cat, &errs), 0);
     }
