@@ -210,6 +210,20 @@ static int parse_records(struct ini_doc *doc, const struct ini_key *k, const cha
     return 0;
 }
 
+/* An action's result: a dotted JSON path, or "." when the response root is
+ * the written record (a flat response such as a bare user, M1). */
+static int parse_result(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                        int line, void *field)
+{
+    if (strcmp(value, ".") != 0) {
+        return parse_records(doc, k, value, line, field);
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
 /* resource, parent_resource, fan_out: one identifier. */
 static int parse_ident(struct ini_doc *doc, const struct ini_key *k, const char *value,
                        int line, void *field)
@@ -840,7 +854,7 @@ static const struct ini_key action_keys[] = {
     {.name = "idempotent", .type = INI_KEY_BOOL, .offset = A(idempotent), .required = true},
     {.name = "gone_ok", .type = INI_KEY_BOOL, .offset = A(gone_ok), .def = "no"},
     {.name = "empty_body", .type = INI_KEY_BOOL, .offset = A(empty_body), .def = "no"},
-    {.name = "result", .type = INI_KEY_CUSTOM, .offset = A(result), .parse = parse_records},
+    {.name = "result", .type = INI_KEY_CUSTOM, .offset = A(result), .parse = parse_result},
     {.name = "target", .type = INI_KEY_CUSTOM, .offset = A(target), .parse = parse_ident},
     {.name = "target_resource", .type = INI_KEY_CUSTOM, .offset = A(target_resource),
      .parse = parse_ident},

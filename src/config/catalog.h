@@ -152,7 +152,8 @@ struct catalog_action {
     bool idempotent;              /* repeating it has the effect of doing it once */
     bool gone_ok;                 /* DELETE: a 404/400 on a retry means already done */
     bool empty_body;              /* POST/PUT/PATCH whose body is {} */
-    char *result;                 /* response member holding the written record, or NULL */
+    char *result;                 /* response member holding the written record, "." when
+                                   * the response root is that record (M1), or NULL */
     char *target;                 /* path parameter naming the record written, or NULL */
     char *target_resource;        /* contact, task, note, ...; or NULL */
     const char *file;             /* the definition's file, for messages */

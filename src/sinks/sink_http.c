@@ -166,11 +166,13 @@ void dispatch__classify_http(const cJSON *entry, const void *response, struct si
     } else if (s >= 200 && s < 300) {
         o->kind = SINK_SUCCESS;
         const char *result = sink_str(entry, "result");
-        if (body != NULL && *result != '\0') {
-            cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(body, result);
-            o->result = r;
-        }
         o->created_new = body != NULL && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "new"));
+        if (body != NULL && strcmp(result, ".") == 0) {
+            o->result = body; /* a flat response: the root is the written record (M1) */
+            body = NULL;
+        } else if (body != NULL && *result != '\0') {
+            o->result = cJSON_DetachItemFromObjectCaseSensitive(body, result);
+        }
     } else if (is_delete && gone_ok && (s == 404 || s == 400 || s == 422)) {
         o->kind = SINK_SUCCESS; /* already gone: a retried delete has nothing left to do */
         snprintf(o->error, sizeof(o->error), "already gone (HTTP %ld)", s);

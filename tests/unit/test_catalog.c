@@ -1057,6 +1057,11 @@ static void check_action_against_spec(const struct catalog_action *a,
         if (cJSON_GetArraySize(rprops) != 0) {
             fail_action(a, "the success response now has a schema: drop the gap");
         }
+    } else if (a->result != NULL && strcmp(a->result, ".") == 0) {
+        test_checks++; /* the root is the record: the response schema has its id */
+        if (cJSON_GetObjectItemCaseSensitive(rprops, "id") == NULL) {
+            fail_action_msg(a, xasprintf("result = . but the %s response has no id", code));
+        }
     } else if (a->result != NULL) {
         char *first = xstrndup(a->result, strcspn(a->result, "."));
         test_checks++;
@@ -1358,6 +1363,7 @@ static const struct bad_case action_cases[] = {
     {0, "target = name", 13, "target names 'name', which is not a declared path parameter"},
     {0, "target = thingId", 13, "target needs target_resource"},
     {0, "result = a b", 13, "dotted JSON path"},
+    {0, "result = ..", 13, "dotted JSON path"},
     {1, "[http]", 1, "action name 'http' is reserved for the generic action"},
     {1, "[A.x]", 1, "bad action name"},
     {0, "[a.x]", 13, "duplicate section [a.x] (first on line 1)"},
@@ -1439,7 +1445,7 @@ static void test_bad_action_cases(void)
                      "param.thingId = path string required\nparam.q = query integer optional\n"
                      "[a.empty]\ntitle = E\noperation_id = e\nmethod = POST\npath = /x\n"
                      "version = v\nscope = s\nsuccess = 201\ndestructive = no\nidempotent = no\n"
-                     "empty_body = yes\n");
+                     "empty_body = yes\nresult = .\n");
     CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
     dump_errors(&errs);
     CHECK_INT(catalog_action_count(cat), 2);
@@ -1456,6 +1462,7 @@ static void test_bad_action_cases(void)
     CHECK(catalog_action_at(cat, 0) == d);
     const struct catalog_action *e = catalog_find_action(cat, "a.empty");
     CHECK(e != NULL && e->empty_body && e->nfields == 0);
+    CHECK_STR(e ? e->result : NULL, "."); /* M1: the response root is the record */
     catalog_free(cat);
     ini_errors_free(&errs);
 

@@ -166,6 +166,8 @@ static void test_http_result(void)
         {"{\"result\":\"\"}", "{\"contact\":{\"id\":\"c1\"},\"new\":true}", NULL, true},
         {"{}", "{\"contact\":{\"id\":\"c1\"}}", NULL, false},
         {"{\"result\":\"contact\"}", NULL, NULL, false},
+        /* result = .: the bare response is the record (users.create/update, M1) */
+        {"{\"result\":\".\"}", "{\"id\":\"u1\",\"email\":\"a@b.c\"}", "u1", false},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         cJSON *entry = cJSON_Parse(rows[i].entry);
