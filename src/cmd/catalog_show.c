@@ -250,7 +250,7 @@ static void show_trigger(FILE *out, const struct catalog_trigger *t)
     show_trigger_params(out, t);
 }
 
-/* Path and query parameters, body fields, then fixed body bindings. */
+/* Path and query parameters, body fields, then fixed path, query and body bindings. */
 static void show_action_params(FILE *out, const struct catalog_action *a)
 {
     struct table tab = params_table(out, "rule");
@@ -262,6 +262,8 @@ static void show_action_params(FILE *out, const struct catalog_action *a)
         table_row(&tab, f->name, "body", catalog_type_name(f->type),
                   f->required ? "required" : "optional", NULL);
     }
+    binding_rows(&tab, a->path_bind, a->npath_bind, "path");
+    binding_rows(&tab, a->query, a->nquery, "query");
     binding_rows(&tab, a->body, a->nbody, "body");
     table_print(&tab, 4, out);
 }

@@ -530,6 +530,8 @@ struct path_check {
     struct ini_doc *doc;
     const struct catalog_param *params;
     size_t nparams;
+    const struct catalog_binding *bound; /* path.NAME bindings (actions), or NULL */
+    size_t nbound;
     int line;
     char **seen; /* placeholders found, strv */
     size_t nseen;
@@ -546,12 +548,15 @@ static const struct catalog_param *find_param(const struct catalog_param *params
     return NULL;
 }
 
+static const struct catalog_binding *find_binding(const struct catalog_binding *b, size_t n,
+                                                  const char *name);
+
 static void note_placeholder(void *ctx, const char *name, size_t len)
 {
     struct path_check *pc = ctx;
     char *n = xstrndup(name, len);
     const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
-    if (p == NULL || p->where != CATALOG_PATH) {
+    if ((p == NULL || p->where != CATALOG_PATH) && find_binding(pc->bound, pc->nbound, n) == NULL) {
         ini_diag_add(&pc->doc->diag, pc->line,
                         "path placeholder {%s} needs 'param.%s = path string required'", n, n);
     }
@@ -885,6 +890,8 @@ struct action_build {
     struct catalog_action a;
     int *param_lines; /* parallel to a.params */
     int *field_lines; /* parallel to a.fields */
+    int *query_lines; /* parallel to a.query */
+    int *path_lines;  /* parallel to a.path_bind */
 };
 _Static_assert(offsetof(struct action_build, a) == 0, "a must come first");
 
@@ -923,11 +930,28 @@ out:
     strv_free(w);
 }
 
-/* An action's body.NAME, param.NAME and field.NAME keys. */
+/* query.NAME / path.NAME of an action: text or {location}; a URL carries no JSON. */
+static void add_url_binding(struct ini_doc *doc, const struct ini_entry *e, const char *name,
+                            struct catalog_binding **arr, size_t *n, int **lines)
+{
+    if (str_has_prefix(e->value, "json:")) {
+        ini_diag_add(&doc->diag, e->line,
+                     "'%s': a query or path binding is text or {location}, not json:", e->key);
+        return;
+    }
+    size_t before = *n;
+    add_binding(doc, e, name, arr, n);
+    if (*n > before) {
+        *lines = xrealloc(*lines, *n * sizeof(**lines));
+        (*lines)[before] = e->line;
+    }
+}
+
+/* An action's body.NAME, query.NAME, path.NAME, param.NAME and field.NAME keys. */
 static bool action_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj)
 {
     struct action_build *ab = obj;
-    static const char *const prefixes[] = {"body.", "param.", "field."};
+    static const char *const prefixes[] = {"body.", "param.", "field.", "query.", "path."};
     const char *name = NULL;
     switch (prefixed_key(doc, e, prefixes, ARRAY_SIZE(prefixes), &name)) {
     case -1:
@@ -940,6 +964,12 @@ static bool action_extra(struct ini_doc *doc, const struct ini_entry *e, void *o
         break;
     case 2:
         add_field(doc, e, name, ab);
+        break;
+    case 3:
+        add_url_binding(doc, e, name, &ab->a.query, &ab->a.nquery, &ab->query_lines);
+        break;
+    case 4:
+        add_url_binding(doc, e, name, &ab->a.path_bind, &ab->a.npath_bind, &ab->path_lines);
         break;
     default:
         break; /* reported */
@@ -954,14 +984,38 @@ static bool method_has_body(const char *method)
             strcmp(method, "PATCH") == 0);
 }
 
+/* A query.NAME or path.NAME binding is the engine's: no parameter of the
+ * rule may set the same name. */
+static void check_url_bindings(struct ini_doc *doc, const struct action_build *ab)
+{
+    const struct catalog_action *a = &ab->a;
+    for (size_t i = 0; i < a->nquery; i++) {
+        if (find_param(a->params, a->nparams, a->query[i].name) != NULL) {
+            ini_diag_add(&doc->diag, ab->query_lines[i],
+                         "query.%s is also declared as param.%s", a->query[i].name,
+                         a->query[i].name);
+        }
+    }
+    for (size_t i = 0; i < a->npath_bind; i++) {
+        if (find_param(a->params, a->nparams, a->path_bind[i].name) != NULL) {
+            ini_diag_add(&doc->diag, ab->path_lines[i], "path.%s is also declared as param.%s",
+                         a->path_bind[i].name, a->path_bind[i].name);
+        }
+    }
+}
+
 static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                           struct action_build *ab, const int *lines)
 {
     struct catalog_action *a = &ab->a;
 
     if (a->path != NULL) {
-        struct path_check pc = {
-            .doc = doc, .params = a->params, .nparams = a->nparams, .line = lines[AK_PATH]};
+        struct path_check pc = {.doc = doc,
+                                .params = a->params,
+                                .nparams = a->nparams,
+                                .bound = a->path_bind,
+                                .nbound = a->npath_bind,
+                                .line = lines[AK_PATH]};
         each_placeholder(doc, lines[AK_PATH], "path", a->path, note_placeholder, &pc);
         for (size_t i = 0; i < a->nparams; i++) {
             if (a->params[i].where == CATALOG_PATH && !strv_contains(pc.seen, a->params[i].name)) {
@@ -970,8 +1024,16 @@ static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                                 a->params[i].name, a->params[i].name);
             }
         }
+        for (size_t i = 0; i < a->npath_bind; i++) {
+            if (!strv_contains(pc.seen, a->path_bind[i].name)) {
+                ini_diag_add(&doc->diag, ab->path_lines[i],
+                             "path.%s does not appear in path as {%s}", a->path_bind[i].name,
+                             a->path_bind[i].name);
+            }
+        }
         strv_free(pc.seen);
     }
+    check_url_bindings(doc, ab);
     for (size_t i = 0; i < a->nparams; i++) {
         if (a->params[i].where == CATALOG_PATH && !a->params[i].required) {
             ini_diag_add(&doc->diag, ab->param_lines[i],
@@ -1036,6 +1098,15 @@ static void field_free(struct catalog_field *f)
     free(f->name);
 }
 
+static void bindings_free(struct catalog_binding *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(b[i].name);
+        free(b[i].value);
+    }
+    free(b);
+}
+
 static void action_free(struct catalog_action *a)
 {
     free(a->name);
@@ -1054,11 +1125,9 @@ static void action_free(struct catalog_action *a)
         field_free(&a->fields[i]);
     }
     free(a->fields);
-    for (size_t i = 0; i < a->nbody; i++) {
-        free(a->body[i].name);
-        free(a->body[i].value);
-    }
-    free(a->body);
+    bindings_free(a->body, a->nbody);
+    bindings_free(a->query, a->nquery);
+    bindings_free(a->path_bind, a->npath_bind);
     free(a->result);
     free(a->target);
     free(a->target_resource);
@@ -1109,6 +1178,8 @@ static void load_action_file(struct catalog *cat, struct ini_doc *doc, const cha
         finish_action(doc, sec, &ab, lines);
         free(ab.param_lines);
         free(ab.field_lines);
+        free(ab.query_lines);
+        free(ab.path_lines);
         cat->actions = xrealloc(cat->actions, (cat->nactions + 1) * sizeof(*cat->actions));
         cat->actions[cat->nactions++] = ab.a;
     }

@@ -28,8 +28,10 @@
  * definitions, and only those their style uses; fan_out names a declared parameter and comes
  * with parent_resource; require_one names declared parameters; JSON bindings
  * are valid JSON; no parameter takes a name reserved by [trigger] sections.
- * Actions: path placeholders and path parameters match one to one and are
- * required; parameters and fields have distinct names, none reserved by
+ * Actions: each path placeholder is either a path parameter (required) or a
+ * path.NAME binding, and each of those appears in path; query.NAME and
+ * path.NAME bindings are text or {location}, and no parameter shares their
+ * name; parameters and fields have distinct names, none reserved by
  * [rule] sections (the caller's catalog_reserved), and no field is also a body.NAME
  * binding; GET sends no body; a POST/PUT/PATCH has body members or says
  * empty_body = yes; gone_ok only on DELETE; target names a path parameter
@@ -147,6 +149,11 @@ struct catalog_action {
     size_t nfields;
     struct catalog_binding *body; /* body members the engine sets (body.NAME = VALUE) */
     size_t nbody;
+    struct catalog_binding *query; /* query parameters the engine sets (query.NAME = VALUE) */
+    size_t nquery;
+    struct catalog_binding *path_bind; /* path placeholders the engine fills (path.NAME =
+                                        * VALUE, M2); text or {location}, never JSON */
+    size_t npath_bind;
     unsigned success;             /* the documented success status, 200..299 */
     bool destructive;             /* a [rule] must say confirm = yes */
     bool idempotent;              /* repeating it has the effect of doing it once */

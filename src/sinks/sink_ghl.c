@@ -1,6 +1,7 @@
 /*
  * sink_ghl: the "ghl" sink, HighLevel catalog actions. Renders a rule's
  * catalog action (path parameters as record ids, query parameters as text,
+ * the catalog's fixed path., query. and body. bindings,
  * body fields coerced to the catalog's types), sends it through the
  * location's queue (sharing its rate budget), and classifies the response
  * as sink_http does. Its hooks keep the echo detector (echo.c) informed:
@@ -156,6 +157,28 @@ static const struct config_rule_param *rule_param(const struct config_rule *r, c
     return NULL;
 }
 
+/*
+ * The text a fixed binding (body., query. or path.NAME) sends: the
+ * location's id for {location}, else the value as written. Every binding
+ * is resolved here, so a new placeholder is one more case in one place.
+ */
+static const char *binding_text(const struct catalog_binding *b,
+                                const struct config_location *loc)
+{
+    return b->is_location ? loc->id : b->value;
+}
+
+static const struct catalog_binding *path_binding(const struct catalog_action *def,
+                                                  const char *name)
+{
+    for (size_t i = 0; i < def->npath_bind; i++) {
+        if (strcmp(def->path_bind[i].name, name) == 0) {
+            return &def->path_bind[i];
+        }
+    }
+    return NULL;
+}
+
 /* r->err for path parameter name whose rendered text is not a record id. An
  * empty one most often comes from a field the record does not have: the
  * expression is named so the user sees which one. */
@@ -189,6 +212,15 @@ static char *render_path(struct sink_render *r, const struct config_rule *rule, 
             break;
         }
         char *name = xstrndup(s + 1, (size_t)(end - s - 1));
+        const struct catalog_binding *bound = path_binding(def, name);
+        if (bound != NULL) {
+            char *esc = location_escape(binding_text(bound, r->loc));
+            buf_append_str(&b, esc);
+            free(esc);
+            free(name);
+            s = end + 1;
+            continue;
+        }
         const struct config_rule_param *p = rule_param(rule, name);
         cJSON *v = p ? sink_render_param(r, p) : NULL;
         char *text = v ? sink_value_text(v) : NULL;
@@ -231,6 +263,12 @@ static cJSON *render_query(struct sink_render *r, const struct config_rule *rule
     const struct catalog_action *def = rule->def;
     cJSON *query = NULL;
     *failed = false;
+    for (size_t i = 0; i < def->nquery; i++) {
+        if (query == NULL) {
+            query = cJSON_CreateObject();
+        }
+        cJSON_AddStringToObject(query, def->query[i].name, binding_text(&def->query[i], r->loc));
+    }
     for (size_t i = 0; i < def->nparams; i++) {
         const struct catalog_param *cp = &def->params[i];
         const struct config_rule_param *p =
@@ -272,14 +310,12 @@ static cJSON *render_catalog_body(struct sink_render *r, const struct config_rul
     cJSON *body = cJSON_CreateObject();
     for (size_t i = 0; i < def->nbody; i++) {
         const struct catalog_binding *b = &def->body[i];
-        if (b->is_location) {
-            cJSON_AddStringToObject(body, b->name, loc->id);
-        } else if (b->is_json) {
+        if (b->is_json) {
             cJSON *v = NULL;
             json_parse(b->value, strlen(b->value), &v, NULL);
             cJSON_AddItemToObject(body, b->name, v ? v : cJSON_CreateNull());
         } else {
-            cJSON_AddStringToObject(body, b->name, b->value);
+            cJSON_AddStringToObject(body, b->name, binding_text(b, loc));
         }
     }
     for (size_t i = 0; i < rule->nparams; i++) {

@@ -1364,6 +1364,12 @@ static const struct bad_case action_cases[] = {
     {0, "target = thingId", 13, "target needs target_resource"},
     {0, "result = a b", 13, "dotted JSON path"},
     {0, "result = ..", 13, "dotted JSON path"},
+    /* M2: fixed query and path bindings of actions */
+    {0, "query.all = json:true", 13, "a query or path binding is text or {location}, not json:"},
+    {0, "path.x = {location}", 13, "path.x does not appear in path as {x}"},
+    {0, "path.thingId = {location}", 13, "path.thingId is also declared as param.thingId"},
+    {0, "query.thingId = a", 13, "query.thingId is also declared as param.thingId"},
+    {0, "query.x = {company}", 13, "unknown placeholder"},
     {1, "[http]", 1, "action name 'http' is reserved for the generic action"},
     {1, "[A.x]", 1, "bad action name"},
     {0, "[a.x]", 13, "duplicate section [a.x] (first on line 1)"},
@@ -1445,10 +1451,15 @@ static void test_bad_action_cases(void)
                      "param.thingId = path string required\nparam.q = query integer optional\n"
                      "[a.empty]\ntitle = E\noperation_id = e\nmethod = POST\npath = /x\n"
                      "version = v\nscope = s\nsuccess = 201\ndestructive = no\nidempotent = no\n"
-                     "empty_body = yes\nresult = .\n");
+                     "empty_body = yes\nresult = .\n"
+                     "[a.loc]\ntitle = L\noperation_id = l\nmethod = DELETE\n"
+                     "path = /locations/{locationId}/x/{id}\nversion = v\nscope = s\n"
+                     "success = 200\ndestructive = yes\nidempotent = yes\n"
+                     "path.locationId = {location}\nquery.locationId = {location}\n"
+                     "query.all = true\nparam.id = path string required\n");
     CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
     dump_errors(&errs);
-    CHECK_INT(catalog_action_count(cat), 2);
+    CHECK_INT(catalog_action_count(cat), 3);
     const struct catalog_action *d = catalog_find_action(cat, "a.del");
     if (d != NULL) {
         CHECK(d->destructive && d->gone_ok);
@@ -1463,6 +1474,16 @@ static void test_bad_action_cases(void)
     const struct catalog_action *e = catalog_find_action(cat, "a.empty");
     CHECK(e != NULL && e->empty_body && e->nfields == 0);
     CHECK_STR(e ? e->result : NULL, "."); /* M1: the response root is the record */
+    /* M2: a placeholder filled by a path binding needs no param; query bindings in order. */
+    const struct catalog_action *l = catalog_find_action(cat, "a.loc");
+    CHECK(l != NULL && l->npath_bind == 1 && l->nquery == 2 && l->nparams == 1);
+    if (l != NULL && l->npath_bind == 1 && l->nquery == 2) {
+        CHECK_STR(l->path_bind[0].name, "locationId");
+        CHECK(l->path_bind[0].is_location && l->query[0].is_location);
+        CHECK_STR(l->query[1].name, "all");
+        CHECK_STR(l->query[1].value, "true");
+        CHECK(!l->query[1].is_location && !l->query[1].is_json);
+    }
     catalog_free(cat);
     ini_errors_free(&errs);
 
