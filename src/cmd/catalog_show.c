@@ -259,7 +259,7 @@ static void show_action_params(FILE *out, const struct catalog_action *a)
     }
     for (size_t i = 0; i < a->nfields; i++) {
         const struct catalog_field *f = &a->fields[i];
-        table_row(&tab, f->name, "body", catalog_type_name(f->type),
+        table_row(&tab, f->name, "body", f->secret ? "secret" : catalog_type_name(f->type),
                   f->required ? "required" : "optional", NULL);
     }
     binding_rows(&tab, a->path_bind, a->npath_bind, "path");

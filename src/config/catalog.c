@@ -895,20 +895,21 @@ struct action_build {
 };
 _Static_assert(offsetof(struct action_build, a) == 0, "a must come first");
 
-/* field.NAME = TYPE REQUIRED */
+/* field.NAME = TYPE REQUIRED; TYPE secret is a string kept out of storage (M14). */
 static void add_field(struct ini_doc *doc, const struct ini_entry *e, const char *name,
                       struct action_build *ab)
 {
     struct catalog_action *a = &ab->a;
     size_t n = 0;
     char **w = strv_split(e->value, &n);
-    int type = n == 2 ? choice_index(type_names, w[0]) : -1;
+    bool secret = n == 2 && strcmp(w[0], "secret") == 0;
+    int type = secret ? (int)CATALOG_STRING : n == 2 ? choice_index(type_names, w[0]) : -1;
     bool ok = n == 2 && type >= 0 &&
               (strcmp(w[1], "required") == 0 || strcmp(w[1], "optional") == 0);
     if (!ok) {
         ini_diag_add(&doc->diag, e->line,
                         "'%s' must be 'TYPE REQUIRED': TYPE is string, integer, number, boolean, "
-                        "string_list or json; REQUIRED is required or optional",
+                        "string_list, json or secret; REQUIRED is required or optional",
                         e->key);
         goto out;
     }
@@ -923,6 +924,7 @@ static void add_field(struct ini_doc *doc, const struct ini_entry *e, const char
         .name = xstrdup(name),
         .type = (enum catalog_type)type,
         .required = strcmp(w[1], "required") == 0,
+        .secret = secret,
     };
     ab->field_lines[a->nfields] = e->line;
     a->nfields++;

@@ -134,11 +134,17 @@ struct catalog_trigger {
     int line;                 /* its section line */
 };
 
-/* A JSON body member of an action (field.NAME = TYPE REQUIRED). */
+/*
+ * A JSON body member of an action (field.NAME = TYPE REQUIRED). TYPE
+ * `secret` (M14) is a string whose value in a [rule] must be an env:VAR or
+ * file:PATH reference (core/secret.h): the outbox and dead letters keep the
+ * reference, and the ghl sink reads the value only to send it.
+ */
 struct catalog_field {
     char *name;
-    enum catalog_type type;
+    enum catalog_type type;  /* CATALOG_STRING for a secret */
     bool required;
+    bool secret;             /* TYPE was secret */
 };
 
 struct catalog_action {

@@ -18,6 +18,8 @@
 #include "diff.h"
 #include "json.h"
 #include "location.h"
+#include "log.h"
+#include "secret.h"
 #include "sinks_int.h"
 #include "template.h"
 #include "util.h"
@@ -300,8 +302,26 @@ static cJSON *render_query(struct sink_render *r, const struct config_rule *rule
     return query;
 }
 
+/* What a secret field's value is stored and printed as (see secret_body). */
+#define SECRET_MASK "***"
+
+/*
+ * A secret field (M14) is stored masked, with its reference (env:VAR or
+ * file:PATH, never the value) in request.secret_fields; secret_body reads
+ * the value when the request is sent, so the outbox, the dead letters and
+ * --dry-run never hold it.
+ */
+static void add_secret_field(cJSON *body, cJSON **secrets, const struct config_rule_param *p)
+{
+    if (*secrets == NULL) {
+        *secrets = cJSON_CreateObject();
+    }
+    cJSON_AddStringToObject(body, p->name, SECRET_MASK);
+    cJSON_AddStringToObject(*secrets, p->name, p->value);
+}
+
 static cJSON *render_catalog_body(struct sink_render *r, const struct config_rule *rule,
-                                  const struct config_location *loc)
+                                  const struct config_location *loc, cJSON **secrets)
 {
     const struct catalog_action *def = rule->def;
     if (def->empty_body) {
@@ -322,6 +342,10 @@ static cJSON *render_catalog_body(struct sink_render *r, const struct config_rul
         const struct catalog_field *f = catalog_action_field(def, rule->params[i].name);
         if (f == NULL) {
             continue; /* a path parameter */
+        }
+        if (f->secret) {
+            add_secret_field(body, secrets, &rule->params[i]);
+            continue;
         }
         cJSON *v = f->type == CATALOG_STRING_LIST ? sink_render_list_param(r, &rule->params[i])
                                                   : sink_render_param(r, &rule->params[i]);
@@ -368,8 +392,10 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
         return NULL;
     }
     r->err[0] = '\0';
-    cJSON *body = render_catalog_body(r, rule, loc);
+    cJSON *secrets = NULL;
+    cJSON *body = render_catalog_body(r, rule, loc, &secrets);
     if (body == NULL && r->err[0] != '\0') {
+        cJSON_Delete(secrets);
         free(path);
         free(target_id);
         return NULL;
@@ -377,6 +403,7 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
     bool failed = false;
     cJSON *query = render_query(r, rule, &failed);
     if (failed) {
+        cJSON_Delete(secrets);
         cJSON_Delete(body);
         free(path);
         free(target_id);
@@ -392,6 +419,9 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
     cJSON_AddStringToObject(req, "version", def->version);
     if (body != NULL) {
         cJSON_AddItemToObject(req, "body", body);
+    }
+    if (secrets != NULL) {
+        cJSON_AddItemToObject(req, "secret_fields", secrets);
     }
     cJSON_AddNumberToObject(entry, "success", def->success);
     cJSON_AddBoolToObject(entry, "gone_ok", def->gone_ok);
@@ -431,14 +461,72 @@ static struct location_query *query_pairs(const cJSON *req, size_t *n)
     return q;
 }
 
+/*
+ * The body of req with each secret field's value read now from its
+ * reference (request.secret_fields; file:PATH relative to the config file,
+ * private as a token file), and registered with the log's redactor in case
+ * the server echoes it. Every copy is wiped: the caller wipes *text
+ * (secret_wipe_free). Returns 0 (*text NULL when req has no body), or
+ * -ENOKEY with call->error naming the field and its reference, never the
+ * value: a missing variable or file does not come back by retrying.
+ */
+static int secret_body(struct sink_call *call, const cJSON *req, char **text)
+{
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
+    const cJSON *refs = cJSON_GetObjectItemCaseSensitive(req, "secret_fields");
+    *text = NULL;
+    if (body == NULL) {
+        return 0;
+    }
+    cJSON *copy = cJSON_Duplicate(body, 1);
+    int rc = 0;
+    const cJSON *ref;
+    cJSON_ArrayForEach(ref, refs)
+    {
+        char *value = NULL;
+        char *msg = NULL;
+        int r = cJSON_IsString(ref) ? secret_ref_read(ref->valuestring, ref->string,
+                                                      call->env->cfg->dir, SECRET_PRIVATE,
+                                                      &value, &msg)
+                                    : 1;
+        if (r != 0) {
+            snprintf(call->error, sizeof(call->error), "secret field %s = %.100s: %s",
+                     ref->string, cJSON_IsString(ref) ? ref->valuestring : "?",
+                     msg != NULL ? msg : "not an env: or file: reference");
+            free(msg);
+            rc = -ENOKEY;
+            break;
+        }
+        log_add_secret(value);
+        cJSON_ReplaceItemInObjectCaseSensitive(copy, ref->string, cJSON_CreateString(value));
+        secret_wipe_free(value);
+    }
+    if (rc == 0) {
+        *text = cJSON_PrintUnformatted(copy);
+    }
+    cJSON_ArrayForEach(ref, refs)
+    {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(copy, ref->string);
+        if (cJSON_IsString(v)) {
+            explicit_bzero(v->valuestring, strlen(v->valuestring));
+        }
+    }
+    cJSON_Delete(copy);
+    return rc;
+}
+
 static int send_ghl(struct sink_call *call, const cJSON *req)
 {
+    char *text = NULL;
+    int src = secret_body(call, req, &text);
+    if (src != 0) {
+        return src;
+    }
     struct location *loc = runtime_location(call->env, sink_str(call->entry, "location"));
     if (loc == NULL) {
+        secret_wipe_free(text);
         return -ENOENT;
     }
-    const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
-    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     size_t nquery = 0;
     struct location_query *query = query_pairs(req, &nquery);
     char tag[128];
@@ -457,7 +545,7 @@ static int send_ghl(struct sink_call *call, const cJSON *req)
     int rc = location_submit(loc, LOCATION_POLL, &lr, dispatch__http_done, call, &pending);
     call->handle = pending;
     free(query);
-    free(text);
+    secret_wipe_free(text); /* the location keeps (and wipes) its own copy */
     return rc;
 }
 

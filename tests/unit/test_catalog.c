@@ -314,6 +314,7 @@ static const struct expected actions_expected[] = {
     BIZ_A("businesses.create"),
     BIZ_A("businesses.update"),
     BIZ_A("businesses.delete"),
+    {"users.create", "actions/users.ini", "apps/users.json", "users.write"},
     {"users.update", "actions/users.ini", "apps/users.json", "users.write"},
     {"users.delete", "actions/users.ini", "apps/users.json", "users.write"},
     WF_A("contacts.workflows.add"),
@@ -341,7 +342,7 @@ static const char *const destructive_names[] = {
 static const char *const non_idempotent_names[] = {
     "contacts.create", "contacts.tasks.create", "contacts.notes.create",
     "contacts.campaigns.add", "opportunities.create", "businesses.create",
-    "contacts.workflows.add",
+    "contacts.workflows.add", "users.create",
 };
 
 /* Actions whose writes pollen cannot attribute to one record. */
@@ -1364,6 +1365,8 @@ static const struct bad_case action_cases[] = {
     {0, "target = thingId", 13, "target needs target_resource"},
     {0, "result = a b", 13, "dotted JSON path"},
     {0, "result = ..", 13, "dotted JSON path"},
+    {0, "field.pw = secret", 13, "'field.pw' must be 'TYPE REQUIRED'"},
+    {0, "param.pw = query secret optional", 13, "'param.pw' must be 'WHERE TYPE REQUIRED'"},
     /* M2: fixed query and path bindings of actions */
     {0, "query.all = json:true", 13, "a query or path binding is text or {location}, not json:"},
     {0, "path.x = {location}", 13, "path.x does not appear in path as {x}"},
@@ -1456,7 +1459,8 @@ static void test_bad_action_cases(void)
                      "path = /locations/{locationId}/x/{id}\nversion = v\nscope = s\n"
                      "success = 200\ndestructive = yes\nidempotent = yes\n"
                      "path.locationId = {location}\nquery.locationId = {location}\n"
-                     "query.all = true\nparam.id = path string required\n");
+                     "query.all = true\nparam.id = path string required\n"
+                     "field.pw = secret optional\n");
     CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
     dump_errors(&errs);
     CHECK_INT(catalog_action_count(cat), 3);
@@ -1484,6 +1488,9 @@ static void test_bad_action_cases(void)
         CHECK_STR(l->query[1].value, "true");
         CHECK(!l->query[1].is_location && !l->query[1].is_json);
     }
+    /* M14: a secret field is a string the sink reads from a reference when sending. */
+    const struct catalog_field *pw = l ? catalog_action_field(l, "pw") : NULL;
+    CHECK(pw != NULL && pw->secret && pw->type == CATALOG_STRING && !pw->required);
     catalog_free(cat);
     ini_errors_free(&errs);
 

@@ -4,6 +4,7 @@
  * verdict the delivery loop acts on: success, retry (after at least
  * Retry-After) or the dead-letter store; these tables pin today's policy.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include <uv.h>
 
+#include "dispatch.h"
 #include "http.h"
 #include "registry.h"
 #include "sink.h"
@@ -189,6 +191,53 @@ static void test_http_result(void)
     }
 }
 
+/*
+ * A secret field (M14) is read from its reference only when sent: a missing
+ * variable is a send error naming the field and the reference; the request
+ * (what the outbox stores) is never changed. No location is configured, so
+ * a readable secret gets as far as the location lookup (-ENOENT).
+ */
+static void test_ghl_secret_send(void)
+{
+    struct config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.dir = (char *)"/nonexistent";
+    struct dispatcher_env env;
+    memset(&env, 0, sizeof(env));
+    env.cfg = &cfg;
+    const char *text = "{\"location\":\"main\",\"request\":{\"method\":\"POST\",\"path\":"
+                       "\"/users/\",\"body\":{\"email\":\"a@b.c\",\"password\":\"***\"},"
+                       "\"secret_fields\":{\"password\":\"env:POLLEN_TEST_PW\"}}}";
+    cJSON *entry = cJSON_Parse(text);
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
+    struct sink_call call;
+    memset(&call, 0, sizeof(call));
+    call.env = &env;
+    call.entry = entry;
+    unsetenv("POLLEN_TEST_PW");
+    CHECK_INT(sink_find("ghl")->send(&call, req), -ENOKEY);
+    CHECK(strstr(call.error, "secret field password = env:POLLEN_TEST_PW") != NULL);
+    CHECK(strstr(call.error, "POLLEN_TEST_PW") != NULL);
+    setenv("POLLEN_TEST_PW", "s3cret-pass-word", 1);
+    memset(call.error, 0, sizeof(call.error));
+    CHECK_INT(sink_find("ghl")->send(&call, req), -ENOENT);
+    CHECK_STR(call.error, "");
+    call.error[0] = '\0';
+    /* file: references are read relative to the config's dir and must exist. */
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive((cJSON *)req,
+                                                                            "secret_fields"),
+                                           "password", cJSON_CreateString("file:pw.txt"));
+    CHECK_INT(sink_find("ghl")->send(&call, req), -ENOKEY);
+    CHECK(strstr(call.error, "secret field password = file:pw.txt") != NULL);
+    /* The stored request keeps the mask and the reference only. */
+    char *after = cJSON_PrintUnformatted(entry);
+    CHECK(strstr(after, "s3cret") == NULL);
+    CHECK(strstr(after, "\"password\":\"***\"") != NULL);
+    free(after);
+    unsetenv("POLLEN_TEST_PW");
+    cJSON_Delete(entry);
+}
+
 struct exec_row {
     int64_t exit_status;
     int term_signal;
@@ -240,6 +289,7 @@ int main(void)
     test_registry();
     test_http_classify();
     test_http_result();
+    test_ghl_secret_send();
     test_exec_classify();
     return test_done("sinks");
 }
