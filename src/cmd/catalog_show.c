@@ -292,6 +292,11 @@ static void show_action(FILE *out, const struct catalog_action *a)
          a->destructive ? ": a [rule] must say confirm = yes" : "");
     line(out, "gone_ok", "%s%s", yes_no(a->gone_ok),
          a->gone_ok ? ": on a retry, a 404 or 400 means it was already done" : "");
+    if (a->conflict_ok) {
+        line(out, "conflict_ok", "yes: on a retry, \"already exists\" (natural_key %s) means it "
+                                 "was already done",
+             a->natural_key);
+    }
     show_action_params(out, a);
 }
 

@@ -863,6 +863,9 @@ static const struct ini_key action_keys[] = {
     {.name = "target", .type = INI_KEY_CUSTOM, .offset = A(target), .parse = parse_ident},
     {.name = "target_resource", .type = INI_KEY_CUSTOM, .offset = A(target_resource),
      .parse = parse_ident},
+    {.name = "conflict_ok", .type = INI_KEY_BOOL, .offset = A(conflict_ok), .def = "no"},
+    {.name = "natural_key", .type = INI_KEY_CUSTOM, .offset = A(natural_key),
+     .parse = parse_ident},
 };
 #undef A
 enum {
@@ -881,6 +884,8 @@ enum {
     AK_RESULT,
     AK_TARGET,
     AK_TARGET_RESOURCE,
+    AK_CONFLICT_OK,
+    AK_NATURAL_KEY,
     AK_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(action_keys) == AK_NKEYS, "action key enum out of sync");
@@ -1006,6 +1011,40 @@ static void check_url_bindings(struct ini_doc *doc, const struct action_build *a
     }
 }
 
+/*
+ * conflict_ok: a retried create whose first attempt's outcome was unknown
+ * may find its own record ("already exists"). That only means success when
+ * the request is a create (a non-idempotent POST) and a unique natural key
+ * the rule always sends (a required field) is what clashed.
+ */
+static void check_conflict_ok(struct ini_doc *doc, const struct catalog_action *a,
+                              const int *lines)
+{
+    if (a->conflict_ok) {
+        if ((a->method != NULL && strcmp(a->method, "POST") != 0) || a->idempotent) {
+            ini_diag_add(&doc->diag, lines[AK_CONFLICT_OK],
+                         "conflict_ok = yes is only for creates (POST, idempotent = no)");
+        }
+        if (a->natural_key == NULL) {
+            ini_diag_add(&doc->diag, lines[AK_CONFLICT_OK],
+                         "conflict_ok needs natural_key (the unique field that clashes)");
+        }
+    } else if (a->natural_key != NULL) {
+        ini_diag_add(&doc->diag, lines[AK_NATURAL_KEY], "natural_key is only for conflict_ok");
+    }
+    if (a->natural_key != NULL) {
+        const struct catalog_field *f = NULL;
+        for (size_t i = 0; i < a->nfields && f == NULL; i++) {
+            f = strcmp(a->fields[i].name, a->natural_key) == 0 ? &a->fields[i] : NULL;
+        }
+        if (f == NULL || !f->required) {
+            ini_diag_add(&doc->diag, lines[AK_NATURAL_KEY],
+                         "natural_key names '%s', which is not a required field",
+                         a->natural_key);
+        }
+    }
+}
+
 static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                           struct action_build *ab, const int *lines)
 {
@@ -1082,6 +1121,7 @@ static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                         "gone_ok = yes is only for DELETE endpoints (a retry finding the record "
                         "gone means it was deleted)");
     }
+    check_conflict_ok(doc, a, lines);
     if (a->target != NULL) {
         const struct catalog_param *p = find_param(a->params, a->nparams, a->target);
         if (p == NULL || p->where != CATALOG_PATH) {
@@ -1133,6 +1173,7 @@ static void action_free(struct catalog_action *a)
     free(a->result);
     free(a->target);
     free(a->target_resource);
+    free(a->natural_key);
 }
 
 static const struct catalog_action *find_action_linear(const struct catalog *cat,

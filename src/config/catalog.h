@@ -35,8 +35,9 @@
  * [rule] sections (the caller's catalog_reserved), and no field is also a body.NAME
  * binding; GET sends no body; a POST/PUT/PATCH has body members or says
  * empty_body = yes; gone_ok only on DELETE; target names a path parameter
- * and comes with target_resource; 200 <= success <= 299; no action is
- * named http or exec.
+ * and comes with target_resource; 200 <= success <= 299; conflict_ok only
+ * on a POST that is not idempotent, with natural_key naming a required
+ * field; no action is named http or exec.
  *
  * Ownership: the catalog owns everything; pointers returned by the lookup
  * functions are borrowed and live until catalog_free. Read-only after load,
@@ -165,6 +166,10 @@ struct catalog_action {
     bool idempotent;              /* repeating it has the effect of doing it once */
     bool gone_ok;                 /* DELETE: a 404/400 on a retry means already done */
     bool empty_body;              /* POST/PUT/PATCH whose body is {} */
+    bool conflict_ok;             /* a create: a 400/409 "already exists" on a retry means
+                                   * the first attempt (outcome unknown) worked (M14) */
+    char *natural_key;            /* the field whose uniqueness makes that answer; set
+                                   * exactly when conflict_ok is */
     char *result;                 /* response member holding the written record, "." when
                                    * the response root is that record (M1), or NULL */
     char *target;                 /* path parameter naming the record written, or NULL */

@@ -425,6 +425,9 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
     }
     cJSON_AddNumberToObject(entry, "success", def->success);
     cJSON_AddBoolToObject(entry, "gone_ok", def->gone_ok);
+    if (def->conflict_ok) {
+        cJSON_AddBoolToObject(entry, "conflict_ok", true);
+    }
     cJSON_AddStringToObject(entry, "result", def->result ? def->result : "");
     cJSON_AddStringToObject(entry, "target_resource",
                             def->target_resource ? def->target_resource : "");

@@ -530,6 +530,24 @@ static void test_shipped_actions(const struct catalog *cat)
     if (rm != NULL) {
         CHECK_STR(rm->path, "/contacts/{contactId}/campaigns/removeAll");
     }
+    /* users.create: a bare response (M1), a secret password and conflict_ok on email (M14). */
+    const struct catalog_action *uc = catalog_find_action(cat, "users.create");
+    CHECK(uc != NULL);
+    if (uc != NULL) {
+        CHECK_STR(uc->result, ".");
+        CHECK(uc->conflict_ok && !uc->idempotent);
+        CHECK_STR(uc->natural_key, "email");
+        const struct catalog_field *pw = catalog_action_field(uc, "password");
+        CHECK(pw != NULL && pw->secret && pw->required);
+        const struct catalog_field *em = catalog_action_field(uc, "email");
+        CHECK(em != NULL && !em->secret);
+    }
+    const struct catalog_action *uu = catalog_find_action(cat, "users.update");
+    CHECK_STR(uu ? uu->result : NULL, ".");
+    /* M2: the remove-followers route's query parameter. */
+    const struct catalog_action *fr = catalog_find_action(cat, "opportunities.followers.remove");
+    const struct catalog_param *all = fr ? catalog_action_param(fr, "isRemoveAllFollowers") : NULL;
+    CHECK(all != NULL && all->where == CATALOG_QUERY && all->type == CATALOG_BOOLEAN);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1367,6 +1385,13 @@ static const struct bad_case action_cases[] = {
     {0, "result = ..", 13, "dotted JSON path"},
     {0, "field.pw = secret", 13, "'field.pw' must be 'TYPE REQUIRED'"},
     {0, "param.pw = query secret optional", 13, "'param.pw' must be 'WHERE TYPE REQUIRED'"},
+    /* conflict_ok: creates only, with a natural key that is a required field */
+    {0, "conflict_ok = yes\nnatural_key = name", 13, "conflict_ok = yes is only for creates"},
+    {0, "natural_key = name", 13, "natural_key is only for conflict_ok"},
+    {4, "method = POST\nidempotent = no\nconflict_ok = yes", 6,
+     "conflict_ok needs natural_key"},
+    {4, "method = POST\nidempotent = no\nconflict_ok = yes\nnatural_key = name", 7,
+     "natural_key names 'name', which is not a required field"},
     /* M2: fixed query and path bindings of actions */
     {0, "query.all = json:true", 13, "a query or path binding is text or {location}, not json:"},
     {0, "path.x = {location}", 13, "path.x does not appear in path as {x}"},

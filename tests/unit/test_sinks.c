@@ -73,6 +73,11 @@ struct http_row {
 #define DEL "{\"kind\":\"ghl\",\"gone_ok\":false,\"request\":{\"method\":\"DELETE\"}}"
 #define HOOK "{\"kind\":\"http\",\"request\":{\"method\":\"POST\",\"url\":\"http://h/\"}}"
 #define ERR_BODY "{\"message\":\"busy\",\"traceId\":\"t-1\"}"
+/* conflict_ok (users.create): "already exists" is success on a retry only. */
+#define CREATE_1 "{\"kind\":\"ghl\",\"conflict_ok\":true,\"attempts\":1,\"request\":{\"method\":\"POST\"}}"
+#define CREATE_2 "{\"kind\":\"ghl\",\"conflict_ok\":true,\"attempts\":2,\"request\":{\"method\":\"POST\"}}"
+#define CREATE_NO "{\"kind\":\"ghl\",\"attempts\":2,\"request\":{\"method\":\"POST\"}}"
+#define EXISTS "{\"message\":\"User with the same email Already Exists\"}"
 
 static const struct http_row http_rows[] = {
     /* 2xx: done */
@@ -88,6 +93,18 @@ static const struct http_row http_rows[] = {
     {"ghl", DEL_GONE_OK, 500, 0, "", NULL, 0, SINK_RETRY, "HTTP 500", ""},
     {"ghl", DEL, 404, 0, "", NULL, 0, SINK_DEAD, "HTTP 404", ""},
     {"ghl", POST, 404, 0, "", NULL, 0, SINK_DEAD, "HTTP 404", ""},
+    {"ghl", CREATE_2, 400, 0, "", EXISTS, 0, SINK_SUCCESS,
+     "already exists on attempt 2 (HTTP 400: User with the same email Already Exists)", ""},
+    {"ghl", CREATE_2, 409, 0, "", EXISTS, 0, SINK_SUCCESS,
+     "already exists on attempt 2 (HTTP 409: User with the same email Already Exists)", ""},
+    {"ghl", CREATE_1, 400, 0, "", EXISTS, 0, SINK_DEAD,
+     "HTTP 400: User with the same email Already Exists", ""},
+    {"ghl", CREATE_NO, 400, 0, "", EXISTS, 0, SINK_DEAD,
+     "HTTP 400: User with the same email Already Exists", ""},
+    {"ghl", CREATE_2, 400, 0, "", "{\"message\":\"email is invalid\"}", 0, SINK_DEAD,
+     "HTTP 400: email is invalid", ""},
+    {"ghl", CREATE_2, 422, 0, "", EXISTS, 0, SINK_DEAD,
+     "HTTP 422: User with the same email Already Exists", ""},
     /* transient statuses retry, with the server's message and traceId */
     {"ghl", POST, 408, 0, "", NULL, 0, SINK_RETRY, "HTTP 408", ""},
     {"ghl", POST, 425, 0, "", NULL, 0, SINK_RETRY, "HTTP 425", ""},
