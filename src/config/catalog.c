@@ -838,6 +838,24 @@ static void load_trigger_file(struct catalog *cat, struct ini_doc *doc, const ch
 
 static const char *const action_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
 
+/* destructive_when = FIELD:null; stores FIELD (checked against the fields in
+ * finish_action). null is the only condition so far: the one the API uses
+ * to mean "remove" (contacts.business.bulk). */
+static int parse_destructive_when(struct ini_doc *doc, const struct ini_key *k,
+                                  const char *value, int line, void *field)
+{
+    const char *colon = strchr(value, ':');
+    if (colon == NULL || strcmp(colon, ":null") != 0 ||
+        !valid_ident(value, (size_t)(colon - value))) {
+        ini_diag_add(&doc->diag, line, "%s must be FIELD:null, e.g. businessId:null", k->name);
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrndup(value, (size_t)(colon - value));
+    return 0;
+}
+
 #define A(f) offsetof(struct catalog_action, f)
 static const struct ini_key action_keys[] = {
     {.name = "title", .type = INI_KEY_STRING, .offset = A(title), .required = true},
@@ -866,6 +884,8 @@ static const struct ini_key action_keys[] = {
     {.name = "conflict_ok", .type = INI_KEY_BOOL, .offset = A(conflict_ok), .def = "no"},
     {.name = "natural_key", .type = INI_KEY_CUSTOM, .offset = A(natural_key),
      .parse = parse_ident},
+    {.name = "destructive_when", .type = INI_KEY_CUSTOM, .offset = A(destructive_when),
+     .parse = parse_destructive_when},
 };
 #undef A
 enum {
@@ -886,6 +906,7 @@ enum {
     AK_TARGET_RESOURCE,
     AK_CONFLICT_OK,
     AK_NATURAL_KEY,
+    AK_DESTRUCTIVE_WHEN,
     AK_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(action_keys) == AK_NKEYS, "action key enum out of sync");
@@ -907,14 +928,17 @@ static void add_field(struct ini_doc *doc, const struct ini_entry *e, const char
     struct catalog_action *a = &ab->a;
     size_t n = 0;
     char **w = strv_split(e->value, &n);
-    bool secret = n == 2 && strcmp(w[0], "secret") == 0;
-    int type = secret ? (int)CATALOG_STRING : n == 2 ? choice_index(type_names, w[0]) : -1;
-    bool ok = n == 2 && type >= 0 &&
+    bool nullable = n == 3 && strcmp(w[2], "nullable") == 0;
+    bool secret = n >= 2 && strcmp(w[0], "secret") == 0;
+    int type = secret ? (int)CATALOG_STRING
+                      : n == 2 || nullable ? choice_index(type_names, w[0]) : -1;
+    bool ok = (n == 2 || nullable) && type >= 0 && !(secret && nullable) &&
               (strcmp(w[1], "required") == 0 || strcmp(w[1], "optional") == 0);
     if (!ok) {
         ini_diag_add(&doc->diag, e->line,
-                        "'%s' must be 'TYPE REQUIRED': TYPE is string, integer, number, boolean, "
-                        "string_list, json or secret; REQUIRED is required or optional",
+                        "'%s' must be 'TYPE REQUIRED' or 'TYPE REQUIRED nullable': TYPE is "
+                        "string, integer, number, boolean, string_list, json or secret (never "
+                        "nullable); REQUIRED is required or optional",
                         e->key);
         goto out;
     }
@@ -930,6 +954,7 @@ static void add_field(struct ini_doc *doc, const struct ini_entry *e, const char
         .type = (enum catalog_type)type,
         .required = strcmp(w[1], "required") == 0,
         .secret = secret,
+        .nullable = nullable,
     };
     ab->field_lines[a->nfields] = e->line;
     a->nfields++;
@@ -1122,6 +1147,23 @@ static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                         "gone means it was deleted)");
     }
     check_conflict_ok(doc, a, lines);
+    if (a->destructive_when != NULL) {
+        const struct catalog_field *f = NULL;
+        for (size_t i = 0; i < a->nfields && f == NULL; i++) {
+            f = strcmp(a->fields[i].name, a->destructive_when) == 0 ? &a->fields[i] : NULL;
+        }
+        if (f == NULL || !f->nullable) {
+            ini_diag_add(&doc->diag, lines[AK_DESTRUCTIVE_WHEN],
+                         "destructive_when names '%s', which is not a nullable field",
+                         a->destructive_when);
+        }
+        if (a->destructive) {
+            ini_diag_add(&doc->diag, lines[AK_DESTRUCTIVE_WHEN],
+                         "destructive_when is for destructive = no (it is then destructive "
+                         "only when %s is null)",
+                         a->destructive_when);
+        }
+    }
     if (a->target != NULL) {
         const struct catalog_param *p = find_param(a->params, a->nparams, a->target);
         if (p == NULL || p->where != CATALOG_PATH) {
@@ -1174,6 +1216,7 @@ static void action_free(struct catalog_action *a)
     free(a->target);
     free(a->target_resource);
     free(a->natural_key);
+    free(a->destructive_when);
 }
 
 static const struct catalog_action *find_action_linear(const struct catalog *cat,

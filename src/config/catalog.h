@@ -37,7 +37,8 @@
  * empty_body = yes; gone_ok only on DELETE; target names a path parameter
  * and comes with target_resource; 200 <= success <= 299; conflict_ok only
  * on a POST that is not idempotent, with natural_key naming a required
- * field; no action is named http or exec.
+ * field; destructive_when names a nullable field of an action that is not
+ * otherwise destructive; no action is named http or exec.
  *
  * Ownership: the catalog owns everything; pointers returned by the lookup
  * functions are borrowed and live until catalog_free. Read-only after load,
@@ -146,6 +147,8 @@ struct catalog_field {
     enum catalog_type type;  /* CATALOG_STRING for a secret */
     bool required;
     bool secret;             /* TYPE was secret */
+    bool nullable;           /* TYPE REQUIRED nullable: a rule may send JSON null (the
+                              * literal null, or an expression that renders null) */
 };
 
 struct catalog_action {
@@ -163,6 +166,9 @@ struct catalog_action {
     size_t npath_bind;
     unsigned success;             /* the documented success status, 200..299 */
     bool destructive;             /* a [rule] must say confirm = yes */
+    char *destructive_when;       /* destructive_when = FIELD:null: a nullable field that,
+                                   * sent as null, makes it destructive (then a [rule]
+                                   * must say confirm = yes); NULL when not conditional */
     bool idempotent;              /* repeating it has the effect of doing it once */
     bool gone_ok;                 /* DELETE: a 404/400 on a retry means already done */
     bool empty_body;              /* POST/PUT/PATCH whose body is {} */

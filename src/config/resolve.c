@@ -283,8 +283,8 @@ static void check_rule_field(struct ini_diag *d, const struct config_rule *r,
         check_secret_field(d, r, p);
         return;
     }
-    if (p->tmpl == NULL) {
-        return;
+    if (p->tmpl == NULL || (f->nullable && strcmp(p->value, "null") == 0)) {
+        return; /* a nullable field's literal null is sent as JSON null */
     }
     const char *action = r->def->name;
     if (!template_is_literal(p->tmpl)) {
@@ -440,6 +440,17 @@ static void resolve_rule(struct ini_diag *d, struct config_rule *r, const struct
         ini_diag_add(d, r->do_line ? r->do_line : r->line,
                      "rule '%s' runs destructive action %s: add confirm = yes", r->name,
                      def->name);
+    }
+    /* destructive_when (M14): a literal null makes this rule destructive; an
+     * expression that renders null without confirm is refused when sent. */
+    const struct config_rule_param *cond =
+        def->destructive_when != NULL && !r->confirm ? find_rule_param(r, def->destructive_when)
+                                                     : NULL;
+    if (cond != NULL && strcmp(cond->value, "null") == 0) {
+        ini_diag_add(d, cond->line,
+                     "%s = null makes %s destructive (it removes): add confirm = yes to rule "
+                     "'%s'",
+                     cond->name, def->name, r->name);
     }
 }
 

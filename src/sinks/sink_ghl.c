@@ -320,6 +320,36 @@ static void add_secret_field(cJSON *body, cJSON **secrets, const struct config_r
     cJSON_AddStringToObject(*secrets, p->name, p->value);
 }
 
+/*
+ * Does a nullable field's rendered value v mean JSON null? The literal
+ * `null` always does; an expression that renders null does for a required
+ * field only (an optional one is left out, as before: a missing record
+ * field must not turn into a removal).
+ */
+static bool sends_null(const cJSON *v, const struct catalog_field *f, bool literal)
+{
+    if (literal) {
+        return cJSON_IsString(v) && strcmp(v->valuestring, "null") == 0;
+    }
+    return cJSON_IsNull(v) && f->required;
+}
+
+/* A null for the action's destructive_when field makes it destructive: the
+ * rule must say confirm = yes (config_resolve checks the literal; this
+ * catches an expression that rendered null). False with r->err. */
+static bool null_allowed(struct sink_render *r, const struct config_rule *rule,
+                         const struct catalog_field *f)
+{
+    const char *when = rule->def->destructive_when;
+    if (when == NULL || strcmp(when, f->name) != 0 || rule->confirm) {
+        return true;
+    }
+    snprintf(r->err, sizeof(r->err),
+             "%s rendered null, which makes %s destructive; the rule lacks confirm = yes",
+             f->name, rule->def->name);
+    return false;
+}
+
 static cJSON *render_catalog_body(struct sink_render *r, const struct config_rule *rule,
                                   const struct config_location *loc, cJSON **secrets)
 {
@@ -353,6 +383,16 @@ static cJSON *render_catalog_body(struct sink_render *r, const struct config_rul
             cJSON_Delete(body);
             return NULL;
         }
+        bool literal = template_is_literal(rule->params[i].tmpl);
+        if (f->nullable && sends_null(v, f, literal)) {
+            cJSON_Delete(v);
+            if (!null_allowed(r, rule, f)) {
+                cJSON_Delete(body);
+                return NULL;
+            }
+            cJSON_AddNullToObject(body, f->name);
+            continue;
+        }
         if (cJSON_IsNull(v)) {
             cJSON_Delete(v);
             if (f->required) {
@@ -363,8 +403,7 @@ static cJSON *render_catalog_body(struct sink_render *r, const struct config_rul
             }
             continue;
         }
-        v = coerce(v, f->type, f->name, template_is_literal(rule->params[i].tmpl), r->err,
-                   sizeof(r->err));
+        v = coerce(v, f->type, f->name, literal, r->err, sizeof(r->err));
         if (v == NULL) {
             cJSON_Delete(body);
             return NULL;

@@ -334,8 +334,6 @@ static const char *const destructive_names[] = {
     "contacts.tags.remove",  "contacts.tags.bulk",    "contacts.campaigns.remove_all",
     "opportunities.delete",  "opportunities.followers.remove", "businesses.delete",
     "users.delete",          "contacts.workflows.remove", "contacts.followers.remove",
-    /* Until destructive_when exists: it replaces each contact's businessId. */
-    "contacts.business.bulk",
 };
 
 /* Plain creates: a retry after an unknown outcome may duplicate. */
@@ -544,6 +542,12 @@ static void test_shipped_actions(const struct catalog *cat)
     }
     const struct catalog_action *uu = catalog_find_action(cat, "users.update");
     CHECK_STR(uu ? uu->result : NULL, ".");
+    /* M14: bulk business is destructive only when businessId is null (a removal). */
+    const struct catalog_action *bb = catalog_find_action(cat, "contacts.business.bulk");
+    CHECK(bb != NULL && !bb->destructive);
+    CHECK_STR(bb ? bb->destructive_when : NULL, "businessId");
+    const struct catalog_field *bid = bb ? catalog_action_field(bb, "businessId") : NULL;
+    CHECK(bid != NULL && bid->nullable && bid->required);
     /* M2: the remove-followers route's query parameter. */
     const struct catalog_action *fr = catalog_find_action(cat, "opportunities.followers.remove");
     const struct catalog_param *all = fr ? catalog_action_param(fr, "isRemoveAllFollowers") : NULL;
@@ -1392,6 +1396,16 @@ static const struct bad_case action_cases[] = {
      "conflict_ok needs natural_key"},
     {4, "method = POST\nidempotent = no\nconflict_ok = yes\nnatural_key = name", 7,
      "natural_key names 'name', which is not a required field"},
+    /* destructive_when: FIELD:null on a nullable field of a non-destructive action */
+    {0, "destructive_when = name", 13, "destructive_when must be FIELD:null"},
+    {0, "destructive_when = name:empty", 13, "destructive_when must be FIELD:null"},
+    {0, "destructive_when = name:null", 13, "'name', which is not a nullable field"},
+    {12, "field.name = string optional nullable\ndestructive_when = nope:null", 13,
+     "'nope', which is not a nullable field"},
+    {9, "destructive = yes\nfield.x = string optional nullable\ndestructive_when = x:null", 11,
+     "destructive_when is for destructive = no"},
+    {12, "field.name = string optional null", 12, "must be 'TYPE REQUIRED' or 'TYPE REQUIRED nullable'"},
+    {12, "field.name = secret optional nullable", 12, "secret (never nullable)"},
     /* M2: fixed query and path bindings of actions */
     {0, "query.all = json:true", 13, "a query or path binding is text or {location}, not json:"},
     {0, "path.x = {location}", 13, "path.x does not appear in path as {x}"},
@@ -1485,10 +1499,14 @@ static void test_bad_action_cases(void)
                      "success = 200\ndestructive = yes\nidempotent = yes\n"
                      "path.locationId = {location}\nquery.locationId = {location}\n"
                      "query.all = true\nparam.id = path string required\n"
-                     "field.pw = secret optional\n");
+                     "field.pw = secret optional\n"
+                     "[a.set]\ntitle = S\noperation_id = s\nmethod = POST\npath = /set\n"
+                     "version = v\nscope = s\nsuccess = 200\ndestructive = no\n"
+                     "idempotent = yes\nfield.biz = string required nullable\n"
+                     "destructive_when = biz:null\n");
     CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
     dump_errors(&errs);
-    CHECK_INT(catalog_action_count(cat), 3);
+    CHECK_INT(catalog_action_count(cat), 4);
     const struct catalog_action *d = catalog_find_action(cat, "a.del");
     if (d != NULL) {
         CHECK(d->destructive && d->gone_ok);
@@ -1516,6 +1534,12 @@ static void test_bad_action_cases(void)
     /* M14: a secret field is a string the sink reads from a reference when sending. */
     const struct catalog_field *pw = l ? catalog_action_field(l, "pw") : NULL;
     CHECK(pw != NULL && pw->secret && pw->type == CATALOG_STRING && !pw->required);
+    /* M14: conditional destructiveness on a nullable field. */
+    const struct catalog_action *st = catalog_find_action(cat, "a.set");
+    CHECK(st != NULL && !st->destructive);
+    CHECK_STR(st ? st->destructive_when : NULL, "biz");
+    const struct catalog_field *biz = st ? catalog_action_field(st, "biz") : NULL;
+    CHECK(biz != NULL && biz->nullable && biz->required && !biz->secret);
     catalog_free(cat);
     ini_errors_free(&errs);
 

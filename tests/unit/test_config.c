@@ -316,6 +316,12 @@ static const struct bad_case rule_cases[] = {
                                                         "password = file:\n",
      RESOLVE, 22, "password = file:PATH needs a path", NULL},
 #undef USER_DO
+    /* M14: contacts.business.bulk is destructive only when it sends businessId = null. */
+    {"rule: null makes bulk business destructive", RBASE RULE ON_CREATED
+                                                   "do = contacts.business.bulk\n"
+                                                   "ids = {{record.id}}\nbusinessId = null\n",
+     RESOLVE, 16, "businessId = null makes contacts.business.bulk destructive (it removes): add "
+                  "confirm = yes to rule 'r'", NULL},
     {"rule: http key on a catalog action", RBASE RULE ON_CREATED TASK_OK "url = https://x.test/\n",
      RESOLVE, 19, "unknown field 'url' for contacts.tasks.create", NULL},
     {"rule: bad template root",
