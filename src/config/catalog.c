@@ -1058,10 +1058,7 @@ static void check_conflict_ok(struct ini_doc *doc, const struct catalog_action *
         ini_diag_add(&doc->diag, lines[AK_NATURAL_KEY], "natural_key is only for conflict_ok");
     }
     if (a->natural_key != NULL) {
-        const struct catalog_field *f = NULL;
-        for (size_t i = 0; i < a->nfields && f == NULL; i++) {
-            f = strcmp(a->fields[i].name, a->natural_key) == 0 ? &a->fields[i] : NULL;
-        }
+        const struct catalog_field *f = catalog_action_field(a, a->natural_key);
         if (f == NULL || !f->required) {
             ini_diag_add(&doc->diag, lines[AK_NATURAL_KEY],
                          "natural_key names '%s', which is not a required field",
@@ -1148,10 +1145,7 @@ static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
     }
     check_conflict_ok(doc, a, lines);
     if (a->destructive_when != NULL) {
-        const struct catalog_field *f = NULL;
-        for (size_t i = 0; i < a->nfields && f == NULL; i++) {
-            f = strcmp(a->fields[i].name, a->destructive_when) == 0 ? &a->fields[i] : NULL;
-        }
+        const struct catalog_field *f = catalog_action_field(a, a->destructive_when);
         if (f == NULL || !f->nullable) {
             ini_diag_add(&doc->diag, lines[AK_DESTRUCTIVE_WHEN],
                          "destructive_when names '%s', which is not a nullable field",
