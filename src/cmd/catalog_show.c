@@ -259,10 +259,13 @@ static void show_action_params(FILE *out, const struct catalog_action *a)
     }
     for (size_t i = 0; i < a->nfields; i++) {
         const struct catalog_field *f = &a->fields[i];
+        const struct catalog_binding *dflt = catalog_action_default(a, f->name);
+        char *note = dflt != NULL ? xasprintf("default %s", dflt->value) : NULL;
         table_row(&tab, f->name, "body", f->secret ? "secret" : catalog_type_name(f->type),
                   f->required ? (f->nullable ? "required, null allowed" : "required")
                               : (f->nullable ? "optional, null allowed" : "optional"),
-                  NULL);
+                  note);
+        free(note);
     }
     binding_rows(&tab, a->path_bind, a->npath_bind, "path");
     binding_rows(&tab, a->query, a->nquery, "query");

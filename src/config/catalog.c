@@ -918,6 +918,7 @@ struct action_build {
     int *field_lines; /* parallel to a.fields */
     int *query_lines; /* parallel to a.query */
     int *path_lines;  /* parallel to a.path_bind */
+    int *default_lines; /* parallel to a.defaults */
 };
 _Static_assert(offsetof(struct action_build, a) == 0, "a must come first");
 
@@ -979,11 +980,26 @@ static void add_url_binding(struct ini_doc *doc, const struct ini_entry *e, cons
     }
 }
 
-/* An action's body.NAME, query.NAME, path.NAME, param.NAME and field.NAME keys. */
+/* default.NAME = VALUE (as body.NAME's VALUE); checked against the fields in
+ * finish_action, which may come later in the section. */
+static void add_default(struct ini_doc *doc, const struct ini_entry *e, const char *name,
+                        struct action_build *ab)
+{
+    size_t before = ab->a.ndefaults;
+    add_binding(doc, e, name, &ab->a.defaults, &ab->a.ndefaults);
+    if (ab->a.ndefaults > before) {
+        ab->default_lines = xrealloc(ab->default_lines, ab->a.ndefaults * sizeof(int));
+        ab->default_lines[before] = e->line;
+    }
+}
+
+/* An action's body.NAME, query.NAME, path.NAME, param.NAME, field.NAME and
+ * default.NAME keys. */
 static bool action_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj)
 {
     struct action_build *ab = obj;
-    static const char *const prefixes[] = {"body.", "param.", "field.", "query.", "path."};
+    static const char *const prefixes[] = {"body.",  "param.", "field.",
+                                           "query.", "path.",  "default."};
     const char *name = NULL;
     switch (prefixed_key(doc, e, prefixes, ARRAY_SIZE(prefixes), &name)) {
     case -1:
@@ -1002,6 +1018,9 @@ static bool action_extra(struct ini_doc *doc, const struct ini_entry *e, void *o
         break;
     case 4:
         add_url_binding(doc, e, name, &ab->a.path_bind, &ab->a.npath_bind, &ab->path_lines);
+        break;
+    case 5:
+        add_default(doc, e, name, ab);
         break;
     default:
         break; /* reported */
@@ -1144,6 +1163,13 @@ static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                         "gone means it was deleted)");
     }
     check_conflict_ok(doc, a, lines);
+    for (size_t i = 0; i < a->ndefaults; i++) {
+        const struct catalog_field *f = catalog_action_field(a, a->defaults[i].name);
+        if (f == NULL || f->required || f->secret) {
+            ini_diag_add(&doc->diag, ab->default_lines[i],
+                         "default.%s names no optional, non-secret field", a->defaults[i].name);
+        }
+    }
     if (a->destructive_when != NULL) {
         const struct catalog_field *f = catalog_action_field(a, a->destructive_when);
         if (f == NULL || !f->nullable) {
@@ -1206,6 +1232,7 @@ static void action_free(struct catalog_action *a)
     bindings_free(a->body, a->nbody);
     bindings_free(a->query, a->nquery);
     bindings_free(a->path_bind, a->npath_bind);
+    bindings_free(a->defaults, a->ndefaults);
     free(a->result);
     free(a->target);
     free(a->target_resource);
@@ -1260,6 +1287,7 @@ static void load_action_file(struct catalog *cat, struct ini_doc *doc, const cha
         free(ab.field_lines);
         free(ab.query_lines);
         free(ab.path_lines);
+        free(ab.default_lines);
         cat->actions = xrealloc(cat->actions, (cat->nactions + 1) * sizeof(*cat->actions));
         cat->actions[cat->nactions++] = ab.a;
     }
@@ -1476,6 +1504,12 @@ size_t catalog_action_count(const struct catalog *cat)
 const struct catalog_action *catalog_action_at(const struct catalog *cat, size_t i)
 {
     return cat != NULL && i < cat->nactions ? &cat->actions[i] : NULL;
+}
+
+const struct catalog_binding *catalog_action_default(const struct catalog_action *def,
+                                                     const char *name)
+{
+    return def != NULL && name != NULL ? find_binding(def->defaults, def->ndefaults, name) : NULL;
 }
 
 const struct catalog_field *catalog_action_field(const struct catalog_action *def,

@@ -38,7 +38,8 @@
  * and comes with target_resource; 200 <= success <= 299; conflict_ok only
  * on a POST that is not idempotent, with natural_key naming a required
  * field; destructive_when names a nullable field of an action that is not
- * otherwise destructive; no action is named http or exec.
+ * otherwise destructive; default.NAME names an optional, non-secret field;
+ * no action is named http or exec.
  *
  * Ownership: the catalog owns everything; pointers returned by the lookup
  * functions are borrowed and live until catalog_free. Read-only after load,
@@ -164,6 +165,11 @@ struct catalog_action {
     struct catalog_binding *path_bind; /* path placeholders the engine fills (path.NAME =
                                         * VALUE, M2); text or {location}, never JSON */
     size_t npath_bind;
+    struct catalog_binding *defaults; /* default.NAME = VALUE: what an optional field
+                                       * sends when the rule leaves it out or it renders
+                                       * nothing (a spec-required member the API does not
+                                       * really need, e.g. the upsert's followers) */
+    size_t ndefaults;
     unsigned success;             /* the documented success status, 200..299 */
     bool destructive;             /* a [rule] must say confirm = yes */
     char *destructive_when;       /* destructive_when = FIELD:null: a nullable field that,
@@ -228,6 +234,9 @@ const struct catalog_field *catalog_action_field(const struct catalog_action *de
 const struct catalog_param *catalog_action_param(const struct catalog_action *def,
                                                  const char *name);
 const struct catalog_binding *catalog_action_binding(const struct catalog_action *def,
+                                                     const char *name);
+/* The default.NAME of def for field name, or NULL. */
+const struct catalog_binding *catalog_action_default(const struct catalog_action *def,
                                                      const char *name);
 
 /* Names for messages and `pollen catalog`: "path", "string_list", "search_after". */

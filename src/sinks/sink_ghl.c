@@ -302,6 +302,22 @@ static cJSON *render_query(struct sink_render *r, const struct config_rule *rule
     return query;
 }
 
+/* A body.NAME (always) or default.NAME (only when body has no NAME yet) member. */
+static void add_binding(cJSON *body, const struct catalog_binding *b,
+                        const struct config_location *loc, bool always)
+{
+    if (!always && cJSON_GetObjectItemCaseSensitive(body, b->name) != NULL) {
+        return;
+    }
+    if (b->is_json) {
+        cJSON *v = NULL;
+        json_parse(b->value, strlen(b->value), &v, NULL);
+        cJSON_AddItemToObject(body, b->name, v ? v : cJSON_CreateNull());
+    } else {
+        cJSON_AddStringToObject(body, b->name, binding_text(b, loc));
+    }
+}
+
 /* What a secret field's value is stored and printed as (see secret_body). */
 #define SECRET_MASK "***"
 
@@ -359,14 +375,7 @@ static cJSON *render_catalog_body(struct sink_render *r, const struct config_rul
     }
     cJSON *body = cJSON_CreateObject();
     for (size_t i = 0; i < def->nbody; i++) {
-        const struct catalog_binding *b = &def->body[i];
-        if (b->is_json) {
-            cJSON *v = NULL;
-            json_parse(b->value, strlen(b->value), &v, NULL);
-            cJSON_AddItemToObject(body, b->name, v ? v : cJSON_CreateNull());
-        } else {
-            cJSON_AddStringToObject(body, b->name, binding_text(b, loc));
-        }
+        add_binding(body, &def->body[i], loc, true);
     }
     for (size_t i = 0; i < rule->nparams; i++) {
         const struct catalog_field *f = catalog_action_field(def, rule->params[i].name);
@@ -409,6 +418,9 @@ static cJSON *render_catalog_body(struct sink_render *r, const struct config_rul
             return NULL;
         }
         cJSON_AddItemToObject(body, f->name, v);
+    }
+    for (size_t i = 0; i < def->ndefaults; i++) {
+        add_binding(body, &def->defaults[i], loc, false); /* only where the rule sent nothing */
     }
     if (cJSON_GetArraySize(body) == 0 && strcmp(def->method, "POST") != 0 &&
         strcmp(def->method, "PUT") != 0) {

@@ -13,6 +13,9 @@ against the sandbox API.
    null needs confirm = yes and sends JSON null; with a value it does not.
 4. A query parameter: opportunities.followers.remove sends
    isRemoveAllFollowers=true.
+5. Per-field defaults: opportunities.upsert sends followers [],
+   isRemoveAllFollowers false and followersActionType add when the rule
+   leaves them out.
 """
 import json
 import os
@@ -244,6 +247,27 @@ class MechanismsTest(test_actions.RulesTest):
         self.assertEqual(w["body"], {"followers": [users[0]]}, w)
         opp = {o["id"]: o for o in self.sandbox.state()["records"]["opportunities"]}[oid]
         self.assertEqual(opp["followers"], [])
+
+    # -- per-field defaults: opportunities.upsert --------------------------------------
+
+    def test_upsert_sends_the_follower_defaults(self):
+        pipe = self.sandbox.state()["records"]["pipelines"][0]["id"]
+        cid = self.ids[0]
+        rules = ("[rule deal]\non = c:updated\nwhen = record.tags contains \"deal\"\n"
+                 "do = opportunities.upsert\npipelineId = " + pipe + "\n"
+                 "contactId = {{record.id}}\nname = Deal {{record.id}}\n")
+        cfg = self.configure(rules)
+        writes, events, _ = self.fire(cfg, [
+            {"op": "update", "kind": "contact", "id": cid, "fields": {"tags": ["deal"]}}])
+        self.assertEqual(len(writes), 1, writes)
+        self.assertRequest(writes[0], "POST", "/opportunities/upsert", {
+            "locationId": LOC, "pipelineId": pipe, "contactId": cid, "name": "Deal " + cid,
+            "followers": [], "isRemoveAllFollowers": False, "followersActionType": "add"}, 200)
+        ok = [e for e in events if e["type"] == "action.succeeded"]
+        self.assertEqual([(e["action"], e["status"]) for e in ok], [("opportunities.upsert", 200)])
+        made = [o for o in self.sandbox.state()["records"]["opportunities"]
+                if o.get("contactId") == cid and o["name"] == "Deal " + cid]
+        self.assertEqual(len(made), 1, made)
 
 
 if __name__ == "__main__":
