@@ -250,7 +250,7 @@ static void show_trigger(FILE *out, const struct catalog_trigger *t)
     show_trigger_params(out, t);
 }
 
-/* Path and query parameters, body fields, then fixed body bindings. */
+/* Path and query parameters, body fields, then fixed path, query and body bindings. */
 static void show_action_params(FILE *out, const struct catalog_action *a)
 {
     struct table tab = params_table(out, "rule");
@@ -259,9 +259,16 @@ static void show_action_params(FILE *out, const struct catalog_action *a)
     }
     for (size_t i = 0; i < a->nfields; i++) {
         const struct catalog_field *f = &a->fields[i];
-        table_row(&tab, f->name, "body", catalog_type_name(f->type),
-                  f->required ? "required" : "optional", NULL);
+        const struct catalog_binding *dflt = catalog_action_default(a, f->name);
+        char *extra = dflt != NULL ? xasprintf("default %s", dflt->value) : NULL;
+        table_row(&tab, f->name, "body", f->secret ? "secret" : catalog_type_name(f->type),
+                  f->required ? (f->nullable ? "required, null allowed" : "required")
+                              : (f->nullable ? "optional, null allowed" : "optional"),
+                  extra);
+        free(extra);
     }
+    binding_rows(&tab, a->path_bind, a->npath_bind, "path");
+    binding_rows(&tab, a->query, a->nquery, "query");
     binding_rows(&tab, a->body, a->nbody, "body");
     table_print(&tab, 4, out);
 }
@@ -286,10 +293,20 @@ static void show_action(FILE *out, const struct catalog_action *a)
     line(out, "idempotent", "%s%s", yes_no(a->idempotent),
          a->idempotent ? ": repeating it has the effect of doing it once"
                        : ": repeating it may do it twice");
-    line(out, "destructive", "%s%s", yes_no(a->destructive),
-         a->destructive ? ": a [rule] must say confirm = yes" : "");
+    if (a->destructive_when != NULL) {
+        line(out, "destructive", "when %s is null: a [rule] sending null must say confirm = yes",
+             a->destructive_when);
+    } else {
+        line(out, "destructive", "%s%s", yes_no(a->destructive),
+             a->destructive ? ": a [rule] must say confirm = yes" : "");
+    }
     line(out, "gone_ok", "%s%s", yes_no(a->gone_ok),
          a->gone_ok ? ": on a retry, a 404 or 400 means it was already done" : "");
+    if (a->conflict_ok) {
+        line(out, "conflict_ok", "yes: on a retry, \"already exists\" (natural_key %s) means it "
+                                 "was already done",
+             a->natural_key);
+    }
     show_action_params(out, a);
 }
 

@@ -206,6 +206,20 @@ static int parse_records(struct ini_doc *doc, const struct ini_key *k, const cha
     return 0;
 }
 
+/* An action's result: a dotted JSON path, or "." when the response root is
+ * the written record (a flat response such as a bare user, M1). */
+static int parse_result(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                        int line, void *field)
+{
+    if (strcmp(value, ".") != 0) {
+        return parse_records(doc, k, value, line, field);
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
 /* resource, parent_resource, fan_out: one identifier. */
 static int parse_ident(struct ini_doc *doc, const struct ini_key *k, const char *value,
                        int line, void *field)
@@ -512,6 +526,8 @@ struct path_check {
     struct ini_doc *doc;
     const struct catalog_param *params;
     size_t nparams;
+    const struct catalog_binding *bound; /* path.NAME bindings (actions), or NULL */
+    size_t nbound;
     int line;
     char **seen; /* placeholders found, strv */
     size_t nseen;
@@ -528,12 +544,15 @@ static const struct catalog_param *find_param(const struct catalog_param *params
     return NULL;
 }
 
+static const struct catalog_binding *find_binding(const struct catalog_binding *b, size_t n,
+                                                  const char *name);
+
 static void note_placeholder(void *ctx, const char *name, size_t len)
 {
     struct path_check *pc = ctx;
     char *n = xstrndup(name, len);
     const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
-    if (p == NULL || p->where != CATALOG_PATH) {
+    if ((p == NULL || p->where != CATALOG_PATH) && find_binding(pc->bound, pc->nbound, n) == NULL) {
         ini_diag_add(&pc->doc->diag, pc->line,
                         "path placeholder {%s} needs 'param.%s = path string required'", n, n);
     }
@@ -815,6 +834,24 @@ static void load_trigger_file(struct catalog *cat, struct ini_doc *doc, const ch
 
 static const char *const action_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
 
+/* destructive_when = FIELD:null; stores FIELD (checked against the fields in
+ * finish_action). null is the only condition so far: the one the API uses
+ * to mean "remove". */
+static int parse_destructive_when(struct ini_doc *doc, const struct ini_key *k,
+                                  const char *value, int line, void *field)
+{
+    const char *colon = strchr(value, ':');
+    if (colon == NULL || strcmp(colon, ":null") != 0 ||
+        !valid_ident(value, (size_t)(colon - value))) {
+        ini_diag_add(&doc->diag, line, "%s must be FIELD:null, e.g. businessId:null", k->name);
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrndup(value, (size_t)(colon - value));
+    return 0;
+}
+
 #define A(f) offsetof(struct catalog_action, f)
 static const struct ini_key action_keys[] = {
     {.name = "title", .type = INI_KEY_STRING, .offset = A(title), .required = true},
@@ -836,10 +873,15 @@ static const struct ini_key action_keys[] = {
     {.name = "idempotent", .type = INI_KEY_BOOL, .offset = A(idempotent), .required = true},
     {.name = "gone_ok", .type = INI_KEY_BOOL, .offset = A(gone_ok), .def = "no"},
     {.name = "empty_body", .type = INI_KEY_BOOL, .offset = A(empty_body), .def = "no"},
-    {.name = "result", .type = INI_KEY_CUSTOM, .offset = A(result), .parse = parse_records},
+    {.name = "result", .type = INI_KEY_CUSTOM, .offset = A(result), .parse = parse_result},
     {.name = "target", .type = INI_KEY_CUSTOM, .offset = A(target), .parse = parse_ident},
     {.name = "target_resource", .type = INI_KEY_CUSTOM, .offset = A(target_resource),
      .parse = parse_ident},
+    {.name = "conflict_ok", .type = INI_KEY_BOOL, .offset = A(conflict_ok), .def = "no"},
+    {.name = "natural_key", .type = INI_KEY_CUSTOM, .offset = A(natural_key),
+     .parse = parse_ident},
+    {.name = "destructive_when", .type = INI_KEY_CUSTOM, .offset = A(destructive_when),
+     .parse = parse_destructive_when},
 };
 #undef A
 enum {
@@ -858,6 +900,9 @@ enum {
     AK_RESULT,
     AK_TARGET,
     AK_TARGET_RESOURCE,
+    AK_CONFLICT_OK,
+    AK_NATURAL_KEY,
+    AK_DESTRUCTIVE_WHEN,
     AK_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(action_keys) == AK_NKEYS, "action key enum out of sync");
@@ -867,23 +912,30 @@ struct action_build {
     struct catalog_action a;
     int *param_lines; /* parallel to a.params */
     int *field_lines; /* parallel to a.fields */
+    int *query_lines; /* parallel to a.query */
+    int *path_lines;  /* parallel to a.path_bind */
+    int *default_lines; /* parallel to a.defaults */
 };
 _Static_assert(offsetof(struct action_build, a) == 0, "a must come first");
 
-/* field.NAME = TYPE REQUIRED */
+/* field.NAME = TYPE REQUIRED; TYPE secret is a string kept out of storage (M14). */
 static void add_field(struct ini_doc *doc, const struct ini_entry *e, const char *name,
                       struct action_build *ab)
 {
     struct catalog_action *a = &ab->a;
     size_t n = 0;
     char **w = strv_split(e->value, &n);
-    int type = n == 2 ? choice_index(type_names, w[0]) : -1;
-    bool ok = n == 2 && type >= 0 &&
+    bool nullable = n == 3 && strcmp(w[2], "nullable") == 0;
+    bool secret = n >= 2 && strcmp(w[0], "secret") == 0;
+    int type = secret ? (int)CATALOG_STRING
+                      : n == 2 || nullable ? choice_index(type_names, w[0]) : -1;
+    bool ok = (n == 2 || nullable) && type >= 0 && !(secret && nullable) &&
               (strcmp(w[1], "required") == 0 || strcmp(w[1], "optional") == 0);
     if (!ok) {
         ini_diag_add(&doc->diag, e->line,
-                        "'%s' must be 'TYPE REQUIRED': TYPE is string, integer, number, boolean, "
-                        "string_list or json; REQUIRED is required or optional",
+                        "'%s' must be 'TYPE REQUIRED' or 'TYPE REQUIRED nullable': TYPE is "
+                        "string, integer, number, boolean, string_list, json or secret (never "
+                        "nullable); REQUIRED is required or optional",
                         e->key);
         goto out;
     }
@@ -898,6 +950,8 @@ static void add_field(struct ini_doc *doc, const struct ini_entry *e, const char
         .name = xstrdup(name),
         .type = (enum catalog_type)type,
         .required = strcmp(w[1], "required") == 0,
+        .secret = secret,
+        .nullable = nullable,
     };
     ab->field_lines[a->nfields] = e->line;
     a->nfields++;
@@ -905,11 +959,43 @@ out:
     strv_free(w);
 }
 
-/* An action's body.NAME, param.NAME and field.NAME keys. */
+/* query.NAME / path.NAME of an action: text or {location}; a URL carries no JSON. */
+static void add_url_binding(struct ini_doc *doc, const struct ini_entry *e, const char *name,
+                            struct catalog_binding **arr, size_t *n, int **lines)
+{
+    if (str_has_prefix(e->value, "json:")) {
+        ini_diag_add(&doc->diag, e->line,
+                     "'%s': a query or path binding is text or {location}, not json:", e->key);
+        return;
+    }
+    size_t before = *n;
+    add_binding(doc, e, name, arr, n);
+    if (*n > before) {
+        *lines = xrealloc(*lines, *n * sizeof(**lines));
+        (*lines)[before] = e->line;
+    }
+}
+
+/* default.NAME = VALUE (as body.NAME's VALUE); checked against the fields in
+ * finish_action, which may come later in the section. */
+static void add_default(struct ini_doc *doc, const struct ini_entry *e, const char *name,
+                        struct action_build *ab)
+{
+    size_t before = ab->a.ndefaults;
+    add_binding(doc, e, name, &ab->a.defaults, &ab->a.ndefaults);
+    if (ab->a.ndefaults > before) {
+        ab->default_lines = xrealloc(ab->default_lines, ab->a.ndefaults * sizeof(int));
+        ab->default_lines[before] = e->line;
+    }
+}
+
+/* An action's body.NAME, query.NAME, path.NAME, param.NAME, field.NAME and
+ * default.NAME keys. */
 static bool action_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj)
 {
     struct action_build *ab = obj;
-    static const char *const prefixes[] = {"body.", "param.", "field."};
+    static const char *const prefixes[] = {"body.",  "param.", "field.",
+                                           "query.", "path.",  "default."};
     const char *name = NULL;
     switch (prefixed_key(doc, e, prefixes, ARRAY_SIZE(prefixes), &name)) {
     case -1:
@@ -922,6 +1008,15 @@ static bool action_extra(struct ini_doc *doc, const struct ini_entry *e, void *o
         break;
     case 2:
         add_field(doc, e, name, ab);
+        break;
+    case 3:
+        add_url_binding(doc, e, name, &ab->a.query, &ab->a.nquery, &ab->query_lines);
+        break;
+    case 4:
+        add_url_binding(doc, e, name, &ab->a.path_bind, &ab->a.npath_bind, &ab->path_lines);
+        break;
+    case 5:
+        add_default(doc, e, name, ab);
         break;
     default:
         break; /* reported */
@@ -936,14 +1031,69 @@ static bool method_has_body(const char *method)
             strcmp(method, "PATCH") == 0);
 }
 
+/* A query.NAME or path.NAME binding is the engine's: no parameter of the
+ * rule may set the same name. */
+static void check_url_bindings(struct ini_doc *doc, const struct action_build *ab)
+{
+    const struct catalog_action *a = &ab->a;
+    for (size_t i = 0; i < a->nquery; i++) {
+        if (find_param(a->params, a->nparams, a->query[i].name) != NULL) {
+            ini_diag_add(&doc->diag, ab->query_lines[i],
+                         "query.%s is also declared as param.%s", a->query[i].name,
+                         a->query[i].name);
+        }
+    }
+    for (size_t i = 0; i < a->npath_bind; i++) {
+        if (find_param(a->params, a->nparams, a->path_bind[i].name) != NULL) {
+            ini_diag_add(&doc->diag, ab->path_lines[i], "path.%s is also declared as param.%s",
+                         a->path_bind[i].name, a->path_bind[i].name);
+        }
+    }
+}
+
+/*
+ * conflict_ok: a retried create whose first attempt's outcome was unknown
+ * may find its own record ("already exists"). That only means success when
+ * the request is a create (a non-idempotent POST) and a unique natural key
+ * the rule always sends (a required field) is what clashed.
+ */
+static void check_conflict_ok(struct ini_doc *doc, const struct catalog_action *a,
+                              const int *lines)
+{
+    if (a->conflict_ok) {
+        if ((a->method != NULL && strcmp(a->method, "POST") != 0) || a->idempotent) {
+            ini_diag_add(&doc->diag, lines[AK_CONFLICT_OK],
+                         "conflict_ok = yes is only for creates (POST, idempotent = no)");
+        }
+        if (a->natural_key == NULL) {
+            ini_diag_add(&doc->diag, lines[AK_CONFLICT_OK],
+                         "conflict_ok needs natural_key (the unique field that clashes)");
+        }
+    } else if (a->natural_key != NULL) {
+        ini_diag_add(&doc->diag, lines[AK_NATURAL_KEY], "natural_key is only for conflict_ok");
+    }
+    if (a->natural_key != NULL) {
+        const struct catalog_field *f = catalog_action_field(a, a->natural_key);
+        if (f == NULL || !f->required) {
+            ini_diag_add(&doc->diag, lines[AK_NATURAL_KEY],
+                         "natural_key names '%s', which is not a required field",
+                         a->natural_key);
+        }
+    }
+}
+
 static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                           struct action_build *ab, const int *lines)
 {
     struct catalog_action *a = &ab->a;
 
     if (a->path != NULL) {
-        struct path_check pc = {
-            .doc = doc, .params = a->params, .nparams = a->nparams, .line = lines[AK_PATH]};
+        struct path_check pc = {.doc = doc,
+                                .params = a->params,
+                                .nparams = a->nparams,
+                                .bound = a->path_bind,
+                                .nbound = a->npath_bind,
+                                .line = lines[AK_PATH]};
         each_placeholder(doc, lines[AK_PATH], "path", a->path, note_placeholder, &pc);
         for (size_t i = 0; i < a->nparams; i++) {
             if (a->params[i].where == CATALOG_PATH && !strv_contains(pc.seen, a->params[i].name)) {
@@ -952,8 +1102,16 @@ static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                                 a->params[i].name, a->params[i].name);
             }
         }
+        for (size_t i = 0; i < a->npath_bind; i++) {
+            if (!strv_contains(pc.seen, a->path_bind[i].name)) {
+                ini_diag_add(&doc->diag, ab->path_lines[i],
+                             "path.%s does not appear in path as {%s}", a->path_bind[i].name,
+                             a->path_bind[i].name);
+            }
+        }
         strv_free(pc.seen);
     }
+    check_url_bindings(doc, ab);
     for (size_t i = 0; i < a->nparams; i++) {
         if (a->params[i].where == CATALOG_PATH && !a->params[i].required) {
             ini_diag_add(&doc->diag, ab->param_lines[i],
@@ -1000,6 +1158,28 @@ static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                         "gone_ok = yes is only for DELETE endpoints (a retry finding the record "
                         "gone means it was deleted)");
     }
+    check_conflict_ok(doc, a, lines);
+    for (size_t i = 0; i < a->ndefaults; i++) {
+        const struct catalog_field *f = catalog_action_field(a, a->defaults[i].name);
+        if (f == NULL || f->required || f->secret) {
+            ini_diag_add(&doc->diag, ab->default_lines[i],
+                         "default.%s names no optional, non-secret field", a->defaults[i].name);
+        }
+    }
+    if (a->destructive_when != NULL) {
+        const struct catalog_field *f = catalog_action_field(a, a->destructive_when);
+        if (f == NULL || !f->nullable) {
+            ini_diag_add(&doc->diag, lines[AK_DESTRUCTIVE_WHEN],
+                         "destructive_when names '%s', which is not a nullable field",
+                         a->destructive_when);
+        }
+        if (a->destructive) {
+            ini_diag_add(&doc->diag, lines[AK_DESTRUCTIVE_WHEN],
+                         "destructive_when is for destructive = no (it is then destructive "
+                         "only when %s is null)",
+                         a->destructive_when);
+        }
+    }
     if (a->target != NULL) {
         const struct catalog_param *p = find_param(a->params, a->nparams, a->target);
         if (p == NULL || p->where != CATALOG_PATH) {
@@ -1016,6 +1196,15 @@ static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
 static void field_free(struct catalog_field *f)
 {
     free(f->name);
+}
+
+static void bindings_free(struct catalog_binding *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(b[i].name);
+        free(b[i].value);
+    }
+    free(b);
 }
 
 static void action_free(struct catalog_action *a)
@@ -1036,14 +1225,15 @@ static void action_free(struct catalog_action *a)
         field_free(&a->fields[i]);
     }
     free(a->fields);
-    for (size_t i = 0; i < a->nbody; i++) {
-        free(a->body[i].name);
-        free(a->body[i].value);
-    }
-    free(a->body);
+    bindings_free(a->body, a->nbody);
+    bindings_free(a->query, a->nquery);
+    bindings_free(a->path_bind, a->npath_bind);
+    bindings_free(a->defaults, a->ndefaults);
     free(a->result);
     free(a->target);
     free(a->target_resource);
+    free(a->natural_key);
+    free(a->destructive_when);
 }
 
 static const struct catalog_action *find_action_linear(const struct catalog *cat,
@@ -1091,6 +1281,9 @@ static void load_action_file(struct catalog *cat, struct ini_doc *doc, const cha
         finish_action(doc, sec, &ab, lines);
         free(ab.param_lines);
         free(ab.field_lines);
+        free(ab.query_lines);
+        free(ab.path_lines);
+        free(ab.default_lines);
         cat->actions = xrealloc(cat->actions, (cat->nactions + 1) * sizeof(*cat->actions));
         cat->actions[cat->nactions++] = ab.a;
     }
@@ -1364,6 +1557,12 @@ size_t catalog_action_count(const struct catalog *cat)
 const struct catalog_action *catalog_action_at(const struct catalog *cat, size_t i)
 {
     return cat != NULL && i < cat->nactions ? &cat->actions[i] : NULL;
+}
+
+const struct catalog_binding *catalog_action_default(const struct catalog_action *def,
+                                                     const char *name)
+{
+    return def != NULL && name != NULL ? find_binding(def->defaults, def->ndefaults, name) : NULL;
 }
 
 const struct catalog_field *catalog_action_field(const struct catalog_action *def,

@@ -34,13 +34,18 @@
  * definitions, and only those their style uses; fan_out names a declared parameter and comes
  * with parent_resource; require_one names declared parameters; JSON bindings
  * are valid JSON; no parameter takes a name reserved by [trigger] sections.
- * Actions: path placeholders and path parameters match one to one and are
- * required; parameters and fields have distinct names, none reserved by
+ * Actions: each path placeholder is either a path parameter (required) or a
+ * path.NAME binding, and each of those appears in path; query.NAME and
+ * path.NAME bindings are text or {location}, and no parameter shares their
+ * name; parameters and fields have distinct names, none reserved by
  * [rule] sections (the caller's catalog_reserved), and no field is also a body.NAME
  * binding; GET sends no body; a POST/PUT/PATCH has body members or says
  * empty_body = yes; gone_ok only on DELETE; target names a path parameter
- * and comes with target_resource; 200 <= success <= 299; no action is
- * named http or exec.
+ * and comes with target_resource; 200 <= success <= 299; conflict_ok only
+ * on a POST that is not idempotent, with natural_key naming a required
+ * field; destructive_when names a nullable field of an action that is not
+ * otherwise destructive; default.NAME names an optional, non-secret field;
+ * no action is named http or exec.
  *
  * Ownership: the catalog owns everything; pointers returned by the lookup
  * functions are borrowed and live until catalog_free. Read-only after load,
@@ -167,11 +172,19 @@ struct catalog_trigger {
     int line;                 /* its section line */
 };
 
-/* A JSON body member of an action (field.NAME = TYPE REQUIRED). */
+/*
+ * A JSON body member of an action (field.NAME = TYPE REQUIRED). TYPE
+ * `secret` (M14) is a string whose value in a [rule] must be an env:VAR or
+ * file:PATH reference (core/secret.h): the outbox and dead letters keep the
+ * reference, and the ghl sink reads the value only to send it.
+ */
 struct catalog_field {
     char *name;
-    enum catalog_type type;
+    enum catalog_type type;  /* CATALOG_STRING for a secret */
     bool required;
+    bool secret;             /* TYPE was secret */
+    bool nullable;           /* TYPE REQUIRED nullable: a rule may send JSON null (the
+                              * literal null, or an expression that renders null) */
 };
 
 struct catalog_action {
@@ -182,12 +195,30 @@ struct catalog_action {
     size_t nfields;
     struct catalog_binding *body; /* body members the engine sets (body.NAME = VALUE) */
     size_t nbody;
+    struct catalog_binding *query; /* query parameters the engine sets (query.NAME = VALUE) */
+    size_t nquery;
+    struct catalog_binding *path_bind; /* path placeholders the engine fills (path.NAME =
+                                        * VALUE, M2); text or {location}, never JSON */
+    size_t npath_bind;
+    struct catalog_binding *defaults; /* default.NAME = VALUE: what an optional field
+                                       * sends when the rule leaves it out or it renders
+                                       * nothing (a spec-required member the API does not
+                                       * really need, e.g. the upsert's followers) */
+    size_t ndefaults;
     unsigned success;             /* the documented success status, 200..299 */
     bool destructive;             /* a [rule] must say confirm = yes */
+    char *destructive_when;       /* destructive_when = FIELD:null: a nullable field that,
+                                   * sent as null, makes it destructive (then a [rule]
+                                   * must say confirm = yes); NULL when not conditional */
     bool idempotent;              /* repeating it has the effect of doing it once */
     bool gone_ok;                 /* DELETE: a 404/400 on a retry means already done */
     bool empty_body;              /* POST/PUT/PATCH whose body is {} */
-    char *result;                 /* response member holding the written record, or NULL */
+    bool conflict_ok;             /* a create: a 400/409 "already exists" on a retry means
+                                   * the first attempt (outcome unknown) worked (M14) */
+    char *natural_key;            /* the field whose uniqueness makes that answer; set
+                                   * exactly when conflict_ok is */
+    char *result;                 /* response member holding the written record, "." when
+                                   * the response root is that record (M1), or NULL */
     char *target;                 /* path parameter naming the record written, or NULL */
     char *target_resource;        /* the kind of record written, or NULL */
     const struct catalog_resource *target_res; /* its declaration, or NULL */
@@ -239,6 +270,9 @@ const struct catalog_field *catalog_action_field(const struct catalog_action *de
 const struct catalog_param *catalog_action_param(const struct catalog_action *def,
                                                  const char *name);
 const struct catalog_binding *catalog_action_binding(const struct catalog_action *def,
+                                                     const char *name);
+/* The default.NAME of def for field name, or NULL. */
+const struct catalog_binding *catalog_action_default(const struct catalog_action *def,
                                                      const char *name);
 
 /* The resource named name, or NULL. Resources sorted by name (tests). */

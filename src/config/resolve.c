@@ -7,6 +7,7 @@
 #include "config_int.h"
 
 #include "buf.h"
+#include "log.h"
 #include "secret.h"
 #include "template.h"
 
@@ -244,11 +245,46 @@ static bool valid_path_literal(const char *s)
     return true;
 }
 
+/*
+ * A secret field (M14): the rule says where the value is (env:VAR or
+ * file:PATH), never the value, which is read only when the action is sent.
+ * Only the form is checked here. No message quotes what was written: a
+ * value that is not a reference may be the secret itself, so it is also
+ * masked in every later log line.
+ */
+static void check_secret_field(struct ini_diag *d, const struct config_rule *r,
+                               const struct config_rule_param *p)
+{
+    char *out = NULL;
+    char *msg = NULL;
+    int rc = 1;
+    if (p->tmpl != NULL && template_is_literal(p->tmpl)) {
+        rc = secret_ref_read(p->value, p->name, NULL, SECRET_SKIP, &out, &msg);
+    }
+    if (rc == 1) {
+        if (strlen(p->value) >= 4) {
+            log_add_secret(p->value);
+        }
+        ini_diag_add(d, p->line,
+                     "'%s' is a secret field of %s: give env:VAR or file:PATH (read when the "
+                     "action is sent, never stored), not the value or a {{template}}",
+                     p->name, r->def->name);
+    } else if (rc != 0) {
+        ini_diag_add(d, p->line, "%s", msg);
+    }
+    free(msg);
+    secret_wipe_free(out);
+}
+
 static void check_rule_field(struct ini_diag *d, const struct config_rule *r,
                              const struct catalog_field *f, const struct config_rule_param *p)
 {
-    if (p->tmpl == NULL) {
+    if (f->secret) {
+        check_secret_field(d, r, p);
         return;
+    }
+    if (p->tmpl == NULL || (f->nullable && strcmp(p->value, "null") == 0)) {
+        return; /* a nullable field's literal null is sent as JSON null */
     }
     const char *action = r->def->name;
     if (!template_is_literal(p->tmpl)) {
@@ -404,6 +440,17 @@ static void resolve_rule(struct ini_diag *d, struct config_rule *r, const struct
         ini_diag_add(d, r->do_line ? r->do_line : r->line,
                      "rule '%s' runs destructive action %s: add confirm = yes", r->name,
                      def->name);
+    }
+    /* destructive_when (M14): a literal null makes this rule destructive; an
+     * expression that renders null without confirm is refused when sent. */
+    const struct config_rule_param *cond =
+        def->destructive_when != NULL && !r->confirm ? find_rule_param(r, def->destructive_when)
+                                                     : NULL;
+    if (cond != NULL && strcmp(cond->value, "null") == 0) {
+        ini_diag_add(d, cond->line,
+                     "%s = null makes %s destructive (it removes): add confirm = yes to rule "
+                     "'%s'",
+                     cond->name, def->name, r->name);
     }
 }
 

@@ -127,6 +127,9 @@ static void pending_free(struct location_pending *p)
     free(p->method);
     free(p->url);
     free(p->version_header);
+    if (p->body != NULL) {
+        explicit_bzero(p->body, p->body_len); /* it may hold a secret field (sink_ghl) */
+    }
     free(p->body);
     free(p->log_tag);
     free(p);

@@ -500,7 +500,8 @@ static void send_attempt(struct dispatcher *d, struct attempt *a)
     int rc = a->sink->send(&a->call, req);
     if (rc != 0) {
         struct sink_outcome o = {.kind = SINK_DEAD};
-        snprintf(o.error, sizeof(o.error), "cannot send: %s", strerror(rc < 0 ? -rc : rc));
+        snprintf(o.error, sizeof(o.error), "cannot send: %s",
+                 a->call.error[0] ? a->call.error : strerror(rc < 0 ? -rc : rc));
         attempt_done(a, &o);
     }
 }

@@ -80,6 +80,7 @@ struct sink_call {
     const struct dispatcher_env *env;  /* borrowed: loop, store, cfg, http, locations */
     const cJSON *entry;                /* borrowed: the claimed outbox entry */
     void *handle;                      /* the sink's in-flight handle, NULL when none */
+    char error[300];                   /* out: why send returned an error ("": its errno) */
     /* Reports the outcome; o->result passes to the callee. */
     void (*done)(struct sink_call *call, struct sink_outcome *o);
 };

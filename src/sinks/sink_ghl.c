@@ -1,6 +1,7 @@
 /*
  * sink_ghl: the "ghl" sink, HighLevel catalog actions. Renders a rule's
  * catalog action (path parameters as record ids, query parameters as text,
+ * the catalog's fixed path., query. and body. bindings,
  * body fields coerced to the catalog's types), sends it through the
  * location's queue (sharing its rate budget), and classifies the response
  * as sink_http does. Its hooks keep the echo detector (echo.c) informed:
@@ -19,6 +20,8 @@
 #include "diff.h"
 #include "json.h"
 #include "location.h"
+#include "log.h"
+#include "secret.h"
 #include "sinks_int.h"
 #include "template.h"
 #include "util.h"
@@ -158,6 +161,28 @@ static const struct config_rule_param *rule_param(const struct config_rule *r, c
     return NULL;
 }
 
+/*
+ * The text a fixed binding (body., query. or path.NAME) sends: the
+ * location's id for {location}, else the value as written. Every binding
+ * is resolved here, so a new placeholder is one more case in one place.
+ */
+static const char *binding_text(const struct catalog_binding *b,
+                                const struct config_location *loc)
+{
+    return b->is_location ? loc->id : b->value;
+}
+
+static const struct catalog_binding *path_binding(const struct catalog_action *def,
+                                                  const char *name)
+{
+    for (size_t i = 0; i < def->npath_bind; i++) {
+        if (strcmp(def->path_bind[i].name, name) == 0) {
+            return &def->path_bind[i];
+        }
+    }
+    return NULL;
+}
+
 /* r->err for path parameter name whose rendered text is not a record id. An
  * empty one most often comes from a field the record does not have: the
  * expression is named so the user sees which one. */
@@ -202,6 +227,15 @@ static char *render_path(struct sink_render *r, const struct config_rule *rule, 
             break;
         }
         char *name = xstrndup(s + 1, (size_t)(end - s - 1));
+        const struct catalog_binding *bound = path_binding(def, name);
+        if (bound != NULL) {
+            char *esc = url_escape(binding_text(bound, r->loc));
+            buf_append_str(&b, esc);
+            free(esc);
+            free(name);
+            s = end + 1;
+            continue;
+        }
         const struct config_rule_param *p = rule_param(rule, name);
         cJSON *v = p ? sink_render_param(r, p) : NULL;
         char *text = v ? sink_value_text(v) : NULL;
@@ -244,6 +278,12 @@ static cJSON *render_query(struct sink_render *r, const struct config_rule *rule
     const struct catalog_action *def = rule->def;
     cJSON *query = NULL;
     *failed = false;
+    for (size_t i = 0; i < def->nquery; i++) {
+        if (query == NULL) {
+            query = cJSON_CreateObject();
+        }
+        cJSON_AddStringToObject(query, def->query[i].name, binding_text(&def->query[i], r->loc));
+    }
     for (size_t i = 0; i < def->nparams; i++) {
         const struct catalog_param *cp = &def->params[i];
         const struct config_rule_param *p =
@@ -275,8 +315,72 @@ static cJSON *render_query(struct sink_render *r, const struct config_rule *rule
     return query;
 }
 
+/* A body.NAME (always) or default.NAME (only when body has no NAME yet) member. */
+static void add_binding(cJSON *body, const struct catalog_binding *b,
+                        const struct config_location *loc, bool always)
+{
+    if (!always && cJSON_GetObjectItemCaseSensitive(body, b->name) != NULL) {
+        return;
+    }
+    if (b->is_json) {
+        cJSON *v = NULL;
+        json_parse(b->value, strlen(b->value), &v, NULL);
+        cJSON_AddItemToObject(body, b->name, v ? v : cJSON_CreateNull());
+    } else {
+        cJSON_AddStringToObject(body, b->name, binding_text(b, loc));
+    }
+}
+
+/* What a secret field's value is stored and printed as (see secret_body). */
+#define SECRET_MASK "***"
+
+/*
+ * A secret field (M14) is stored masked, with its reference (env:VAR or
+ * file:PATH, never the value) in request.secret_fields; secret_body reads
+ * the value when the request is sent, so the outbox, the dead letters and
+ * --dry-run never hold it.
+ */
+static void add_secret_field(cJSON *body, cJSON **secrets, const struct config_rule_param *p)
+{
+    if (*secrets == NULL) {
+        *secrets = cJSON_CreateObject();
+    }
+    cJSON_AddStringToObject(body, p->name, SECRET_MASK);
+    cJSON_AddStringToObject(*secrets, p->name, p->value);
+}
+
+/*
+ * Does a nullable field's rendered value v mean JSON null? The literal
+ * `null` always does; an expression that renders null does for a required
+ * field only (an optional one is left out, as before: a missing record
+ * field must not turn into a removal).
+ */
+static bool sends_null(const cJSON *v, const struct catalog_field *f, bool literal)
+{
+    if (literal) {
+        return cJSON_IsString(v) && strcmp(v->valuestring, "null") == 0;
+    }
+    return cJSON_IsNull(v) && f->required;
+}
+
+/* A null for the action's destructive_when field makes it destructive: the
+ * rule must say confirm = yes (config_resolve checks the literal; this
+ * catches an expression that rendered null). False with r->err. */
+static bool null_allowed(struct sink_render *r, const struct config_rule *rule,
+                         const struct catalog_field *f)
+{
+    const char *when = rule->def->destructive_when;
+    if (when == NULL || strcmp(when, f->name) != 0 || rule->confirm) {
+        return true;
+    }
+    snprintf(r->err, sizeof(r->err),
+             "%s rendered null, which makes %s destructive; the rule lacks confirm = yes",
+             f->name, rule->def->name);
+    return false;
+}
+
 static cJSON *render_catalog_body(struct sink_render *r, const struct config_rule *rule,
-                                  const struct config_location *loc)
+                                  const struct config_location *loc, cJSON **secrets)
 {
     const struct catalog_action *def = rule->def;
     if (def->empty_body) {
@@ -284,27 +388,32 @@ static cJSON *render_catalog_body(struct sink_render *r, const struct config_rul
     }
     cJSON *body = cJSON_CreateObject();
     for (size_t i = 0; i < def->nbody; i++) {
-        const struct catalog_binding *b = &def->body[i];
-        if (b->is_location) {
-            cJSON_AddStringToObject(body, b->name, loc->id);
-        } else if (b->is_json) {
-            cJSON *v = NULL;
-            json_parse(b->value, strlen(b->value), &v, NULL);
-            cJSON_AddItemToObject(body, b->name, v ? v : cJSON_CreateNull());
-        } else {
-            cJSON_AddStringToObject(body, b->name, b->value);
-        }
+        add_binding(body, &def->body[i], loc, true);
     }
     for (size_t i = 0; i < rule->nparams; i++) {
         const struct catalog_field *f = catalog_action_field(def, rule->params[i].name);
         if (f == NULL) {
             continue; /* a path parameter */
         }
+        if (f->secret) {
+            add_secret_field(body, secrets, &rule->params[i]);
+            continue;
+        }
         cJSON *v = f->type == CATALOG_STRING_LIST ? sink_render_list_param(r, &rule->params[i])
                                                   : sink_render_param(r, &rule->params[i]);
         if (v == NULL) {
             cJSON_Delete(body);
             return NULL;
+        }
+        bool literal = template_is_literal(rule->params[i].tmpl);
+        if (f->nullable && sends_null(v, f, literal)) {
+            cJSON_Delete(v);
+            if (!null_allowed(r, rule, f)) {
+                cJSON_Delete(body);
+                return NULL;
+            }
+            cJSON_AddNullToObject(body, f->name);
+            continue;
         }
         if (cJSON_IsNull(v)) {
             cJSON_Delete(v);
@@ -316,13 +425,15 @@ static cJSON *render_catalog_body(struct sink_render *r, const struct config_rul
             }
             continue;
         }
-        v = coerce(v, f->type, f->name, template_is_literal(rule->params[i].tmpl), r->err,
-                   sizeof(r->err));
+        v = coerce(v, f->type, f->name, literal, r->err, sizeof(r->err));
         if (v == NULL) {
             cJSON_Delete(body);
             return NULL;
         }
         cJSON_AddItemToObject(body, f->name, v);
+    }
+    for (size_t i = 0; i < def->ndefaults; i++) {
+        add_binding(body, &def->defaults[i], loc, false); /* only where the rule sent nothing */
     }
     if (cJSON_GetArraySize(body) == 0 && strcmp(def->method, "POST") != 0 &&
         strcmp(def->method, "PUT") != 0) {
@@ -347,8 +458,10 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
         return NULL;
     }
     r->err[0] = '\0';
-    cJSON *body = render_catalog_body(r, rule, loc);
+    cJSON *secrets = NULL;
+    cJSON *body = render_catalog_body(r, rule, loc, &secrets);
     if (body == NULL && r->err[0] != '\0') {
+        cJSON_Delete(secrets);
         free(path);
         free(target_id);
         free(parent_id);
@@ -357,6 +470,7 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
     bool failed = false;
     cJSON *query = render_query(r, rule, &failed);
     if (failed) {
+        cJSON_Delete(secrets);
         cJSON_Delete(body);
         free(path);
         free(target_id);
@@ -373,8 +487,14 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
     if (body != NULL) {
         cJSON_AddItemToObject(req, "body", body);
     }
+    if (secrets != NULL) {
+        cJSON_AddItemToObject(req, "secret_fields", secrets);
+    }
     cJSON_AddNumberToObject(entry, "success", def->success);
     cJSON_AddBoolToObject(entry, "gone_ok", def->gone_ok);
+    if (def->conflict_ok) {
+        cJSON_AddBoolToObject(entry, "conflict_ok", true);
+    }
     cJSON_AddStringToObject(entry, "result", def->result ? def->result : "");
     cJSON_AddStringToObject(entry, "target_resource",
                             def->target_resource ? def->target_resource : "");
@@ -415,14 +535,72 @@ static struct location_query *query_pairs(const cJSON *req, size_t *n)
     return q;
 }
 
+/*
+ * The body of req with each secret field's value read now from its
+ * reference (request.secret_fields; file:PATH relative to the config file,
+ * private as a token file), and registered with the log's redactor in case
+ * the server echoes it. Every copy is wiped: the caller wipes *text
+ * (secret_wipe_free). Returns 0 (*text NULL when req has no body), or
+ * -ENOKEY with call->error naming the field and its reference, never the
+ * value: a missing variable or file does not come back by retrying.
+ */
+static int secret_body(struct sink_call *call, const cJSON *req, char **text)
+{
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
+    const cJSON *refs = cJSON_GetObjectItemCaseSensitive(req, "secret_fields");
+    *text = NULL;
+    if (body == NULL) {
+        return 0;
+    }
+    cJSON *copy = cJSON_Duplicate(body, 1);
+    int rc = 0;
+    const cJSON *ref;
+    cJSON_ArrayForEach(ref, refs)
+    {
+        char *value = NULL;
+        char *msg = NULL;
+        int r = cJSON_IsString(ref) ? secret_ref_read(ref->valuestring, ref->string,
+                                                      call->env->cfg->dir, SECRET_PRIVATE,
+                                                      &value, &msg)
+                                    : 1;
+        if (r != 0) {
+            snprintf(call->error, sizeof(call->error), "secret field %s = %.100s: %s",
+                     ref->string, cJSON_IsString(ref) ? ref->valuestring : "?",
+                     msg != NULL ? msg : "not an env: or file: reference");
+            free(msg);
+            rc = -ENOKEY;
+            break;
+        }
+        log_add_secret(value);
+        cJSON_ReplaceItemInObjectCaseSensitive(copy, ref->string, cJSON_CreateString(value));
+        secret_wipe_free(value);
+    }
+    if (rc == 0) {
+        *text = cJSON_PrintUnformatted(copy);
+    }
+    cJSON_ArrayForEach(ref, refs)
+    {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(copy, ref->string);
+        if (cJSON_IsString(v)) {
+            explicit_bzero(v->valuestring, strlen(v->valuestring));
+        }
+    }
+    cJSON_Delete(copy);
+    return rc;
+}
+
 static int send_ghl(struct sink_call *call, const cJSON *req)
 {
+    char *text = NULL;
+    int src = secret_body(call, req, &text);
+    if (src != 0) {
+        return src;
+    }
     struct location *loc = runtime_location(call->env, sink_str(call->entry, "location"));
     if (loc == NULL) {
+        secret_wipe_free(text);
         return -ENOENT;
     }
-    const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
-    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     size_t nquery = 0;
     struct location_query *query = query_pairs(req, &nquery);
     char tag[128];
@@ -441,7 +619,7 @@ static int send_ghl(struct sink_call *call, const cJSON *req)
     int rc = location_submit(loc, LOCATION_POLL, &lr, dispatch__http_done, call, &pending);
     call->handle = pending;
     free(query);
-    free(text);
+    secret_wipe_free(text); /* the location keeps (and wipes) its own copy */
     return rc;
 }
 

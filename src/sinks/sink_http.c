@@ -400,6 +400,31 @@ static cJSON *render_http(struct sink_render *r, const struct config_rule *rule,
     return req;
 }
 
+/*
+ * conflict_ok (a catalog create with a unique natural key, M14): a 400 or
+ * 409 whose message says the record already exists, on a retry (attempt
+ * 2 or later) only. A first attempt that clashes met someone else's record:
+ * that stays a dead letter.
+ */
+static bool conflict_on_retry(const cJSON *entry, long status, const char *message)
+{
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(entry, "conflict_ok")) ||
+        sink_num(entry, "attempts", 1) < 2 || (status != 400 && status != 409)) {
+        return false;
+    }
+    static const char needle[] = "already exist"; /* lower case */
+    for (const char *p = message; *p != '\0'; p++) {
+        size_t i = 0;
+        while (needle[i] != '\0' && ascii_to_lower(p[i]) == needle[i]) {
+            i++;
+        }
+        if (needle[i] == '\0') {
+            return true;
+        }
+    }
+    return false;
+}
+
 void dispatch__classify_http(const cJSON *entry, const void *response, struct sink_outcome *o)
 {
     const struct http_response *resp = response;
@@ -433,14 +458,21 @@ void dispatch__classify_http(const cJSON *entry, const void *response, struct si
     } else if (s >= 200 && s < 300) {
         o->kind = SINK_SUCCESS;
         const char *result = sink_str(entry, "result");
-        if (body != NULL && *result != '\0') {
-            cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(body, result);
-            o->result = r;
-        }
         o->created_new = body != NULL && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "new"));
+        if (body != NULL && strcmp(result, ".") == 0) {
+            o->result = body; /* a flat response: the root is the written record (M1) */
+            body = NULL;
+        } else if (body != NULL && *result != '\0') {
+            o->result = cJSON_DetachItemFromObjectCaseSensitive(body, result);
+        }
     } else if (is_delete && gone_ok && ghl_api_status_class(s) == GHL_STATUS_MISSING) {
         o->kind = SINK_SUCCESS; /* already gone: a retried delete has nothing left to do */
         snprintf(o->error, sizeof(o->error), "already gone (HTTP %ld)", s);
+    } else if (conflict_on_retry(entry, s, text)) {
+        /* The first attempt's outcome was unknown (no answer): it created the record. */
+        o->kind = SINK_SUCCESS;
+        snprintf(o->error, sizeof(o->error), "already exists on attempt %.0f (HTTP %ld: %s)",
+                 sink_num(entry, "attempts", 0), s, text);
     } else if (ghl_api_status_class(s) == GHL_STATUS_RETRY) {
         o->kind = SINK_RETRY;
         snprintf(o->error, sizeof(o->error), "HTTP %ld%s%s", s, text[0] ? ": " : "", text);

@@ -734,10 +734,11 @@ class ContactActionsTest(RulesTest):
     def test_contacts_business_bulk(self):
         biz = "0123456789abcdef01234567"
         other = self.ids[2]
+        # An assignment needs no confirm (only businessId = null removes: see
+        # test_action_mechanisms, destructive_when).
         rules = ("[rule assign]\non = c:updated\nwhen = record.tags contains \"acme\"\n"
-                 "do = contacts.business.bulk\nconfirm = yes\n"
+                 "do = contacts.business.bulk\n"
                  "ids = {{record.id}} " + other + "\nbusinessId = " + biz + "\n")
-        self.assertNeedsConfirm(rules)
         cfg = self.configure(rules)
         cid = self.ids[0]
         writes, events, mark = self.fire(cfg, [

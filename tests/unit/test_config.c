@@ -305,6 +305,26 @@ static const struct bad_case rule_cases[] = {
     {"rule: catalog sets locationId",
      RBASE RULE ON_CREATED "do = contacts.create\nlocationId = x\n", RESOLVE, 15,
      "'locationId' is set by contacts.create itself (the location's id)", NULL},
+    /* M14: a secret field takes a reference, never the value (not even in the message). */
+#define USER_DO "do = users.create\ncompanyId = c1\nfirstName = A\nlastName = B\n"         \
+                "email = a@example.com\ntype = account\nrole = user\nlocationIds = l1\n"
+    {"rule: secret field given as a literal", RBASE RULE ON_CREATED USER_DO
+                                              "password = hunter2secret\n",
+     RESOLVE, 22, "'password' is a secret field of users.create: give env:VAR or file:PATH",
+     "hunter2secret"},
+    {"rule: secret field given as a template", RBASE RULE ON_CREATED USER_DO
+                                               "password = {{record.id}}\n",
+     RESOLVE, 22, "'password' is a secret field of users.create", NULL},
+    {"rule: secret field with an empty file reference", RBASE RULE ON_CREATED USER_DO
+                                                        "password = file:\n",
+     RESOLVE, 22, "password = file:PATH needs a path", NULL},
+#undef USER_DO
+    /* M14: contacts.business.bulk is destructive only when it sends businessId = null. */
+    {"rule: null makes bulk business destructive", RBASE RULE ON_CREATED
+                                                   "do = contacts.business.bulk\n"
+                                                   "ids = {{record.id}}\nbusinessId = null\n",
+     RESOLVE, 16, "businessId = null makes contacts.business.bulk destructive (it removes): add "
+                  "confirm = yes to rule 'r'", NULL},
     {"rule: http key on a catalog action", RBASE RULE ON_CREATED TASK_OK "url = https://x.test/\n",
      RESOLVE, 19, "unknown field 'url' for contacts.tasks.create", NULL},
     {"rule: bad template root",

@@ -33,6 +33,7 @@
 #include "sink.h"
 #include "sinks_int.h"
 #include "store.h"
+#include "registry.h"
 #include "testlib.h"
 #include "util.h"
 
@@ -100,7 +101,7 @@ static bool load_config(struct env *env, const char *path)
     fputs(config_text, f);
     fclose(f);
     struct ini_errors errs = {0};
-    CHECK_INT(config_load(path, CONFIG_SKIP_SECRETS, &env->cfg, &errs), 0);
+    CHECK_INT(config_load(path, CONFIG_SKIP_SECRETS, sink_rule_kinds(), &env->cfg, &errs), 0);
     if (env->cfg != NULL) {
         CHECK_INT(config_resolve(env->cfg, env->cat, &errs), 0);
     }

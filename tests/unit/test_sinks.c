@@ -9,6 +9,7 @@
  * parent a write goes under and its touch, as the ghl sink renders them into
  * the entry, and entries from before that (contact_id only).
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <uv.h>
 
 #include "catalog.h"
+#include "dispatch.h"
 #include "http.h"
 #include "registry.h"
 #include "sink_exec.h"
@@ -91,6 +93,11 @@ struct http_row {
 #define DEL "{\"kind\":\"ghl\",\"gone_ok\":false,\"request\":{\"method\":\"DELETE\"}}"
 #define HOOK "{\"kind\":\"http\",\"request\":{\"method\":\"POST\",\"url\":\"http://h/\"}}"
 #define ERR_BODY "{\"message\":\"busy\",\"traceId\":\"t-1\"}"
+/* conflict_ok (users.create): "already exists" is success on a retry only. */
+#define CREATE_1 "{\"kind\":\"ghl\",\"conflict_ok\":true,\"attempts\":1,\"request\":{\"method\":\"POST\"}}"
+#define CREATE_2 "{\"kind\":\"ghl\",\"conflict_ok\":true,\"attempts\":2,\"request\":{\"method\":\"POST\"}}"
+#define CREATE_NO "{\"kind\":\"ghl\",\"attempts\":2,\"request\":{\"method\":\"POST\"}}"
+#define EXISTS "{\"message\":\"User with the same email Already Exists\"}"
 
 static const struct http_row http_rows[] = {
     /* 2xx: done */
@@ -106,6 +113,18 @@ static const struct http_row http_rows[] = {
     {"ghl", DEL_GONE_OK, 500, 0, "", NULL, 0, SINK_RETRY, "HTTP 500", ""},
     {"ghl", DEL, 404, 0, "", NULL, 0, SINK_DEAD, "HTTP 404", ""},
     {"ghl", POST, 404, 0, "", NULL, 0, SINK_DEAD, "HTTP 404", ""},
+    {"ghl", CREATE_2, 400, 0, "", EXISTS, 0, SINK_SUCCESS,
+     "already exists on attempt 2 (HTTP 400: User with the same email Already Exists)", ""},
+    {"ghl", CREATE_2, 409, 0, "", EXISTS, 0, SINK_SUCCESS,
+     "already exists on attempt 2 (HTTP 409: User with the same email Already Exists)", ""},
+    {"ghl", CREATE_1, 400, 0, "", EXISTS, 0, SINK_DEAD,
+     "HTTP 400: User with the same email Already Exists", ""},
+    {"ghl", CREATE_NO, 400, 0, "", EXISTS, 0, SINK_DEAD,
+     "HTTP 400: User with the same email Already Exists", ""},
+    {"ghl", CREATE_2, 400, 0, "", "{\"message\":\"email is invalid\"}", 0, SINK_DEAD,
+     "HTTP 400: email is invalid", ""},
+    {"ghl", CREATE_2, 422, 0, "", EXISTS, 0, SINK_DEAD,
+     "HTTP 422: User with the same email Already Exists", ""},
     /* transient statuses retry, with the server's message and traceId */
     {"ghl", POST, 408, 0, "", NULL, 0, SINK_RETRY, "HTTP 408", ""},
     {"ghl", POST, 425, 0, "", NULL, 0, SINK_RETRY, "HTTP 425", ""},
@@ -186,6 +205,8 @@ static void test_http_result(void)
         {"{\"result\":\"\"}", "{\"contact\":{\"id\":\"c1\"},\"new\":true}", NULL, true},
         {"{}", "{\"contact\":{\"id\":\"c1\"}}", NULL, false},
         {"{\"result\":\"contact\"}", NULL, NULL, false},
+        /* result = .: the bare response is the record (users.create/update, M1) */
+        {"{\"result\":\".\"}", "{\"id\":\"u1\",\"email\":\"a@b.c\"}", "u1", false},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         cJSON *entry = cJSON_Parse(rows[i].entry);
@@ -205,6 +226,53 @@ static void test_http_result(void)
         free(body);
         cJSON_Delete(entry);
     }
+}
+
+/*
+ * A secret field (M14) is read from its reference only when sent: a missing
+ * variable is a send error naming the field and the reference; the request
+ * (what the outbox stores) is never changed. No location is configured, so
+ * a readable secret gets as far as the location lookup (-ENOENT).
+ */
+static void test_ghl_secret_send(void)
+{
+    struct config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.dir = (char *)"/nonexistent";
+    struct dispatcher_env env;
+    memset(&env, 0, sizeof(env));
+    env.cfg = &cfg;
+    const char *text = "{\"location\":\"main\",\"request\":{\"method\":\"POST\",\"path\":"
+                       "\"/users/\",\"body\":{\"email\":\"a@b.c\",\"password\":\"***\"},"
+                       "\"secret_fields\":{\"password\":\"env:POLLEN_TEST_PW\"}}}";
+    cJSON *entry = cJSON_Parse(text);
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
+    struct sink_call call;
+    memset(&call, 0, sizeof(call));
+    call.env = &env;
+    call.entry = entry;
+    unsetenv("POLLEN_TEST_PW");
+    CHECK_INT(sink_find("ghl")->send(&call, req), -ENOKEY);
+    CHECK(strstr(call.error, "secret field password = env:POLLEN_TEST_PW") != NULL);
+    CHECK(strstr(call.error, "POLLEN_TEST_PW") != NULL);
+    setenv("POLLEN_TEST_PW", "s3cret-pass-word", 1);
+    memset(call.error, 0, sizeof(call.error));
+    CHECK_INT(sink_find("ghl")->send(&call, req), -ENOENT);
+    CHECK_STR(call.error, "");
+    call.error[0] = '\0';
+    /* file: references are read relative to the config's dir and must exist. */
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive((cJSON *)req,
+                                                                            "secret_fields"),
+                                           "password", cJSON_CreateString("file:pw.txt"));
+    CHECK_INT(sink_find("ghl")->send(&call, req), -ENOKEY);
+    CHECK(strstr(call.error, "secret field password = file:pw.txt") != NULL);
+    /* The stored request keeps the mask and the reference only. */
+    char *after = cJSON_PrintUnformatted(entry);
+    CHECK(strstr(after, "s3cret") == NULL);
+    CHECK(strstr(after, "\"password\":\"***\"") != NULL);
+    free(after);
+    unsetenv("POLLEN_TEST_PW");
+    cJSON_Delete(entry);
 }
 
 struct exec_row {
@@ -512,6 +580,7 @@ int main(void)
     test_registry();
     test_http_classify();
     test_http_result();
+    test_ghl_secret_send();
     test_exec_classify();
     test_echo();
     return test_done("sinks");
