@@ -210,6 +210,20 @@ static int parse_records(struct ini_doc *doc, const struct ini_key *k, const cha
     return 0;
 }
 
+/* A trigger's records: a dotted JSON path, or "." for the response root
+ * itself (a top-level array, or with single = yes a bare object: M1). */
+static int parse_record_path(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                             int line, void *field)
+{
+    if (strcmp(value, ".") == 0) {
+        char **dst = field;
+        free(*dst);
+        *dst = xstrdup(value);
+        return 0;
+    }
+    return parse_records(doc, k, value, line, field);
+}
+
 /* resource, parent_resource, fan_out: one identifier. */
 static int parse_ident(struct ini_doc *doc, const struct ini_key *k, const char *value,
                        int line, void *field)
@@ -262,7 +276,7 @@ static const struct ini_key trigger_keys[] = {
     {.name = "resource", .type = INI_KEY_CUSTOM, .offset = T(resource), .required = true,
      .parse = parse_ident},
     {.name = "records", .type = INI_KEY_CUSTOM, .offset = T(records), .required = true,
-     .parse = parse_records},
+     .parse = parse_record_path},
     {.name = "single", .type = INI_KEY_BOOL, .offset = T(single), .def = "no"},
     {.name = "id_field", .type = INI_KEY_CUSTOM, .offset = T(id_field), .def = "id",
      .parse = parse_ident},
@@ -301,6 +315,8 @@ static const struct ini_key trigger_keys[] = {
     {.name = "more_field", .type = INI_KEY_CUSTOM, .offset = T(paging.more_field),
      .parse = parse_records},
     {.name = "total", .type = INI_KEY_CUSTOM, .offset = T(total), .parse = parse_records},
+    {.name = "deleted_field", .type = INI_KEY_CUSTOM, .offset = T(deleted_field),
+     .parse = parse_ident},
 };
 #undef T
 enum {
@@ -334,6 +350,7 @@ enum {
     K_CURSOR_ID_PATH,
     K_MORE_FIELD,
     K_TOTAL,
+    K_DELETED_FIELD,
     K_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == K_NKEYS, "catalog key enum out of sync");
@@ -349,6 +366,7 @@ _Static_assert(ARRAY_SIZE(trigger_keys) == K_NKEYS, "catalog key enum out of syn
 struct trigger_build {
     struct catalog_trigger t;
     int *param_lines; /* parallel to t.params, for messages */
+    int *path_value_lines; /* parallel to t.path_values */
 };
 _Static_assert(offsetof(struct trigger_build, t) == 0, "t must come first");
 
@@ -379,8 +397,8 @@ static void add_binding(struct ini_doc *doc, const struct ini_entry *e,
         b.value = xstrdup(v + 5);
     } else if (v[0] == '{' && v[strlen(v) - 1] == '}') {
         ini_diag_add(&doc->diag, e->line,
-                        "'%s': unknown placeholder (the only one is {location}; write a JSON "
-                        "object as json:{...})",
+                        "'%s': unknown placeholder (the known ones are {location} and, in "
+                        "triggers, {company}; write a JSON object as json:{...})",
                         e->key);
         return;
     } else {
@@ -485,23 +503,56 @@ static int prefixed_key(struct ini_doc *doc, const struct ini_entry *e,
     return -1;
 }
 
-/* A trigger's query.NAME, body.NAME and param.NAME keys. */
+/*
+ * A trigger's binding: add_binding's values plus {company} (M3), the
+ * companyId of the location's credential or [location] company_id, which
+ * the poller fills in. A path.NAME binding (path) is one path segment, so
+ * it takes no JSON. lines runs parallel to *arr when not NULL.
+ */
+static void add_trigger_binding(struct ini_doc *doc, const struct ini_entry *e,
+                                const char *name, bool path, struct catalog_binding **arr,
+                                size_t *n, int **lines)
+{
+    size_t before = *n;
+    if (strcmp(e->value, "{company}") == 0) {
+        *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
+        (*arr)[(*n)++] = (struct catalog_binding){
+            .name = xstrdup(name), .value = xstrdup(e->value), .is_company = true};
+    } else if (path && str_has_prefix(e->value, "json:")) {
+        ini_diag_add(&doc->diag, e->line,
+                     "'%s': a path value is text, {location} or {company} (not json:)",
+                     e->key);
+        return;
+    } else {
+        add_binding(doc, e, name, arr, n);
+    }
+    if (lines != NULL && *n > before) {
+        *lines = xrealloc(*lines, *n * sizeof(**lines));
+        (*lines)[*n - 1] = e->line;
+    }
+}
+
+/* A trigger's query.NAME, body.NAME, path.NAME and param.NAME keys. */
 static bool trigger_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj)
 {
     struct trigger_build *tb = obj;
-    static const char *const prefixes[] = {"query.", "body.", "param."};
+    static const char *const prefixes[] = {"query.", "body.", "param.", "path."};
     const char *name = NULL;
     switch (prefixed_key(doc, e, prefixes, ARRAY_SIZE(prefixes), &name)) {
     case -1:
         return false;
     case 0:
-        add_binding(doc, e, name, &tb->t.query, &tb->t.nquery);
+        add_trigger_binding(doc, e, name, false, &tb->t.query, &tb->t.nquery, NULL);
         break;
     case 1:
-        add_binding(doc, e, name, &tb->t.body, &tb->t.nbody);
+        add_trigger_binding(doc, e, name, false, &tb->t.body, &tb->t.nbody, NULL);
         break;
     case 2:
         add_param(doc, e, name, false, &tb->t.params, &tb->t.nparams, &tb->param_lines);
+        break;
+    case 3:
+        add_trigger_binding(doc, e, name, true, &tb->t.path_values, &tb->t.npath_values,
+                            &tb->path_value_lines);
         break;
     default:
         break; /* reported */
@@ -516,6 +567,8 @@ struct path_check {
     struct ini_doc *doc;
     const struct catalog_param *params;
     size_t nparams;
+    const struct catalog_binding *values; /* path.NAME bindings */
+    size_t nvalues;
     int line;
     char **seen; /* placeholders found, strv */
     size_t nseen;
@@ -532,14 +585,24 @@ static const struct catalog_param *find_param(const struct catalog_param *params
     return NULL;
 }
 
+static const struct catalog_binding *find_binding(const struct catalog_binding *b, size_t n,
+                                                  const char *name);
+
 static void note_placeholder(void *ctx, const char *name, size_t len)
 {
     struct path_check *pc = ctx;
     char *n = xstrndup(name, len);
     const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
-    if (p == NULL || p->where != CATALOG_PATH) {
+    bool fixed = find_binding(pc->values, pc->nvalues, n) != NULL;
+    if ((p == NULL || p->where != CATALOG_PATH) && !fixed) {
         ini_diag_add(&pc->doc->diag, pc->line,
-                        "path placeholder {%s} needs 'param.%s = path string required'", n, n);
+                        "path placeholder {%s} needs 'param.%s = path string required' or "
+                        "'path.%s = VALUE'",
+                        n, n, n);
+    } else if (p != NULL && p->where == CATALOG_PATH && fixed) {
+        ini_diag_add(&pc->doc->diag, pc->line,
+                        "path placeholder {%s} is both a path parameter and a path.%s value", n,
+                        n);
     }
     pc->seen = xrealloc(pc->seen, (pc->nseen + 2) * sizeof(*pc->seen));
     pc->seen[pc->nseen++] = n;
@@ -556,11 +619,12 @@ static void note_confirm_placeholder(void *ctx, const char *name, size_t len)
     }
     char *n = xstrndup(name, len);
     const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
-    if (p == NULL || p->where != CATALOG_PATH) {
+    if ((p == NULL || p->where != CATALOG_PATH) &&
+        find_binding(pc->values, pc->nvalues, n) == NULL) {
         ini_diag_add(&pc->doc->diag, pc->line,
-                        "confirm_delete placeholder {%s} is not a path parameter of this "
-                        "definition",
-                        n);
+                        "confirm_delete placeholder {%s} is not a path parameter or path.%s "
+                        "value of this definition",
+                        n, n);
     }
     free(n);
 }
@@ -629,14 +693,25 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
 
     /* Path placeholders and path parameters must match one to one. */
     if (t->path != NULL) {
-        struct path_check pc = {
-            .doc = doc, .params = t->params, .nparams = t->nparams, .line = lines[K_PATH]};
+        struct path_check pc = {.doc = doc,
+                                .params = t->params,
+                                .nparams = t->nparams,
+                                .values = t->path_values,
+                                .nvalues = t->npath_values,
+                                .line = lines[K_PATH]};
         each_placeholder(doc, lines[K_PATH], "path", t->path, note_placeholder, &pc);
         for (size_t i = 0; i < t->nparams; i++) {
             if (t->params[i].where == CATALOG_PATH && !strv_contains(pc.seen, t->params[i].name)) {
                 ini_diag_add(&doc->diag, tb->param_lines[i],
                                 "path parameter '%s' does not appear in path as {%s}",
                                 t->params[i].name, t->params[i].name);
+            }
+        }
+        for (size_t i = 0; i < t->npath_values; i++) {
+            if (!strv_contains(pc.seen, t->path_values[i].name)) {
+                ini_diag_add(&doc->diag, tb->path_value_lines[i],
+                                "path.%s does not appear in path as {%s}",
+                                t->path_values[i].name, t->path_values[i].name);
             }
         }
         strv_free(pc.seen);
@@ -695,6 +770,8 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
         struct path_check pc = {.doc = doc,
                                 .params = t->params,
                                 .nparams = t->nparams,
+                                .values = t->path_values,
+                                .nvalues = t->npath_values,
                                 .line = lines[K_CONFIRM_DELETE]};
         each_placeholder(doc, pc.line, "confirm_delete", t->confirm_delete, note_confirm_placeholder,
                          &pc);
@@ -707,6 +784,11 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
     }
     if (t->fan_out != NULL && lines[K_PARENT_RESOURCE] == 0) {
         ini_diag_add(&doc->diag, lines[K_FAN_OUT], "fan_out needs parent_resource");
+    }
+    if (t->fan_out != NULL && lines[K_DELETED_FIELD] != 0) {
+        /* The for_each sweep does not filter soft-deleted records yet. */
+        ini_diag_add(&doc->diag, lines[K_DELETED_FIELD],
+                     "deleted_field is not supported with fan_out (for_each children) yet");
     }
     if (t->fan_out == NULL && lines[K_FAN_OUT] == 0 && lines[K_PARENT_RESOURCE] != 0) {
         ini_diag_add(&doc->diag, lines[K_PARENT_RESOURCE],
@@ -753,11 +835,17 @@ static void trigger_free(struct catalog_trigger *t)
     free(t->paging.cursor_id_path);
     free(t->paging.more_field);
     free(t->total);
+    free(t->deleted_field);
     for (size_t i = 0; i < t->nquery; i++) {
         free(t->query[i].name);
         free(t->query[i].value);
     }
     free(t->query);
+    for (size_t i = 0; i < t->npath_values; i++) {
+        free(t->path_values[i].name);
+        free(t->path_values[i].value);
+    }
+    free(t->path_values);
     for (size_t i = 0; i < t->nbody; i++) {
         free(t->body[i].name);
         free(t->body[i].value);
@@ -807,6 +895,7 @@ static void load_trigger_file(struct catalog *cat, struct ini_doc *doc, const ch
         free(what);
         finish_trigger(doc, sec, &tb, lines);
         free(tb.param_lines);
+        free(tb.path_value_lines);
         /* Kept even when it has errors: later files then get duplicate
          * checks against it, and the whole catalog is dropped anyway. */
         cat->triggers = xrealloc(cat->triggers, (cat->ntriggers + 1) * sizeof(*cat->triggers));
@@ -1292,6 +1381,33 @@ const struct catalog_param *catalog_trigger_param(const struct catalog_trigger *
         }
     }
     return NULL;
+}
+
+const struct catalog_binding *catalog_trigger_path_value(const struct catalog_trigger *def,
+                                                         const char *name)
+{
+    return find_binding(def->path_values, def->npath_values, name);
+}
+
+static bool any_company(const struct catalog_binding *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (b[i].is_company) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool catalog_trigger_uses_company(const struct catalog_trigger *def)
+{
+    return any_company(def->query, def->nquery) || any_company(def->body, def->nbody) ||
+           any_company(def->path_values, def->npath_values);
+}
+
+bool catalog_trigger_records_at_root(const struct catalog_trigger *def)
+{
+    return def->records != NULL && strcmp(def->records, ".") == 0;
 }
 
 const struct catalog_action *catalog_find_action(const struct catalog *cat, const char *name)

@@ -277,8 +277,8 @@ static int parse_location_id(struct ini_doc *doc, const struct ini_key *k,
     }
     if (!ok) {
         /* Not quoted: a token pasted here by mistake must not be printed. */
-        ini_diag_add(&doc->diag, line,
-                     "%s must be the HighLevel locationId: 1-64 letters and digits", k->name);
+        ini_diag_add(&doc->diag, line, "%s must be the HighLevel %s: 1-64 letters and digits",
+                     k->name, strcmp(k->name, "id") == 0 ? "locationId" : "companyId");
         return -EINVAL;
     }
     char **dst = field;
@@ -684,6 +684,9 @@ static const struct ini_key location_keys[] = {
      .offset = offsetof(struct config_location, token), .parse = parse_token},
     {.name = "oauth", .type = INI_KEY_CUSTOM,
      .offset = offsetof(struct config_location, oauth_name), .parse = parse_location_oauth},
+    /* The companyId for {company} bindings (M3) when the credential has none. */
+    {.name = "company_id", .type = INI_KEY_CUSTOM,
+     .offset = offsetof(struct config_location, company_id), .parse = parse_location_id},
     {.name = "rate_limit", .type = INI_KEY_UNSIGNED,
      .offset = offsetof(struct config_location, rate_limit), .def = "90", .min = 1, .max = 100},
     {.name = "rate_window", .type = INI_KEY_DURATION,

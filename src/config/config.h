@@ -116,6 +116,8 @@ struct config_location {
     char *token;              /* resolved secret, or NULL with CONFIG_SKIP_SECRETS or oauth */
     char *oauth_name;         /* `oauth = NAME`, or NULL */
     struct config_oauth *oauth; /* the [oauth NAME] it names, or NULL */
+    char *company_id;         /* `company_id`: the companyId {company} bindings send when
+                               * the credential has none (static tokens), or NULL */
     unsigned rate_limit;      /* requests per rate_window */
     uint64_t rate_window_ms, daily_limit;
     double sweep_share;       /* share of the budget for_each sweeps may use */

@@ -147,6 +147,7 @@ void config_free(struct config *cfg)
         free(loc->id);
         secret_wipe_free(loc->token);
         free(loc->oauth_name);
+        free(loc->company_id);
     }
     free(cfg->locations);
     for (size_t i = 0; i < cfg->ntriggers; i++) {

@@ -1169,6 +1169,17 @@ static const struct bad_case bad_cases[] = {
      "confirm_delete placeholder {other} is not a path parameter"},
     {0, "require_one = email", 12, "'email', which is not a declared param.email"},
     {9, "records = things[0]", 9, "dotted JSON path"},
+    {9, "records = ..", 9, "dotted JSON path"},
+    {9, "records = .things", 9, "dotted JSON path"},
+    {0, "path.thingId = abc", 5, "is both a path parameter and a path.thingId value"},
+    {0, "path.other = abc", 12, "path.other does not appear in path as {other}"},
+    {5, "path = /things/{thingId}/{kind}\npath.kind = json:1", 6,
+     "a path value is text, {location} or {company} (not json:)"},
+    {5, "path = /things/{thingId}/{kind}\npath.kind = {locationid}", 6, "unknown placeholder"},
+    {0, "query.companyId = {compan}", 12, "unknown placeholder"},
+    {0, "deleted_field = is-deleted", 12, "deleted_field must be a single name"},
+    {0, "fan_out = thingId\nparent_resource = contact\ndeleted_field = deleted", 14,
+     "deleted_field is not supported with fan_out"},
     {0, "page_skip_param = offset", 12, "page_skip_param does not apply to pagination = none"},
     {11, "pagination = start_after\npage_size = 10\nmax_page_size = 20\npage_skip_param = offset",
      14, "page_skip_param does not apply to pagination = start_after"},
@@ -1222,6 +1233,59 @@ static char *build_from(const char *const *base, size_t nbase, const struct bad_
 static char *build_case(const struct bad_case *c)
 {
     return build_from(base_lines, ARRAY_SIZE(base_lines), c);
+}
+
+/*
+ * The issue #11 keys parse: records = . (M1), path.NAME values and
+ * {company} (M2, M3) in path, query and body, confirm_delete filled by a
+ * path value, deleted_field (M11).
+ */
+static void test_mechanism_keys(void)
+{
+    char *dir = xasprintf("%s/catalog_mechanisms", test_tmp_root());
+    char *tdir = xasprintf("%s/triggers", dir);
+    char *file = xasprintf("%s/a.ini", tdir);
+    remove_tree(dir);
+    CHECK(util_mkdir_p(tdir, 0755) == 0);
+    write_file(file, "[t.x]\ntitle = T\noperation_id = op\nmethod = POST\n"
+                     "path = /companies/{companyId}/kinds/{kind}/things\n"
+                     "version = 2021-07-28\nscope = s.readonly\nresource = thing\n"
+                     "records = .\npagination = none\npath.companyId = {company}\n"
+                     "path.kind = rooms\nquery.companyId = {company}\nbody.loc = {location}\n"
+                     "body.company = {company}\ndeleted_field = deleted\n"
+                     "confirm_delete = /companies/{companyId}/things/{id}\n"
+                     "[t.y]\ntitle = T\noperation_id = op\nmethod = GET\npath = /things\n"
+                     "version = 2021-07-28\nscope = s.readonly\nresource = thing\n"
+                     "records = data.things\npagination = none\nquery.locationId = {location}\n");
+    struct ini_errors errs = {0};
+    struct catalog *cat = NULL;
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
+    dump_errors(&errs);
+    const struct catalog_trigger *t = cat != NULL ? catalog_find_trigger(cat, "t.x") : NULL;
+    CHECK(t != NULL);
+    if (t != NULL) {
+        CHECK(catalog_trigger_records_at_root(t) && !t->single);
+        CHECK(catalog_trigger_uses_company(t));
+        CHECK_STR(t->deleted_field, "deleted");
+        CHECK_INT(t->npath_values, 2);
+        const struct catalog_binding *c = catalog_trigger_path_value(t, "companyId");
+        CHECK(c != NULL && c->is_company && !c->is_location && !c->is_json);
+        const struct catalog_binding *k = catalog_trigger_path_value(t, "kind");
+        CHECK(k != NULL && !k->is_company && strcmp(k->value, "rooms") == 0);
+        CHECK(catalog_trigger_path_value(t, "nope") == NULL);
+        CHECK(catalog_trigger_param(t, "companyId") == NULL); /* a value, not a parameter */
+        CHECK(t->nquery == 1 && t->query[0].is_company);
+        CHECK(t->nbody == 2 && t->body[0].is_location && t->body[1].is_company);
+    }
+    const struct catalog_trigger *y = cat != NULL ? catalog_find_trigger(cat, "t.y") : NULL;
+    CHECK(y != NULL && !catalog_trigger_records_at_root(y) && !catalog_trigger_uses_company(y) &&
+          y->deleted_field == NULL && y->npath_values == 0);
+    catalog_free(cat);
+    ini_errors_free(&errs);
+    remove_tree(dir);
+    free(file);
+    free(tdir);
+    free(dir);
 }
 
 static void test_bad_cases(void)
@@ -1548,6 +1612,7 @@ int main(void)
         test_spec(cat);
     }
     catalog_free(cat);
+    test_mechanism_keys();
     test_bad_cases();
     test_bad_action_cases();
     test_reserved_names();
