@@ -98,7 +98,10 @@ static const struct expected triggers_expected[] = {
     OPPS_T("opportunities.pipelines"),
     {"businesses.get", "triggers/businesses.ini", "apps/businesses.json", "businesses.readonly"},
     {"businesses.list", "triggers/businesses.ini", "apps/businesses.json", "businesses.readonly"},
+    OPPS_T("opportunities.search_advanced"),
     {"users.list", "triggers/users.ini", "apps/users.json", "users.readonly"},
+    {"users.search", "triggers/users.ini", "apps/users.json", "users.readonly"},
+    {"users.get", "triggers/users.ini", "apps/users.json", "users.readonly"},
     {"workflows.list", "triggers/workflows.ini", "apps/workflows.json", "workflows.readonly"},
     {"campaigns.list", "triggers/workflows.ini", "apps/campaigns.json", "campaigns.readonly"},
 };
@@ -122,6 +125,48 @@ static void check_expected(const struct expected *want, const char *file, const 
     CHECK(file != NULL && str_has_suffix(file, want->file));
     CHECK_STR(spec, want->spec);
     CHECK_STR(scope, want->scope);
+}
+
+/* The definitions that use the issue #11 mechanisms (M1, M2/M3, M11, M4). */
+static void test_shipped_mechanisms(const struct catalog *cat)
+{
+    /* M1: the bare user object is the response root; M11 on a single. */
+    const struct catalog_trigger *ug = catalog_find_trigger(cat, "users.get");
+    if (ug != NULL) {
+        CHECK(ug->single && catalog_trigger_records_at_root(ug));
+        CHECK_STR(ug->records, ".");
+        CHECK_STR(ug->deleted_field, "deleted");
+        CHECK(catalog_trigger_param(ug, "userId") != NULL);
+        CHECK(!catalog_trigger_uses_company(ug));
+    }
+    /* M3: companyId is required even with a location token; M11: async delete. */
+    const struct catalog_trigger *us = catalog_find_trigger(cat, "users.search");
+    if (us != NULL) {
+        CHECK_INT(us->pagination, CATALOG_PAGE_SKIP_LIMIT);
+        CHECK(!catalog_trigger_records_at_root(us));
+        CHECK_STR(us->total, "count");
+        CHECK_STR(us->confirm_delete, "/users/{id}");
+        CHECK_STR(us->deleted_field, "deleted");
+        CHECK(catalog_trigger_uses_company(us));
+        bool company = false, loc = false;
+        for (size_t i = 0; i < us->nquery; i++) {
+            company = company || (strcmp(us->query[i].name, "companyId") == 0 &&
+                                  us->query[i].is_company && !us->query[i].is_location);
+            loc = loc || (strcmp(us->query[i].name, "locationId") == 0 && us->query[i].is_location);
+        }
+        CHECK(company && loc);
+    }
+    /* M4: the POST search pages with body limit, not pageLimit. */
+    const struct catalog_trigger *oa = catalog_find_trigger(cat, "opportunities.search_advanced");
+    if (oa != NULL) {
+        CHECK_STR(oa->method, "POST");
+        CHECK_INT(oa->pagination, CATALOG_PAGE_SEARCH_AFTER);
+        CHECK_STR(oa->paging.limit_param, "limit");
+        CHECK_STR(oa->total, "total");
+        CHECK_STR(oa->updated_field, "updatedAt");
+        CHECK(oa->nbody == 1 && oa->body[0].is_location);
+        CHECK_INT(oa->max_page_size, 500);
+    }
 }
 
 static void test_shipped(const struct catalog *cat)
@@ -273,6 +318,7 @@ static void test_shipped(const struct catalog *cat)
         CHECK_STR(tg->records, "task");
         CHECK(catalog_trigger_param(tg, "taskId") != NULL);
     }
+    test_shipped_mechanisms(cat);
 }
 
 /* ------------------------------------------------------------------------ */

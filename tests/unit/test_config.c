@@ -184,6 +184,14 @@ static const struct bad_case bad_cases[] = {
      ENGINE LOC "[location b]\nid = loc123\ntoken = env:POLLEN_TEST_TOKEN\n" TRIG
                 "location = main\n",
      LOAD, 7, "location id is already used by [location main]", NULL},
+    {"bad company_id", ENGINE LOC "company_id = sbx-1!\n" TRIG, LOAD, 6,
+     "company_id must be the HighLevel companyId: 1-64 letters and digits", NULL},
+    /* {company} (M3): a static token carries no companyId. */
+    {"users.search without company_id", ENGINE LOC "[trigger users]\nuse = users.search\n",
+     RESOLVE, 6,
+     "trigger 'users': users.search sends the companyId ({company}), and the static token of "
+     "[location main] carries none: add company_id = <companyId> to [location main] (line 3)",
+     NULL},
     {"rate_limit range", ENGINE LOC "rate_limit = 101\n" TRIG, LOAD, 6,
      "bad value '101' for 'rate_limit' (expected a whole number from 1 to 100)", NULL},
     {"sweep_share range", ENGINE LOC "sweep_share = 2\n" TRIG, LOAD, 6,
@@ -713,6 +721,32 @@ static void test_unreadable(void)
 
 /* ------------------------------------------------------------------------ */
 /* Good configurations                                                       */
+
+/* [location] company_id satisfies a {company} trigger on a static token (M3). */
+static void test_company_id(void)
+{
+    write_config(ENGINE LOC "company_id = sbxCompany0000000001\n"
+                            "[trigger users]\nuse = users.search\n");
+    struct ini_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg == NULL) {
+        ini_errors_free(&errs);
+        return;
+    }
+    CHECK_STR(cfg->locations[0].company_id, "sbxCompany0000000001");
+    CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+    dump_errors(&errs);
+    config_free(cfg);
+    ini_errors_free(&errs);
+    /* Without the key: no company (the default). */
+    write_config(BASE);
+    CHECK_INT(config_load(case_file, 0, &cfg, &errs), 0);
+    CHECK(cfg != NULL && cfg->locations[0].company_id == NULL);
+    config_free(cfg);
+    ini_errors_free(&errs);
+}
 
 static void test_defaults(void)
 {
@@ -1742,6 +1776,7 @@ int main(void)
     test_all_errors_sorted();
     test_unreadable();
     test_defaults();
+    test_company_id();
     test_full();
     test_derived();
     test_reference();
