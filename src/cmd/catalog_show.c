@@ -163,7 +163,7 @@ static void binding_rows(struct table *t, const struct catalog_binding *b, size_
             table_row(t, b[i].name, where, "string", "fixed", "{location}: the location's id");
         } else if (b[i].is_company) {
             table_row(t, b[i].name, where, "string", "fixed",
-                      "{company}: the location's companyId");
+                      "{company}: the companyId of the location or [company]");
         } else {
             table_row(t, b[i].name, where, b[i].is_json ? "json" : "string", "fixed", b[i].value);
         }
@@ -230,6 +230,9 @@ static void show_trigger(FILE *out, const struct catalog_trigger *t)
     show_common(out, t->name, "trigger", t->title, t->method, t->path, t->version, t->scope,
                 t->spec, t->operation_id, t->file, t->line);
     line(out, "resource", "%s", t->resource);
+    line(out, "scope level", "%s", t->agency ? "agency: a [trigger] names a [company] (company = "
+                                               "NAME), polled with its agency credential"
+                                             : "location");
     bool root = catalog_trigger_records_at_root(t);
     line(out, "records", "%s (%s%s)", t->records, t->single ? "one record" : "an array of records",
          root ? ": the response root" : "");

@@ -254,6 +254,20 @@ static int parse_pagination(struct ini_doc *doc, const struct ini_key *k,
     return 0;
 }
 
+/* scope_level: location (the default) or agency (M15). */
+static int parse_scope_level(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                             int line, void *field)
+{
+    bool agency = strcmp(value, "agency") == 0;
+    if (!agency && strcmp(value, "location") != 0) {
+        ini_diag_add(&doc->diag, line, "bad value for '%s' (allowed: location agency)",
+                     k->name);
+        return -EINVAL;
+    }
+    *(bool *)field = agency;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Key table                                                                 */
 
@@ -317,6 +331,8 @@ static const struct ini_key trigger_keys[] = {
     {.name = "total", .type = INI_KEY_CUSTOM, .offset = T(total), .parse = parse_records},
     {.name = "deleted_field", .type = INI_KEY_CUSTOM, .offset = T(deleted_field),
      .parse = parse_ident},
+    {.name = "scope_level", .type = INI_KEY_CUSTOM, .offset = T(agency), .def = "location",
+     .parse = parse_scope_level},
 };
 #undef T
 enum {
@@ -351,6 +367,7 @@ enum {
     K_MORE_FIELD,
     K_TOTAL,
     K_DELETED_FIELD,
+    K_SCOPE_LEVEL,
     K_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == K_NKEYS, "catalog key enum out of sync");
@@ -784,6 +801,25 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
     }
     if (t->fan_out != NULL && lines[K_PARENT_RESOURCE] == 0) {
         ini_diag_add(&doc->diag, lines[K_FAN_OUT], "fan_out needs parent_resource");
+    }
+    if (t->agency) {
+        /* An agency definition runs for a [company]: there is no location. */
+        const struct catalog_binding *lists[] = {t->query, t->body, t->path_values};
+        size_t counts[] = {t->nquery, t->nbody, t->npath_values};
+        for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+            for (size_t i = 0; i < counts[l]; i++) {
+                if (lists[l][i].is_location) {
+                    ini_diag_add(&doc->diag, lines[K_SCOPE_LEVEL],
+                                 "scope_level = agency: '%s' is {location}, and an agency "
+                                 "definition has no location (use {company})",
+                                 lists[l][i].name);
+                }
+            }
+        }
+        if (t->fan_out != NULL) {
+            ini_diag_add(&doc->diag, lines[K_SCOPE_LEVEL],
+                         "scope_level = agency is not supported with fan_out");
+        }
     }
     if (t->fan_out != NULL && lines[K_DELETED_FIELD] != 0) {
         /* The for_each sweep does not filter soft-deleted records yet. */

@@ -23,7 +23,8 @@
  * Invariants after a successful load: every `{placeholder}` of path is a
  * declared path parameter or a path.NAME binding (exactly one of them), and
  * every path parameter and path binding appears in path; records is a
- * dotted path or "." (the response root);
+ * dotted path or "." (the response root); an agency definition has no
+ * {location} binding;
  * paginated definitions have 1 <= page_size <= max_page_size; single
  * definitions are not paginated; confirm_delete has {id} and otherwise only
  * path parameters as placeholders; paging keys appear only on paginated
@@ -118,6 +119,8 @@ struct catalog_trigger {
     char *updated_field;      /* NULL: changes are found by hashing only */
     char *deleted_field;      /* a boolean member; true: the record counts as deleted
                                * (a soft delete, M11); or NULL */
+    bool agency;              /* scope_level = agency (M15): polled with an agency
+                               * credential for a [company], never a location's */
     enum catalog_pagination pagination;
     unsigned page_size, max_page_size; /* 0 when not paginated */
     struct catalog_paging paging;      /* overrides of the style's names; all NULL if none */

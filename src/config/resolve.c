@@ -566,7 +566,8 @@ static void check_scopes(struct ini_diag *d, struct config *cfg)
 }
 
 /*
- * A trigger whose definition sends {company} (M3) needs a companyId: the
+ * An agency definition (M15) runs for a [company], every other one for a
+ * [location]. A trigger whose definition sends {company} (M3) needs a companyId: the
  * OAuth installation's (every token response carries one) or the
  * location's company_id. A static token carries none.
  */
@@ -575,6 +576,17 @@ static void check_company(struct ini_diag *d, const struct config *cfg)
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         const struct config_trigger *t = &cfg->triggers[i];
         const struct config_location *loc = t->location;
+        if (t->def != NULL && loc != NULL && t->def->agency != loc->is_company) {
+            ini_diag_add(d, t->line,
+                         t->def->agency
+                             ? "trigger '%s': %s is an agency definition (scope_level = "
+                               "agency): name a [company NAME] with company = NAME, not a "
+                               "location"
+                             : "trigger '%s': %s polls a location; company = NAME is only for "
+                               "agency definitions",
+                         tlabel(t), t->def->name);
+            continue;
+        }
         if (t->def == NULL || loc == NULL || !catalog_trigger_uses_company(t->def) ||
             loc->company_id != NULL || loc->oauth != NULL) {
             continue;

@@ -1,7 +1,9 @@
 """The catalog mechanisms of issue #11 end to end against the sandbox:
 records at the response root (users.get, M1), a {company} binding
-(users.search, M3), soft-delete flags (users.search, M11) and body paging
-with `limit` (opportunities.search_advanced, M4)."""
+(users.search, M3), soft-delete flags (users.search, M11), body paging
+with `limit` (opportunities.search_advanced, M4) and agency definitions
+polled for a [company] with an agency token (snapshots.list,
+users.filter_by_email, M15)."""
 import json
 import time
 import urllib.request
@@ -11,6 +13,9 @@ import harness
 FAST = "rate_limit = 100\nrate_window = 1s\n"
 # Static tokens of the sandbox belong to this company (tests/sandbox/README.md).
 COMPANY = "sbxCompany0000000001"
+AGENCY_TOKEN = "agency-test-token-0123456789"
+AGENCY = (f"[company agency]\nid = {COMPANY}\ntoken = env:POLLEN_AGENCY_TOKEN\n"
+          "rate_limit = 100\nrate_window = 1s\n")
 
 
 class MechanismsTest(harness.PollenTest):
@@ -142,6 +147,58 @@ class MechanismsTest(harness.PollenTest):
         self.run_once(cfg)
         events = self.events(cfg)
         self.assertEqual([(e["type"], e["record_id"]) for e in events[1:]], [("deleted", opp["id"])])
+
+    # -- M15: agency definitions ----------------------------------------------
+
+    def agency_setup(self):
+        self.sandbox.control("POST", "/_control/tokens", {"token": AGENCY_TOKEN, "company_id": COMPANY})
+        self.env["POLLEN_AGENCY_TOKEN"] = AGENCY_TOKEN
+
+    def test_snapshots_list_with_the_agency_token(self):
+        self.agency_setup()
+        cfg = self.write_config(AGENCY + "[trigger snaps]\nuse = snapshots.list\ncompany = agency\n"
+                                "every = 1s\nfirst_poll = emit\n", location=FAST)
+        self.pollen("check", "-c", cfg)
+        self.run_once(cfg)
+        events = self.events(cfg)
+        self.assertEqual(len(events), 3)
+        self.assertEqual({e["type"] for e in events}, {"created"})
+        self.assertEqual({e["location"] for e in events}, {COMPANY})
+        reqs = [r for r in self.sandbox.requests() if r["path"] == "/snapshots/"]
+        self.assertEqual([(r["status"], r["query"].get("companyId")) for r in reqs], [(200, COMPANY)])
+        # The same trigger on a location is refused by check.
+        bad = self.write_config("[trigger snaps]\nuse = snapshots.list\n", location=FAST,
+                                name="bad.ini")
+        proc = self.pollen("check", "-c", bad, check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("snapshots.list is an agency definition", proc.stderr)
+
+    def test_filter_by_email_watch_list(self):
+        self.agency_setup()
+        users = self.users()[:2]
+        emails = ",".join(u["email"] for u in users)
+        cfg = self.write_config(AGENCY + "[trigger watch]\nuse = users.filter_by_email\n"
+                                f"company = agency\nevery = 1s\nemails = {emails}\npage_size = 1\n",
+                                location=FAST)
+        self.sandbox.control("POST", "/_control/config",
+                             {"user_delete_delay_ms": 200, "user_deleted_visible_ms": 60000})
+        self.run_once(cfg)
+        self.assertEqual(self.events(cfg), [])
+        bodies = [r["body"] for r in self.sandbox.requests()
+                  if r["path"] == "/users/search/filter-by-email"]
+        self.assertEqual([(b["skip"], b["limit"]) for b in bodies], [("0", "1"), ("1", "1"), ("2", "1")][:len(bodies)])
+        self.assertGreaterEqual(len(bodies), 2)
+        for b in bodies:
+            self.assertEqual((b["companyId"], b["projection"], b["emails"]), (COMPANY, "all", emails))
+        self.api("PUT", f"/users/{users[0]['id']}", {"lastName": "Watched"})
+        self.sandbox.mutate([{"op": "delete", "kind": "user", "id": users[1]["id"]}])
+        self.wait_for(lambda: any(u["id"] == users[1]["id"] and u["deleted"] for u in self.users()),
+                      timeout=10, what="the deleted flag")
+        self.run_once(cfg)
+        self.run_once(cfg)
+        events = self.events(cfg)
+        self.assertEqual(sorted((e["type"], e["record_id"]) for e in events),
+                         sorted([("updated", users[0]["id"]), ("deleted", users[1]["id"])]))
 
 
 if __name__ == "__main__":
