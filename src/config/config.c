@@ -903,6 +903,14 @@ static void finish_company(struct loader *ld, struct ini_doc *doc,
     }
     free(c->company_id);
     c->company_id = c->id != NULL ? xstrdup(c->id) : NULL;
+    for (struct config_location *o = cfg->locations; o < c; o++) {
+        if (!o->is_company && strcmp(o->name, c->name) == 0) {
+            /* Rules find a runtime location by name: one namespace. */
+            ini_diag_add(&doc->diag, sec->line,
+                         "[company %s] has the name of [location %s] (line %d); rename one",
+                         c->name, o->name, o->line);
+        }
+    }
     for (struct config_location *o = cfg->locations; c->id != NULL && o < c; o++) {
         if (o->is_company && o->id != NULL && strcmp(o->id, c->id) == 0) {
             ini_diag_add(&doc->diag, lines[LOCATION_ID],
