@@ -481,7 +481,9 @@ static void create_credentials(struct engine *e)
             continue;
         }
         struct oauth_credential *app = e->oauths[(size_t)(lc->oauth - cfg->oauths)];
-        if (strcmp(lc->oauth->user_type, "Company") == 0) {
+        if (lc->is_company) {
+            e->creds[i] = app; /* a [company] polls with the agency token itself (M15) */
+        } else if (strcmp(lc->oauth->user_type, "Company") == 0) {
             /* An agency install: location tokens through /oauth/locationToken. */
             e->creds[i] = oauth_credential_location(&e->loop, e->http, app, lc->id,
                                                     location_token_url);

@@ -449,7 +449,11 @@ int auth_status(const struct config *cfg, FILE *out)
     }
     for (size_t i = 0; i < cfg->nlocations; i++) {
         const struct config_location *lc = &cfg->locations[i];
-        if (lc->oauth == NULL) {
+        if (lc->is_company) {
+            fprintf(out, "[company %s] %s: %s%s\n", lc->name, lc->id,
+                    lc->oauth != NULL ? "oauth = " : "agency token",
+                    lc->oauth != NULL ? lc->oauth->name : "");
+        } else if (lc->oauth == NULL) {
             fprintf(out, "[location %s] %s: private integration token (scopes are not reported "
                          "for these)\n",
                     lc->name, lc->id);

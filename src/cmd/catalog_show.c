@@ -161,6 +161,9 @@ static void binding_rows(struct table *t, const struct catalog_binding *b, size_
     for (size_t i = 0; i < n; i++) {
         if (b[i].is_location) {
             table_row(t, b[i].name, where, "string", "fixed", "{location}: the location's id");
+        } else if (b[i].is_company) {
+            table_row(t, b[i].name, where, "string", "fixed",
+                      "{company}: the companyId of the location or [company]");
         } else {
             table_row(t, b[i].name, where, b[i].is_json ? "json" : "string", "fixed", b[i].value);
         }
@@ -215,6 +218,7 @@ static void show_trigger_params(FILE *out, const struct catalog_trigger *t)
         bool fed = t->fan_out != NULL && strcmp(t->fan_out, t->params[i].name) == 0;
         param_row(&tab, &t->params[i], fed ? "or fed by for_each" : NULL);
     }
+    binding_rows(&tab, t->path_values, t->npath_values, "path");
     binding_rows(&tab, t->query, t->nquery, "query");
     binding_rows(&tab, t->body, t->nbody, "body");
     table_print(&tab, 4, out);
@@ -226,8 +230,16 @@ static void show_trigger(FILE *out, const struct catalog_trigger *t)
     show_common(out, t->name, "trigger", t->title, t->method, t->path, t->version, t->scope,
                 t->spec, t->operation_id, t->file, t->line);
     line(out, "resource", "%s", t->resource);
-    line(out, "records", "%s (%s)", t->records, t->single ? "one record" : "an array of records");
+    line(out, "scope level", "%s", t->agency ? "agency: a [trigger] names a [company] (company = "
+                                               "NAME), polled with its agency credential"
+                                             : "location");
+    bool root = catalog_trigger_records_at_root(t);
+    line(out, "records", "%s (%s%s)", t->records, t->single ? "one record" : "an array of records",
+         root ? ": the response root" : "");
     line(out, "id field", "%s", t->id_field);
+    line(out, "deleted field", "%s", t->deleted_field != NULL
+                                         ? t->deleted_field
+                                         : "none: a record is deleted when it is gone");
     line(out, "updated field", "%s", t->updated_field != NULL
                                          ? t->updated_field
                                          : "none: changes are found by hashing the record");

@@ -206,18 +206,19 @@ static int parse_records(struct ini_doc *doc, const struct ini_key *k, const cha
     return 0;
 }
 
-/* An action's result: a dotted JSON path, or "." when the response root is
- * the written record (a flat response such as a bare user, M1). */
-static int parse_result(struct ini_doc *doc, const struct ini_key *k, const char *value,
-                        int line, void *field)
+/* A trigger's records or an action's result: a dotted JSON path, or "."
+ * for the response root itself (a top-level array, a bare object with
+ * single = yes, or an action's flat response such as a bare user: M1). */
+static int parse_record_path(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                             int line, void *field)
 {
-    if (strcmp(value, ".") != 0) {
-        return parse_records(doc, k, value, line, field);
+    if (strcmp(value, ".") == 0) {
+        char **dst = field;
+        free(*dst);
+        *dst = xstrdup(value);
+        return 0;
     }
-    char **dst = field;
-    free(*dst);
-    *dst = xstrdup(value);
-    return 0;
+    return parse_records(doc, k, value, line, field);
 }
 
 /* resource, parent_resource, fan_out: one identifier. */
@@ -250,6 +251,20 @@ static int parse_pagination(struct ini_doc *doc, const struct ini_key *k,
     return 0;
 }
 
+/* scope_level: location (the default) or agency (M15). */
+static int parse_scope_level(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                             int line, void *field)
+{
+    bool agency = strcmp(value, "agency") == 0;
+    if (!agency && strcmp(value, "location") != 0) {
+        ini_diag_add(&doc->diag, line, "bad value for '%s' (allowed: location agency)",
+                     k->name);
+        return -EINVAL;
+    }
+    *(bool *)field = agency;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Key table                                                                 */
 
@@ -272,7 +287,7 @@ static const struct ini_key trigger_keys[] = {
     {.name = "resource", .type = INI_KEY_CUSTOM, .offset = T(resource), .required = true,
      .parse = parse_ident},
     {.name = "records", .type = INI_KEY_CUSTOM, .offset = T(records), .required = true,
-     .parse = parse_records},
+     .parse = parse_record_path},
     {.name = "single", .type = INI_KEY_BOOL, .offset = T(single), .def = "no"},
     {.name = "id_field", .type = INI_KEY_CUSTOM, .offset = T(id_field), .def = "id",
      .parse = parse_ident},
@@ -311,6 +326,10 @@ static const struct ini_key trigger_keys[] = {
     {.name = "more_field", .type = INI_KEY_CUSTOM, .offset = T(paging.more_field),
      .parse = parse_records},
     {.name = "total", .type = INI_KEY_CUSTOM, .offset = T(total), .parse = parse_records},
+    {.name = "deleted_field", .type = INI_KEY_CUSTOM, .offset = T(deleted_field),
+     .parse = parse_ident},
+    {.name = "scope_level", .type = INI_KEY_CUSTOM, .offset = T(agency), .def = "location",
+     .parse = parse_scope_level},
 };
 #undef T
 enum {
@@ -344,6 +363,8 @@ enum {
     K_CURSOR_ID_PATH,
     K_MORE_FIELD,
     K_TOTAL,
+    K_DELETED_FIELD,
+    K_SCOPE_LEVEL,
     K_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == K_NKEYS, "catalog key enum out of sync");
@@ -359,6 +380,7 @@ _Static_assert(ARRAY_SIZE(trigger_keys) == K_NKEYS, "catalog key enum out of syn
 struct trigger_build {
     struct catalog_trigger t;
     int *param_lines; /* parallel to t.params, for messages */
+    int *path_value_lines; /* parallel to t.path_values */
 };
 _Static_assert(offsetof(struct trigger_build, t) == 0, "t must come first");
 
@@ -389,8 +411,8 @@ static void add_binding(struct ini_doc *doc, const struct ini_entry *e,
         b.value = xstrdup(v + 5);
     } else if (v[0] == '{' && v[strlen(v) - 1] == '}') {
         ini_diag_add(&doc->diag, e->line,
-                        "'%s': unknown placeholder (the only one is {location}; write a JSON "
-                        "object as json:{...})",
+                        "'%s': unknown placeholder (the known ones are {location} and, in "
+                        "triggers, {company}; write a JSON object as json:{...})",
                         e->key);
         return;
     } else {
@@ -495,23 +517,56 @@ static int prefixed_key(struct ini_doc *doc, const struct ini_entry *e,
     return -1;
 }
 
-/* A trigger's query.NAME, body.NAME and param.NAME keys. */
+/*
+ * A trigger's binding: add_binding's values plus {company} (M3), the
+ * companyId of the location's credential or [location] company_id, which
+ * the poller fills in. A path.NAME binding (path) is one path segment, so
+ * it takes no JSON. lines runs parallel to *arr when not NULL.
+ */
+static void add_trigger_binding(struct ini_doc *doc, const struct ini_entry *e,
+                                const char *name, bool path, struct catalog_binding **arr,
+                                size_t *n, int **lines)
+{
+    size_t before = *n;
+    if (strcmp(e->value, "{company}") == 0) {
+        *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
+        (*arr)[(*n)++] = (struct catalog_binding){
+            .name = xstrdup(name), .value = xstrdup(e->value), .is_company = true};
+    } else if (path && str_has_prefix(e->value, "json:")) {
+        ini_diag_add(&doc->diag, e->line,
+                     "'%s': a path value is text, {location} or {company} (not json:)",
+                     e->key);
+        return;
+    } else {
+        add_binding(doc, e, name, arr, n);
+    }
+    if (lines != NULL && *n > before) {
+        *lines = xrealloc(*lines, *n * sizeof(**lines));
+        (*lines)[*n - 1] = e->line;
+    }
+}
+
+/* A trigger's query.NAME, body.NAME, path.NAME and param.NAME keys. */
 static bool trigger_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj)
 {
     struct trigger_build *tb = obj;
-    static const char *const prefixes[] = {"query.", "body.", "param."};
+    static const char *const prefixes[] = {"query.", "body.", "param.", "path."};
     const char *name = NULL;
     switch (prefixed_key(doc, e, prefixes, ARRAY_SIZE(prefixes), &name)) {
     case -1:
         return false;
     case 0:
-        add_binding(doc, e, name, &tb->t.query, &tb->t.nquery);
+        add_trigger_binding(doc, e, name, false, &tb->t.query, &tb->t.nquery, NULL);
         break;
     case 1:
-        add_binding(doc, e, name, &tb->t.body, &tb->t.nbody);
+        add_trigger_binding(doc, e, name, false, &tb->t.body, &tb->t.nbody, NULL);
         break;
     case 2:
         add_param(doc, e, name, false, &tb->t.params, &tb->t.nparams, &tb->param_lines);
+        break;
+    case 3:
+        add_trigger_binding(doc, e, name, true, &tb->t.path_values, &tb->t.npath_values,
+                            &tb->path_value_lines);
         break;
     default:
         break; /* reported */
@@ -526,8 +581,8 @@ struct path_check {
     struct ini_doc *doc;
     const struct catalog_param *params;
     size_t nparams;
-    const struct catalog_binding *bound; /* path.NAME bindings (actions), or NULL */
-    size_t nbound;
+    const struct catalog_binding *values; /* path.NAME bindings */
+    size_t nvalues;
     int line;
     char **seen; /* placeholders found, strv */
     size_t nseen;
@@ -552,9 +607,16 @@ static void note_placeholder(void *ctx, const char *name, size_t len)
     struct path_check *pc = ctx;
     char *n = xstrndup(name, len);
     const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
-    if ((p == NULL || p->where != CATALOG_PATH) && find_binding(pc->bound, pc->nbound, n) == NULL) {
+    bool fixed = find_binding(pc->values, pc->nvalues, n) != NULL;
+    if ((p == NULL || p->where != CATALOG_PATH) && !fixed) {
         ini_diag_add(&pc->doc->diag, pc->line,
-                        "path placeholder {%s} needs 'param.%s = path string required'", n, n);
+                        "path placeholder {%s} needs 'param.%s = path string required' or "
+                        "'path.%s = VALUE'",
+                        n, n, n);
+    } else if (p != NULL && p->where == CATALOG_PATH && fixed) {
+        ini_diag_add(&pc->doc->diag, pc->line,
+                        "path placeholder {%s} is both a path parameter and a path.%s value", n,
+                        n);
     }
     pc->seen = xrealloc(pc->seen, (pc->nseen + 2) * sizeof(*pc->seen));
     pc->seen[pc->nseen++] = n;
@@ -571,11 +633,12 @@ static void note_confirm_placeholder(void *ctx, const char *name, size_t len)
     }
     char *n = xstrndup(name, len);
     const struct catalog_param *p = find_param(pc->params, pc->nparams, n);
-    if (p == NULL || p->where != CATALOG_PATH) {
+    if ((p == NULL || p->where != CATALOG_PATH) &&
+        find_binding(pc->values, pc->nvalues, n) == NULL) {
         ini_diag_add(&pc->doc->diag, pc->line,
-                        "confirm_delete placeholder {%s} is not a path parameter of this "
-                        "definition",
-                        n);
+                        "confirm_delete placeholder {%s} is not a path parameter or path.%s "
+                        "value of this definition",
+                        n, n);
     }
     free(n);
 }
@@ -644,14 +707,25 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
 
     /* Path placeholders and path parameters must match one to one. */
     if (t->path != NULL) {
-        struct path_check pc = {
-            .doc = doc, .params = t->params, .nparams = t->nparams, .line = lines[K_PATH]};
+        struct path_check pc = {.doc = doc,
+                                .params = t->params,
+                                .nparams = t->nparams,
+                                .values = t->path_values,
+                                .nvalues = t->npath_values,
+                                .line = lines[K_PATH]};
         each_placeholder(doc, lines[K_PATH], "path", t->path, note_placeholder, &pc);
         for (size_t i = 0; i < t->nparams; i++) {
             if (t->params[i].where == CATALOG_PATH && !strv_contains(pc.seen, t->params[i].name)) {
                 ini_diag_add(&doc->diag, tb->param_lines[i],
                                 "path parameter '%s' does not appear in path as {%s}",
                                 t->params[i].name, t->params[i].name);
+            }
+        }
+        for (size_t i = 0; i < t->npath_values; i++) {
+            if (!strv_contains(pc.seen, t->path_values[i].name)) {
+                ini_diag_add(&doc->diag, tb->path_value_lines[i],
+                                "path.%s does not appear in path as {%s}",
+                                t->path_values[i].name, t->path_values[i].name);
             }
         }
         strv_free(pc.seen);
@@ -710,6 +784,8 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
         struct path_check pc = {.doc = doc,
                                 .params = t->params,
                                 .nparams = t->nparams,
+                                .values = t->path_values,
+                                .nvalues = t->npath_values,
                                 .line = lines[K_CONFIRM_DELETE]};
         each_placeholder(doc, pc.line, "confirm_delete", t->confirm_delete, note_confirm_placeholder,
                          &pc);
@@ -722,6 +798,30 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
     }
     if (t->fan_out != NULL && lines[K_PARENT_RESOURCE] == 0) {
         ini_diag_add(&doc->diag, lines[K_FAN_OUT], "fan_out needs parent_resource");
+    }
+    if (t->agency) {
+        /* An agency definition runs for a [company]: there is no location. */
+        const struct catalog_binding *lists[] = {t->query, t->body, t->path_values};
+        size_t counts[] = {t->nquery, t->nbody, t->npath_values};
+        for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+            for (size_t i = 0; i < counts[l]; i++) {
+                if (lists[l][i].is_location) {
+                    ini_diag_add(&doc->diag, lines[K_SCOPE_LEVEL],
+                                 "scope_level = agency: '%s' is {location}, and an agency "
+                                 "definition has no location (use {company})",
+                                 lists[l][i].name);
+                }
+            }
+        }
+        if (t->fan_out != NULL) {
+            ini_diag_add(&doc->diag, lines[K_SCOPE_LEVEL],
+                         "scope_level = agency is not supported with fan_out");
+        }
+    }
+    if (t->fan_out != NULL && lines[K_DELETED_FIELD] != 0) {
+        /* The for_each sweep does not filter soft-deleted records yet. */
+        ini_diag_add(&doc->diag, lines[K_DELETED_FIELD],
+                     "deleted_field is not supported with fan_out (for_each children) yet");
     }
     if (t->fan_out == NULL && lines[K_FAN_OUT] == 0 && lines[K_PARENT_RESOURCE] != 0) {
         ini_diag_add(&doc->diag, lines[K_PARENT_RESOURCE],
@@ -768,11 +868,17 @@ static void trigger_free(struct catalog_trigger *t)
     free(t->paging.cursor_id_path);
     free(t->paging.more_field);
     free(t->total);
+    free(t->deleted_field);
     for (size_t i = 0; i < t->nquery; i++) {
         free(t->query[i].name);
         free(t->query[i].value);
     }
     free(t->query);
+    for (size_t i = 0; i < t->npath_values; i++) {
+        free(t->path_values[i].name);
+        free(t->path_values[i].value);
+    }
+    free(t->path_values);
     for (size_t i = 0; i < t->nbody; i++) {
         free(t->body[i].name);
         free(t->body[i].value);
@@ -822,6 +928,7 @@ static void load_trigger_file(struct catalog *cat, struct ini_doc *doc, const ch
         free(what);
         finish_trigger(doc, sec, &tb, lines);
         free(tb.param_lines);
+        free(tb.path_value_lines);
         /* Kept even when it has errors: later files then get duplicate
          * checks against it, and the whole catalog is dropped anyway. */
         cat->triggers = xrealloc(cat->triggers, (cat->ntriggers + 1) * sizeof(*cat->triggers));
@@ -873,7 +980,7 @@ static const struct ini_key action_keys[] = {
     {.name = "idempotent", .type = INI_KEY_BOOL, .offset = A(idempotent), .required = true},
     {.name = "gone_ok", .type = INI_KEY_BOOL, .offset = A(gone_ok), .def = "no"},
     {.name = "empty_body", .type = INI_KEY_BOOL, .offset = A(empty_body), .def = "no"},
-    {.name = "result", .type = INI_KEY_CUSTOM, .offset = A(result), .parse = parse_result},
+    {.name = "result", .type = INI_KEY_CUSTOM, .offset = A(result), .parse = parse_record_path},
     {.name = "target", .type = INI_KEY_CUSTOM, .offset = A(target), .parse = parse_ident},
     {.name = "target_resource", .type = INI_KEY_CUSTOM, .offset = A(target_resource),
      .parse = parse_ident},
@@ -1091,8 +1198,8 @@ static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
         struct path_check pc = {.doc = doc,
                                 .params = a->params,
                                 .nparams = a->nparams,
-                                .bound = a->path_bind,
-                                .nbound = a->npath_bind,
+                                .values = a->path_bind,
+                                .nvalues = a->npath_bind,
                                 .line = lines[AK_PATH]};
         each_placeholder(doc, lines[AK_PATH], "path", a->path, note_placeholder, &pc);
         for (size_t i = 0; i < a->nparams; i++) {
@@ -1538,6 +1645,33 @@ const struct catalog_param *catalog_trigger_param(const struct catalog_trigger *
         }
     }
     return NULL;
+}
+
+const struct catalog_binding *catalog_trigger_path_value(const struct catalog_trigger *def,
+                                                         const char *name)
+{
+    return find_binding(def->path_values, def->npath_values, name);
+}
+
+static bool any_company(const struct catalog_binding *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (b[i].is_company) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool catalog_trigger_uses_company(const struct catalog_trigger *def)
+{
+    return any_company(def->query, def->nquery) || any_company(def->body, def->nbody) ||
+           any_company(def->path_values, def->npath_values);
+}
+
+bool catalog_trigger_records_at_root(const struct catalog_trigger *def)
+{
+    return def->records != NULL && strcmp(def->records, ".") == 0;
 }
 
 const struct catalog_action *catalog_find_action(const struct catalog *cat, const char *name)

@@ -27,7 +27,10 @@
  * line), and each definition is linked to it (res, target_res).
  *
  * Invariants after a successful load: every `{placeholder}` of path is a
- * declared path parameter and every path parameter appears in path;
+ * declared path parameter or a path.NAME binding (exactly one of them), and
+ * every path parameter and path binding appears in path; records is a
+ * dotted path or "." (the response root); an agency definition has no
+ * {location} binding;
  * paginated definitions have 1 <= page_size <= max_page_size; single
  * definitions are not paginated; confirm_delete has {id} and otherwise only
  * path parameters as placeholders; paging keys appear only on paginated
@@ -67,6 +70,7 @@ struct catalog_binding {
     char *value;      /* the text; for is_json the JSON literal without "json:" */
     bool is_json;     /* value is JSON to embed as is */
     bool is_location; /* value was {location}: send the location's id */
+    bool is_company;  /* value was {company}: send the location's companyId (M3) */
 };
 
 enum catalog_where { CATALOG_PATH, CATALOG_QUERY, CATALOG_BODY };
@@ -148,10 +152,14 @@ struct catalog_resource {
 
 struct catalog_trigger {
     char *name, *title, *operation_id, *spec, *method, *path, *version, *scope, *resource,
-        *records;
+        *records;             /* a dotted path, or "." for the response root (M1) */
     bool single;              /* records points at one object, not an array */
     char *id_field;           /* default "id" */
     char *updated_field;      /* NULL: changes are found by hashing only */
+    char *deleted_field;      /* a boolean member; true: the record counts as deleted
+                               * (a soft delete, M11); or NULL */
+    bool agency;              /* scope_level = agency (M15): polled with an agency
+                               * credential for a [company], never a location's */
     enum catalog_pagination pagination;
     unsigned page_size, max_page_size; /* 0 when not paginated */
     struct catalog_paging paging;      /* overrides of the style's names; all NULL if none */
@@ -165,6 +173,9 @@ struct catalog_trigger {
     char **require_one;       /* NULL-terminated, never NULL (may be empty) */
     struct catalog_binding *query, *body;
     size_t nquery, nbody;
+    struct catalog_binding *path_values; /* path.NAME = VALUE: placeholders with a fixed
+                                          * value (M2); never is_json */
+    size_t npath_values;
     struct catalog_param *params;
     size_t nparams;
     const struct catalog_resource *res; /* the declared resource, or NULL (no resources/) */
@@ -257,6 +268,13 @@ const struct catalog_trigger *catalog_trigger_at(const struct catalog *cat, size
 /* The parameter of def named name, or NULL. */
 const struct catalog_param *catalog_trigger_param(const struct catalog_trigger *def,
                                                   const char *name);
+/* The path.NAME binding of def named name, or NULL. */
+const struct catalog_binding *catalog_trigger_path_value(const struct catalog_trigger *def,
+                                                         const char *name);
+/* True when some query., body. or path. binding of def is {company}. */
+bool catalog_trigger_uses_company(const struct catalog_trigger *def);
+/* True when def's records are the response root (records = .). */
+bool catalog_trigger_records_at_root(const struct catalog_trigger *def);
 
 /* The action named name, or NULL. */
 const struct catalog_action *catalog_find_action(const struct catalog *cat, const char *name);

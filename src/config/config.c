@@ -215,8 +215,8 @@ static int parse_location_id(struct ini_doc *doc, const struct ini_key *k,
     }
     if (!ok) {
         /* Not quoted: a token pasted here by mistake must not be printed. */
-        ini_diag_add(&doc->diag, line,
-                     "%s must be the HighLevel locationId: 1-64 letters and digits", k->name);
+        ini_diag_add(&doc->diag, line, "%s must be the HighLevel %s: 1-64 letters and digits",
+                     k->name, strcmp(k->name, "id") == 0 ? "locationId" : "companyId");
         return -EINVAL;
     }
     char **dst = field;
@@ -622,6 +622,9 @@ static const struct ini_key location_keys[] = {
      .offset = offsetof(struct config_location, token), .parse = parse_token},
     {.name = "oauth", .type = INI_KEY_CUSTOM,
      .offset = offsetof(struct config_location, oauth_name), .parse = parse_location_oauth},
+    /* The companyId for {company} bindings (M3) when the credential has none. */
+    {.name = "company_id", .type = INI_KEY_CUSTOM,
+     .offset = offsetof(struct config_location, company_id), .parse = parse_location_id},
     {.name = "rate_limit", .type = INI_KEY_UNSIGNED,
      .offset = offsetof(struct config_location, rate_limit), .def = "90", .min = 1, .max = 100},
     {.name = "rate_window", .type = INI_KEY_DURATION,
@@ -634,7 +637,7 @@ static const struct ini_key location_keys[] = {
      .offset = offsetof(struct config_location, sweep_share), .def = "0.5", .dmin = 0.05,
      .dmax = 1.0},
 };
-enum { LOCATION_ID = 0, LOCATION_TOKEN = 1, LOCATION_OAUTH = 2 };
+enum { LOCATION_ID = 0, LOCATION_TOKEN = 1, LOCATION_OAUTH = 2, LOCATION_COMPANY_ID = 3 };
 
 static const struct ini_key trigger_keys[] = {
     {.name = "use", .type = INI_KEY_STRING, .offset = offsetof(struct config_trigger, use),
@@ -656,6 +659,9 @@ static const struct ini_key trigger_keys[] = {
      .offset = offsetof(struct config_trigger, for_each), .parse = parse_name},
     {.name = "page_size", .type = INI_KEY_UNSIGNED,
      .offset = offsetof(struct config_trigger, page_size), .min = 1, .max = 100000},
+    /* An agency definition's [company NAME] (M15), instead of a location. */
+    {.name = "company", .type = INI_KEY_CUSTOM,
+     .offset = offsetof(struct config_trigger, company_name), .parse = parse_name},
 };
 enum {
     TRIGGER_USE,
@@ -667,6 +673,7 @@ enum {
     TRIGGER_IGNORE,
     TRIGGER_FOR_EACH,
     TRIGGER_PAGE_SIZE,
+    TRIGGER_COMPANY,
     TRIGGER_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == TRIGGER_NKEYS, "trigger key enum out of sync");
@@ -801,6 +808,98 @@ static void finish_location(struct loader *ld, struct ini_doc *doc,
     }
 }
 
+/* [company NAME] (M15): an agency, polled by agency triggers with its own
+ * credential and rate budget; kept in cfg->locations after every location. */
+static void *add_company(struct loader *ld, const struct ini_section *sec)
+{
+    struct config_location *c = add_location(ld, sec);
+    c->is_company = true;
+    return c;
+}
+
+static void finish_company(struct loader *ld, struct ini_doc *doc,
+                           const struct ini_section *sec, void *obj, const int *lines)
+{
+    struct config *cfg = ld->cfg;
+    struct config_location *c = obj;
+    if ((lines[LOCATION_TOKEN] != 0) == (lines[LOCATION_OAUTH] != 0)) {
+        ini_diag_add(&doc->diag, sec->line,
+                     "[company %s] needs exactly one credential: token = env:VAR or "
+                     "file:PATH (an agency token), or oauth = NAME (user_type = Company)",
+                     c->name);
+    }
+    if (c->oauth != NULL && c->oauth->user_type != NULL &&
+        strcmp(c->oauth->user_type, "Company") != 0) {
+        ini_diag_add(&doc->diag, lines[LOCATION_OAUTH],
+                     "[company %s] needs an agency credential: [oauth %s] has user_type = %s",
+                     c->name, c->oauth->name, c->oauth->user_type);
+    }
+    if (lines[LOCATION_COMPANY_ID] != 0) {
+        ini_diag_add(&doc->diag, lines[LOCATION_COMPANY_ID],
+                     "[company %s]: the companyId is its id; company_id is a [location] key",
+                     c->name);
+    }
+    free(c->company_id);
+    c->company_id = c->id != NULL ? xstrdup(c->id) : NULL;
+    for (struct config_location *o = cfg->locations; o < c; o++) {
+        if (!o->is_company && strcmp(o->name, c->name) == 0) {
+            /* Rules find a runtime location by name: one namespace. */
+            ini_diag_add(&doc->diag, sec->line,
+                         "[company %s] has the name of [location %s] (line %d); rename one",
+                         c->name, o->name, o->line);
+        }
+    }
+    for (struct config_location *o = cfg->locations; c->id != NULL && o < c; o++) {
+        if (o->is_company && o->id != NULL && strcmp(o->id, c->id) == 0) {
+            ini_diag_add(&doc->diag, lines[LOCATION_ID],
+                         "company id is already used by [company %s] (line %d); two "
+                         "sections would split one rate limit",
+                         o->name, o->line);
+        }
+    }
+}
+
+/* The [location] sections (not the companies), counted. */
+static size_t count_locations(const struct config *cfg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nlocations; i++) {
+        n += !cfg->locations[i].is_company;
+    }
+    return n;
+}
+
+static struct config_location *find_company(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nlocations; i++) {
+        if (cfg->locations[i].is_company && strcmp(cfg->locations[i].name, name) == 0) {
+            return &cfg->locations[i];
+        }
+    }
+    return NULL;
+}
+
+/* company = NAME: the trigger polls the agency, not a location. */
+static void bind_company(const struct config *cfg, struct ini_doc *doc, struct config_trigger *t,
+                         const int *lines)
+{
+    if (lines[TRIGGER_LOCATION] != 0) {
+        ini_diag_add(&doc->diag, lines[TRIGGER_COMPANY],
+                     "[trigger %s] sets both location (line %d) and company; an agency "
+                     "trigger has no location",
+                     t->name, lines[TRIGGER_LOCATION]);
+        return;
+    }
+    t->location = find_company(cfg, t->company_name);
+    if (t->location == NULL) {
+        ini_diag_add(&doc->diag, lines[TRIGGER_COMPANY],
+                     "unknown company '%s' (no [company %s] section)", t->company_name,
+                     t->company_name);
+        return;
+    }
+    t->location_name = xstrdup(t->company_name);
+}
+
 static void *add_trigger(struct loader *ld, const struct ini_section *sec)
 {
     struct config *cfg = ld->cfg;
@@ -839,11 +938,14 @@ static void finish_trigger(struct loader *ld, struct ini_doc *doc,
         t->every_ms = DEFAULT_EVERY > cfg->min_interval_ms ? DEFAULT_EVERY : cfg->min_interval_ms;
     }
 
-    if (t->location_name != NULL && strcmp(t->location_name, "*") == 0) {
+    size_t nloc = count_locations(cfg);
+    if (t->company_name != NULL) {
+        bind_company(cfg, doc, t, lines);
+    } else if (t->location_name != NULL && strcmp(t->location_name, "*") == 0) {
         /* Marked here, expanded by expand_triggers once every trigger is
          * read (a for_each may name a trigger further down). */
         t->base = xstrdup(t->name);
-        if (cfg->nlocations == 0) {
+        if (nloc == 0) {
             ini_diag_add(&doc->diag, lines[TRIGGER_LOCATION],
                          "location = * runs [trigger %s] for every [location], but there is "
                          "none: add a [location NAME] section",
@@ -853,10 +955,13 @@ static void finish_trigger(struct loader *ld, struct ini_doc *doc,
         t->location = config_find_location(cfg, t->location_name);
         if (t->location == NULL) {
             const char **names = xcalloc(cfg->nlocations + 1, sizeof(*names));
+            size_t n = 0;
             for (size_t i = 0; i < cfg->nlocations; i++) {
-                names[i] = cfg->locations[i].name;
+                if (!cfg->locations[i].is_company) {
+                    names[n++] = cfg->locations[i].name;
+                }
             }
-            const char *hint = ini_suggest(t->location_name, names, cfg->nlocations);
+            const char *hint = ini_suggest(t->location_name, names, n);
             ini_diag_add(&doc->diag, lines[TRIGGER_LOCATION],
                          "unknown location '%s' (no [location %s] section)%s%s%s",
                          t->location_name, t->location_name, hint ? "; did you mean '" : "",
@@ -864,10 +969,10 @@ static void finish_trigger(struct loader *ld, struct ini_doc *doc,
             free(names);
         }
     } else if (lines[TRIGGER_LOCATION] == 0) {
-        if (cfg->nlocations == 1) {
-            t->location = &cfg->locations[0];
+        if (nloc == 1) {
+            t->location = &cfg->locations[0]; /* locations come before companies */
             t->location_name = xstrdup(t->location->name);
-        } else if (cfg->nlocations == 0) {
+        } else if (nloc == 0) {
             ini_diag_add(&doc->diag, sec->line,
                          "[trigger %s] has no location to poll: add a [location NAME] section",
                          t->name);
@@ -875,7 +980,7 @@ static void finish_trigger(struct loader *ld, struct ini_doc *doc,
             ini_diag_add(&doc->diag, sec->line,
                          "[trigger %s] needs 'location = NAME': there are %zu [location] "
                          "sections",
-                         t->name, cfg->nlocations);
+                         t->name, nloc);
         }
     }
 
@@ -910,6 +1015,7 @@ void config__trigger_free(struct config_trigger *t)
     free(t->base);
     free(t->use);
     free(t->location_name);
+    free(t->company_name);
     strv_free(t->fields);
     strv_free(t->ignore);
     free(t->for_each);
@@ -980,7 +1086,9 @@ static void expand_triggers(struct loader *ld, struct ini_doc *doc)
             continue;
         }
         for (size_t j = 0; j < cfg->nlocations; j++) {
-            expand_one(&out[k++], t, &cfg->locations[j]);
+            if (!cfg->locations[j].is_company) {
+                expand_one(&out[k++], t, &cfg->locations[j]);
+            }
         }
         stars[ns++] = xstrdup(t->name);
         config__trigger_free(t);
@@ -1025,6 +1133,10 @@ const struct section_kind config__location_kind = {
     "location", true, location_keys, ARRAY_SIZE(location_keys), add_location, finish_location,
     NULL, NULL, NULL,
 };
+const struct section_kind config__company_kind = {
+    "company", true, location_keys, ARRAY_SIZE(location_keys), add_company, finish_company,
+    NULL, NULL, NULL,
+};
 const struct section_kind config__trigger_kind = {
     "trigger", true, trigger_keys, ARRAY_SIZE(trigger_keys), add_trigger, finish_trigger,
     trigger_param, NULL, expand_triggers,
@@ -1036,7 +1148,7 @@ const struct section_kind config__trigger_kind = {
 struct config_location *config_find_location(const struct config *cfg, const char *name)
 {
     for (size_t i = 0; name != NULL && i < cfg->nlocations; i++) {
-        if (strcmp(cfg->locations[i].name, name) == 0) {
+        if (!cfg->locations[i].is_company && strcmp(cfg->locations[i].name, name) == 0) {
             return &cfg->locations[i];
         }
     }

@@ -119,6 +119,11 @@ struct config_location {
     char *token;              /* resolved secret, or NULL with CONFIG_SKIP_SECRETS or oauth */
     char *oauth_name;         /* `oauth = NAME`, or NULL */
     struct config_oauth *oauth; /* the [oauth NAME] it names, or NULL */
+    char *company_id;         /* `company_id`: the companyId {company} bindings send when
+                               * the credential has none (static tokens), or NULL; a
+                               * [company]'s id */
+    bool is_company;          /* a [company NAME] section (M15): id is the companyId, the
+                               * credential an agency one; only agency triggers use it */
     unsigned rate_limit;      /* requests per rate_window */
     uint64_t rate_window_ms, daily_limit;
     double sweep_share;       /* share of the budget for_each sweeps may use */
@@ -137,7 +142,8 @@ struct config_trigger {
     int line;                 /* the section header */
     char *use;
     const struct catalog_trigger *def; /* set by config_resolve */
-    char *location_name;
+    char *location_name;      /* the [location] or, with `company = NAME`, the [company] */
+    char *company_name;       /* `company = NAME` (agency definitions), or NULL */
     struct config_location *location;  /* set by config_load */
     uint64_t every_ms;
     unsigned emit;            /* EVENT_TYPE_CREATED|UPDATED|DELETED bits */

@@ -58,6 +58,7 @@ extern const struct section_kind config__engine_kind;
 extern const struct section_kind config__api_kind;
 extern const struct section_kind config__oauth_kind;
 extern const struct section_kind config__location_kind;
+extern const struct section_kind config__company_kind;
 extern const struct section_kind config__trigger_kind;
 /* rule.c */
 extern const struct section_kind config__rule_kind;

@@ -25,6 +25,8 @@ static const struct section_kind *const section_kinds[] = {
      * state_dir holds the default token store. */
     &config__oauth_kind,
     &config__location_kind,
+    /* After [location]: both live in cfg->locations, companies last. */
+    &config__company_kind,
     /* expand_triggers replaces `location = *` triggers by their expansions. */
     &config__trigger_kind,
     /* Last: `on` looks up triggers, which must all exist (expanded) by then. */
@@ -115,7 +117,8 @@ int config_load(const char *path, unsigned flags,
             ini_quote(sec->kind, q);
             ini_diag_add(&doc.diag, sec->line,
                          "unknown section kind [%s] (expected [engine], [api], "
-                         "[location NAME], [oauth NAME], [trigger NAME] or [rule NAME])",
+                         "[location NAME], [company NAME], [oauth NAME], [trigger NAME] or [rule "
+                         "NAME])",
                          q);
         }
     }
@@ -150,6 +153,7 @@ void config_free(struct config *cfg)
         free(loc->id);
         secret_wipe_free(loc->token);
         free(loc->oauth_name);
+        free(loc->company_id);
     }
     free(cfg->locations);
     for (size_t i = 0; i < cfg->ntriggers; i++) {

@@ -612,6 +612,40 @@ static void check_scopes(struct ini_diag *d, struct config *cfg)
     free(from_store);
 }
 
+/*
+ * An agency definition (M15) runs for a [company], every other one for a
+ * [location]. A trigger whose definition sends {company} (M3) needs a companyId: the
+ * OAuth installation's (every token response carries one) or the
+ * location's company_id. A static token carries none.
+ */
+static void check_company(struct ini_diag *d, const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        const struct config_trigger *t = &cfg->triggers[i];
+        const struct config_location *loc = t->location;
+        if (t->def != NULL && loc != NULL && t->def->agency != loc->is_company) {
+            ini_diag_add(d, t->line,
+                         t->def->agency
+                             ? "trigger '%s': %s is an agency definition (scope_level = "
+                               "agency): name a [company NAME] with company = NAME, not a "
+                               "location"
+                             : "trigger '%s': %s polls a location; company = NAME is only for "
+                               "agency definitions",
+                         tlabel(t), t->def->name);
+            continue;
+        }
+        if (t->def == NULL || loc == NULL || !catalog_trigger_uses_company(t->def) ||
+            loc->company_id != NULL || loc->oauth != NULL) {
+            continue;
+        }
+        ini_diag_add(d, t->line,
+                     "trigger '%s': %s sends the companyId ({company}), and the static token "
+                     "of [location %s] carries none: add company_id = <companyId> to "
+                     "[location %s] (line %d)",
+                     tlabel(t), t->def->name, loc->name, loc->name, loc->line);
+    }
+}
+
 int config_resolve(struct config *cfg, const struct catalog *cat, struct ini_errors *errs)
 {
     struct ini_diag d;
@@ -652,6 +686,7 @@ int config_resolve(struct config *cfg, const struct catalog *cat, struct ini_err
     }
     free(names);
     check_scopes(&d, cfg);
+    check_company(&d, cfg);
     if (d.count == 0) {
         ini_diag_flush(&d, errs);
         return 0;

@@ -201,6 +201,14 @@ const char *location_id(const struct location *loc)
     return loc->id;
 }
 
+const char *location_company_id(const struct location *loc)
+{
+    const struct oauth_pair *pair = loc->cred != NULL ? oauth_credential_pair(loc->cred) : NULL;
+    return pair != NULL && pair->company_id != NULL && pair->company_id[0] != '\0'
+               ? pair->company_id
+               : NULL;
+}
+
 size_t location_queued(const struct location *loc)
 {
     return loc->queues[0].len + loc->queues[1].len;

@@ -85,6 +85,10 @@ void location_cancel(struct location_pending *p);
 
 const char *location_name(const struct location *loc);
 const char *location_id(const struct location *loc);
+/* The companyId of the location's OAuth installation (its token pair), or NULL
+ * (a static token, or no token loaded yet). Borrowed until the next return to
+ * the loop. */
+const char *location_company_id(const struct location *loc);
 size_t location_queued(const struct location *loc);
 
 /* Builds base_url + path + "?" + query (url_escape each name and value) into a new string

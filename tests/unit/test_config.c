@@ -98,6 +98,7 @@ static bool any_error_contains(const struct ini_errors *e, const char *s)
 /* Building blocks: BASE is a valid configuration of 7 lines. */
 #define ENGINE "[engine]\nstate_dir = state\n"                            /* lines 1-2 */
 #define LOC "[location main]\nid = loc123\ntoken = env:POLLEN_TEST_TOKEN\n" /* lines 3-5 */
+#define COMPANY "[company agency]\nid = comp1\ntoken = env:POLLEN_TEST_TOKEN\n" /* lines 6-8 */
 #define TRIG "[trigger contacts]\nuse = contacts.search\n"                /* lines 6-7 */
 #define BASE ENGINE LOC TRIG
 #define X10 "xxxxxxxxxx"
@@ -130,7 +131,8 @@ static const struct bad_case bad_cases[] = {
     {"duplicate trigger name", BASE "[trigger contacts]\nuse = contacts.list\n", LOAD, 8,
      "duplicate section [trigger contacts] (first on line 6)", NULL},
     {"unknown section", BASE "[rules x]\n", LOAD, 8,
-     "unknown section kind [rules] (expected [engine], [api], [location NAME], [oauth NAME], "
+     "unknown section kind [rules] (expected [engine], [api], [location NAME], [company NAME], "
+     "[oauth NAME], "
      "[trigger NAME] or [rule NAME])",
      NULL},
     {"unknown engine key", "[engine]\nstate_dir = s\nlog_levl = info\n" LOC TRIG, LOAD, 3,
@@ -187,6 +189,36 @@ static const struct bad_case bad_cases[] = {
      ENGINE LOC "[location b]\nid = loc123\ntoken = env:POLLEN_TEST_TOKEN\n" TRIG
                 "location = main\n",
      LOAD, 7, "location id is already used by [location main]", NULL},
+    {"bad company_id", ENGINE LOC "company_id = sbx-1!\n" TRIG, LOAD, 6,
+     "company_id must be the HighLevel companyId: 1-64 letters and digits", NULL},
+    /* {company} (M3): a static token carries no companyId. */
+    {"users.search without company_id", ENGINE LOC "[trigger users]\nuse = users.search\n",
+     RESOLVE, 6,
+     "trigger 'users': users.search sends the companyId ({company}), and the static token of "
+     "[location main] carries none: add company_id = <companyId> to [location main] (line 3)",
+     NULL},
+    /* M15: agency definitions run for a [company], the others for a [location]. */
+    {"agency trigger on a location", ENGINE LOC "[trigger s]\nuse = snapshots.list\n", RESOLVE, 6,
+     "trigger 's': snapshots.list is an agency definition (scope_level = agency): name a "
+     "[company NAME] with company = NAME, not a location",
+     NULL},
+    {"location trigger on a company",
+     ENGINE LOC COMPANY "[trigger c]\nuse = contacts.search\ncompany = agency\n", RESOLVE, 9,
+     "trigger 'c': contacts.search polls a location; company = NAME is only for agency "
+     "definitions",
+     NULL},
+    {"unknown company", ENGINE LOC COMPANY "[trigger s]\nuse = snapshots.list\ncompany = agncy\n",
+     LOAD, 11, "unknown company 'agncy' (no [company agncy] section)", NULL},
+    {"company and location", ENGINE LOC COMPANY
+     "[trigger s]\nuse = snapshots.list\nlocation = main\ncompany = agency\n",
+     LOAD, 12, "[trigger s] sets both location (line 11) and company", NULL},
+    {"company without credential", ENGINE LOC "[company agency]\nid = comp1\n" TRIG, LOAD, 6,
+     "[company agency] needs exactly one credential", NULL},
+    {"company named like a location",
+     ENGINE LOC "[company main]\nid = comp1\ntoken = env:POLLEN_TEST_TOKEN\n" TRIG, LOAD, 6,
+     "[company main] has the name of [location main] (line 3); rename one", NULL},
+    {"company with company_id", ENGINE LOC COMPANY "company_id = x1\n" TRIG, LOAD, 9,
+     "[company agency]: the companyId is its id; company_id is a [location] key", NULL},
     {"rate_limit range", ENGINE LOC "rate_limit = 101\n" TRIG, LOAD, 6,
      "bad value '101' for 'rate_limit' (expected a whole number from 1 to 100)", NULL},
     {"sweep_share range", ENGINE LOC "sweep_share = 2\n" TRIG, LOAD, 6,
@@ -736,6 +768,64 @@ static void test_unreadable(void)
 
 /* ------------------------------------------------------------------------ */
 /* Good configurations                                                       */
+
+/* [company NAME] (M15): an agency trigger polls it; it is no location (the
+ * single [location] is still the default one, location = * skips it). */
+static void test_company_section(void)
+{
+    write_config(ENGINE LOC COMPANY "[trigger s]\nuse = snapshots.list\ncompany = agency\n"
+                 "[trigger c]\nuse = contacts.search\n[trigger all]\nuse = contacts.list\n"
+                 "location = *\n");
+    struct ini_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg == NULL) {
+        ini_errors_free(&errs);
+        return;
+    }
+    CHECK_INT(cfg->nlocations, 2);
+    CHECK(cfg->locations[1].is_company && !cfg->locations[0].is_company);
+    CHECK_STR(cfg->locations[1].company_id, "comp1");
+    CHECK(config_find_location(cfg, "agency") == NULL);
+    CHECK_INT(cfg->ntriggers, 3);
+    const struct config_trigger *s = config_find_trigger(cfg, "s");
+    CHECK(s != NULL && s->location == &cfg->locations[1]);
+    const struct config_trigger *c = config_find_trigger(cfg, "c");
+    CHECK(c != NULL && c->location == &cfg->locations[0]);
+    CHECK(config_find_trigger(cfg, "all@main") != NULL);
+    CHECK(config_find_trigger(cfg, "all@agency") == NULL);
+    CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+    dump_errors(&errs);
+    config_free(cfg);
+    ini_errors_free(&errs);
+}
+
+/* [location] company_id satisfies a {company} trigger on a static token (M3). */
+static void test_company_id(void)
+{
+    write_config(ENGINE LOC "company_id = sbxCompany0000000001\n"
+                            "[trigger users]\nuse = users.search\n");
+    struct ini_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg == NULL) {
+        ini_errors_free(&errs);
+        return;
+    }
+    CHECK_STR(cfg->locations[0].company_id, "sbxCompany0000000001");
+    CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+    dump_errors(&errs);
+    config_free(cfg);
+    ini_errors_free(&errs);
+    /* Without the key: no company (the default). */
+    write_config(BASE);
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
+    CHECK(cfg != NULL && cfg->locations[0].company_id == NULL);
+    config_free(cfg);
+    ini_errors_free(&errs);
+}
 
 static void test_defaults(void)
 {
@@ -1894,6 +1984,8 @@ int main(void)
     test_all_errors_sorted();
     test_unreadable();
     test_defaults();
+    test_company_id();
+    test_company_section();
     test_full();
     test_derived();
     test_reference();

@@ -2,10 +2,16 @@
  * test_poller: the page cap of one enumeration (poller__page_cap). Twice the
  * pages the API's own count needs plus 10, at most POLLER_MAX_PAGES; no cap
  * from a missing count or from one below the records already listed (a
- * per-page count, not a total).
+ * per-page count, not a total). The issue #11 mechanisms of the request
+ * side: records at the response root (M1), path values and {company}
+ * (M2, M3), soft-delete flags in listings and confirmation answers (M11).
  */
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "config.h"
+#include "json.h"
 #include "poll_int.h"
 #include "util.h"
 #include "testlib.h"
@@ -38,8 +44,119 @@ static void test_page_cap(void)
     }
 }
 
+/* M1: records = . is the body itself; otherwise the dotted path. */
+static void test_records_at_root(void)
+{
+    struct catalog_trigger def = {.records = "."};
+    struct poller p = {.def = &def};
+    cJSON *arr = cJSON_Parse("[{\"id\":\"a\"}]");
+    CHECK(poller__records(&p, arr) == arr);
+    cJSON *obj = cJSON_Parse("{\"data\":{\"items\":[]},\"id\":\"x\"}");
+    CHECK(poller__records(&p, obj) == obj);
+    def.records = "data.items";
+    CHECK(cJSON_IsArray(poller__records(&p, obj)));
+    def.records = "data";
+    CHECK(cJSON_IsObject(poller__records(&p, obj)) && poller__records(&p, obj) != obj);
+    cJSON_Delete(arr);
+    cJSON_Delete(obj);
+}
+
+/* M2, M3: path.NAME values fill the path; {company} comes from [location]
+ * company_id, in the path, the query and the body; without one the
+ * request is not built (-ENOENT). */
+static void test_company_and_path_values(void)
+{
+    struct catalog_binding pv[] = {
+        {.name = "companyId", .value = "{company}", .is_company = true},
+        {.name = "kind", .value = "rooms & halls"},
+    };
+    struct catalog_binding q[] = {{.name = "companyId", .value = "{company}", .is_company = true},
+                                  {.name = "fixed", .value = "1"}};
+    struct catalog_binding b[] = {{.name = "company", .value = "{company}", .is_company = true}};
+    struct catalog_trigger def = {.name = "t.x",
+                                  .method = "POST",
+                                  .path = "/companies/{companyId}/kinds/{kind}/{id}",
+                                  .records = ".",
+                                  .path_values = pv,
+                                  .npath_values = 2,
+                                  .query = q,
+                                  .nquery = 2,
+                                  .body = b,
+                                  .nbody = 1};
+    struct config_location cl = {.name = "main", .company_id = "comp1"};
+    struct config_trigger tc = {.name = "t", .location = &cl};
+    struct poller p = {.def = &def, .tc = &tc};
+    CHECK_STR(poller__company_id(&p), "comp1");
+    struct request_parts r;
+    CHECK_INT(poller__build_base(&p, NULL, &r), 0);
+    CHECK_STR(r.path, "/companies/comp1/kinds/rooms%20%26%20halls/");
+    CHECK_INT(r.nquery, 2);
+    CHECK(r.nquery == 2 && strcmp(r.query[0].name, "companyId") == 0 &&
+          strcmp(r.query[0].value, "comp1") == 0 && strcmp(r.query[1].value, "1") == 0);
+    CHECK_STR(json_get_string(r.body, "company"), "comp1");
+    poller__parts_finish(&r);
+
+    cl.company_id = NULL; /* no [location] company_id and no credential */
+    CHECK(poller__company_id(&p) == NULL);
+    CHECK_INT(poller__build_base(&p, NULL, &r), -ENOENT);
+    CHECK(r.path == NULL && r.body == NULL);
+    poller__parts_finish(&r);
+    /* A definition without {company} does not need one. */
+    pv[0] = (struct catalog_binding){.name = "companyId", .value = "c9"};
+    def.nquery = 1;
+    q[0] = (struct catalog_binding){.name = "companyId", .value = "c9"};
+    def.nbody = 0;
+    def.method = "GET";
+    CHECK_INT(poller__build_base(&p, NULL, &r), 0);
+    CHECK_STR(r.path, "/companies/c9/kinds/rooms%20%26%20halls/");
+    CHECK(r.body == NULL);
+    poller__parts_finish(&r);
+}
+
+static void set_body(struct http_response *resp, const char *text)
+{
+    buf_finish(&resp->body);
+    buf_init(&resp->body, 1 << 20);
+    buf_append_str(&resp->body, text);
+}
+
+/* M11: a flagged record, or a confirmation answer flagged bare or one level down. */
+static void test_soft_deleted(void)
+{
+    struct catalog_trigger def = {.records = "users"};
+    struct poller p = {.def = &def};
+    cJSON *rec = cJSON_Parse("{\"id\":\"u1\",\"deleted\":true}");
+    CHECK(!poller__soft_deleted(&p, rec)); /* no deleted_field: never */
+    def.deleted_field = "deleted";
+    CHECK(poller__soft_deleted(&p, rec));
+    cJSON_ReplaceItemInObject(rec, "deleted", cJSON_CreateFalse());
+    CHECK(!poller__soft_deleted(&p, rec));
+    cJSON_ReplaceItemInObject(rec, "deleted", cJSON_CreateString("true"));
+    CHECK(!poller__soft_deleted(&p, rec)); /* only a JSON true */
+    cJSON_Delete(rec);
+
+    struct http_response resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.status = 200;
+    set_body(&resp, "{\"id\":\"u1\",\"deleted\":true}");
+    CHECK(poller__answer_soft_deleted(&p, &resp));
+    set_body(&resp, "{\"user\":{\"id\":\"u1\",\"deleted\":true},\"traceId\":\"t\"}");
+    CHECK(poller__answer_soft_deleted(&p, &resp));
+    set_body(&resp, "{\"user\":{\"id\":\"u1\",\"deleted\":false}}");
+    CHECK(!poller__answer_soft_deleted(&p, &resp));
+    set_body(&resp, "not json");
+    CHECK(!poller__answer_soft_deleted(&p, &resp));
+    def.deleted_field = NULL;
+    set_body(&resp, "{\"id\":\"u1\",\"deleted\":true}");
+    CHECK(!poller__answer_soft_deleted(&p, &resp));
+    buf_finish(&resp.body);
+}
+
 int main(void)
 {
     test_page_cap();
+    test_records_at_root();
+    test_company_and_path_values();
+    test_soft_deleted();
     return test_done("poller");
 }

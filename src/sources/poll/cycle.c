@@ -277,7 +277,7 @@ static bool page_parse(struct poller *p, struct http_response *resp, cJSON **bod
         page_retry(p, "invalid JSON");
         return false;
     }
-    const cJSON *found = json_get_path(body, p->def->records);
+    const cJSON *found = poller__records(p, body);
     cJSON *wrapped = NULL;
     const cJSON *records = found;
     if (p->def->single && cJSON_IsObject(found)) {
@@ -315,11 +315,36 @@ static bool page_parse(struct poller *p, struct http_response *resp, cJSON **bod
     return true;
 }
 
+/*
+ * deleted_field (M11): the page's records without the soft-deleted ones (a
+ * new array of references), or NULL when the definition has no such field.
+ * A flagged record stays unseen, so the deletion phase reports it once
+ * (after confirm_delete, or a second complete listing); it still counts as
+ * listed, so the API's count proves the listing complete.
+ */
+static cJSON *live_records(const struct poller *p, const cJSON *records)
+{
+    if (p->def->deleted_field == NULL) {
+        return NULL;
+    }
+    cJSON *live = cJSON_CreateArray();
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, records)
+    {
+        if (!poller__soft_deleted(p, rec)) {
+            cJSON_AddItemReferenceToArray(live, (cJSON *)rec);
+        }
+    }
+    return live;
+}
+
 /* Commit: the page's records in one transaction. Returns false when the cycle ended. */
 static bool page_commit(struct poller *p, const cJSON *body, const cJSON *records)
 {
-    struct page_apply a = {.p = p, .records = records};
+    cJSON *live = live_records(p, records);
+    struct page_apply a = {.p = p, .records = live != NULL ? live : records};
     int rc = store_write(p->env.store, apply_page_txn, &a);
+    cJSON_Delete(live);
     if (rc != 0) {
         log_error(p->tag, "cannot record page %u: %s", p->page + 1, store_strerror(rc));
         cycle_end(p, false);
@@ -404,8 +429,15 @@ static void on_page(struct http_response *resp, void *ud)
 static void fetch_page(struct poller *p)
 {
     struct request_parts r;
-    if (poller__build_base(p, NULL, &r) != 0) {
-        log_error(p->tag, "cannot build the request path");
+    int brc = poller__build_base(p, NULL, &r);
+    if (brc != 0) {
+        if (brc == -ENOENT) {
+            log_error(p->tag, "%s needs the location's companyId ({company}), which its "
+                              "credential does not carry: set company_id in [location %s]",
+                      p->def->name, location_name(p->loc));
+        } else {
+            log_error(p->tag, "cannot build the request path");
+        }
         cycle_end(p, false);
         return;
     }
@@ -537,7 +569,7 @@ static void on_confirm(struct http_response *resp, void *ud)
     struct confirm_ctx *c = ud;
     struct poller *p = c->p;
     enum outcome oc = poller__classify(resp);
-    if (oc == OUTCOME_GONE) {
+    if (oc == OUTCOME_GONE || (oc == OUTCOME_OK && poller__answer_soft_deleted(p, resp))) {
         poller__strlist_add(&p->remove, c->id);
     } else if (oc == OUTCOME_OK) {
         log_debug(p->tag, "record %s missing from the listing but still exists", c->id);

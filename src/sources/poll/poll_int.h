@@ -156,7 +156,18 @@ void poller__log_failure(const struct poller *p, const char *what, const struct 
 /* The same at the given log level (fan-out units report a failing parent once per hour). */
 void poller__log_failure_at(const struct poller *p, enum log_level level, const char *what,
                             const struct http_response *resp, const cJSON *body);
-/* Builds path, fixed bindings and user parameters; fan_value feeds the fan_out parameter. */
+/* The companyId {company} bindings send: [location] company_id, else the OAuth
+ * installation's; NULL when neither is known. Borrowed. */
+const char *poller__company_id(const struct poller *p);
+/* The records of a response body: body itself for records = ., else the path. Borrowed. */
+const cJSON *poller__records(const struct poller *p, const cJSON *body);
+/* deleted_field (M11): is rec flagged deleted? False without the field. */
+bool poller__soft_deleted(const struct poller *p, const cJSON *rec);
+/* Does a confirm_delete answer (200) say deleted: the bare record flagged, or
+ * the record one level down ({"user": {...}})? Parses resp's body. */
+bool poller__answer_soft_deleted(const struct poller *p, const struct http_response *resp);
+/* Builds path, fixed bindings and user parameters; fan_value feeds the fan_out parameter.
+ * Returns 0, -ENOENT when a {company} binding has no companyId, -EINVAL otherwise. */
 int poller__build_base(const struct poller *p, const char *fan_value, struct request_parts *r);
 void poller__parts_finish(struct request_parts *r);
 /* The page size: the trigger's page_size, else the definition's, else 100. */

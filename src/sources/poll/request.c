@@ -59,6 +59,24 @@ static void add_query(struct request_parts *r, const char *name, const char *val
     }
 }
 
+const char *poller__company_id(const struct poller *p)
+{
+    const struct config_location *cl = p->tc->location;
+    if (cl != NULL && cl->company_id != NULL) {
+        return cl->company_id;
+    }
+    return p->loc != NULL ? location_company_id(p->loc) : NULL;
+}
+
+/* A fixed binding's text: the location's id, its companyId (NULL when unknown), or the value. */
+static const char *binding_text(const struct poller *p, const struct catalog_binding *b)
+{
+    if (b->is_location) {
+        return location_id(p->loc);
+    }
+    return b->is_company ? poller__company_id(p) : b->value;
+}
+
 /* Expands {name} placeholders; each value is percent-encoded as one segment. */
 static char *expand_path(const struct poller *p, const char *tmpl, const char *fan_value,
                          const char *id_value)
@@ -88,6 +106,12 @@ static char *expand_path(const struct poller *p, const char *tmpl, const char *f
         } else if (fan_value != NULL && p->def->fan_out != NULL &&
                    strcmp(name, p->def->fan_out) == 0) {
             value = fan_value;
+        } else if (catalog_trigger_path_value(p->def, name) != NULL) {
+            value = binding_text(p, catalog_trigger_path_value(p->def, name));
+            if (value == NULL) {
+                buf_finish(&b);
+                return NULL; /* {company} unknown */
+            }
         } else {
             value = param_value(p, name);
         }
@@ -135,8 +159,8 @@ static cJSON *typed_value(enum catalog_type type, const char *value)
 
 static cJSON *binding_value(const struct poller *p, const struct catalog_binding *b)
 {
-    if (b->is_location) {
-        return cJSON_CreateString(location_id(p->loc));
+    if (b->is_location || b->is_company) {
+        return cJSON_CreateString(binding_text(p, b));
     }
     if (b->is_json) {
         cJSON *v = NULL;
@@ -153,13 +177,16 @@ int poller__build_base(const struct poller *p, const char *fan_value, struct req
 {
     const struct catalog_trigger *d = p->def;
     memset(r, 0, sizeof(*r));
+    if (catalog_trigger_uses_company(d) && poller__company_id(p) == NULL) {
+        return -ENOENT;
+    }
     r->path = expand_path(p, d->path, fan_value, NULL);
     if (r->path == NULL) {
         return -EINVAL;
     }
     for (size_t i = 0; i < d->nquery; i++) {
         const struct catalog_binding *b = &d->query[i];
-        add_query(r, b->name, b->is_location ? location_id(p->loc) : b->value, false);
+        add_query(r, b->name, binding_text(p, b), false);
     }
     bool wants_body = d->nbody > 0 || strcmp(d->method, "POST") == 0;
     if (wants_body) {
@@ -181,6 +208,33 @@ int poller__build_base(const struct poller *p, const char *fan_value, struct req
         }
     }
     return 0;
+}
+
+const cJSON *poller__records(const struct poller *p, const cJSON *body)
+{
+    return catalog_trigger_records_at_root(p->def) ? body : json_get_path(body, p->def->records);
+}
+
+bool poller__soft_deleted(const struct poller *p, const cJSON *rec)
+{
+    return p->def->deleted_field != NULL &&
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, p->def->deleted_field));
+}
+
+bool poller__answer_soft_deleted(const struct poller *p, const struct http_response *resp)
+{
+    cJSON *body = NULL;
+    if (p->def->deleted_field == NULL || resp->body.len == 0 ||
+        json_parse(resp->body.data, resp->body.len, &body, NULL) != 0) {
+        return false;
+    }
+    bool flagged = poller__soft_deleted(p, body);
+    const cJSON *member = cJSON_IsObject(body) ? body->child : NULL;
+    for (; member != NULL && !flagged; member = member->next) {
+        flagged = cJSON_IsObject(member) && poller__soft_deleted(p, member);
+    }
+    cJSON_Delete(body);
+    return flagged;
 }
 
 unsigned poller__page_size(const struct poller *p)

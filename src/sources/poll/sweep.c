@@ -558,7 +558,7 @@ static void unit_confirmed(struct poller *p)
     }
     cJSON *body = NULL;
     json_parse_arena(p->unit_listing, p->unit_listing_len, &body, NULL);
-    const cJSON *records = json_get_path(body, p->def->records);
+    const cJSON *records = poller__records(p, body);
     if (cJSON_IsArray(records)) {
         run_unit_txn(p, records, false);
     } else {
@@ -647,7 +647,7 @@ static void on_unit(struct http_response *resp, void *ud)
         run_unit_txn(p, NULL, true);
         return;
     }
-    const cJSON *records = body ? json_get_path(body, p->def->records) : NULL;
+    const cJSON *records = body ? poller__records(p, body) : NULL;
     if (oc != OUTCOME_OK || !cJSON_IsArray(records)) {
         enum log_level level = unit_loud(p) ? LOG_WARN : LOG_DEBUG;
         char *what = xasprintf("%s %s (%s)", p->def->fan_out, p->unit_id, p->def->path);
