@@ -474,6 +474,7 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
         cJSON_Delete(body);
         free(path);
         free(target_id);
+        free(parent_id);
         return NULL;
     }
     const struct catalog_action *def = rule->def;
