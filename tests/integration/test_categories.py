@@ -106,12 +106,17 @@ class CategoryTest(test_actions.RulesTest):
 class TriggersTest(CategoryTest):
 
     def test_every_category_trigger_has_a_test(self):
-        """The catalog's triggers outside Contacts are exactly the 8 tested here."""
+        """The catalog's triggers outside Contacts are exactly the ones tested here or in
+        test_mechanisms."""
         proc = self.pollen("catalog", "triggers", "--catalog", harness.SOURCE_ROOT)
         names = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
         self.assertEqual({n for n in names if "." in n and not n.startswith("contacts.")}, {
             "opportunities.search", "opportunities.get", "opportunities.pipelines", "users.list",
-            "businesses.get", "businesses.list", "workflows.list", "campaigns.list"})
+            "businesses.get", "businesses.list", "workflows.list", "campaigns.list",
+            "opportunities.lost_reasons",
+            # in test_mechanisms:
+            "opportunities.search_advanced", "users.get", "users.search", "users.filter_by_email",
+            "snapshots.list"})
 
     def test_opportunities_search_get_and_pipelines(self):
         opens = self.open_opps()
@@ -200,6 +205,38 @@ class TriggersTest(CategoryTest):
                                          "one": [("deleted", watched)],
                                          "pipes": [("deleted", new_pipe)]})
         self.assertEqual(by_type(new, "pipes")["deleted"][new_pipe]["record"]["name"], "New pipe")
+
+    def test_opportunities_lost_reasons(self):
+        reasons = self.records("lostReasons")
+        self.assertGreaterEqual(len(reasons), 3)
+        renamed, gone = sorted(reasons)[:2]
+        cfg = self.baseline("[trigger lost]\nuse = opportunities.lost_reasons\nevery = 1s\n")
+        mark = self.request_seq()
+        seq = harness.change_log_seq(self.sandbox)
+        changes = self.sandbox.mutate([
+            {"op": "create", "kind": "lost_reason", "fields": {"name": "Too expensive"}},
+            {"op": "rename", "kind": "lost_reason", "id": renamed, "fields": {"name": "No budget"}},
+            {"op": "delete", "kind": "lost_reason", "id": gone},
+        ])
+        new = next(c["id"] for c in changes if c["op"] == "created")
+        self.run_once(cfg)
+        self.run_once(cfg)
+        events = self.events(cfg)
+        self.assertEqual(kinds(events, "lost"), sorted([
+            ("created", new), ("updated", renamed), ("deleted", gone)]), events)
+        ev = by_type(events, "lost")
+        self.assertEqual(ev["created"][new]["record"]["name"], "Too expensive")
+        ch = ev["updated"][renamed]["changes"]
+        self.assertEqual(set(ch), self.logged_fields(seq, "lost_reason", renamed))
+        self.assertEqual(ch["name"], {"old": reasons[renamed]["name"], "new": "No budget"})
+        self.assertIn("updatedAt", ch)
+        self.assertEqual(ev["deleted"][gone]["record"]["name"], reasons[gone]["name"])
+        reads = self.reads(mark, "get-lost-reason")
+        self.assertTrue(reads)
+        for r in reads:
+            self.assertEqual((r["status"], r["query"]["locationId"], r["query"]["skip"],
+                              r["query"]["limit"]), (200, LOC, "0", "100"))
+            self.assertEqual(r["headers"].get("Version"), VERSION)
 
     def test_businesses_list_pages_and_get(self):
         biz = sorted(self.records("businesses"))

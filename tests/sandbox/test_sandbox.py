@@ -1142,6 +1142,24 @@ class Opportunities(CategoryCase):
         self.assertIn("P", [p["name"] for p in pipes])
         self.assertEqual(self.api("GET", "/opportunities/pipelines", query={"locationId": OTHER_LOC})[0], 403)
 
+    def test_lost_reason_control_ops(self):
+        path, q = "/opportunities/lost-reason", {"locationId": LOC}
+        before = {r["id"]: r for r in self.ok("GET", path, query=q)["lostReasons"]}
+        made, = self.mutate({"kind": "lost_reason", "op": "create", "fields": {"name": "Ghosted"}})
+        self.assertEqual((made["kind"], made["op"], made["record"]["name"]), ("lost_reason", "created", "Ghosted"))
+        rid = sorted(before)[0]
+        renamed, = self.mutate({"kind": "lost_reason", "op": "rename", "id": rid, "fields": {"name": "Price"}})
+        self.assertEqual(renamed["fields"], ["name", "updatedAt"])
+        self.assertGreater(renamed["record"]["updatedAt"], before[rid]["updatedAt"])
+        gone, = self.mutate({"kind": "lost_reason", "op": "delete", "id": sorted(before)[1]})
+        self.assertEqual(gone["op"], "deleted")
+        after = self.ok("GET", path, query=q)
+        self.assertEqual(after["total"], len(before))
+        names = {r["id"]: r["name"] for r in after["lostReasons"]}
+        self.assertEqual((names.get(made["id"]), names[rid], sorted(before)[1] in names), ("Ghosted", "Price", False))
+        page = self.ok("GET", path, query=dict(q, skip=1, limit=2))
+        self.assertEqual(page["lostReasons"], after["lostReasons"][1:3])
+
 
     def test_random_mutations_and_paging_faults(self):
         changes = self.sbx.control("POST", "/_control/mutate", {"random": 30, "seed": 5,

@@ -106,6 +106,7 @@ static const struct expected triggers_expected[] = {
     {"snapshots.list", "triggers/workflows.ini", "apps/snapshots.json", "snapshots.readonly"},
     {"users.filter_by_email", "triggers/users.ini", "apps/users.json", "users.readonly"},
     {"campaigns.list", "triggers/workflows.ini", "apps/campaigns.json", "campaigns.readonly"},
+    OPPS_T("opportunities.lost_reasons"),
 };
 #undef CONTACTS_T
 #undef OPPS_T

@@ -182,6 +182,7 @@ class Control:
         return patch
 
     OTHER_KINDS = {"opportunity": opportunities.mutate, "pipeline": opportunities.mutate_pipeline,
+                   "lost_reason": opportunities.mutate_lost_reason,
                    "user": users.mutate, "business": businesses.mutate, "workflow": workflows.mutate_workflow,
                    "campaign": workflows.mutate_campaign}
 
