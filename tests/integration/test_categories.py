@@ -116,7 +116,9 @@ class TriggersTest(CategoryTest):
             "opportunities.lost_reasons",
             # in test_mechanisms:
             "opportunities.search_advanced", "users.get", "users.search", "users.filter_by_email",
-            "snapshots.list"})
+            "snapshots.list",
+            # below: agency triggers
+            "snapshots.push_status.location"})
 
     def test_opportunities_search_get_and_pipelines(self):
         opens = self.open_opps()
@@ -391,6 +393,65 @@ class TriggersTest(CategoryTest):
         self.assertEqual(ev["updated"][cids[1]]["changes"],
                          {"name": {"old": camps[cids[1]]["name"], "new": "Autumn"}})
         self.assertEqual(ev["deleted"][cids[2]]["record"]["name"], camps[cids[2]]["name"])
+
+
+# Static tokens of the sandbox belong to this company (tests/sandbox/README.md).
+COMPANY = "sbxCompany0000000001"
+AGENCY_TOKEN = "agency-test-token-0123456789"
+AGENCY = (f"[company agency]\nid = {COMPANY}\ntoken = env:POLLEN_AGENCY_TOKEN\n"
+          "rate_limit = 100\nrate_window = 1s\n")
+
+
+class AgencyTest(CategoryTest):
+    """Agency definitions: a [company] with an agency token (as in test_mechanisms)."""
+
+    def setUp(self):
+        super().setUp()
+        self.sandbox.control("POST", "/_control/tokens", {"token": AGENCY_TOKEN, "company_id": COMPANY})
+        self.env["POLLEN_AGENCY_TOKEN"] = AGENCY_TOKEN
+        self.snaps = [s["id"] for s in self.sandbox.state()["records"]["snapshots"]]
+
+    def push(self, snapshot, duration_ms):
+        change, = self.sandbox.mutate([{"op": "push", "kind": "snapshot_push", "fields": {
+            "snapshotId": snapshot, "duration_ms": duration_ms}}])
+        return change["id"]
+
+    def test_snapshot_push_status_location(self):
+        snap = self.snaps[0]
+        cfg = self.write_config(AGENCY + "[trigger push]\nuse = snapshots.push_status.location\n"
+                                f"company = agency\nevery = 1s\nsnapshotId = {snap}\n"
+                                f"locationId = {LOC}\n", location=FAST)
+        self.pollen("check", "-c", cfg)
+        mark = self.request_seq()
+        self.run_once(cfg)
+        self.assertEqual(self.events(cfg), [], "no push yet: the API's 400, no record")
+        pushed = time.time()
+        first = self.push(snap, 3000)  # generous: CI runs under ASan
+        self.run_once(cfg)
+        events = self.events(cfg)
+        self.assertEqual(kinds(events, "push"), [("created", LOC)], events)
+        rec = events[0]["record"]
+        self.assertEqual((rec["id"], rec["status"]), (first, "processing"))
+        self.assertEqual(events[0]["location"], COMPANY)
+        time.sleep(max(0, pushed + 3.1 - time.time()))
+        self.run_once(cfg)
+        events = self.events(cfg)[1:]
+        self.assertEqual(kinds(events, "push"), [("updated", LOC)], events)
+        ch = events[0]["changes"]
+        self.assertEqual(ch["status"], {"old": "processing", "new": "completed"})
+        self.assertEqual(ch["pending"]["new"], [])
+        second = self.push(snap, 0)
+        self.run_once(cfg)
+        events = self.events(cfg)[2:]
+        self.assertEqual(kinds(events, "push"), [("updated", LOC)], events)
+        self.assertEqual(events[0]["changes"], {"id": {"old": first, "new": second}})
+        reads = self.reads(mark, "get-latest-snapshot-push")
+        self.assertEqual(len(reads), 4)
+        for r in reads:
+            self.assertEqual(r["path"], f"/snapshots/snapshot-status/{snap}/location/{LOC}")
+            self.assertEqual(r["query"], {"companyId": COMPANY})
+            self.assertEqual(r["headers"].get("Version"), VERSION)
+        self.assertEqual([r["status"] for r in reads], [400, 200, 200, 200])
 
 
 class ActionsTest(CategoryTest):

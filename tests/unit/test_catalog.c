@@ -107,6 +107,8 @@ static const struct expected triggers_expected[] = {
     {"users.filter_by_email", "triggers/users.ini", "apps/users.json", "users.readonly"},
     {"campaigns.list", "triggers/workflows.ini", "apps/campaigns.json", "campaigns.readonly"},
     OPPS_T("opportunities.lost_reasons"),
+    {"snapshots.push_status.location", "triggers/workflows.ini", "apps/snapshots.json",
+     "snapshots.readonly"},
 };
 #undef CONTACTS_T
 #undef OPPS_T
@@ -160,7 +162,8 @@ static void test_shipped_mechanisms(const struct catalog *cat)
         CHECK(company && loc);
     }
     /* M15: agency definitions, {company} and no {location}. */
-    static const char *const agency[] = {"snapshots.list", "users.filter_by_email"};
+    static const char *const agency[] = {"snapshots.list", "users.filter_by_email",
+                                         "snapshots.push_status.location"};
     for (size_t i = 0; i < ARRAY_SIZE(agency); i++) {
         const struct catalog_trigger *a = catalog_find_trigger(cat, agency[i]);
         CHECK(a != NULL && a->agency && catalog_trigger_uses_company(a));
@@ -715,6 +718,9 @@ static const struct {
     const char *why;
 } trigger_scope_gaps[] = {
     {"snapshots.list",
+     "Agency-Access with an empty scope list; Scopes.md names snapshots.readonly (catalog-map "
+     "1.6 W2)"},
+    {"snapshots.push_status.location",
      "Agency-Access with an empty scope list; Scopes.md names snapshots.readonly (catalog-map "
      "1.6 W2)"},
 };
