@@ -21,6 +21,9 @@ the catalog, end to end against the sandbox API (issue #11).
 3. Known engine gaps, as expected failures naming the cause: the echo of an
    update outside contacts (echo.c knows only the contact's derived
    fields), and a single-record trigger's deletion under `run --once`.
+4. Agency definitions (AgencyTest, a [company] with an agency token):
+   snapshots.push_status.location follows a push from processing to
+   completed, and snapshots.share_link runs from a rule on snapshots.list.
 The contact routes of actions/workflows.ini are covered by test_actions.
 """
 import os
@@ -454,6 +457,33 @@ class AgencyTest(CategoryTest):
         self.assertEqual([r["status"] for r in reads], [400, 200, 200, 200])
 
 
+    def test_snapshot_share_link_action(self):
+        """An agency action runs with the [company]'s agency token when its rule fires on an
+        agency trigger; companyId is a query parameter the rule sets."""
+        snap = self.snaps[1]
+        cfg = self.write_config(
+            AGENCY + "[trigger snaps]\nuse = snapshots.list\ncompany = agency\nevery = 1s\n"
+            "first_poll = emit\n"
+            f"[rule share]\non = snaps:created\nwhen = record.id == \"{snap}\"\n"
+            f"do = snapshots.share_link\ncompanyId = {COMPANY}\nsnapshot_id = {{{{record.id}}}}\n"
+            f"share_type = location_link\nshare_location_id = {LOC}\n", location=FAST)
+        self.pollen("check", "-c", cfg)
+        mark = self.request_seq()
+        self.run_once(cfg)
+        # A 201: the sandbox answers a location token with 401, so the agency token was sent.
+        writes = self.writes(mark)
+        self.assertEqual(len(writes), 1, writes)
+        req = writes[0]
+        self.assertEqual((req["method"], req["path"], req["query"], req["status"]),
+                         ("POST", "/snapshots/share/link", {"companyId": COMPANY}, 201), req)
+        self.assertEqual(req["headers"].get("Version"), VERSION)
+        self.assertJSON(req["body"], {"snapshot_id": snap, "share_type": "location_link",
+                                      "share_location_id": LOC})
+        events = self.events(cfg)
+        self.assertEqual(len(by_type(events, "snaps")["created"]), 3)
+        self.assertSucceeded(events, "share", "snapshots.share_link", 201, "snaps", "created", snap)
+
+
 class ActionsTest(CategoryTest):
     """Each action of actions/opportunities.ini, businesses.ini and users.ini, fired by a rule
     on a trigger event; one engine cycle runs all the rules of a category."""
@@ -506,13 +536,15 @@ class ActionsTest(CategoryTest):
         "users.update", "users.delete",
         "users.create",  # in test_action_mechanisms (a secret field, conflict_ok)
         "opportunities.upsert",  # in test_action_mechanisms (per-field defaults)
+        "snapshots.share_link",  # in AgencyTest (an agency action)
     }
 
     def test_every_category_action_has_a_test(self):
         """The actions of these categories in the catalog are exactly the ones tested here."""
         proc = self.pollen("catalog", "actions", "--catalog", harness.SOURCE_ROOT)
         names = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
-        ours = {n for n in names if n.split(".")[0] in ("opportunities", "businesses", "users")}
+        ours = {n for n in names
+                if n.split(".")[0] in ("opportunities", "businesses", "users", "snapshots")}
         self.assertEqual(ours, self.TESTED)
 
     # -- opportunities ----------------------------------------------------------
