@@ -21,6 +21,9 @@ the catalog, end to end against the sandbox API (issue #11).
 3. Known engine gaps, as expected failures naming the cause: the echo of an
    update outside contacts (echo.c knows only the contact's derived
    fields), and a single-record trigger's deletion under `run --once`.
+4. Agency definitions (AgencyTest, a [company] with an agency token):
+   snapshots.push_status.location follows a push from processing to
+   completed, and snapshots.share_link runs from a rule on snapshots.list.
 The contact routes of actions/workflows.ini are covered by test_actions.
 """
 import os
@@ -106,12 +109,19 @@ class CategoryTest(test_actions.RulesTest):
 class TriggersTest(CategoryTest):
 
     def test_every_category_trigger_has_a_test(self):
-        """The catalog's triggers outside Contacts are exactly the 8 tested here."""
+        """The catalog's triggers outside Contacts are exactly the ones tested here or in
+        test_mechanisms."""
         proc = self.pollen("catalog", "triggers", "--catalog", harness.SOURCE_ROOT)
         names = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
         self.assertEqual({n for n in names if "." in n and not n.startswith("contacts.")}, {
             "opportunities.search", "opportunities.get", "opportunities.pipelines", "users.list",
-            "businesses.get", "businesses.list", "workflows.list", "campaigns.list"})
+            "businesses.get", "businesses.list", "workflows.list", "campaigns.list",
+            "opportunities.lost_reasons",
+            # in test_mechanisms:
+            "opportunities.search_advanced", "users.get", "users.search", "users.filter_by_email",
+            "snapshots.list",
+            # below: agency triggers
+            "snapshots.push_status.location"})
 
     def test_opportunities_search_get_and_pipelines(self):
         opens = self.open_opps()
@@ -200,6 +210,38 @@ class TriggersTest(CategoryTest):
                                          "one": [("deleted", watched)],
                                          "pipes": [("deleted", new_pipe)]})
         self.assertEqual(by_type(new, "pipes")["deleted"][new_pipe]["record"]["name"], "New pipe")
+
+    def test_opportunities_lost_reasons(self):
+        reasons = self.records("lostReasons")
+        self.assertGreaterEqual(len(reasons), 3)
+        renamed, gone = sorted(reasons)[:2]
+        cfg = self.baseline("[trigger lost]\nuse = opportunities.lost_reasons\nevery = 1s\n")
+        mark = self.request_seq()
+        seq = harness.change_log_seq(self.sandbox)
+        changes = self.sandbox.mutate([
+            {"op": "create", "kind": "lost_reason", "fields": {"name": "Too expensive"}},
+            {"op": "rename", "kind": "lost_reason", "id": renamed, "fields": {"name": "No budget"}},
+            {"op": "delete", "kind": "lost_reason", "id": gone},
+        ])
+        new = next(c["id"] for c in changes if c["op"] == "created")
+        self.run_once(cfg)
+        self.run_once(cfg)
+        events = self.events(cfg)
+        self.assertEqual(kinds(events, "lost"), sorted([
+            ("created", new), ("updated", renamed), ("deleted", gone)]), events)
+        ev = by_type(events, "lost")
+        self.assertEqual(ev["created"][new]["record"]["name"], "Too expensive")
+        ch = ev["updated"][renamed]["changes"]
+        self.assertEqual(set(ch), self.logged_fields(seq, "lost_reason", renamed))
+        self.assertEqual(ch["name"], {"old": reasons[renamed]["name"], "new": "No budget"})
+        self.assertIn("updatedAt", ch)
+        self.assertEqual(ev["deleted"][gone]["record"]["name"], reasons[gone]["name"])
+        reads = self.reads(mark, "get-lost-reason")
+        self.assertTrue(reads)
+        for r in reads:
+            self.assertEqual((r["status"], r["query"]["locationId"], r["query"]["skip"],
+                              r["query"]["limit"]), (200, LOC, "0", "100"))
+            self.assertEqual(r["headers"].get("Version"), VERSION)
 
     def test_businesses_list_pages_and_get(self):
         biz = sorted(self.records("businesses"))
@@ -356,6 +398,92 @@ class TriggersTest(CategoryTest):
         self.assertEqual(ev["deleted"][cids[2]]["record"]["name"], camps[cids[2]]["name"])
 
 
+# Static tokens of the sandbox belong to this company (tests/sandbox/README.md).
+COMPANY = "sbxCompany0000000001"
+AGENCY_TOKEN = "agency-test-token-0123456789"
+AGENCY = (f"[company agency]\nid = {COMPANY}\ntoken = env:POLLEN_AGENCY_TOKEN\n"
+          "rate_limit = 100\nrate_window = 1s\n")
+
+
+class AgencyTest(CategoryTest):
+    """Agency definitions: a [company] with an agency token (as in test_mechanisms)."""
+
+    def setUp(self):
+        super().setUp()
+        self.sandbox.control("POST", "/_control/tokens", {"token": AGENCY_TOKEN, "company_id": COMPANY})
+        self.env["POLLEN_AGENCY_TOKEN"] = AGENCY_TOKEN
+        self.snaps = [s["id"] for s in self.sandbox.state()["records"]["snapshots"]]
+
+    def push(self, snapshot, duration_ms):
+        change, = self.sandbox.mutate([{"op": "push", "kind": "snapshot_push", "fields": {
+            "snapshotId": snapshot, "duration_ms": duration_ms}}])
+        return change["id"]
+
+    def test_snapshot_push_status_location(self):
+        snap = self.snaps[0]
+        cfg = self.write_config(AGENCY + "[trigger push]\nuse = snapshots.push_status.location\n"
+                                f"company = agency\nevery = 1s\nsnapshotId = {snap}\n"
+                                f"locationId = {LOC}\n", location=FAST)
+        self.pollen("check", "-c", cfg)
+        mark = self.request_seq()
+        self.run_once(cfg)
+        self.assertEqual(self.events(cfg), [], "no push yet: the API's 400, no record")
+        pushed = time.time()
+        first = self.push(snap, 3000)  # generous: CI runs under ASan
+        self.run_once(cfg)
+        events = self.events(cfg)
+        self.assertEqual(kinds(events, "push"), [("created", LOC)], events)
+        rec = events[0]["record"]
+        self.assertEqual((rec["id"], rec["status"]), (first, "processing"))
+        self.assertEqual(events[0]["location"], COMPANY)
+        time.sleep(max(0, pushed + 3.1 - time.time()))
+        self.run_once(cfg)
+        events = self.events(cfg)[1:]
+        self.assertEqual(kinds(events, "push"), [("updated", LOC)], events)
+        ch = events[0]["changes"]
+        self.assertEqual(ch["status"], {"old": "processing", "new": "completed"})
+        self.assertEqual(ch["pending"]["new"], [])
+        second = self.push(snap, 0)
+        self.run_once(cfg)
+        events = self.events(cfg)[2:]
+        self.assertEqual(kinds(events, "push"), [("updated", LOC)], events)
+        self.assertEqual(events[0]["changes"], {"id": {"old": first, "new": second}})
+        reads = self.reads(mark, "get-latest-snapshot-push")
+        self.assertEqual(len(reads), 4)
+        for r in reads:
+            self.assertEqual(r["path"], f"/snapshots/snapshot-status/{snap}/location/{LOC}")
+            self.assertEqual(r["query"], {"companyId": COMPANY})
+            self.assertEqual(r["headers"].get("Version"), VERSION)
+        self.assertEqual([r["status"] for r in reads], [400, 200, 200, 200])
+
+
+    def test_snapshot_share_link_action(self):
+        """An agency action runs with the [company]'s agency token when its rule fires on an
+        agency trigger; companyId is a query parameter the rule sets."""
+        snap = self.snaps[1]
+        cfg = self.write_config(
+            AGENCY + "[trigger snaps]\nuse = snapshots.list\ncompany = agency\nevery = 1s\n"
+            "first_poll = emit\n"
+            f"[rule share]\non = snaps:created\nwhen = record.id == \"{snap}\"\n"
+            f"do = snapshots.share_link\ncompanyId = {COMPANY}\nsnapshot_id = {{{{record.id}}}}\n"
+            f"share_type = location_link\nshare_location_id = {LOC}\n", location=FAST)
+        self.pollen("check", "-c", cfg)
+        mark = self.request_seq()
+        self.run_once(cfg)
+        # A 201: the sandbox answers a location token with 401, so the agency token was sent.
+        writes = self.writes(mark)
+        self.assertEqual(len(writes), 1, writes)
+        req = writes[0]
+        self.assertEqual((req["method"], req["path"], req["query"], req["status"]),
+                         ("POST", "/snapshots/share/link", {"companyId": COMPANY}, 201), req)
+        self.assertEqual(req["headers"].get("Version"), VERSION)
+        self.assertJSON(req["body"], {"snapshot_id": snap, "share_type": "location_link",
+                                      "share_location_id": LOC})
+        events = self.events(cfg)
+        self.assertEqual(len(by_type(events, "snaps")["created"]), 3)
+        self.assertSucceeded(events, "share", "snapshots.share_link", 201, "snaps", "created", snap)
+
+
 class ActionsTest(CategoryTest):
     """Each action of actions/opportunities.ini, businesses.ini and users.ini, fired by a rule
     on a trigger event; one engine cycle runs all the rules of a category."""
@@ -408,13 +536,15 @@ class ActionsTest(CategoryTest):
         "users.update", "users.delete",
         "users.create",  # in test_action_mechanisms (a secret field, conflict_ok)
         "opportunities.upsert",  # in test_action_mechanisms (per-field defaults)
+        "snapshots.share_link",  # in AgencyTest (an agency action)
     }
 
     def test_every_category_action_has_a_test(self):
         """The actions of these categories in the catalog are exactly the ones tested here."""
         proc = self.pollen("catalog", "actions", "--catalog", harness.SOURCE_ROOT)
         names = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
-        ours = {n for n in names if n.split(".")[0] in ("opportunities", "businesses", "users")}
+        ours = {n for n in names
+                if n.split(".")[0] in ("opportunities", "businesses", "users", "snapshots")}
         self.assertEqual(ours, self.TESTED)
 
     # -- opportunities ----------------------------------------------------------

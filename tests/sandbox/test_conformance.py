@@ -715,6 +715,35 @@ def run_categories(c, sbx):
     c.check("get-custom-snapshots", 200, "/snapshots/", query={"companyId": company}, token=agency)
     c.check("get-custom-snapshots", 401, "/snapshots/", query={"companyId": company}, label="location token")
     c.check("get-custom-snapshots", 422, "/snapshots/", query={}, token=agency, label="no companyId")
+    snap = c.sbx.control("GET", "/_control/state")["records"]["snapshots"][0]["id"]
+    c.sbx.control("POST", "/_control/mutate", {"ops": [{"kind": "snapshot_push", "op": "push",
+                                                          "fields": {"snapshotId": snap, "duration_ms": 0}}]})
+    spath = "/snapshots/snapshot-status/" + snap
+    window = {"companyId": company, "from": "01-01-2000 12:00 AM", "to": "12-31-2099 11:59 PM", "lastDoc": "",
+              "limit": "10"}
+    c.check("get-snapshot-push", 200, spath, query=window, token=agency)
+    c.check("get-snapshot-push", 401, spath, query=window, label="location token")
+    c.check("get-snapshot-push", 422, spath, query=dict(window, to="yesterday"), token=agency, label="bad to")
+    c.check("get-snapshot-push", 400, "/snapshots/snapshot-status/nope", query=window, token=agency,
+            label="unknown snapshot")
+    lpath = spath + "/location/" + LOC
+    c.check("get-latest-snapshot-push", 200, lpath, query={"companyId": company}, token=agency)
+    c.check("get-latest-snapshot-push", 401, lpath, query={"companyId": company}, label="location token")
+    c.check("get-latest-snapshot-push", 400, "/snapshots/snapshot-status/%s/location/%s" % (
+        c.sbx.control("GET", "/_control/state")["records"]["snapshots"][1]["id"], LOC),
+        query={"companyId": company}, token=agency, label="never pushed")
+    share = {"snapshot_id": snap, "share_type": "permanent_link"}
+    c.check("create-snapshot-share-link", 201, "/snapshots/share/link", body=share, query={"companyId": company},
+            token=agency)
+    c.check("create-snapshot-share-link", 201, "/snapshots/share/link", query={"companyId": company},
+            body={"snapshot_id": snap, "share_type": "location_link", "share_location_id": LOC}, token=agency,
+            label="location_link")
+    c.check("create-snapshot-share-link", 401, "/snapshots/share/link", body=share, query={"companyId": company},
+            label="location token")
+    c.check("create-snapshot-share-link", 400, "/snapshots/share/link", query={"companyId": company},
+            body={"snapshot_id": snap, "share_type": "agency_link"}, token=agency, label="no relationship_number")
+    c.check("create-snapshot-share-link", 422, "/snapshots/share/link", query={"companyId": company},
+            body={"snapshot_id": snap, "share_type": "forever"}, token=agency, label="bad share_type")
 
 
 def validator_self_test(v):

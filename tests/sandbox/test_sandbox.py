@@ -1142,6 +1142,24 @@ class Opportunities(CategoryCase):
         self.assertIn("P", [p["name"] for p in pipes])
         self.assertEqual(self.api("GET", "/opportunities/pipelines", query={"locationId": OTHER_LOC})[0], 403)
 
+    def test_lost_reason_control_ops(self):
+        path, q = "/opportunities/lost-reason", {"locationId": LOC}
+        before = {r["id"]: r for r in self.ok("GET", path, query=q)["lostReasons"]}
+        made, = self.mutate({"kind": "lost_reason", "op": "create", "fields": {"name": "Ghosted"}})
+        self.assertEqual((made["kind"], made["op"], made["record"]["name"]), ("lost_reason", "created", "Ghosted"))
+        rid = sorted(before)[0]
+        renamed, = self.mutate({"kind": "lost_reason", "op": "rename", "id": rid, "fields": {"name": "Price"}})
+        self.assertEqual(renamed["fields"], ["name", "updatedAt"])
+        self.assertGreater(renamed["record"]["updatedAt"], before[rid]["updatedAt"])
+        gone, = self.mutate({"kind": "lost_reason", "op": "delete", "id": sorted(before)[1]})
+        self.assertEqual(gone["op"], "deleted")
+        after = self.ok("GET", path, query=q)
+        self.assertEqual(after["total"], len(before))
+        names = {r["id"]: r["name"] for r in after["lostReasons"]}
+        self.assertEqual((names.get(made["id"]), names[rid], sorted(before)[1] in names), ("Ghosted", "Price", False))
+        page = self.ok("GET", path, query=dict(q, skip=1, limit=2))
+        self.assertEqual(page["lostReasons"], after["lostReasons"][1:3])
+
 
     def test_random_mutations_and_paging_faults(self):
         changes = self.sbx.control("POST", "/_control/mutate", {"random": 30, "seed": 5,
@@ -1311,11 +1329,57 @@ class WorkflowsCampaigns(CategoryCase):
         self.assertEqual({s["type"] for s in snaps}, {"own", "imported"})
         self.assertEqual(self.api("GET", "/snapshots/", query={"companyId": "x" * 20}, token="pit-agency")[0], 403)
 
+    def test_snapshot_push_status_over_time(self):
+        self.sbx.control("POST", "/_control/tokens", {"token": "pit-agency", "company_id": self.company})
+        snap = self.records["snapshots"][0]["id"]
+        one = "/snapshots/snapshot-status/%s/location/%s" % (snap, LOC)
+        q = {"companyId": self.company}
+        self.assertEqual(self.api("GET", one, query=q, token="pit-agency")[0], 400, "never pushed")
+        self.assertEqual(self.api("GET", one, query=q)[0], 401, "a location token")
+        push, = self.mutate({"kind": "snapshot_push", "op": "push", "fields": {"snapshotId": snap,
+                                                                                "duration_ms": 700}})
+        self.assertEqual((push["kind"], push["op"]), ("snapshot_push", "created"))
+        first = self.ok("GET", one, query=q, token="pit-agency")["data"]
+        self.assertEqual((first["id"], first["locationId"], first["status"]), (push["id"], LOC, "processing"))
+        self.assertEqual(len(first["completed"]) + len(first["pending"]), 7)
+        self.assertTrue(first["pending"])
+        time.sleep(0.8)
+        done = self.ok("GET", one, query=q, token="pit-agency")["data"]
+        self.assertEqual((done["id"], done["status"], done["pending"]), (push["id"], "completed", []))
+        again, = self.mutate({"kind": "snapshot_push", "op": "push", "fields": {"snapshotId": snap}})
+        self.assertEqual(self.ok("GET", one, query=q, token="pit-agency")["data"]["id"], again["id"], "the latest")
+        window = dict(q, **{"from": "01-01-2000 12:00 AM", "to": "12-31-2099 11:59 PM", "lastDoc": "", "limit": "1"})
+        many = "/snapshots/snapshot-status/" + snap
+        page = self.ok("GET", many, query=window, token="pit-agency")["data"]
+        self.assertEqual([(r["id"], r["status"]) for r in page], [(push["id"], "completed")])
+        page = self.ok("GET", many, query=dict(window, lastDoc=push["id"]), token="pit-agency")["data"]
+        self.assertEqual([(r["id"], r["status"]) for r in page], [(again["id"], "processing")])
+        self.assertEqual(self.ok("GET", many, query=dict(window, to="01-01-2001 12:00 AM"),
+                                 token="pit-agency")["data"], [])
+        st, _, _ = self.api("GET", many, query={k: v for k, v in window.items() if k != "from"}, token="pit-agency")
+        self.assertEqual(st, 422)
+        self.assertEqual(self.api("GET", many, query=dict(window, companyId="x" * 20), token="pit-agency")[0], 403)
+
+    def test_snapshot_share_link(self):
+        self.sbx.control("POST", "/_control/tokens", {"token": "pit-agency", "company_id": self.company})
+        snap = self.records["snapshots"][1]["id"]
+        path, q = "/snapshots/share/link", {"companyId": self.company}
+        st, _, out = self.api("POST", path, {"snapshot_id": snap, "share_type": "agency_link",
+                                             "relationship_number": "0-128-926"}, query=q, token="pit-agency")
+        self.assertEqual(st, 201, out)
+        self.assertEqual(out["shareLink"], "https://affiliates.gohighlevel.com/?share=" + out["id"])
+        self.assertEqual(self.api("POST", path, {"snapshot_id": snap, "share_type": "agency_link"}, query=q,
+                                  token="pit-agency")[0], 400)
+        self.assertEqual(self.api("POST", path, {"snapshot_id": "nope", "share_type": "link"}, query=q,
+                                  token="pit-agency")[0], 400)
+        self.assertEqual(self.api("POST", path, {"share_type": "link"}, query=q, token="pit-agency")[0], 422)
+        self.assertEqual(self.api("POST", path, {"snapshot_id": snap, "share_type": "link"}, query=q)[0], 401)
+
     def test_every_new_route_checks_version_and_token(self):
         routes = [r for r in self.sbx.control("GET", "/_control/routes")["routes"]
                   if r["path"].split("/")[1] in ("opportunities", "users", "businesses", "workflows", "campaigns",
                                                  "snapshots")]
-        self.assertEqual(len(routes), 27)
+        self.assertEqual(len(routes), 30)
         for r in routes:
             path = r["path"].replace("{id}", "A" * 20).replace("{userId}", "A" * 20).replace(
                 "{businessId}", "a" * 24)

@@ -106,6 +106,9 @@ static const struct expected triggers_expected[] = {
     {"snapshots.list", "triggers/workflows.ini", "apps/snapshots.json", "snapshots.readonly"},
     {"users.filter_by_email", "triggers/users.ini", "apps/users.json", "users.readonly"},
     {"campaigns.list", "triggers/workflows.ini", "apps/campaigns.json", "campaigns.readonly"},
+    OPPS_T("opportunities.lost_reasons"),
+    {"snapshots.push_status.location", "triggers/workflows.ini", "apps/snapshots.json",
+     "snapshots.readonly"},
 };
 #undef CONTACTS_T
 #undef OPPS_T
@@ -159,7 +162,8 @@ static void test_shipped_mechanisms(const struct catalog *cat)
         CHECK(company && loc);
     }
     /* M15: agency definitions, {company} and no {location}. */
-    static const char *const agency[] = {"snapshots.list", "users.filter_by_email"};
+    static const char *const agency[] = {"snapshots.list", "users.filter_by_email",
+                                         "snapshots.push_status.location"};
     for (size_t i = 0; i < ARRAY_SIZE(agency); i++) {
         const struct catalog_trigger *a = catalog_find_trigger(cat, agency[i]);
         CHECK(a != NULL && a->agency && catalog_trigger_uses_company(a));
@@ -384,6 +388,7 @@ static const struct expected actions_expected[] = {
     WF_A("contacts.followers.add"),
     WF_A("contacts.followers.remove"),
     WF_A("contacts.business.bulk"),
+    {"snapshots.share_link", "actions/workflows.ini", "apps/snapshots.json", "snapshots.write"},
 };
 #undef CONTACTS_A
 #undef OPPS_A
@@ -402,7 +407,7 @@ static const char *const destructive_names[] = {
 static const char *const non_idempotent_names[] = {
     "contacts.create", "contacts.tasks.create", "contacts.notes.create",
     "contacts.campaigns.add", "opportunities.create", "businesses.create",
-    "contacts.workflows.add", "users.create",
+    "contacts.workflows.add", "users.create", "snapshots.share_link",
 };
 
 /* Actions whose writes pollen cannot attribute to one record. */
@@ -716,6 +721,9 @@ static const struct {
     {"snapshots.list",
      "Agency-Access with an empty scope list; Scopes.md names snapshots.readonly (catalog-map "
      "1.6 W2)"},
+    {"snapshots.push_status.location",
+     "Agency-Access with an empty scope list; Scopes.md names snapshots.readonly (catalog-map "
+     "1.6 W2)"},
 };
 
 static bool trigger_scope_gap(const char *name)
@@ -854,6 +862,7 @@ enum {
     GAP_NO_SECURITY = 1 << 2,    /* no security block: the scope is assumed */
     GAP_PATH_PARAM = 1 << 3,     /* a path parameter is not declared */
     GAP_EXTRA_FIELD = 1 << 4,    /* a field the API takes is not in the schema */
+    GAP_NO_SCOPE = 1 << 5,       /* a security block that names no scope */
 };
 static const struct {
     const char *action;
@@ -873,6 +882,9 @@ static const struct {
      "the API matches on contactId, which the schema lacks (catalog-map OA5)"},
     {"contacts.business.bulk", GAP_NO_SECURITY, NULL,
      "no security block (catalog-map 2.6; contacts.write as in the TSV)"},
+    {"snapshots.share_link", GAP_NO_SCOPE, NULL,
+     "Agency-Access with an empty scope list; Scopes.md names snapshots.write (catalog-map "
+     "1.6 W2)"},
 };
 
 /*
@@ -1125,6 +1137,10 @@ static void check_action_against_spec(const struct catalog_action *a,
     if (gaps & GAP_NO_SECURITY) {
         if (security != NULL) {
             fail_action(a, "the spec now has a security block: drop the gap");
+        }
+    } else if (gaps & GAP_NO_SCOPE) {
+        if (scope_found) {
+            fail_action(a, "the spec now lists the scope: drop the gap");
         }
     } else if (!scope_found) {
         fail_action(a, "does not match the spec: scope not in the security requirements");

@@ -2,7 +2,7 @@
 
 import random
 
-from . import api, businesses, fakedata, opportunities, resources, users, workflows
+from . import api, businesses, fakedata, opportunities, resources, snapshots, users, workflows
 from .store import CONTACT_WRITABLE
 from .util import ApiError
 
@@ -182,8 +182,9 @@ class Control:
         return patch
 
     OTHER_KINDS = {"opportunity": opportunities.mutate, "pipeline": opportunities.mutate_pipeline,
+                   "lost_reason": opportunities.mutate_lost_reason,
                    "user": users.mutate, "business": businesses.mutate, "workflow": workflows.mutate_workflow,
-                   "campaign": workflows.mutate_campaign}
+                   "campaign": workflows.mutate_campaign, "snapshot_push": snapshots.mutate_push}
 
     def _apply(self, loc, op, rng):
         if not isinstance(op, dict):

@@ -652,6 +652,33 @@ def mutate_pipeline(store, loc, op, rng, source="control"):
     raise ApiError(400, "pipeline ops: create, rename, delete")
 
 
+def mutate_lost_reason(store, loc, op, rng, source="control"):
+    """Control ops on kind lost_reason: create, rename (fields.name; bumps updatedAt), delete (hard: the
+    reason leaves GET /opportunities/lost-reason; opportunities keep their lostReasonId)."""
+    st = state(store, loc)["lostReasons"]
+    verb, fields = op.get("op"), op.get("fields") or {}
+    if verb == "create":
+        rid = store._new_id(rng)
+        t = now_ms()
+        rec = {"id": rid, "name": fields.get("name", "Lost reason %d" % (len(st) + 1)), "locationId": loc.id,
+               "updatedAt": iso(t), "createdAt": iso(t)}
+        st[rid] = Entry(rec, t)
+        return log(store, loc, "lost_reason", "created", rid, sorted(rec), rec, source, t)
+    entry = st.get(op.get("id")) if op.get("id") else (st[sorted(st)[0]] if st else None)
+    if entry is None:
+        raise ApiError(404, "no lost reason %s in %s" % (op.get("id"), loc.id))
+    old = entry.rec
+    if verb == "delete":
+        del st[old["id"]]
+        return log(store, loc, "lost_reason", "deleted", old["id"], [], old, source)
+    if verb != "rename":
+        raise ApiError(400, "lost_reason ops: create, rename, delete")
+    t = bump(entry)
+    new = dict(old, name=fields.get("name", old["name"] + " (renamed)"), updatedAt=iso(t))
+    entry.rec, entry.updated_ms = new, t
+    return log(store, loc, "lost_reason", "updated", old["id"], changed_fields(old, new), new, source, t)
+
+
 # --- the table -------------------------------------------------------------------------------------
 
 EMPTY_SEARCH = {"opportunities": [], "meta": {"total": 0, "nextPageUrl": None, "startAfterId": None,
