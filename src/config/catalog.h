@@ -57,6 +57,7 @@
 #ifndef POLLEN_CATALOG_H
 #define POLLEN_CATALOG_H
 
+#include <cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -303,6 +304,39 @@ bool catalog_resource_derived(const struct catalog_resource *res, const char *fi
 /* res's list field named field, or NULL (also when res is NULL). */
 const struct catalog_list_field *catalog_resource_list(const struct catalog_resource *res,
                                                        const char *field);
+
+/*
+ * Path templates and typed values (catalog_value.c): the one rule set for
+ * turning a definition's template and a value's text into request parts,
+ * used by triggers, actions and config checks alike.
+ */
+
+/* A placeholder's raw value for catalog_path_expand: a new string (the
+ * caller frees it), or NULL when there is none (then err, if the callback
+ * filled it, says why). name is borrowed for the call. */
+typedef char *(*catalog_path_lookup)(void *ud, const char *name, char *err, size_t errlen);
+
+/*
+ * Expands the {NAME} placeholders of tpl, asking lookup for each value and
+ * percent-encoding it (url_escape) as one path segment. Returns 0 and a new
+ * string in *out; or, with *out NULL and a message naming the placeholder in
+ * err: -ENOENT when lookup has no value, -EINVAL for an empty value, "." or
+ * ".." (or a '{' without '}'), -E2BIG past the path cap. tpl and ud are
+ * borrowed.
+ */
+int catalog_path_expand(const char *tpl, catalog_path_lookup lookup, void *ud, char **out,
+                        char *err, size_t errlen);
+
+/*
+ * The JSON value text means as type: 0 and a new node in *out, or -EINVAL
+ * with *out NULL and a message in err. Numbers are JSON number text only (no
+ * spaces, hex, inf, nan or '+'); an integer has no fraction or exponent and
+ * one past 2^53 is a Raw node with its exact digits; booleans are true or
+ * false; json is parsed with json_parse's depth limit; string_list splits
+ * on spaces, tabs and commas. text is borrowed.
+ */
+int catalog_value_coerce(enum catalog_type type, const char *text, cJSON **out, char *err,
+                         size_t errlen);
 
 /* Names for messages and `pollen catalog`: "path", "string_list", "search_after". */
 const char *catalog_where_name(enum catalog_where where);

@@ -13,8 +13,6 @@
 
 #include <cJSON.h>
 #include <errno.h>
-#include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,50 +26,28 @@ static const char *tlabel(const struct config_trigger *t)
     return t->base != NULL ? t->base : t->name;
 }
 
+/* Does text fit type by the rules the request will apply
+ * (catalog_value_coerce)? If not, why says what is wrong. */
+static bool value_fits(enum catalog_type type, const char *text, char *why, size_t whylen)
+{
+    cJSON *v = NULL;
+    int rc = catalog_value_coerce(type, text, &v, why, whylen);
+    cJSON_Delete(v);
+    return rc == 0;
+}
+
 static int check_param_value(struct ini_diag *d, const struct config_trigger *t,
                              const struct catalog_param *p, const struct config_param *cp)
 {
     char q[INI_QUOTE_MAX + 4];
     ini_quote(cp->value, q);
-    switch (p->type) {
-    case CATALOG_STRING:
-    case CATALOG_STRING_LIST: /* the catalog allows lists only in action fields */
+    char why[160];
+    if (value_fits(p->type, cp->value, why, sizeof(why))) {
         return 0;
-    case CATALOG_INTEGER: {
-        long long v;
-        if (util_parse_int(cp->value, LLONG_MIN, LLONG_MAX, &v) == 0) {
-            return 0;
-        }
-        break;
     }
-    case CATALOG_NUMBER: {
-        char *end = NULL;
-        errno = 0;
-        double v = strtod(cp->value, &end);
-        if (errno == 0 && end != cp->value && *end == '\0' && isfinite(v)) {
-            return 0;
-        }
-        break;
-    }
-    case CATALOG_BOOLEAN: {
-        bool b;
-        if (util_parse_bool(cp->value, &b) == 0) {
-            return 0;
-        }
-        break;
-    }
-    case CATALOG_JSON: {
-        const char *end = NULL;
-        cJSON *j = cJSON_ParseWithOpts(cp->value, &end, 1);
-        if (j != NULL) {
-            cJSON_Delete(j);
-            return 0;
-        }
-        size_t at = end != NULL && end >= cp->value ? (size_t)(end - cp->value) + 1 : 1;
-        ini_diag_add_once(d, cp->line, "'%s' is not valid JSON (error near byte %zu)", cp->name,
-                          at);
+    if (p->type == CATALOG_JSON) {
+        ini_diag_add_once(d, cp->line, "'%s' is %s", cp->name, why);
         return -EINVAL;
-    }
     }
     ini_diag_add_once(d, cp->line, "bad value '%s' for '%s' (%s expects %s %s)", q, cp->name,
                       t->use, p->type == CATALOG_INTEGER ? "an" : "a",
@@ -302,48 +278,19 @@ static void check_rule_field(struct ini_diag *d, const struct config_rule *r,
     }
     char q[INI_QUOTE_MAX + 4];
     ini_quote(p->value, q);
-    switch (f->type) {
-    case CATALOG_STRING:
-    case CATALOG_STRING_LIST:
-        return;
-    case CATALOG_INTEGER: {
-        long long v;
-        if (util_parse_int(p->value, LLONG_MIN, LLONG_MAX, &v) != 0) {
-            ini_diag_add(d, p->line, "bad value '%s' for '%s' (%s expects an integer)", q,
-                         p->name, action);
-        }
+    char why[160];
+    if (value_fits(f->type, p->value, why, sizeof(why))) {
         return;
     }
-    case CATALOG_NUMBER: {
-        char *end = NULL;
-        errno = 0;
-        double v = strtod(p->value, &end);
-        if (errno != 0 || end == p->value || *end != '\0' || !isfinite(v)) {
-            ini_diag_add(d, p->line, "bad value '%s' for '%s' (%s expects a number)", q,
-                         p->name, action);
-        }
-        return;
-    }
-    case CATALOG_BOOLEAN:
-        /* Exactly the JSON words: the value is sent as a JSON boolean, and
-         * "yes" in an API field is more likely a mistake than a wish. */
-        if (strcmp(p->value, "true") != 0 && strcmp(p->value, "false") != 0) {
-            ini_diag_add(d, p->line, "bad value '%s' for '%s' (%s expects true or false)", q,
-                         p->name, action);
-        }
-        return;
-    case CATALOG_JSON: {
-        const char *end = NULL;
-        cJSON *j = cJSON_ParseWithOpts(p->value, &end, 1);
-        if (j != NULL) {
-            cJSON_Delete(j);
-            return;
-        }
-        size_t at = end != NULL && end >= p->value ? (size_t)(end - p->value) + 1 : 1;
-        ini_diag_add(d, p->line, "'%s' is not valid JSON (error near byte %zu; %s expects JSON)",
-                     p->name, at, action);
-        return;
-    }
+    if (f->type == CATALOG_JSON) {
+        /* why ends with ')': the action goes inside the parenthesis */
+        ini_diag_add(d, p->line, "'%s' is %.*s; %s expects JSON)", p->name,
+                     (int)strlen(why) - 1, why, action);
+    } else {
+        ini_diag_add(d, p->line, "bad value '%s' for '%s' (%s expects %s)", q, p->name, action,
+                     f->type == CATALOG_INTEGER   ? "an integer"
+                     : f->type == CATALOG_BOOLEAN ? "true or false"
+                                                  : "a number");
     }
 }
 

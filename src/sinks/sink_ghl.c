@@ -36,28 +36,18 @@ static struct location *runtime_location(const struct dispatcher_env *env, const
     return NULL;
 }
 
-static cJSON *split_list(const char *text)
+/* v's text as type by the catalog's one rule set (catalog_value_coerce);
+ * consumes v. NULL + err (prefixed with name) when it does not fit. */
+static cJSON *coerce_text(cJSON *v, enum catalog_type type, const char *name, char *err,
+                          size_t errlen)
 {
-    cJSON *arr = cJSON_CreateArray();
-    char *copy = xstrdup(text);
-    for (char *p = copy; *p != '\0';) {
-        while (*p == ' ' || *p == ',' || *p == '\t') {
-            p++;
-        }
-        if (*p == '\0') {
-            break;
-        }
-        char *start = p;
-        while (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t') {
-            p++;
-        }
-        char saved = *p;
-        *p = '\0';
-        cJSON_AddItemToArray(arr, cJSON_CreateString(start));
-        *p = saved;
+    cJSON *out = NULL;
+    char why[200];
+    if (catalog_value_coerce(type, v->valuestring, &out, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s: %s", name, why);
     }
-    free(copy);
-    return arr;
+    cJSON_Delete(v);
+    return out;
 }
 
 /*
@@ -86,10 +76,8 @@ static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, bool li
         if (cJSON_IsBool(v)) {
             return v;
         }
-        bool b = false;
-        if (cJSON_IsString(v) && util_parse_bool(v->valuestring, &b) == 0) {
-            cJSON_Delete(v);
-            return cJSON_CreateBool(b);
+        if (cJSON_IsString(v)) {
+            return coerce_text(v, type, name, err, errlen);
         }
         break;
     }
@@ -99,21 +87,13 @@ static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, bool li
             return v; /* Raw: an integer past 2^53, sent with its digits (json.h) */
         }
         if (cJSON_IsString(v)) {
-            cJSON *n = json_number_from_text(v->valuestring);
-            if (n == NULL) {
-                snprintf(err, errlen, "%s: '%.60s' is not a number (plain JSON number text "
-                                      "only)", name, v->valuestring);
-            }
-            cJSON_Delete(v);
-            return n;
+            return coerce_text(v, type, name, err, errlen);
         }
         break;
     }
     case CATALOG_STRING_LIST: {
         if (cJSON_IsString(v) && literal) {
-            cJSON *arr = split_list(v->valuestring);
-            cJSON_Delete(v);
-            return arr;
+            return coerce_text(v, type, name, err, errlen);
         }
         if (cJSON_IsString(v)) {
             cJSON *arr = cJSON_CreateArray();
@@ -137,11 +117,7 @@ static cJSON *coerce(cJSON *v, enum catalog_type type, const char *name, bool li
     case CATALOG_JSON: {
         /* A literal that is JSON is sent as that JSON; rendered text stays text. */
         if (cJSON_IsString(v) && literal) {
-            cJSON *parsed = NULL;
-            if (json_parse(v->valuestring, strlen(v->valuestring), &parsed, NULL) == 0) {
-                cJSON_Delete(v);
-                return parsed;
-            }
+            return coerce_text(v, type, name, err, errlen);
         }
         return v;
     }
@@ -207,63 +183,65 @@ static const char *parent_param(const struct catalog_action *def)
     return res != NULL && res->parent != NULL ? res->parent_field : NULL;
 }
 
-/* Expands the action's path; each parameter must be a safe record id.
- * *target_id and *parent_id (owned) get the target's and the parent's ids. */
+struct path_ctx {
+    struct sink_render *r;
+    const struct config_rule *rule;
+    const char *parent;
+    char **target_id;
+    char **parent_id;
+};
+
+/* catalog_path_lookup for an action: a fixed path.NAME binding, else the
+ * rule's parameter rendered, which must be a safe record id (r->err says
+ * why not). Notes the target's and the parent's ids on the way. */
+static char *path_lookup(void *ud, const char *name, char *err, size_t errlen)
+{
+    struct path_ctx *c = ud;
+    struct sink_render *r = c->r;
+    const struct catalog_action *def = c->rule->def;
+    const struct catalog_binding *bound = path_binding(def, name);
+    (void)err;
+    (void)errlen; /* err is r->err: bad_id writes it */
+    if (bound != NULL) {
+        return xstrdup(binding_text(bound, r->loc));
+    }
+    const struct config_rule_param *p = rule_param(c->rule, name);
+    cJSON *v = p ? sink_render_param(r, p) : NULL;
+    char *text = v ? sink_value_text(v) : NULL;
+    cJSON_Delete(v);
+    if (text == NULL || !diff_valid_record_id(text)) {
+        if (r->err[0] == '\0') {
+            bad_id(r, name, p, text);
+        }
+        free(text);
+        return NULL;
+    }
+    if (def->target != NULL && strcmp(def->target, name) == 0) {
+        free(*c->target_id);
+        *c->target_id = xstrdup(text);
+    }
+    if (c->parent != NULL && strcmp(name, c->parent) == 0 && *c->parent_id == NULL) {
+        *c->parent_id = xstrdup(text);
+    }
+    return text;
+}
+
+/* Expands the action's path (catalog_path_expand); each parameter must be a
+ * safe record id. *target_id and *parent_id (owned) get the target's and the
+ * parent's ids. NULL with r->err set on failure. */
 static char *render_path(struct sink_render *r, const struct config_rule *rule, char **target_id,
                          char **parent_id)
 {
-    const struct catalog_action *def = rule->def;
-    const char *parent = parent_param(def);
-    struct buf b;
-    buf_init(&b, 4096);
-    for (const char *s = def->path; *s != '\0';) {
-        if (*s != '{') {
-            buf_append(&b, s, 1);
-            s++;
-            continue;
-        }
-        const char *end = strchr(s, '}');
-        if (end == NULL) {
-            break;
-        }
-        char *name = xstrndup(s + 1, (size_t)(end - s - 1));
-        const struct catalog_binding *bound = path_binding(def, name);
-        if (bound != NULL) {
-            char *esc = url_escape(binding_text(bound, r->loc));
-            buf_append_str(&b, esc);
-            free(esc);
-            free(name);
-            s = end + 1;
-            continue;
-        }
-        const struct config_rule_param *p = rule_param(rule, name);
-        cJSON *v = p ? sink_render_param(r, p) : NULL;
-        char *text = v ? sink_value_text(v) : NULL;
-        cJSON_Delete(v);
-        if (text == NULL || !diff_valid_record_id(text)) {
-            if (r->err[0] == '\0') {
-                bad_id(r, name, p, text);
-            }
-            free(text);
-            free(name);
-            buf_finish(&b);
-            return NULL;
-        }
-        if (def->target != NULL && strcmp(def->target, name) == 0) {
-            free(*target_id);
-            *target_id = xstrdup(text);
-        }
-        if (parent != NULL && strcmp(name, parent) == 0 && *parent_id == NULL) {
-            *parent_id = xstrdup(text);
-        }
-        char *esc = url_escape(text);
-        buf_append_str(&b, esc);
-        free(esc);
-        free(text);
-        free(name);
-        s = end + 1;
+    struct path_ctx c = {.r = r,
+                         .rule = rule,
+                         .parent = parent_param(rule->def),
+                         .target_id = target_id,
+                         .parent_id = parent_id};
+    char *path = NULL;
+    if (catalog_path_expand(rule->def->path, path_lookup, &c, &path, r->err, sizeof(r->err)) != 0) {
+        return NULL;
     }
-    return buf_steal(&b, NULL);
+    return path;
 }
 
 /*

@@ -92,6 +92,21 @@ class RenderTest(harness.PollenTest):
         self.assertEqual(bodies["tag-mixed"], {"tags": ["from", "web-form, vip, do-not-bill", "vip"]})
         self.assertEqual(bodies["copy-note"], {"customFields": company})
 
+    def test_text_for_a_boolean_field_is_true_or_false_only(self):
+        # One rule set for text to JSON (catalog_value_coerce): "yes" is refused
+        # for a boolean field as it is in the config file, not read as true.
+        cfg = self.baseline(
+            "[rule dnd]\non = c:created\ndo = contacts.update\n"
+            "contactId = {{record.id}}\ndnd = {{record.source}}\n")
+        self.create_contact({"firstName": "Ann", "source": "true"})
+        self.create_contact({"firstName": "Bob", "source": "yes"})
+        self.run_once(cfg)
+        acts = self.actions(cfg)
+        ok = [e for e in acts if e["type"] == "action.succeeded"]
+        (dead,) = [e for e in acts if e["type"] == "action.dead"]
+        self.assertEqual(len(ok), 1, acts)
+        self.assertIn("dnd: 'yes' is not a boolean", dead["error"])
+
     def test_split_and_parse_json_filters_ask_for_list_and_json_on_purpose(self):
         cfg = self.baseline(
             "[rule tag-split]\non = c:created\ndo = contacts.tags.add\n"

@@ -1994,6 +1994,168 @@ static void test_resource_cases(void)
     free(dir);
 }
 
+/* catalog_value_coerce: one rule set for every caller. want is the printed
+ * JSON, or NULL for a refusal. */
+static void test_value_coerce(void)
+{
+    static const struct {
+        enum catalog_type type;
+        const char *text;
+        const char *want;
+    } cases[] = {
+        {CATALOG_STRING, "a b", "\"a b\""},
+        {CATALOG_STRING, "", "\"\""},
+        {CATALOG_INTEGER, "42", "42"},
+        {CATALOG_INTEGER, "-7", "-7"},
+        {CATALOG_INTEGER, "0", "0"},
+        {CATALOG_INTEGER, "9007199254740993", "9007199254740993"},   /* 2^53 + 1, exact */
+        {CATALOG_INTEGER, "123456789012345678901234567890", "123456789012345678901234567890"},
+        {CATALOG_INTEGER, "-9007199254740993", "-9007199254740993"},
+        {CATALOG_INTEGER, "1.5", NULL},
+        {CATALOG_INTEGER, "2.0", NULL},
+        {CATALOG_INTEGER, "1e3", NULL},
+        {CATALOG_INTEGER, "+1", NULL},
+        {CATALOG_INTEGER, "0x10", NULL},
+        {CATALOG_INTEGER, " 1", NULL},
+        {CATALOG_INTEGER, "1 ", NULL},
+        {CATALOG_INTEGER, "007", NULL},
+        {CATALOG_INTEGER, "", NULL},
+        {CATALOG_INTEGER, "abc", NULL},
+        {CATALOG_NUMBER, "1.5", "1.5"},
+        {CATALOG_NUMBER, "-0.25", "-0.25"},
+        {CATALOG_NUMBER, "1e3", "1000"},
+        {CATALOG_NUMBER, "9007199254740993", "9007199254740993"},
+        {CATALOG_NUMBER, "inf", NULL},
+        {CATALOG_NUMBER, "nan", NULL},
+        {CATALOG_NUMBER, "1e999", NULL},
+        {CATALOG_NUMBER, "+1", NULL},
+        {CATALOG_NUMBER, "0x1p3", NULL},
+        {CATALOG_NUMBER, ".5", NULL},
+        {CATALOG_NUMBER, "1.", NULL},
+        {CATALOG_NUMBER, "1 ", NULL},
+        {CATALOG_NUMBER, "", NULL},
+        {CATALOG_BOOLEAN, "true", "true"},
+        {CATALOG_BOOLEAN, "false", "false"},
+        {CATALOG_BOOLEAN, "yes", NULL},
+        {CATALOG_BOOLEAN, "1", NULL},
+        {CATALOG_BOOLEAN, "True", NULL},
+        {CATALOG_BOOLEAN, "", NULL},
+        {CATALOG_JSON, "{\"a\":[1,2]}", "{\"a\":[1,2]}"},
+        {CATALOG_JSON, " [] ", "[]"},
+        {CATALOG_JSON, "\"s\"", "\"s\""},
+        {CATALOG_JSON, "12345678901234567890", "12345678901234567890"},
+        {CATALOG_JSON, "{", NULL},
+        {CATALOG_JSON, "[1] x", NULL},
+        {CATALOG_JSON, "", NULL},
+        {CATALOG_STRING_LIST, "a b  c", "[\"a\",\"b\",\"c\"]"},
+        {CATALOG_STRING_LIST, "a, b\tc", "[\"a\",\"b\",\"c\"]"},
+        {CATALOG_STRING_LIST, "", "[]"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        cJSON *v = NULL;
+        char err[200] = "";
+        int rc = catalog_value_coerce(cases[i].type, cases[i].text, &v, err, sizeof(err));
+        if (cases[i].want == NULL) {
+            if (rc != -EINVAL || v != NULL || err[0] == '\0') {
+                fprintf(stderr, "coerce %s '%s': rc %d, want a refusal\n",
+                        catalog_type_name(cases[i].type), cases[i].text, rc);
+            }
+            CHECK(rc == -EINVAL && v == NULL && err[0] != '\0');
+        } else {
+            char *got = v != NULL ? cJSON_PrintUnformatted(v) : NULL;
+            if (rc != 0 || got == NULL || strcmp(got, cases[i].want) != 0) {
+                fprintf(stderr, "coerce %s '%s': rc %d, got %s (%s), want %s\n",
+                        catalog_type_name(cases[i].type), cases[i].text, rc,
+                        got ? got : "NULL", err, cases[i].want);
+            }
+            CHECK(rc == 0 && got != NULL && strcmp(got, cases[i].want) == 0);
+            free(got);
+        }
+        cJSON_Delete(v);
+    }
+    /* Nesting past json_parse's limit is refused, not parsed. */
+    size_t depth = 1100;
+    char *deep = xcalloc(2 * depth + 1, 1);
+    memset(deep, '[', depth);
+    memset(deep + depth, ']', depth);
+    cJSON *v = NULL;
+    char err[200];
+    CHECK_INT(catalog_value_coerce(CATALOG_JSON, deep, &v, err, sizeof(err)), -EINVAL);
+    CHECK(v == NULL);
+    free(deep);
+    /* Big integers are Raw nodes: their digits, never a rounded double. */
+    CHECK_INT(catalog_value_coerce(CATALOG_INTEGER, "9007199254740993", &v, err, sizeof(err)), 0);
+    CHECK(cJSON_IsRaw(v));
+    cJSON_Delete(v);
+}
+
+/* A lookup for test_path_expand: values from a NULL-terminated name/value
+ * table; "why" fails with its own message. */
+static char *table_lookup(void *ud, const char *name, char *err, size_t errlen)
+{
+    const char *const *kv = ud;
+    if (strcmp(name, "why") == 0) {
+        snprintf(err, errlen, "{why}: the caller's reason");
+        return NULL;
+    }
+    for (size_t i = 0; kv[i] != NULL; i += 2) {
+        if (strcmp(kv[i], name) == 0) {
+            return xstrdup(kv[i + 1]);
+        }
+    }
+    return NULL;
+}
+
+static void test_path_expand(void)
+{
+    static const char *const kv[] = {"id", "abc", "slash", "a/b", "q", "a?b#c",
+                                     "pct", "50%", "sp", "a b", "empty", "",
+                                     "dot", ".", "dotdot", "..", "dots", "...",
+                                     "uni", "\xc3\xa9", NULL};
+    static const struct {
+        const char *tpl;
+        const char *want;    /* NULL: refused */
+        const char *in_err;  /* for a refusal: text the message holds */
+        int rc;
+    } cases[] = {
+        {"/contacts/{id}", "/contacts/abc", NULL, 0},
+        {"/plain", "/plain", NULL, 0},
+        {"/x/{slash}/y", "/x/a%2Fb/y", NULL, 0},
+        {"/x/{q}", "/x/a%3Fb%23c", NULL, 0},
+        {"/x/{pct}", "/x/50%25", NULL, 0},
+        {"/x/{sp}", "/x/a%20b", NULL, 0},
+        {"/x/{uni}", "/x/%C3%A9", NULL, 0},
+        {"/x/{dots}", "/x/...", NULL, 0},
+        {"/{id}/{id}", "/abc/abc", NULL, 0},
+        {"/x/{empty}/y", NULL, "{empty}", -EINVAL},
+        {"/x/{dot}", NULL, "{dot}", -EINVAL},
+        {"/x/{dotdot}/y", NULL, "{dotdot}", -EINVAL},
+        {"/x/{nope}", NULL, "{nope}", -ENOENT},
+        {"/x/{why}", NULL, "the caller's reason", -ENOENT},
+        {"/x/{id", NULL, "'{' without '}'", -EINVAL},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        char *out = (char *)"unset";
+        char err[200];
+        int rc = catalog_path_expand(cases[i].tpl, table_lookup, (void *)kv, &out, err,
+                                     sizeof(err));
+        CHECK_INT(rc, cases[i].rc);
+        if (cases[i].want != NULL) {
+            CHECK_STR(out, cases[i].want);
+        } else {
+            CHECK(out == NULL);
+            if (strstr(err, cases[i].in_err) == NULL) {
+                fprintf(stderr, "expand %s: err '%s' lacks '%s'\n", cases[i].tpl, err,
+                        cases[i].in_err);
+            }
+            CHECK(strstr(err, cases[i].in_err) != NULL);
+        }
+        if (rc == 0) {
+            free(out);
+        }
+    }
+}
+
 int main(void)
 {
     struct ini_errors errs = {0};
@@ -2014,6 +2176,8 @@ int main(void)
     test_bad_action_cases();
     test_reserved_names();
     test_resource_cases();
+    test_value_coerce();
+    test_path_expand();
     log_clear_secrets();
     return test_done("test_catalog");
 }

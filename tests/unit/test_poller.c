@@ -75,7 +75,7 @@ static void test_company_and_path_values(void)
     struct catalog_binding b[] = {{.name = "company", .value = "{company}", .is_company = true}};
     struct catalog_trigger def = {.name = "t.x",
                                   .method = "POST",
-                                  .path = "/companies/{companyId}/kinds/{kind}/{id}",
+                                  .path = "/companies/{companyId}/kinds/{kind}",
                                   .records = ".",
                                   .path_values = pv,
                                   .npath_values = 2,
@@ -89,7 +89,7 @@ static void test_company_and_path_values(void)
     CHECK_STR(poller__company_id(&p), "comp1");
     struct request_parts r;
     CHECK_INT(poller__build_base(&p, NULL, &r), 0);
-    CHECK_STR(r.path, "/companies/comp1/kinds/rooms%20%26%20halls/");
+    CHECK_STR(r.path, "/companies/comp1/kinds/rooms%20%26%20halls");
     CHECK_INT(r.nquery, 2);
     CHECK(r.nquery == 2 && strcmp(r.query[0].name, "companyId") == 0 &&
           strcmp(r.query[0].value, "comp1") == 0 && strcmp(r.query[1].value, "1") == 0);
@@ -108,8 +108,22 @@ static void test_company_and_path_values(void)
     def.nbody = 0;
     def.method = "GET";
     CHECK_INT(poller__build_base(&p, NULL, &r), 0);
-    CHECK_STR(r.path, "/companies/c9/kinds/rooms%20%26%20halls/");
+    CHECK_STR(r.path, "/companies/c9/kinds/rooms%20%26%20halls");
     CHECK(r.body == NULL);
+    poller__parts_finish(&r);
+    /* A placeholder with no value, or an empty one, fails the request
+     * (logged with the trigger and placeholder) instead of sending "//". */
+    def.path = "/companies/{companyId}/kinds/{kind}/{id}";
+    CHECK_INT(poller__build_base(&p, NULL, &r), -EINVAL);
+    CHECK(r.path == NULL);
+    poller__parts_finish(&r);
+    pv[1].value = "";
+    def.path = "/companies/{companyId}/kinds/{kind}";
+    CHECK_INT(poller__build_base(&p, NULL, &r), -EINVAL);
+    CHECK(r.path == NULL);
+    poller__parts_finish(&r);
+    pv[1].value = "..";
+    CHECK_INT(poller__build_base(&p, NULL, &r), -EINVAL);
     poller__parts_finish(&r);
 }
 

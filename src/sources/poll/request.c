@@ -9,6 +9,7 @@
 #include "poll_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@
 #include "http.h"
 #include "json.h"
 #include "location.h"
+#include "log.h"
 #include "paging.h"
 #include "util.h"
 
@@ -77,84 +79,60 @@ static const char *binding_text(const struct poller *p, const struct catalog_bin
     return b->is_company ? poller__company_id(p) : b->value;
 }
 
-/* Expands {name} placeholders; each value is percent-encoded as one segment. */
+struct path_ctx {
+    const struct poller *p;
+    const char *fan_value;
+    const char *id_value;
+};
+
+/* catalog_path_lookup for a trigger: the record id ({id} of confirm_delete),
+ * the fan-out value, a path.NAME binding, then the user's parameter. */
+static char *path_lookup(void *ud, const char *name, char *err, size_t errlen)
+{
+    const struct path_ctx *c = ud;
+    const struct poller *p = c->p;
+    const char *value = NULL;
+    if (c->id_value != NULL && strcmp(name, "id") == 0) {
+        value = c->id_value;
+    } else if (c->fan_value != NULL && p->def->fan_out != NULL &&
+               strcmp(name, p->def->fan_out) == 0) {
+        value = c->fan_value;
+    } else if (catalog_trigger_path_value(p->def, name) != NULL) {
+        value = binding_text(p, catalog_trigger_path_value(p->def, name));
+        if (value == NULL) {
+            snprintf(err, errlen, "{%s}: the location's companyId is unknown", name);
+        }
+    } else {
+        value = param_value(p, name);
+    }
+    return value != NULL ? xstrdup(value) : NULL;
+}
+
+/* Expands tmpl (catalog_path_expand); NULL, logged with the trigger and
+ * placeholder, when a value is missing or not one path segment. */
 static char *expand_path(const struct poller *p, const char *tmpl, const char *fan_value,
                          const char *id_value)
 {
-    struct buf b;
-    buf_init(&b, 8192);
-    for (const char *s = tmpl; *s != '\0';) {
-        if (*s != '{') {
-            buf_append(&b, s, 1);
-            s++;
-            continue;
-        }
-        const char *end = strchr(s, '}');
-        if (end == NULL) {
-            break;
-        }
-        char name[128];
-        size_t n = (size_t)(end - s - 1);
-        if (n >= sizeof(name)) {
-            n = sizeof(name) - 1;
-        }
-        memcpy(name, s + 1, n);
-        name[n] = '\0';
-        const char *value = NULL;
-        if (id_value != NULL && strcmp(name, "id") == 0) {
-            value = id_value;
-        } else if (fan_value != NULL && p->def->fan_out != NULL &&
-                   strcmp(name, p->def->fan_out) == 0) {
-            value = fan_value;
-        } else if (catalog_trigger_path_value(p->def, name) != NULL) {
-            value = binding_text(p, catalog_trigger_path_value(p->def, name));
-            if (value == NULL) {
-                buf_finish(&b);
-                return NULL; /* {company} unknown */
-            }
-        } else {
-            value = param_value(p, name);
-        }
-        char *esc = url_escape(value ? value : "");
-        buf_append_str(&b, esc);
-        free(esc);
-        s = end + 1;
-    }
-    if (b.too_big) {
-        buf_finish(&b);
+    struct path_ctx c = {.p = p, .fan_value = fan_value, .id_value = id_value};
+    char err[256];
+    char *path = NULL;
+    if (catalog_path_expand(tmpl, path_lookup, &c, &path, err, sizeof(err)) != 0) {
+        log_error(p->tag, "trigger %s: cannot expand path %s: %s", p->def->name, tmpl, err);
         return NULL;
     }
-    return buf_steal(&b, NULL);
+    return path;
 }
 
+/* A user parameter's text as the body value its type says (config checked
+ * it at startup with the same rules, so a failure here is a null). */
 static cJSON *typed_value(enum catalog_type type, const char *value)
 {
-    switch (type) {
-    case CATALOG_INTEGER:
-    case CATALOG_NUMBER:
-        return cJSON_CreateNumber(strtod(value, NULL));
-    case CATALOG_BOOLEAN: {
-        bool b = false;
-        util_parse_bool(value, &b);
-        return cJSON_CreateBool(b);
-    }
-    case CATALOG_JSON: {
-        cJSON *v = NULL;
-        if (json_parse(value, strlen(value), &v, NULL) == 0) {
-            return v;
-        }
+    cJSON *v = NULL;
+    char err[128];
+    if (catalog_value_coerce(type, value, &v, err, sizeof(err)) != 0) {
         return cJSON_CreateNull();
     }
-    case CATALOG_STRING_LIST: {
-        char **words = strv_split(value, NULL);
-        cJSON *arr = cJSON_CreateStringArray((const char *const *)words, (int)strv_len(words));
-        strv_free(words);
-        return arr;
-    }
-    case CATALOG_STRING:
-        break;
-    }
-    return cJSON_CreateString(value);
+    return v;
 }
 
 static cJSON *binding_value(const struct poller *p, const struct catalog_binding *b)
