@@ -37,6 +37,7 @@ struct location_pending {
     struct oauth_wait *wait;         /* set while waiting for an access token */
     char *token;                     /* the access token it was sent with (for a 401) */
     bool retried_401;                /* one refresh and one retry per request */
+    bool fresh_connection;           /* never on a reused connection (http.h) */
     bool cancelled;
 };
 
@@ -313,6 +314,7 @@ static void send_with_token(struct location *loc, struct location_pending *p, co
         .content_type = p->body != NULL ? "application/json" : NULL,
         .log_tag = p->log_tag,
         .capture_headers = ghl_api_capture_headers,
+        .fresh_connection = p->fresh_connection,
     };
     int rc = http_send(loc->http, &req, on_response, p, &p->transfer);
     explicit_bzero(auth, strlen(auth));
@@ -421,6 +423,7 @@ int location_submit(struct location *loc, enum location_class cls, const struct 
         p->body_len = req->body_len;
     }
     p->log_tag = xstrdup(req->log_tag ? req->log_tag : loc->name);
+    p->fresh_connection = req->fresh_connection;
     p->cb = cb;
     p->ud = ud;
     if (loc->closing) {

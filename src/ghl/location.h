@@ -51,6 +51,7 @@ struct location_request {
     const char *body;                    /* JSON body or NULL */
     size_t body_len;
     const char *log_tag;
+    bool fresh_connection;               /* a write that is not idempotent (http.h) */
 };
 
 struct location_pending;

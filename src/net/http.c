@@ -1082,6 +1082,7 @@ static int build_transfer(struct http_client *c, struct http_transfer *t,
     SETOPT(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms ? req->timeout_ms : c->timeout_ms));
     SETOPT(CURLOPT_LOW_SPEED_LIMIT, c->low_speed_limit);
     SETOPT(CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
+    SETOPT(CURLOPT_FRESH_CONNECT, req->fresh_connection ? 1L : 0L);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
     SETOPT(CURLOPT_TCP_KEEPIDLE, 60L);
     SETOPT(CURLOPT_TCP_KEEPINTVL, 30L);

@@ -103,6 +103,11 @@ struct http_request {
     const char *const *capture_headers; /* NULL-terminated names (case-insensitive, at most
                                        HTTP_CAPTURE_MAX) whose values resp.captured keeps;
                                        borrowed until the callback (a static table) */
+    bool fresh_connection;          /* send on a new connection, never a reused one:
+                                       libcurl silently re-sends a request whose reused
+                                       connection dies before the answer, which would
+                                       repeat a write that is not idempotent (the caller's
+                                       own retry counts attempts; libcurl's does not) */
 };
 
 struct http_client;

@@ -471,6 +471,7 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
     }
     cJSON_AddNumberToObject(entry, "success", def->success);
     cJSON_AddBoolToObject(entry, "gone_ok", def->gone_ok);
+    cJSON_AddBoolToObject(entry, "idempotent", def->idempotent);
     if (def->conflict_ok) {
         cJSON_AddBoolToObject(entry, "conflict_ok", true);
     }
@@ -593,6 +594,9 @@ static int send_ghl(struct sink_call *call, const cJSON *req)
         .body = text,
         .body_len = text ? strlen(text) : 0,
         .log_tag = tag,
+        /* Not idempotent (or an entry from before the flag): never on a
+         * reused connection, where libcurl would silently send it twice. */
+        .fresh_connection = !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(call->entry, "idempotent")),
     };
     struct location_pending *pending = NULL;
     int rc = location_submit(loc, LOCATION_POLL, &lr, dispatch__http_done, call, &pending);

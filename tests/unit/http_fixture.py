@@ -17,6 +17,8 @@ Routes (query parameters in brackets):
   /sleep [ms]            answers after ms milliseconds
   /drip [n, ms]          Content-Length n, then one byte every ms
   /reset                 promises 100000 bytes, sends 1000, then RST
+  /vanish                reads the request, then closes the connection with no
+                         answer at all (a server that dies after doing the work)
   /stats [reset]         {"connections", "requests", "paths"}; not counted itself
 """
 import gzip
@@ -137,6 +139,12 @@ def r_reset(h, q, body):
     h.close_connection = True
 
 
+def r_vanish(h, q, body):
+    h.close_connection = True
+    h.wfile.flush()
+    h.connection.shutdown(socket.SHUT_RDWR)
+
+
 def r_stats(h, q, body):
     with LOCK:
         doc = json.dumps(STATS).encode()
@@ -158,6 +166,7 @@ ROUTES = {
     "/sleep": r_sleep,
     "/drip": r_drip,
     "/reset": r_reset,
+    "/vanish": r_vanish,
     "/stats": r_stats,
 }
 

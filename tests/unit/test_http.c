@@ -228,6 +228,8 @@ static void result_clear(struct result *r)
 
 /* Response headers the next request() asks to capture (then reset to none). */
 static const char *const *capture_next;
+/* The next request() goes on a new connection (then reset to false). */
+static bool fresh_next;
 
 /* Sends one request and runs the loop until its callback ran. */
 static int request(struct http_client *c, const char *method, const char *url,
@@ -244,8 +246,10 @@ static int request(struct http_client *c, const char *method, const char *url,
         .content_type = ct,
         .log_tag = "test",
         .capture_headers = capture_next,
+        .fresh_connection = fresh_next,
     };
     capture_next = NULL;
+    fresh_next = false;
     int rc = http_send(c, &req, on_done, res, NULL);
     CHECK_INT(res->calls, 0); /* never synchronous */
     run_until(&res->calls, 1, 30000);
@@ -531,6 +535,29 @@ static void test_transport_errors(struct http_client *main_client)
     CHECK_INT(r.error, HTTP_E_CONNECT);
     CHECK_INT(r.status, 0);
     CHECK(r.text[0] != '\0');
+    result_clear(&r);
+}
+
+/*
+ * A server that reads a request and dies without answering, on a reused
+ * keep-alive connection: libcurl silently sends the request again on a new
+ * connection (so a create may run twice, and the caller's attempt count
+ * never knows). With fresh_connection the request is sent exactly once and
+ * the caller sees the transport error, to retry as its own attempt 2.
+ */
+static void test_fresh_connection(struct http_client *c)
+{
+    struct result r = {0};
+    for (int fresh = 0; fresh <= 1; fresh++) {
+        fixture_stats(c, true, NULL); /* also leaves a kept-alive connection */
+        request(c, "GET", url_for("/echo"), NULL, NULL, NULL, &r);
+        CHECK_INT(r.status, 200);
+        fresh_next = fresh == 1;
+        request(c, "POST", url_for("/vanish"), NULL, "{\"n\":1}", NULL, &r);
+        CHECK(r.error != 0);
+        struct fx_stats st = fixture_stats(c, false, "/vanish");
+        CHECK_INT(st.path_count, fresh ? 1 : 2);
+    }
     result_clear(&r);
 }
 
@@ -976,6 +1003,7 @@ int main(void)
     test_body_cap(c);
     test_redirect(c);
     test_transport_errors(c);
+    test_fresh_connection(c);
     test_concurrent_and_keepalive(c);
     test_reentrant(c);
     test_invalid(c, strict);
