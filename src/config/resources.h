@@ -1,7 +1,7 @@
 /*
  * resources: the [resource NAME] sections of the catalog's resources/ files
- * (struct catalog_resource, catalog.h). Only catalog.c includes this header:
- * it owns the array and calls these while loading.
+ * (struct catalog_resource, catalog.h). Only the catalog*.c files include
+ * this header: catalog.c owns the array and calls these while loading.
  *
  * Owns: nothing beyond the array it is handed (grown with xrealloc).
  * Invariants: a resource is appended even when it has errors, so later
