@@ -106,6 +106,10 @@ static const struct expected triggers_expected[] = {
     {"snapshots.list", "triggers/workflows.ini", "apps/snapshots.json", "snapshots.readonly"},
     {"users.filter_by_email", "triggers/users.ini", "apps/users.json", "users.readonly"},
     {"campaigns.list", "triggers/workflows.ini", "apps/campaigns.json", "campaigns.readonly"},
+    {"associations.get", "triggers/associations.ini", "apps/associations.json",
+     "associations.readonly"},
+    {"associations.list", "triggers/associations.ini", "apps/associations.json",
+     "associations.readonly"},
 };
 #undef CONTACTS_T
 #undef OPPS_T
@@ -841,6 +845,12 @@ static void check_against_spec(const struct catalog_trigger *t, const struct spe
         bool covered = catalog_trigger_param(t, name->valuestring) != NULL;
         for (size_t q = 0; q < t->nquery; q++) {
             covered = covered || strcmp(t->query[q].name, name->valuestring) == 0;
+        }
+        if (t->pagination == CATALOG_PAGE_SKIP_LIMIT) { /* the pager sends both on every page */
+            const char *skip = t->paging.skip_param ? t->paging.skip_param : "skip";
+            const char *limit = t->paging.limit_param ? t->paging.limit_param : "limit";
+            covered = covered || strcmp(skip, name->valuestring) == 0 ||
+                      strcmp(limit, name->valuestring) == 0;
         }
         test_checks++;
         if (!covered) {
