@@ -152,13 +152,17 @@ def get_association(ctx):
     return 200, association_entry(ctx)[1].rec
 
 
-def create_association(ctx):
+def create_from_body(ctx, names, make):
+    """POST handlers: body = locationId + the string members `names` (all required) -> 201 record."""
     body = body_object(ctx)
-    check_unknown(ctx, body, set(CREATE) | {"locationId"})
-    strings(body, CREATE + ("locationId",))
+    check_unknown(ctx, body, set(names) | {"locationId"})
+    strings(body, names + ("locationId",))
     loc = resources.location_for(ctx, body["locationId"])
-    rec, _ = create(ctx.app.store, loc, {k: body[k] for k in CREATE}, ctx.source)
-    return 201, rec
+    return 201, make(ctx.app.store, loc, {k: body[k] for k in names}, ctx.source)[0]
+
+
+def create_association(ctx):
+    return create_from_body(ctx, CREATE, create)
 
 
 def update_association(ctx):
@@ -188,12 +192,7 @@ def list_relations(ctx):
 
 
 def create_relation_route(ctx):
-    body = body_object(ctx)
-    check_unknown(ctx, body, set(RELATION) | {"locationId"})
-    strings(body, RELATION + ("locationId",))
-    loc = resources.location_for(ctx, body["locationId"])
-    rec, _ = create_relation(ctx.app.store, loc, {k: body[k] for k in RELATION}, ctx.source)
-    return 201, rec
+    return create_from_body(ctx, RELATION, create_relation)
 
 
 def delete_relation_route(ctx):
