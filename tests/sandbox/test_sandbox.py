@@ -8,6 +8,7 @@ import gzip
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -1395,6 +1396,106 @@ class WorkflowsCampaigns(CategoryCase):
         out = self.ok("GET", "/opportunities/search", query={"location_id": LOC})
         self.assertEqual((out["opportunities"], out["meta"]["total"]), ([], 0))
         self.assertEqual(self.ok("GET", "/opportunities/pipelines", query={"locationId": LOC})["pipelines"], [])
+
+
+class Associations(CategoryCase):
+    """apps/associations.json (catalog-map §2.7 XA3-XA7, §4.7)."""
+    PAGE = {"locationId": LOC, "skip": "0", "limit": "50"}
+    BODY = {"locationId": LOC, "key": "mentor_mentee", "firstObjectLabel": "mentor", "firstObjectKey": "contact",
+            "secondObjectLabel": "mentee", "secondObjectKey": "contact"}
+
+    def listed(self):
+        return self.ok("GET", "/associations/", query=self.PAGE)["associations"]
+
+    def relations_of(self, rid):
+        return self.ok("GET", "/associations/relations/%s" % rid, query=self.PAGE)["relations"]
+
+    def test_associations_lifecycle(self):
+        system, = self.listed()
+        self.assertEqual((system["associationType"], system["key"]), ("SYSTEM_DEFINED", "contact_opportunity"))
+        self.assertEqual(self.state()["records"]["associations"], [system], "the state dump has them")
+        made = self.ok("POST", "/associations/", self.BODY, status=201)
+        self.assertEqual((made["associationType"], made["key"], made["locationId"]),
+                         ("USER_DEFINED", "mentor_mentee", LOC))
+        self.assertNotIn("traceId", made, "a bare record")
+        st, _, out = self.api("POST", "/associations/", self.BODY)
+        self.assertEqual(st, 400)
+        self.assertIn("already exists", out["message"], "the answer conflict_ok recognises")
+        self.assertEqual(self.api("POST", "/associations/", dict(self.BODY, key="k2", firstObjectKey="planet"))[0],
+                         400)
+        self.assertEqual(self.api("POST", "/associations/", dict(self.BODY, key="k3", locationId=OTHER_LOC))[0],
+                         403)
+        path = "/associations/%s" % made["id"]
+        out = self.ok("PUT", path, {"firstObjectLabel": "coach", "secondObjectLabel": "coachee"})
+        self.assertEqual((out["firstObjectLabel"], out["secondObjectLabel"], out["key"]),
+                         ("coach", "coachee", "mentor_mentee"))
+        self.assertEqual(self.ok("GET", path), out)
+        self.assertEqual(self.api("PUT", path, {"firstObjectLabel": "x"})[0], 422, "both labels are required")
+        self.assertEqual(self.api("PUT", "/associations/%s" % system["id"],
+                                  {"firstObjectLabel": "a", "secondObjectLabel": "b"})[0], 400)
+        self.assertEqual(self.api("DELETE", "/associations/%s" % system["id"])[0], 400, "SYSTEM_DEFINED")
+        out = self.ok("DELETE", path)
+        self.assertEqual((out["deleted"], out["id"]), (True, made["id"]))
+        self.assertEqual(self.api("DELETE", path)[0], 404, "gone")
+        self.assertEqual([x["id"] for x in self.listed()], [system["id"]])
+        self.assertEqual(self.api("GET", "/associations/", query={"locationId": LOC})[0], 422, "skip/limit required")
+        self.assertEqual([(c["kind"], c["op"]) for c in self.changes()],
+                         [("association", "created"), ("association", "updated"), ("association", "deleted")])
+
+    def test_relations_and_the_cascade(self):
+        a, b, c = sorted(self.live_ids())[:3]
+        assoc = self.ok("POST", "/associations/", self.BODY, status=201)
+        body = {"locationId": LOC, "associationId": assoc["id"], "firstRecordId": a, "secondRecordId": b}
+        rel = self.ok("POST", "/associations/relations", body, status=201)
+        self.assertEqual({k: rel[k] for k in body}, body)
+        self.assertEqual(self.api("POST", "/associations/relations", body)[0], 400, "duplicate")
+        self.assertEqual(self.api("POST", "/associations/relations", dict(body, secondRecordId="Z" * 20))[0], 400,
+                         "not a contact")
+        self.assertEqual(self.api("POST", "/associations/relations", dict(body, associationId="Z" * 20))[0], 400)
+        other = self.ok("POST", "/associations/relations", dict(body, secondRecordId=c), status=201)
+        self.assertEqual(self.relations_of(a), [rel, other])
+        self.assertEqual(self.relations_of(b), [rel], "either side")
+        self.assertEqual(self.ok("GET", "/associations/relations/%s" % a,
+                                 query=dict(self.PAGE, limit="1", skip="1"))["relations"], [other])
+        self.assertEqual(self.ok("GET", "/associations/relations/%s" % a,
+                                 query=dict(self.PAGE, associationIds="Z" * 20))["relations"], [])
+        dpath = "/associations/relations/%s" % rel["id"]
+        self.assertEqual(self.api("DELETE", dpath)[0], 422, "locationId is a required query parameter")
+        self.assertEqual(self.api("DELETE", dpath, query={"locationId": OTHER_LOC})[0], 403)
+        self.assertEqual(self.ok("DELETE", dpath, query={"locationId": LOC})["id"], rel["id"])
+        self.assertEqual(self.api("DELETE", dpath, query={"locationId": LOC})[0], 404)
+        self.assertEqual(self.relations_of(a), [other])
+        self.ok("DELETE", "/associations/%s" % assoc["id"])
+        self.assertEqual(self.relations_of(a), [], "deleting the association deletes its relations")
+        self.assertEqual(self.state()["records"]["relations"], [])
+        self.assertEqual([(ch["kind"], ch["op"]) for ch in self.changes()][-3:],
+                         [("relation", "deleted"), ("relation", "deleted"), ("association", "deleted")])
+
+    def test_control_seed_and_ops(self):
+        out = self.sbx.control("POST", "/_control/seed", {"associations": 2, "seed": 1})
+        self.assertEqual(len(out["association_ids"]), 2)
+        aid = out["association_ids"][0]
+        a, b = sorted(self.live_ids())[:2]
+        rel, = self.mutate({"kind": "relation", "op": "create",
+                            "fields": {"associationId": aid, "firstRecordId": a, "secondRecordId": b}})
+        self.assertEqual(self.relations_of(a)[0]["id"], rel["id"])
+        self.mutate({"kind": "association", "op": "update", "id": aid, "fields": {"secondObjectLabel": "peer"}})
+        self.assertEqual(self.ok("GET", "/associations/%s" % aid)["secondObjectLabel"], "peer")
+        self.mutate({"kind": "association", "op": "delete", "id": aid})
+        self.assertEqual(self.relations_of(a), [])
+
+    def test_routes_check_version_token_and_scope(self):
+        routes = [r for r in self.sbx.control("GET", "/_control/routes")["routes"]
+                  if r["path"].startswith("/associations/")]
+        self.assertEqual(len(routes), 8)
+        for r in routes:
+            path = re.sub(r"\{\w+\}", "A" * 20, r["path"])
+            self.assertEqual(r["version"], "2021-07-28")
+            st, _, out = self.api(r["method"], path, {}, query=self.PAGE, version="2021-04-15")
+            self.assertEqual(st, 400, (r, out))
+            self.assertIn("Version", out["message"])
+            self.assertEqual(self.api(r["method"], path, {}, query=self.PAGE, token=False)[0], 401, r)
+            self.assertTrue(r["scope"].startswith("associations"), r)
 
 
 class Process(unittest.TestCase):

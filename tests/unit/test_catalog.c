@@ -109,6 +109,10 @@ static const struct expected triggers_expected[] = {
     OPPS_T("opportunities.lost_reasons"),
     {"snapshots.push_status.location", "triggers/workflows.ini", "apps/snapshots.json",
      "snapshots.readonly"},
+    {"associations.get", "triggers/associations.ini", "apps/associations.json",
+     "associations.readonly"},
+    {"associations.list", "triggers/associations.ini", "apps/associations.json",
+     "associations.readonly"},
 };
 #undef CONTACTS_T
 #undef OPPS_T
@@ -351,6 +355,7 @@ static void test_shipped(const struct catalog *cat)
 /* Contact routes that ghl-catalog.tsv files under Workflows & Campaigns. */
 #define WF_A(n) {n, "actions/workflows.ini", "apps/contacts.json", "contacts.write"}
 #define BIZ_A(n) {n, "actions/businesses.ini", "apps/businesses.json", "businesses.write"}
+#define ASSOC_A(n, scope) {n, "actions/associations.ini", "apps/associations.json", scope}
 static const struct expected actions_expected[] = {
     CONTACTS_A("contacts.create"),
     CONTACTS_A("contacts.update"),
@@ -389,10 +394,16 @@ static const struct expected actions_expected[] = {
     WF_A("contacts.followers.remove"),
     WF_A("contacts.business.bulk"),
     {"snapshots.share_link", "actions/workflows.ini", "apps/snapshots.json", "snapshots.write"},
+    ASSOC_A("associations.create", "associations.write"),
+    ASSOC_A("associations.update", "associations.write"),
+    ASSOC_A("associations.delete", "associations.write"),
+    ASSOC_A("associations.relations.create", "associations/relation.write"),
+    ASSOC_A("associations.relations.delete", "associations/relation.write"),
 };
 #undef CONTACTS_A
 #undef OPPS_A
 #undef BIZ_A
+#undef ASSOC_A
 #undef WF_A
 
 /* Those that delete or remove something: a rule must say confirm = yes. */
@@ -401,13 +412,15 @@ static const char *const destructive_names[] = {
     "contacts.tags.remove",  "contacts.tags.bulk",    "contacts.campaigns.remove_all",
     "opportunities.delete",  "opportunities.followers.remove", "businesses.delete",
     "users.delete",          "contacts.workflows.remove", "contacts.followers.remove",
+    "associations.delete",   "associations.relations.delete",
 };
 
 /* Plain creates: a retry after an unknown outcome may duplicate. */
 static const char *const non_idempotent_names[] = {
     "contacts.create", "contacts.tasks.create", "contacts.notes.create",
     "contacts.campaigns.add", "opportunities.create", "businesses.create",
-    "contacts.workflows.add", "users.create", "snapshots.share_link",
+    "contacts.workflows.add", "users.create", "snapshots.share_link", "associations.create",
+    "associations.relations.create",
 };
 
 /* Actions whose writes pollen cannot attribute to one record. */
@@ -841,6 +854,12 @@ static void check_against_spec(const struct catalog_trigger *t, const struct spe
         for (size_t q = 0; q < t->nquery; q++) {
             covered = covered || strcmp(t->query[q].name, name->valuestring) == 0;
         }
+        if (t->pagination == CATALOG_PAGE_SKIP_LIMIT) { /* the pager sends both on every page */
+            const char *skip = t->paging.skip_param ? t->paging.skip_param : "skip";
+            const char *limit = t->paging.limit_param ? t->paging.limit_param : "limit";
+            covered = covered || strcmp(skip, name->valuestring) == 0 ||
+                      strcmp(limit, name->valuestring) == 0;
+        }
         test_checks++;
         if (!covered) {
             char *msg = xasprintf("required %s parameter '%s' is not provided",
@@ -921,6 +940,12 @@ static const struct {
     {"dateOfBirth", "object", CATALOG_STRING},
     /* The upsert's monetaryValue: typed object, a number in practice (catalog-map OA5). */
     {"monetaryValue", "object", CATALOG_NUMBER},
+    /* Associations: typed object, strings in the descriptions and examples
+     * ("student", "contact"; catalog-map XA3). */
+    {"firstObjectLabel", "object", CATALOG_STRING},
+    {"firstObjectKey", "object", CATALOG_STRING},
+    {"secondObjectLabel", "object", CATALOG_STRING},
+    {"secondObjectKey", "object", CATALOG_STRING},
 };
 
 static unsigned gaps_of(const char *action, const char **param)
@@ -1170,8 +1195,15 @@ static void check_action_against_spec(const struct catalog_action *a,
             (strcmp(in->valuestring, "path") != 0 && strcmp(in->valuestring, "query") != 0)) {
             continue;
         }
+        bool bound = false; /* query.NAME / path.NAME: the engine sets it (M2) */
+        for (size_t q = 0; q < a->nquery; q++) {
+            bound = bound || strcmp(a->query[q].name, name->valuestring) == 0;
+        }
+        for (size_t q = 0; q < a->npath_bind; q++) {
+            bound = bound || strcmp(a->path_bind[q].name, name->valuestring) == 0;
+        }
         test_checks++;
-        if (catalog_action_param(a, name->valuestring) == NULL) {
+        if (catalog_action_param(a, name->valuestring) == NULL && !bound) {
             fail_action_msg(a, xasprintf("required %s parameter '%s' is not provided",
                                          in->valuestring, name->valuestring));
         }

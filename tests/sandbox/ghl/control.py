@@ -2,7 +2,7 @@
 
 import random
 
-from . import api, businesses, fakedata, opportunities, resources, snapshots, users, workflows
+from . import api, associations, businesses, fakedata, opportunities, resources, snapshots, users, workflows
 from .store import CONTACT_WRITABLE
 from .util import ApiError
 
@@ -92,7 +92,7 @@ class Control:
         return 200, out
 
     def _seed_others(self, loc, b, out):
-        """opportunities:N, users:N, businesses:N on top of the reference records (resources.py)."""
+        """opportunities:N, users:N, businesses:N, associations:N on top of the reference records (resources.py)."""
         store = self.app.store
         rng = random.Random("%s:%s:seed-others:%s" % (store.seed, loc.id, b.get("seed")))
         logged = bool(b.get("log", True))
@@ -103,7 +103,8 @@ class Control:
             if n <= 1000:
                 out["opportunity_ids"] = ids
             out["changes"] += len(changes)
-        for kind, mod, key in (("user", users, "users"), ("business", businesses, "businesses")):
+        for kind, mod, key in (("user", users, "users"), ("business", businesses, "businesses"),
+                               ("association", associations, "associations")):
             ids = []
             for _ in range(int(b.get(key, 0))):
                 change = mod.mutate(store, loc, {"op": "create", "kind": kind}, rng, "control")
@@ -184,7 +185,8 @@ class Control:
     OTHER_KINDS = {"opportunity": opportunities.mutate, "pipeline": opportunities.mutate_pipeline,
                    "lost_reason": opportunities.mutate_lost_reason,
                    "user": users.mutate, "business": businesses.mutate, "workflow": workflows.mutate_workflow,
-                   "campaign": workflows.mutate_campaign, "snapshot_push": snapshots.mutate_push}
+                   "campaign": workflows.mutate_campaign, "snapshot_push": snapshots.mutate_push,
+                   "association": associations.mutate, "relation": associations.mutate_relation}
 
     def _apply(self, loc, op, rng):
         if not isinstance(op, dict):

@@ -10,6 +10,8 @@ Layout of the state (built lazily, deterministic from the sandbox seed and the l
     loc.ext["businesses"]   id -> Entry   (the ids of meta.businesses, so contacts' businessId resolves)
     loc.ext["workflows"]    id -> Entry   (the UUIDs of meta.workflows)
     loc.ext["campaigns"]    id -> Entry   (the ids of meta.campaigns)
+    loc.ext["associations"] id -> Entry   one SYSTEM_DEFINED reference association (associations.py)
+    loc.ext["relations"]    id -> Entry   (none at first)
     store.companies[cid]["users"]     id -> Entry   users of the company (meta.users of each location)
     store.companies[cid]["snapshots"] [SnapshotsSchema]
 
@@ -22,7 +24,8 @@ import random
 from . import fakedata, util
 from .util import ApiError, iso, now_ms
 
-LIST_ORDER = ("pipelines", "lostReasons", "opportunities", "businesses", "workflows", "campaigns")
+LIST_ORDER = ("pipelines", "lostReasons", "opportunities", "businesses", "workflows", "campaigns", "associations",
+              "relations")
 STAGE_NAMES = ["New lead", "Contacted", "Qualified", "Proposal sent", "Negotiation", "Closed"]
 PIPELINE_NAMES = ["Sales pipeline", "Renewals"]
 WORKFLOW_NAMES = ["New lead nurture", "Appointment reminder", "Review request", "Win-back"]
@@ -87,6 +90,13 @@ def ext(store, loc):
         rec = {"id": cid, "name": CAMPAIGN_NAMES[i % len(CAMPAIGN_NAMES)],
                "status": "published" if i < 2 else "draft", "locationId": loc.id}
         e["campaigns"][cid] = Entry(rec, seed_time(rng))
+    arng = random.Random("%s:%s:associations" % (store.seed, loc.id))   # its own rng: ids above unchanged
+    aid = util.new_id(arng)
+    store.all_ids.add(aid)
+    e["associations"][aid] = Entry({"id": aid, "locationId": loc.id, "key": "contact_opportunity",
+                                    "firstObjectLabel": "contact", "firstObjectKey": "contact",
+                                    "secondObjectLabel": "opportunity", "secondObjectKey": "opportunity",
+                                    "associationType": "SYSTEM_DEFINED"}, seed_time(arng))
     loc.ext.update(e)
     company(store, loc.company_id)
     return loc.ext
