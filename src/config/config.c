@@ -994,20 +994,6 @@ static void finish_trigger(struct loader *ld, struct ini_doc *doc,
     }
 }
 
-/* A deep copy of v (free with strv_free), or NULL when v is NULL. */
-char **config__strv_dup(char *const *v)
-{
-    if (v == NULL) {
-        return NULL;
-    }
-    size_t n = strv_len(v);
-    char **copy = xcalloc(n + 1, sizeof(*copy));
-    for (size_t i = 0; i < n; i++) {
-        copy[i] = xstrdup(v[i]);
-    }
-    return copy;
-}
-
 /* Frees what a trigger owns (not the trigger itself). */
 void config__trigger_free(struct config_trigger *t)
 {
@@ -1037,8 +1023,8 @@ static void expand_one(struct config_trigger *dst, const struct config_trigger *
     dst->use = t->use != NULL ? xstrdup(t->use) : NULL;
     dst->location_name = xstrdup(loc->name);
     dst->location = loc;
-    dst->fields = config__strv_dup(t->fields);
-    dst->ignore = config__strv_dup(t->ignore);
+    dst->fields = strv_dup(t->fields);
+    dst->ignore = strv_dup(t->ignore);
     dst->for_each = t->for_each != NULL ? xstrdup(t->for_each) : NULL;
     dst->parent = NULL;
     dst->params = t->nparams > 0 ? xcalloc(t->nparams, sizeof(*t->params)) : NULL;

@@ -78,8 +78,6 @@ extern const char *const config__emit_names[];
 int config__read_reference(struct ini_doc *doc, const struct ini_key *k, const char *value,
                            int line, bool must_be_private, char **out);
 
-/* A deep copy of v (free with strv_free), or NULL when v is NULL. */
-char **config__strv_dup(char *const *v);
 
 /* Trigger names for suggestions: the section names as written (a
  * `location = *` trigger once, by its NAME). Free the array only; the

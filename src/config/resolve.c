@@ -521,7 +521,7 @@ static void check_scopes(struct ini_diag *d, struct config *cfg)
         granted[i] = read_granted(d, &cfg->oauths[i]);
         from_store[i] = granted[i] != NULL;
         if (granted[i] == NULL) {
-            granted[i] = config__strv_dup(cfg->oauths[i].scopes);
+            granted[i] = strv_dup(cfg->oauths[i].scopes);
         }
         if (granted[i] == NULL) {
             granted[i] = xcalloc(1, sizeof(**granted));

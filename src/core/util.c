@@ -152,6 +152,19 @@ char **strv_split(const char *list, size_t *count)
     return v;
 }
 
+char **strv_dup(char *const *v)
+{
+    if (v == NULL) {
+        return NULL;
+    }
+    size_t n = strv_len(v);
+    char **d = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        d[i] = xstrdup(v[i]);
+    }
+    return d;
+}
+
 void strv_free(char **v)
 {
     if (v == NULL) {

@@ -106,6 +106,8 @@ bool utf8_valid(const char *s, size_t len);
  */
 char **strv_split(const char *list, size_t *count);
 void strv_free(char **v);
+/* A deep copy of v (NULL for NULL); the caller frees it with strv_free. */
+char **strv_dup(char *const *v);
 size_t strv_len(char *const *v);
 bool strv_contains(char *const *v, const char *s);
 

@@ -1,5 +1,6 @@
 /*
- * oauth: see oauth.h.
+ * oauth: the credentials (see oauth.h); the token store is token_store.c and
+ * the authorization-code exchange oauth_exchange.c.
  *
  * A credential is a small state machine driven from the loop:
  *   - oauth_acquire only queues a waiter and arms a 0 ms timer; the timer
@@ -16,6 +17,7 @@
  * (op->c = NULL): the HTTP callback or the pool-thread completion frees it.
  */
 #include "oauth.h"
+#include "oauth_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,560 +56,6 @@
 #define SAVE_DEADLINE_MS (24ULL * 3600 * 1000)
 #define LOCATION_TOKEN_VERSION "2021-07-28"
 #define FORM_TYPE "application/x-www-form-urlencoded"
-
-/* ---- small helpers ---- */
-
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) ATTR_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static void wipe_free(char *s)
-{
-    if (s != NULL) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
-/* Zeroes every string of a cJSON tree (it may have held tokens) before it is deleted. */
-static void wipe_json(cJSON *n)
-{
-    for (; n != NULL; n = n->next) {
-        if (n->valuestring != NULL) {
-            explicit_bzero(n->valuestring, strlen(n->valuestring));
-        }
-        wipe_json(n->child);
-    }
-}
-
-static void delete_json(cJSON *n)
-{
-    wipe_json(n);
-    cJSON_Delete(n);
-}
-
-/* Appends "[&]name=value" to a form body or query string; value NULL adds nothing. */
-static int form_add(struct buf *b, const char *name, const char *value)
-{
-    if (value == NULL) {
-        return 0;
-    }
-    int rc = 0;
-    if (b->len > 0) {
-        rc = buf_append(b, "&", 1);
-    }
-    if (rc == 0) {
-        rc = url_append_escaped(b, name, strlen(name));
-    }
-    if (rc == 0) {
-        rc = buf_append(b, "=", 1);
-    }
-    if (rc == 0) {
-        rc = url_append_escaped(b, value, strlen(value));
-    }
-    return rc;
-}
-
-/* Wipes (the form held secrets) and frees a buf. */
-static void wipe_buf(struct buf *b)
-{
-    if (b->data != NULL) {
-        explicit_bzero(b->data, b->len);
-    }
-    buf_finish(b);
-}
-
-/* Copies untrusted server text for a message: at most 160 bytes, control bytes as spaces,
- * registered secrets masked. */
-static void server_text(const char *in, char *out, size_t size)
-{
-    char tmp[161];
-    size_t n = 0;
-    for (const char *p = in ? in : ""; *p != '\0' && n < sizeof(tmp) - 1; p++) {
-        tmp[n++] = (unsigned char)*p < 0x20 || *p == 0x7f ? ' ' : *p;
-    }
-    tmp[n] = '\0';
-    log_redact(tmp, out, size);
-}
-
-/* ---- pairs ---- */
-
-void oauth_pair_free(struct oauth_pair *p)
-{
-    if (p == NULL) {
-        return;
-    }
-    wipe_free(p->access_token);
-    wipe_free(p->refresh_token);
-    free(p->scope);
-    free(p->user_type);
-    free(p->location_id);
-    free(p->company_id);
-    free(p->user_id);
-    strv_free(p->approved_locations);
-    free(p);
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? xstrdup(s) : NULL;
-}
-
-static char **strv_dup(char *const *v)
-{
-    if (v == NULL) {
-        return NULL;
-    }
-    size_t n = strv_len(v);
-    char **d = xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++) {
-        d[i] = xstrdup(v[i]);
-    }
-    return d;
-}
-
-struct oauth_pair *oauth_pair_dup(const struct oauth_pair *p)
-{
-    struct oauth_pair *d = xcalloc(1, sizeof(*d));
-    d->access_token = dup_or_null(p->access_token);
-    d->refresh_token = dup_or_null(p->refresh_token);
-    d->expires_at = p->expires_at;
-    d->obtained_at = p->obtained_at;
-    d->scope = dup_or_null(p->scope);
-    d->user_type = dup_or_null(p->user_type);
-    d->location_id = dup_or_null(p->location_id);
-    d->company_id = dup_or_null(p->company_id);
-    d->user_id = dup_or_null(p->user_id);
-    d->approved_locations = strv_dup(p->approved_locations);
-    return d;
-}
-
-static bool token_chars_ok(const char *s)
-{
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++, n++) {
-        if (*p < 0x21 || *p > 0x7e || n >= OAUTH_MAX_TOKEN) {
-            return false;
-        }
-    }
-    return n > 0;
-}
-
-/*
- * Reads member key as a string into *dst. Absent or null leaves *dst NULL.
- * Returns false (with err) when it is another type, too long or has control bytes.
- */
-static bool get_field(const cJSON *o, const char *key, bool token, char **dst, char *err,
-                      size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    *dst = NULL;
-    if (v == NULL || cJSON_IsNull(v)) {
-        return true;
-    }
-    if (!cJSON_IsString(v) || v->valuestring == NULL) {
-        set_err(err, errlen, "\"%s\" is not a string", key);
-        return false;
-    }
-    if (token) {
-        if (!token_chars_ok(v->valuestring)) {
-            set_err(err, errlen, "\"%s\" is empty, longer than %d bytes or has bytes outside "
-                    "printable ASCII", key, OAUTH_MAX_TOKEN);
-            return false;
-        }
-    } else {
-        size_t n = strnlen(v->valuestring, MAX_FIELD + 1);
-        if (n > MAX_FIELD) {
-            set_err(err, errlen, "\"%s\" is longer than %d bytes", key, MAX_FIELD);
-            return false;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if ((unsigned char)v->valuestring[i] < 0x20) {
-                set_err(err, errlen, "\"%s\" has control characters", key);
-                return false;
-            }
-        }
-    }
-    *dst = xstrdup(v->valuestring);
-    return true;
-}
-
-/* Epoch-ms member (non-negative integer below 2^53). */
-static bool get_ms(const cJSON *o, const char *key, uint64_t *out, char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 9007199254740992.0 ||
-        v->valuedouble != (double)(uint64_t)v->valuedouble) {
-        set_err(err, errlen, "\"%s\" is missing or not a non-negative integer", key);
-        return false;
-    }
-    *out = (uint64_t)v->valuedouble;
-    return true;
-}
-
-static bool get_approved(const cJSON *o, char ***dst, char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "approvedLocations");
-    *dst = NULL;
-    if (v == NULL || cJSON_IsNull(v)) {
-        return true;
-    }
-    if (!cJSON_IsArray(v)) {
-        set_err(err, errlen, "\"approvedLocations\" is not an array");
-        return false;
-    }
-    int n = cJSON_GetArraySize(v);
-    if (n < 0 || n > MAX_APPROVED) {
-        set_err(err, errlen, "\"approvedLocations\" has more than %d entries", MAX_APPROVED);
-        return false;
-    }
-    char **list = xcalloc((size_t)n + 1, sizeof(char *));
-    int i = 0;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, v)
-    {
-        if (!cJSON_IsString(item) || item->valuestring == NULL ||
-            strnlen(item->valuestring, MAX_FIELD + 1) > MAX_FIELD || i >= n) {
-            set_err(err, errlen, "\"approvedLocations\" holds a value that is not a short string");
-            strv_free(list);
-            return false;
-        }
-        list[i++] = xstrdup(item->valuestring);
-    }
-    *dst = list;
-    return true;
-}
-
-/* The fields both formats share. */
-static bool get_common(const cJSON *o, struct oauth_pair *p, char *err, size_t errlen)
-{
-    if (!get_field(o, "access_token", true, &p->access_token, err, errlen) ||
-        !get_field(o, "refresh_token", true, &p->refresh_token, err, errlen) ||
-        !get_field(o, "scope", false, &p->scope, err, errlen) ||
-        !get_field(o, "userType", false, &p->user_type, err, errlen) ||
-        !get_field(o, "locationId", false, &p->location_id, err, errlen) ||
-        !get_field(o, "companyId", false, &p->company_id, err, errlen) ||
-        !get_field(o, "userId", false, &p->user_id, err, errlen) ||
-        !get_approved(o, &p->approved_locations, err, errlen)) {
-        return false;
-    }
-    if (p->access_token == NULL) {
-        set_err(err, errlen, "\"access_token\" is missing");
-        return false;
-    }
-    return true;
-}
-
-/* Parses a document (store file or response body) into an object. */
-static int parse_doc(const char *data, size_t len, cJSON **out, char *err, size_t errlen)
-{
-    size_t off = 0;
-    *out = NULL;
-    if (len > OAUTH_MAX_DOC) {
-        set_err(err, errlen, "document larger than %d bytes", OAUTH_MAX_DOC);
-        return -EFBIG;
-    }
-    if (json_parse(data, len, out, &off) != 0) {
-        set_err(err, errlen, "not valid JSON (error at byte %zu)", off);
-        return -EINVAL;
-    }
-    if (!cJSON_IsObject(*out)) {
-        set_err(err, errlen, "not a JSON object");
-        delete_json(*out);
-        *out = NULL;
-        return -EINVAL;
-    }
-    return 0;
-}
-
-int oauth_pair_from_response(const char *json, size_t len, uint64_t now_wall_ms,
-                             struct oauth_pair **out, char *err, size_t errlen)
-{
-    *out = NULL;
-    set_err(err, errlen, "ok");
-    if (json == NULL) {
-        set_err(err, errlen, "no response body");
-        return -EINVAL;
-    }
-    cJSON *root;
-    int rc = parse_doc(json, len, &root, err, errlen);
-    if (rc != 0) {
-        return -EINVAL;
-    }
-    struct oauth_pair *p = xcalloc(1, sizeof(*p));
-    if (!get_common(root, p, err, errlen)) {
-        goto fail;
-    }
-    const cJSON *ei = cJSON_GetObjectItemCaseSensitive(root, "expires_in");
-    if (!cJSON_IsNumber(ei) || !(ei->valuedouble >= 1) ||
-        ei->valuedouble > (double)MAX_EXPIRES_IN_S) {
-        set_err(err, errlen, "\"expires_in\" is missing or not between 1 s and 10 years");
-        goto fail;
-    }
-    p->obtained_at = now_wall_ms;
-    p->expires_at = now_wall_ms + (uint64_t)(ei->valuedouble * 1000.0);
-    log_add_secret(p->access_token);
-    log_add_secret(p->refresh_token);
-    delete_json(root);
-    *out = p;
-    return 0;
-
-fail:
-    oauth_pair_free(p);
-    delete_json(root);
-    return -EINVAL;
-}
-
-/* oauth_pair_load's message and return code for a store secret_read_file refused. */
-static int store_read_failed(const char *path, const struct secret_failure *f, int rc, char *err,
-                             size_t errlen)
-{
-    switch (f->step) {
-    case SECRET_OPEN:
-        if (f->err == ENOENT) {
-            set_err(err, errlen, "no token store at '%s'", path);
-            return -ENOENT;
-        }
-        if (f->err == ELOOP) {
-            set_err(err, errlen, "'%s' is a symbolic link; a token store must be a regular file "
-                    "(refusing to follow it)", path);
-            return -EPERM;
-        }
-        set_err(err, errlen, "cannot open '%s': %s", path, strerror(f->err));
-        return rc;
-    case SECRET_STAT:
-        set_err(err, errlen, "cannot stat '%s': %s", path, strerror(f->err));
-        return rc;
-    case SECRET_TYPE:
-        set_err(err, errlen, "'%s' is not a regular file", path);
-        return rc;
-    case SECRET_OWNER:
-        set_err(err, errlen, "'%s' is owned by uid %u, not by the user running pollen (uid %u)",
-                path, f->uid, (unsigned)geteuid());
-        return rc;
-    case SECRET_MODE:
-        set_err(err, errlen, "permissions %04o for '%s' are too open; run: chmod 600 %s", f->mode,
-                path, path);
-        return rc;
-    case SECRET_SIZE:
-        set_err(err, errlen, "'%s' is larger than %d bytes", path, OAUTH_MAX_DOC);
-        return rc;
-    case SECRET_READ:
-        set_err(err, errlen, "cannot read '%s': %s", path, strerror(f->err));
-        return rc;
-    case SECRET_OK:
-        break;
-    }
-    return rc;
-}
-
-int oauth_pair_load(const char *path, struct oauth_pair **out, char *err, size_t errlen)
-{
-    *out = NULL;
-    set_err(err, errlen, "ok");
-    /* O_NOFOLLOW, checked on the open fd (owner, mode 0600), read from it. */
-    char *data = NULL;
-    size_t len = 0;
-    struct secret_failure f;
-    int rc = secret_read_file(path, OAUTH_MAX_DOC, SECRET_PRIVATE, &data, &len, &f);
-    if (rc != 0) {
-        return store_read_failed(path, &f, rc, err, errlen);
-    }
-
-    char why[200];
-    cJSON *root;
-    rc = parse_doc(data, len, &root, why, sizeof(why));
-    if (rc != 0) {
-        rc = -EINVAL;
-        set_err(err, errlen, "'%s': %s", path, why);
-        goto fail_read;
-    }
-    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
-    struct oauth_pair *p = xcalloc(1, sizeof(*p));
-    if (!cJSON_IsNumber(ver) || ver->valuedouble != 1.0) {
-        set_err(why, sizeof(why), "\"version\" is missing or not 1");
-        goto fail_parse;
-    }
-    if (!get_common(root, p, why, sizeof(why)) ||
-        !get_ms(root, "expires_at", &p->expires_at, why, sizeof(why)) ||
-        !get_ms(root, "obtained_at", &p->obtained_at, why, sizeof(why))) {
-        goto fail_parse;
-    }
-    if (p->refresh_token == NULL) {
-        set_err(why, sizeof(why), "\"refresh_token\" is missing");
-        goto fail_parse;
-    }
-    log_add_secret(p->access_token);
-    log_add_secret(p->refresh_token);
-    delete_json(root);
-    secret_wipe_buf(data, len);
-    *out = p;
-    return 0;
-
-fail_parse:
-    rc = -EINVAL;
-    set_err(err, errlen, "'%s': %s", path, why);
-    oauth_pair_free(p);
-    delete_json(root);
-fail_read:
-    secret_wipe_buf(data, len);
-    return rc;
-}
-
-static void add_str(cJSON *o, const char *key, const char *value)
-{
-    if (value != NULL) {
-        cJSON_AddStringToObject(o, key, value);
-    }
-}
-
-/* The store document (cJSON allocates it; free with cJSON_free after wiping), or NULL on OOM. */
-static char *pair_to_json(const struct oauth_pair *p)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL) {
-        return NULL;
-    }
-    cJSON_AddNumberToObject(o, "version", 1);
-    add_str(o, "access_token", p->access_token);
-    add_str(o, "refresh_token", p->refresh_token);
-    /* Epoch ms are below 2^53: cJSON prints them exactly (%1.15g gives all 13 digits). */
-    cJSON_AddNumberToObject(o, "expires_at", (double)p->expires_at);
-    cJSON_AddNumberToObject(o, "obtained_at", (double)p->obtained_at);
-    add_str(o, "scope", p->scope);
-    add_str(o, "userType", p->user_type);
-    add_str(o, "locationId", p->location_id);
-    add_str(o, "companyId", p->company_id);
-    add_str(o, "userId", p->user_id);
-    if (p->approved_locations != NULL) {
-        cJSON *a = cJSON_AddArrayToObject(o, "approvedLocations");
-        for (size_t i = 0; a != NULL && p->approved_locations[i] != NULL; i++) {
-            cJSON_AddItemToArray(a, cJSON_CreateString(p->approved_locations[i]));
-        }
-    }
-    char *s = cJSON_PrintUnformatted(o);
-    delete_json(o);
-    return s;
-}
-
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL) {
-        return xstrdup(".");
-    }
-    if (slash == path) {
-        return xstrdup("/");
-    }
-    return xstrndup(path, (size_t)(slash - path));
-}
-
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -errno;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int oauth_pair_save(const char *path, const struct oauth_pair *p)
-{
-    if (path == NULL || *path == '\0' || p == NULL || p->access_token == NULL) {
-        return -EINVAL;
-    }
-    int rc;
-    char *doc = pair_to_json(p);
-    if (doc == NULL) {
-        return -ENOMEM;
-    }
-    size_t len = strlen(doc);
-    char *tmp = xasprintf("%s.tmp", path);
-    char *dir = dir_of(path);
-
-    rc = util_mkdir_p(dir, 0700);
-    if (rc != 0) {
-        goto fail_prepare;
-    }
-    /* A tmp file left by a crash would make O_EXCL fail forever; it is never the live
-     * pair (that is only ever published by rename), so it is safe to remove. */
-    if (unlink(tmp) != 0 && errno != ENOENT) {
-        rc = -errno;
-        goto fail_prepare;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        goto fail_prepare;
-    }
-    /* The umask may have removed bits from 0600; the owner must be able to read it back. */
-    if (fchmod(fd, 0600) != 0) {
-        rc = -errno;
-        goto fail_write;
-    }
-    rc = write_all(fd, doc, len);
-    if (rc == 0) {
-        rc = write_all(fd, "\n", 1);
-    }
-    if (rc != 0) {
-        goto fail_write;
-    }
-    if (fsync(fd) != 0) {
-        rc = -errno;
-        goto fail_write;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = -errno;
-        goto fail_write;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = -errno;
-        goto fail_write;
-    }
-    /* The rename is durable only once the directory entry is. */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        rc = -errno;
-        goto fail_prepare;
-    }
-    if (fsync(dfd) != 0) {
-        rc = -errno;
-    }
-    close(dfd);
-    goto done;
-
-fail_write:
-    if (fd >= 0) {
-        close(fd);
-    }
-    unlink(tmp);
-fail_prepare:
-done:
-    free(dir);
-    free(tmp);
-    explicit_bzero(doc, len);
-    cJSON_free(doc);
-    return rc;
-}
 
 /* ---- credentials ---- */
 
@@ -699,7 +147,7 @@ static void op_free(struct refresh_op *op)
     if (op == NULL) {
         return;
     }
-    wipe_free(op->agency_token);
+    oauth__wipe_free(op->agency_token);
     oauth_pair_free(op->next);
     free(op->path);
     free(op);
@@ -809,13 +257,13 @@ static void refresh_failed(struct oauth_credential *c, const char *why)
 }
 
 /* The "error" member of an OAuth error body, or "" (copied, bounded, redacted). */
-static void error_code(const struct http_response *resp, char *out, size_t size, char *desc,
+void oauth__error_code(const struct http_response *resp, char *out, size_t size, char *desc,
                        size_t dsize)
 {
     cJSON *root = NULL;
     out[0] = '\0';
     desc[0] = '\0';
-    if (resp->body.len == 0 || parse_doc(resp->body.data, resp->body.len, &root, NULL, 0) != 0) {
+    if (resp->body.len == 0 || oauth__parse_doc(resp->body.data, resp->body.len, &root, NULL, 0) != 0) {
         return;
     }
     const char *e = json_get_string(root, "error");
@@ -823,9 +271,9 @@ static void error_code(const struct http_response *resp, char *out, size_t size,
     if (d == NULL) {
         d = json_get_string(root, "message");
     }
-    server_text(e, out, size);
-    server_text(d, desc, dsize);
-    delete_json(root);
+    oauth__server_text(e, out, size);
+    oauth__server_text(d, desc, dsize);
+    oauth__delete_json(root);
 }
 
 static bool permanent_oauth_error(const char *code)
@@ -844,19 +292,19 @@ static void inherit(struct oauth_pair *next, const struct oauth_pair *prev)
         next->refresh_token = xstrdup(prev->refresh_token);
     }
     if (next->scope == NULL) {
-        next->scope = dup_or_null(prev->scope);
+        next->scope = oauth__dup_or_null(prev->scope);
     }
     if (next->user_type == NULL) {
-        next->user_type = dup_or_null(prev->user_type);
+        next->user_type = oauth__dup_or_null(prev->user_type);
     }
     if (next->location_id == NULL) {
-        next->location_id = dup_or_null(prev->location_id);
+        next->location_id = oauth__dup_or_null(prev->location_id);
     }
     if (next->company_id == NULL) {
-        next->company_id = dup_or_null(prev->company_id);
+        next->company_id = oauth__dup_or_null(prev->company_id);
     }
     if (next->user_id == NULL) {
-        next->user_id = dup_or_null(prev->user_id);
+        next->user_id = oauth__dup_or_null(prev->user_id);
     }
     if (next->approved_locations == NULL) {
         next->approved_locations = strv_dup(prev->approved_locations);
@@ -1037,7 +485,7 @@ static void on_refresh_done(struct http_response *resp, void *ud)
     if (resp->status != 200) {
         char code[64];
         char desc[200];
-        error_code(resp, code, sizeof(code), desc, sizeof(desc));
+        oauth__error_code(resp, code, sizeof(code), desc, sizeof(desc));
         if ((resp->status == 400 || resp->status == 401) && permanent_oauth_error(code)) {
             snprintf(why, sizeof(why),
                      "the token endpoint refused the refresh (%s: %s); the installation must be "
@@ -1087,13 +535,13 @@ static void send_refresh(struct oauth_credential *c, struct refresh_op *op)
     }
     struct buf form;
     buf_init(&form, OAUTH_MAX_DOC);
-    int rc = form_add(&form, "client_id", c->client_id);
-    rc = rc ? rc : form_add(&form, "client_secret", c->client_secret);
-    rc = rc ? rc : form_add(&form, "grant_type", "refresh_token");
-    rc = rc ? rc : form_add(&form, "refresh_token", c->pair->refresh_token);
-    rc = rc ? rc : form_add(&form, "user_type", c->pair->user_type);
+    int rc = oauth__form_add(&form, "client_id", c->client_id);
+    rc = rc ? rc : oauth__form_add(&form, "client_secret", c->client_secret);
+    rc = rc ? rc : oauth__form_add(&form, "grant_type", "refresh_token");
+    rc = rc ? rc : oauth__form_add(&form, "refresh_token", c->pair->refresh_token);
+    rc = rc ? rc : oauth__form_add(&form, "user_type", c->pair->user_type);
     if (rc != 0) {
-        wipe_buf(&form);
+        oauth__wipe_buf(&form);
         refresh_failed(c, "the refresh request is too large");
         return;
     }
@@ -1112,7 +560,7 @@ static void send_refresh(struct oauth_credential *c, struct refresh_op *op)
     op->http_pending = true;
     /* http_send calls on_refresh_done later even when it fails here. */
     http_send(c->http, &req, on_refresh_done, op, &op->xfer);
-    wipe_buf(&form);
+    oauth__wipe_buf(&form);
 }
 
 /* ---- location tokens ---- */
@@ -1152,7 +600,7 @@ static void on_agency_token(const char *token, int err, void *ud)
                      c->agency->name);
             refresh_failed(c, why);
         } else {
-            wipe_free(op->agency_token);
+            oauth__wipe_free(op->agency_token);
             op->agency_token = xstrdup(token);
             location_request(c, op);
         }
@@ -1195,7 +643,7 @@ static void on_location_done(struct http_response *resp, void *ud)
     if (resp->status != 200) {
         char code[64];
         char desc[200];
-        error_code(resp, code, sizeof(code), desc, sizeof(desc));
+        oauth__error_code(resp, code, sizeof(code), desc, sizeof(desc));
         if (resp->status == 400 || resp->status == 403 || resp->status == 404 ||
             resp->status == 422) {
             snprintf(why, sizeof(why),
@@ -1214,7 +662,7 @@ static void on_location_done(struct http_response *resp, void *ud)
         goto out;
     }
     /* Location tokens are never refreshed with a refresh token, even if one is sent. */
-    wipe_free(next->refresh_token);
+    oauth__wipe_free(next->refresh_token);
     next->refresh_token = NULL;
     if (next->user_type == NULL) {
         next->user_type = xstrdup("Location");
@@ -1223,7 +671,7 @@ static void on_location_done(struct http_response *resp, void *ud)
         next->location_id = xstrdup(c->location_id);
     }
     if (next->company_id == NULL && c->agency->pair != NULL) {
-        next->company_id = dup_or_null(c->agency->pair->company_id);
+        next->company_id = oauth__dup_or_null(c->agency->pair->company_id);
     }
     publish(c, next);
 out:
@@ -1234,10 +682,10 @@ static void location_request(struct oauth_credential *c, struct refresh_op *op)
 {
     struct buf form;
     buf_init(&form, OAUTH_MAX_DOC);
-    int rc = form_add(&form, "companyId", c->agency->pair->company_id);
-    rc = rc ? rc : form_add(&form, "locationId", c->location_id);
+    int rc = oauth__form_add(&form, "companyId", c->agency->pair->company_id);
+    rc = rc ? rc : oauth__form_add(&form, "locationId", c->location_id);
     if (rc != 0) {
-        wipe_buf(&form);
+        oauth__wipe_buf(&form);
         refresh_failed(c, "the locationToken request is too large");
         return;
     }
@@ -1257,8 +705,8 @@ static void location_request(struct oauth_credential *c, struct refresh_op *op)
     log_debug(c->tag, "requesting a location token");
     op->http_pending = true;
     http_send(c->http, &req, on_location_done, op, &op->xfer);
-    wipe_free(auth);
-    wipe_buf(&form);
+    oauth__wipe_free(auth);
+    oauth__wipe_buf(&form);
 }
 
 /* ---- the pump ---- */
@@ -1385,7 +833,7 @@ struct oauth_credential *oauth_credential_oauth(uv_loop_t *loop, struct http_cli
     struct oauth_credential *c = cred_new(loop, CRED_OAUTH, o->name);
     c->http = http;
     c->token_url = xstrdup(o->token_url);
-    c->location_token_url = dup_or_null(o->location_token_url);
+    c->location_token_url = oauth__dup_or_null(o->location_token_url);
     c->client_id = xstrdup(o->client_id);
     c->client_secret = xstrdup(o->client_secret);
     c->store_path = xstrdup(o->store_path);
@@ -1509,7 +957,7 @@ static void on_closed(uv_handle_t *h)
     free(c->token_url);
     free(c->location_token_url);
     free(c->client_id);
-    wipe_free(c->client_secret);
+    oauth__wipe_free(c->client_secret);
     free(c->store_path);
     free(c->location_id);
     free(c->failure);
@@ -1558,193 +1006,3 @@ void oauth_credential_free(struct oauth_credential *c)
     }
 }
 
-/* ---- authorization-code exchange ---- */
-
-struct exchange {
-    uv_loop_t *loop;
-    char *path;
-    char tag[96];
-    void (*cb)(int err, const char *message, void *ud);
-    void *ud;
-    struct oauth_pair *pair;
-    uv_work_t work;
-    int save_rc;
-};
-
-static void exchange_free(struct exchange *ex)
-{
-    oauth_pair_free(ex->pair);
-    free(ex->path);
-    free(ex);
-}
-
-static void exchange_saved(uv_work_t *w, int status)
-{
-    struct exchange *ex = w->data;
-    char msg[1024];
-    if (status != 0 && ex->save_rc == 0) {
-        ex->save_rc = status;
-    }
-    if (ex->save_rc != 0) {
-        snprintf(msg, sizeof(msg), "the token pair could not be saved to '%s': %s", ex->path,
-                 oauth_strerror(ex->save_rc));
-        log_error(ex->tag, "%s", msg);
-        ex->cb(ex->save_rc, msg, ex->ud);
-        exchange_free(ex);
-        return;
-    }
-    const struct oauth_pair *p = ex->pair;
-    char when[ISOTIME_LEN];
-    isotime_format(p->expires_at, when);
-    bool company = p->user_type != NULL && strcmp(p->user_type, "Company") == 0;
-    snprintf(msg, sizeof(msg), "stored a %s token for %s %s in '%s' (scopes: %s; the access token "
-             "expires at %s)",
-             p->user_type ? p->user_type : "OAuth", company ? "company" : "location",
-             company ? (p->company_id ? p->company_id : "?")
-                     : (p->location_id ? p->location_id : "?"),
-             ex->path, p->scope ? p->scope : "none", when);
-    log_info(ex->tag, "%s", msg);
-    ex->cb(0, msg, ex->ud);
-    exchange_free(ex);
-}
-
-static void exchange_work(uv_work_t *w)
-{
-    struct exchange *ex = w->data;
-    ex->save_rc = oauth_pair_save(ex->path, ex->pair);
-}
-
-static void on_exchange_done(struct http_response *resp, void *ud)
-{
-    struct exchange *ex = ud;
-    char msg[768];
-    int err;
-    if (resp->error != 0) {
-        snprintf(msg, sizeof(msg), "token endpoint: %s", http_strerror(resp->error));
-        err = OAUTH_E_RETRY;
-        goto fail;
-    }
-    if (resp->status != 200) {
-        char code[64];
-        char desc[200];
-        error_code(resp, code, sizeof(code), desc, sizeof(desc));
-        snprintf(msg, sizeof(msg), "the token endpoint refused the code (%ld %s: %s)",
-                 resp->status, code[0] ? code : "error", desc);
-        err = ghl_api_status_class(resp->status) == GHL_STATUS_RETRY ? OAUTH_E_RETRY
-                                                                  : OAUTH_E_FAILED;
-        goto fail;
-    }
-    char perr[200];
-    if (oauth_pair_from_response(resp->body.data, resp->body.len, util_wall_ms(), &ex->pair, perr,
-                                 sizeof(perr)) != 0) {
-        snprintf(msg, sizeof(msg), "unusable token endpoint response: %s", perr);
-        err = OAUTH_E_RETRY;
-        goto fail;
-    }
-    explicit_bzero(resp->body.data, resp->body.len);
-    if (ex->pair->refresh_token == NULL) {
-        snprintf(msg, sizeof(msg), "the token endpoint returned no refresh token");
-        err = OAUTH_E_FAILED;
-        goto fail;
-    }
-    ex->work.data = ex;
-    if (uv_queue_work(ex->loop, &ex->work, exchange_work, exchange_saved) != 0) {
-        ex->save_rc = oauth_pair_save(ex->path, ex->pair);
-        exchange_saved(&ex->work, 0);
-    }
-    return;
-
-fail:
-    log_error(ex->tag, "%s", msg);
-    ex->cb(err, msg, ex->ud);
-    exchange_free(ex);
-}
-
-int oauth_exchange_code(uv_loop_t *loop, struct http_client *http, const struct oauth_options *o,
-                        const char *code, const char *redirect_uri, const char *user_type,
-                        void (*cb)(int err, const char *message, void *ud), void *ud)
-{
-    if (loop == NULL || http == NULL || o == NULL || o->name == NULL || o->token_url == NULL ||
-        o->client_id == NULL || o->client_secret == NULL || o->store_path == NULL ||
-        code == NULL || *code == '\0' || cb == NULL) {
-        return -EINVAL;
-    }
-    log_add_secret(code);
-    log_add_secret(o->client_secret);
-    struct buf form;
-    buf_init(&form, OAUTH_MAX_DOC);
-    int rc = form_add(&form, "client_id", o->client_id);
-    rc = rc ? rc : form_add(&form, "client_secret", o->client_secret);
-    rc = rc ? rc : form_add(&form, "grant_type", "authorization_code");
-    rc = rc ? rc : form_add(&form, "code", code);
-    rc = rc ? rc : form_add(&form, "redirect_uri", redirect_uri);
-    rc = rc ? rc : form_add(&form, "user_type", user_type);
-    if (rc != 0) {
-        wipe_buf(&form);
-        return -EINVAL;
-    }
-    struct exchange *ex = xcalloc(1, sizeof(*ex));
-    ex->loop = loop;
-    ex->path = xstrdup(o->store_path);
-    snprintf(ex->tag, sizeof(ex->tag), "oauth:%.80s", o->name);
-    ex->cb = cb;
-    ex->ud = ud;
-    static const char *const headers[] = {"Accept: application/json", NULL};
-    struct http_request req = {
-        .method = "POST",
-        .url = o->token_url,
-        .headers = headers,
-        .body = form.data,
-        .body_len = form.len,
-        .content_type = FORM_TYPE,
-        .log_tag = ex->tag,
-        .timeout_ms = REQUEST_TIMEOUT_MS,
-    };
-    /* on_exchange_done runs later even if http_send fails here. */
-    http_send(http, &req, on_exchange_done, ex, NULL);
-    wipe_buf(&form);
-    return 0;
-}
-
-/* ---- URLs and errors ---- */
-
-char *oauth_authorize_url(const char *authorize_url, const char *client_id,
-                          const char *redirect_uri, char *const *scopes)
-{
-    if (authorize_url == NULL || client_id == NULL || redirect_uri == NULL) {
-        return NULL;
-    }
-    struct buf scope;
-    buf_init(&scope, SIZE_MAX / 2);
-    for (size_t i = 0; scopes != NULL && scopes[i] != NULL; i++) {
-        if (scope.len > 0) {
-            buf_append(&scope, " ", 1);
-        }
-        buf_append_str(&scope, scopes[i]);
-    }
-    struct buf q;
-    buf_init(&q, SIZE_MAX / 2);
-    form_add(&q, "response_type", "code");
-    form_add(&q, "redirect_uri", redirect_uri);
-    form_add(&q, "client_id", client_id);
-    form_add(&q, "scope", scope.data != NULL ? scope.data : "");
-    char *url = xasprintf("%s%c%s", authorize_url, strchr(authorize_url, '?') ? '&' : '?',
-                          q.data);
-    buf_finish(&scope);
-    buf_finish(&q);
-    return url;
-}
-
-const char *oauth_strerror(int err)
-{
-    switch (err) {
-    case OAUTH_E_FAILED:
-        return "credential failed (authorize it again)";
-    case OAUTH_E_RETRY:
-        return "token refresh failed (will retry)";
-    case OAUTH_E_CANCELLED:
-        return "credential freed";
-    default:
-        return http_strerror(err);
-    }
-}
