@@ -293,6 +293,12 @@ bool catalog_trigger_uses_company(const struct catalog_trigger *def)
            any_company(def->path_values, def->npath_values);
 }
 
+bool catalog_action_uses_company(const struct catalog_action *def)
+{
+    return any_company(def->body, def->nbody) || any_company(def->query, def->nquery) ||
+           any_company(def->path_bind, def->npath_bind);
+}
+
 bool catalog_trigger_records_at_root(const struct catalog_trigger *def)
 {
     return def->records != NULL && strcmp(def->records, ".") == 0;

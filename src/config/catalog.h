@@ -210,7 +210,7 @@ struct catalog_action {
     struct catalog_binding *query; /* query parameters the engine sets (query.NAME = VALUE) */
     size_t nquery;
     struct catalog_binding *path_bind; /* path placeholders the engine fills (path.NAME =
-                                        * VALUE, M2); text or {location}, never JSON */
+                                        * VALUE, M2); text, {location} or {company}, never JSON */
     size_t npath_bind;
     struct catalog_binding *defaults; /* default.NAME = VALUE: what an optional field
                                        * sends when the rule leaves it out or it renders
@@ -274,6 +274,8 @@ const struct catalog_binding *catalog_trigger_path_value(const struct catalog_tr
                                                          const char *name);
 /* True when some query., body. or path. binding of def is {company}. */
 bool catalog_trigger_uses_company(const struct catalog_trigger *def);
+/* True when some body., query. or path. binding of action def is {company}. */
+bool catalog_action_uses_company(const struct catalog_action *def);
 /* True when def's records are the response root (records = .). */
 bool catalog_trigger_records_at_root(const struct catalog_trigger *def);
 

@@ -147,7 +147,7 @@ static void add_url_binding(struct ini_doc *doc, const struct ini_entry *e, cons
 {
     if (str_has_prefix(e->value, "json:")) {
         ini_diag_add(&doc->diag, e->line,
-                     "'%s': a query or path binding is text or {location}, not json:", e->key);
+                     "'%s': a query or path binding is text, {location} or {company}, not json:", e->key);
         return;
     }
     size_t before = *n;

@@ -264,6 +264,9 @@ void catalog__add_binding(struct ini_doc *doc, const struct ini_entry *e,
     if (strcmp(v, "{location}") == 0) {
         b.is_location = true;
         b.value = xstrdup(v);
+    } else if (strcmp(v, "{company}") == 0) {
+        b.is_company = true; /* the location's companyId (M3) */
+        b.value = xstrdup(v);
     } else if (str_has_prefix(v, "json:")) {
         const char *end = NULL;
         cJSON *j = cJSON_ParseWithOpts(v + 5, &end, 1);
@@ -279,8 +282,8 @@ void catalog__add_binding(struct ini_doc *doc, const struct ini_entry *e,
         b.value = xstrdup(v + 5);
     } else if (v[0] == '{' && v[strlen(v) - 1] == '}') {
         ini_diag_add(&doc->diag, e->line,
-                        "'%s': unknown placeholder (the known ones are {location} and, in "
-                        "triggers, {company}; write a JSON object as json:{...})",
+                        "'%s': unknown placeholder (the known ones are {location} and "
+                        "{company}; write a JSON object as json:{...})",
                         e->key);
         return;
     } else {

@@ -143,11 +143,7 @@ static void add_trigger_binding(struct ini_doc *doc, const struct ini_entry *e,
                                 size_t *n, int **lines)
 {
     size_t before = *n;
-    if (strcmp(e->value, "{company}") == 0) {
-        *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
-        (*arr)[(*n)++] = (struct catalog_binding){
-            .name = xstrdup(name), .value = xstrdup(e->value), .is_company = true};
-    } else if (path && str_has_prefix(e->value, "json:")) {
+    if (path && str_has_prefix(e->value, "json:")) {
         ini_diag_add(&doc->diag, e->line,
                      "'%s': a path value is text, {location} or {company} (not json:)",
                      e->key);

@@ -591,6 +591,25 @@ static void check_company(struct ini_diag *d, const struct config *cfg)
                      "[location %s] (line %d)",
                      tlabel(t), t->def->name, loc->name, loc->name, loc->line);
     }
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        const struct config_rule *r = &cfg->rules[i];
+        if (r->def == NULL || !catalog_action_uses_company(r->def)) {
+            continue;
+        }
+        for (size_t j = 0; j < r->non; j++) {
+            const struct config_trigger *t = r->on[j].resolved;
+            const struct config_location *loc = t != NULL ? t->location : NULL;
+            if (loc == NULL || loc->company_id != NULL || loc->oauth != NULL) {
+                continue;
+            }
+            ini_diag_add(d, r->do_line,
+                         "rule '%s': %s sends the companyId ({company}), and the static token "
+                         "of [location %s] carries none: add company_id = <companyId> to "
+                         "[location %s] (line %d)",
+                         r->name, r->def->name, loc->name, loc->name, loc->line);
+            break;
+        }
+    }
 }
 
 int config_resolve(struct config *cfg, const struct catalog *cat, struct ini_errors *errs)

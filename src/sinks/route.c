@@ -12,6 +12,7 @@
 #include "config.h"
 #include "event.h"
 #include "json.h"
+#include "location.h"
 #include "log.h"
 #include "outbox.h"
 #include "registry.h"
@@ -119,6 +120,27 @@ static void report_render_error(struct dispatcher *d, const struct config_rule *
     cJSON_Delete(line);
 }
 
+/*
+ * The companyId a {company} binding sends for loc: its [location] company_id,
+ * else the one of its OAuth installation (the token pair the engine holds;
+ * NULL for a static token, and in a dry run or a test without locations).
+ */
+static const char *company_of(const struct dispatcher *d, const struct config_location *loc)
+{
+    if (loc == NULL) {
+        return NULL;
+    }
+    if (loc->company_id != NULL) {
+        return loc->company_id;
+    }
+    for (size_t i = 0; d->env.locations != NULL && i < d->env.cfg->nlocations; i++) {
+        if (&d->env.cfg->locations[i] == loc && d->env.locations[i] != NULL) {
+            return location_company_id(d->env.locations[i]);
+        }
+    }
+    return NULL;
+}
+
 static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct config_rule *rule,
                    const cJSON *event)
 {
@@ -126,7 +148,8 @@ static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct con
     const struct config_location *loc =
         config_rule_location(d->env.cfg, rule, sink_str(event, "trigger"));
     const struct sink *sink = sink_for_rule(rule->kind);
-    struct sink_render r = {.event = event, .now = util_wall_ms(), .loc = loc};
+    struct sink_render r = {
+        .event = event, .now = util_wall_ms(), .loc = loc, .company_id = company_of(d, loc)};
     char key[96];
     char when[32];
     idempotency_key(sink_str(event, "id"), rule->name, key);

@@ -72,6 +72,7 @@ struct sink_render {
     const cJSON *event;                 /* borrowed */
     uint64_t now;                       /* wall ms, for templates */
     const struct config_location *loc;  /* the rule's location for this event, or NULL */
+    const char *company_id;             /* its companyId ({company}), or NULL when unknown */
     char err[256];     /* out: why render returned NULL */
 };
 

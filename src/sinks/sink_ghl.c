@@ -139,13 +139,16 @@ static const struct config_rule_param *rule_param(const struct config_rule *r, c
 
 /*
  * The text a fixed binding (body., query. or path.NAME) sends: the
- * location's id for {location}, else the value as written. Every binding
- * is resolved here, so a new placeholder is one more case in one place.
+ * location's id for {location}, its companyId for {company} (render_catalog
+ * checked it is known), else the value as written. Every binding is
+ * resolved here, so a new placeholder is one more case in one place.
  */
-static const char *binding_text(const struct catalog_binding *b,
-                                const struct config_location *loc)
+static const char *binding_text(const struct catalog_binding *b, const struct sink_render *r)
 {
-    return b->is_location ? loc->id : b->value;
+    if (b->is_location) {
+        return r->loc->id;
+    }
+    return b->is_company ? r->company_id : b->value;
 }
 
 static const struct catalog_binding *path_binding(const struct catalog_action *def,
@@ -203,7 +206,7 @@ static char *path_lookup(void *ud, const char *name, char *err, size_t errlen)
     (void)err;
     (void)errlen; /* err is r->err: bad_id writes it */
     if (bound != NULL) {
-        return xstrdup(binding_text(bound, r->loc));
+        return xstrdup(binding_text(bound, r));
     }
     const struct config_rule_param *p = rule_param(c->rule, name);
     cJSON *v = p ? sink_render_param(r, p) : NULL;
@@ -260,7 +263,7 @@ static cJSON *render_query(struct sink_render *r, const struct config_rule *rule
         if (query == NULL) {
             query = cJSON_CreateObject();
         }
-        cJSON_AddStringToObject(query, def->query[i].name, binding_text(&def->query[i], r->loc));
+        cJSON_AddStringToObject(query, def->query[i].name, binding_text(&def->query[i], r));
     }
     for (size_t i = 0; i < def->nparams; i++) {
         const struct catalog_param *cp = &def->params[i];
@@ -295,7 +298,7 @@ static cJSON *render_query(struct sink_render *r, const struct config_rule *rule
 
 /* A body.NAME (always) or default.NAME (only when body has no NAME yet) member. */
 static void add_binding(cJSON *body, const struct catalog_binding *b,
-                        const struct config_location *loc, bool always)
+                        const struct sink_render *r, bool always)
 {
     if (!always && cJSON_GetObjectItemCaseSensitive(body, b->name) != NULL) {
         return;
@@ -305,7 +308,7 @@ static void add_binding(cJSON *body, const struct catalog_binding *b,
         json_parse(b->value, strlen(b->value), &v, NULL);
         cJSON_AddItemToObject(body, b->name, v ? v : cJSON_CreateNull());
     } else {
-        cJSON_AddStringToObject(body, b->name, binding_text(b, loc));
+        cJSON_AddStringToObject(body, b->name, binding_text(b, r));
     }
 }
 
@@ -366,7 +369,7 @@ static cJSON *render_catalog_body(struct sink_render *r, const struct config_rul
     }
     cJSON *body = cJSON_CreateObject();
     for (size_t i = 0; i < def->nbody; i++) {
-        add_binding(body, &def->body[i], loc, true);
+        add_binding(body, &def->body[i], r, true);
     }
     for (size_t i = 0; i < rule->nparams; i++) {
         const struct catalog_field *f = catalog_action_field(def, rule->params[i].name);
@@ -411,7 +414,7 @@ static cJSON *render_catalog_body(struct sink_render *r, const struct config_rul
         cJSON_AddItemToObject(body, f->name, v);
     }
     for (size_t i = 0; i < def->ndefaults; i++) {
-        add_binding(body, &def->defaults[i], loc, false); /* only where the rule sent nothing */
+        add_binding(body, &def->defaults[i], r, false); /* only where the rule sent nothing */
     }
     if (cJSON_GetArraySize(body) == 0 && strcmp(def->method, "POST") != 0 &&
         strcmp(def->method, "PUT") != 0) {
@@ -425,6 +428,14 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
 {
     const struct config_location *loc = r->loc;
     if (loc == NULL) {
+        snprintf(r->err, sizeof(r->err), "the rule has no location for this event");
+        return NULL;
+    }
+    if (catalog_action_uses_company(rule->def) && r->company_id == NULL) {
+        snprintf(r->err, sizeof(r->err),
+                 "%s sends the companyId ({company}) and [location %s] has none: add "
+                 "company_id = <companyId> to it, or use an OAuth installation",
+                 rule->def->name, loc->name);
         return NULL;
     }
     char *target_id = NULL;

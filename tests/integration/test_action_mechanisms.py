@@ -40,6 +40,21 @@ class MechanismsTest(test_actions.RulesTest):
         self.logs.append(proc.stdout + proc.stderr)
         return proc
 
+    def with_company(self):
+        """The location's companyId for {company} (a static token carries none)."""
+        return FAST + "company_id = " + self.company + "\n"
+
+    def test_company_binding_needs_a_company_id(self):
+        """users.create sends body.companyId = {company}: with a static token and no
+        company_id, `pollen check` refuses the rule at its `do` line, naming the location."""
+        cfg = self.write_config(CONTACTS + "\n" + self.user_rule(), location=FAST,
+                                name="nocompany.ini")
+        proc = self.pollen("check", "-c", cfg, check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertRegex(proc.stdout + proc.stderr,
+                         r"nocompany\.ini:\d+: rule 'hire': users\.create sends the companyId "
+                         r"\(\{company\}\), and the static token of \[location main\] carries none")
+
     def with_secret(self):
         return dict(self.env, **{PW_VAR: SECRET})
 
@@ -53,7 +68,7 @@ class MechanismsTest(test_actions.RulesTest):
 
     def user_rule(self, extra=""):
         return ("[rule hire]\non = c:updated\nwhen = record.tags contains \"hire\"\n"
-                "do = users.create\ncompanyId = " + self.company + "\n"
+                "do = users.create\n"
                 "firstName = {{record.firstName}}\nlastName = Hire\n"
                 "email = hire.{{record.id}}@example.com\ntype = account\nrole = user\n"
                 "locationIds = " + LOC + "\npassword = env:" + PW_VAR + "\n" + extra)
@@ -85,7 +100,7 @@ class MechanismsTest(test_actions.RulesTest):
     # -- M14: secret fields ------------------------------------------------------
 
     def test_secret_field_is_sent_and_never_stored_or_logged(self):
-        cfg = self.configure(self.user_rule())
+        cfg = self.configure(self.user_rule(), location=self.with_company())
         with open(cfg) as f:
             self.assertNotIn(SECRET, f.read())
         cid = self.ids[0]
@@ -113,7 +128,7 @@ class MechanismsTest(test_actions.RulesTest):
         self.assertNowhere(cfg)
 
     def test_missing_secret_at_send_time_is_a_dead_letter_naming_the_reference(self):
-        cfg = self.configure(self.user_rule())
+        cfg = self.configure(self.user_rule(), location=self.with_company())
         mark = self.request_seq()
         self.sandbox.mutate([{"op": "update", "kind": "contact", "id": self.ids[0],
                               "fields": {"tags": ["hire"]}}])
@@ -139,7 +154,8 @@ class MechanismsTest(test_actions.RulesTest):
     # -- M14: conflict_ok ------------------------------------------------------------
 
     def test_conflict_on_a_retried_create_is_success(self):
-        cfg = self.configure(self.user_rule("backoff = 1s\nbackoff_max = 2s\n"))
+        cfg = self.configure(self.user_rule("backoff = 1s\nbackoff_max = 2s\n"),
+                             location=self.with_company())
         # The first POST /users/ is processed (the user is created), then the connection
         # is reset: pollen cannot know the outcome and retries.
         self.sandbox.faults([{"kind": "reset", "method": "POST", "path": "^/users/$",
@@ -164,7 +180,7 @@ class MechanismsTest(test_actions.RulesTest):
 
     def test_conflict_on_a_first_attempt_stays_a_dead_letter(self):
         cid = self.ids[0]
-        cfg = self.configure(self.user_rule())
+        cfg = self.configure(self.user_rule(), location=self.with_company())
         self.api("POST", "/users/", {
             "companyId": self.company, "firstName": "Other", "lastName": "User",
             "email": "hire.%s@example.com" % cid, "password": "x-other-1", "type": "account",

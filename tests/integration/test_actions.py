@@ -107,10 +107,10 @@ class RulesTest(harness.PollenTest):
 
     # -- engine ---------------------------------------------------------------
 
-    def configure(self, rules, triggers=CONTACTS, name="pollen.ini"):
+    def configure(self, rules, triggers=CONTACTS, name="pollen.ini", location=FAST):
         """Writes the configuration, checks it, and records the silent baseline."""
         mark = self.request_seq()
-        cfg = self.write_config(triggers + "\n" + rules, location=FAST, name=name)
+        cfg = self.write_config(triggers + "\n" + rules, location=location, name=name)
         proc = self.pollen("check", "-c", cfg, check=False)
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.run_once(cfg)

@@ -460,13 +460,13 @@ class AgencyTest(CategoryTest):
 
     def test_snapshot_share_link_action(self):
         """An agency action runs with the [company]'s agency token when its rule fires on an
-        agency trigger; companyId is a query parameter the rule sets."""
+        agency trigger; its query companyId is {company}: the [company]'s id."""
         snap = self.snaps[1]
         cfg = self.write_config(
             AGENCY + "[trigger snaps]\nuse = snapshots.list\ncompany = agency\nevery = 1s\n"
             "first_poll = emit\n"
             f"[rule share]\non = snaps:created\nwhen = record.id == \"{snap}\"\n"
-            f"do = snapshots.share_link\ncompanyId = {COMPANY}\nsnapshot_id = {{{{record.id}}}}\n"
+            f"do = snapshots.share_link\nsnapshot_id = {{{{record.id}}}}\n"
             f"share_type = location_link\nshare_location_id = {LOC}\n", location=FAST)
         self.pollen("check", "-c", cfg)
         mark = self.request_seq()

@@ -1630,11 +1630,11 @@ static const struct bad_case action_cases[] = {
     {0, "default.thingId = 1", 13, "default.thingId names no optional, non-secret field"},
     {0, "default.name = json:[", 13, "not valid JSON after 'json:'"},
     /* M2: fixed query and path bindings of actions */
-    {0, "query.all = json:true", 13, "a query or path binding is text or {location}, not json:"},
+    {0, "query.all = json:true", 13, "a query or path binding is text, {location} or {company}, not json:"},
     {0, "path.x = {location}", 13, "path.x does not appear in path as {x}"},
     {0, "path.thingId = {location}", 13, "path.thingId is also declared as param.thingId"},
     {0, "query.thingId = a", 13, "query.thingId is also declared as param.thingId"},
-    {0, "query.x = {company}", 13, "unknown placeholder"},
+    {0, "query.x = {compny}", 13, "unknown placeholder"},
     {1, "[http]", 1, "action name 'http' is reserved for the generic action"},
     {1, "[A.x]", 1, "bad action name"},
     {0, "[a.x]", 13, "duplicate section [a.x] (first on line 1)"},
