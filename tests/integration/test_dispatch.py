@@ -1044,7 +1044,8 @@ print("left a child behind")
         self.assertEqual(lines[ids[0]]["request"]["body"], {"score": 12})
         for cid, name in zip(ids[1:], names[1:]):
             self.assertNotIn("request", lines[cid])
-            self.assertIn(f"score: '{name}' is not a number", lines[cid]["error"])
+            self.assertIn(f"score: '{name}' is not an integer (plain JSON number text only)",
+                          lines[cid]["error"])
 
 
 if __name__ == "__main__":
