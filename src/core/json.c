@@ -1009,7 +1009,14 @@ struct arena_block {
     size_t used;
 };
 
-static struct {
+/*
+ * Per thread: cJSON's hooks are process-wide, but the arena is the loop
+ * thread's. A libuv pool thread (the token store's save builds its JSON
+ * there) sees an arena that was never installed, so its allocations and
+ * frees go straight to malloc and free, never into the loop's page arena
+ * (which the loop resets under it).
+ */
+static _Thread_local struct {
     bool installed;
     bool active;        /* allocations go to the arena */
     cJSON *tree;        /* the live arena tree, if any */
