@@ -20,12 +20,9 @@
 #include "oauth_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -33,19 +30,12 @@
 #include "api.h"
 #include "buf.h"
 #include "failpoint.h"
-#include "isotime.h"
 #include "json.h"
 #include "list.h"
 #include "log.h"
-#include "secret.h"
 #include "sha256.h"
-#include "url.h"
 #include "util.h"
 
-#define MAX_FIELD 4096                /* scope, ids, userType */
-#define MAX_APPROVED 100000           /* approvedLocations entries */
-#define MAX_EXPIRES_IN_S (10LL * 366 * 86400)
-#define REQUEST_TIMEOUT_MS 30000
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 60000
 /* A rotated pair that could not be saved (ENOSPC, EIO: usually passing) is
@@ -55,7 +45,6 @@
 #define SAVE_BACKOFF_CAP_MS 60000
 #define SAVE_DEADLINE_MS (24ULL * 3600 * 1000)
 #define LOCATION_TOKEN_VERSION "2021-07-28"
-#define FORM_TYPE "application/x-www-form-urlencoded"
 
 /* ---- credentials ---- */
 

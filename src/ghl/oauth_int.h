@@ -18,6 +18,9 @@
 #include "http.h"
 #include "util.h"
 
+#define REQUEST_TIMEOUT_MS 30000 /* a token request (refresh, exchange) */
+#define FORM_TYPE "application/x-www-form-urlencoded"
+
 /* printf-style message into err[errlen] (err may be NULL). */
 void oauth__set_err(char *err, size_t errlen, const char *fmt, ...) ATTR_PRINTF(3, 4);
 /* free() after zeroing the string (NULL is fine). */
