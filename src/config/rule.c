@@ -56,29 +56,6 @@ struct template *config_rule_template(struct ini_doc *doc, int line, const char 
     return t;
 }
 
-/*
- * The index of the "}}" closing the "{{" at open, or 0 if none. Mirrors
- * template.c: a "}}" inside a double-quoted string does not close.
- */
-static size_t expr_close(const char *s, size_t len, size_t open)
-{
-    bool in_string = false;
-    for (size_t i = open + 2; i < len; i++) {
-        if (in_string) {
-            if (s[i] == '\\' && i + 1 < len) {
-                i++;
-            } else if (s[i] == '"') {
-                in_string = false;
-            }
-        } else if (s[i] == '"') {
-            in_string = true;
-        } else if (s[i] == '}' && i + 1 < len && s[i + 1] == '}') {
-            return i;
-        }
-    }
-    return 0;
-}
-
 /* True when text is one {{expr}} with only white space around it: such a
  * template keeps its value's JSON type (template.h). */
 bool config__is_single_expr(const char *text)
@@ -91,7 +68,7 @@ bool config__is_single_expr(const char *text)
     if (i + 1 >= len || text[i] != '{' || text[i + 1] != '{') {
         return false;
     }
-    size_t close = expr_close(text, len, i);
+    size_t close = template_find_close(text, len, i);
     if (close == 0) {
         return false;
     }
@@ -124,7 +101,7 @@ char **config_split_words(const char *s, size_t *count)
         size_t start = i;
         while (i < len && !ascii_is_blank(s[i])) {
             if (s[i] == '{' && i + 1 < len && s[i + 1] == '{') {
-                size_t close = expr_close(s, len, i);
+                size_t close = template_find_close(s, len, i);
                 i = close != 0 ? close + 2 : len;
             } else {
                 i++;

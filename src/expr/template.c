@@ -529,8 +529,7 @@ fail:
     return rc != 0 ? rc : -EINVAL;
 }
 
-/* Index of the "}}" closing the "{{" at open, skipping string literals; 0 if none. */
-static size_t find_close(const char *s, size_t len, size_t open)
+size_t template_find_close(const char *s, size_t len, size_t open)
 {
     bool in_string = false;
     for (size_t i = open + 2; i < len; i++) {
@@ -600,7 +599,7 @@ int template_parse(const char *text, struct template **out, char *err, size_t er
         if (open == len) {
             break;
         }
-        size_t close = find_close(text, len, open);
+        size_t close = template_find_close(text, len, open);
         if (close == 0) {
             set_err(err, errlen, "unterminated '{{' at column %zu (no matching '}}')", open + 1);
             goto fail;

@@ -158,4 +158,11 @@ int template_expand(const char *text, const cJSON *event, uint64_t now_wall_ms, 
  */
 bool template_is_event_member(const char *name, size_t len);
 
+/*
+ * The index of the "}}" closing the "{{" at s[open] (len bytes), skipping
+ * double-quoted strings (a "}}" inside one does not close), or 0 if none.
+ * The one rule the template parser and config's checks of rule values share.
+ */
+size_t template_find_close(const char *s, size_t len, size_t open);
+
 #endif
