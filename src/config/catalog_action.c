@@ -434,13 +434,7 @@ void catalog__load_action_file(struct catalog *cat, struct ini_doc *doc, const c
 {
     for (size_t i = 0; i < doc->nsections; i++) {
         const struct ini_section *sec = &doc->sections[i];
-        if (sec->skip) {
-            continue;
-        }
-        if (sec->name != NULL || !catalog__valid_trigger_name(sec->kind)) {
-            ini_diag_add(&doc->diag, sec->line,
-                            "bad action name: use one lower-case dotted name such as "
-                            "[orders.items.create] (a-z 0-9 _ .)");
+        if (!catalog__definition_section(doc, sec, "action", "[orders.items.create]")) {
             continue;
         }
         /* A rule's `do` takes these two words for the generic actions. */

@@ -46,8 +46,13 @@ extern const char *const catalog__type_names[];
 
 /* The index of value in the NULL-terminated choices, or -1. */
 int catalog__choice_index(const char *const *choices, const char *value);
-/* Lower-case dotted names: orders.search, orders.items.get. */
-bool catalog__valid_trigger_name(const char *s);
+/*
+ * True when sec defines a catalog entry: not skipped, headed by one valid
+ * lower-case dotted name. Otherwise reports a bad name at its line, as a
+ * bad `kind` ("trigger", "action") name with example ("[orders.search]").
+ */
+bool catalog__definition_section(struct ini_doc *doc, const struct ini_section *sec,
+                                 const char *kind, const char *example);
 /* Calls fn (when not NULL) for each {placeholder} of a path template with
  * the borrowed name (not NUL-terminated) and ctx; returns -EINVAL (and
  * reports at line under key) on unbalanced or empty braces. */

@@ -47,7 +47,8 @@ int catalog__choice_index(const char *const *choices, const char *value)
 /* Value checks                                                              */
 
 /* Lower-case dotted names: orders.search, orders.items.get. */
-bool catalog__valid_trigger_name(const char *s)
+/* Lower-case dotted names: orders.search, orders.items.get. */
+static bool valid_definition_name(const char *s)
 {
     size_t len = strlen(s);
     if (len == 0 || len > INI_NAME_MAX || s[0] == '.' || s[len - 1] == '.') {
@@ -61,6 +62,21 @@ bool catalog__valid_trigger_name(const char *s)
         if (!(ascii_is_lower(c) || ascii_is_digit(c) || c == '_' || c == '.')) {
             return false;
         }
+    }
+    return true;
+}
+
+bool catalog__definition_section(struct ini_doc *doc, const struct ini_section *sec,
+                                 const char *kind, const char *example)
+{
+    if (sec->skip) {
+        return false;
+    }
+    if (sec->name != NULL || !valid_definition_name(sec->kind)) {
+        ini_diag_add(&doc->diag, sec->line,
+                     "bad %s name: use one lower-case dotted name such as %s (a-z 0-9 _ .)",
+                     kind, example);
+        return false;
     }
     return true;
 }

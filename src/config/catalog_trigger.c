@@ -438,13 +438,7 @@ void catalog__load_trigger_file(struct catalog *cat, struct ini_doc *doc, const 
 {
     for (size_t i = 0; i < doc->nsections; i++) {
         const struct ini_section *sec = &doc->sections[i];
-        if (sec->skip) {
-            continue;
-        }
-        if (sec->name != NULL || !catalog__valid_trigger_name(sec->kind)) {
-            ini_diag_add(&doc->diag, sec->line,
-                            "bad trigger name: use one lower-case dotted name such as "
-                            "[orders.search] (a-z 0-9 _ .)");
+        if (!catalog__definition_section(doc, sec, "trigger", "[orders.search]")) {
             continue;
         }
         const struct catalog_trigger *dup = find_linear(cat, sec->kind);
