@@ -47,7 +47,6 @@ int catalog__choice_index(const char *const *choices, const char *value)
 /* Value checks                                                              */
 
 /* Lower-case dotted names: orders.search, orders.items.get. */
-/* Lower-case dotted names: orders.search, orders.items.get. */
 static bool valid_definition_name(const char *s)
 {
     size_t len = strlen(s);
