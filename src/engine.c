@@ -535,6 +535,7 @@ static int create_runtime(struct engine *e)
             .name = lc->name,
             .id = lc->id,
             .base_url = cfg->base_url,
+            .company_id = lc->company_id,
             .sweep_share = lc->sweep_share,
             .rate_limit = lc->rate_limit,
             .rate_window_ms = lc->rate_window_ms,

@@ -54,6 +54,7 @@ struct location {
     char *name;
     char *id;
     char *base_url;
+    char *company_id;              /* configured, or NULL: then the OAuth pair's */
     struct oauth_credential *cred; /* borrowed from the engine; tokens never logged */
     double sweep_share;
     struct ratelimit *rl;
@@ -141,6 +142,7 @@ static void location_free(struct location *loc)
     ratelimit_destroy(loc->rl);
     free(loc->name);
     free(loc->id);
+    free(loc->company_id);
     free(loc->base_url);
     free(loc);
 }
@@ -183,6 +185,7 @@ struct location *location_create(uv_loop_t *loop, struct http_client *http,
     loc->http = http;
     loc->name = xstrdup(opts->name);
     loc->id = xstrdup(opts->id);
+    loc->company_id = opts->company_id != NULL ? xstrdup(opts->company_id) : NULL;
     loc->base_url = xstrdup(opts->base_url);
     loc->cred = cred;
     loc->sweep_share = opts->sweep_share;
@@ -204,6 +207,9 @@ const char *location_id(const struct location *loc)
 
 const char *location_company_id(const struct location *loc)
 {
+    if (loc->company_id != NULL) {
+        return loc->company_id;
+    }
     const struct oauth_pair *pair = loc->cred != NULL ? oauth_credential_pair(loc->cred) : NULL;
     return pair != NULL && pair->company_id != NULL && pair->company_id[0] != '\0'
                ? pair->company_id

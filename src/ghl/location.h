@@ -61,6 +61,8 @@ struct location_options {
     const char *name;        /* the [location NAME] */
     const char *id;          /* the API's locationId */
     const char *base_url;    /* the API's base URL */
+    const char *company_id;  /* its companyId when configured ([location] company_id,
+                                a [company]'s id), or NULL */
     double sweep_share;      /* fraction of the rate budget for for_each sweeps */
     unsigned rate_limit;     /* requests per rate_window_ms */
     uint64_t rate_window_ms;
@@ -86,9 +88,10 @@ void location_cancel(struct location_pending *p);
 
 const char *location_name(const struct location *loc);
 const char *location_id(const struct location *loc);
-/* The companyId of the location's OAuth installation (its token pair), or NULL
- * (a static token, or no token loaded yet). Borrowed until the next return to
- * the loop. */
+/* The companyId {company} sends: the configured one, else that of the
+ * location's OAuth installation (its token pair); NULL for a static token
+ * without one, or before a token is loaded. Borrowed until the next return
+ * to the loop. */
 const char *location_company_id(const struct location *loc);
 size_t location_queued(const struct location *loc);
 

@@ -121,24 +121,19 @@ static void report_render_error(struct dispatcher *d, const struct config_rule *
 }
 
 /*
- * The companyId a {company} binding sends for loc: its [location] company_id,
- * else the one of its OAuth installation (the token pair the engine holds;
- * NULL for a static token, and in a dry run or a test without locations).
+ * The companyId a {company} binding sends for loc: its runtime location's
+ * (location_company_id: configured, else the OAuth installation's); the
+ * configured one where there is no runtime location (a test without them).
  */
 static const char *company_of(const struct dispatcher *d, const struct config_location *loc)
 {
-    if (loc == NULL) {
-        return NULL;
-    }
-    if (loc->company_id != NULL) {
-        return loc->company_id;
-    }
-    for (size_t i = 0; d->env.locations != NULL && i < d->env.cfg->nlocations; i++) {
+    for (size_t i = 0; loc != NULL && d->env.locations != NULL && i < d->env.cfg->nlocations;
+         i++) {
         if (&d->env.cfg->locations[i] == loc && d->env.locations[i] != NULL) {
             return location_company_id(d->env.locations[i]);
         }
     }
-    return NULL;
+    return loc != NULL ? loc->company_id : NULL;
 }
 
 static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct config_rule *rule,

@@ -63,11 +63,12 @@ static void add_query(struct request_parts *r, const char *name, const char *val
 
 const char *poller__company_id(const struct poller *p)
 {
-    const struct config_location *cl = p->tc->location;
-    if (cl != NULL && cl->company_id != NULL) {
-        return cl->company_id;
+    if (p->loc != NULL) {
+        return location_company_id(p->loc);
     }
-    return p->loc != NULL ? location_company_id(p->loc) : NULL;
+    /* No runtime location (unit tests): the configured one. */
+    const struct config_location *cl = p->tc->location;
+    return cl != NULL ? cl->company_id : NULL;
 }
 
 /* A fixed binding's text: the location's id, its companyId (NULL when unknown), or the value. */
