@@ -127,13 +127,11 @@ static void report_render_error(struct dispatcher *d, const struct config_rule *
  */
 static const char *company_of(const struct dispatcher *d, const struct config_location *loc)
 {
-    for (size_t i = 0; loc != NULL && d->env.locations != NULL && i < d->env.cfg->nlocations;
-         i++) {
-        if (&d->env.cfg->locations[i] == loc && d->env.locations[i] != NULL) {
-            return location_company_id(d->env.locations[i]);
-        }
+    if (loc == NULL) {
+        return NULL;
     }
-    return loc != NULL ? loc->company_id : NULL;
+    struct location *runtime = dispatch__runtime_location(&d->env, loc->name);
+    return runtime != NULL ? location_company_id(runtime) : loc->company_id;
 }
 
 static int enqueue(struct store_txn *txn, struct dispatcher *d, const struct config_rule *rule,

@@ -26,9 +26,9 @@
 #include "template.h"
 #include "util.h"
 
-static struct location *runtime_location(const struct dispatcher_env *env, const char *name)
+struct location *dispatch__runtime_location(const struct dispatcher_env *env, const char *name)
 {
-    for (size_t i = 0; i < env->cfg->nlocations; i++) {
+    for (size_t i = 0; env->locations != NULL && i < env->cfg->nlocations; i++) {
         if (strcmp(env->cfg->locations[i].name, name) == 0) {
             return env->locations[i];
         }
@@ -587,7 +587,7 @@ static int send_ghl(struct sink_call *call, const cJSON *req)
     if (src != 0) {
         return src;
     }
-    struct location *loc = runtime_location(call->env, sink_str(call->entry, "location"));
+    struct location *loc = dispatch__runtime_location(call->env, sink_str(call->entry, "location"));
     if (loc == NULL) {
         secret_wipe_free(text);
         return -ENOENT;

@@ -84,6 +84,9 @@ int dispatch__echo_recorded(struct store_txn *txn, const cJSON *entry, uint64_t 
 
 /* Classifies an HTTP response (a const struct http_response *) for entry. */
 void dispatch__classify_http(const cJSON *entry, const void *response, struct sink_outcome *o);
+/* The engine's location named name (a [location] or [company]), or NULL (none
+ * by that name, or no runtime locations: a test). */
+struct location *dispatch__runtime_location(const struct dispatcher_env *env, const char *name);
 /* http_done_cb for a send whose ud is its struct sink_call: classifies, then reports. */
 void dispatch__http_done(struct http_response *resp, void *ud);
 
