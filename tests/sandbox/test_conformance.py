@@ -24,7 +24,7 @@ from client import Sandbox  # noqa: E402
 SPEC_DIR = os.environ.get("GHL_OPENAPI_DIR") or os.path.join(HERE, "spec")
 SPEC_FILES = ("apps/contacts.json", "apps/oauth.json", "apps/opportunities.json", "apps/users.json",
               "apps/businesses.json", "apps/workflows.json", "apps/campaigns.json", "apps/snapshots.json",
-              "apps/associations.json")
+              "apps/associations.json", "apps/locations.json")
 RATE_HEADERS = ("x-ratelimit-limit-daily", "x-ratelimit-daily-remaining", "x-ratelimit-interval-milliseconds",
                 "x-ratelimit-max", "x-ratelimit-remaining")
 LOC = "demoLocation00000001"
@@ -205,6 +205,10 @@ SPEC_EXCEPTIONS = [
     ("apps/associations.json", "GetPostSuccessfulResponseDto", "associationType",
      {"enum": ["USER_DEFINED", "SYSTEM_DEFINED"]},
      "GetPostSuccessfulResponseDto.associationType is typed object; it is one of the two strings it describes"),
+    ("apps/locations.json", "LocationTaskListSuccessfulResponseDto", "tasks",
+     {"type": "array", "items": {"$ref": "contacts.json#/components/schemas/TaskSchema"}},
+     "LocationTaskListSuccessfulResponseDto.tasks declares items:array (untyped); the sandbox answers the "
+     "TaskSchema objects of GET /contacts/{contactId}/tasks (ASSUMPTION, catalog-map §3.1)"),
 ]
 # Success bodies the spec gets wrong (apps/associations.json reuses the association schema for lists and
 # relations): (operationId, status) -> (description, schema, document).  catalog-map §1.7 X4/X8, §4.7.
@@ -775,6 +779,20 @@ def run_categories(c, sbx):
     c.check("create-snapshot-share-link", 422, "/snapshots/share/link", query={"companyId": company},
             body={"snapshot_id": snap, "share_type": "forever"}, token=agency, label="bad share_type")
     run_associations(c, sbx)
+    run_task_search(c, sbx, contact)
+
+
+def run_task_search(c, sbx, contact):
+    """The location-wide task search (catalog-map §3.1): pages, filters, errors."""
+    path = "/locations/%s/tasks/search" % LOC
+    listed = c.check("task-search", 200, path, body={"skip": 0, "limit": 10})["tasks"]
+    if not listed:
+        c.failures.append(("task-search", 200, ["the seeded location lists no tasks"]))
+    c.check("task-search", 200, path, body={"contactId": [contact], "completed": True, "assignedTo": [],
+                                            "query": "a", "skip": 0, "limit": 100}, label="filters")
+    c.check("task-search", 422, path, body={"limit": 1000}, label="limit over 100")
+    c.check("task-search", 403, "/locations/%s/tasks/search" % OTHER_LOC, body={}, label="other location")
+    c.check("task-search", 401, path, body={}, token=False)
 
 
 def run_associations(c, sbx):

@@ -1498,6 +1498,73 @@ class Associations(CategoryCase):
             self.assertTrue(r["scope"].startswith("associations"), r)
 
 
+class TaskSearch(CategoryCase):
+    """POST /locations/{locationId}/tasks/search: one location-wide task listing (ghl/tasks.py)."""
+
+    def search(self, status=200, token=None, location=LOC, **body):
+        kw = {"token": token} if token else {}
+        return self.ok("POST", "/locations/%s/tasks/search" % location, body, status=status, **kw)
+
+    def all_tasks(self):
+        return [t for cid in self.ids for t in self.ok("GET", "/contacts/%s/tasks" % cid)["tasks"]]
+
+    def test_pages_every_task_with_skip_limit_and_no_total(self):
+        out = self.search()
+        self.assertEqual(set(out), {"tasks", "traceId"}, "no total")
+        self.assertEqual(len(out["tasks"]), 25, "the spec's default limit")
+        pages, skip = [], 0
+        while True:
+            page = self.search(skip=skip, limit=30)["tasks"]
+            pages += page
+            skip += 30
+            if len(page) < 30:
+                break
+        self.assertEqual(sorted(pages, key=lambda t: t["id"]), sorted(self.all_tasks(), key=lambda t: t["id"]),
+                         "the same TaskSchema records as the per-contact lists, each once")
+        self.assertEqual(len(self.search(limit=100)["tasks"]), 80)
+        for bad in ({"limit": 101}, {"limit": 0}, {"skip": -1}, {"limit": "10"}, {"contactId": "x"},
+                    {"completed": "yes"}, {"assignedTo": [1]}, {"query": 5}, {"sort": "x"}):
+            self.assertEqual(self.api("POST", "/locations/%s/tasks/search" % LOC, bad)[0], 422, bad)
+        self.assertEqual(self.api("POST", "/locations/%s/tasks/search" % OTHER_LOC, {})[0], 403)
+        self.assertEqual(self.api("POST", "/locations/%s/tasks/search" % LOC, {}, token=False)[0], 401)
+
+    def test_new_tasks_go_last_and_writes_show(self):
+        first = self.search(limit=100)["tasks"]
+        cid = self.ids[5]
+        made = self.ok("POST", "/contacts/%s/tasks" % cid, {"title": "Call", "dueDate": "2026-01-02T10:00:00Z",
+                                                            "completed": False}, status=201)["task"]
+        after = self.search(limit=100)["tasks"]
+        self.assertEqual(after[:-1], first, "creation order: paging stays stable while tasks are added")
+        self.assertEqual(after[-1], made)
+        self.ok("PUT", "/contacts/%s/tasks/%s/completed" % (cid, made["id"]), {"completed": True})
+        self.assertTrue(self.search(limit=100)["tasks"][-1]["completed"], "a completed task is still listed")
+        self.ok("DELETE", "/contacts/%s/tasks/%s" % (cid, made["id"]))
+        self.assertEqual(self.search(limit=100)["tasks"], first)
+        self.ok("DELETE", "/contacts/%s" % cid)
+        self.assertEqual(len(self.search(limit=100)["tasks"]), 78, "a deleted contact's tasks are not listed")
+
+    def test_filters(self):
+        tasks = self.all_tasks()
+        some = [self.ids[0], self.ids[3]]
+        got = self.search(limit=100, contactId=some)["tasks"]
+        self.assertEqual(got, [t for t in tasks if t["contactId"] in some])
+        done = [t for t in tasks if t["completed"]]
+        self.assertTrue(done and len(done) < len(tasks), "the seed has both")
+        self.assertEqual(self.search(limit=100, completed=True)["tasks"], [t for t in self.search(limit=100)["tasks"]
+                                                                           if t["completed"]])
+        self.assertEqual(len(self.search(limit=100, completed=False)["tasks"]), len(tasks) - len(done))
+        user = next(t["assignedTo"] for t in tasks if t.get("assignedTo"))
+        self.assertEqual({t["id"] for t in self.search(limit=100, assignedTo=[user])["tasks"]},
+                         {t["id"] for t in tasks if t.get("assignedTo") == user})
+        word = tasks[0]["title"].split()[0].upper()
+        self.assertEqual({t["id"] for t in self.search(limit=100, query=word)["tasks"]},
+                         {t["id"] for t in tasks if word.lower() in (t["title"] + "\n" + t.get("body", "")).lower()})
+        linked = next(c for c in self.state()["contacts"] if c.get("businessId"))
+        of_business = {c["id"] for c in self.state()["contacts"] if c.get("businessId") == linked["businessId"]}
+        self.assertEqual({t["contactId"] for t in self.search(limit=100, businessId=linked["businessId"])["tasks"]},
+                         of_business)
+
+
 class Process(unittest.TestCase):
     def test_determinism_across_processes(self):
         dumps = []

@@ -16,7 +16,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from . import api, associations, businesses, faults, opportunities, snapshots, users, util, workflows
+from . import api, associations, businesses, faults, opportunities, snapshots, tasks, users, util, workflows
 from .auth import Auth
 from .control import Control
 from .limits import RateLimiter
@@ -117,7 +117,7 @@ class App:
         self.faults = faults.FaultRegistry()
         self.requests = RequestLog()
         self.router = api.Router(api.ROUTES + opportunities.ROUTES + users.ROUTES + businesses.ROUTES
-                                 + workflows.ROUTES + snapshots.ROUTES + associations.ROUTES)
+                                 + workflows.ROUTES + snapshots.ROUTES + associations.ROUTES + tasks.ROUTES)
         self.store.tickers.append(users.settle)
         self.control = Control(self)
         self.base_url = None
