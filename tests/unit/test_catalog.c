@@ -113,6 +113,8 @@ static const struct expected triggers_expected[] = {
      "associations.readonly"},
     {"associations.list", "triggers/associations.ini", "apps/associations.json",
      "associations.readonly"},
+    {"locations.tasks.search", "triggers/locations.ini", "apps/locations.json",
+     "locations/tasks.readonly"},
 };
 #undef CONTACTS_T
 #undef OPPS_T
@@ -179,6 +181,17 @@ static void test_shipped_mechanisms(const struct catalog *cat)
         CHECK(catalog_trigger_param(fe, "emails") != NULL);
     }
     CHECK(us == NULL || !us->agency);
+    /* The location-wide task search: body skip/limit as numbers, the
+     * location in the path, the records of contacts.tasks. */
+    const struct catalog_trigger *ts = catalog_find_trigger(cat, "locations.tasks.search");
+    if (ts != NULL) {
+        CHECK_INT(ts->pagination, CATALOG_PAGE_SKIP_LIMIT);
+        CHECK_STR(ts->paging.in, "body");
+        CHECK_STR(ts->resource, "task");
+        CHECK_STR(ts->records, "tasks");
+        CHECK(ts->updated_field == NULL && ts->fan_out == NULL);
+        CHECK_INT(ts->max_page_size, 100);
+    }
     /* M4: the POST search pages with body limit, not pageLimit. */
     const struct catalog_trigger *oa = catalog_find_trigger(cat, "opportunities.search_advanced");
     if (oa != NULL) {
@@ -853,6 +866,9 @@ static void check_against_spec(const struct catalog_trigger *t, const struct spe
         bool covered = catalog_trigger_param(t, name->valuestring) != NULL;
         for (size_t q = 0; q < t->nquery; q++) {
             covered = covered || strcmp(t->query[q].name, name->valuestring) == 0;
+        }
+        for (size_t q = 0; q < t->npath_values; q++) { /* path.NAME: the engine fills it */
+            covered = covered || strcmp(t->path_values[q].name, name->valuestring) == 0;
         }
         if (t->pagination == CATALOG_PAGE_SKIP_LIMIT) { /* the pager sends both on every page */
             const char *skip = t->paging.skip_param ? t->paging.skip_param : "skip";
