@@ -1,0 +1,121 @@
+"""locations.tasks.search: every task of the location in one paged listing.
+
+It emits the same events as contacts.tasks (the same records, resource
+task): both triggers run in one engine over the same mutations and report
+the same (type, task id, changes, record). The baseline is silent; a task
+created, updated, completed (an update with changes.completed, never a
+deletion) or deleted is reported exactly once (a deletion one cycle later
+than contacts.tasks: without confirm_delete it waits for a second listing
+that agrees). A no-change cycle costs one
+request while the location has fewer tasks than a page (the response has no
+total, so a full page asks for the next one), and the pages of a bigger
+location are read with body skip/limit, 100 at a time."""
+import harness
+
+FAST = "rate_limit = 100\nrate_window = 1s\n"
+TRIGGERS = """
+[trigger contacts]
+use = contacts.search
+every = 1s
+
+[trigger tasks]
+use = contacts.tasks
+for_each = contacts
+every = 1s
+
+[trigger all_tasks]
+use = locations.tasks.search
+every = 1s
+"""
+SEARCH = "task-search"
+
+
+def by_trigger(events, trigger):
+    """{(type, record_id): (changes, record)} of one trigger's events; fails on a repeat."""
+    out = {}
+    for e in events:
+        if e["trigger"] == trigger:
+            key = (e["type"], e["record_id"])
+            assert key not in out, "reported twice: %r" % (key,)
+            out[key] = (e.get("changes"), e["record"])
+    return out
+
+
+class TasksSearchTest(harness.PollenTest):
+    sandbox_args = ("--rate-limit", "0")
+
+    def last_seq(self):
+        reqs = self.sandbox.requests()
+        return reqs[-1]["seq"] if reqs else 0
+
+    def searches(self, since):
+        return [r for r in self.sandbox.requests(since) if r["operation"] == SEARCH]
+
+    def test_same_events_as_contacts_tasks(self):
+        ids = self.sandbox.seed(20, tasks=3, seed=31)["contact_ids"]
+        cfg = self.write_config(TRIGGERS, location=FAST)
+        self.run_once(cfg)
+        self.assertEqual(self.events(cfg), [], "baseline tasks must be silent")
+
+        tasks = self.sandbox.state()["tasks"]
+        pending = [t for cid in ids for t in tasks[cid] if not t["completed"]]
+        t_edit, t_done = tasks[ids[0]][0]["id"], pending[-1]["id"]
+        t_gone, t_both = tasks[ids[2]][1]["id"], tasks[ids[3]][2]["id"]
+        changes = self.sandbox.mutate([
+            {"op": "create", "kind": "task", "contactId": ids[5], "fields": {"title": "Call back"}},
+            {"op": "create", "kind": "task", "contactId": ids[6], "fields": {"title": "Send quote"}},
+            {"op": "update", "kind": "task", "id": t_edit, "fields": {"title": "Renamed"}},
+            {"op": "complete", "kind": "task", "id": t_done},
+            {"op": "delete", "kind": "task", "id": t_gone},
+            {"op": "update", "kind": "task", "id": t_both, "fields": {"body": "moved", "title": "Both"}},
+        ])
+        created = [c["id"] for c in changes if c["kind"] == "task" and c["op"] == "created"]
+        self.assertEqual(len(created), 2)
+        self.run_once(cfg)
+        want = {("created", created[0]), ("created", created[1]), ("updated", t_edit),
+                ("updated", t_done), ("updated", t_both)}
+        self.assertEqual(set(by_trigger(self.events(cfg), "all_tasks")), want,
+                         "no confirm_delete: a deletion waits for a second listing")
+        since = self.last_seq()
+        self.run_once(cfg)
+        self.assertEqual(len(self.searches(since)), 1, "the second listing is the next cycle's own")
+        events = self.events(cfg)
+        search = by_trigger(events, "all_tasks")
+        want.add(("deleted", t_gone))
+        self.assertEqual(set(search), want, "each mutation exactly once")
+        self.assertEqual(search[("updated", t_done)][0], {"completed": {"old": False, "new": True}},
+                         "a completion is an update of completed")
+        self.assertEqual(search[("updated", t_edit)][0]["title"]["new"], "Renamed")
+        self.assertEqual(set(search[("updated", t_both)][0]), {"body", "title"})
+        self.assertEqual(search[("created", created[0])][1]["title"], "Call back")
+        self.assertEqual(search[("deleted", t_gone)][1]["id"], t_gone)
+        self.assertEqual(by_trigger(events, "tasks"), search, "the same events as contacts.tasks")
+
+        # Quiet afterwards, and a no-change cycle is one request (63 tasks < one page of 100).
+        before = len(events)
+        since = self.last_seq()
+        self.run_once(cfg)
+        self.assertEqual(len(self.events(cfg)), before)
+        reqs = self.searches(since)
+        self.assertEqual(len(reqs), 1, "one request for the whole location")
+        self.assertEqual(reqs[0]["body"], {"skip": 0, "limit": 100})
+        self.assertEqual(reqs[0]["status"], 200)
+
+    def test_pages_of_a_bigger_location(self):
+        """250 tasks: three pages (skip 0, 100, 200), a change on the last page found."""
+        ids = self.sandbox.seed(50, tasks=5, seed=32)["contact_ids"]
+        cfg = self.write_config("[trigger all_tasks]\nuse = locations.tasks.search\nevery = 1s\n",
+                                location=FAST)
+        since = self.last_seq()
+        self.run_once(cfg)
+        self.assertEqual(self.events(cfg), [])
+        self.assertEqual([(r["body"]["skip"], r["body"]["limit"]) for r in self.searches(since)],
+                         [(0, 100), (100, 100), (200, 100)])
+        last = self.sandbox.state()["tasks"][ids[-1]][-1]["id"]
+        self.sandbox.mutate([{"op": "update", "kind": "task", "id": last, "fields": {"title": "Late"}}])
+        self.run_once(cfg)
+        self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)], [("updated", last)])
+
+
+if __name__ == "__main__":
+    harness.main()
