@@ -116,6 +116,25 @@ class TasksSearchTest(harness.PollenTest):
         self.run_once(cfg)
         self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)], [("updated", last)])
 
+    def test_switching_use_records_a_baseline(self):
+        """A [trigger] moved from contacts.tasks to locations.tasks.search starts with a
+        silent baseline, then reports under the same trigger name (so its rules apply)."""
+        ids = self.sandbox.seed(10, tasks=2, seed=33)["contact_ids"]
+        per_contact = TRIGGERS.split("[trigger all_tasks]")[0]
+        cfg = self.write_config(per_contact, location=FAST)
+        self.run_once(cfg)
+        cfg = self.write_config(per_contact.replace("use = contacts.tasks\nfor_each = contacts",
+                                                    "use = locations.tasks.search"), location=FAST)
+        with open(cfg) as f:
+            self.assertIn("use = locations.tasks.search", f.read())
+        self.run_once(cfg)
+        self.assertEqual(self.events(cfg), [], "the switch is silent")
+        tid = self.sandbox.state()["tasks"][ids[4]][0]["id"]
+        self.sandbox.mutate([{"op": "update", "kind": "task", "id": tid, "fields": {"title": "After"}}])
+        self.run_once(cfg)
+        got = [(e["trigger"], e["type"], e["record_id"]) for e in self.events(cfg) if e["trigger"] == "tasks"]
+        self.assertEqual(got, [("tasks", "updated", tid)])
+
 
 if __name__ == "__main__":
     harness.main()
