@@ -33,7 +33,8 @@
  * {location} binding;
  * paginated definitions have 1 <= page_size <= max_page_size; single
  * definitions are not paginated; confirm_delete has {id} and otherwise only
- * path parameters as placeholders; paging keys appear only on paginated
+ * path parameters, path.NAME values or (not with fan_out) {record.FIELD}
+ * (catalog_record_placeholder) as placeholders; paging keys appear only on paginated
  * definitions, and only those their style uses; fan_out names a declared parameter and comes
  * with parent_resource; require_one names declared parameters; JSON bindings
  * are valid JSON; no parameter takes a name reserved by [trigger] sections.
@@ -167,7 +168,8 @@ struct catalog_trigger {
     char *total;              /* path of the API's own count, or NULL: total, count or
                                * meta.total, the first present */
     char **volatile_fields;   /* NULL-terminated, never NULL (may be empty) */
-    char *confirm_delete;     /* path template with {id} (the record) and, filled as in
+    char *confirm_delete;     /* path template with {id} (the record), {record.FIELD}
+                               * (a field of its last-known copy) and, filled as in
                                * path, any of the path parameters; or NULL */
     char *fan_out;            /* parameter that for_each feeds, or NULL */
     char *parent_resource;    /* set exactly when fan_out is */
@@ -328,6 +330,25 @@ typedef char *(*catalog_path_lookup)(void *ud, const char *name, char *err, size
  */
 int catalog_path_expand(const char *tpl, catalog_path_lookup lookup, void *ud, char **out,
                         char *err, size_t errlen);
+
+/*
+ * confirm_delete's {record.FIELD}: a field of the missing record's
+ * last-known copy (e.g. {record.ownerId}). For the placeholder name[0..len)
+ * (not NUL-terminated), the offset of FIELD when name is "record." and a
+ * dotted path of names (letters, digits, _), e.g. record.owner.id; 0 for any
+ * other name. name is borrowed.
+ */
+size_t catalog_record_placeholder(const char *name, size_t len);
+
+/*
+ * The text of record's field (a dotted path, as json_get_path) for a
+ * {record.FIELD} placeholder: a new string (the caller frees), a string as
+ * it is and a number as its canonical JSON text; NULL, with the reason in
+ * err, when record is NULL or the field is absent or of another type.
+ * catalog_path_expand then refuses an empty value, "." and ".." as for any
+ * placeholder. record and field are borrowed.
+ */
+char *catalog_record_text(const cJSON *record, const char *field, char *err, size_t errlen);
 
 /*
  * The JSON value text means as type: 0 and a new node in *out, or -EINVAL

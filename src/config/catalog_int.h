@@ -113,6 +113,7 @@ struct path_check {
     int line;
     char **seen; /* placeholders found, strv */
     size_t nseen;
+    bool record_fields; /* confirm_delete: a {record.FIELD} was found */
 };
 
 /* The parameter or binding named name in the array, borrowed, or NULL. */
@@ -122,8 +123,9 @@ const struct catalog_binding *catalog__find_binding(const struct catalog_binding
                                                     const char *name);
 /* catalog__each_placeholder callbacks (ctx is a struct path_check): a path
  * placeholder must be exactly one of a path parameter and a path.NAME
- * binding (adds it to seen, owned by the caller); a confirm_delete one
- * other than {id} must be either. Both report at pc->line. */
+ * binding (adds it to seen, owned by the caller; {record.FIELD} is
+ * refused); a confirm_delete one other than {id} and {record.FIELD} (which
+ * sets record_fields) must be either. Both report at pc->line. */
 void catalog__note_placeholder(void *ctx, const char *name, size_t len);
 void catalog__note_confirm_placeholder(void *ctx, const char *name, size_t len);
 

@@ -105,9 +105,12 @@ int catalog__each_placeholder(struct ini_doc *doc, int line, const char *key, co
             ini_diag_add(&doc->diag, line, "%s: '{' without '}'", key);
             return -EINVAL;
         }
-        if (!valid_ident(p + 1, (size_t)(close - p - 1))) {
+        size_t len = (size_t)(close - p - 1);
+        if (!valid_ident(p + 1, len) && catalog_record_placeholder(p + 1, len) == 0) {
             ini_diag_add(&doc->diag, line,
-                            "%s: placeholders are {NAME} with NAME of letters, digits and _", key);
+                            "%s: placeholders are {NAME} with NAME of letters, digits and _ "
+                            "(or, in confirm_delete, {record.FIELD})",
+                            key);
             return -EINVAL;
         }
         if (fn != NULL) {
@@ -421,6 +424,12 @@ void catalog__note_placeholder(void *ctx, const char *name, size_t len)
 {
     struct path_check *pc = ctx;
     char *n = xstrndup(name, len);
+    if (catalog_record_placeholder(name, len) != 0) {
+        ini_diag_add(&pc->doc->diag, pc->line,
+                     "path placeholder {%s}: a record's fields fill confirm_delete only", n);
+        free(n);
+        return;
+    }
     const struct catalog_param *p = catalog__find_param(pc->params, pc->nparams, n);
     bool fixed = catalog__find_binding(pc->values, pc->nvalues, n) != NULL;
     if ((p == NULL || p->where != CATALOG_PATH) && !fixed) {
@@ -438,12 +447,17 @@ void catalog__note_placeholder(void *ctx, const char *name, size_t len)
     pc->seen[pc->nseen] = NULL;
 }
 
-/* A confirm_delete placeholder other than {id} is filled like path's: it
- * must be a path parameter (a for_each child's is its parent's id). */
+/* A confirm_delete placeholder other than {id} and {record.FIELD} is filled
+ * like path's: it must be a path parameter (a for_each child's is its
+ * parent's id). */
 void catalog__note_confirm_placeholder(void *ctx, const char *name, size_t len)
 {
     struct path_check *pc = ctx;
     if (len == 2 && memcmp(name, "id", 2) == 0) {
+        return;
+    }
+    if (catalog_record_placeholder(name, len) != 0) {
+        pc->record_fields = true;
         return;
     }
     char *n = xstrndup(name, len);

@@ -323,6 +323,14 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
                                 .line = lines[K_CONFIRM_DELETE]};
         catalog__each_placeholder(doc, pc.line, "confirm_delete", t->confirm_delete,
                                   catalog__note_confirm_placeholder, &pc);
+        if (pc.record_fields && t->fan_out != NULL) {
+            /* A child is confirmed per read of its parent, with no copy of
+             * the record at hand; its parent's id is the fan_out placeholder. */
+            ini_diag_add(&doc->diag, pc.line,
+                         "confirm_delete: {record.FIELD} is for definitions without fan_out "
+                         "(name the parent as {%s})",
+                         t->fan_out);
+        }
     }
 
     if (t->fan_out != NULL && catalog_trigger_param(t, t->fan_out) == NULL) {

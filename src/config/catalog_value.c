@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "resources.h"
 #include "url.h"
 #include "util.h"
 
@@ -77,6 +78,44 @@ int catalog_path_expand(const char *tpl, catalog_path_lookup lookup, void *ud, c
     }
     *out = buf_steal(&b, NULL);
     return 0;
+}
+
+size_t catalog_record_placeholder(const char *name, size_t len)
+{
+    static const char prefix[] = "record.";
+    size_t plen = sizeof(prefix) - 1;
+    if (len <= plen || memcmp(name, prefix, plen) != 0) {
+        return 0;
+    }
+    /* Each dot-separated segment is a non-empty name: no "..", no trailing '.'. */
+    for (size_t start = plen, i = plen; i <= len; i++) {
+        if (i == len || name[i] == '.') {
+            if (i == start || !catalog__valid_ident(name + start, i - start)) {
+                return 0;
+            }
+            start = i + 1;
+        }
+    }
+    return plen;
+}
+
+char *catalog_record_text(const cJSON *record, const char *field, char *err, size_t errlen)
+{
+    const cJSON *v = record != NULL ? json_get_path(record, field) : NULL;
+    if (cJSON_IsString(v)) {
+        return xstrdup(v->valuestring);
+    }
+    /* A number, or an integer past 2^53 that json_parse kept as its digits. */
+    if (cJSON_IsNumber(v) || (cJSON_IsRaw(v) && v->valuestring != NULL &&
+                              json_scan_number(v->valuestring, strlen(v->valuestring)) ==
+                                  strlen(v->valuestring))) {
+        return json_print_canonical(v);
+    }
+    snprintf(err, errlen, "{record.%s}: %s", field,
+             record == NULL ? "no last-known copy of the record"
+             : v == NULL    ? "the last-known record has no such field"
+                            : "the field is not a string or a number");
+    return NULL;
 }
 
 /* A literal list: words split on spaces, tabs and commas ("a, b c"). */

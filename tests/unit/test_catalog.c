@@ -9,6 +9,7 @@
  * or not JSON is a failure naming the definition and the file.
  */
 #include "catalog.h"
+#include "json.h"
 #include "config.h"
 #include "log.h"
 #include "util.h"
@@ -1364,6 +1365,15 @@ static const struct bad_case bad_cases[] = {
     {0, "confirm_delete = /things/{thingId}", 12, "must contain {id}"},
     {0, "confirm_delete = /things/{other}/{id}", 12,
      "confirm_delete placeholder {other} is not a path parameter"},
+    {0, "confirm_delete = /things/{record.a-b}/{id}", 12, "or, in confirm_delete, {record.FIELD}"},
+    {0, "confirm_delete = /things/{record.}/{id}", 12, "placeholders are {NAME}"},
+    {0, "confirm_delete = /things/{record.a..b}/{id}", 12, "placeholders are {NAME}"},
+    {0, "confirm_delete = /things/{records.a}/{id}", 12, "placeholders are {NAME}"},
+    {0, "confirm_delete = /things/{record}/{id}", 12, "placeholder {record} is not a path parameter"},
+    {5, "path = /things/{thingId}/{record.ownerId}", 5,
+     "{record.ownerId}: a record's fields fill confirm_delete only"},
+    {0, "fan_out = thingId\nparent_resource = contact\nconfirm_delete = /o/{record.ownerId}/{id}", 14,
+     "{record.FIELD} is for definitions without fan_out (name the parent as {thingId})"},
     {0, "require_one = email", 12, "'email', which is not a declared param.email"},
     {9, "records = things[0]", 9, "dotted JSON path"},
     {9, "records = ..", 9, "dotted JSON path"},
@@ -1456,7 +1466,8 @@ static void test_mechanism_keys(void)
                      "confirm_delete = /companies/{companyId}/things/{id}\n"
                      "[t.y]\ntitle = T\noperation_id = op\nmethod = GET\npath = /things\n"
                      "version = 2021-07-28\nscope = s.readonly\nresource = thing\n"
-                     "records = data.things\npagination = none\nquery.locationId = {location}\n");
+                     "records = data.things\npagination = none\nquery.locationId = {location}\n"
+                     "confirm_delete = /owners/{record.owner.id}/things/{record.kind}/{id}\n");
     struct ini_errors errs = {0};
     struct catalog *cat = NULL;
     CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), 0);
@@ -1480,6 +1491,9 @@ static void test_mechanism_keys(void)
     const struct catalog_trigger *y = cat != NULL ? catalog_find_trigger(cat, "t.y") : NULL;
     CHECK(y != NULL && !catalog_trigger_records_at_root(y) && !catalog_trigger_uses_company(y) &&
           y->deleted_field == NULL && y->npath_values == 0);
+    if (y != NULL) {
+        CHECK_STR(y->confirm_delete, "/owners/{record.owner.id}/things/{record.kind}/{id}");
+    }
     catalog_free(cat);
     ini_errors_free(&errs);
     remove_tree(dir);
@@ -2137,6 +2151,34 @@ static void test_value_coerce(void)
     cJSON_Delete(v);
 }
 
+struct expand_case {
+    const char *tpl;
+    const char *want;   /* NULL: refused */
+    const char *in_err; /* for a refusal: text the message holds */
+    int rc;
+};
+
+/* Expands c->tpl with lookup and checks the path, or the refusal and its message. */
+static void check_expand(const struct expand_case *c, catalog_path_lookup lookup, void *ud)
+{
+    char *out = (char *)"unset";
+    char err[200];
+    int rc = catalog_path_expand(c->tpl, lookup, ud, &out, err, sizeof(err));
+    CHECK_INT(rc, c->rc);
+    if (c->want != NULL) {
+        CHECK_STR(out, c->want);
+    } else {
+        CHECK(out == NULL);
+        if (strstr(err, c->in_err) == NULL) {
+            fprintf(stderr, "expand %s: err '%s' lacks '%s'\n", c->tpl, err, c->in_err);
+        }
+        CHECK(strstr(err, c->in_err) != NULL);
+    }
+    if (rc == 0) {
+        free(out);
+    }
+}
+
 /* A lookup for test_path_expand: values from a NULL-terminated name/value
  * table; "why" fails with its own message. */
 static char *table_lookup(void *ud, const char *name, char *err, size_t errlen)
@@ -2160,12 +2202,7 @@ static void test_path_expand(void)
                                      "pct", "50%", "sp", "a b", "empty", "",
                                      "dot", ".", "dotdot", "..", "dots", "...",
                                      "uni", "\xc3\xa9", NULL};
-    static const struct {
-        const char *tpl;
-        const char *want;    /* NULL: refused */
-        const char *in_err;  /* for a refusal: text the message holds */
-        int rc;
-    } cases[] = {
+    static const struct expand_case cases[] = {
         {"/contacts/{id}", "/contacts/abc", NULL, 0},
         {"/plain", "/plain", NULL, 0},
         {"/x/{slash}/y", "/x/a%2Fb/y", NULL, 0},
@@ -2183,25 +2220,80 @@ static void test_path_expand(void)
         {"/x/{id", NULL, "'{' without '}'", -EINVAL},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        char *out = (char *)"unset";
-        char err[200];
-        int rc = catalog_path_expand(cases[i].tpl, table_lookup, (void *)kv, &out, err,
-                                     sizeof(err));
-        CHECK_INT(rc, cases[i].rc);
-        if (cases[i].want != NULL) {
-            CHECK_STR(out, cases[i].want);
-        } else {
-            CHECK(out == NULL);
-            if (strstr(err, cases[i].in_err) == NULL) {
-                fprintf(stderr, "expand %s: err '%s' lacks '%s'\n", cases[i].tpl, err,
-                        cases[i].in_err);
-            }
-            CHECK(strstr(err, cases[i].in_err) != NULL);
-        }
-        if (rc == 0) {
-            free(out);
-        }
+        check_expand(&cases[i], table_lookup, (void *)kv);
     }
+}
+
+/* A lookup for test_record_expand: {record.FIELD} from the record, else {id}. */
+static char *record_lookup(void *ud, const char *name, char *err, size_t errlen)
+{
+    size_t off = catalog_record_placeholder(name, strlen(name));
+    if (off > 0) {
+        return catalog_record_text(ud, name + off, err, errlen);
+    }
+    return strcmp(name, "id") == 0 ? xstrdup("t1") : NULL;
+}
+
+/* confirm_delete's {record.FIELD}: which names are one, and the expansion
+ * of a missing record's last-known fields (strings and numbers only, the
+ * path segment rules, percent-encoded). */
+static void test_record_expand(void)
+{
+    static const struct {
+        const char *name;
+        size_t want;
+    } names[] = {
+        {"record.contactId", 7}, {"record.owner.id", 7}, {"record.a_1.B2", 7},
+        {"record", 0},           {"record.", 0},         {"records.x", 0},
+        {"record..x", 0},        {"record.x.", 0},       {"record.a-b", 0},
+        {"id", 0},               {"Record.x", 0},        {"record.x y", 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        size_t got = catalog_record_placeholder(names[i].name, strlen(names[i].name));
+        if (got != names[i].want) {
+            fprintf(stderr, "catalog_record_placeholder(%s) = %zu\n", names[i].name, got);
+        }
+        CHECK(got == names[i].want);
+    }
+    /* The length bounds the name: "record.ab" cut to "record." is no field. */
+    CHECK(catalog_record_placeholder("record.ab", 7) == 0);
+    CHECK(catalog_record_placeholder("record.ab}", 9) == 7);
+
+    cJSON *rec = NULL;
+    const char *json = "{\"contactId\":\"c/1 x\",\"n\":42,\"f\":-1.5,"
+                       "\"big\":123456789012345678901,\"owner\":{\"id\":\"o1\"},"
+                       "\"empty\":\"\",\"dot\":\".\",\"dots\":\"..\",\"b\":true,"
+                       "\"nul\":null,\"list\":[\"a\"]}";
+    CHECK_INT(json_parse(json, strlen(json), &rec, NULL), 0);
+    static const struct expand_case cases[] = {
+        {"/contacts/{record.contactId}/tasks/{id}", "/contacts/c%2F1%20x/tasks/t1", NULL, 0},
+        {"/n/{record.n}/{id}", "/n/42/t1", NULL, 0},
+        {"/f/{record.f}/{id}", "/f/-1.5/t1", NULL, 0},
+        {"/big/{record.big}/{id}", "/big/123456789012345678901/t1", NULL, 0},
+        {"/o/{record.owner.id}/{id}", "/o/o1/t1", NULL, 0},
+        {"/x/{record.empty}/{id}", NULL, "{record.empty}", -EINVAL},
+        {"/x/{record.dot}/{id}", NULL, "{record.dot}", -EINVAL},
+        {"/x/{record.dots}/{id}", NULL, "{record.dots}", -EINVAL},
+        {"/x/{record.nope}/{id}", NULL, "{record.nope}: the last-known record has no such field",
+         -ENOENT},
+        {"/x/{record.owner.nope}/{id}", NULL, "no such field", -ENOENT},
+        {"/x/{record.owner}/{id}", NULL, "{record.owner}: the field is not a string or a number",
+         -ENOENT},
+        {"/x/{record.b}/{id}", NULL, "not a string or a number", -ENOENT},
+        {"/x/{record.nul}/{id}", NULL, "not a string or a number", -ENOENT},
+        {"/x/{record.list}/{id}", NULL, "not a string or a number", -ENOENT},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        check_expand(&cases[i], record_lookup, rec);
+    }
+    /* No last-known copy at all. */
+    char *out = NULL;
+    char err[200];
+    CHECK_INT(catalog_path_expand("/c/{record.contactId}/{id}", record_lookup, NULL, &out, err,
+                                  sizeof(err)),
+              -ENOENT);
+    CHECK(out == NULL && strstr(err, "no last-known copy") != NULL);
+    cJSON_Delete(rec);
 }
 
 int main(void)
@@ -2226,6 +2318,7 @@ int main(void)
     test_resource_cases();
     test_value_coerce();
     test_path_expand();
+    test_record_expand();
     log_clear_secrets();
     return test_done("test_catalog");
 }
