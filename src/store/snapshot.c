@@ -515,6 +515,15 @@ int snapshot_mark_missing(struct store_txn *txn, const struct snapshot_scope *sc
     return put_entry(txn, key, klen, &e);
 }
 
+cJSON *snapshot_last_copy(struct store_txn *txn, const struct snapshot_scope *sc,
+                          const char *record_id)
+{
+    char key[SNAPSHOT_MAX_KEY + 1];
+    size_t klen = make_key(sc, record_id, key);
+    size_t len = 0;
+    return klen != 0 ? load_copy(txn, key, klen, &len) : NULL;
+}
+
 static int purge_table(struct store_txn *txn, enum store_table t, const struct snapshot_scope *sc)
 {
     struct store_cursor *cur = NULL;

@@ -96,6 +96,14 @@ int snapshot_delete(struct store_txn *txn, const struct snapshot_scope *sc, cons
 int snapshot_mark_missing(struct store_txn *txn, const struct snapshot_scope *sc,
                           const char *record_id, uint64_t cycle);
 
+/*
+ * The last-known copy of record_id in the scope (what its `deleted` event
+ * would carry), parsed into a new tree the caller frees; NULL when the scope
+ * has no copy of it or the copy does not parse. Works in a read txn.
+ */
+cJSON *snapshot_last_copy(struct store_txn *txn, const struct snapshot_scope *sc,
+                          const char *record_id);
+
 /* Removes every entry of the scope silently (a for_each parent record vanished). */
 int snapshot_purge(struct store_txn *txn, const struct snapshot_scope *sc);
 

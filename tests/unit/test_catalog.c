@@ -192,6 +192,8 @@ static void test_shipped_mechanisms(const struct catalog *cat)
         CHECK_STR(ts->records, "tasks");
         CHECK(ts->updated_field == NULL && ts->fan_out == NULL);
         CHECK_INT(ts->max_page_size, 100);
+        /* A task is read by id under its contact: the task's own last contactId. */
+        CHECK_STR(ts->confirm_delete, "/contacts/{record.contactId}/tasks/{id}");
     }
     /* M4: the POST search pages with body limit, not pageLimit. */
     const struct catalog_trigger *oa = catalog_find_trigger(cat, "opportunities.search_advanced");

@@ -536,8 +536,33 @@ struct confirm_ctx {
     char *id;
 };
 
-static void confirm_deletes(struct poller *p, struct strlist *candidates)
+/*
+ * A {record.FIELD} of confirm_delete has no usable value in this record's
+ * last-known copy: its GET by id cannot be built, so it is decided as
+ * without confirm_delete (a second complete listing that agrees). Warned
+ * once, when it first goes missing (held: an earlier cycle warned).
+ */
+static void unconfirmable(struct poller *p, const char *id, bool held, const char *why)
 {
+    if (!held) {
+        log_warn(p->tag, "cannot confirm the deletion of %s by id (%s): it is reported when "
+                         "the next complete listing also lacks it",
+                 id, why);
+        poller__strlist_add(&p->hold, id);
+    } else if (p->records_seen > 0 || p->empty_streak >= EMPTY_CONFIRMATIONS) {
+        poller__strlist_add(&p->remove, id);
+    }
+}
+
+/* Asks by id for each candidate; the first nheld were already held by an earlier cycle. */
+static void confirm_deletes(struct poller *p, struct strlist *candidates, size_t nheld)
+{
+    /* {record.FIELD}: the copies come from the snapshot, in one read txn. */
+    struct store_txn *txn = NULL;
+    struct snapshot_scope sc;
+    if (poller__confirm_uses_record(p) && store_txn_begin(p->env.store, false, &txn) == 0) {
+        poller__init_scope(p, &sc, p->prefix, p->prefix_len, false);
+    }
     size_t n = 0;
     for (size_t i = 0; i < candidates->len; i++) {
         if (n >= CONFIRM_CAP) {
@@ -548,15 +573,26 @@ static void confirm_deletes(struct poller *p, struct strlist *candidates)
         struct confirm_ctx *c = xcalloc(1, sizeof(*c));
         c->p = p;
         c->id = xstrdup(candidates->items[i]);
+        cJSON *last = txn != NULL ? snapshot_last_copy(txn, &sc, c->id) : NULL;
+        char why[256];
         p->confirms_outstanding++;
-        if (poller__submit_confirm(p, NULL, c->id, on_confirm, c) != 0) {
+        int rc = poller__submit_confirm_of(p, c->id, last, on_confirm, c, why, sizeof(why));
+        cJSON_Delete(last);
+        if (rc != 0) {
             p->confirms_outstanding--;
-            poller__strlist_add(&p->hold, c->id);
+            if (rc == -ENODATA) {
+                unconfirmable(p, c->id, i < nheld, why);
+            } else {
+                poller__strlist_add(&p->hold, c->id);
+            }
             free(c->id);
             free(c);
         } else {
             n++;
         }
+    }
+    if (txn != NULL) {
+        store_txn_abort(txn);
     }
     p->pending = NULL; /* several may be in flight; stop() cancels none, they are short */
     if (p->confirms_outstanding == 0) {
@@ -642,9 +678,10 @@ static void decide_deletions(struct poller *p)
             poller__strlist_add(&p->remove, p->missing_old.items[i]);
         }
     }
+    size_t nheld = confirm.len;
     if (n == 0) {
         if (confirm.len > 0) {
-            confirm_deletes(p, &confirm);
+            confirm_deletes(p, &confirm, nheld);
             poller__strlist_clear(&confirm);
             return;
         }
@@ -669,7 +706,7 @@ static void decide_deletions(struct poller *p)
         for (size_t i = 0; i < p->missing_new.len; i++) {
             poller__strlist_add(&confirm, p->missing_new.items[i]);
         }
-        confirm_deletes(p, &confirm);
+        confirm_deletes(p, &confirm, nheld);
         poller__strlist_clear(&confirm);
         return;
     } else {
@@ -684,7 +721,7 @@ static void decide_deletions(struct poller *p)
         }
     }
     if (confirm.len > 0) {
-        confirm_deletes(p, &confirm);
+        confirm_deletes(p, &confirm, nheld);
         poller__strlist_clear(&confirm);
         return;
     }

@@ -181,6 +181,15 @@ int poller__submit(struct poller *p, enum location_class cls, struct request_par
  * for_each child, else NULL). Returns 0, or -errno when it was not queued (cb not called). */
 int poller__submit_confirm(struct poller *p, const char *fan_value, const char *id,
                            http_done_cb cb, void *ud);
+/* Does confirm_delete name fields of the missing record ({record.FIELD})? */
+bool poller__confirm_uses_record(const struct poller *p);
+/* Queues the confirm_delete GET of top-level record id, filling {record.FIELD}
+ * from record (its last-known copy, borrowed; NULL when there is none).
+ * Returns 0; -ENODATA, with the reason in why, when a {record.FIELD} has no
+ * usable value (this record's confirmation decides nothing; not logged); or
+ * another -errno when not queued (logged). cb is called only after 0. */
+int poller__submit_confirm_of(struct poller *p, const char *id, const cJSON *record,
+                              http_done_cb cb, void *ud, char *why, size_t whylen);
 /* Writes the trigger's state (STORE_TRIG) inside txn. */
 int poller__save_state(struct store_txn *txn, const struct poller *p, bool seeded, uint64_t cycle,
                        const char *sweep_cursor, uint64_t round_started);

@@ -84,15 +84,23 @@ struct path_ctx {
     const struct poller *p;
     const char *fan_value;
     const char *id_value;
+    const cJSON *record; /* confirm_delete's {record.FIELD}: the last-known copy, or NULL */
+    bool in_record;      /* the placeholder asked for last was a {record.FIELD} */
 };
 
 /* catalog_path_lookup for a trigger: the record id ({id} of confirm_delete),
- * the fan-out value, a path.NAME binding, then the user's parameter. */
+ * a field of its last-known copy ({record.FIELD}), the fan-out value, a
+ * path.NAME binding, then the user's parameter. */
 static char *path_lookup(void *ud, const char *name, char *err, size_t errlen)
 {
-    const struct path_ctx *c = ud;
+    struct path_ctx *c = ud;
     const struct poller *p = c->p;
     const char *value = NULL;
+    size_t field = catalog_record_placeholder(name, strlen(name));
+    c->in_record = field > 0;
+    if (field > 0) {
+        return catalog_record_text(c->record, name + field, err, errlen);
+    }
     if (c->id_value != NULL && strcmp(name, "id") == 0) {
         value = c->id_value;
     } else if (c->fan_value != NULL && p->def->fan_out != NULL &&
@@ -263,6 +271,30 @@ int poller__submit_confirm(struct poller *p, const char *fan_value, const char *
     memset(&r, 0, sizeof(r));
     r.path = expand_path(p, p->def->confirm_delete, fan_value, id);
     int rc = r.path != NULL ? poller__submit(p, LOCATION_POLL, &r, "GET", cb, ud) : -EINVAL;
+    poller__parts_finish(&r);
+    return rc;
+}
+
+bool poller__confirm_uses_record(const struct poller *p)
+{
+    return p->def->confirm_delete != NULL && strstr(p->def->confirm_delete, "{record.") != NULL;
+}
+
+int poller__submit_confirm_of(struct poller *p, const char *id, const cJSON *record,
+                              http_done_cb cb, void *ud, char *why, size_t whylen)
+{
+    struct path_ctx c = {.p = p, .id_value = id, .record = record};
+    struct request_parts r;
+    memset(&r, 0, sizeof(r));
+    int rc = catalog_path_expand(p->def->confirm_delete, path_lookup, &c, &r.path, why, whylen);
+    if (rc == 0) {
+        rc = poller__submit(p, LOCATION_POLL, &r, "GET", cb, ud);
+    } else if (c.in_record && rc != -E2BIG) {
+        rc = -ENODATA; /* this record's own value: absent, or not one path segment */
+    } else {
+        log_error(p->tag, "trigger %s: cannot expand path %s: %s", p->def->name,
+                  p->def->confirm_delete, why);
+    }
     poller__parts_finish(&r);
     return rc;
 }
