@@ -264,15 +264,32 @@ int poller__submit(struct poller *p, enum location_class cls, struct request_par
     return rc;
 }
 
-int poller__submit_confirm(struct poller *p, const char *fan_value, const char *id,
-                           http_done_cb cb, void *ud)
+/* Expands confirm_delete with c's values and queues the GET (see
+ * poller__submit_confirm_of for the returns). */
+static int submit_confirm(struct poller *p, struct path_ctx *c, http_done_cb cb, void *ud,
+                          char *why, size_t whylen)
 {
     struct request_parts r;
     memset(&r, 0, sizeof(r));
-    r.path = expand_path(p, p->def->confirm_delete, fan_value, id);
-    int rc = r.path != NULL ? poller__submit(p, LOCATION_POLL, &r, "GET", cb, ud) : -EINVAL;
+    int rc = catalog_path_expand(p->def->confirm_delete, path_lookup, c, &r.path, why, whylen);
+    if (rc == 0) {
+        rc = poller__submit(p, LOCATION_POLL, &r, "GET", cb, ud);
+    } else if (c->in_record && rc != -E2BIG) {
+        rc = -ENODATA; /* this record's own value: absent, or not one path segment */
+    } else {
+        log_error(p->tag, "trigger %s: cannot expand path %s: %s", p->def->name,
+                  p->def->confirm_delete, why);
+    }
     poller__parts_finish(&r);
     return rc;
+}
+
+int poller__submit_confirm(struct poller *p, const char *fan_value, const char *id,
+                           http_done_cb cb, void *ud)
+{
+    struct path_ctx c = {.p = p, .fan_value = fan_value, .id_value = id};
+    char why[256];
+    return submit_confirm(p, &c, cb, ud, why, sizeof(why));
 }
 
 bool poller__confirm_uses_record(const struct poller *p)
@@ -284,19 +301,7 @@ int poller__submit_confirm_of(struct poller *p, const char *id, const cJSON *rec
                               http_done_cb cb, void *ud, char *why, size_t whylen)
 {
     struct path_ctx c = {.p = p, .id_value = id, .record = record};
-    struct request_parts r;
-    memset(&r, 0, sizeof(r));
-    int rc = catalog_path_expand(p->def->confirm_delete, path_lookup, &c, &r.path, why, whylen);
-    if (rc == 0) {
-        rc = poller__submit(p, LOCATION_POLL, &r, "GET", cb, ud);
-    } else if (c.in_record && rc != -E2BIG) {
-        rc = -ENODATA; /* this record's own value: absent, or not one path segment */
-    } else {
-        log_error(p->tag, "trigger %s: cannot expand path %s: %s", p->def->name,
-                  p->def->confirm_delete, why);
-    }
-    poller__parts_finish(&r);
-    return rc;
+    return submit_confirm(p, &c, cb, ud, why, whylen);
 }
 
 enum outcome poller__classify(const struct http_response *resp)
