@@ -9,7 +9,7 @@ task disappears, as contacts.tasks does: confirm_delete asks
 GET /contacts/{record.contactId}/tasks/{id} with the task's last-known
 contactId (a 404 confirms it, also when the contact itself was deleted; a 200
 after a listing that glitched keeps the task; a copy without a usable
-contactId waits for a second listing that agrees). A no-change cycle costs one
+contactId, or a 401/403 answer, waits for a second listing that agrees). A no-change cycle costs one
 request while the location has fewer tasks than a page (the response has no
 total, so a full page asks for the next one), and the pages of a bigger
 location are read with body skip/limit, 100 at a time."""
@@ -194,6 +194,29 @@ class TasksSearchTest(harness.PollenTest):
         warned = "cannot confirm the deletion of %s by id ({record.contactId}" % odd["id"]
         self.assertEqual((first.stderr + second.stderr).count(warned), 1, first.stderr)
         self.assertIn("trigger:all_tasks", [l for l in first.stderr.splitlines() if warned in l][0])
+
+    def test_confirm_not_authorized(self):
+        """A credential the API does not let read the task by id (403 on the confirm GET,
+        e.g. a token without contacts.readonly): warned once, and reported deleted when the
+        next listing agrees, never left unreported."""
+        ids = self.sandbox.seed(6, tasks=1, seed=37)["contact_ids"]
+        cfg = self.write_config("[trigger all_tasks]\nuse = locations.tasks.search\nevery = 1s\n",
+                                location=FAST)
+        self.run_once(cfg)
+        tid = self.sandbox.state()["tasks"][ids[4]][0]["id"]
+        self.sandbox.mutate([{"op": "delete", "kind": "task", "id": tid}])
+        self.sandbox.faults([{"kind": "status", "status": 403, "method": "GET",
+                              "path": "^/contacts/[^/]+/tasks/[^/]+$", "window_s": 300}])
+        since = self.last_seq()
+        first = self.run_once(cfg)
+        self.assertEqual(self.events(cfg), [], "held after one listing")
+        second = self.run_once(cfg)
+        self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)],
+                         [("deleted", tid)], "the second listing agrees")
+        path = "/contacts/%s/tasks/%s" % (ids[4], tid)
+        self.assertEqual(self.confirms(since), [(path, 403), (path, 403)])
+        warned = "cannot confirm the deletion of %s by id (HTTP 403" % tid
+        self.assertEqual((first.stderr + second.stderr).count(warned), 1, first.stderr)
 
     def test_pages_of_a_bigger_location(self):
         """250 tasks: three pages (skip 0, 100, 200), a change on the last page found."""

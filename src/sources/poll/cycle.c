@@ -534,13 +534,16 @@ static void on_confirm(struct http_response *resp, void *ud);
 struct confirm_ctx {
     struct poller *p;
     char *id;
+    bool held; /* its deletion was held by an earlier cycle */
 };
 
 /*
- * A {record.FIELD} of confirm_delete has no usable value in this record's
- * last-known copy: its GET by id cannot be built, so it is decided as
- * without confirm_delete (a second complete listing that agrees). Warned
- * once, when it first goes missing (held: an earlier cycle warned).
+ * This record's GET by id cannot decide: a {record.FIELD} of confirm_delete
+ * has no usable value in its last-known copy, or the API does not let the
+ * credential read it (401/403: e.g. a token without the scope of a confirm
+ * GET under another resource). It is decided as without confirm_delete (a
+ * second complete listing that agrees). Warned once, when it first goes
+ * missing (held: an earlier cycle warned).
  */
 static void unconfirmable(struct poller *p, const char *id, bool held, const char *why)
 {
@@ -573,6 +576,7 @@ static void confirm_deletes(struct poller *p, struct strlist *candidates, size_t
         struct confirm_ctx *c = xcalloc(1, sizeof(*c));
         c->p = p;
         c->id = xstrdup(candidates->items[i]);
+        c->held = i < nheld;
         cJSON *last = txn != NULL ? snapshot_last_copy(txn, &sc, c->id) : NULL;
         char why[256];
         p->confirms_outstanding++;
@@ -581,7 +585,7 @@ static void confirm_deletes(struct poller *p, struct strlist *candidates, size_t
         if (rc != 0) {
             p->confirms_outstanding--;
             if (rc == -ENODATA) {
-                unconfirmable(p, c->id, i < nheld, why);
+                unconfirmable(p, c->id, c->held, why);
             } else {
                 poller__strlist_add(&p->hold, c->id);
             }
@@ -609,6 +613,10 @@ static void on_confirm(struct http_response *resp, void *ud)
         poller__strlist_add(&p->remove, c->id);
     } else if (oc == OUTCOME_OK) {
         log_debug(p->tag, "record %s missing from the listing but still exists", c->id);
+    } else if (resp->status == 401 || resp->status == 403) {
+        char why[64];
+        snprintf(why, sizeof(why), "HTTP %ld: not authorized to read it", resp->status);
+        unconfirmable(p, c->id, c->held, why);
     } else {
         /* Unknown: do not delete on an error; the next cycle looks again. */
         log_debug(p->tag, "could not confirm deletion of %s", c->id);
