@@ -733,6 +733,41 @@ static void test_missing_and_purge(void)
     close_store(s, "missing");
 }
 
+/* snapshot_last_copy of id in sc, read in its own read txn (a new tree, or NULL). */
+static cJSON *last_copy(struct store *s, const struct snapshot_scope *sc, const char *id)
+{
+    struct store_txn *txn = NULL;
+    CHECK_INT(store_txn_begin(s, false, &txn), 0);
+    cJSON *rec = snapshot_last_copy(txn, sc, id);
+    store_txn_abort(txn);
+    return rec;
+}
+
+/* The last-known copy (confirm_delete's {record.FIELD}): the latest version,
+ * kept while the deletion is held, gone with the record; scopes apart. */
+static void test_last_copy(void)
+{
+    struct store *s = fresh_store("last_copy");
+    struct snapshot_scope l1 = make_scope("t", "L1", ALL_TYPES);
+    struct snapshot_scope l10 = make_scope("t", "L10", ALL_TYPES);
+    struct op op = {0};
+    CHECK_INT(apply(s, &l1, "[{\"id\":\"a\",\"owner\":{\"id\":\"o1\"}}]", &op), 0);
+    CHECK_INT(apply(s, &l1, "[{\"id\":\"a\",\"owner\":{\"id\":\"o2\"}}]", &op), 0);
+    op = (struct op){.missing_id = "a"};
+    CHECK_INT(run_op(s, &l1, &op), 0);
+    cJSON *rec = last_copy(s, &l1, "a");
+    CHECK(json_is(rec, "{\"id\":\"a\",\"owner\":{\"id\":\"o2\"}}"));
+    cJSON_Delete(rec);
+    CHECK(last_copy(s, &l1, "nope") == NULL);
+    CHECK(last_copy(s, &l10, "a") == NULL); /* L1 is a prefix of L10: no leak across */
+    op = (struct op){.delete_id = "a"};
+    CHECK_INT(run_op(s, &l1, &op), 0);
+    CHECK(last_copy(s, &l1, "a") == NULL);
+    free_scope(&l1);
+    free_scope(&l10);
+    close_store(s, "last_copy");
+}
+
 /* ------------------------------------------------------------------------ */
 /* One transaction for the snapshot and its events                           */
 
@@ -927,6 +962,7 @@ int main(void)
     test_silent_baseline();
     test_invalid_records();
     test_missing_and_purge();
+    test_last_copy();
     test_same_txn();
     test_oversized_event();
     log_clear_secrets();
