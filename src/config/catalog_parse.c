@@ -159,7 +159,8 @@ static void note_id(void *ctx, const char *name, size_t len)
 }
 
 /* confirm_delete: a path template with {id}; its other placeholders must be
- * path parameters (checked in finish_trigger, once they are all known). */
+ * path parameters, path.NAME values or {record.FIELD} (checked in
+ * finish_trigger, once they are all known). */
 int catalog__parse_confirm_delete(struct ini_doc *doc, const struct ini_key *k,
                                   const char *value, int line, void *field)
 {
