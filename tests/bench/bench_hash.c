@@ -8,7 +8,11 @@
  *   (a) json_parse of every page,
  *   (b) diff_record_hash of every record of the parsed pages,
  *   (c) for reference, hashing by printing instead (cJSON_PrintUnformatted +
- *       hash_update), which is what (b) avoids.
+ *       hash_update), which is what (b) avoids,
+ *   (d) (b) with the format-1 MurmurHash3 (diff_record_hash_legacy), to
+ *       compare the two hash functions on the same feed,
+ *   (e) hash128_bytes (XXH3) of every page's raw bytes: the raw-bytes fast
+ *       path's hashing cost.
  * Each round parses and hashes page by page (so memory stays small); the
  * best of ROUNDS rounds is reported. The requirement is (b) < 50% of (a).
  *
@@ -16,7 +20,7 @@
  *   cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc/core -Isrc/store \
  *      $(pkg-config --cflags libcjson) tests/bench/bench_hash.c src/core/json.c \
  *      src/store/diff.c src/core/hash.c src/core/sha256.c src/core/util.c src/core/log.c src/core/buf.c \
- *      -o bench_hash $(pkg-config --libs libcjson) -lm
+ *      src/core/isotime.c -o bench_hash $(pkg-config --libs libcjson libcrypto libxxhash) -lm
  *   ./bench_hash [records]
  */
 #include <stdarg.h>
@@ -160,9 +164,10 @@ int main(int argc, char **argv)
     }
 
     double best_parse = 1e30, best_hash = 1e30, best_hash_ign = 1e30, best_print = 1e30;
+    double best_legacy = 1e30, best_raw = 1e30;
     long nrec = 0;
     for (int round = 0; round < ROUNDS; round++) {
-        double t_parse = 0, t_hash = 0, t_hash_ign = 0, t_print = 0;
+        double t_parse = 0, t_hash = 0, t_hash_ign = 0, t_print = 0, t_legacy = 0, t_raw = 0;
         nrec = 0;
         for (long p = 0; p < npages; p++) {
             cJSON *root = NULL;
@@ -198,6 +203,18 @@ int main(int argc, char **argv)
                 free(s);
             }
             double t4 = cpu_now();
+            cJSON_ArrayForEach(rec, list) {
+                struct hash128 h;
+                diff_record_hash_legacy(rec, NULL, NULL, &h);
+                sink += h.lo;
+            }
+            double t5 = cpu_now();
+            struct hash128 hr;
+            hash128_bytes(pages[p].data, pages[p].len, &hr);
+            sink += hr.lo;
+            double t6 = cpu_now();
+            t_legacy += t5 - t4;
+            t_raw += t6 - t5;
             cJSON_Delete(root);
             t_parse += t1 - t0;
             t_hash += t2 - t1;
@@ -208,6 +225,8 @@ int main(int argc, char **argv)
         best_hash = t_hash < best_hash ? t_hash : best_hash;
         best_hash_ign = t_hash_ign < best_hash_ign ? t_hash_ign : best_hash_ign;
         best_print = t_print < best_print ? t_print : best_print;
+        best_legacy = t_legacy < best_legacy ? t_legacy : best_legacy;
+        best_raw = t_raw < best_raw ? t_raw : best_raw;
     }
 
     printf("records %ld in %ld pages, %.1f MiB of JSON (%.0f bytes/record), best of %d rounds\n",
@@ -220,6 +239,10 @@ int main(int argc, char **argv)
            100.0 * best_hash_ign / best_parse);
     printf("(c) print+hash (reference only)     %8.1f ms  = %.1f%% of (a)\n", best_print * 1e3,
            100.0 * best_print / best_parse);
+    printf("(d) (b) with MurmurHash3 (format 1)  %8.1f ms  = %.1f%% of (a)\n", best_legacy * 1e3,
+           100.0 * best_legacy / best_parse);
+    printf("(e) XXH3 of the raw page bytes      %8.1f ms  = %.1f%% of (a) (%.1f GB/s)\n",
+           best_raw * 1e3, 100.0 * best_raw / best_parse, (double)total_bytes / best_raw / 1e9);
     printf("no-change poll (a)+(b) = %.2fx bare parse (budget 1.5x)\n",
            (best_parse + best_hash) / best_parse);
     fprintf(stderr, "(sink %llx)\n", (unsigned long long)sink);
