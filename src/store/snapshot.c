@@ -440,8 +440,8 @@ static bool content_equal(const struct snapshot_scope *sc, const cJSON *rec,
 }
 
 static int apply_one(struct store_txn *txn, const struct snapshot_scope *sc, const cJSON *rec,
-                     const struct hash128 *raw, struct idset *seen, struct snapshot_stats *st,
-                     snapshot_change_cb cb, void *ud)
+                     struct idset *seen, struct snapshot_stats *st, snapshot_change_cb cb,
+                     void *ud)
 {
     const char *id = cJSON_IsObject(rec) ? record_id_of(sc, rec) : NULL;
     char key[SNAPSHOT_MAX_KEY + 1];
@@ -452,6 +452,16 @@ static int apply_one(struct store_txn *txn, const struct snapshot_scope *sc, con
     }
     if (seen != NULL) {
         idset_add(seen, id, strlen(id));
+    }
+    struct hash128 rawbuf;
+    const struct hash128 *raw = NULL;
+    if (sc->raw_of != NULL) {
+        enum snapshot_raw known = sc->raw_of(rec, &rawbuf, sc->raw_ud);
+        if (known == SNAPSHOT_RAW_SAME) {
+            st->unchanged++; /* the bytes of the stored raw hash: nothing to do */
+            return 0;
+        }
+        raw = known == SNAPSHOT_RAW_HASH ? &rawbuf : NULL;
     }
     struct hash128 h;
     diff_record_hash(rec, sc->fields, sc->ignore, &h);
@@ -490,7 +500,7 @@ int snapshot_apply_records(struct store_txn *txn, const struct snapshot_scope *s
     unsigned n = 0;
     cJSON_ArrayForEach(rec, records)
     {
-        int rc = apply_one(txn, sc, rec, NULL, seen, st, cb, ud);
+        int rc = apply_one(txn, sc, rec, seen, st, cb, ud);
         if (rc != 0) {
             return rc;
         }
@@ -500,6 +510,19 @@ int snapshot_apply_records(struct store_txn *txn, const struct snapshot_scope *s
         }
     }
     return store_txn_error(txn);
+}
+
+bool snapshot_raw_same(struct store_txn *txn, const struct snapshot_scope *sc,
+                       const char *record_id, const struct hash128 *raw)
+{
+    char key[SNAPSHOT_MAX_KEY + 1];
+    size_t klen = make_key(sc, record_id, key);
+    const void *val = NULL;
+    size_t vlen = 0;
+    struct snap_entry e;
+    return klen > 0 && store_get(txn, STORE_SNAP, key, klen, &val, &vlen) == 0 &&
+           diff_snap_decode(val, vlen, &e) == 0 && e.format == DIFF_SNAP_FORMAT &&
+           (e.flags & (SNAP_RAW | SNAP_MISSING)) == SNAP_RAW && hash128_eq(&e.raw, raw);
 }
 
 int snapshot_delete(struct store_txn *txn, const struct snapshot_scope *sc, const char *record_id,
