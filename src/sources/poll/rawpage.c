@@ -24,6 +24,8 @@
 
 /* Longest id worth looking up (diff_valid_record_id allows 128 bytes). */
 #define RAW_ID_MAX 128
+/* The shortened document's buffer is kept between pages up to this size. */
+#define RAW_DOC_KEEP (1u << 20)
 
 static const char *id_field(const struct poller *p)
 {
@@ -175,9 +177,18 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
         return false;
     }
     r->skipped = (unsigned)same;
-    shorten(r, data, len);
     cJSON *body = NULL;
-    if (json_parse_arena(r->doc.data, r->doc.len, &body, NULL) != 0) {
+    int rc;
+    if (same == 0) {
+        rc = json_parse_arena(data, len, &body, NULL); /* every record is parsed: no copy */
+    } else {
+        shorten(r, data, len);
+        rc = json_parse_arena(r->doc.data, r->doc.len, &body, NULL);
+        if (r->doc.cap > RAW_DOC_KEEP) {
+            buf_finish(&r->doc); /* an unusually big page: do not hold its copy */
+        }
+    }
+    if (rc != 0) {
         r->skipped = 0;
         return false; /* the normal parse reports it */
     }
