@@ -202,6 +202,8 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
     r->n = r->spans.n;
     r->parsed = (unsigned)(r->n - r->skipped);
     r->active = true;
+    log_debug(p->tag, "page %u: %zu records, %u parsed (the bytes of %u unchanged)", p->page + 1,
+              r->n, r->parsed, r->skipped);
     *body_out = body;
     *records_out = records;
     return true;
