@@ -1,5 +1,6 @@
 /*
- * hash: see hash.h for the algorithm and its properties.
+ * hash: see hash.h for the algorithm and its properties. XXH3 comes from
+ * libxxhash; below it, the format-1 MurmurHash3 kept to read old snapshots.
  */
 #include "hash.h"
 
@@ -63,7 +64,7 @@ static inline void block(uint64_t *h1p, uint64_t *h2p, uint64_t k1, uint64_t k2)
     *h2p = h2;
 }
 
-void hash_init(struct hash_state *st)
+static void mm_init(struct hash_murmur *st)
 {
     st->h1 = 0;
     st->h2 = 0;
@@ -71,7 +72,7 @@ void hash_init(struct hash_state *st)
     st->tail_len = 0;
 }
 
-void hash_update(struct hash_state *st, const void *data, size_t len)
+static void mm_update(struct hash_murmur *st, const void *data, size_t len)
 {
     const uint8_t *p = data;
 
@@ -112,7 +113,7 @@ void hash_update(struct hash_state *st, const void *data, size_t len)
     }
 }
 
-void hash_u64(struct hash_state *st, uint64_t v)
+static void mm_u64(struct hash_murmur *st, uint64_t v)
 {
     /*
      * Hot path of json_hash_update (every node header is one u64): when the
@@ -130,10 +131,10 @@ void hash_u64(struct hash_state *st, uint64_t v)
     }
     uint8_t b[8];
     store_le64(b, v);
-    hash_update(st, b, sizeof(b));
+    mm_update(st, b, sizeof(b));
 }
 
-void hash_final(const struct hash_state *st, struct hash128 *out)
+static void mm_final(const struct hash_murmur *st, struct hash128 *out)
 {
     uint64_t h1 = st->h1;
     uint64_t h2 = st->h2;
@@ -175,13 +176,62 @@ void hash_final(const struct hash_state *st, struct hash128 *out)
     out->hi = h2;
 }
 
+/* ---- the public API: XXH3, or the legacy digest when asked ---------------- */
+
+void hash_init(struct hash_state *st)
+{
+    st->legacy = false;
+    XXH3_128bits_reset(&st->xxh);
+}
+
+void hash_init_legacy(struct hash_state *st)
+{
+    st->legacy = true;
+    mm_init(&st->mm);
+}
+
+void hash_update(struct hash_state *st, const void *data, size_t len)
+{
+    if (len == 0) {
+        return;
+    }
+    if (st->legacy) {
+        mm_update(&st->mm, data, len);
+        return;
+    }
+    XXH3_128bits_update(&st->xxh, data, len);
+}
+
+void hash_u64(struct hash_state *st, uint64_t v)
+{
+    if (st->legacy) {
+        mm_u64(&st->mm, v);
+        return;
+    }
+    uint8_t b[8];
+    store_le64(b, v);
+    XXH3_128bits_update(&st->xxh, b, sizeof(b));
+}
+
+void hash_final(const struct hash_state *st, struct hash128 *out)
+{
+    if (st->legacy) {
+        mm_final(&st->mm, out);
+        return;
+    }
+    XXH128_hash_t h = XXH3_128bits_digest(&st->xxh);
+    out->lo = h.low64;
+    out->hi = h.high64;
+}
+
+void hash128_bytes(const void *data, size_t len, struct hash128 *out)
+{
+    XXH128_hash_t h = XXH3_128bits(len > 0 ? data : "", len);
+    out->lo = h.low64;
+    out->hi = h.high64;
+}
+
 uint64_t hash64_bytes(const void *data, size_t len)
 {
-    struct hash_state st;
-    struct hash128 h;
-
-    hash_init(&st);
-    hash_update(&st, data, len);
-    hash_final(&st, &h);
-    return h.lo;
+    return XXH3_64bits(len > 0 ? data : "", len);
 }

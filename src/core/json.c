@@ -315,14 +315,29 @@ static inline bool is_json_ws(char c)
 /* 2^53: from here on, not every integer has a double of its own. */
 #define EXACT_INT_LIMIT 9007199254740992.0
 
-/* True when data holds a run of 16 or more digits: the only way to write an
- * integer of magnitude >= 2^53 (cheap test before the full walk). */
+/*
+ * True when data holds a run of 16 or more digits: the only way to write an
+ * integer of magnitude >= 2^53 (cheap test before the full walk). Any such
+ * run covers exactly one offset i with i % 16 == 15, so only those bytes are
+ * looked at, and the run is measured around the digits found there: about
+ * a sixteenth of the bytes of a page instead of every one (it ran over
+ * every page, +13% of a poll's instructions).
+ */
 static bool has_long_digit_run(const char *data, size_t len)
 {
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        run = ascii_is_digit(data[i]) ? run + 1 : 0;
-        if (run >= 16) {
+    for (size_t i = 15; i < len; i += 16) {
+        if (!ascii_is_digit(data[i])) {
+            continue;
+        }
+        size_t lo = i;
+        size_t hi = i + 1;
+        while (lo > 0 && i - lo < 15 && ascii_is_digit(data[lo - 1])) {
+            lo--;
+        }
+        while (hi < len && hi - lo < 16 && ascii_is_digit(data[hi])) {
+            hi++;
+        }
+        if (hi - lo >= 16) {
             return true;
         }
     }

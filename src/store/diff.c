@@ -108,21 +108,35 @@ static void hash_fields(struct hash_state *st, const cJSON *record, const struct
     }
 }
 
+static void record_hash(struct hash_state *st, const cJSON *record, char *const *fields,
+                        char *const *ignore, struct hash128 *out)
+{
+    struct filter f = {fields, ignore};
+
+    if (!cJSON_IsObject(record)) {
+        json_hash_update(st, record);
+    } else if (fields != NULL) {
+        hash_fields(st, record, &f);
+    } else {
+        json_hash_object_filtered(st, record, ignore != NULL ? keep_member : NULL, &f);
+    }
+    hash_final(st, out);
+}
+
 void diff_record_hash(const cJSON *record, char *const *fields, char *const *ignore,
                       struct hash128 *out)
 {
     struct hash_state st;
-    struct filter f = {fields, ignore};
-
     hash_init(&st);
-    if (!cJSON_IsObject(record)) {
-        json_hash_update(&st, record);
-    } else if (fields != NULL) {
-        hash_fields(&st, record, &f);
-    } else {
-        json_hash_object_filtered(&st, record, ignore != NULL ? keep_member : NULL, &f);
-    }
-    hash_final(&st, out);
+    record_hash(&st, record, fields, ignore, out);
+}
+
+void diff_record_hash_legacy(const cJSON *record, char *const *fields, char *const *ignore,
+                             struct hash128 *out)
+{
+    struct hash_state st;
+    hash_init_legacy(&st);
+    record_hash(&st, record, fields, ignore, out);
 }
 
 /* ---------------------------------------------------------------- changes */
@@ -235,26 +249,33 @@ static uint64_t get_le(const uint8_t *p, int bytes)
     return v;
 }
 
-#define SNAP_KNOWN_FLAGS (SNAP_BASELINE | SNAP_MISSING)
+#define SNAP_KNOWN_FLAGS1 (SNAP_BASELINE | SNAP_MISSING)
+#define SNAP_KNOWN_FLAGS (SNAP_KNOWN_FLAGS1 | SNAP_RAW)
 
 int diff_snap_encode(const struct snap_entry *e, struct buf *out)
 {
     uint8_t h[DIFF_SNAP_HEADER_LEN];
     int rc;
+    /* A format-1 entry rewritten as is (a flag change) keeps its format: its
+     * hash is still MurmurHash3, and only the migration may change that. */
+    bool v1 = e->format == DIFF_SNAP_FORMAT1;
+    uint32_t known = v1 ? SNAP_KNOWN_FLAGS1 : SNAP_KNOWN_FLAGS;
 
     buf_reset(out);
-    if ((e->json == NULL && e->json_len > 0) || (e->flags & ~SNAP_KNOWN_FLAGS) != 0) {
+    if ((e->json == NULL && e->json_len > 0) || (e->flags & ~known) != 0) {
         return -EINVAL;
     }
     h[0] = DIFF_SNAP_MAGIC;
-    h[1] = DIFF_SNAP_FORMAT;
+    h[1] = v1 ? DIFF_SNAP_FORMAT1 : DIFF_SNAP_FORMAT;
     put_le(h + 2, 0, 2);
     put_le(h + 4, e->hash.lo, 8);
     put_le(h + 12, e->hash.hi, 8);
     put_le(h + 20, e->version, 4);
     put_le(h + 24, e->flags, 4);
     put_le(h + 28, e->missing_since_cycle, 8);
-    rc = buf_append(out, h, sizeof(h));
+    put_le(h + 36, (e->flags & SNAP_RAW) ? e->raw.lo : 0, 8);
+    put_le(h + 44, (e->flags & SNAP_RAW) ? e->raw.hi : 0, 8);
+    rc = buf_append(out, h, v1 ? DIFF_SNAP_HEADER1_LEN : DIFF_SNAP_HEADER_LEN);
     if (rc == 0 && e->json_len > 0) {
         rc = buf_append(out, e->json, e->json_len);
     }
@@ -269,21 +290,37 @@ int diff_snap_decode(const void *val, size_t len, struct snap_entry *e)
     const uint8_t *p = val;
 
     memset(e, 0, sizeof(*e));
-    if (p == NULL || len < DIFF_SNAP_HEADER_LEN || p[0] != DIFF_SNAP_MAGIC ||
-        p[1] != DIFF_SNAP_FORMAT || get_le(p + 2, 2) != 0) {
+    if (p == NULL || len < DIFF_SNAP_HEADER1_LEN || p[0] != DIFF_SNAP_MAGIC ||
+        get_le(p + 2, 2) != 0) {
+        return -EINVAL;
+    }
+    size_t header;
+    uint32_t known;
+    if (p[1] == DIFF_SNAP_FORMAT && len >= DIFF_SNAP_HEADER_LEN) {
+        header = DIFF_SNAP_HEADER_LEN;
+        known = SNAP_KNOWN_FLAGS;
+    } else if (p[1] == DIFF_SNAP_FORMAT1) {
+        header = DIFF_SNAP_HEADER1_LEN;
+        known = SNAP_KNOWN_FLAGS1;
+    } else {
         return -EINVAL;
     }
     uint32_t flags = (uint32_t)get_le(p + 24, 4);
-    if ((flags & ~SNAP_KNOWN_FLAGS) != 0) {
+    if ((flags & ~known) != 0) {
         return -EINVAL;
     }
+    if (header == DIFF_SNAP_HEADER_LEN) {
+        e->raw.lo = get_le(p + 36, 8);
+        e->raw.hi = get_le(p + 44, 8);
+    }
+    e->format = p[1];
     e->hash.lo = get_le(p + 4, 8);
     e->hash.hi = get_le(p + 12, 8);
     e->version = (uint32_t)get_le(p + 20, 4);
     e->flags = flags;
     e->missing_since_cycle = get_le(p + 28, 8);
-    e->json = (const char *)p + DIFF_SNAP_HEADER_LEN;
-    e->json_len = len - DIFF_SNAP_HEADER_LEN;
+    e->json = (const char *)p + header;
+    e->json_len = len - header;
     return 0;
 }
 

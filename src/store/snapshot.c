@@ -315,9 +315,22 @@ static const char *record_id_of(const struct snapshot_scope *sc, const cJSON *re
     return id;
 }
 
+/* Records raw (the hash of the record's bytes, NULL: none known) in e. */
+static void set_raw(struct snap_entry *e, const struct hash128 *raw)
+{
+    if (raw != NULL) {
+        e->raw = *raw;
+        e->flags |= SNAP_RAW;
+    } else {
+        e->raw = (struct hash128){0, 0};
+        e->flags &= ~SNAP_RAW;
+    }
+}
+
 static int apply_new(struct store_txn *txn, const struct snapshot_scope *sc, const char *key,
                      size_t klen, const char *id, const cJSON *rec, const struct hash128 *h,
-                     struct snapshot_stats *st, snapshot_change_cb cb, void *ud)
+                     const struct hash128 *raw, struct snapshot_stats *st, snapshot_change_cb cb,
+                     void *ud)
 {
     char *json = cJSON_PrintUnformatted(rec);
     struct snap_entry e = {
@@ -327,6 +340,7 @@ static int apply_new(struct store_txn *txn, const struct snapshot_scope *sc, con
         .json = json,
         .json_len = strlen(json),
     };
+    set_raw(&e, raw);
     int rc = put_entry(txn, key, klen, &e);
     free(json);
     if (rc == 0 && emits(sc, SNAPSHOT_CREATED)) {
@@ -341,8 +355,8 @@ static int apply_new(struct store_txn *txn, const struct snapshot_scope *sc, con
 
 static int apply_changed(struct store_txn *txn, const struct snapshot_scope *sc, const char *key,
                          size_t klen, const char *id, const cJSON *rec, const struct hash128 *h,
-                         const struct snap_entry *old, struct snapshot_stats *st,
-                         snapshot_change_cb cb, void *ud)
+                         const struct hash128 *raw, const struct snap_entry *old,
+                         struct snapshot_stats *st, snapshot_change_cb cb, void *ud)
 {
     cJSON *changes = NULL;
     size_t old_len = 0;
@@ -362,6 +376,7 @@ static int apply_changed(struct store_txn *txn, const struct snapshot_scope *sc,
         .json = json,
         .json_len = strlen(json),
     };
+    set_raw(&e, raw);
     int rc = put_entry(txn, key, klen, &e);
     free(json);
     if (rc == 0 && changes != NULL) {
@@ -378,19 +393,55 @@ static int apply_changed(struct store_txn *txn, const struct snapshot_scope *sc,
     return rc;
 }
 
-/* Rewrites an unchanged entry whose deletion was held: it is back. */
-static int clear_missing(struct store_txn *txn, const char *key, size_t klen,
-                         const struct snap_entry *old)
+/*
+ * An unchanged record whose index entry is stale: its deletion was held (it
+ * is back), its raw-bytes hash differs (key order, a volatile field), or it
+ * is in format 1 (migrated: h replaces the MurmurHash3 that proved it equal).
+ * Rewrites the index only, never an event: the content did not change.
+ */
+static int refresh_entry(struct store_txn *txn, const char *key, size_t klen,
+                         const struct snap_entry *old, const struct hash128 *h,
+                         const struct hash128 *raw)
 {
     struct snap_entry e = *old;
     e.json = NULL; /* the index only: the record's copy is unchanged */
+    e.json_len = 0;
     e.flags &= ~SNAP_MISSING;
     e.missing_since_cycle = 0;
+    e.format = DIFF_SNAP_FORMAT;
+    e.hash = *h;
+    set_raw(&e, raw != NULL ? raw : ((old->flags & SNAP_RAW) ? &old->raw : NULL));
     return put_entry(txn, key, klen, &e);
 }
 
+/* Whether an unchanged record's entry must be rewritten (see refresh_entry). */
+static bool entry_stale(const struct snap_entry *old, const struct hash128 *raw)
+{
+    if ((old->flags & SNAP_MISSING) != 0 || old->format != DIFF_SNAP_FORMAT) {
+        return true;
+    }
+    return raw != NULL && ((old->flags & SNAP_RAW) == 0 || !hash128_eq(&old->raw, raw));
+}
+
+/*
+ * Did the record change? Format-1 entries hold a MurmurHash3 record hash:
+ * they are compared with that (exactly the comparison the older pollen made),
+ * so an upgrade reports a record changed only when it did change.
+ */
+static bool content_equal(const struct snapshot_scope *sc, const cJSON *rec,
+                          const struct snap_entry *old, const struct hash128 *h)
+{
+    if (old->format == DIFF_SNAP_FORMAT1) {
+        struct hash128 legacy;
+        diff_record_hash_legacy(rec, sc->fields, sc->ignore, &legacy);
+        return hash128_eq(&old->hash, &legacy);
+    }
+    return hash128_eq(&old->hash, h);
+}
+
 static int apply_one(struct store_txn *txn, const struct snapshot_scope *sc, const cJSON *rec,
-                     struct idset *seen, struct snapshot_stats *st, snapshot_change_cb cb, void *ud)
+                     struct idset *seen, struct snapshot_stats *st, snapshot_change_cb cb,
+                     void *ud)
 {
     const char *id = cJSON_IsObject(rec) ? record_id_of(sc, rec) : NULL;
     char key[SNAPSHOT_MAX_KEY + 1];
@@ -402,6 +453,16 @@ static int apply_one(struct store_txn *txn, const struct snapshot_scope *sc, con
     if (seen != NULL) {
         idset_add(seen, id, strlen(id));
     }
+    struct hash128 rawbuf;
+    const struct hash128 *raw = NULL;
+    if (sc->raw_of != NULL) {
+        enum snapshot_raw known = sc->raw_of(rec, &rawbuf, sc->raw_ud);
+        if (known == SNAPSHOT_RAW_SAME) {
+            st->unchanged++; /* the bytes of the stored raw hash: nothing to do */
+            return 0;
+        }
+        raw = known == SNAPSHOT_RAW_HASH ? &rawbuf : NULL;
+    }
     struct hash128 h;
     diff_record_hash(rec, sc->fields, sc->ignore, &h);
 
@@ -409,7 +470,7 @@ static int apply_one(struct store_txn *txn, const struct snapshot_scope *sc, con
     size_t vlen = 0;
     int rc = store_get(txn, STORE_SNAP, key, klen, &val, &vlen);
     if (rc == -ENOENT) {
-        return apply_new(txn, sc, key, klen, id, rec, &h, st, cb, ud);
+        return apply_new(txn, sc, key, klen, id, rec, &h, raw, st, cb, ud);
     }
     if (rc != 0) {
         return rc;
@@ -419,14 +480,14 @@ static int apply_one(struct store_txn *txn, const struct snapshot_scope *sc, con
         /* A value we cannot read is replaced, silently: better than failing forever. */
         log_warn("snapshot", "unreadable snapshot entry for %s in %s: rewriting it", id,
                  sc->trigger);
-        return apply_new(txn, sc, key, klen, id, rec, &h, st, NULL, NULL);
+        return apply_new(txn, sc, key, klen, id, rec, &h, raw, st, NULL, NULL);
     }
-    if (!hash128_eq(&old.hash, &h)) {
-        return apply_changed(txn, sc, key, klen, id, rec, &h, &old, st, cb, ud);
+    if (!content_equal(sc, rec, &old, &h)) {
+        return apply_changed(txn, sc, key, klen, id, rec, &h, raw, &old, st, cb, ud);
     }
     st->unchanged++;
-    if ((old.flags & SNAP_MISSING) != 0) {
-        return clear_missing(txn, key, klen, &old);
+    if (entry_stale(&old, raw)) {
+        return refresh_entry(txn, key, klen, &old, &h, raw);
     }
     return 0;
 }
@@ -449,6 +510,19 @@ int snapshot_apply_records(struct store_txn *txn, const struct snapshot_scope *s
         }
     }
     return store_txn_error(txn);
+}
+
+bool snapshot_raw_same(struct store_txn *txn, const struct snapshot_scope *sc,
+                       const char *record_id, const struct hash128 *raw)
+{
+    char key[SNAPSHOT_MAX_KEY + 1];
+    size_t klen = make_key(sc, record_id, key);
+    const void *val = NULL;
+    size_t vlen = 0;
+    struct snap_entry e;
+    return klen > 0 && store_get(txn, STORE_SNAP, key, klen, &val, &vlen) == 0 &&
+           diff_snap_decode(val, vlen, &e) == 0 && e.format == DIFF_SNAP_FORMAT &&
+           (e.flags & (SNAP_RAW | SNAP_MISSING)) == SNAP_RAW && hash128_eq(&e.raw, raw);
 }
 
 int snapshot_delete(struct store_txn *txn, const struct snapshot_scope *sc, const char *record_id,

@@ -30,6 +30,7 @@
 
 #include <cJSON.h>
 
+#include "hash.h"
 #include "idset.h"
 #include "store.h"
 
@@ -42,6 +43,14 @@ enum snapshot_change {
 };
 
 const char *snapshot_change_name(enum snapshot_change c);
+
+/* What the raw-bytes fast path knows of a record's bytes (snapshot_scope.raw_of). */
+enum snapshot_raw {
+    SNAPSHOT_RAW_NONE, /* nothing: the record is compared as always */
+    SNAPSHOT_RAW_HASH, /* *raw is the XXH3-128 of its bytes: compared as always, then stored */
+    SNAPSHOT_RAW_SAME, /* its bytes hash as its entry's raw hash (snapshot_raw_same said so):
+                        * unchanged; only its id counts (the record may be a stub {id}) */
+};
 
 struct snapshot_scope {
     const char *trigger;      /* the [trigger NAME], written into events */
@@ -57,6 +66,10 @@ struct snapshot_scope {
     /* Called inside the txn with each event just before it is appended (rules, own writes). */
     int (*on_event)(struct store_txn *txn, cJSON *event, void *ud);
     void *on_event_ud;
+    /* Raw-bytes fast path (NULL: none): called once per record with a valid id, before it
+     * is hashed; fills *raw for SNAPSHOT_RAW_HASH. */
+    enum snapshot_raw (*raw_of)(const cJSON *rec, struct hash128 *raw, void *ud);
+    void *raw_ud;
 };
 
 struct snapshot_stats {
@@ -84,6 +97,16 @@ char *snapshot_key_prefix(const char *const *parts, size_t nparts, size_t *len);
 int snapshot_apply_records(struct store_txn *txn, const struct snapshot_scope *sc,
                            const cJSON *records, struct idset *seen, struct snapshot_stats *st,
                            snapshot_change_cb cb, void *ud);
+
+/*
+ * Whether a record with id record_id whose bytes hash as raw is unchanged
+ * without looking at it: its entry exists in the current format with
+ * SNAP_RAW and this raw hash, and no deletion is held. The raw hash is
+ * stored only with a record whose content produced the entry's hash, so the
+ * same bytes mean the same content. Read-only; any txn.
+ */
+bool snapshot_raw_same(struct store_txn *txn, const struct snapshot_scope *sc,
+                       const char *record_id, const struct hash128 *raw);
 
 /*
  * Removes record_id from the scope and emits `deleted` with the last known

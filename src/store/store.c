@@ -967,7 +967,14 @@ static int check_schema(struct store_txn *txn)
                   s->dir, v, STORE_SCHEMA_VERSION);
         return STORE_ESCHEMA;
     }
-    /* Older versions would be migrated here; version 1 is the first. */
+    if (v < STORE_SCHEMA_VERSION && txn->write) {
+        /* 1 -> 2: snapshot entries of format 1 are migrated on their next
+         * poll (snapshot.c); only the mark moves now, so older pollens stop. */
+        log_info(PREFIX, "%s: store schema %ld raised to %d", s->dir, v, STORE_SCHEMA_VERSION);
+        char buf[16];
+        int n = snprintf(buf, sizeof(buf), "%d", STORE_SCHEMA_VERSION);
+        return store_put(txn, STORE_META, schema_key, strlen(schema_key), buf, (size_t)n);
+    }
     return 0;
 }
 

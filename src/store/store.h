@@ -59,8 +59,14 @@ enum store_table {
     STORE_TABLE_COUNT,
 };
 
-/* Schema version this build writes and understands. A newer one is refused at open. */
-#define STORE_SCHEMA_VERSION 1
+/*
+ * Schema version this build writes and understands. A newer one is refused
+ * at open; an older one is raised by the first read-write open (its data is
+ * migrated lazily). 2: snapshot values of format 2 (XXH3 hashes, diff.h),
+ * which a schema-1 pollen cannot read (it would report every record as
+ * created again), so that older pollen refuses the store instead.
+ */
+#define STORE_SCHEMA_VERSION 2
 
 #define STORE_DEFAULT_MAP_SIZE (1ULL << 30) /* 1 GiB: sparse on Linux, the initial map */
 #define STORE_DEFAULT_MAX_SIZE (8ULL << 30) /* 8 GiB: growth cap for MDB_MAP_FULL doubling */

@@ -8,15 +8,21 @@
  *   (a) json_parse of every page,
  *   (b) diff_record_hash of every record of the parsed pages,
  *   (c) for reference, hashing by printing instead (cJSON_PrintUnformatted +
- *       hash_update), which is what (b) avoids.
+ *       hash_update), which is what (b) avoids,
+ *   (d) (b) with the format-1 MurmurHash3 (diff_record_hash_legacy), to
+ *       compare the two hash functions on the same feed,
+ *   (e) hash128_bytes (XXH3) of every page's raw bytes: the raw-bytes fast
+ *       path's hashing cost,
+ *   (f) jsonspan_records of every page: the fast path's scan for the
+ *       records' spans and ids.
  * Each round parses and hashes page by page (so memory stays small); the
  * best of ROUNDS rounds is reported. The requirement is (b) < 50% of (a).
  *
  * Not wired into meson. Build from the repository root:
  *   cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc/core -Isrc/store \
  *      $(pkg-config --cflags libcjson) tests/bench/bench_hash.c src/core/json.c \
- *      src/store/diff.c src/core/hash.c src/core/sha256.c src/core/util.c src/core/log.c src/core/buf.c \
- *      -o bench_hash $(pkg-config --libs libcjson) -lm
+ *      src/store/diff.c src/core/jsonspan.c src/core/hash.c src/core/sha256.c src/core/util.c src/core/log.c src/core/buf.c \
+ *      src/core/isotime.c -o bench_hash $(pkg-config --libs libcjson libcrypto libxxhash) -lm
  *   ./bench_hash [records]
  */
 #include <stdarg.h>
@@ -30,6 +36,7 @@
 #include "diff.h"
 #include "hash.h"
 #include "json.h"
+#include "jsonspan.h"
 #include "util.h"
 
 #define PAGE 500
@@ -160,9 +167,11 @@ int main(int argc, char **argv)
     }
 
     double best_parse = 1e30, best_hash = 1e30, best_hash_ign = 1e30, best_print = 1e30;
+    double best_legacy = 1e30, best_raw = 1e30, best_span = 1e30;
+    struct jsonspan_page spans = {0};
     long nrec = 0;
     for (int round = 0; round < ROUNDS; round++) {
-        double t_parse = 0, t_hash = 0, t_hash_ign = 0, t_print = 0;
+        double t_parse = 0, t_hash = 0, t_hash_ign = 0, t_print = 0, t_legacy = 0, t_raw = 0, t_span = 0;
         nrec = 0;
         for (long p = 0; p < npages; p++) {
             cJSON *root = NULL;
@@ -198,6 +207,24 @@ int main(int argc, char **argv)
                 free(s);
             }
             double t4 = cpu_now();
+            cJSON_ArrayForEach(rec, list) {
+                struct hash128 h;
+                diff_record_hash_legacy(rec, NULL, NULL, &h);
+                sink += h.lo;
+            }
+            double t5 = cpu_now();
+            struct hash128 hr;
+            hash128_bytes(pages[p].data, pages[p].len, &hr);
+            sink += hr.lo;
+            double t6 = cpu_now();
+            if (jsonspan_records(pages[p].data, pages[p].len, "contacts", "id", &spans) != 0) {
+                fprintf(stderr, "page %ld: no spans\n", p);
+                return 1;
+            }
+            double t7 = cpu_now();
+            t_legacy += t5 - t4;
+            t_raw += t6 - t5;
+            t_span += t7 - t6;
             cJSON_Delete(root);
             t_parse += t1 - t0;
             t_hash += t2 - t1;
@@ -208,7 +235,11 @@ int main(int argc, char **argv)
         best_hash = t_hash < best_hash ? t_hash : best_hash;
         best_hash_ign = t_hash_ign < best_hash_ign ? t_hash_ign : best_hash_ign;
         best_print = t_print < best_print ? t_print : best_print;
+        best_legacy = t_legacy < best_legacy ? t_legacy : best_legacy;
+        best_raw = t_raw < best_raw ? t_raw : best_raw;
+        best_span = t_span < best_span ? t_span : best_span;
     }
+    jsonspan_page_free(&spans);
 
     printf("records %ld in %ld pages, %.1f MiB of JSON (%.0f bytes/record), best of %d rounds\n",
            nrec, npages, (double)total_bytes / (1 << 20), (double)total_bytes / (double)nrec, ROUNDS);
@@ -220,6 +251,12 @@ int main(int argc, char **argv)
            100.0 * best_hash_ign / best_parse);
     printf("(c) print+hash (reference only)     %8.1f ms  = %.1f%% of (a)\n", best_print * 1e3,
            100.0 * best_print / best_parse);
+    printf("(d) (b) with MurmurHash3 (format 1)  %8.1f ms  = %.1f%% of (a)\n", best_legacy * 1e3,
+           100.0 * best_legacy / best_parse);
+    printf("(e) XXH3 of the raw page bytes      %8.1f ms  = %.1f%% of (a) (%.1f GB/s)\n",
+           best_raw * 1e3, 100.0 * best_raw / best_parse, (double)total_bytes / best_raw / 1e9);
+    printf("(f) jsonspan_records of every page  %8.1f ms  = %.1f%% of (a) (%.1f GB/s)\n",
+           best_span * 1e3, 100.0 * best_span / best_parse, (double)total_bytes / best_span / 1e9);
     printf("no-change poll (a)+(b) = %.2fx bare parse (budget 1.5x)\n",
            (best_parse + best_hash) / best_parse);
     fprintf(stderr, "(sink %llx)\n", (unsigned long long)sink);

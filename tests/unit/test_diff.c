@@ -308,9 +308,21 @@ static void test_hash_filters(void)
  * change of the feed or the hash function must fail here (a deliberate one
  * bumps DIFF_SNAP_FORMAT and updates these).
  */
-/* hi||lo hex; reproduced independently by a Python model of the feed documented in json.h/diff.c. */
-#define FROZEN_ALL "5c0611efe8882e5e7b0cfa2184f6190f"
-#define FROZEN_FIELDS "8c144197559233c625d0600ca631e877"
+/* Format 1 (MurmurHash3), hi||lo hex; reproduced independently by a Python
+ * model of the feed documented in json.h/diff.c. Migration depends on them. */
+#define FROZEN1_ALL "5c0611efe8882e5e7b0cfa2184f6190f"
+#define FROZEN1_FIELDS "8c144197559233c625d0600ca631e877"
+/* Format 2 (XXH3-128 from libxxhash, whose own vectors test_hash checks). */
+#define FROZEN_ALL "4a62156524b4ab78e72ebffb90c3f372"
+#define FROZEN_FIELDS "59cd9ee076cc8a061273e7306f45b20c"
+
+static void check_hex(const struct hash128 *h, const char *want)
+{
+    char got[80];
+    snprintf(got, sizeof(got), "%016llx%016llx", (unsigned long long)h->hi,
+             (unsigned long long)h->lo);
+    CHECK_STR(got, want);
+}
 
 static void test_hash_frozen(void)
 {
@@ -318,14 +330,53 @@ static void test_hash_frozen(void)
     char **fields = strv_split("email tags missing", NULL);
     struct hash128 h = rhash(rec, NULL, NULL);
     struct hash128 hf = rhash(rec, fields, NULL);
-    char got[80];
-
-    snprintf(got, sizeof(got), "%016llx%016llx", (unsigned long long)h.hi, (unsigned long long)h.lo);
-    CHECK_STR(got, FROZEN_ALL);
-    snprintf(got, sizeof(got), "%016llx%016llx", (unsigned long long)hf.hi, (unsigned long long)hf.lo);
-    CHECK_STR(got, FROZEN_FIELDS);
+    check_hex(&h, FROZEN_ALL);
+    check_hex(&hf, FROZEN_FIELDS);
+    diff_record_hash_legacy(rec, NULL, NULL, &h);
+    diff_record_hash_legacy(rec, fields, NULL, &hf);
+    check_hex(&h, FROZEN1_ALL);
+    check_hex(&hf, FROZEN1_FIELDS);
     strv_free(fields);
     cJSON_Delete(rec);
+}
+
+/* Format 1 values (written by pollen before XXH3) decode, keep their format
+ * when rewritten with new flags, and cannot carry a raw hash. */
+static void test_snap_codec_format1(void)
+{
+    uint8_t v1[DIFF_SNAP_HEADER1_LEN + 2] = {DIFF_SNAP_MAGIC, 1, 0, 0};
+    for (int i = 0; i < 8; i++) {
+        v1[4 + i] = (uint8_t)(0x11 * (i + 1)); /* hash.lo */
+    }
+    v1[20] = 3;            /* version */
+    v1[24] = SNAP_MISSING; /* flags */
+    v1[28] = 9;            /* missing_since_cycle */
+    memcpy(v1 + DIFF_SNAP_HEADER1_LEN, "{}", 2);
+    struct snap_entry d;
+    CHECK_INT(diff_snap_decode(v1, sizeof(v1), &d), 0);
+    CHECK_INT(d.format, DIFF_SNAP_FORMAT1);
+    CHECK(d.hash.lo == 0x8877665544332211ULL);
+    CHECK_INT(d.version, 3);
+    CHECK_INT(d.flags, SNAP_MISSING);
+    CHECK(d.missing_since_cycle == 9);
+    CHECK_INT(d.json_len, 2);
+    CHECK(d.json == (const char *)v1 + DIFF_SNAP_HEADER1_LEN);
+    CHECK(d.raw.lo == 0 && d.raw.hi == 0);
+
+    struct buf b;
+    buf_init(&b, 1024);
+    d.flags = 0;
+    d.json = NULL;
+    d.json_len = 0;
+    CHECK_INT(diff_snap_encode(&d, &b), 0);
+    CHECK_INT(b.len, DIFF_SNAP_HEADER1_LEN);
+    CHECK_INT((unsigned char)b.data[1], DIFF_SNAP_FORMAT1);
+    CHECK(memcmp(b.data + 4, v1 + 4, 16) == 0); /* the legacy hash, unchanged */
+    d.flags = SNAP_RAW;
+    CHECK_INT(diff_snap_encode(&d, &b), -EINVAL);
+    v1[24] = SNAP_RAW; /* a flag format 1 never had */
+    CHECK_INT(diff_snap_decode(v1, sizeof(v1), &d), -EINVAL);
+    buf_finish(&b);
 }
 
 static void test_snap_codec(void)
@@ -334,8 +385,9 @@ static void test_snap_codec(void)
     struct snap_entry e = {
         .hash = {0x0102030405060708ULL, 0x1112131415161718ULL},
         .version = 7,
-        .flags = SNAP_BASELINE | SNAP_MISSING,
+        .flags = SNAP_BASELINE | SNAP_MISSING | SNAP_RAW,
         .missing_since_cycle = 0xA0B0C0D0E0F00102ULL,
+        .raw = {0x2122232425262728ULL, 0x3132333435363738ULL},
         .json = json,
         .json_len = strlen(json),
     };
@@ -350,6 +402,7 @@ static void test_snap_codec(void)
     CHECK_INT((unsigned char)b.data[1], DIFF_SNAP_FORMAT);
     CHECK_INT((unsigned char)b.data[4], 0x08); /* little-endian hash.lo */
     CHECK_INT((unsigned char)b.data[20], 7);
+    CHECK_INT((unsigned char)b.data[36], 0x28); /* little-endian raw.lo */
     CHECK_INT(b.data[b.len], '\0');
 
     /* Decode from an exact-size copy (ASan catches any over-read). */
@@ -358,8 +411,10 @@ static void test_snap_codec(void)
     CHECK_INT(diff_snap_decode(val, b.len, &d), 0);
     CHECK(hash128_eq(&d.hash, &e.hash));
     CHECK_INT(d.version, 7);
-    CHECK_INT(d.flags, SNAP_BASELINE | SNAP_MISSING);
+    CHECK_INT(d.flags, SNAP_BASELINE | SNAP_MISSING | SNAP_RAW);
     CHECK(d.missing_since_cycle == e.missing_since_cycle);
+    CHECK(hash128_eq(&d.raw, &e.raw));
+    CHECK_INT(d.format, DIFF_SNAP_FORMAT);
     CHECK(d.json == val + DIFF_SNAP_HEADER_LEN); /* borrowed, points into val */
     CHECK_INT(d.json_len, strlen(json));
     CHECK(memcmp(d.json, json, d.json_len) == 0);
@@ -388,10 +443,10 @@ static void test_snap_codec(void)
         {0, '{'},  /* plain JSON is not a snapshot value */
         {0, 0x00},
         {1, 0},    /* format 0 */
-        {1, 2},    /* unknown newer format */
+        {1, 3},    /* unknown newer format */
         {2, 1},    /* reserved */
         {3, 0x80},
-        {24, 0x04}, /* unknown flag bit */
+        {24, 0x08}, /* unknown flag bit */
         {27, 0x80},
     };
     for (size_t i = 0; i < ARRAY_SIZE(corrupt); i++) {
@@ -421,6 +476,9 @@ static void test_snap_codec(void)
     CHECK_INT(diff_snap_encode(&bad, &b), -EINVAL);
     bad = e;
     bad.flags = 0x10;
+    CHECK_INT(diff_snap_encode(&bad, &b), -EINVAL);
+    bad = e;
+    bad.flags = 0x08;
     CHECK_INT(diff_snap_encode(&bad, &b), -EINVAL);
     struct buf small;
     buf_init(&small, DIFF_SNAP_HEADER_LEN + 4);
@@ -541,6 +599,7 @@ int main(void)
     test_hash_filters();
     test_hash_frozen();
     test_snap_codec();
+    test_snap_codec_format1();
     test_event_ids();
     test_record_ids();
     json_scratch_release();

@@ -1,9 +1,10 @@
 /*
- * test_hash: known-answer vectors (MurmurHash3_x64_128, seed 0, checked
- * against an independent Python reference and the published mmh3 examples),
- * determinism, streaming == one-shot for every split, hash_u64 framing,
- * avalanche of single-bit flips into both halves, and no collisions on a
- * large table of near-identical inputs.
+ * test_hash: known-answer vectors (XXH3-128 and XXH3-64, seed 0, from the
+ * xxHash reference sanity vectors; the legacy MurmurHash3_x64_128, seed 0,
+ * checked against an independent Python reference and the published mmh3
+ * examples), determinism, streaming == one-shot for every split (both
+ * algorithms), hash_u64 framing, avalanche of single-bit flips into both
+ * halves, and no collisions on a large table of near-identical inputs.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,17 +14,100 @@
 #include "util.h"
 #include "testlib.h"
 
+/* The algorithm the generic tests below exercise (both, in turn). */
+static bool g_legacy;
+
+static void start(struct hash_state *st)
+{
+    if (g_legacy) {
+        hash_init_legacy(st);
+    } else {
+        hash_init(st);
+    }
+}
+
 static struct hash128 oneshot(const void *data, size_t len)
 {
     struct hash_state st;
     struct hash128 h;
-    hash_init(&st);
+    start(&st);
     hash_update(&st, data, len);
     hash_final(&st, &h);
     return h;
 }
 
-static void test_known_answers(void)
+/* xxHash's sanity buffer (sanity_test_vectors.h): bytes of a PRIME64 LCG. */
+static void fill_sanity(uint8_t *b, size_t len)
+{
+    uint64_t gen = 2654435761U;
+    for (size_t i = 0; i < len; i++) {
+        b[i] = (uint8_t)(gen >> 56);
+        gen *= 11400714785074694797ULL;
+    }
+}
+
+static void test_xxh3_known_answers(void)
+{
+    static uint8_t buf[2367];
+    static const struct {
+        const char *msg; /* NULL: first len bytes of the sanity buffer */
+        size_t len;
+        uint64_t lo, hi;
+    } v128[] = {
+        {"", 0, 0x6001c324468d497fULL, 0x99aa06d3014798d8ULL},
+        {"a", 1, 0xe6c632b61e964e1fULL, 0xa96faf705af16834ULL},
+        {"abc", 3, 0x78af5f94892f3950ULL, 0x06b05ab6733a6185ULL},
+        {NULL, 1, 0xC44BDFF4074EECDBULL, 0xA6CD5E9392000F6AULL},
+        {NULL, 3, 0x54247382A8D6B94DULL, 0x20EFC49FF02422EAULL},
+        {NULL, 8, 0x64C69CAB4BB21DC5ULL, 0x47A7F080D82BB456ULL},
+        {NULL, 17, 0xABBC12D11973D7DBULL, 0x955FA78643ED3669ULL},
+        {NULL, 128, 0xEBB15E34A7FB5AB1ULL, 0x39992220E045260AULL},
+        {NULL, 129, 0x86C9E3BC8F0A3B5CULL, 0x03815FC91F1B30B6ULL},
+        {NULL, 240, 0x5C9AAE94C8EBE5A0ULL, 0xAA4202DAA2769DC8ULL},
+    };
+    static const struct {
+        size_t len;
+        uint64_t h;
+    } v64[] = {
+        {0, 0x2D06800538D394C2ULL},  {1, 0xC44BDFF4074EECDBULL},  {6, 0x27B56A84CD2D7325ULL},
+        {12, 0xA713DAF0DFBB77E7ULL}, {24, 0xA3FE70BF9D3510EBULL}, {195, 0xCD94217EE362EC3AULL},
+    };
+
+    fill_sanity(buf, sizeof(buf));
+    g_legacy = false;
+    for (size_t i = 0; i < ARRAY_SIZE(v128); i++) {
+        const void *m = v128[i].msg ? (const void *)v128[i].msg : (const void *)buf;
+        struct hash128 h = oneshot(m, v128[i].len);
+        CHECK(h.lo == v128[i].lo);
+        CHECK(h.hi == v128[i].hi);
+        struct hash128 h2;
+        hash128_bytes(m, v128[i].len, &h2);
+        CHECK(hash128_eq(&h, &h2));
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(v64); i++) {
+        CHECK(hash64_bytes(buf, v64[i].len) == v64[i].h);
+    }
+    /* Long inputs (XXH3's stripes and its 256-byte stream buffer): the
+     * streaming digest equals the one-shot one for every length. */
+    int mismatches = 0;
+    for (size_t len = 0; len <= sizeof(buf); len += (len < 1100 ? 1 : 97)) {
+        struct hash128 want;
+        hash128_bytes(buf, len, &want);
+        struct hash_state st;
+        struct hash128 got;
+        hash_init(&st);
+        size_t a = len / 3;
+        hash_update(&st, buf, a);
+        hash_update(&st, buf + a, len - a);
+        hash_final(&st, &got);
+        if (!hash128_eq(&got, &want)) {
+            mismatches++;
+        }
+    }
+    CHECK_INT(mismatches, 0);
+}
+
+static void test_legacy_known_answers(void)
 {
     static uint8_t seq[255];
     static const struct {
@@ -47,12 +131,12 @@ static void test_known_answers(void)
     for (size_t i = 0; i < sizeof(seq); i++) {
         seq[i] = (uint8_t)i;
     }
+    g_legacy = true;
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         const void *m = cases[i].msg ? (const void *)cases[i].msg : (const void *)seq;
         struct hash128 h = oneshot(m, cases[i].len);
         CHECK(h.lo == cases[i].lo);
         CHECK(h.hi == cases[i].hi);
-        CHECK(hash64_bytes(m, cases[i].len) == cases[i].lo);
         /* Determinism: a second run is identical. */
         struct hash128 h2 = oneshot(m, cases[i].len);
         CHECK(hash128_eq(&h, &h2));
@@ -74,7 +158,7 @@ static void test_streaming(void)
             for (size_t b = a; b <= len; b += 3) {
                 struct hash_state st;
                 struct hash128 got;
-                hash_init(&st);
+                start(&st);
                 hash_update(&st, msg, a);
                 hash_update(&st, NULL, 0);
                 hash_update(&st, msg + a, b - a);
@@ -88,7 +172,7 @@ static void test_streaming(void)
         /* Byte at a time. */
         struct hash_state st;
         struct hash128 got;
-        hash_init(&st);
+        start(&st);
         for (size_t i = 0; i < len; i++) {
             hash_update(&st, msg + i, 1);
         }
@@ -108,7 +192,7 @@ static void test_final_nondestructive(void)
     const char *s = "hello, world: a message longer than one block";
     size_t n = strlen(s);
 
-    hash_init(&st);
+    start(&st);
     hash_update(&st, s, 20);
     hash_final(&st, &mid);
     hash_final(&st, &mid2);
@@ -137,7 +221,7 @@ static void test_u64_framing(void)
             struct hash128 want = oneshot(bytes, pre + 8);
             struct hash_state st;
             struct hash128 got;
-            hash_init(&st);
+            start(&st);
             hash_update(&st, bytes, pre);
             hash_u64(&st, vals[v]);
             hash_final(&st, &got);
@@ -280,11 +364,15 @@ static void test_near_identical(void)
 
 int main(void)
 {
-    test_known_answers();
-    test_streaming();
-    test_final_nondestructive();
-    test_u64_framing();
-    test_avalanche();
-    test_near_identical();
+    test_xxh3_known_answers();
+    test_legacy_known_answers();
+    for (int legacy = 0; legacy <= 1; legacy++) {
+        g_legacy = legacy != 0;
+        test_streaming();
+        test_final_nondestructive();
+        test_u64_framing();
+        test_avalanche();
+        test_near_identical();
+    }
     return test_done("hash");
 }

@@ -951,6 +951,135 @@ static void test_names_and_prefix(void)
     free(p);
 }
 
+/* ------------------------------------------------------------------------ */
+/* format 1 (MurmurHash3, before XXH3): a silent migration                   */
+
+/* A format-1 entry as pollen before XXH3 wrote it (header, copy in SNAPDATA). */
+struct v1_fixture {
+    const struct snapshot_scope *sc;
+    const char *id;
+    const char *json;     /* the record as it was stored */
+    struct hash128 hash;  /* its format-1 hash */
+    uint32_t version;
+    uint32_t flags;
+};
+
+static int put_v1_body(struct store_txn *txn, void *ud)
+{
+    const struct v1_fixture *f = ud;
+    uint8_t v[DIFF_SNAP_HEADER1_LEN] = {DIFF_SNAP_MAGIC, DIFF_SNAP_FORMAT1, 0, 0};
+    for (int i = 0; i < 8; i++) {
+        v[4 + i] = (uint8_t)(f->hash.lo >> (8 * i));
+        v[12 + i] = (uint8_t)(f->hash.hi >> (8 * i));
+    }
+    for (int i = 0; i < 4; i++) {
+        v[20 + i] = (uint8_t)(f->version >> (8 * i));
+        v[24 + i] = (uint8_t)(f->flags >> (8 * i));
+    }
+    v[28] = (f->flags & SNAP_MISSING) ? 5 : 0;
+    char *key = xasprintf("%.*s%s", (int)f->sc->prefix_len, f->sc->prefix, f->id);
+    int rc = store_put(txn, STORE_SNAP, key, strlen(key), v, sizeof(v));
+    if (rc == 0) {
+        rc = store_put(txn, STORE_SNAPDATA, key, strlen(key), f->json, strlen(f->json));
+    }
+    free(key);
+    return rc;
+}
+
+static void put_v1(struct store *s, struct v1_fixture f, bool compute)
+{
+    if (compute) {
+        cJSON *rec = cJSON_Parse(f.json);
+        diff_record_hash_legacy(rec, f.sc->fields, f.sc->ignore, &f.hash);
+        cJSON_Delete(rec);
+    }
+    CHECK_INT(store_write(s, put_v1_body, &f), 0);
+}
+
+/*
+ * A store written by pollen before XXH3 (format 1, the hash as that pollen
+ * computed it: one a frozen value from it, the others computed with the kept
+ * MurmurHash3) is polled after the upgrade: unchanged records emit nothing,
+ * whatever their key order, and become format 2 with the XXH3 hash; a record
+ * that did change while pollen was down is reported once, with its changes;
+ * a held deletion of a record that is back is cleared. A second poll finds
+ * everything unchanged.
+ */
+static void test_format1_migration(void)
+{
+    struct store *s = fresh_store("migrate");
+    struct snapshot_scope sc = make_scope("t1", "loc1", ALL_TYPES);
+    char *ignore[] = {"n", NULL};
+    struct snapshot_scope sci = make_scope("t2", "loc1", ALL_TYPES);
+    sci.ignore = ignore;
+    uint64_t mark = 0;
+    struct op op = {0};
+
+    /* Frozen: diff_record_hash of c1 by pollen at 3988637 (MurmurHash3). */
+    const char *c1 = "{\"id\":\"c1\",\"name\":\"Ada\",\"tags\":[\"x\",\"y\"],\"n\":12.5,"
+                     "\"deep\":{\"id\":\"z\"}}";
+    put_v1(s, (struct v1_fixture){&sc, "c1", c1, {0xa01881e4a25a5280ULL, 0x9675fc3426f0763fULL}, 4, 0},
+           false);
+    put_v1(s, (struct v1_fixture){&sci, "c1", c1, {0xe763cc3128d4c908ULL, 0x5ef22cdabba1bc39ULL}, 2,
+                                  SNAP_BASELINE},
+           false);
+    put_v1(s, (struct v1_fixture){&sc, "b", "{\"id\":\"b\",\"name\":\"Old\"}", {0, 0}, 1, 0}, true);
+    put_v1(s, (struct v1_fixture){&sc, "m", "{\"id\":\"m\",\"v\":[1,2]}", {0, 0}, 3, SNAP_MISSING},
+           true);
+
+    /* The upgrade's first poll: c1 reordered, b changed, m back. */
+    const char *page = "[{\"deep\":{\"id\":\"z\"},\"n\":12.5,\"tags\":[\"x\",\"y\"],\"name\":\"Ada\","
+                       "\"id\":\"c1\"},{\"id\":\"b\",\"name\":\"New\"},{\"id\":\"m\",\"v\":[1,2]}]";
+    CHECK_INT(apply(s, &sc, page, &op), 0);
+    check_stats(&op.st, 0, 1, 0, 2, 0, 1);
+    CHECK_STR(op.changes, "updated:b");
+    /* The ignored field changed too: still no event, only the migration. */
+    CHECK_INT(apply(s, &sci, "[{\"id\":\"c1\",\"name\":\"Ada\",\"tags\":[\"x\",\"y\"],\"n\":99,"
+                             "\"deep\":{\"id\":\"z\"}}]",
+                    &op),
+              0);
+    check_stats(&op.st, 0, 0, 0, 1, 0, 0);
+    cJSON *evs = new_events(s, &mark);
+    CHECK_INT(cJSON_GetArraySize(evs), 1);
+    const cJSON *ub = event_of(evs, "updated", "b");
+    CHECK(ub != NULL &&
+          json_is(cJSON_GetObjectItemCaseSensitive(ub, "changes"),
+                  "{\"name\":{\"old\":\"Old\",\"new\":\"New\"}}"));
+    cJSON_Delete(evs);
+
+    /* Every entry is format 2 now, with the XXH3 hash and its own version and flags. */
+    struct snap_entry e;
+    static const struct {
+        const char *id;
+        uint32_t version;
+        uint32_t flags;
+    } want[] = {{"c1", 4, 0}, {"b", 2, 0}, {"m", 3, 0}};
+    cJSON *recs = cJSON_Parse(page);
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        CHECK_INT(entry_of(s, &sc, want[i].id, &e, NULL), 0);
+        CHECK_INT(e.format, DIFF_SNAP_FORMAT);
+        CHECK_INT(e.version, want[i].version);
+        CHECK_INT(e.flags, want[i].flags);
+        struct hash128 h;
+        diff_record_hash(cJSON_GetArrayItem(recs, (int)i), NULL, NULL, &h);
+        CHECK(hash128_eq(&e.hash, &h));
+    }
+    cJSON_Delete(recs);
+    CHECK_INT(entry_of(s, &sci, "c1", &e, NULL), 0);
+    CHECK_INT(e.format, DIFF_SNAP_FORMAT);
+    CHECK_INT(e.flags, SNAP_BASELINE);
+
+    /* The next poll: nothing to report. */
+    CHECK_INT(apply(s, &sc, page, &op), 0);
+    check_stats(&op.st, 0, 0, 0, 3, 0, 0);
+    evs = new_events(s, &mark);
+    CHECK_INT(cJSON_GetArraySize(evs), 0);
+    cJSON_Delete(evs);
+    free_scope(&sc);
+    free_scope(&sci);
+    close_store(s, "migrate");
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -965,6 +1094,7 @@ int main(void)
     test_last_copy();
     test_same_txn();
     test_oversized_event();
+    test_format1_migration();
     log_clear_secrets();
     json_scratch_release();
     return test_done("test_snapshot");

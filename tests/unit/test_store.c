@@ -268,7 +268,7 @@ static void test_readonly_empty(void)
         CHECK_INT(store_get(txn, STORE_TRIG, "t1", 2, &val, &vlen), 0);
         CHECK(vlen == 5 && memcmp(val, "state", 5) == 0);
         CHECK_INT(store_get(txn, STORE_META, "schema", 6, &val, &vlen), 0);
-        CHECK(vlen == 1 && memcmp(val, "1", 1) == 0);
+        CHECK(vlen == 1 && memcmp(val, "2", 1) == 0);
         store_txn_abort(txn);
         store_close(s);
     } else {
@@ -295,9 +295,10 @@ static void test_schema(void)
         int want_rw;
         int want_ro;
     } cases[] = {
-        {"1", 0, 0},
+        {"1", 0, 0},  /* older: raised to 2 by the read-write open */
+        {"2", 0, 0},
         {"99", STORE_ESCHEMA, STORE_ESCHEMA},
-        {"2", STORE_ESCHEMA, STORE_ESCHEMA},
+        {"3", STORE_ESCHEMA, STORE_ESCHEMA},
         {"x1", -EIO, -EIO},
         {"0", -EIO, -EIO},
     };
@@ -313,7 +314,7 @@ static void test_schema(void)
         const void *val = NULL;
         size_t vlen = 0;
         CHECK_INT(store_get(txn, STORE_META, "schema", 6, &val, &vlen), 0);
-        CHECK(vlen == 1 && memcmp(val, "1", 1) == 0);
+        CHECK(vlen == 1 && memcmp(val, "2", 1) == 0);
         store_txn_abort(txn);
         CHECK_INT(store_write(s, put_schema, (void *)cases[i].value), 0);
         store_close(s);
@@ -322,6 +323,12 @@ static void test_schema(void)
         s = NULL;
         CHECK_INT(store_open(dir, &o, &s), cases[i].want_rw);
         CHECK((s != NULL) == (cases[i].want_rw == 0));
+        if (s != NULL) {
+            CHECK_INT(store_txn_begin(s, false, &txn), 0);
+            CHECK_INT(store_get(txn, STORE_META, "schema", 6, &val, &vlen), 0);
+            CHECK(vlen == 1 && memcmp(val, "2", 1) == 0);
+            store_txn_abort(txn);
+        }
         store_close(s);
         s = open_ro(dir, cases[i].want_ro);
         store_close(s);

@@ -130,6 +130,7 @@ static void page_retry(struct poller *p, const char *why)
 struct page_apply {
     struct poller *p;
     const cJSON *records;
+    bool raw; /* the records came through the fast path (rawpage.c): stubs among them */
     struct snapshot_stats st;
 };
 
@@ -140,6 +141,9 @@ static int apply_page_txn(struct store_txn *txn, void *ud)
     struct snapshot_scope sc;
     bool silent = !p->seeded && !p->tc->first_poll_emit;
     poller__init_scope(p, &sc, p->prefix, p->prefix_len, silent);
+    if (a->raw) {
+        poller__raw_scope(p, &sc);
+    }
     memset(&a->st, 0, sizeof(a->st));
     /* Children learn about created/updated parents; a baseline needs no
      * queue: their first sweep reads every parent anyway. */
@@ -255,7 +259,9 @@ static bool page_parse(struct poller *p, struct http_response *resp, cJSON **bod
                        cJSON **wrapped_out, const cJSON **records_out)
 {
     cJSON *body = NULL;
-    if (resp->body.len > 0) {
+    cJSON *fast = NULL; /* the records, when the raw-bytes fast path read the page */
+    p->raw.active = false;
+    if (resp->body.len > 0 && !poller__raw_page(p, resp, &body, &fast)) {
         json_parse_arena(resp->body.data, resp->body.len, &body, NULL);
     }
     enum outcome oc = poller__classify(resp);
@@ -277,8 +283,8 @@ static bool page_parse(struct poller *p, struct http_response *resp, cJSON **bod
         page_retry(p, "invalid JSON");
         return false;
     }
-    const cJSON *found = poller__records(p, body);
-    cJSON *wrapped = NULL;
+    const cJSON *found = fast != NULL ? fast : poller__records(p, body);
+    cJSON *wrapped = fast; /* freed with the page, before the body */
     const cJSON *records = found;
     if (p->def->single && cJSON_IsObject(found)) {
         wrapped = cJSON_CreateArray();
@@ -342,7 +348,7 @@ static cJSON *live_records(const struct poller *p, const cJSON *records)
 static bool page_commit(struct poller *p, const cJSON *body, const cJSON *records)
 {
     cJSON *live = live_records(p, records);
-    struct page_apply a = {.p = p, .records = live != NULL ? live : records};
+    struct page_apply a = {.p = p, .records = live != NULL ? live : records, .raw = p->raw.active};
     int rc = store_write(p->env.store, apply_page_txn, &a);
     cJSON_Delete(live);
     if (rc != 0) {

@@ -2,8 +2,8 @@
  * poll_int.h: what the files of sources/poll share. Not a public contract:
  * the poller "module" is poller.c (lifecycle, persisted state, shared
  * helpers), request.c (requests and response classes), cycle.c (top-level
- * enumerations), sweep.c (for_each sweeps) and paging.c (the paging
- * table); everything else uses poller.h. Names shared across these files
+ * enumerations), rawpage.c (the raw-bytes fast path of their pages),
+ * sweep.c (for_each sweeps) and paging.c (the paging table); everything else uses poller.h. Names shared across these files
  * take the poller__ prefix.
  * Owns: nothing; declares struct poller, whose owner is poller.c.
  * Invariants: p->ops is the strategy of the trigger (poller__cycle_ops, or
@@ -20,9 +20,12 @@
 
 #include <cJSON.h>
 
+#include "buf.h"
 #include "catalog.h"
+#include "hash.h"
 #include "http.h"
 #include "idset.h"
+#include "jsonspan.h"
 #include "location.h"
 #include "log.h"
 #include "paging.h"
@@ -48,6 +51,26 @@ extern const struct poller__ops poller__sweep_ops;
 struct strlist {
     char **items;
     size_t len;
+};
+
+/* rawpage.c: one record of the current page as the fast path saw it. */
+struct poller_raw_rec {
+    const cJSON *child;     /* the record's first member: identifies it (references share it) */
+    struct hash128 raw;     /* XXH3-128 of its bytes */
+    enum snapshot_raw kind; /* SAME (a stub stands for it) or HASH */
+};
+
+/* rawpage.c: the fast path's state, reused from page to page. */
+struct poller_raw {
+    struct jsonspan_page spans;
+    struct buf doc;             /* the page without the records whose bytes matched */
+    struct poller_raw_rec *v;   /* per record of the current page */
+    size_t n;
+    size_t cap;
+    size_t cursor;              /* raw_of: where the last record was found */
+    bool active;                /* the current page's records came from poller__raw_page */
+    unsigned parsed;            /* records of the last page that were parsed (tests, logs) */
+    unsigned skipped;           /* records of the last page whose bytes matched */
 };
 
 struct poller {
@@ -127,6 +150,7 @@ struct poller {
     size_t unit_listing_len;
     size_t unit_confirms;      /* GETs by id in flight */
     struct strlist unit_gone;  /* missing records the API says are gone */
+    struct poller_raw raw;     /* the raw-bytes fast path of the current page */
 };
 
 struct request_parts {
@@ -201,6 +225,29 @@ void poller__report_done(struct poller *p, bool ok);
 void poller__events_committed(const struct poller *p, unsigned events);
 /* The outcome class of a response (a JSON 404/400/422 or a 410 is GONE; see enum outcome). */
 enum outcome poller__classify(const struct http_response *resp);
+
+/*
+ * rawpage.c, the raw-bytes fast path of an enumeration's page (a list whose
+ * records are the body or one top-level member): each record's byte span
+ * is found (jsonspan.h) and hashed (XXH3); a record whose bytes hash as its
+ * snapshot entry's raw hash (snapshot_raw_same) is not parsed: a stub
+ * {id_field: id} stands for it. The other records, and always the last one
+ * (paging may read it), are parsed with the rest of the page as one
+ * shortened document in the page arena. On success *body (the page: free
+ * with json_arena_free) and *records (a new array, page order: free with
+ * cJSON_Delete before the body) are set, p->raw.active is true and true is
+ * returned. False: nothing was allocated; parse the page as always (not a
+ * 2xx, not eligible, or input the scanner or the parser refused).
+ * The stubs are NOT records: whatever applies *records to the snapshot must
+ * install poller__raw_scope in its scope, which tells snapshot.c which
+ * records are stubs (SNAPSHOT_RAW_SAME) and the others' raw hashes.
+ */
+bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON **body,
+                      cJSON **records);
+/* Installs the current page's raw_of into sc (when p->raw.active); restarts its lookup. */
+void poller__raw_scope(struct poller *p, struct snapshot_scope *sc);
+/* Frees the fast path's buffers (poller_free). */
+void poller__raw_free(struct poller *p);
 
 /* Pages one enumeration may ever take. */
 #define POLLER_MAX_PAGES 100000

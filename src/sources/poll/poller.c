@@ -280,6 +280,7 @@ static void poller_free(struct poller *p)
 {
     p->ops->finish(p);
     idset_finish(&p->seen);
+    poller__raw_free(p);
     free(p->tag);
     free(p->state_key);
     free(p->prefix);

@@ -1,0 +1,328 @@
+/*
+ * jsonspan: see jsonspan.h. A single forward pass with an explicit position;
+ * strings are crossed with memchr (most of a record's bytes are in strings),
+ * nesting is counted, never recursed into.
+ */
+#include "jsonspan.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct scan {
+    const char *d;
+    size_t len;
+    size_t pos;
+};
+
+static inline bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static inline void skip_ws(struct scan *s)
+{
+    while (s->pos < s->len && is_ws(s->d[s->pos])) {
+        s->pos++;
+    }
+}
+
+/* The byte at the position, or '\0' at the end (never a valid token start). */
+static inline char cur(const struct scan *s)
+{
+    return s->pos < s->len ? s->d[s->pos] : '\0';
+}
+
+/*
+ * At an opening quote: moves past the closing one. *escaped (may be NULL)
+ * says whether the string holds a backslash. A quote ends the string unless
+ * an odd run of backslashes precedes it. False when the input ends first.
+ */
+static bool skip_string(struct scan *s, bool *escaped)
+{
+    size_t start = s->pos + 1;
+    size_t i = start;
+    bool esc = false;
+    for (;;) {
+        const char *q = i < s->len ? memchr(s->d + i, '"', s->len - i) : NULL;
+        if (q == NULL) {
+            return false;
+        }
+        size_t at = (size_t)(q - s->d);
+        size_t bs = 0;
+        while (at - bs > start && s->d[at - bs - 1] == '\\') {
+            bs++;
+        }
+        if (bs % 2 == 0) {
+            if (!esc && at > start) {
+                esc = memchr(s->d + start, '\\', at - start) != NULL;
+            }
+            s->pos = at + 1;
+            if (escaped != NULL) {
+                *escaped = esc;
+            }
+            return true;
+        }
+        esc = true; /* an escaped quote */
+        i = at + 1;
+    }
+}
+
+/* At '{' or '[' inside `outer` containers: moves past its match. */
+static bool skip_nested(struct scan *s, size_t outer)
+{
+    size_t depth = 0;
+    while (s->pos < s->len) {
+        char c = s->d[s->pos];
+        if (c == '"') {
+            if (!skip_string(s, NULL)) {
+                return false;
+            }
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            if (outer + ++depth > JSONSPAN_MAX_DEPTH) {
+                return false;
+            }
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0) {
+                s->pos++;
+                return true;
+            }
+        }
+        s->pos++;
+    }
+    return false;
+}
+
+/* A number, true, false or null: its characters, at least one. */
+static bool skip_scalar(struct scan *s)
+{
+    size_t start = s->pos;
+    while (s->pos < s->len) {
+        char c = s->d[s->pos];
+        bool word = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-' || c == '+' ||
+                    c == '.' || c == 'E';
+        if (!word) {
+            break;
+        }
+        s->pos++;
+    }
+    return s->pos > start;
+}
+
+/* Any value at the position, inside `outer` containers. */
+static bool skip_value(struct scan *s, size_t outer)
+{
+    switch (cur(s)) {
+    case '"':
+        return skip_string(s, NULL);
+    case '{':
+    case '[':
+        return skip_nested(s, outer);
+    default:
+        return skip_scalar(s);
+    }
+}
+
+/* After a member or element: ',' (true, *more) or the closer (true, !*more). */
+static bool separator(struct scan *s, char closer, bool *more)
+{
+    skip_ws(s);
+    char c = cur(s);
+    if (c == '\0') {
+        return false;
+    }
+    s->pos++;
+    if (c == ',') {
+        skip_ws(s);
+        *more = true;
+        return true;
+    }
+    *more = false;
+    return c == closer;
+}
+
+/* A member's key and its colon; the position ends at the value. */
+static bool member_key(struct scan *s, size_t *key, size_t *klen, bool *escaped)
+{
+    if (cur(s) != '"') {
+        return false;
+    }
+    *key = s->pos + 1;
+    if (!skip_string(s, escaped)) {
+        return false;
+    }
+    *klen = s->pos - 1 - *key;
+    skip_ws(s);
+    if (cur(s) != ':') {
+        return false;
+    }
+    s->pos++;
+    skip_ws(s);
+    return true;
+}
+
+static bool key_is(const struct scan *s, size_t key, size_t klen, bool escaped, const char *name,
+                   size_t nlen)
+{
+    return !escaped && klen == nlen && memcmp(s->d + key, name, nlen) == 0;
+}
+
+/* A record object inside `outer` containers: its span and, when certain, its id. */
+static bool scan_record(struct scan *s, size_t outer, const char *id_field, size_t idlen,
+                        struct jsonspan_rec *r)
+{
+    bool any_escaped_key = false;
+    bool found = false;
+    s->pos++; /* '{' */
+    if (outer + 1 > JSONSPAN_MAX_DEPTH) {
+        return false;
+    }
+    skip_ws(s);
+    if (cur(s) == '}') {
+        s->pos++;
+        return true;
+    }
+    for (bool more = true; more;) {
+        size_t key = 0;
+        size_t klen = 0;
+        bool kesc = false;
+        if (!member_key(s, &key, &klen, &kesc)) {
+            return false;
+        }
+        any_escaped_key |= kesc;
+        if (!found && key_is(s, key, klen, kesc, id_field, idlen)) {
+            found = true;
+            if (cur(s) == '"') {
+                size_t v = s->pos + 1;
+                bool vesc = false;
+                if (!skip_string(s, &vesc)) {
+                    return false;
+                }
+                if (!vesc) {
+                    r->id_off = v;
+                    r->id_len = s->pos - 1 - v;
+                }
+            } else if (!skip_value(s, outer + 1)) {
+                return false;
+            }
+        } else if (!skip_value(s, outer + 1)) {
+            return false;
+        }
+        if (!separator(s, '}', &more)) {
+            return false;
+        }
+    }
+    if (any_escaped_key) {
+        r->id_len = 0; /* an escaped key may decode to id_field and come first */
+    }
+    return true;
+}
+
+static void push(struct jsonspan_page *pg, const struct jsonspan_rec *r)
+{
+    if (pg->n == pg->cap) {
+        pg->cap = pg->cap ? pg->cap * 2 : 64;
+        pg->recs = xrealloc(pg->recs, pg->cap * sizeof(*pg->recs));
+    }
+    pg->recs[pg->n++] = *r;
+}
+
+/* The records array at '[' inside `outer` containers. */
+static bool scan_array(struct scan *s, size_t outer, const char *id_field,
+                       struct jsonspan_page *pg)
+{
+    size_t idlen = strlen(id_field);
+    pg->arr_off = s->pos;
+    s->pos++;
+    if (outer + 1 > JSONSPAN_MAX_DEPTH) {
+        return false;
+    }
+    skip_ws(s);
+    if (cur(s) == ']') {
+        s->pos++;
+        pg->arr_end = s->pos;
+        return true;
+    }
+    for (bool more = true; more;) {
+        struct jsonspan_rec r = {.off = s->pos};
+        bool ok = cur(s) == '{' ? scan_record(s, outer + 1, id_field, idlen, &r)
+                                : skip_value(s, outer + 1);
+        if (!ok) {
+            return false;
+        }
+        r.len = s->pos - r.off;
+        push(pg, &r);
+        if (!separator(s, ']', &more)) {
+            return false;
+        }
+    }
+    pg->arr_end = s->pos;
+    return true;
+}
+
+/* The top-level object: the first member named `member` must be the array. */
+static bool scan_root_object(struct scan *s, const char *member, const char *id_field,
+                             struct jsonspan_page *pg)
+{
+    size_t mlen = strlen(member);
+    bool found = false;
+    if (cur(s) != '{') {
+        return false;
+    }
+    s->pos++;
+    skip_ws(s);
+    for (bool more = cur(s) != '}'; more;) {
+        size_t key = 0;
+        size_t klen = 0;
+        bool kesc = false;
+        if (!member_key(s, &key, &klen, &kesc) || kesc) {
+            return false; /* an escaped key might decode to member: let the parser decide */
+        }
+        bool ok;
+        if (!found && key_is(s, key, klen, false, member, mlen)) {
+            found = true;
+            ok = cur(s) == '[' && scan_array(s, 1, id_field, pg);
+        } else {
+            ok = skip_value(s, 1);
+        }
+        if (!ok || !separator(s, '}', &more)) {
+            return false;
+        }
+    }
+    return found; /* an empty object never entered the loop: no member */
+}
+
+int jsonspan_records(const char *data, size_t len, const char *member, const char *id_field,
+                     struct jsonspan_page *out)
+{
+    struct scan s = {.d = data, .len = len};
+    out->n = 0;
+    out->arr_off = 0;
+    out->arr_end = 0;
+    if (data == NULL || id_field == NULL || id_field[0] == '\0') {
+        return -EINVAL;
+    }
+    skip_ws(&s);
+    bool ok = member == NULL ? cur(&s) == '[' && scan_array(&s, 0, id_field, out)
+                             : scan_root_object(&s, member, id_field, out);
+    skip_ws(&s);
+    if (!ok || s.pos != len) {
+        out->n = 0;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void jsonspan_page_free(struct jsonspan_page *pg)
+{
+    if (pg == NULL) {
+        return;
+    }
+    free(pg->recs);
+    memset(pg, 0, sizeof(*pg));
+}

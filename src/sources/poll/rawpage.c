@@ -1,0 +1,250 @@
+/*
+ * rawpage: the raw-bytes fast path of an enumeration's page (see poll_int.h).
+ *
+ * A no-change poll of a big location spends its CPU building a cJSON tree
+ * of every record and hashing it field by field, only to learn that
+ * nothing changed. Here each record's bytes are hashed instead (XXH3, tens
+ * of GB/s) and compared with the hash of the bytes last applied, kept in
+ * its snapshot entry; only the records whose bytes differ are parsed and
+ * diffed as always. The field-level hash stays the judge: bytes that differ
+ * with equal fields (key order, a volatile field) make no event, and the
+ * entry's raw hash is updated (snapshot.c).
+ *
+ * Thread context: loop thread.
+ */
+#include "poll_int.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diff.h"
+#include "json.h"
+#include "util.h"
+
+/* Longest id worth looking up (diff_valid_record_id allows 128 bytes). */
+#define RAW_ID_MAX 128
+/* The shortened document's buffer is kept between pages up to this size. */
+#define RAW_DOC_KEEP (1u << 20)
+
+static const char *id_field(const struct poller *p)
+{
+    return p->def->id_field ? p->def->id_field : "id";
+}
+
+/*
+ * Where the records are, when the scanner can find them: *member is NULL
+ * for records at the root, else the one top-level member. False: a single
+ * record, or a dotted path (nested: parse as always).
+ */
+static bool records_member(const struct poller *p, const char **member)
+{
+    if (p->def->single || p->def->records == NULL) {
+        return false;
+    }
+    if (catalog_trigger_records_at_root(p->def)) {
+        *member = NULL;
+        return true;
+    }
+    *member = p->def->records;
+    return strchr(p->def->records, '.') == NULL;
+}
+
+static void reserve(struct poller_raw *r, size_t n)
+{
+    if (n > r->cap) {
+        r->cap = n;
+        r->v = xrealloc(r->v, n * sizeof(*r->v));
+    }
+}
+
+/* The span's id as a NUL-terminated string in out, or false (none, or too long). */
+static bool span_id(const char *data, const struct jsonspan_rec *s, char out[RAW_ID_MAX + 1])
+{
+    if (s->id_len == 0 || s->id_len > RAW_ID_MAX) {
+        return false;
+    }
+    memcpy(out, data + s->id_off, s->id_len);
+    out[s->id_len] = '\0';
+    return diff_valid_record_id(out);
+}
+
+/*
+ * Hashes every record's bytes and marks SAME those whose entry has that raw
+ * hash, except the last record (paging may read its fields). Returns the
+ * number marked, or -1 when the store cannot be read.
+ */
+static long match_records(struct poller *p, const char *data)
+{
+    struct poller_raw *r = &p->raw;
+    struct store_txn *txn = NULL;
+    if (store_txn_begin(p->env.store, false, &txn) != 0) {
+        return -1;
+    }
+    /* snapshot_raw_same reads only the key prefix of the scope. */
+    struct snapshot_scope sc = {.prefix = p->prefix, .prefix_len = p->prefix_len};
+    long same = 0;
+    for (size_t i = 0; i < r->spans.n; i++) {
+        const struct jsonspan_rec *s = &r->spans.recs[i];
+        struct poller_raw_rec *v = &r->v[i];
+        char id[RAW_ID_MAX + 1];
+        hash128_bytes(data + s->off, s->len, &v->raw);
+        v->kind = SNAPSHOT_RAW_HASH;
+        v->child = NULL;
+        if (i + 1 < r->spans.n && span_id(data, s, id) &&
+            snapshot_raw_same(txn, &sc, id, &v->raw)) {
+            v->kind = SNAPSHOT_RAW_SAME;
+            same++;
+        }
+    }
+    store_txn_abort(txn);
+    return same;
+}
+
+/* The page with only the records to parse: before the array, them, after it. */
+static void shorten(struct poller_raw *r, const char *data, size_t len)
+{
+    if (r->doc.max == 0) {
+        buf_init(&r->doc, SIZE_MAX / 2); /* never more than the page itself */
+    }
+    buf_reset(&r->doc);
+    buf_append(&r->doc, data, r->spans.arr_off + 1); /* through '[' */
+    bool first = true;
+    for (size_t i = 0; i < r->spans.n; i++) {
+        const struct jsonspan_rec *s = &r->spans.recs[i];
+        if (r->v[i].kind == SNAPSHOT_RAW_SAME) {
+            continue;
+        }
+        if (!first) {
+            buf_append(&r->doc, ",", 1);
+        }
+        buf_append(&r->doc, data + s->off, s->len);
+        first = false;
+    }
+    size_t tail = r->spans.arr_end - 1; /* from ']' */
+    buf_append(&r->doc, data + tail, len - tail);
+}
+
+/*
+ * The page's records in order: a stub {id_field: id} for each SAME record,
+ * a reference to the parsed one for the others. NULL if the parsed array
+ * does not hold exactly the records sent to the parser.
+ */
+static cJSON *assemble(struct poller *p, const char *data, const cJSON *parsed)
+{
+    struct poller_raw *r = &p->raw;
+    if (!cJSON_IsArray(parsed) ||
+        (size_t)cJSON_GetArraySize(parsed) != r->spans.n - r->skipped) {
+        return NULL;
+    }
+    cJSON *records = cJSON_CreateArray();
+    const cJSON *next = parsed->child;
+    for (size_t i = 0; i < r->spans.n; i++) {
+        struct poller_raw_rec *v = &r->v[i];
+        if (v->kind == SNAPSHOT_RAW_SAME) {
+            char id[RAW_ID_MAX + 1];
+            span_id(data, &r->spans.recs[i], id); /* true: it was looked up by it */
+            cJSON *stub = cJSON_CreateObject();
+            cJSON_AddStringToObject(stub, id_field(p), id);
+            cJSON_AddItemToArray(records, stub);
+            v->child = stub->child;
+        } else {
+            cJSON_AddItemReferenceToArray(records, (cJSON *)next);
+            v->child = next->child;
+            next = next->next;
+        }
+    }
+    return records;
+}
+
+bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON **body_out,
+                      cJSON **records_out)
+{
+    struct poller_raw *r = &p->raw;
+    const char *member = NULL;
+    const char *data = resp->body.data;
+    size_t len = resp->body.len;
+    r->active = false;
+    r->parsed = 0;
+    r->skipped = 0;
+    if (len == 0 || poller__classify(resp) != OUTCOME_OK || !records_member(p, &member) ||
+        jsonspan_records(data, len, member, id_field(p), &r->spans) != 0) {
+        return false;
+    }
+    reserve(r, r->spans.n);
+    long same = match_records(p, data);
+    if (same < 0) {
+        return false;
+    }
+    r->skipped = (unsigned)same;
+    cJSON *body = NULL;
+    int rc;
+    if (same == 0) {
+        rc = json_parse_arena(data, len, &body, NULL); /* every record is parsed: no copy */
+    } else {
+        shorten(r, data, len);
+        rc = json_parse_arena(r->doc.data, r->doc.len, &body, NULL);
+        if (r->doc.cap > RAW_DOC_KEEP) {
+            buf_finish(&r->doc); /* an unusually big page: do not hold its copy */
+        }
+    }
+    if (rc != 0) {
+        r->skipped = 0;
+        return false; /* the normal parse reports it */
+    }
+    const cJSON *parsed = member != NULL ? cJSON_GetObjectItemCaseSensitive(body, member) : body;
+    cJSON *records = assemble(p, data, parsed);
+    if (records == NULL) {
+        json_arena_free(body);
+        r->skipped = 0;
+        return false;
+    }
+    r->n = r->spans.n;
+    r->parsed = (unsigned)(r->n - r->skipped);
+    r->active = true;
+    log_debug(p->tag, "page %u: %zu records, %u parsed (the bytes of %u unchanged)", p->page + 1,
+              r->n, r->parsed, r->skipped);
+    *body_out = body;
+    *records_out = records;
+    return true;
+}
+
+/* snapshot_scope.raw_of: the record is found by its first member (a
+ * reference shares it), from where the last one was found. */
+static enum snapshot_raw raw_of(const cJSON *rec, struct hash128 *raw, void *ud)
+{
+    struct poller_raw *r = ud;
+    const cJSON *child = rec->child;
+    if (child == NULL || r->n == 0) {
+        return SNAPSHOT_RAW_NONE;
+    }
+    for (size_t k = 0; k < r->n; k++) {
+        size_t i = (r->cursor + k) % r->n;
+        if (r->v[i].child == child) {
+            r->cursor = i + 1;
+            *raw = r->v[i].raw;
+            return r->v[i].kind;
+        }
+    }
+    return SNAPSHOT_RAW_NONE;
+}
+
+void poller__raw_scope(struct poller *p, struct snapshot_scope *sc)
+{
+    if (!p->raw.active) {
+        return;
+    }
+    p->raw.cursor = 0;
+    sc->raw_of = raw_of;
+    sc->raw_ud = &p->raw;
+}
+
+void poller__raw_free(struct poller *p)
+{
+    jsonspan_page_free(&p->raw.spans);
+    if (p->raw.doc.max != 0) {
+        buf_finish(&p->raw.doc);
+    }
+    free(p->raw.v);
+    memset(&p->raw, 0, sizeof(p->raw));
+}

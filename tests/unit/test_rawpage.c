@@ -1,0 +1,342 @@
+/*
+ * test_rawpage: the raw-bytes fast path of an enumeration's page
+ * (sources/poll/rawpage.c) with snapshot.c, on a real store. A first page
+ * parses every record and stores each one's raw hash; the same bytes again
+ * parse only the last record (p->raw.parsed counts the records parsed) and
+ * change nothing; reordered keys parse that record, make no event and
+ * update its raw hash; a changed record makes its event; stubs keep the
+ * page's order, count and ids (paging and the deletion phase see every
+ * record); a held deletion, a format-1 entry and an id with an escape never
+ * skip the parse; malformed pages, dotted record paths and single records
+ * take the normal path; records at the root work too.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diff.h"
+#include "event.h"
+#include "json.h"
+#include "poll_int.h"
+#include "snapshot.h"
+#include "store.h"
+#include "testlib.h"
+#include "util.h"
+
+#define ALL_TYPES (EVENT_TYPE_CREATED | EVENT_TYPE_UPDATED | EVENT_TYPE_DELETED)
+
+struct fixture {
+    struct store *store;
+    struct catalog_trigger def;
+    struct poller p;
+    char *dir;
+};
+
+static void setup(struct fixture *f, const char *name, const char *records)
+{
+    memset(f, 0, sizeof(*f));
+    f->dir = test_tmp_path("test_rawpage", name);
+    test_rm_store(f->dir);
+    struct store_options o = {.map_size = 8u << 20, .max_size = 256ULL << 20};
+    CHECK_INT(store_open(f->dir, &o, &f->store), 0);
+    if (f->store == NULL) {
+        exit(1);
+    }
+    f->def.records = (char *)records;
+    f->p.def = &f->def;
+    f->p.env.store = f->store;
+    const char *parts[] = {"t", "loc"};
+    f->p.prefix = snapshot_key_prefix(parts, 2, &f->p.prefix_len);
+}
+
+static void teardown(struct fixture *f)
+{
+    poller__raw_free(&f->p);
+    free(f->p.prefix);
+    store_close(f->store);
+    test_rm_store(f->dir);
+    free(f->dir);
+}
+
+struct commit {
+    struct poller *p;
+    const cJSON *records;
+    struct idset *seen;
+    struct snapshot_stats st;
+};
+
+static int commit_body(struct store_txn *txn, void *ud)
+{
+    struct commit *c = ud;
+    struct snapshot_scope sc = {
+        .trigger = "t",
+        .location_id = "loc",
+        .prefix = c->p->prefix,
+        .prefix_len = c->p->prefix_len,
+        .id_field = "id",
+        .emit = ALL_TYPES,
+    };
+    poller__raw_scope(c->p, &sc);
+    memset(&c->st, 0, sizeof(c->st));
+    return snapshot_apply_records(txn, &sc, c->records, c->seen, &c->st, NULL, NULL);
+}
+
+/*
+ * One page: through the fast path (want_fast) or the normal parse, then
+ * committed. Returns the stats; *ids gets the ids the records carry, in order.
+ */
+static struct snapshot_stats page(struct fixture *f, const char *text, bool want_fast, char *ids,
+                                  size_t idlen)
+{
+    struct http_response resp = {.status = 200};
+    buf_init(&resp.body, 1 << 20);
+    buf_append_str(&resp.body, text);
+    cJSON *body = NULL;
+    cJSON *records = NULL;
+    f->p.raw.active = false;
+    bool fast = poller__raw_page(&f->p, &resp, &body, &records);
+    CHECK_INT(fast, want_fast);
+    if (!fast) {
+        CHECK_INT(json_parse_arena(text, strlen(text), &body, NULL), 0);
+    }
+    const cJSON *list = fast ? records : poller__records(&f->p, body);
+    struct idset seen;
+    idset_init(&seen);
+    struct commit c = {.p = &f->p, .records = list, .seen = &seen};
+    CHECK_INT(store_write(f->store, commit_body, &c), 0);
+    if (ids != NULL) {
+        ids[0] = '\0';
+        const cJSON *rec;
+        cJSON_ArrayForEach(rec, list)
+        {
+            const char *id = json_get_string(rec, "id");
+            size_t used = strlen(ids);
+            snprintf(ids + used, idlen - used, "%s%s", used ? " " : "", id ? id : "-");
+        }
+        CHECK_INT(seen.count, (size_t)cJSON_GetArraySize(list));
+    }
+    idset_finish(&seen);
+    cJSON_Delete(records);
+    json_arena_free(body);
+    buf_finish(&resp.body);
+    return c.st;
+}
+
+static void check_stats(const struct snapshot_stats *st, unsigned created, unsigned updated,
+                        unsigned unchanged, unsigned events)
+{
+    CHECK_INT(st->created, created);
+    CHECK_INT(st->updated, updated);
+    CHECK_INT(st->unchanged, unchanged);
+    CHECK_INT(st->events, events);
+}
+
+/* The entry of id: its raw hash must be that of text's bytes (NULL: no SNAP_RAW). */
+static void check_raw(struct fixture *f, const char *id, const char *text)
+{
+    char *key = xasprintf("%s%s", f->p.prefix, id);
+    struct store_txn *txn = NULL;
+    CHECK_INT(store_txn_begin(f->store, false, &txn), 0);
+    const void *val = NULL;
+    size_t vlen = 0;
+    struct snap_entry e;
+    CHECK_INT(store_get(txn, STORE_SNAP, key, strlen(key), &val, &vlen), 0);
+    CHECK_INT(diff_snap_decode(val, vlen, &e), 0);
+    if (text == NULL) {
+        CHECK((e.flags & SNAP_RAW) == 0);
+    } else {
+        struct hash128 want;
+        hash128_bytes(text, strlen(text), &want);
+        CHECK((e.flags & SNAP_RAW) != 0 && hash128_eq(&e.raw, &want));
+    }
+    store_txn_abort(txn);
+    free(key);
+}
+
+#define REC_A "{\"id\":\"a\",\"name\":\"Ada\",\"child\":{\"id\":\"nested\"}}"
+#define REC_A2 "{\"child\":{\"id\":\"nested\"},\"name\":\"Ada\",\"id\":\"a\"}"
+#define REC_B "{\"id\":\"b\",\"name\":\"Bo\"}"
+#define REC_B2 "{\"id\":\"b\",\"name\":\"Bob\"}"
+#define REC_C "{\"id\":\"c\",\"tags\":[\"x\"]}"
+
+static void test_fast_path(void)
+{
+    struct fixture f;
+    setup(&f, "fast", "contacts");
+    char ids[256];
+    const char *p1 = "{\"contacts\":[" REC_A ", " REC_B ",\n" REC_C "],\"total\":3}";
+
+    /* First page: every record parsed and created, raw hashes stored. */
+    struct snapshot_stats st = page(&f, p1, true, ids, sizeof(ids));
+    check_stats(&st, 3, 0, 0, 3);
+    CHECK_INT(f.p.raw.parsed, 3);
+    CHECK_INT(f.p.raw.skipped, 0);
+    check_raw(&f, "a", REC_A);
+    check_raw(&f, "b", REC_B);
+    check_raw(&f, "c", REC_C);
+
+    /* The same bytes: only the last record is parsed; nothing changes. */
+    st = page(&f, p1, true, ids, sizeof(ids));
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.parsed, 1);
+    CHECK_INT(f.p.raw.skipped, 2);
+    CHECK_STR(ids, "a b c"); /* stubs keep order and ids; every id reached `seen` */
+
+    /* a reordered (no event, raw hash updated), b changed (one event). */
+    const char *p2 = "{\"contacts\":[" REC_A2 "," REC_B2 "," REC_C "],\"total\":3}";
+    st = page(&f, p2, true, ids, sizeof(ids));
+    check_stats(&st, 0, 1, 2, 1);
+    CHECK_INT(f.p.raw.parsed, 3);
+    check_raw(&f, "a", REC_A2);
+    check_raw(&f, "b", REC_B2);
+    st = page(&f, p2, true, ids, sizeof(ids));
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.parsed, 1);
+
+    /* The normal path (no raw hash known) keeps the stored raw hash of an
+     * unchanged record, and the fast path still trusts it afterwards. */
+    f.def.records = (char *)"contacts.x"; /* a dotted path: never the fast path */
+    st = page(&f, "{\"contacts\":{\"x\":[" REC_A "]}}", false, NULL, 0);
+    check_stats(&st, 0, 0, 1, 0);
+    check_raw(&f, "a", REC_A2);
+    f.def.records = (char *)"contacts";
+    st = page(&f, p2, true, ids, sizeof(ids));
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.parsed, 1);
+    teardown(&f);
+}
+
+static int mark_missing_body(struct store_txn *txn, void *ud)
+{
+    struct poller *p = ud;
+    struct snapshot_scope sc = {.prefix = p->prefix, .prefix_len = p->prefix_len};
+    return snapshot_mark_missing(txn, &sc, "a", 7);
+}
+
+/* Rewrites a's entry as pollen before XXH3 wrote it (format 1). */
+static int make_format1_body(struct store_txn *txn, void *ud)
+{
+    struct poller *p = ud;
+    char *key = xasprintf("%sa", p->prefix);
+    const void *val = NULL;
+    size_t vlen = 0;
+    struct snap_entry e;
+    int rc = store_get(txn, STORE_SNAP, key, strlen(key), &val, &vlen);
+    if (rc == 0) {
+        rc = diff_snap_decode(val, vlen, &e);
+    }
+    struct buf b;
+    buf_init(&b, 4096);
+    if (rc == 0) {
+        cJSON *rec = cJSON_Parse("{\"v\":1,\"id\":\"a\"}");
+        diff_record_hash_legacy(rec, NULL, NULL, &e.hash);
+        cJSON_Delete(rec);
+        e.format = DIFF_SNAP_FORMAT1;
+        e.flags &= ~SNAP_RAW;
+        rc = diff_snap_encode(&e, &b);
+    }
+    if (rc == 0) {
+        rc = store_put(txn, STORE_SNAP, key, strlen(key), b.data, b.len);
+    }
+    buf_finish(&b);
+    free(key);
+    return rc;
+}
+
+/* Records whose entry cannot vouch for their bytes are always parsed. */
+static void test_never_skipped(void)
+{
+    struct fixture f;
+    setup(&f, "never", "contacts");
+    const char *p1 = "{\"contacts\":[{\"id\":\"a\",\"v\":1},{\"i\\u0064\":\"e\",\"v\":2},"
+                     "{\"id\":\"z\"}]}";
+    struct snapshot_stats st = page(&f, p1, true, NULL, 0);
+    check_stats(&st, 3, 0, 0, 3);
+    st = page(&f, p1, true, NULL, 0);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.parsed, 2); /* the escaped key's record, and the last one */
+
+    /* A held deletion: parsed, so that snapshot.c clears it. */
+    CHECK_INT(store_write(f.store, mark_missing_body, &f.p), 0);
+    st = page(&f, p1, true, NULL, 0);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.parsed, 3);
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.parsed, 2);
+
+    /* A format-1 entry (MurmurHash3, no raw hash): parsed, migrated silently. */
+    CHECK_INT(store_write(f.store, make_format1_body, &f.p), 0);
+    st = page(&f, p1, true, NULL, 0);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.parsed, 3);
+    check_raw(&f, "a", "{\"id\":\"a\",\"v\":1}");
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.parsed, 2);
+    teardown(&f);
+}
+
+/* What the fast path leaves to the normal parse. */
+static void test_not_eligible(void)
+{
+    struct fixture f;
+    setup(&f, "noteligible", "contacts");
+    struct http_response resp = {.status = 200};
+    cJSON *body = NULL;
+    cJSON *records = NULL;
+    static const char *const pages[] = {
+        "{\"contacts\":[{\"id\":\"a\"},]}",      /* malformed */
+        "{\"contacts\":[{\"id\":\"a\"}]",        /* truncated */
+        "{\"contacts\":[{\"id\":\"a\",\"v\":tru}]}", /* the scanner passes it, the parser not */
+        "{\"other\":[]}",
+        "",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(pages); i++) {
+        buf_init(&resp.body, 1 << 20);
+        buf_append_str(&resp.body, pages[i]);
+        CHECK(!poller__raw_page(&f.p, &resp, &body, &records));
+        CHECK(body == NULL && records == NULL && !f.p.raw.active);
+        buf_finish(&resp.body);
+    }
+    buf_init(&resp.body, 1 << 20);
+    buf_append_str(&resp.body, "{\"data\":{\"items\":[{\"id\":\"a\"}]}}");
+    f.def.records = (char *)"data.items";
+    CHECK(!poller__raw_page(&f.p, &resp, &body, &records));
+    f.def.records = (char *)"data";
+    f.def.single = true;
+    CHECK(!poller__raw_page(&f.p, &resp, &body, &records));
+    f.def.single = false;
+    resp.status = 500;
+    CHECK(!poller__raw_page(&f.p, &resp, &body, &records));
+    buf_finish(&resp.body);
+    teardown(&f);
+}
+
+static void test_root_array(void)
+{
+    struct fixture f;
+    setup(&f, "root", ".");
+    char ids[64];
+    const char *p1 = " [" REC_B "," REC_C "] ";
+    struct snapshot_stats st = page(&f, p1, true, ids, sizeof(ids));
+    check_stats(&st, 2, 0, 0, 2);
+    st = page(&f, p1, true, ids, sizeof(ids));
+    check_stats(&st, 0, 0, 2, 0);
+    CHECK_INT(f.p.raw.parsed, 1);
+    CHECK_STR(ids, "b c");
+    st = page(&f, "[]", true, ids, sizeof(ids));
+    check_stats(&st, 0, 0, 0, 0);
+    CHECK_STR(ids, "");
+    teardown(&f);
+}
+
+int main(void)
+{
+    json_arena_install();
+    test_fast_path();
+    test_never_skipped();
+    test_not_eligible();
+    test_root_array();
+    json_scratch_release();
+    return test_done("rawpage");
+}
