@@ -636,6 +636,9 @@ static const struct ini_key location_keys[] = {
     {.name = "sweep_share", .type = INI_KEY_DOUBLE,
      .offset = offsetof(struct config_location, sweep_share), .def = "0.5", .dmin = 0.05,
      .dmax = 1.0},
+    {.name = "sweep_daily_share", .type = INI_KEY_DOUBLE,
+     .offset = offsetof(struct config_location, sweep_daily_share), .def = "0.25", .dmin = 0.01,
+     .dmax = 1.0},
 };
 enum { LOCATION_ID = 0, LOCATION_TOKEN = 1, LOCATION_OAUTH = 2, LOCATION_COMPANY_ID = 3 };
 

@@ -126,7 +126,8 @@ struct config_location {
                                * credential an agency one; only agency triggers use it */
     unsigned rate_limit;      /* requests per rate_window */
     uint64_t rate_window_ms, daily_limit;
-    double sweep_share;       /* share of the budget for_each sweeps may use */
+    double sweep_share;       /* share of the window budget for_each sweeps may use */
+    double sweep_daily_share; /* share of daily_limit for_each sweeps may use */
 };
 
 /* A catalog parameter given in a [trigger] section (checked by config_resolve). */
