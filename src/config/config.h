@@ -147,6 +147,8 @@ struct config_trigger {
     char *company_name;       /* `company = NAME` (agency definitions), or NULL */
     struct config_location *location;  /* set by config_load */
     uint64_t every_ms;
+    uint64_t reconcile_ms;    /* `reconcile`: full enumerations at most this often; 0 = the
+                               * kind's default (a for_each child: 1 day) */
     unsigned emit;            /* EVENT_TYPE_CREATED|UPDATED|DELETED bits */
     bool first_poll_emit;     /* first_poll = emit (default baseline) */
     char **fields;            /* NULL when not set */

@@ -15,24 +15,6 @@
 
 #define MAX_GRANTS 20000
 
-/* Every window of length `window` holds at most `limit` of the sorted times. */
-static int max_in_any_window(const uint64_t *t, size_t n, uint64_t window)
-{
-    int best = 0;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        /* Window (t[i] - window, t[i]]: count times in it. */
-        while (t[j] + window <= t[i]) {
-            j++;
-        }
-        int c = (int)(i - j + 1);
-        if (c > best) {
-            best = c;
-        }
-    }
-    return best;
-}
-
 /* ---- greedy single-class simulation: windows, throughput, exact waits ---- */
 
 struct sim_case {
