@@ -537,6 +537,7 @@ static int create_runtime(struct engine *e)
             .base_url = cfg->base_url,
             .company_id = lc->company_id,
             .sweep_share = lc->sweep_share,
+            .sweep_daily_share = lc->sweep_daily_share,
             .rate_limit = lc->rate_limit,
             .rate_window_ms = lc->rate_window_ms,
             .daily_limit = lc->daily_limit,

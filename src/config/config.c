@@ -636,6 +636,9 @@ static const struct ini_key location_keys[] = {
     {.name = "sweep_share", .type = INI_KEY_DOUBLE,
      .offset = offsetof(struct config_location, sweep_share), .def = "0.5", .dmin = 0.05,
      .dmax = 1.0},
+    {.name = "sweep_daily_share", .type = INI_KEY_DOUBLE,
+     .offset = offsetof(struct config_location, sweep_daily_share), .def = "0.25", .dmin = 0.01,
+     .dmax = 1.0},
 };
 enum { LOCATION_ID = 0, LOCATION_TOKEN = 1, LOCATION_OAUTH = 2, LOCATION_COMPANY_ID = 3 };
 
@@ -662,6 +665,10 @@ static const struct ini_key trigger_keys[] = {
     /* An agency definition's [company NAME] (M15), instead of a location. */
     {.name = "company", .type = INI_KEY_CUSTOM,
      .offset = offsetof(struct config_trigger, company_name), .parse = parse_name},
+    /* How often a full enumeration runs (a for_each child's full sweep of its
+     * parents). No table default: 0 is the trigger kind's own default. */
+    {.name = "reconcile", .type = INI_KEY_DURATION,
+     .offset = offsetof(struct config_trigger, reconcile_ms), .min = SEC(1), .max = DAY(30)},
 };
 enum {
     TRIGGER_USE,
@@ -674,6 +681,7 @@ enum {
     TRIGGER_FOR_EACH,
     TRIGGER_PAGE_SIZE,
     TRIGGER_COMPANY,
+    TRIGGER_RECONCILE,
     TRIGGER_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == TRIGGER_NKEYS, "trigger key enum out of sync");

@@ -126,7 +126,8 @@ struct config_location {
                                * credential an agency one; only agency triggers use it */
     unsigned rate_limit;      /* requests per rate_window */
     uint64_t rate_window_ms, daily_limit;
-    double sweep_share;       /* share of the budget for_each sweeps may use */
+    double sweep_share;       /* share of the window budget for_each sweeps may use */
+    double sweep_daily_share; /* share of daily_limit for_each sweeps may use */
 };
 
 /* A catalog parameter given in a [trigger] section (checked by config_resolve). */
@@ -146,6 +147,8 @@ struct config_trigger {
     char *company_name;       /* `company = NAME` (agency definitions), or NULL */
     struct config_location *location;  /* set by config_load */
     uint64_t every_ms;
+    uint64_t reconcile_ms;    /* `reconcile`: full enumerations at most this often; 0 = the
+                               * kind's default (a for_each child: 1 day) */
     unsigned emit;            /* EVENT_TYPE_CREATED|UPDATED|DELETED bits */
     bool first_poll_emit;     /* first_poll = emit (default baseline) */
     char **fields;            /* NULL when not set */

@@ -17,9 +17,8 @@
 /* Requests one location may have on the wire at once: enough to overlap
  * latency, few enough that a burst cannot outrun the limiter's feedback. */
 #define LOCATION_MAX_IN_FLIGHT 6
-/* When polling alone would use the whole budget, every this-many grants one
- * goes to a waiting sweep, so for_each triggers always make progress. */
-#define SWEEP_EVERY 4
+/* The budget line (requests in the last 24 h) is logged this often. */
+#define BUDGET_LOG_INTERVAL_MS (60ULL * 60 * 1000)
 
 struct location_pending {
     struct location_pending *next;
@@ -51,22 +50,23 @@ struct location {
     uv_loop_t *loop;
     struct http_client *http;
     uv_timer_t timer;              /* runs pump(): deferred starts and rate-limit waits */
+    uv_timer_t budget_timer;       /* logs the budget line every BUDGET_LOG_INTERVAL_MS */
     char *name;
+    char *tag;                     /* "location:NAME" for the budget lines */
     char *id;
     char *base_url;
     char *company_id;              /* configured, or NULL: then the OAuth pair's */
     struct oauth_credential *cred; /* borrowed from the engine; tokens never logged */
-    double sweep_share;
     struct ratelimit *rl;
     struct pending_queue queues[2];
     struct pending_queue finished; /* cancelled before sending; callbacks run from pump() */
     size_t in_flight;
-    unsigned polls_in_a_row;       /* POLL grants since the last SWEEP grant */
     bool closing;
-    bool timer_closed;
+    unsigned timers_open;          /* uv timers not closed yet (freed after the last) */
 };
 
 static void pump_cb(uv_timer_t *timer);
+static void budget_cb(uv_timer_t *timer);
 
 static void queue_push(struct pending_queue *q, struct location_pending *p)
 {
@@ -141,6 +141,7 @@ static void location_free(struct location *loc)
 {
     ratelimit_destroy(loc->rl);
     free(loc->name);
+    free(loc->tag);
     free(loc->id);
     free(loc->company_id);
     free(loc->base_url);
@@ -149,7 +150,7 @@ static void location_free(struct location *loc)
 
 static void maybe_free(struct location *loc)
 {
-    if (loc->closing && loc->timer_closed && loc->in_flight == 0 && loc->finished.len == 0) {
+    if (loc->closing && loc->timers_open == 0 && loc->in_flight == 0 && loc->finished.len == 0) {
         location_free(loc);
     }
 }
@@ -157,7 +158,7 @@ static void maybe_free(struct location *loc)
 static void timer_closed_cb(uv_handle_t *handle)
 {
     struct location *loc = handle->data;
-    loc->timer_closed = true;
+    loc->timers_open--;
     maybe_free(loc);
 }
 
@@ -176,6 +177,36 @@ static void schedule_pump(struct location *loc, uint64_t delay_ms)
     uv_timer_start(&loc->timer, pump_cb, delay_ms, 0);
 }
 
+/* The budget line: requests of the last 24 h, of them sweeps, against the limits. */
+static void log_budget(struct location *loc, const char *why)
+{
+    struct ratelimit_stats st;
+    ratelimit_stats(loc->rl, uv_now(loc->loop), &st);
+    unsigned pct = st.daily_max > 0 ? (unsigned)(st.in_day * 100u / st.daily_max) : 0;
+    log_at(why != NULL ? LOG_WARN : LOG_INFO, loc->tag,
+           "budget: %llu requests in the last 24 h (%u%% of daily_limit %llu%s%s), sweeps %llu "
+           "of their %llu",
+           (unsigned long long)st.in_day, pct, (unsigned long long)st.daily_max,
+           why != NULL ? "; " : "", why != NULL ? why : "", (unsigned long long)st.capped_in_day,
+           (unsigned long long)st.capped_daily_max);
+}
+
+static void budget_cb(uv_timer_t *timer)
+{
+    log_budget(timer->data, NULL);
+}
+
+/* After a grant: the 24 h count passing 50% or 80% of the daily limit is logged once. */
+static void watch_budget(struct location *loc)
+{
+    unsigned pct = ratelimit_daily_crossed(loc->rl, uv_now(loc->loop));
+    if (pct != 0) {
+        char why[48];
+        snprintf(why, sizeof(why), "passed %u%%", pct);
+        log_budget(loc, why);
+    }
+}
+
 struct location *location_create(uv_loop_t *loop, struct http_client *http,
                                  const struct location_options *opts,
                                  struct oauth_credential *cred)
@@ -184,14 +215,21 @@ struct location *location_create(uv_loop_t *loop, struct http_client *http,
     loc->loop = loop;
     loc->http = http;
     loc->name = xstrdup(opts->name);
+    loc->tag = xasprintf("location:%s", opts->name);
     loc->id = xstrdup(opts->id);
     loc->company_id = opts->company_id != NULL ? xstrdup(opts->company_id) : NULL;
     loc->base_url = xstrdup(opts->base_url);
     loc->cred = cred;
-    loc->sweep_share = opts->sweep_share;
     loc->rl = ratelimit_create(opts->rate_limit, opts->rate_window_ms, opts->daily_limit);
+    ratelimit_set_capped(loc->rl, opts->sweep_share, opts->sweep_daily_share);
     uv_timer_init(loop, &loc->timer);
     loc->timer.data = loc;
+    uv_timer_init(loop, &loc->budget_timer);
+    loc->budget_timer.data = loc;
+    loc->timers_open = 2;
+    uv_timer_start(&loc->budget_timer, budget_cb, BUDGET_LOG_INTERVAL_MS, BUDGET_LOG_INTERVAL_MS);
+    /* The hourly line never keeps a finished run (--once) alive. */
+    uv_unref((uv_handle_t *)&loc->budget_timer);
     return loc;
 }
 
@@ -389,23 +427,25 @@ static void pump_cb(uv_timer_t *timer)
         if (!polls && !sweeps) {
             return;
         }
-        int cls = polls ? LOCATION_POLL : LOCATION_SWEEP;
-        if (polls && sweeps && loc->polls_in_a_row >= SWEEP_EVERY) {
-            cls = LOCATION_SWEEP;
-        }
-        /* A starved sweep may take its turn within the whole budget; otherwise
-         * sweeps stay within their share. */
-        double share = cls == LOCATION_POLL || polls ? 1.0 : loc->sweep_share;
-        wait = ratelimit_acquire(loc->rl, uv_now(loc->loop), share);
+        /* The limiter picks: polls first when the window is full, sweeps
+         * within their own shares of the window and of the day. */
+        enum ratelimit_class cls = RATELIMIT_PRIORITY;
+        wait = ratelimit_next(loc->rl, uv_now(loc->loop), polls, sweeps, &cls);
         if (wait > 0) {
             break;
         }
-        loc->polls_in_a_row = cls == LOCATION_POLL ? loc->polls_in_a_row + 1 : 0;
-        start_one(loc, queue_pop(&loc->queues[cls]));
+        watch_budget(loc);
+        start_one(loc, queue_pop(&loc->queues[cls == RATELIMIT_CAPPED ? LOCATION_SWEEP
+                                                                      : LOCATION_POLL]));
     }
     if (wait > 0) {
         schedule_pump(loc, wait);
     }
+}
+
+uint64_t location_sweep_wait(struct location *loc)
+{
+    return ratelimit_capped_wait(loc->rl, uv_now(loc->loop));
 }
 
 int location_submit(struct location *loc, enum location_class cls, const struct location_request *req,
@@ -485,7 +525,9 @@ void location_close(struct location *loc)
     }
     loc->closing = true;
     uv_timer_stop(&loc->timer);
+    uv_timer_stop(&loc->budget_timer);
     /* Queued requests never reached the wire: tell their owners now. */
     run_finished(loc);
     uv_close((uv_handle_t *)&loc->timer, timer_closed_cb);
+    uv_close((uv_handle_t *)&loc->budget_timer, timer_closed_cb);
 }

@@ -5,10 +5,16 @@
  * Every request the engine makes for a location goes through
  * location_submit, which holds it until the location's rate limiter grants
  * a slot, then hands it to the shared HTTP client. Two classes share the
- * budget: LOCATION_POLL (trigger cycles; may use the whole budget) and
- * LOCATION_SWEEP (for_each fan-out sweeps; at most `sweep_share` of it), so
- * background sweeps never starve polling. The server's X-RateLimit-*
+ * budget (ratelimit.h): LOCATION_POLL (trigger cycles; may use the whole
+ * budget, and goes first when the window is full) and LOCATION_SWEEP
+ * (for_each sweeps: their own `sweep_share` of the window whatever the
+ * polls use, while the total stays under the limit, and at most
+ * `sweep_daily_share` of the daily limit). The server's X-RateLimit-*
  * headers and 429s are fed back to the limiter after each response.
+ *
+ * Visible budget: the location logs its requests of the last 24 h (and the
+ * sweeps' part) every hour, and at warn level when they pass 50% and 80% of
+ * the daily limit (once per crossing, at most once a day each).
  *
  * URLs are built here from the API base URL, a path and query parameters
  * (each percent-encoded), and the location adds the Authorization and
@@ -23,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "http.h"
@@ -63,7 +70,8 @@ struct location_options {
     const char *base_url;    /* the API's base URL */
     const char *company_id;  /* its companyId when configured ([location] company_id,
                                 a [company]'s id), or NULL */
-    double sweep_share;      /* fraction of the rate budget for for_each sweeps */
+    double sweep_share;      /* fraction of the window budget for for_each sweeps */
+    double sweep_daily_share; /* fraction of daily_limit for for_each sweeps */
     unsigned rate_limit;     /* requests per rate_window_ms */
     uint64_t rate_window_ms;
     uint64_t daily_limit;    /* requests per day */
@@ -94,6 +102,9 @@ const char *location_id(const struct location *loc);
  * to the loop. */
 const char *location_company_id(const struct location *loc);
 size_t location_queued(const struct location *loc);
+/* How long (ms) until a LOCATION_SWEEP request could start (0: now): a sweep
+ * that would wait long (its daily share is spent) holds its request back. */
+uint64_t location_sweep_wait(struct location *loc);
 
 /* Builds base_url + path + "?" + query (url_escape each name and value) into a new string
  * (exposed for tests). */

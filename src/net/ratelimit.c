@@ -31,6 +31,17 @@ struct day_bucket {
     uint64_t count;
 };
 
+/* The starts of one set of requests: the last `cap` start times and the day's buckets. */
+struct counts {
+    uint64_t *ring;          /* start times, oldest overwritten first */
+    unsigned head;           /* next slot to write */
+    unsigned used;           /* filled slots, <= cap */
+    unsigned cap;            /* the configured max */
+    struct day_bucket day[DAY_BUCKETS];
+    uint64_t total;          /* the sum of the buckets from `horizon` on */
+    uint64_t horizon;        /* the oldest bucket id still in `total` */
+};
+
 struct ratelimit {
     unsigned cfg_max;        /* as configured; also the ring capacity */
     unsigned max;            /* in force: min(cfg_max, server Max) */
@@ -38,9 +49,11 @@ struct ratelimit {
     uint64_t cfg_daily_max;
     uint64_t daily_max;      /* in force: min(cfg_daily_max, server Limit-Daily) */
 
-    uint64_t *ring;          /* start times, oldest overwritten first */
-    unsigned ring_head;      /* next slot to write */
-    unsigned ring_used;      /* filled slots, <= cfg_max */
+    struct counts all;       /* every granted start */
+    struct counts capped;    /* the capped class's starts (also in all) */
+    double capped_window_share;
+    double capped_daily_share;
+    unsigned firsts_in_a_row; /* priority grants since the last capped one */
 
     uint64_t last_now;       /* newest now_ms seen: time never runs backwards here */
     uint64_t blocked_until;  /* server feedback: no start before this instant */
@@ -48,8 +61,11 @@ struct ratelimit {
     uint64_t granted;
     uint64_t refused;
     uint64_t throttled_429;
+    uint64_t capped_granted;
 
-    struct day_bucket day[DAY_BUCKETS];
+    /* ratelimit_daily_crossed: per threshold, re-armed below it, last report */
+    bool watch_armed[2];
+    uint64_t watch_at[2];
 };
 
 struct ratelimit *ratelimit_create(unsigned max, uint64_t window_ms, uint64_t daily_max)
@@ -72,7 +88,13 @@ struct ratelimit *ratelimit_create(unsigned max, uint64_t window_ms, uint64_t da
     rl->window_ms = window_ms;
     rl->cfg_daily_max = daily_max;
     rl->daily_max = daily_max;
-    rl->ring = xcalloc(max, sizeof(*rl->ring));
+    rl->all.cap = max;
+    rl->all.ring = xcalloc(max, sizeof(uint64_t));
+    rl->capped.cap = max;
+    rl->capped.ring = xcalloc(max, sizeof(uint64_t));
+    rl->capped_window_share = RATELIMIT_DEFAULT_CAPPED_WINDOW_SHARE;
+    rl->capped_daily_share = RATELIMIT_DEFAULT_CAPPED_DAILY_SHARE;
+    rl->watch_armed[0] = rl->watch_armed[1] = true;
     return rl;
 }
 
@@ -81,8 +103,20 @@ void ratelimit_destroy(struct ratelimit *rl)
     if (rl == NULL) {
         return;
     }
-    free(rl->ring);
+    free(rl->all.ring);
+    free(rl->capped.ring);
     free(rl);
+}
+
+static double clamp_share(double share)
+{
+    return !(share > 0.0) ? 0.0 : share > 1.0 ? 1.0 : share;
+}
+
+void ratelimit_set_capped(struct ratelimit *rl, double window_share, double daily_share)
+{
+    rl->capped_window_share = clamp_share(window_share);
+    rl->capped_daily_share = clamp_share(daily_share);
 }
 
 static uint64_t clamp_now(const struct ratelimit *rl, uint64_t now_ms)
@@ -90,19 +124,19 @@ static uint64_t clamp_now(const struct ratelimit *rl, uint64_t now_ms)
     return now_ms < rl->last_now ? rl->last_now : now_ms;
 }
 
-/* The k-th most recent start (k = 1 is the newest); k <= ring_used. */
-static uint64_t ring_kth(const struct ratelimit *rl, unsigned k)
+/* The k-th most recent start (k = 1 is the newest); k <= c->used. */
+static uint64_t ring_kth(const struct counts *c, unsigned k)
 {
-    unsigned idx = (rl->ring_head + rl->cfg_max - k) % rl->cfg_max;
-    return rl->ring[idx];
+    unsigned idx = (c->head + c->cap - k) % c->cap;
+    return c->ring[idx];
 }
 
 /* Starts in (now - window, now]. Written as start + window > now so that an
  * early now (< window) does not underflow. */
-static unsigned window_count(const struct ratelimit *rl, uint64_t now)
+static unsigned window_count(const struct counts *c, uint64_t window_ms, uint64_t now)
 {
     unsigned n = 0;
-    while (n < rl->ring_used && ring_kth(rl, n + 1) + rl->window_ms > now) {
+    while (n < c->used && ring_kth(c, n + 1) + window_ms > now) {
         n++;
     }
     return n;
@@ -128,22 +162,28 @@ static unsigned share_limit(unsigned max, double share)
     return (unsigned)x;
 }
 
-static uint64_t window_wait(const struct ratelimit *rl, uint64_t now, unsigned limit)
+static uint64_t window_wait(const struct counts *c, uint64_t window_ms, uint64_t now,
+                            unsigned limit)
 {
-    if (window_count(rl, now) < limit) {
+    if (window_count(c, window_ms, now) < limit) {
         return 0;
     }
     /* With n >= limit starts in the window, the next start is allowed once
      * the limit-th newest has left it: at s_limit + window. */
-    return ring_kth(rl, limit) + rl->window_ms - now;
+    return ring_kth(c, limit) + window_ms - now;
 }
 
-static uint64_t day_sum(const struct ratelimit *rl, uint64_t cur)
+static uint64_t first_bucket(uint64_t cur)
 {
-    uint64_t first = cur >= DAY_BUCKETS - 1 ? cur - (DAY_BUCKETS - 1) : 0;
+    return cur >= DAY_BUCKETS - 1 ? cur - (DAY_BUCKETS - 1) : 0;
+}
+
+static uint64_t day_sum(const struct counts *c, uint64_t cur)
+{
+    uint64_t first = first_bucket(cur);
     uint64_t sum = 0;
     for (size_t i = 0; i < DAY_BUCKETS; i++) {
-        const struct day_bucket *b = &rl->day[i];
+        const struct day_bucket *b = &c->day[i];
         if (b->count > 0 && b->id >= first && b->id <= cur) {
             sum += b->count;
         }
@@ -151,23 +191,45 @@ static uint64_t day_sum(const struct ratelimit *rl, uint64_t cur)
     return sum;
 }
 
-static uint64_t daily_wait(const struct ratelimit *rl, uint64_t now)
+/* The day's count at bucket `cur` (never older than the last one asked):
+ * buckets that left the day are dropped from the running total, so this is
+ * O(1) amortized where day_sum walks every bucket. */
+static uint64_t day_total(struct counts *c, uint64_t cur)
+{
+    uint64_t first = first_bucket(cur);
+    if (first <= c->horizon) {
+        return c->total;
+    }
+    if (first - c->horizon >= DAY_BUCKETS) {
+        c->total = 0; /* every bucket recorded so far is older than the day */
+    } else {
+        for (uint64_t id = c->horizon; id < first; id++) {
+            const struct day_bucket *b = &c->day[id % DAY_BUCKETS];
+            if (b->id == id) {
+                c->total -= b->count;
+            }
+        }
+    }
+    c->horizon = first;
+    return c->total;
+}
+
+static uint64_t daily_wait(struct counts *c, uint64_t now, uint64_t limit)
 {
     uint64_t cur = now / RATELIMIT_DAY_BUCKET_MS;
-    uint64_t sum = day_sum(rl, cur);
-    if (sum < rl->daily_max) {
+    uint64_t sum = day_total(c, cur);
+    if (sum < limit) {
         return 0;
     }
     /* Walk the counted buckets oldest first: bucket `id` stops being counted
      * at (id + DAY_BUCKETS) * width; stop once enough has left. */
-    uint64_t first = cur >= DAY_BUCKETS - 1 ? cur - (DAY_BUCKETS - 1) : 0;
-    for (uint64_t id = first; id <= cur; id++) {
-        const struct day_bucket *b = &rl->day[id % DAY_BUCKETS];
+    for (uint64_t id = first_bucket(cur); id <= cur; id++) {
+        const struct day_bucket *b = &c->day[id % DAY_BUCKETS];
         if (b->id != id || b->count == 0) {
             continue;
         }
         sum -= b->count;
-        if (sum < rl->daily_max) {
+        if (sum < limit) {
             return (id + DAY_BUCKETS) * RATELIMIT_DAY_BUCKET_MS - now;
         }
     }
@@ -175,46 +237,123 @@ static uint64_t daily_wait(const struct ratelimit *rl, uint64_t now)
     return RATELIMIT_DAY_MS;
 }
 
-static void record_start(struct ratelimit *rl, uint64_t now)
+static void record_start(struct counts *c, uint64_t now)
 {
-    rl->ring[rl->ring_head] = now;
-    rl->ring_head = (rl->ring_head + 1) % rl->cfg_max;
-    if (rl->ring_used < rl->cfg_max) {
-        rl->ring_used++;
+    c->ring[c->head] = now;
+    c->head = (c->head + 1) % c->cap;
+    if (c->used < c->cap) {
+        c->used++;
     }
     uint64_t id = now / RATELIMIT_DAY_BUCKET_MS;
-    struct day_bucket *b = &rl->day[id % DAY_BUCKETS];
+    day_total(c, id); /* first: it drops the older day's bucket this slot may still hold */
+    struct day_bucket *b = &c->day[id % DAY_BUCKETS];
     if (b->id != id) {
         b->id = id;
         b->count = 0;
     }
     b->count++;
+    c->total++;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* How long until a start within `limit` of the window: server blocks, the
+ * window and the daily budget, over every class. */
+static uint64_t total_wait(struct ratelimit *rl, uint64_t now, unsigned limit)
+{
+    uint64_t wait = rl->blocked_until > now ? rl->blocked_until - now : 0;
+    wait = max_u64(wait, window_wait(&rl->all, rl->window_ms, now, limit));
+    return max_u64(wait, daily_wait(&rl->all, now, rl->daily_max));
+}
+
+/* The capped class's daily limit: its share of the daily budget in force, at least 1. */
+static uint64_t capped_daily_limit(const struct ratelimit *rl)
+{
+    double x = floor((double)rl->daily_max * rl->capped_daily_share + 1e-9);
+    return x < 1.0 ? 1 : (uint64_t)x;
+}
+
+/* How long until a capped start: the whole budget, and the class's own shares. */
+static uint64_t capped_wait(struct ratelimit *rl, uint64_t now)
+{
+    uint64_t wait = total_wait(rl, now, rl->max);
+    unsigned own = share_limit(rl->max, rl->capped_window_share);
+    wait = max_u64(wait, window_wait(&rl->capped, rl->window_ms, now, own));
+    return max_u64(wait, daily_wait(&rl->capped, now, capped_daily_limit(rl)));
 }
 
 uint64_t ratelimit_acquire(struct ratelimit *rl, uint64_t now_ms, double share)
 {
     uint64_t now = clamp_now(rl, now_ms);
     rl->last_now = now;
-
-    uint64_t wait = 0;
-    if (rl->blocked_until > now) {
-        wait = rl->blocked_until - now;
-    }
-    uint64_t w = window_wait(rl, now, share_limit(rl->max, share));
-    if (w > wait) {
-        wait = w;
-    }
-    w = daily_wait(rl, now);
-    if (w > wait) {
-        wait = w;
-    }
+    uint64_t wait = total_wait(rl, now, share_limit(rl->max, share));
     if (wait > 0) {
         rl->refused++;
         return wait;
     }
-    record_start(rl, now);
+    record_start(&rl->all, now);
     rl->granted++;
     return 0;
+}
+
+uint64_t ratelimit_capped_wait(struct ratelimit *rl, uint64_t now_ms)
+{
+    uint64_t now = clamp_now(rl, now_ms);
+    rl->last_now = now;
+    return capped_wait(rl, now);
+}
+
+/*
+ * May a waiting capped request take its turn ahead of waiting priority ones?
+ * Only every RATELIMIT_CAPPED_EVERY-th grant (so it is not starved of the
+ * caller's in-flight slots), and only while the window has room for more than
+ * this one start: when the window is full, priority requests go first.
+ */
+static bool capped_turn(const struct ratelimit *rl, uint64_t now, bool firsts)
+{
+    if (!firsts) {
+        return true;
+    }
+    return rl->firsts_in_a_row >= RATELIMIT_CAPPED_EVERY &&
+           window_count(&rl->all, rl->window_ms, now) + 1 < rl->max;
+}
+
+uint64_t ratelimit_next(struct ratelimit *rl, uint64_t now_ms, bool firsts, bool capped,
+                        enum ratelimit_class *cls)
+{
+    uint64_t now = clamp_now(rl, now_ms);
+    rl->last_now = now;
+    uint64_t wait = 0;
+    if (capped && capped_turn(rl, now, firsts)) {
+        wait = capped_wait(rl, now);
+        if (wait == 0) {
+            record_start(&rl->all, now);
+            record_start(&rl->capped, now);
+            rl->granted++;
+            rl->capped_granted++;
+            rl->firsts_in_a_row = 0;
+            *cls = RATELIMIT_CAPPED;
+            return 0;
+        }
+    }
+    if (firsts) {
+        wait = total_wait(rl, now, rl->max);
+        if (wait == 0) {
+            record_start(&rl->all, now);
+            rl->granted++;
+            rl->firsts_in_a_row++;
+            *cls = RATELIMIT_PRIORITY;
+            return 0;
+        }
+    }
+    if (!firsts && !capped) {
+        return 0; /* nothing asked: nothing to wait for */
+    }
+    rl->refused++;
+    return wait;
 }
 
 static void block_until(struct ratelimit *rl, uint64_t until)
@@ -270,11 +409,41 @@ void ratelimit_observe(struct ratelimit *rl, uint64_t now_ms, long status,
 void ratelimit_stats(const struct ratelimit *rl, uint64_t now_ms, struct ratelimit_stats *out)
 {
     uint64_t now = clamp_now(rl, now_ms);
+    uint64_t cur = now / RATELIMIT_DAY_BUCKET_MS;
     out->granted = rl->granted;
     out->refused = rl->refused;
     out->throttled_429 = rl->throttled_429;
-    out->in_window = window_count(rl, now);
+    out->in_window = window_count(&rl->all, rl->window_ms, now);
     out->max = rl->max;
     out->daily_max = rl->daily_max;
     out->blocked_ms = rl->blocked_until > now ? rl->blocked_until - now : 0;
+    out->in_day = day_sum(&rl->all, cur);
+    out->capped_granted = rl->capped_granted;
+    out->capped_in_window = window_count(&rl->capped, rl->window_ms, now);
+    out->capped_max = share_limit(rl->max, rl->capped_window_share);
+    out->capped_in_day = day_sum(&rl->capped, cur);
+    out->capped_daily_max = capped_daily_limit(rl);
+}
+
+unsigned ratelimit_daily_crossed(struct ratelimit *rl, uint64_t now_ms)
+{
+    static const unsigned pct[2] = {RATELIMIT_WATCH_LOW_PCT, RATELIMIT_WATCH_HIGH_PCT};
+    uint64_t now = clamp_now(rl, now_ms);
+    rl->last_now = now;
+    uint64_t used = day_total(&rl->all, now / RATELIMIT_DAY_BUCKET_MS);
+    unsigned crossed = 0;
+    for (int i = 0; i < 2; i++) {
+        bool above = used * 100u >= rl->daily_max * pct[i];
+        if (!above) {
+            rl->watch_armed[i] = true; /* the next crossing is news again */
+            continue;
+        }
+        bool quiet_for_a_day = rl->watch_at[i] == 0 || now - rl->watch_at[i] >= RATELIMIT_DAY_MS;
+        if (rl->watch_armed[i] && quiet_for_a_day) {
+            rl->watch_armed[i] = false;
+            rl->watch_at[i] = now == 0 ? 1 : now;
+            crossed = pct[i];
+        }
+    }
+    return crossed;
 }

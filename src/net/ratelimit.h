@@ -7,16 +7,28 @@
  * It owns three limits, all of which must allow a request before it starts:
  *   1. a sliding window: never more than `max` starts in ANY window_ms
  *      (default 90 per 10000 ms, under HighLevel's documented 100/10 s with
- *      margin for arrival jitter); a caller class can be limited to a share
- *      of it;
+ *      margin for arrival jitter);
  *   2. a daily budget (default 200000 per 86400000 ms), kept in 1-minute
- *      buckets so the memory is fixed (~23 KiB); a bucket that overlaps the
+ *      buckets so the memory is fixed (~23 KiB a class); a bucket that overlaps the
  *      day window counts whole, so the estimate errs on the safe side;
  *   3. server feedback (ratelimit_observe): X-RateLimit-Remaining == 0 and
  *      429 responses block until a computed instant; a server Max or
  *      daily limit lower than ours lowers ours.
  *
- * Invariants: acquire() grants only if all three limits allow it at now_ms,
+ * Two classes share these limits (ratelimit_next): the priority class
+ * (polls) may use all of them; the capped class (background sweeps) has its
+ * own share of the window (its own starts, so priority traffic never eats
+ * it: at most ceil(max * window_share) of them in any window) and of the
+ * day (at most floor(daily_max * daily_share) in any 24 h), and starts only
+ * while the total stays under `max`. Priority requests go first whenever the
+ * window is full, so with priority demand under max - its share per window
+ * a priority request is never delayed by a capped one.
+ *
+ * It also watches the day (ratelimit_daily_crossed): the 24 h count passing
+ * 50% and 80% of daily_max is reported once per crossing, at most once a day.
+ *
+ * Owns: the start times and day buckets of both classes (fixed size).
+ * Invariants: acquire() and next() grant only if all three limits allow it at now_ms,
  * and records the start at once, so the window count includes every granted
  * request; a refusal returns the exact number of ms (>= 1) until the request
  * could be granted if nothing else happened meanwhile. Time never runs
@@ -52,6 +64,16 @@ struct http_ratelimit_info {
 #define RATELIMIT_DAY_MS 86400000u
 /* Width of one daily bucket; the day is RATELIMIT_DAY_MS / this = 1440 buckets. */
 #define RATELIMIT_DAY_BUCKET_MS 60000u
+/* The capped class's default shares of the window and of the day. */
+#define RATELIMIT_DEFAULT_CAPPED_WINDOW_SHARE 0.5
+#define RATELIMIT_DEFAULT_CAPPED_DAILY_SHARE 0.25
+/* With both classes waiting and room in the window, every this-many priority
+ * grants one goes to a waiting capped request (the caller's in-flight slots
+ * would otherwise starve it). */
+#define RATELIMIT_CAPPED_EVERY 4
+/* The daily watch's thresholds, in percent of daily_max. */
+#define RATELIMIT_WATCH_LOW_PCT 50u
+#define RATELIMIT_WATCH_HIGH_PCT 80u
 /* When the server says the daily budget is spent (Daily-Remaining: 0) we cannot
  * know when its day rolls over, so we back off this long before trying again. */
 #define RATELIMIT_DAILY_EXHAUSTED_MS 300000u
@@ -79,6 +101,39 @@ void ratelimit_destroy(struct ratelimit *rl);
  */
 uint64_t ratelimit_acquire(struct ratelimit *rl, uint64_t now_ms, double share);
 
+enum ratelimit_class {
+    RATELIMIT_PRIORITY = 0,  /* polls: the whole budget, first when it is full */
+    RATELIMIT_CAPPED = 1,    /* sweeps: their own shares of the window and the day */
+};
+
+/* Sets the capped class's shares (each clamped into [0, 1]; a share's limit
+ * is at least 1 request). Defaults: RATELIMIT_DEFAULT_CAPPED_*. */
+void ratelimit_set_capped(struct ratelimit *rl, double window_share, double daily_share);
+
+/*
+ * Picks the class whose waiting request starts at now_ms: `firsts` and
+ * `capped` say which classes have one waiting. A capped request starts when
+ * no priority one waits, or on its turn (every RATELIMIT_CAPPED_EVERY
+ * priority grants, while the window has room for more than it), within the
+ * whole budget and its own shares; a priority one within the whole budget.
+ * Returns 0 with the start recorded and *cls set, or the ms (>= 1) until a
+ * waiting request could start if nothing else happened meanwhile (0 too
+ * when nothing waits; *cls is then untouched).
+ */
+uint64_t ratelimit_next(struct ratelimit *rl, uint64_t now_ms, bool firsts, bool capped,
+                        enum ratelimit_class *cls);
+
+/* How long (ms) until a capped request could start at now_ms (0: now); records nothing. */
+uint64_t ratelimit_capped_wait(struct ratelimit *rl, uint64_t now_ms);
+
+/*
+ * The daily watch: returns 80 or 50 when the starts of the last 24 h (the
+ * 1-minute-bucket estimate) have passed that percent of the daily budget
+ * since the last call that saw them below it, and it was not reported in
+ * the last 24 h; otherwise 0 (80 when both pass at once).
+ */
+unsigned ratelimit_daily_crossed(struct ratelimit *rl, uint64_t now_ms);
+
 /*
  * Feeds back what the server said about a response that arrived at now_ms:
  * - info (may be NULL or !present): Remaining == 0 blocks every start until
@@ -103,6 +158,12 @@ struct ratelimit_stats {
     unsigned max;            /* the window limit in force (after server feedback) */
     uint64_t daily_max;      /* the daily limit in force */
     uint64_t blocked_ms;     /* how long server feedback still blocks starts, 0 if not */
+    uint64_t in_day;         /* starts in the last 24 h (1-minute buckets, counted whole) */
+    uint64_t capped_granted; /* capped starts ever */
+    unsigned capped_in_window;  /* capped starts in the window */
+    unsigned capped_max;        /* the capped class's window limit */
+    uint64_t capped_in_day;     /* capped starts in the last 24 h (as in_day) */
+    uint64_t capped_daily_max;  /* the capped class's daily limit */
 };
 
 /* Fills *out; does not change the limiter. */

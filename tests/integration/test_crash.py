@@ -83,11 +83,13 @@ every = 1s
 use = contacts.tasks
 for_each = contacts
 every = 1s
+reconcile = 1s
 
 [trigger notes]
 use = contacts.notes
 for_each = contacts
 every = 1s
+reconcile = 1s
 """
 LOCATION = "rate_limit = 100\nrate_window = 1s\nsweep_share = 0.9\n"
 KIND_OF_TRIGGER = {"contacts": "contact", "tasks": "task", "notes": "note"}

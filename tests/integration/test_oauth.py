@@ -297,7 +297,7 @@ class OAuthTest(harness.PollenTest):
         for i in range(5):
             text += f"[trigger s{i}]\nuse = contacts.search\n{loc}every = 1s\npage_size = {91 + i}\n\n"
             text += f"[trigger l{i}]\nuse = contacts.list\n{loc}every = 1s\npage_size = {91 + i}\n\n"
-        text += f"[trigger tasks]\nuse = contacts.tasks\n{loc}for_each = s0\nevery = 1s\n"
+        text += f"[trigger tasks]\nuse = contacts.tasks\n{loc}for_each = s0\nevery = 1s\nreconcile = 1s\n"
         return text
 
     def expire_and_check(self, expect_401_min, rounds=3, stall=3.0, locations_renewed=0):
@@ -679,7 +679,7 @@ class OAuthTest(harness.PollenTest):
                     "[trigger listing2]\nuse = contacts.list\nlocation = *\nevery = 1s\n"
                     "page_size = 99\n\n"
                     "[trigger tasks]\nuse = contacts.tasks\nlocation = *\nfor_each = everyone\n"
-                    "every = 1s\n")
+                    "every = 1s\nreconcile = 1s\n")
         cfg = self.write_oauth_config(triggers, user_type="Company", scopes=AGENCY_SCOPES,
                                       locations=[(n, l, None, budget) for n, l in locs.items()])
         self.login(cfg, code)

@@ -22,7 +22,11 @@ max(Retry-After, the server's interval)).
 - test_sweep_progress_under_poll_load: polling demand above the location's
   budget must not stop a for_each trigger for good: the tasks of a contact
   its parent just saw change are still read and reported.
+- test_budget_lines: with daily_limit = 10 and one request a second, the
+  location logs its 24 h count at warn when it passes 50% and 80%, once each,
+  and stops at the limit.
 """
+import re
 import os
 import time
 
@@ -202,6 +206,26 @@ class RateLimitTest(harness.PollenTest):
                         "polling resumed after Retry-After")
         self.assertEqual(self.events(cfg), [], "no false events")
         self.assertRegex(self.engine_log_text(), r"\[trigger:\w+\] HTTP 429")
+
+    def test_budget_lines(self):
+        self.sandbox.seed(3)
+        cfg = self.write_config("[trigger s1]\nuse = contacts.search\nevery = 1s\n",
+                                location="daily_limit = 10\n")
+        self.start_engine(cfg)
+        self.wait_for(lambda: "passed 80%" in self.engine_log_text(), timeout=30,
+                      what="the 80% budget line")
+        time.sleep(4)  # the limit is reached: no more requests, no more lines
+        self.assertEqual(self.stop_engine(), 0, self.engine_log_text()[-3000:])
+        log = self.engine_log_text()
+        lines = re.findall(r" warn \[location:main\] budget: .*", log)
+        self.assertEqual(lines, [
+            " warn [location:main] budget: 5 requests in the last 24 h (50% of daily_limit 10; "
+            "passed 50%), sweeps 0 of their 2",
+            " warn [location:main] budget: 8 requests in the last 24 h (80% of daily_limit 10; "
+            "passed 80%), sweeps 0 of their 2"], log[-3000:])
+        self.assertEqual(len([r for r in self.sandbox.requests()
+                              if r["location"] == harness.LOCATION_ID]), 10)
+        self.assertRegex(log, r"\[trigger:s1\] cycle \d+: .*, requests=1\n")
 
     def test_sweep_progress_under_poll_load(self):
         """Polling demand above the budget must not stop a for_each trigger for good.

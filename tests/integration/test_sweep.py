@@ -3,7 +3,13 @@ blocks the others (skipped for the round, named in the log, reported once an
 hour); a for_each trigger added to a running deployment starts silently;
 `run --once` always exits (1 when a trigger failed, naming it); `run
 --dry-run` reads each parent once and exits; a wall clock stepped back does
-not stall the sweep."""
+not stall the sweep; full rounds start `reconcile` after the last one ended,
+also across a restart, while changed contacts are still read at once; cycle
+and round lines say how many requests they used.
+
+TASKS and NOTES sweep every 1 s (reconcile = 1s) as the edge cases need rounds
+back to back; the default is a day."""
+import datetime
 import os
 import re
 import subprocess
@@ -22,13 +28,20 @@ TASKS = """
 use = contacts.tasks
 for_each = contacts
 every = 1s
+reconcile = 1s
 """
 NOTES = """
 [trigger notes]
 use = contacts.notes
 for_each = contacts
 every = 1s
+reconcile = 1s
 """
+ROUND_RX = re.compile(r"^(\S+) info \[trigger:tasks\] sweep round (\d+) (starts|complete)(.*)$", re.M)
+
+
+def log_time(stamp):
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def created(changes, kind):
@@ -245,6 +258,59 @@ class SweepTest(harness.PollenTest):
         self.wait_for(lambda: [e["record_id"] for e in self.events(cfg)
                                if e["trigger"] == "tasks"] == task,
                       timeout=20, what="the sweep to find the new task")
+
+
+    # -- reconcile: full rounds at most once per interval -------------------
+
+    def rounds(self):
+        """[(round, 'starts'|'complete', wall time, rest of the line)] from the engine log."""
+        return [(int(m.group(2)), m.group(3), log_time(m.group(1)), m.group(4))
+                for m in ROUND_RX.finditer(self.engine_log_text())]
+
+    def test_full_rounds_start_reconcile_after_the_last_ended(self):
+        self.sandbox.seed(4, tasks=1, seed=38)
+        cfg = self.write_config(CONTACTS + TASKS.replace("reconcile = 1s", "reconcile = 3s"),
+                                location=FAST)
+        self.start_engine(cfg)
+        self.wait_for(lambda: any(r == 3 and what == "complete" for r, what, _, _ in self.rounds()),
+                      timeout=40, what="three full rounds")
+        self.stop_engine()
+        rounds = self.rounds()
+        ends = {r: t for r, what, t, _ in rounds if what == "complete"}
+        starts = {r: t for r, what, t, _ in rounds if what == "starts"}
+        for r in (2, 3):
+            gap = starts[r] - ends[r - 1]
+            self.assertGreaterEqual(gap, 2.9, f"round {r} started {gap:.2f} s after round {r - 1} ended")
+            self.assertLess(gap, 6, f"round {r} waited {gap:.2f} s, reconcile is 3 s")
+        # Nothing changed: a round costs one request per contact, and says so.
+        later = [rest for r, what, _, rest in rounds if what == "complete" and r > 1]
+        self.assertTrue(later and all("requests=4," in rest for rest in later), later)
+        self.assertTrue(all("the next full round in 3s" in rest for rest in later), later)
+        # Every top-level cycle line says what it cost: one page of four contacts.
+        cycles = re.findall(r"\[trigger:contacts\] cycle \d+: .*", self.engine_log_text())
+        self.assertTrue(cycles, "no cycle lines")
+        for line in cycles:
+            self.assertRegex(line, r", requests=1$")
+
+    def test_restart_waits_for_reconcile_but_reads_changed_contacts(self):
+        ids = sorted(self.sandbox.seed(5, tasks=1, seed=39)["contact_ids"])
+        cfg = self.write_config(CONTACTS + TASKS.replace("reconcile = 1s", "reconcile = 1h"),
+                                location=FAST)
+        self.run_once(cfg)  # the baseline: --once always runs a full round
+        since = self.sandbox.requests()[-1]["seq"]
+        self.start_engine(cfg)
+        self.wait_for(lambda: len(re.findall(r"\[trigger:contacts\] cycle \d+:",
+                                             self.engine_log_text())) >= 3,
+                      timeout=30, what="three contacts cycles")
+        self.assertEqual(self.task_reads(since), {}, "a full round ran before its reconcile was due")
+        task = created(self.sandbox.mutate([{"op": "create", "kind": "task",
+                                             "contactId": ids[3]}]), "task")
+        self.wait_for(lambda: [e["record_id"] for e in self.events(cfg)
+                               if e["trigger"] == "tasks"] == task,
+                      timeout=20, what="the new task of the changed contact")
+        self.stop_engine()
+        self.assertEqual(self.task_reads(since), {ids[3]: 1}, "only the changed contact is read")
+        self.assertNotIn("sweep round 2 starts", self.engine_log_text())
 
 
 if __name__ == "__main__":

@@ -15,24 +15,6 @@
 
 #define MAX_GRANTS 20000
 
-/* Every window of length `window` holds at most `limit` of the sorted times. */
-static int max_in_any_window(const uint64_t *t, size_t n, uint64_t window)
-{
-    int best = 0;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        /* Window (t[i] - window, t[i]]: count times in it. */
-        while (t[j] + window <= t[i]) {
-            j++;
-        }
-        int c = (int)(i - j + 1);
-        if (c > best) {
-            best = c;
-        }
-    }
-    return best;
-}
-
 /* ---- greedy single-class simulation: windows, throughput, exact waits ---- */
 
 struct sim_case {
@@ -372,6 +354,145 @@ static void test_misc(void)
     CHECK(ratelimit_create(2000000, 1000, 1) == NULL);
 }
 
+/* ---- the capped class: its own shares, priority first when full ---- */
+
+static void test_capped(void)
+{
+    static uint64_t all[MAX_GRANTS];
+    static uint64_t capped[MAX_GRANTS];
+    /* Priority demand of 40 per window (under max - share = 45) never waits,
+     * and the capped class still gets its 45, which the old rule (the whole
+     * window under the share) gave it only 5 of. */
+    struct ratelimit *rl = ratelimit_create(90, 10000, 0);
+    size_t n = 0;
+    size_t nc = 0;
+    for (uint64_t now = 0; now < 100000; now += 10) {
+        bool poll_due = now % 250 == 0; /* 40 per 10 s */
+        enum ratelimit_class cls;
+        for (;;) {
+            uint64_t w = ratelimit_next(rl, now, poll_due, true, &cls);
+            if (w > 0) {
+                CHECK(!poll_due); /* a poll never waits */
+                poll_due = false;
+                break;
+            }
+            all[n++] = now;
+            if (cls == RATELIMIT_CAPPED) {
+                capped[nc++] = now;
+            } else {
+                poll_due = false;
+            }
+        }
+    }
+    CHECK(max_in_any_window(all, n, 10000) <= 90);
+    CHECK_INT(max_in_any_window(capped, nc, 10000), 45);
+    CHECK(nc >= 440); /* 45 per window over 10 windows, less the first window's ramp */
+    struct ratelimit_stats st;
+    ratelimit_stats(rl, 100000, &st);
+    CHECK_INT(st.capped_max, 45);
+    CHECK_INT(st.capped_granted, nc);
+    ratelimit_destroy(rl);
+
+    /* A full window: the slot that frees goes to the waiting priority request,
+     * even on the capped class's turn. */
+    rl = ratelimit_create(10, 1000, 0);
+    enum ratelimit_class cls;
+    for (int i = 0; i < 10; i++) {
+        CHECK_INT(ratelimit_next(rl, (uint64_t)i, true, false, &cls), 0);
+    }
+    CHECK_INT(ratelimit_next(rl, 10, true, true, &cls), 990);
+    CHECK_INT(ratelimit_next(rl, 1000, true, true, &cls), 0);
+    CHECK_INT(cls, RATELIMIT_PRIORITY);
+    /* Alone, the capped class waits for its own share of the window. */
+    ratelimit_destroy(rl);
+    rl = ratelimit_create(10, 1000, 0);
+    for (int i = 0; i < 5; i++) {
+        CHECK_INT(ratelimit_next(rl, 100, false, true, &cls), 0);
+        CHECK_INT(cls, RATELIMIT_CAPPED);
+    }
+    CHECK_INT(ratelimit_next(rl, 200, false, true, &cls), 900);
+    CHECK_INT(ratelimit_capped_wait(rl, 200), 900);
+    CHECK_INT(ratelimit_next(rl, 200, false, false, &cls), 0); /* nothing asked */
+    ratelimit_destroy(rl);
+
+    /* Its daily share: 25% of 100 a day, then the next start is a day later. */
+    rl = ratelimit_create(1000, 1000, 100);
+    for (int i = 0; i < 25; i++) {
+        CHECK_INT(ratelimit_next(rl, (uint64_t)i * 10, false, true, &cls), 0);
+    }
+    uint64_t want = 1441ull * 60000ull - 5000;
+    CHECK_INT(ratelimit_next(rl, 5000, false, true, &cls), want);
+    CHECK_INT(ratelimit_next(rl, 5000, true, false, &cls), 0); /* polls still run */
+    CHECK_INT(ratelimit_next(rl, 5000 + want, false, true, &cls), 0);
+    ratelimit_set_capped(rl, 0.5, 0.0); /* a zero share still allows 1 a day */
+    ratelimit_stats(rl, 5000 + want, &st);
+    CHECK_INT(st.capped_daily_max, 1);
+    CHECK_INT(st.capped_in_day, 1);
+    ratelimit_destroy(rl);
+}
+
+/* ---- the daily watch: 50% and 80%, once per crossing, at most once a day ---- */
+
+static void test_daily_watch(void)
+{
+    struct ratelimit *rl = ratelimit_create(1000, 1000, 1000);
+    enum ratelimit_class cls;
+    uint64_t now = 0;
+    unsigned seen50 = 0;
+    unsigned seen80 = 0;
+    uint64_t at50 = 0;
+    uint64_t at80 = 0;
+    /* 900 requests over the first 15 h: 50% at the 500th, 80% at the 800th. */
+    for (int i = 1; i <= 900; i++) {
+        now = (uint64_t)i * 60000;
+        CHECK_INT(ratelimit_next(rl, now, true, false, &cls), 0);
+        unsigned c = ratelimit_daily_crossed(rl, now);
+        if (c == 50) {
+            seen50++;
+            at50 = (uint64_t)i;
+        } else if (c == 80) {
+            seen80++;
+            at80 = (uint64_t)i;
+        } else {
+            CHECK_INT(c, 0);
+        }
+    }
+    CHECK_INT(seen50, 1);
+    CHECK_INT(seen80, 1);
+    CHECK_INT(at50, 500);
+    CHECK_INT(at80, 800);
+    /* Quiet until the requests leave the day: then below both thresholds... */
+    now = 40ull * 3600 * 1000;
+    CHECK_INT(ratelimit_daily_crossed(rl, now), 0);
+    /* ...and a new crossing, a day after the last report, is news again
+     * (both pass at once: the higher one is reported). */
+    for (int i = 0; i < 850; i++) {
+        CHECK_INT(ratelimit_next(rl, now, true, false, &cls), 0);
+    }
+    CHECK_INT(ratelimit_daily_crossed(rl, now), 80);
+    CHECK_INT(ratelimit_daily_crossed(rl, now + 1), 0);
+    struct ratelimit_stats st;
+    ratelimit_stats(rl, now, &st);
+    CHECK_INT(st.in_day, 850);
+    ratelimit_destroy(rl);
+
+    /* Flapping around 50% within a day reports it once. */
+    rl = ratelimit_create(1000, 1000, 100);
+    unsigned reports = 0;
+    for (int i = 0; i < 2000; i++) {
+        now = (uint64_t)i * 60000;
+        /* 50 requests at minute 0, 1 more a minute from 20 h on: the count
+         * dips under 50 when the first minute leaves the day, then passes it. */
+        int k = i == 0 ? 50 : (i >= 1200 ? 1 : 0);
+        for (int j = 0; j < k; j++) {
+            ratelimit_next(rl, now, true, false, &cls);
+        }
+        reports += ratelimit_daily_crossed(rl, now) != 0;
+    }
+    CHECK_INT(reports, 2); /* minute 0, then once more a day later, not every minute */
+    ratelimit_destroy(rl);
+}
+
 int main(void)
 {
     test_greedy();
@@ -381,5 +502,7 @@ int main(void)
     test_server_max();
     test_daily();
     test_misc();
+    test_capped();
+    test_daily_watch();
     return test_done("ratelimit");
 }

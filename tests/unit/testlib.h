@@ -10,6 +10,7 @@
 #ifndef POLLEN_TESTLIB_H
 #define POLLEN_TESTLIB_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,24 @@ static int test_checks;
                     #got, got_ ? got_ : "(null)", want_ ? want_ : "(null)");          \
         }                                                                             \
     } while (0)
+
+/* The most of the sorted times t[0..n) in any window of `window` (the rate
+ * simulations check every window of a grant history, not just aligned ones). */
+static inline int max_in_any_window(const uint64_t *t, size_t n, uint64_t window)
+{
+    int best = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* Window (t[i] - window, t[i]]: count times in it. */
+        while (t[j] + window <= t[i]) {
+            j++;
+        }
+        if ((int)(i - j + 1) > best) {
+            best = (int)(i - j + 1);
+        }
+    }
+    return best;
+}
 
 /* Where tests write files: $POLLEN_TEST_TMP (meson sets it) or /tmp. */
 static inline const char *test_tmp_root(void)

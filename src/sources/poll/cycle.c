@@ -106,7 +106,8 @@ static void cycle_end(struct poller *p, bool ok)
     } else {
         uint64_t cap = every * 8 < 15 * 60000 ? every * 8 : 15 * 60000;
         delay = util_backoff_ms(every, cap > every ? cap : every, p->failures);
-        log_warn(p->tag, "cycle failed (%u in a row); next attempt in %llu ms", p->failures,
+        log_warn(p->tag, "cycle failed (%u in a row), requests=%llu; next attempt in %llu ms",
+                 p->failures, (unsigned long long)(p->stats.requests - p->requests_from),
                  (unsigned long long)delay);
     }
     poller__schedule(p, delay);
@@ -463,6 +464,7 @@ static void cycle_start(struct poller *p)
     }
     p->busy = true;
     p->cycle_started = uv_now(p->env.loop);
+    p->requests_from = p->stats.requests;
     cycle_reset(p);
     log_debug(p->tag, "cycle %llu starts", (unsigned long long)p->cycle + 1);
     fetch_page(p);
@@ -520,14 +522,17 @@ static void finish_cycle(struct poller *p)
                          "rules would send for them",
                  (unsigned long long)p->records_seen);
     } else if (!was_seeded && !p->tc->first_poll_emit) {
-        log_info(p->tag, "baseline recorded: %llu records (no events for existing records)",
-                 (unsigned long long)p->records_seen);
+        log_info(p->tag, "baseline recorded: %llu records (no events for existing records), "
+                         "requests=%llu",
+                 (unsigned long long)p->records_seen,
+                 (unsigned long long)(p->stats.requests - p->requests_from));
     } else {
         log_info(p->tag,
                  "cycle %llu: %llu records, %u created, %u updated, %u deleted, %zu held, "
-                 "%u events",
+                 "%u events, requests=%llu",
                  (unsigned long long)p->cycle, (unsigned long long)p->records_seen, s->created,
-                 s->updated, s->deleted, p->hold.len, s->events);
+                 s->updated, s->deleted, p->hold.len, s->events,
+                 (unsigned long long)(p->stats.requests - p->requests_from));
     }
     if (s->deleted > 0) {
         poller__sweep_kick(p);

@@ -100,9 +100,12 @@ struct poller {
     uint64_t round_started;    /* children: wall ms when the current (or last) round began
                                 * (persisted only; scheduling uses round_due) */
     bool round_active;         /* children: a round is under way */
+    uint64_t round_ended;      /* children: wall ms when the last full round ended (0: none);
+                                * the next starts `reconcile` after it */
 
     /* current cycle */
     uint64_t cycle_started;    /* mono ms */
+    uint64_t requests_from;    /* stats.requests when this cycle (or sweep round) began */
     unsigned failures;         /* consecutive failed cycles */
     unsigned page;
     unsigned attempt;
@@ -136,7 +139,8 @@ struct poller {
     bool unit_from_queue;
     bool unit_created;         /* its queue entry says the parent record was created */
     uint64_t round_due;        /* mono ms (uv_now) when the next round may start */
-    bool round_due_known;      /* round_due was derived from the persisted round_started */
+    bool sweep_paused;         /* swept reads wait for the sweeps' daily share (logged once) */
+    bool round_due_known;      /* round_due was derived from the persisted round end */
     char *fail_id;             /* parent record whose reads failed last */
     unsigned fail_count;       /* its failed reads in a row */
     struct idset passed;       /* parents not picked again this round: skipped after failing

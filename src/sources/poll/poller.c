@@ -114,6 +114,9 @@ static void load_state(struct poller *p)
             if (json_get_number(st, "round_started", &d)) {
                 p->round_started = (uint64_t)d;
             }
+            if (json_get_number(st, "round_ended", &d)) {
+                p->round_ended = (uint64_t)d;
+            }
             const char *cur = json_get_string(st, "sweep_cursor");
             free(p->sweep_cursor);
             p->sweep_cursor = cur ? xstrdup(cur) : NULL;
@@ -138,6 +141,9 @@ int poller__save_state(struct store_txn *txn, const struct poller *p, bool seede
     }
     if (round_started != 0) {
         cJSON_AddNumberToObject(st, "round_started", (double)round_started);
+    }
+    if (p->round_ended != 0) {
+        cJSON_AddNumberToObject(st, "round_ended", (double)p->round_ended);
     }
     char *json = cJSON_PrintUnformatted(st);
     cJSON_Delete(st);

@@ -15,6 +15,7 @@
 #include "failpoint.h"
 #include "http.h"
 #include "idset.h"
+#include "inifile.h"
 #include "json.h"
 #include "location.h"
 #include "log.h"
@@ -33,6 +34,15 @@
 #define REPORT_CAP 256
 /* confirm_delete: records asked about per read of a parent record; the rest wait for the next. */
 #define UNIT_CONFIRM_CAP 50
+/* A full round of every parent record starts at most this long after the last one ended,
+ * unless the child trigger sets `reconcile`. */
+#define SWEEP_DEFAULT_RECONCILE_MS (24ULL * 60 * 60 * 1000)
+/* A swept read that the location would hold longer than this (the sweeps' share of the
+ * window or of the day is spent) is not queued yet: the child, which reads one parent
+ * record at a time, stays free for the parent records that changed. */
+#define SWEEP_HOLD_MS 1000ULL
+/* A hold longer than a window (the daily share is spent) is logged once. */
+#define SWEEP_PAUSE_NOTICE_MS 60000ULL
 
 /* Queue entry kinds: the parent record was created, changed, or deleted (purge). */
 #define QUEUE_CREATED 'C'
@@ -102,16 +112,16 @@ void poller__sweep_kick(struct poller *p)
     }
 }
 
-uint64_t poller__sweep_round_wait(uint64_t round_started, uint64_t now, uint64_t every)
+uint64_t poller__sweep_round_wait(uint64_t last, uint64_t now, uint64_t interval)
 {
-    if (round_started == 0) {
+    if (last == 0) {
         return 0;
     }
-    if (round_started > now) {
-        round_started = now; /* the wall clock stepped back: the round began "now" */
+    if (last > now) {
+        last = now; /* the wall clock stepped back: the round ended "now" */
     }
-    uint64_t elapsed = now - round_started;
-    return elapsed >= every ? 0 : every - elapsed;
+    uint64_t elapsed = now - last;
+    return elapsed >= interval ? 0 : interval - elapsed;
 }
 
 /* ---- reporting a failing parent record once per hour ------------------ */
@@ -755,17 +765,25 @@ static int round_state_txn(struct store_txn *txn, void *ud)
     return poller__save_state(txn, p, p->round_active, p->cycle, p->sweep_cursor, p->round_started);
 }
 
+static uint64_t reconcile_ms(const struct poller *p)
+{
+    return p->tc->reconcile_ms != 0 ? p->tc->reconcile_ms : SWEEP_DEFAULT_RECONCILE_MS;
+}
+
 /*
- * When the next round may start, on the monotonic clock. After a restart it
- * comes from the persisted wall time, clamped (poller__sweep_round_wait), so a
- * wall-clock step never stalls the sweep longer than one `every`.
+ * When the next full round may start, on the monotonic clock: `reconcile`
+ * after the last one ended. After a restart it comes from the persisted wall
+ * time (the end, or for state written before ends were kept, the start),
+ * clamped (poller__sweep_round_wait), so a wall-clock step back never stalls
+ * the sweep longer than one `reconcile`.
  */
 static uint64_t round_due(struct poller *p)
 {
     if (!p->round_due_known) {
         p->round_due_known = true;
+        uint64_t last = p->round_ended != 0 ? p->round_ended : p->round_started;
         p->round_due = uv_now(p->env.loop) +
-                       poller__sweep_round_wait(p->round_started, util_wall_ms(), p->tc->every_ms);
+                       poller__sweep_round_wait(last, util_wall_ms(), reconcile_ms(p));
     }
     return p->round_due;
 }
@@ -785,14 +803,28 @@ static void round_start(struct poller *p)
 {
     p->round_active = true;
     p->round_started = util_wall_ms();
-    p->round_due = uv_now(p->env.loop) + p->tc->every_ms;
-    p->round_due_known = true;
+    p->requests_from = p->stats.requests;
     p->round_skipped = 0;
     idset_clear(&p->passed);
     free(p->sweep_cursor);
     p->sweep_cursor = NULL;
     store_write(p->env.store, round_state_txn, p);
+    log_info(p->tag, "sweep round %llu starts: every record of %s",
+             (unsigned long long)p->cycle + 1, p->parent->tc->name);
     poller__schedule(p, 0);
+}
+
+/* The round line: how long it took and what it cost. */
+static void round_log(struct poller *p)
+{
+    uint64_t now = util_wall_ms();
+    uint64_t took = p->round_started < now ? now - p->round_started : 0;
+    char next[32];
+    ini_format_duration(reconcile_ms(p), next, sizeof(next));
+    log_info(p->tag, "sweep round %llu complete in %llus: requests=%llu, %u skipped; the next full "
+                     "round in %s",
+             (unsigned long long)p->cycle, (unsigned long long)(took / 1000),
+             (unsigned long long)(p->stats.requests - p->requests_from), p->round_skipped, next);
 }
 
 /* No parent record left to read in this round: close it, or start the next one. */
@@ -810,8 +842,12 @@ static void round_boundary(struct poller *p)
         p->stats.cycles++;
         free(p->sweep_cursor);
         p->sweep_cursor = NULL;
+        /* The next full round waits `reconcile` from here, across restarts too. */
+        p->round_ended = util_wall_ms();
+        p->round_due = uv_now(p->env.loop) + reconcile_ms(p);
+        p->round_due_known = true;
         store_write(p->env.store, round_state_txn, p);
-        log_debug(p->tag, "sweep round %llu complete", (unsigned long long)p->cycle);
+        round_log(p);
         if (p->env.once) {
             once_round_done(p);
             return;
@@ -852,6 +888,21 @@ static void sweep_next(struct poller *p)
         round_boundary(p);
         return;
     }
+    uint64_t hold = from_queue ? 0 : location_sweep_wait(p->loc);
+    if (hold > SWEEP_HOLD_MS) {
+        /* The sweeps' share is spent for now: wait for it (the parent kicks us
+         * when its records change, and those are read at once). */
+        if (hold > SWEEP_PAUSE_NOTICE_MS && !p->sweep_paused) {
+            log_info(p->tag, "sweep paused for about %llu min: the sweeps' share of the daily "
+                             "budget is spent (changed %s records are still read at once)",
+                     (unsigned long long)(hold / 60000 + 1), p->parent->tc->name);
+        }
+        p->sweep_paused = hold > SWEEP_PAUSE_NOTICE_MS;
+        free(id);
+        poller__schedule(p, hold);
+        return;
+    }
+    p->sweep_paused = false;
     p->busy = true;
     p->unit_id = id;
     p->unit_from_queue = from_queue;

@@ -3,8 +3,11 @@
  * of every order, say) reads one parent record at a time: first
  * those its parent just saw created or updated (a durable queue in
  * STORE_QUEUE that the parent fills inside its own page transactions), then
- * every parent record round-robin from LOCATION_SWEEP budget, starting a new
- * round at most every `every` (timed on the monotonic clock). Each read's
+ * every parent record round-robin from LOCATION_SWEEP budget (a swept read
+ * the location would hold longer than SWEEP_HOLD_MS waits unqueued, so the
+ * changed ones still go at once), starting a full round `reconcile` (default
+ * 1 day) after the last one ended (persisted; timed on the monotonic clock).
+ * Each read's
  * snapshot changes, events, queue removal and sweep position commit in one
  * transaction. Deletions: with confirm_delete (a template that may name the
  * parent's placeholder, /orders/{orderId}/items/{id}), each record
@@ -38,10 +41,10 @@ int poller__sweep_notify(struct store_txn *txn, const char *record_id,
 /* Parent side, after its commit (and, --once, at its end): wake idle children. */
 void poller__sweep_kick(struct poller *p);
 /*
- * How long until the next sweep round may start (ms), from the wall time the
- * last round started (persisted; 0: never) and the wall time now. A start in
- * the future (the clock stepped back) counts as now.
+ * How long until the next full round may start (ms), from the wall time the
+ * last round ended (persisted; 0: never) and the wall time now. An end in the
+ * future (the clock stepped back) counts as now.
  */
-uint64_t poller__sweep_round_wait(uint64_t round_started, uint64_t now, uint64_t every);
+uint64_t poller__sweep_round_wait(uint64_t last, uint64_t now, uint64_t interval);
 
 #endif
