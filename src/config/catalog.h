@@ -31,7 +31,8 @@
  * every path parameter and path binding appears in path; records is a
  * dotted path or "." (the response root); an agency definition has no
  * {location} binding;
- * paginated definitions have 1 <= page_size <= max_page_size; single
+ * paginated definitions have 1 <= page_size <= max_page_size (page_size
+ * defaults to max_page_size); single
  * definitions are not paginated; confirm_delete has {id} and otherwise only
  * path parameters, path.NAME values or (not with fan_out) {record.FIELD}
  * (catalog_record_placeholder) as placeholders; paging keys appear only on paginated

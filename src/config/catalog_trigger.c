@@ -292,9 +292,13 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
                         "single = yes needs pagination = none (one record has no pages)");
     }
     if (lines[K_PAGINATION] != 0 && t->pagination != CATALOG_PAGE_NONE) {
-        if (lines[K_PAGE_SIZE] == 0 || lines[K_MAX_PAGE_SIZE] == 0) {
+        if (lines[K_MAX_PAGE_SIZE] == 0) {
             ini_diag_add(&doc->diag, sec->line,
-                            "[%s] is paginated: it needs page_size and max_page_size", t->name);
+                            "[%s] is paginated: it needs max_page_size", t->name);
+        } else if (lines[K_PAGE_SIZE] == 0) {
+            /* Pages as large as the API allows: the fewest requests, and a
+             * page's fixed costs (request, commit) spread over most records. */
+            t->page_size = t->max_page_size;
         } else if (t->page_size > t->max_page_size) {
             ini_diag_add(&doc->diag, lines[K_PAGE_SIZE],
                             "page_size = %u is larger than max_page_size = %u", t->page_size,

@@ -122,6 +122,8 @@ struct http_client {
     char *user_agent;
     bool allow_plain_http_loopback;
 
+    char *spare_body;       /* a delivered body's buffer, kept for the next (body_adopt) */
+    size_t spare_cap;
     struct list transfers;  /* every transfer not yet delivered */
     struct list pending;    /* transfers with deferred work */
     struct list socks;      /* registered poll handles */
@@ -587,6 +589,40 @@ static void finish_from_curl(struct http_transfer *t, CURLcode result)
     t->state = XFER_FINISHED;
 }
 
+/*
+ * A delivered body's buffer of at most BODY_SPARE_MAX bytes is kept for the
+ * next transfer. A poll's pages are about one size (~420 KB for 500
+ * records), and a fresh buffer for each is a fresh mmap (glibc's threshold
+ * is pinned at 128 KiB, see main.c) grown by mremap, whose every page faults
+ * in: a tenth of a no-change poll's CPU. Larger buffers still go back to the
+ * kernel at once, so memory stays bounded (issue #6): the spare adds at most
+ * this much, for good.
+ */
+#define BODY_SPARE_MAX ((size_t)1 << 20)
+
+static void body_adopt(struct http_client *c, struct buf *b)
+{
+    if (c->spare_body != NULL) {
+        b->data = c->spare_body;
+        b->cap = c->spare_cap;
+        b->data[0] = '\0';
+        c->spare_body = NULL;
+        c->spare_cap = 0;
+    }
+}
+
+static void body_recycle(struct http_client *c, struct buf *b)
+{
+    if (c->spare_body == NULL && b->data != NULL && b->cap <= BODY_SPARE_MAX) {
+        c->spare_body = b->data;
+        c->spare_cap = b->cap;
+        b->data = NULL;
+        b->cap = 0;
+        b->len = 0;
+    }
+    buf_finish(b);
+}
+
 /* Runs the callback and frees the transfer; must not be called from inside a
  * curl callback (the user may call back into us). */
 static void deliver(struct http_transfer *t)
@@ -611,7 +647,7 @@ static void deliver(struct http_transfer *t)
               (unsigned long long)t->resp.elapsed_ms);
     t->cb(&t->resp, t->ud);
 
-    buf_finish(&t->resp.body);
+    body_recycle(c, &t->resp.body);
     free(t);
 }
 
@@ -732,6 +768,7 @@ static void finalize(struct http_client *c)
     }
     void (*cb)(void *) = c->on_closed;
     void *ud = c->on_closed_ud;
+    free(c->spare_body);
     free(c->ca_file);
     free(c->proxy);
     free(c->user_agent);
@@ -1154,6 +1191,7 @@ int http_send(struct http_client *c, const struct http_request *req, http_done_c
     list_init(&t->link);
     list_init(&t->pending);
     buf_init(&t->resp.body, c->max_body);
+    body_adopt(c, &t->resp.body);
     list_insert_tail(&c->transfers, &t->link);
     c->in_flight++;
 

@@ -497,16 +497,11 @@ int snapshot_apply_records(struct store_txn *txn, const struct snapshot_scope *s
                            snapshot_change_cb cb, void *ud)
 {
     const cJSON *rec;
-    unsigned n = 0;
     cJSON_ArrayForEach(rec, records)
     {
         int rc = apply_one(txn, sc, rec, seen, st, cb, ud);
         if (rc != 0) {
             return rc;
-        }
-        /* Keep resident memory bounded within a big page too (see store.h). */
-        if (++n % 128 == 0) {
-            store_txn_release_pages(txn);
         }
     }
     return store_txn_error(txn);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,8 +54,7 @@ struct store {
     unsigned open_txns; /* growth and MAP_RESIZED handling need zero */
     bool write_open;    /* at most one write txn per process */
     bool dry_run;       /* store_write aborts instead of committing */
-    uintptr_t map_start; /* LMDB's map of data.mdb, for store_release_pages */
-    uintptr_t map_end;
+    uint64_t commits;   /* write txns committed (store_stat): an unwritten one is not */
 };
 
 struct store_txn {
@@ -64,6 +62,7 @@ struct store_txn {
     MDB_txn *txn;
     bool write;
     bool map_full; /* MDB_MAP_FULL seen: store_write grows and retries */
+    bool wrote;    /* a put or delete was attempted: only then is there anything to commit */
     int err;       /* sticky error */
     /* Which tables this txn may use: a handle opened after the txn began is
      * not valid in it (mdb_dbi_open: only after the opening txn commits). */
@@ -196,9 +195,6 @@ static void warn_if_loose(const char *path, unsigned want)
 
 static void refresh_map_size(struct store *s)
 {
-    /* The map may have moved: store_release_pages looks it up again. */
-    s->map_start = 0;
-    s->map_end = 0;
     MDB_envinfo info;
     if (mdb_env_info(s->env, &info) == 0) {
         s->map_size = info.me_mapsize;
@@ -355,11 +351,20 @@ int store_txn_commit(struct store_txn *txn)
         return err;
     }
     struct store *s = txn->store;
+    if (txn->write && !txn->wrote) {
+        /* Nothing written (a page in which nothing changed): end it without a
+         * commit, so no meta page is written and nothing is fsynced. */
+        store_txn_abort(txn);
+        return 0;
+    }
     close_cursors(txn);
     /* mdb_txn_commit frees the txn even when it fails: no abort after this. */
     int rc = mdb_txn_commit(txn->txn);
     bool write = txn->write;
     txn_release(txn);
+    if (rc == 0 && write) {
+        s->commits++;
+    }
     if (rc == MDB_MAP_FULL) {
         /* mdb_freelist_save allocates pages at commit; store_write grows and retries. */
         log_debug(PREFIX, "%s: map full at commit", s->dir);
@@ -412,6 +417,7 @@ static int op_check(struct store_txn *txn, enum store_table t, size_t klen, bool
         log_error(PREFIX, "%s: write to table %s in a read txn", s->dir, table_names[t]);
         return store_txn_fail(txn, -EROFS);
     }
+    txn->wrote = txn->wrote || writes;
     if (need_key && (klen == 0 || klen > s->max_key)) {
         /* LMDB would answer MDB_BAD_VALSIZE; refuse before it gets there. */
         log_error(PREFIX, "%s: key of %zu bytes for table %s is outside 1..%zu bytes", s->dir,
@@ -772,70 +778,6 @@ int store_write(struct store *s, int (*fn)(struct store_txn *txn, void *ud), voi
     }
 }
 
-/*
- * Finds the address range of LMDB's map of data.mdb (mdb_env_info only
- * reports a fixed map address): the mapping in /proc/self/maps that holds a
- * pointer LMDB handed out for a value.
- */
-static void locate_map(struct store *s)
-{
-    s->map_start = 0;
-    s->map_end = 0;
-    struct store_txn *txn = NULL;
-    if (store_txn_begin(s, false, &txn) != 0) {
-        return;
-    }
-    const void *val = NULL;
-    size_t vlen = 0;
-    int rc = store_get(txn, STORE_META, schema_key, strlen(schema_key), &val, &vlen);
-    uintptr_t p = rc == 0 ? (uintptr_t)val : 0;
-    store_txn_abort(txn);
-    FILE *f = p ? fopen("/proc/self/maps", "re") : NULL;
-    if (f == NULL) {
-        return;
-    }
-    char line[512];
-    while (fgets(line, sizeof(line), f) != NULL) {
-        unsigned long long lo = 0;
-        unsigned long long hi = 0;
-        if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && p >= lo && p < hi) {
-            s->map_start = (uintptr_t)lo;
-            s->map_end = (uintptr_t)hi;
-            break;
-        }
-    }
-    fclose(f);
-}
-
-void store_release_pages(struct store *s)
-{
-    /* Safe even inside a write txn: LMDB never writes through the map here
-     * (no MDB_WRITEMAP), dirty pages live in its own buffers, and pointers
-     * into the map stay valid (the pages fault back in). */
-    if (s == NULL || s->readonly) {
-        return;
-    }
-    if (s->map_end == 0) {
-        locate_map(s);
-    }
-    if (s->map_end <= s->map_start) {
-        return;
-    }
-    /* The map is a read-only shared file mapping: dropping its page table
-     * entries loses nothing (the pages stay in the page cache and fault back
-     * in on the next read). Without this, every lookup's fault also maps the
-     * kernel's fault-around neighbours, mostly record copies we never read,
-     * and the process's RSS grows to the size of the file. */
-    madvise((void *)s->map_start, s->map_end - s->map_start, MADV_DONTNEED);
-}
-
-void store_txn_release_pages(struct store_txn *txn)
-{
-    if (txn != NULL) {
-        store_release_pages(txn->store);
-    }
-}
-
 void store_set_dry_run(struct store *s, bool on)
 {
     s->dry_run = on;
@@ -889,6 +831,7 @@ int store_stat(struct store *s, struct store_stat *out)
     out->page_size = est.ms_psize;
     out->pages_used = (uint64_t)info.me_last_pgno + 1;
     out->last_txnid = info.me_last_txnid;
+    out->commits = s->commits;
     out->readers_max = info.me_maxreaders;
 
     mdb_filehandle_t fd;
@@ -990,6 +933,7 @@ static int open_tables_rw(struct store_txn *txn, void *ud)
         s->have[i] = true;
         txn->have[i] = true;
     }
+    txn->wrote = true; /* the new handles are valid for later txns only once committed */
     return check_schema(txn);
 }
 

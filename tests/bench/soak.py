@@ -66,10 +66,9 @@ retention_count. Goals (issue #6):
                                      pages retention frees are reused)
 
 The map of data.mdb is left out of the RSS goal because its resident pages
-are the page cache of the state file (read-only, shared, dropped again by
-store_release_pages): they come and go by megabytes with the reads of the
-moment and are bounded by data.mdb, the third goal; VmRSS with them is
-reported too. The state goal needs a retention pass that pruned something;
+are the page cache of the state file (read-only, shared and clean: the
+kernel reclaims them whenever it needs the memory): they are bounded by
+data.mdb, the third goal; VmRSS with them is reported too. The state goal needs a retention pass that pruned something;
 a run too short for one reports the goal as not measured.
 
 Run it with (builds build/ first, then runs only this benchmark):
@@ -412,9 +411,9 @@ def proc_status(pid):
 
 def smaps_rss_kb(pid, name="data.mdb"):
     """(resident KB of every mapping, of the mappings of the file `name`), from
-    one read of /proc/PID/smaps. One read, because the engine drops the map's
-    pages often (store_release_pages): VmRSS from /proc/PID/status read a few
-    ms apart could count pages that smaps no longer shows."""
+    one read of /proc/PID/smaps. One read, because the kernel may reclaim the
+    map's clean pages at any time: VmRSS from /proc/PID/status read a few ms
+    apart could count pages that smaps no longer shows."""
     total, mine, inside = 0, 0, False
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:

@@ -112,7 +112,7 @@ class CatalogCliTest(unittest.TestCase):
         self.assertEqual(f["volatile"], "searchAfter")
         # The paging lines come from the poller's own paging table.
         self.assertEqual(f["pagination"], "search_after")
-        self.assertTrue(f["page size"].startswith("100 (at most 500"), f)
+        self.assertTrue(f["page size"].startswith("500 (at most 500"), f)  # the default is the maximum
         self.assertTrue(f["page size"].endswith("sent as body pageLimit"), f)
         self.assertEqual(f["first page"], "body page = 1")
         self.assertEqual(f["cursor"], "body searchAfter from the last record's searchAfter")

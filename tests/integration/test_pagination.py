@@ -14,10 +14,12 @@ class PaginationTest(harness.PollenTest):
     sandbox_args = ("--rate-limit", "0")
 
     def check_all_once(self, trigger_use, count, page_size):
+        """page_size None: the trigger sets none (the definition's maximum)."""
         ids = self.sandbox.seed(count, seed=11)["contact_ids"]
+        size = f"page_size = {page_size}\n" if page_size is not None else ""
         cfg = self.write_config(
-            f"[trigger all]\nuse = {trigger_use}\nevery = 1s\nfirst_poll = emit\n"
-            f"page_size = {page_size}\n", location=FAST)
+            f"[trigger all]\nuse = {trigger_use}\nevery = 1s\nfirst_poll = emit\n" + size,
+            location=FAST)
         self.run_once(cfg)
         events = self.events(cfg)
         got = [e["record_id"] for e in events]
@@ -40,6 +42,14 @@ class PaginationTest(harness.PollenTest):
             self.assertNotIn("page", b)
         self.assertTrue(all(b["pageLimit"] == 100 and b["locationId"] == harness.LOCATION_ID
                             for b in bodies))
+
+    def test_default_page_size_is_the_maximum(self):
+        # No page_size anywhere: pages as large as the API allows (contacts.search: 500),
+        # so 1,000 contacts cost 3 requests (the third, empty, proves the end), not 11 at the
+        # former default of 100.
+        self.check_all_once("contacts.search", 1000, None)
+        bodies = [r["body"] for r in self.api_requests("/contacts/search")]
+        self.assertEqual([b["pageLimit"] for b in bodies], [500, 500, 500])
 
     def test_search_after_exact_page_boundary(self):
         ids, cfg = self.check_all_once("contacts.search", 200, 50)

@@ -243,7 +243,7 @@ static void test_shipped(const struct catalog *cat)
         CHECK_STR(s->method, "POST");
         CHECK_STR(s->path, "/contacts/search");
         CHECK_INT(s->pagination, CATALOG_PAGE_SEARCH_AFTER);
-        CHECK_INT(s->page_size, 100);
+        CHECK_INT(s->page_size, 500); /* no page_size: the largest the API allows */
         CHECK_INT(s->max_page_size, 500);
         CHECK_STR(s->records, "contacts");
         CHECK_STR(s->resource, "contact");
@@ -1351,7 +1351,7 @@ static const struct bad_case bad_cases[] = {
     {0, "parent_resource = contact", 12, "only meaningful with fan_out"},
     {11, "single = yes\npagination = skip_limit\npage_size = 10\nmax_page_size = 20", 11,
      "single = yes needs pagination = none"},
-    {11, "pagination = start_after", 1, "needs page_size and max_page_size"},
+    {11, "pagination = start_after", 1, "needs max_page_size"},
     {11, "pagination = skip_limit\npage_size = 50\nmax_page_size = 20", 12,
      "page_size = 50 is larger than max_page_size = 20"},
     {0, "page_size = 10", 12, "page sizes given but pagination = none"},

@@ -197,6 +197,10 @@ struct result {
 
 static int seq;
 static bool in_callback;
+/* test_body_reuse: on_done copies the body and leaves the buffer to the client
+ * (as the poller does), noting where it was. */
+static bool leave_body;
+static const char *left_at;
 
 static void on_done(struct http_response *r, void *ud)
 {
@@ -209,7 +213,14 @@ static void on_done(struct http_response *r, void *ud)
     res->error = r->error;
     str_copy(res->text, sizeof(res->text), r->error_text);
     free(res->body);
-    res->body = buf_steal(&r->body, &res->body_len);
+    if (leave_body) {
+        left_at = r->body.data;
+        res->body_len = r->body.len;
+        res->body = xmalloc(r->body.len + 1);
+        memcpy(res->body, r->body.data != NULL ? r->body.data : "", r->body.len + 1);
+    } else {
+        res->body = buf_steal(&r->body, &res->body_len);
+    }
     memcpy(res->captured, r->captured, sizeof(res->captured));
     res->retry_after = r->retry_after_s;
     str_copy(res->location, sizeof(res->location), r->location);
@@ -465,6 +476,29 @@ static void test_body_cap(struct http_client *c)
         }
         result_clear(&r);
     }
+}
+
+/*
+ * A delivered body's buffer (up to 1 MiB) serves the next response, so a
+ * poll's same-size pages do not each map and fault in a fresh one; the
+ * reused buffer holds exactly the new body (NUL-terminated, nothing stale).
+ */
+static void test_body_reuse(struct http_client *c)
+{
+    leave_body = true;
+    struct result r = {0};
+    request(c, "GET", url_for("/chunked?n=300000"), NULL, NULL, NULL, &r);
+    CHECK_INT(r.body_len, 300000);
+    const char *first = left_at;
+    request(c, "GET", url_for("/chunked?n=10"), NULL, NULL, NULL, &r);
+    CHECK(left_at == first);
+    CHECK_INT(r.body_len, 10);
+    CHECK_INT(r.body[10], '\0');
+    request(c, "GET", url_for("/chunked?n=300000"), NULL, NULL, NULL, &r);
+    CHECK(left_at == first);
+    CHECK_INT(r.body_len, 300000);
+    result_clear(&r);
+    leave_body = false;
 }
 
 static void test_redirect(struct http_client *c)
@@ -1001,6 +1035,7 @@ int main(void)
     test_roundtrips(c);
     test_captured_headers(c);
     test_body_cap(c);
+    test_body_reuse(c);
     test_redirect(c);
     test_transport_errors(c);
     test_fresh_connection(c);

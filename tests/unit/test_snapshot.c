@@ -1080,6 +1080,61 @@ static void test_format1_migration(void)
     close_store(s, "migrate");
 }
 
+/* The commits and the LMDB txn id of s, for the unchanged-page test. */
+static void commit_marks(struct store *s, uint64_t *commits, uint64_t *txnid)
+{
+    struct store_stat st;
+    CHECK_INT(store_stat(s, &st), 0);
+    *commits = st.commits;
+    *txnid = st.last_txnid;
+}
+
+/*
+ * A page in which nothing changed writes nothing: its store_write commits no
+ * txn (the store's commit count and LMDB's last txn id stay put), so it costs
+ * no meta-page write and no fsync. A page with one change, or with a held
+ * deletion to clear, commits as before.
+ */
+static void test_unchanged_page_commits_nothing(void)
+{
+    struct store *s = fresh_store("unchanged");
+    struct snapshot_scope sc = make_scope("t", "loc", ALL_TYPES);
+    const char *page = "[{\"id\":\"a\",\"n\":1},{\"id\":\"b\",\"n\":2}]";
+    struct op op = {0};
+    uint64_t c0, t0, c1, t1;
+    CHECK_INT(apply(s, &sc, page, &op), 0);
+    check_stats(&op.st, 2, 0, 0, 0, 0, 2);
+    commit_marks(s, &c0, &t0);
+
+    CHECK_INT(apply(s, &sc, page, &op), 0);
+    check_stats(&op.st, 0, 0, 0, 2, 0, 0);
+    commit_marks(s, &c1, &t1);
+    CHECK_INT(c1, c0);
+    CHECK_INT(t1, t0);
+
+    /* One changed record: the page commits. */
+    CHECK_INT(apply(s, &sc, "[{\"id\":\"a\",\"n\":1},{\"id\":\"b\",\"n\":3}]", &op), 0);
+    check_stats(&op.st, 0, 1, 0, 1, 0, 1);
+    commit_marks(s, &c1, &t1);
+    CHECK_INT(c1, c0 + 1);
+    CHECK_INT(t1, t0 + 1);
+
+    /* An unchanged record whose deletion was held is rewritten: that commits too. */
+    op = (struct op){.missing_id = "a"};
+    CHECK_INT(run_op(s, &sc, &op), 0);
+    commit_marks(s, &c0, &t0);
+    op = (struct op){0};
+    CHECK_INT(apply(s, &sc, "[{\"id\":\"a\",\"n\":1}]", &op), 0);
+    check_stats(&op.st, 0, 0, 0, 1, 0, 0);
+    commit_marks(s, &c1, &t1);
+    CHECK_INT(c1, c0 + 1);
+    struct snap_entry e;
+    CHECK_INT(entry_of(s, &sc, "a", &e, NULL), 0);
+    CHECK_INT(e.flags & SNAP_MISSING, 0);
+    free_scope(&sc);
+    close_store(s, "unchanged");
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -1095,6 +1150,7 @@ int main(void)
     test_same_txn();
     test_oversized_event();
     test_format1_migration();
+    test_unchanged_page_commits_nothing();
     log_clear_secrets();
     json_scratch_release();
     return test_done("test_snapshot");

@@ -358,7 +358,6 @@ static bool page_commit(struct poller *p, const cJSON *body, const cJSON *record
         return false;
     }
     FAILPOINT("poll.after_commit");
-    store_release_pages(p->env.store);
     add_stats(&p->cstats, &a.st);
     p->stats.events += a.st.events;
     poller__events_committed(p, a.st.events);
@@ -805,7 +804,6 @@ static int scan_chunk(struct poller *p)
         rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
     }
     store_txn_abort(txn);
-    store_release_pages(p->env.store);
     if (rc != 0 && rc != -ENOENT) {
         return rc;
     }

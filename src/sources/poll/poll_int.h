@@ -198,7 +198,8 @@ bool poller__answer_soft_deleted(const struct poller *p, const struct http_respo
  * Returns 0, -ENOENT when a {company} binding has no companyId, -EINVAL otherwise. */
 int poller__build_base(const struct poller *p, const char *fan_value, struct request_parts *r);
 void poller__parts_finish(struct request_parts *r);
-/* The page size: the trigger's page_size, else the definition's, else 100. */
+/* The page size: the trigger's page_size, else the definition's (which
+ * defaults to its max_page_size), else 100 (an unpaginated definition). */
 unsigned poller__page_size(const struct poller *p);
 /* Adds the current page's paging parameters (paging.c) to r. */
 void poller__add_pagination(struct poller *p, struct request_parts *r);

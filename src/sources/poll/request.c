@@ -229,7 +229,7 @@ unsigned poller__page_size(const struct poller *p)
     if (p->tc->page_size > 0) {
         return p->tc->page_size;
     }
-    return p->def->page_size > 0 ? p->def->page_size : 100;
+    return p->def->page_size > 0 ? p->def->page_size : 100; /* 100: not paginated anyway */
 }
 
 static void add_paging_query(void *ud, const char *name, char *value)

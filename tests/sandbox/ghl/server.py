@@ -7,6 +7,8 @@ Handlers run under the store lock; slow writes (delay, trickle, huge bodies) hap
 """
 
 import email.utils
+import itertools
+import os
 import socket
 import struct
 import sys
@@ -24,6 +26,11 @@ from .store import Store
 from .util import ApiError
 
 MAX_BODY = 10 * 1024 * 1024
+# Benchmarks (tests/bench/bench_poll.py): while the directory this variable names exists, every
+# response body is also written into it, before it is sent, as NNNNNNNN-STATUS-METHOD-PATH.json:
+# the exact bytes the client received, for a parse floor measured on them.
+RECORD_DIR = os.environ.get("SANDBOX_RECORD_BODIES")
+_recorded = itertools.count()
 LOGGED_HEADERS = ("Version", "Idempotency-Key", "Content-Type", "User-Agent")
 MAX_REQUEST_LOG = 200_000   # request-log entries kept (the oldest half is dropped beyond)
 
@@ -416,8 +423,17 @@ def _head(h, status, headers, length=None, ctype=None, chunked=False):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+def _record(h, status, payload):
+    if RECORD_DIR and os.path.isdir(RECORD_DIR):
+        name = "%08d-%d-%s-%s.json" % (next(_recorded), status, h.command,
+                                       urlsplit(h.path).path.strip("/").replace("/", "-"))
+        with open(os.path.join(RECORD_DIR, name), "wb") as f:
+            f.write(payload)
+
+
 def send(h, status, headers, payload, ctype=None, truncate=False, bytes_per_s=None):
     head_only = h.command == "HEAD"
+    _record(h, status, payload)
     try:
         if truncate:
             h.close_connection = True
