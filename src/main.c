@@ -21,9 +21,8 @@ int main(int argc, char **argv)
      * tests/integration/test_faults.py test_memory_*). Setting the value
      * disables that adjustment (mallopt(3)): blocks of 128 KiB and more are
      * mmapped, grow by mremap without copying, and go back to the kernel on
-     * free. The cost, an mmap/munmap pair and page faults per large
-     * response, is avoided for bodies up to 1 MiB: net/http.c keeps one such
-     * buffer for the next response (body_recycle). A failure (another allocator, e.g. a sanitizer's,
+     * free. Pages of a poll do not pay that mmap/munmap each: the HTTP
+     * client reuses their buffer (http.c, BODY_KEEP). A failure (another allocator, e.g. a sanitizer's,
      * which ignores it) only leaves the default behaviour. */
     (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 #endif

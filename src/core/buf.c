@@ -4,6 +4,7 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +13,7 @@
 void buf_init(struct buf *b, size_t max)
 {
     memset(b, 0, sizeof(*b));
-    b->max = max;
+    b->max = max < SIZE_MAX / 2 ? max : SIZE_MAX / 2; /* max + 1 never overflows */
 }
 
 void buf_finish(struct buf *b)
@@ -36,6 +37,28 @@ void buf_reset(struct buf *b)
     }
 }
 
+/* Resizes the allocation to exactly cap bytes (> len), keeping the data. */
+static void resize(struct buf *b, size_t cap)
+{
+    bool fresh = b->data == NULL;
+    b->data = xrealloc(b->data, cap);
+    b->cap = cap;
+    if (fresh) {
+        b->data[0] = '\0';
+    }
+}
+
+int buf_reserve(struct buf *b, size_t n)
+{
+    if (n > b->max) {
+        return -EFBIG;
+    }
+    if (n + 1 > b->cap) {
+        resize(b, n + 1);
+    }
+    return 0;
+}
+
 int buf_append(struct buf *b, const void *data, size_t n)
 {
     if (n > b->max || b->len > b->max - n) {
@@ -43,12 +66,13 @@ int buf_append(struct buf *b, const void *data, size_t n)
         return -EFBIG;
     }
     if (b->len + n + 1 > b->cap) {
+        /* Doubling, but never past what max can use (len + n <= max here). */
+        size_t need = b->len + n + 1;
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
+        while (cap < need) {
+            cap = cap > b->max / 2 ? b->max + 1 : cap * 2;
         }
-        b->data = xrealloc(b->data, cap);
-        b->cap = cap;
+        resize(b, cap);
     }
     if (n > 0) {
         memcpy(b->data + b->len, data, n);

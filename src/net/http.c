@@ -61,6 +61,15 @@
 #define MAX_SNAPSHOT_FDS 4096u
 #define RETRY_AFTER_MIN_S 1L
 #define RETRY_AFTER_MAX_S 3600L
+/* Response buffers kept between transfers (see body_adopt). A page of a few
+ * hundred KB is above glibc's mmap threshold (128 KiB, then dynamic), so a
+ * buffer grown from scratch and freed per response cost an mmap, a series of
+ * mremap and a page fault per 4 KiB on every page; a kept buffer is touched
+ * once. At most SPARE_BODIES are kept (the transfers one client runs at once
+ * in practice), none bigger than BODY_KEEP, so one huge response never pins
+ * its memory. */
+#define SPARE_BODIES 4u
+#define BODY_KEEP ((size_t)2 << 20)
 
 #ifndef CURL_WRITEFUNC_ERROR
 #define CURL_WRITEFUNC_ERROR 0
@@ -122,12 +131,12 @@ struct http_client {
     char *user_agent;
     bool allow_plain_http_loopback;
 
-    char *spare_body;       /* a delivered body's buffer, kept for the next (body_adopt) */
-    size_t spare_cap;
     struct list transfers;  /* every transfer not yet delivered */
     struct list pending;    /* transfers with deferred work */
     struct list socks;      /* registered poll handles */
     size_t in_flight;
+    struct buf spare[SPARE_BODIES]; /* emptied response buffers, each cap <= BODY_KEEP */
+    unsigned nspare;
 
     curl_socket_t err_fds[MAX_ERR_FDS];  /* fds to report as CURL_CSELECT_ERR */
     size_t n_err_fds;
@@ -418,12 +427,66 @@ static int on_closesocket(void *ud, curl_socket_t fd)
     return close(fd);
 }
 
+/* ---- response buffers ---- */
+
+/* Gives a transfer that has no body buffer yet a kept one (empty). Called on
+ * the first byte or size hint of a response, so queued and failed transfers
+ * hold none. Plain C: safe inside curl callbacks. */
+static void body_adopt(struct http_transfer *t)
+{
+    struct http_client *c = t->c;
+    if (t->resp.body.data == NULL && c->nspare > 0) {
+        t->resp.body = c->spare[--c->nspare];
+        buf_reset(&t->resp.body);
+    }
+}
+
+/* Takes back a delivered transfer's buffer (its callback has returned, so no
+ * one points into it; a stolen one is NULL), or frees it. */
+static void body_release(struct http_client *c, struct buf *b)
+{
+    if (b->data != NULL && b->cap <= BODY_KEEP && c->nspare < SPARE_BODIES && !c->closing) {
+        buf_reset(b);
+        c->spare[c->nspare++] = *b;
+        buf_init(b, b->max);
+        return;
+    }
+    buf_finish(b);
+}
+
+/* A Content-Length header: sizes the buffer once instead of doubling, with an
+ * eighth of headroom so a slightly longer next page reuses it as is. The
+ * value is the peer's word: over max_body it reserves nothing (curl then
+ * refuses the transfer, CURLOPT_MAXFILESIZE); under it, a lie costs at most
+ * the cap and the failed transfer frees it. Compressed, it is a lower bound
+ * and the buffer still grows by doubling. */
+static void body_presize(struct http_transfer *t, const char *v, size_t vlen)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < vlen; i++) {
+        if (v[i] < '0' || v[i] > '9' || n > t->resp.body.max) {
+            return;
+        }
+        n = n * 10 + (size_t)(v[i] - '0');
+    }
+    if (vlen == 0 || n == 0 || n > t->resp.body.max) {
+        return;
+    }
+    size_t want = n + n / 8;
+    body_adopt(t);
+    if (t->resp.body.cap > n) {
+        return; /* it fits already: the headroom is only for growing */
+    }
+    buf_reserve(&t->resp.body, want < t->resp.body.max ? want : t->resp.body.max);
+}
+
 /* ---- response capture (curl callbacks: plain C only) ---- */
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     struct http_transfer *t = ud;
     size_t len = size * nmemb;
+    body_adopt(t);
     /* Counted here, after decompression: one call is at most 16 KiB, so a
      * gzip bomb stops within cap + 16 KiB decoded and buf holds <= cap. */
     if (buf_append(&t->resp.body, ptr, len) != 0) {
@@ -486,6 +549,8 @@ static size_t on_header(char *buf, size_t size, size_t nmemb, void *ud)
         size_t n = vlen < sizeof(t->resp.location) - 1 ? vlen : sizeof(t->resp.location) - 1;
         memcpy(t->resp.location, v, n);
         t->resp.location[n] = '\0';
+    } else if (name_is(buf, name_len, "Content-Length")) {
+        body_presize(t, v, vlen);
     } else if (name_is(buf, name_len, "Retry-After")) {
         /* The value (seconds or HTTP-date) is read via CURLINFO_RETRY_AFTER. */
         t->saw_retry_after = true;
@@ -589,40 +654,6 @@ static void finish_from_curl(struct http_transfer *t, CURLcode result)
     t->state = XFER_FINISHED;
 }
 
-/*
- * A delivered body's buffer of at most BODY_SPARE_MAX bytes is kept for the
- * next transfer. A poll's pages are about one size (~420 KB for 500
- * records), and a fresh buffer for each is a fresh mmap (glibc's threshold
- * is pinned at 128 KiB, see main.c) grown by mremap, whose every page faults
- * in: a tenth of a no-change poll's CPU. Larger buffers still go back to the
- * kernel at once, so memory stays bounded (issue #6): the spare adds at most
- * this much, for good.
- */
-#define BODY_SPARE_MAX ((size_t)1 << 20)
-
-static void body_adopt(struct http_client *c, struct buf *b)
-{
-    if (c->spare_body != NULL) {
-        b->data = c->spare_body;
-        b->cap = c->spare_cap;
-        b->data[0] = '\0';
-        c->spare_body = NULL;
-        c->spare_cap = 0;
-    }
-}
-
-static void body_recycle(struct http_client *c, struct buf *b)
-{
-    if (c->spare_body == NULL && b->data != NULL && b->cap <= BODY_SPARE_MAX) {
-        c->spare_body = b->data;
-        c->spare_cap = b->cap;
-        b->data = NULL;
-        b->cap = 0;
-        b->len = 0;
-    }
-    buf_finish(b);
-}
-
 /* Runs the callback and frees the transfer; must not be called from inside a
  * curl callback (the user may call back into us). */
 static void deliver(struct http_transfer *t)
@@ -647,7 +678,7 @@ static void deliver(struct http_transfer *t)
               (unsigned long long)t->resp.elapsed_ms);
     t->cb(&t->resp, t->ud);
 
-    body_recycle(c, &t->resp.body);
+    body_release(c, &t->resp.body);
     free(t);
 }
 
@@ -768,7 +799,9 @@ static void finalize(struct http_client *c)
     }
     void (*cb)(void *) = c->on_closed;
     void *ud = c->on_closed_ud;
-    free(c->spare_body);
+    while (c->nspare > 0) {
+        buf_finish(&c->spare[--c->nspare]);
+    }
     free(c->ca_file);
     free(c->proxy);
     free(c->user_agent);
@@ -1191,7 +1224,6 @@ int http_send(struct http_client *c, const struct http_request *req, http_done_c
     list_init(&t->link);
     list_init(&t->pending);
     buf_init(&t->resp.body, c->max_body);
-    body_adopt(c, &t->resp.body);
     list_insert_tail(&c->transfers, &t->link);
     c->in_flight++;
 
@@ -1234,6 +1266,15 @@ void http_cancel(struct http_transfer *t)
 size_t http_in_flight(const struct http_client *c)
 {
     return c->in_flight;
+}
+
+size_t http_spare_bytes(const struct http_client *c)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < c->nspare; i++) {
+        n += c->spare[i].cap;
+    }
+    return n;
 }
 
 void http_client_close(struct http_client *c, void (*on_closed)(void *ud), void *ud)

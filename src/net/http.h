@@ -7,7 +7,8 @@
  * all its transfers, so keep-alive connections are reused), one uv_timer for
  * curl's timeout, one uv_timer for deferred work, one uv_poll per socket curl
  * asks us to watch, and every in-flight transfer (easy handle, request
- * headers, copied body, response buffer).
+ * headers, copied body, response buffer), and up to four emptied response
+ * buffers of at most 2 MiB each, reused by later responses.
  *
  * Invariants:
  * - Every response is bounded: body capped at max_body bytes counted after
@@ -115,9 +116,13 @@ struct http_transfer;
 
 /*
  * Completion callback. resp is owned by the client and freed after the
- * callback returns; take the body with buf_steal(&resp->body, &len) to keep
- * it. Runs from the loop, outside any curl callback; it may call http_send,
- * http_cancel and http_client_close.
+ * callback returns; the body's memory is lent for the callback only: once it
+ * returns, the buffer is emptied and reused for a later response, so no
+ * pointer into resp->body.data may outlive the callback. Take the body with
+ * buf_steal(&resp->body, &len) to keep it (the caller then owns and frees it;
+ * that buffer is not reused). Runs from the loop, outside any curl callback;
+ * it may call http_send, http_cancel and http_client_close (a request sent
+ * from the callback never gets the buffer the callback is reading).
  */
 typedef void (*http_done_cb)(struct http_response *resp, void *ud);
 
@@ -151,6 +156,10 @@ void http_cancel(struct http_transfer *t);
 
 /* Transfers whose callback has not yet started. */
 size_t http_in_flight(const struct http_client *c);
+
+/* Bytes held by emptied response buffers kept for reuse (tests, diagnostics):
+ * at most 4 x 2 MiB. */
+size_t http_spare_bytes(const struct http_client *c);
 
 /*
  * Closes the client (deferred, never inside this call): cancels every

@@ -123,6 +123,18 @@ def r_drip(h, q, body):
         time.sleep(pause)
 
 
+def r_lie(h, q, body):
+    """Announces Content-Length cl, sends n bytes of 'l', then closes."""
+    h.send_response(200)
+    h.send_header("Content-Type", "application/octet-stream")
+    h.send_header("Content-Length", str(qint(q, "cl", 0)))
+    h.send_header("Connection", "close")
+    h.end_headers()
+    h.wfile.write(b"l" * qint(q, "n", 0))
+    h.wfile.flush()
+    h.close_connection = True
+
+
 def r_reset(h, q, body):
     h.send_response(200)
     h.send_header("Content-Type", "application/octet-stream")
@@ -165,6 +177,7 @@ ROUTES = {
     "/redirect": r_redirect,
     "/sleep": r_sleep,
     "/drip": r_drip,
+    "/lie": r_lie,
     "/reset": r_reset,
     "/vanish": r_vanish,
     "/stats": r_stats,

@@ -976,6 +976,188 @@ static void test_close_from_callback(void)
     CHECK_INT(uv_loop_close(&l2), 0);
 }
 
+/* What a callback saw of the body buffer, without taking it (the usual case:
+ * the poller parses the page inside its callback). */
+struct peek {
+    int calls;
+    int error;
+    const char *data;          /* where the body lay (compared, never dereferenced later) */
+    size_t cap;
+    size_t len;
+    char fill;                 /* the only byte the body holds, 0 if mixed or empty */
+    bool terminated;           /* data[len] == '\0' */
+    bool steal;                /* take the body (buf_steal) instead */
+};
+
+static void on_peek(struct http_response *r, void *ud)
+{
+    struct peek *pk = ud;
+    pk->calls++;
+    pk->error = r->error;
+    pk->data = r->body.data;
+    pk->cap = r->body.cap;
+    pk->len = r->body.len;
+    pk->fill = r->body.len > 0 ? r->body.data[0] : 0;
+    for (size_t i = 0; i < r->body.len; i++) {
+        if (r->body.data[i] != pk->fill) {
+            pk->fill = 0;
+            break;
+        }
+    }
+    pk->terminated = r->body.data == NULL || r->body.data[r->body.len] == '\0';
+    if (pk->steal) {
+        size_t n;
+        free(buf_steal(&r->body, &n));
+    }
+    uv_stop(&loop);
+}
+
+static struct peek peek(struct http_client *c, const char *path, bool steal)
+{
+    struct peek pk = {.steal = steal};
+    struct http_request req = {.method = "GET", .url = url_for(path), .log_tag = "test"};
+    http_send(c, &req, on_peek, &pk, NULL);
+    run_until(&pk.calls, 1, 30000);
+    CHECK_INT(pk.calls, 1);
+    CHECK(pk.terminated);
+    return pk;
+}
+
+/* buf_reserve sizes once and never past max; doubling stops at max + 1. */
+static void test_buf_reserve(void)
+{
+    struct buf b;
+    buf_init(&b, 100);
+    CHECK_INT(buf_reserve(&b, 101), -EFBIG);
+    CHECK(b.data == NULL && b.cap == 0 && !b.too_big);
+    CHECK_INT(buf_reserve(&b, 50), 0);
+    CHECK_INT(b.cap, 51);
+    CHECK_STR(b.data, "");
+    const char *at = b.data;
+    char fifty[50];
+    memset(fifty, 'x', sizeof(fifty));
+    CHECK_INT(buf_append(&b, fifty, sizeof(fifty)), 0);
+    CHECK(b.data == at); /* the reserved room took it without a reallocation */
+    CHECK_INT(buf_reserve(&b, 10), 0);
+    CHECK_INT(b.cap, 51); /* never shrinks */
+    buf_finish(&b);
+
+    buf_init(&b, 1000);
+    char big[600];
+    memset(big, 'y', sizeof(big));
+    CHECK_INT(buf_append(&b, big, sizeof(big)), 0);
+    CHECK_INT(b.cap, 1001); /* 256, 512, then max + 1, not 1024 */
+    CHECK_INT(buf_append(&b, big, 400), 0);
+    CHECK_INT(buf_append(&b, big, 1), -EFBIG);
+    buf_finish(&b);
+}
+
+/* The response buffer: sized from Content-Length (never past the cap), grown
+ * by doubling without one, reused from response to response with correct
+ * bodies, handed over by buf_steal, and not kept when over 2 MiB. */
+static void test_body_buffers(void)
+{
+    struct http_client_options o = {.max_body = MIB, .allow_plain_http_loopback = true};
+    struct http_client *c = http_client_create(&loop, &o);
+    CHECK(c != NULL);
+    CHECK_INT(http_spare_bytes(c), 0);
+
+    /* Content-Length 300000: one allocation of it plus an eighth. */
+    struct peek a = peek(c, "/big?n=300000", false);
+    CHECK_INT(a.error, 0);
+    CHECK_INT(a.len, 300000);
+    CHECK(a.fill == 'a');
+    CHECK_INT(a.cap, 300000 + 300000 / 8 + 1);
+    CHECK_INT(http_spare_bytes(c), a.cap); /* kept for the next response */
+
+    /* The next response reuses it as is. */
+    struct peek b = peek(c, "/big?n=310000", false);
+    CHECK_INT(b.len, 310000);
+    CHECK(b.fill == 'a');
+    CHECK(b.data == a.data);
+    CHECK_INT(b.cap, a.cap);
+
+    /* Chunked, no Content-Length: grows by doubling from there. */
+    struct peek ch = peek(c, "/chunked?n=500000", false);
+    CHECK_INT(ch.error, 0);
+    CHECK_INT(ch.len, 500000);
+    CHECK(ch.fill == 'c');
+    CHECK_INT(ch.cap, 2 * a.cap);
+
+    /* A short body in the big buffer: no shrink, no stale bytes. */
+    struct peek s = peek(c, "/big?n=10", false);
+    CHECK_INT(s.len, 10);
+    CHECK(s.fill == 'a');
+    CHECK(s.data == ch.data);
+    CHECK_INT(http_spare_bytes(c), ch.cap);
+
+    /* A Content-Length over the cap reserves nothing and fails the transfer. */
+    struct peek lie = peek(c, "/lie?cl=2097152&n=10", false);
+    CHECK_INT(lie.error, HTTP_E_TOO_BIG);
+    CHECK_INT(lie.len, 0);
+    CHECK_INT(http_spare_bytes(c), ch.cap);
+
+    /* A Content-Length shorter than what is sent: the body is its length. */
+    struct peek shorter = peek(c, "/lie?cl=100&n=300", false);
+    CHECK_INT(shorter.error, 0);
+    CHECK_INT(shorter.len, 100);
+    CHECK(shorter.fill == 'l');
+
+    /* One longer than what is sent: a truncated transfer, body dropped, its
+     * buffer freed rather than kept. */
+    struct peek trunc = peek(c, "/lie?cl=1000&n=10", false);
+    CHECK_INT(trunc.error, HTTP_E_PROTOCOL);
+    CHECK_INT(trunc.len, 0);
+    CHECK_INT(http_spare_bytes(c), 0);
+
+    /* gzip: Content-Length is the compressed size; the buffer grows past it. */
+    struct peek gz = peek(c, "/gzip?n=100000", false);
+    CHECK_INT(gz.error, 0);
+    CHECK_INT(gz.len, 100000);
+    CHECK(gz.fill == 0 && gz.cap >= 100001);
+
+    /* buf_steal hands the buffer over: the client keeps nothing of it. */
+    size_t kept = http_spare_bytes(c);
+    CHECK(kept > 0);
+    struct peek st = peek(c, "/big?n=1000", true);
+    CHECK_INT(st.len, 1000);
+    CHECK_INT(http_spare_bytes(c), 0);
+
+    /* Concurrent responses never share a buffer. */
+    struct peek many[3] = {{0}, {0}, {0}};
+    static const char *const paths[] = {"/big?n=200000", "/chunked?n=150000", "/lie?cl=5000&n=5000"};
+    for (size_t i = 0; i < ARRAY_SIZE(many); i++) {
+        struct http_request req = {.method = "GET", .url = url_for(paths[i]), .log_tag = "test"};
+        http_send(c, &req, on_peek, &many[i], NULL);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(many); i++) {
+        run_until(&many[i].calls, 1, 30000);
+    }
+    CHECK(many[0].len == 200000 && many[0].fill == 'a');
+    CHECK(many[1].len == 150000 && many[1].fill == 'c');
+    CHECK(many[2].len == 5000 && many[2].fill == 'l');
+    CHECK(http_spare_bytes(c) <= 4 * ((size_t)2 << 20));
+
+    struct close_probe p = {0};
+    http_client_close(c, on_closed, &p);
+    run_until(&p.closed, 1, 5000);
+    CHECK_INT(p.closed, 1);
+
+    /* A response over 2 MiB is not kept; a small one after it is. */
+    struct http_client_options big = {.max_body = 4 * MIB, .allow_plain_http_loopback = true};
+    c = http_client_create(&loop, &big);
+    struct peek huge = peek(c, "/big?n=3000000", false);
+    CHECK_INT(huge.len, 3000000);
+    CHECK_INT(http_spare_bytes(c), 0);
+    struct peek small = peek(c, "/big?n=1000", false);
+    CHECK_INT(small.len, 1000);
+    CHECK_INT(http_spare_bytes(c), 1000 + 1000 / 8 + 1);
+    struct close_probe p2 = {0};
+    http_client_close(c, on_closed, &p2);
+    run_until(&p2.closed, 1, 5000);
+    CHECK_INT(p2.closed, 1);
+}
+
 static void test_strerror(void)
 {
     static const int codes[] = {0,
@@ -1044,6 +1226,8 @@ int main(void)
     test_invalid(c, strict);
     test_cancel(c);
     test_cloexec(c);
+    test_buf_reserve();
+    test_body_buffers();
     test_close_in_flight();
     test_close_from_callback();
 
