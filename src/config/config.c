@@ -662,6 +662,13 @@ static const struct ini_key trigger_keys[] = {
     /* An agency definition's [company NAME] (M15), instead of a location. */
     {.name = "company", .type = INI_KEY_CUSTOM,
      .offset = offsetof(struct config_trigger, company_name), .parse = parse_name},
+    /* Incremental definitions (M13): no table default for reconcile (config_resolve
+     * sets 1h when the definition is incremental); 0 turns incremental cycles off. */
+    {.name = "reconcile", .type = INI_KEY_DURATION,
+     .offset = offsetof(struct config_trigger, reconcile_ms), .min = 0, .max = 7 * 24 * MIN(60)},
+    {.name = "watermark_lag", .type = INI_KEY_DURATION,
+     .offset = offsetof(struct config_trigger, watermark_lag_ms), .def = "2m", .min = 0,
+     .max = MIN(24 * 60)},
 };
 enum {
     TRIGGER_USE,
@@ -674,6 +681,8 @@ enum {
     TRIGGER_FOR_EACH,
     TRIGGER_PAGE_SIZE,
     TRIGGER_COMPANY,
+    TRIGGER_RECONCILE,
+    TRIGGER_WATERMARK_LAG,
     TRIGGER_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == TRIGGER_NKEYS, "trigger key enum out of sync");
@@ -933,6 +942,8 @@ static void finish_trigger(struct loader *ld, struct ini_doc *doc,
     t->use_line = lines[TRIGGER_USE];
     t->for_each_line = lines[TRIGGER_FOR_EACH];
     t->page_size_line = lines[TRIGGER_PAGE_SIZE];
+    t->reconcile_line = lines[TRIGGER_RECONCILE];
+    t->watermark_lag_line = lines[TRIGGER_WATERMARK_LAG];
 
     if (lines[TRIGGER_EVERY] == 0) {
         t->every_ms = DEFAULT_EVERY > cfg->min_interval_ms ? DEFAULT_EVERY : cfg->min_interval_ms;

@@ -122,6 +122,15 @@ static void resolve_params(struct ini_diag *d, struct config_trigger *t)
             free(all);
         }
     }
+    if (def->incremental && t->reconcile_line == 0) {
+        t->reconcile_ms = 3600000; /* M13: a full enumeration hourly by default */
+    }
+    if (!def->incremental && (t->reconcile_line != 0 || t->watermark_lag_line != 0)) {
+        ini_diag_add_once(d, t->reconcile_line ? t->reconcile_line : t->watermark_lag_line,
+                          "%s: %s is not polled incrementally (no incremental = filter in its "
+                          "definition)",
+                          t->reconcile_line ? "reconcile" : "watermark_lag", def->name);
+    }
     if (t->page_size != 0) {
         if (def->pagination == CATALOG_PAGE_NONE) {
             ini_diag_add_once(d, t->page_size_line, "page_size: %s is not paginated", def->name);

@@ -13,11 +13,11 @@ FAST = "rate_limit = 100\nrate_window = 1s\n"
 class PaginationTest(harness.PollenTest):
     sandbox_args = ("--rate-limit", "0")
 
-    def check_all_once(self, trigger_use, count, page_size):
+    def check_all_once(self, trigger_use, count, page_size, extra=""):
         ids = self.sandbox.seed(count, seed=11)["contact_ids"]
         cfg = self.write_config(
             f"[trigger all]\nuse = {trigger_use}\nevery = 1s\nfirst_poll = emit\n"
-            f"page_size = {page_size}\n", location=FAST)
+            f"page_size = {page_size}\n{extra}", location=FAST)
         self.run_once(cfg)
         events = self.events(cfg)
         got = [e["record_id"] for e in events]
@@ -42,7 +42,8 @@ class PaginationTest(harness.PollenTest):
                             for b in bodies))
 
     def test_search_after_exact_page_boundary(self):
-        ids, cfg = self.check_all_once("contacts.search", 200, 50)
+        # reconcile = 0s: the second run is a full enumeration too (it decides deletions).
+        ids, cfg = self.check_all_once("contacts.search", 200, 50, "reconcile = 0s\n")
         # 4 full pages and an empty fifth that proves the end.
         self.assertEqual(len(self.api_requests("/contacts/search")), 5)
         # A deletion on a page boundary is found after the complete enumeration.
