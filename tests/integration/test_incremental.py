@@ -290,5 +290,39 @@ class IncrementalTest(harness.PollenTest):
                          [("deleted", self.ids[22])])
 
 
+class OpportunityIncrementalTest(harness.PollenTest):
+    """opportunities.search_advanced: the same mechanism on the POST opportunity search
+    (a range filter and a sort on date_updated; the records carry updatedAt)."""
+    sandbox_args = ("--rate-limit", "0")
+
+    def test_incremental_then_reconcile(self):
+        out = self.sandbox.control("POST", "/_control/seed", {"contacts": 2, "opportunities": 8,
+                                                               "seed": 21})
+        opps = out["opportunity_ids"]
+        trig = "[trigger o]\nuse = opportunities.search_advanced\nevery = 1s\n"
+        cfg = self.write_config(trig, location=FAST)
+        self.run_once(cfg)
+        self.assertEqual(self.events(cfg), [])
+        self.sandbox.mutate([
+            {"op": "update", "kind": "opportunity", "id": opps[1], "fields": {"name": "Renamed"}},
+            {"op": "delete", "kind": "opportunity", "id": opps[2]},
+        ])
+        seq = self.sandbox.control("GET", "/_control/requests?since=0&limit=1")["last_seq"]
+        proc = self.run_once(cfg)
+        reqs = [r for r in self.sandbox.requests(seq) if r["path"] == "/opportunities/search"]
+        self.assertEqual(len(reqs), 1)
+        body = reqs[0]["body"]
+        self.assertEqual(body["sort"], [{"field": "date_updated", "direction": "asc"}])
+        self.assertEqual(body["filters"][0]["field"], "date_updated")
+        self.assertIn("(incremental, watermark ", proc.stderr)
+        self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)],
+                         [("updated", opps[1])])
+        cfg = self.write_config(trig + "reconcile = 1s\n", location=FAST)
+        time.sleep(1.2)
+        self.run_once(cfg)
+        self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)][1:],
+                         [("deleted", opps[2])])
+
+
 if __name__ == "__main__":
     harness.main()
