@@ -276,6 +276,28 @@ class IncrementalTest(harness.PollenTest):
         self.assertEqual(self.gte(reqs[0]), w - LAG_MS)
         self.assertEqual(len(self.events(cfg)), 1)
 
+    def test_incremental_read_longer_than_a_full_listing(self):
+        cfg = self.baseline("page_size = 10\n")
+        self.run_once(cfg)  # W = the newest seeded contact
+        ops = [{"op": "update", "kind": "contact", "id": i, "fields": {"city": "Big"}}
+               for i in self.ids]
+        ops += [{"op": "create", "kind": "contact"} for _ in range(15)]
+        created = [c["id"] for c in self.sandbox.mutate(ops) if c["op"] == "created"]
+        reqs, err = self.run_logged(cfg)
+        self.assertIn("more than the last full listing (40): the next cycle is a full "
+                      "reconcile", err)
+        self.assertTrue(all(self.gte(r) is not None for r in reqs))
+        self.assertLess(len(reqs), 6)  # it stopped early (55 records at 10 a page)
+        reqs, err = self.run_logged(cfg)
+        self.assertIsNone(self.gte(reqs[0]))
+        self.assertIn("(reconcile, watermark ", err)
+        events = self.events(cfg)
+        self.assertEqual(sorted(e["record_id"] for e in events if e["type"] == "updated"),
+                         sorted(self.ids))
+        self.assertEqual(sorted(e["record_id"] for e in events if e["type"] == "created"),
+                         sorted(created))
+        self.assertEqual(len(events), 55)
+
     def test_filter_refused_degrades_to_full_scans(self):
         cfg = self.baseline()
         self.sandbox.mutate([{"op": "delete", "kind": "contact", "id": self.ids[22]}])

@@ -218,6 +218,7 @@ bool poller__incr_overgrown(struct poller *p)
                      "listing (%llu): the next cycle is a full reconcile",
              (unsigned long long)p->records_seen, (unsigned long long)p->full_total);
     p->reconcile_now = true;
+    p->reconciled_at = 0; /* saved with the cycle's end: a restart reconciles first, too */
     return true;
 }
 
