@@ -247,6 +247,16 @@ static void show_trigger(FILE *out, const struct catalog_trigger *t)
     line(out, "volatile", "%s", vol);
     free(vol);
     show_pagination(out, t);
+    if (t->incremental) {
+        line(out, "incremental", "filter on %s since the watermark; a full reconcile every "
+                                 "`reconcile` (1h) decides deletions",
+             t->watermark_field);
+        for (size_t i = 0; i < t->nincr_body; i++) {
+            line(out, "  body", "%s = %s", t->incr_body[i].name, t->incr_body[i].value);
+        }
+    } else {
+        line(out, "incremental", "no: every cycle is a full enumeration");
+    }
     line(out, "confirm_delete", "%s", t->confirm_delete != NULL ? t->confirm_delete : "none");
     if (t->fan_out != NULL) {
         line(out, "for_each", "yes: the ids of another trigger's %s records feed %s",

@@ -182,6 +182,16 @@ struct catalog_trigger {
     size_t npath_values;
     struct catalog_param *params;
     size_t nparams;
+    /* Incremental polling (M13): incremental = filter asks, between full
+     * reconciles, only for the records whose watermark_field (a dotted path;
+     * ISO-8601 or epoch ms) is at or after the watermark, by replacing (or,
+     * for an array a user parameter already set, extending) the body members
+     * of incr_body, each a JSON template whose {watermark} is the watermark
+     * in epoch ms (catalog_watermark_render). Set together or not at all. */
+    bool incremental;
+    char *watermark_field;
+    struct catalog_binding *incr_body; /* is_json; value is the template */
+    size_t nincr_body;
     const struct catalog_resource *res; /* the declared resource, or NULL (no resources/) */
     const char *file;         /* the definition's file, for messages */
     int line;                 /* its section line */
@@ -361,6 +371,13 @@ char *catalog_record_text(const cJSON *record, const char *field, char *err, siz
  */
 int catalog_value_coerce(enum catalog_type type, const char *text, cJSON **out, char *err,
                          size_t errlen);
+
+/*
+ * The text of an incremental.body template (M13) with every {watermark}
+ * replaced by ms in decimal: a new string the caller frees. tmpl is
+ * borrowed. Pure.
+ */
+char *catalog_watermark_render(const char *tmpl, long long ms);
 
 /* Names for messages and `pollen catalog`: "path", "string_list", "search_after". */
 const char *catalog_where_name(enum catalog_where where);

@@ -20,6 +20,18 @@ static const char *const methods[] = {"GET", "POST", NULL};
 static const char *const page_in_names[] = {"query", "body", NULL};
 static const char *const page_values_names[] = {"number", "string", NULL};
 
+/* incremental = filter (the only kind so far: a body filter on the watermark). */
+static int parse_incremental(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                             int line, void *field)
+{
+    if (strcmp(value, "filter") != 0) {
+        ini_diag_add(&doc->diag, line, "bad value for '%s' (allowed: filter)", k->name);
+        return -EINVAL;
+    }
+    *(bool *)field = true;
+    return 0;
+}
+
 #define T(f) offsetof(struct catalog_trigger, f)
 static const struct ini_key trigger_keys[] = {
     {.name = "title", .type = INI_KEY_STRING, .offset = T(title), .required = true},
@@ -79,6 +91,11 @@ static const struct ini_key trigger_keys[] = {
      .parse = catalog__parse_ident},
     {.name = "scope_level", .type = INI_KEY_CUSTOM, .offset = T(agency), .def = "location",
      .parse = catalog__parse_scope_level},
+    /* Incremental polling (M13); incremental.body.NAME is a prefixed key. */
+    {.name = "incremental", .type = INI_KEY_CUSTOM, .offset = T(incremental),
+     .parse = parse_incremental},
+    {.name = "watermark_field", .type = INI_KEY_CUSTOM, .offset = T(watermark_field),
+     .parse = catalog__parse_records},
 };
 #undef T
 enum {
@@ -114,6 +131,8 @@ enum {
     K_TOTAL,
     K_DELETED_FIELD,
     K_SCOPE_LEVEL,
+    K_INCREMENTAL,
+    K_WATERMARK_FIELD,
     K_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == K_NKEYS, "catalog key enum out of sync");
@@ -128,6 +147,7 @@ struct trigger_build {
     struct catalog_trigger t;
     int *param_lines; /* parallel to t.params, for messages */
     int *path_value_lines; /* parallel to t.path_values */
+    int incr_body_line;    /* the first incremental.body.NAME key, or 0 */
 };
 _Static_assert(offsetof(struct trigger_build, t) == 0, "t must come first");
 
@@ -157,11 +177,43 @@ static void add_trigger_binding(struct ini_doc *doc, const struct ini_entry *e,
     }
 }
 
-/* A trigger's query.NAME, body.NAME, path.NAME and param.NAME keys. */
+/*
+ * incremental.body.NAME = json:TEMPLATE (M13): JSON once {watermark} is a
+ * number; kept as the template, rendered by the poller each cycle.
+ */
+static void add_incremental_body(struct ini_doc *doc, const struct ini_entry *e,
+                                 const char *name, struct trigger_build *tb)
+{
+    if (!str_has_prefix(e->value, "json:")) {
+        ini_diag_add(&doc->diag, e->line, "'%s': the value must be json:<JSON with {watermark}>",
+                     e->key);
+        return;
+    }
+    char *text = catalog_watermark_render(e->value + 5, 0);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    if (j == NULL) {
+        ini_diag_add(&doc->diag, e->line,
+                     "'%s' is not valid JSON after 'json:' (once {watermark} is a number)",
+                     e->key);
+        return;
+    }
+    cJSON_Delete(j);
+    struct catalog_trigger *t = &tb->t;
+    t->incr_body = xrealloc(t->incr_body, (t->nincr_body + 1) * sizeof(*t->incr_body));
+    t->incr_body[t->nincr_body++] = (struct catalog_binding){
+        .name = xstrdup(name), .value = xstrdup(e->value + 5), .is_json = true};
+    if (tb->incr_body_line == 0) {
+        tb->incr_body_line = e->line;
+    }
+}
+
+/* A trigger's query.NAME, body.NAME, path.NAME, param.NAME and incremental.body.NAME keys. */
 static bool trigger_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj)
 {
     struct trigger_build *tb = obj;
-    static const char *const prefixes[] = {"query.", "body.", "param.", "path."};
+    static const char *const prefixes[] = {"query.", "body.", "param.", "path.",
+                                           "incremental.body."};
     const char *name = NULL;
     switch (catalog__prefixed_key(doc, e, prefixes, ARRAY_SIZE(prefixes), &name)) {
     case -1:
@@ -178,6 +230,9 @@ static bool trigger_extra(struct ini_doc *doc, const struct ini_entry *e, void *
     case 3:
         add_trigger_binding(doc, e, name, true, &tb->t.path_values, &tb->t.npath_values,
                             &tb->path_value_lines);
+        break;
+    case 4:
+        add_incremental_body(doc, e, name, tb);
         break;
     default:
         break; /* reported */
@@ -224,6 +279,51 @@ static void check_paging_keys(struct ini_doc *doc, const struct catalog_trigger 
 }
 #undef PAGED_STYLES
 #undef STYLE
+
+/*
+ * Incremental polling needs all of its keys, a POST body to carry the
+ * filter, a {watermark} somewhere in it, and a cursor (search_after): page
+ * numbers would shift as records move behind the watermark.
+ */
+static void check_incremental(struct ini_doc *doc, const struct ini_section *sec,
+                              const struct trigger_build *tb, const int *lines)
+{
+    const struct catalog_trigger *t = &tb->t;
+    int any = lines[K_INCREMENTAL] ? lines[K_INCREMENTAL]
+              : lines[K_WATERMARK_FIELD] ? lines[K_WATERMARK_FIELD]
+                                         : tb->incr_body_line;
+    if (any == 0) {
+        return;
+    }
+    if (!t->incremental || t->watermark_field == NULL || t->nincr_body == 0) {
+        ini_diag_add(&doc->diag, any, "[%s]: incremental polling needs incremental = filter, "
+                                      "watermark_field and incremental.body.NAME together",
+                     t->name);
+        return;
+    }
+    if (t->pagination != CATALOG_PAGE_SEARCH_AFTER) {
+        ini_diag_add(&doc->diag, lines[K_INCREMENTAL],
+                     "incremental = filter needs pagination = search_after (a cursor, not "
+                     "page numbers)");
+    }
+    if (t->method != NULL && strcmp(t->method, "POST") != 0) {
+        ini_diag_add(&doc->diag, lines[K_INCREMENTAL],
+                     "incremental = filter sends its filter in the body: it needs a POST");
+    }
+    if (t->single || t->fan_out != NULL) {
+        ini_diag_add(&doc->diag, lines[K_INCREMENTAL],
+                     "incremental = filter is for top-level listings (not single or fan_out)");
+    }
+    bool placeholder = false;
+    for (size_t i = 0; i < t->nincr_body; i++) {
+        placeholder = placeholder || strstr(t->incr_body[i].value, "{watermark}") != NULL;
+    }
+    if (!placeholder) {
+        ini_diag_add(&doc->diag, tb->incr_body_line,
+                     "no incremental.body.NAME value has the {watermark} placeholder");
+    }
+    (void)sec;
+}
 
 static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
                            struct trigger_build *tb, const int *lines)
@@ -380,6 +480,7 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
                             t->require_one[i], t->require_one[i]);
         }
     }
+    check_incremental(doc, sec, tb, lines);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -430,6 +531,12 @@ void catalog__trigger_free(struct catalog_trigger *t)
         free(t->body[i].value);
     }
     free(t->body);
+    for (size_t i = 0; i < t->nincr_body; i++) {
+        free(t->incr_body[i].name);
+        free(t->incr_body[i].value);
+    }
+    free(t->incr_body);
+    free(t->watermark_field);
     for (size_t i = 0; i < t->nparams; i++) {
         free(t->params[i].name);
     }

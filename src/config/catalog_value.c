@@ -196,3 +196,27 @@ int catalog_value_coerce(enum catalog_type type, const char *text, cJSON **out, 
     snprintf(err, errlen, "unknown type");
     return -EINVAL;
 }
+
+char *catalog_watermark_render(const char *tmpl, long long ms)
+{
+    static const char ph[] = "{watermark}";
+    char num[32];
+    snprintf(num, sizeof(num), "%lld", ms);
+    size_t n = 0;
+    for (const char *s = strstr(tmpl, ph); s != NULL; s = strstr(s + 1, ph)) {
+        n++;
+    }
+    size_t len = strlen(tmpl) + n * strlen(num) + 1;
+    char *out = xmalloc(len);
+    char *o = out;
+    for (const char *s = tmpl; *s != '\0';) {
+        if (strncmp(s, ph, sizeof(ph) - 1) == 0) {
+            o += sprintf(o, "%s", num);
+            s += sizeof(ph) - 1;
+        } else {
+            *o++ = *s++;
+        }
+    }
+    *o = '\0';
+    return out;
+}

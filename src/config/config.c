@@ -665,10 +665,15 @@ static const struct ini_key trigger_keys[] = {
     /* An agency definition's [company NAME] (M15), instead of a location. */
     {.name = "company", .type = INI_KEY_CUSTOM,
      .offset = offsetof(struct config_trigger, company_name), .parse = parse_name},
-    /* How often a full enumeration runs (a for_each child's full sweep of its
-     * parents). No table default: 0 is the trigger kind's own default. */
+    /* How often a full enumeration runs: an incremental definition's reconcile
+     * (0s: every cycle is one), a for_each child's full sweep of its parents.
+     * No table default: config_resolve applies the kind's default and refuses
+     * what does not fit the kind. */
     {.name = "reconcile", .type = INI_KEY_DURATION,
-     .offset = offsetof(struct config_trigger, reconcile_ms), .min = SEC(1), .max = DAY(30)},
+     .offset = offsetof(struct config_trigger, reconcile_ms), .min = 0, .max = DAY(30)},
+    {.name = "watermark_lag", .type = INI_KEY_DURATION,
+     .offset = offsetof(struct config_trigger, watermark_lag_ms), .def = "2m", .min = 0,
+     .max = MIN(24 * 60)},
 };
 enum {
     TRIGGER_USE,
@@ -682,6 +687,7 @@ enum {
     TRIGGER_PAGE_SIZE,
     TRIGGER_COMPANY,
     TRIGGER_RECONCILE,
+    TRIGGER_WATERMARK_LAG,
     TRIGGER_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == TRIGGER_NKEYS, "trigger key enum out of sync");
@@ -941,6 +947,8 @@ static void finish_trigger(struct loader *ld, struct ini_doc *doc,
     t->use_line = lines[TRIGGER_USE];
     t->for_each_line = lines[TRIGGER_FOR_EACH];
     t->page_size_line = lines[TRIGGER_PAGE_SIZE];
+    t->reconcile_line = lines[TRIGGER_RECONCILE];
+    t->watermark_lag_line = lines[TRIGGER_WATERMARK_LAG];
 
     if (lines[TRIGGER_EVERY] == 0) {
         t->every_ms = DEFAULT_EVERY > cfg->min_interval_ms ? DEFAULT_EVERY : cfg->min_interval_ms;

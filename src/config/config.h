@@ -156,10 +156,11 @@ struct config_trigger {
     char *for_each;           /* for an expansion: PARENT@LOCATION */
     struct config_trigger *parent; /* set by config_resolve */
     unsigned page_size;       /* 0 = definition default */
+    uint64_t watermark_lag_ms; /* incremental cycles re-read this far behind the watermark */
     struct config_param *params;
     size_t nparams;
     /* Lines of some keys, for config_resolve's messages (0 when not given). */
-    int use_line, for_each_line, page_size_line;
+    int use_line, for_each_line, page_size_line, reconcile_line, watermark_lag_line;
 };
 
 struct template;

@@ -65,6 +65,38 @@ static const struct config_param *find_param(const struct config_trigger *t, con
     return NULL;
 }
 
+/*
+ * `reconcile` and `watermark_lag` by the trigger's kind: an incremental
+ * definition's full enumeration (default 1h; 0s: every cycle is one), a
+ * for_each child's full sweep (unset: 0, which the sweep reads as 1 day;
+ * at least 1s), refused elsewhere. watermark_lag: incremental only.
+ */
+static void resolve_reconcile(struct ini_diag *d, struct config_trigger *t,
+                              const struct catalog_trigger *def)
+{
+    bool child = t->for_each != NULL;
+    if (t->reconcile_line != 0 && t->reconcile_ms < 1000 &&
+        (child || t->reconcile_ms != 0 || !def->incremental)) {
+        char text[32];
+        ini_format_duration(t->reconcile_ms, text, sizeof(text));
+        ini_diag_add_once(d, t->reconcile_line,
+                          "reconcile = %s is out of range (allowed 1s..30d, or 0s on an "
+                          "incremental definition)", text);
+    } else if (!def->incremental && !child && t->reconcile_line != 0) {
+        ini_diag_add_once(d, t->reconcile_line,
+                          "reconcile: %s is not polled incrementally (no incremental = filter "
+                          "in its definition) and is not a for_each trigger", def->name);
+    }
+    if (def->incremental && !child && t->reconcile_line == 0) {
+        t->reconcile_ms = 3600000; /* M13: a full enumeration hourly by default */
+    }
+    if (!def->incremental && t->watermark_lag_line != 0) {
+        ini_diag_add_once(d, t->watermark_lag_line,
+                          "watermark_lag: %s is not polled incrementally (no incremental = "
+                          "filter in its definition)", def->name);
+    }
+}
+
 static void resolve_params(struct ini_diag *d, struct config_trigger *t)
 {
     const struct catalog_trigger *def = t->def;
@@ -122,6 +154,7 @@ static void resolve_params(struct ini_diag *d, struct config_trigger *t)
             free(all);
         }
     }
+    resolve_reconcile(d, t, def);
     if (t->page_size != 0) {
         if (def->pagination == CATALOG_PAGE_NONE) {
             ini_diag_add_once(d, t->page_size_line, "page_size: %s is not paginated", def->name);

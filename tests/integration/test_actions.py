@@ -34,7 +34,8 @@ import harness
 FAST = "rate_limit = 100\nrate_window = 1s\n"
 VERSION = "2021-07-28"
 LOC = harness.LOCATION_ID
-CONTACTS = "[trigger c]\nuse = contacts.search\nevery = 1s\n"
+# reconcile = 0s: full enumerations every cycle, so a deletion is seen by the next run.
+CONTACTS = "[trigger c]\nuse = contacts.search\nevery = 1s\nreconcile = 0s\n"
 TASKS = "[trigger tasks]\nuse = contacts.tasks\nfor_each = c\nevery = 1s\nreconcile = 1s\n"
 NOTES = "[trigger notes]\nuse = contacts.notes\nfor_each = c\nevery = 1s\nreconcile = 1s\n"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -24,7 +24,8 @@ class ChangesTest(harness.PollenTest):
         return cfg
 
     def test_exact_created_updated_deleted(self):
-        cfg = self.baseline("[trigger c]\nuse = contacts.search\nevery = 1s\n")
+        # reconcile = 0s: full enumerations every cycle (deletions are decided by them).
+        cfg = self.baseline("[trigger c]\nuse = contacts.search\nevery = 1s\nreconcile = 0s\n")
         before = {c["id"]: c for c in self.sandbox.state()["contacts"]}
         ops = [
             {"op": "create", "kind": "contact", "fields": {"firstName": "Ada", "email": "ada@example.com"}},
@@ -95,7 +96,8 @@ class ChangesTest(harness.PollenTest):
         self.assertEqual(sorted(events[0]["changes"]), ["city"])
 
     def test_emit_filters_types(self):
-        cfg = self.baseline("[trigger c]\nuse = contacts.search\nevery = 1s\nemit = deleted\n")
+        cfg = self.baseline("[trigger c]\nuse = contacts.search\nevery = 1s\nemit = deleted\n"
+                            "reconcile = 0s\n")
         self.sandbox.mutate([
             {"op": "create", "kind": "contact"},
             {"op": "update", "kind": "contact", "id": self.ids[7], "fields": {"city": "Rome"}},

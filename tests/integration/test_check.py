@@ -185,7 +185,7 @@ CASES = {
         r"bad value '0' for 'sweep_daily_share' \(expected a number from 0\.01 to 1\)"),
     "reconcile_below_one_second": (
         sub("every = 5m", "every = 5m\nreconcile = 500ms"), "reconcile", 1,
-        r"reconcile = 500ms is out of range \(allowed 1s\.\.30d\)"),
+        r"reconcile = 500ms is out of range \(allowed 1s\.\.30d, or 0s on an incremental definition\)"),
     "rate_limit_above_100": (
         sub("token = env:POLLEN_CHECK_TOKEN", "token = env:POLLEN_CHECK_TOKEN\nrate_limit = 101"), "rate_limit", 1,
         r"bad value '101' for 'rate_limit' \(expected a whole number from 1 to 100\)"),

@@ -130,7 +130,9 @@ class EdgeTest(harness.PollenTest):
 
     def confirm_case(self, first_answer):
         ids = self.sandbox.seed(8, seed=3)["contact_ids"]
-        cfg = self.write_config("[trigger c]\nuse = contacts.search\nevery = 1s\n", location=FAST)
+        # reconcile = 0s: every cycle is a full enumeration with its deletion phase.
+        cfg = self.write_config("[trigger c]\nuse = contacts.search\nevery = 1s\nreconcile = 0s\n",
+                                location=FAST)
         self.run_once(cfg)
         gone = ids[4]
         self.sandbox.mutate([{"kind": "contact", "op": "delete", "id": gone}])

@@ -206,7 +206,10 @@ class FanoutTest(harness.PollenTest):
 
     def test_deleted_contact_emits_no_phantom_task_events(self):
         ids = self.sandbox.seed(6, tasks=2, notes=1, seed=23)["contact_ids"]
-        cfg = self.write_config(TRIGGERS, location=FAST)
+        # reconcile = 0s: every contacts cycle is a full enumeration, which decides deletions.
+        cfg = self.write_config(TRIGGERS.replace("use = contacts.search\n",
+                                                 "use = contacts.search\nreconcile = 0s\n"),
+                                location=FAST)
         self.run_once(cfg)
         self.sandbox.mutate([{"op": "delete", "kind": "contact", "id": ids[2]}])
         self.run_once(cfg)

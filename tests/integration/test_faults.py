@@ -220,6 +220,10 @@ class FaultTest(harness.PollenTest):
     def config_for(self, case):
         use = case.get("use", "contacts.search")
         extra = f"businessId = {BUSINESS}\n" if use == "contacts.business" else ""
+        if use == "contacts.search":
+            # Full enumerations every cycle: these cases fault the listing that decides
+            # deletions (test_incremental covers the incremental cycles).
+            extra += "reconcile = 0s\n"
         cfg = self.write_config(
             f"[trigger {TRIGGER}]\nuse = {use}\nevery = 1s\npage_size = 10\n{extra}",
             location="rate_limit = 100\nrate_window = 1s\n",

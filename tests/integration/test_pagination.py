@@ -13,12 +13,12 @@ FAST = "rate_limit = 100\nrate_window = 1s\n"
 class PaginationTest(harness.PollenTest):
     sandbox_args = ("--rate-limit", "0")
 
-    def check_all_once(self, trigger_use, count, page_size):
+    def check_all_once(self, trigger_use, count, page_size, extra=""):
         """page_size None: the trigger sets none (the definition's maximum)."""
         ids = self.sandbox.seed(count, seed=11)["contact_ids"]
         size = f"page_size = {page_size}\n" if page_size is not None else ""
         cfg = self.write_config(
-            f"[trigger all]\nuse = {trigger_use}\nevery = 1s\nfirst_poll = emit\n" + size,
+            f"[trigger all]\nuse = {trigger_use}\nevery = 1s\nfirst_poll = emit\n" + size + extra,
             location=FAST)
         self.run_once(cfg)
         events = self.events(cfg)
@@ -52,7 +52,8 @@ class PaginationTest(harness.PollenTest):
         self.assertEqual([b["pageLimit"] for b in bodies], [500, 500, 500])
 
     def test_search_after_exact_page_boundary(self):
-        ids, cfg = self.check_all_once("contacts.search", 200, 50)
+        # reconcile = 0s: the second run is a full enumeration too (it decides deletions).
+        ids, cfg = self.check_all_once("contacts.search", 200, 50, "reconcile = 0s\n")
         # 4 full pages and an empty fifth that proves the end.
         self.assertEqual(len(self.api_requests("/contacts/search")), 5)
         # A deletion on a page boundary is found after the complete enumeration.

@@ -39,7 +39,10 @@ def trigger_config(every="1s"):
     text = ""
     for name in CONTACT_TRIGGERS:
         use = "contacts.search" if name.startswith("s") else "contacts.list"
-        text += f"[trigger {name}]\nuse = {use}\nevery = {every}\n\n"
+        # reconcile = 0s: full enumerations every cycle (the rate pressure this test needs,
+        # and the deletions it waits for).
+        extra = "reconcile = 0s\n" if use == "contacts.search" else ""
+        text += f"[trigger {name}]\nuse = {use}\nevery = {every}\n{extra}\n"
     text += f"[trigger tasks]\nuse = contacts.tasks\nfor_each = s1\nevery = {every}\n"
     return text
 

@@ -23,7 +23,7 @@ import time
 import harness
 
 TRIGGERS = (
-    "[trigger people]\nuse = contacts.search\nevery = 1s\npage_size = 10\n\n"
+    "[trigger people]\nuse = contacts.search\nevery = 1s\npage_size = 10\nreconcile = 0s\n\n"
     "[trigger listed]\nuse = contacts.list\nevery = 1s\npage_size = 10\n"
 )
 FAST = "rate_limit = 100\nrate_window = 1s\n"

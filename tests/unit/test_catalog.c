@@ -1338,6 +1338,19 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+    /* Incremental polling (M13). */
+    {0, "incremental = yes", 12, "bad value for 'incremental' (allowed: filter)"},
+    {0, "incremental = filter", 12,
+     "needs incremental = filter, watermark_field and incremental.body.NAME together"},
+    {0, "incremental = filter\nwatermark_field = updatedAt\nincremental.body.f = json:[{watermark}]",
+     12, "needs pagination = search_after"},
+    {0, "incremental = filter\nwatermark_field = updatedAt\nincremental.body.f = json:[{watermark}]",
+     12, "it needs a POST"},
+    {0, "incremental.body.f = [1]", 12, "the value must be json:"},
+    {0, "incremental.body.f = json:[{watermark}", 12, "is not valid JSON after 'json:'"},
+    {0, "incremental = filter\nwatermark_field = u\nincremental.body.f = json:[1]", 14,
+     "has the {watermark} placeholder"},
+    {0, "incremental.body.a-b = json:1", 12, "must be letters, digits and _"},
     {0, "scop = x", 12, "unknown key 'scop' in [t.x]; did you mean 'scope'?"},
     {9, "", 1, "missing required key 'records' in [t.x]"},
     {4, "method = PUT", 4, "bad value 'PUT' for 'method' (allowed: GET POST)"},
@@ -1502,6 +1515,32 @@ static void test_mechanism_keys(void)
     free(file);
     free(tdir);
     free(dir);
+}
+
+/* M13: contacts.search ships incremental, and {watermark} renders as a number. */
+static void test_incremental_keys(const struct catalog *cat)
+{
+    const struct catalog_trigger *t = catalog_find_trigger(cat, "contacts.search");
+    CHECK(t != NULL && t->incremental && t->nincr_body == 2);
+    if (t != NULL && t->nincr_body == 2) {
+        CHECK_STR(t->watermark_field, "dateUpdated");
+        CHECK_STR(t->incr_body[0].name, "filters");
+        CHECK(strstr(t->incr_body[0].value, "{watermark}") != NULL);
+        CHECK_STR(t->incr_body[1].name, "sort");
+    }
+    const struct catalog_trigger *o = catalog_find_trigger(cat, "opportunities.search_advanced");
+    CHECK(o != NULL && o->incremental && o->watermark_field != NULL);
+    const struct catalog_trigger *l = catalog_find_trigger(cat, "contacts.list");
+    CHECK(l != NULL && !l->incremental && l->nincr_body == 0);
+    char *r = catalog_watermark_render("{\"gte\":{watermark},\"x\":\"{watermark}\"}", 1700000000123LL);
+    CHECK_STR(r, "{\"gte\":1700000000123,\"x\":\"1700000000123\"}");
+    free(r);
+    r = catalog_watermark_render("{watermark", 5);
+    CHECK_STR(r, "{watermark");
+    free(r);
+    r = catalog_watermark_render("", 5);
+    CHECK_STR(r, "");
+    free(r);
 }
 
 static void test_bad_cases(void)
@@ -2311,6 +2350,7 @@ int main(void)
         test_shipped_actions(cat);
         test_spec(cat);
         test_shipped_resources(cat);
+        test_incremental_keys(cat);
     }
     catalog_free(cat);
     test_mechanism_keys();

@@ -255,6 +255,14 @@ static const struct bad_case bad_cases[] = {
      "'filters' is not valid JSON", NULL},
     {"page_size too big", BASE "page_size = 501\n", RESOLVE, 8,
      "page_size = 501 is out of range (contacts.search allows 1..500)", NULL},
+    {"reconcile on a full-scan definition", BASE "[trigger one]\nuse = contacts.list\n"
+                                            "reconcile = 1h\n",
+     RESOLVE, 10, "reconcile: contacts.list is not polled incrementally", NULL},
+    {"watermark_lag on a full-scan definition", BASE "[trigger one]\nuse = contacts.list\n"
+                                                "watermark_lag = 1m\n",
+     RESOLVE, 10, "watermark_lag: contacts.list is not polled incrementally", NULL},
+    {"reconcile too long", BASE "reconcile = 31d\n", LOAD, 8, "reconcile = 31d is out of range",
+     NULL},
     {"page_size on unpaginated", BASE "[trigger one]\nuse = contacts.get\ncontactId = c1\n"
                                  "page_size = 5\n",
      RESOLVE, 11, "page_size: contacts.get is not paginated", NULL},
@@ -878,6 +886,8 @@ static void test_defaults(void)
         CHECK(!t->first_poll_emit);
         CHECK(t->fields == NULL && t->ignore == NULL && t->for_each == NULL);
         CHECK_INT(t->page_size, 0);
+        CHECK(t->reconcile_ms == 0 && t->reconcile_line == 0); /* config_resolve's default */
+        CHECK(t->watermark_lag_ms == 120000);
         CHECK_INT(t->nparams, 0);
         CHECK_INT(t->use_line, 7);
     }

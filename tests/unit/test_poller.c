@@ -5,6 +5,7 @@
  * per-page count, not a total). The issue #11 mechanisms of the request
  * side: records at the response root (M1), path values and {company}
  * (M2, M3), soft-delete flags in listings and confirmation answers (M11).
+ * Incremental polling (M13): watermark values and the incremental body.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -166,11 +167,100 @@ static void test_soft_deleted(void)
     buf_finish(&resp.body);
 }
 
+/* M13: watermark values, the page's largest, and the incremental body. */
+static void test_watermark(void)
+{
+    static const struct {
+        const char *json;
+        int rc;
+        long long ms;
+    } cases[] = {
+        {"\"2026-11-26T19:46:53.123Z\"", 0, 1795722413123LL},
+        {"\"2026-11-26T19:46:53.123+01:00\"", 0, 1795718813123LL},
+        {"\"2026-11-26\"", 0, 1795651200000LL},
+        {"1795722413123", 0, 1795722413123LL},
+        {"0", 0, 0},
+        {"-1", -EINVAL, 0},
+        {"1.5", -EINVAL, 0},
+        {"\"yesterday\"", -EINVAL, 0},
+        {"null", -EINVAL, 0},
+        {"true", -EINVAL, 0},
+        {"1e300", -EINVAL, 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        cJSON *v = cJSON_Parse(cases[i].json);
+        int64_t ms = -7;
+        int rc = poller__watermark_parse(v, &ms);
+        if (rc != cases[i].rc || (rc == 0 && ms != cases[i].ms)) {
+            fprintf(stderr, "case %zu: %s -> %d %lld\n", i, cases[i].json, rc, (long long)ms);
+        }
+        CHECK_INT(rc, cases[i].rc);
+        CHECK(rc != 0 || ms == cases[i].ms);
+        cJSON_Delete(v);
+    }
+    CHECK_INT(poller__watermark_parse(NULL, &(int64_t){0}), -EINVAL);
+
+    struct catalog_binding ib[] = {
+        {.name = "filters", .value = "[{\"f\":\"u\",\"value\":{\"gte\":{watermark}}}]",
+         .is_json = true},
+        {.name = "sort", .value = "[{\"field\":\"u\"}]", .is_json = true},
+    };
+    struct catalog_binding b[] = {{.name = "sort", .value = "[{\"field\":\"added\"}]",
+                                   .is_json = true}};
+    struct catalog_param params[] = {{.name = "filters", .where = CATALOG_BODY,
+                                      .type = CATALOG_JSON}};
+    struct catalog_trigger def = {.name = "t.x", .method = "POST", .path = "/things",
+                                  .records = "things", .incremental = true,
+                                  .watermark_field = "meta.u", .incr_body = ib, .nincr_body = 2,
+                                  .body = b, .nbody = 1, .params = params, .nparams = 1};
+    struct config_trigger tc = {.name = "t", .watermark_lag_ms = 1000};
+    struct poller p = {.def = &def, .tc = &tc, .watermark = 5000, .incr_cycle = true};
+
+    cJSON *recs = cJSON_Parse("[{\"meta\":{\"u\":\"1970-01-01T00:00:09.000Z\"}},"
+                              "{\"meta\":{\"u\":12000}},{\"meta\":{}},{\"id\":1}]");
+    CHECK(poller__records_watermark(&p, recs) == 12000);
+    cJSON_Delete(recs);
+    recs = cJSON_Parse("[{\"meta\":{\"u\":\"bad\"}}]");
+    CHECK(poller__records_watermark(&p, recs) == -1);
+    cJSON_Delete(recs);
+
+    /* No user filters: the members are set (sort replaced), from W - lag. */
+    struct request_parts r;
+    CHECK_INT(poller__build_base(&p, NULL, &r), 0);
+    poller__incr_add_body(&p, &r);
+    char *body = cJSON_PrintUnformatted(r.body);
+    CHECK_STR(body, "{\"sort\":[{\"field\":\"u\"}],\"filters\":[{\"f\":\"u\",\"value\":"
+                    "{\"gte\":4000}}]}");
+    free(body);
+    poller__parts_finish(&r);
+    /* The user's own filters: kept, ours appended; W - lag never below 0. */
+    struct config_param up[] = {{.name = "filters", .value = "[{\"f\":\"city\"}]"}};
+    tc.params = up;
+    tc.nparams = 1;
+    p.watermark = 10;
+    CHECK_INT(poller__build_base(&p, NULL, &r), 0);
+    poller__incr_add_body(&p, &r);
+    body = cJSON_PrintUnformatted(r.body);
+    CHECK_STR(body, "{\"sort\":[{\"field\":\"u\"}],\"filters\":[{\"f\":\"city\"},"
+                    "{\"f\":\"u\",\"value\":{\"gte\":0}}]}");
+    free(body);
+    poller__parts_finish(&r);
+    /* A reconcile sends the body untouched. */
+    p.incr_cycle = false;
+    CHECK_INT(poller__build_base(&p, NULL, &r), 0);
+    poller__incr_add_body(&p, &r);
+    body = cJSON_PrintUnformatted(r.body);
+    CHECK_STR(body, "{\"sort\":[{\"field\":\"added\"}],\"filters\":[{\"f\":\"city\"}]}");
+    free(body);
+    poller__parts_finish(&r);
+}
+
 int main(void)
 {
     test_page_cap();
     test_records_at_root();
     test_company_and_path_values();
     test_soft_deleted();
+    test_watermark();
     return test_done("poller");
 }

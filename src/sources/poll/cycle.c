@@ -46,6 +46,8 @@
 
 static void fetch_page(struct poller *p);
 static void scan_missing(struct poller *p);
+static void finish_cycle(struct poller *p);
+static void cycle_start(struct poller *p);
 
 /* ---- top-level cycle -------------------------------------------------- */
 
@@ -103,6 +105,7 @@ static void cycle_end(struct poller *p, bool ok)
     if (ok) {
         uint64_t elapsed = uv_now(p->env.loop) - p->cycle_started;
         delay = (elapsed >= every ? 0 : every - elapsed) + jitter(every);
+        delay = poller__incr_next_delay(p, delay);
     } else {
         uint64_t cap = every * 8 < 15 * 60000 ? every * 8 : 15 * 60000;
         delay = util_backoff_ms(every, cap > every ? cap : every, p->failures);
@@ -150,6 +153,9 @@ static int apply_page_txn(struct store_txn *txn, void *ud)
      * queue: their first sweep reads every parent anyway. */
     snapshot_change_cb cb = (p->nchildren > 0 && p->seeded) ? poller__sweep_notify : NULL;
     int rc = snapshot_apply_records(txn, &sc, a->records, &p->seen, &a->st, cb, p);
+    if (rc == 0) {
+        rc = poller__incr_page_txn(txn, p, a->records); /* W commits with the page (M13) */
+    }
     if (rc == 0) {
         FAILPOINT("poll.before_commit");
     }
@@ -234,6 +240,11 @@ static void page_failed(struct poller *p, const struct http_response *resp, enum
 {
     poller__log_failure(p, p->def->path, resp, body);
     json_arena_free(body);
+    if (poller__incr_refused(p, resp)) {
+        p->busy = false;
+        cycle_start(p); /* degraded: this cycle becomes a full reconcile */
+        return;
+    }
     if (oc == OUTCOME_RETRY) {
         page_retry(p, resp->error != 0 ? http_strerror(resp->error)
                       : resp->status == 429 ? "rate limited (HTTP 429)" : "server error");
@@ -353,6 +364,7 @@ static bool page_commit(struct poller *p, const cJSON *body, const cJSON *record
     int rc = store_write(p->env.store, apply_page_txn, &a);
     cJSON_Delete(live);
     if (rc != 0) {
+        poller__incr_page_rollback(p);
         log_error(p->tag, "cannot record page %u: %s", p->page + 1, store_strerror(rc));
         cycle_end(p, false);
         return false;
@@ -400,10 +412,18 @@ static void page_advance(struct poller *p, cJSON *body, cJSON *wrapped, const cJ
         cycle_end(p, false);
         return;
     }
+    if (more && poller__incr_overgrown(p)) {
+        finish_cycle(p); /* what it read is committed; the next cycle reconciles */
+        return;
+    }
     if (more) {
         p->page++;
         p->attempt = 0;
         fetch_page(p);
+        return;
+    }
+    if (p->incr_cycle) {
+        finish_cycle(p); /* incremental: absence means nothing, no deletion phase */
         return;
     }
     check_listed_total(p, p->max_total);
@@ -447,6 +467,7 @@ static void fetch_page(struct poller *p)
         cycle_end(p, false);
         return;
     }
+    poller__incr_add_body(p, &r);
     poller__add_pagination(p, &r);
     int rc = poller__submit(p, LOCATION_POLL, &r, p->def->method, on_page, p);
     poller__parts_finish(&r);
@@ -465,7 +486,9 @@ static void cycle_start(struct poller *p)
     p->cycle_started = uv_now(p->env.loop);
     p->requests_from = p->stats.requests;
     cycle_reset(p);
-    log_debug(p->tag, "cycle %llu starts", (unsigned long long)p->cycle + 1);
+    poller__incr_cycle_begin(p);
+    log_debug(p->tag, "cycle %llu starts%s", (unsigned long long)p->cycle + 1,
+              p->incr_cycle ? " (incremental)" : p->incr ? " (reconcile)" : "");
     fetch_page(p);
 }
 
@@ -491,6 +514,7 @@ static int finish_txn(struct store_txn *txn, void *ud)
             return rc;
         }
     }
+    poller__incr_finish_txn(p);
     int rc = poller__save_state(txn, p, true, p->cycle + 1, NULL, 0);
     if (rc == 0) {
         FAILPOINT("poll.before_commit");
@@ -503,6 +527,7 @@ static void finish_cycle(struct poller *p)
     struct page_apply a = {.p = p};
     int rc = store_write(p->env.store, finish_txn, &a);
     if (rc != 0) {
+        poller__incr_finish_rollback(p);
         log_error(p->tag, "cannot record the end of the cycle: %s", store_strerror(rc));
         cycle_end(p, false);
         return;
@@ -515,6 +540,8 @@ static void finish_cycle(struct poller *p)
     p->seeded = true;
     p->cycle++;
     const struct snapshot_stats *s = &p->cstats;
+    char kind[96];
+    poller__incr_describe(p, kind, sizeof(kind));
     if (!was_seeded && !p->tc->first_poll_emit && p->env.dry_run) {
         log_info(p->tag, "first poll: %llu records would be a silent baseline (no events, so no "
                          "actions); set first_poll = emit on the trigger to see the actions its "
@@ -522,16 +549,16 @@ static void finish_cycle(struct poller *p)
                  (unsigned long long)p->records_seen);
     } else if (!was_seeded && !p->tc->first_poll_emit) {
         log_info(p->tag, "baseline recorded: %llu records (no events for existing records), "
-                         "requests=%llu",
+                         "requests=%llu%s",
                  (unsigned long long)p->records_seen,
-                 (unsigned long long)(p->stats.requests - p->requests_from));
+                 (unsigned long long)(p->stats.requests - p->requests_from), kind);
     } else {
         log_info(p->tag,
                  "cycle %llu: %llu records, %u created, %u updated, %u deleted, %zu held, "
-                 "%u events, requests=%llu",
+                 "%u events, requests=%llu%s",
                  (unsigned long long)p->cycle, (unsigned long long)p->records_seen, s->created,
                  s->updated, s->deleted, p->hold.len, s->events,
-                 (unsigned long long)(p->stats.requests - p->requests_from));
+                 (unsigned long long)(p->stats.requests - p->requests_from), kind);
     }
     if (s->deleted > 0) {
         poller__sweep_kick(p);

@@ -3,6 +3,7 @@
  * the poller "module" is poller.c (lifecycle, persisted state, shared
  * helpers), request.c (requests and response classes), cycle.c (top-level
  * enumerations), rawpage.c (the raw-bytes fast path of their pages),
+ * incremental.c (their watermark and reconcile schedule),
  * sweep.c (for_each sweeps) and paging.c (the paging table); everything else uses poller.h. Names shared across these files
  * take the poller__ prefix.
  * Owns: nothing; declares struct poller, whose owner is poller.c.
@@ -102,6 +103,20 @@ struct poller {
     bool round_active;         /* children: a round is under way */
     uint64_t round_ended;      /* children: wall ms when the last full round ended (0: none);
                                 * the next starts `reconcile` after it */
+    int64_t watermark;         /* W (M13): the largest server update time committed, epoch
+                                * ms; -1 before the first reconcile */
+    uint64_t reconciled_at;    /* wall ms when the last complete reconcile began (persisted
+                                * only; scheduling uses reconcile_due) */
+    uint64_t full_total;       /* records the last complete reconcile listed (0: unknown) */
+
+    /* incremental polling (incremental.c) */
+    bool incr;                 /* the definition is incremental and reconcile != 0 */
+    bool incr_cycle;           /* the current cycle is incremental (else a full reconcile) */
+    bool incr_degraded;        /* the API refused the filter: full scans every reconcile */
+    bool reconcile_now;        /* an incremental read grew past the last full listing */
+    uint64_t reconcile_due;    /* mono ms (uv_now) when the next reconcile is due */
+    int64_t cycle_max;         /* the largest watermark_field this cycle read, or -1 */
+    int64_t page_prev_w;       /* W before the page txn moved it (rolled back on failure) */
 
     /* current cycle */
     uint64_t cycle_started;    /* mono ms */
@@ -253,6 +268,49 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
 void poller__raw_scope(struct poller *p, struct snapshot_scope *sc);
 /* Frees the fast path's buffers (poller_free). */
 void poller__raw_free(struct poller *p);
+
+/* The value of the user's [trigger] parameter name, or NULL. Borrowed. */
+const char *poller__param_value(const struct poller *p, const char *name);
+
+/* ---- incremental polling (incremental.c, M13) -------------------------- */
+
+/*
+ * Parses a watermark_field value: an ISO-8601 string (isotime's loose form)
+ * or a non-negative number of epoch ms. Returns 0 and *out_ms, or -EINVAL.
+ * Pure; exposed for its unit test.
+ */
+int poller__watermark_parse(const cJSON *v, int64_t *out_ms);
+/* The largest watermark_field value among records, or -1 (none parses). */
+int64_t poller__records_watermark(const struct poller *p, const cJSON *records);
+/* Start: sets p->incr from the definition and the trigger, and when the first
+ * reconcile is due from the persisted reconciled_at (see incremental.c). */
+void poller__incr_init(struct poller *p);
+/* Cycle start: decides whether this cycle is incremental or a reconcile. */
+void poller__incr_cycle_begin(struct poller *p);
+/* Adds the incremental body members to r (incremental cycles only). */
+void poller__incr_add_body(const struct poller *p, struct request_parts *r);
+/* Inside a page's txn: takes the page's largest watermark and, in an incremental cycle,
+ * commits a moved watermark with them. Returns 0 or a store error. */
+int poller__incr_page_txn(struct store_txn *txn, struct poller *p, const cJSON *records);
+/* The page txn failed: undoes what poller__incr_page_txn set. */
+void poller__incr_page_rollback(struct poller *p);
+/* Inside the end-of-cycle txn, before the state is saved: a reconcile moves
+ * W and the reconcile schedule. Undone by poller__incr_finish_rollback. */
+void poller__incr_finish_txn(struct poller *p);
+void poller__incr_finish_rollback(struct poller *p);
+/* After a committed page of an incremental cycle with more to come: true when
+ * it read more records than the last full listing (then the cycle ends and
+ * the next one is a reconcile). */
+bool poller__incr_overgrown(struct poller *p);
+/* A page failed: true when it was the API refusing the incremental filter
+ * (422), which degrades the trigger to full scans (logged once). */
+bool poller__incr_refused(struct poller *p, const struct http_response *resp);
+/* The delay before the next cycle after a successful one (degraded: the next
+ * reconcile). */
+uint64_t poller__incr_next_delay(const struct poller *p, uint64_t delay);
+/* " (incremental, watermark ...)" / " (reconcile, ...)" for the cycle's log
+ * line, or "" for other definitions. */
+void poller__incr_describe(const struct poller *p, char *out, size_t len);
 
 /* Pages one enumeration may ever take. */
 #define POLLER_MAX_PAGES 100000

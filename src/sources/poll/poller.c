@@ -117,6 +117,16 @@ static void load_state(struct poller *p)
             if (json_get_number(st, "round_ended", &d)) {
                 p->round_ended = (uint64_t)d;
             }
+            /* M13; absent in state written before incremental polling. */
+            if (json_get_number(st, "watermark", &d) && d >= 0) {
+                p->watermark = (int64_t)d;
+            }
+            if (json_get_number(st, "reconciled", &d) && d > 0) {
+                p->reconciled_at = (uint64_t)d;
+            }
+            if (json_get_number(st, "full_total", &d) && d > 0) {
+                p->full_total = (uint64_t)d;
+            }
             const char *cur = json_get_string(st, "sweep_cursor");
             free(p->sweep_cursor);
             p->sweep_cursor = cur ? xstrdup(cur) : NULL;
@@ -144,6 +154,16 @@ int poller__save_state(struct store_txn *txn, const struct poller *p, bool seede
     }
     if (p->round_ended != 0) {
         cJSON_AddNumberToObject(st, "round_ended", (double)p->round_ended);
+    }
+    /* Incremental polling (M13): W, and when the last reconcile began. */
+    if (p->watermark >= 0) {
+        cJSON_AddNumberToObject(st, "watermark", (double)p->watermark);
+    }
+    if (p->reconciled_at != 0) {
+        cJSON_AddNumberToObject(st, "reconciled", (double)p->reconciled_at);
+    }
+    if (p->full_total != 0) {
+        cJSON_AddNumberToObject(st, "full_total", (double)p->full_total);
     }
     char *json = cJSON_PrintUnformatted(st);
     cJSON_Delete(st);
@@ -237,6 +257,8 @@ struct poller *poller_create(const struct poller_env *env, const struct config_t
     p->ignore = merge_ignore(tc, tc->def);
     paging_init(&p->paging, p->def, poller__page_size(p));
     idset_init(&p->seen);
+    p->watermark = -1;
+    p->cycle_max = -1;
     uv_timer_init(env->loop, &p->timer);
     p->timer.data = p;
     return p;
@@ -253,6 +275,7 @@ void poller_add_child(struct poller *parent, struct poller *child)
 int poller_start(struct poller *p)
 {
     load_state(p);
+    poller__incr_init(p);
     uint64_t every = p->tc->every_ms;
     uint64_t first = util_rand_range(0, every < 3000 ? every / 4 : 750);
     if (p->env.once) {

@@ -24,7 +24,7 @@
 #include "paging.h"
 #include "util.h"
 
-static const char *param_value(const struct poller *p, const char *name)
+const char *poller__param_value(const struct poller *p, const char *name)
 {
     for (size_t i = 0; i < p->tc->nparams; i++) {
         if (strcmp(p->tc->params[i].name, name) == 0) {
@@ -112,7 +112,7 @@ static char *path_lookup(void *ud, const char *name, char *err, size_t errlen)
             snprintf(err, errlen, "{%s}: the location's companyId is unknown", name);
         }
     } else {
-        value = param_value(p, name);
+        value = poller__param_value(p, name);
     }
     return value != NULL ? xstrdup(value) : NULL;
 }
@@ -184,7 +184,7 @@ int poller__build_base(const struct poller *p, const char *fan_value, struct req
     }
     for (size_t i = 0; i < d->nparams; i++) {
         const struct catalog_param *cp = &d->params[i];
-        const char *v = param_value(p, cp->name);
+        const char *v = poller__param_value(p, cp->name);
         if (v == NULL) {
             continue;
         }
