@@ -3,7 +3,9 @@
 
 Starts the sandbox API (--rate-limit 0) seeded with POLLEN_BENCH_CONTACTS
 contacts (default 100000, no tasks or notes) and a configuration with one
-contacts.search trigger (default settings: the page size is the definition's
+contacts.search trigger with `reconcile = 0s`, so every run is a full
+enumeration (an incremental no-change cycle is one request: test_incremental)
+(default settings otherwise: the page size is the definition's
 maximum, 500, unless POLLEN_BENCH_PAGE_SIZE sets one) on a location budget
 of 100 requests per 1 s, then measures, with os.wait4 on the child (user +
 sys CPU seconds and ru_maxrss), three `pollen run --once` runs:
@@ -84,6 +86,7 @@ rate_window = 1s
 [trigger contacts]
 use = contacts.search
 every = 1s
+reconcile = 0s
 {page}"""
 
 

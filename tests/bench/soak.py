@@ -9,8 +9,10 @@ script, then runs the engine on one configuration:
   [engine]   min_interval 1s, retention_count POLLEN_SOAK_RETENTION (5000)
   locations  rate_limit 100 per 1s each (the most pollen allows)
   triggers   (all `location = *`, so one copy per location)
-             s  contacts.search every 1s page_size 15   (several pages)
-             q  contacts.search every 1s page_size 100  (one page)
+             s  contacts.search every 1s page_size 15   (several pages; incremental,
+                reconcile every 30s)
+             q  contacts.search every 1s page_size 100  (one page; reconcile = 0s:
+                a full enumeration every cycle)
              l  contacts.list   every 1s page_size 15   (several pages)
              m  contacts.list   every 1s page_size 100
              tasks, notes: contacts.tasks / contacts.notes for_each = s, every 5s
@@ -157,12 +159,14 @@ use = contacts.search
 location = *
 every = 1s
 page_size = 15
+reconcile = 30s
 
 [trigger q]
 use = contacts.search
 location = *
 every = 1s
 page_size = 100
+reconcile = 0s
 
 [trigger l]
 use = contacts.list
