@@ -113,8 +113,10 @@ class MechanismsTest(harness.PollenTest):
     def test_search_advanced_body_limit_and_stage_move(self):
         self.sandbox.seed(10, seed=3)
         self.sandbox.mutate([{"op": "create", "kind": "opportunity"} for _ in range(5)])
+        # reconcile = 0s: every run is a full enumeration, so the deletion below is decided
+        # by the next run (incremental cycles never decide one: test_incremental).
         cfg = self.write_config("[trigger o]\nuse = opportunities.search_advanced\nevery = 1s\n"
-                                "page_size = 2\n", location=FAST)
+                                "page_size = 2\nreconcile = 0s\n", location=FAST)
         self.run_once(cfg)
         self.assertEqual(self.events(cfg), [])
         bodies = [r["body"] for r in self.sandbox.requests()
