@@ -11,8 +11,9 @@ is what is measured) seeded with POLLEN_DAY_CONTACTS contacts (default
   [trigger tasks]    POLLEN_DAY_TASK_TRIGGER (default `use = contacts.tasks`
                      and `for_each = contacts`), every = 1m
                      + POLLEN_DAY_TASK_TRIGGER_KEYS
-  (second run, POLLEN_DAY_NOTES=1: [trigger notes] contacts.notes for_each
-   instead of tasks, + POLLEN_DAY_NOTE_TRIGGER_KEYS)
+  (second run, POLLEN_DAY_NOTES=1, or the only one with POLLEN_DAY_NOTES=only:
+   [trigger notes] contacts.notes for_each instead of tasks,
+   + POLLEN_DAY_NOTE_TRIGGER_KEYS)
 
 Extra keys are `key = value` pairs separated by `;` or newlines, e.g.
 POLLEN_DAY_EXTRA_TRIGGER_KEYS="reconcile = 1h". Before the run, `pollen check`
@@ -582,7 +583,11 @@ def main():
         log("POLLEN_DAY_SPEEDUP must be in (0, 60]: `every` cannot go below 1 s")
         return 2
     results, status = [], 0
-    watches = ["tasks"] + (["notes"] if os.environ.get("POLLEN_DAY_NOTES") == "1" else [])
+    notes = os.environ.get("POLLEN_DAY_NOTES", "0")
+    watches = {"0": ["tasks"], "1": ["tasks", "notes"], "only": ["notes"]}.get(notes)
+    if watches is None:
+        log("POLLEN_DAY_NOTES must be 0, 1 or only")
+        return 2
     for watch in watches:
         day = Day(watch)
         try:
