@@ -942,6 +942,25 @@ class ControlApi(SandboxCase):
         summary = self.sbx.control("GET", "/_control/state", query={"summary": "1"})
         self.assertEqual(summary["contacts"], 20 + 5 + 3 + 1500)
 
+    def test_ids_sample_distinct_live_records(self):
+        self.sbx.control("POST", "/_control/mutate", {"ops": [{"op": "delete", "kind": "contact", "id": self.ids[0]}]})
+        ids = self.sbx.control("GET", "/_control/ids", query={"kind": "contact", "limit": "50", "seed": "a"})["ids"]
+        self.assertEqual(sorted(ids), sorted(self.ids[1:]), "every live contact once, the deleted one never")
+        again = self.sbx.control("GET", "/_control/ids", query={"kind": "contact", "limit": "5", "seed": "a"})["ids"]
+        self.assertEqual(again, ids[:5], "deterministic for a seed")
+        other = self.sbx.control("GET", "/_control/ids", query={"kind": "contact", "limit": "19", "seed": "b"})["ids"]
+        self.assertNotEqual(other, ids)
+        tasks = self.sbx.control("GET", "/_control/ids", query={"kind": "task", "limit": "7"})["ids"]
+        self.assertEqual(len(tasks), 7)
+        self.assertEqual(len({t["contactId"] for t in tasks}), 7, "one per contact")
+        for t in tasks:
+            self.assertIn(t["id"], {x["id"] for x in self.state(contact=t["contactId"])["tasks"][t["contactId"]]})
+        notes = self.sbx.control("GET", "/_control/ids", query={"kind": "note", "limit": "3"})["ids"]
+        self.assertEqual(len(notes), 3)
+        with self.assertRaises(ControlError) as e:
+            self.sbx.control("GET", "/_control/ids", query={"kind": "opportunity"})
+        self.assertEqual(e.exception.status, 400)
+
     def test_routes_and_reset(self):
         routes = self.sbx.control("GET", "/_control/routes")["routes"]
         self.assertEqual(len({(r["method"], r["path"]) for r in routes}), len(routes))

@@ -19,6 +19,7 @@ class Control:
             ("POST", "/_control/mutate"): self.mutate,
             ("GET", "/_control/changes"): self.changes,
             ("GET", "/_control/state"): self.state,
+            ("GET", "/_control/ids"): self.ids,
             ("GET", "/_control/faults"): self.list_faults,
             ("POST", "/_control/faults"): self.add_faults,
             ("DELETE", "/_control/faults"): self.clear_faults,
@@ -267,6 +268,31 @@ class Control:
         out = self.app.store.dump(loc, q.get("contact"), summary)
         out["records"] = self._records(loc, summary)
         return 200, out
+
+    def ids(self, q, b):
+        """A random sample of distinct live contacts, tasks or notes, deterministic for a `seed`:
+        contacts as ids, tasks and notes as {id, contactId}, without dumping the whole state."""
+        loc = self._location(q.get("location"))
+        kind = q.get("kind", "contact")
+        if kind not in ("contact", "task", "note"):
+            raise ApiError(400, "kind must be contact, task or note")
+        limit = int(q.get("limit", 100))
+        if limit < 0:
+            raise ApiError(400, "limit must be >= 0")
+        rng = random.Random("%s:ids:%s" % (self.app.store.seed, q.get("seed", "")))
+        live = [cid for cid in loc.order if not loc.contacts[cid].deleted]
+        rng.shuffle(live)
+        out = []
+        for cid in live:
+            if len(out) >= limit:
+                break
+            if kind == "contact":
+                out.append(cid)
+                continue
+            children = sorted(getattr(loc.contacts[cid], "tasks" if kind == "task" else "notes"))
+            if children:
+                out.append({"id": rng.choice(children), "contactId": cid})
+        return 200, {"location": loc.id, "kind": kind, "ids": out}
 
     def _records(self, loc, summary):
         """The other categories' records (enrolments stay under "campaigns"/"workflows")."""
