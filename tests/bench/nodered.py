@@ -15,8 +15,8 @@ the previous scan, and create a task for every new contact.
   one `http request` POST /contacts/{id}/tasks per new contact and answers
   the scan's summary.
   pollen runs `pollen run --once` on a contacts.search trigger with
-  page_size 500 (+ POLLEN_NODERED_POLLEN_KEYS, `key = value` separated by
-  `;`: e.g. the key that makes a newer engine enumerate in full each cycle;
+  page_size 500 and reconcile = 0s (a full enumeration every cycle, the
+  peers' job; + POLLEN_NODERED_POLLEN_KEYS, `key = value` separated by `;`;
   a key this pollen does not know fails the run) and a rule `on =
   contacts:created`, `do = contacts.tasks.create`.
 
@@ -87,6 +87,7 @@ token = env:POLLEN_TEST_TOKEN
 use = contacts.search
 every = 1m
 page_size = 500
+reconcile = 0s
 {extra}
 [rule welcome]
 on = contacts:created
