@@ -75,8 +75,9 @@ class BatchTest(harness.PollenTest):
     def task_events(self, cfg):
         return [e for e in self.events(cfg) if e["trigger"] == "tasks"]
 
-    def run_and_check(self, cfg, want, changes):
-        """Runs the engine until the expected task events are in; checks them exactly once."""
+    def run_and_check(self, cfg, want, changes, then=None):
+        """Runs the engine until the expected task events are in (then calls then(), if
+        given, with the engine still running); checks them exactly once."""
         since = self.sandbox.requests()[-1]["seq"]
         self.start_engine(cfg)
         self.wait_for(lambda: len(self.task_events(cfg)) >= len(want), timeout=60,
@@ -86,6 +87,8 @@ class BatchTest(harness.PollenTest):
         self.wait_for(lambda: sum(1 for r in self.sandbox.requests(seen)
                                   if r["path"] == "/contacts/search") >= 3,
                       timeout=30, what="three more contact polls")
+        if then is not None:
+            then()
         self.stop_engine()
         events = self.task_events(cfg)
         self.assertEqual(sorted((e["type"], e["record_id"]) for e in events), want)
@@ -123,6 +126,26 @@ class BatchTest(harness.PollenTest):
                          r"batch read of 10 contacts records \(locations\.tasks\.search\) failed: "
                          r"page 1: HTTP 500; reading them one by one")
 
+    def test_a_refused_search_turns_batch_reads_off(self):
+        """403 (a credential without the search's scope): read one by one, and no
+        batch is tried again while the engine runs (no refused request every cycle)."""
+        cfg, changed, want, changes = self.change_ten_contacts()
+        self.sandbox.faults([{"kind": "status", "status": 403, "count": 1,
+                              "path": "/tasks/search$"}])
+
+        def change_three_more():
+            since = self.sandbox.requests()[-1]["seq"]
+            self.sandbox.mutate([{"op": "update", "kind": "contact", "id": c,
+                                  "fields": {"lastName": "Again"}} for c in changed[:3]])
+            self.wait_for(lambda: sorted(SINGLE.fullmatch(r["path"]).group(1)
+                                         for r in self.sandbox.requests(since)
+                                         if SINGLE.fullmatch(r["path"])) == changed[:3],
+                          timeout=30, what="the three contacts read one by one")
+
+        reqs = self.run_and_check(cfg, want, changes, then=change_three_more)
+        self.assertEqual(len([r for r in reqs if SEARCH.fullmatch(r["path"])]), 1,
+                         "no batch after the refusal")
+        self.assertIn("batch reads are off until restart", self.engine_log_text())
 
 if __name__ == "__main__":
     harness.main()

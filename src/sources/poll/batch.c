@@ -149,6 +149,15 @@ static void on_batch_page(struct http_response *resp, void *ud)
     }
     const struct catalog_trigger *d = p->def->batch_def;
     cJSON *body = NULL;
+    if (resp->status == 401 || resp->status == 403) {
+        /* The credential may not read the batch listing (its scope): one
+         * parent record at a time from now on, rather than a refused request
+         * (and a token refresh) for every batch. */
+        log_warn(p->tag, "%s answered HTTP %ld: batch reads are off until restart (the "
+                         "credential may lack scope %s); changed %s records are read one by one",
+                 d->name, resp->status, d->scope, p->parent->tc->name);
+        p->batch_off = true;
+    }
     if (poller__classify(resp) != OUTCOME_OK || resp->body.len == 0 ||
         json_parse(resp->body.data, resp->body.len, &body, NULL) != 0) {
         char why[64];

@@ -160,6 +160,7 @@ struct poller {
     struct poller_batch *batch; /* the listing under way, or its groups being applied; or NULL */
     const cJSON *unit_records; /* the current parent's group (borrowed from batch), or NULL */
     struct idset batch_single; /* queued parents of a failed batch: read one by one */
+    bool batch_off;            /* the batch listing was refused (401/403): no more batches */
     struct poller_raw raw;     /* the raw-bytes fast path of the current page */
 };
 

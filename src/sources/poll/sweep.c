@@ -804,7 +804,8 @@ static size_t pick_batch(struct store_txn *txn, struct poller *p, char **ids, ch
 static bool batch_start(struct poller *p)
 {
     struct store_txn *txn = NULL;
-    if (p->def->batch_def == NULL || store_txn_begin(p->env.store, false, &txn) != 0) {
+    if (p->def->batch_def == NULL || p->tc->batch_off || p->batch_off ||
+        store_txn_begin(p->env.store, false, &txn) != 0) {
         return false;
     }
     char **ids = xcalloc(POLLER_BATCH_MAX, sizeof(*ids));
