@@ -4,7 +4,8 @@ ten contacts whose tasks change in one cycle are read with ONE task search
 events are exactly those a read of each contact gives (created, updated with
 its changes, completed, deleted after a GET by id), each once. When the
 search fails, the same contacts are read one by one: the same events, none
-lost or doubled.
+lost or doubled; a refused one (403) turns batches off. A listing of several
+pages is read to its end before any contact's group is applied.
 
 The engine runs with the default reconcile (1 d), so after the baseline only
 changed (queued) contacts are read."""
@@ -111,6 +112,24 @@ class BatchTest(harness.PollenTest):
         gets = [r["path"] for r in reqs if r["method"] == "GET" and "/tasks/" in r["path"]]
         self.assertEqual(len(gets), 2, gets)
         self.assertIn("batch read of 10 contacts records", self.engine_log_text())
+
+    def test_a_search_of_several_pages(self):
+        """110 tasks of 10 changed contacts: two pages (skip 0 and 100, limit 100), and
+        only the one task that changed is reported (nothing missing from a group)."""
+        ids = sorted(self.sandbox.seed(10, tasks=11, seed=52)["contact_ids"])
+        cfg = self.write_config(TRIGGERS, location=FAST)
+        self.run_once(cfg)
+        task = self.sandbox.state()["tasks"][ids[9]][10]["id"]
+        ops = [{"op": "update", "kind": "contact", "id": c, "fields": {"lastName": "P"}}
+               for c in ids]
+        ops.append({"op": "update", "kind": "task", "id": task, "fields": {"title": "Paged"}})
+        self.sandbox.mutate(ops)
+        reqs = self.run_and_check(cfg, [("updated", task)], {task: {"title": "Paged"}})
+        searches = [r for r in reqs if SEARCH.fullmatch(r["path"])]
+        self.assertEqual([(r["body"]["skip"], r["body"]["limit"]) for r in searches],
+                         [(0, 100), (100, 100)])
+        self.assertFalse([r for r in reqs if r["method"] == "GET" and "/tasks" in r["path"]],
+                         "no single reads, no confirmations: every task was in the listing")
 
     def test_a_failed_search_falls_back_to_reads_one_by_one(self):
         cfg, changed, want, changes = self.change_ten_contacts()
