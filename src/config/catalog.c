@@ -139,6 +139,63 @@ static int link_resources(struct catalog *cat, struct ini_errors *errs)
     return bad == 0 ? 0 : -EINVAL;
 }
 
+/* Why child (a for_each definition with batch) cannot use bdef, or NULL. */
+static const char *batch_problem(const struct catalog_trigger *child,
+                                 const struct catalog_trigger *bdef)
+{
+    const struct catalog_param *lp = catalog_trigger_param(bdef, child->batch_param);
+    if (bdef->fan_out != NULL || bdef->agency || bdef->single) {
+        return "is itself a for_each, agency or single definition";
+    }
+    if (strcmp(bdef->resource, child->resource) != 0 ||
+        strcmp(bdef->id_field, child->id_field) != 0) {
+        return "lists another resource (or names its id otherwise)";
+    }
+    if (lp == NULL || lp->where != CATALOG_BODY || lp->type != CATALOG_JSON || lp->required) {
+        return "does not take batch_param as an optional body json parameter";
+    }
+    for (size_t i = 0; i < bdef->nparams; i++) {
+        if (bdef->params[i].required && &bdef->params[i] != lp) {
+            return "has another required parameter";
+        }
+    }
+    for (size_t i = 0; i < child->nparams; i++) {
+        if (strcmp(child->params[i].name, child->fan_out) != 0) {
+            return "cannot carry the child's other parameters";
+        }
+    }
+    if (child->res != NULL && child->res->parent_field == NULL) {
+        return "needs the resource's parent_field (resources/) to group the records";
+    }
+    return NULL;
+}
+
+/*
+ * Links each batch key to its definition (after sorting: the pointers are
+ * final). A catalog without resources/ has no parent_field to group by: its
+ * children read one parent at a time (batch_def NULL). Returns 0 or
+ * -EINVAL, each problem at the batch key's line.
+ */
+static int link_batches(struct catalog *cat, struct ini_errors *errs)
+{
+    int bad = 0;
+    for (size_t i = 0; i < cat->ntriggers; i++) {
+        struct catalog_trigger *t = &cat->triggers[i];
+        if (t->batch == NULL || t->fan_out == NULL || cat->nresources == 0) {
+            continue; /* without resources/ (a catalog of triggers only) no batch reads */
+        }
+        const struct catalog_trigger *b = catalog_find_trigger(cat, t->batch);
+        const char *why = b == NULL ? "is not a trigger definition" : batch_problem(t, b);
+        if (why != NULL) {
+            ini_errors_add(errs, t->file, t->batch_line, "[%s]: batch %s %s", t->name, t->batch,
+                           why);
+            bad++;
+        }
+        t->batch_def = why == NULL ? b : NULL;
+    }
+    return bad == 0 ? 0 : -EINVAL;
+}
+
 static int load_subdir(struct catalog *cat, const char *dir, const struct catalog_subdir *sd,
                        const struct catalog_reserved *reserved, struct ini_errors *errs)
 {
@@ -212,6 +269,11 @@ int catalog_load(const char *dir, const struct catalog_reserved *reserved, struc
     }
     if (cat->nactions > 0) {
         qsort(cat->actions, cat->nactions, sizeof(*cat->actions), cmp_action);
+    }
+    rc = link_batches(cat, errs);
+    if (rc != 0) {
+        catalog_free(cat);
+        return rc;
     }
     *out = cat;
     return 0;

@@ -37,7 +37,12 @@
  * path parameters, path.NAME values or (not with fan_out) {record.FIELD}
  * (catalog_record_placeholder) as placeholders; paging keys appear only on paginated
  * definitions, and only those their style uses; fan_out names a declared parameter and comes
- * with parent_resource; require_one names declared parameters; JSON bindings
+ * with parent_resource; batch (with batch_param, only with fan_out) names a
+ * definition without fan_out that lists the same resource with the same
+ * id_field, takes batch_param as an optional body json parameter and needs
+ * no other, while the child has no parameter but fan_out and its resource
+ * declares a parent_field (checked once every file is read, reported at
+ * the batch line; without resources/, batch_def stays NULL); require_one names declared parameters; JSON bindings
  * are valid JSON; no parameter takes a name reserved by [trigger] sections.
  * Actions: each path placeholder is either a path parameter (required) or a
  * path.NAME binding, and each of those appears in path; query.NAME and
@@ -174,6 +179,12 @@ struct catalog_trigger {
                                * path, any of the path parameters; or NULL */
     char *fan_out;            /* parameter that for_each feeds, or NULL */
     char *parent_resource;    /* set exactly when fan_out is */
+    char *batch;              /* for_each children: a definition that lists the records of
+                               * many parents at once (batch_def), or NULL */
+    char *batch_param;        /* its JSON list parameter taking the parents' ids; set
+                               * exactly when batch is */
+    const struct catalog_trigger *batch_def; /* batch, linked after load; or NULL */
+    int batch_line;           /* the batch key's line, for messages */
     char **require_one;       /* NULL-terminated, never NULL (may be empty) */
     struct catalog_binding *query, *body;
     size_t nquery, nbody;

@@ -66,6 +66,9 @@ static const struct ini_key trigger_keys[] = {
      .parse = catalog__parse_ident},
     {.name = "parent_resource", .type = INI_KEY_CUSTOM, .offset = T(parent_resource),
      .parse = catalog__parse_ident},
+    {.name = "batch", .type = INI_KEY_STRING, .offset = T(batch)},
+    {.name = "batch_param", .type = INI_KEY_CUSTOM, .offset = T(batch_param),
+     .parse = catalog__parse_ident},
     {.name = "require_one", .type = INI_KEY_LIST, .offset = T(require_one)},
     /* Paging (M4): overrides of the style's row in sources/poll/paging.c. */
     {.name = "page_limit_param", .type = INI_KEY_CUSTOM, .offset = T(paging.limit_param),
@@ -118,6 +121,8 @@ enum {
     K_CONFIRM_DELETE,
     K_FAN_OUT,
     K_PARENT_RESOURCE,
+    K_BATCH,
+    K_BATCH_PARAM,
     K_REQUIRE_ONE,
     K_PAGE_LIMIT_PARAM,
     K_PAGE_SKIP_PARAM,
@@ -469,6 +474,13 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
         ini_diag_add(&doc->diag, lines[K_DELETED_FIELD],
                      "deleted_field is not supported with fan_out (for_each children) yet");
     }
+    if ((lines[K_BATCH] != 0) != (lines[K_BATCH_PARAM] != 0)) {
+        ini_diag_add(&doc->diag, lines[K_BATCH] ? lines[K_BATCH] : lines[K_BATCH_PARAM],
+                     "batch and batch_param go together");
+    } else if (lines[K_BATCH] != 0 && lines[K_FAN_OUT] == 0) {
+        ini_diag_add(&doc->diag, lines[K_BATCH], "batch is only meaningful with fan_out");
+    }
+    t->batch_line = lines[K_BATCH];
     if (t->fan_out == NULL && lines[K_FAN_OUT] == 0 && lines[K_PARENT_RESOURCE] != 0) {
         ini_diag_add(&doc->diag, lines[K_PARENT_RESOURCE],
                         "parent_resource is only meaningful with fan_out");
@@ -504,6 +516,8 @@ void catalog__trigger_free(struct catalog_trigger *t)
     free(t->confirm_delete);
     free(t->fan_out);
     free(t->parent_resource);
+    free(t->batch);
+    free(t->batch_param);
     strv_free(t->require_one);
     free(t->paging.limit_param);
     free(t->paging.skip_param);

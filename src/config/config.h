@@ -58,7 +58,9 @@
  * rule action's scope, must be granted to its location's OAuth credential:
  * the `scope` of the credential's token store file when it exists (and is
  * readable), else the configured `scopes`. Static tokens are not checked
- * (their scopes are unknown). A token store with group/other permission
+ * (their scopes are unknown). A for_each trigger whose definition names a
+ * batch listing whose scope the credential lacks is not an error: it gets
+ * batch_off (one parent record per request). A token store with group/other permission
  * bits, another owner or a symbolic link is an error here too (the engine
  * refuses it).
  *
@@ -143,6 +145,8 @@ struct config_trigger {
     int line;                 /* the section header */
     char *use;
     const struct catalog_trigger *def; /* set by config_resolve */
+    bool batch_off;           /* set by config_resolve: the OAuth credential lacks the scope
+                               * of def->batch_def, so its parents are read one at a time */
     char *location_name;      /* the [location] or, with `company = NAME`, the [company] */
     char *company_name;       /* `company = NAME` (agency definitions), or NULL */
     struct config_location *location;  /* set by config_load */

@@ -537,6 +537,19 @@ static void check_scope(struct ini_diag *d, int line, const char *kind, const ch
     strv_free(want);
 }
 
+/* Is every scope of needed (space-separated) in granted? */
+static bool scopes_granted(const char *needed, char *const *granted)
+{
+    size_t n = 0;
+    char **want = strv_split(needed != NULL ? needed : "", &n);
+    bool all = true;
+    for (size_t i = 0; i < n && all; i++) {
+        all = strv_contains(granted, want[i]);
+    }
+    strv_free(want);
+    return all;
+}
+
 /*
  * Every trigger's and catalog rule's scope must be granted to the OAuth
  * credential of its location (static tokens: unknown, not checked). A rule
@@ -568,6 +581,9 @@ static void check_scopes(struct ini_diag *d, struct config *cfg)
         size_t k = (size_t)(t->location->oauth - cfg->oauths);
         check_scope(d, t->line, "trigger", tlabel(t), t->def->scope, t->location->oauth,
                     granted[k], from_store[k]);
+        /* A batch read is an economy, not a requirement: without its scope, no batch. */
+        cfg->triggers[i].batch_off =
+            t->def->batch_def != NULL && !scopes_granted(t->def->batch_def->scope, granted[k]);
     }
     for (size_t i = 0; i < cfg->nrules; i++) {
         const struct config_rule *r = &cfg->rules[i];

@@ -62,6 +62,8 @@ def is_poll(req):
     if req["method"] == "GET":
         return True
     body = req.get("body") or {}
+    if req["operation"] == "task-search":
+        return True  # contacts.tasks' batch read of changed contacts
     return (req["operation"] == "search-contacts-advanced"
             and ("page" in body or "searchAfter" in body))
 

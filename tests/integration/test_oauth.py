@@ -725,6 +725,8 @@ class OAuthTest(harness.PollenTest):
         api = [r for r in reqs if r["operation"] not in ("get-location-access-token",
                                                           "get-access-token")]
         self.assertTrue(all(200 <= r["status"] < 300 for r in api), "every request 2xx")
+        self.assertFalse([r for r in api if r["operation"] == "task-search"],
+                         "no batch task search without its scope (batch_off)")
         self.assertEqual({r["location"] for r in api}, set(locs.values()),
                          "every API request ran with a location token")
         # Separate budgets: each location used nearly all of its own 10 per 2 s, none more.

@@ -320,6 +320,11 @@ static void test_shipped(const struct catalog *cat)
             CHECK_STR(t->confirm_delete, fans[i].confirm);
         }
     }
+    const struct catalog_trigger *tk = catalog_find_trigger(cat, "contacts.tasks");
+    if (tk != NULL) {
+        CHECK(tk->batch_def == catalog_find_trigger(cat, "locations.tasks.search"));
+        CHECK_STR(tk->batch_param, "contactId");
+    }
     const struct catalog_trigger *ng = catalog_find_trigger(cat, "contacts.notes.get");
     if (ng != NULL) {
         CHECK(ng->single);
@@ -2337,6 +2342,113 @@ static void test_record_expand(void)
     cJSON_Delete(rec);
 }
 
+/* ---- batch: a for_each child read for many parents at once ---- */
+
+/* The child (lines 1-11) names the batch definition at line 10; %s: the batch's extra lines. */
+#define BATCH_CHILD                                                                          \
+    "[t.kids]\ntitle = K\noperation_id = k\nmethod = GET\npath = /owners/{ownerId}/kids\n"   \
+    "version = v\nscope = s\nresource = kid\nrecords = kids\nbatch = t.find\n"               \
+    "batch_param = ownerId\nfan_out = ownerId\nparent_resource = owner\n"                    \
+    "param.ownerId = path string required\npagination = none\n"
+#define BATCH_DEF                                                                            \
+    "[t.find]\ntitle = F\noperation_id = f\nmethod = POST\npath = /kids/search\n"            \
+    "version = v\nscope = s\nrecords = kids\npagination = skip_limit\npage_size = 10\n"      \
+    "max_page_size = 10\npage_in = body\n"
+
+static const struct {
+    const char *extra; /* the batch definition's resource and parameters */
+    const char *child_extra; /* appended to the child */
+    const char *want;  /* NULL: loads */
+    int line;
+} batch_cases[] = {
+    {"resource = kid\nparam.ownerId = body json optional\n", "", NULL, 0},
+    {"resource = owner\nparam.ownerId = body json optional\n", "", "lists another resource", 10},
+    {"resource = kid\nparam.ownerId = body string optional\n", "",
+     "does not take batch_param as an optional body json parameter", 10},
+    {"resource = kid\nparam.other = body json optional\n", "",
+     "does not take batch_param", 10},
+    {"resource = kid\nparam.ownerId = body json optional\nparam.q = body string required\n", "",
+     "has another required parameter", 10},
+    {"resource = kid\nparam.ownerId = body json optional\n", "param.q = query string optional\n",
+     "cannot carry the child's other parameters", 10},
+    {"resource = kid\nparam.ownerId = body json optional\nfan_out = ownerId\n"
+     "parent_resource = owner\n", "", "is itself a for_each", 10},
+};
+
+static void test_batch_cases(void)
+{
+    char *dir = xasprintf("%s/catalog_batch_cases", test_tmp_root());
+    char *tdir = xasprintf("%s/triggers", dir);
+    char *rdir = xasprintf("%s/resources", dir);
+    char *tfile = xasprintf("%s/a.ini", tdir);
+    char *rfile = xasprintf("%s/r.ini", rdir);
+    remove_tree(dir);
+    CHECK(util_mkdir_p(tdir, 0755) == 0);
+    CHECK(util_mkdir_p(rdir, 0755) == 0);
+    write_file(rfile, "[resource kid]\nparent = owner\nparent_field = ownerId\n[resource owner]\n");
+    for (size_t i = 0; i < ARRAY_SIZE(batch_cases); i++) {
+        char *text = xasprintf(BATCH_CHILD "%s" BATCH_DEF "%s", batch_cases[i].child_extra,
+                               batch_cases[i].extra);
+        write_file(tfile, text);
+        free(text);
+        struct ini_errors errs = {0};
+        struct catalog *cat = NULL;
+        int rc = catalog_load(dir, NULL, &cat, &errs);
+        if (batch_cases[i].want == NULL) {
+            CHECK_INT(rc, 0);
+            dump_errors(&errs);
+            const struct catalog_trigger *k = cat ? catalog_find_trigger(cat, "t.kids") : NULL;
+            CHECK(k != NULL && k->batch_def == catalog_find_trigger(cat, "t.find"));
+            CHECK(k != NULL && strcmp(k->batch_param, "ownerId") == 0);
+        } else {
+            CHECK_INT(rc, -EINVAL);
+            bool ok = has_error(&errs, "a.ini", batch_cases[i].line, batch_cases[i].want);
+            CHECK(ok);
+            if (!ok) {
+                fprintf(stderr, "  batch case %zu: want ...%s\n", i, batch_cases[i].want);
+                dump_errors(&errs);
+            }
+        }
+        catalog_free(cat);
+        ini_errors_free(&errs);
+    }
+    /* A batch naming no definition; a resource without parent_field; keys alone. */
+    static const struct {
+        const char *triggers, *resources, *want;
+        int line;
+    } more[] = {
+        {BATCH_CHILD, "[resource kid]\nparent = owner\nparent_field = ownerId\n[resource owner]\n",
+         "batch t.find is not a trigger definition", 10},
+        {BATCH_CHILD BATCH_DEF "resource = kid\nparam.ownerId = body json optional\n",
+         "[resource kid]\n[resource owner]\n", "needs the resource's parent_field", 10},
+        {BATCH_DEF "resource = kid\nbatch = t.kids\nbatch_param = x\n", "[resource kid]\n",
+         "batch is only meaningful with fan_out", 14},
+        {BATCH_DEF "resource = kid\nbatch = t.kids\n", "[resource kid]\n",
+         "batch and batch_param go together", 14},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(more); i++) {
+        write_file(tfile, more[i].triggers);
+        write_file(rfile, more[i].resources);
+        struct ini_errors errs = {0};
+        struct catalog *cat = NULL;
+        CHECK_INT(catalog_load(dir, NULL, &cat, &errs), -EINVAL);
+        bool ok = has_error(&errs, "a.ini", more[i].line, more[i].want);
+        CHECK(ok);
+        if (!ok) {
+            fprintf(stderr, "  batch case %zu: want ...%s\n", i, more[i].want);
+            dump_errors(&errs);
+        }
+        catalog_free(cat);
+        ini_errors_free(&errs);
+    }
+    remove_tree(dir);
+    free(dir);
+    free(tdir);
+    free(rdir);
+    free(tfile);
+    free(rfile);
+}
+
 int main(void)
 {
     struct ini_errors errs = {0};
@@ -2358,6 +2470,7 @@ int main(void)
     test_bad_action_cases();
     test_reserved_names();
     test_resource_cases();
+    test_batch_cases();
     test_value_coerce();
     test_path_expand();
     test_record_expand();

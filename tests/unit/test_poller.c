@@ -255,6 +255,43 @@ static void test_watermark(void)
     poller__parts_finish(&r);
 }
 
+/* A batch listing's records, grouped by their parent field. */
+static void test_batch_group(void)
+{
+    char *ids[] = {"c1", "c2", "c3"};
+    cJSON *groups[3];
+    cJSON *records = cJSON_Parse("[{\"id\":\"t1\",\"contactId\":\"c2\"},"
+                                 "{\"id\":\"t2\",\"contactId\":\"c1\"},"
+                                 "{\"id\":\"t3\",\"contactId\":\"c2\"}]");
+    CHECK_INT(poller__batch_group(records, "contactId", ids, 3, groups), 0);
+    CHECK_INT(cJSON_GetArraySize(records), 0);
+    CHECK_INT(cJSON_GetArraySize(groups[0]), 1);
+    CHECK_INT(cJSON_GetArraySize(groups[1]), 2);
+    CHECK(groups[2] != NULL && cJSON_GetArraySize(groups[2]) == 0); /* none: an empty list */
+    CHECK_STR(json_get_string(cJSON_GetArrayItem(groups[1], 0), "id"), "t1");
+    CHECK_STR(json_get_string(cJSON_GetArrayItem(groups[1], 1), "id"), "t3");
+    CHECK_STR(json_get_string(cJSON_GetArrayItem(groups[0], 0), "id"), "t2");
+    for (size_t i = 0; i < 3; i++) {
+        cJSON_Delete(groups[i]);
+    }
+    cJSON_Delete(records);
+
+    /* A record of another parent, without the field, with it not a string, or not an object. */
+    static const char *const bad[] = {
+        "[{\"id\":\"t1\",\"contactId\":\"c1\"},{\"id\":\"t2\",\"contactId\":\"c9\"}]",
+        "[{\"id\":\"t1\",\"contactId\":\"c1\"},{\"id\":\"t2\"}]",
+        "[{\"id\":\"t1\",\"contactId\":1}]",
+        "[\"c1\"]",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        records = cJSON_Parse(bad[i]);
+        CHECK_INT(poller__batch_group(records, "contactId", ids, 3, groups), -EINVAL);
+        CHECK(groups[0] == NULL && groups[1] == NULL && groups[2] == NULL);
+        CHECK_INT(cJSON_GetArraySize(records), 0);
+        cJSON_Delete(records);
+    }
+}
+
 int main(void)
 {
     test_page_cap();
@@ -262,5 +299,6 @@ int main(void)
     test_company_and_path_values();
     test_soft_deleted();
     test_watermark();
+    test_batch_group();
     return test_done("poller");
 }

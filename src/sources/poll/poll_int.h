@@ -4,7 +4,8 @@
  * helpers), request.c (requests and response classes), cycle.c (top-level
  * enumerations), rawpage.c (the raw-bytes fast path of their pages),
  * incremental.c (their watermark and reconcile schedule),
- * sweep.c (for_each sweeps) and paging.c (the paging table); everything else uses poller.h. Names shared across these files
+ * sweep.c (for_each sweeps), batch.c (their batch
+ * reads of queued parents) and paging.c (the paging table); everything else uses poller.h. Names shared across these files
  * take the poller__ prefix.
  * Owns: nothing; declares struct poller, whose owner is poller.c.
  * Invariants: p->ops is the strategy of the trigger (poller__cycle_ops, or
@@ -38,6 +39,7 @@
 #define EMPTY_CONFIRMATIONS 3
 
 struct sweep_report;
+struct poller_batch;
 
 /* What a trigger does when its timer fires, and what it frees at close. */
 struct poller__ops {
@@ -169,11 +171,17 @@ struct poller {
     size_t unit_listing_len;
     size_t unit_confirms;      /* GETs by id in flight */
     struct strlist unit_gone;  /* missing records the API says are gone */
+    /* batch (batch.c): queued parents read with the definition's batch listing */
+    struct poller_batch *batch; /* the listing under way, or its groups being applied; or NULL */
+    const cJSON *unit_records; /* the current parent's group (borrowed from batch), or NULL */
+    struct idset batch_single; /* queued parents of a failed batch: read one by one */
+    bool batch_off;            /* the batch listing was refused (401/403): no more batches */
     struct poller_raw raw;     /* the raw-bytes fast path of the current page */
 };
 
 struct request_parts {
     char *path;
+    const char *version;       /* the Version header (borrowed); NULL: the trigger's */
     struct location_query query[32];
     char *owned[32];           /* values we allocated for query */
     size_t nquery;
@@ -212,12 +220,19 @@ bool poller__answer_soft_deleted(const struct poller *p, const struct http_respo
 /* Builds path, fixed bindings and user parameters; fan_value feeds the fan_out parameter.
  * Returns 0, -ENOENT when a {company} binding has no companyId, -EINVAL otherwise. */
 int poller__build_base(const struct poller *p, const char *fan_value, struct request_parts *r);
+/* The same for another definition d (a for_each child's batch definition): its
+ * path, bindings and Version; the user parameters d declares. */
+int poller__build_def(const struct poller *p, const struct catalog_trigger *d,
+                      const char *fan_value, struct request_parts *r);
 void poller__parts_finish(struct request_parts *r);
 /* The page size: the trigger's page_size, else the definition's (which
  * defaults to its max_page_size), else 100 (an unpaginated definition). */
 unsigned poller__page_size(const struct poller *p);
 /* Adds the current page's paging parameters (paging.c) to r. */
 void poller__add_pagination(struct poller *p, struct request_parts *r);
+/* The same for another listing's paging pg at page (a batch read's). */
+void poller__add_paging(const struct paging *pg, const struct paging_cursor *c, unsigned page,
+                        struct request_parts *r);
 /* Queues the request on the trigger's location. */
 int poller__submit(struct poller *p, enum location_class cls, struct request_parts *r,
                    const char *method, http_done_cb cb, void *ud);
@@ -311,6 +326,42 @@ uint64_t poller__incr_next_delay(const struct poller *p, uint64_t delay);
 /* " (incremental, watermark ...)" / " (reconcile, ...)" for the cycle's log
  * line, or "" for other definitions. */
 void poller__incr_describe(const struct poller *p, char *out, size_t len);
+
+/*
+ * batch.c: a for_each child's batch read (the definition's batch_def).
+ * Queued parents (at most POLLER_BATCH_MAX) are listed with one batch
+ * listing, all of its pages; the records are grouped by the resource's
+ * parent_field; each group is then applied as that parent's read
+ * (poller__batch_take). Any failure hands the parents to p->batch_single.
+ */
+#define POLLER_BATCH_MAX 50
+/* Pages one batch listing may take before its parents are read one by one. */
+#define POLLER_BATCH_MAX_PAGES 100
+/*
+ * Moves every record of records (an array; emptied) into groups[i], the
+ * array of the parent ids[i] (n of them; groups[] is filled with new arrays,
+ * empty for a parent without records) by the string member field. Returns 0;
+ * or -EINVAL, with groups[] all NULL, when a record is not an object, lacks
+ * field as a string, or names no parent of ids. records is emptied either
+ * way. Pure; exposed for its unit test.
+ */
+int poller__batch_group(cJSON *records, const char *field, char *const *ids, size_t n,
+                        cJSON **groups);
+/*
+ * Starts the batch listing of ids (n >= 2 parents; taken: the batch frees
+ * them) with their queue kinds. True when the first page is queued (p->busy:
+ * the listing then wakes the child when its groups are ready, or when it
+ * failed); false when not (the parents are marked for single reads).
+ */
+bool poller__batch_begin(struct poller *p, char **ids, const char *kinds, size_t n);
+/*
+ * The next group of a complete batch listing: true with *id (a new string),
+ * *kind and *records (borrowed until the next call); false, and the batch
+ * freed, when none is left (or no batch is under way).
+ */
+bool poller__batch_take(struct poller *p, char **id, char *kind, const cJSON **records);
+/* Frees the batch state (close). */
+void poller__batch_free(struct poller *p);
 
 /* Pages one enumeration may ever take. */
 #define POLLER_MAX_PAGES 100000

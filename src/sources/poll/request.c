@@ -82,6 +82,7 @@ static const char *binding_text(const struct poller *p, const struct catalog_bin
 
 struct path_ctx {
     const struct poller *p;
+    const struct catalog_trigger *def; /* whose path and bindings; NULL: p->def */
     const char *fan_value;
     const char *id_value;
     const cJSON *record; /* confirm_delete's {record.FIELD}: the last-known copy, or NULL */
@@ -95,6 +96,7 @@ static char *path_lookup(void *ud, const char *name, char *err, size_t errlen)
 {
     struct path_ctx *c = ud;
     const struct poller *p = c->p;
+    const struct catalog_trigger *d = c->def != NULL ? c->def : p->def;
     const char *value = NULL;
     size_t field = catalog_record_placeholder(name, strlen(name));
     c->in_record = field > 0;
@@ -103,11 +105,10 @@ static char *path_lookup(void *ud, const char *name, char *err, size_t errlen)
     }
     if (c->id_value != NULL && strcmp(name, "id") == 0) {
         value = c->id_value;
-    } else if (c->fan_value != NULL && p->def->fan_out != NULL &&
-               strcmp(name, p->def->fan_out) == 0) {
+    } else if (c->fan_value != NULL && d->fan_out != NULL && strcmp(name, d->fan_out) == 0) {
         value = c->fan_value;
-    } else if (catalog_trigger_path_value(p->def, name) != NULL) {
-        value = binding_text(p, catalog_trigger_path_value(p->def, name));
+    } else if (catalog_trigger_path_value(d, name) != NULL) {
+        value = binding_text(p, catalog_trigger_path_value(d, name));
         if (value == NULL) {
             snprintf(err, errlen, "{%s}: the location's companyId is unknown", name);
         }
@@ -119,14 +120,14 @@ static char *path_lookup(void *ud, const char *name, char *err, size_t errlen)
 
 /* Expands tmpl (catalog_path_expand); NULL, logged with the trigger and
  * placeholder, when a value is missing or not one path segment. */
-static char *expand_path(const struct poller *p, const char *tmpl, const char *fan_value,
-                         const char *id_value)
+static char *expand_path(const struct poller *p, const struct catalog_trigger *d,
+                         const char *fan_value)
 {
-    struct path_ctx c = {.p = p, .fan_value = fan_value, .id_value = id_value};
+    struct path_ctx c = {.p = p, .def = d, .fan_value = fan_value};
     char err[256];
     char *path = NULL;
-    if (catalog_path_expand(tmpl, path_lookup, &c, &path, err, sizeof(err)) != 0) {
-        log_error(p->tag, "trigger %s: cannot expand path %s: %s", p->def->name, tmpl, err);
+    if (catalog_path_expand(d->path, path_lookup, &c, &path, err, sizeof(err)) != 0) {
+        log_error(p->tag, "trigger %s: cannot expand path %s: %s", d->name, d->path, err);
         return NULL;
     }
     return path;
@@ -159,15 +160,21 @@ static cJSON *binding_value(const struct poller *p, const struct catalog_binding
     return cJSON_CreateString(b->value);
 }
 
-/* Builds path, fixed bindings and user parameters (not pagination). */
 int poller__build_base(const struct poller *p, const char *fan_value, struct request_parts *r)
 {
-    const struct catalog_trigger *d = p->def;
+    return poller__build_def(p, p->def, fan_value, r);
+}
+
+/* Builds path, fixed bindings and user parameters (not pagination). */
+int poller__build_def(const struct poller *p, const struct catalog_trigger *d,
+                      const char *fan_value, struct request_parts *r)
+{
     memset(r, 0, sizeof(*r));
+    r->version = d->version;
     if (catalog_trigger_uses_company(d) && poller__company_id(p) == NULL) {
         return -ENOENT;
     }
-    r->path = expand_path(p, d->path, fan_value, NULL);
+    r->path = expand_path(p, d, fan_value);
     if (r->path == NULL) {
         return -EINVAL;
     }
@@ -239,7 +246,13 @@ static void add_paging_query(void *ud, const char *name, char *value)
 
 void poller__add_pagination(struct poller *p, struct request_parts *r)
 {
-    paging_add_params(&p->paging, &p->cursor, p->page, r->body, add_paging_query, r);
+    poller__add_paging(&p->paging, &p->cursor, p->page, r);
+}
+
+void poller__add_paging(const struct paging *pg, const struct paging_cursor *c, unsigned page,
+                        struct request_parts *r)
+{
+    paging_add_params(pg, c, page, r->body, add_paging_query, r);
 }
 
 int poller__submit(struct poller *p, enum location_class cls, struct request_parts *r,
@@ -251,7 +264,7 @@ int poller__submit(struct poller *p, enum location_class cls, struct request_par
         .path = r->path,
         .query = r->query,
         .nquery = r->nquery,
-        .version = p->def->version,
+        .version = r->version != NULL ? r->version : p->def->version,
         .body = body,
         .body_len = body ? strlen(body) : 0,
         .log_tag = p->tag,

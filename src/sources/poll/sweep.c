@@ -188,6 +188,7 @@ static void sweep_free(struct poller *p)
     free(p->unit_listing);
     p->unit_listing = NULL;
     poller__strlist_clear(&p->unit_gone);
+    poller__batch_free(p);
 }
 
 /* ---- fan-out child ---------------------------------------------------- */
@@ -316,11 +317,31 @@ static int unit_confirmed_deletions(struct store_txn *txn, struct poller *p,
     return 0;
 }
 
+/* Is parent_id queued as deleted now (the parent saw it go while its list was read)? */
+static bool queued_deleted(struct store_txn *txn, const struct poller *p, const char *parent_id)
+{
+    size_t klen = 0;
+    char *key = queue_key(p, parent_id, &klen);
+    const void *val = NULL;
+    size_t vlen = 0;
+    bool deleted = store_get(txn, STORE_QUEUE, key, klen, &val, &vlen) == 0 && vlen == 1 &&
+                   *(const char *)val == QUEUE_DELETED;
+    free(key);
+    return deleted;
+}
+
 static int apply_unit_txn(struct store_txn *txn, void *ud)
 {
     struct unit_apply *a = ud;
     struct poller *p = a->p;
     memset(&a->st, 0, sizeof(a->st));
+    if (!a->skip && a->records != NULL && p->unit_from_queue &&
+        queued_deleted(txn, p, a->parent_id)) {
+        /* A list read before the parent's deletion (a batch listing is read
+         * well before its last group applies): purge, as the queue now says,
+         * rather than drop that entry with the list. */
+        a->records = NULL;
+    }
     size_t plen = 0;
     char *prefix = unit_prefix(p, a->parent_id, &plen);
     int rc = 0;
@@ -385,6 +406,7 @@ static void unit_release(struct poller *p)
     p->pending = NULL;
     free(p->unit_id);
     p->unit_id = NULL;
+    p->unit_records = NULL;
 }
 
 /* The sweep moves past the current parent record (read, or skipped). */
@@ -566,6 +588,11 @@ static void unit_confirmed(struct poller *p)
         unit_release(p);
         return;
     }
+    if (p->unit_records != NULL) {
+        run_unit_txn(p, p->unit_records, false); /* a batch listing's group */
+        unit_listing_drop(p);
+        return;
+    }
     cJSON *body = NULL;
     json_parse_arena(p->unit_listing, p->unit_listing_len, &body, NULL);
     const cJSON *records = poller__records(p, body);
@@ -602,9 +629,10 @@ static void on_unit_confirm(struct http_response *resp, void *ud)
 
 /*
  * confirm_delete: asks by id for each record this listing lacks. Returns
- * true when requests are in flight (the listing, kept as text, is recorded
- * by unit_confirmed once they are all answered); false when there is
- * nothing to ask: record the listing now.
+ * true when requests are in flight (the listing, kept as resp's text, or
+ * without resp the batch group p->unit_records, is recorded by
+ * unit_confirmed once they are all answered); false when there is nothing
+ * to ask: record the listing now.
  */
 static bool unit_confirm_missing(struct poller *p, const struct http_response *resp,
                                   const cJSON *records)
@@ -628,10 +656,24 @@ static bool unit_confirm_missing(struct poller *p, const struct http_response *r
     if (--p->unit_confirms == 0) {
         return false;
     }
+    if (resp == NULL) {
+        return true; /* a batch group: it stays in the batch until then */
+    }
     p->unit_listing = xmalloc(resp->body.len);
     memcpy(p->unit_listing, resp->body.data, resp->body.len);
     p->unit_listing_len = resp->body.len;
     return true;
+}
+
+/* The parent record's list is in (resp's records, or without resp a batch group): record it. */
+static void unit_listed(struct poller *p, const struct http_response *resp,
+                        const cJSON *records)
+{
+    if (p->def->confirm_delete != NULL && unit_confirm_missing(p, resp, records)) {
+        return; /* recorded when the confirmations are answered */
+    }
+    run_unit_txn(p, records, false);
+    poller__strlist_clear(&p->unit_gone); /* answers that came back while queueing */
 }
 
 static void on_unit(struct http_response *resp, void *ud)
@@ -673,17 +715,15 @@ static void on_unit(struct http_response *resp, void *ud)
         unit_failed(p, oc == OUTCOME_PERMANENT);
         return;
     }
-    if (p->def->confirm_delete != NULL && unit_confirm_missing(p, resp, records)) {
-        json_arena_free(body);
-        return; /* recorded when the confirmations are answered */
-    }
-    run_unit_txn(p, records, false);
-    poller__strlist_clear(&p->unit_gone); /* answers that came back while queueing */
+    unit_listed(p, resp, records);
     json_arena_free(body);
 }
 
-/* The first queued parent record not passed over in this round. */
-static void pick_queued(struct store_txn *txn, const struct poller *p, char **id, char *kind)
+/* Called for each queued parent record (id[0..len), its queue kind); false stops the walk. */
+typedef bool (*queued_cb)(void *ud, const char *id, size_t len, char kind);
+
+/* Walks the child's queue in key order. */
+static void each_queued(struct store_txn *txn, const struct poller *p, queued_cb fn, void *ud)
 {
     size_t qplen = strlen(p->state_key) + 1;
     char *qprefix = xasprintf("%s\x1f", p->state_key);
@@ -696,17 +736,108 @@ static void pick_queued(struct store_txn *txn, const struct poller *p, char **id
     if (rc == 0) {
         rc = store_cursor_seek(cur, qprefix, qplen, &key, &klen, &val, &vlen);
     }
-    while (rc == 0 && klen > qplen && memcmp(key, qprefix, qplen) == 0) {
-        const char *pid = (const char *)key + qplen;
-        if (!idset_contains(&p->passed, pid, klen - qplen)) {
-            *id = xstrndup(pid, klen - qplen);
-            *kind = vlen == 1 ? *(const char *)val : QUEUE_CHANGED;
-            break;
-        }
+    while (rc == 0 && klen > qplen && memcmp(key, qprefix, qplen) == 0 &&
+           fn(ud, (const char *)key + qplen, klen - qplen,
+              vlen == 1 ? *(const char *)val : QUEUE_CHANGED)) {
         rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
     }
     store_cursor_close(cur);
     free(qprefix);
+}
+
+struct queued_pick {
+    const struct poller *p;
+    char **ids;                /* pick_queued: one; pick_batch: up to POLLER_BATCH_MAX */
+    char *kinds;
+    size_t n;
+    bool singles;              /* pick_batch: a queued parent waits for a single read */
+};
+
+static bool first_queued(void *ud, const char *id, size_t len, char kind)
+{
+    struct queued_pick *q = ud;
+    if (idset_contains(&q->p->passed, id, len)) {
+        return true;
+    }
+    q->ids[0] = xstrndup(id, len);
+    q->kinds[0] = kind;
+    return false;
+}
+
+/* The first queued parent record not passed over in this round. */
+static void pick_queued(struct store_txn *txn, const struct poller *p, char **id, char *kind)
+{
+    struct queued_pick q = {.p = p, .ids = id, .kinds = kind};
+    each_queued(txn, p, first_queued, &q);
+}
+
+static bool batch_queued(void *ud, const char *id, size_t len, char kind)
+{
+    struct queued_pick *q = ud;
+    bool single = idset_contains(&q->p->batch_single, id, len);
+    q->singles = q->singles || single;
+    if (q->n < POLLER_BATCH_MAX && !single && kind != QUEUE_DELETED &&
+        !idset_contains(&q->p->passed, id, len)) {
+        q->ids[q->n] = xstrndup(id, len);
+        q->kinds[q->n++] = kind;
+    }
+    return true;
+}
+
+/*
+ * Queued parent records to read with one batch listing (not deletions, not
+ * passed over, not handed to single reads by a failed batch): at most
+ * POLLER_BATCH_MAX into ids and kinds. Once no queued parent waits for a
+ * single read, that set is forgotten.
+ */
+static size_t pick_batch(struct store_txn *txn, struct poller *p, char **ids, char *kinds)
+{
+    struct queued_pick q = {.p = p, .ids = ids, .kinds = kinds};
+    each_queued(txn, p, batch_queued, &q);
+    if (!q.singles) {
+        idset_clear(&p->batch_single);
+    }
+    return q.n;
+}
+
+/* With a batch definition: starts a batch listing when two or more parents are queued. */
+static bool batch_start(struct poller *p)
+{
+    struct store_txn *txn = NULL;
+    if (p->def->batch_def == NULL || p->tc->batch_off || p->batch_off ||
+        store_txn_begin(p->env.store, false, &txn) != 0) {
+        return false;
+    }
+    char **ids = xcalloc(POLLER_BATCH_MAX, sizeof(*ids));
+    char kinds[POLLER_BATCH_MAX];
+    size_t n = pick_batch(txn, p, ids, kinds);
+    store_txn_abort(txn);
+    if (n >= 2) {
+        return poller__batch_begin(p, ids, kinds, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(ids[i]);
+    }
+    free(ids);
+    return false;
+}
+
+/* Applies the next group of a complete batch listing as a read of its parent record. */
+static bool batch_next_group(struct poller *p)
+{
+    char *id = NULL;
+    char kind = QUEUE_CHANGED;
+    const cJSON *records = NULL;
+    if (!poller__batch_take(p, &id, &kind, &records)) {
+        return false;
+    }
+    p->busy = true;
+    p->unit_id = id;
+    p->unit_from_queue = true;
+    p->unit_created = kind == QUEUE_CREATED;
+    p->unit_records = records;
+    unit_listed(p, NULL, records);
+    return true;
 }
 
 /* The next parent record after the sweep cursor (round-robin) not passed over. */
@@ -875,6 +1006,9 @@ static void sweep_next(struct poller *p)
     }
     if (!p->parent->seeded) {
         poller__schedule(p, 1000); /* the parent's first cycle (or, --once, its end) wakes us */
+        return;
+    }
+    if (batch_next_group(p) || batch_start(p)) {
         return;
     }
     char *id = NULL;

@@ -7,7 +7,11 @@
  * the location would hold longer than SWEEP_HOLD_MS waits unqueued, so the
  * changed ones still go at once), starting a full round `reconcile` (default
  * 1 day) after the last one ended (persisted; timed on the monotonic clock).
- * Each read's
+ * Two or more
+ * queued parent records, when the definition names a batch listing, are
+ * read with it (batch.c: up to POLLER_BATCH_MAX a listing, each parent's
+ * group then applied as its own read; a failed batch reads them one by
+ * one); full rounds read one parent at a time. Each read's
  * snapshot changes, events, queue removal and sweep position commit in one
  * transaction. Deletions: with confirm_delete (a template that may name the
  * parent's placeholder, /orders/{orderId}/items/{id}), each record
