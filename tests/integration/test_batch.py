@@ -5,11 +5,14 @@ events are exactly those a read of each contact gives (created, updated with
 its changes, completed, deleted after a GET by id), each once. When the
 search fails, the same contacts are read one by one: the same events, none
 lost or doubled; a refused one (403) turns batches off. A listing of several
-pages is read to its end before any contact's group is applied.
+pages is read to its end before any contact's group is applied. A contact
+that changes again while its tasks are being read (singly or in a batch) is
+read again at once, not at the next full round.
 
 The engine runs with the default reconcile (1 d), so after the baseline only
 changed (queued) contacts are read."""
 import re
+import time
 
 import harness
 
@@ -24,6 +27,8 @@ use = contacts.tasks
 for_each = contacts
 every = 1s
 """
+# The full round is an hour away: only queued contacts are read.
+TRIGGERS_1H = TRIGGERS + "reconcile = 1h\n"
 SEARCH = re.compile(r"/locations/[^/]+/tasks/search")
 SINGLE = re.compile(r"/contacts/([^/]+)/tasks")
 
@@ -165,6 +170,61 @@ class BatchTest(harness.PollenTest):
         self.assertEqual(len([r for r in reqs if SEARCH.fullmatch(r["path"])]), 1,
                          "no batch after the refusal")
         self.assertIn("batch reads are off until restart", self.engine_log_text())
+
+    # -- a parent that changes again while its read is in flight -------------
+
+    def read_while_changed_again(self, contacts, path, bytes_per_s):
+        """Renames the first task of each of contacts (and touches them), answers
+        the child's read at path slowly (trickle, about five seconds), and while
+        that answer is on its way renames the first contact's task again (and
+        touches it, so the parent queues it again). Both renames are reported,
+        once each, the second within seconds: the read must not drop the newer
+        queue entry (reconcile is an hour)."""
+        cfg = self.write_config(TRIGGERS_1H, location=FAST)
+        self.run_once(cfg)
+        tasks = {c: self.sandbox.state()["tasks"][c][0]["id"] for c in contacts}
+        self.start_engine(cfg)
+        fid = self.sandbox.faults([{"kind": "trickle", "bytes_per_s": bytes_per_s, "count": 1,
+                                    "path": path}])["ids"][0]
+        ops = []
+        for i, c in enumerate(contacts):
+            ops += [{"op": "update", "kind": "task", "id": tasks[c], "fields": {"title": f"One {i}"}},
+                    {"op": "update", "kind": "contact", "id": c, "fields": {"lastName": "One"}}]
+        self.sandbox.mutate(ops)
+        self.wait_for(lambda: not any(f["id"] == fid and f["applied"] == 0
+                                      for f in self.sandbox.control("GET", "/_control/faults")["faults"]),
+                      timeout=30, what="the child's read of the changed contacts")
+        time.sleep(0.5)  # the answer is computed; it takes seconds to arrive
+        c = contacts[0]
+        self.sandbox.mutate([
+            {"op": "update", "kind": "task", "id": tasks[c], "fields": {"title": "Two"}},
+            {"op": "update", "kind": "contact", "id": c, "fields": {"lastName": "Two"}}])
+        changed_at = time.time()
+        want = sorted([(tasks[x], f"One {i}") for i, x in enumerate(contacts)] + [(tasks[c], "Two")])
+
+        def titles():
+            return sorted((e["record_id"], e["changes"]["title"]["new"])
+                          for e in self.task_events(cfg) if e["type"] == "updated")
+        self.wait_for(lambda: len(titles()) >= len(want), timeout=30,
+                      what="the second rename of the task read while it changed")
+        self.assertLess(time.time() - changed_at, 30)
+        since = self.sandbox.requests()[-1]["seq"]
+        self.wait_for(lambda: sum(1 for r in self.sandbox.requests(since)
+                                  if r["path"] == "/contacts/search") >= 3,
+                      timeout=30, what="three more contact polls")
+        self.stop_engine()
+        self.assertEqual(titles(), want, "each rename reported once")
+        self.assertEqual(len(self.task_events(cfg)), len(want))
+
+    def test_a_contact_changed_again_while_read_is_read_again(self):
+        ids = sorted(self.sandbox.seed(3, tasks=1, seed=53)["contact_ids"])
+        self.read_while_changed_again(ids[:1], f"^/contacts/{ids[0]}/tasks$", 50)
+
+    def test_a_contact_changed_again_while_batch_read_is_read_again(self):
+        ids = sorted(self.sandbox.seed(3, tasks=1, seed=54)["contact_ids"])
+        self.read_while_changed_again(ids[:2], "/tasks/search$", 90)
+        self.assertIn("batch read of 2 contacts records", self.engine_log_text())
+
 
 if __name__ == "__main__":
     harness.main()

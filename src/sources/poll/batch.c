@@ -28,7 +28,7 @@
 
 struct poller_batch {
     char **ids;               /* the parents asked for */
-    char *kinds;              /* their queue kinds */
+    struct poller_queued *entries; /* their queue entries as picked */
     size_t n;
     struct paging paging;     /* the batch definition's, at its largest page */
     struct paging_cursor cursor;
@@ -86,7 +86,7 @@ static void batch_destroy(struct poller_batch *b)
         cJSON_Delete(b->groups != NULL ? b->groups[i] : NULL);
     }
     free(b->ids);
-    free(b->kinds);
+    free(b->entries);
     free(b->groups);
     cJSON_Delete(b->records);
     paging_cursor_reset(&b->cursor);
@@ -214,14 +214,15 @@ static int batch_submit(struct poller *p)
     return rc;
 }
 
-bool poller__batch_begin(struct poller *p, char **ids, const char *kinds, size_t n)
+bool poller__batch_begin(struct poller *p, char **ids, const struct poller_queued *entries,
+                         size_t n)
 {
     const struct catalog_trigger *d = p->def->batch_def;
     struct poller_batch *b = xcalloc(1, sizeof(*b));
     b->ids = ids;
     b->n = n;
-    b->kinds = xmalloc(n);
-    memcpy(b->kinds, kinds, n);
+    b->entries = xcalloc(n, sizeof(*b->entries));
+    memcpy(b->entries, entries, n * sizeof(*entries));
     b->records = cJSON_CreateArray();
     unsigned size = d->max_page_size > 0 ? d->max_page_size : 100;
     paging_init(&b->paging, d, size);
@@ -234,7 +235,8 @@ bool poller__batch_begin(struct poller *p, char **ids, const char *kinds, size_t
     return true;
 }
 
-bool poller__batch_take(struct poller *p, char **id, char *kind, const cJSON **records)
+bool poller__batch_take(struct poller *p, char **id, struct poller_queued *entry,
+                        const cJSON **records)
 {
     struct poller_batch *b = p->batch;
     p->unit_records = NULL;
@@ -248,7 +250,7 @@ bool poller__batch_take(struct poller *p, char **id, char *kind, const cJSON **r
     }
     size_t i = b->next++;
     *id = xstrdup(b->ids[i]);
-    *kind = b->kinds[i];
+    *entry = b->entries[i];
     *records = b->groups[i];
     return true;
 }

@@ -41,6 +41,14 @@
 struct sweep_report;
 struct poller_batch;
 
+/* A fan-out queue entry as a for_each child picked it (sweep.c): its kind
+ * ('C' created, 'P' changed, 'D' deleted) and its generation, which the
+ * parent bumps each time it queues the record again. */
+struct poller_queued {
+    char kind;
+    uint64_t gen;
+};
+
 /* What a trigger does when its timer fires, and what it frees at close. */
 struct poller__ops {
     void (*tick)(struct poller *p);
@@ -155,6 +163,7 @@ struct poller {
     char *unit_id;             /* parent record being read */
     bool unit_from_queue;
     bool unit_created;         /* its queue entry says the parent record was created */
+    uint64_t unit_queue_gen;   /* the generation of the queue entry read (removed only if unchanged) */
     uint64_t round_due;        /* mono ms (uv_now) when the next round may start */
     bool sweep_paused;         /* swept reads wait for the sweeps' daily share (logged once) */
     bool round_due_known;      /* round_due was derived from the persisted round end */
@@ -349,17 +358,19 @@ int poller__batch_group(cJSON *records, const char *field, char *const *ids, siz
                         cJSON **groups);
 /*
  * Starts the batch listing of ids (n >= 2 parents; taken: the batch frees
- * them) with their queue kinds. True when the first page is queued (p->busy:
+ * them) with their queue entries (n, copied). True when the first page is queued (p->busy:
  * the listing then wakes the child when its groups are ready, or when it
  * failed); false when not (the parents are marked for single reads).
  */
-bool poller__batch_begin(struct poller *p, char **ids, const char *kinds, size_t n);
+bool poller__batch_begin(struct poller *p, char **ids, const struct poller_queued *entries,
+                         size_t n);
 /*
  * The next group of a complete batch listing: true with *id (a new string),
- * *kind and *records (borrowed until the next call); false, and the batch
+ * *entry (its queue entry as picked) and *records (borrowed until the next call); false, and the batch
  * freed, when none is left (or no batch is under way).
  */
-bool poller__batch_take(struct poller *p, char **id, char *kind, const cJSON **records);
+bool poller__batch_take(struct poller *p, char **id, struct poller_queued *entry,
+                        const cJSON **records);
 /* Frees the batch state (close). */
 void poller__batch_free(struct poller *p);
 

@@ -48,6 +48,8 @@
 #define QUEUE_CREATED 'C'
 #define QUEUE_CHANGED 'P'
 #define QUEUE_DELETED 'D'
+/* A queue entry's value: kind + generation (queue_decode). */
+#define QUEUE_VALUE_LEN 9
 
 struct sweep_report {
     char *id;
@@ -65,24 +67,58 @@ static char *queue_key(const struct poller *child, const char *parent_id, size_t
     return k;
 }
 
-/* A change after a creation the child has not read yet stays a creation: the
- * child's first read of that parent must report its records. */
-static char queue_kind(struct store_txn *txn, const char *key, size_t klen,
-                       enum snapshot_change change)
+/*
+ * A queue entry's value: the kind byte, then the generation (8 bytes, little
+ * endian). The generation lets the child remove only the entry it read: the
+ * parent may queue the record again while that read is in flight. A value of
+ * the kind byte alone (state written before generations) is generation 0.
+ */
+static struct poller_queued queue_decode(const void *val, size_t vlen)
 {
+    struct poller_queued e = {.kind = vlen >= 1 ? *(const char *)val : QUEUE_CHANGED};
+    const unsigned char *b = val;
+    for (size_t i = 0; vlen >= QUEUE_VALUE_LEN && i < 8; i++) {
+        e.gen |= (uint64_t)b[1 + i] << (8 * i);
+    }
+    return e;
+}
+
+static void queue_encode(struct poller_queued e, unsigned char out[QUEUE_VALUE_LEN])
+{
+    out[0] = (unsigned char)e.kind;
+    for (size_t i = 0; i < 8; i++) {
+        out[1 + i] = (unsigned char)(e.gen >> (8 * i));
+    }
+}
+
+/* The entry under key, or false when there is none. */
+static bool queue_get(struct store_txn *txn, const char *key, size_t klen,
+                      struct poller_queued *e)
+{
+    const void *val = NULL;
+    size_t vlen = 0;
+    if (store_get(txn, STORE_QUEUE, key, klen, &val, &vlen) != 0) {
+        return false;
+    }
+    *e = queue_decode(val, vlen);
+    return true;
+}
+
+/* The entry to write for a change: the next generation. A change after a
+ * creation the child has not read yet stays a creation: the child's first
+ * read of that parent must report its records. */
+static struct poller_queued queue_next(struct store_txn *txn, const char *key, size_t klen,
+                                       enum snapshot_change change)
+{
+    struct poller_queued old = {.kind = 0, .gen = 0};
+    bool had = queue_get(txn, key, klen, &old);
+    struct poller_queued e = {.kind = QUEUE_CHANGED, .gen = had ? old.gen + 1 : 1};
     if (change == SNAPSHOT_DELETED) {
-        return QUEUE_DELETED;
+        e.kind = QUEUE_DELETED;
+    } else if (change == SNAPSHOT_CREATED || (had && old.kind == QUEUE_CREATED)) {
+        e.kind = QUEUE_CREATED;
     }
-    if (change == SNAPSHOT_CREATED) {
-        return QUEUE_CREATED;
-    }
-    const void *old = NULL;
-    size_t olen = 0;
-    if (store_get(txn, STORE_QUEUE, key, klen, &old, &olen) == 0 && olen == 1 &&
-        *(const char *)old == QUEUE_CREATED) {
-        return QUEUE_CREATED;
-    }
-    return QUEUE_CHANGED;
+    return e;
 }
 
 int poller__sweep_notify(struct store_txn *txn, const char *record_id,
@@ -92,14 +128,37 @@ int poller__sweep_notify(struct store_txn *txn, const char *record_id,
     for (size_t i = 0; i < p->nchildren; i++) {
         size_t klen = 0;
         char *key = queue_key(p->children[i], record_id, &klen);
-        char kind = queue_kind(txn, key, klen, change);
-        int rc = store_put(txn, STORE_QUEUE, key, klen, &kind, 1);
+        unsigned char val[QUEUE_VALUE_LEN];
+        queue_encode(queue_next(txn, key, klen, change), val);
+        int rc = store_put(txn, STORE_QUEUE, key, klen, val, sizeof(val));
         free(key);
         if (rc != 0) {
             return rc;
         }
     }
     return 0;
+}
+
+/* Removes parent_id's queue entry if it is still the one read (generation
+ * gen); one queued again meanwhile stays, to be read again at once.
+ * Returns 0 or -errno. */
+static int queue_remove_read(struct store_txn *txn, const struct poller *p,
+                             const char *parent_id, uint64_t gen)
+{
+    size_t klen = 0;
+    char *key = queue_key(p, parent_id, &klen);
+    struct poller_queued e;
+    int rc = 0;
+    if (queue_get(txn, key, klen, &e)) {
+        if (e.gen == gen) {
+            rc = store_del(txn, STORE_QUEUE, key, klen);
+        } else {
+            log_debug(p->tag, "%s %s changed again while read: read again", p->def->fan_out,
+                      parent_id);
+        }
+    }
+    free(key);
+    return rc == -ENOENT ? 0 : rc;
 }
 
 void poller__sweep_kick(struct poller *p)
@@ -322,10 +381,8 @@ static bool queued_deleted(struct store_txn *txn, const struct poller *p, const 
 {
     size_t klen = 0;
     char *key = queue_key(p, parent_id, &klen);
-    const void *val = NULL;
-    size_t vlen = 0;
-    bool deleted = store_get(txn, STORE_QUEUE, key, klen, &val, &vlen) == 0 && vlen == 1 &&
-                   *(const char *)val == QUEUE_DELETED;
+    struct poller_queued e;
+    bool deleted = queue_get(txn, key, klen, &e) && e.kind == QUEUE_DELETED;
     free(key);
     return deleted;
 }
@@ -382,13 +439,7 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
         }
     }
     if (rc == 0 && a->p->unit_from_queue) {
-        size_t klen = 0;
-        char *qk = queue_key(p, a->parent_id, &klen);
-        rc = store_del(txn, STORE_QUEUE, qk, klen);
-        if (rc == -ENOENT) {
-            rc = 0;
-        }
-        free(qk);
+        rc = queue_remove_read(txn, p, a->parent_id, p->unit_queue_gen);
     }
     if (rc == 0 && !a->p->unit_from_queue) {
         rc = poller__save_state(txn, p, true, p->cycle, a->parent_id, p->round_started);
@@ -719,8 +770,8 @@ static void on_unit(struct http_response *resp, void *ud)
     json_arena_free(body);
 }
 
-/* Called for each queued parent record (id[0..len), its queue kind); false stops the walk. */
-typedef bool (*queued_cb)(void *ud, const char *id, size_t len, char kind);
+/* Called for each queued parent record (id[0..len), its queue entry); false stops the walk. */
+typedef bool (*queued_cb)(void *ud, const char *id, size_t len, struct poller_queued e);
 
 /* Walks the child's queue in key order. */
 static void each_queued(struct store_txn *txn, const struct poller *p, queued_cb fn, void *ud)
@@ -737,8 +788,7 @@ static void each_queued(struct store_txn *txn, const struct poller *p, queued_cb
         rc = store_cursor_seek(cur, qprefix, qplen, &key, &klen, &val, &vlen);
     }
     while (rc == 0 && klen > qplen && memcmp(key, qprefix, qplen) == 0 &&
-           fn(ud, (const char *)key + qplen, klen - qplen,
-              vlen == 1 ? *(const char *)val : QUEUE_CHANGED)) {
+           fn(ud, (const char *)key + qplen, klen - qplen, queue_decode(val, vlen))) {
         rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
     }
     store_cursor_close(cur);
@@ -748,38 +798,39 @@ static void each_queued(struct store_txn *txn, const struct poller *p, queued_cb
 struct queued_pick {
     const struct poller *p;
     char **ids;                /* pick_queued: one; pick_batch: up to POLLER_BATCH_MAX */
-    char *kinds;
+    struct poller_queued *entries;
     size_t n;
     bool singles;              /* pick_batch: a queued parent waits for a single read */
 };
 
-static bool first_queued(void *ud, const char *id, size_t len, char kind)
+static bool first_queued(void *ud, const char *id, size_t len, struct poller_queued e)
 {
     struct queued_pick *q = ud;
     if (idset_contains(&q->p->passed, id, len)) {
         return true;
     }
     q->ids[0] = xstrndup(id, len);
-    q->kinds[0] = kind;
+    q->entries[0] = e;
     return false;
 }
 
 /* The first queued parent record not passed over in this round. */
-static void pick_queued(struct store_txn *txn, const struct poller *p, char **id, char *kind)
+static void pick_queued(struct store_txn *txn, const struct poller *p, char **id,
+                        struct poller_queued *e)
 {
-    struct queued_pick q = {.p = p, .ids = id, .kinds = kind};
+    struct queued_pick q = {.p = p, .ids = id, .entries = e};
     each_queued(txn, p, first_queued, &q);
 }
 
-static bool batch_queued(void *ud, const char *id, size_t len, char kind)
+static bool batch_queued(void *ud, const char *id, size_t len, struct poller_queued e)
 {
     struct queued_pick *q = ud;
     bool single = idset_contains(&q->p->batch_single, id, len);
     q->singles = q->singles || single;
-    if (q->n < POLLER_BATCH_MAX && !single && kind != QUEUE_DELETED &&
+    if (q->n < POLLER_BATCH_MAX && !single && e.kind != QUEUE_DELETED &&
         !idset_contains(&q->p->passed, id, len)) {
         q->ids[q->n] = xstrndup(id, len);
-        q->kinds[q->n++] = kind;
+        q->entries[q->n++] = e;
     }
     return true;
 }
@@ -787,12 +838,13 @@ static bool batch_queued(void *ud, const char *id, size_t len, char kind)
 /*
  * Queued parent records to read with one batch listing (not deletions, not
  * passed over, not handed to single reads by a failed batch): at most
- * POLLER_BATCH_MAX into ids and kinds. Once no queued parent waits for a
+ * POLLER_BATCH_MAX into ids and entries. Once no queued parent waits for a
  * single read, that set is forgotten.
  */
-static size_t pick_batch(struct store_txn *txn, struct poller *p, char **ids, char *kinds)
+static size_t pick_batch(struct store_txn *txn, struct poller *p, char **ids,
+                         struct poller_queued *entries)
 {
-    struct queued_pick q = {.p = p, .ids = ids, .kinds = kinds};
+    struct queued_pick q = {.p = p, .ids = ids, .entries = entries};
     each_queued(txn, p, batch_queued, &q);
     if (!q.singles) {
         idset_clear(&p->batch_single);
@@ -809,11 +861,11 @@ static bool batch_start(struct poller *p)
         return false;
     }
     char **ids = xcalloc(POLLER_BATCH_MAX, sizeof(*ids));
-    char kinds[POLLER_BATCH_MAX];
-    size_t n = pick_batch(txn, p, ids, kinds);
+    struct poller_queued entries[POLLER_BATCH_MAX];
+    size_t n = pick_batch(txn, p, ids, entries);
     store_txn_abort(txn);
     if (n >= 2) {
-        return poller__batch_begin(p, ids, kinds, n);
+        return poller__batch_begin(p, ids, entries, n);
     }
     for (size_t i = 0; i < n; i++) {
         free(ids[i]);
@@ -826,15 +878,16 @@ static bool batch_start(struct poller *p)
 static bool batch_next_group(struct poller *p)
 {
     char *id = NULL;
-    char kind = QUEUE_CHANGED;
+    struct poller_queued e = {.kind = QUEUE_CHANGED, .gen = 0};
     const cJSON *records = NULL;
-    if (!poller__batch_take(p, &id, &kind, &records)) {
+    if (!poller__batch_take(p, &id, &e, &records)) {
         return false;
     }
     p->busy = true;
     p->unit_id = id;
     p->unit_from_queue = true;
-    p->unit_created = kind == QUEUE_CREATED;
+    p->unit_created = e.kind == QUEUE_CREATED;
+    p->unit_queue_gen = e.gen;
     p->unit_records = records;
     unit_listed(p, NULL, records);
     return true;
@@ -872,7 +925,7 @@ static void pick_swept(struct store_txn *txn, const struct poller *p, char **id)
 }
 
 /* Next parent record to read: from the queue first, then round-robin. */
-static int pick_unit(struct poller *p, char **id, bool *from_queue, char *kind)
+static int pick_unit(struct poller *p, char **id, bool *from_queue, struct poller_queued *e)
 {
     struct store_txn *txn = NULL;
     int rc = store_txn_begin(p->env.store, false, &txn);
@@ -880,8 +933,8 @@ static int pick_unit(struct poller *p, char **id, bool *from_queue, char *kind)
         return rc;
     }
     *id = NULL;
-    *kind = QUEUE_CHANGED;
-    pick_queued(txn, p, id, kind);
+    *e = (struct poller_queued){.kind = QUEUE_CHANGED, .gen = 0};
+    pick_queued(txn, p, id, e);
     *from_queue = *id != NULL;
     if (*id == NULL && p->round_active) {
         pick_swept(txn, p, id);
@@ -1013,8 +1066,8 @@ static void sweep_next(struct poller *p)
     }
     char *id = NULL;
     bool from_queue = false;
-    char kind = QUEUE_CHANGED;
-    if (pick_unit(p, &id, &from_queue, &kind) != 0) {
+    struct poller_queued e;
+    if (pick_unit(p, &id, &from_queue, &e) != 0) {
         poller__schedule(p, 1000);
         return;
     }
@@ -1040,8 +1093,9 @@ static void sweep_next(struct poller *p)
     p->busy = true;
     p->unit_id = id;
     p->unit_from_queue = from_queue;
-    p->unit_created = kind == QUEUE_CREATED;
-    if (kind == QUEUE_DELETED) {
+    p->unit_created = e.kind == QUEUE_CREATED;
+    p->unit_queue_gen = e.gen;
+    if (e.kind == QUEUE_DELETED) {
         run_unit_txn(p, NULL, false);
         return;
     }

@@ -13,7 +13,10 @@
  * group then applied as its own read; a failed batch reads them one by
  * one); full rounds read one parent at a time. Each read's
  * snapshot changes, events, queue removal and sweep position commit in one
- * transaction. Deletions: with confirm_delete (a template that may name the
+ * transaction. Each queue entry carries a generation the parent bumps when it
+ * queues the record again: a read removes the entry only if it is still the
+ * one it picked, so a parent that changed again while being read is read
+ * again at once (not at the next full round). Deletions: with confirm_delete (a template that may name the
  * parent's placeholder, /orders/{orderId}/items/{id}), each record
  * missing from a read is asked for by id before that read commits, and a
  * gone one is deleted by that same read (an error decides nothing; it is
