@@ -16,12 +16,19 @@
  * in any 24 h stay within its daily share (25% of 200,000); full rounds start
  * no sooner than `reconcile` after the previous one ended; changed parents
  * are read within HOLD_MS + one request even while the sweep's daily share is spent.
+ *
+ * Also: the fan-out queue entries the parent writes (poller__sweep_notify)
+ * carry a generation bumped on each queueing, read from an older one-byte
+ * entry as generation 0, and keep a creation a creation until it is read.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "poll_int.h"
 #include "ratelimit.h"
+#include "store.h"
 #include "sweep.h"
 #include "testlib.h"
 #include "util.h"
@@ -329,9 +336,76 @@ static void test_round_wait(void)
     CHECK_INT(poller__sweep_round_wait(9000, 5000, 1000), 1000);     /* clock stepped back */
 }
 
+/* ---- the fan-out queue's entries --------------------------------------- */
+
+#define QKEY "tasks\x1fp1" /* the child's state key, the parent record's id */
+
+static int put_old_entry(struct store_txn *txn, void *ud)
+{
+    (void)ud;
+    char kind = 'C'; /* written before generations: the kind byte alone */
+    return store_put(txn, STORE_QUEUE, QKEY, strlen(QKEY), &kind, 1);
+}
+
+static enum snapshot_change notify_change;
+
+static int notify(struct store_txn *txn, void *ud)
+{
+    return poller__sweep_notify(txn, "p1", notify_change, ud);
+}
+
+/* The entry is (kind, gen): 9 bytes, the generation little endian. */
+static void check_entry(struct store *s, char kind, uint64_t gen)
+{
+    struct store_txn *txn = NULL;
+    CHECK_INT(store_txn_begin(s, false, &txn), 0);
+    const void *val = NULL;
+    size_t vlen = 0;
+    CHECK_INT(store_get(txn, STORE_QUEUE, QKEY, strlen(QKEY), &val, &vlen), 0);
+    CHECK_INT(vlen, 9);
+    if (vlen == 9) {
+        const unsigned char *b = val;
+        uint64_t got = 0;
+        for (int i = 7; i >= 0; i--) {
+            got = got << 8 | b[1 + i];
+        }
+        CHECK_INT(b[0], (unsigned char)kind);
+        CHECK_INT(got, gen);
+    }
+    store_txn_abort(txn);
+}
+
+static void test_queue_generations(void)
+{
+    char *dir = test_tmp_path("test_sweep", "queue");
+    test_rm_store(dir);
+    struct store_options o = {.map_size = 1u << 20, .max_size = 16ULL << 20};
+    struct store *s = NULL;
+    CHECK_INT(store_open(dir, &o, &s), 0);
+    if (s == NULL) {
+        exit(1);
+    }
+    struct poller child = {.state_key = "tasks"};
+    struct poller *children[] = {&child};
+    struct poller parent = {.children = children, .nchildren = 1};
+    CHECK_INT(store_write(s, put_old_entry, NULL), 0);
+    notify_change = SNAPSHOT_UPDATED;
+    CHECK_INT(store_write(s, notify, &parent), 0);
+    check_entry(s, 'C', 1); /* generation 0 + 1; still a creation */
+    CHECK_INT(store_write(s, notify, &parent), 0);
+    check_entry(s, 'C', 2);
+    notify_change = SNAPSHOT_DELETED;
+    CHECK_INT(store_write(s, notify, &parent), 0);
+    check_entry(s, 'D', 3);
+    store_close(s);
+    test_rm_store(dir);
+    free(dir);
+}
+
 int main(void)
 {
     test_round_wait();
+    test_queue_generations();
     test_simulated_day();
     return test_done("sweep");
 }
