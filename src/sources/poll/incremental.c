@@ -27,6 +27,15 @@
  * monotonic clock. Any update the reconcile missed happened after it began,
  * in server time after (largest seen - duration).
  *
+ * A reconcile's pages after the first go in the location's sweep class
+ * (poller__incr_page_class): a reconcile of a few hundred pages spreads
+ * within the sweeps' share of the window instead of taking most of it, so
+ * the polls of the location's other triggers never wait behind it. When
+ * the sweeps' daily share is spent it goes on in the poll class at one page
+ * a second (about a tenth of the default window): it is the only source of
+ * deletions, so it must end. A reconcile that takes longer only lowers W
+ * (by its duration, above): pacing never makes W unsafe.
+ *
  * Scheduling uses wall time only across restarts: the state keeps when the
  * last reconcile began, and a restart waits for the rest of the interval,
  * at most one whole interval (a clock stepped back never delays it more).
@@ -99,8 +108,45 @@ void poller__incr_cycle_begin(struct poller *p)
 {
     p->cycle_max = -1;
     p->page_prev_w = p->watermark;
+    p->pace_next = 0;
+    p->pace_logged = false;
     p->incr_cycle = p->incr && !p->incr_degraded && !p->reconcile_now && p->seeded &&
                     p->watermark >= 0 && uv_now(p->env.loop) < p->reconcile_due;
+}
+
+uint64_t poller__reconcile_pace(bool paced, uint64_t sweep_wait, uint64_t now,
+                                uint64_t *slow_next, enum location_class *cls)
+{
+    if (!paced) {
+        *cls = LOCATION_POLL;
+        return 0;
+    }
+    if (sweep_wait <= POLLER_RECONCILE_HOLD_MS) {
+        *cls = LOCATION_SWEEP; /* its window share, or a short wait for it */
+        return 0;
+    }
+    if (now < *slow_next) {
+        return *slow_next - now;
+    }
+    *slow_next = now + POLLER_RECONCILE_SLOW_MS;
+    *cls = LOCATION_POLL;
+    return 0;
+}
+
+uint64_t poller__incr_page_class(struct poller *p, enum location_class *cls)
+{
+    /* The first page is the request the trigger's poll would have made
+     * anyway; the rest are the reconcile's extra burst. */
+    bool paced = p->incr && !p->incr_cycle && p->page > 0;
+    uint64_t wait = paced ? location_sweep_wait(p->loc) : 0;
+    uint64_t delay = poller__reconcile_pace(paced, wait, uv_now(p->env.loop), &p->pace_next, cls);
+    if (paced && delay == 0 && *cls == LOCATION_POLL && !p->pace_logged) {
+        p->pace_logged = true;
+        log_info(p->tag, "the sweeps' share of the daily budget is spent (for about %llu min): "
+                         "the reconcile goes on in the poll class, one page every %u ms",
+                 (unsigned long long)(wait / 60000 + 1), POLLER_RECONCILE_SLOW_MS);
+    }
+    return delay;
 }
 
 /* Appends the elements of array add to array into (add is consumed). */
