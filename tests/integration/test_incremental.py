@@ -311,6 +311,35 @@ class IncrementalTest(harness.PollenTest):
         self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)],
                          [("deleted", self.ids[22])])
 
+    def test_refused_filter_survives_restarts_and_is_retried_a_day_later(self):
+        cfg = self.baseline()
+        self.sandbox.faults([{"kind": "status", "status": 422, "path": "^/contacts/search$"}])
+        reqs, err = self.run_logged(cfg)
+        self.assertIn("refused the incremental filter", err)
+        self.assertEqual([r["status"] for r in reqs][:1], [422])
+        # Restarts (the fault is spent, and reconcile = 1h is not due): still full
+        # enumerations, never the filter. Before the mode was kept, these were incremental.
+        for _ in range(2):
+            reqs, err = self.run_logged(cfg)
+            self.assertGreater(len(reqs), 0)
+            self.assertTrue(all(self.gte(r) is None for r in reqs), reqs)
+            self.assertIn("refused the incremental filter earlier", err)
+            self.assertIn("(reconcile, watermark ", err)
+        self.update(self.ids[5])
+        # A day later the filter is tried again; the API takes it: incremental again.
+        later = dict(self.env, POLLEN_WALL_OFFSET_MS=str(86400000 + 60000))
+        reqs, err = self.run_logged(cfg, env=later)
+        self.assertIn("trying the incremental filter of contacts.search again", err)
+        self.assertIsNone(self.gte(reqs[0]))  # this cycle is the reconcile due by then
+        for _ in range(2):
+            reqs, err = self.run_logged(cfg, env=later)
+            self.assertEqual(len(reqs), 1, reqs)
+            self.assertIsNotNone(self.gte(reqs[0]))
+            self.assertIn("(incremental, watermark ", err)
+            self.assertNotIn("refused", err)
+        self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)],
+                         [("updated", self.ids[5])])
+
 
 class OpportunityIncrementalTest(harness.PollenTest):
     """opportunities.search_advanced: the same mechanism on the POST opportunity search

@@ -36,6 +36,12 @@
  * deletions, so it must end. A reconcile that takes longer only lowers W
  * (by its duration, above): pacing never makes W unsafe.
  *
+ * A 422 to the filter degrades the trigger to full enumerations every
+ * `reconcile` for POLLER_DEGRADED_RETRY_MS (a day, wall time), then the
+ * next cycle tries the filter again. Both the degraded mode and a
+ * reconcile an incremental read asked for (reconcile_now) are in the
+ * persisted state, so a restart keeps them.
+ *
  * Scheduling uses wall time only across restarts: the state keeps when the
  * last reconcile began, and a restart waits for the rest of the interval,
  * at most one whole interval (a clock stepped back never delays it more).
@@ -91,7 +97,15 @@ void poller__incr_init(struct poller *p)
 {
     p->incr = p->def->incremental && p->parent == NULL && p->tc->reconcile_ms > 0;
     if (!p->incr) {
+        p->incr_degraded = false; /* every cycle is a full scan: nothing to retry */
+        p->reconcile_now = false;
         return;
+    }
+    if (p->incr_degraded) {
+        char at[ISOTIME_LEN];
+        isotime_format(p->incr_retry_at, at);
+        log_info(p->tag, "the API refused the incremental filter earlier (HTTP 422): full "
+                         "enumerations every reconcile until %s, then the filter is tried again", at);
     }
     uint64_t every = p->tc->reconcile_ms;
     uint64_t now = uv_now(p->env.loop);
@@ -110,6 +124,11 @@ void poller__incr_cycle_begin(struct poller *p)
     p->page_prev_w = p->watermark;
     p->pace_next = 0;
     p->pace_logged = false;
+    if (p->incr && p->incr_degraded && util_wall_ms() >= p->incr_retry_at) {
+        log_info(p->tag, "trying the incremental filter of %s again (the API refused it "
+                         "with HTTP 422 a day ago)", p->def->name);
+        p->incr_degraded = false; /* saved with this cycle; refused again: degraded again */
+    }
     p->incr_cycle = p->incr && !p->incr_degraded && !p->reconcile_now && p->seeded &&
                     p->watermark >= 0 && uv_now(p->env.loop) < p->reconcile_due;
 }
@@ -263,9 +282,14 @@ bool poller__incr_overgrown(struct poller *p)
     log_warn(p->tag, "an incremental read listed %llu records, more than the last full "
                      "listing (%llu): the next cycle is a full reconcile",
              (unsigned long long)p->records_seen, (unsigned long long)p->full_total);
-    p->reconcile_now = true;
-    p->reconciled_at = 0; /* saved with the cycle's end: a restart reconciles first, too */
+    p->reconcile_now = true; /* saved with the cycle's end: a restart reconciles first, too */
     return true;
+}
+
+static int save_state_txn(struct store_txn *txn, void *ud)
+{
+    const struct poller *p = ud;
+    return poller__save_state(txn, p, p->seeded, p->cycle, NULL, 0);
 }
 
 bool poller__incr_refused(struct poller *p, const struct http_response *resp)
@@ -276,17 +300,27 @@ bool poller__incr_refused(struct poller *p, const struct http_response *resp)
     /* The failure itself (with its traceId) was just logged by the caller. */
     char every[32];
     ini_format_duration(p->tc->reconcile_ms, every, sizeof(every));
-    log_error(p->tag, "the API refused the incremental filter of %s (HTTP 422): polling with "
-                      "full enumerations every %s instead, until restarted",
-              p->def->name, every);
     p->incr_degraded = true;
+    p->incr_retry_at = util_wall_ms() + POLLER_DEGRADED_RETRY_MS;
+    char at[ISOTIME_LEN];
+    isotime_format(p->incr_retry_at, at);
+    log_error(p->tag, "the API refused the incremental filter of %s (HTTP 422): polling with "
+                      "full enumerations every %s instead, until %s (then it is tried again)",
+              p->def->name, every, at);
+    /* Kept at once, so a restart during the full enumeration does not ask again.
+     * The rest of the state is what the last txn committed. */
+    int rc = store_write(p->env.store, save_state_txn, p);
+    if (rc != 0) {
+        log_warn(p->tag, "cannot record the degraded mode now (%s): it is recorded with the "
+                         "cycle's end", store_strerror(rc));
+    }
     return true;
 }
 
 uint64_t poller__incr_next_delay(const struct poller *p, uint64_t delay)
 {
-    if (!p->incr || !p->incr_degraded) {
-        return delay;
+    if (!p->incr || !p->incr_degraded || util_wall_ms() >= p->incr_retry_at) {
+        return delay; /* not degraded, or the filter's retry is due: the next cycle tries it */
     }
     uint64_t now = uv_now(p->env.loop);
     return p->reconcile_due > now + delay ? p->reconcile_due - now : delay;

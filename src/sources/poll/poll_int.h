@@ -122,8 +122,11 @@ struct poller {
     /* incremental polling (incremental.c) */
     bool incr;                 /* the definition is incremental and reconcile != 0 */
     bool incr_cycle;           /* the current cycle is incremental (else a full reconcile) */
-    bool incr_degraded;        /* the API refused the filter: full scans every reconcile */
-    bool reconcile_now;        /* an incremental read grew past the last full listing */
+    bool incr_degraded;        /* the API refused the filter: full scans every reconcile
+                                * (persisted, as incr_retry_at) */
+    uint64_t incr_retry_at;    /* degraded: wall ms when the filter is tried again */
+    bool reconcile_now;        /* an incremental read grew past the last full listing
+                                * (persisted) */
     uint64_t reconcile_due;    /* mono ms (uv_now) when the next reconcile is due */
     int64_t cycle_max;         /* the largest watermark_field this cycle read, or -1 */
     int64_t page_prev_w;       /* W before the page txn moved it (rolled back on failure) */
@@ -330,10 +333,12 @@ void poller__incr_finish_rollback(struct poller *p);
  * the next one is a reconcile). */
 bool poller__incr_overgrown(struct poller *p);
 /* A page failed: true when it was the API refusing the incremental filter
- * (422), which degrades the trigger to full scans (logged once). */
+ * (422), which degrades the trigger to full scans (logged once) until
+ * POLLER_DEGRADED_RETRY_MS later (wall time; persisted at once). */
+#define POLLER_DEGRADED_RETRY_MS (24ULL * 3600 * 1000)
 bool poller__incr_refused(struct poller *p, const struct http_response *resp);
-/* The delay before the next cycle after a successful one (degraded: the next
- * reconcile). */
+/* The delay before the next cycle after a successful one, or before the
+ * first (degraded: the next reconcile, unless the filter's retry is due). */
 uint64_t poller__incr_next_delay(const struct poller *p, uint64_t delay);
 /*
  * Reconcile pacing: the class a cycle page's request goes in, or a delay
