@@ -4,7 +4,8 @@ never decides a deletion, that the watermark W comes from the server's
 timestamps (never pollen's clock), commits with its page (a crash between
 pages skips nothing, equal timestamps at a page boundary included), and that
 the reconcile is the only source of `deleted` and repairs what an
-incremental read missed."""
+incremental read missed; that a reconcile's pages go in the location's sweep
+share, and that the 422-degraded mode survives restarts until its retry."""
 import os
 import threading
 import time
@@ -121,6 +122,40 @@ class IncrementalTest(harness.PollenTest):
         self.assertEqual(filters[0]["field"], "city")
         self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)],
                          [("created", self.ids[3])])
+
+    # -- pacing: a reconcile's pages in the sweeps' share ------------------------
+
+    @staticmethod
+    def most_in_a_second(reqs):
+        times = sorted(r["time"] for r in reqs)
+        lo = best = 0
+        for hi, t in enumerate(times):
+            while t - times[lo] >= 1.0:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
+
+    def test_reconcile_pages_go_in_the_sweep_share(self):
+        # sweep_share = 0.1 of 100 a second: a reconcile's pages after the first start
+        # at most 10 a second; the first page is a poll. 40 pages (page_size = 1).
+        loc = FAST + "sweep_share = 0.1\n"
+        trig = "[trigger c]\nuse = contacts.search\nevery = 1s\npage_size = 1\n"
+        cfg = self.write_config(trig, location=loc)
+        seq = self.last_seq()
+        proc = self.run_once(cfg)
+        self.assertIn("baseline recorded", proc.stderr)
+        self.assertIn("(reconcile, watermark ", proc.stderr)
+        reqs = self.searches(seq)
+        self.assertGreaterEqual(len(reqs), 40)
+        self.assertLessEqual(self.most_in_a_second(reqs), 11, [r["time"] for r in reqs])
+        # reconcile = 0s: every cycle is an ordinary full enumeration, in the poll class,
+        # which takes the whole budget (the same pages, far more than 11 in a second).
+        cfg = self.write_config(trig + "reconcile = 0s\n", location=loc)
+        seq = self.last_seq()
+        self.run_once(cfg)
+        reqs = self.searches(seq)
+        self.assertGreaterEqual(len(reqs), 40)
+        self.assertGreater(self.most_in_a_second(reqs), 15, [r["time"] for r in reqs])
 
     # -- deletions: only a reconcile -------------------------------------------
 
@@ -310,6 +345,35 @@ class IncrementalTest(harness.PollenTest):
         self.assertTrue(all(self.gte(r) is None for r in reqs[1:]), reqs)
         self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)],
                          [("deleted", self.ids[22])])
+
+    def test_refused_filter_survives_restarts_and_is_retried_a_day_later(self):
+        cfg = self.baseline()
+        self.sandbox.faults([{"kind": "status", "status": 422, "path": "^/contacts/search$"}])
+        reqs, err = self.run_logged(cfg)
+        self.assertIn("refused the incremental filter", err)
+        self.assertEqual([r["status"] for r in reqs][:1], [422])
+        # Restarts (the fault is spent, and reconcile = 1h is not due): still full
+        # enumerations, never the filter. Before the mode was kept, these were incremental.
+        for _ in range(2):
+            reqs, err = self.run_logged(cfg)
+            self.assertGreater(len(reqs), 0)
+            self.assertTrue(all(self.gte(r) is None for r in reqs), reqs)
+            self.assertIn("refused the incremental filter earlier", err)
+            self.assertIn("(reconcile, watermark ", err)
+        self.update(self.ids[5])
+        # A day later the filter is tried again; the API takes it: incremental again.
+        later = dict(self.env, POLLEN_WALL_OFFSET_MS=str(86400000 + 60000))
+        reqs, err = self.run_logged(cfg, env=later)
+        self.assertIn("trying the incremental filter of contacts.search again", err)
+        self.assertIsNone(self.gte(reqs[0]))  # this cycle is the reconcile due by then
+        for _ in range(2):
+            reqs, err = self.run_logged(cfg, env=later)
+            self.assertEqual(len(reqs), 1, reqs)
+            self.assertIsNotNone(self.gte(reqs[0]))
+            self.assertIn("(incremental, watermark ", err)
+            self.assertNotIn("refused", err)
+        self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)],
+                         [("updated", self.ids[5])])
 
 
 class OpportunityIncrementalTest(harness.PollenTest):

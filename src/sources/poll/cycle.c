@@ -454,6 +454,12 @@ static void on_page(struct http_response *resp, void *ud)
 
 static void fetch_page(struct poller *p)
 {
+    enum location_class cls = LOCATION_POLL;
+    uint64_t pace = poller__incr_page_class(p, &cls);
+    if (pace > 0) {
+        poller__schedule(p, pace); /* cycle_tick asks again */
+        return;
+    }
     struct request_parts r;
     int brc = poller__build_base(p, NULL, &r);
     if (brc != 0) {
@@ -469,7 +475,7 @@ static void fetch_page(struct poller *p)
     }
     poller__incr_add_body(p, &r);
     poller__add_pagination(p, &r);
-    int rc = poller__submit(p, LOCATION_POLL, &r, p->def->method, on_page, p);
+    int rc = poller__submit(p, cls, &r, p->def->method, on_page, p);
     poller__parts_finish(&r);
     if (rc != 0) {
         log_error(p->tag, "cannot queue the request: %s", strerror(-rc));

@@ -27,6 +27,21 @@
  * monotonic clock. Any update the reconcile missed happened after it began,
  * in server time after (largest seen - duration).
  *
+ * A reconcile's pages after the first go in the location's sweep class
+ * (poller__incr_page_class): a reconcile of a few hundred pages spreads
+ * within the sweeps' share of the window instead of taking most of it, so
+ * the polls of the location's other triggers never wait behind it. When
+ * the sweeps' daily share is spent it goes on in the poll class at one page
+ * a second (about a tenth of the default window): it is the only source of
+ * deletions, so it must end. A reconcile that takes longer only lowers W
+ * (by its duration, above): pacing never makes W unsafe.
+ *
+ * A 422 to the filter degrades the trigger to full enumerations every
+ * `reconcile` for POLLER_DEGRADED_RETRY_MS (a day, wall time), then the
+ * next cycle tries the filter again. Both the degraded mode and a
+ * reconcile an incremental read asked for (reconcile_now) are in the
+ * persisted state, so a restart keeps them.
+ *
  * Scheduling uses wall time only across restarts: the state keeps when the
  * last reconcile began, and a restart waits for the rest of the interval,
  * at most one whole interval (a clock stepped back never delays it more).
@@ -82,7 +97,15 @@ void poller__incr_init(struct poller *p)
 {
     p->incr = p->def->incremental && p->parent == NULL && p->tc->reconcile_ms > 0;
     if (!p->incr) {
+        p->incr_degraded = false; /* every cycle is a full scan: nothing to retry */
+        p->reconcile_now = false;
         return;
+    }
+    if (p->incr_degraded) {
+        char at[ISOTIME_LEN];
+        isotime_format(p->incr_retry_at, at);
+        log_info(p->tag, "the API refused the incremental filter earlier (HTTP 422): full "
+                         "enumerations every reconcile until %s, then the filter is tried again", at);
     }
     uint64_t every = p->tc->reconcile_ms;
     uint64_t now = uv_now(p->env.loop);
@@ -99,8 +122,50 @@ void poller__incr_cycle_begin(struct poller *p)
 {
     p->cycle_max = -1;
     p->page_prev_w = p->watermark;
+    p->pace_next = 0;
+    p->pace_logged = false;
+    if (p->incr && p->incr_degraded && util_wall_ms() >= p->incr_retry_at) {
+        log_info(p->tag, "trying the incremental filter of %s again (the API refused it "
+                         "with HTTP 422 a day ago)", p->def->name);
+        p->incr_degraded = false; /* saved with this cycle; refused again: degraded again */
+    }
     p->incr_cycle = p->incr && !p->incr_degraded && !p->reconcile_now && p->seeded &&
                     p->watermark >= 0 && uv_now(p->env.loop) < p->reconcile_due;
+}
+
+uint64_t poller__reconcile_pace(bool paced, uint64_t sweep_wait, uint64_t now,
+                                uint64_t *slow_next, enum location_class *cls)
+{
+    if (!paced) {
+        *cls = LOCATION_POLL;
+        return 0;
+    }
+    if (sweep_wait <= POLLER_RECONCILE_HOLD_MS) {
+        *cls = LOCATION_SWEEP; /* its window share, or a short wait for it */
+        return 0;
+    }
+    if (now < *slow_next) {
+        return *slow_next - now;
+    }
+    *slow_next = now + POLLER_RECONCILE_SLOW_MS;
+    *cls = LOCATION_POLL;
+    return 0;
+}
+
+uint64_t poller__incr_page_class(struct poller *p, enum location_class *cls)
+{
+    /* The first page is the request the trigger's poll would have made
+     * anyway; the rest are the reconcile's extra burst. */
+    bool paced = p->incr && !p->incr_cycle && p->page > 0;
+    uint64_t wait = paced ? location_sweep_wait(p->loc) : 0;
+    uint64_t delay = poller__reconcile_pace(paced, wait, uv_now(p->env.loop), &p->pace_next, cls);
+    if (paced && delay == 0 && *cls == LOCATION_POLL && !p->pace_logged) {
+        p->pace_logged = true;
+        log_info(p->tag, "the sweeps' share of the daily budget is spent (for about %llu min): "
+                         "the reconcile goes on in the poll class, one page every %u ms",
+                 (unsigned long long)(wait / 60000 + 1), POLLER_RECONCILE_SLOW_MS);
+    }
+    return delay;
 }
 
 /* Appends the elements of array add to array into (add is consumed). */
@@ -217,9 +282,14 @@ bool poller__incr_overgrown(struct poller *p)
     log_warn(p->tag, "an incremental read listed %llu records, more than the last full "
                      "listing (%llu): the next cycle is a full reconcile",
              (unsigned long long)p->records_seen, (unsigned long long)p->full_total);
-    p->reconcile_now = true;
-    p->reconciled_at = 0; /* saved with the cycle's end: a restart reconciles first, too */
+    p->reconcile_now = true; /* saved with the cycle's end: a restart reconciles first, too */
     return true;
+}
+
+static int save_state_txn(struct store_txn *txn, void *ud)
+{
+    const struct poller *p = ud;
+    return poller__save_state(txn, p, p->seeded, p->cycle, NULL, 0);
 }
 
 bool poller__incr_refused(struct poller *p, const struct http_response *resp)
@@ -230,17 +300,27 @@ bool poller__incr_refused(struct poller *p, const struct http_response *resp)
     /* The failure itself (with its traceId) was just logged by the caller. */
     char every[32];
     ini_format_duration(p->tc->reconcile_ms, every, sizeof(every));
-    log_error(p->tag, "the API refused the incremental filter of %s (HTTP 422): polling with "
-                      "full enumerations every %s instead, until restarted",
-              p->def->name, every);
     p->incr_degraded = true;
+    p->incr_retry_at = util_wall_ms() + POLLER_DEGRADED_RETRY_MS;
+    char at[ISOTIME_LEN];
+    isotime_format(p->incr_retry_at, at);
+    log_error(p->tag, "the API refused the incremental filter of %s (HTTP 422): polling with "
+                      "full enumerations every %s instead, until %s (then it is tried again)",
+              p->def->name, every, at);
+    /* Kept at once, so a restart during the full enumeration does not ask again.
+     * The rest of the state is what the last txn committed. */
+    int rc = store_write(p->env.store, save_state_txn, p);
+    if (rc != 0) {
+        log_warn(p->tag, "cannot record the degraded mode now (%s): it is recorded with the "
+                         "cycle's end", store_strerror(rc));
+    }
     return true;
 }
 
 uint64_t poller__incr_next_delay(const struct poller *p, uint64_t delay)
 {
-    if (!p->incr || !p->incr_degraded) {
-        return delay;
+    if (!p->incr || !p->incr_degraded || util_wall_ms() >= p->incr_retry_at) {
+        return delay; /* not degraded, or the filter's retry is due: the next cycle tries it */
     }
     uint64_t now = uv_now(p->env.loop);
     return p->reconcile_due > now + delay ? p->reconcile_due - now : delay;

@@ -122,11 +122,17 @@ struct poller {
     /* incremental polling (incremental.c) */
     bool incr;                 /* the definition is incremental and reconcile != 0 */
     bool incr_cycle;           /* the current cycle is incremental (else a full reconcile) */
-    bool incr_degraded;        /* the API refused the filter: full scans every reconcile */
-    bool reconcile_now;        /* an incremental read grew past the last full listing */
+    bool incr_degraded;        /* the API refused the filter: full scans every reconcile
+                                * (persisted, as incr_retry_at) */
+    uint64_t incr_retry_at;    /* degraded: wall ms when the filter is tried again */
+    bool reconcile_now;        /* an incremental read grew past the last full listing
+                                * (persisted) */
     uint64_t reconcile_due;    /* mono ms (uv_now) when the next reconcile is due */
     int64_t cycle_max;         /* the largest watermark_field this cycle read, or -1 */
     int64_t page_prev_w;       /* W before the page txn moved it (rolled back on failure) */
+    uint64_t pace_next;        /* mono ms before which a reconcile page may not fall back
+                                * to the poll class (0: now); see poller__incr_page_class */
+    bool pace_logged;          /* this reconcile logged its fall back to the poll class */
 
     /* current cycle */
     uint64_t cycle_started;    /* mono ms */
@@ -327,11 +333,33 @@ void poller__incr_finish_rollback(struct poller *p);
  * the next one is a reconcile). */
 bool poller__incr_overgrown(struct poller *p);
 /* A page failed: true when it was the API refusing the incremental filter
- * (422), which degrades the trigger to full scans (logged once). */
+ * (422), which degrades the trigger to full scans (logged once) until
+ * POLLER_DEGRADED_RETRY_MS later (wall time; persisted at once). */
+#define POLLER_DEGRADED_RETRY_MS (24ULL * 3600 * 1000)
 bool poller__incr_refused(struct poller *p, const struct http_response *resp);
-/* The delay before the next cycle after a successful one (degraded: the next
- * reconcile). */
+/* The delay before the next cycle after a successful one, or before the
+ * first (degraded: the next reconcile, unless the filter's retry is due). */
 uint64_t poller__incr_next_delay(const struct poller *p, uint64_t delay);
+/*
+ * Reconcile pacing: the class a cycle page's request goes in, or a delay
+ * before it. Every page of an ordinary cycle (incremental, or of a trigger
+ * that is not incremental) and the first page of a reconcile: LOCATION_POLL.
+ * A reconcile's later pages: LOCATION_SWEEP, the sweeps' capped share, so
+ * they never hold back the polls of other triggers; but when that class
+ * would hold a request longer than POLLER_RECONCILE_HOLD_MS (the sweeps'
+ * daily share is spent) the page goes in the poll class, at most one every
+ * POLLER_RECONCILE_SLOW_MS, so the reconcile (the only source of deletions)
+ * still ends. Returns 0 with *cls set, or the ms to wait before asking
+ * again (*cls untouched).
+ */
+#define POLLER_RECONCILE_HOLD_MS 60000u
+#define POLLER_RECONCILE_SLOW_MS 1000u
+uint64_t poller__incr_page_class(struct poller *p, enum location_class *cls);
+/* Its rule, pure (exposed for its unit test): paced says the page is a
+ * reconcile's after the first, sweep_wait is location_sweep_wait, now the
+ * mono ms; *slow_next is the poll-class pace (0 at the cycle's start). */
+uint64_t poller__reconcile_pace(bool paced, uint64_t sweep_wait, uint64_t now,
+                                uint64_t *slow_next, enum location_class *cls);
 /* " (incremental, watermark ...)" / " (reconcile, ...)" for the cycle's log
  * line, or "" for other definitions. */
 void poller__incr_describe(const struct poller *p, char *out, size_t len);

@@ -127,6 +127,12 @@ static void load_state(struct poller *p)
             if (json_get_number(st, "full_total", &d) && d > 0) {
                 p->full_total = (uint64_t)d;
             }
+            /* Absent (both false) in state written before they were kept. */
+            if (json_get_number(st, "incr_retry", &d) && d > 0) {
+                p->incr_degraded = true;
+                p->incr_retry_at = (uint64_t)d;
+            }
+            p->reconcile_now = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "reconcile_now"));
             const char *cur = json_get_string(st, "sweep_cursor");
             free(p->sweep_cursor);
             p->sweep_cursor = cur ? xstrdup(cur) : NULL;
@@ -164,6 +170,14 @@ int poller__save_state(struct store_txn *txn, const struct poller *p, bool seede
     }
     if (p->full_total != 0) {
         cJSON_AddNumberToObject(st, "full_total", (double)p->full_total);
+    }
+    /* The 422-degraded mode (when the filter is tried again), and a reconcile
+     * an incremental read asked for: a restart keeps both. */
+    if (p->incr_degraded) {
+        cJSON_AddNumberToObject(st, "incr_retry", (double)p->incr_retry_at);
+    }
+    if (p->reconcile_now) {
+        cJSON_AddBoolToObject(st, "reconcile_now", true);
     }
     char *json = cJSON_PrintUnformatted(st);
     cJSON_Delete(st);
@@ -280,6 +294,8 @@ int poller_start(struct poller *p)
     uint64_t first = util_rand_range(0, every < 3000 ? every / 4 : 750);
     if (p->env.once) {
         first = 0;
+    } else {
+        first = poller__incr_next_delay(p, first); /* degraded: its next reconcile */
     }
     /* A child's "seeded" is its round flag: it is new until its first round completes. */
     bool fresh = is_child(p) ? p->cycle == 0 : !p->seeded;
