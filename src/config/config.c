@@ -530,6 +530,19 @@ static int parse_first_poll(struct ini_doc *doc, const struct ini_key *k,
     return -EINVAL;
 }
 
+static int parse_full_round(struct ini_doc *doc, const struct ini_key *k,
+                            const char *value, int line, void *field)
+{
+    if (strcmp(value, "batch") == 0 || strcmp(value, "each") == 0) {
+        *(bool *)field = strcmp(value, "each") == 0;
+        return 0;
+    }
+    char q[INI_QUOTE_MAX + 4];
+    ini_quote(value, q);
+    ini_diag_add(&doc->diag, line, "bad value '%s' for '%s' (allowed: batch each)", q, k->name);
+    return -EINVAL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The user's file: key tables                                               */
 
@@ -674,6 +687,11 @@ static const struct ini_key trigger_keys[] = {
     {.name = "watermark_lag", .type = INI_KEY_DURATION,
      .offset = offsetof(struct config_trigger, watermark_lag_ms), .def = "2m", .min = 0,
      .max = MIN(24 * 60)},
+    /* A for_each child's full rounds: through the definition's batch listing
+     * (one location-wide listing; the default where there is one) or one
+     * parent record at a time. */
+    {.name = "full_round", .type = INI_KEY_CUSTOM,
+     .offset = offsetof(struct config_trigger, full_round_each), .parse = parse_full_round},
 };
 enum {
     TRIGGER_USE,
@@ -688,6 +706,7 @@ enum {
     TRIGGER_COMPANY,
     TRIGGER_RECONCILE,
     TRIGGER_WATERMARK_LAG,
+    TRIGGER_FULL_ROUND,
     TRIGGER_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == TRIGGER_NKEYS, "trigger key enum out of sync");
@@ -949,6 +968,7 @@ static void finish_trigger(struct loader *ld, struct ini_doc *doc,
     t->page_size_line = lines[TRIGGER_PAGE_SIZE];
     t->reconcile_line = lines[TRIGGER_RECONCILE];
     t->watermark_lag_line = lines[TRIGGER_WATERMARK_LAG];
+    t->full_round_line = lines[TRIGGER_FULL_ROUND];
 
     if (lines[TRIGGER_EVERY] == 0) {
         t->every_ms = DEFAULT_EVERY > cfg->min_interval_ms ? DEFAULT_EVERY : cfg->min_interval_ms;

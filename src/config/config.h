@@ -161,10 +161,13 @@ struct config_trigger {
     struct config_trigger *parent; /* set by config_resolve */
     unsigned page_size;       /* 0 = definition default */
     uint64_t watermark_lag_ms; /* incremental cycles re-read this far behind the watermark */
+    bool full_round_each;     /* `full_round = each`: a for_each child's full rounds read one
+                               * parent record at a time even where a batch listing exists */
     struct config_param *params;
     size_t nparams;
     /* Lines of some keys, for config_resolve's messages (0 when not given). */
     int use_line, for_each_line, page_size_line, reconcile_line, watermark_lag_line;
+    int full_round_line;
 };
 
 struct template;

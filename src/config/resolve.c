@@ -90,6 +90,12 @@ static void resolve_reconcile(struct ini_diag *d, struct config_trigger *t,
     if (def->incremental && !child && t->reconcile_line == 0) {
         t->reconcile_ms = 3600000; /* M13: a full enumeration hourly by default */
     }
+    if (t->full_round_line != 0 && (!child || def->batch_def == NULL)) {
+        ini_diag_add_once(d, t->full_round_line,
+                          "full_round: %s %s", def->name,
+                          child ? "has no batch listing (no batch key in its definition)"
+                                : "is not a for_each trigger");
+    }
     if (!def->incremental && t->watermark_lag_line != 0) {
         ini_diag_add_once(d, t->watermark_lag_line,
                           "watermark_lag: %s is not polled incrementally (no incremental = "

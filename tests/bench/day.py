@@ -20,7 +20,9 @@ POLLEN_DAY_EXTRA_TRIGGER_KEYS="reconcile = 1h". Before the run, `pollen check`
 validates the file: a key the binary rejects (unknown key) is dropped with a
 warning, so the same command works on older and newer engines.
 
-After the contacts trigger's silent baseline, the benchmark changes the
+After the contacts trigger's silent baseline and the child trigger's first
+full round (its baseline; waited for at most POLLEN_DAY_CHILD_BASELINE_WAIT
+seconds, 1800), the benchmark changes the
 sandbox at a steady pace through /_control/mutate, on records picked with
 /_control/ids so that no record changes twice (one event per change is then
 exactly right): POLLEN_DAY_CONTACT_UPDATES (1000 contact updates per hour),
@@ -46,6 +48,9 @@ Results, from the sandbox's request log (/_control/requests), change log
   - requests per hour in the steady state by endpoint class (contacts: the
     search, split into full enumerations and incremental reads filtered on
     dateUpdated, and the by-id reads; tasks; notes) and extrapolated to 24 h.
+    The child's full rounds (task search pages without a contact filter) count
+    once per POLLEN_DAY_CHILD_RECONCILE (1d, the default `reconcile` of a
+    for_each child) with the pages its first round took, not at the window's rate.
     A full enumeration every reconcile interval (POLLEN_DAY_RECONCILE,
     default 1h, the issue's default) is added when the window saw fewer of
     them: pages of one enumeration (counted at the baseline) times 24 h /
@@ -108,6 +113,8 @@ RATE_TASK_CHANGES = env_float("POLLEN_DAY_TASK_CHANGES", "200")
 RATE_NOTE_CHANGES = env_float("POLLEN_DAY_NOTE_CHANGES", "200")
 RATE_CONTACT_DELETES = env_float("POLLEN_DAY_CONTACT_DELETES", "10")
 RECONCILE_S = None  # parsed in main() from POLLEN_DAY_RECONCILE
+CHILD_RECONCILE_S = None  # parsed in main() from POLLEN_DAY_CHILD_RECONCILE (the child's full rounds)
+CHILD_BASELINE_WAIT_S = float(os.environ.get("POLLEN_DAY_CHILD_BASELINE_WAIT", "1800"))
 
 TARGET_REQUESTS_PER_DAY = 10000
 TARGET_P99_S = 120.0
@@ -169,6 +176,9 @@ def percentile(values, p):
 def endpoint_class(req):
     """(class, detail) of a request-log entry: contacts / tasks / notes / other."""
     path, op = req["path"], req.get("operation") or ""
+    if re.match(r"^/locations/[^/]+/tasks/search$", path):
+        body = req.get("body") if isinstance(req.get("body"), dict) else {}
+        return "tasks", "search (batch of changed contacts)" if body.get("contactId") else "search (full round)"
     if "/tasks" in path:
         return "tasks", op or "tasks"
     if "/notes" in path:
@@ -202,7 +212,11 @@ class Collector(threading.Thread):
             if m and r["method"] == "GET" and r["status"] == 200:
                 self.first_child_read.setdefault((m.group(2), m.group(1)), r["time"])
             m = re.match(r"^/locations/[^/]+/(tasks|notes)/search$", r["path"])
-            if m and r["status"] == 200:  # a location-wide listing reads every contact's children
+            body = r.get("body") if isinstance(r.get("body"), dict) else {}
+            if m and r["status"] == 200 and isinstance(body.get("contactId"), list):
+                for cid in body["contactId"]:  # a batch read of these contacts' children
+                    self.first_child_read.setdefault((m.group(1), cid), r["time"])
+            elif m and r["status"] == 200:  # a location-wide listing reads every contact's children
                 self.first_child_read.setdefault((m.group(1), "*"), r["time"])
 
     def run(self):
@@ -332,6 +346,21 @@ class Day:
                 raise DayError("no baseline of the contacts trigger after an hour")
             time.sleep(2)
 
+    def wait_child_baseline(self):
+        """Waits (at most CHILD_BASELINE_WAIT_S) until the child trigger's first full round,
+        its baseline, is complete; returns the seconds it took, or None when it was not."""
+        t0 = time.monotonic()
+        rx = re.compile(r"sweep round 1 complete")
+        while time.monotonic() - t0 <= CHILD_BASELINE_WAIT_S:
+            if self.engine.poll() is not None:
+                raise DayError("the engine exited %d before its baseline" % self.engine.returncode)
+            for line in self.engine_lines():
+                m = LOG_LINE.match(line)
+                if m and (m.group(2) or "").startswith("trigger:" + self.watch) and rx.match(m.group(3)):
+                    return time.monotonic() - t0
+            time.sleep(2)
+        return None
+
     # --- the changes ---------------------------------------------------------------------------
 
     def pools(self, hours):
@@ -418,6 +447,12 @@ class Day:
         self.start_engine()
         base_s = self.wait_baseline()
         t_base = time.time()
+        child_s = self.wait_child_baseline()
+        t_child = time.time()
+        self.child_baseline = (child_s, t_base, t_child)
+        log("%s run: the %s trigger's first full round %s" % (
+            self.watch, self.watch, "took %.0f s more" % child_s if child_s is not None else
+            "was not complete after %.0f s: changing anyway" % CHILD_BASELINE_WAIT_S))
         log("%s run: the contacts baseline took %.0f s; changing for %g simulated minutes (%.0f s real), "
             "speedup %g" % (self.watch, base_s, MINUTES, MINUTES * 60 / SPEEDUP, SPEEDUP))
         seq0 = self.control("GET", "/_control/changes?since=%d" % 10 ** 12)["last_seq"]
@@ -464,6 +499,15 @@ class Day:
         reconcile_day = base_full * 86400.0 / RECONCILE_S
         reconcile_add = max(0.0, reconcile_day - full_day)
         per_day["contacts"] = per_day.get("contacts", 0) + reconcile_add
+        # The child's full rounds run once per its reconcile (a day by default): the pages
+        # of its first one (before the window) once a day, not the window's rate.
+        child_s, t_cb0, t_cb1 = self.child_baseline
+        child_rows = rows[bisect.bisect_left(times, t_cb0):bisect.bisect_left(times, t_cb1)]
+        round_pages = sum(1 for r in child_rows if r[2] == "search (full round)")
+        window_round = by_detail[("tasks", "search (full round)")] / sim_hours * 24
+        round_add = round_pages * 86400.0 / CHILD_RECONCILE_S if child_s is not None else 0.0
+        if "tasks" in per_day or round_add:
+            per_day["tasks"] = per_day.get("tasks", 0) - window_round + round_add
 
         lat, missed, extra, dup = self.match(changes, events)
         res = {"watch": self.watch, "contacts": CONTACTS, "speedup": SPEEDUP, "minutes": MINUTES,
@@ -473,6 +517,8 @@ class Day:
                "baseline_full_search_pages": base_full,
                "requests_window": dict(by_class), "requests_by_detail": {"%s: %s" % k: v for k, v in by_detail.items()},
                "requests_per_day": per_day, "reconcile_added_per_day": reconcile_add,
+               "child_baseline_seconds": child_s, "child_round_pages": round_pages,
+               "child_round_added_per_day": round_add, "child_round_window_per_day": window_round,
                "changes": len(changes), "events": len(events), "latency_s": lat,
                "missed": missed, "extra": extra, "duplicates": dup}
         self.report(res)
@@ -539,6 +585,13 @@ class Day:
                                 "%.0f" % r["reconcile_added_per_day"]))
             lines.append("    (%d pages per full enumeration, every %s, POLLEN_DAY_RECONCILE; the window saw fewer)"
                          % (r["baseline_full_search_pages"], os.environ.get("POLLEN_DAY_RECONCILE", "1h")))
+        if r["child_baseline_seconds"] is not None:
+            lines.append(row % ("tasks: full rounds (added, once a day)", "",
+                                "%.0f" % r["child_round_added_per_day"]))
+            lines.append("    (%d pages per full round of the child, every %s, POLLEN_DAY_CHILD_RECONCILE; "
+                         "the first took %.0f s; %.0f/day of window full-round pages taken out)"
+                         % (r["child_round_pages"], os.environ.get("POLLEN_DAY_CHILD_RECONCILE", "1d"),
+                            r["child_baseline_seconds"], r["child_round_window_per_day"]))
         for cls in ("contacts", "tasks", "notes", "other"):
             if cls in pd:
                 lines.append(row % ("= %s" % cls, "%.0f" % (pd[cls] / 24), "%.0f" % pd[cls]))
@@ -577,8 +630,9 @@ class Day:
 
 
 def main():
-    global RECONCILE_S
+    global RECONCILE_S, CHILD_RECONCILE_S
     RECONCILE_S = duration_s(os.environ.get("POLLEN_DAY_RECONCILE", "1h"))
+    CHILD_RECONCILE_S = duration_s(os.environ.get("POLLEN_DAY_CHILD_RECONCILE", "1d"))
     if not 0 < SPEEDUP <= 60:
         log("POLLEN_DAY_SPEEDUP must be in (0, 60]: `every` cannot go below 1 s")
         return 2

@@ -107,24 +107,32 @@ class EdgeTest(harness.PollenTest):
             self.run_once(cfg)
         self.assertEqual(self.typed(cfg), [], "no deleted/created pair for a record with a bad id")
 
-    def test_fanout_record_without_id_decides_no_deletion(self):
+    def fanout_bad_id(self, full_round, tasks_rx):
+        """Two reads of the tasks answer a record without a valid id; returns the logs."""
         ids = self.sandbox.seed(2, tasks=2, notes=0, seed=5)["contact_ids"]
         cfg = self.write_config(
             "[trigger contacts]\nuse = contacts.search\nevery = 1s\n\n"
-            "[trigger tasks]\nuse = contacts.tasks\nfor_each = contacts\nevery = 1s\n",
-            location=FAST)
+            "[trigger tasks]\nuse = contacts.tasks\nfor_each = contacts\nevery = 1s\n"
+            "full_round = %s\n" % full_round, location=FAST)
         self.run_once(cfg)
-        tasks_rx = "^/contacts/[^/]+/tasks$"
         self.sandbox.faults([{"kind": "bad_id", "path": tasks_rx, "count": 2}])
         logs = []
         for _ in range(4):
             logs.append(self.run_once(cfg).stderr)
-        text = "\n".join(logs)
         self.assertEqual(len([r for r in self.requests_to(tasks_rx) if r.get("fault") == "bad_id"]),
                          2, "both faulted reads happened")
+        self.assertEqual(self.typed(cfg, "tasks"), [], "no deleted/created pair for a bad id")
+        return ids, "\n".join(logs)
+
+    def test_fanout_record_without_id_decides_no_deletion(self):
+        ids, text = self.fanout_bad_id("each", "^/contacts/[^/]+/tasks$")
         self.assertRegex(text, r"\[trigger:tasks\].*contactId (%s|%s): skipped 1 tasks without a "
                                r"valid 'id'" % (ids[0], ids[1]))
-        self.assertEqual(self.typed(cfg, "tasks"), [], "no deleted/created pair for a bad id")
+
+    def test_full_round_record_without_id_decides_no_deletion(self):
+        """The same in a full round through the task search: the round decides no deletion."""
+        _, text = self.fanout_bad_id("batch", "^/locations/[^/]+/tasks/search$")
+        self.assertIn("no deletions decided", text)
 
     # -- F4c / F15: which answers confirm a deletion --------------------------
 

@@ -150,7 +150,10 @@ class FanoutTest(harness.PollenTest):
         """A list that comes back empty while the tasks exist: the GET by id answers 200,
         so nothing is deleted."""
         ids = self.sandbox.seed(4, tasks=2, notes=0, seed=25)["contact_ids"]
-        cfg = self.write_config(TRIGGERS, location=FAST)
+        # One contact at a time (test_wide covers the full round's listing).
+        cfg = self.write_config(TRIGGERS.replace("for_each = contacts\nevery = 1s\n\n[trigger notes]",
+                                                 "for_each = contacts\nevery = 1s\nfull_round = each\n\n"
+                                                 "[trigger notes]"), location=FAST)
         self.run_once(cfg)
         task = self.sandbox.state()["tasks"][ids[2]][0]["id"]
         self.sandbox.faults([{"kind": "empty_list", "path": f"^/contacts/{ids[2]}/tasks$",

@@ -452,7 +452,8 @@ class FaultTest(harness.PollenTest):
         ids = self.sandbox.seed(6, tasks=2)["contact_ids"]
         cfg = self.write_config(
             "[trigger contacts]\nuse = contacts.search\nevery = 1s\n\n"
-            "[trigger tasks]\nuse = contacts.tasks\nfor_each = contacts\nevery = 1s\n",
+            "[trigger tasks]\nuse = contacts.tasks\nfor_each = contacts\nevery = 1s\n"
+            "full_round = each\n",  # the faults are on one contact's own task list
             location="rate_limit = 100\nrate_window = 1s\n")
         logs = []
         self.run_logged(cfg, logs, {0})

@@ -43,7 +43,8 @@ def trigger_config(every="1s"):
         # and the deletions it waits for).
         extra = "reconcile = 0s\n" if use == "contacts.search" else ""
         text += f"[trigger {name}]\nuse = {use}\nevery = {every}\n{extra}\n"
-    text += f"[trigger tasks]\nuse = contacts.tasks\nfor_each = s1\nevery = {every}\n"
+    # One contact at a time: the sweep's reads of single contacts are what these tests count.
+    text += f"[trigger tasks]\nuse = contacts.tasks\nfor_each = s1\nevery = {every}\nfull_round = each\n"
     return text
 
 

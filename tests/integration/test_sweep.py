@@ -8,7 +8,9 @@ also across a restart, while changed contacts are still read at once; cycle
 and round lines say how many requests they used.
 
 TASKS and NOTES sweep every 1 s (reconcile = 1s) as the edge cases need rounds
-back to back; the default is a day."""
+back to back; the default is a day. TASKS reads one contact at a time
+(full_round = each): these are the edges of per-parent rounds (test_wide
+covers rounds through the task search)."""
 import datetime
 import os
 import re
@@ -29,6 +31,7 @@ use = contacts.tasks
 for_each = contacts
 every = 1s
 reconcile = 1s
+full_round = each
 """
 NOTES = """
 [trigger notes]

@@ -165,9 +165,7 @@ static void on_batch_page(struct http_response *resp, void *ud)
         batch_abandon(p, why);
         return;
     }
-    cJSON *records = catalog_trigger_records_at_root(d)
-                         ? body
-                         : (cJSON *)json_get_path(body, d->records);
+    cJSON *records = poller__batch_records(d, body);
     if (!cJSON_IsArray(records)) {
         cJSON_Delete(body);
         batch_abandon(p, "no records array in the response");
@@ -190,28 +188,43 @@ static void on_batch_page(struct http_response *resp, void *ud)
     }
 }
 
+cJSON *poller__batch_records(const struct catalog_trigger *d, cJSON *body)
+{
+    return catalog_trigger_records_at_root(d) ? body : (cJSON *)json_get_path(body, d->records);
+}
+
+int poller__batch_submit(struct poller *p, char *const *ids, size_t n, const struct paging *pg,
+                         const struct paging_cursor *c, unsigned page, enum location_class cls,
+                         http_done_cb cb)
+{
+    const struct catalog_trigger *d = p->def->batch_def;
+    struct request_parts r;
+    int rc = poller__build_def(p, d, NULL, &r);
+    if (rc == 0 && ids != NULL && r.body == NULL) {
+        rc = -EINVAL; /* the catalog promises a body parameter */
+    }
+    if (rc == 0 && ids != NULL) {
+        cJSON *list = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++) {
+            cJSON_AddItemToArray(list, cJSON_CreateString(ids[i]));
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(r.body, p->def->batch_param);
+        cJSON_AddItemToObject(r.body, p->def->batch_param, list);
+    }
+    if (rc == 0) {
+        poller__add_paging(pg, c, page, &r);
+        rc = poller__submit(p, cls, &r, d->method, cb, p);
+    }
+    poller__parts_finish(&r);
+    return rc;
+}
+
 /* Queues the current page of the listing. Returns 0 or -errno. */
 static int batch_submit(struct poller *p)
 {
     struct poller_batch *b = p->batch;
-    const struct catalog_trigger *d = p->def->batch_def;
-    struct request_parts r;
-    int rc = poller__build_def(p, d, NULL, &r);
-    if (rc == 0 && r.body == NULL) {
-        rc = -EINVAL; /* the catalog promises a body parameter */
-    }
-    if (rc == 0) {
-        cJSON *list = cJSON_CreateArray();
-        for (size_t i = 0; i < b->n; i++) {
-            cJSON_AddItemToArray(list, cJSON_CreateString(b->ids[i]));
-        }
-        cJSON_DeleteItemFromObjectCaseSensitive(r.body, p->def->batch_param);
-        cJSON_AddItemToObject(r.body, p->def->batch_param, list);
-        poller__add_paging(&b->paging, &b->cursor, b->page, &r);
-        rc = poller__submit(p, LOCATION_POLL, &r, d->method, on_batch_page, p);
-    }
-    poller__parts_finish(&r);
-    return rc;
+    return poller__batch_submit(p, b->ids, b->n, &b->paging, &b->cursor, b->page, LOCATION_POLL,
+                                on_batch_page);
 }
 
 bool poller__batch_begin(struct poller *p, char **ids, const struct poller_queued *entries,

@@ -5,7 +5,7 @@
  * enumerations), rawpage.c (the raw-bytes fast path of their pages),
  * incremental.c (their watermark and reconcile schedule),
  * sweep.c (for_each sweeps), batch.c (their batch
- * reads of queued parents) and paging.c (the paging table); everything else uses poller.h. Names shared across these files
+ * reads of queued parents), wide.c (their full rounds through the batch listing) and paging.c (the paging table); everything else uses poller.h. Names shared across these files
  * take the poller__ prefix.
  * Owns: nothing; declares struct poller, whose owner is poller.c.
  * Invariants: p->ops is the strategy of the trigger (poller__cycle_ops, or
@@ -40,6 +40,7 @@
 
 struct sweep_report;
 struct poller_batch;
+struct poller_wide;
 
 /* A fan-out queue entry as a for_each child picked it (sweep.c): its kind
  * ('C' created, 'P' changed, 'D' deleted) and its generation, which the
@@ -113,6 +114,8 @@ struct poller {
     bool round_active;         /* children: a round is under way */
     uint64_t round_ended;      /* children: wall ms when the last full round ended (0: none);
                                 * the next starts `reconcile` after it */
+    uint64_t wide_ended;       /* children: wall ms when the last full round read through the
+                                * batch listing (wide.c) ended (0: none) */
     int64_t watermark;         /* W (M13): the largest server update time committed, epoch
                                 * ms; -1 before the first reconcile */
     uint64_t reconciled_at;    /* wall ms when the last complete reconcile began (persisted
@@ -191,6 +194,8 @@ struct poller {
     const cJSON *unit_records; /* the current parent's group (borrowed from batch), or NULL */
     struct idset batch_single; /* queued parents of a failed batch: read one by one */
     bool batch_off;            /* the batch listing was refused (401/403): no more batches */
+    struct poller_wide *wide;  /* the full round through the batch listing under way, or NULL */
+    bool wide_off;             /* the listing answered a permanent error: rounds one at a time */
     struct poller_raw raw;     /* the raw-bytes fast path of the current page */
 };
 
@@ -399,8 +404,55 @@ bool poller__batch_begin(struct poller *p, char **ids, const struct poller_queue
  */
 bool poller__batch_take(struct poller *p, char **id, struct poller_queued *entry,
                         const cJSON **records);
+/* The records array of a batch definition's response body (body itself for records = .). */
+cJSON *poller__batch_records(const struct catalog_trigger *d, cJSON *body);
+/*
+ * Queues page `page` of p's batch definition at paging pg/c: with ids (n),
+ * the batch_param filter of those parents; with NULL, the whole location.
+ * cb gets p. Returns 0 or -errno (cb not called).
+ */
+int poller__batch_submit(struct poller *p, char *const *ids, size_t n, const struct paging *pg,
+                         const struct paging_cursor *c, unsigned page, enum location_class cls,
+                         http_done_cb cb);
 /* Frees the batch state (close). */
 void poller__batch_free(struct poller *p);
+
+/*
+ * wide.c: a for_each child's full round through its batch definition
+ * without the parent filter (every child record of the location, paged),
+ * instead of one read per parent record: upserts each page by parent, then
+ * confirms by id what the listing lacked (see wide.c for the rules).
+ */
+/* Is the child's full round read this way (a batch definition, confirm_delete,
+ * not refused, not `full_round = each`)? */
+bool poller__wide_on(const struct poller *p);
+enum poller_wide_step {
+    POLLER_WIDE_WAIT, /* a step is under way, or the timer is set: nothing to do now */
+    POLLER_WIDE_DONE, /* the round is complete (p->wide stays until the round closes) */
+};
+/*
+ * The round's next step (starting it when p->wide is NULL). hold(p) is
+ * asked before each page: > 0 means the sweeps' budget is spent and the
+ * timer is set; wait.
+ */
+enum poller_wide_step poller__wide_step(struct poller *p, uint64_t (*hold)(struct poller *));
+/* ", N <records> listed in P page(s): ..." for the round's log line, or "". */
+void poller__wide_describe(const struct poller *p, char *out, size_t len);
+/* Frees p->wide (round end, close). */
+void poller__wide_free(struct poller *p);
+
+/* sweep.c helpers wide.c shares. */
+/* The snapshot prefix of parent_id's records (new string; *len its length). */
+char *poller__sweep_unit_prefix(const struct poller *p, const char *parent_id, size_t *len);
+/* Was parent_id part of the parent's baseline? */
+bool poller__sweep_parent_in_baseline(struct store_txn *txn, const struct poller *p,
+                                      const char *parent_id);
+/* Queues parent_id for a read by child p alone, unless it is queued already. 0 or -errno. */
+int poller__sweep_queue_read(struct store_txn *txn, const struct poller *p,
+                             const char *parent_id);
+/* The kind of parent_id's queue entry ('C', 'P', 'D'), or 0 when it is not queued. */
+char poller__sweep_queued_kind(struct store_txn *txn, const struct poller *p,
+                               const char *parent_id);
 
 /* Pages one enumeration may ever take. */
 #define POLLER_MAX_PAGES 100000

@@ -117,6 +117,9 @@ static void load_state(struct poller *p)
             if (json_get_number(st, "round_ended", &d)) {
                 p->round_ended = (uint64_t)d;
             }
+            if (json_get_number(st, "wide_ended", &d)) {
+                p->wide_ended = (uint64_t)d;
+            }
             /* M13; absent in state written before incremental polling. */
             if (json_get_number(st, "watermark", &d) && d >= 0) {
                 p->watermark = (int64_t)d;
@@ -160,6 +163,9 @@ int poller__save_state(struct store_txn *txn, const struct poller *p, bool seede
     }
     if (p->round_ended != 0) {
         cJSON_AddNumberToObject(st, "round_ended", (double)p->round_ended);
+    }
+    if (p->wide_ended != 0) {
+        cJSON_AddNumberToObject(st, "wide_ended", (double)p->wide_ended);
     }
     /* Incremental polling (M13): W, and when the last reconcile began. */
     if (p->watermark >= 0) {

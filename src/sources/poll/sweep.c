@@ -139,6 +139,22 @@ int poller__sweep_notify(struct store_txn *txn, const char *record_id,
     return 0;
 }
 
+int poller__sweep_queue_read(struct store_txn *txn, const struct poller *p,
+                             const char *parent_id)
+{
+    size_t klen = 0;
+    char *key = queue_key(p, parent_id, &klen);
+    struct poller_queued e;
+    int rc = 0;
+    if (!queue_get(txn, key, klen, &e)) {
+        unsigned char val[QUEUE_VALUE_LEN];
+        queue_encode((struct poller_queued){.kind = QUEUE_CHANGED, .gen = 1}, val);
+        rc = store_put(txn, STORE_QUEUE, key, klen, val, sizeof(val));
+    }
+    free(key);
+    return rc;
+}
+
 /* Removes parent_id's queue entry if it is still the one read (generation
  * gen); one queued again meanwhile stays, to be read again at once.
  * Returns 0 or -errno. */
@@ -244,6 +260,7 @@ static void sweep_free(struct poller *p)
     free(p->fail_id);
     p->fail_id = NULL;
     idset_finish(&p->passed);
+    poller__wide_free(p);
     free(p->unit_listing);
     p->unit_listing = NULL;
     poller__strlist_clear(&p->unit_gone);
@@ -260,7 +277,7 @@ struct unit_apply {
     struct snapshot_stats st;
 };
 
-static char *unit_prefix(const struct poller *p, const char *parent_id, size_t *len)
+char *poller__sweep_unit_prefix(const struct poller *p, const char *parent_id, size_t *len)
 {
     const char *parts[] = {p->prefix, parent_id};
     /* p->prefix already ends with the separator: join without doubling it. */
@@ -269,8 +286,8 @@ static char *unit_prefix(const struct poller *p, const char *parent_id, size_t *
     return k;
 }
 
-/* Was this parent record part of the parent's baseline? */
-static bool parent_in_baseline(struct store_txn *txn, const struct poller *p, const char *parent_id)
+bool poller__sweep_parent_in_baseline(struct store_txn *txn, const struct poller *p,
+                                      const char *parent_id)
 {
     char *key = xasprintf("%s%s", p->parent->prefix, parent_id);
     const void *val = NULL;
@@ -376,15 +393,21 @@ static int unit_confirmed_deletions(struct store_txn *txn, struct poller *p,
     return 0;
 }
 
-/* Is parent_id queued as deleted now (the parent saw it go while its list was read)? */
-static bool queued_deleted(struct store_txn *txn, const struct poller *p, const char *parent_id)
+char poller__sweep_queued_kind(struct store_txn *txn, const struct poller *p,
+                               const char *parent_id)
 {
     size_t klen = 0;
     char *key = queue_key(p, parent_id, &klen);
     struct poller_queued e;
-    bool deleted = queue_get(txn, key, klen, &e) && e.kind == QUEUE_DELETED;
+    char kind = queue_get(txn, key, klen, &e) ? e.kind : 0;
     free(key);
-    return deleted;
+    return kind;
+}
+
+/* Is parent_id queued as deleted now (the parent saw it go while its list was read)? */
+static bool queued_deleted(struct store_txn *txn, const struct poller *p, const char *parent_id)
+{
+    return poller__sweep_queued_kind(txn, p, parent_id) == QUEUE_DELETED;
 }
 
 static int apply_unit_txn(struct store_txn *txn, void *ud)
@@ -400,7 +423,7 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
         a->records = NULL;
     }
     size_t plen = 0;
-    char *prefix = unit_prefix(p, a->parent_id, &plen);
+    char *prefix = poller__sweep_unit_prefix(p, a->parent_id, &plen);
     int rc = 0;
     struct snapshot_scope sc;
     if (a->skip) {
@@ -419,9 +442,13 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
         streak = empty ? (streak < 255 ? streak + 1 : 255) : 0;
         /* A first read is silent unless the parent record was created while
          * this trigger existed: during the child's own first round (a
-         * for_each trigger added later), and for parent baseline records. */
+         * for_each trigger added later), and for parent baseline records,
+         * unless a full round through the batch listing (wide.c) has read
+         * every parent's records: then a parent never read had none. */
         bool silent = first && !p->tc->first_poll_emit && !p->unit_created &&
-                      (p->cycle == 0 || parent_in_baseline(txn, p, a->parent_id));
+                      (p->cycle == 0 ||
+                       (p->wide_ended == 0 &&
+                        poller__sweep_parent_in_baseline(txn, p, a->parent_id)));
         poller__init_scope(p, &sc, prefix, plen, silent);
         struct idset seen;
         idset_init(&seen);
@@ -610,7 +637,7 @@ static void unit_missing(struct poller *p, const cJSON *records, struct strlist 
     struct store_txn *txn = NULL;
     if (store_txn_begin(p->env.store, false, &txn) == 0) {
         size_t plen = 0;
-        char *prefix = unit_prefix(p, p->unit_id, &plen);
+        char *prefix = poller__sweep_unit_prefix(p, p->unit_id, &plen);
         each_unlisted(txn, prefix, plen, &listed, add_unlisted, out);
         store_txn_abort(txn);
         free(prefix);
@@ -924,8 +951,9 @@ static void pick_swept(struct store_txn *txn, const struct poller *p, char **id)
     free(start);
 }
 
-/* Next parent record to read: from the queue first, then round-robin. */
-static int pick_unit(struct poller *p, char **id, bool *from_queue, struct poller_queued *e)
+/* Next parent record to read: from the queue first, then (swept) round-robin. */
+static int pick_unit(struct poller *p, char **id, bool *from_queue, struct poller_queued *e,
+                     bool swept)
 {
     struct store_txn *txn = NULL;
     int rc = store_txn_begin(p->env.store, false, &txn);
@@ -936,7 +964,7 @@ static int pick_unit(struct poller *p, char **id, bool *from_queue, struct polle
     *e = (struct poller_queued){.kind = QUEUE_CHANGED, .gen = 0};
     pick_queued(txn, p, id, e);
     *from_queue = *id != NULL;
-    if (*id == NULL && p->round_active) {
+    if (*id == NULL && p->round_active && swept) {
         pick_swept(txn, p, id);
     }
     store_txn_abort(txn);
@@ -993,8 +1021,10 @@ static void round_start(struct poller *p)
     free(p->sweep_cursor);
     p->sweep_cursor = NULL;
     store_write(p->env.store, round_state_txn, p);
-    log_info(p->tag, "sweep round %llu starts: every record of %s",
-             (unsigned long long)p->cycle + 1, p->parent->tc->name);
+    if (!poller__wide_on(p)) {
+        log_info(p->tag, "sweep round %llu starts: every record of %s",
+                 (unsigned long long)p->cycle + 1, p->parent->tc->name);
+    }
     poller__schedule(p, 0);
 }
 
@@ -1005,10 +1035,13 @@ static void round_log(struct poller *p)
     uint64_t took = p->round_started < now ? now - p->round_started : 0;
     char next[32];
     ini_format_duration(reconcile_ms(p), next, sizeof(next));
-    log_info(p->tag, "sweep round %llu complete in %llus: requests=%llu, %u skipped; the next full "
-                     "round in %s",
+    char wide[160];
+    poller__wide_describe(p, wide, sizeof(wide));
+    log_info(p->tag, "sweep round %llu complete in %llus: requests=%llu%s, %u skipped; the next "
+                     "full round in %s",
              (unsigned long long)p->cycle, (unsigned long long)(took / 1000),
-             (unsigned long long)(p->stats.requests - p->requests_from), p->round_skipped, next);
+             (unsigned long long)(p->stats.requests - p->requests_from), wide, p->round_skipped,
+             next);
 }
 
 /* No parent record left to read in this round: close it, or start the next one. */
@@ -1028,10 +1061,14 @@ static void round_boundary(struct poller *p)
         p->sweep_cursor = NULL;
         /* The next full round waits `reconcile` from here, across restarts too. */
         p->round_ended = util_wall_ms();
+        if (p->wide != NULL) {
+            p->wide_ended = p->round_ended;
+        }
         p->round_due = uv_now(p->env.loop) + reconcile_ms(p);
         p->round_due_known = true;
         store_write(p->env.store, round_state_txn, p);
         round_log(p);
+        poller__wide_free(p);
         if (p->env.once) {
             once_round_done(p);
             return;
@@ -1044,6 +1081,29 @@ static void round_boundary(struct poller *p)
         return;
     }
     round_start(p);
+}
+
+/*
+ * How long a swept read (or a full round's page) must wait because the
+ * sweeps' share is spent; when that is more than SWEEP_HOLD_MS the timer is
+ * set for it (the parent kicks us when its records change, and those are
+ * read at once) and the wait is returned, else 0: go now.
+ */
+static uint64_t sweep_held(struct poller *p)
+{
+    uint64_t hold = location_sweep_wait(p->loc);
+    if (hold <= SWEEP_HOLD_MS) {
+        p->sweep_paused = false;
+        return 0;
+    }
+    if (hold > SWEEP_PAUSE_NOTICE_MS && !p->sweep_paused) {
+        log_info(p->tag, "sweep paused for about %llu min: the sweeps' share of the daily "
+                         "budget is spent (changed %s records are still read at once)",
+                 (unsigned long long)(hold / 60000 + 1), p->parent->tc->name);
+    }
+    p->sweep_paused = hold > SWEEP_PAUSE_NOTICE_MS;
+    poller__schedule(p, hold);
+    return hold;
 }
 
 /* The child's timer fired (or it was kicked): read the next parent record. */
@@ -1061,35 +1121,31 @@ static void sweep_next(struct poller *p)
         poller__schedule(p, 1000); /* the parent's first cycle (or, --once, its end) wakes us */
         return;
     }
-    if (batch_next_group(p) || batch_start(p)) {
+    /* The child's first full round through the batch listing is its
+     * baseline: queued reads wait for its end (wide.c). */
+    bool wide = p->round_active && poller__wide_on(p);
+    bool hold_queue = wide && p->cycle == 0;
+    if (!hold_queue && (batch_next_group(p) || batch_start(p))) {
         return;
     }
     char *id = NULL;
     bool from_queue = false;
     struct poller_queued e;
-    if (pick_unit(p, &id, &from_queue, &e) != 0) {
+    if (!hold_queue && pick_unit(p, &id, &from_queue, &e, !wide) != 0) {
         poller__schedule(p, 1000);
+        return;
+    }
+    if (id == NULL && wide && poller__wide_step(p, sweep_held) == POLLER_WIDE_WAIT) {
         return;
     }
     if (id == NULL) {
         round_boundary(p);
         return;
     }
-    uint64_t hold = from_queue ? 0 : location_sweep_wait(p->loc);
-    if (hold > SWEEP_HOLD_MS) {
-        /* The sweeps' share is spent for now: wait for it (the parent kicks us
-         * when its records change, and those are read at once). */
-        if (hold > SWEEP_PAUSE_NOTICE_MS && !p->sweep_paused) {
-            log_info(p->tag, "sweep paused for about %llu min: the sweeps' share of the daily "
-                             "budget is spent (changed %s records are still read at once)",
-                     (unsigned long long)(hold / 60000 + 1), p->parent->tc->name);
-        }
-        p->sweep_paused = hold > SWEEP_PAUSE_NOTICE_MS;
+    if (!from_queue && sweep_held(p) > 0) {
         free(id);
-        poller__schedule(p, hold);
         return;
     }
-    p->sweep_paused = false;
     p->busy = true;
     p->unit_id = id;
     p->unit_from_queue = from_queue;
