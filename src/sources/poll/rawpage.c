@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "diff.h"
+#include "idmap.h"
 #include "json.h"
 #include "util.h"
 
@@ -26,6 +27,9 @@
 #define RAW_ID_MAX 128
 /* The shortened document's buffer is kept between pages up to this size. */
 #define RAW_DOC_KEEP (1u << 20)
+/* Largest scope whose raw hashes are read into a map (24 MiB of slots at
+ * most); a bigger one is looked up record by record. */
+#define RAW_MAP_MAX (1u << 19)
 
 static const char *id_field(const struct poller *p)
 {
@@ -69,10 +73,64 @@ static bool span_id(const char *data, const struct jsonspan_rec *s, char out[RAW
     return diff_valid_record_id(out);
 }
 
+/* The map is no longer kept up to date: off for the rest of the cycle. */
+static void map_off(struct poller_raw *r)
+{
+    idmap_finish(&r->map);
+    r->map_state = RAW_MAP_OFF;
+}
+
+/* snapshot_raw_each: one entry into the map; a full map stops the walk. */
+static int map_add(const char *id, size_t idlen, const struct hash128 *raw, void *ud)
+{
+    return idmap_put(ud, id, idlen, raw) ? 0 : 1;
+}
+
+/*
+ * Whether the map answers this page's lookups. A full enumeration looks up
+ * every entry of the scope: from its second page on (one page may be all
+ * there is), the scope's raw hashes are read once, in key order, instead
+ * of one random B-tree descent per record (most of a no-change poll's CPU).
+ * The map stays true because every page of the cycle passes through here
+ * and forgets its records that will be applied (match_records); a page that
+ * does not (poller__raw_page falls back) turns it off for the cycle.
+ */
+static bool use_map(struct poller *p, struct store_txn *txn, const struct snapshot_scope *sc)
+{
+    struct poller_raw *r = &p->raw;
+    if (r->map_state != RAW_MAP_NONE || p->incr_cycle || p->page == 0) {
+        return r->map_state == RAW_MAP_READY;
+    }
+    idmap_init(&r->map, RAW_MAP_MAX);
+    if (p->max_total > 0) { /* the count the API claims: room for it at once */
+        idmap_reserve(&r->map, p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX);
+    }
+    int rc = snapshot_raw_each(txn, sc, map_add, &r->map);
+    if (rc != 0) {
+        idmap_finish(&r->map);
+        r->map_state = RAW_MAP_OFF;
+        return false;
+    }
+    r->map_state = RAW_MAP_READY;
+    return true;
+}
+
+/* Whether the entry of id (a valid id) holds raw as its raw hash. */
+static bool raw_same(struct poller_raw *r, bool map, struct store_txn *txn,
+                     const struct snapshot_scope *sc, const char *id, const struct hash128 *raw)
+{
+    if (!map) {
+        return snapshot_raw_same(txn, sc, id, raw);
+    }
+    struct hash128 stored;
+    return idmap_get(&r->map, id, strlen(id), &stored) && hash128_eq(&stored, raw);
+}
+
 /*
  * Hashes every record's bytes and marks SAME those whose entry has that raw
- * hash, except the last record (paging may read its fields). Returns the
- * number marked, or -1 when the store cannot be read.
+ * hash, except the last record (paging may read its fields). The others
+ * will be applied: the map forgets them (their entries may change). Returns
+ * the number marked, or -1 when the store cannot be read.
  */
 static long match_records(struct poller *p, const char *data)
 {
@@ -81,8 +139,10 @@ static long match_records(struct poller *p, const char *data)
     if (store_txn_begin(p->env.store, false, &txn) != 0) {
         return -1;
     }
-    /* snapshot_raw_same reads only the key prefix of the scope. */
+    /* snapshot_raw_same and snapshot_raw_each read only the key prefix of the scope. */
     struct snapshot_scope sc = {.prefix = p->prefix, .prefix_len = p->prefix_len};
+    bool map = use_map(p, txn, &sc);
+    bool stale = false; /* a record to apply that the map cannot name */
     long same = 0;
     for (size_t i = 0; i < r->spans.n; i++) {
         const struct jsonspan_rec *s = &r->spans.recs[i];
@@ -91,13 +151,20 @@ static long match_records(struct poller *p, const char *data)
         hash128_bytes(data + s->off, s->len, &v->raw);
         v->kind = SNAPSHOT_RAW_HASH;
         v->child = NULL;
-        if (i + 1 < r->spans.n && span_id(data, s, id) &&
-            snapshot_raw_same(txn, &sc, id, &v->raw)) {
+        bool has_id = span_id(data, s, id);
+        if (i + 1 < r->spans.n && has_id && raw_same(r, map, txn, &sc, id, &v->raw)) {
             v->kind = SNAPSHOT_RAW_SAME;
             same++;
+        } else if (map && has_id) {
+            idmap_forget(&r->map, id, s->id_len);
+        } else if (map) {
+            stale = true; /* its id may still be valid once parsed (escapes) */
         }
     }
     store_txn_abort(txn);
+    if (stale) {
+        map_off(r);
+    }
     return same;
 }
 
@@ -157,6 +224,14 @@ static cJSON *assemble(struct poller *p, const char *data, const cJSON *parsed)
     return records;
 }
 
+/* The page goes the normal way (its records are applied without passing
+ * through match_records): the map could go stale. Returns false. */
+static bool raw_fallback(struct poller *p)
+{
+    map_off(&p->raw);
+    return false;
+}
+
 bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON **body_out,
                       cJSON **records_out)
 {
@@ -169,12 +244,12 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
     r->skipped = 0;
     if (len == 0 || poller__classify(resp) != OUTCOME_OK || !records_member(p, &member) ||
         jsonspan_records(data, len, member, id_field(p), &r->spans) != 0) {
-        return false;
+        return raw_fallback(p);
     }
     reserve(r, r->spans.n);
     long same = match_records(p, data);
     if (same < 0) {
-        return false;
+        return raw_fallback(p);
     }
     r->skipped = (unsigned)same;
     cJSON *body = NULL;
@@ -190,14 +265,14 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
     }
     if (rc != 0) {
         r->skipped = 0;
-        return false; /* the normal parse reports it */
+        return raw_fallback(p); /* the normal parse reports it */
     }
     const cJSON *parsed = member != NULL ? cJSON_GetObjectItemCaseSensitive(body, member) : body;
     cJSON *records = assemble(p, data, parsed);
     if (records == NULL) {
         json_arena_free(body);
         r->skipped = 0;
-        return false;
+        return raw_fallback(p);
     }
     r->n = r->spans.n;
     r->parsed = (unsigned)(r->n - r->skipped);
@@ -239,8 +314,15 @@ void poller__raw_scope(struct poller *p, struct snapshot_scope *sc)
     sc->raw_ud = &p->raw;
 }
 
+void poller__raw_cycle_reset(struct poller *p)
+{
+    idmap_finish(&p->raw.map);
+    p->raw.map_state = RAW_MAP_NONE;
+}
+
 void poller__raw_free(struct poller *p)
 {
+    idmap_finish(&p->raw.map);
     jsonspan_page_free(&p->raw.spans);
     if (p->raw.doc.max != 0) {
         buf_finish(&p->raw.doc);
