@@ -48,7 +48,7 @@ static void grow(struct idmap *m)
     size_t old_cap = m->cap;
     struct idmap_slot *old = m->slots;
     m->cap = old_cap ? old_cap * 2 : 1024;
-    m->slots = xcalloc(m->cap, sizeof(*m->slots));
+    m->slots = xcalloc_table(m->cap, sizeof(*m->slots));
     for (size_t i = 0; i < old_cap; i++) {
         if (old[i].key != 0) {
             *find(m, old[i].key) = old[i];
@@ -72,7 +72,7 @@ void idmap_reserve(struct idmap *m, size_t n)
     if (cap > m->cap) {
         free(m->slots);
         m->cap = cap;
-        m->slots = xcalloc(m->cap, sizeof(*m->slots));
+        m->slots = xcalloc_table(m->cap, sizeof(*m->slots));
     }
 }
 

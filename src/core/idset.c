@@ -59,7 +59,7 @@ static void grow(struct idset *s)
     size_t old_cap = s->cap;
     uint64_t *old = s->slots;
     s->cap = old_cap ? old_cap * 2 : 256;
-    s->slots = xcalloc(s->cap, sizeof(*s->slots));
+    s->slots = xcalloc_table(s->cap, sizeof(*s->slots));
     s->count = 0;
     for (size_t i = 0; i < old_cap; i++) {
         if (old[i] != 0) {
