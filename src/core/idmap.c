@@ -114,6 +114,13 @@ bool idmap_get(const struct idmap *m, const char *id, size_t len, struct hash128
     return true;
 }
 
+void idmap_prefetch(const struct idmap *m, const char *id, size_t len)
+{
+    if (m->cap != 0) {
+        __builtin_prefetch(&m->slots[key_of(id, len) & (m->cap - 1)]);
+    }
+}
+
 void idmap_forget(struct idmap *m, const char *id, size_t len)
 {
     if (m->cap == 0) {

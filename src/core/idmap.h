@@ -53,6 +53,9 @@ void idmap_finish(struct idmap *m);
 bool idmap_put(struct idmap *m, const char *id, size_t len, const struct hash128 *val);
 /* True with *val set when id has a known hash. */
 bool idmap_get(const struct idmap *m, const char *id, size_t len, struct hash128 *val);
+/* Starts loading id's slot into the cache (a hint: a later get of a batch
+ * of ids then waits for memory once, not once per id). */
+void idmap_prefetch(const struct idmap *m, const char *id, size_t len);
 /* Makes id's hash unknown (get answers false), if it is there. */
 void idmap_forget(struct idmap *m, const char *id, size_t len);
 

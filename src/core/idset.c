@@ -93,3 +93,10 @@ bool idset_contains(const struct idset *s, const char *id, size_t len)
         }
     }
 }
+
+void idset_prefetch(const struct idset *s, const char *id, size_t len)
+{
+    if (s->cap != 0) {
+        __builtin_prefetch(&s->slots[key_of(id, len) & (s->cap - 1)]);
+    }
+}

@@ -28,5 +28,7 @@ void idset_clear(struct idset *s);
 /* Adds id; returns true if it was not present. */
 bool idset_add(struct idset *s, const char *id, size_t len);
 bool idset_contains(const struct idset *s, const char *id, size_t len);
+/* Starts loading id's slot into the cache: a hint before an add or a lookup. */
+void idset_prefetch(const struct idset *s, const char *id, size_t len);
 
 #endif

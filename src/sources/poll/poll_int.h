@@ -70,6 +70,7 @@ struct poller_raw_rec {
     const cJSON *child;     /* the record's first member: identifies it (references share it) */
     struct hash128 raw;     /* XXH3-128 of its bytes */
     enum snapshot_raw kind; /* SAME (a stub stands for it) or HASH */
+    bool has_id;            /* its span holds a valid id (span_id) */
 };
 
 /* rawpage.c: the fast path's state, reused from page to page. */

@@ -142,20 +142,35 @@ static long match_records(struct poller *p, const char *data)
     /* snapshot_raw_same and snapshot_raw_each read only the key prefix of the scope. */
     struct snapshot_scope sc = {.prefix = p->prefix, .prefix_len = p->prefix_len};
     bool map = use_map(p, txn, &sc);
+    char id[RAW_ID_MAX + 1];
+    /* First the ids: their slots in the map and in `seen` (added to when the
+     * page is applied) are random, so ask for them all before waiting on any. */
+    for (size_t i = 0; i < r->spans.n; i++) {
+        const struct jsonspan_rec *s = &r->spans.recs[i];
+        r->v[i].has_id = span_id(data, s, id);
+        if (r->v[i].has_id) {
+            if (map) {
+                idmap_prefetch(&r->map, id, s->id_len);
+            }
+            idset_prefetch(&p->seen, id, s->id_len);
+        }
+    }
     bool stale = false; /* a record to apply that the map cannot name */
     long same = 0;
     for (size_t i = 0; i < r->spans.n; i++) {
         const struct jsonspan_rec *s = &r->spans.recs[i];
         struct poller_raw_rec *v = &r->v[i];
-        char id[RAW_ID_MAX + 1];
         hash128_bytes(data + s->off, s->len, &v->raw);
         v->kind = SNAPSHOT_RAW_HASH;
         v->child = NULL;
-        bool has_id = span_id(data, s, id);
-        if (i + 1 < r->spans.n && has_id && raw_same(r, map, txn, &sc, id, &v->raw)) {
+        if (v->has_id) {
+            memcpy(id, data + s->id_off, s->id_len);
+            id[s->id_len] = '\0';
+        }
+        if (i + 1 < r->spans.n && v->has_id && raw_same(r, map, txn, &sc, id, &v->raw)) {
             v->kind = SNAPSHOT_RAW_SAME;
             same++;
-        } else if (map && has_id) {
+        } else if (map && v->has_id) {
             idmap_forget(&r->map, id, s->id_len);
         } else if (map) {
             stale = true; /* its id may still be valid once parsed (escapes) */
@@ -209,8 +224,10 @@ static cJSON *assemble(struct poller *p, const char *data, const cJSON *parsed)
     for (size_t i = 0; i < r->spans.n; i++) {
         struct poller_raw_rec *v = &r->v[i];
         if (v->kind == SNAPSHOT_RAW_SAME) {
-            char id[RAW_ID_MAX + 1];
-            span_id(data, &r->spans.recs[i], id); /* true: it was looked up by it */
+            const struct jsonspan_rec *s = &r->spans.recs[i];
+            char id[RAW_ID_MAX + 1]; /* valid: it was looked up by it */
+            memcpy(id, data + s->id_off, s->id_len);
+            id[s->id_len] = '\0';
             cJSON *stub = cJSON_CreateObject();
             cJSON_AddStringToObject(stub, id_field(p), id);
             cJSON_AddItemToArray(records, stub);
