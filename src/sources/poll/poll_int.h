@@ -71,6 +71,10 @@ struct poller_raw_rec {
     struct hash128 raw;     /* XXH3-128 of its bytes */
     enum snapshot_raw kind; /* SAME (a stub stands for it) or HASH */
     bool has_id;            /* its span holds a valid id (span_id) */
+    /* SAME: the stub's one member {id_field: stub_id}, referenced (never owned) by the
+     * page's records array: no allocation per unchanged record. Valid until the next page. */
+    cJSON stub_member;
+    char stub_id[129];
 };
 
 /* rawpage.c: the fast path's state, reused from page to page. */

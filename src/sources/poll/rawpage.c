@@ -25,6 +25,7 @@
 
 /* Longest id worth looking up (diff_valid_record_id allows 128 bytes). */
 #define RAW_ID_MAX 128
+_Static_assert(sizeof(((struct poller_raw_rec *)0)->stub_id) == RAW_ID_MAX + 1, "stub_id");
 /* The shortened document's buffer is kept between pages up to this size. */
 #define RAW_DOC_KEEP (1u << 20)
 /* Largest scope whose raw hashes are read into a map (24 MiB of slots at
@@ -208,6 +209,25 @@ static void shorten(struct poller_raw *r, const char *data, size_t len)
 }
 
 /*
+ * Record i's stub {id_field: id}: a reference to an object whose one member
+ * lives in r->v[i] (its id is valid: it was looked up by it). cJSON_Delete
+ * of the records array frees the reference node only.
+ */
+static cJSON *stub(struct poller *p, const char *data, size_t i)
+{
+    const struct jsonspan_rec *s = &p->raw.spans.recs[i];
+    struct poller_raw_rec *v = &p->raw.v[i];
+    memcpy(v->stub_id, data + s->id_off, s->id_len);
+    v->stub_id[s->id_len] = '\0';
+    memset(&v->stub_member, 0, sizeof(v->stub_member));
+    v->stub_member.type = cJSON_String | cJSON_StringIsConst;
+    v->stub_member.valuestring = v->stub_id;
+    v->stub_member.string = (char *)id_field(p);
+    v->stub_member.prev = &v->stub_member; /* cJSON: a first child's prev is the last one */
+    return cJSON_CreateObjectReference(&v->stub_member);
+}
+
+/*
  * The page's records in order: a stub {id_field: id} for each SAME record,
  * a reference to the parsed one for the others. NULL if the parsed array
  * does not hold exactly the records sent to the parser.
@@ -224,14 +244,8 @@ static cJSON *assemble(struct poller *p, const char *data, const cJSON *parsed)
     for (size_t i = 0; i < r->spans.n; i++) {
         struct poller_raw_rec *v = &r->v[i];
         if (v->kind == SNAPSHOT_RAW_SAME) {
-            const struct jsonspan_rec *s = &r->spans.recs[i];
-            char id[RAW_ID_MAX + 1]; /* valid: it was looked up by it */
-            memcpy(id, data + s->id_off, s->id_len);
-            id[s->id_len] = '\0';
-            cJSON *stub = cJSON_CreateObject();
-            cJSON_AddStringToObject(stub, id_field(p), id);
-            cJSON_AddItemToArray(records, stub);
-            v->child = stub->child;
+            cJSON_AddItemToArray(records, stub(p, data, i));
+            v->child = &v->stub_member;
         } else {
             cJSON_AddItemReferenceToArray(records, (cJSON *)next);
             v->child = next->child;
