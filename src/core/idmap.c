@@ -27,6 +27,17 @@ static uint64_t key_of(const char *id, size_t len)
     return h ? h : 1;
 }
 
+uint64_t idmap_key(const char *id, size_t len)
+{
+    return key_of(id, len);
+}
+
+/* Whether one more entry would make the table more than 3/4 full. */
+static bool crowded(const struct idmap *m, size_t count)
+{
+    return count + 1 > m->cap / 4 * 3;
+}
+
 static bool unknown(const struct hash128 *v)
 {
     return v->lo == 0 && v->hi == 0;
@@ -66,7 +77,7 @@ void idmap_reserve(struct idmap *m, size_t n)
         n = m->max;
     }
     size_t cap = 1024;
-    while (cap / 2 < n) {
+    while (cap / 4 * 3 < n) {
         cap *= 2;
     }
     if (cap > m->cap) {
@@ -76,10 +87,9 @@ void idmap_reserve(struct idmap *m, size_t n)
     }
 }
 
-bool idmap_put(struct idmap *m, const char *id, size_t len, const struct hash128 *val)
+bool idmap_put_key(struct idmap *m, uint64_t k, const struct hash128 *val)
 {
-    uint64_t k = key_of(id, len);
-    if (m->cap == 0 || (m->count + 1) * 2 > m->cap) {
+    if (m->cap == 0 || crowded(m, m->count)) {
         if (m->max != 0 && m->count >= m->max) {
             return false;
         }
@@ -101,6 +111,11 @@ bool idmap_put(struct idmap *m, const char *id, size_t len, const struct hash128
     return true;
 }
 
+bool idmap_put(struct idmap *m, const char *id, size_t len, const struct hash128 *val)
+{
+    return idmap_put_key(m, key_of(id, len), val);
+}
+
 bool idmap_get(const struct idmap *m, const char *id, size_t len, struct hash128 *val)
 {
     if (m->cap == 0) {
@@ -114,11 +129,16 @@ bool idmap_get(const struct idmap *m, const char *id, size_t len, struct hash128
     return true;
 }
 
-void idmap_prefetch(const struct idmap *m, const char *id, size_t len)
+void idmap_prefetch_key(const struct idmap *m, uint64_t key)
 {
     if (m->cap != 0) {
-        __builtin_prefetch(&m->slots[key_of(id, len) & (m->cap - 1)]);
+        __builtin_prefetch(&m->slots[key & (m->cap - 1)]);
     }
+}
+
+void idmap_prefetch(const struct idmap *m, const char *id, size_t len)
+{
+    idmap_prefetch_key(m, key_of(id, len));
 }
 
 void idmap_forget(struct idmap *m, const char *id, size_t len)

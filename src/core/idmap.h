@@ -1,13 +1,13 @@
 /*
  * idmap: a map from record id to a 128-bit hash, kept as 64-bit hashes of
- * the ids in an open-addressing table (linear probing, load <= 1/2).
+ * the ids in an open-addressing table (linear probing, load <= 3/4).
  *
  * Used by the raw-bytes fast path (sources/poll/rawpage.c) to hold, for one
  * full enumeration, every snapshot entry's raw hash read in one sequential
  * pass, instead of one random LMDB lookup per record.
  *
- * Owns: its slot array (24 bytes a slot; 2x the entries at most, so about
- *   6 MiB for 100,000 ids); nothing else.
+ * Owns: its slot array (24 bytes a slot, a power of two of them, at most 3/4
+ *   full: 3 MiB for 100,000 ids); nothing else.
  * Invariants: an id is present with one hash, or absent. Two different ids
  *   whose 64-bit hashes collide (~n^2/2^65) are never confused: put of the
  *   second one (with another hash) leaves the slot "unknown": get then
@@ -53,6 +53,10 @@ void idmap_finish(struct idmap *m);
 bool idmap_put(struct idmap *m, const char *id, size_t len, const struct hash128 *val);
 /* True with *val set when id has a known hash. */
 bool idmap_get(const struct idmap *m, const char *id, size_t len, struct hash128 *val);
+/* The 64-bit key of id (the *_key variants take it: hash an id once). */
+uint64_t idmap_key(const char *id, size_t len);
+bool idmap_put_key(struct idmap *m, uint64_t key, const struct hash128 *val);
+void idmap_prefetch_key(const struct idmap *m, uint64_t key);
 /* Starts loading id's slot into the cache (a hint: a later get of a batch
  * of ids then waits for memory once, not once per id). */
 void idmap_prefetch(const struct idmap *m, const char *id, size_t len);

@@ -81,10 +81,36 @@ static void map_off(struct poller_raw *r)
     r->map_state = RAW_MAP_OFF;
 }
 
+/* Entries on their way into the map: their slots are random, so a batch is
+ * prefetched before it is stored (one wait for memory per batch). */
+#define FILL_BATCH 16
+struct map_fill {
+    struct idmap *m;
+    size_t n;
+    uint64_t key[FILL_BATCH];
+    struct hash128 raw[FILL_BATCH];
+};
+
+/* Stores the batch; false when the map is full. */
+static bool fill_flush(struct map_fill *f)
+{
+    bool ok = true;
+    for (size_t i = 0; i < f->n && ok; i++) {
+        ok = idmap_put_key(f->m, f->key[i], &f->raw[i]);
+    }
+    f->n = 0;
+    return ok;
+}
+
 /* snapshot_raw_each: one entry into the map; a full map stops the walk. */
 static int map_add(const char *id, size_t idlen, const struct hash128 *raw, void *ud)
 {
-    return idmap_put(ud, id, idlen, raw) ? 0 : 1;
+    struct map_fill *f = ud;
+    uint64_t k = idmap_key(id, idlen);
+    idmap_prefetch_key(f->m, k);
+    f->key[f->n] = k;
+    f->raw[f->n++] = *raw;
+    return f->n < FILL_BATCH || fill_flush(f) ? 0 : 1;
 }
 
 /*
@@ -106,7 +132,11 @@ static bool use_map(struct poller *p, struct store_txn *txn, const struct snapsh
     if (p->max_total > 0) { /* the count the API claims: room for it at once */
         idmap_reserve(&r->map, p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX);
     }
-    int rc = snapshot_raw_each(txn, sc, map_add, &r->map);
+    struct map_fill fill = {.m = &r->map};
+    int rc = snapshot_raw_each(txn, sc, map_add, &fill);
+    if (rc == 0 && !fill_flush(&fill)) {
+        rc = 1; /* full */
+    }
     if (rc != 0) {
         idmap_finish(&r->map);
         r->map_state = RAW_MAP_OFF;
