@@ -130,7 +130,9 @@ static bool use_map(struct poller *p, struct store_txn *txn, const struct snapsh
     }
     idmap_init(&r->map, RAW_MAP_MAX);
     if (p->max_total > 0) { /* the count the API claims: room for it at once */
-        idmap_reserve(&r->map, p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX);
+        size_t n = p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX;
+        idmap_reserve(&r->map, n);
+        idset_reserve(&p->seen, n); /* every id will be seen: no doubling on the way */
     }
     struct map_fill fill = {.m = &r->map};
     int rc = snapshot_raw_each(txn, sc, map_add, &fill);
