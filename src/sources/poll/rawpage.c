@@ -140,23 +140,23 @@ static bool use_map(struct poller *p, struct store_txn *txn, const struct snapsh
         rc = 1; /* full */
     }
     if (rc != 0) {
-        idmap_finish(&r->map);
-        r->map_state = RAW_MAP_OFF;
+        map_off(r); /* unreadable, or too big: the lookups answer */
         return false;
     }
     r->map_state = RAW_MAP_READY;
     return true;
 }
 
-/* Whether the entry of id (a valid id) holds raw as its raw hash. */
+/* Whether the entry of id (a valid id of idlen bytes) holds raw as its raw hash. */
 static bool raw_same(struct poller_raw *r, bool map, struct store_txn *txn,
-                     const struct snapshot_scope *sc, const char *id, const struct hash128 *raw)
+                     const struct snapshot_scope *sc, const char *id, size_t idlen,
+                     const struct hash128 *raw)
 {
     if (!map) {
         return snapshot_raw_same(txn, sc, id, raw);
     }
     struct hash128 stored;
-    return idmap_get(&r->map, id, strlen(id), &stored) && hash128_eq(&stored, raw);
+    return idmap_get(&r->map, id, idlen, &stored) && hash128_eq(&stored, raw);
 }
 
 /*
@@ -200,7 +200,7 @@ static long match_records(struct poller *p, const char *data)
             memcpy(id, data + s->id_off, s->id_len);
             id[s->id_len] = '\0';
         }
-        if (i + 1 < r->spans.n && v->has_id && raw_same(r, map, txn, &sc, id, &v->raw)) {
+        if (i + 1 < r->spans.n && v->has_id && raw_same(r, map, txn, &sc, id, s->id_len, &v->raw)) {
             v->kind = SNAPSHOT_RAW_SAME;
             same++;
         } else if (map && v->has_id) {
