@@ -54,12 +54,13 @@ static bool insert_key(struct idset *s, uint64_t k)
     }
 }
 
-static void grow(struct idset *s)
+/* Rehashes into a table of new_cap slots (a power of two, more than 2 * count). */
+static void resize(struct idset *s, size_t new_cap)
 {
     size_t old_cap = s->cap;
     uint64_t *old = s->slots;
-    s->cap = old_cap ? old_cap * 2 : 256;
-    s->slots = xcalloc(s->cap, sizeof(*s->slots));
+    s->cap = new_cap;
+    s->slots = xcalloc_table(s->cap, sizeof(*s->slots));
     s->count = 0;
     for (size_t i = 0; i < old_cap; i++) {
         if (old[i] != 0) {
@@ -67,6 +68,22 @@ static void grow(struct idset *s)
         }
     }
     free(old);
+}
+
+static void grow(struct idset *s)
+{
+    resize(s, s->cap ? s->cap * 2 : 256);
+}
+
+void idset_reserve(struct idset *s, size_t n)
+{
+    size_t cap = s->cap ? s->cap : 256;
+    while (cap / 2 < n) {
+        cap *= 2;
+    }
+    if (cap > s->cap) {
+        resize(s, cap);
+    }
 }
 
 bool idset_add(struct idset *s, const char *id, size_t len)
@@ -91,5 +108,12 @@ bool idset_contains(const struct idset *s, const char *id, size_t len)
         if (s->slots[i] == 0) {
             return false;
         }
+    }
+}
+
+void idset_prefetch(const struct idset *s, const char *id, size_t len)
+{
+    if (s->cap != 0) {
+        __builtin_prefetch(&s->slots[key_of(id, len) & (s->cap - 1)]);
     }
 }

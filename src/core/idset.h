@@ -25,8 +25,12 @@ struct idset {
 void idset_init(struct idset *s);
 void idset_finish(struct idset *s);
 void idset_clear(struct idset *s);
+/* Room for n ids in all without growing (one table instead of doubling to it). */
+void idset_reserve(struct idset *s, size_t n);
 /* Adds id; returns true if it was not present. */
 bool idset_add(struct idset *s, const char *id, size_t len);
 bool idset_contains(const struct idset *s, const char *id, size_t len);
+/* Starts loading id's slot into the cache: a hint before an add or a lookup. */
+void idset_prefetch(const struct idset *s, const char *id, size_t len);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -38,6 +39,30 @@ void *xcalloc(size_t count, size_t size)
     if (p == NULL) {
         oom(count * size);
     }
+    return p;
+}
+
+/* Transparent huge pages come in 2 MiB units on x86-64 and arm64 (4K pages). */
+#define HUGE_UNIT ((size_t)2 << 20)
+
+void *xcalloc_table(size_t count, size_t size)
+{
+    if (size != 0 && count > SIZE_MAX / size) {
+        oom(SIZE_MAX);
+    }
+    size_t bytes = count * size;
+    if (bytes < HUGE_UNIT) {
+        return xcalloc(count, size);
+    }
+    size_t rounded = (bytes + HUGE_UNIT - 1) & ~(HUGE_UNIT - 1);
+    void *p = aligned_alloc(HUGE_UNIT, rounded);
+    if (p == NULL) {
+        oom(rounded);
+    }
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint: without it, 4K pages */
+#endif
+    memset(p, 0, bytes);
     return p;
 }
 

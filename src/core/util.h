@@ -78,6 +78,14 @@ static inline bool ascii_is_blank(char c)
 void *xmalloc(size_t size);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *ptr, size_t size);
+/*
+ * xcalloc for a big hash table probed at random (idset, idmap): from 2 MiB
+ * up, the memory is 2 MiB-aligned and marked MADV_HUGEPAGE, so that the
+ * kernel may back it with huge pages (transparent_hugepage = madvise):
+ * random probes then miss the TLB and fault far less (measured ~10x cheaper
+ * on 6 MiB). Zeroed; free with free().
+ */
+void *xcalloc_table(size_t count, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Returns a newly allocated formatted string. */

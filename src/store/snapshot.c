@@ -507,6 +507,19 @@ int snapshot_apply_records(struct store_txn *txn, const struct snapshot_scope *s
     return store_txn_error(txn);
 }
 
+/* The raw hash an index entry vouches for (current format, SNAP_RAW, no
+ * deletion held): what snapshot_raw_same and snapshot_raw_each accept. */
+static bool entry_raw(const void *val, size_t vlen, struct hash128 *raw)
+{
+    struct snap_entry e;
+    if (diff_snap_decode(val, vlen, &e) != 0 || e.format != DIFF_SNAP_FORMAT ||
+        (e.flags & (SNAP_RAW | SNAP_MISSING)) != SNAP_RAW) {
+        return false;
+    }
+    *raw = e.raw;
+    return true;
+}
+
 bool snapshot_raw_same(struct store_txn *txn, const struct snapshot_scope *sc,
                        const char *record_id, const struct hash128 *raw)
 {
@@ -514,10 +527,36 @@ bool snapshot_raw_same(struct store_txn *txn, const struct snapshot_scope *sc,
     size_t klen = make_key(sc, record_id, key);
     const void *val = NULL;
     size_t vlen = 0;
-    struct snap_entry e;
+    struct hash128 stored;
     return klen > 0 && store_get(txn, STORE_SNAP, key, klen, &val, &vlen) == 0 &&
-           diff_snap_decode(val, vlen, &e) == 0 && e.format == DIFF_SNAP_FORMAT &&
-           (e.flags & (SNAP_RAW | SNAP_MISSING)) == SNAP_RAW && hash128_eq(&e.raw, raw);
+           entry_raw(val, vlen, &stored) && hash128_eq(&stored, raw);
+}
+
+int snapshot_raw_each(struct store_txn *txn, const struct snapshot_scope *sc,
+                      snapshot_raw_fn fn, void *ud)
+{
+    struct store_cursor *cur = NULL;
+    int rc = store_cursor_open(txn, STORE_SNAP, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+    const void *key = NULL;
+    const void *val = NULL;
+    size_t klen = 0;
+    size_t vlen = 0;
+    rc = store_cursor_seek(cur, sc->prefix, sc->prefix_len, &key, &klen, &val, &vlen);
+    while (rc == 0 && klen >= sc->prefix_len && memcmp(key, sc->prefix, sc->prefix_len) == 0) {
+        struct hash128 raw;
+        if (klen > sc->prefix_len && entry_raw(val, vlen, &raw)) {
+            rc = fn((const char *)key + sc->prefix_len, klen - sc->prefix_len, &raw, ud);
+            if (rc != 0) {
+                break;
+            }
+        }
+        rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+    }
+    store_cursor_close(cur);
+    return rc == -ENOENT ? 0 : rc;
 }
 
 int snapshot_delete(struct store_txn *txn, const struct snapshot_scope *sc, const char *record_id,

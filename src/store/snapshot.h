@@ -108,6 +108,19 @@ int snapshot_apply_records(struct store_txn *txn, const struct snapshot_scope *s
 bool snapshot_raw_same(struct store_txn *txn, const struct snapshot_scope *sc,
                        const char *record_id, const struct hash128 *raw);
 
+/* snapshot_raw_each's visitor: a record id (not NUL-terminated) and the raw
+ * hash its entry vouches for. Nonzero stops the walk with that value. */
+typedef int (*snapshot_raw_fn)(const char *id, size_t idlen, const struct hash128 *raw, void *ud);
+
+/*
+ * Calls fn, in key order, for every entry of the scope that snapshot_raw_same
+ * would accept with its raw hash: one sequential pass instead of a lookup per
+ * record (a full enumeration's fast path). Returns 0, a store error, or fn's
+ * nonzero value. Read-only; any txn.
+ */
+int snapshot_raw_each(struct store_txn *txn, const struct snapshot_scope *sc,
+                      snapshot_raw_fn fn, void *ud);
+
 /*
  * Removes record_id from the scope and emits `deleted` with the last known
  * copy (unless silent or not in emit). -ENOENT if it is not there.

@@ -8,7 +8,11 @@
  * page's order, count and ids (paging and the deletion phase see every
  * record); a held deletion, a format-1 entry and an id with an escape never
  * skip the parse; malformed pages, dotted record paths and single records
- * take the normal path; records at the root work too.
+ * take the normal path; records at the root work too. From a full
+ * enumeration's second page on, the map of the scope's raw hashes answers
+ * instead of the lookups, and stays true: a record applied earlier in the
+ * cycle is never skipped on stale bytes, a page that went the normal way
+ * turns the map off, an incremental cycle never builds it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -330,6 +334,82 @@ static void test_root_array(void)
     teardown(&f);
 }
 
+/* The map of raw hashes (a full enumeration from its second page on). */
+static void test_map(void)
+{
+    struct fixture f;
+    setup(&f, "map", "contacts");
+    char ids[256];
+    const char *p1 = "{\"contacts\":[" REC_A "," REC_B "," REC_C "],\"total\":3}";
+    const char *p2 = "{\"contacts\":[" REC_B2 "," REC_C "],\"total\":3}";
+    struct snapshot_stats st = page(&f, p1, true, ids, sizeof(ids)); /* baseline, page 1 */
+    check_stats(&st, 3, 0, 0, 3);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_NONE);
+
+    /* Page 2 of a cycle: the map is read and answers; the same bytes skip. */
+    f.p.page = 1;
+    st = page(&f, p1, true, ids, sizeof(ids));
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_READY);
+    CHECK_INT(f.p.raw.map.count, 3);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.parsed, 1);
+    CHECK_STR(ids, "a b c");
+
+    /* b changes on one page, then shows its old bytes again in the same
+     * cycle: the map forgot b when it was applied, so the old bytes are
+     * parsed and compared with the stored (new) content: an event. */
+    f.p.page = 2;
+    st = page(&f, p2, true, NULL, 0);
+    check_stats(&st, 0, 1, 1, 1);
+    f.p.page = 3;
+    st = page(&f, p1, true, NULL, 0);
+    check_stats(&st, 0, 1, 2, 1);
+    CHECK_INT(f.p.raw.parsed, 2); /* b and the last record */
+    check_raw(&f, "b", REC_B);
+
+    /* A new id on a later page is created (the map does not know it). */
+    f.p.page = 4;
+    st = page(&f, "{\"contacts\":[{\"id\":\"n\"}," REC_C "]}", true, NULL, 0);
+    check_stats(&st, 1, 0, 1, 1);
+
+    /* A page that goes the normal way turns the map off for the cycle; the
+     * lookups still skip what is unchanged. */
+    f.def.records = (char *)"contacts.x";
+    st = page(&f, "{\"contacts\":{\"x\":[" REC_B2 "]}}", false, NULL, 0);
+    check_stats(&st, 0, 1, 0, 1);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_OFF);
+    f.def.records = (char *)"contacts";
+    st = page(&f, p1, true, NULL, 0);
+    check_stats(&st, 0, 1, 2, 1); /* b's old bytes again: seen by the lookup */
+    CHECK_INT(f.p.raw.parsed, 2);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_OFF);
+
+    /* A new cycle: the map is rebuilt, from its second page only. */
+    poller__raw_cycle_reset(&f.p);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_NONE);
+    f.p.page = 0;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_NONE);
+    CHECK_INT(f.p.raw.parsed, 1);
+
+    /* An incremental cycle never builds it. */
+    f.p.page = 1;
+    f.p.incr_cycle = true;
+    st = page(&f, p1, true, NULL, 0);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_NONE);
+    f.p.incr_cycle = false;
+
+    /* A record the scanner cannot name (an escaped key) may still carry an
+     * id once parsed: applying it turns the map off. */
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_READY);
+    st = page(&f, "{\"contacts\":[{\"i\\u0064\":\"b\",\"name\":\"Bo\"}," REC_C "]}", true, NULL, 0);
+    check_stats(&st, 0, 0, 2, 0);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_OFF);
+    teardown(&f);
+}
+
 int main(void)
 {
     json_arena_install();
@@ -337,6 +417,7 @@ int main(void)
     test_never_skipped();
     test_not_eligible();
     test_root_array();
+    test_map();
     json_scratch_release();
     return test_done("rawpage");
 }

@@ -59,6 +59,7 @@ static void cycle_reset(struct poller *p)
     p->gone_by_id = false;
     paging_cursor_reset(&p->cursor);
     idset_clear(&p->seen);
+    poller__raw_cycle_reset(p);
     memset(&p->cstats, 0, sizeof(p->cstats));
     free(p->scan_key);
     p->scan_key = NULL;
@@ -83,6 +84,7 @@ static uint64_t jitter(uint64_t every)
 
 static void cycle_end(struct poller *p, bool ok)
 {
+    poller__raw_cycle_reset(p); /* the map of raw hashes lives for one cycle */
     p->busy = false;
     p->pending = NULL;
     uint64_t every = p->tc->every_ms;

@@ -26,6 +26,7 @@
 #include "catalog.h"
 #include "hash.h"
 #include "http.h"
+#include "idmap.h"
 #include "idset.h"
 #include "jsonspan.h"
 #include "location.h"
@@ -70,6 +71,11 @@ struct poller_raw_rec {
     const cJSON *child;     /* the record's first member: identifies it (references share it) */
     struct hash128 raw;     /* XXH3-128 of its bytes */
     enum snapshot_raw kind; /* SAME (a stub stands for it) or HASH */
+    bool has_id;            /* its span holds a valid id (span_id) */
+    /* SAME: the stub's one member {id_field: stub_id}, referenced (never owned) by the
+     * page's records array: no allocation per unchanged record. Valid until the next page. */
+    cJSON stub_member;
+    char stub_id[129];
 };
 
 /* rawpage.c: the fast path's state, reused from page to page. */
@@ -83,6 +89,10 @@ struct poller_raw {
     bool active;                /* the current page's records came from poller__raw_page */
     unsigned parsed;            /* records of the last page that were parsed (tests, logs) */
     unsigned skipped;           /* records of the last page whose bytes matched */
+    /* A full enumeration's raw hashes of the scope (read once, then kept up to
+     * date): valid only while map_state is RAW_MAP_READY, for this cycle. */
+    struct idmap map;
+    enum { RAW_MAP_NONE, RAW_MAP_READY, RAW_MAP_OFF } map_state;
 };
 
 struct poller {
@@ -285,7 +295,9 @@ enum outcome poller__classify(const struct http_response *resp);
  * rawpage.c, the raw-bytes fast path of an enumeration's page (a list whose
  * records are the body or one top-level member): each record's byte span
  * is found (jsonspan.h) and hashed (XXH3); a record whose bytes hash as its
- * snapshot entry's raw hash (snapshot_raw_same) is not parsed: a stub
+ * snapshot entry's raw hash (snapshot_raw_same; in a full enumeration,
+ * from its second page on, a map of the scope's raw hashes read once in
+ * key order, see rawpage.c) is not parsed: a stub
  * {id_field: id} stands for it. The other records, and always the last one
  * (paging may read it), are parsed with the rest of the page as one
  * shortened document in the page arena. On success *body (the page: free
@@ -301,6 +313,8 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
                       cJSON **records);
 /* Installs the current page's raw_of into sc (when p->raw.active); restarts its lookup. */
 void poller__raw_scope(struct poller *p, struct snapshot_scope *sc);
+/* A cycle starts or ends: forgets the cycle's raw hashes (their memory). */
+void poller__raw_cycle_reset(struct poller *p);
 /* Frees the fast path's buffers (poller_free). */
 void poller__raw_free(struct poller *p);
 

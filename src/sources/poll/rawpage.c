@@ -19,13 +19,18 @@
 #include <string.h>
 
 #include "diff.h"
+#include "idmap.h"
 #include "json.h"
 #include "util.h"
 
 /* Longest id worth looking up (diff_valid_record_id allows 128 bytes). */
 #define RAW_ID_MAX 128
+_Static_assert(sizeof(((struct poller_raw_rec *)0)->stub_id) == RAW_ID_MAX + 1, "stub_id");
 /* The shortened document's buffer is kept between pages up to this size. */
 #define RAW_DOC_KEEP (1u << 20)
+/* Largest scope whose raw hashes are read into a map (24 MiB of slots at
+ * most); a bigger one is looked up record by record. */
+#define RAW_MAP_MAX (1u << 19)
 
 static const char *id_field(const struct poller *p)
 {
@@ -69,10 +74,96 @@ static bool span_id(const char *data, const struct jsonspan_rec *s, char out[RAW
     return diff_valid_record_id(out);
 }
 
+/* The map is no longer kept up to date: off for the rest of the cycle. */
+static void map_off(struct poller_raw *r)
+{
+    idmap_finish(&r->map);
+    r->map_state = RAW_MAP_OFF;
+}
+
+/* Entries on their way into the map: their slots are random, so a batch is
+ * prefetched before it is stored (one wait for memory per batch). */
+#define FILL_BATCH 16
+struct map_fill {
+    struct idmap *m;
+    size_t n;
+    uint64_t key[FILL_BATCH];
+    struct hash128 raw[FILL_BATCH];
+};
+
+/* Stores the batch; false when the map is full. */
+static bool fill_flush(struct map_fill *f)
+{
+    bool ok = true;
+    for (size_t i = 0; i < f->n && ok; i++) {
+        ok = idmap_put_key(f->m, f->key[i], &f->raw[i]);
+    }
+    f->n = 0;
+    return ok;
+}
+
+/* snapshot_raw_each: one entry into the map; a full map stops the walk. */
+static int map_add(const char *id, size_t idlen, const struct hash128 *raw, void *ud)
+{
+    struct map_fill *f = ud;
+    uint64_t k = idmap_key(id, idlen);
+    idmap_prefetch_key(f->m, k);
+    f->key[f->n] = k;
+    f->raw[f->n++] = *raw;
+    return f->n < FILL_BATCH || fill_flush(f) ? 0 : 1;
+}
+
+/*
+ * Whether the map answers this page's lookups. A full enumeration looks up
+ * every entry of the scope: from its second page on (one page may be all
+ * there is), the scope's raw hashes are read once, in key order, instead
+ * of one random B-tree descent per record (most of a no-change poll's CPU).
+ * The map stays true because every page of the cycle passes through here
+ * and forgets its records that will be applied (match_records); a page that
+ * does not (poller__raw_page falls back) turns it off for the cycle.
+ */
+static bool use_map(struct poller *p, struct store_txn *txn, const struct snapshot_scope *sc)
+{
+    struct poller_raw *r = &p->raw;
+    if (r->map_state != RAW_MAP_NONE || p->incr_cycle || p->page == 0) {
+        return r->map_state == RAW_MAP_READY;
+    }
+    idmap_init(&r->map, RAW_MAP_MAX);
+    if (p->max_total > 0) { /* the count the API claims: room for it at once */
+        size_t n = p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX;
+        idmap_reserve(&r->map, n);
+        idset_reserve(&p->seen, n); /* every id will be seen: no doubling on the way */
+    }
+    struct map_fill fill = {.m = &r->map};
+    int rc = snapshot_raw_each(txn, sc, map_add, &fill);
+    if (rc == 0 && !fill_flush(&fill)) {
+        rc = 1; /* full */
+    }
+    if (rc != 0) {
+        map_off(r); /* unreadable, or too big: the lookups answer */
+        return false;
+    }
+    r->map_state = RAW_MAP_READY;
+    return true;
+}
+
+/* Whether the entry of id (a valid id of idlen bytes) holds raw as its raw hash. */
+static bool raw_same(struct poller_raw *r, bool map, struct store_txn *txn,
+                     const struct snapshot_scope *sc, const char *id, size_t idlen,
+                     const struct hash128 *raw)
+{
+    if (!map) {
+        return snapshot_raw_same(txn, sc, id, raw);
+    }
+    struct hash128 stored;
+    return idmap_get(&r->map, id, idlen, &stored) && hash128_eq(&stored, raw);
+}
+
 /*
  * Hashes every record's bytes and marks SAME those whose entry has that raw
- * hash, except the last record (paging may read its fields). Returns the
- * number marked, or -1 when the store cannot be read.
+ * hash, except the last record (paging may read its fields). The others
+ * will be applied: the map forgets them (their entries may change). Returns
+ * the number marked, or -1 when the store cannot be read.
  */
 static long match_records(struct poller *p, const char *data)
 {
@@ -81,23 +172,47 @@ static long match_records(struct poller *p, const char *data)
     if (store_txn_begin(p->env.store, false, &txn) != 0) {
         return -1;
     }
-    /* snapshot_raw_same reads only the key prefix of the scope. */
+    /* snapshot_raw_same and snapshot_raw_each read only the key prefix of the scope. */
     struct snapshot_scope sc = {.prefix = p->prefix, .prefix_len = p->prefix_len};
+    bool map = use_map(p, txn, &sc);
+    char id[RAW_ID_MAX + 1];
+    /* First the ids: their slots in the map and in `seen` (added to when the
+     * page is applied) are random, so ask for them all before waiting on any. */
+    for (size_t i = 0; i < r->spans.n; i++) {
+        const struct jsonspan_rec *s = &r->spans.recs[i];
+        r->v[i].has_id = span_id(data, s, id);
+        if (r->v[i].has_id) {
+            if (map) {
+                idmap_prefetch(&r->map, id, s->id_len);
+            }
+            idset_prefetch(&p->seen, id, s->id_len);
+        }
+    }
+    bool stale = false; /* a record to apply that the map cannot name */
     long same = 0;
     for (size_t i = 0; i < r->spans.n; i++) {
         const struct jsonspan_rec *s = &r->spans.recs[i];
         struct poller_raw_rec *v = &r->v[i];
-        char id[RAW_ID_MAX + 1];
         hash128_bytes(data + s->off, s->len, &v->raw);
         v->kind = SNAPSHOT_RAW_HASH;
         v->child = NULL;
-        if (i + 1 < r->spans.n && span_id(data, s, id) &&
-            snapshot_raw_same(txn, &sc, id, &v->raw)) {
+        if (v->has_id) {
+            memcpy(id, data + s->id_off, s->id_len);
+            id[s->id_len] = '\0';
+        }
+        if (i + 1 < r->spans.n && v->has_id && raw_same(r, map, txn, &sc, id, s->id_len, &v->raw)) {
             v->kind = SNAPSHOT_RAW_SAME;
             same++;
+        } else if (map && v->has_id) {
+            idmap_forget(&r->map, id, s->id_len);
+        } else if (map) {
+            stale = true; /* its id may still be valid once parsed (escapes) */
         }
     }
     store_txn_abort(txn);
+    if (stale) {
+        map_off(r);
+    }
     return same;
 }
 
@@ -126,6 +241,25 @@ static void shorten(struct poller_raw *r, const char *data, size_t len)
 }
 
 /*
+ * Record i's stub {id_field: id}: a reference to an object whose one member
+ * lives in r->v[i] (its id is valid: it was looked up by it). cJSON_Delete
+ * of the records array frees the reference node only.
+ */
+static cJSON *stub(struct poller *p, const char *data, size_t i)
+{
+    const struct jsonspan_rec *s = &p->raw.spans.recs[i];
+    struct poller_raw_rec *v = &p->raw.v[i];
+    memcpy(v->stub_id, data + s->id_off, s->id_len);
+    v->stub_id[s->id_len] = '\0';
+    memset(&v->stub_member, 0, sizeof(v->stub_member));
+    v->stub_member.type = cJSON_String | cJSON_StringIsConst;
+    v->stub_member.valuestring = v->stub_id;
+    v->stub_member.string = (char *)id_field(p);
+    v->stub_member.prev = &v->stub_member; /* cJSON: a first child's prev is the last one */
+    return cJSON_CreateObjectReference(&v->stub_member);
+}
+
+/*
  * The page's records in order: a stub {id_field: id} for each SAME record,
  * a reference to the parsed one for the others. NULL if the parsed array
  * does not hold exactly the records sent to the parser.
@@ -142,12 +276,8 @@ static cJSON *assemble(struct poller *p, const char *data, const cJSON *parsed)
     for (size_t i = 0; i < r->spans.n; i++) {
         struct poller_raw_rec *v = &r->v[i];
         if (v->kind == SNAPSHOT_RAW_SAME) {
-            char id[RAW_ID_MAX + 1];
-            span_id(data, &r->spans.recs[i], id); /* true: it was looked up by it */
-            cJSON *stub = cJSON_CreateObject();
-            cJSON_AddStringToObject(stub, id_field(p), id);
-            cJSON_AddItemToArray(records, stub);
-            v->child = stub->child;
+            cJSON_AddItemToArray(records, stub(p, data, i));
+            v->child = &v->stub_member;
         } else {
             cJSON_AddItemReferenceToArray(records, (cJSON *)next);
             v->child = next->child;
@@ -155,6 +285,14 @@ static cJSON *assemble(struct poller *p, const char *data, const cJSON *parsed)
         }
     }
     return records;
+}
+
+/* The page goes the normal way (its records are applied without passing
+ * through match_records): the map could go stale. Returns false. */
+static bool raw_fallback(struct poller *p)
+{
+    map_off(&p->raw);
+    return false;
 }
 
 bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON **body_out,
@@ -169,12 +307,12 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
     r->skipped = 0;
     if (len == 0 || poller__classify(resp) != OUTCOME_OK || !records_member(p, &member) ||
         jsonspan_records(data, len, member, id_field(p), &r->spans) != 0) {
-        return false;
+        return raw_fallback(p);
     }
     reserve(r, r->spans.n);
     long same = match_records(p, data);
     if (same < 0) {
-        return false;
+        return raw_fallback(p);
     }
     r->skipped = (unsigned)same;
     cJSON *body = NULL;
@@ -190,14 +328,14 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
     }
     if (rc != 0) {
         r->skipped = 0;
-        return false; /* the normal parse reports it */
+        return raw_fallback(p); /* the normal parse reports it */
     }
     const cJSON *parsed = member != NULL ? cJSON_GetObjectItemCaseSensitive(body, member) : body;
     cJSON *records = assemble(p, data, parsed);
     if (records == NULL) {
         json_arena_free(body);
         r->skipped = 0;
-        return false;
+        return raw_fallback(p);
     }
     r->n = r->spans.n;
     r->parsed = (unsigned)(r->n - r->skipped);
@@ -239,8 +377,15 @@ void poller__raw_scope(struct poller *p, struct snapshot_scope *sc)
     sc->raw_ud = &p->raw;
 }
 
+void poller__raw_cycle_reset(struct poller *p)
+{
+    idmap_finish(&p->raw.map);
+    p->raw.map_state = RAW_MAP_NONE;
+}
+
 void poller__raw_free(struct poller *p)
 {
+    idmap_finish(&p->raw.map);
     jsonspan_page_free(&p->raw.spans);
     if (p->raw.doc.max != 0) {
         buf_finish(&p->raw.doc);
