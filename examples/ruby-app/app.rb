@@ -238,7 +238,8 @@ module RubyApp
         out["tags"] = JSON.parse(out["tags"]) if out.key?("tags")
         out["custom"] = JSON.parse(out["custom"]) if out.key?("custom")
         out["done"] = out["done"] == 1 if out.key?("done")
-        out
+        stamps = out.slice("created_at", "updated_at")  # last, after the fields
+        out.except(*stamps.keys).merge(stamps)
       end
 
       def find(table, id)
@@ -293,7 +294,8 @@ module RubyApp
 
       # A create under an Idempotency-Key: the key's first 2xx answer is
       # stored in the create's own transaction, and a retry with the same key
-      # and request gets that answer again instead of a second record.
+      # and request gets that answer again instead of a second record. The
+      # block must check everything before it writes: a halt commits.
       def idempotent_create
         key = request.env["HTTP_IDEMPOTENCY_KEY"]
         digest = Digest::SHA256.hexdigest("#{request.path_info}\n#{raw_body}")
@@ -330,9 +332,11 @@ module RubyApp
     get("/customers") { list("customers") }
     get("/customers/:id") { reply(200, shape(find("customers", params["id"]))) }
 
+    # Checks run inside idempotent_create, so a replay answers as the first
+    # time did even if the customer has gone since.
     post "/customers" do
-      values = clean(body_object, CUSTOMER_FIELDS)
       idempotent_create do
+        values = clean(body_object, CUSTOMER_FIELDS)
         unique_email!(values["email"])
         insert("customers", "cus", values)
       end
@@ -378,10 +382,12 @@ module RubyApp
     get("/todos/:id") { reply(200, shape(find("todos", params["id"]))) }
 
     post "/customers/:id/todos" do
-      customer = find("customers", params["id"])
-      values = clean(body_object, TODO_FIELDS)
-      fail!(400, "title is required", "title") unless values.key?("title")
-      idempotent_create { insert("todos", "todo", values.merge("customer_id" => customer["id"])) }
+      idempotent_create do
+        customer = find("customers", params["id"])
+        values = clean(body_object, TODO_FIELDS)
+        fail!(400, "title is required", "title") unless values.key?("title")
+        insert("todos", "todo", values.merge("customer_id" => customer["id"]))
+      end
     end
 
     patch "/todos/:id" do

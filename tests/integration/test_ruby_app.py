@@ -8,21 +8,23 @@ started on an ephemeral port with a temporary SQLite database.
 - test_paging: 120 customers with limit 50 come back each exactly once in
   updated_at order, in pages of 50, 50, 20, next_cursor null at the end.
 - test_updated_since: only records updated at or after the mark.
-- test_updated_at_increases: rapid writes get strictly increasing
-  updated_at; a PATCH moves the record to the end of the list.
+- test_updated_at_increases: rapid writes, and concurrent ones, get strictly
+  increasing updated_at; a PATCH moves the record to the end of the list.
 - test_delete_cascades: deleting a customer deletes its todos, and both show
   in /deleted (since, kind, paging).
 - test_errors: duplicate email 409 with the holder's id; validation 400
   (bad email, unknown field, read-only field, bad JSON, bad cursor) with a
   JSON body; unknown routes 404 JSON.
 - test_idempotency: a replayed Idempotency-Key returns the same record and
-  makes no second row; the same key with another body is 422.
+  makes no second row, even after the records were deleted; the same key
+  with another body is 422; a key whose create failed is free to retry.
 - test_log_counts_writes: /_log records each request with its status; the
   writes it counts are exactly the ones made.
 
 Without ruby and its Debian packages the test skips (exit 77), or fails when
 CI is set.
 """
+import concurrent.futures
 import json
 import os
 import shutil
@@ -216,9 +218,15 @@ class RubyAppTest(unittest.TestCase):
             stamps.append(self.app.ok("POST", f"/customers/{c['id']}/todos", {"title": f"t{i}"}, 201)["updated_at"])
         self.assertEqual(len(set(stamps)), len(stamps))
         self.assertEqual(stamps, sorted(stamps))
+        # Concurrent clients too: one clock, no two writes with one time.
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            made = list(pool.map(lambda n: self.customer(n)["updated_at"], range(100, 140)))
+        self.assertEqual(len(set(made)), 40)
+        self.assertGreater(min(made), max(stamps))
         d = self.customer(2)
         self.app.ok("PATCH", f"/customers/{c['id']}", {"company": "last"})
-        self.assertEqual([r["id"] for r in self.app.ok("GET", "/customers")["data"]], [d["id"], c["id"]])
+        self.assertEqual([r["id"] for r in self.app.ok("GET", "/customers")["data"]][-2:],
+                         [d["id"], c["id"]])
 
     def test_delete_cascades(self):
         keep = self.customer(0)
@@ -286,8 +294,19 @@ class RubyAppTest(unittest.TestCase):
         t2 = self.app.ok("POST", f"/customers/{first['id']}/todos", {"title": "t"}, 201, headers=tkey)
         self.assertEqual(t1["id"], t2["id"])
         self.assertEqual(len(self.app.ok("GET", "/todos")["data"]), 1)
+        # A replay answers as the first time did, even after the records went.
+        self.app.ok("DELETE", f"/customers/{first['id']}")
+        again = self.app.ok("POST", f"/customers/{first['id']}/todos", {"title": "t"}, 201, headers=tkey)
+        self.assertEqual(again, t1)
+        self.assertEqual(self.app.ok("GET", "/todos")["data"], [])
         # Without a key, the same body is a second create (here refused: same email).
-        self.assertEqual(self.app.call("POST", "/customers", {"email": "once@example.com"})[0], 409)
+        self.app.ok("POST", "/customers", {"email": "dup@example.com"}, 201)
+        self.assertEqual(self.app.call("POST", "/customers", {"email": "dup@example.com"})[0], 409)
+        # A failed create stores nothing under its key: the retry runs anew.
+        fkey = {"Idempotency-Key": "fails-first"}
+        self.assertEqual(self.app.call("POST", "/customers", {"email": "bad"}, headers=fkey)[0], 400)
+        self.assertEqual(self.app.call("POST", "/customers", {"email": "dup@example.com"}, headers=fkey)[0], 409)
+        self.app.ok("POST", "/customers", {"email": "fixed@example.com"}, 201, headers=fkey)
 
     def test_log_counts_writes(self):
         since = self.app.ok("GET", "/_log", token=None)["last_seq"]  # kept across /_reset
