@@ -117,7 +117,7 @@ module RubyApp
   class Api < Sinatra::Base
     set :show_exceptions, false
     set :raise_errors, false
-    set :dump_errors, false
+    set :dump_errors, true # a 500's backtrace goes to stderr; the client gets JSON
     set :protection, false
     set :x_cascade, false
 

@@ -18,6 +18,8 @@ started on an ephemeral port with a temporary SQLite database.
 - test_idempotency: a replayed Idempotency-Key returns the same record and
   makes no second row, even after the records were deleted; the same key
   with another body is 422; a key whose create failed is free to retry.
+- test_restart_keeps_data_and_clock: after a restart on the same database,
+  records, tombstones and idempotency keys are there and updated_at goes on.
 - test_log_counts_writes: /_log records each request with its status; the
   writes it counts are exactly the ones made.
 
@@ -329,6 +331,31 @@ class RubyAppTest(unittest.TestCase):
         writes = [e for e in log if e["method"] != "GET" and e["status"] < 300 and not e["replayed"]]
         self.assertEqual(len(writes), 4)
         self.assertTrue(all(e["time"].endswith("Z") for e in log))
+
+
+class RestartTest(unittest.TestCase):
+    def test_restart_keeps_data_and_clock(self):
+        """Records, tombstones, idempotency keys and the clock live in the database:
+        after a restart on the same file, updated_at goes on from where it was."""
+        with tempfile.TemporaryDirectory(prefix="pollen-ruby-app-") as tmp:
+            app = RubyApp(tmp)
+            try:
+                key = {"Idempotency-Key": "k"}
+                c = app.ok("POST", "/customers", {"email": "a@example.com"}, 201, headers=key)
+                gone = app.ok("POST", "/customers", {"email": "b@example.com"}, 201)
+                mark = app.ok("DELETE", f"/customers/{gone['id']}")["deleted_at"]
+            finally:
+                app.stop()
+            app = RubyApp(tmp)
+            try:
+                self.assertEqual(app.ok("GET", "/customers")["data"], [c])
+                self.assertEqual([d["id"] for d in app.ok("GET", "/deleted")["data"]], [gone["id"]])
+                again = app.ok("POST", "/customers", {"email": "a@example.com"}, 201, headers=key)
+                self.assertEqual(again, c)
+                later = app.ok("PATCH", f"/customers/{c['id']}", {"company": "x"})["updated_at"]
+                self.assertGreater(later, mark)
+            finally:
+                app.stop()
 
 
 def main():
