@@ -136,6 +136,31 @@ class BatchTest(harness.PollenTest):
         self.assertFalse([r for r in reqs if r["method"] == "GET" and "/tasks" in r["path"]],
                          "no single reads, no confirmations: every task was in the listing")
 
+    def test_a_contact_gone_with_its_tasks_is_read_on_its_own(self):
+        """A queued contact with nothing in the batch listing while it had tasks may be
+        gone with them (the search leaves a deleted contact out, and a GET by id cannot
+        tell that from deleted tasks): it is read on its own (404), and none of its
+        tasks is reported deleted."""
+        ids = sorted(self.sandbox.seed(4, tasks=2, seed=57)["contact_ids"])
+        cfg = self.write_config(TRIGGERS_1H, location=FAST)
+        self.run_once(cfg)
+        done = self.sandbox.mutate([{"op": "update", "kind": "contact", "id": c,
+                                     "fields": {"lastName": "Gone %d" % i}}
+                                    for i, c in enumerate(ids[:2])])
+        recs = [d["record"] for d in done if d["kind"] == "contact"]
+        self.sandbox.mutate([{"op": "delete", "kind": "contact", "id": ids[1]}])
+        # The contacts trigger still sees ids[1] updated (its deletion shows at a reconcile).
+        self.sandbox.faults([{"kind": "status", "status": 200, "count": 1, "method": "POST",
+                              "path": "^/contacts/search$",
+                              "body": {"contacts": recs, "total": len(recs)}}])
+        since = self.sandbox.requests()[-1]["seq"]
+        self.run_once(cfg)
+        reqs = [(r["method"], r["path"], r["status"]) for r in self.sandbox.requests(since)]
+        self.assertIn(("GET", "/contacts/%s/tasks" % ids[1], 404), reqs)
+        self.assertEqual([r for r in reqs if re.fullmatch(r"/contacts/[^/]+/tasks/[^/]+", r[1])],
+                         [], "no task is asked for by id")
+        self.assertEqual(self.task_events(cfg), [])
+
     def test_a_failed_search_falls_back_to_reads_one_by_one(self):
         cfg, changed, want, changes = self.change_ten_contacts()
         self.sandbox.faults([{"kind": "status", "status": 500, "window_s": 120,

@@ -901,6 +901,34 @@ static bool batch_start(struct poller *p)
     return false;
 }
 
+/* Does the snapshot hold any record of parent_id (more than its read marker)? */
+static bool unit_has_records(const struct poller *p, const char *parent_id)
+{
+    struct store_txn *txn = NULL;
+    if (store_txn_begin(p->env.store, false, &txn) != 0) {
+        return true; /* unknown: the careful answer */
+    }
+    size_t plen = 0;
+    char *prefix = poller__sweep_unit_prefix(p, parent_id, &plen);
+    struct store_cursor *cur = NULL;
+    const void *key = NULL;
+    const void *val = NULL;
+    size_t klen = 0;
+    size_t vlen = 0;
+    int rc = store_cursor_open(txn, STORE_SNAP, &cur);
+    if (rc == 0) {
+        rc = store_cursor_seek(cur, prefix, plen, &key, &klen, &val, &vlen);
+    }
+    if (rc == 0 && klen == plen && memcmp(key, prefix, plen) == 0) {
+        rc = store_cursor_next(cur, &key, &klen, &val, &vlen); /* past the marker */
+    }
+    bool has = rc == 0 && klen > plen && memcmp(key, prefix, plen) == 0;
+    store_cursor_close(cur);
+    store_txn_abort(txn);
+    free(prefix);
+    return has;
+}
+
 /* Applies the next group of a complete batch listing as a read of its parent record. */
 static bool batch_next_group(struct poller *p)
 {
@@ -909,6 +937,16 @@ static bool batch_next_group(struct poller *p)
     const cJSON *records = NULL;
     if (!poller__batch_take(p, &id, &e, &records)) {
         return false;
+    }
+    if (cJSON_GetArraySize(records) == 0 && unit_has_records(p, id)) {
+        /* Nothing listed for a parent record that had records: it may be
+         * gone with them (a batch listing leaves a deleted parent out, and a
+         * GET by id cannot tell that from deleted records), which only its
+         * own read tells apart. */
+        idset_add(&p->batch_single, id, strlen(id));
+        free(id);
+        poller__schedule(p, 0);
+        return true;
     }
     p->busy = true;
     p->unit_id = id;
