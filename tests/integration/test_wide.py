@@ -159,6 +159,21 @@ class WideRoundTest(harness.PollenTest):
         self.assertIn("full rounds and batch reads are off", out.stderr)
         self.assertEqual(task_events(self.events(cfg)), [("updated", task)])
 
+    def test_dry_run_lists_once_and_records_nothing(self):
+        """--dry-run after a baseline: the round lists the tasks once, a change is found
+        but not recorded (the next real run still reports it), and the run exits 0."""
+        ids, cfg, _ = self.baseline(6, 1, seed=77)
+        task = self.sandbox.state()["tasks"][ids[2]][0]["id"]
+        self.sandbox.mutate([{"op": "update", "kind": "task", "id": task,
+                              "fields": {"title": "Dry"}}])
+        since = self.last_seq()
+        proc = self.pollen("run", "-c", cfg, "--dry-run", check=False, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        self.assertEqual(len([r for r in self.requests_since(since) if SEARCH.match(r[1])]), 1)
+        self.assertEqual(task_events(self.events(cfg)), [])
+        self.run_once(cfg)
+        self.assertEqual(task_events(self.events(cfg)), [("updated", task)])
+
     def test_full_round_each_reads_one_contact_at_a_time(self):
         """`full_round = each`: the baseline reads every contact's tasks, no search."""
         self.sandbox.seed(6, tasks=1, seed=76)
