@@ -162,6 +162,15 @@ struct poller {
     char *scan_key;
     size_t scan_key_len;
     uint64_t scan_total;
+    /* The proof that the scan would find nothing (scan_needless): when the
+     * raw map was read (fill_known), the scope held fill_entries entries;
+     * seen_stored counts the ids first seen this cycle whose entry existed
+     * before their page, fill_seen the other ids seen before the map was
+     * read (created by an earlier page). */
+    bool fill_known;
+    uint64_t fill_entries;
+    uint64_t fill_seen;
+    uint64_t seen_stored;
     struct strlist missing_new;
     struct strlist missing_old;
     uint64_t missing_new_total;

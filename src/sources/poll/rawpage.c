@@ -135,7 +135,8 @@ static bool use_map(struct poller *p, struct store_txn *txn, const struct snapsh
         idset_reserve(&p->seen, n); /* every id will be seen: no doubling on the way */
     }
     struct map_fill fill = {.m = &r->map};
-    int rc = snapshot_raw_each(txn, sc, map_add, &fill);
+    size_t entries = 0;
+    int rc = snapshot_raw_each(txn, sc, map_add, &fill, &entries);
     if (rc == 0 && !fill_flush(&fill)) {
         rc = 1; /* full */
     }
@@ -144,6 +145,10 @@ static bool use_map(struct poller *p, struct store_txn *txn, const struct snapsh
         return false;
     }
     r->map_state = RAW_MAP_READY;
+    /* The deletion scan may be proved needless (cycle.c, scan_needless). */
+    p->fill_known = true;
+    p->fill_entries = entries;
+    p->fill_seen = p->seen.count - p->seen_stored;
     return true;
 }
 
