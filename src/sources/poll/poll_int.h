@@ -72,6 +72,9 @@ struct poller_raw_rec {
     struct hash128 raw;     /* XXH3-128 of its bytes */
     enum snapshot_raw kind; /* SAME (a stub stands for it) or HASH */
     bool has_id;            /* its span holds a valid id (span_id) */
+    /* HASH, yet its entry holds this raw hash: the page's last record, parsed
+     * (paging reads its fields) but applied as unchanged, like a stub. */
+    bool parsed_same;
     /* SAME: the stub's one member {id_field: stub_id}, referenced (never owned) by the
      * page's records array: no allocation per unchanged record. Valid until the next page. */
     cJSON stub_member;

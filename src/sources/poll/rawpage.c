@@ -166,9 +166,10 @@ static bool raw_same(struct poller_raw *r, bool map, struct store_txn *txn,
 
 /*
  * Hashes every record's bytes and marks SAME those whose entry has that raw
- * hash, except the last record (paging may read its fields). The others
- * will be applied: the map forgets them (their entries may change). Returns
- * the number marked, or -1 when the store cannot be read.
+ * hash, except the last record (paging may read its fields: it is parsed,
+ * and only flagged parsed_same). The others will be applied: the map
+ * forgets them (their entries may change). Returns the number marked, or
+ * -1 when the store cannot be read.
  */
 static long match_records(struct poller *p, const char *data)
 {
@@ -200,14 +201,19 @@ static long match_records(struct poller *p, const char *data)
         struct poller_raw_rec *v = &r->v[i];
         hash128_bytes(data + s->off, s->len, &v->raw);
         v->kind = SNAPSHOT_RAW_HASH;
+        v->parsed_same = false;
         v->child = NULL;
         if (v->has_id) {
             memcpy(id, data + s->id_off, s->id_len);
             id[s->id_len] = '\0';
         }
-        if (i + 1 < r->spans.n && v->has_id && raw_same(r, map, txn, &sc, id, s->id_len, &v->raw)) {
-            v->kind = SNAPSHOT_RAW_SAME;
-            same++;
+        if (v->has_id && raw_same(r, map, txn, &sc, id, s->id_len, &v->raw)) {
+            if (i + 1 < r->spans.n) {
+                v->kind = SNAPSHOT_RAW_SAME;
+                same++;
+            } else {
+                v->parsed_same = true; /* its entry stays as it is: the map keeps it */
+            }
         } else if (map && v->has_id) {
             idmap_forget(&r->map, id, s->id_len);
         } else if (map) {
@@ -366,7 +372,7 @@ static enum snapshot_raw raw_of(const cJSON *rec, struct hash128 *raw, void *ud)
         if (r->v[i].child == child) {
             r->cursor = i + 1;
             *raw = r->v[i].raw;
-            return r->v[i].kind;
+            return r->v[i].parsed_same ? SNAPSHOT_RAW_SAME : r->v[i].kind;
         }
     }
     return SNAPSHOT_RAW_NONE;
