@@ -450,15 +450,14 @@ static int apply_one(struct store_txn *txn, const struct snapshot_scope *sc, con
         st->invalid++;
         return 0;
     }
-    if (seen != NULL) {
-        idset_add(seen, id, strlen(id));
-    }
+    bool fresh = seen != NULL && idset_add(seen, id, strlen(id)); /* first time this cycle */
     struct hash128 rawbuf;
     const struct hash128 *raw = NULL;
     if (sc->raw_of != NULL) {
         enum snapshot_raw known = sc->raw_of(rec, &rawbuf, sc->raw_ud);
         if (known == SNAPSHOT_RAW_SAME) {
             st->unchanged++; /* the bytes of the stored raw hash: nothing to do */
+            st->seen_stored += fresh; /* it matched a stored entry */
             return 0;
         }
         raw = known == SNAPSHOT_RAW_HASH ? &rawbuf : NULL;
@@ -475,6 +474,7 @@ static int apply_one(struct store_txn *txn, const struct snapshot_scope *sc, con
     if (rc != 0) {
         return rc;
     }
+    st->seen_stored += fresh;
     struct snap_entry old;
     if (diff_snap_decode(val, vlen, &old) != 0) {
         /* A value we cannot read is replaced, silently: better than failing forever. */
@@ -533,8 +533,9 @@ bool snapshot_raw_same(struct store_txn *txn, const struct snapshot_scope *sc,
 }
 
 int snapshot_raw_each(struct store_txn *txn, const struct snapshot_scope *sc,
-                      snapshot_raw_fn fn, void *ud)
+                      snapshot_raw_fn fn, void *ud, size_t *entries)
 {
+    size_t n = 0;
     struct store_cursor *cur = NULL;
     int rc = store_cursor_open(txn, STORE_SNAP, &cur);
     if (rc != 0) {
@@ -547,6 +548,7 @@ int snapshot_raw_each(struct store_txn *txn, const struct snapshot_scope *sc,
     rc = store_cursor_seek(cur, sc->prefix, sc->prefix_len, &key, &klen, &val, &vlen);
     while (rc == 0 && klen >= sc->prefix_len && memcmp(key, sc->prefix, sc->prefix_len) == 0) {
         struct hash128 raw;
+        n += klen > sc->prefix_len;
         if (klen > sc->prefix_len && entry_raw(val, vlen, &raw)) {
             rc = fn((const char *)key + sc->prefix_len, klen - sc->prefix_len, &raw, ud);
             if (rc != 0) {
@@ -556,7 +558,13 @@ int snapshot_raw_each(struct store_txn *txn, const struct snapshot_scope *sc,
         rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
     }
     store_cursor_close(cur);
-    return rc == -ENOENT ? 0 : rc;
+    if (rc == -ENOENT) {
+        rc = 0;
+    }
+    if (rc == 0 && entries != NULL) {
+        *entries = n;
+    }
+    return rc;
 }
 
 int snapshot_delete(struct store_txn *txn, const struct snapshot_scope *sc, const char *record_id,

@@ -79,6 +79,9 @@ struct snapshot_stats {
     unsigned unchanged;
     unsigned invalid;  /* records skipped: not an object, or no valid id */
     unsigned events;   /* events appended */
+    /* records whose id was new to `seen` and whose entry existed before this
+     * apply: with the scope's entry count, proves a deletion scan empty */
+    unsigned seen_stored;
 };
 
 /* Called inside the txn for every change (emitted or not), e.g. to feed for_each children. */
@@ -115,11 +118,13 @@ typedef int (*snapshot_raw_fn)(const char *id, size_t idlen, const struct hash12
 /*
  * Calls fn, in key order, for every entry of the scope that snapshot_raw_same
  * would accept with its raw hash: one sequential pass instead of a lookup per
- * record (a full enumeration's fast path). Returns 0, a store error, or fn's
- * nonzero value. Read-only; any txn.
+ * record (a full enumeration's fast path). *entries (if not NULL) is set to
+ * the number of all the scope's entries, with a raw hash or not, when the
+ * walk went through (returns 0). Returns 0, a store error, or fn's nonzero
+ * value. Read-only; any txn.
  */
 int snapshot_raw_each(struct store_txn *txn, const struct snapshot_scope *sc,
-                      snapshot_raw_fn fn, void *ud);
+                      snapshot_raw_fn fn, void *ud, size_t *entries);
 
 /*
  * Removes record_id from the scope and emits `deleted` with the last known

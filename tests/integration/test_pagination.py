@@ -62,6 +62,25 @@ class PaginationTest(harness.PollenTest):
         events = self.events(cfg, "--type", "deleted")
         self.assertEqual([e["record_id"] for e in events], [ids[49]])
 
+    def test_full_enumeration_skips_a_needless_deletion_scan(self):
+        # A no-change full enumeration of several pages proves from its counts that
+        # every stored entry was seen: no walk of the snapshot (cycle.c, scan_needless).
+        ids, cfg = self.check_all_once("contacts.search", 200, 50, "reconcile = 0s\n")
+        proc = self.run_once(cfg)
+        self.assertIn("deletion scan: all 200 entries were seen", proc.stderr)
+        # One deleted and one created in the same run: the count of stored entries
+        # is unchanged, yet the deleted one is found (the proof fails, the scan runs).
+        self.sandbox.mutate([{"op": "delete", "kind": "contact", "id": ids[120]},
+                             {"op": "create", "kind": "contact"}])
+        proc = self.run_once(cfg)
+        self.assertNotIn("deletion scan: all", proc.stderr)
+        events = self.events(cfg, "--type", "deleted")
+        self.assertEqual([e["record_id"] for e in events], [ids[120]])
+        self.assertEqual(len(self.events(cfg, "--type", "created")), 201)
+        # The deleted one's entry is gone: the next no-change run skips the scan again.
+        proc = self.run_once(cfg)
+        self.assertIn("deletion scan: all 200 entries were seen", proc.stderr)
+
     def test_start_after_reaches_every_record(self):
         ids, cfg = self.check_all_once("contacts.list", 230, 100)
         reqs = self.api_requests("/contacts/")

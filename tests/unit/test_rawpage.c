@@ -176,6 +176,8 @@ static void test_fast_path(void)
     check_stats(&st, 3, 0, 0, 3);
     CHECK_INT(f.p.raw.parsed, 3);
     CHECK_INT(f.p.raw.skipped, 0);
+    CHECK_INT(st.seen_stored, 0); /* every id was new to the store */
+    CHECK(!f.p.raw.v[2].parsed_same);
     check_raw(&f, "a", REC_A);
     check_raw(&f, "b", REC_B);
     check_raw(&f, "c", REC_C);
@@ -186,12 +188,18 @@ static void test_fast_path(void)
     CHECK_INT(f.p.raw.parsed, 1);
     CHECK_INT(f.p.raw.skipped, 2);
     CHECK_STR(ids, "a b c"); /* stubs keep order and ids; every id reached `seen` */
+    CHECK_INT(st.seen_stored, 3); /* ids new to `seen` whose entry existed (cycle.c's proof) */
+    /* The last record is parsed (paging reads it) but applied as unchanged, like a stub. */
+    CHECK(f.p.raw.v[2].parsed_same);
 
     /* a reordered (no event, raw hash updated), b changed (one event). */
     const char *p2 = "{\"contacts\":[" REC_A2 "," REC_B2 "," REC_C "],\"total\":3}";
     st = page(&f, p2, true, ids, sizeof(ids));
     check_stats(&st, 0, 1, 2, 1);
     CHECK_INT(f.p.raw.parsed, 3);
+    CHECK_INT(st.seen_stored, 3);
+    CHECK(f.p.raw.v[2].parsed_same); /* c's bytes did not change */
+    CHECK(!f.p.raw.v[1].parsed_same);
     check_raw(&f, "a", REC_A2);
     check_raw(&f, "b", REC_B2);
     st = page(&f, p2, true, ids, sizeof(ids));

@@ -65,6 +65,10 @@ static void cycle_reset(struct poller *p)
     p->scan_key = NULL;
     p->scan_key_len = 0;
     p->scan_total = 0;
+    p->fill_known = false;
+    p->fill_entries = 0;
+    p->fill_seen = 0;
+    p->seen_stored = 0;
     p->missing_new_total = 0;
     p->incomplete = false;
     p->listed_total = 0;
@@ -373,6 +377,7 @@ static bool page_commit(struct poller *p, const cJSON *body, const cJSON *record
     }
     FAILPOINT("poll.after_commit");
     add_stats(&p->cstats, &a.st);
+    p->seen_stored += a.st.seen_stored;
     p->stats.events += a.st.events;
     poller__events_committed(p, a.st.events);
     unsigned count = (unsigned)cJSON_GetArraySize(records);
@@ -809,6 +814,8 @@ static int scan_chunk(struct poller *p)
         }
     }
     int done = 0;
+    const void *last = NULL; /* the last entry examined */
+    size_t last_len = 0;
     for (unsigned n = 0; n < SCAN_CHUNK; n++) {
         if (rc != 0 || klen <= p->prefix_len || memcmp(key, p->prefix, p->prefix_len) != 0) {
             done = 1;
@@ -833,10 +840,14 @@ static int scan_chunk(struct poller *p)
             }
             free(sid);
         }
-        free(p->scan_key);
-        p->scan_key = xstrndup(key, klen);
-        p->scan_key_len = klen;
+        last = key;
+        last_len = klen;
         rc = store_cursor_next(cur, &key, &klen, &val, &vlen);
+    }
+    if (last != NULL) { /* where the next chunk starts: copied before the txn ends */
+        free(p->scan_key);
+        p->scan_key = xstrndup(last, last_len);
+        p->scan_key_len = last_len;
     }
     store_txn_abort(txn);
     if (rc != 0 && rc != -ENOENT) {
@@ -845,8 +856,31 @@ static int scan_chunk(struct poller *p)
     return done;
 }
 
+/*
+ * Whether the scan would find no unseen entry, without walking it: every
+ * entry the scope held when the raw map was read was seen. The ids seen
+ * before the map was read were all stored then (a seen id was applied);
+ * an id first seen later whose entry existed was one of the map's (only
+ * this cycle's pages create entries here, and an id is seen when created).
+ * So fill_seen + seen_stored counts distinct entries of those fill_entries.
+ * The counts can only fall short (a retried txn, two ids sharing a 64-bit
+ * hash in `seen`): then the scan runs.
+ */
+static bool scan_needless(const struct poller *p)
+{
+    return p->scan_key == NULL && p->fill_known &&
+           p->fill_seen + p->seen_stored == p->fill_entries;
+}
+
 static void scan_missing(struct poller *p)
 {
+    if (scan_needless(p)) {
+        p->scan_total = p->seen.count; /* every entry is a seen id */
+        log_debug(p->tag, "deletion scan: all %llu entries were seen",
+                  (unsigned long long)p->scan_total);
+        decide_deletions(p);
+        return;
+    }
     int rc = scan_chunk(p);
     if (rc < 0) {
         log_error(p->tag, "cannot read the snapshot: %s", store_strerror(rc));

@@ -72,6 +72,9 @@ struct poller_raw_rec {
     struct hash128 raw;     /* XXH3-128 of its bytes */
     enum snapshot_raw kind; /* SAME (a stub stands for it) or HASH */
     bool has_id;            /* its span holds a valid id (span_id) */
+    /* HASH, yet its entry holds this raw hash: the page's last record, parsed
+     * (paging reads its fields) but applied as unchanged, like a stub. */
+    bool parsed_same;
     /* SAME: the stub's one member {id_field: stub_id}, referenced (never owned) by the
      * page's records array: no allocation per unchanged record. Valid until the next page. */
     cJSON stub_member;
@@ -162,6 +165,15 @@ struct poller {
     char *scan_key;
     size_t scan_key_len;
     uint64_t scan_total;
+    /* The proof that the scan would find nothing (scan_needless): when the
+     * raw map was read (fill_known), the scope held fill_entries entries;
+     * seen_stored counts the ids first seen this cycle whose entry existed
+     * before their page, fill_seen the other ids seen before the map was
+     * read (created by an earlier page). */
+    bool fill_known;
+    uint64_t fill_entries;
+    uint64_t fill_seen;
+    uint64_t seen_stored;
     struct strlist missing_new;
     struct strlist missing_old;
     uint64_t missing_new_total;

@@ -135,7 +135,8 @@ static bool use_map(struct poller *p, struct store_txn *txn, const struct snapsh
         idset_reserve(&p->seen, n); /* every id will be seen: no doubling on the way */
     }
     struct map_fill fill = {.m = &r->map};
-    int rc = snapshot_raw_each(txn, sc, map_add, &fill);
+    size_t entries = 0;
+    int rc = snapshot_raw_each(txn, sc, map_add, &fill, &entries);
     if (rc == 0 && !fill_flush(&fill)) {
         rc = 1; /* full */
     }
@@ -144,6 +145,10 @@ static bool use_map(struct poller *p, struct store_txn *txn, const struct snapsh
         return false;
     }
     r->map_state = RAW_MAP_READY;
+    /* The deletion scan may be proved needless (cycle.c, scan_needless). */
+    p->fill_known = true;
+    p->fill_entries = entries;
+    p->fill_seen = p->seen.count - p->seen_stored;
     return true;
 }
 
@@ -161,9 +166,10 @@ static bool raw_same(struct poller_raw *r, bool map, struct store_txn *txn,
 
 /*
  * Hashes every record's bytes and marks SAME those whose entry has that raw
- * hash, except the last record (paging may read its fields). The others
- * will be applied: the map forgets them (their entries may change). Returns
- * the number marked, or -1 when the store cannot be read.
+ * hash, except the last record (paging may read its fields: it is parsed,
+ * and only flagged parsed_same). The others will be applied: the map
+ * forgets them (their entries may change). Returns the number marked, or
+ * -1 when the store cannot be read.
  */
 static long match_records(struct poller *p, const char *data)
 {
@@ -195,14 +201,19 @@ static long match_records(struct poller *p, const char *data)
         struct poller_raw_rec *v = &r->v[i];
         hash128_bytes(data + s->off, s->len, &v->raw);
         v->kind = SNAPSHOT_RAW_HASH;
+        v->parsed_same = false;
         v->child = NULL;
         if (v->has_id) {
             memcpy(id, data + s->id_off, s->id_len);
             id[s->id_len] = '\0';
         }
-        if (i + 1 < r->spans.n && v->has_id && raw_same(r, map, txn, &sc, id, s->id_len, &v->raw)) {
-            v->kind = SNAPSHOT_RAW_SAME;
-            same++;
+        if (v->has_id && raw_same(r, map, txn, &sc, id, s->id_len, &v->raw)) {
+            if (i + 1 < r->spans.n) {
+                v->kind = SNAPSHOT_RAW_SAME;
+                same++;
+            } else {
+                v->parsed_same = true; /* its entry stays as it is: the map keeps it */
+            }
         } else if (map && v->has_id) {
             idmap_forget(&r->map, id, s->id_len);
         } else if (map) {
@@ -361,7 +372,7 @@ static enum snapshot_raw raw_of(const cJSON *rec, struct hash128 *raw, void *ud)
         if (r->v[i].child == child) {
             r->cursor = i + 1;
             *raw = r->v[i].raw;
-            return r->v[i].kind;
+            return r->v[i].parsed_same ? SNAPSHOT_RAW_SAME : r->v[i].kind;
         }
     }
     return SNAPSHOT_RAW_NONE;
