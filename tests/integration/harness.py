@@ -186,7 +186,9 @@ class PollenTest(unittest.TestCase):
             if value:
                 return value
             time.sleep(interval)
-        self.fail(f"timed out after {timeout}s waiting for {what}")
+        tail = "\n".join(self.engine_log_text().splitlines()[-40:])
+        self.fail(f"timed out after {timeout}s waiting for {what}"
+                  + (f"\nlast lines of the engine log:\n{tail}" if tail else ""))
 
 
 def main():
