@@ -158,20 +158,19 @@ static void on_batch_page(struct http_response *resp, void *ud)
                  d->name, resp->status, d->scope, p->parent->tc->name);
         p->batch_off = true;
     }
-    if (poller__classify(resp) != OUTCOME_OK || resp->body.len == 0 ||
-        json_parse(resp->body.data, resp->body.len, &body, NULL) != 0) {
+    cJSON *records = NULL;
+    enum paging_next next;
+    int rc = poller__batch_page(d, resp, &b->paging, &b->cursor, &body, &records, &next);
+    if (rc == -EIO) {
         char why[64];
         snprintf(why, sizeof(why), "page %u: HTTP %ld", b->page + 1, resp->status);
         batch_abandon(p, why);
         return;
     }
-    cJSON *records = poller__batch_records(d, body);
-    if (!cJSON_IsArray(records)) {
-        cJSON_Delete(body);
+    if (rc != 0) {
         batch_abandon(p, "no records array in the response");
         return;
     }
-    enum paging_next next = paging_advance(&b->paging, &b->cursor, body, records);
     cJSON *rec = NULL;
     while ((rec = cJSON_DetachItemFromArray(records, 0)) != NULL) {
         cJSON_AddItemToArray(b->records, rec);
@@ -191,6 +190,27 @@ static void on_batch_page(struct http_response *resp, void *ud)
 cJSON *poller__batch_records(const struct catalog_trigger *d, cJSON *body)
 {
     return catalog_trigger_records_at_root(d) ? body : (cJSON *)json_get_path(body, d->records);
+}
+
+int poller__batch_page(const struct catalog_trigger *d, const struct http_response *resp,
+                       const struct paging *pg, struct paging_cursor *c, cJSON **body,
+                       cJSON **records, enum paging_next *next)
+{
+    *body = NULL;
+    if (poller__classify(resp) != OUTCOME_OK || resp->body.len == 0 ||
+        json_parse(resp->body.data, resp->body.len, body, NULL) != 0) {
+        cJSON_Delete(*body);
+        *body = NULL;
+        return -EIO;
+    }
+    *records = poller__batch_records(d, *body);
+    if (!cJSON_IsArray(*records)) {
+        cJSON_Delete(*body);
+        *body = NULL;
+        return -EPROTO;
+    }
+    *next = paging_advance(pg, c, *body, *records);
+    return 0;
 }
 
 int poller__batch_submit(struct poller *p, char *const *ids, size_t n, const struct paging *pg,

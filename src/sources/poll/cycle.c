@@ -168,16 +168,6 @@ static int apply_page_txn(struct store_txn *txn, void *ud)
     return rc;
 }
 
-static void add_stats(struct snapshot_stats *into, const struct snapshot_stats *st)
-{
-    into->created += st->created;
-    into->updated += st->updated;
-    into->deleted += st->deleted;
-    into->unchanged += st->unchanged;
-    into->invalid += st->invalid;
-    into->events += st->events;
-}
-
 static void check_listed_total(struct poller *p, double total)
 {
     if (p->def->single || total < 0) {
@@ -376,7 +366,7 @@ static bool page_commit(struct poller *p, const cJSON *body, const cJSON *record
         return false;
     }
     FAILPOINT("poll.after_commit");
-    add_stats(&p->cstats, &a.st);
+    poller__stats_add(&p->cstats, &a.st);
     p->seen_stored += a.st.seen_stored;
     p->stats.events += a.st.events;
     poller__events_committed(p, a.st.events);
@@ -546,7 +536,7 @@ static void finish_cycle(struct poller *p)
         return;
     }
     FAILPOINT("poll.after_commit");
-    add_stats(&p->cstats, &a.st);
+    poller__stats_add(&p->cstats, &a.st);
     p->stats.events += a.st.events;
     poller__events_committed(p, a.st.events);
     bool was_seeded = p->seeded;

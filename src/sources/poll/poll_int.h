@@ -241,6 +241,8 @@ enum outcome {
 
 void poller__strlist_add(struct strlist *l, const char *s);
 void poller__strlist_clear(struct strlist *l);
+/* Adds st's counts into `into` (seen_stored excepted: it is per apply). */
+void poller__stats_add(struct snapshot_stats *into, const struct snapshot_stats *st);
 /* (Re)arms the trigger's timer unless it is stopping. */
 void poller__schedule(struct poller *p, uint64_t delay_ms);
 /* Logs a failed request with trigger, path, status, traceId and message (or the transport cause). */
@@ -433,6 +435,15 @@ bool poller__batch_take(struct poller *p, char **id, struct poller_queued *entry
 /* The records array of a batch definition's response body (body itself for records = .). */
 cJSON *poller__batch_records(const struct catalog_trigger *d, cJSON *body);
 /*
+ * Reads one page of a batch listing (d) and advances pg/c past it.
+ * Returns 0 with *body owning the parsed answer, *records borrowing its array
+ * and *next saying where paging goes; -EIO when the answer is not a usable
+ * 2xx JSON body, -EPROTO when it holds no records array (both leave *body NULL).
+ */
+int poller__batch_page(const struct catalog_trigger *d, const struct http_response *resp,
+                       const struct paging *pg, struct paging_cursor *c, cJSON **body,
+                       cJSON **records, enum paging_next *next);
+/*
  * Queues page `page` of p's batch definition at paging pg/c: with ids (n),
  * the batch_param filter of those parents; with NULL, the whole location.
  * cb gets p. Returns 0 or -errno (cb not called).
@@ -470,6 +481,10 @@ void poller__wide_free(struct poller *p);
 /* sweep.c helpers wide.c shares. */
 /* The snapshot prefix of parent_id's records (new string; *len its length). */
 char *poller__sweep_unit_prefix(const struct poller *p, const char *parent_id, size_t *len);
+/* Reads parent_id's entry in the parent's snapshot: 0 (*val borrowed for the
+ * txn), -ENOENT when the parent does not hold it, or a store error. */
+int poller__sweep_parent_entry(struct store_txn *txn, const struct poller *p,
+                               const char *parent_id, const void **val, size_t *vlen);
 /* Was parent_id part of the parent's baseline? */
 bool poller__sweep_parent_in_baseline(struct store_txn *txn, const struct poller *p,
                                       const char *parent_id);

@@ -47,6 +47,16 @@ void poller__strlist_clear(struct strlist *l)
     l->len = 0;
 }
 
+void poller__stats_add(struct snapshot_stats *into, const struct snapshot_stats *st)
+{
+    into->created += st->created;
+    into->updated += st->updated;
+    into->deleted += st->deleted;
+    into->unchanged += st->unchanged;
+    into->invalid += st->invalid;
+    into->events += st->events;
+}
+
 void poller__schedule(struct poller *p, uint64_t delay_ms)
 {
     if (p->stopping || p->closing) {

@@ -286,20 +286,27 @@ char *poller__sweep_unit_prefix(const struct poller *p, const char *parent_id, s
     return k;
 }
 
+int poller__sweep_parent_entry(struct store_txn *txn, const struct poller *p,
+                               const char *parent_id, const void **val, size_t *vlen)
+{
+    char *key = xasprintf("%s%s", p->parent->prefix, parent_id);
+    int rc = store_get(txn, STORE_SNAP, key, strlen(key), val, vlen);
+    free(key);
+    return rc;
+}
+
 bool poller__sweep_parent_in_baseline(struct store_txn *txn, const struct poller *p,
                                       const char *parent_id)
 {
-    char *key = xasprintf("%s%s", p->parent->prefix, parent_id);
     const void *val = NULL;
     size_t vlen = 0;
     bool baseline = true;
-    if (store_get(txn, STORE_SNAP, key, strlen(key), &val, &vlen) == 0) {
+    if (poller__sweep_parent_entry(txn, p, parent_id, &val, &vlen) == 0) {
         struct snap_entry e;
         if (diff_snap_decode(val, vlen, &e) == 0) {
             baseline = (e.flags & SNAP_BASELINE) != 0;
         }
     }
-    free(key);
     return baseline;
 }
 

@@ -146,12 +146,9 @@ struct wide_apply {
 /* Is the parent record parent_id in the parent trigger's snapshot? */
 static bool parent_known(struct store_txn *txn, const struct poller *p, const char *parent_id)
 {
-    char *key = xasprintf("%s%s", p->parent->prefix, parent_id);
     const void *val = NULL;
     size_t vlen = 0;
-    bool known = store_get(txn, STORE_SNAP, key, strlen(key), &val, &vlen) == 0;
-    free(key);
-    return known;
+    return poller__sweep_parent_entry(txn, p, parent_id, &val, &vlen) == 0;
 }
 
 /* Are the records of parent_id (its marker absent: first) recorded without events? */
@@ -196,11 +193,7 @@ static int apply_group(struct store_txn *txn, struct wide_apply *a, const struct
         uint8_t streak = 0;
         rc = store_put(txn, STORE_SNAP, prefix, plen, &streak, 1);
     }
-    a->st.created += st.created;
-    a->st.updated += st.updated;
-    a->st.unchanged += st.unchanged;
-    a->st.invalid += st.invalid;
-    a->st.events += st.events;
+    poller__stats_add(&a->st, &st);
     free(prefix);
     return rc;
 }
@@ -347,24 +340,22 @@ static void on_page(struct http_response *resp, void *ud)
         return;
     }
     cJSON *body = NULL;
-    if (oc != OUTCOME_OK || resp->body.len == 0 ||
-        json_parse(resp->body.data, resp->body.len, &body, NULL) != 0) {
+    cJSON *records = NULL;
+    enum paging_next next;
+    int rc = poller__batch_page(d, resp, &w->paging, &w->cursor, &body, &records, &next);
+    if (rc == -EIO) {
         char *what = xasprintf("full round, page %u (%s)", w->page + 1, d->path);
-        poller__log_failure(p, what, resp, body);
+        poller__log_failure(p, what, resp, NULL);
         free(what);
-        cJSON_Delete(body);
         page_failed(p);
         return;
     }
-    cJSON *records = poller__batch_records(d, body);
-    if (!cJSON_IsArray(records)) {
+    if (rc != 0) {
         log_warn(p->tag, "full round, page %u: no '%s' array in the response of %s", w->page + 1,
                  d->records, d->path);
-        cJSON_Delete(body);
         page_failed(p);
         return;
     }
-    enum paging_next next = paging_advance(&w->paging, &w->cursor, body, records);
     if (!apply_page(p, records)) {
         /* The cursor has moved on (a search_after cursor cannot be asked
          * again): the next round reads these records; none is deleted now. */
