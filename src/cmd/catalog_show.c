@@ -243,6 +243,10 @@ static void show_trigger(FILE *out, const struct catalog_trigger *t)
     line(out, "updated field", "%s", t->updated_field != NULL
                                          ? t->updated_field
                                          : "none: changes are found by hashing the record");
+    if (t->created_field != NULL) {
+        line(out, "created field", "%s (a first read reports records created after the "
+                                   "trigger started)", t->created_field);
+    }
     char *vol = joined(t->volatile_fields);
     line(out, "volatile", "%s", vol);
     free(vol);

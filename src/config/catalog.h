@@ -164,6 +164,9 @@ struct catalog_trigger {
     bool single;              /* records points at one object, not an array */
     char *id_field;           /* default "id" */
     char *updated_field;      /* NULL: changes are found by hashing only */
+    char *created_field;      /* the record's creation time (server time), or NULL:
+                               * a for_each child's silent first read still reports
+                               * records created after the trigger started */
     char *deleted_field;      /* a boolean member; true: the record counts as deleted
                                * (a soft delete, M11); or NULL */
     bool agency;              /* scope_level = agency (M15): polled with an agency

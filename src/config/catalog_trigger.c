@@ -53,6 +53,8 @@ static const struct ini_key trigger_keys[] = {
      .parse = catalog__parse_ident},
     {.name = "updated_field", .type = INI_KEY_CUSTOM, .offset = T(updated_field),
      .parse = catalog__parse_ident},
+    {.name = "created_field", .type = INI_KEY_CUSTOM, .offset = T(created_field),
+     .parse = catalog__parse_ident},
     {.name = "pagination", .type = INI_KEY_CUSTOM, .offset = T(pagination), .required = true,
      .parse = catalog__parse_pagination},
     {.name = "page_size", .type = INI_KEY_UNSIGNED, .offset = T(page_size), .min = 1,
@@ -114,6 +116,7 @@ enum {
     K_SINGLE,
     K_ID_FIELD,
     K_UPDATED_FIELD,
+    K_CREATED_FIELD,
     K_PAGINATION,
     K_PAGE_SIZE,
     K_MAX_PAGE_SIZE,
@@ -512,6 +515,7 @@ void catalog__trigger_free(struct catalog_trigger *t)
     free(t->records);
     free(t->id_field);
     free(t->updated_field);
+    free(t->created_field);
     strv_free(t->volatile_fields);
     free(t->confirm_delete);
     free(t->fan_out);

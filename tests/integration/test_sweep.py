@@ -165,6 +165,26 @@ class SweepTest(harness.PollenTest):
         self.assertEqual([(e["type"], e["record_id"]) for e in self.events(with_notes)
                           if e["trigger"] == "notes"], [("created", note[0])])
 
+    def test_a_first_read_reports_notes_added_since_the_trigger_started(self):
+        """A contact whose notes are first read after the trigger started
+        (its read failed in the first round) reports the note added since as
+        created (created_field = dateAdded); its older note stays silent."""
+        ids = sorted(self.sandbox.seed(4, notes=1, seed=33)["contact_ids"])
+        late = ids[0]
+        cfg = self.write_config(CONTACTS + NOTES, location=FAST)
+        self.sandbox.faults([{"kind": "status", "status": 500, "window_s": 300,
+                              "path": f"^/contacts/{late}/notes$"}])
+        proc = self.pollen("run", "-c", cfg, "--once", check=False, timeout=90)
+        self.assertEqual(proc.returncode, 1, proc.stderr[-3000:])
+        self.sandbox.clear_faults()
+        self.assertEqual([e for e in self.events(cfg) if e["trigger"] == "notes"], [])
+        note = created(self.sandbox.mutate([{"op": "create", "kind": "note",
+                                             "contactId": late}]), "note")
+        self.run_once(cfg)
+        self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)
+                          if e["trigger"] == "notes"], [("created", note[0])],
+                         "only the note added after the trigger started is reported")
+
     # -- run --once always exits ---------------------------------------------
 
     def unreachable(self, cfg):

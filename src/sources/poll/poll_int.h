@@ -129,6 +129,8 @@ struct poller {
                                 * the next starts `reconcile` after it */
     uint64_t wide_ended;       /* children: wall ms when the last full round read through the
                                 * batch listing (wide.c) ended (0: none) */
+    uint64_t started;          /* wall ms when this trigger first ran (state written before
+                                * it was kept: when it was loaded); see created_field */
     int64_t watermark;         /* W (M13): the largest server update time committed, epoch
                                 * ms; -1 before the first reconcile */
     uint64_t reconciled_at;    /* wall ms when the last complete reconcile began (persisted

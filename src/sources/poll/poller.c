@@ -130,6 +130,9 @@ static void load_state(struct poller *p)
             if (json_get_number(st, "wide_ended", &d)) {
                 p->wide_ended = (uint64_t)d;
             }
+            if (json_get_number(st, "started", &d) && d > 0) {
+                p->started = (uint64_t)d;
+            }
             /* M13; absent in state written before incremental polling. */
             if (json_get_number(st, "watermark", &d) && d >= 0) {
                 p->watermark = (int64_t)d;
@@ -177,6 +180,7 @@ int poller__save_state(struct store_txn *txn, const struct poller *p, bool seede
     if (p->wide_ended != 0) {
         cJSON_AddNumberToObject(st, "wide_ended", (double)p->wide_ended);
     }
+    cJSON_AddNumberToObject(st, "started", (double)p->started);
     /* Incremental polling (M13): W, and when the last reconcile began. */
     if (p->watermark >= 0) {
         cJSON_AddNumberToObject(st, "watermark", (double)p->watermark);
@@ -305,6 +309,9 @@ void poller_add_child(struct poller *parent, struct poller *child)
 int poller_start(struct poller *p)
 {
     load_state(p);
+    if (p->started == 0) {
+        p->started = util_wall_ms();
+    }
     poller__incr_init(p);
     uint64_t every = p->tc->every_ms;
     uint64_t first = util_rand_range(0, every < 3000 ? every / 4 : 750);

@@ -277,6 +277,55 @@ struct unit_apply {
     struct snapshot_stats st;
 };
 
+/* Was rec created (the definition's created_field, server time) after p started? */
+static bool created_since_start(const struct poller *p, const cJSON *rec)
+{
+    int64_t ms = 0;
+    const cJSON *v = json_get_path(rec, p->def->created_field);
+    return poller__watermark_parse(v, &ms) == 0 && ms > 0 && (uint64_t)ms > p->started;
+}
+
+/*
+ * Applies a silent first read of one parent record's list (sc silent). The
+ * records created after the trigger started are still reported as created:
+ * a child's first round can take days when it reads one parent per request,
+ * and a record added meanwhile under a parent not read yet would otherwise
+ * be recorded as if it had always been there. Needs a created_field.
+ */
+static int apply_first_read(struct store_txn *txn, const struct poller *p,
+                            const struct snapshot_scope *sc, const cJSON *records,
+                            struct idset *seen, struct snapshot_stats *st)
+{
+    size_t late_n = 0;
+    const cJSON *rec = NULL;
+    if (p->def->created_field != NULL) {
+        cJSON_ArrayForEach(rec, records)
+        {
+            late_n += created_since_start(p, rec);
+        }
+    }
+    if (late_n == 0) {
+        return snapshot_apply_records(txn, sc, records, seen, st, NULL, NULL);
+    }
+    /* References: the two arrays share the records, which records keeps. */
+    cJSON *before = cJSON_CreateArray();
+    cJSON *after = cJSON_CreateArray();
+    cJSON_ArrayForEach(rec, records)
+    {
+        cJSON_AddItemReferenceToArray(created_since_start(p, rec) ? after : before, (cJSON *)rec);
+    }
+    int rc = snapshot_apply_records(txn, sc, before, seen, st, NULL, NULL);
+    if (rc == 0) {
+        struct snapshot_scope reported = *sc;
+        reported.silent = false;
+        reported.new_flags = 0;
+        rc = snapshot_apply_records(txn, &reported, after, seen, st, NULL, NULL);
+    }
+    cJSON_Delete(before);
+    cJSON_Delete(after);
+    return rc;
+}
+
 char *poller__sweep_unit_prefix(const struct poller *p, const char *parent_id, size_t *len)
 {
     const char *parts[] = {p->prefix, parent_id};
@@ -459,7 +508,8 @@ static int apply_unit_txn(struct store_txn *txn, void *ud)
         poller__init_scope(p, &sc, prefix, plen, silent);
         struct idset seen;
         idset_init(&seen);
-        rc = snapshot_apply_records(txn, &sc, a->records, &seen, &a->st, NULL, NULL);
+        rc = silent ? apply_first_read(txn, p, &sc, a->records, &seen, &a->st)
+                    : snapshot_apply_records(txn, &sc, a->records, &seen, &a->st, NULL, NULL);
         /* A record without a valid id may be any missing one: no deletions. */
         if (rc == 0 && a->st.invalid == 0 && p->def->confirm_delete != NULL) {
             rc = unit_confirmed_deletions(txn, p, &sc, &a->st);
