@@ -11,41 +11,23 @@
 
 #include "config.h"
 #include "http.h"
+#include "httpd.h"
 #include "isotime.h"
 #include "log.h"
 #include "oauth.h"
 #include "url.h"
 #include "util.h"
 
-#define REQUEST_MAX 8192
-
-#define MAX_CONNS 8
-
-struct login;
-
-/* One connection to the listener (browsers open idle extra ones). */
-struct conn {
-    uv_tcp_t tcp;
-    uv_write_t write_req;
-    struct login *l;
-    char request[REQUEST_MAX + 1];
-    size_t request_len;
-    char response[1024];
-    bool open;
-};
-
 struct login {
     uv_loop_t loop;
-    uv_tcp_t server;
-    uv_timer_t timer;
+    struct httpd *server;      /* NULL: not listening (--code, or closed) */
+    uv_timer_t timer;          /* the redirect's deadline, then the deferred finish */
     struct http_client *http;
     const struct config *cfg;
     const struct config_oauth *oauth;
-    struct conn *conns[MAX_CONNS];
     char path[256];
     char *code;
     int status;
-    bool listening;
     FILE *out;
 };
 
@@ -59,76 +41,11 @@ static const struct config_oauth *find_oauth(const struct config *cfg, const cha
     return NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* The percent-decoded value of query parameter `name` in a request target, or NULL. */
-static char *query_param(const char *target, const char *name)
-{
-    const char *q = strchr(target, '?');
-    size_t nlen = strlen(name);
-    while (q != NULL && *q != '\0') {
-        q++;
-        if (strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
-            const char *v = q + nlen + 1;
-            size_t len = strcspn(v, "& ");
-            char *out = xmalloc(len + 1);
-            size_t o = 0;
-            for (size_t i = 0; i < len; i++) {
-                if (v[i] == '%' && i + 2 < len + 1 && hexval(v[i + 1]) >= 0 && hexval(v[i + 2]) >= 0) {
-                    out[o++] = (char)(hexval(v[i + 1]) * 16 + hexval(v[i + 2]));
-                    i += 2;
-                } else {
-                    out[o++] = v[i] == '+' ? ' ' : v[i];
-                }
-            }
-            out[o] = '\0';
-            return out;
-        }
-        q = strchr(q, '&');
-    }
-    return NULL;
-}
-
-static void conn_closed(uv_handle_t *h)
-{
-    struct conn *c = h->data;
-    for (size_t i = 0; i < MAX_CONNS; i++) {
-        if (c->l->conns[i] == c) {
-            c->l->conns[i] = NULL;
-        }
-    }
-    free(c);
-}
-
-static void conn_close(struct conn *c)
-{
-    if (c->open) {
-        c->open = false;
-        uv_close((uv_handle_t *)&c->tcp, conn_closed);
-    }
-}
-
 static void close_all(struct login *l)
 {
-    if (l->listening && !uv_is_closing((uv_handle_t *)&l->server)) {
-        uv_close((uv_handle_t *)&l->server, NULL);
-    }
-    for (size_t i = 0; i < MAX_CONNS; i++) {
-        if (l->conns[i] != NULL) {
-            conn_close(l->conns[i]);
-        }
+    if (l->server != NULL) {
+        httpd_close(l->server, NULL, NULL);
+        l->server = NULL;
     }
     if (!uv_is_closing((uv_handle_t *)&l->timer)) {
         uv_close((uv_handle_t *)&l->timer, NULL);
@@ -142,14 +59,23 @@ static void on_http_closed(void *ud)
     close_all(l);
 }
 
-static void finish(struct login *l, int status)
+static void on_finish(uv_timer_t *t)
 {
-    l->status = status;
+    struct login *l = t->data;
     if (l->http != NULL) {
         http_client_close(l->http, on_http_closed, l);
     } else {
         close_all(l);
     }
+}
+
+/* Ends the login with status. Deferred to a timer callback: it may be
+ * called from the listener's request handler, inside libmicrohttpd, which
+ * must not be stopped from there. */
+static void finish(struct login *l, int status)
+{
+    l->status = status;
+    uv_timer_start(&l->timer, on_finish, 0, 0);
 }
 
 static void on_exchanged(int err, const char *message, void *ud)
@@ -187,116 +113,44 @@ static void exchange(struct login *l)
     }
 }
 
-static void on_written(uv_write_t *req, int status)
+static void answer(struct httpd_reply *reply, unsigned status, const char *html)
 {
-    struct conn *c = req->data;
-    (void)status;
-    conn_close(c);
-}
-
-static void reply(struct conn *c, const char *status, const char *text)
-{
-    snprintf(c->response, sizeof(c->response),
-             "HTTP/1.1 %s\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close\r\n"
-             "Cache-Control: no-store\r\nContent-Length: %zu\r\n\r\n%s",
-             status, strlen(text), text);
-    uv_buf_t b = uv_buf_init(c->response, (unsigned)strlen(c->response));
-    c->write_req.data = c;
-    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
-        conn_close(c);
-    }
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct conn *c = h->data;
-    (void)suggested;
-    buf->base = c->request + c->request_len;
-    buf->len = REQUEST_MAX - c->request_len;
+    reply->status = status;
+    reply->content_type = "text/html; charset=utf-8";
+    reply->body = xstrdup(html);
+    reply->len = strlen(html);
 }
 
 /* One request: the browser's redirect with ?code= (anything else gets a 404). */
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+static void on_request(const struct httpd_request *req, struct httpd_reply *reply, void *ud)
 {
-    struct conn *c = s->data;
-    struct login *l = c->l;
-    (void)buf;
-    if (n > 0) {
-        c->request_len += (size_t)n;
-        c->request[c->request_len] = '\0';
-    }
-    bool head_done = strstr(c->request, "\r\n\r\n") != NULL;
-    if (n >= 0 && !head_done && c->request_len < REQUEST_MAX) {
+    struct login *l = ud;
+    if (strcmp(req->method, "GET") != 0) {
+        answer(reply, 400, "<p>pollen: expected the OAuth redirect.</p>");
         return;
     }
-    uv_read_stop(s);
-    if (n < 0 && c->request_len == 0) {
-        conn_close(c); /* an idle connection went away */
-        return;
-    }
-    char method[8] = "";
-    char target[REQUEST_MAX];
-    target[0] = '\0';
-    if (sscanf(c->request, "%7s %8191s", method, target) != 2 || strcmp(method, "GET") != 0) {
-        reply(c, "400 Bad Request", "<p>pollen: expected the OAuth redirect.</p>");
-        return;
-    }
-    size_t plen = strlen(l->path);
-    if (strncmp(target, l->path, plen) != 0 || (target[plen] != '?' && target[plen] != '\0')) {
-        reply(c, "404 Not Found", "<p>pollen: not the OAuth redirect path.</p>");
+    if (strcmp(req->path, l->path) != 0) {
+        answer(reply, 404, "<p>pollen: not the OAuth redirect path.</p>");
         return;
     }
     if (l->code != NULL) {
-        reply(c, "409 Conflict", "<p>pollen: a code was already received.</p>");
+        answer(reply, 409, "<p>pollen: a code was already received.</p>");
         return;
     }
-    char *code = query_param(target, "code");
+    const char *code = httpd_query(req, "code");
     if (code == NULL || *code == '\0') {
-        char *err = query_param(target, "error");
-        reply(c, "400 Bad Request", "<p>pollen: the redirect carried no code.</p>");
+        const char *err = httpd_query(req, "error");
+        answer(reply, 400, "<p>pollen: the redirect carried no code.</p>");
         fprintf(stderr, "pollen auth login: the redirect carried no code%s%s\n",
                 err ? ": " : "", err ? err : "");
-        free(err);
-        free(code);
         finish(l, 1);
         return;
     }
-    reply(c, "200 OK",
-          "<p>pollen: authorized. You can close this tab and return to the terminal.</p>");
-    l->code = code;
-    if (l->listening) {
-        uv_close((uv_handle_t *)&l->server, NULL);
-        l->listening = false;
-    }
+    answer(reply, 200,
+           "<p>pollen: authorized. You can close this tab and return to the terminal.</p>");
+    l->code = xstrdup(code);
+    uv_timer_stop(&l->timer); /* the deadline: the exchange has its own timeouts */
     exchange(l);
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    struct login *l = server->data;
-    if (status != 0) {
-        return;
-    }
-    /* Always accept (an unaccepted connection stalls the listener for good);
-     * beyond MAX_CONNS, accept and close at once. */
-    struct conn *c = xcalloc(1, sizeof(*c));
-    c->l = l;
-    uv_tcp_init(&l->loop, &c->tcp);
-    c->tcp.data = c;
-    c->open = true;
-    size_t slot = MAX_CONNS;
-    for (size_t i = 0; i < MAX_CONNS; i++) {
-        if (l->conns[i] == NULL) {
-            slot = i;
-            break;
-        }
-    }
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || slot == MAX_CONNS) {
-        conn_close(c);
-        return;
-    }
-    l->conns[slot] = c;
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -337,18 +191,7 @@ static int listen_loopback(struct login *l)
                 l->oauth->redirect_uri);
         return -EINVAL;
     }
-    struct sockaddr_storage addr;
-    int rc = strcmp(host, "[::1]") == 0 ? uv_ip6_addr("::1", port, (struct sockaddr_in6 *)&addr)
-                                        : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
-    uv_tcp_init(&l->loop, &l->server);
-    l->server.data = l;
-    l->listening = true;
-    if (rc == 0) {
-        rc = uv_tcp_bind(&l->server, (const struct sockaddr *)&addr, 0);
-    }
-    if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)&l->server, 4, on_connection);
-    }
+    int rc = httpd_start(&l->loop, host, (unsigned)port, on_request, l, &l->server);
     if (rc != 0) {
         fprintf(stderr, "pollen auth login: cannot listen on %s:%d: %s\n", host, port,
                 uv_strerror(rc));
