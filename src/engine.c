@@ -25,6 +25,8 @@
 #include "oauth.h"
 #include "outbox.h"
 #include "log.h"
+#include "metrics.h"
+#include "monitor.h"
 #include "poller.h"
 #include "sha256.h"
 #include "store.h"
@@ -52,6 +54,7 @@ struct engine {
     struct dispatcher *dispatcher;
     struct poller **pollers;
     size_t npollers;
+    struct monitor *monitor;   /* [engine] listen: /metrics and /healthz; NULL: none */
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_signal_t sighup;
@@ -117,6 +120,10 @@ static void on_http_closed(void *ud)
 {
     struct engine *e = ud;
     e->http = NULL;
+    if (e->monitor != NULL) {
+        monitor_close(e->monitor);
+        e->monitor = NULL;
+    }
     for (size_t i = 0; i < e->npollers; i++) {
         poller_close(e->pollers[i]);
     }
@@ -226,9 +233,11 @@ static void on_poller_done(struct poller *p, void *ud)
     }
 }
 
+/* After a commit that appended events (ud: the engine, as for on_event). */
 static void kick_dispatcher(void *ud)
 {
-    dispatcher_kick(ud);
+    struct engine *e = ud;
+    dispatcher_kick(e->dispatcher);
 }
 
 /* One retention batch (a short write txn); re-armed with a 0 ms timer while
@@ -506,6 +515,14 @@ static struct location *location_for(struct engine *e, const struct config_locat
     return NULL;
 }
 
+/* Every event, inside its txn: counted for /metrics, then matched by the rules. */
+static int on_event(struct store_txn *txn, cJSON *event, void *ud)
+{
+    struct engine *e = ud;
+    monitor_count_event(event);
+    return dispatch_on_event(txn, event, e->dispatcher);
+}
+
 static int create_runtime(struct engine *e)
 {
     const struct config *cfg = e->cfg;
@@ -561,8 +578,8 @@ static int create_runtime(struct engine *e)
         .dry_run = e->opts.dry_run,
         .on_done = on_poller_done,
         .ud = e,
-        .on_event = dispatch_on_event,
-        .on_event_ud = e->dispatcher,
+        .on_event = on_event,
+        .on_event_ud = e,
         .on_events = kick_dispatcher,
     };
     e->pollers = xcalloc(cfg->ntriggers + 1, sizeof(*e->pollers));
@@ -580,6 +597,24 @@ static int create_runtime(struct engine *e)
         poller_add_child(e->pollers[parent], e->pollers[i]);
     }
     return 0;
+}
+
+/* [engine] listen: a listener that cannot start stops the engine (exit 1). */
+static void start_monitor(struct engine *e)
+{
+    struct monitor_env me = {
+        .loop = &e->loop,
+        .cfg = e->cfg,
+        .store = e->store,
+        .pollers = e->pollers,
+        .npollers = e->npollers,
+        .locations = e->locations,
+        .nlocations = e->cfg->nlocations,
+    };
+    if (monitor_start(&me, &e->monitor) != 0) {
+        e->failed = true;
+        engine_stop(e, "[engine] listen failed");
+    }
 }
 
 static void start_runtime(struct engine *e)
@@ -603,6 +638,9 @@ static void start_runtime(struct engine *e)
     uv_timer_init(&e->loop, &e->drain);
     e->drain.data = e;
     dispatcher_start(e->dispatcher);
+    if (e->cfg->listen != NULL && !e->opts.once && !e->opts.dry_run) {
+        start_monitor(e);
+    }
     uv_timer_start(&e->maintenance, on_maintenance, MAINTENANCE_INTERVAL_MS,
                    MAINTENANCE_INTERVAL_MS);
     start_sweep(e); /* at start too, so --once runs expire dead letters */
@@ -653,6 +691,7 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     json_arena_install();
     util_rand_seed();
+    monitor_declare();
     failpoint_init();
 
     int lock_fd = -1;
@@ -701,6 +740,7 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
     store_close(e.store);
     store_unlock_engine(lock_fd);
     json_scratch_release();
+    metrics_reset();
     curl_global_cleanup();
     log_info("engine", "stopped");
     return e.failed ? 1 : 0;

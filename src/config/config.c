@@ -7,6 +7,7 @@
  */
 #include "config_int.h"
 
+#include "httpd.h"
 #include "secret.h"
 #include "url.h"
 
@@ -147,6 +148,29 @@ static int parse_oauth_url(struct ini_doc *doc, const struct ini_key *k, const c
 {
     bool port_path = strcmp(k->name, "redirect_uri") == 0;
     if (check_web_url(doc, k, value, line, port_path) != 0) {
+        return -EINVAL;
+    }
+    char **dst = field;
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+/* [engine] listen: HOST:PORT on a loopback address (the metrics and the
+ * status page carry no authentication of their own). */
+static int parse_listen(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                        int line, void *field)
+{
+    char host[64];
+    unsigned port = 0;
+    if (httpd_parse_listen(value, host, sizeof(host), &port) != 0) {
+        char q[INI_QUOTE_MAX + 4];
+        ini_quote(value, q);
+        ini_diag_add(&doc->diag, line,
+                     "bad value '%s' for '%s': expected HOST:PORT on a loopback address "
+                     "(127.0.0.1, localhost or [::1]; the listener has no authentication, so "
+                     "put a proxy in front to expose it)",
+                     q, k->name);
         return -EINVAL;
     }
     char **dst = field;
@@ -578,6 +602,8 @@ static const struct ini_key engine_keys[] = {
     {.name = "shutdown_grace", .type = INI_KEY_DURATION,
      .offset = offsetof(struct config, shutdown_grace_ms), .def = "10s", .min = 0,
      .max = MIN(10)},
+    {.name = "listen", .type = INI_KEY_CUSTOM, .offset = offsetof(struct config, listen),
+     .parse = parse_listen},
 };
 
 static const struct ini_key api_keys[] = {

@@ -253,6 +253,7 @@ struct config {
     uint64_t retention_count, retention_age_ms, max_db_size; /* 0 = unlimited (count, age) */
     uint64_t dlq_retention_ms;  /* dead letters are deleted this long after they died; 0 = never */
     uint64_t shutdown_grace_ms; /* SIGTERM/SIGINT: how long actions in flight may finish */
+    char *listen;             /* HOST:PORT of /metrics and /healthz, loopback; NULL: none */
     /* [api] */
     char *base_url;           /* no trailing slash */
     uint64_t timeout_ms, connect_timeout_ms, max_body;

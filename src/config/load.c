@@ -183,5 +183,6 @@ void config_free(struct config *cfg)
     free(cfg->base_url);
     free(cfg->ca_file);
     free(cfg->proxy);
+    free(cfg->listen);
     free(cfg);
 }

@@ -10,6 +10,7 @@
 #include "api.h"
 #include "oauth.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "url.h"
 #include "util.h"
@@ -254,6 +255,11 @@ const char *location_company_id(const struct location *loc)
                : NULL;
 }
 
+void location_rate_stats(const struct location *loc, struct ratelimit_stats *out)
+{
+    ratelimit_stats(loc->rl, uv_now(loc->loop), out);
+}
+
 size_t location_queued(const struct location *loc)
 {
     return loc->queues[0].len + loc->queues[1].len;
@@ -294,6 +300,19 @@ static void complete_locally(struct location_pending *p, int error, const char *
     buf_finish(&resp.body);
 }
 
+/* pollen_http_requests_total{location, class}: 2xx..5xx, or "error" (no answer). */
+static void count_response(const struct location *loc, const struct http_response *resp)
+{
+    char labels[200];
+    char cls[8] = "error";
+    if (resp->status >= 100 && resp->status < 600) {
+        snprintf(cls, sizeof(cls), "%ldxx", resp->status / 100);
+    }
+    size_t n = strlen(metrics_label(labels, sizeof(labels) - 20, "location", loc->name));
+    snprintf(labels + n, sizeof(labels) - n, ",class=\"%s\"", cls);
+    metrics_add("pollen_http_requests_total", labels, 1);
+}
+
 static void on_response(struct http_response *resp, void *ud)
 {
     struct location_pending *p = ud;
@@ -327,6 +346,7 @@ static void on_response(struct http_response *resp, void *ud)
     if (resp->status == 429) {
         log_warn(p->log_tag, "HTTP 429 from the API for location %s: backing off", loc->name);
     }
+    count_response(loc, resp);
     p->cb(resp, p->ud);
     pending_free(p);
     if (loc->closing) {

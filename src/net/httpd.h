@@ -17,7 +17,9 @@
 #define POLLEN_HTTPD_H
 
 #include <stddef.h>
-#include <uv.h>
+
+/* uv_loop_t, without uv.h (whose sys/param.h MIN/MAX clash with callers' own). */
+struct uv_loop_s;
 
 #define HTTPD_MAX_CONNS 16
 #define HTTPD_MAX_REQUEST (32 * 1024)
@@ -49,7 +51,7 @@ typedef void (*httpd_handler_fn)(const struct httpd_request *req, struct httpd_r
  * Returns 0 and *out, -EINVAL for a host that is not loopback, or -errno /
  * a negative error when MHD cannot listen (the port is in use).
  */
-int httpd_start(uv_loop_t *loop, const char *host, unsigned port, httpd_handler_fn fn, void *ud,
+int httpd_start(struct uv_loop_s *loop, const char *host, unsigned port, httpd_handler_fn fn, void *ud,
                 struct httpd **out);
 /* The port listened on. */
 unsigned httpd_port(const struct httpd *h);

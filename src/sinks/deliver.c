@@ -15,6 +15,7 @@
 #include "json.h"
 #include "list.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "registry.h"
 #include "sha256.h"
@@ -351,6 +352,16 @@ static int finish_txn(struct store_txn *txn, void *ud)
     return rc;
 }
 
+/* pollen_actions_total{rule, outcome}: succeeded, failed (to be retried), dead. */
+static void count_outcome(const char *rule, const char *type)
+{
+    const char *outcome = strncmp(type, "action.", 7) == 0 ? type + 7 : type;
+    char labels[240];
+    size_t n = strlen(metrics_label(labels, sizeof(labels) - 30, "rule", rule ? rule : ""));
+    snprintf(labels + n, sizeof(labels) - n, ",outcome=\"%s\"", outcome);
+    metrics_add("pollen_actions_total", labels, 1);
+}
+
 static void attempt_done(struct attempt *a, struct sink_outcome *o)
 {
     struct dispatcher *d = a->d;
@@ -369,6 +380,7 @@ static void attempt_done(struct attempt *a, struct sink_outcome *o)
         store_recovered(d);
         FAILPOINT("dispatch.after_ack");
         const char *rule = sink_str(a->entry, "rule");
+        count_outcome(rule, f.type);
         if (o->kind == SINK_SUCCESS) {
             log_info("dispatch", "rule %s: %s succeeded (HTTP %ld)", rule,
                      sink_str(a->entry, "action"), o->status);

@@ -25,6 +25,7 @@
 #include "json.h"
 #include "location.h"
 #include "log.h"
+#include "metrics.h"
 #include "paging.h"
 #include "snapshot.h"
 #include "store.h"
@@ -92,11 +93,18 @@ static void cycle_end(struct poller *p, bool ok)
     p->busy = false;
     p->pending = NULL;
     uint64_t every = p->tc->every_ms;
+    char label[POLLER_LABEL_MAX];
+    metrics_observe("pollen_cycle_duration_seconds",
+                    metrics_label(label, sizeof(label), "trigger", p->tc->name),
+                    (double)(uv_now(p->env.loop) - p->cycle_started) / 1000.0);
     if (ok) {
         p->failures = 0;
+        p->failing_since = 0;
         p->stats.cycles++;
     } else {
-        p->failures++;
+        if (p->failures++ == 0) {
+            p->failing_since = uv_now(p->env.loop);
+        }
         p->stats.failed_cycles++;
     }
     if (p->env.once) {

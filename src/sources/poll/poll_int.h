@@ -154,6 +154,7 @@ struct poller {
 
     /* current cycle */
     uint64_t cycle_started;    /* mono ms */
+    uint64_t failing_since;    /* mono ms when the current run of failed cycles began; 0: none */
     uint64_t requests_from;    /* stats.requests when this cycle (or sweep round) began */
     unsigned failures;         /* consecutive failed cycles */
     unsigned page;
@@ -240,6 +241,9 @@ enum outcome {
     OUTCOME_RETRY,      /* transport error, 408, 429, 5xx, invalid or truncated body */
     OUTCOME_PERMANENT,  /* other 4xx, redirects: retrying would not help */
 };
+
+/* Room for a `trigger="NAME"` metrics label. */
+#define POLLER_LABEL_MAX 160
 
 void poller__strlist_add(struct strlist *l, const char *s);
 void poller__strlist_clear(struct strlist *l);

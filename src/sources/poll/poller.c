@@ -379,6 +379,16 @@ const char *poller_name(const struct poller *p)
     return p->tc->name;
 }
 
+uint64_t poller_every_ms(const struct poller *p)
+{
+    return p->tc->every_ms;
+}
+
+uint64_t poller_failing_since(const struct poller *p)
+{
+    return p->failing_since;
+}
+
 bool poller_done(const struct poller *p)
 {
     return p->done;

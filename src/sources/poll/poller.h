@@ -70,6 +70,11 @@ void poller_stop(struct poller *p);
 void poller_close(struct poller *p);
 
 const char *poller_name(const struct poller *p);
+/* The trigger's interval (ms). */
+uint64_t poller_every_ms(const struct poller *p);
+/* Loop time (uv_now) when the trigger's current run of failed cycles began,
+ * 0 when its last cycle succeeded (or none ended yet). */
+uint64_t poller_failing_since(const struct poller *p);
 bool poller_done(const struct poller *p);
 bool poller_failed(const struct poller *p);
 void poller_get_stats(const struct poller *p, struct poller_stats *out);
