@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "monitor.h"
 #include "poller.h"
+#include "reload.h"
 #include "sha256.h"
 #include "store.h"
 #include "util.h"
@@ -55,6 +56,10 @@ struct engine {
     struct poller **pollers;
     size_t npollers;
     struct monitor *monitor;   /* [engine] listen: /metrics and /healthz; NULL: none */
+    struct config *own_cfg;    /* a reloaded configuration (the first is the caller's)... */
+    struct catalog *own_cat;   /* ...and its catalog; both freed at the next swap or exit */
+    struct config *next_cfg;   /* SIGHUP: checked, waiting for the runtime to close */
+    struct catalog *next_cat;
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_signal_t sighup;
@@ -186,13 +191,31 @@ static void on_signal(uv_signal_t *h, int signum)
     engine_stop(e, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-/* Operators and ExecReload= send HUP to reload: say that we do not, and keep running. */
+/* SIGHUP (ExecReload=): read and check the file; apply it by rebuilding the runtime. */
 static void on_sighup(uv_signal_t *h, int signum)
 {
-    (void)h;
+    struct engine *e = h->data;
     (void)signum;
-    log_warn("engine", "SIGHUP: reload is not supported yet; restart to apply configuration "
-                       "changes");
+    if (e->opts.config_path == NULL || e->opts.once || e->opts.dry_run) {
+        log_warn("engine", "SIGHUP: no reload with --once or --dry-run; ignored");
+        return;
+    }
+    if (e->stopping) {
+        log_warn("engine", "SIGHUP: ignored while stopping (%s)", e->stop_reason);
+        return;
+    }
+    struct config *cfg = NULL;
+    struct catalog *cat = NULL;
+    if (reload_load(e->opts.config_path, e->cfg, &cfg, &cat) != 0) {
+        return;
+    }
+    char summary[1024];
+    bool changed = reload_summary(e->cfg, cfg, summary, sizeof(summary));
+    log_info("engine", "reload of %s: %s%s", e->opts.config_path, summary,
+             changed ? "" : " (no difference found; applied anyway)");
+    e->next_cfg = cfg;
+    e->next_cat = cat;
+    engine_stop(e, "reload");
 }
 
 static void on_drain_check(uv_timer_t *t)
@@ -624,6 +647,7 @@ static void start_runtime(struct engine *e)
     uv_signal_init(&e->loop, &e->sighup);
     e->sigint.data = e;
     e->sigterm.data = e;
+    e->sighup.data = e;
     uv_signal_start(&e->sigint, on_signal, SIGINT);
     uv_signal_start(&e->sigterm, on_signal, SIGTERM);
     uv_signal_start(&e->sighup, on_sighup, SIGHUP);
@@ -680,6 +704,49 @@ static int lock_state_dir(const struct config *cfg, int *fd)
     return 0;
 }
 
+/* What create_runtime allocated beside the handles (which are closed by now). */
+static void free_runtime(struct engine *e)
+{
+    free(e->locations);
+    free(e->creds);
+    free(e->oauths);
+    free(e->pollers);
+    e->locations = NULL;
+    e->creds = NULL;
+    e->oauths = NULL;
+    e->pollers = NULL;
+    e->npollers = 0;
+    e->dispatcher = NULL;
+    e->http = NULL;
+    e->monitor = NULL;
+}
+
+/* After a reload's stop: the checked configuration becomes the running one.
+ * The old one is freed only now, when nothing built from it is left. */
+static void swap_config(struct engine *e)
+{
+    catalog_free(e->own_cat);
+    config_free(e->own_cfg);
+    e->own_cfg = e->next_cfg;
+    e->own_cat = e->next_cat;
+    e->cfg = e->own_cfg;
+    e->next_cfg = NULL;
+    e->next_cat = NULL;
+    e->stopping = false;
+    e->stop_reason = NULL;
+    e->pruning = false;
+    e->pruned = 0;
+    e->prune_untimed = 0;
+    e->sweeping = false;
+    e->sweep_own = false;
+    memset(&e->sweep_pos, 0, sizeof(e->sweep_pos));
+    e->done = 0;
+    if (!e->opts.log_level_fixed) {
+        log_set_level(e->cfg->log_level);
+    }
+    log_info("engine", "reload: starting again with the new configuration");
+}
+
 int engine_run(const struct config *cfg, const struct engine_options *opts)
 {
     struct engine e;
@@ -717,26 +784,29 @@ int engine_run(const struct config *cfg, const struct engine_options *opts)
         store_unlock_engine(lock_fd);
         return 1;
     }
-    if (create_runtime(&e) != 0) {
-        uv_loop_close(&e.loop);
-        store_close(e.store);
-        store_unlock_engine(lock_fd);
-        return 1;
+    for (;;) {
+        if (create_runtime(&e) != 0) {
+            e.failed = true;
+            break;
+        }
+        log_info("engine", "pollen %s running: %zu trigger(s), %zu location(s), state in %s",
+                 POLLEN_VERSION, e.cfg->ntriggers, e.cfg->nlocations, e.cfg->state_dir);
+        start_runtime(&e);
+        uv_run(&e.loop, UV_RUN_DEFAULT); /* returns once every handle has closed */
+        free_runtime(&e);
+        if (e.next_cfg == NULL) {
+            break;
+        }
+        swap_config(&e);
     }
-    log_info("engine", "pollen %s running: %zu trigger(s), %zu location(s), state in %s",
-             POLLEN_VERSION, cfg->ntriggers, cfg->nlocations, cfg->state_dir);
-    start_runtime(&e);
-    uv_run(&e.loop, UV_RUN_DEFAULT);
 
     int close_rc = uv_loop_close(&e.loop);
     if (close_rc != 0) {
         log_error("engine", "event loop still had open handles at exit (%s)", uv_strerror(close_rc));
         e.failed = true;
     }
-    free(e.locations);
-    free(e.creds);
-    free(e.oauths);
-    free(e.pollers);
+    catalog_free(e.own_cat);
+    config_free(e.own_cfg);
     store_close(e.store);
     store_unlock_engine(lock_fd);
     json_scratch_release();

@@ -9,7 +9,19 @@
  * One engine per state directory: engine_run takes an exclusive flock on
  * state_dir/engine.lock (store_lock_engine) for its whole run, --once and
  * --dry-run included, and refuses to start (exit 2) while another process
- * holds it. SIGHUP is logged and ignored (no reload yet).
+ * holds it.
+ *
+ * SIGHUP reloads (not with --once or --dry-run): the file is read and
+ * checked as at start (reload.c); with any problem the running
+ * configuration stays and each problem is logged with FILE:LINE. Otherwise
+ * the runtime stops as for a shutdown (in-flight requests cancelled, actions
+ * in flight finish and are recorded), everything built from the old
+ * configuration closes, and the runtime is built again from the new one in
+ * the same process, with the same store and lock: unchanged and changed
+ * triggers carry on from their stored state (a changed `use` records a new
+ * baseline, as at a restart), added ones record their baseline, removed
+ * ones stop (their state stays until `pollen purge`), and the rules switch
+ * between events (the outbox keeps what the old ones enqueued).
  *
  * Shutdown order (SIGINT/SIGTERM, or all pollers done with --once): stop the
  * pollers (no new requests; an in-flight request is cancelled: nothing is
@@ -32,6 +44,8 @@ struct engine_options {
                      * wait until no action is due, then exit */
     bool dry_run;   /* like once, but nothing is committed or sent: the requests rules would
                      * send are printed on stdout as JSON lines */
+    const char *config_path; /* what SIGHUP re-reads; NULL: SIGHUP is logged and ignored */
+    bool log_level_fixed;    /* --log-level was given: a reload keeps it */
 };
 
 /* Runs until stopped. Returns the process exit code: 0 ok, 1 runtime failure,

@@ -470,6 +470,8 @@ static int cmd_run(struct args *a)
         return rc;
     }
     log_set_level(a->log_level != NULL ? lvl : l.cfg->log_level);
+    a->run.config_path = a->config;
+    a->run.log_level_fixed = a->log_level != NULL;
     rc = engine_run(l.cfg, &a->run);
     unload(&l);
     return rc;

@@ -6,8 +6,9 @@ that write data to stdout.
   `run --once` and `run --dry-run` exit 2 naming the running engine's pid,
   and change nothing; `tail`, `dlq list` and `auth status` work beside it;
   once it stopped, `run --once` works again.
-- test_sighup_is_logged_and_ignored: SIGHUP leaves the engine running and
-  logs that reload is not supported; SIGTERM then stops it cleanly.
+- test_sighup_with_an_unchanged_file_reloads_and_keeps_running: SIGHUP
+  reloads (test_reload covers what changes), the engine keeps running, and
+  SIGTERM then stops it cleanly.
 - test_output_write_errors_exit_1: `tail` and `dlq list` with stdout on
   /dev/full exit 1 with a message (an export is never silently truncated).
 - test_proxy_only_from_the_configuration: http_proxy/https_proxy/all_proxy
@@ -104,14 +105,14 @@ class EngineTest(harness.PollenTest):
         # The lock goes with the engine.
         self.run_once(cfg)
 
-    def test_sighup_is_logged_and_ignored(self):
+    def test_sighup_with_an_unchanged_file_reloads_and_keeps_running(self):
         cfg = self.write_config(TRIGGER, location=FAST)
         engine = self.start_engine(cfg)
         self.wait_running()
         engine.send_signal(signal.SIGHUP)
-        self.wait_for(lambda: "SIGHUP: reload is not supported yet; restart to apply "
-                              "configuration changes" in self.engine_log_text(),
-                      timeout=10, what="the SIGHUP log line")
+        self.wait_for(lambda: "(no difference found; applied anyway)" in self.engine_log_text()
+                      and "reload: starting again" in self.engine_log_text(),
+                      timeout=30, what="the reload's log lines")
         time.sleep(0.5)
         self.assertIsNone(engine.poll(), "SIGHUP must not stop the engine")
         self.assertEqual(self.stop_engine(), 0)
