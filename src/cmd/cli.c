@@ -30,6 +30,7 @@
 #include "json.h"
 #include "orphans.h"
 #include "outbox.h"
+#include "paths.h"
 #include "registry.h"
 #include "subproc.h"
 #include "store.h"
@@ -127,8 +128,9 @@ static const char usage_catalog[] =
     "fields, pagination, confirm_delete and for_each; for an action its request,\n"
     "parameters and body fields, result, and the idempotent, destructive and\n"
     "gone_ok flags. An unknown NAME exits 2. The catalog is read from the\n"
-    "configuration's [engine] catalog, from DIR, or from the built-in location\n"
-    "(" POLLEN_CATALOG_DIR ").\n"
+    "configuration's [engine] catalog, from DIR, or from the installed catalog\n"
+    "(" POLLEN_CATALOG_DIR "; the source tree for a binary run from its build\n"
+    "directory).\n"
     "\n"
     "  -c, --config FILE     read the catalog location from this configuration\n"
     "      --catalog DIR     the directory holding triggers/ and actions/\n"
@@ -638,7 +640,7 @@ static int cmd_catalog(struct args *a)
         dir = l.cfg->catalog_dir;
     }
     if (dir == NULL) {
-        dir = POLLEN_CATALOG_DIR;
+        dir = paths_catalog_dir();
     }
     struct ini_errors errs = {0};
     rc = report_problems(catalog_load(dir, &config_reserved_keys, &l.cat, &errs), &errs);
