@@ -27,6 +27,7 @@
 #include "catalog_show.h"
 #include "config.h"
 #include "engine.h"
+#include "failpoint.h"
 #include "json.h"
 #include "orphans.h"
 #include "outbox.h"
@@ -850,10 +851,31 @@ static int run_command(const struct command *cmd, int argc, char **argv)
     return rc != GO_ON ? rc : cmd->fn(&a);
 }
 
+/* `pollen __failpoints` (internal, for the test harness): the crash points
+ * this build has, one a line; exit 1 when it has none. */
+static int print_failpoints(void)
+{
+    size_t n;
+    const char *const *names = failpoint_names(&n);
+    if (n == 0) {
+        fputs("pollen: this build has no failpoints (-Dfailpoints=disabled, or "
+              "buildtype=release)\n",
+              stderr);
+        return CLI_EXIT_RUNTIME;
+    }
+    for (size_t i = 0; i < n; i++) {
+        printf("%s\n", names[i]);
+    }
+    return CLI_EXIT_OK;
+}
+
 int cli_main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "__exec") == 0) {
         return subproc_exec_main(argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "__failpoints") == 0) {
+        return print_failpoints();
     }
     if (argc < 2) {
         fputs(usage_main, stderr);
