@@ -9,7 +9,10 @@
  * One engine per state directory: engine_run takes an exclusive flock on
  * state_dir/engine.lock (store_lock_engine) for its whole run, --once and
  * --dry-run included, and refuses to start (exit 2) while another process
- * holds it. SIGHUP is logged and ignored (no reload yet).
+ * holds it. SIGHUP is logged as a warning and otherwise ignored: the engine
+ * keeps running with the configuration it started with (no reload yet).
+ * Under systemd (sdnotify.h) it sends READY=1 once the triggers are
+ * started, WATCHDOG=1 from the loop and STOPPING=1 when shutdown begins.
  *
  * Shutdown order (SIGINT/SIGTERM, or all pollers done with --once): stop the
  * pollers (no new requests; an in-flight request is cancelled: nothing is

@@ -121,5 +121,35 @@ class InstallTest(harness.PollenTest):
         self.assertTrue(all(e["trigger"] == "listed" and e["type"] == "created" for e in events))
 
 
+class BackupTest(harness.PollenTest):
+    """README "State and backups": mdb_copy of a running engine's state is a
+    consistent database that pollen reads."""
+    sandbox_args = ("--rate-limit", "0")
+
+    def test_mdb_copy_while_running(self):
+        if shutil.which("mdb_copy") is None:
+            self.skipTest("mdb_copy is not installed (Debian's lmdb-utils)")
+        ids = self.sandbox.seed(20)["contact_ids"]
+        cfg = self.write_config("[trigger contacts]\nuse = contacts.search\nevery = 1s\n"
+                                "first_poll = emit\n", location=FAST)
+        self.start_engine(cfg)
+        self.wait_for(lambda: len(self.events(cfg)) == len(ids), what="the first events")
+        backup = os.path.join(self.dir, "backup")
+        os.mkdir(backup, 0o700)
+        proc = subprocess.run(["mdb_copy", os.path.join(self.dir, "state"), backup],
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIsNone(self.engine.poll(), "the engine kept running")
+        with open(cfg) as f:
+            text = f.read()
+        copy = os.path.join(self.dir, "copy.ini")
+        with open(copy, "w") as f:
+            f.write(text.replace("state_dir = state", "state_dir = backup"))
+        os.chmod(copy, 0o600)
+        restored = self.events(copy)
+        self.assertEqual(sorted(e["record_id"] for e in restored), sorted(ids))
+        self.assertEqual(restored, self.events(cfg)[:len(restored)])
+
+
 if __name__ == "__main__":
     harness.main()
