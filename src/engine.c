@@ -29,6 +29,7 @@
 #include "monitor.h"
 #include "poller.h"
 #include "reload.h"
+#include "sdnotify.h"
 #include "sha256.h"
 #include "store.h"
 #include "util.h"
@@ -78,6 +79,7 @@ struct engine {
     uint64_t swept;            /* dead letters deleted by the current pass */
     uv_timer_t stopper;        /* runs the shutdown outside any library callback */
     uv_timer_t drain;          /* --once: waits for the outbox to drain after the polls */
+    struct sdnotify notify;    /* systemd: READY=1, the watchdog pings, STOPPING=1 */
     const char *stop_reason;
     size_t done;
     bool stopping;
@@ -140,6 +142,7 @@ static void on_http_closed(void *ud)
     close_handle((uv_handle_t *)&e->sweep);
     close_handle((uv_handle_t *)&e->stopper);
     close_handle((uv_handle_t *)&e->drain);
+    sdnotify_close(&e->notify);
     dispatcher_close(e->dispatcher);
 }
 
@@ -163,6 +166,11 @@ static void do_stop(uv_timer_t *t)
 {
     struct engine *e = t->data;
     log_info("engine", "stopping (%s)", e->stop_reason);
+    if (e->next_cfg != NULL) {
+        sdnotify_reloading();
+    } else {
+        sdnotify_stopping(e->stop_reason);
+    }
     for (size_t i = 0; i < e->npollers; i++) {
         poller_stop(e->pollers[i]);
     }
@@ -661,6 +669,7 @@ static void start_runtime(struct engine *e)
     e->stopper.data = e;
     uv_timer_init(&e->loop, &e->drain);
     e->drain.data = e;
+    sdnotify_start(&e->notify, &e->loop);
     dispatcher_start(e->dispatcher);
     if (e->cfg->listen != NULL && !e->opts.once && !e->opts.dry_run) {
         start_monitor(e);
@@ -671,6 +680,10 @@ static void start_runtime(struct engine *e)
     for (size_t i = 0; i < e->npollers; i++) {
         poller_start(e->pollers[i]);
     }
+    char status[128];
+    snprintf(status, sizeof(status), "running: %zu trigger(s), %zu location(s)", e->npollers,
+             e->cfg->nlocations);
+    sdnotify_ready(status);
     if (e->npollers == 0) {
         log_warn("engine", "no [trigger] sections: nothing to poll");
         if (e->opts.once || e->opts.dry_run) {

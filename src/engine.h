@@ -22,6 +22,8 @@
  * baseline, as at a restart), added ones record their baseline, removed
  * ones stop (their state stays until `pollen purge`), and the rules switch
  * between events (the outbox keeps what the old ones enqueued).
+ * Under systemd (sdnotify.h) it sends READY=1 once the triggers are
+ * started, WATCHDOG=1 from the loop and STOPPING=1 when shutdown begins.
  *
  * Shutdown order (SIGINT/SIGTERM, or all pollers done with --once): stop the
  * pollers (no new requests; an in-flight request is cancelled: nothing is

@@ -27,9 +27,11 @@
 #include "catalog_show.h"
 #include "config.h"
 #include "engine.h"
+#include "failpoint.h"
 #include "json.h"
 #include "orphans.h"
 #include "outbox.h"
+#include "paths.h"
 #include "registry.h"
 #include "subproc.h"
 #include "store.h"
@@ -127,8 +129,9 @@ static const char usage_catalog[] =
     "fields, pagination, confirm_delete and for_each; for an action its request,\n"
     "parameters and body fields, result, and the idempotent, destructive and\n"
     "gone_ok flags. An unknown NAME exits 2. The catalog is read from the\n"
-    "configuration's [engine] catalog, from DIR, or from the built-in location\n"
-    "(" POLLEN_CATALOG_DIR ").\n"
+    "configuration's [engine] catalog, from DIR, or from the installed catalog\n"
+    "(" POLLEN_CATALOG_DIR "; the source tree for a binary run from its build\n"
+    "directory).\n"
     "\n"
     "  -c, --config FILE     read the catalog location from this configuration\n"
     "      --catalog DIR     the directory holding triggers/ and actions/\n"
@@ -640,7 +643,7 @@ static int cmd_catalog(struct args *a)
         dir = l.cfg->catalog_dir;
     }
     if (dir == NULL) {
-        dir = POLLEN_CATALOG_DIR;
+        dir = paths_catalog_dir();
     }
     struct ini_errors errs = {0};
     rc = report_problems(catalog_load(dir, &config_reserved_keys, &l.cat, &errs), &errs);
@@ -850,10 +853,31 @@ static int run_command(const struct command *cmd, int argc, char **argv)
     return rc != GO_ON ? rc : cmd->fn(&a);
 }
 
+/* `pollen __failpoints` (internal, for the test harness): the crash points
+ * this build has, one a line; exit 1 when it has none. */
+static int print_failpoints(void)
+{
+    size_t n;
+    const char *const *names = failpoint_names(&n);
+    if (n == 0) {
+        fputs("pollen: this build has no failpoints (-Dfailpoints=disabled, or "
+              "buildtype=release)\n",
+              stderr);
+        return CLI_EXIT_RUNTIME;
+    }
+    for (size_t i = 0; i < n; i++) {
+        printf("%s\n", names[i]);
+    }
+    return CLI_EXIT_OK;
+}
+
 int cli_main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "__exec") == 0) {
         return subproc_exec_main(argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "__failpoints") == 0) {
+        return print_failpoints();
     }
     if (argc < 2) {
         fputs(usage_main, stderr);

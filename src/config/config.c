@@ -8,6 +8,7 @@
 #include "config_int.h"
 
 #include "httpd.h"
+#include "paths.h"
 #include "secret.h"
 #include "url.h"
 
@@ -18,9 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef POLLEN_CATALOG_DIR
-#define POLLEN_CATALOG_DIR "."
-#endif
 
 /* ------------------------------------------------------------------------ */
 /* The user's file: custom parsers                                           */
@@ -582,8 +580,8 @@ static const struct ini_key engine_keys[] = {
      .max = MIN(15)},
     {.name = "log_level", .type = INI_KEY_CUSTOM, .offset = offsetof(struct config, log_level),
      .def = "info", .parse = parse_log_level},
-    {.name = "catalog", .type = INI_KEY_PATH, .offset = offsetof(struct config, catalog_dir),
-     .def = POLLEN_CATALOG_DIR},
+    /* No .def: the default is decided at run time (finish_engine). */
+    {.name = "catalog", .type = INI_KEY_PATH, .offset = offsetof(struct config, catalog_dir)},
     {.name = "retention_count", .type = INI_KEY_UINT64,
      .offset = offsetof(struct config, retention_count), .def = "1000000", .min = 0,
      .max = LLONG_MAX},
@@ -761,6 +759,20 @@ static void *add_engine(struct loader *ld, const struct ini_section *sec)
 {
     (void)sec;
     return ld->cfg;
+}
+
+/* The catalog's default depends on where the binary runs from (paths.h):
+ * the installed catalog, or the source tree of an uninstalled build. */
+static void finish_engine(struct loader *ld, struct ini_doc *doc,
+                          const struct ini_section *sec, void *obj, const int *lines)
+{
+    (void)doc;
+    (void)sec;
+    (void)obj;
+    (void)lines;
+    if (ld->cfg->catalog_dir == NULL) {
+        ld->cfg->catalog_dir = xstrdup(paths_catalog_dir());
+    }
 }
 
 static void finish_api(struct loader *ld, struct ini_doc *doc,
@@ -1169,7 +1181,8 @@ static void expand_triggers(struct loader *ld, struct ini_doc *doc)
 
 /* The kinds of this file, in the registry of load.c. */
 const struct section_kind config__engine_kind = {
-    "engine", false, engine_keys, ARRAY_SIZE(engine_keys), add_engine, NULL, NULL, NULL, NULL,
+    "engine", false, engine_keys, ARRAY_SIZE(engine_keys), add_engine, finish_engine, NULL, NULL,
+    NULL,
 };
 const struct section_kind config__api_kind = {
     "api", false, api_keys, ARRAY_SIZE(api_keys), add_engine, finish_api, NULL, NULL, NULL,

@@ -4,6 +4,7 @@
 
 Environment (set by meson): POLLEN_BIN (the binary), SOURCE_ROOT.
 """
+import functools
 import json
 import os
 import shutil
@@ -21,6 +22,34 @@ POLLEN_BIN = os.environ.get("POLLEN_BIN", os.path.join(SOURCE_ROOT, "build", "po
 SANDBOX = os.path.join(SOURCE_ROOT, "tests", "sandbox", "sandbox.py")
 LOCATION_ID = "testLocation00000001"
 TOKEN = "pit-test-token-0123456789"
+
+
+FAILPOINT_VARS = ("POLLEN_FAILPOINT", "POLLEN_FAILPOINT_ERROR", "POLLEN_WALL_OFFSET_MS")
+NO_FAILPOINTS = ("this pollen binary has no failpoints (built with -Dfailpoints=disabled or "
+                 "buildtype=release): the crash and clock-step tests need a test build "
+                 "(debug or debugoptimized, the default)")
+_failpoints = None
+
+
+def has_failpoints():
+    """Asks the binary once: `pollen __failpoints` lists its crash points, or
+    exits 1 in a build without them."""
+    global _failpoints
+    if _failpoints is None:
+        proc = subprocess.run([POLLEN_BIN, "__failpoints"], capture_output=True, text=True,
+                              timeout=60)
+        _failpoints = proc.returncode == 0 and bool(proc.stdout.split())
+    return _failpoints
+
+
+def needs_failpoints(test):
+    """Decorator: the test skips, saying why, on a binary without failpoints."""
+    @functools.wraps(test)
+    def wrapper(self, *args, **kw):
+        if not has_failpoints():
+            self.skipTest(NO_FAILPOINTS)
+        return test(self, *args, **kw)
+    return wrapper
 
 
 class Sandbox:
@@ -135,7 +164,14 @@ class PollenTest(unittest.TestCase):
 
     # -- running the engine ---------------------------------------------------
 
+    def require_failpoints(self, env):
+        """A run that arms a failpoint or shifts the clock cannot test
+        anything with a binary that ignores those variables: skip the test."""
+        if env is not None and any(env.get(v) for v in FAILPOINT_VARS) and not has_failpoints():
+            self.skipTest(NO_FAILPOINTS)
+
     def pollen(self, *args, timeout=300, check=True, env=None):
+        self.require_failpoints(env)
         proc = subprocess.run([POLLEN_BIN, *args], capture_output=True, text=True,
                               timeout=timeout, env=env or self.env)
         if check and proc.returncode != 0:
@@ -146,6 +182,7 @@ class PollenTest(unittest.TestCase):
         return self.pollen("run", "-c", config, "--once", **kw)
 
     def start_engine(self, config, env=None):
+        self.require_failpoints(env)
         self.engine_log = open(os.path.join(self.dir, "engine.log"), "a")
         self.engine = subprocess.Popen([POLLEN_BIN, "run", "-c", config], stdout=self.engine_log,
                                        stderr=subprocess.STDOUT, env=env or self.env)

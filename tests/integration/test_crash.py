@@ -365,6 +365,7 @@ class CrashTest(harness.PollenTest):
         self.assertTrue(any(t == "contacts" for t, _ in counts), "no contact event at all")
         self.assertTrue(any(t in ("tasks", "notes") for t, _ in counts), "no task or note event at all")
 
+    @harness.needs_failpoints
     def test_kill9_loop(self):
         iterations = int(os.environ.get("POLLEN_CRASH_ITERATIONS", "50"))
         seed = self.crash_seed()
@@ -391,6 +392,7 @@ class CrashTest(harness.PollenTest):
         print("test_crash: %d iterations: %s" % (iterations, kills), file=sys.stderr, flush=True)
         self.verify(config, base_seq, base_state, seed)
 
+    @harness.needs_failpoints
     def test_kill9_during_baseline(self):
         """An interrupted first poll stays silent and leaves a complete snapshot.
 

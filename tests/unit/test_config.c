@@ -19,6 +19,7 @@
 #include "condition.h"
 #include "config.h"
 #include "log.h"
+#include "paths.h"
 #include "registry.h"
 #include "sink_exec.h"
 #include "sink_http.h"
@@ -853,7 +854,10 @@ static void test_defaults(void)
     free(state);
     CHECK_INT(cfg->min_interval_ms, 60000);
     CHECK_INT(cfg->log_level, LOG_INFO);
-    CHECK_STR(cfg->catalog_dir, POLLEN_CATALOG_DIR);
+    CHECK_STR(cfg->catalog_dir, paths_catalog_dir());
+    /* A test program runs outside the build root and no catalog is installed
+     * next to it: the compiled-in one (paths.h). */
+    CHECK_STR(paths_catalog_dir(), POLLEN_CATALOG_DIR);
     CHECK_INT(cfg->retention_count, 1000000);
     CHECK_INT(cfg->retention_age_ms, 30ULL * 86400000);
     CHECK(cfg->max_db_size == 8ULL << 30);
