@@ -448,6 +448,11 @@ uint64_t location_sweep_wait(struct location *loc)
     return ratelimit_capped_wait(loc->rl, uv_now(loc->loop));
 }
 
+void location_rate_stats(const struct location *loc, struct ratelimit_stats *out)
+{
+    ratelimit_stats(loc->rl, uv_now(loc->loop), out);
+}
+
 int location_submit(struct location *loc, enum location_class cls, const struct location_request *req,
                     http_done_cb cb, void *ud, struct location_pending **out)
 {

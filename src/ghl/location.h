@@ -105,6 +105,9 @@ size_t location_queued(const struct location *loc);
 /* How long (ms) until a LOCATION_SWEEP request could start (0: now): a sweep
  * that would wait long (its daily share is spent) holds its request back. */
 uint64_t location_sweep_wait(struct location *loc);
+/* The budget's numbers now (ratelimit_stats), for `pollen status`. */
+struct ratelimit_stats;
+void location_rate_stats(const struct location *loc, struct ratelimit_stats *out);
 
 /* Builds base_url + path + "?" + query (url_escape each name and value) into a new string
  * (exposed for tests). */

@@ -108,13 +108,17 @@ size_t status_rate_encode(const struct status_rate *r, uint8_t *out)
     *p++ = STATUS_RECORD_VERSION;
     p = put_u64(p, r->at_ms);
     p = put_u64(p, r->window_ms);
-    p = put_u64(p, r->in_day);
     p = put_u64(p, r->daily_max);
     p = put_u64(p, r->blocked_until_ms);
     p = put_u64(p, r->throttled_429);
     p = put_u64(p, r->granted);
+    p = put_u64(p, r->instance);
+    p = put_u64(p, r->last_hour);
     p = put_u32(p, r->in_window);
     p = put_u32(p, r->window_max);
+    for (size_t i = 0; i < STATUS_RATE_HOURS; i++) {
+        p = put_u32(p, r->hours[i]);
+    }
     return (size_t)(p - out);
 }
 
@@ -128,14 +132,57 @@ int status_rate_decode(const void *val, size_t vlen, struct status_rate *r)
     p++;
     p = get_u64(p, &r->at_ms);
     p = get_u64(p, &r->window_ms);
-    p = get_u64(p, &r->in_day);
     p = get_u64(p, &r->daily_max);
     p = get_u64(p, &r->blocked_until_ms);
     p = get_u64(p, &r->throttled_429);
     p = get_u64(p, &r->granted);
+    p = get_u64(p, &r->instance);
+    p = get_u64(p, &r->last_hour);
     p = get_u32(p, &r->in_window);
-    get_u32(p, &r->window_max);
+    p = get_u32(p, &r->window_max);
+    for (size_t i = 0; i < STATUS_RATE_HOURS; i++) {
+        p = get_u32(p, &r->hours[i]);
+    }
     return 0;
+}
+
+/* Moves the hours so that hours[0] is `hour` (a clock stepped back keeps them). */
+static void shift_to(struct status_rate *r, uint64_t hour)
+{
+    if (hour <= r->last_hour) {
+        return;
+    }
+    uint64_t by = hour - r->last_hour;
+    for (size_t i = STATUS_RATE_HOURS; i-- > 0;) {
+        r->hours[i] = by <= i ? r->hours[i - by] : 0;
+    }
+    r->last_hour = hour;
+}
+
+void status_rate_count(struct status_rate *r, uint64_t instance, uint64_t granted, uint64_t wall)
+{
+    uint64_t delta = granted;
+    if (r->instance == instance && granted >= r->granted) {
+        delta = granted - r->granted; /* the same engine: only what is new */
+    }
+    shift_to(r, wall / STATUS_HOUR_MS);
+    uint64_t sum = (uint64_t)r->hours[0] + delta;
+    r->hours[0] = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+    r->instance = instance;
+    r->granted = granted;
+}
+
+uint64_t status_rate_day(const struct status_rate *r, uint64_t now_ms)
+{
+    uint64_t now_hour = now_ms / STATUS_HOUR_MS;
+    uint64_t n = 0;
+    for (uint64_t k = 0; k < STATUS_RATE_HOURS && k <= r->last_hour; k++) {
+        uint64_t hour = r->last_hour - k;
+        if (hour + STATUS_RATE_HOURS > now_hour) { /* within the 24 h before now */
+            n += r->hours[k];
+        }
+    }
+    return n;
 }
 
 /* "SCOPE" SEP "cycle" / "rate" SEP "LOCATION": new strings. */

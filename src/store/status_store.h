@@ -30,7 +30,7 @@ struct store_txn;
 #define STATUS_ERROR_MAX 300
 /* The largest encoded status_cycle: a buffer this big always fits one. */
 #define STATUS_CYCLE_MAX (4 + 9 * 8 + 4 + 2 + STATUS_ERROR_MAX)
-#define STATUS_RATE_SIZE (1 + 8 * 7 + 4 * 2)
+#define STATUS_RATE_SIZE (1 + 8 * 8 + 4 * 2 + 4 * 24)
 
 enum status_outcome {
     STATUS_OUTCOME_OK = 1,     /* the cycle completed */
@@ -55,17 +55,36 @@ struct status_cycle {
     char error[STATUS_ERROR_MAX + 1]; /* what failed (status, traceId, message); "" when ok */
 };
 
+/* The per-hour request counts a rate record keeps: the last 24 h. */
+#define STATUS_RATE_HOURS 24
+#define STATUS_HOUR_MS 3600000ULL
+
 struct status_rate {
     uint64_t at_ms;            /* wall ms when these numbers were taken */
     uint64_t window_ms;        /* the window's length */
-    uint64_t in_day;           /* requests started in the 24 h before at_ms */
     uint64_t daily_max;        /* the daily limit in force */
     uint64_t blocked_until_ms; /* wall ms until which the server's feedback blocks; 0: none */
     uint64_t throttled_429;    /* 429 answers since the engine started */
-    uint64_t granted;          /* requests since the engine started */
+    uint64_t granted;          /* requests the writing engine had made when it wrote */
+    uint64_t instance;         /* which engine process wrote (its counters start at 0) */
+    uint64_t last_hour;        /* the wall hour (ms / STATUS_HOUR_MS) of hours[0] */
     uint32_t in_window;        /* requests started in the window before at_ms */
     uint32_t window_max;       /* the window limit in force */
+    /* Requests per wall hour: hours[k] counts hour last_hour - k. Kept across
+     * engine restarts (the limiter's own day starts empty at each start). */
+    uint32_t hours[STATUS_RATE_HOURS];
 };
+
+/*
+ * Adds to r the requests an engine made since it last wrote r: instance
+ * identifies the engine process and granted is its request count so far
+ * (the whole of it when r was written by another process), into the hour of
+ * wall; older hours shift out. Pure (exposed for its unit test).
+ */
+void status_rate_count(struct status_rate *r, uint64_t instance, uint64_t granted, uint64_t wall);
+/* The requests r counts in the 24 h before now_ms (whole hours: the oldest
+ * one counts whole, so it errs high by at most an hour's worth). */
+uint64_t status_rate_day(const struct status_rate *r, uint64_t now_ms);
 
 /* Encodes c into out (STATUS_CYCLE_MAX bytes); the error is cut at
  * STATUS_ERROR_MAX. Returns the encoded length. */

@@ -113,14 +113,18 @@ static void test_rate_roundtrip(void)
     struct status_rate r = {
         .at_ms = 1765150000999ULL,
         .window_ms = 10000,
-        .in_day = 123456,
         .daily_max = 200000,
         .blocked_until_ms = 1765150007000ULL,
         .throttled_429 = 2,
         .granted = 0x0102030405060708ULL,
+        .instance = 77,
+        .last_hour = 490319,
         .in_window = 88,
         .window_max = 90,
     };
+    for (uint32_t i = 0; i < STATUS_RATE_HOURS; i++) {
+        r.hours[i] = 1000 + i;
+    }
     uint8_t buf[STATUS_RATE_SIZE + 1];
     size_t n = status_rate_encode(&r, buf);
     CHECK_INT(n, STATUS_RATE_SIZE);
@@ -131,6 +135,39 @@ static void test_rate_roundtrip(void)
     CHECK_INT(status_rate_decode(buf, n + 1, &d), -EBADMSG);
     buf[0] = 0;
     CHECK_INT(status_rate_decode(buf, n, &d), -EBADMSG);
+}
+
+/* The 24 h count across engine restarts and hours. */
+static void test_rate_hours(void)
+{
+    const uint64_t h = STATUS_HOUR_MS;
+    const uint64_t t0 = 490000 * h + 5000; /* a few seconds into an hour */
+    struct status_rate r;
+    memset(&r, 0, sizeof(r));
+    status_rate_count(&r, 1, 3, t0); /* engine 1: 3 requests */
+    CHECK_INT(status_rate_day(&r, t0), 3);
+    status_rate_count(&r, 1, 5, t0 + 1000); /* the same engine, 2 more: not 5 more */
+    CHECK_INT(status_rate_day(&r, t0 + 1000), 5);
+    status_rate_count(&r, 2, 4, t0 + 2000); /* a restart: its counter began at 0 */
+    CHECK_INT(status_rate_day(&r, t0 + 2000), 9);
+    CHECK_INT(r.hours[0], 9);
+    status_rate_count(&r, 2, 10, t0 + 3 * h); /* three hours later, 6 more */
+    CHECK_INT(r.hours[0], 6);
+    CHECK_INT(r.hours[3], 9);
+    CHECK_INT(status_rate_day(&r, t0 + 3 * h), 15);
+    /* The first hour leaves the day 24 h after it (read without a write). */
+    CHECK_INT(status_rate_day(&r, t0 + 23 * h), 15);
+    CHECK_INT(status_rate_day(&r, t0 + 24 * h), 6);
+    CHECK_INT(status_rate_day(&r, t0 + 27 * h), 0);
+    /* A write 30 hours later keeps only its own hour. */
+    status_rate_count(&r, 2, 11, t0 + 30 * h);
+    CHECK_INT(status_rate_day(&r, t0 + 30 * h), 1);
+    for (size_t i = 1; i < STATUS_RATE_HOURS; i++) {
+        CHECK_INT(r.hours[i], 0);
+    }
+    /* A clock stepped back: counted into the newest hour, nothing lost. */
+    status_rate_count(&r, 2, 12, t0 + 29 * h);
+    CHECK_INT(r.hours[0], 2);
 }
 
 struct put_ctx {
@@ -185,6 +222,7 @@ int main(void)
     test_cycle_long_error_is_cut();
     test_cycle_refused();
     test_rate_roundtrip();
+    test_rate_hours();
     test_store_keys();
     return test_done("status_store");
 }

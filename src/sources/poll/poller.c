@@ -295,6 +295,7 @@ void poller_add_child(struct poller *parent, struct poller *child)
 int poller_start(struct poller *p)
 {
     load_state(p);
+    poller__record_load(p);
     poller__incr_init(p);
     uint64_t every = p->tc->every_ms;
     uint64_t first = util_rand_range(0, every < 3000 ? every / 4 : 750);
