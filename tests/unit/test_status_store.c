@@ -3,12 +3,15 @@
  * a cycle record and a rate record survive encode/decode field for field;
  * an error text is cut at STATUS_ERROR_MAX; truncated, padded, version-2
  * and lying-length records are refused with -EBADMSG without reading past
- * them; the keys live inside the trigger's scope in STORE_TRIG (so a purge
- * of the trigger removes them) and in STORE_META.
+ * them; the 24 h count adds up across engine restarts and lets old hours go;
+ * the keys live inside the trigger's scope in STORE_TRIG (so a purge of the
+ * trigger removes them) and in STORE_META; store_readers lists an open read
+ * txn with how many commits it is behind.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "snapshot.h"
 #include "status_store.h"
@@ -210,6 +213,25 @@ static void test_store_keys(void)
     uint64_t n = 0;
     CHECK_INT(store_count_prefix(txn, STORE_TRIG, "people\x1fmain\x1f", 12, &n), 0);
     CHECK_INT(n, 1);
+    /* The open read txn is a reader slot of this process, 0 commits behind ... */
+    struct store_reader rd[4];
+    size_t count = 0;
+    CHECK_INT(store_readers(s, rd, 4, &count), 0);
+    CHECK_INT(count, 1);
+    CHECK_INT(rd[0].pid, getpid());
+    CHECK(rd[0].newest_txnid == rd[0].txnid);
+    store_txn_abort(txn);
+    /* ... and none once it ended. */
+    CHECK_INT(store_readers(s, rd, 4, &count), 0);
+    CHECK_INT(count, 0);
+    /* A reader that stays open while commits go on falls behind by each. */
+    CHECK_INT(store_txn_begin(s, false, &txn), 0);
+    CHECK_INT(store_write(s, put_txn, &pc), 0);
+    CHECK_INT(store_write(s, put_txn, &pc), 0);
+    CHECK_INT(store_readers(s, rd, 0, &count), 0); /* counted, none copied */
+    CHECK_INT(count, 1);
+    CHECK_INT(store_readers(s, rd, 4, &count), 0);
+    CHECK_INT(rd[0].newest_txnid - rd[0].txnid, 2);
     store_txn_abort(txn);
     store_close(s);
     test_rm_store(dir);
