@@ -2,7 +2,9 @@
 and the database are doing, read beside a running engine or without one.
 
 - test_never_run: before any run (no state directory) every trigger reads
-  "never run", exit 0, and status creates nothing.
+  "never run", exit 0, and status creates nothing; usage errors exit 2.
+- test_for_each_child: a for_each child after its first round: idle, its
+  rounds and when the last one ended (children keep no cycle record).
 - test_after_run_once: after a baseline and a second --once run, the last
   cycle's records, events and requests match what happened (requests
   counted from the sandbox's request log, events from `tail`), the
@@ -84,6 +86,25 @@ class StatusTest(harness.PollenTest):
         self.assertIn("nothing recorded yet", text)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "state")),
                          "status created the state directory")
+        # Usage and configuration errors exit 2.
+        self.assertEqual(self.pollen("status", check=False).returncode, 2)
+        self.assertEqual(self.pollen("status", "-c", cfg, "--bogus", check=False).returncode, 2)
+        self.assertEqual(self.pollen("status", "-c", cfg + ".missing", check=False).returncode, 2)
+
+    def test_for_each_child(self):
+        self.sandbox.seed(4, tasks=1, seed=8)
+        cfg = self.write_config(PEOPLE + "\n[trigger tasks]\nuse = contacts.tasks\n"
+                                "for_each = people\nevery = 1s\n", location=FAST)
+        doc, _ = self.status_json(cfg, want=0)
+        self.assertEqual(self.trigger(doc, "tasks")["state"], "never run")
+        self.run_once(cfg)
+        doc, _ = self.status_json(cfg, want=0)
+        child = self.trigger(doc, "tasks")
+        self.assertEqual(child["for_each"], "people")
+        self.assertEqual(child["state"], "idle")
+        self.assertGreaterEqual(child["cycles"], 1)
+        self.assertIsNone(child["last_cycle"])
+        self.assertIn("last full round ended", self.status(cfg, want=0).stdout)
 
     def test_after_run_once(self):
         self.sandbox.seed(25, seed=3)
