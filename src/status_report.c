@@ -560,7 +560,8 @@ static cJSON *trigger_json(const struct status_trigger *t)
     add_time(o, "failing_since", t->has_cycle ? t->last.failing_since : 0);
     add_time(o, "next_due", t->has_cycle ? t->last.next_due_ms : 0);
     add_time(o, "last_ok", t->has_cycle ? t->last.last_ok_ms : 0);
-    cJSON_AddItemToObject(o, "last_cycle", t->has_cycle ? cycle_json(&t->last) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "last_cycle",
+                          t->has_cycle ? cycle_json(&t->last) : cJSON_CreateNull());
     cJSON_AddBoolToObject(o, "incremental", t->incremental);
     add_time(o, "watermark", t->watermark_ms > 0 ? (uint64_t)t->watermark_ms : 0);
     add_time(o, "reconcile_due", t->reconcile_due_ms);
