@@ -448,7 +448,9 @@ static void print_store(const struct status_report *r, FILE *out)
                  "dead letters\n",
             (unsigned long long)o->pending, (unsigned long long)o->retrying, next,
             (unsigned long long)o->in_flight, (unsigned long long)o->dead);
-    fprintf(out, "event log: %llu events", (unsigned long long)r->events);
+    char evbytes[32];
+    bytes(r->db.pages[STORE_EVENTS] * r->db.page_size, evbytes, sizeof(evbytes));
+    fprintf(out, "event log: %llu events (%s)", (unsigned long long)r->events, evbytes);
     if (r->newest_seq != 0) {
         fprintf(out, ", seq %llu to %llu", (unsigned long long)r->oldest_seq,
                 (unsigned long long)r->newest_seq);
@@ -595,6 +597,7 @@ static cJSON *store_json(const struct status_report *r, cJSON *root)
     add_num(o, "dead_letters", ob->dead);
     o = cJSON_AddObjectToObject(root, "event_log");
     add_num(o, "events", r->events);
+    add_num(o, "bytes", r->db.pages[STORE_EVENTS] * r->db.page_size);
     add_num(o, "oldest_seq", r->oldest_seq);
     add_num(o, "newest_seq", r->newest_seq);
     o = cJSON_AddObjectToObject(root, "database");

@@ -845,10 +845,11 @@ int store_stat(struct store *s, struct store_stat *out)
     if (err != 0) {
         return err;
     }
-    for (int i = 0; i < STORE_TABLE_COUNT; i++) {
+    for (int i = 0; i < STORE_TABLE_COUNT && err == 0; i++) {
         err = store_count_prefix(txn, (enum store_table)i, NULL, 0, &out->entries[i]);
-        if (err != 0) {
-            break;
+        MDB_stat ts;
+        if (err == 0 && txn->have[i] && mdb_stat(txn->txn, s->dbi[i], &ts) == 0) {
+            out->pages[i] = (uint64_t)ts.ms_branch_pages + ts.ms_leaf_pages + ts.ms_overflow_pages;
         }
     }
     store_txn_abort(txn);

@@ -308,6 +308,7 @@ struct store_stat {
     uint64_t last_txnid;
     uint64_t commits;                    /* write txns this handle committed (tests) */
     uint64_t entries[STORE_TABLE_COUNT]; /* per table; 0 for a table not created yet */
+    uint64_t pages[STORE_TABLE_COUNT];   /* pages each table's tree holds (branch, leaf, overflow) */
     unsigned readers_max;                /* size of the reader table */
     unsigned readers_used;               /* slots held by live read txns of any process */
 };

@@ -139,6 +139,8 @@ class StatusTest(harness.PollenTest):
         log = doc["event_log"]
         self.assertEqual((log["events"], log["oldest_seq"], log["newest_seq"]),
                          (2, events[0]["seq"], events[-1]["seq"]))
+        self.assertGreater(log["bytes"], 0)
+        self.assertLess(log["bytes"], doc["database"]["used_bytes"])
         self.assertGreater(doc["database"]["file_bytes"], 0)
         self.assertGreaterEqual(doc["database"]["max_bytes"], doc["database"]["map_bytes"])
         text = self.status(cfg, want=0).stdout
