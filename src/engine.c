@@ -483,7 +483,7 @@ static void on_credential_failed(struct oauth_credential *c, const char *reason,
         }
         for (size_t t = 0; t < cfg->ntriggers; t++) {
             if (cfg->triggers[t].location == &cfg->locations[i]) {
-                poller_stop(e->pollers[t]);
+                poller_stop_auth(e->pollers[t], reason);
             }
         }
         /* The oauth module logged the one error; say what it means here. */

@@ -36,6 +36,7 @@
 #include "subproc.h"
 #include "store.h"
 #include "log.h"
+#include "status.h"
 #include "tail.h"
 #include "util.h"
 
@@ -60,6 +61,8 @@ static const char usage_main[] =
     "           authorize an [oauth NAME] credential; show what each credential is\n"
     "  purge    -c FILE\n"
     "           delete the state of triggers no longer in the configuration\n"
+    "  status   -c FILE [--json]\n"
+    "           how each trigger, location, the outbox and the database are doing\n"
     "\n"
     "`pollen COMMAND --help` describes each command. `pollen --version` prints the version.\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error\n";
@@ -104,6 +107,25 @@ static const char usage_purge[] =
     "\n"
     "  -c, --config FILE     the configuration file (required)\n"
     "  -h, --help            this text\n";
+
+static const char usage_status[] =
+    "usage: pollen status -c FILE [--json]\n"
+    "\n"
+    "Shows, beside a running engine or without one (it only reads the state\n"
+    "directory, and never takes the engine's lock): per trigger its state (never\n"
+    "run, baseline, running, idle, backing off, stopped by auth), its last cycle\n"
+    "(when, how long, records, events, requests, outcome and error with traceId),\n"
+    "next due, failures in a row, watermark and reconcile where incremental; per\n"
+    "location its requests in the rate window and the last 24 h against the\n"
+    "limits; the outbox, dead letters, event log, database size and open readers.\n"
+    "\n"
+    "  -c, --config FILE     the configuration file\n"
+    "      --json            one JSON object (fields: README, `pollen status`)\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "exit codes: 0 healthy (a trigger that never ran too), 1 a trigger's last cycle\n"
+    "failed or its credential was refused (or the state cannot be read), 2 usage or\n"
+    "configuration error\n";
 
 static const char usage_tail[] =
     "usage: pollen tail -c FILE [-f] [--from SEQ] [--trigger NAME] [--type TYPE] [--limit N]\n"
@@ -186,6 +208,7 @@ struct args {
     const char *catalog_dir;   /* catalog --catalog */
     const char *code;          /* auth --code */
     uint64_t timeout_ms;       /* auth --timeout */
+    bool json;                 /* status --json */
 };
 
 /* What an option's value must be; each kind has its own usage error. */
@@ -605,6 +628,18 @@ static int cmd_tail(struct args *a)
     return finish_output("tail", rc);
 }
 
+static int cmd_status(struct args *a)
+{
+    struct loaded l;
+    int rc = prepare(a, LOAD_RESOLVED, &l);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = status_run(l.cfg, a->json, stdout);
+    unload(&l);
+    return finish_output("status", rc);
+}
+
 /* catalog: the list (what is NULL, "triggers" or "actions") or one definition. */
 static int show_catalog(const struct catalog *cat, const char *what)
 {
@@ -814,6 +849,12 @@ static const struct option_spec tail_opts[] = {
     {0},
 };
 
+static const struct option_spec status_opts[] = {
+    {"config", 'c', ARG_STRING, AT(config), NULL},
+    {"json", 0, ARG_FLAG, AT(json), NULL},
+    {0},
+};
+
 static const struct option_spec catalog_opts[] = {
     {"config", 'c', ARG_STRING, AT(config), NULL},
     {"catalog", 0, ARG_STRING, AT(catalog_dir), NULL},
@@ -835,6 +876,7 @@ static const struct command commands[] = {
     {"dlq", usage_dlq, config_only_opts, true, cmd_dlq},
     {"auth", usage_auth, auth_opts, true, cmd_auth},
     {"purge", usage_purge, config_only_opts, true, cmd_purge},
+    {"status", usage_status, status_opts, true, cmd_status},
 };
 
 static int run_command(const struct command *cmd, int argc, char **argv)

@@ -103,7 +103,7 @@ const char *location_id(const struct location *loc);
  * to the loop. */
 const char *location_company_id(const struct location *loc);
 size_t location_queued(const struct location *loc);
-/* The request budget's numbers now (window, day, server feedback). */
+/* The request budget's numbers now (window, day, server feedback): /metrics, `pollen status`. */
 void location_rate_stats(const struct location *loc, struct ratelimit_stats *out);
 /* How long (ms) until a LOCATION_SWEEP request could start (0: now): a sweep
  * that would wait long (its daily share is spent) holds its request back. */

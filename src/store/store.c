@@ -845,10 +845,11 @@ int store_stat(struct store *s, struct store_stat *out)
     if (err != 0) {
         return err;
     }
-    for (int i = 0; i < STORE_TABLE_COUNT; i++) {
+    for (int i = 0; i < STORE_TABLE_COUNT && err == 0; i++) {
         err = store_count_prefix(txn, (enum store_table)i, NULL, 0, &out->entries[i]);
-        if (err != 0) {
-            break;
+        MDB_stat ts;
+        if (err == 0 && txn->have[i] && mdb_stat(txn->txn, s->dbi[i], &ts) == 0) {
+            out->pages[i] = (uint64_t)ts.ms_branch_pages + ts.ms_leaf_pages + ts.ms_overflow_pages;
         }
     }
     store_txn_abort(txn);
@@ -1136,20 +1137,27 @@ unsigned store_live_txns(void)
     return live_txns;
 }
 
-/* mdb_reader_list callback: keeps the slot with the oldest txn ("pid thread txnid"). */
-static int oldest_reader(const char *msg, void *ctx)
+/* One line of mdb_reader_list ("pid thread txnid"): true for a slot holding a
+ * txn (the header line, and slots without a txn ending in "-", do not parse). */
+static bool parse_reader(const char *msg, struct store_reader *r)
 {
-    struct store_reader *r = ctx;
     long pid = 0;
     unsigned long long txnid = 0;
     char thread[64];
-    /* Slots without a txn end in "-" and do not parse. */
     if (sscanf(msg, " %ld %63s %llu", &pid, thread, &txnid) != 3) {
-        return 0;
+        return false;
     }
-    if (r->pid == 0 || txnid < r->txnid) {
-        r->pid = pid;
-        r->txnid = txnid;
+    *r = (struct store_reader){.pid = pid, .txnid = txnid};
+    return true;
+}
+
+/* mdb_reader_list callback: keeps the slot with the oldest txn. */
+static int oldest_reader(const char *msg, void *ctx)
+{
+    struct store_reader *r = ctx;
+    struct store_reader one;
+    if (parse_reader(msg, &one) && (r->pid == 0 || one.txnid < r->txnid)) {
+        *r = one;
     }
     return 0;
 }
@@ -1164,6 +1172,44 @@ int store_oldest_reader(struct store *s, struct store_reader *out)
     }
     mdb_reader_list(s->env, oldest_reader, out);
     out->newest_txnid = info.me_last_txnid;
+    return 0;
+}
+
+struct reader_list {
+    struct store_reader *v;
+    size_t max;
+    size_t count;
+};
+
+/* mdb_reader_list callback: every slot that holds a txn, in table order. */
+static int list_reader(const char *msg, void *ctx)
+{
+    struct reader_list *l = ctx;
+    struct store_reader one;
+    if (!parse_reader(msg, &one)) {
+        return 0;
+    }
+    if (l->count < l->max) {
+        l->v[l->count] = one;
+    }
+    l->count++;
+    return 0;
+}
+
+int store_readers(struct store *s, struct store_reader *out, size_t max, size_t *count)
+{
+    *count = 0;
+    MDB_envinfo info;
+    int rc = mdb_env_info(s->env, &info);
+    if (rc != 0) {
+        return report(s, rc, "reading env info");
+    }
+    struct reader_list l = {out, max, 0};
+    mdb_reader_list(s->env, list_reader, &l);
+    for (size_t i = 0; i < l.count && i < max; i++) {
+        out[i].newest_txnid = info.me_last_txnid;
+    }
+    *count = l.count;
     return 0;
 }
 

@@ -290,6 +290,14 @@ struct store_reader {
 };
 /* Fills *out (any process, this one included). Returns 0 or an error. */
 int store_oldest_reader(struct store *s, struct store_reader *out);
+/*
+ * Every reader slot holding a read txn (any process, this one included), in
+ * the lock table's order: the first max into out. LMDB's lock table keeps
+ * no start time, so how long a reader has been open is not known; its lag
+ * (newest_txnid - txnid commits) says how old its snapshot is.
+ * Returns 0 with *count (all of them, which may exceed max) or an error.
+ */
+int store_readers(struct store *s, struct store_reader *out, size_t max, size_t *count);
 
 struct store_stat {
     uint64_t file_size;                  /* bytes of data.mdb on disk */
@@ -300,6 +308,7 @@ struct store_stat {
     uint64_t last_txnid;
     uint64_t commits;                    /* write txns this handle committed (tests) */
     uint64_t entries[STORE_TABLE_COUNT]; /* per table; 0 for a table not created yet */
+    uint64_t pages[STORE_TABLE_COUNT];   /* pages each table's tree holds (branch, leaf, overflow) */
     unsigned readers_max;                /* size of the reader table */
     unsigned readers_used;               /* slots held by live read txns of any process */
 };

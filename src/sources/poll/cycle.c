@@ -80,11 +80,22 @@ static void cycle_reset(struct poller *p)
     poller__strlist_clear(&p->hold);
     poller__strlist_clear(&p->remove);
     p->confirms_outstanding = 0;
+    p->cycle_error[0] = '\0';
+    p->error_auth = false;
 }
 
 static uint64_t jitter(uint64_t every)
 {
     return util_rand_range(0, every / 20);
+}
+
+/* The wait after a successful cycle (finish_txn: its record says when). */
+static uint64_t ok_delay(const struct poller *p)
+{
+    uint64_t every = p->tc->every_ms;
+    uint64_t elapsed = uv_now(p->env.loop) - p->cycle_started;
+    uint64_t delay = (elapsed >= every ? 0 : every - elapsed) + jitter(every);
+    return poller__incr_next_delay(p, delay);
 }
 
 static void cycle_end(struct poller *p, bool ok)
@@ -93,6 +104,7 @@ static void cycle_end(struct poller *p, bool ok)
     p->busy = false;
     p->pending = NULL;
     uint64_t every = p->tc->every_ms;
+    uint64_t delay = p->next_delay;
     char label[POLLER_LABEL_MAX];
     metrics_observe("pollen_cycle_duration_seconds",
                     metrics_label(label, sizeof(label), "trigger", p->tc->name),
@@ -106,6 +118,10 @@ static void cycle_end(struct poller *p, bool ok)
             p->failing_since = uv_now(p->env.loop);
         }
         p->stats.failed_cycles++;
+        uint64_t cap = every * 8 < 15 * 60000 ? every * 8 : 15 * 60000;
+        bool scheduled = !p->env.once && !p->stopping;
+        delay = scheduled ? util_backoff_ms(every, cap > every ? cap : every, p->failures) : 0;
+        poller__record_failed(p, delay); /* 0: nothing scheduled */
     }
     if (p->env.once) {
         poller__report_done(p, ok);
@@ -115,14 +131,7 @@ static void cycle_end(struct poller *p, bool ok)
     if (p->stopping) {
         return; /* shutdown: the cycle was cut short on purpose */
     }
-    uint64_t delay;
-    if (ok) {
-        uint64_t elapsed = uv_now(p->env.loop) - p->cycle_started;
-        delay = (elapsed >= every ? 0 : every - elapsed) + jitter(every);
-        delay = poller__incr_next_delay(p, delay);
-    } else {
-        uint64_t cap = every * 8 < 15 * 60000 ? every * 8 : 15 * 60000;
-        delay = util_backoff_ms(every, cap > every ? cap : every, p->failures);
+    if (!ok) {
         log_warn(p->tag, "cycle failed (%u in a row), requests=%llu; next attempt in %llu ms",
                  p->failures, (unsigned long long)(p->stats.requests - p->requests_from),
                  (unsigned long long)delay);
@@ -136,6 +145,8 @@ static void page_retry(struct poller *p, const char *why)
     if (p->attempt >= PAGE_MAX_ATTEMPTS) {
         log_error(p->tag, "giving up on this cycle after %u attempts at page %u (%s)", p->attempt,
                   p->page + 1, why);
+        poller__fail_text(p, "gave up after %u attempts at page %u: %s", p->attempt, p->page + 1,
+                           p->cycle_error[0] ? p->cycle_error : why);
         cycle_end(p, false);
         return;
     }
@@ -243,6 +254,7 @@ static void page_failed(struct poller *p, const struct http_response *resp, enum
                         cJSON *body)
 {
     poller__log_failure(p, p->def->path, resp, body);
+    poller__fail_response(p, resp, body);
     json_arena_free(body);
     if (poller__incr_refused(p, resp)) {
         p->busy = false;
@@ -440,6 +452,7 @@ static void on_page(struct http_response *resp, void *ud)
     struct poller *p = ud;
     p->pending = NULL;
     if (p->stopping) {
+        poller__fail_response(p, resp, NULL); /* a refused credential stops us: say so */
         cycle_end(p, false);
         return;
     }
@@ -527,6 +540,10 @@ static int finish_txn(struct store_txn *txn, void *ud)
     }
     poller__incr_finish_txn(p);
     int rc = poller__save_state(txn, p, true, p->cycle + 1, NULL, 0);
+    if (rc == 0) {
+        p->next_delay = ok_delay(p); /* after incr_finish_txn: it moves the reconcile */
+        rc = poller__record_ok_txn(txn, p, a->st.events);
+    }
     if (rc == 0) {
         FAILPOINT("poll.before_commit");
     }

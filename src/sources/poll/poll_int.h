@@ -34,7 +34,9 @@
 #include "paging.h"
 #include "poller.h"
 #include "snapshot.h"
+#include "status_store.h"
 #include "store.h"
+#include "util.h"
 
 /* Empty listings in a row before a listing's emptiness is believed (no GET by id). */
 #define EMPTY_CONFIRMATIONS 3
@@ -222,6 +224,15 @@ struct poller {
     struct poller_wide *wide;  /* the full round through the batch listing under way, or NULL */
     bool wide_off;             /* the listing answered a permanent error: rounds one at a time */
     struct poller_raw raw;     /* the raw-bytes fast path of the current page */
+
+    /* `pollen status` (cycle_record.c): what the last cycle record said, and this cycle's error */
+    uint64_t next_delay;       /* the wait after this successful cycle (finish_txn sets it) */
+    uint64_t rec_last_ok;      /* wall ms the last successful cycle ended (0: none) */
+    uint64_t rec_failing_since; /* wall ms the current run of failed cycles began (0: none) */
+    uint32_t rec_failures;     /* failed cycles in a row, as recorded (survives restarts) */
+    bool error_auth;            /* this cycle failed on the credential (401, token refused) */
+    bool rec_stopped;          /* poller_stop_auth recorded the end: nothing more is */
+    char cycle_error[STATUS_ERROR_MAX + 1]; /* what made this cycle fail, or "" */
 };
 
 struct request_parts {
@@ -340,6 +351,24 @@ void poller__raw_free(struct poller *p);
 
 /* The value of the user's [trigger] parameter name, or NULL. Borrowed. */
 const char *poller__param_value(const struct poller *p, const char *name);
+
+/* ---- the last-cycle record of `pollen status` (cycle_record.c) ---------- */
+
+/* Start: reads the trigger's last record (failures in a row, last success). */
+void poller__record_load(struct poller *p);
+/* This cycle failed on resp (body may be NULL): keeps its status, traceId and
+ * message (or transport error) as the cycle's error; a refused credential
+ * sets error_auth. */
+void poller__fail_response(struct poller *p, const struct http_response *resp, const cJSON *body);
+/* Keeps a formatted text as the cycle's error (an argument may be p->cycle_error itself). */
+void poller__fail_text(struct poller *p, const char *fmt, ...) ATTR_PRINTF(2, 3);
+/* Inside the end-of-cycle txn of a successful cycle: its record (with
+ * extra_events the txn itself writes) and the location's rate record. */
+int poller__record_ok_txn(struct store_txn *txn, struct poller *p, unsigned extra_events);
+/* A failed cycle: its record and the rate record, in one small txn of their
+ * own. next_delay 0: nothing is scheduled (run --once). A cycle cut short by
+ * a shutdown is not a failure and writes nothing. */
+void poller__record_failed(struct poller *p, uint64_t next_delay);
 
 /* ---- incremental polling (incremental.c, M13) -------------------------- */
 

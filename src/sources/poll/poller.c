@@ -309,6 +309,7 @@ void poller_add_child(struct poller *parent, struct poller *child)
 int poller_start(struct poller *p)
 {
     load_state(p);
+    poller__record_load(p);
     if (p->started == 0) {
         p->started = util_wall_ms();
     }

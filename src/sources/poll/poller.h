@@ -66,6 +66,9 @@ void poller_add_child(struct poller *parent, struct poller *child);
 int poller_start(struct poller *p);
 /* Stops scheduling; a request in flight is cancelled; the page being applied finishes first. */
 void poller_stop(struct poller *p);
+/* The same because its credential failed for good (reason: why, borrowed): its
+ * last-cycle record says "stopped by auth" with reason (`pollen status`). */
+void poller_stop_auth(struct poller *p, const char *reason);
 /* Closes the timer; the poller frees itself once closed and idle. */
 void poller_close(struct poller *p);
 
