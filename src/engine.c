@@ -550,7 +550,7 @@ static struct location *location_for(struct engine *e, const struct config_locat
 static int on_event(struct store_txn *txn, cJSON *event, void *ud)
 {
     struct engine *e = ud;
-    monitor_count_event(event);
+    monitor_count_event(e->monitor, event);
     return dispatch_on_event(txn, event, e->dispatcher);
 }
 

@@ -7,14 +7,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "config.h"
 #include "httpd.h"
+#include "isotime.h"
+#include "json.h"
 #include "location.h"
 #include "log.h"
 #include "metrics.h"
 #include "poller.h"
+#include "status_page.h"
+#include "status_report.h"
 #include "store.h"
 #include "util.h"
 
@@ -23,9 +28,24 @@
 #define LABEL_MAX 200
 #define METRICS_BODY_MAX (4u << 20)
 
+#define HOURS 24
+#define HOUR_MS 3600000ULL
+#define SAMPLE_MS 60000
+
+/* One trigger's counts per wall-clock hour: slot hour % HOURS. */
+struct hourly {
+    uint32_t events[HOURS];
+    uint32_t requests[HOURS];
+    uint64_t requests_seen; /* poller_stats.requests at the last sample */
+};
+
 struct monitor {
     struct monitor_env env;
     struct httpd *httpd;
+    struct hourly *hours;   /* one per poller */
+    uint64_t hour;          /* the wall hour the newest slots count */
+    uv_timer_t sampler;
+    int open_handles;
 };
 
 static const double cycle_bounds[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900};
@@ -94,7 +114,54 @@ static char *two_labels(char *out, size_t size, const char *k1, const char *v1, 
     return out;
 }
 
-void monitor_count_event(const cJSON *event)
+/* Moves the rings to the current wall hour, zeroing the hours skipped. */
+static void rotate(struct monitor *m)
+{
+    uint64_t now = util_wall_ms() / HOUR_MS;
+    if (now <= m->hour) {
+        return; /* the same hour, or the clock stepped back: keep counting here */
+    }
+    uint64_t steps = now - m->hour < HOURS ? now - m->hour : HOURS;
+    for (uint64_t s = 1; s <= steps; s++) {
+        size_t slot = (size_t)((m->hour + s) % HOURS);
+        for (size_t i = 0; i < m->env.npollers; i++) {
+            m->hours[i].events[slot] = 0;
+            m->hours[i].requests[slot] = 0;
+        }
+    }
+    m->hour = now;
+}
+
+/* Adds each poller's requests since the last sample to the current hour. */
+static void sample_requests(struct monitor *m)
+{
+    rotate(m);
+    for (size_t i = 0; i < m->env.npollers; i++) {
+        struct poller_stats st;
+        poller_get_stats(m->env.pollers[i], &st);
+        struct hourly *h = &m->hours[i];
+        h->requests[m->hour % HOURS] += (uint32_t)(st.requests - h->requests_seen);
+        h->requests_seen = st.requests;
+    }
+}
+
+static void on_sample(uv_timer_t *t)
+{
+    sample_requests(t->data);
+}
+
+static void count_hourly(struct monitor *m, const char *trigger)
+{
+    for (size_t i = 0; i < m->env.npollers; i++) {
+        if (strcmp(poller_name(m->env.pollers[i]), trigger) == 0) {
+            rotate(m);
+            m->hours[i].events[m->hour % HOURS]++;
+            return;
+        }
+    }
+}
+
+void monitor_count_event(struct monitor *m, const cJSON *event)
 {
     const cJSON *trigger = cJSON_GetObjectItemCaseSensitive(event, "trigger");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(event, "type");
@@ -103,6 +170,59 @@ void monitor_count_event(const cJSON *event)
                cJSON_IsString(trigger) ? trigger->valuestring : "", "type",
                cJSON_IsString(type) ? type->valuestring : "");
     metrics_add("pollen_events_total", labels, 1);
+    if (m != NULL && cJSON_IsString(trigger)) {
+        count_hourly(m, trigger->valuestring);
+    }
+}
+
+/* counts[HOURS] oldest first, as a JSON array. */
+static cJSON *hours_json(const struct monitor *m, const uint32_t *counts)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (uint64_t k = HOURS; k-- > 0;) {
+        size_t slot = (size_t)((m->hour - k) % HOURS);
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(counts[slot]));
+    }
+    return a;
+}
+
+/* The `pollen status --json` object, each trigger with its hourly counts. */
+static void serve_status_json(struct monitor *m, struct httpd_reply *reply)
+{
+    sample_requests(m);
+    struct status_report r;
+    char started[sizeof(r.engine_started)] = "";
+    status_engine_pid(m->env.cfg->state_dir, started, sizeof(started)); /* our own lock */
+    int rc = status_collect(m->env.cfg, m->env.store, (long)getpid(), &r);
+    snprintf(r.engine_started, sizeof(r.engine_started), "%s", started);
+    cJSON *root = rc == 0 ? status_to_json(&r) : NULL;
+    status_report_free(&r);
+    if (root == NULL) {
+        reply->status = 503;
+        reply->body = xasprintf("cannot read the state: %s\n", store_strerror(rc));
+        reply->len = strlen(reply->body);
+        return;
+    }
+    cJSON *triggers = cJSON_GetObjectItemCaseSensitive(root, "triggers");
+    cJSON *t = NULL;
+    cJSON_ArrayForEach(t, triggers)
+    {
+        const char *name = json_get_string(t, "name");
+        for (size_t i = 0; name != NULL && i < m->env.npollers; i++) {
+            if (strcmp(poller_name(m->env.pollers[i]), name) == 0) {
+                cJSON *h = cJSON_AddObjectToObject(t, "hourly");
+                char from[ISOTIME_LEN];
+                isotime_format((m->hour - (HOURS - 1)) * HOUR_MS, from);
+                cJSON_AddStringToObject(h, "from", from);
+                cJSON_AddItemToObject(h, "events", hours_json(m, m->hours[i].events));
+                cJSON_AddItemToObject(h, "requests", hours_json(m, m->hours[i].requests));
+            }
+        }
+    }
+    reply->content_type = "application/json";
+    reply->body = cJSON_PrintUnformatted(root);
+    reply->len = reply->body != NULL ? strlen(reply->body) : 0;
+    cJSON_Delete(root);
 }
 
 /* Mirrors what the pollers count themselves into the registry. */
@@ -218,9 +338,15 @@ static void on_request(const struct httpd_request *req, struct httpd_reply *repl
         serve_metrics(m, reply);
     } else if (strcmp(req->path, "/healthz") == 0) {
         serve_health(m, reply);
+    } else if (strcmp(req->path, "/status.json") == 0) {
+        serve_status_json(m, reply);
+    } else if (strcmp(req->path, "/") == 0) {
+        reply->content_type = "text/html; charset=utf-8";
+        reply->body = xstrdup(status_page_html);
+        reply->len = strlen(reply->body);
     } else {
         reply->status = 404;
-        reply->body = xstrdup("not found: try /metrics or /healthz\n");
+        reply->body = xstrdup("not found: try /, /status.json, /metrics or /healthz\n");
         reply->len = strlen(reply->body);
     }
 }
@@ -241,7 +367,12 @@ int monitor_start(const struct monitor_env *env, struct monitor **out)
         free(m);
         return rc;
     }
-    log_info("engine", "metrics and health on http://%s%s%s:%u/metrics and /healthz",
+    m->hours = xcalloc(env->npollers + 1, sizeof(*m->hours));
+    m->hour = util_wall_ms() / HOUR_MS;
+    uv_timer_init(env->loop, &m->sampler);
+    m->sampler.data = m;
+    uv_timer_start(&m->sampler, on_sample, SAMPLE_MS, SAMPLE_MS);
+    log_info("engine", "status page, metrics and health on http://%s%s%s:%u/ (/metrics, /healthz)",
              strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
              httpd_port(m->httpd));
     *out = m;
@@ -253,12 +384,27 @@ unsigned monitor_port(const struct monitor *m)
     return httpd_port(m->httpd);
 }
 
+static void closed_one(struct monitor *m)
+{
+    if (--m->open_handles == 0) {
+        free(m->hours);
+        free(m);
+    }
+}
+
 static void on_httpd_closed(void *ud)
 {
-    free(ud);
+    closed_one(ud);
+}
+
+static void on_sampler_closed(uv_handle_t *h)
+{
+    closed_one(h->data);
 }
 
 void monitor_close(struct monitor *m)
 {
+    m->open_handles = 2;
+    uv_close((uv_handle_t *)&m->sampler, on_sampler_closed);
     httpd_close(m->httpd, on_httpd_closed, m);
 }

@@ -1,14 +1,20 @@
 /*
  * monitor: the engine's optional loopback listener ([engine] listen):
- * Prometheus metrics at /metrics and a health check at /healthz, served by
- * net/httpd from the engine's own loop.
+ * Prometheus metrics at /metrics, a health check at /healthz, the status
+ * page at / and its data at /status.json (the `pollen status --json` object,
+ * each trigger with "hourly": its events and requests per hour over the last
+ * 24 hours), served by net/httpd from the engine's own loop.
  *
- * Owns: the listener (its httpd) and the metric families' declarations;
+ * Owns: the listener (its httpd), the hourly counts of each trigger (since
+ * this engine started: in memory, rotated by wall-clock hour, requests
+ * sampled from the pollers every minute), and the metric families' declarations;
  * the series themselves live in core/metrics (counted where things happen:
  * cycles in sources/poll, HTTP answers in ghl/location, action outcomes in
  * sinks/deliver, events here through monitor_count_event).
  * Invariants: a scrape or a health check reads only in-memory state and one
- * O(1) LMDB read (store_stat): bounded work on the loop thread. /healthz
+ * O(1) LMDB read (store_stat): bounded work on the loop thread; /status.json
+ * reads what `pollen status` reads (status_collect: short read txns, the
+ * outbox walked once). /healthz
  * answers 503 when a trigger has been failing for longer than 3 times its
  * interval (its cycles fail and back off), 200 otherwise, while the loop runs.
  * Thread context: loop thread only.
@@ -38,8 +44,9 @@ struct monitor_env {
 
 /* Declares every metric family (at engine start, listener or not). */
 void monitor_declare(void);
-/* Counts one event in pollen_events_total{trigger, type}. */
-void monitor_count_event(const cJSON *event);
+/* Counts one event in pollen_events_total{trigger, type} and, with a
+ * listener (m not NULL), in its trigger's hourly count. */
+void monitor_count_event(struct monitor *m, const cJSON *event);
 /* Listens on cfg->listen. Returns 0 and *out, or a negative error (logged). */
 int monitor_start(const struct monitor_env *env, struct monitor **out);
 /* The port listened on (tests use listen = 127.0.0.1:0). */

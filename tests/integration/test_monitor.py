@@ -1,11 +1,14 @@
-"""The engine's loopback listener ([engine] listen): /metrics in the
-Prometheus text exposition format, its numbers matching what happened
+"""The engine's loopback listener ([engine] listen): the status page at /
+rendered in headless Chromium (Debian's chromium; every trigger shown, its
+numbers those of `pollen status --json` run beside it, hourly charts);
+/metrics in the Prometheus text exposition format, its numbers matching what happened
 (cycles, records, requests counted by the sandbox, events in the log) and
 passing `promtool check metrics`; /healthz answering 200 while the triggers
 succeed and 503, naming the trigger, once one has been failing for more than
 3 of its intervals, and 200 again after it recovers; `pollen check` refusing
 a listen address that is not loopback, with FILE:LINE; a port in use stops
 the engine with exit 1 and says why."""
+import json
 import os
 import re
 import shutil
@@ -16,7 +19,7 @@ import urllib.request
 
 import harness
 
-PORT_RX = re.compile(r"metrics and health on http://127\.0\.0\.1:(\d+)/metrics")
+PORT_RX = re.compile(r"status page, metrics and health on http://127\.0\.0\.1:(\d+)/")
 SAMPLE_RX = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 LISTEN = "listen = 127.0.0.1:0\n"
 
@@ -38,6 +41,7 @@ class MonitorTest(harness.PollenTest):
 
     def start(self, triggers, location=""):
         cfg = self.write_config(triggers, engine=LISTEN, location=location)
+        self.cfg = cfg
         self.start_engine(cfg)
         m = self.wait_for(lambda: PORT_RX.search(self.engine_log_text()),
                           what="the listener's port in the log")
@@ -93,6 +97,49 @@ class MonitorTest(harness.PollenTest):
                               capture_output=True, timeout=60)
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertEqual(self.get("/nope")[0], 404)
+
+    def test_status_page_renders_what_status_says(self):
+        self.sandbox.seed(20, seed=43)
+        cfg = self.start("[trigger contacts]\nuse = contacts.search\nevery = 1m\n"
+                         "first_poll = emit\n"
+                         "[trigger people]\nuse = contacts.search\nevery = 1m\n")
+        self.wait_for(lambda: all(t["last_cycle"] for t in self.status_json()["triggers"]),
+                      what="both triggers' first cycle")
+        status = self.status_json()
+        chromium = shutil.which("chromium")
+        if chromium is None:
+            if os.environ.get("CI"):
+                self.fail("chromium is missing (scripts/setup installs Debian's chromium)")
+            self.skipTest("chromium not installed")
+        proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                               "--virtual-time-budget=10000", "--dump-dom",
+                               f"http://127.0.0.1:{self.port}/"],
+                              capture_output=True, text=True, timeout=120)
+        dom = proc.stdout
+        self.assertIn('data-ready="1"', dom, proc.stderr[-2000:])
+        for t in status["triggers"]:
+            row = re.search(r'<tr data-trigger="%s">(.*?)</tr>' % re.escape(t["name"]), dom)
+            self.assertIsNotNone(row, f"no row for trigger {t['name']}")
+            cells = dict(re.findall(r'<td class="(?:num )?(\w+)[^"]*">([^<]*)</td>', row.group(1)))
+            c = t["last_cycle"]
+            self.assertEqual(cells["state"], t["state"])
+            self.assertEqual(int(cells["cycles"]), t["cycles"])
+            self.assertEqual(int(cells["records"]), c["records"])
+            self.assertEqual(int(cells["events"]), c["events"])
+            self.assertEqual(int(cells["requests"]), c["requests"])
+            self.assertEqual(row.group(1).count('class="ev"'), 24, "a 24-hour chart")
+        self.assertEqual(status["triggers"][0]["last_cycle"]["events"], 20)
+        # The hourly charts: this hour holds the cycle's events and requests.
+        page = json.loads(self.get("/status.json")[1])
+        hourly = {t["name"]: t["hourly"] for t in page["triggers"]}
+        self.assertEqual(hourly["contacts"]["events"][-1], 20)
+        self.assertEqual(sum(hourly["people"]["events"]), 0)
+        self.assertGreaterEqual(hourly["contacts"]["requests"][-1], 1)
+
+    def status_json(self):
+        """`pollen status --json`, run beside the engine."""
+        proc = self.pollen("status", "-c", self.cfg, "--json", check=False)
+        return json.loads(proc.stdout)
 
     def test_healthz_turns_503_while_a_trigger_keeps_failing(self):
         self.sandbox.seed(5, seed=42)
