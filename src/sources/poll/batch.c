@@ -194,7 +194,7 @@ cJSON *poller__batch_records(const struct catalog_trigger *d, cJSON *body)
 }
 
 int poller__batch_submit(struct poller *p, char *const *ids, size_t n, const struct paging *pg,
-                         const struct paging_cursor *c, unsigned page, enum location_class cls,
+                         const struct paging_cursor *c, unsigned page, enum target_class cls,
                          http_done_cb cb)
 {
     const struct catalog_trigger *d = p->def->batch_def;

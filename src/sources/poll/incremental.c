@@ -134,7 +134,7 @@ void poller__incr_cycle_begin(struct poller *p)
 }
 
 uint64_t poller__reconcile_pace(bool paced, uint64_t sweep_wait, uint64_t now,
-                                uint64_t *slow_next, enum location_class *cls)
+                                uint64_t *slow_next, enum target_class *cls)
 {
     if (!paced) {
         *cls = LOCATION_POLL;
@@ -152,12 +152,12 @@ uint64_t poller__reconcile_pace(bool paced, uint64_t sweep_wait, uint64_t now,
     return 0;
 }
 
-uint64_t poller__incr_page_class(struct poller *p, enum location_class *cls)
+uint64_t poller__incr_page_class(struct poller *p, enum target_class *cls)
 {
     /* The first page is the request the trigger's poll would have made
      * anyway; the rest are the reconcile's extra burst. */
     bool paced = p->incr && !p->incr_cycle && p->page > 0;
-    uint64_t wait = paced ? location_sweep_wait(p->loc) : 0;
+    uint64_t wait = paced ? target_sweep_wait(p->target) : 0;
     uint64_t delay = poller__reconcile_pace(paced, wait, uv_now(p->env.loop), &p->pace_next, cls);
     if (paced && delay == 0 && *cls == LOCATION_POLL && !p->pace_logged) {
         p->pace_logged = true;
