@@ -254,6 +254,9 @@ static void show_trigger(FILE *out, const struct catalog_trigger *t)
         for (size_t i = 0; i < t->nincr_body; i++) {
             line(out, "  body", "%s = %s", t->incr_body[i].name, t->incr_body[i].value);
         }
+        for (size_t i = 0; i < t->nincr_query; i++) {
+            line(out, "  query", "%s = %s", t->incr_query[i].name, t->incr_query[i].value);
+        }
     } else {
         line(out, "incremental", "no: every cycle is a full enumeration");
     }

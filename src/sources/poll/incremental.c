@@ -180,14 +180,21 @@ static void append_all(cJSON *into, cJSON *add)
 
 void poller__incr_add_body(const struct poller *p, struct request_parts *r)
 {
-    if (!p->incr_cycle || r->body == NULL) {
+    if (!p->incr_cycle) {
         return;
     }
     int64_t since = p->watermark - (int64_t)p->tc->watermark_lag_ms;
     if (since < 0) {
         since = 0;
     }
-    for (size_t i = 0; i < p->def->nincr_body; i++) {
+    for (size_t i = 0; i < p->def->nincr_query; i++) {
+        const struct catalog_binding *b = &p->def->incr_query[i];
+        if (poller__param_value(p, b->name) == NULL) { /* else the user's own value stands */
+            poller__parts_add_query(r, b->name,
+                                    catalog_watermark_render_text(b->value, (long long)since));
+        }
+    }
+    for (size_t i = 0; r->body != NULL && i < p->def->nincr_body; i++) {
         const struct catalog_binding *b = &p->def->incr_body[i];
         char *text = catalog_watermark_render(b->value, (long long)since);
         cJSON *v = NULL;

@@ -355,8 +355,10 @@ int64_t poller__records_watermark(const struct poller *p, const cJSON *records);
 void poller__incr_init(struct poller *p);
 /* Cycle start: decides whether this cycle is incremental or a reconcile. */
 void poller__incr_cycle_begin(struct poller *p);
-/* Adds the incremental body members to r (incremental cycles only). */
+/* Adds the incremental body members and query parameters to r (incremental cycles only). */
 void poller__incr_add_body(const struct poller *p, struct request_parts *r);
+/* Adds a query parameter to r: name borrowed (must outlive r), value owned by r. */
+void poller__parts_add_query(struct request_parts *r, const char *name, char *value);
 /* Inside a page's txn: takes the page's largest watermark and, in an incremental cycle,
  * commits a moved watermark with them. Returns 0 or a store error. */
 int poller__incr_page_txn(struct store_txn *txn, struct poller *p, const cJSON *records);

@@ -61,6 +61,11 @@ static void add_query(struct request_parts *r, const char *name, const char *val
     }
 }
 
+void poller__parts_add_query(struct request_parts *r, const char *name, char *value)
+{
+    add_query(r, name, value, true);
+}
+
 const char *poller__company_id(const struct poller *p)
 {
     if (p->loc != NULL) {
