@@ -15,6 +15,8 @@ recording proxy that keeps each request's headers.
   there (reconcile = 0s in test_events makes every cycle a full one).
 - test_auth_header: auth_header and auth_scheme = none send the bare value in
   the named header (the app answers 401, and the run fails).
+- test_catalog_command: `pollen catalog -c FILE --api app [NAME]` lists and
+  shows the app's definitions; an unknown api, or --api without -c, exits 2.
 - test_check: `pollen check` refuses, with FILE:LINE, an unknown api, a
   trigger naming both api and location, a use that is not in the api's
   catalog, a plain-http base_url to another host, a literal auth, an unknown
@@ -189,6 +191,21 @@ class ApiTargetTest(PollenTest):
             self.assertEqual(lower.get("x-app-key"), TOKEN, path)
             self.assertNotIn("authorization", lower, path)
         self.assertNotIn(TOKEN, proc.stderr, "the credential is never logged")
+
+    def test_catalog_command(self):
+        config = self.api_config()
+        proc = self.pollen("catalog", "-c", config, "--api", "app")
+        self.assertIn("customers.list", proc.stdout)
+        self.assertIn("todos.list", proc.stdout)
+        self.assertNotIn("contacts.search", proc.stdout)
+        proc = self.pollen("catalog", "-c", config, "--api", "app", "customers.list")
+        self.assertIn("/customers", proc.stdout)
+        self.assertIn("cursor", proc.stdout)
+        proc = self.pollen("catalog", "-c", config, "--api", "nope", check=False)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("has no [api nope]", proc.stderr)
+        proc = self.pollen("catalog", "--api", "app", check=False)
+        self.assertEqual(proc.returncode, 2)
 
     def check_error(self, config, needle, expect):
         """pollen check exits 2 and names FILE:LINE of the line holding needle."""
