@@ -32,6 +32,7 @@
 #include "sdnotify.h"
 #include "sha256.h"
 #include "store.h"
+#include "target.h"
 #include "util.h"
 
 /* Reader-slot check, event-log retention and the dead-letter / own-write
@@ -51,6 +52,7 @@ struct engine {
     struct store *store;
     struct http_client *http;
     struct location **locations;
+    struct target **apis;                /* one per [api NAME] (parallel to cfg->apis) */
     struct oauth_credential **creds;     /* one per location (static, OAuth or agency-derived) */
     struct oauth_credential **oauths;    /* one per [oauth NAME] */
     struct dispatcher *dispatcher;
@@ -153,6 +155,10 @@ static void on_dispatcher_drained(void *ud)
     for (size_t i = 0; i < e->cfg->nlocations; i++) {
         location_close(e->locations[i]);
         e->locations[i] = NULL;
+    }
+    for (size_t i = 0; i < e->cfg->napis; i++) {
+        target_close(e->apis[i]);
+        e->apis[i] = NULL;
     }
     free_credentials(e);
     http_client_close(e->http, on_http_closed, e);
@@ -592,6 +598,26 @@ static int create_runtime(struct engine *e)
         };
         e->locations[i] = location_create(&e->loop, e->http, &lo, e->creds[i]);
     }
+    /* A user's own APIs: a target each, with its static credential header. */
+    e->apis = xcalloc(cfg->napis + 1, sizeof(*e->apis));
+    for (size_t i = 0; i < cfg->napis; i++) {
+        const struct config_api *ac = &cfg->apis[i];
+        struct target_options to = {
+            .kind = "api",
+            .name = ac->name,
+            .base_url = ac->base_url,
+            .auth_header = ac->auth_header,
+            .auth_scheme = ac->auth_scheme,
+            .secret = ac->auth,
+            .timeout_ms = ac->timeout_ms,
+            .rate_limit = ac->rate_limit,
+            .rate_window_ms = ac->rate_window_ms,
+            .daily_limit = ac->daily_limit,
+            .sweep_share = RATELIMIT_DEFAULT_CAPPED_WINDOW_SHARE,
+            .sweep_daily_share = RATELIMIT_DEFAULT_CAPPED_DAILY_SHARE,
+        };
+        e->apis[i] = target_create(&e->loop, e->http, &to, NULL);
+    }
     struct dispatcher_env de = {
         .loop = &e->loop,
         .store = e->store,
@@ -617,7 +643,11 @@ static int create_runtime(struct engine *e)
     e->npollers = cfg->ntriggers;
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         const struct config_trigger *tc = &cfg->triggers[i];
-        e->pollers[i] = poller_create(&env, tc, location_for(e, tc->location));
+        if (tc->api != NULL) {
+            e->pollers[i] = poller_create_api(&env, tc, e->apis[tc->api - cfg->apis]);
+        } else {
+            e->pollers[i] = poller_create(&env, tc, location_for(e, tc->location));
+        }
     }
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         const struct config_trigger *tc = &cfg->triggers[i];
@@ -721,9 +751,11 @@ static int lock_state_dir(const struct config *cfg, int *fd)
 static void free_runtime(struct engine *e)
 {
     free(e->locations);
+    free(e->apis);
     free(e->creds);
     free(e->oauths);
     free(e->pollers);
+    e->apis = NULL;
     e->locations = NULL;
     e->creds = NULL;
     e->oauths = NULL;

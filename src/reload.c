@@ -78,7 +78,8 @@ static bool same_strv(char **a, char **b)
 static bool trigger_changed(const struct config_trigger *a, const struct config_trigger *b)
 {
     bool same = same_str(a->use, b->use) && same_str(a->location_name, b->location_name) &&
-                same_str(a->company_name, b->company_name) && a->every_ms == b->every_ms &&
+                same_str(a->company_name, b->company_name) && same_str(a->api_name, b->api_name) &&
+                a->every_ms == b->every_ms &&
                 a->reconcile_ms == b->reconcile_ms && a->emit == b->emit &&
                 a->first_poll_emit == b->first_poll_emit && same_strv(a->fields, b->fields) &&
                 same_strv(a->ignore, b->ignore) && same_str(a->for_each, b->for_each) &&

@@ -131,9 +131,15 @@ static void show_common(FILE *out, const char *name, const char *kind, const cha
 {
     fprintf(out, "%s (%s): %s\n", name, kind, title);
     line(out, "request", "%s %s", method, path);
-    line(out, "version", "%s (the Version header)", version);
-    line(out, "scope", "%s", scope);
-    line(out, "spec", "%s, operationId %s", spec, operation_id);
+    /* A user's own API's definitions have no Version header or scope, and
+     * spec is optional anywhere. */
+    if (version != NULL) {
+        line(out, "version", "%s (the Version header)", version);
+    } else {
+        line(out, "version", "none (no Version header is sent)");
+    }
+    line(out, "scope", "%s", scope != NULL ? scope : "none");
+    line(out, "spec", "%s, operationId %s", spec != NULL ? spec : "none", operation_id);
     line(out, "defined at", "%s:%d", file, line_no);
 }
 
@@ -257,6 +263,9 @@ static void show_trigger(FILE *out, const struct catalog_trigger *t)
              t->watermark_field);
         for (size_t i = 0; i < t->nincr_body; i++) {
             line(out, "  body", "%s = %s", t->incr_body[i].name, t->incr_body[i].value);
+        }
+        for (size_t i = 0; i < t->nincr_query; i++) {
+            line(out, "  query", "%s = %s", t->incr_query[i].name, t->incr_query[i].value);
         }
     } else {
         line(out, "incremental", "no: every cycle is a full enumeration");

@@ -53,7 +53,7 @@ static const char usage_main[] =
     "           validate the configuration and the catalog; print FILE:LINE: problem\n"
     "  tail     -c FILE [-f] [--from SEQ] [--trigger NAME] [--type TYPE] [--limit N]\n"
     "           print events as NDJSON in seq order; -f keeps following\n"
-    "  catalog  [triggers|actions|NAME] [-c FILE | --catalog DIR]\n"
+    "  catalog  [triggers|actions|NAME] [-c FILE [--api NAME] | --catalog DIR]\n"
     "           list the shipped trigger and action definitions, or show one\n"
     "  dlq      list|retry ID|drop ID -c FILE\n"
     "           inspect and handle the dead-letter store of failed actions\n"
@@ -142,7 +142,7 @@ static const char usage_tail[] =
     "  -h, --help            this text\n";
 
 static const char usage_catalog[] =
-    "usage: pollen catalog [triggers|actions|NAME] [-c FILE | --catalog DIR]\n"
+    "usage: pollen catalog [triggers|actions|NAME] [-c FILE [--api NAME] | --catalog DIR]\n"
     "\n"
     "Lists the catalog definitions (all, or only the triggers or the actions):\n"
     "name, kind, method, path, scope and title, under a header row. With NAME,\n"
@@ -153,10 +153,12 @@ static const char usage_catalog[] =
     "gone_ok flags. An unknown NAME exits 2. The catalog is read from the\n"
     "configuration's [engine] catalog, from DIR, or from the installed catalog\n"
     "(" POLLEN_CATALOG_DIR "; the source tree for a binary run from its build\n"
-    "directory).\n"
+    "directory); with --api NAME, the catalog of the configuration's [api NAME]\n"
+    "(your own API's definitions).\n"
     "\n"
     "  -c, --config FILE     read the catalog location from this configuration\n"
     "      --catalog DIR     the directory holding triggers/ and actions/\n"
+    "      --api NAME        the catalog of [api NAME] of the configuration (-c)\n"
     "  -h, --help            this text\n";
 
 static const char usage_dlq[] =
@@ -206,6 +208,7 @@ struct args {
     const char *log_level;     /* run --log-level (checked after the arguments) */
     struct tail_options tail;  /* tail -f, --from, --trigger, --type, --limit */
     const char *catalog_dir;   /* catalog --catalog */
+    const char *api;           /* catalog --api */
     const char *code;          /* auth --code */
     uint64_t timeout_ms;       /* auth --timeout */
     bool json;                 /* status --json */
@@ -660,12 +663,43 @@ static int show_catalog(const struct catalog *cat, const char *what)
     return CLI_EXIT_USAGE;
 }
 
+/* pollen catalog -c FILE --api NAME: the catalog of the user's own API. */
+static int catalog_of_api(struct args *a, const char *what)
+{
+    if (a->config == NULL || a->catalog_dir != NULL) {
+        fprintf(stderr, "pollen catalog: --api NAME needs -c FILE (and no --catalog)\n");
+        return CLI_EXIT_USAGE;
+    }
+    struct loaded l = {NULL, NULL};
+    int rc = load(a->config, LOAD_NO_SECRETS, &l);
+    if (rc != 0) {
+        return rc;
+    }
+    const struct config_api *api = config_find_api(l.cfg, a->api);
+    if (api == NULL) {
+        fprintf(stderr, "pollen catalog: %s has no [api %s]\n", a->config, a->api);
+        unload(&l);
+        return CLI_EXIT_USAGE;
+    }
+    struct ini_errors errs = {0};
+    rc = report_problems(catalog_load_api(api->catalog_dir, &config_reserved_keys, &l.cat, &errs),
+                         &errs);
+    if (rc == 0) {
+        rc = show_catalog(l.cat, what);
+    }
+    unload(&l);
+    return finish_output("catalog", rc);
+}
+
 static int cmd_catalog(struct args *a)
 {
     const char *what = next_arg(a);
     int rc = end_of_args(a);
     if (rc != 0) {
         return rc;
+    }
+    if (a->api != NULL) {
+        return catalog_of_api(a, what);
     }
     /* --catalog DIR wins over the configuration's [engine] catalog. */
     struct loaded l = {NULL, NULL};
@@ -858,6 +892,7 @@ static const struct option_spec status_opts[] = {
 static const struct option_spec catalog_opts[] = {
     {"config", 'c', ARG_STRING, AT(config), NULL},
     {"catalog", 0, ARG_STRING, AT(catalog_dir), NULL},
+    {"api", 0, ARG_STRING, AT(api), NULL},
     {0},
 };
 

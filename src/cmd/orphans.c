@@ -30,7 +30,10 @@ static void live_init(struct live *l, const struct config *cfg)
     l->scopes = xcalloc(cfg->ntriggers + 1, sizeof(*l->scopes));
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         const struct config_trigger *t = &cfg->triggers[i];
-        const char *loc = t->location != NULL ? t->location->name : t->location_name;
+        /* The scope the poller keys its state with: its location's, or its api's. */
+        const char *loc = t->api != NULL        ? t->api->name
+                          : t->location != NULL ? t->location->name
+                                                : t->location_name;
         l->scopes[i] = xasprintf("%s%c%s", t->name, SNAPSHOT_SEP, loc != NULL ? loc : "");
     }
 }

@@ -197,7 +197,7 @@ static int link_batches(struct catalog *cat, struct ini_errors *errs)
 }
 
 static int load_subdir(struct catalog *cat, const char *dir, const struct catalog_subdir *sd,
-                       const struct catalog_reserved *reserved, struct ini_errors *errs)
+                       const struct catalog__load *how, struct ini_errors *errs)
 {
     char *path = xasprintf("%s/%s", dir, sd->name);
     char **files = NULL;
@@ -228,7 +228,7 @@ static int load_subdir(struct catalog *cat, const char *dir, const struct catalo
         cat->files[cat->nfiles++] = files[i];
         struct ini_doc doc;
         int frc = ini_load(files[i], &doc);
-        doc.user = (void *)reserved; /* read only, by catalog__is_reserved */
+        doc.user = (void *)how; /* read only (catalog_int.h) */
         if (frc == 0) {
             sd->load_file(cat, &doc, files[i]);
         }
@@ -241,8 +241,8 @@ static int load_subdir(struct catalog *cat, const char *dir, const struct catalo
     return result;
 }
 
-int catalog_load(const char *dir, const struct catalog_reserved *reserved, struct catalog **out,
-                 struct ini_errors *errs)
+static int load(const char *dir, const struct catalog__load *how, struct catalog **out,
+                struct ini_errors *errs)
 {
     *out = NULL;
     if (dir == NULL || dir[0] == '\0') {
@@ -252,7 +252,7 @@ int catalog_load(const char *dir, const struct catalog_reserved *reserved, struc
     struct catalog *cat = xcalloc(1, sizeof(*cat));
     int rc = 0;
     for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
-        int r = load_subdir(cat, dir, &subdirs[i], reserved, errs);
+        int r = load_subdir(cat, dir, &subdirs[i], how, errs);
         if (r < 0 && rc == 0) {
             rc = r;
         }
@@ -277,6 +277,20 @@ int catalog_load(const char *dir, const struct catalog_reserved *reserved, struc
     }
     *out = cat;
     return 0;
+}
+
+int catalog_load(const char *dir, const struct catalog_reserved *reserved, struct catalog **out,
+                 struct ini_errors *errs)
+{
+    struct catalog__load how = {.reserved = reserved, .api = false};
+    return load(dir, &how, out, errs);
+}
+
+int catalog_load_api(const char *dir, const struct catalog_reserved *reserved,
+                     struct catalog **out, struct ini_errors *errs)
+{
+    struct catalog__load how = {.reserved = reserved, .api = true};
+    return load(dir, &how, out, errs);
 }
 
 void catalog_free(struct catalog *cat)

@@ -110,6 +110,7 @@ enum catalog_pagination {
     CATALOG_PAGE_SEARCH_AFTER, /* a cursor copied from the last record */
     CATALOG_PAGE_SKIP_LIMIT,   /* an offset (records to skip) + a page size */
     CATALOG_PAGE_OFFSET_LIMIT, /* skip_limit under other default names */
+    CATALOG_PAGE_CURSOR,       /* an opaque cursor read from the response; null ends */
 };
 
 /*
@@ -201,11 +202,16 @@ struct catalog_trigger {
      * ISO-8601 or epoch ms) is at or after the watermark, by replacing (or,
      * for an array a user parameter already set, extending) the body members
      * of incr_body, each a JSON template whose {watermark} is the watermark
-     * in epoch ms (catalog_watermark_render). Set together or not at all. */
+     * in epoch ms (catalog_watermark_render), or (a GET) by adding the query
+     * parameters of incr_query, text templates with {watermark} (epoch ms)
+     * or {watermark_iso} (ISO-8601 UTC; catalog_watermark_render_text).
+     * Set together or not at all. */
     bool incremental;
     char *watermark_field;
     struct catalog_binding *incr_body; /* is_json; value is the template */
     size_t nincr_body;
+    struct catalog_binding *incr_query; /* incremental.query.NAME; value is the template */
+    size_t nincr_query;
     const struct catalog_resource *res; /* the declared resource, or NULL (no resources/) */
     const char *file;         /* the definition's file, for messages */
     int line;                 /* its section line */
@@ -285,6 +291,14 @@ struct catalog_reserved {
  */
 int catalog_load(const char *dir, const struct catalog_reserved *reserved, struct catalog **out,
                  struct ini_errors *errs);
+/*
+ * The catalog of a user's own API ([api NAME] catalog = DIR): the same
+ * format and checks, except that `version` (HighLevel's Version header) is
+ * refused and `scope` optional, and no binding may be {location} or
+ * {company}. Returns as catalog_load.
+ */
+int catalog_load_api(const char *dir, const struct catalog_reserved *reserved,
+                     struct catalog **out, struct ini_errors *errs);
 /* Frees the catalog; accepts NULL. */
 void catalog_free(struct catalog *cat);
 
@@ -392,6 +406,9 @@ int catalog_value_coerce(enum catalog_type type, const char *text, cJSON **out, 
  * borrowed. Pure.
  */
 char *catalog_watermark_render(const char *tmpl, long long ms);
+/* The text of an incremental.query template: {watermark_iso} is ms as
+ * ISO-8601 UTC with milliseconds, {watermark} ms in decimal. A new string. */
+char *catalog_watermark_render_text(const char *tmpl, long long ms);
 
 /* Names for messages and `pollen catalog`: "path", "string_list", "search_after". */
 const char *catalog_where_name(enum catalog_where where);

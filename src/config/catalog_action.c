@@ -43,8 +43,9 @@ static const struct ini_key action_keys[] = {
      .choices = action_methods},
     {.name = "path", .type = INI_KEY_CUSTOM, .offset = A(path), .required = true,
      .parse = catalog__parse_path},
-    {.name = "version", .type = INI_KEY_STRING, .offset = A(version), .required = true},
-    {.name = "scope", .type = INI_KEY_STRING, .offset = A(scope), .required = true},
+    /* Required in the product's catalog only (catalog__check_origin). */
+    {.name = "version", .type = INI_KEY_STRING, .offset = A(version)},
+    {.name = "scope", .type = INI_KEY_STRING, .offset = A(scope)},
     {.name = "success", .type = INI_KEY_UNSIGNED, .offset = A(success), .required = true,
      .min = 200, .max = 299},
     /* No defaults for these two: every definition states them, because a
@@ -268,6 +269,10 @@ static void finish_action(struct ini_doc *doc, const struct ini_section *sec,
                           struct action_build *ab, const int *lines)
 {
     struct catalog_action *a = &ab->a;
+    const struct catalog_binding *lists[] = {a->body, a->query, a->path_bind, a->defaults};
+    size_t counts[] = {a->nbody, a->nquery, a->npath_bind, a->ndefaults};
+    catalog__check_origin(doc, sec, lines[AK_VERSION], lines[AK_SCOPE], lists, counts,
+                          ARRAY_SIZE(lists));
 
     if (a->path != NULL) {
         struct path_check pc = {.doc = doc,

@@ -15,8 +15,9 @@
  * Invariants: the parse helpers report problems to doc->diag at the line
  * they are given and never abort a load; a definition is appended to the
  * catalog even when it has errors (later files get duplicate checks
- * against it, and the whole catalog is dropped anyway). doc->user is the
- * caller's struct catalog_reserved (or NULL) while a file loads.
+ * against it, and the whole catalog is dropped anyway). doc->user is a
+ * struct catalog__load (the caller's reserved names, and whether the
+ * catalog is a user's own API's) while a file loads.
  * Thread context: as catalog.h (startup, loop thread).
  */
 #ifndef POLLEN_CATALOG_INT_H
@@ -39,7 +40,27 @@ struct catalog {
     size_t nfiles;
 };
 
+/* What a file is loaded for (doc->user). */
+struct catalog__load {
+    const struct catalog_reserved *reserved; /* or NULL */
+    bool api; /* a user's own API's catalog (catalog_load_api) */
+};
+
 /* ---- catalog_parse.c ---------------------------------------------------- */
+
+/*
+ * The keys that differ between the product's catalog and an api's
+ * (catalog_load_api): HighLevel's `version` and `scope` are required in
+ * the first; in the second `version` is refused (a user's API takes no
+ * Version header), and so are {location} and {company} bindings (lists:
+ * nlists arrays of counts[i] bindings). Reports at the section or key line.
+ */
+/* Is doc loaded for a user's own API's catalog? */
+bool catalog__api_load(const struct ini_doc *doc);
+void catalog__check_origin(struct ini_doc *doc, const struct ini_section *sec,
+                           int version_line, int scope_line,
+                           const struct catalog_binding *const *lists, const size_t *counts,
+                           size_t nlists);
 
 /* The names of enum catalog_type, NULL-terminated. */
 extern const char *const catalog__type_names[];

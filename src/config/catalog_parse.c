@@ -14,8 +14,9 @@
 static const char *const where_names[] = {"path", "query", "body", NULL};
 const char *const catalog__type_names[] = {"string", "integer", "number", "boolean",
                                           "json",   "string_list", NULL};
-static const char *const pagination_names[] = {"none",       "start_after", "search_after",
-                                               "skip_limit", "offset_limit", NULL};
+static const char *const pagination_names[] = {"none",         "start_after", "search_after",
+                                               "skip_limit",   "offset_limit", "cursor",
+                                               NULL};
 
 const char *catalog_where_name(enum catalog_where where)
 {
@@ -245,7 +246,7 @@ int catalog__parse_pagination(struct ini_doc *doc, const struct ini_key *k,
     if (i < 0) {
         ini_diag_add(&doc->diag, line,
                         "bad value for '%s' (allowed: none start_after search_after skip_limit "
-                        "offset_limit)",
+                        "offset_limit cursor)",
                         k->name);
         return -EINVAL;
     }
@@ -315,9 +316,51 @@ void catalog__add_binding(struct ini_doc *doc, const struct ini_entry *e,
 
 /* True when the caller of catalog_load reserved name for [rule] sections
  * (rule) or [trigger] sections (!rule). doc->user is the catalog_reserved. */
+bool catalog__api_load(const struct ini_doc *doc)
+{
+    const struct catalog__load *l = doc->user;
+    return l != NULL && l->api;
+}
+
+void catalog__check_origin(struct ini_doc *doc, const struct ini_section *sec,
+                           int version_line, int scope_line,
+                           const struct catalog_binding *const *lists, const size_t *counts,
+                           size_t nlists)
+{
+    const struct catalog__load *l = doc->user;
+    if (l == NULL || !l->api) {
+        if (version_line == 0) {
+            ini_diag_add(&doc->diag, sec->line, "missing required key 'version' in [%s]",
+                         sec->kind);
+        }
+        if (scope_line == 0) {
+            ini_diag_add(&doc->diag, sec->line, "missing required key 'scope' in [%s]",
+                         sec->kind);
+        }
+        return;
+    }
+    if (version_line != 0) {
+        ini_diag_add(&doc->diag, version_line,
+                     "version is HighLevel's Version header; a definition of your own API "
+                     "sends none");
+    }
+    for (size_t l2 = 0; l2 < nlists; l2++) {
+        for (size_t i = 0; i < counts[l2]; i++) {
+            if (lists[l2][i].is_location || lists[l2][i].is_company) {
+                ini_diag_add(&doc->diag, sec->line,
+                             "'%s' is %s, which only HighLevel definitions have (your own "
+                             "API has no location)",
+                             lists[l2][i].name,
+                             lists[l2][i].is_location ? "{location}" : "{company}");
+            }
+        }
+    }
+}
+
 bool catalog__is_reserved(const struct ini_doc *doc, bool rule, const char *name)
 {
-    const struct catalog_reserved *r = doc->user;
+    const struct catalog__load *l = doc->user;
+    const struct catalog_reserved *r = l != NULL ? l->reserved : NULL;
     bool (*reserved)(const char *) = r == NULL ? NULL : rule ? r->rule_key : r->trigger_key;
     return reserved != NULL && reserved(name);
 }

@@ -42,8 +42,9 @@ static const struct ini_key trigger_keys[] = {
      .choices = methods},
     {.name = "path", .type = INI_KEY_CUSTOM, .offset = T(path), .required = true,
      .parse = catalog__parse_path},
-    {.name = "version", .type = INI_KEY_STRING, .offset = T(version), .required = true},
-    {.name = "scope", .type = INI_KEY_STRING, .offset = T(scope), .required = true},
+    /* Required in the product's catalog only (catalog__check_origin). */
+    {.name = "version", .type = INI_KEY_STRING, .offset = T(version)},
+    {.name = "scope", .type = INI_KEY_STRING, .offset = T(scope)},
     {.name = "resource", .type = INI_KEY_CUSTOM, .offset = T(resource), .required = true,
      .parse = catalog__parse_ident},
     {.name = "records", .type = INI_KEY_CUSTOM, .offset = T(records), .required = true,
@@ -216,12 +217,27 @@ static void add_incremental_body(struct ini_doc *doc, const struct ini_entry *e,
     }
 }
 
-/* A trigger's query.NAME, body.NAME, path.NAME, param.NAME and incremental.body.NAME keys. */
+/* incremental.query.NAME = TEXT (a GET's filter): {watermark} or
+ * {watermark_iso} in it, rendered by the poller each cycle. */
+static void add_incremental_query(const struct ini_entry *e, const char *name,
+                                  struct trigger_build *tb)
+{
+    struct catalog_trigger *t = &tb->t;
+    t->incr_query = xrealloc(t->incr_query, (t->nincr_query + 1) * sizeof(*t->incr_query));
+    t->incr_query[t->nincr_query++] = (struct catalog_binding){.name = xstrdup(name),
+                                                               .value = xstrdup(e->value)};
+    if (tb->incr_body_line == 0) {
+        tb->incr_body_line = e->line;
+    }
+}
+
+/* A trigger's query.NAME, body.NAME, path.NAME, param.NAME and incremental.body.NAME
+ * and incremental.query.NAME keys. */
 static bool trigger_extra(struct ini_doc *doc, const struct ini_entry *e, void *obj)
 {
     struct trigger_build *tb = obj;
     static const char *const prefixes[] = {"query.", "body.", "param.", "path.",
-                                           "incremental.body."};
+                                           "incremental.body.", "incremental.query."};
     const char *name = NULL;
     switch (catalog__prefixed_key(doc, e, prefixes, ARRAY_SIZE(prefixes), &name)) {
     case -1:
@@ -242,6 +258,9 @@ static bool trigger_extra(struct ini_doc *doc, const struct ini_entry *e, void *
     case 4:
         add_incremental_body(doc, e, name, tb);
         break;
+    case 5:
+        add_incremental_query(e, name, tb);
+        break;
     default:
         break; /* reported */
     }
@@ -252,7 +271,8 @@ static bool trigger_extra(struct ini_doc *doc, const struct ini_entry *e, void *
 #define STYLE(s) (1u << (s))
 #define PAGED_STYLES                                                                          \
     (STYLE(CATALOG_PAGE_START_AFTER) | STYLE(CATALOG_PAGE_SEARCH_AFTER) |                     \
-     STYLE(CATALOG_PAGE_SKIP_LIMIT) | STYLE(CATALOG_PAGE_OFFSET_LIMIT))
+     STYLE(CATALOG_PAGE_SKIP_LIMIT) | STYLE(CATALOG_PAGE_OFFSET_LIMIT) |                       \
+     STYLE(CATALOG_PAGE_CURSOR))
 static const struct {
     int key;
     unsigned styles;
@@ -262,8 +282,10 @@ static const struct {
     {K_PAGE_VALUES, PAGED_STYLES},
     {K_MORE_FIELD, PAGED_STYLES},
     {K_PAGE_SKIP_PARAM, STYLE(CATALOG_PAGE_SKIP_LIMIT) | STYLE(CATALOG_PAGE_OFFSET_LIMIT)},
-    {K_CURSOR_PARAM, STYLE(CATALOG_PAGE_START_AFTER) | STYLE(CATALOG_PAGE_SEARCH_AFTER)},
-    {K_CURSOR_PATH, STYLE(CATALOG_PAGE_START_AFTER) | STYLE(CATALOG_PAGE_SEARCH_AFTER)},
+    {K_CURSOR_PARAM, STYLE(CATALOG_PAGE_START_AFTER) | STYLE(CATALOG_PAGE_SEARCH_AFTER) |
+                         STYLE(CATALOG_PAGE_CURSOR)},
+    {K_CURSOR_PATH, STYLE(CATALOG_PAGE_START_AFTER) | STYLE(CATALOG_PAGE_SEARCH_AFTER) |
+                        STYLE(CATALOG_PAGE_CURSOR)},
     {K_CURSOR_ID_PARAM, STYLE(CATALOG_PAGE_START_AFTER)},
     {K_CURSOR_ID_PATH, STYLE(CATALOG_PAGE_START_AFTER)},
 };
@@ -303,20 +325,23 @@ static void check_incremental(struct ini_doc *doc, const struct ini_section *sec
     if (any == 0) {
         return;
     }
-    if (!t->incremental || t->watermark_field == NULL || t->nincr_body == 0) {
+    if (!t->incremental || t->watermark_field == NULL ||
+        t->nincr_body + t->nincr_query == 0) {
         ini_diag_add(&doc->diag, any, "[%s]: incremental polling needs incremental = filter, "
-                                      "watermark_field and incremental.body.NAME together",
+                                      "watermark_field and incremental.body.NAME (or "
+                                      "incremental.query.NAME) together",
                      t->name);
         return;
     }
-    if (t->pagination != CATALOG_PAGE_SEARCH_AFTER) {
+    if (t->pagination != CATALOG_PAGE_SEARCH_AFTER && t->pagination != CATALOG_PAGE_CURSOR) {
         ini_diag_add(&doc->diag, lines[K_INCREMENTAL],
-                     "incremental = filter needs pagination = search_after (a cursor, not "
-                     "page numbers)");
+                     "incremental = filter needs pagination = search_after or cursor (a "
+                     "cursor, not page numbers)");
     }
-    if (t->method != NULL && strcmp(t->method, "POST") != 0) {
+    if (t->nincr_body > 0 && t->method != NULL && strcmp(t->method, "POST") != 0) {
         ini_diag_add(&doc->diag, lines[K_INCREMENTAL],
-                     "incremental = filter sends its filter in the body: it needs a POST");
+                     "incremental.body sends its filter in the body: it needs a POST (a GET "
+                     "takes incremental.query.NAME)");
     }
     if (t->single || t->fan_out != NULL) {
         ini_diag_add(&doc->diag, lines[K_INCREMENTAL],
@@ -326,9 +351,16 @@ static void check_incremental(struct ini_doc *doc, const struct ini_section *sec
     for (size_t i = 0; i < t->nincr_body; i++) {
         placeholder = placeholder || strstr(t->incr_body[i].value, "{watermark}") != NULL;
     }
+    for (size_t i = 0; i < t->nincr_query; i++) {
+        placeholder = placeholder || strstr(t->incr_query[i].value, "{watermark}") != NULL ||
+                      strstr(t->incr_query[i].value, "{watermark_iso}") != NULL;
+    }
     if (!placeholder) {
         ini_diag_add(&doc->diag, tb->incr_body_line,
-                     "no incremental.body.NAME value has the {watermark} placeholder");
+                     t->nincr_query > 0 ? "no incremental.query.NAME value has the {watermark} "
+                                          "or {watermark_iso} placeholder"
+                                        : "no incremental.body.NAME value has the {watermark} "
+                                          "placeholder");
     }
     (void)sec;
 }
@@ -496,6 +528,14 @@ static void finish_trigger(struct ini_doc *doc, const struct ini_section *sec,
         }
     }
     check_incremental(doc, sec, tb, lines);
+    const struct catalog_binding *lists[] = {t->query, t->body, t->path_values};
+    size_t counts[] = {t->nquery, t->nbody, t->npath_values};
+    catalog__check_origin(doc, sec, lines[K_VERSION], lines[K_SCOPE], lists, counts,
+                          ARRAY_SIZE(lists));
+    if (t->agency && catalog__api_load(doc)) {
+        ini_diag_add(&doc->diag, lines[K_SCOPE_LEVEL],
+                     "scope_level = agency is for HighLevel definitions only");
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -554,6 +594,11 @@ void catalog__trigger_free(struct catalog_trigger *t)
         free(t->incr_body[i].value);
     }
     free(t->incr_body);
+    for (size_t i = 0; i < t->nincr_query; i++) {
+        free(t->incr_query[i].name);
+        free(t->incr_query[i].value);
+    }
+    free(t->incr_query);
     free(t->watermark_field);
     for (size_t i = 0; i < t->nparams; i++) {
         free(t->params[i].name);

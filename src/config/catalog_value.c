@@ -6,6 +6,7 @@
  * these, so a value is accepted or refused by the same rules everywhere.
  */
 #include "catalog.h"
+#include "isotime.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -197,11 +198,10 @@ int catalog_value_coerce(enum catalog_type type, const char *text, cJSON **out, 
     return -EINVAL;
 }
 
-char *catalog_watermark_render(const char *tmpl, long long ms)
+/* tmpl with every ph replaced by value: a new string. */
+static char *replace_all(const char *tmpl, const char *ph, const char *num)
 {
-    static const char ph[] = "{watermark}";
-    char num[32];
-    snprintf(num, sizeof(num), "%lld", ms);
+    size_t phlen = strlen(ph);
     size_t n = 0;
     for (const char *s = strstr(tmpl, ph); s != NULL; s = strstr(s + 1, ph)) {
         n++;
@@ -210,13 +210,30 @@ char *catalog_watermark_render(const char *tmpl, long long ms)
     char *out = xmalloc(len);
     char *o = out;
     for (const char *s = tmpl; *s != '\0';) {
-        if (strncmp(s, ph, sizeof(ph) - 1) == 0) {
+        if (strncmp(s, ph, phlen) == 0) {
             o += sprintf(o, "%s", num);
-            s += sizeof(ph) - 1;
+            s += phlen;
         } else {
             *o++ = *s++;
         }
     }
     *o = '\0';
+    return out;
+}
+
+char *catalog_watermark_render(const char *tmpl, long long ms)
+{
+    char num[32];
+    snprintf(num, sizeof(num), "%lld", ms);
+    return replace_all(tmpl, "{watermark}", num);
+}
+
+char *catalog_watermark_render_text(const char *tmpl, long long ms)
+{
+    char iso[ISOTIME_LEN];
+    isotime_format(ms > 0 ? (uint64_t)ms : 0, iso);
+    char *with_iso = replace_all(tmpl, "{watermark_iso}", iso);
+    char *out = catalog_watermark_render(with_iso, ms);
+    free(with_iso);
     return out;
 }

@@ -123,8 +123,8 @@ static int check_web_url(struct ini_doc *doc, const struct ini_key *k, const cha
     return 0;
 }
 
-static int parse_base_url(struct ini_doc *doc, const struct ini_key *k, const char *value,
-                          int line, void *field)
+int config__parse_base_url(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                           int line, void *field)
 {
     if (check_web_url(doc, k, value, line, false) != 0) {
         return -EINVAL;
@@ -286,8 +286,8 @@ static int check_secret(struct ini_doc *doc, int line, const char *what, const c
  * token = env:VAR | file:PATH. The value itself is never quoted in a
  * message: when it is not one of the two forms it is probably the secret.
  */
-static int parse_token(struct ini_doc *doc, const struct ini_key *k, const char *value,
-                       int line, void *field)
+int config__parse_token(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                        int line, void *field)
 {
     char *secret = NULL;
     int rc = config__read_reference(doc, k, value, line, true, &secret);
@@ -606,7 +606,7 @@ static const struct ini_key engine_keys[] = {
 
 static const struct ini_key api_keys[] = {
     {.name = "base_url", .type = INI_KEY_CUSTOM, .offset = offsetof(struct config, base_url),
-     .def = "https://services.leadconnectorhq.com", .parse = parse_base_url},
+     .def = "https://services.leadconnectorhq.com", .parse = config__parse_base_url},
     {.name = "timeout", .type = INI_KEY_DURATION, .offset = offsetof(struct config, timeout_ms),
      .def = "60s", .min = SEC(1), .max = MIN(10)},
     {.name = "connect_timeout", .type = INI_KEY_DURATION,
@@ -656,7 +656,7 @@ static const struct ini_key location_keys[] = {
      .required = true, .parse = parse_location_id},
     /* Exactly one of token and oauth: checked by finish_location. */
     {.name = "token", .type = INI_KEY_CUSTOM,
-     .offset = offsetof(struct config_location, token), .parse = parse_token},
+     .offset = offsetof(struct config_location, token), .parse = config__parse_token},
     {.name = "oauth", .type = INI_KEY_CUSTOM,
      .offset = offsetof(struct config_location, oauth_name), .parse = parse_location_oauth},
     /* The companyId for {company} bindings (M3) when the credential has none. */
@@ -716,6 +716,9 @@ static const struct ini_key trigger_keys[] = {
      * parent record at a time. */
     {.name = "full_round", .type = INI_KEY_CUSTOM,
      .offset = offsetof(struct config_trigger, full_round_each), .parse = parse_full_round},
+    /* A user's own API ([api NAME]) instead of a location. */
+    {.name = "api", .type = INI_KEY_CUSTOM, .offset = offsetof(struct config_trigger, api_name),
+     .parse = parse_name},
 };
 enum {
     TRIGGER_USE,
@@ -731,6 +734,7 @@ enum {
     TRIGGER_RECONCILE,
     TRIGGER_WATERMARK_LAG,
     TRIGGER_FULL_ROUND,
+    TRIGGER_API,
     TRIGGER_NKEYS,
 };
 _Static_assert(ARRAY_SIZE(trigger_keys) == TRIGGER_NKEYS, "trigger key enum out of sync");
@@ -1007,13 +1011,16 @@ static void finish_trigger(struct loader *ld, struct ini_doc *doc,
     t->reconcile_line = lines[TRIGGER_RECONCILE];
     t->watermark_lag_line = lines[TRIGGER_WATERMARK_LAG];
     t->full_round_line = lines[TRIGGER_FULL_ROUND];
+    t->api_line = lines[TRIGGER_API];
 
     if (lines[TRIGGER_EVERY] == 0) {
         t->every_ms = DEFAULT_EVERY > cfg->min_interval_ms ? DEFAULT_EVERY : cfg->min_interval_ms;
     }
 
     size_t nloc = count_locations(cfg);
-    if (t->company_name != NULL) {
+    if (t->api_name != NULL) {
+        config__bind_api(cfg, doc, t, lines[TRIGGER_LOCATION], lines[TRIGGER_COMPANY]);
+    } else if (t->company_name != NULL) {
         bind_company(cfg, doc, t, lines);
     } else if (t->location_name != NULL && strcmp(t->location_name, "*") == 0) {
         /* Marked here, expanded by expand_triggers once every trigger is
@@ -1076,6 +1083,7 @@ void config__trigger_free(struct config_trigger *t)
     free(t->use);
     free(t->location_name);
     free(t->company_name);
+    free(t->api_name);
     strv_free(t->fields);
     strv_free(t->ignore);
     free(t->for_each);

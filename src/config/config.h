@@ -1,8 +1,8 @@
 /*
  * config: the user's INI file (conf/pollen.ini documents every key).
  *
- * Sections: [engine], [api], [oauth NAME], [location NAME], [trigger NAME]
- * and [rule NAME]. Each kind has a key table (type, default, range, parser)
+ * Sections: [engine], [api], [api NAME], [oauth NAME], [location NAME],
+ * [trigger NAME] and [rule NAME]. Each kind has a key table (type, default, range, parser)
  * in config.c ([rule]: rule.c) and a row in load.c's registry of kinds; a
  * new kind is a new table and row, not new control flow. A [rule] takes
  * the common rule keys plus those of its action kind, picked by its `do`
@@ -53,6 +53,16 @@
  * `on = NAME@LOCATION` names a single expansion (an ordinary rule on that
  * location). config_find_trigger(NAME) finds no expansion: NAME itself is
  * not a trigger after loading.
+ *
+ * The user's own API: an [api NAME] (userapi.c) is an HTTP API of the
+ * user's (base_url: https, or http to loopback; `auth = env:VAR|file:PATH`
+ * sent as `auth_header: auth_scheme VALUE`; its own rate limit and
+ * timeout) with its own catalog directory (`catalog = DIR`: triggers/ and
+ * actions/ in the product catalog's format, loaded by config_resolve with
+ * catalog_load_api: no Version header, scope, {location} or {company}). A
+ * [trigger] with `api = NAME` polls it: its `use` names a definition of
+ * that catalog, and it has no location (location and company are refused
+ * with it). Its events carry "api": NAME instead of "location".
  *
  * Scopes (config_resolve): every trigger's catalog scope, and every catalog
  * rule action's scope, must be granted to its location's OAuth credential:
@@ -132,6 +142,21 @@ struct config_location {
     double sweep_daily_share; /* share of daily_limit for_each sweeps may use */
 };
 
+/* A user's own API: [api NAME]. */
+struct config_api {
+    char *name;
+    int line;                 /* the section header */
+    char *base_url;           /* no trailing slash */
+    char *auth;               /* resolved secret, or NULL with CONFIG_SKIP_SECRETS */
+    char *auth_header;        /* the header carrying it (default Authorization) */
+    char *auth_scheme;        /* its prefix (default Bearer); "" for `auth_scheme = none` */
+    unsigned rate_limit;      /* requests per rate_window */
+    uint64_t rate_window_ms, daily_limit;
+    uint64_t timeout_ms;      /* each request's total time */
+    char *catalog_dir;        /* absolute */
+    struct catalog *catalog;  /* loaded by config_resolve (owned), or NULL */
+};
+
 /* A catalog parameter given in a [trigger] section (checked by config_resolve). */
 struct config_param {
     char *name;
@@ -149,6 +174,9 @@ struct config_trigger {
                                * of def->batch_def, so its parents are read one at a time */
     char *location_name;      /* the [location] or, with `company = NAME`, the [company] */
     char *company_name;       /* `company = NAME` (agency definitions), or NULL */
+    char *api_name;           /* `api = NAME` (a user's own API), or NULL */
+    struct config_api *api;   /* the [api NAME] it names (set by config_load), or NULL;
+                               * then location is NULL */
     struct config_location *location;  /* set by config_load */
     uint64_t every_ms;
     uint64_t reconcile_ms;    /* `reconcile`: full enumerations at most this often; 0 = the
@@ -167,7 +195,7 @@ struct config_trigger {
     size_t nparams;
     /* Lines of some keys, for config_resolve's messages (0 when not given). */
     int use_line, for_each_line, page_size_line, reconcile_line, watermark_lag_line;
-    int full_round_line;
+    int full_round_line, api_line;
 };
 
 struct template;
@@ -263,6 +291,8 @@ struct config {
     size_t noauths;
     struct config_location *locations;
     size_t nlocations;
+    struct config_api *apis;  /* [api NAME] sections */
+    size_t napis;
     struct config_trigger *triggers;
     size_t ntriggers;
     struct config_rule *rules;
@@ -322,6 +352,7 @@ void config_free(struct config *cfg);
 /* The location/oauth credential/trigger/rule named name, or NULL. */
 struct config_location *config_find_location(const struct config *cfg, const char *name);
 struct config_oauth *config_find_oauth(const struct config *cfg, const char *name);
+struct config_api *config_find_api(const struct config *cfg, const char *name);
 struct config_trigger *config_find_trigger(const struct config *cfg, const char *name);
 struct config_rule *config_find_rule(const struct config *cfg, const char *name);
 

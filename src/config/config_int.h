@@ -1,10 +1,11 @@
 /*
  * config_int: what the files of the user-configuration module share, and
  * nothing outside src/config/ may include. The module (config.h is its
- * public header) is four files:
+ * public header) is five files:
  *   config.c   the [engine] [api] [oauth] [location] [trigger] sections:
  *              custom parsers, key tables, section kinds, `location = *`
  *              expansion; the lookups
+ *   userapi.c  the [api NAME] sections (a user's own API) and `api = NAME`
  *   rule.c     the [rule] sections: parsers, the common key table, the
  *              catalog action kind, the section kind (which applies the
  *              kind's keys too, rule_kind.h) and the services for kinds;
@@ -60,6 +61,22 @@ extern const struct section_kind config__oauth_kind;
 extern const struct section_kind config__location_kind;
 extern const struct section_kind config__company_kind;
 extern const struct section_kind config__trigger_kind;
+/* userapi.c */
+extern const struct section_kind config__user_api_kind;
+/* `api = NAME` of trigger t: links t->api, or reports an unknown api, or
+ * an api named with location or company (their lines, 0 when not given). */
+void config__bind_api(const struct config *cfg, struct ini_doc *doc, struct config_trigger *t,
+                      int location_line, int company_line);
+/* Frees what an [api NAME] owns (not the struct itself). */
+void config__api_free(struct config_api *api);
+/* config.c's parsers, shared with userapi.c: an https (or loopback http)
+ * base URL without its trailing slashes; a secret reference (env:VAR or
+ * file:PATH, a private file), registered with log_add_secret. */
+int config__parse_base_url(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                           int line, void *field);
+int config__parse_token(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                        int line, void *field);
+
 /* rule.c */
 extern const struct section_kind config__rule_kind;
 

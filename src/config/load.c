@@ -21,6 +21,9 @@
 static const struct section_kind *const section_kinds[] = {
     &config__engine_kind,
     &config__api_kind,
+    /* [api NAME]: a user's own API (the same word as [api], with a name).
+     * Before [trigger], whose `api` names one. */
+    &config__user_api_kind,
     /* Before [location], whose `oauth` names one; after [engine], whose
      * state_dir holds the default token store. */
     &config__oauth_kind,
@@ -43,6 +46,21 @@ static const struct section_kind *find_kind(const char *kind)
     return NULL;
 }
 
+/* Is there another kind of k's word for a section with (or without) a name? */
+static bool other_variant(const struct section_kind *k, bool named)
+{
+    if (k->named == named) {
+        return false;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(section_kinds); i++) {
+        if (section_kinds[i] != k && section_kinds[i]->named == named &&
+            strcmp(section_kinds[i]->kind, k->kind) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void apply_kind(struct loader *ld, struct ini_doc *doc, const struct section_kind *k)
 {
     bool found = false;
@@ -51,6 +69,9 @@ static void apply_kind(struct loader *ld, struct ini_doc *doc, const struct sect
         const struct ini_section *sec = &doc->sections[i];
         if (sec->skip || strcmp(sec->kind, k->kind) != 0) {
             continue;
+        }
+        if (other_variant(k, sec->name != NULL)) {
+            continue; /* [api] and [api NAME] are two kinds of one word */
         }
         if (k->named && sec->name == NULL) {
             ini_diag_add(&doc->diag, sec->line, "[%s] needs a name: [%s NAME]", k->kind,
@@ -116,7 +137,7 @@ int config_load(const char *path, unsigned flags,
             char q[INI_QUOTE_MAX + 4];
             ini_quote(sec->kind, q);
             ini_diag_add(&doc.diag, sec->line,
-                         "unknown section kind [%s] (expected [engine], [api], "
+                         "unknown section kind [%s] (expected [engine], [api], [api NAME], "
                          "[location NAME], [company NAME], [oauth NAME], [trigger NAME] or [rule "
                          "NAME])",
                          q);
@@ -156,6 +177,10 @@ void config_free(struct config *cfg)
         free(loc->company_id);
     }
     free(cfg->locations);
+    for (size_t i = 0; i < cfg->napis; i++) {
+        config__api_free(&cfg->apis[i]);
+    }
+    free(cfg->apis);
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         config__trigger_free(&cfg->triggers[i]);
     }

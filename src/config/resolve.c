@@ -177,6 +177,12 @@ static void resolve_for_each(struct ini_diag *d, struct config *cfg, struct conf
     if (t->for_each == NULL) {
         return;
     }
+    if (t->api != NULL) {
+        ini_diag_add_once(d, t->for_each_line,
+                          "for_each is not supported yet on a trigger of an [api] (api = %s)",
+                          t->api->name);
+        return;
+    }
     struct config_trigger *parent = config_find_trigger(cfg, t->for_each);
     if (parent == NULL) {
         size_t nnames = 0;
@@ -420,6 +426,17 @@ static void resolve_rule(struct ini_diag *d, struct config_rule *r, const struct
         if (def->fields[i].required && find_rule_param(r, def->fields[i].name) == NULL) {
             ini_diag_add(d, r->line, "[rule %s] is missing field '%s' (required by %s)",
                          r->name, def->fields[i].name, def->name);
+        }
+    }
+    for (size_t i = 0; i < r->non; i++) {
+        const struct config_trigger *t = r->on[i].resolved;
+        if (t != NULL && t->api != NULL) {
+            /* A HighLevel action runs with a location's token; an api trigger has none. */
+            ini_diag_add(d, r->do_line ? r->do_line : r->line,
+                         "rule '%s': %s is a HighLevel action, and [trigger %s] polls [api %s], "
+                         "which has no location to run it with (use http or exec)",
+                         r->name, def->name, t->name, t->api->name);
+            break;
         }
     }
     if (def->destructive && !r->confirm) {
@@ -667,32 +684,67 @@ static void check_company(struct ini_diag *d, const struct config *cfg)
     }
 }
 
-int config_resolve(struct config *cfg, const struct catalog *cat, struct ini_errors *errs)
+/* t->def from cat (the product's catalog, or t's api's), or an unknown `use`. */
+static void resolve_use(struct ini_diag *d, struct config_trigger *t, const struct catalog *cat)
 {
-    struct ini_diag d;
-    ini_diag_init(&d, cfg->path);
+    t->def = catalog_find_trigger(cat, t->use);
+    t->parent = NULL;
+    if (t->def != NULL) {
+        resolve_params(d, t);
+        return;
+    }
     size_t ncat = catalog_trigger_count(cat);
     const char **names = xcalloc(ncat + 1, sizeof(*names));
     for (size_t i = 0; i < ncat; i++) {
         names[i] = catalog_trigger_at(cat, i)->name;
     }
+    char q[INI_QUOTE_MAX + 4];
+    ini_quote(t->use, q);
+    const char *hint = ini_suggest(t->use, names, ncat);
+    char where[INI_NAME_MAX + 64];
+    if (t->api != NULL) {
+        snprintf(where, sizeof(where), "the catalog of [api %s]", t->api->name);
+    } else {
+        snprintf(where, sizeof(where), "see pollen catalog");
+    }
+    ini_diag_add_once(d, t->use_line ? t->use_line : t->line,
+                      "use: unknown catalog trigger '%s'%s%s%s (%s)", q,
+                      hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "",
+                      where);
+    free(names);
+}
+
+/* Loads each [api NAME]'s catalog (its problems go to errs, at the
+ * catalog's FILE:LINE). Returns 0, or -EINVAL when any failed. */
+static int load_api_catalogs(struct config *cfg, struct ini_errors *errs)
+{
+    int rc = 0;
+    for (size_t i = 0; i < cfg->napis; i++) {
+        struct config_api *api = &cfg->apis[i];
+        catalog_free(api->catalog);
+        api->catalog = NULL;
+        if (catalog_load_api(api->catalog_dir, &config_reserved_keys, &api->catalog, errs) != 0) {
+            rc = -EINVAL;
+        }
+    }
+    return rc;
+}
+
+int config_resolve(struct config *cfg, const struct catalog *cat, struct ini_errors *errs)
+{
+    struct ini_diag d;
+    ini_diag_init(&d, cfg->path);
+    int api_rc = load_api_catalogs(cfg, errs);
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         struct config_trigger *t = &cfg->triggers[i];
-        t->def = catalog_find_trigger(cat, t->use);
+        const struct catalog *tcat = t->api != NULL ? t->api->catalog : cat;
+        t->def = NULL;
         t->parent = NULL;
-        if (t->def == NULL) {
-            char q[INI_QUOTE_MAX + 4];
-            ini_quote(t->use, q);
-            const char *hint = ini_suggest(t->use, names, ncat);
-            ini_diag_add_once(&d, t->use_line ? t->use_line : t->line,
-                              "use: unknown catalog trigger '%s'%s%s%s (see pollen catalog)", q,
-                              hint ? "; did you mean '" : "", hint ? hint : "",
-                              hint ? "'?" : "");
-            continue;
+        if (tcat != NULL) { /* else the api's catalog failed to load: reported */
+            resolve_use(&d, t, tcat);
         }
-        resolve_params(&d, t);
     }
-    free(names);
+    const char **names = NULL;
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         resolve_for_each(&d, cfg, &cfg->triggers[i]);
     }
@@ -708,7 +760,7 @@ int config_resolve(struct config *cfg, const struct catalog *cat, struct ini_err
     free(names);
     check_scopes(&d, cfg);
     check_company(&d, cfg);
-    if (d.count == 0) {
+    if (d.count == 0 && api_rc == 0) {
         ini_diag_flush(&d, errs);
         return 0;
     }

@@ -1,27 +1,19 @@
 /*
  * location: one HighLevel location (sub-account) as the engine sees it: its
- * credentials, its request budget and the queue of requests waiting for it.
+ * id and companyId, its credential, and its request target (net/target: the
+ * base URL, the request budget and the queue every request for the location
+ * goes through). What is HighLevel's is here: the Authorization header's
+ * token comes from the location's credential (a static token, an OAuth
+ * installation, or location tokens of an agency), and a 401 invalidates it
+ * and the request is retried once after the (single-flight) refresh; the
+ * X-RateLimit-* headers feed the limiter (ghl/api); each request may carry
+ * the catalog's Version header. The generic part (queue, limiter classes,
+ * budget lines, URL building) is target.h's: callers that only need to send
+ * (the poller) use location_target.
  *
- * Every request the engine makes for a location goes through
- * location_submit, which holds it until the location's rate limiter grants
- * a slot, then hands it to the shared HTTP client. Two classes share the
- * budget (ratelimit.h): LOCATION_POLL (trigger cycles; may use the whole
- * budget, and goes first when the window is full) and LOCATION_SWEEP
- * (for_each sweeps: their own `sweep_share` of the window whatever the
- * polls use, while the total stays under the limit, and at most
- * `sweep_daily_share` of the daily limit). The server's X-RateLimit-*
- * headers and 429s are fed back to the limiter after each response.
- *
- * Visible budget: the location logs its requests of the last 24 h (and the
- * sweeps' part) every hour, and at warn level when they pass 50% and 80% of
- * the daily limit (once per crossing, at most once a day each).
- *
- * URLs are built here from the API base URL, a path and query parameters
- * (each percent-encoded), and the location adds the Authorization and
- * Version headers: callers never see the token. Tokens come from the
- * location's credential (a static token, an OAuth installation, or location
- * tokens of an agency); a 401 invalidates the token and the request is
- * retried once after the (single-flight) refresh.
+ * Owns: the location's strings and its target. Invariants: the target's
+ * hooks never touch the location once location_close has run (the target
+ * outlives it until its requests finish).
  * Thread context: loop thread only. Callbacks run on the loop.
  */
 #ifndef POLLEN_LOCATION_H
@@ -33,27 +25,20 @@
 #include <uv.h>
 
 #include "http.h"
-#include "ratelimit.h"
+#include "target.h"
 
 struct config;
 struct config_location;
 struct location;
 
-enum location_class {
-    LOCATION_POLL = 0,
-    LOCATION_SWEEP = 1,
-};
-
-/* One query parameter; the value is percent-encoded by location_submit. */
-struct location_query {
-    const char *name;
-    const char *value;
-};
+/* The classes of target.h, under the names the callers know. */
+#define LOCATION_POLL TARGET_POLL
+#define LOCATION_SWEEP TARGET_SWEEP
 
 struct location_request {
     const char *method;
     const char *path;                    /* already percent-encoded path, e.g. /contacts/abc/tasks */
-    const struct location_query *query;  /* may be NULL */
+    const struct target_query *query;    /* may be NULL */
     size_t nquery;
     const char *version;                 /* Version header value, or NULL for none */
     const char *body;                    /* JSON body or NULL */
@@ -61,8 +46,6 @@ struct location_request {
     const char *log_tag;
     bool fresh_connection;               /* a write that is not idempotent (http.h) */
 };
-
-struct location_pending;
 
 /* What a location needs from the configuration (strings are copied). */
 struct location_options {
@@ -89,11 +72,14 @@ void location_close(struct location *loc);
 /*
  * Queues a request. The callback is always called exactly once, from the
  * loop, never synchronously. Returns 0, or -EINVAL for an invalid request.
- * *out (optional) can be passed to location_cancel until the callback runs.
+ * *out (optional) can be passed to target_cancel until the callback runs.
  */
-int location_submit(struct location *loc, enum location_class cls, const struct location_request *req,
-                    http_done_cb cb, void *ud, struct location_pending **out);
-void location_cancel(struct location_pending *p);
+int location_submit(struct location *loc, enum target_class cls, const struct location_request *req,
+                    http_done_cb cb, void *ud, struct target_pending **out);
+/* The location's request target (borrowed until location_close). */
+struct target *location_target(struct location *loc);
+/* The location's request budget now (target_rate_stats). */
+void location_rate_stats(const struct location *loc, struct ratelimit_stats *out);
 
 const char *location_name(const struct location *loc);
 const char *location_id(const struct location *loc);
@@ -102,16 +88,5 @@ const char *location_id(const struct location *loc);
  * without one, or before a token is loaded. Borrowed until the next return
  * to the loop. */
 const char *location_company_id(const struct location *loc);
-size_t location_queued(const struct location *loc);
-/* The request budget's numbers now (window, day, server feedback): /metrics, `pollen status`. */
-void location_rate_stats(const struct location *loc, struct ratelimit_stats *out);
-/* How long (ms) until a LOCATION_SWEEP request could start (0: now): a sweep
- * that would wait long (its daily share is spent) holds its request back. */
-uint64_t location_sweep_wait(struct location *loc);
-
-/* Builds base_url + path + "?" + query (url_escape each name and value) into a new string
- * (exposed for tests). */
-char *location_build_url(const char *base_url, const char *path, const struct location_query *query,
-                         size_t nquery);
 
 #endif

@@ -213,7 +213,8 @@ int dispatch_on_event(struct store_txn *txn, cJSON *event, void *ud)
     }
     const cJSON *changes = cJSON_GetObjectItemCaseSensitive(event, "changes");
     const cJSON *record = cJSON_GetObjectItemCaseSensitive(event, "record");
-    if (dispatch__is_own_write(txn, tc->location->id, tc->def, record_id, type, changes, record,
+    /* Echoes are HighLevel's so far: an [api] trigger has no location. */
+    if (tc->location != NULL && dispatch__is_own_write(txn, tc->location->id, tc->def, record_id, type, changes, record,
                                trigger)) {
         cJSON_AddStringToObject(event, "origin", "pollen");
         return 0; /* pollen's own echo never fires rules: no feedback loops */

@@ -252,7 +252,7 @@ static char *render_path(struct sink_render *r, const struct config_rule *rule, 
  * in catalog order; NULL when there are none, or on error (r->err set).
  * A parameter the rule does not set, or that renders nothing, is left out
  * (unless required). The values are sent percent-encoded by the location
- * (location_build_url), so record text cannot add parameters.
+ * (target_build_url), so record text cannot add parameters.
  */
 static cJSON *render_query(struct sink_render *r, const struct config_rule *rule, bool *failed)
 {
@@ -505,7 +505,7 @@ static cJSON *render_catalog(struct sink_render *r, const struct config_rule *ru
 }
 
 /* The request's "query" object as location_query pairs (borrowing its strings); *n set. */
-static struct location_query *query_pairs(const cJSON *req, size_t *n)
+static struct target_query *query_pairs(const cJSON *req, size_t *n)
 {
     const cJSON *query = cJSON_GetObjectItemCaseSensitive(req, "query");
     int count = cJSON_IsObject(query) ? cJSON_GetArraySize(query) : 0;
@@ -513,7 +513,7 @@ static struct location_query *query_pairs(const cJSON *req, size_t *n)
     if (count == 0) {
         return NULL;
     }
-    struct location_query *q = xcalloc((size_t)count, sizeof(*q));
+    struct target_query *q = xcalloc((size_t)count, sizeof(*q));
     const cJSON *item;
     cJSON_ArrayForEach(item, query)
     {
@@ -593,7 +593,7 @@ static int send_ghl(struct sink_call *call, const cJSON *req)
         return -ENOENT;
     }
     size_t nquery = 0;
-    struct location_query *query = query_pairs(req, &nquery);
+    struct target_query *query = query_pairs(req, &nquery);
     char tag[128];
     snprintf(tag, sizeof(tag), "rule:%s", sink_str(call->entry, "rule"));
     struct location_request lr = {
@@ -609,7 +609,7 @@ static int send_ghl(struct sink_call *call, const cJSON *req)
          * reused connection, where libcurl would silently send it twice. */
         .fresh_connection = !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(call->entry, "idempotent")),
     };
-    struct location_pending *pending = NULL;
+    struct target_pending *pending = NULL;
     int rc = location_submit(loc, LOCATION_POLL, &lr, dispatch__http_done, call, &pending);
     call->handle = pending;
     free(query);
@@ -619,7 +619,7 @@ static int send_ghl(struct sink_call *call, const cJSON *req)
 
 static void cancel_ghl(struct sink_call *call)
 {
-    location_cancel(call->handle);
+    target_cancel(call->handle);
 }
 
 const struct sink dispatch__sink_ghl = {

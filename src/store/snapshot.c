@@ -207,14 +207,20 @@ static int append_event(struct store_txn *txn, const struct snapshot_scope *sc,
     /* The content hash in the id keeps a re-appearing record (same version
      * number after a deletion) from reusing an earlier event's id. */
     snprintf(type_key, sizeof(type_key), "%s:%s", snapshot_change_name(change), hex);
-    diff_event_id(sc->location_id, sc->trigger, record_id, type_key, version, id);
+    /* An [api NAME] trigger has no location: its api's name takes the place. */
+    const char *scope = sc->location_id != NULL ? sc->location_id : sc->api;
+    diff_event_id(scope, sc->trigger, record_id, type_key, version, id);
     util_iso8601(util_wall_ms(), when);
 
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "id", id);
     cJSON_AddStringToObject(ev, "time", when);
     cJSON_AddStringToObject(ev, "trigger", sc->trigger);
-    cJSON_AddStringToObject(ev, "location", sc->location_id);
+    if (sc->location_id != NULL) {
+        cJSON_AddStringToObject(ev, "location", sc->location_id);
+    } else {
+        cJSON_AddStringToObject(ev, "api", sc->api);
+    }
     cJSON_AddStringToObject(ev, "type", snapshot_change_name(change));
     cJSON_AddStringToObject(ev, "record_id", record_id);
     if (record != NULL) {

@@ -54,7 +54,9 @@ enum snapshot_raw {
 
 struct snapshot_scope {
     const char *trigger;      /* the [trigger NAME], written into events */
-    const char *location_id;  /* the HighLevel locationId, written into events */
+    const char *location_id;  /* the HighLevel locationId, written into events; NULL for
+                               * a trigger on a user's own API: then api is written */
+    const char *api;          /* the [api NAME] of such a trigger, or NULL */
     const char *prefix;       /* key prefix, ends with SNAPSHOT_SEP */
     size_t prefix_len;
     const char *id_field;     /* member holding the record id, usually "id" */

@@ -70,7 +70,7 @@ def sub(old, new, count=1):
 CASES = {
     "unknown_section": (
         BASE + "\n[engin]\nx = 1\n", "[engin]", 1,
-        r"unknown section kind \[engin\] \(expected \[engine\], \[api\], \[location NAME\], "),
+        r"unknown section kind \[engin\] \(expected \[engine\], \[api\], \[api NAME\], \[location NAME\], "),
     "section_without_name": (
         BASE + "\n[trigger]\nuse = contacts.search\n", "[trigger]", 1, r"\[trigger\] needs a name: \[trigger NAME\]"),
     "unknown_key": (

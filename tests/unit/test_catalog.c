@@ -1346,7 +1346,16 @@ static const struct bad_case bad_cases[] = {
     /* Incremental polling (M13). */
     {0, "incremental = yes", 12, "bad value for 'incremental' (allowed: filter)"},
     {0, "incremental = filter", 12,
-     "needs incremental = filter, watermark_field and incremental.body.NAME together"},
+     "needs incremental = filter, watermark_field and incremental.body.NAME (or "
+     "incremental.query.NAME) together"},
+    {0, "incremental = filter\nwatermark_field = u\nincremental.query.since = x", 14,
+     "no incremental.query.NAME value has the {watermark} or {watermark_iso} placeholder"},
+    {0, "incremental = filter\nwatermark_field = u\nincremental.query.since = {watermark_iso}",
+     12, "needs pagination = search_after or cursor"},
+    {0, "cursor_param = c", 12, "cursor_param does not apply to pagination = none"},
+    /* HighLevel's keys are required in the product's catalog (catalog_load_api: below). */
+    {6, "", 1, "missing required key 'version' in [t.x]"},
+    {7, "", 1, "missing required key 'scope' in [t.x]"},
     {0, "incremental = filter\nwatermark_field = updatedAt\nincremental.body.f = json:[{watermark}]",
      12, "needs pagination = search_after"},
     {0, "incremental = filter\nwatermark_field = updatedAt\nincremental.body.f = json:[{watermark}]",
@@ -1610,6 +1619,42 @@ static void test_bad_cases(void)
     ini_errors_free(&errs);
     unlink(file_b);
     free(file_b);
+
+    /* A user's own API's catalog (catalog_load_api): no version (refused),
+     * scope optional, no {location}; pagination = cursor and an incremental
+     * query filter on a GET. */
+    struct bad_case api_ok = {6, "", 0, NULL};
+    text = build_case(&api_ok);
+    char *api_text = xasprintf("%spagination = cursor\nmax_page_size = 50\nincremental = filter\n"
+                               "watermark_field = u\nincremental.query.since = {watermark_iso}\n",
+                               text);
+    free(text);
+    char *cut = strstr(api_text, "pagination = none\n");
+    if (cut != NULL) {
+        memmove(cut, cut + strlen("pagination = none\n"), strlen(cut + strlen("pagination = none\n")) + 1);
+    }
+    write_file(file, api_text);
+    CHECK_INT(catalog_load_api(dir, &config_reserved_keys, &cat, &errs), 0);
+    dump_errors(&errs);
+    const struct catalog_trigger *at = cat != NULL ? catalog_find_trigger(cat, "t.x") : NULL;
+    CHECK(at != NULL && at->version == NULL && at->pagination == CATALOG_PAGE_CURSOR &&
+          at->nincr_query == 1 && at->page_size == 50);
+    catalog_free(cat);
+    ini_errors_free(&errs);
+    CHECK_INT(catalog_load(dir, &config_reserved_keys, &cat, &errs), -EINVAL);
+    CHECK(has_error(&errs, "a.ini", 1, "missing required key 'version' in [t.x]"));
+    ini_errors_free(&errs);
+    char *api_bad = xasprintf("%sversion = 1\nquery.loc = {location}\n", api_text);
+    write_file(file, api_bad);
+    CHECK_INT(catalog_load_api(dir, &config_reserved_keys, &cat, &errs), -EINVAL);
+    CHECK(has_error(&errs, "a.ini", 15, "version is HighLevel's Version header"));
+    CHECK(has_error(&errs, "a.ini", 1, "'loc' is {location}, which only HighLevel definitions"));
+    ini_errors_free(&errs);
+    free(api_bad);
+    free(api_text);
+    char *r = catalog_watermark_render_text("a={watermark_iso}&b={watermark}", 1700000000123LL);
+    CHECK_STR(r, "a=2023-11-14T22:13:20.123Z&b=1700000000123");
+    free(r);
 
     /* No actions/ directory is fine; no triggers/ directory is not. */
     text = build_case(&none);

@@ -132,7 +132,8 @@ static const struct bad_case bad_cases[] = {
     {"duplicate trigger name", BASE "[trigger contacts]\nuse = contacts.list\n", LOAD, 8,
      "duplicate section [trigger contacts] (first on line 6)", NULL},
     {"unknown section", BASE "[rules x]\n", LOAD, 8,
-     "unknown section kind [rules] (expected [engine], [api], [location NAME], [company NAME], "
+     "unknown section kind [rules] (expected [engine], [api], [api NAME], [location NAME], "
+     "[company NAME], "
      "[oauth NAME], "
      "[trigger NAME] or [rule NAME])",
      NULL},
@@ -303,6 +304,52 @@ static const struct bad_case bad_cases[] = {
 #define TASK_KEYS "contactId = {{record.id}}\ntitle = Follow up\ndueDate = {{now + 1d}}\n"
 #define TASK_OK TASK_DO TASK_KEYS "completed = false\n"
 #define LOC_B "[location b]\nid = other1\ntoken = env:POLLEN_TEST_TOKEN\n"
+
+/* [api NAME] (a user's own API, issue #13): API is lines 6-9 after ENGINE LOC. */
+#define API_CATALOG SOURCE_ROOT "/examples/ruby-app/catalog"
+#define API "[api app]\nbase_url = http://127.0.0.1:4567\nauth = env:POLLEN_TEST_TOKEN\n" \
+            "catalog = " API_CATALOG "\n"
+#define API_TRIG "[trigger c]\napi = app\nuse = customers.list\n" /* lines 10-12 */
+static const struct bad_case api_cases[] = {
+    {"unknown api", ENGINE LOC API "[trigger c]\napi = nope\nuse = customers.list\n", LOAD, 11,
+     "unknown api 'nope' (no [api nope] section)", NULL},
+    {"api and location", ENGINE LOC API API_TRIG "location = main\n", LOAD, 11,
+     "[trigger c] names both api and location (line 13)", NULL},
+    {"api and company", ENGINE LOC API API_TRIG "company = x\n", LOAD, 11,
+     "[trigger c] names both api and company (line 13)", NULL},
+    {"api plain http", ENGINE LOC "[api app]\nbase_url = http://example.com\ncatalog = x\n",
+     LOAD, 7, "base_url", NULL},
+    {"api literal auth", ENGINE LOC "[api app]\nbase_url = https://x.example\nauth = " CANARY
+     "\ncatalog = x\n", LOAD, 8, "auth must be env:VAR or file:PATH", NULL},
+    {"api no catalog", ENGINE LOC "[api app]\nbase_url = https://x.example\n", LOAD, 6,
+     "missing required key 'catalog'", NULL},
+    {"api no base_url", ENGINE LOC "[api app]\ncatalog = x\n", LOAD, 6,
+     "missing required key 'base_url'", NULL},
+    {"api bad header", ENGINE LOC API "auth_header = X Key\n", LOAD, 10,
+     "auth_header must be an HTTP header name", NULL},
+    {"api bad scheme", ENGINE LOC API "auth_scheme = a:b\n", LOAD, 10,
+     "auth_scheme must be one word", NULL},
+    {"api header without auth", ENGINE LOC "[api app]\nbase_url = https://x.example\n"
+     "catalog = x\nauth_header = X-Key\n", LOAD, 9, "auth_header without auth", NULL},
+    {"api rate_limit 0", ENGINE LOC API "rate_limit = 0\n", LOAD, 10, "rate_limit", NULL},
+    {"api unknown key", ENGINE LOC API "rate = 5/10s\n", LOAD, 10,
+     "unknown key 'rate' in [api app]", NULL},
+    {"api unnamed catalog key", ENGINE LOC "[api]\ncatalog = x\n", LOAD, 7,
+     "unknown key 'catalog' in [api]", NULL},
+    {"api use not in its catalog", ENGINE LOC API "[trigger c]\napi = app\n"
+     "use = contacts.search\n", RESOLVE, 12,
+     "use: unknown catalog trigger 'contacts.search' (the catalog of [api app])", NULL},
+    {"api use typo", ENGINE LOC API "[trigger c]\napi = app\nuse = customer.list\n", RESOLVE,
+     12, "did you mean 'customers.list'?", NULL},
+    {"api for_each", ENGINE LOC API API_TRIG "[trigger d]\napi = app\nuse = todos.list\n"
+     "for_each = c\n", RESOLVE, 16, "for_each is not supported yet on a trigger of an [api]",
+     NULL},
+    {"api unknown param", ENGINE LOC API API_TRIG "customer_id = x\n", RESOLVE, 13,
+     "customer_id", NULL},
+    {"api rule with a HighLevel action", ENGINE LOC API API_TRIG "[rule r]\non = c:created\n"
+     "do = contacts.tags.add\ncontactId = {{record.id}}\ntags = x\n", RESOLVE, 15,
+     "rule 'r': contacts.tags.add is a HighLevel action, and [trigger c] polls [api app]", NULL},
+};
 
 static const struct bad_case rule_cases[] = {
     {"rule: unknown trigger in on", RBASE RULE "on = contcts:created\n" TASK_OK, LOAD, 13,
@@ -711,6 +758,9 @@ static void test_bad_cases(void)
     CHECK(ARRAY_SIZE(rule_cases) >= 20);
     for (size_t i = 0; i < ARRAY_SIZE(oauth_cases); i++) {
         run_bad_case(&oauth_cases[i]);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(api_cases); i++) {
+        run_bad_case(&api_cases[i]);
     }
     for (size_t i = 0; i < ARRAY_SIZE(literal_secret_cases); i++) {
         run_bad_case_mode(&literal_secret_cases[i].c, literal_secret_cases[i].mode);
@@ -1990,6 +2040,61 @@ static void teardown(void)
     log_clear_secrets();
 }
 
+/* [api NAME] and `api = NAME`: defaults, the trigger's api and definition
+ * from the api's own catalog, no location; a file with no [location]. */
+static void test_user_api(void)
+{
+    write_config(ENGINE API API_TRIG "[api other]\nbase_url = https://app.example/v1/\n"
+                 "auth = env:POLLEN_TEST_TOKEN\nauth_header = X-Api-Key\nauth_scheme = none\n"
+                 "rate_limit = 500\nrate_window = 1s\ntimeout = 5s\ncatalog = " API_CATALOG
+                 "\n[api]\ntimeout = 20s\n"
+                 "[rule r]\non = c:created\ndo = http\nurl = https://hook.example/x\n");
+    struct ini_errors errs = {0};
+    struct config *cfg = NULL;
+    CHECK_INT(config_load(case_file, 0, sink_rule_kinds(), &cfg, &errs), 0);
+    dump_errors(&errs);
+    if (cfg == NULL) {
+        ini_errors_free(&errs);
+        return;
+    }
+    CHECK_INT(cfg->napis, 2);
+    CHECK_INT(cfg->nlocations, 0);
+    CHECK_INT(cfg->timeout_ms, 20000); /* [api] is still HighLevel's */
+    const struct config_api *app = config_find_api(cfg, "app");
+    const struct config_api *other = config_find_api(cfg, "other");
+    CHECK(app != NULL && other != NULL && config_find_api(cfg, "nope") == NULL);
+    if (app != NULL && other != NULL) {
+        CHECK_STR(app->base_url, "http://127.0.0.1:4567");
+        CHECK_STR(app->auth, CANARY);
+        CHECK_STR(app->auth_header, "Authorization");
+        CHECK_STR(app->auth_scheme, "Bearer");
+        CHECK_INT(app->rate_limit, 50);
+        CHECK_INT(app->rate_window_ms, 10000);
+        CHECK_INT(app->timeout_ms, 30000);
+        CHECK_STR(app->catalog_dir, API_CATALOG);
+        CHECK_STR(other->base_url, "https://app.example/v1");
+        CHECK_STR(other->auth_header, "X-Api-Key");
+        CHECK_STR(other->auth_scheme, "");
+        CHECK_INT(other->rate_limit, 500);
+        CHECK_INT(other->rate_window_ms, 1000);
+        CHECK_INT(other->timeout_ms, 5000);
+    }
+    const struct config_trigger *c = config_find_trigger(cfg, "c");
+    CHECK(c != NULL && c->api == app && c->location == NULL);
+    CHECK(cfg->nrules == 1 && cfg->rules[0].location == NULL); /* an http rule on it is fine */
+    CHECK_INT(config_resolve(cfg, catalog, &errs), 0);
+    dump_errors(&errs);
+    if (c != NULL && app != NULL) {
+        CHECK(app->catalog != NULL && c->def != NULL);
+        CHECK(c->def == catalog_find_trigger(app->catalog, "customers.list"));
+        CHECK(catalog_find_trigger(catalog, "customers.list") == NULL);
+        CHECK(c->def != NULL && c->def->version == NULL &&
+              c->def->pagination == CATALOG_PAGE_CURSOR);
+    }
+    config_free(cfg);
+    ini_errors_free(&errs);
+}
+
 int main(void)
 {
     setup();
@@ -2012,6 +2117,7 @@ int main(void)
     test_expansion_limit();
     test_reference_oauth();
     test_own_kind();
+    test_user_api();
     teardown();
     return test_done("test_config");
 }

@@ -223,6 +223,39 @@ static double total_of(const struct paging *pg, const char *response)
     return v;
 }
 
+/* cursor: limit, then the response's opaque next_cursor until it is null;
+ * a short page with a cursor goes on (the app's cursor decides). */
+static void test_cursor(void)
+{
+    struct catalog_trigger d = def_of(CATALOG_PAGE_CURSOR);
+    struct paging pg;
+    struct paging_cursor c = {0};
+    paging_init(&pg, &d, 2);
+    check_request(&pg, &c, 0, false, "limit=2 | -");
+    CHECK_INT(advance(&pg, &c, "{\"items\":[1,2],\"next_cursor\":\"abc\"}"), PAGING_MORE);
+    check_request(&pg, &c, 1, false, "limit=2&cursor=abc | -");
+    CHECK_INT(advance(&pg, &c, "{\"items\":[1],\"next_cursor\":\"def\"}"), PAGING_MORE);
+    check_request(&pg, &c, 2, false, "limit=2&cursor=def | -");
+    /* The same cursor again: stuck; a non-text one too. */
+    CHECK_INT(advance(&pg, &c, "{\"items\":[1,2],\"next_cursor\":\"def\"}"), PAGING_STUCK);
+    CHECK_INT(advance(&pg, &c, "{\"items\":[1,2],\"next_cursor\":[1]}"), PAGING_STUCK);
+    /* null or absent: the end, full page or not; an empty page ends too. */
+    CHECK_INT(advance(&pg, &c, "{\"items\":[1,2],\"next_cursor\":null}"), PAGING_END);
+    CHECK_INT(advance(&pg, &c, "{\"items\":[1,2]}"), PAGING_END);
+    CHECK_INT(advance(&pg, &c, "{\"items\":[],\"next_cursor\":\"zzz\"}"), PAGING_END);
+    paging_cursor_reset(&c);
+
+    /* Overrides: other names, a nested cursor. */
+    d.paging.limit_param = "per_page";
+    d.paging.cursor_param = "after";
+    d.paging.cursor_path = "meta.next";
+    paging_init(&pg, &d, 5);
+    CHECK_INT(advance(&pg, &c, "{\"items\":[1,2,3,4,5],\"meta\":{\"next\":42}}"),
+              PAGING_MORE);
+    check_request(&pg, &c, 1, false, "per_page=5&after=42 | -");
+    paging_cursor_reset(&c);
+}
+
 static void test_total(void)
 {
     struct catalog_trigger d = def_of(CATALOG_PAGE_SKIP_LIMIT);
@@ -248,6 +281,7 @@ int main(void)
     test_offset_limit();
     test_start_after();
     test_search_after();
+    test_cursor();
     test_total();
     return test_done("paging");
 }

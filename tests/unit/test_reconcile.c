@@ -120,7 +120,7 @@ static void pump(struct sim *s)
 static void a_fetch(struct sim *s)
 {
     s->a_wake = NEVER;
-    enum location_class cls = LOCATION_POLL;
+    enum target_class cls = LOCATION_POLL;
     bool paced = s->paced && s->page > 0;
     uint64_t wait = paced ? ratelimit_capped_wait(s->rl, s->now) : 0;
     uint64_t delay = poller__reconcile_pace(paced, wait, s->now, &s->slow_next, &cls);
@@ -247,7 +247,7 @@ static void test_spent_daily_share_falls_back_slowly(void)
 /* The rule itself. */
 static void test_pace_rule(void)
 {
-    enum location_class cls = LOCATION_SWEEP;
+    enum target_class cls = LOCATION_SWEEP;
     uint64_t slow = 0;
     CHECK_INT(poller__reconcile_pace(false, 999999, 5, &slow, &cls), 0);
     CHECK_INT(cls, LOCATION_POLL);

@@ -214,7 +214,7 @@ int poller__batch_page(const struct catalog_trigger *d, const struct http_respon
 }
 
 int poller__batch_submit(struct poller *p, char *const *ids, size_t n, const struct paging *pg,
-                         const struct paging_cursor *c, unsigned page, enum location_class cls,
+                         const struct paging_cursor *c, unsigned page, enum target_class cls,
                          http_done_cb cb)
 {
     const struct catalog_trigger *d = p->def->batch_def;

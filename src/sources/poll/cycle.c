@@ -292,7 +292,7 @@ static bool page_parse(struct poller *p, struct http_response *resp, cJSON **bod
     if (resp->body.len > 0 && !poller__raw_page(p, resp, &body, &fast)) {
         json_parse_arena(resp->body.data, resp->body.len, &body, NULL);
     }
-    enum outcome oc = poller__classify(resp);
+    enum outcome oc = poller__classify_of(p, resp);
     if (oc == OUTCOME_GONE && p->def->single) {
         /* The one record does not exist: a complete, empty enumeration,
          * already confirmed by id (the request IS the GET by id). */
@@ -472,7 +472,7 @@ static void on_page(struct http_response *resp, void *ud)
 
 static void fetch_page(struct poller *p)
 {
-    enum location_class cls = LOCATION_POLL;
+    enum target_class cls = LOCATION_POLL;
     uint64_t pace = poller__incr_page_class(p, &cls);
     if (pace > 0) {
         poller__schedule(p, pace); /* cycle_tick asks again */
@@ -484,7 +484,7 @@ static void fetch_page(struct poller *p)
         if (brc == -ENOENT) {
             log_error(p->tag, "%s needs the location's companyId ({company}), which its "
                               "credential does not carry: set company_id in [location %s]",
-                      p->def->name, location_name(p->loc));
+                      p->def->name, poller__scope_name(p));
         } else {
             log_error(p->tag, "cannot build the request path");
         }
@@ -673,7 +673,7 @@ static void on_confirm(struct http_response *resp, void *ud)
 {
     struct confirm_ctx *c = ud;
     struct poller *p = c->p;
-    enum outcome oc = poller__classify(resp);
+    enum outcome oc = poller__classify_of(p, resp);
     if (oc == OUTCOME_GONE || (oc == OUTCOME_OK && poller__answer_soft_deleted(p, resp))) {
         poller__strlist_add(&p->remove, c->id);
     } else if (oc == OUTCOME_OK) {

@@ -96,13 +96,14 @@ static uint64_t instance_id(void)
     return id;
 }
 
-/* The location's budget now, in wall time, added to its record (in txn). */
+/* The budget of the poller's target (its location's, or its [api]'s) now,
+ * in wall time, added to that target's record (in txn). */
 static int rate_update(struct store_txn *txn, const struct poller *p, uint64_t wall)
 {
     struct ratelimit_stats st;
-    location_rate_stats(p->loc, &st);
+    target_rate_stats(p->target, &st);
     struct status_rate r;
-    int rc = status_rate_get(txn, location_name(p->loc), &r);
+    int rc = status_rate_get(txn, target_name(p->target), &r);
     if (rc != 0 && rc != -ENOENT && rc != -EBADMSG) {
         return rc;
     }
@@ -115,7 +116,7 @@ static int rate_update(struct store_txn *txn, const struct poller *p, uint64_t w
     r.in_window = st.in_window;
     r.window_max = st.max;
     status_rate_count(&r, instance_id(), st.granted, wall);
-    return status_rate_put(txn, location_name(p->loc), &r);
+    return status_rate_put(txn, target_name(p->target), &r);
 }
 
 /* The record of the cycle now ending; the caller sets the outcome's fields. */

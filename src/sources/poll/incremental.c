@@ -134,7 +134,7 @@ void poller__incr_cycle_begin(struct poller *p)
 }
 
 uint64_t poller__reconcile_pace(bool paced, uint64_t sweep_wait, uint64_t now,
-                                uint64_t *slow_next, enum location_class *cls)
+                                uint64_t *slow_next, enum target_class *cls)
 {
     if (!paced) {
         *cls = LOCATION_POLL;
@@ -152,12 +152,12 @@ uint64_t poller__reconcile_pace(bool paced, uint64_t sweep_wait, uint64_t now,
     return 0;
 }
 
-uint64_t poller__incr_page_class(struct poller *p, enum location_class *cls)
+uint64_t poller__incr_page_class(struct poller *p, enum target_class *cls)
 {
     /* The first page is the request the trigger's poll would have made
      * anyway; the rest are the reconcile's extra burst. */
     bool paced = p->incr && !p->incr_cycle && p->page > 0;
-    uint64_t wait = paced ? location_sweep_wait(p->loc) : 0;
+    uint64_t wait = paced ? target_sweep_wait(p->target) : 0;
     uint64_t delay = poller__reconcile_pace(paced, wait, uv_now(p->env.loop), &p->pace_next, cls);
     if (paced && delay == 0 && *cls == LOCATION_POLL && !p->pace_logged) {
         p->pace_logged = true;
@@ -180,14 +180,21 @@ static void append_all(cJSON *into, cJSON *add)
 
 void poller__incr_add_body(const struct poller *p, struct request_parts *r)
 {
-    if (!p->incr_cycle || r->body == NULL) {
+    if (!p->incr_cycle) {
         return;
     }
     int64_t since = p->watermark - (int64_t)p->tc->watermark_lag_ms;
     if (since < 0) {
         since = 0;
     }
-    for (size_t i = 0; i < p->def->nincr_body; i++) {
+    for (size_t i = 0; i < p->def->nincr_query; i++) {
+        const struct catalog_binding *b = &p->def->incr_query[i];
+        if (poller__param_value(p, b->name) == NULL) { /* else the user's own value stands */
+            poller__parts_add_query(r, b->name,
+                                    catalog_watermark_render_text(b->value, (long long)since));
+        }
+    }
+    for (size_t i = 0; r->body != NULL && i < p->def->nincr_body; i++) {
         const struct catalog_binding *b = &p->def->incr_body[i];
         char *text = catalog_watermark_render(b->value, (long long)since);
         cJSON *v = NULL;

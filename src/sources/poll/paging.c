@@ -47,6 +47,11 @@ static const struct paging_style styles[] = {
     [CATALOG_PAGE_SKIP_LIMIT] = {.limit_param = "limit", .skip_param = "skip"},
     /* The same mechanism named offset. */
     [CATALOG_PAGE_OFFSET_LIMIT] = {.limit_param = "limit", .skip_param = "offset"},
+    /* Query limit, then the opaque cursor the previous page handed out
+     * (next_cursor), until it is null: a short page does not end it. */
+    [CATALOG_PAGE_CURSOR] = {.limit_param = "limit",
+                             .cursor_param = "cursor",
+                             .cursor_path = "next_cursor"},
 };
 
 /* Without `total`, the API's count is the first of these that is a number. */
@@ -151,6 +156,12 @@ void paging_add_params(const struct paging *pg, const struct paging_cursor *c, u
             put_value(pg, pg->cursor_id_param, c->id, body, add, ud);
         }
         return;
+    case CATALOG_PAGE_CURSOR:
+        put_count(pg, pg->limit_param, size, body, add, ud);
+        if (page > 0 && c->value != NULL) {
+            put_value(pg, pg->cursor_param, c->value, body, add, ud);
+        }
+        return;
     case CATALOG_PAGE_SEARCH_AFTER:
         put_count(pg, pg->limit_param, size, body, add, ud);
         if (page == 0 || c->value == NULL) {
@@ -210,6 +221,24 @@ static enum paging_next advance_start_after(const struct paging *pg, struct pagi
     return PAGING_MORE;
 }
 
+/* cursor: the response's next cursor; null or absent ends the listing. */
+static enum paging_next advance_cursor(const struct paging *pg, struct paging_cursor *c,
+                                       const cJSON *body)
+{
+    const cJSON *next = json_get_path(body, pg->cursor_path);
+    if (next == NULL || cJSON_IsNull(next)) {
+        return PAGING_END;
+    }
+    if (!cJSON_IsString(next) && !cJSON_IsNumber(next)) {
+        return PAGING_STUCK;
+    }
+    if (c->value != NULL && json_equal(next, c->value)) {
+        return PAGING_STUCK;
+    }
+    set_value(&c->value, next);
+    return PAGING_MORE;
+}
+
 /* search_after: the last record's own cursor, which must move. */
 static enum paging_next advance_search_after(const struct paging *pg, struct paging_cursor *c,
                                              const cJSON *records)
@@ -230,6 +259,9 @@ enum paging_next paging_advance(const struct paging *pg, struct paging_cursor *c
         return PAGING_END;
     }
     int count = cJSON_GetArraySize(records);
+    if (pg->style == CATALOG_PAGE_CURSOR && count > 0 && pg->more_field == NULL) {
+        return advance_cursor(pg, c, body); /* the cursor, not the page's length, says */
+    }
     bool last = count < (int)pg->page_size;
     if (pg->more_field != NULL) {
         /* The API says whether more follow: believe it over the page's length. */
@@ -249,6 +281,8 @@ enum paging_next paging_advance(const struct paging *pg, struct paging_cursor *c
         return advance_start_after(pg, c, body);
     case CATALOG_PAGE_SEARCH_AFTER:
         return advance_search_after(pg, c, records);
+    case CATALOG_PAGE_CURSOR:
+        return advance_cursor(pg, c, body);
     case CATALOG_PAGE_NONE:
         break;
     }
@@ -292,6 +326,7 @@ void paging_describe(const struct paging *pg, const struct paging_cursor *c, uns
     }
     case CATALOG_PAGE_NONE:
     case CATALOG_PAGE_SEARCH_AFTER:
+    case CATALOG_PAGE_CURSOR:
         break;
     }
     snprintf(out, len, "page %u", page + 1);

@@ -30,6 +30,7 @@
 #include "idset.h"
 #include "jsonspan.h"
 #include "location.h"
+#include "target.h"
 #include "log.h"
 #include "paging.h"
 #include "poller.h"
@@ -105,7 +106,8 @@ struct poller {
     const struct poller__ops *ops;
     const struct config_trigger *tc;
     const struct catalog_trigger *def;
-    struct location *loc;
+    struct location *loc;      /* the HighLevel location, or NULL for an [api NAME] trigger */
+    struct target *target;     /* where its requests go: the location's, or the api's */
     char *tag;                 /* "trigger:NAME" for logs */
     char *state_key;           /* STORE_TRIG key: NAME SEP LOCATION */
     char *prefix;              /* snapshot prefix: NAME SEP LOCATION SEP */
@@ -117,7 +119,7 @@ struct poller {
     bool done;
     bool failed;
     bool busy;                 /* a cycle (or unit) is under way */
-    struct location_pending *pending;
+    struct target_pending *pending;
     struct poller_stats stats;
 
     /* persisted state */
@@ -238,7 +240,7 @@ struct poller {
 struct request_parts {
     char *path;
     const char *version;       /* the Version header (borrowed); NULL: the trigger's */
-    struct location_query query[32];
+    struct target_query query[32];
     char *owned[32];           /* values we allocated for query */
     size_t nquery;
     size_t nowned;
@@ -295,7 +297,9 @@ void poller__add_pagination(struct poller *p, struct request_parts *r);
 void poller__add_paging(const struct paging *pg, const struct paging_cursor *c, unsigned page,
                         struct request_parts *r);
 /* Queues the request on the trigger's location. */
-int poller__submit(struct poller *p, enum location_class cls, struct request_parts *r,
+/* The name of the poller's scope: its location's, or its api's (borrowed). */
+const char *poller__scope_name(const struct poller *p);
+int poller__submit(struct poller *p, enum target_class cls, struct request_parts *r,
                    const char *method, http_done_cb cb, void *ud);
 /* Queues the confirm_delete GET of record id (fan_value: the parent record's id for a
  * for_each child, else NULL). Returns 0, or -errno when it was not queued (cb not called). */
@@ -321,6 +325,9 @@ void poller__report_done(struct poller *p, bool ok);
 void poller__events_committed(const struct poller *p, unsigned events);
 /* The outcome class of a response (a JSON 404/400/422 or a 410 is GONE; see enum outcome). */
 enum outcome poller__classify(const struct http_response *resp);
+/* The same for p's API: HighLevel's error shape decides a 404 of a location's
+ * trigger; for a user's own API ([api NAME]) any JSON object body does. */
+enum outcome poller__classify_of(const struct poller *p, const struct http_response *resp);
 
 /*
  * rawpage.c, the raw-bytes fast path of an enumeration's page (a list whose
@@ -385,8 +392,10 @@ int64_t poller__records_watermark(const struct poller *p, const cJSON *records);
 void poller__incr_init(struct poller *p);
 /* Cycle start: decides whether this cycle is incremental or a reconcile. */
 void poller__incr_cycle_begin(struct poller *p);
-/* Adds the incremental body members to r (incremental cycles only). */
+/* Adds the incremental body members and query parameters to r (incremental cycles only). */
 void poller__incr_add_body(const struct poller *p, struct request_parts *r);
+/* Adds a query parameter to r: name borrowed (must outlive r), value owned by r. */
+void poller__parts_add_query(struct request_parts *r, const char *name, char *value);
 /* Inside a page's txn: takes the page's largest watermark and, in an incremental cycle,
  * commits a moved watermark with them. Returns 0 or a store error. */
 int poller__incr_page_txn(struct store_txn *txn, struct poller *p, const cJSON *records);
@@ -422,12 +431,12 @@ uint64_t poller__incr_next_delay(const struct poller *p, uint64_t delay);
  */
 #define POLLER_RECONCILE_HOLD_MS 60000u
 #define POLLER_RECONCILE_SLOW_MS 1000u
-uint64_t poller__incr_page_class(struct poller *p, enum location_class *cls);
+uint64_t poller__incr_page_class(struct poller *p, enum target_class *cls);
 /* Its rule, pure (exposed for its unit test): paced says the page is a
- * reconcile's after the first, sweep_wait is location_sweep_wait, now the
+ * reconcile's after the first, sweep_wait is target_sweep_wait, now the
  * mono ms; *slow_next is the poll-class pace (0 at the cycle's start). */
 uint64_t poller__reconcile_pace(bool paced, uint64_t sweep_wait, uint64_t now,
-                                uint64_t *slow_next, enum location_class *cls);
+                                uint64_t *slow_next, enum target_class *cls);
 /* " (incremental, watermark ...)" / " (reconcile, ...)" for the cycle's log
  * line, or "" for other definitions. */
 void poller__incr_describe(const struct poller *p, char *out, size_t len);
@@ -484,7 +493,7 @@ int poller__batch_page(const struct catalog_trigger *d, const struct http_respon
  * cb gets p. Returns 0 or -errno (cb not called).
  */
 int poller__batch_submit(struct poller *p, char *const *ids, size_t n, const struct paging *pg,
-                         const struct paging_cursor *c, unsigned page, enum location_class cls,
+                         const struct paging_cursor *c, unsigned page, enum target_class cls,
                          http_done_cb cb);
 /* Frees the batch state (close). */
 void poller__batch_free(struct poller *p);

@@ -211,7 +211,8 @@ void poller__init_scope(const struct poller *p, struct snapshot_scope *sc, const
 {
     memset(sc, 0, sizeof(*sc));
     sc->trigger = p->tc->name;
-    sc->location_id = location_id(p->loc);
+    sc->location_id = p->loc != NULL ? location_id(p->loc) : NULL;
+    sc->api = p->loc != NULL ? NULL : target_name(p->target);
     sc->prefix = prefix;
     sc->prefix_len = prefix_len;
     sc->id_field = p->def->id_field ? p->def->id_field : "id";
@@ -273,8 +274,13 @@ static char **merge_ignore(const struct config_trigger *tc, const struct catalog
     return v;
 }
 
-struct poller *poller_create(const struct poller_env *env, const struct config_trigger *tc,
-                             struct location *loc)
+const char *poller__scope_name(const struct poller *p)
+{
+    return p->loc != NULL ? location_name(p->loc) : target_name(p->target);
+}
+
+static struct poller *create(const struct poller_env *env, const struct config_trigger *tc,
+                             struct location *loc, struct target *target)
 {
     struct poller *p = xcalloc(1, sizeof(*p));
     p->env = *env;
@@ -282,12 +288,13 @@ struct poller *poller_create(const struct poller_env *env, const struct config_t
     p->def = tc->def;
     p->ops = &poller__cycle_ops;
     p->loc = loc;
+    p->target = target;
     p->tag = xasprintf("trigger:%s", tc->name);
-    const char *parts[] = {tc->name, location_name(loc)};
-    size_t klen = 0;
+    /* The state key's scope: the location's name, or the api's (trigger
+     * names are unique, so the two never meet). */
+    const char *parts[] = {tc->name, poller__scope_name(p)};
     p->prefix = snapshot_key_prefix(parts, 2, &p->prefix_len);
     p->state_key = xstrndup(p->prefix, p->prefix_len - 1);
-    (void)klen;
     p->ignore = merge_ignore(tc, tc->def);
     paging_init(&p->paging, p->def, poller__page_size(p));
     idset_init(&p->seen);
@@ -296,6 +303,18 @@ struct poller *poller_create(const struct poller_env *env, const struct config_t
     uv_timer_init(env->loop, &p->timer);
     p->timer.data = p;
     return p;
+}
+
+struct poller *poller_create(const struct poller_env *env, const struct config_trigger *tc,
+                             struct location *loc)
+{
+    return create(env, tc, loc, loc != NULL ? location_target(loc) : NULL);
+}
+
+struct poller *poller_create_api(const struct poller_env *env, const struct config_trigger *tc,
+                                 struct target *target)
+{
+    return create(env, tc, NULL, target);
 }
 
 void poller_add_child(struct poller *parent, struct poller *child)
@@ -323,7 +342,8 @@ int poller_start(struct poller *p)
     }
     /* A child's "seeded" is its round flag: it is new until its first round completes. */
     bool fresh = is_child(p) ? p->cycle == 0 : !p->seeded;
-    log_info(p->tag, "%s on location %s every %llus%s", p->def->name, location_name(p->loc),
+    log_info(p->tag, "%s on %s %s every %llus%s", p->def->name, p->loc != NULL ? "location" : "api",
+             poller__scope_name(p),
              (unsigned long long)(every / 1000),
              !fresh ? "" : (p->tc->first_poll_emit ? " (first poll emits)" : " (first poll records a baseline)"));
     poller__schedule(p, first);
@@ -338,7 +358,7 @@ void poller_stop(struct poller *p)
     p->stopping = true;
     uv_timer_stop(&p->timer);
     if (p->pending != NULL) {
-        location_cancel(p->pending);
+        target_cancel(p->pending);
     }
     /* --once: a stopped trigger (its credential failed, or shutdown) will not
      * complete its cycle; report it failed so the run can end. */

@@ -31,6 +31,7 @@
 struct config;
 struct config_trigger;
 struct location;
+struct target;
 struct store;
 struct store_txn;
 struct poller;
@@ -60,6 +61,10 @@ struct poller_stats {
 
 struct poller *poller_create(const struct poller_env *env, const struct config_trigger *tc,
                              struct location *loc);
+/* A trigger on a user's own API ([api NAME]): its requests go to target
+ * (borrowed, must outlive the poller) with no HighLevel header or binding. */
+struct poller *poller_create_api(const struct poller_env *env, const struct config_trigger *tc,
+                                 struct target *target);
 /* Makes child a for_each reader of parent's records (both created already). */
 void poller_add_child(struct poller *parent, struct poller *child);
 /* Loads the trigger's stored state and schedules its first cycle (with start jitter). */

@@ -61,6 +61,11 @@ static void add_query(struct request_parts *r, const char *name, const char *val
     }
 }
 
+void poller__parts_add_query(struct request_parts *r, const char *name, char *value)
+{
+    add_query(r, name, value, true);
+}
+
 const char *poller__company_id(const struct poller *p)
 {
     if (p->loc != NULL) {
@@ -75,7 +80,7 @@ const char *poller__company_id(const struct poller *p)
 static const char *binding_text(const struct poller *p, const struct catalog_binding *b)
 {
     if (b->is_location) {
-        return location_id(p->loc);
+        return p->loc != NULL ? location_id(p->loc) : NULL; /* api catalogs have none */
     }
     return b->is_company ? poller__company_id(p) : b->value;
 }
@@ -255,21 +260,36 @@ void poller__add_paging(const struct paging *pg, const struct paging_cursor *c, 
     paging_add_params(pg, c, page, r->body, add_paging_query, r);
 }
 
-int poller__submit(struct poller *p, enum location_class cls, struct request_parts *r,
+int poller__submit(struct poller *p, enum target_class cls, struct request_parts *r,
                    const char *method, http_done_cb cb, void *ud)
 {
     char *body = r->body ? cJSON_PrintUnformatted(r->body) : NULL;
-    struct location_request req = {
-        .method = method,
-        .path = r->path,
-        .query = r->query,
-        .nquery = r->nquery,
-        .version = r->version != NULL ? r->version : p->def->version,
-        .body = body,
-        .body_len = body ? strlen(body) : 0,
-        .log_tag = p->tag,
-    };
-    int rc = location_submit(p->loc, cls, &req, cb, ud, &p->pending);
+    int rc;
+    if (p->loc != NULL) {
+        struct location_request req = {
+            .method = method,
+            .path = r->path,
+            .query = r->query,
+            .nquery = r->nquery,
+            .version = r->version != NULL ? r->version : p->def->version,
+            .body = body,
+            .body_len = body ? strlen(body) : 0,
+            .log_tag = p->tag,
+        };
+        rc = location_submit(p->loc, cls, &req, cb, ud, &p->pending);
+    } else {
+        /* A user's own API: the target adds its own credential header, nothing else. */
+        struct target_request req = {
+            .method = method,
+            .path = r->path,
+            .query = r->query,
+            .nquery = r->nquery,
+            .body = body,
+            .body_len = body ? strlen(body) : 0,
+            .log_tag = p->tag,
+        };
+        rc = target_submit(p->target, cls, &req, cb, ud, &p->pending);
+    }
     free(body);
     if (rc == 0) {
         p->stats.requests++;
@@ -339,4 +359,27 @@ enum outcome poller__classify(const struct http_response *resp)
     default:
         return OUTCOME_PERMANENT;
     }
+}
+
+/* Is resp's body one JSON object (an answer of the app itself, not a
+ * gateway's HTML page)? */
+static bool json_object_body(const struct http_response *resp)
+{
+    cJSON *body = NULL;
+    if (resp->body.len == 0 || json_parse(resp->body.data, resp->body.len, &body, NULL) != 0) {
+        return false;
+    }
+    bool ok = cJSON_IsObject(body);
+    cJSON_Delete(body);
+    return ok;
+}
+
+enum outcome poller__classify_of(const struct poller *p, const struct http_response *resp)
+{
+    enum outcome oc = poller__classify(resp);
+    if (oc == OUTCOME_RETRY && p->loc == NULL && resp->error == 0 && resp->status == 404 &&
+        json_object_body(resp)) {
+        return OUTCOME_GONE; /* a user's own API: its JSON 404 says "no such record" */
+    }
+    return oc;
 }

@@ -1186,7 +1186,7 @@ static void round_boundary(struct poller *p)
  */
 static uint64_t sweep_held(struct poller *p)
 {
-    uint64_t hold = location_sweep_wait(p->loc);
+    uint64_t hold = target_sweep_wait(p->target);
     if (hold <= SWEEP_HOLD_MS) {
         p->sweep_paused = false;
         return 0;
