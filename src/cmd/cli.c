@@ -48,7 +48,8 @@ static const char usage_main[] =
     "           run the engine headless in the foreground (logs on stderr)\n"
     "  check    -c FILE\n"
     "           validate the configuration and the catalog; print FILE:LINE: problem\n"
-    "  tail     -c FILE [-f] [--from SEQ] [--trigger NAME] [--type TYPE] [--limit N]\n"
+    "  tail     -c FILE [-f] [-n N] [--since TIME] [--from SEQ] [--trigger NAME]\n"
+    "           [--type TYPE]... [--limit N]\n"
     "           print events as NDJSON in seq order; -f keeps following\n"
     "  catalog  [triggers|actions|NAME] [-c FILE | --catalog DIR]\n"
     "           list the shipped trigger and action definitions, or show one\n"
@@ -104,16 +105,26 @@ static const char usage_purge[] =
     "  -h, --help            this text\n";
 
 static const char usage_tail[] =
-    "usage: pollen tail -c FILE [-f] [--from SEQ] [--trigger NAME] [--type TYPE] [--limit N]\n"
+    "usage: pollen tail -c FILE [-f] [-n N] [--since TIME] [--from SEQ] [--trigger NAME]\n"
+    "                   [--type TYPE]... [--limit N]\n"
     "\n"
     "Prints events from the state directory's event log as NDJSON, one object per\n"
-    "line, in seq order. Works while the engine runs (a separate process).\n"
+    "line, in seq order. Works while the engine runs (a separate process). A state\n"
+    "directory that does not exist yet exits 2 (with -f, tail says so and waits for\n"
+    "the engine to create it); so does a --trigger that is neither configured nor\n"
+    "in the log.\n"
     "\n"
     "  -c, --config FILE     the configuration file (its [engine] state_dir is read)\n"
     "  -f, --follow          keep printing new events until interrupted\n"
+    "  -n, --last N          start at the last N matching events (then stop, or\n"
+    "                        follow with -f)\n"
+    "      --since TIME      only events at or after TIME: ISO-8601 (2026-12-07T10:00:00Z,\n"
+    "                        2026-12-07; no zone means UTC) or a time ago (10m, 2h, 1d)\n"
     "      --from SEQ        start at this seq (default 1: the oldest kept event)\n"
     "      --trigger NAME    only events of this [trigger NAME]\n"
-    "      --type TYPE       only events of this type (created, updated, deleted)\n"
+    "      --type TYPE       only events of this type (created, updated, deleted,\n"
+    "                        action.succeeded, action.failed, action.dead,\n"
+    "                        auth.failed); repeat it for any of several\n"
     "      --limit N         stop after N events\n"
     "  -h, --help            this text\n";
 
@@ -179,7 +190,9 @@ struct args {
     const char *config;        /* -c, --config FILE */
     struct engine_options run; /* run --once, --dry-run */
     const char *log_level;     /* run --log-level (checked after the arguments) */
-    struct tail_options tail;  /* tail -f, --from, --trigger, --type, --limit */
+    struct tail_options tail;  /* tail -f, -n, --from, --trigger, --type, --limit */
+    const char *last;          /* tail -n (parsed by cmd_tail: 0 is not "no -n") */
+    const char *since;         /* tail --since (parsed by cmd_tail) */
     const char *catalog_dir;   /* catalog --catalog */
     const char *code;          /* auth --code */
     uint64_t timeout_ms;       /* auth --timeout */
@@ -191,7 +204,7 @@ enum arg_kind {
     ARG_STRING,     /* const char *: the value as given */
     ARG_NUMBER,     /* uint64_t: a whole number >= 0 */
     ARG_DURATION,   /* uint64_t: a duration other than 0, in ms */
-    ARG_EVENT_TYPE, /* const char *: one of the event types events carry */
+    ARG_EVENT_TYPE, /* struct tail_types: adds one of the event types events carry */
 };
 
 struct option_spec {
@@ -212,8 +225,8 @@ struct command {
     int (*fn)(struct args *a);         /* returns the exit code */
 };
 
-/* The most options a command has, counting --help (tail: 7). */
-#define MAX_OPTIONS 8
+/* The most options a command has, counting --help (tail: 9). */
+#define MAX_OPTIONS 12
 
 /*
  * getopt_long returns an option's short letter, or '?' for a bad option.
@@ -292,8 +305,7 @@ static int store_option(struct args *a, const struct option_spec *o, const char 
                                "action.succeeded, action.failed, action.dead, auth.failed)",
                                value);
         }
-        *(const char **)field = value;
-        return 0;
+        return tail_types_add(field, value); /* 7 types fit: never full */
     }
     return 0;
 }
@@ -595,6 +607,19 @@ static int cmd_tail(struct args *a)
         return rc;
     }
     a->tail.state_dir = l.cfg->state_dir;
+    a->tail.check_trigger =
+        a->tail.trigger != NULL && !tail_trigger_configured(l.cfg, a->tail.trigger);
+    a->tail.has_last = a->last != NULL;
+    if (a->last != NULL && parse_u64(a->last, &a->tail.last) != 0) {
+        unload(&l);
+        return usage_error(a, "--last needs a number, not '%s'", a->last);
+    }
+    if (a->since != NULL && tail_parse_since(a->since, util_wall_ms(), &a->tail.since_ms) != 0) {
+        unload(&l);
+        return usage_error(a, "bad --since '%s' (an ISO-8601 time such as 2026-12-07T10:00:00Z, "
+                              "or a time ago such as 10m, 2h or 1d)",
+                           a->since);
+    }
     rc = tail_run(&a->tail);
     unload(&l);
     return finish_output("tail", rc);
@@ -802,9 +827,11 @@ static const struct option_spec config_only_opts[] = {
 static const struct option_spec tail_opts[] = {
     {"config", 'c', ARG_STRING, AT(config), NULL},
     {"follow", 'f', ARG_FLAG, AT(tail.follow), NULL},
+    {"last", 'n', ARG_STRING, AT(last), NULL},
+    {"since", 0, ARG_STRING, AT(since), NULL},
     {"from", 0, ARG_NUMBER, AT(tail.from), "a sequence number"},
     {"trigger", 0, ARG_STRING, AT(tail.trigger), NULL},
-    {"type", 0, ARG_EVENT_TYPE, AT(tail.type), NULL},
+    {"type", 0, ARG_EVENT_TYPE, AT(tail.types), NULL},
     {"limit", 0, ARG_NUMBER, AT(tail.limit), "a number"},
     {0},
 };

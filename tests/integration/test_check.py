@@ -307,13 +307,17 @@ class CheckTest(unittest.TestCase):
                                  "check must write nothing")
 
     def test_dlq_and_tail_before_the_engine_ran(self):
-        """Before any run there is no store: tail and dlq list report nothing,
-        quietly, and create nothing; bad dlq arguments are usage errors."""
+        """Before any run there is no store: dlq list reports nothing, quietly; tail
+        says the state directory holds no state and exits 2 (a wrong state_dir must not
+        look like an empty log); neither creates anything; bad dlq arguments are usage
+        errors."""
         path = self.write("good", BASE)
         state = os.path.join(self.dir, "state")
-        for args in (("dlq", "list"), ("tail",)):
-            proc = self.pollen(*args, "-c", path)
-            self.assertEqual((proc.returncode, proc.stdout, proc.stderr), (0, "", ""), args)
+        proc = self.pollen("dlq", "list", "-c", path)
+        self.assertEqual((proc.returncode, proc.stdout, proc.stderr), (0, "", ""))
+        proc = self.pollen("tail", "-c", path)
+        self.assertEqual((proc.returncode, proc.stdout), (2, ""), proc.stderr)
+        self.assertIn(f"pollen tail: {state} holds no state", proc.stderr)
         self.assertFalse(os.path.exists(state), "a reader created the state directory")
         for args, rx in ((("dlq", "list", "extra"), r"unexpected argument 'extra'"),
                          (("dlq", "retry"), r"dlq retry needs the numeric id"),

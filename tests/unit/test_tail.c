@@ -89,7 +89,7 @@ static int tail_from(const char *dir, struct sink *k, uint64_t from, uint64_t li
                      const char *type)
 {
     FILE *out = sink_open(k);
-    struct tail_options o = {.state_dir = dir, .from = from, .limit = limit, .type = type,
+    struct tail_options o = {.state_dir = dir, .from = from, .limit = limit, .types = {{type}, type != NULL},
                              .out = out};
     int rc = tail_run(&o);
     fclose(out);
