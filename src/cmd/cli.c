@@ -29,7 +29,7 @@
 #include "engine.h"
 #include "json.h"
 #include "orphans.h"
-#include "outbox.h"
+#include "queues.h"
 #include "registry.h"
 #include "subproc.h"
 #include "store.h"
@@ -53,8 +53,10 @@ static const char usage_main[] =
     "           print events as NDJSON in seq order; -f keeps following\n"
     "  catalog  [triggers|actions|NAME] [-c FILE | --catalog DIR]\n"
     "           list the shipped trigger and action definitions, or show one\n"
-    "  dlq      list|retry ID|drop ID -c FILE\n"
+    "  dlq      list [--json] | retry ID|--all | drop ID -c FILE\n"
     "           inspect and handle the dead-letter store of failed actions\n"
+    "  outbox   list [--json] -c FILE\n"
+    "           show the actions waiting to be sent: pending, retrying, in flight\n"
     "  auth     login -c FILE NAME [--code CODE] | status -c FILE\n"
     "           authorize an [oauth NAME] credential; show what each credential is\n"
     "  purge    -c FILE\n"
@@ -146,17 +148,36 @@ static const char usage_catalog[] =
     "  -h, --help            this text\n";
 
 static const char usage_dlq[] =
-    "usage: pollen dlq list -c FILE\n"
-    "       pollen dlq retry ID -c FILE\n"
+    "usage: pollen dlq list [--json] -c FILE\n"
+    "       pollen dlq retry ID|--all -c FILE\n"
     "       pollen dlq drop ID -c FILE\n"
     "\n"
     "The dead-letter store holds actions that failed permanently (a 4xx other\n"
-    "than 408/429, or every attempt used up). `list` prints them as JSON lines\n"
-    "(id, rule, action, the rendered request, attempts, last status and error).\n"
-    "`retry` moves one back to the outbox with its attempts reset; the running\n"
-    "engine sends it within a second. `drop` deletes it.\n"
+    "than 408/429, or every attempt used up). `list` prints them as a table (id,\n"
+    "when it died, rule, action, attempts, the error shortened), or with --json as\n"
+    "stored, one JSON object per line (the rendered request, attempts, last status\n"
+    "and the whole error). `retry ID` moves one back to the outbox with its\n"
+    "attempts reset; the running engine sends it within a second. `retry --all`\n"
+    "does so for every dead letter that has a request to send (and names those\n"
+    "that have none). `drop` deletes one. Without a state directory: exit 2.\n"
     "\n"
     "  -c, --config FILE     the configuration file (its [engine] state_dir is used)\n"
+    "      --json            list: the stored entries as JSON lines\n"
+    "      --all             retry: every dead letter\n"
+    "  -h, --help            this text\n";
+
+static const char usage_outbox[] =
+    "usage: pollen outbox list [--json] -c FILE\n"
+    "\n"
+    "Lists the actions in the outbox, in id order, as a table: id, state (pending:\n"
+    "not tried yet; retrying: failed, waiting for its next attempt; in flight:\n"
+    "being sent), rule, action, attempts made, when the next attempt is due (now\n"
+    "or a time), and the last error shortened; then the count of each state. With\n"
+    "--json, the entries as stored, one JSON object per line (next_at is wall ms).\n"
+    "Works beside a running engine. Without a state directory: exit 2.\n"
+    "\n"
+    "  -c, --config FILE     the configuration file (its [engine] state_dir is used)\n"
+    "      --json            the stored entries as JSON lines\n"
     "  -h, --help            this text\n";
 
 static const char usage_auth[] =
@@ -195,6 +216,8 @@ struct args {
     const char *since;         /* tail --since (parsed by cmd_tail) */
     const char *catalog_dir;   /* catalog --catalog */
     const char *code;          /* auth --code */
+    bool json;                 /* dlq list, outbox list --json */
+    bool all;                  /* dlq retry --all */
     uint64_t timeout_ms;       /* auth --timeout */
 };
 
@@ -674,106 +697,59 @@ static int cmd_catalog(struct args *a)
     return finish_output("catalog", rc);
 }
 
-struct dlq_op {
-    const char *verb;
-    uint64_t id;
-    char reason[512]; /* out: why a dead letter that cannot be retried died */
-};
-
-static int dlq_txn(struct store_txn *txn, void *ud)
-{
-    struct dlq_op *op = ud;
-    if (strcmp(op->verb, "retry") != 0) {
-        return outbox_dlq_drop(txn, op->id);
-    }
-    /* Due at 0: at once, whatever the running engine's clock reads (F14). */
-    int rc = outbox_dlq_retry(txn, op->id, 0);
-    cJSON *entry = NULL;
-    if (rc == -ENOMSG && outbox_dlq_get(txn, op->id, &entry) == 0) {
-        const char *why = json_get_string(entry, "dead_reason");
-        snprintf(op->reason, sizeof(op->reason), "%s", why ? why : "");
-    }
-    cJSON_Delete(entry);
-    return rc;
-}
-
-/* Says why dead letter op->id cannot be sent again. */
-static void dlq_refused(const struct dlq_op *op, int rc)
-{
-    unsigned long long id = (unsigned long long)op->id;
-    if (rc == -ENOMSG) {
-        fprintf(stderr, "pollen dlq: dead letter %llu cannot be retried: it has no request to "
-                        "send (it died with: %s); `pollen dlq drop %llu` deletes it\n",
-                id, op->reason, id);
-    } else {
-        fprintf(stderr, "pollen dlq: dead letter %llu cannot be retried: its stored text does "
-                        "not parse; `pollen dlq drop %llu` deletes it\n",
-                id, id);
-    }
-}
-
-/* Does op on the dead-letter store in state_dir. Returns the exit code. */
-static int dlq_apply(const char *state_dir, struct dlq_op *op)
-{
-    struct store *s = NULL;
-    struct store_options so = {.readonly = strcmp(op->verb, "list") == 0};
-    int rc = store_open(state_dir, &so, &s);
-    if (rc == -ENOENT && so.readonly) {
-        return CLI_EXIT_OK; /* no state yet: no dead letters */
-    }
-    if (rc != 0) {
-        fprintf(stderr, "pollen dlq: cannot open %s: %s\n", state_dir, store_strerror(rc));
-        return CLI_EXIT_RUNTIME;
-    }
-    if (so.readonly) {
-        rc = outbox_dlq_print(s, stdout);
-        rc = rc == -EIO && ferror(stdout) ? 0 : rc; /* a write error: finish_output's */
-    } else {
-        rc = store_write(s, dlq_txn, op);
-        if (rc == -ENOENT) {
-            fprintf(stderr, "pollen dlq: no dead letter with id %llu\n",
-                    (unsigned long long)op->id);
-        } else if (rc == -ENOMSG || rc == -EBADMSG) {
-            dlq_refused(op, rc);
-        } else if (rc == 0) {
-            printf("dead letter %llu %s\n", (unsigned long long)op->id,
-                   strcmp(op->verb, "retry") == 0 ? "queued again" : "dropped");
-        } else {
-            fprintf(stderr, "pollen dlq: cannot %s dead letter %llu: %s\n", op->verb,
-                    (unsigned long long)op->id, store_strerror(rc));
-        }
-    }
-    store_close(s);
-    /* An id that names no dead letter is the user's mistake, not a failure. */
-    if (rc == -ENOENT) {
-        return CLI_EXIT_USAGE;
-    }
-    return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
-}
-
+/* dlq list [--json] | retry ID | retry --all | drop ID (queues.c). */
 static int cmd_dlq(struct args *a)
 {
     const char *verb = next_arg(a);
-    const char *id_text = next_arg(a);
-    if (verb == NULL || (strcmp(verb, "list") != 0 && strcmp(verb, "retry") != 0 &&
-                         strcmp(verb, "drop") != 0)) {
-        return usage_error(a, "dlq needs list, retry ID or drop ID");
+    struct queues_options o = {.all = a->all, .json = a->json, .out = stdout};
+    if (verb != NULL && strcmp(verb, "list") == 0) {
+        o.verb = QUEUES_DLQ_LIST;
+    } else if (verb != NULL && strcmp(verb, "retry") == 0) {
+        o.verb = QUEUES_DLQ_RETRY;
+    } else if (verb != NULL && strcmp(verb, "drop") == 0) {
+        o.verb = QUEUES_DLQ_DROP;
+    } else {
+        return usage_error(a, "dlq needs list, retry ID|--all or drop ID");
     }
-    struct dlq_op op = {.verb = verb};
-    if (strcmp(verb, "list") == 0 && id_text != NULL) {
-        return usage_error(a, "unexpected argument '%s'", id_text);
+    if (a->json && o.verb != QUEUES_DLQ_LIST) {
+        return usage_error(a, "--json goes with dlq list");
     }
-    if (strcmp(verb, "list") != 0 && (id_text == NULL || parse_u64(id_text, &op.id) != 0)) {
-        return usage_error(a, "dlq %s needs the numeric id of a dead letter", verb);
+    if (a->all && o.verb != QUEUES_DLQ_RETRY) {
+        return usage_error(a, "--all goes with dlq retry");
+    }
+    if (o.verb != QUEUES_DLQ_LIST && !a->all) {
+        const char *id_text = next_arg(a);
+        if (id_text == NULL || parse_u64(id_text, &o.id) != 0) {
+            return usage_error(a, "dlq %s needs the numeric id of a dead letter%s", verb,
+                               o.verb == QUEUES_DLQ_RETRY ? " (or --all)" : "");
+        }
     }
     struct loaded l;
     int rc = prepare(a, LOAD_NO_SECRETS, &l);
     if (rc != 0) {
         return rc;
     }
-    rc = dlq_apply(l.cfg->state_dir, &op);
+    rc = queues_run(l.cfg->state_dir, &o);
     unload(&l);
-    return strcmp(verb, "list") == 0 ? finish_output("dlq list", rc) : rc;
+    return o.verb == QUEUES_DLQ_LIST ? finish_output("dlq list", rc) : rc;
+}
+
+/* outbox list [--json] (queues.c). */
+static int cmd_outbox(struct args *a)
+{
+    const char *verb = next_arg(a);
+    if (verb == NULL || strcmp(verb, "list") != 0) {
+        return usage_error(a, "outbox needs list");
+    }
+    struct loaded l;
+    int rc = prepare(a, LOAD_NO_SECRETS, &l);
+    if (rc != 0) {
+        return rc;
+    }
+    struct queues_options o = {.verb = QUEUES_OUTBOX_LIST, .json = a->json, .out = stdout};
+    rc = queues_run(l.cfg->state_dir, &o);
+    unload(&l);
+    return finish_output("outbox list", rc);
 }
 
 static int cmd_auth(struct args *a)
@@ -836,6 +812,19 @@ static const struct option_spec tail_opts[] = {
     {0},
 };
 
+static const struct option_spec dlq_opts[] = {
+    {"config", 'c', ARG_STRING, AT(config), NULL},
+    {"json", 0, ARG_FLAG, AT(json), NULL},
+    {"all", 0, ARG_FLAG, AT(all), NULL},
+    {0},
+};
+
+static const struct option_spec outbox_opts[] = {
+    {"config", 'c', ARG_STRING, AT(config), NULL},
+    {"json", 0, ARG_FLAG, AT(json), NULL},
+    {0},
+};
+
 static const struct option_spec catalog_opts[] = {
     {"config", 'c', ARG_STRING, AT(config), NULL},
     {"catalog", 0, ARG_STRING, AT(catalog_dir), NULL},
@@ -854,7 +843,8 @@ static const struct command commands[] = {
     {"check", usage_check, config_only_opts, true, cmd_check},
     {"tail", usage_tail, tail_opts, true, cmd_tail},
     {"catalog", usage_catalog, catalog_opts, false, cmd_catalog},
-    {"dlq", usage_dlq, config_only_opts, true, cmd_dlq},
+    {"dlq", usage_dlq, dlq_opts, true, cmd_dlq},
+    {"outbox", usage_outbox, outbox_opts, true, cmd_outbox},
     {"auth", usage_auth, auth_opts, true, cmd_auth},
     {"purge", usage_purge, config_only_opts, true, cmd_purge},
 };

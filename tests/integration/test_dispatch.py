@@ -171,7 +171,7 @@ class DispatchTest(harness.PollenTest):
                 self.fail(f"the engine exited {rc} on SIGTERM:\n{self.engine_log_text()[-3000:]}")
 
     def dlq_list(self, cfg):
-        out = self.pollen("dlq", "list", "-c", cfg).stdout
+        out = self.pollen("dlq", "list", "--json", "-c", cfg).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def receiver(self):
