@@ -124,7 +124,7 @@ static const char usage_tail[] =
     "                        2026-12-07; no zone means UTC) or a time ago (10m, 2h, 1d)\n"
     "      --from SEQ        start at this seq (default 1: the oldest kept event)\n"
     "      --trigger NAME    only events of this [trigger NAME]\n"
-    "      --type TYPE       only events of this type (created, updated, deleted,\n"
+    "      --type TYPE       only events of this type (created, updated, deleted, touched,\n"
     "                        action.succeeded, action.failed, action.dead,\n"
     "                        auth.failed); repeat it for any of several\n"
     "      --limit N         stop after N events\n"
@@ -288,8 +288,8 @@ static bool known_event_type(const char *type)
 {
     /* The usage error of ARG_EVENT_TYPE lists these too: keep both alike. */
     static const char *const types[] = {
-        "created", "updated", "deleted", "action.succeeded", "action.failed", "action.dead",
-        "auth.failed",
+        "created", "updated", "deleted", "touched", "action.succeeded", "action.failed",
+        "action.dead", "auth.failed",
     };
     for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
         if (strcmp(type, types[i]) == 0) {
@@ -324,11 +324,11 @@ static int store_option(struct args *a, const struct option_spec *o, const char 
     case ARG_EVENT_TYPE:
         if (!known_event_type(value)) {
             return usage_error(a,
-                               "unknown event type '%s' (created, updated, deleted, "
+                               "unknown event type '%s' (created, updated, deleted, touched, "
                                "action.succeeded, action.failed, action.dead, auth.failed)",
                                value);
         }
-        return tail_types_add(field, value); /* 7 types fit: never full */
+        return tail_types_add(field, value); /* the 8 types fit: never full */
     }
     return 0;
 }

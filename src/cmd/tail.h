@@ -25,7 +25,7 @@
 struct config;
 
 /* --type given several times: an event of any of them matches. There are
- * seven event types; a repeated one is kept once. */
+ * eight event types; a repeated one is kept once. */
 #define TAIL_MAX_TYPES 8
 struct tail_types {
     const char *names[TAIL_MAX_TYPES]; /* borrowed (argv) */

@@ -172,7 +172,7 @@ CASES = {
         "page_size", 1, r"page_size = 101 is out of range \(contacts\.list allows 1\.\.100\)"),
     "emit_unknown_type": (
         sub("every = 1m", "every = 1m\nemit = created modified"), "emit =", 1,
-        r"emit: unknown event type 'modified' \(allowed: created updated deleted\)"),
+        r"emit: unknown event type 'modified' \(allowed: created updated deleted touched\)"),
     "first_poll_unknown": (
         sub("every = 1m", "every = 1m\nfirst_poll = sometimes"), "first_poll", 1,
         r"bad value 'sometimes' for 'first_poll' \(allowed: baseline emit\)"),
