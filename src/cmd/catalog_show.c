@@ -1,9 +1,8 @@
 /*
  * catalog_show: see catalog_show.h.
  *
- * Both the list and the parameter tables of the detail go through one small
- * table type: rows of strings, printed with each column as wide as its
- * widest cell, so names of any length stay aligned.
+ * Both the list and the parameter tables of the detail go through table.h,
+ * so names of any length stay aligned.
  */
 #include "catalog_show.h"
 
@@ -15,59 +14,8 @@
 #include "catalog.h"
 #include "inifile.h"
 #include "paging.h"
+#include "table.h"
 #include "util.h"
-
-/* ------------------------------------------------------------------------ */
-/* Aligned tables                                                            */
-
-enum { MAX_COLS = 6 };
-
-struct table {
-    size_t ncols;
-    char **cells; /* nrows * ncols, row after row; owned */
-    size_t nrows;
-};
-
-/* Adds a row of t->ncols cells (copied; NULL prints as "-"). */
-static void table_row(struct table *t, ...)
-{
-    t->cells = xrealloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(*t->cells));
-    va_list ap;
-    va_start(ap, t);
-    for (size_t c = 0; c < t->ncols; c++) {
-        const char *cell = va_arg(ap, const char *);
-        t->cells[t->nrows * t->ncols + c] = xstrdup(cell != NULL ? cell : "-");
-    }
-    va_end(ap);
-    t->nrows++;
-}
-
-/* Prints t with indent spaces before each row, then frees its cells. The
- * last column is not padded, so no line ends in spaces. */
-static void table_print(struct table *t, int indent, FILE *out)
-{
-    size_t width[MAX_COLS] = {0};
-    for (size_t i = 0; i < t->nrows * t->ncols; i++) {
-        size_t len = strlen(t->cells[i]);
-        if (len > width[i % t->ncols]) {
-            width[i % t->ncols] = len;
-        }
-    }
-    for (size_t r = 0; r < t->nrows; r++) {
-        fprintf(out, "%*s", indent, "");
-        for (size_t c = 0; c < t->ncols; c++) {
-            char *cell = t->cells[r * t->ncols + c];
-            if (c + 1 < t->ncols) {
-                fprintf(out, "%-*s  ", (int)width[c], cell);
-            } else {
-                fprintf(out, "%s\n", cell);
-            }
-            free(cell);
-        }
-    }
-    free(t->cells);
-    *t = (struct table){.ncols = t->ncols};
-}
 
 /* ------------------------------------------------------------------------ */
 /* The list                                                                  */

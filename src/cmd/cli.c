@@ -32,6 +32,7 @@
 #include "orphans.h"
 #include "outbox.h"
 #include "paths.h"
+#include "queues.h"
 #include "registry.h"
 #include "subproc.h"
 #include "store.h"
@@ -51,12 +52,15 @@ static const char usage_main[] =
     "           run the engine headless in the foreground (logs on stderr)\n"
     "  check    -c FILE\n"
     "           validate the configuration and the catalog; print FILE:LINE: problem\n"
-    "  tail     -c FILE [-f] [--from SEQ] [--trigger NAME] [--type TYPE] [--limit N]\n"
+    "  tail     -c FILE [-f] [-n N] [--since TIME] [--from SEQ] [--trigger NAME]\n"
+    "           [--type TYPE]... [--limit N]\n"
     "           print events as NDJSON in seq order; -f keeps following\n"
     "  catalog  [triggers|actions|NAME] [-c FILE [--api NAME] | --catalog DIR]\n"
     "           list the shipped trigger and action definitions, or show one\n"
-    "  dlq      list|retry ID|drop ID -c FILE\n"
+    "  dlq      list [--json] | retry ID|--all | drop ID -c FILE\n"
     "           inspect and handle the dead-letter store of failed actions\n"
+    "  outbox   list [--json] -c FILE\n"
+    "           show the actions waiting to be sent: pending, retrying, in flight\n"
     "  auth     login -c FILE NAME [--code CODE] | status -c FILE\n"
     "           authorize an [oauth NAME] credential; show what each credential is\n"
     "  purge    -c FILE\n"
@@ -128,16 +132,26 @@ static const char usage_status[] =
     "configuration error\n";
 
 static const char usage_tail[] =
-    "usage: pollen tail -c FILE [-f] [--from SEQ] [--trigger NAME] [--type TYPE] [--limit N]\n"
+    "usage: pollen tail -c FILE [-f] [-n N] [--since TIME] [--from SEQ] [--trigger NAME]\n"
+    "                   [--type TYPE]... [--limit N]\n"
     "\n"
     "Prints events from the state directory's event log as NDJSON, one object per\n"
-    "line, in seq order. Works while the engine runs (a separate process).\n"
+    "line, in seq order. Works while the engine runs (a separate process). A state\n"
+    "directory that does not exist yet exits 2 (with -f, tail says so and waits for\n"
+    "the engine to create it); so does a --trigger that is neither configured nor\n"
+    "in the log.\n"
     "\n"
     "  -c, --config FILE     the configuration file (its [engine] state_dir is read)\n"
     "  -f, --follow          keep printing new events until interrupted\n"
+    "  -n, --last N          start at the last N matching events (then stop, or\n"
+    "                        follow with -f)\n"
+    "      --since TIME      only events at or after TIME: ISO-8601 (2026-12-07T10:00:00Z,\n"
+    "                        2026-12-07; no zone means UTC) or a time ago (10m, 2h, 1d)\n"
     "      --from SEQ        start at this seq (default 1: the oldest kept event)\n"
     "      --trigger NAME    only events of this [trigger NAME]\n"
-    "      --type TYPE       only events of this type (created, updated, deleted)\n"
+    "      --type TYPE       only events of this type (created, updated, deleted, touched,\n"
+    "                        action.succeeded, action.failed, action.dead,\n"
+    "                        auth.failed); repeat it for any of several\n"
     "      --limit N         stop after N events\n"
     "  -h, --help            this text\n";
 
@@ -162,17 +176,36 @@ static const char usage_catalog[] =
     "  -h, --help            this text\n";
 
 static const char usage_dlq[] =
-    "usage: pollen dlq list -c FILE\n"
-    "       pollen dlq retry ID -c FILE\n"
+    "usage: pollen dlq list [--json] -c FILE\n"
+    "       pollen dlq retry ID|--all -c FILE\n"
     "       pollen dlq drop ID -c FILE\n"
     "\n"
     "The dead-letter store holds actions that failed permanently (a 4xx other\n"
-    "than 408/429, or every attempt used up). `list` prints them as JSON lines\n"
-    "(id, rule, action, the rendered request, attempts, last status and error).\n"
-    "`retry` moves one back to the outbox with its attempts reset; the running\n"
-    "engine sends it within a second. `drop` deletes it.\n"
+    "than 408/429, or every attempt used up). `list` prints them as a table (id,\n"
+    "when it died, rule, action, attempts, the error shortened), or with --json as\n"
+    "stored, one JSON object per line (the rendered request, attempts, last status\n"
+    "and the whole error). `retry ID` moves one back to the outbox with its\n"
+    "attempts reset; the running engine sends it within a second. `retry --all`\n"
+    "does so for every dead letter that has a request to send (and names those\n"
+    "that have none). `drop` deletes one. Without a state directory: exit 2.\n"
     "\n"
     "  -c, --config FILE     the configuration file (its [engine] state_dir is used)\n"
+    "      --json            list: the stored entries as JSON lines\n"
+    "      --all             retry: every dead letter\n"
+    "  -h, --help            this text\n";
+
+static const char usage_outbox[] =
+    "usage: pollen outbox list [--json] -c FILE\n"
+    "\n"
+    "Lists the actions in the outbox, in id order, as a table: id, state (pending:\n"
+    "not tried yet; retrying: failed, waiting for its next attempt; in flight:\n"
+    "being sent), rule, action, attempts made, when the next attempt is due (now\n"
+    "or a time), and the last error shortened; then the count of each state. With\n"
+    "--json, the entries as stored, one JSON object per line (next_at is wall ms).\n"
+    "Works beside a running engine. Without a state directory: exit 2.\n"
+    "\n"
+    "  -c, --config FILE     the configuration file (its [engine] state_dir is used)\n"
+    "      --json            the stored entries as JSON lines\n"
     "  -h, --help            this text\n";
 
 static const char usage_auth[] =
@@ -206,12 +239,15 @@ struct args {
     const char *config;        /* -c, --config FILE */
     struct engine_options run; /* run --once, --dry-run */
     const char *log_level;     /* run --log-level (checked after the arguments) */
-    struct tail_options tail;  /* tail -f, --from, --trigger, --type, --limit */
+    struct tail_options tail;  /* tail -f, -n, --from, --trigger, --type, --limit */
+    const char *last;          /* tail -n (parsed by cmd_tail: 0 is not "no -n") */
+    const char *since;         /* tail --since (parsed by cmd_tail) */
     const char *catalog_dir;   /* catalog --catalog */
     const char *api;           /* catalog --api */
     const char *code;          /* auth --code */
+    bool json;                 /* dlq list, outbox list, status --json */
+    bool all;                  /* dlq retry --all */
     uint64_t timeout_ms;       /* auth --timeout */
-    bool json;                 /* status --json */
 };
 
 /* What an option's value must be; each kind has its own usage error. */
@@ -220,7 +256,7 @@ enum arg_kind {
     ARG_STRING,     /* const char *: the value as given */
     ARG_NUMBER,     /* uint64_t: a whole number >= 0 */
     ARG_DURATION,   /* uint64_t: a duration other than 0, in ms */
-    ARG_EVENT_TYPE, /* const char *: one of the event types events carry */
+    ARG_EVENT_TYPE, /* struct tail_types: adds one of the event types events carry */
 };
 
 struct option_spec {
@@ -241,8 +277,8 @@ struct command {
     int (*fn)(struct args *a);         /* returns the exit code */
 };
 
-/* The most options a command has, counting --help (tail: 7). */
-#define MAX_OPTIONS 8
+/* The most options a command has, counting --help (tail: 9). */
+#define MAX_OPTIONS 12
 
 /*
  * getopt_long returns an option's short letter, or '?' for a bad option.
@@ -281,8 +317,8 @@ static bool known_event_type(const char *type)
 {
     /* The usage error of ARG_EVENT_TYPE lists these too: keep both alike. */
     static const char *const types[] = {
-        "created", "updated", "deleted", "action.succeeded", "action.failed", "action.dead",
-        "auth.failed",
+        "created", "updated", "deleted", "touched", "action.succeeded", "action.failed",
+        "action.dead", "auth.failed",
     };
     for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
         if (strcmp(type, types[i]) == 0) {
@@ -317,12 +353,11 @@ static int store_option(struct args *a, const struct option_spec *o, const char 
     case ARG_EVENT_TYPE:
         if (!known_event_type(value)) {
             return usage_error(a,
-                               "unknown event type '%s' (created, updated, deleted, "
+                               "unknown event type '%s' (created, updated, deleted, touched, "
                                "action.succeeded, action.failed, action.dead, auth.failed)",
                                value);
         }
-        *(const char **)field = value;
-        return 0;
+        return tail_types_add(field, value); /* the 8 types fit: never full */
     }
     return 0;
 }
@@ -626,6 +661,19 @@ static int cmd_tail(struct args *a)
         return rc;
     }
     a->tail.state_dir = l.cfg->state_dir;
+    a->tail.check_trigger =
+        a->tail.trigger != NULL && !tail_trigger_configured(l.cfg, a->tail.trigger);
+    a->tail.has_last = a->last != NULL;
+    if (a->last != NULL && parse_u64(a->last, &a->tail.last) != 0) {
+        unload(&l);
+        return usage_error(a, "--last needs a number, not '%s'", a->last);
+    }
+    if (a->since != NULL && tail_parse_since(a->since, util_wall_ms(), &a->tail.since_ms) != 0) {
+        unload(&l);
+        return usage_error(a, "bad --since '%s' (an ISO-8601 time such as 2026-12-07T10:00:00Z, "
+                              "or a time ago such as 10m, 2h or 1d)",
+                           a->since);
+    }
     rc = tail_run(&a->tail);
     unload(&l);
     return finish_output("tail", rc);
@@ -723,106 +771,59 @@ static int cmd_catalog(struct args *a)
     return finish_output("catalog", rc);
 }
 
-struct dlq_op {
-    const char *verb;
-    uint64_t id;
-    char reason[512]; /* out: why a dead letter that cannot be retried died */
-};
-
-static int dlq_txn(struct store_txn *txn, void *ud)
-{
-    struct dlq_op *op = ud;
-    if (strcmp(op->verb, "retry") != 0) {
-        return outbox_dlq_drop(txn, op->id);
-    }
-    /* Due at 0: at once, whatever the running engine's clock reads (F14). */
-    int rc = outbox_dlq_retry(txn, op->id, 0);
-    cJSON *entry = NULL;
-    if (rc == -ENOMSG && outbox_dlq_get(txn, op->id, &entry) == 0) {
-        const char *why = json_get_string(entry, "dead_reason");
-        snprintf(op->reason, sizeof(op->reason), "%s", why ? why : "");
-    }
-    cJSON_Delete(entry);
-    return rc;
-}
-
-/* Says why dead letter op->id cannot be sent again. */
-static void dlq_refused(const struct dlq_op *op, int rc)
-{
-    unsigned long long id = (unsigned long long)op->id;
-    if (rc == -ENOMSG) {
-        fprintf(stderr, "pollen dlq: dead letter %llu cannot be retried: it has no request to "
-                        "send (it died with: %s); `pollen dlq drop %llu` deletes it\n",
-                id, op->reason, id);
-    } else {
-        fprintf(stderr, "pollen dlq: dead letter %llu cannot be retried: its stored text does "
-                        "not parse; `pollen dlq drop %llu` deletes it\n",
-                id, id);
-    }
-}
-
-/* Does op on the dead-letter store in state_dir. Returns the exit code. */
-static int dlq_apply(const char *state_dir, struct dlq_op *op)
-{
-    struct store *s = NULL;
-    struct store_options so = {.readonly = strcmp(op->verb, "list") == 0};
-    int rc = store_open(state_dir, &so, &s);
-    if (rc == -ENOENT && so.readonly) {
-        return CLI_EXIT_OK; /* no state yet: no dead letters */
-    }
-    if (rc != 0) {
-        fprintf(stderr, "pollen dlq: cannot open %s: %s\n", state_dir, store_strerror(rc));
-        return CLI_EXIT_RUNTIME;
-    }
-    if (so.readonly) {
-        rc = outbox_dlq_print(s, stdout);
-        rc = rc == -EIO && ferror(stdout) ? 0 : rc; /* a write error: finish_output's */
-    } else {
-        rc = store_write(s, dlq_txn, op);
-        if (rc == -ENOENT) {
-            fprintf(stderr, "pollen dlq: no dead letter with id %llu\n",
-                    (unsigned long long)op->id);
-        } else if (rc == -ENOMSG || rc == -EBADMSG) {
-            dlq_refused(op, rc);
-        } else if (rc == 0) {
-            printf("dead letter %llu %s\n", (unsigned long long)op->id,
-                   strcmp(op->verb, "retry") == 0 ? "queued again" : "dropped");
-        } else {
-            fprintf(stderr, "pollen dlq: cannot %s dead letter %llu: %s\n", op->verb,
-                    (unsigned long long)op->id, store_strerror(rc));
-        }
-    }
-    store_close(s);
-    /* An id that names no dead letter is the user's mistake, not a failure. */
-    if (rc == -ENOENT) {
-        return CLI_EXIT_USAGE;
-    }
-    return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
-}
-
+/* dlq list [--json] | retry ID | retry --all | drop ID (queues.c). */
 static int cmd_dlq(struct args *a)
 {
     const char *verb = next_arg(a);
-    const char *id_text = next_arg(a);
-    if (verb == NULL || (strcmp(verb, "list") != 0 && strcmp(verb, "retry") != 0 &&
-                         strcmp(verb, "drop") != 0)) {
-        return usage_error(a, "dlq needs list, retry ID or drop ID");
+    struct queues_options o = {.all = a->all, .json = a->json, .out = stdout};
+    if (verb != NULL && strcmp(verb, "list") == 0) {
+        o.verb = QUEUES_DLQ_LIST;
+    } else if (verb != NULL && strcmp(verb, "retry") == 0) {
+        o.verb = QUEUES_DLQ_RETRY;
+    } else if (verb != NULL && strcmp(verb, "drop") == 0) {
+        o.verb = QUEUES_DLQ_DROP;
+    } else {
+        return usage_error(a, "dlq needs list, retry ID|--all or drop ID");
     }
-    struct dlq_op op = {.verb = verb};
-    if (strcmp(verb, "list") == 0 && id_text != NULL) {
-        return usage_error(a, "unexpected argument '%s'", id_text);
+    if (a->json && o.verb != QUEUES_DLQ_LIST) {
+        return usage_error(a, "--json goes with dlq list");
     }
-    if (strcmp(verb, "list") != 0 && (id_text == NULL || parse_u64(id_text, &op.id) != 0)) {
-        return usage_error(a, "dlq %s needs the numeric id of a dead letter", verb);
+    if (a->all && o.verb != QUEUES_DLQ_RETRY) {
+        return usage_error(a, "--all goes with dlq retry");
+    }
+    if (o.verb != QUEUES_DLQ_LIST && !a->all) {
+        const char *id_text = next_arg(a);
+        if (id_text == NULL || parse_u64(id_text, &o.id) != 0) {
+            return usage_error(a, "dlq %s needs the numeric id of a dead letter%s", verb,
+                               o.verb == QUEUES_DLQ_RETRY ? " (or --all)" : "");
+        }
     }
     struct loaded l;
     int rc = prepare(a, LOAD_NO_SECRETS, &l);
     if (rc != 0) {
         return rc;
     }
-    rc = dlq_apply(l.cfg->state_dir, &op);
+    rc = queues_run(l.cfg->state_dir, &o);
     unload(&l);
-    return strcmp(verb, "list") == 0 ? finish_output("dlq list", rc) : rc;
+    return o.verb == QUEUES_DLQ_LIST ? finish_output("dlq list", rc) : rc;
+}
+
+/* outbox list [--json] (queues.c). */
+static int cmd_outbox(struct args *a)
+{
+    const char *verb = next_arg(a);
+    if (verb == NULL || strcmp(verb, "list") != 0) {
+        return usage_error(a, "outbox needs list");
+    }
+    struct loaded l;
+    int rc = prepare(a, LOAD_NO_SECRETS, &l);
+    if (rc != 0) {
+        return rc;
+    }
+    struct queues_options o = {.verb = QUEUES_OUTBOX_LIST, .json = a->json, .out = stdout};
+    rc = queues_run(l.cfg->state_dir, &o);
+    unload(&l);
+    return finish_output("outbox list", rc);
 }
 
 static int cmd_auth(struct args *a)
@@ -876,10 +877,25 @@ static const struct option_spec config_only_opts[] = {
 static const struct option_spec tail_opts[] = {
     {"config", 'c', ARG_STRING, AT(config), NULL},
     {"follow", 'f', ARG_FLAG, AT(tail.follow), NULL},
+    {"last", 'n', ARG_STRING, AT(last), NULL},
+    {"since", 0, ARG_STRING, AT(since), NULL},
     {"from", 0, ARG_NUMBER, AT(tail.from), "a sequence number"},
     {"trigger", 0, ARG_STRING, AT(tail.trigger), NULL},
-    {"type", 0, ARG_EVENT_TYPE, AT(tail.type), NULL},
+    {"type", 0, ARG_EVENT_TYPE, AT(tail.types), NULL},
     {"limit", 0, ARG_NUMBER, AT(tail.limit), "a number"},
+    {0},
+};
+
+static const struct option_spec dlq_opts[] = {
+    {"config", 'c', ARG_STRING, AT(config), NULL},
+    {"json", 0, ARG_FLAG, AT(json), NULL},
+    {"all", 0, ARG_FLAG, AT(all), NULL},
+    {0},
+};
+
+static const struct option_spec outbox_opts[] = {
+    {"config", 'c', ARG_STRING, AT(config), NULL},
+    {"json", 0, ARG_FLAG, AT(json), NULL},
     {0},
 };
 
@@ -908,7 +924,8 @@ static const struct command commands[] = {
     {"check", usage_check, config_only_opts, true, cmd_check},
     {"tail", usage_tail, tail_opts, true, cmd_tail},
     {"catalog", usage_catalog, catalog_opts, false, cmd_catalog},
-    {"dlq", usage_dlq, config_only_opts, true, cmd_dlq},
+    {"dlq", usage_dlq, dlq_opts, true, cmd_dlq},
+    {"outbox", usage_outbox, outbox_opts, true, cmd_outbox},
     {"auth", usage_auth, auth_opts, true, cmd_auth},
     {"purge", usage_purge, config_only_opts, true, cmd_purge},
     {"status", usage_status, status_opts, true, cmd_status},

@@ -506,7 +506,7 @@ static int parse_every(struct ini_doc *doc, const struct ini_key *k, const char 
     return 0;
 }
 
-const char *const config__emit_names[] = {"created", "updated", "deleted", NULL};
+const char *const config__emit_names[] = {"created", "updated", "deleted", "touched", NULL};
 
 static int parse_emit(struct ini_doc *doc, const struct ini_key *k, const char *value,
                       int line, void *field)
@@ -524,7 +524,8 @@ static int parse_emit(struct ini_doc *doc, const struct ini_key *k, const char *
             char q[INI_QUOTE_MAX + 4];
             ini_quote(v[i], q);
             ini_diag_add(&doc->diag, line,
-                         "%s: unknown event type '%s' (allowed: created updated deleted)",
+                         "%s: unknown event type '%s' (allowed: created updated deleted "
+                         "touched)",
                          k->name, q);
             rc = -EINVAL;
             continue;

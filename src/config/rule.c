@@ -215,7 +215,8 @@ static int parse_rule_on(struct ini_doc *doc, const struct ini_key *k, const cha
         }
         if (bits == 0) {
             ini_diag_add(&doc->diag, line,
-                         "%s: unknown event type in '%s' (allowed: created updated deleted *)",
+                         "%s: unknown event type in '%s' (allowed: created updated deleted "
+                         "touched *)",
                          k->name, q);
             rc = -EINVAL;
         }

@@ -4,7 +4,10 @@
  * Owns: nothing (constants only).
  * Invariants: one bit per change type; a set of them is an `unsigned`.
  *   The names as they appear in events and configuration ("created",
- *   "updated", "deleted") map to these bits one to one.
+ *   "updated", "deleted", "touched") map to these bits one to one.
+ *   "touched" is an update of the definition's update-time field alone
+ *   (updated_field: the touch a write to a child record gives its parent);
+ *   it is an event only where `emit` asks for it.
  * Thread context: any.
  */
 #ifndef POLLEN_EVENT_H
@@ -14,6 +17,7 @@ enum {
     EVENT_TYPE_CREATED = 1u << 0,
     EVENT_TYPE_UPDATED = 1u << 1,
     EVENT_TYPE_DELETED = 1u << 2,
+    EVENT_TYPE_TOUCHED = 1u << 3,
 };
 
 #endif

@@ -112,6 +112,22 @@ static uint64_t due_horizon(const struct config *cfg)
 
 /* ---- action events ----------------------------------------------------- */
 
+/*
+ * The id of the record an action acted on: the record in its response (the
+ * one a create made or an update returned), else the target it was sent
+ * to (its path's id). NULL for an action on no record (http, exec, a create
+ * that got no answer). Borrowed from o or entry.
+ */
+static const char *acted_on(const cJSON *entry, const struct sink_outcome *o)
+{
+    const char *id = o != NULL && cJSON_IsObject(o->result) ? json_get_string(o->result, "id")
+                                                            : NULL;
+    if (id == NULL || id[0] == '\0') {
+        id = json_get_string(entry, "target_id");
+    }
+    return id != NULL && id[0] != '\0' ? id : NULL;
+}
+
 int dispatch__action_event(struct store_txn *txn, const cJSON *entry, const char *type,
                            const struct sink_outcome *o)
 {
@@ -133,6 +149,10 @@ int dispatch__action_event(struct store_txn *txn, const cJSON *entry, const char
     cJSON_AddStringToObject(ev, "source", sink_str(entry, "source"));
     cJSON_AddStringToObject(ev, "trigger", sink_str(entry, "trigger"));
     cJSON_AddStringToObject(ev, "location", sink_str(entry, "location_id"));
+    const char *record_id = acted_on(entry, o);
+    if (record_id != NULL) {
+        cJSON_AddStringToObject(ev, "record_id", record_id);
+    }
     cJSON_AddNumberToObject(ev, "outbox_id", sink_num(entry, "id", 0));
     cJSON_AddNumberToObject(ev, "attempt", attempt);
     if (o != NULL && o->status != 0) {
@@ -382,8 +402,9 @@ static void attempt_done(struct attempt *a, struct sink_outcome *o)
         const char *rule = sink_str(a->entry, "rule");
         count_outcome(rule, f.type);
         if (o->kind == SINK_SUCCESS) {
-            log_info("dispatch", "rule %s: %s succeeded (HTTP %ld)", rule,
-                     sink_str(a->entry, "action"), o->status);
+            log_info("dispatch", "rule %s: %s succeeded (%s %ld)", rule,
+                     sink_str(a->entry, "action"), a->sink != NULL ? a->sink->status_word : "status",
+                     o->status);
         } else {
             log_warn("dispatch", "rule %s: %s %s: %s%s%s", rule, sink_str(a->entry, "action"),
                      strcmp(f.type, "action.dead") == 0 ? "moved to the dead-letter store"

@@ -34,6 +34,9 @@ static unsigned type_bit(const char *type)
     if (strcmp(type, "deleted") == 0) {
         return EVENT_TYPE_DELETED;
     }
+    if (strcmp(type, "touched") == 0) {
+        return EVENT_TYPE_TOUCHED;
+    }
     return 0;
 }
 

@@ -88,6 +88,9 @@ struct sink_call {
 
 struct sink {
     const char *name;                /* the outbox entry's "kind" */
+    /* What a sink_outcome's status is, for messages: "HTTP" (HTTP 201) or
+     * "exit" (exit 0). */
+    const char *status_word;
     /* The [rule]s it renders: their `do` word, keys and conf (rule_kind.h).
      * The ghl sink's is &config_rule_catalog (config resolves catalog actions). */
     const struct config_rule_kind *rule_kind;

@@ -6,6 +6,7 @@
  * exit: 0 succeeds, a failure to start is dead, anything else retries.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,10 +158,36 @@ static cJSON *render_exec(struct sink_render *r, const struct config_rule *rule,
     return req;
 }
 
+const char *sink_exec_signal_name(int sig, char out[16])
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {
+        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGXCPU, "SIGXCPU"},
+        {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        if (names[i].sig == sig) {
+            return names[i].name;
+        }
+    }
+    snprintf(out, 16, "%d", sig);
+    return out;
+}
+
 static void classify_exec(const cJSON *entry, const void *response, struct sink_outcome *o)
 {
     const struct subproc_result *res = response;
     (void)entry;
+    /* The program's first output, up to 200 bytes, without its final newline. */
+    int out_len = (int)strnlen(res->output, 200);
+    while (out_len > 0 && strchr(" \t\r\n", res->output[out_len - 1]) != NULL) {
+        out_len--;
+    }
     o->status = res->exit_status;
     if (res->error != 0) {
         o->kind = SINK_DEAD;
@@ -170,13 +197,16 @@ static void classify_exec(const cJSON *entry, const void *response, struct sink_
         snprintf(o->error, sizeof(o->error), "timed out");
     } else if (res->term_signal != 0) {
         o->kind = SINK_RETRY;
-        snprintf(o->error, sizeof(o->error), "killed by signal %d", res->term_signal);
+        char name[16];
+        snprintf(o->error, sizeof(o->error), "signal %s%s%.*s",
+                 sink_exec_signal_name(res->term_signal, name), out_len ? ": " : "", out_len,
+                 res->output);
     } else if (res->exit_status == 0) {
         o->kind = SINK_SUCCESS;
     } else {
         o->kind = SINK_RETRY;
-        snprintf(o->error, sizeof(o->error), "exit status %lld: %.200s",
-                 (long long)res->exit_status, res->output);
+        snprintf(o->error, sizeof(o->error), "exit %lld%s%.*s", (long long)res->exit_status,
+                 out_len ? ": " : "", out_len, res->output);
     }
 }
 
@@ -239,6 +269,7 @@ static void cancel_exec(struct sink_call *call)
 
 const struct sink dispatch__sink_exec = {
     .name = "exec",
+    .status_word = "exit",
     .rule_kind = &sink_exec_rule_kind,
     .render = render_exec,
     .send = send_exec,

@@ -25,4 +25,8 @@ struct sink_exec_conf {
 /* The kind, for tests (the registry lists it through its sink). */
 extern const struct config_rule_kind sink_exec_rule_kind;
 
+/* The name of signal sig for outcomes ("SIGTERM"), or its number written
+ * into out when it has none here. Returns a static string or out. */
+const char *sink_exec_signal_name(int sig, char out[16]);
+
 #endif

@@ -624,6 +624,7 @@ static void cancel_ghl(struct sink_call *call)
 
 const struct sink dispatch__sink_ghl = {
     .name = "ghl",
+    .status_word = "HTTP",
     .rule_kind = &config_rule_catalog,
     .render = render_catalog,
     .send = send_ghl,

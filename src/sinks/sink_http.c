@@ -577,6 +577,7 @@ static void cancel_http(struct sink_call *call)
 
 const struct sink dispatch__sink_http = {
     .name = "http",
+    .status_word = "HTTP",
     .rule_kind = &sink_http_rule_kind,
     .render = render_http,
     .send = send_http,

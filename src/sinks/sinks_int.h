@@ -58,6 +58,8 @@ struct dispatcher {
 /*
  * Appends the action.succeeded / action.failed / action.dead event of
  * entry (borrowed) to the event log in txn; o (borrowed) may be NULL.
+ * The event's record_id is the record acted on: the id in o's result (the
+ * record a create made), else the entry's target_id; absent when neither.
  * Returns 0 or a store error.
  */
 int dispatch__action_event(struct store_txn *txn, const cJSON *entry, const char *type,

@@ -286,12 +286,12 @@ int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out)
     return get_from(txn, STORE_DLQ, id, out);
 }
 
-/* Lists the dead letters with id >= from, in id order, until cb returns non-zero. */
-static int dlq_list_from(struct store_txn *txn, uint64_t from,
-                         int (*cb)(uint64_t id, const cJSON *entry, void *ud), void *ud)
+/* Lists the entries (or dead letters) with id >= from, in id order, until cb returns non-zero. */
+static int list_from(struct store_txn *txn, enum outbox_part part, uint64_t from,
+                     int (*cb)(uint64_t id, const cJSON *entry, void *ud), void *ud)
 {
     struct store_cursor *cur = NULL;
-    int rc = store_cursor_open(txn, STORE_DLQ, &cur);
+    int rc = store_cursor_open(txn, part == OUTBOX_DEAD ? STORE_DLQ : STORE_OUTBOX, &cur);
     if (rc != 0) {
         return rc;
     }
@@ -305,7 +305,9 @@ static int dlq_list_from(struct store_txn *txn, uint64_t from,
     while (rc == 0) {
         cJSON *entry = NULL;
         if (klen == 8 && json_parse(val, vlen, &entry, NULL) != 0) {
-            entry = stub_entry(store_key_u64(key), vlen, "the stored dead letter does not parse");
+            entry = stub_entry(store_key_u64(key), vlen,
+                               part == OUTBOX_DEAD ? "the stored dead letter does not parse"
+                                                   : "the stored entry does not parse");
         }
         if (entry != NULL) {
             int stop = cb(store_key_u64(key), entry, ud);
@@ -323,7 +325,13 @@ static int dlq_list_from(struct store_txn *txn, uint64_t from,
 int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *entry, void *ud),
                     void *ud)
 {
-    return dlq_list_from(txn, 0, cb, ud);
+    return list_from(txn, OUTBOX_DEAD, 0, cb, ud);
+}
+
+int outbox_scan(struct store_txn *txn, enum outbox_part part, uint64_t from,
+                int (*cb)(uint64_t id, const cJSON *entry, void *ud), void *ud)
+{
+    return list_from(txn, part, from, cb, ud);
 }
 
 /* One batch of outbox_dlq_print: lines copied out of the read txn. */
@@ -359,6 +367,11 @@ static int take_dead(uint64_t id, const cJSON *entry, void *ud)
  */
 int outbox_dlq_print(struct store *s, FILE *out)
 {
+    return outbox_print(s, OUTBOX_DEAD, out);
+}
+
+int outbox_print(struct store *s, enum outbox_part part, FILE *out)
+{
     struct dlq_batch b = {.next = 0};
     buf_init(&b.lines, SIZE_MAX / 2);
     int rc = 0;
@@ -371,7 +384,7 @@ int outbox_dlq_print(struct store *s, FILE *out)
         if (rc != 0) {
             break;
         }
-        rc = dlq_list_from(txn, b.next, take_dead, &b);
+        rc = list_from(txn, part, b.next, take_dead, &b);
         store_txn_abort(txn);
         /* The txn is over: only now may the write block. Some streams
          * report a failed write only in ferror. */

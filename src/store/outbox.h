@@ -66,6 +66,20 @@ int outbox_quarantine(struct store_txn *txn, uint64_t id, uint64_t due_at, const
 int outbox_next_due(struct store_txn *txn, uint64_t now, uint64_t horizon, const uint64_t *skip,
                     size_t nskip, uint64_t *id, uint64_t *next_at);
 
+/* The two parts of the store an entry can be in. */
+enum outbox_part {
+    OUTBOX_QUEUED, /* the outbox: pending, waiting for a retry, or in flight */
+    OUTBOX_DEAD,   /* the dead-letter store */
+};
+
+/*
+ * Calls cb for each entry of part with id >= from, in id order, until cb
+ * returns non-zero (one that does not parse is passed as a stub saying so;
+ * entry is borrowed for the call). Returns 0 or a store error.
+ */
+int outbox_scan(struct store_txn *txn, enum outbox_part part, uint64_t from,
+                int (*cb)(uint64_t id, const cJSON *entry, void *ud), void *ud);
+
 /* Dead letters: read one, list (cb per entry, in id order; one that does not
  * parse is listed as a stub saying so), drop, or send back to the outbox. */
 int outbox_dlq_get(struct store_txn *txn, uint64_t id, cJSON **out);
@@ -85,6 +99,8 @@ int outbox_dlq_drop(struct store_txn *txn, uint64_t id);
  * a write to out failed (the error is on out).
  */
 int outbox_dlq_print(struct store *s, FILE *out);
+/* The same for either part (`pollen outbox list --json` prints OUTBOX_QUEUED). */
+int outbox_print(struct store *s, enum outbox_part part, FILE *out);
 /* Re-queues a dead letter with attempts reset to 0, due now. -ENOMSG: it has
  * no request to send (it died before one could be rendered or stored); an
  * entry that does not parse gives the store's error (-EBADMSG). */

@@ -28,6 +28,8 @@ const char *snapshot_change_name(enum snapshot_change c)
         return "updated";
     case SNAPSHOT_DELETED:
         return "deleted";
+    case SNAPSHOT_TOUCHED:
+        return "touched";
     }
     return "?";
 }
@@ -58,8 +60,19 @@ static bool emits(const struct snapshot_scope *sc, enum snapshot_change c)
         return (sc->emit & EVENT_TYPE_UPDATED) != 0;
     case SNAPSHOT_DELETED:
         return (sc->emit & EVENT_TYPE_DELETED) != 0;
+    case SNAPSHOT_TOUCHED:
+        return (sc->emit & EVENT_TYPE_TOUCHED) != 0;
     }
     return false;
+}
+
+/* Is changes (non-empty) a change of the scope's update-time field alone:
+ * a touch (a write to a child record moves its parent's update time)? */
+static bool touch_only(const struct snapshot_scope *sc, const cJSON *changes)
+{
+    const cJSON *first = changes != NULL ? changes->child : NULL;
+    return sc->touch_field != NULL && first != NULL && first->next == NULL &&
+           strcmp(first->string, sc->touch_field) == 0;
 }
 
 /* Builds the LMDB key of a record. Returns its length, or 0 if too long. */
@@ -366,13 +379,20 @@ static int apply_changed(struct store_txn *txn, const struct snapshot_scope *sc,
 {
     cJSON *changes = NULL;
     size_t old_len = 0;
-    if (emits(sc, SNAPSHOT_UPDATED)) {
+    enum snapshot_change kind = SNAPSHOT_UPDATED;
+    if (emits(sc, SNAPSHOT_UPDATED) || emits(sc, SNAPSHOT_TOUCHED)) {
         cJSON *old_rec = load_copy(txn, key, klen, &old_len);
         if (old_rec == NULL) {
             old_rec = cJSON_CreateObject(); /* no copy kept: report every field as new */
         }
         changes = diff_changes(old_rec, rec, sc->fields, sc->ignore);
         cJSON_Delete(old_rec);
+        /* A touch is an event only when asked for (emit = ... touched). */
+        kind = touch_only(sc, changes) ? SNAPSHOT_TOUCHED : SNAPSHOT_UPDATED;
+        if (!emits(sc, kind)) {
+            cJSON_Delete(changes);
+            changes = NULL;
+        }
     }
     char *json = cJSON_PrintUnformatted(rec);
     struct snap_entry e = {
@@ -388,7 +408,7 @@ static int apply_changed(struct store_txn *txn, const struct snapshot_scope *sc,
     if (rc == 0 && changes != NULL) {
         /* record + changes: each changed value at most once old, once new */
         size_t bound = 2 * (e.json_len + old_len);
-        rc = append_event(txn, sc, SNAPSHOT_UPDATED, id, e.version, h, rec, changes, bound, st);
+        rc = append_event(txn, sc, kind, id, e.version, h, rec, changes, bound, st);
         changes = NULL;
     }
     cJSON_Delete(changes);

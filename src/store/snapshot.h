@@ -40,6 +40,7 @@ enum snapshot_change {
     SNAPSHOT_CREATED,
     SNAPSHOT_UPDATED,
     SNAPSHOT_DELETED,
+    SNAPSHOT_TOUCHED, /* an update of touch_field alone: an event only if emit has TOUCHED */
 };
 
 const char *snapshot_change_name(enum snapshot_change c);
@@ -63,6 +64,7 @@ struct snapshot_scope {
     char *const *fields;      /* only these members count (NULL: all) */
     char *const *ignore;      /* these never count (user ignore + catalog volatile; NULL: none) */
     unsigned emit;            /* EVENT_TYPE_* bits: which changes become events */
+    const char *touch_field;  /* the update-time field: a change of it alone is "touched" (NULL: none) */
     bool silent;              /* baseline: record everything, emit nothing */
     uint32_t new_flags;       /* flags for entries created now (SNAP_BASELINE in a baseline) */
     /* Called inside the txn with each event just before it is appended (rules, own writes). */
@@ -86,7 +88,8 @@ struct snapshot_stats {
     unsigned seen_stored;
 };
 
-/* Called inside the txn for every change (emitted or not), e.g. to feed for_each children. */
+/* Called inside the txn for every change (emitted or not), e.g. to feed for_each children;
+ * a touch comes as SNAPSHOT_UPDATED (it is one, only not an event by default). */
 typedef int (*snapshot_change_cb)(struct store_txn *txn, const char *record_id,
                                   enum snapshot_change change, void *ud);
 

@@ -77,7 +77,7 @@ class MechanismsTest(test_actions.RulesTest):
         return [u for u in self.sandbox.state()["records"]["users"] if u["email"] == email]
 
     def dlq(self, cfg):
-        out = self.pollen("dlq", "list", "-c", cfg).stdout
+        out = self.pollen("dlq", "list", "--json", "-c", cfg).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def assertNowhere(self, cfg):

@@ -155,13 +155,17 @@ class RulesTest(harness.PollenTest):
             self.assertJSON(req["body"], body)
         self.assertEqual(req["status"], status, req)
 
-    def assertSucceeded(self, events, rule, action, status, trigger, type_, record_id):
-        """Exactly one action.succeeded for rule, from the detection event on record_id."""
+    def assertSucceeded(self, events, rule, action, status, trigger, type_, record_id,
+                        acted_on=None):
+        """Exactly one action.succeeded for rule, from the detection event on record_id;
+        with acted_on, the event's record_id (the record the action wrote)."""
         outcomes = [e for e in events if e["type"].startswith("action.") and e.get("rule") == rule]
         self.assertEqual([e["type"] for e in outcomes], ["action.succeeded"], outcomes)
         ev = outcomes[0]
         self.assertEqual(ev["action"], action)
         self.assertEqual(ev["status"], status)
+        if acted_on is not None:
+            self.assertEqual(ev.get("record_id"), acted_on, ev)
         self.assertIsInstance(ev["traceId"], str)
         self.assertTrue(ev["traceId"])
         by_id = {e["id"]: e for e in events}
@@ -244,9 +248,10 @@ class ContactActionsTest(RulesTest):
         self.assertRequest(writes[0], "POST", "/contacts/", {
             "locationId": LOC, "firstName": "Copy of Zed", "lastName": last, "email": email,
             "tags": ["copied", "zed"], "dnd": True, "source": "pollen"}, 201)
-        self.assertSucceeded(events, "copy", "contacts.create", 201, "c", "updated", cid)
+        ev = self.assertSucceeded(events, "copy", "contacts.create", 201, "c", "updated", cid)
         made = [c for c in self.sandbox.state()["contacts"] if c.get("email") == email]
         self.assertEqual(len(made), 1)
+        self.assertEqual(ev["record_id"], made[0]["id"], "the contact the action created")
         self.assertEqual((made[0]["firstName"], made[0]["tags"], made[0]["dnd"]),
                          ("Copy of Zed", ["copied", "zed"], True))
         # The new contact comes back as created, recognised as pollen's own.
@@ -272,7 +277,8 @@ class ContactActionsTest(RulesTest):
             "lastName": "Verified", "city": city.upper(), "dnd": False, "tags": ["alpha", "beta"],
             "website": "https://example.com/" + cid,
             "customFields": [{"id": cf, "field_value": "gold"}]}, 200)
-        self.assertSucceeded(events, "verify", "contacts.update", 200, "c", "updated", cid)
+        self.assertSucceeded(events, "verify", "contacts.update", 200, "c", "updated", cid,
+                             acted_on=cid)
         rec = self.contact(cid)
         self.assertEqual((rec["lastName"], rec["city"], rec["dnd"], rec["website"]),
                          ("Verified", city.upper(), False, "https://example.com/" + cid))
@@ -356,7 +362,8 @@ class ContactActionsTest(RulesTest):
         self.assertEqual(len(writes), 1, writes)
         self.assertRequest(writes[0], "POST", "/contacts/%s/tags" % cid,
                            {"tags": ["email-changed", "needs-review"]}, 201)
-        self.assertSucceeded(events, "flag", "contacts.tags.add", 201, "c", "updated", cid)
+        self.assertSucceeded(events, "flag", "contacts.tags.add", 201, "c", "updated", cid,
+                             acted_on=cid)
         self.assertEqual(self.contact(cid)["tags"], ["keep", "email-changed", "needs-review"])
         self.assertQuiet(cfg, mark)
         self.assertEqual(self.echo(cfg, "c", cid)["type"], "updated")
@@ -426,9 +433,10 @@ class ContactActionsTest(RulesTest):
         self.assertAlmostEqual(parse_iso(body["dueDate"]), t0 + 86400, delta=600)
         self.assertRequest(writes[0], "POST", "/contacts/%s/tasks" % vera, {
             "title": "Follow up with Vera", "dueDate": body["dueDate"], "completed": False}, 201)
-        self.assertSucceeded(events, "vip-followup", "contacts.tasks.create", 201, "c", "created",
-                             vera)
+        ev = self.assertSucceeded(events, "vip-followup", "contacts.tasks.create", 201, "c",
+                                  "created", vera)
         tasks = self.sandbox.state()["tasks"][vera]
+        self.assertEqual(ev["record_id"], tasks[0]["id"], "the task the action created")
         self.assertEqual([(t["title"], t["completed"], t["dueDate"]) for t in tasks],
                          [("Follow up with Vera", False, body["dueDate"])])
         self.assertEqual(self.sandbox.state()["tasks"][created["Gus"]["record_id"]], [])
@@ -460,7 +468,8 @@ class ContactActionsTest(RulesTest):
         self.assertRequest(writes[0], "PUT", "/contacts/%s/tasks/%s" % (cid, tid), {
             "title": "[triaged] Call back", "body": "was: asap", "completed": False,
             "dueDate": body["dueDate"], "assignedTo": self.meta["users"][0]}, 200)
-        self.assertSucceeded(events, "triage", "contacts.tasks.update", 200, "tasks", "created", tid)
+        self.assertSucceeded(events, "triage", "contacts.tasks.update", 200, "tasks", "created", tid,
+                             acted_on=tid)
         task = [t for t in self.sandbox.state()["tasks"][cid] if t["id"] == tid][0]
         self.assertEqual((task["title"], task["body"], task["completed"], task["assignedTo"]),
                          ("[triaged] Call back", "was: asap", False, self.meta["users"][0]))
@@ -953,7 +962,9 @@ class FeedbackLoopTest(RulesTest):
                       timeout=60, what="the task creation to complete")
         tasks = self.sandbox.state()["tasks"][vera]
         self.assertEqual(len(tasks), 1)
-        self.wait_for(lambda: any(e.get("record_id") == tasks[0]["id"] for e in self.events(cfg)),
+        self.wait_for(lambda: any(e.get("record_id") == tasks[0]["id"]
+                                  and not e["type"].startswith("action.")
+                                  for e in self.events(cfg)),
                       timeout=30, what="the task's echo")
         time.sleep(3)
         self.assertEqual(self.stop_engine(), 0)
@@ -982,7 +993,7 @@ class FeedbackLoopTest(RulesTest):
         adds = [r for r in self.writes() if r["path"] == "/contacts/%s/tags" % cid]
         self.assertEqual(len(adds), 1)
         got = sorted((e["trigger"], e["type"], e.get("origin") or "") for e in self.events(cfg)
-                     if e.get("record_id") == cid)
+                     if e.get("record_id") == cid and not e["type"].startswith("action."))
         self.assertEqual(got, [("c", "updated", ""), ("c", "updated", "pollen"),
                                ("c2", "updated", ""), ("c2", "updated", "pollen")])
 

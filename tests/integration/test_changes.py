@@ -1,6 +1,7 @@
 """Exactly the created, updated (with correct field-level changes) and
 deleted contacts are emitted, no more and no fewer; `fields`, `ignore` and
-`emit` filter as documented."""
+`emit` filter as documented; a touch (dateUpdated alone) is no event unless
+`emit` asks for `touched`, and still feeds for_each children."""
 import harness
 
 FAST = "rate_limit = 100\nrate_window = 1s\n"
@@ -106,6 +107,42 @@ class ChangesTest(harness.PollenTest):
         self.run_once(cfg)
         self.assertEqual([(e["type"], e["record_id"]) for e in self.events(cfg)],
                          [("deleted", self.ids[8])])
+
+
+    def test_touch_is_no_update_unless_asked(self):
+        """A task written to a contact moves only the contact's dateUpdated: no event on a
+        default trigger, `touched` on one whose emit asks for it; the contact's tasks are
+        still read (for_each), so the task is reported. A real change stays `updated`."""
+        cfg = self.baseline(
+            "[trigger c]\nuse = contacts.search\nevery = 1s\n\n"
+            "[trigger seen]\nuse = contacts.search\nevery = 1s\n"
+            "emit = created updated deleted touched\n\n"
+            "[trigger tasks]\nuse = contacts.tasks\nfor_each = c\nevery = 1s\n")
+        cid = self.ids[6]
+        applied = self.sandbox.mutate([{"op": "create", "kind": "task", "contactId": cid,
+                                        "fields": {"title": "Call back"}}])
+        tid = [c["id"] for c in applied if c["kind"] == "task"][0]
+        self.assertEqual([(c["kind"], c["id"]) for c in contact_changes(applied)], [("contact", cid)],
+                         "the sandbox touches the task's contact")
+        self.run_once(cfg)
+        events = self.events(cfg)
+        self.assertEqual(sorted((e["trigger"], e["type"], e["record_id"]) for e in events),
+                         [("seen", "touched", cid), ("tasks", "created", tid)])
+        touched = next(e for e in events if e["type"] == "touched")
+        self.assertEqual(list(touched["changes"]), ["dateUpdated"])
+        self.assertEqual(touched["record"]["id"], cid)
+        # tail --type touched picks them.
+        self.assertEqual(self.events(cfg, "--type", "touched"), [touched])
+
+        self.sandbox.mutate([{"op": "update", "kind": "contact", "id": cid,
+                              "fields": {"firstName": "Retouched"}}])
+        self.run_once(cfg)
+        later = self.events(cfg)[len(events):]
+        self.assertEqual(sorted((e["trigger"], e["type"], e["record_id"]) for e in later),
+                         [("c", "updated", cid), ("seen", "updated", cid)])
+        for e in later:
+            self.assertEqual(e["changes"]["firstName"]["new"], "Retouched")
+            self.assertIn("dateUpdated", e["changes"])
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ CASES = {
         "page_size", 1, r"page_size = 101 is out of range \(contacts\.list allows 1\.\.100\)"),
     "emit_unknown_type": (
         sub("every = 1m", "every = 1m\nemit = created modified"), "emit =", 1,
-        r"emit: unknown event type 'modified' \(allowed: created updated deleted\)"),
+        r"emit: unknown event type 'modified' \(allowed: created updated deleted touched\)"),
     "first_poll_unknown": (
         sub("every = 1m", "every = 1m\nfirst_poll = sometimes"), "first_poll", 1,
         r"bad value 'sometimes' for 'first_poll' \(allowed: baseline emit\)"),
@@ -307,18 +307,28 @@ class CheckTest(unittest.TestCase):
                                  "check must write nothing")
 
     def test_dlq_and_tail_before_the_engine_ran(self):
-        """Before any run there is no store: tail and dlq list report nothing,
-        quietly, and create nothing; bad dlq arguments are usage errors."""
+        """Before any run there is no store: tail, dlq and outbox say the state directory
+        holds no state and exit 2 (a wrong state_dir must not look like an empty log or
+        queue); none creates anything; bad dlq and outbox arguments are usage errors."""
         path = self.write("good", BASE)
         state = os.path.join(self.dir, "state")
-        for args in (("dlq", "list"), ("tail",)):
+        for args in (("tail",), ("dlq", "list"), ("dlq", "list", "--json"), ("dlq", "retry", "3"),
+                     ("dlq", "retry", "--all"), ("dlq", "drop", "3"), ("outbox", "list")):
             proc = self.pollen(*args, "-c", path)
-            self.assertEqual((proc.returncode, proc.stdout, proc.stderr), (0, "", ""), args)
+            self.assertEqual((proc.returncode, proc.stdout), (2, ""), (args, proc.stderr))
+            self.assertIn(f"pollen {args[0]}: {state} holds no state", proc.stderr)
         self.assertFalse(os.path.exists(state), "a reader created the state directory")
         for args, rx in ((("dlq", "list", "extra"), r"unexpected argument 'extra'"),
                          (("dlq", "retry"), r"dlq retry needs the numeric id"),
                          (("dlq", "drop", "x1"), r"dlq drop needs the numeric id"),
-                         (("dlq", "purge"), r"dlq needs list, retry ID or drop ID")):
+                         (("dlq", "purge"), r"dlq needs list, retry ID\|--all or drop ID"),
+                         (("dlq", "list", "--all"), r"--all goes with dlq retry"),
+                         (("dlq", "drop", "--all"), r"--all goes with dlq retry"),
+                         (("dlq", "retry", "--json", "1"), r"--json goes with dlq list"),
+                         (("dlq", "retry", "--all", "1"), r"unexpected argument '1'"),
+                         (("outbox",), r"outbox needs list"),
+                         (("outbox", "list", "x"), r"unexpected argument 'x'"),
+                         (("outbox", "show"), r"outbox needs list")):
             proc = self.pollen(*args, "-c", path)
             self.assertEqual(proc.returncode, 2, args)
             self.assertRegex(proc.stderr, rx)

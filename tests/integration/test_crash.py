@@ -24,7 +24,8 @@ then checked against the sandbox's baseline state, final state
 3. Per record (contact, task, note), the events replayed from the baseline
    copy form a valid history: `created` only when the record is not known
    (never for a baseline record, at most once), `updated`/`deleted` only when
-   it is; each `updated` carries `changes` listing exactly the top-level
+   it is (the contacts trigger also emits `touched`, an update of dateUpdated
+   alone, checked as an update); each `updated` carries `changes` listing exactly the top-level
    fields that differ from the previous copy (baseline or previous event)
    with the right old and new values; a `deleted` event carries the last
    copy. At most one `created` and at most one `deleted` per record.
@@ -79,6 +80,7 @@ TRIGGERS = """
 use = contacts.search
 every = 1s
 reconcile = %dms
+emit = created updated deleted touched
 
 [trigger tasks]
 use = contacts.tasks
@@ -205,7 +207,7 @@ def check_events(events, recs, location_id):
         ids.add(ev.get("id"))
         kind = KIND_OF_TRIGGER.get(ev.get("trigger"))
         rec = ev.get("record")
-        if kind is None or ev.get("type") not in ("created", "updated", "deleted") or not isinstance(rec, dict):
+        if kind is None or ev.get("type") not in ("created", "updated", "touched", "deleted") or not isinstance(rec, dict):
             problems.append("seq %s: malformed event %s" % (seq, canon(ev)[:300]))
             continue
         if ev.get("location") != location_id:
@@ -236,12 +238,15 @@ def check_events(events, recs, location_id):
                     problems.append("%s: created#%d but the record was already known (%s)"
                                     % (what, seq, "baseline" if state is r.base else "an earlier event"))
                 state = cur
-            elif t == "updated":
+            elif t in ("updated", "touched"):
                 if state is None:
                     problems.append("%s: updated#%d for a record not known" % (what, seq))
                     state = cur
                     continue
                 want = field_diff(state, cur)
+                if t == "touched" and set(want) != {"dateUpdated"}:
+                    problems.append("%s: touched#%d changes %s, not dateUpdated alone"
+                                    % (what, seq, sorted(want)))
                 got = ev.get("changes")
                 if not isinstance(got, dict):
                     problems.append("%s: updated#%d without changes" % (what, seq))

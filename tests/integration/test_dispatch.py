@@ -171,7 +171,7 @@ class DispatchTest(harness.PollenTest):
                 self.fail(f"the engine exited {rc} on SIGTERM:\n{self.engine_log_text()[-3000:]}")
 
     def dlq_list(self, cfg):
-        out = self.pollen("dlq", "list", "-c", cfg).stdout
+        out = self.pollen("dlq", "list", "--json", "-c", cfg).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def receiver(self):
@@ -645,13 +645,17 @@ with open(os.path.join({out_dir!r}, "%d.json" % os.getpid()), "w") as f:
         self.assertFalse(os.path.exists(pwned + "2"), "a field was executed by a shell")
 
     def test_exec_exit_status_decides_success_and_failures_retry(self):
+        """Exit 0 succeeds; a non-zero exit and a signal retry, their outcomes saying
+        "exit N: output" and "signal NAME"; exec action events name no record."""
         counter = os.path.join(self.dir, "calls")
         script = self.write_script("flaky.py", f"""\
-import sys
+import os, signal, sys
 with open({counter!r}, "a") as f:
     f.write("x")
 n = len(open({counter!r}).read())
-print("attempt", n, "failing" if n == 1 else "ok")
+print("attempt", n, "failing" if n == 1 else "ok", flush=True)
+if n == 2:
+    os.kill(os.getpid(), signal.SIGTERM)
 sys.exit(1 if n == 1 else 0)
 """)
         cfg = self.baseline(f"[rule run]\non = c:created\ndo = exec\ncommand = {script}\n"
@@ -661,11 +665,19 @@ sys.exit(1 if n == 1 else 0)
         source = self.created_event(cfg, cid)["id"]
         acts = self.actions(cfg)
         self.assertEqual([(e["type"], e["source"]) for e in acts],
-                         [("action.failed", source), ("action.succeeded", source)])
+                         [("action.failed", source), ("action.failed", source),
+                          ("action.succeeded", source)])
         self.assertEqual(acts[0]["status"], 1)
-        self.assertIn("exit status 1", acts[0]["error"])
+        self.assertEqual(acts[0]["error"], "exit 1: attempt 1 failing")
+        self.assertEqual(acts[1]["error"], "signal SIGTERM: attempt 2 ok")
+        for e in acts:
+            self.assertNotIn("record_id", e, "an exec action acts on no record")
+        log = self.engine_log_text()
+        self.assertIn("rule run: exec failed, will retry: exit 1: attempt 1 failing", log)
+        self.assertIn("rule run: exec failed, will retry: signal SIGTERM", log)
+        self.assertIn("rule run: exec succeeded (exit 0)", log)
         with open(counter) as f:
-            self.assertEqual(f.read(), "xx", "the program ran exactly twice")
+            self.assertEqual(f.read(), "xxx", "the program ran exactly three times")
 
     def test_exec_timeout_kills_the_whole_process_group(self):
         pids = os.path.join(self.dir, "pids")

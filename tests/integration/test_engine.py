@@ -126,7 +126,7 @@ class EngineTest(harness.PollenTest):
                               "path": TASKS_PATH}])
         self.run_once(cfg)
         self.assertTrue(self.events(cfg), "events to export")
-        self.assertEqual(len(self.pollen("dlq", "list", "-c", cfg).stdout.splitlines()), 1)
+        self.assertEqual(len(self.pollen("dlq", "list", "--json", "-c", cfg).stdout.splitlines()), 1)
         for cmd in (("tail",), ("dlq", "list")):
             with open("/dev/full", "w") as full:
                 p = harness.subprocess.run([harness.POLLEN_BIN, *cmd, "-c", cfg], stdout=full,

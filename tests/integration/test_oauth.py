@@ -954,9 +954,11 @@ class OAuthTest(harness.PollenTest):
         faulted = sorted((r["path"].split("/")[-1], r["status"]) for r in sbx.requests()
                          if r.get("fault"))
         self.assertEqual(faulted, [("search", 400), ("tags", 422)], "the echoing faults were served")
-        dlq = self.capture("dlq", "dlq", "list", "-c", cfg)
+        dlq = self.capture("dlq", "dlq", "list", "--json", "-c", cfg)
         self.assertIn("tag-main", dlq.stdout)
         self.assertIn("hook-fail", dlq.stdout)
+        table = self.capture("dlq-table", "dlq", "list", "-c", cfg)
+        self.assertIn("hook-fail", table.stdout)
         self.assertTrue(os.listdir(os.path.join(self.dir, "exec")))
         self.assertTrue(os.listdir(os.path.join(self.dir, "http")))
 

@@ -146,7 +146,7 @@ class RenderTest(harness.PollenTest):
         self.assertEqual(by_path["/ok"]["headers"]["x-file"], file_secret)
         self.assertEqual(by_path["/ok"]["headers"]["x-plain"], f"p-{cid}")
         self.assertEqual(by_path["/dead"]["headers"]["authorization"], env_secret)
-        dlq = self.pollen("dlq", "list", "-c", cfg, env=env).stdout
+        dlq = self.pollen("dlq", "list", "--json", "-c", cfg, env=env).stdout
         (letter,) = [json.loads(line) for line in dlq.splitlines() if line.strip()]
         self.assertEqual(letter["request"]["headers"], {"Authorization": "***"})
         self.assertEqual(letter["request"]["secret_headers"], {"Authorization": "env:HOOK_SECRET"})
@@ -205,7 +205,7 @@ class RenderTest(harness.PollenTest):
         self.assertIn("dead-letter retention removed 1 dead letter", run.stdout + run.stderr)
 
     def dlq_list(self, cfg):
-        out = self.pollen("dlq", "list", "-c", cfg).stdout
+        out = self.pollen("dlq", "list", "--json", "-c", cfg).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 

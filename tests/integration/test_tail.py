@@ -12,6 +12,14 @@
   with -f it waits for them, then stops by itself.
 - test_bad_arguments, test_unknown_type_is_usage_error: malformed options
   are usage errors (exit 2).
+- test_several_types_last_since: --type given several times matches any of
+  them; -n/--last N prints the last N matching events (with the other
+  filters and --limit); --since takes an ISO-8601 time or a time ago.
+- test_unknown_trigger: a --trigger that is neither configured nor in the
+  log exits 2 with a message (also with -f); one removed from the
+  configuration whose events the log keeps still prints them.
+- test_missing_state_and_last_follow: without a state directory tail exits
+  2 naming it; -f says it waits; -n N -f prints the last N, then follows.
 """
 import json
 import os
@@ -163,7 +171,6 @@ class TailTest(harness.PollenTest):
         """Baseline plus three rounds of changes on two triggers: 18 events."""
         ids = self.sandbox.seed(20)["contact_ids"]
         cfg = self.write_config(TRIGGERS, location=FAST)
-        self.assertEqual(self.events(cfg), [], "no state directory yet: no events, exit 0")
         self.run_once(cfg)
         for tag in ("A", "B", "C"):
             self.mutate_round(ids, tag)
@@ -199,7 +206,6 @@ class TailTest(harness.PollenTest):
             got = tail("--trigger", trig)
             self.assertEqual(len(got), 9)
             self.assertEqual(got, where(lambda e: e["trigger"] == trig))
-        self.assertEqual(tail("--trigger", "nosuch"), [])
         for typ in ("created", "updated", "deleted"):
             got = tail("--type", typ)
             self.assertEqual(len(got), 6)
@@ -276,6 +282,116 @@ class TailTest(harness.PollenTest):
             proc = self.pollen("tail", "-c", cfg, "--type", typ, check=False, timeout=10)
             self.assertEqual(proc.returncode, 2, f"tail --type {typ!r}: {proc.stderr}")
             self.assertIn("type", proc.stderr)
+
+    def test_several_types_last_since(self):
+        cfg, _, every = self.build_log()
+
+        def tail(*args):
+            return self.events(cfg, *args)
+
+        def where(pred):
+            return [e for e in every if pred(e)]
+
+        # --type several times: any of them; a repeat changes nothing.
+        self.assertEqual(tail("--type", "created", "--type", "deleted"),
+                         where(lambda e: e["type"] in ("created", "deleted")))
+        self.assertEqual(tail("--type", "updated", "--type", "updated"),
+                         where(lambda e: e["type"] == "updated"))
+        self.assertEqual(tail("--trigger", "listed", "--type", "created", "--type", "updated"),
+                         where(lambda e: e["trigger"] == "listed"
+                               and e["type"] in ("created", "updated")))
+        # -n/--last N: the last N matching events.
+        self.assertEqual(tail("-n", "3"), every[-3:])
+        self.assertEqual(tail("--last", "1"), every[-1:])
+        self.assertEqual(tail("-n", "0"), [])
+        self.assertEqual(tail("-n", "100"), every)
+        self.assertEqual(tail("--type", "updated", "-n", "2"),
+                         where(lambda e: e["type"] == "updated")[-2:])
+        self.assertEqual(tail("--trigger", "people", "--type", "deleted", "--type", "created",
+                              "--last", "3"),
+                         where(lambda e: e["trigger"] == "people"
+                               and e["type"] in ("deleted", "created"))[-3:])
+        self.assertEqual(tail("-n", "4", "--limit", "2"), every[-4:-2])
+        mid = every[7]["seq"]
+        self.assertEqual(tail("--from", str(mid), "-n", "50"), where(lambda e: e["seq"] >= mid))
+        # --since: an ISO-8601 time (the events' own format, a date, no zone), or a time ago.
+        cut = every[9]["time"]
+        later = where(lambda e: e["time"] >= cut)
+        self.assertLess(len(later), len(every), "the rounds are recorded at different times")
+        self.assertEqual(tail("--since", cut), later)
+        self.assertEqual(tail("--since", cut.rstrip("Z")), later)
+        self.assertEqual(tail("--since", "2000-01-01"), every)
+        self.assertEqual(tail("--since", "9999-01-01T00:00:00Z"), [])
+        self.assertEqual(tail("--since", "1d"), every)
+        self.assertEqual(tail("--since", "1h", "--type", "deleted", "-n", "1"),
+                         where(lambda e: e["type"] == "deleted")[-1:])
+        self.assertEqual(tail("--since", cut, "--last", "2"), later[-2:])
+        for bad in ("yesterday", "10 minutes", "0s", "2026-13-01", ""):
+            proc = self.pollen("tail", "-c", cfg, "--since", bad, check=False, timeout=10)
+            self.assertEqual((proc.returncode, proc.stdout), (2, ""), bad)
+            self.assertIn("bad --since", proc.stderr)
+        for bad in ("x", "-1", "3x"):
+            proc = self.pollen("tail", "-c", cfg, "-n", bad, check=False, timeout=10)
+            self.assertEqual((proc.returncode, proc.stdout), (2, ""), bad)
+            self.assertIn("--last needs a number", proc.stderr)
+
+    def test_unknown_trigger(self):
+        cfg, _, every = self.build_log()
+        for args in ([], ["-f"], ["--type", "created"]):
+            proc = self.pollen("tail", "-c", cfg, "--trigger", "nosuch", *args, check=False,
+                               timeout=10)
+            self.assertEqual((proc.returncode, proc.stdout), (2, ""), args)
+            self.assertIn("no trigger 'nosuch': it is not in the configuration and the event "
+                          "log has no event of it", proc.stderr)
+        # A trigger removed from the configuration: its recorded events are still there.
+        people_only = self.write_config(TRIGGERS.split("[trigger listed]")[0], location=FAST,
+                                        name="people.ini")
+        self.assertEqual(self.events(people_only, "--trigger", "listed"),
+                         [e for e in every if e["trigger"] == "listed"])
+        # A configured trigger without events yet is no error.
+        more = self.write_config(TRIGGERS + "\n[trigger fresh]\nuse = contacts.list\nevery = 1s\n",
+                                 location=FAST, name="more.ini")
+        self.assertEqual(self.events(more, "--trigger", "fresh"), [])
+
+    def test_missing_state_and_last_follow(self):
+        ids = self.sandbox.seed(20)["contact_ids"]
+        cfg = self.write_config(TRIGGERS, location=FAST)
+        state = os.path.join(self.dir, "state")
+        for args in ([], ["-n", "2"], ["--trigger", "people"]):
+            proc = self.pollen("tail", "-c", cfg, *args, check=False, timeout=10)
+            self.assertEqual((proc.returncode, proc.stdout), (2, ""), args)
+            self.assertIn(f"pollen tail: {state} holds no state: no engine has run with this "
+                          "configuration yet", proc.stderr)
+        waiting = self.follow(cfg)
+        time.sleep(0.8)
+        self.assertIsNone(waiting.proc.poll(), "tail -f waits for the state directory")
+        rc, err = waiting.interrupt()
+        self.assertEqual(rc, 0, err)
+        self.assertIn("holds no state yet; waiting for the engine to create it", err)
+        self.assertFalse(os.path.exists(state), "tail created the state directory")
+
+        self.run_once(cfg)
+        self.mutate_round(ids, "A")
+        self.run_once(cfg)
+        before = self.events(cfg)
+        self.assertEqual(len(before), 6)
+        last2 = self.follow(cfg, "-n", "2")
+        nothing_old = self.follow(cfg, "-n", "0", "--type", "created")
+        self.wait_for(lambda: len(last2.events()) >= 2, timeout=20, what="the last two events")
+        changes = self.mutate_round(ids, "B")
+        self.run_once(cfg)
+        after = self.events(cfg)
+        self.assertEqual(len(after), 12)
+        self.wait_for(lambda: len(last2.events()) >= 8, timeout=20, what="the new events")
+        self.wait_for(lambda: len(nothing_old.events()) >= 2, timeout=20, what="new creations")
+        rc, err = last2.interrupt()
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(last2.events(), after[4:])
+        rc, err = nothing_old.interrupt()
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(nothing_old.events(), [e for e in after[6:] if e["type"] == "created"])
+        self.assertEqual({e["record_id"] for e in nothing_old.events()},
+                         {r for t, r in changes if t == "created"})
 
 
 if __name__ == "__main__":

@@ -461,6 +461,64 @@ static void test_emit_bits(void)
     }
 }
 
+/*
+ * A change of the scope's touch_field alone is a touch: no event unless emit
+ * has EVENT_TYPE_TOUCHED (then type "touched"); the callback sees it as an
+ * update either way (for_each children), and the copy moves on.
+ */
+static void test_touch(void)
+{
+    static const struct {
+        unsigned emit;
+        const char *touch_field;
+        const char *want; /* the types of the events of a touch, then a real change */
+    } cases[] = {
+        {ALL_TYPES, "at", "updated"},
+        {ALL_TYPES | EVENT_TYPE_TOUCHED, "at", "touched updated"},
+        {EVENT_TYPE_TOUCHED, "at", "touched"},
+        {ALL_TYPES, NULL, "updated updated"}, /* no update-time field: as before */
+        {ALL_TYPES, "v", "updated updated"},  /* another field alone is no touch */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        int failures = test_failures;
+        struct store *s = fresh_store("touch");
+        struct snapshot_scope sc = make_scope("t", "loc", cases[i].emit);
+        sc.touch_field = cases[i].touch_field;
+        uint64_t mark = 0;
+        struct op op = {0};
+        CHECK_INT(apply(s, &sc, "[{\"id\":\"x\",\"v\":1,\"at\":1}]", &op), 0);
+        cJSON_Delete(new_events(s, &mark));
+        CHECK_INT(apply(s, &sc, "[{\"id\":\"x\",\"v\":1,\"at\":2}]", &op), 0);
+        CHECK_STR(op.changes, "updated:x");
+        CHECK_INT(op.st.updated, 1);
+        CHECK_INT(apply(s, &sc, "[{\"id\":\"x\",\"v\":2,\"at\":3}]", &op), 0);
+        cJSON *evs = new_events(s, &mark);
+        char got[64] = "";
+        const cJSON *ev;
+        cJSON_ArrayForEach(ev, evs)
+        {
+            size_t used = strlen(got);
+            snprintf(got + used, sizeof(got) - used, "%s%s", used ? " " : "",
+                     json_get_string(ev, "type"));
+            if (strcmp(json_get_string(ev, "type"), "touched") == 0) {
+                CHECK(json_is(cJSON_GetObjectItemCaseSensitive(ev, "changes"),
+                              "{\"at\":{\"old\":1,\"new\":2}}"));
+            } else if (ev->next == NULL) {
+                /* The real change is diffed against the touched copy. */
+                CHECK(json_is(cJSON_GetObjectItemCaseSensitive(ev, "changes"),
+                              "{\"v\":{\"old\":1,\"new\":2},\"at\":{\"old\":2,\"new\":3}}"));
+            }
+        }
+        CHECK_STR(got, cases[i].want);
+        cJSON_Delete(evs);
+        if (test_failures > failures) {
+            fprintf(stderr, "  (touch case %zu)\n", i);
+        }
+        free_scope(&sc);
+        close_store(s, "touch");
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* ignore and fields                                                         */
 
@@ -1142,6 +1200,7 @@ int main(void)
     test_lifecycle();
     test_deterministic_ids();
     test_emit_bits();
+    test_touch();
     test_ignore_and_fields();
     test_silent_baseline();
     test_invalid_records();

@@ -89,7 +89,7 @@ static int tail_from(const char *dir, struct sink *k, uint64_t from, uint64_t li
                      const char *type)
 {
     FILE *out = sink_open(k);
-    struct tail_options o = {.state_dir = dir, .from = from, .limit = limit, .type = type,
+    struct tail_options o = {.state_dir = dir, .from = from, .limit = limit, .types = {{type}, type != NULL},
                              .out = out};
     int rc = tail_run(&o);
     fclose(out);
@@ -170,9 +170,55 @@ static void test_write_error_exits_1(const char *dir)
     CHECK(k.writes <= 2);
 }
 
+/* --since: an ISO-8601 time (loose: a date, no zone = UTC) or a time ago. */
+static void test_parse_since(void)
+{
+    const uint64_t now = 1796000000000ULL; /* 2026-11-29T... */
+    uint64_t ms = 0;
+    CHECK_INT(tail_parse_since("2026-12-07T10:00:00.000Z", now, &ms), 0);
+    CHECK_INT(ms, 1796637600000LL);
+    CHECK_INT(tail_parse_since("2026-12-07T10:00:00", now, &ms), 0);
+    CHECK_INT(ms, 1796637600000LL);
+    CHECK_INT(tail_parse_since("2026-12-07T12:00:00+02:00", now, &ms), 0);
+    CHECK_INT(ms, 1796637600000LL);
+    CHECK_INT(tail_parse_since("2026-12-07", now, &ms), 0);
+    CHECK_INT(ms, 1796601600000LL);
+    CHECK_INT(tail_parse_since("10m", now, &ms), 0);
+    CHECK_INT(ms, now - 600000);
+    CHECK_INT(tail_parse_since("1d", now, &ms), 0);
+    CHECK_INT(ms, now - 86400000);
+    CHECK_INT(tail_parse_since("100000d", now, &ms), 0);
+    CHECK_INT(ms, 1); /* before the epoch: everything (0 would mean no --since) */
+    ms = 7;
+    for (const char *const *bad = (const char *const[]){"", "0s", "yesterday", "10 m",
+                                                        "2026-13-01", "-5m", NULL};
+         *bad != NULL; bad++) {
+        CHECK_INT(tail_parse_since(*bad, now, &ms), -EINVAL);
+    }
+    CHECK_INT(ms, 7);
+}
+
+/* --type given several times: each kept once. */
+static void test_types(void)
+{
+    struct tail_types t = {0};
+    CHECK_INT(tail_types_add(&t, "created"), 0);
+    CHECK_INT(tail_types_add(&t, "deleted"), 0);
+    CHECK_INT(tail_types_add(&t, "created"), 0);
+    CHECK_INT(t.count, 2);
+    const char *more[] = {"a", "b", "c", "d", "e", "f"};
+    for (size_t i = 0; i < 6; i++) {
+        CHECK_INT(tail_types_add(&t, more[i]), 0);
+    }
+    CHECK_INT(tail_types_add(&t, "g"), -E2BIG);
+    CHECK_INT(t.count, TAIL_MAX_TYPES);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
+    test_parse_since();
+    test_types();
     char *dir = make_store();
     test_no_write_inside_a_txn(dir);
     test_limit_and_filter(dir);

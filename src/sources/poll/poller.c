@@ -219,6 +219,7 @@ void poller__init_scope(const struct poller *p, struct snapshot_scope *sc, const
     sc->fields = p->tc->fields;
     sc->ignore = p->ignore;
     sc->emit = p->tc->emit;
+    sc->touch_field = p->def->updated_field;
     sc->silent = silent;
     sc->new_flags = silent ? SNAP_BASELINE : 0;
     sc->on_event = p->env.on_event;
