@@ -96,6 +96,13 @@ struct poller_raw {
      * date): valid only while map_state is RAW_MAP_READY, for this cycle. */
     struct idmap map;
     enum { RAW_MAP_NONE, RAW_MAP_READY, RAW_MAP_OFF } map_state;
+    /* The map is kept in a file between runs (rawpage.c, map_load/map_save):
+     * the scope's generation it was read at, its entries then, and whether
+     * it came from (or already went to) the file. */
+    struct snapshot_gen gen;
+    bool gen_known;
+    bool map_filed;
+    uint64_t map_entries;
 };
 
 struct poller {

@@ -18,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "diff.h"
 #include "idmap.h"
 #include "json.h"
+#include "log.h"
 #include "util.h"
 
 /* Longest id worth looking up (diff_valid_record_id allows 128 bytes). */
@@ -122,6 +124,107 @@ static int map_add(const char *id, size_t idlen, const struct hash128 *raw, void
  * and forgets its records that will be applied (match_records); a page that
  * does not (poller__raw_page falls back) turns it off for the cycle.
  */
+/* ---- the map kept between runs ---------------------------------------- */
+
+/*
+ * A --once run is a new process, and reading 100,000 raw hashes out of LMDB
+ * was a quarter of a no-change enumeration's CPU. So the map a cycle read
+ * from the store, when no write touched the scope during the cycle, is
+ * saved to STATE_DIR/rawmap-HASH.bin, tagged with the scope's generation
+ * (snapshot_gen: every write to the scope moves it, in its own txn); a
+ * later cycle loads it when the generation read in its own txn is the
+ * same, i.e. when the entries are exactly those the map was read from.
+ * Anything else (no file, a torn one, another generation, another build's
+ * layout) reads the store as before. A for_each child's scope is never
+ * filed (its sweep writes markers under the prefix directly).
+ */
+static bool filing(const struct poller *p)
+{
+    return p->env.cfg != NULL && p->env.cfg->state_dir != NULL && !p->env.dry_run &&
+           p->parent == NULL;
+}
+
+static char *map_path(const struct poller *p)
+{
+    return xasprintf("%s/rawmap-%016llx.bin", p->env.cfg->state_dir,
+                     (unsigned long long)hash64_bytes(p->prefix, p->prefix_len));
+}
+
+/* The file's tag: what the map was read from (format, generation, scope). */
+static char *map_tag(const struct poller *p, const struct snapshot_gen *g, size_t *len)
+{
+    static const char kind[8] = "rawmap1";
+    *len = sizeof(kind) + sizeof(*g) + p->prefix_len;
+    char *t = xcalloc(1, *len);
+    memcpy(t, kind, sizeof(kind));
+    memcpy(t + sizeof(kind), g, sizeof(*g));
+    memcpy(t + sizeof(kind) + sizeof(*g), p->prefix, p->prefix_len);
+    return t;
+}
+
+/* Loads the filed map of the scope's current generation; false: read the store. */
+static bool map_load(struct poller *p, struct store_txn *txn, const struct snapshot_scope *sc,
+                     size_t *entries)
+{
+    struct poller_raw *r = &p->raw;
+    r->gen_known = filing(p) && snapshot_raw_gen(txn, sc, &r->gen) == 0;
+    if (!r->gen_known) {
+        return false;
+    }
+    size_t tag_len = 0;
+    char *tag = map_tag(p, &r->gen, &tag_len);
+    char *path = map_path(p);
+    uint64_t aux = 0;
+    r->map_filed = idmap_load(&r->map, path, tag, tag_len, &aux);
+    free(path);
+    free(tag);
+    *entries = (size_t)aux;
+    return r->map_filed;
+}
+
+/* Files the map of this cycle when nothing was written to the scope since
+ * it was read (the generation is the one it was read at). */
+static void map_save(struct poller *p)
+{
+    struct poller_raw *r = &p->raw;
+    if (r->map_state != RAW_MAP_READY || r->map_filed || !r->gen_known || !filing(p)) {
+        return;
+    }
+    struct store_txn *txn = NULL;
+    struct snapshot_scope sc = {.prefix = p->prefix, .prefix_len = p->prefix_len};
+    struct snapshot_gen now;
+    bool same = store_txn_begin(p->env.store, false, &txn) == 0 &&
+                snapshot_raw_gen(txn, &sc, &now) == 0 && now.txn == r->gen.txn &&
+                now.nonce == r->gen.nonce;
+    store_txn_abort(txn);
+    if (!same) {
+        return;
+    }
+    size_t tag_len = 0;
+    char *tag = map_tag(p, &r->gen, &tag_len);
+    char *path = map_path(p);
+    int rc = idmap_save(&r->map, path, tag, tag_len, r->map_entries);
+    if (rc != 0) {
+        log_debug(p->tag, "cannot save the raw-hash map to %s: %s", path, strerror(-rc));
+    }
+    r->map_filed = rc == 0;
+    free(path);
+    free(tag);
+}
+
+/* Reads the scope's raw hashes out of the store into the map; false: unreadable or too big. */
+static bool map_read(struct poller *p, struct store_txn *txn, const struct snapshot_scope *sc,
+                     size_t *entries)
+{
+    struct poller_raw *r = &p->raw;
+    if (p->max_total > 0) { /* the count the API claims: room for it at once */
+        idmap_reserve(&r->map, p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX);
+    }
+    struct map_fill fill = {.m = &r->map};
+    int rc = snapshot_raw_each(txn, sc, map_add, &fill, entries);
+    return rc == 0 && fill_flush(&fill);
+}
+
 static bool use_map(struct poller *p, struct store_txn *txn, const struct snapshot_scope *sc)
 {
     struct poller_raw *r = &p->raw;
@@ -129,22 +232,17 @@ static bool use_map(struct poller *p, struct store_txn *txn, const struct snapsh
         return r->map_state == RAW_MAP_READY;
     }
     idmap_init(&r->map, RAW_MAP_MAX);
-    if (p->max_total > 0) { /* the count the API claims: room for it at once */
-        size_t n = p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX;
-        idmap_reserve(&r->map, n);
-        idset_reserve(&p->seen, n); /* every id will be seen: no doubling on the way */
+    r->map_filed = false;
+    if (p->max_total > 0) { /* every id will be seen: no doubling on the way */
+        idset_reserve(&p->seen, p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX);
     }
-    struct map_fill fill = {.m = &r->map};
     size_t entries = 0;
-    int rc = snapshot_raw_each(txn, sc, map_add, &fill, &entries);
-    if (rc == 0 && !fill_flush(&fill)) {
-        rc = 1; /* full */
-    }
-    if (rc != 0) {
+    if (!map_load(p, txn, sc, &entries) && !map_read(p, txn, sc, &entries)) {
         map_off(r); /* unreadable, or too big: the lookups answer */
         return false;
     }
     r->map_state = RAW_MAP_READY;
+    r->map_entries = entries;
     /* The deletion scan may be proved needless (cycle.c, scan_needless). */
     p->fill_known = true;
     p->fill_entries = entries;
@@ -390,6 +488,7 @@ void poller__raw_scope(struct poller *p, struct snapshot_scope *sc)
 
 void poller__raw_cycle_reset(struct poller *p)
 {
+    map_save(p);
     idmap_finish(&p->raw.map);
     p->raw.map_state = RAW_MAP_NONE;
 }
