@@ -203,23 +203,6 @@ static uint64_t checksum(const void *tag, size_t tag_len, const struct idmap_slo
     return a ^ (b * 0x9E3779B97F4A7C15ull) ^ cap;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? -errno : -EIO;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int idmap_save(const struct idmap *m, const char *path, const void *tag, size_t tag_len,
                uint64_t aux)
 {
@@ -240,27 +223,8 @@ int idmap_save(const struct idmap *m, const char *path, const void *tag, size_t 
     char *head = xcalloc(1, off);
     memcpy(head, &h, sizeof(h));
     memcpy(head + sizeof(h), tag, tag_len);
-    char *tmp = xasprintf("%s.tmp", path);
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-    } else {
-        rc = write_all(fd, head, off);
-        if (rc == 0) {
-            rc = write_all(fd, m->slots, m->cap * sizeof(*m->slots));
-        }
-        if (close(fd) != 0 && rc == 0) {
-            rc = -errno;
-        }
-        if (rc == 0 && rename(tmp, path) != 0) {
-            rc = -errno;
-        }
-        if (rc != 0) {
-            unlink(tmp);
-        }
-    }
-    free(tmp);
+    struct util_chunk chunks[] = {{head, off}, {m->slots, m->cap * sizeof(*m->slots)}};
+    int rc = util_write_atomic(path, chunks, 2);
     free(head);
     return rc;
 }

@@ -17,6 +17,10 @@
  * the next cycle loads it only while the scope's generation is the same:
  * every write (apply, mark missing, delete, purge) moves it, so a filed map
  * older than a write, or a torn file, is never used: the store is read.
+ * A page all of whose records matched is memorized with the map: the same
+ * bytes at the same page number and generation skip the scan (a changed
+ * trailer does not matter, a changed head or array does), and only while
+ * no page of the cycle had a record to apply.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -443,14 +447,14 @@ static bool gen_eq(const struct snapshot_gen *a, const struct snapshot_gen *b)
     return a->txn == b->txn && a->nonce == b->nonce;
 }
 
-/* The path of the one rawmap-*.bin file in the state dir (NULL: none). */
-static char *filed_path(struct fixture *f)
+/* The path of the one file named kind* in the state dir (NULL: none). */
+static char *filed(struct fixture *f, const char *kind)
 {
     DIR *d = opendir(f->dir);
     char *path = NULL;
     struct dirent *de;
     while (d != NULL && (de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, "rawmap-", 7) == 0 && strstr(de->d_name, ".tmp") == NULL) {
+        if (strncmp(de->d_name, kind, strlen(kind)) == 0 && strstr(de->d_name, ".tmp") == NULL) {
             CHECK(path == NULL);
             free(path);
             path = xasprintf("%s/%s", f->dir, de->d_name);
@@ -460,6 +464,23 @@ static char *filed_path(struct fixture *f)
         closedir(d);
     }
     return path;
+}
+
+static char *filed_path(struct fixture *f)
+{
+    return filed(f, "rawmap-");
+}
+
+static void remove_filed(struct fixture *f)
+{
+    const char *kinds[] = {"rawmap-", "rawmemo-"};
+    for (size_t i = 0; i < 2; i++) {
+        char *path = filed(f, kinds[i]);
+        if (path != NULL) {
+            unlink(path);
+        }
+        free(path);
+    }
 }
 
 static int delete_body(struct store_txn *txn, void *ud)
@@ -486,15 +507,21 @@ static struct snapshot_stats full_cycle(struct fixture *f, const char *text)
     return page(f, text, true, NULL, 0);
 }
 
+/* A fixture whose poller files its map in the fixture's dir (cfg: its config). */
+static void setup_filing(struct fixture *f, struct config *cfg, const char *name)
+{
+    setup(f, name, "contacts");
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->state_dir = f->dir;
+    f->p.env.cfg = cfg;
+}
+
 /* The map kept between runs, valid only for the generation it was read at. */
 static void test_filed_map(void)
 {
     struct fixture f;
-    setup(&f, "filed", "contacts");
     struct config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.state_dir = f.dir;
-    f.p.env.cfg = &cfg;
+    setup_filing(&f, &cfg, "filed");
     const char *p1 = "{\"contacts\":[" REC_A "," REC_B "," REC_C "],\"total\":3}";
     const char *p2 = "{\"contacts\":[" REC_B2 "," REC_C "],\"total\":3}";
     struct snapshot_stats st = page(&f, p1, true, NULL, 0); /* baseline */
@@ -580,8 +607,86 @@ static void test_filed_map(void)
     check_stats(&st, 3, 0, 0, 3);  /* and the purged records are created again */
 
     poller__raw_cycle_reset(&f.p);
-    unlink(path);
     free(path);
+    remove_filed(&f);
+    teardown(&f);
+}
+
+/* Pages memorized with the filed map (rawmemo.c). */
+static void test_memo(void)
+{
+    struct fixture f;
+    struct config cfg;
+    setup_filing(&f, &cfg, "memo");
+    const char *p1 = "{\"contacts\":[" REC_A "," REC_B "," REC_C "],\"total\":3,\"traceId\":\"t1\"}";
+    const char *p1t = "{\"contacts\":[" REC_A "," REC_B "," REC_C "],\"total\":3,\"traceId\":\"t2\"}";
+    const char *p1h = "{\"contactz\":[" REC_A "," REC_B "," REC_C "],\"contacts\":[" REC_C "]}";
+    const char *p2 = "{\"contacts\":[" REC_B2 "," REC_C "],\"total\":3}";
+    char ids[256];
+    struct snapshot_stats st = page(&f, p1, true, NULL, 0); /* baseline */
+    check_stats(&st, 3, 0, 0, 3);
+
+    /* Cycle 1: pages 2 and 3 (p->page 1, 2) match entirely: memorized, filed at the end. */
+    st = full_cycle(&f, p1);
+    f.p.page = 2;
+    st = page(&f, p1, true, NULL, 0);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.memo.hits, 0);
+    CHECK(f.p.raw.memo.added);
+
+    /* Cycle 2: the map and memo come from their files; page 3's bytes are
+     * memorized (another trace id after the array does not matter). */
+    st = full_cycle(&f, p1);
+    CHECK(f.p.raw.map_filed);
+    f.p.page = 2;
+    st = page(&f, p1t, true, ids, sizeof(ids));
+    CHECK_INT(f.p.raw.memo.hits, 1);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.parsed, 1);
+    CHECK_STR(ids, "a b c");
+    /* The same array under another member name is not that page. */
+    f.p.page = 1;
+    st = page(&f, p1h, true, ids, sizeof(ids));
+    CHECK_INT(f.p.raw.memo.hits, 1);
+    CHECK_STR(ids, "c");
+
+    /* Cycle 3: b changes on page 2; page 3 then shows b's old bytes: no hit
+     * (a record was applied in this cycle), b is parsed: its event. */
+    st = full_cycle(&f, p2);
+    check_stats(&st, 0, 1, 1, 1);
+    f.p.page = 2;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.memo.hits, 0);
+    check_stats(&st, 0, 1, 2, 1);
+    check_raw(&f, "b", REC_B);
+
+    /* Cycle 4: that cycle wrote, so the memo filed before is of an older
+     * generation: not loaded, and the pages are scanned (and memorized again). */
+    st = full_cycle(&f, p1);
+    CHECK(!f.p.raw.map_filed);
+    f.p.page = 2;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.memo.hits, 0);
+    check_stats(&st, 0, 0, 3, 0);
+    /* Cycle 5 hits again; cycle 6 after a write elsewhere (incremental) does not. */
+    st = full_cycle(&f, p1);
+    f.p.page = 2;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.memo.hits, 1);
+    poller__raw_cycle_reset(&f.p);
+    f.p.incr_cycle = true;
+    st = page(&f, p2, true, NULL, 0);
+    check_stats(&st, 0, 1, 1, 1);
+    f.p.incr_cycle = false;
+    st = full_cycle(&f, p1);
+    check_stats(&st, 0, 1, 2, 1); /* b's old bytes: its event */
+    f.p.page = 2;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.memo.hits, 0);
+    check_stats(&st, 0, 0, 3, 0);
+
+    poller__raw_cycle_reset(&f.p);
+    remove_filed(&f);
     teardown(&f);
 }
 
@@ -594,6 +699,7 @@ int main(void)
     test_root_array();
     test_map();
     test_filed_map();
+    test_memo();
     json_scratch_release();
     return test_done("rawpage");
 }

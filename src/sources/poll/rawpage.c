@@ -81,6 +81,7 @@ static void map_off(struct poller_raw *r)
 {
     idmap_finish(&r->map);
     r->map_state = RAW_MAP_OFF;
+    r->memo.clean = false; /* the memo's hits stand on the map's truth */
 }
 
 /* Entries on their way into the map: their slots are random, so a batch is
@@ -182,12 +183,15 @@ static bool map_load(struct poller *p, struct store_txn *txn, const struct snaps
     return r->map_filed;
 }
 
-/* Files the map of this cycle when nothing was written to the scope since
- * it was read (the generation is the one it was read at). */
+/* Files the map of this cycle (unless it came from its file) and the pages
+ * it memorized, when nothing was written to the scope since the map was
+ * read (the generation is the one it was read at). */
 static void map_save(struct poller *p)
 {
     struct poller_raw *r = &p->raw;
-    if (r->map_state != RAW_MAP_READY || r->map_filed || !r->gen_known || !filing(p)) {
+    bool memo = r->memo.ready && r->memo.clean && r->memo.added;
+    if (r->map_state != RAW_MAP_READY || (r->map_filed && !memo) || !r->gen_known ||
+        !filing(p)) {
         return;
     }
     struct store_txn *txn = NULL;
@@ -202,13 +206,16 @@ static void map_save(struct poller *p)
     }
     size_t tag_len = 0;
     char *tag = map_tag(p, &r->gen, &tag_len);
-    char *path = map_path(p);
-    int rc = idmap_save(&r->map, path, tag, tag_len, r->map_entries);
-    if (rc != 0) {
-        log_debug(p->tag, "cannot save the raw-hash map to %s: %s", path, strerror(-rc));
+    if (!r->map_filed) {
+        char *path = map_path(p);
+        int rc = idmap_save(&r->map, path, tag, tag_len, r->map_entries);
+        if (rc != 0) {
+            log_debug(p->tag, "cannot save the raw-hash map to %s: %s", path, strerror(-rc));
+        }
+        r->map_filed = rc == 0;
+        free(path);
     }
-    r->map_filed = rc == 0;
-    free(path);
+    poller__memo_save(p, tag, tag_len);
     free(tag);
 }
 
@@ -243,6 +250,12 @@ static bool use_map(struct poller *p, struct store_txn *txn, const struct snapsh
     }
     r->map_state = RAW_MAP_READY;
     r->map_entries = entries;
+    if (r->gen_known) { /* the pages memorized at this generation */
+        size_t tag_len = 0;
+        char *tag = map_tag(p, &r->gen, &tag_len);
+        poller__memo_start(p, tag, tag_len);
+        free(tag);
+    }
     /* The deletion scan may be proved needless (cycle.c, scan_needless). */
     p->fill_known = true;
     p->fill_entries = entries;
@@ -323,6 +336,28 @@ static long match_records(struct poller *p, const char *data)
         map_off(r);
     }
     return same;
+}
+
+/*
+ * A memorized page (poller__memo_hit): every record but the last is SAME
+ * and the last is parsed and applied as unchanged, as match_records found
+ * at the same generation. Returns the number marked SAME.
+ */
+static long memo_records(struct poller *p, const char *data)
+{
+    struct poller_raw *r = &p->raw;
+    size_t n = r->spans.n;
+    for (size_t i = 0; i < n; i++) {
+        const struct jsonspan_rec *s = &r->spans.recs[i];
+        struct poller_raw_rec *v = &r->v[i];
+        idset_prefetch(&p->seen, data + s->id_off, s->id_len);
+        v->has_id = true;
+        v->raw = (struct hash128){0, 0};
+        v->kind = i + 1 < n ? SNAPSHOT_RAW_SAME : SNAPSHOT_RAW_HASH;
+        v->parsed_same = i + 1 == n;
+        v->child = NULL;
+    }
+    return n > 0 ? (long)n - 1 : 0;
 }
 
 /* The page with only the records to parse: before the array, them, after it. */
@@ -414,14 +449,23 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
     r->active = false;
     r->parsed = 0;
     r->skipped = 0;
-    if (len == 0 || poller__classify(resp) != OUTCOME_OK || !records_member(p, &member) ||
-        jsonspan_records(data, len, member, id_field(p), &r->spans) != 0) {
+    if (len == 0 || poller__classify(resp) != OUTCOME_OK || !records_member(p, &member)) {
         return raw_fallback(p);
     }
-    reserve(r, r->spans.n);
-    long same = match_records(p, data);
-    if (same < 0) {
-        return raw_fallback(p);
+    long same;
+    if (poller__memo_hit(p, data, len)) {
+        reserve(r, r->spans.n);
+        same = memo_records(p, data);
+    } else {
+        if (jsonspan_records(data, len, member, id_field(p), &r->spans) != 0) {
+            return raw_fallback(p);
+        }
+        reserve(r, r->spans.n);
+        same = match_records(p, data);
+        if (same < 0) {
+            return raw_fallback(p);
+        }
+        poller__memo_matched(p, data, same);
     }
     r->skipped = (unsigned)same;
     cJSON *body = NULL;
@@ -489,12 +533,14 @@ void poller__raw_scope(struct poller *p, struct snapshot_scope *sc)
 void poller__raw_cycle_reset(struct poller *p)
 {
     map_save(p);
+    poller__memo_reset(p);
     idmap_finish(&p->raw.map);
     p->raw.map_state = RAW_MAP_NONE;
 }
 
 void poller__raw_free(struct poller *p)
 {
+    poller__memo_reset(p);
     idmap_finish(&p->raw.map);
     jsonspan_page_free(&p->raw.spans);
     if (p->raw.doc.max != 0) {
