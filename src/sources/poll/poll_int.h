@@ -103,6 +103,8 @@ struct raw_memo {
     bool clean;   /* no page of this cycle had a record to apply: hits allowed */
     bool added;   /* pages memorized in this cycle: filed at its end */
     unsigned hits; /* pages of this cycle found memorized (logs, tests) */
+    void *mapped;  /* pages and spans point into this private mapping of the file */
+    size_t mapped_len;
 };
 
 /* rawpage.c: the fast path's state, reused from page to page. */

@@ -26,8 +26,12 @@
 #include "poll_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "util.h"
@@ -51,21 +55,32 @@ static char *memo_path(const struct poller *p)
                      (unsigned long long)hash64_bytes(p->prefix, p->prefix_len));
 }
 
-void poller__memo_reset(struct poller *p)
+/* Where the pages start in the file: after the header and the tag, 8-aligned. */
+static size_t pages_off(size_t tag_len)
 {
-    struct raw_memo *m = &p->raw.memo;
-    free(m->pages);
-    free(m->spans);
-    memset(m, 0, sizeof(*m));
+    return (sizeof(struct memo_header) + tag_len + 7) & ~(size_t)7;
 }
 
 static void drop_arrays(struct raw_memo *m)
 {
-    free(m->pages);
-    free(m->spans);
+    if (m->mapped != NULL) {
+        munmap(m->mapped, m->mapped_len);
+    } else {
+        free(m->pages);
+        free(m->spans);
+    }
+    m->mapped = NULL;
+    m->mapped_len = 0;
     m->pages = NULL;
     m->spans = NULL;
     m->npages = m->nspans = m->spans_cap = 0;
+}
+
+void poller__memo_reset(struct poller *p)
+{
+    struct raw_memo *m = &p->raw.memo;
+    drop_arrays(m);
+    memset(m, 0, sizeof(*m));
 }
 
 /* Whether every memorized page's spans lie within the spans read. */
@@ -80,43 +95,77 @@ static bool spans_whole(const struct raw_memo *m)
     return true;
 }
 
-/* The memo in the file, when it is whole, of this build and of this tag. */
+/* Whether the mapped file of len bytes is a whole memo of this build and tag. */
+static bool memo_valid(const char *base, size_t len, const void *tag, size_t tag_len)
+{
+    struct memo_header h;
+    if (len < pages_off(tag_len)) {
+        return false;
+    }
+    memcpy(&h, base, sizeof(h));
+    size_t off = pages_off(tag_len);
+    return memcmp(h.magic, MEMO_MAGIC, sizeof(h.magic)) == 0 && h.tag_len == tag_len &&
+           h.rec_size == sizeof(struct jsonspan_rec) && h.npages < MEMO_MAX &&
+           h.nspans < MEMO_MAX &&
+           len == off + h.npages * sizeof(struct raw_memo_page) +
+                      h.nspans * sizeof(struct jsonspan_rec) &&
+           memcmp(base + sizeof(h), tag, tag_len) == 0 &&
+           hash64_bytes(base + sizeof(h), len - sizeof(h)) == h.check;
+}
+
+/* The memo in the file, when it is whole, of this build and of this tag: a
+ * private mapping (memorize copies it out before it grows). */
 static bool memo_read(struct raw_memo *m, const char *path, const void *tag, size_t tag_len)
 {
-    char *data = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    struct stat st;
+    void *base = MAP_FAILED;
     size_t len = 0;
-    if (util_read_file(path, MEMO_MAX, &data, &len) != 0) {
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= MEMO_MAX) {
+        len = (size_t)st.st_size;
+        base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    }
+    close(fd);
+    if (base == MAP_FAILED) {
+        return false;
+    }
+    if (!memo_valid(base, len, tag, tag_len)) {
+        munmap(base, len);
         return false;
     }
     struct memo_header h;
-    bool ok = len >= sizeof(h);
-    size_t pages = 0;
-    size_t spans = 0;
-    if (ok) {
-        memcpy(&h, data, sizeof(h));
-        pages = (size_t)h.npages * sizeof(struct raw_memo_page);
-        spans = (size_t)h.nspans * sizeof(struct jsonspan_rec);
-        ok = memcmp(h.magic, MEMO_MAGIC, sizeof(h.magic)) == 0 && h.tag_len == tag_len &&
-             h.rec_size == sizeof(struct jsonspan_rec) && h.npages < MEMO_MAX &&
-             h.nspans < MEMO_MAX && len == sizeof(h) + tag_len + pages + spans &&
-             memcmp(data + sizeof(h), tag, tag_len) == 0 &&
-             hash64_bytes(data + sizeof(h), len - sizeof(h)) == h.check;
+    memcpy(&h, base, sizeof(h));
+    m->mapped = base;
+    m->mapped_len = len;
+    m->pages = (struct raw_memo_page *)((char *)base + pages_off(tag_len));
+    m->spans = (struct jsonspan_rec *)(m->pages + h.npages);
+    m->npages = h.npages;
+    m->nspans = m->spans_cap = h.nspans;
+    if (!spans_whole(m)) {
+        drop_arrays(m);
+        return false;
     }
-    if (ok) {
-        const char *at = data + sizeof(h) + tag_len;
-        m->pages = xmalloc(pages ? pages : 1);
-        memcpy(m->pages, at, pages);
-        m->spans = xmalloc(spans ? spans : 1);
-        memcpy(m->spans, at + pages, spans);
-        m->npages = h.npages;
-        m->nspans = m->spans_cap = h.nspans;
-        ok = spans_whole(m);
-        if (!ok) {
-            drop_arrays(m);
-        }
+    return true;
+}
+
+/* The arrays become the memo's own (out of the file's mapping) before they change size. */
+static void own_arrays(struct raw_memo *m)
+{
+    if (m->mapped == NULL) {
+        return;
     }
-    free(data);
-    return ok;
+    struct raw_memo_page *pages = xmalloc((m->npages ? m->npages : 1) * sizeof(*pages));
+    memcpy(pages, m->pages, m->npages * sizeof(*pages));
+    struct jsonspan_rec *spans = xmalloc((m->nspans ? m->nspans : 1) * sizeof(*spans));
+    memcpy(spans, m->spans, m->nspans * sizeof(*spans));
+    munmap(m->mapped, m->mapped_len);
+    m->mapped = NULL;
+    m->mapped_len = 0;
+    m->pages = pages;
+    m->spans = spans;
 }
 
 void poller__memo_start(struct poller *p, const void *tag, size_t tag_len)
@@ -161,10 +210,26 @@ bool poller__memo_hit(struct poller *p, const char *data, size_t len)
 }
 
 /* Memorizes the current page (its spans are p->raw.spans). */
+/* Whether memorized page number page has exactly these bytes (head, arr) at these offsets. */
+static bool memorized(const struct raw_memo *m, size_t page, const struct jsonspan_page *sp,
+                      uint64_t head, const struct hash128 *arr)
+{
+    const struct raw_memo_page *pg = page < m->npages ? &m->pages[page] : NULL;
+    return pg != NULL && pg->n == sp->n && pg->head == head && hash128_eq(&pg->arr, arr) &&
+           pg->arr_off == sp->arr_off && pg->arr_end == sp->arr_end;
+}
+
 static void memorize(struct poller *p, const char *data)
 {
     struct poller_raw *r = &p->raw;
     struct raw_memo *m = &r->memo;
+    uint64_t head = hash64_bytes(data, r->spans.arr_off);
+    struct hash128 arr;
+    hash128_bytes(data + r->spans.arr_off, r->spans.arr_end - r->spans.arr_off, &arr);
+    if (memorized(m, p->page, &r->spans, head, &arr)) {
+        return; /* known already (a page read before the memo was, the cycle's second) */
+    }
+    own_arrays(m);
     if (p->page >= m->npages) { /* room for it, and none memorized between */
         size_t n = p->page + 1;
         m->pages = xrealloc(m->pages, n * sizeof(*m->pages));
@@ -176,13 +241,6 @@ static void memorize(struct poller *p, const char *data)
         m->spans = xrealloc(m->spans, m->spans_cap * sizeof(*m->spans));
     }
     struct raw_memo_page *pg = &m->pages[p->page];
-    uint64_t head = hash64_bytes(data, r->spans.arr_off);
-    struct hash128 arr;
-    hash128_bytes(data + r->spans.arr_off, r->spans.arr_end - r->spans.arr_off, &arr);
-    if (pg->n == r->spans.n && pg->head == head && hash128_eq(&pg->arr, &arr) &&
-        pg->arr_off == r->spans.arr_off && pg->arr_end == r->spans.arr_end) {
-        return; /* known already (a page read before the memo was, the cycle's second) */
-    }
     pg->head = head;
     pg->arr = arr;
     pg->arr_off = r->spans.arr_off;
@@ -229,12 +287,12 @@ void poller__memo_save(struct poller *p, const void *tag, size_t tag_len)
         .nspans = m->nspans,
     };
     memcpy(h.magic, MEMO_MAGIC, sizeof(h.magic));
-    size_t body_len = tag_len + m->npages * sizeof(*m->pages) + m->nspans * sizeof(*m->spans);
-    char *body = xmalloc(body_len);
+    size_t at = pages_off(tag_len) - sizeof(h); /* the tag and its padding */
+    size_t body_len = at + m->npages * sizeof(*m->pages) + m->nspans * sizeof(*m->spans);
+    char *body = xcalloc(1, body_len);
     memcpy(body, tag, tag_len);
-    memcpy(body + tag_len, m->pages, m->npages * sizeof(*m->pages));
-    memcpy(body + tag_len + m->npages * sizeof(*m->pages), m->spans,
-           m->nspans * sizeof(*m->spans));
+    memcpy(body + at, m->pages, m->npages * sizeof(*m->pages));
+    memcpy(body + at + m->npages * sizeof(*m->pages), m->spans, m->nspans * sizeof(*m->spans));
     h.check = hash64_bytes(body, body_len);
     struct util_chunk chunks[] = {{&h, sizeof(h)}, {body, body_len}};
     char *path = memo_path(p);
