@@ -3,6 +3,7 @@
  * the poller "module" is poller.c (lifecycle, persisted state, shared
  * helpers), request.c (requests and response classes), cycle.c (top-level
  * enumerations), rawpage.c (the raw-bytes fast path of their pages),
+ * rawmemo.c (the pages of a cycle whose records all matched, for the next),
  * incremental.c (their watermark and reconcile schedule),
  * sweep.c (for_each sweeps), batch.c (their batch
  * reads of queued parents), wide.c (their full rounds through the batch listing) and paging.c (the paging table); everything else uses poller.h. Names shared across these files

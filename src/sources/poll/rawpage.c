@@ -453,7 +453,8 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
         return raw_fallback(p);
     }
     long same;
-    if (poller__memo_hit(p, data, len)) {
+    bool memo = poller__memo_hit(p, data, len);
+    if (memo) {
         reserve(r, r->spans.n);
         same = memo_records(p, data);
     } else {
@@ -493,8 +494,8 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
     r->n = r->spans.n;
     r->parsed = (unsigned)(r->n - r->skipped);
     r->active = true;
-    log_debug(p->tag, "page %u: %zu records, %u parsed (the bytes of %u unchanged)", p->page + 1,
-              r->n, r->parsed, r->skipped);
+    log_debug(p->tag, "page %u: %zu records, %u parsed (the bytes of %u unchanged%s)", p->page + 1,
+              r->n, r->parsed, r->skipped, memo ? ", a memorized page" : "");
     *body_out = body;
     *records_out = records;
     return true;
