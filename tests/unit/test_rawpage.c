@@ -546,6 +546,13 @@ static void test_filed_map(void)
     check_stats(&st, 0, 0, 3, 0);
     CHECK_INT(f.p.raw.parsed, 1);
     CHECK_INT(f.p.fill_entries, 3);
+    /* With the map filed, even a cycle's first page uses it. */
+    poller__raw_cycle_reset(&f.p);
+    f.p.page = 0;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_READY);
+    CHECK(f.p.raw.map_filed);
+    check_stats(&st, 0, 0, 3, 0);
 
     /* b changes in a cycle without the map (incremental): the generation
      * moves, so the filed map (b's old raw hash) is stale: the next cycle

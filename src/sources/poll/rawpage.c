@@ -116,15 +116,6 @@ static int map_add(const char *id, size_t idlen, const struct hash128 *raw, void
     return f->n < FILL_BATCH || fill_flush(f) ? 0 : 1;
 }
 
-/*
- * Whether the map answers this page's lookups. A full enumeration looks up
- * every entry of the scope: from its second page on (one page may be all
- * there is), the scope's raw hashes are read once, in key order, instead
- * of one random B-tree descent per record (most of a no-change poll's CPU).
- * The map stays true because every page of the cycle passes through here
- * and forgets its records that will be applied (match_records); a page that
- * does not (poller__raw_page falls back) turns it off for the cycle.
- */
 /* ---- the map kept between runs ---------------------------------------- */
 
 /*
@@ -232,11 +223,26 @@ static bool map_read(struct poller *p, struct store_txn *txn, const struct snaps
     return rc == 0 && fill_flush(&fill);
 }
 
+/*
+ * Whether the map answers this page's lookups. A full enumeration looks up
+ * every entry of the scope: from its second page on (one page may be all
+ * there is; from the first when the map is filed), the scope's raw hashes
+ * are read once, in key order, instead of one random B-tree descent per
+ * record (most of a no-change poll's CPU).
+ * The map stays true because every page of the cycle passes through here
+ * and forgets its records that will be applied (match_records); a page that
+ * does not (poller__raw_page falls back) turns it off for the cycle.
+ */
 static bool use_map(struct poller *p, struct store_txn *txn, const struct snapshot_scope *sc)
 {
     struct poller_raw *r = &p->raw;
-    if (r->map_state != RAW_MAP_NONE || p->incr_cycle || p->page == 0) {
+    if (r->map_state != RAW_MAP_NONE || p->incr_cycle) {
         return r->map_state == RAW_MAP_READY;
+    }
+    /* On the first page (it may be all there is) only a filed map is worth it. */
+    bool first = p->page == 0;
+    if (first && !filing(p)) {
+        return false;
     }
     idmap_init(&r->map, RAW_MAP_MAX);
     r->map_filed = false;
@@ -244,9 +250,17 @@ static bool use_map(struct poller *p, struct store_txn *txn, const struct snapsh
         idset_reserve(&p->seen, p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX);
     }
     size_t entries = 0;
-    if (!map_load(p, txn, sc, &entries) && !map_read(p, txn, sc, &entries)) {
+    bool ok = map_load(p, txn, sc, &entries) || (!first && map_read(p, txn, sc, &entries));
+    if (!ok && first) {
+        idmap_finish(&r->map); /* the second page reads the store */
+        return false;
+    }
+    if (!ok) {
         map_off(r); /* unreadable, or too big: the lookups answer */
         return false;
+    }
+    if (p->max_total <= 0) { /* the first page: the filed count of entries instead */
+        idset_reserve(&p->seen, entries < RAW_MAP_MAX ? entries : RAW_MAP_MAX);
     }
     r->map_state = RAW_MAP_READY;
     r->map_entries = entries;
