@@ -69,6 +69,7 @@ static void setup(struct fixture *f, const char *name, const char *records)
 static void teardown(struct fixture *f)
 {
     poller__raw_free(&f->p);
+    idset_finish(&f->p.seen); /* use_map sizes it */
     free(f->p.prefix);
     store_close(f->store);
     test_rm_store(f->dir);
