@@ -3,8 +3,14 @@
  */
 #include "idmap.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -14,10 +20,20 @@ void idmap_init(struct idmap *m, size_t max)
     m->max = max;
 }
 
+/* Releases the slot array, allocated or mapped. */
+static void release(struct idmap_slot *slots, void *mapped, size_t mapped_len)
+{
+    if (mapped != NULL) {
+        munmap(mapped, mapped_len);
+    } else {
+        free(slots);
+    }
+}
+
 void idmap_finish(struct idmap *m)
 {
     size_t max = m->max;
-    free(m->slots);
+    release(m->slots, m->mapped, m->mapped_len);
     idmap_init(m, max);
 }
 
@@ -65,7 +81,9 @@ static void grow(struct idmap *m)
             *find(m, old[i].key) = old[i];
         }
     }
-    free(old);
+    release(old, m->mapped, m->mapped_len);
+    m->mapped = NULL;
+    m->mapped_len = 0;
 }
 
 void idmap_reserve(struct idmap *m, size_t n)
@@ -81,7 +99,9 @@ void idmap_reserve(struct idmap *m, size_t n)
         cap *= 2;
     }
     if (cap > m->cap) {
-        free(m->slots);
+        release(m->slots, m->mapped, m->mapped_len);
+        m->mapped = NULL;
+        m->mapped_len = 0;
         m->cap = cap;
         m->slots = xcalloc_table(m->cap, sizeof(*m->slots));
     }
@@ -150,4 +170,121 @@ void idmap_forget(struct idmap *m, const char *id, size_t len)
     if (s->key != 0) {
         s->val = (struct hash128){0, 0};
     }
+}
+
+/* ---- saved maps ---------------------------------------------------------- */
+
+#define FILE_MAGIC "pollenM1"
+#define FILE_ALIGN 4096u
+#define TAG_MAX 2048u
+
+struct file_header {
+    char magic[8];
+    uint32_t slot_size;   /* sizeof(struct idmap_slot): this build's layout */
+    uint32_t tag_len;
+    uint64_t cap;
+    uint64_t count;
+    uint64_t aux;
+    uint64_t check;       /* hash64 of the tag, then of the slots, mixed */
+    uint64_t order;       /* 0x0102030405060708 as written: the byte order */
+};
+
+/* Where the slots start: after header and tag, page-aligned (mmap). */
+static size_t slots_off(size_t tag_len)
+{
+    size_t n = sizeof(struct file_header) + tag_len;
+    return (n + FILE_ALIGN - 1) / FILE_ALIGN * FILE_ALIGN;
+}
+
+static uint64_t checksum(const void *tag, size_t tag_len, const struct idmap_slot *slots, size_t cap)
+{
+    uint64_t a = hash64_bytes(tag, tag_len);
+    uint64_t b = cap ? hash64_bytes(slots, cap * sizeof(*slots)) : 0;
+    return a ^ (b * 0x9E3779B97F4A7C15ull) ^ cap;
+}
+
+int idmap_save(const struct idmap *m, const char *path, const void *tag, size_t tag_len,
+               uint64_t aux)
+{
+    if (tag_len > TAG_MAX || m->cap == 0) {
+        return -EINVAL;
+    }
+    struct file_header h = {
+        .slot_size = sizeof(struct idmap_slot),
+        .tag_len = (uint32_t)tag_len,
+        .cap = m->cap,
+        .count = m->count,
+        .aux = aux,
+        .check = checksum(tag, tag_len, m->slots, m->cap),
+        .order = 0x0102030405060708ull,
+    };
+    memcpy(h.magic, FILE_MAGIC, sizeof(h.magic));
+    size_t off = slots_off(tag_len);
+    char *head = xcalloc(1, off);
+    memcpy(head, &h, sizeof(h));
+    memcpy(head + sizeof(h), tag, tag_len);
+    struct util_chunk chunks[] = {{head, off}, {m->slots, m->cap * sizeof(*m->slots)}};
+    int rc = util_write_atomic(path, chunks, 2);
+    free(head);
+    return rc;
+}
+
+/* Whether the mapped file of len bytes holds a whole map with this tag. */
+static bool file_valid(const char *base, size_t len, const void *tag, size_t tag_len)
+{
+    struct file_header h;
+    if (len < sizeof(h)) {
+        return false;
+    }
+    memcpy(&h, base, sizeof(h));
+    if (memcmp(h.magic, FILE_MAGIC, sizeof(h.magic)) != 0 ||
+        h.slot_size != sizeof(struct idmap_slot) || h.order != 0x0102030405060708ull ||
+        h.tag_len != tag_len || h.cap == 0 || (h.cap & (h.cap - 1)) != 0 ||
+        h.cap > (SIZE_MAX - FILE_ALIGN) / sizeof(struct idmap_slot) / 2 ||
+        h.count > h.cap / 4 * 3 || len != slots_off(tag_len) + h.cap * sizeof(struct idmap_slot) ||
+        memcmp(base + sizeof(h), tag, tag_len) != 0) {
+        return false;
+    }
+    const struct idmap_slot *slots = (const void *)(base + slots_off(tag_len));
+    return checksum(tag, tag_len, slots, h.cap) == h.check;
+}
+
+bool idmap_load(struct idmap *m, const char *path, const void *tag, size_t tag_len,
+                uint64_t *aux)
+{
+    if (m->cap != 0 || tag_len > TAG_MAX) {
+        return false;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    struct stat st;
+    void *base = MAP_FAILED;
+    size_t len = 0;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX) {
+        len = (size_t)st.st_size;
+        base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    }
+    close(fd);
+    if (base == MAP_FAILED) {
+        return false;
+    }
+    if (!file_valid(base, len, tag, tag_len)) {
+        munmap(base, len);
+        return false;
+    }
+    struct file_header h;
+    memcpy(&h, base, sizeof(h));
+    if (m->max != 0 && h.count > m->max) {
+        munmap(base, len);
+        return false;
+    }
+    m->slots = (struct idmap_slot *)((char *)base + slots_off(tag_len));
+    m->cap = h.cap;
+    m->count = h.count;
+    m->mapped = base;
+    m->mapped_len = len;
+    *aux = h.aux;
+    return true;
 }

@@ -7,7 +7,8 @@
  * pass, instead of one random LMDB lookup per record.
  *
  * Owns: its slot array (24 bytes a slot, a power of two of them, at most 3/4
- *   full: 3 MiB for 100,000 ids); nothing else.
+ *   full: 6 MiB for 100,000 ids), allocated or (idmap_load) a private mapping
+ *   of a saved file; nothing else.
  * Invariants: an id is present with one hash, or absent. Two different ids
  *   whose 64-bit hashes collide (~n^2/2^65) are never confused: put of the
  *   second one (with another hash) leaves the slot "unknown": get then
@@ -36,6 +37,8 @@ struct idmap {
     size_t cap;           /* power of two, or 0 */
     size_t count;         /* occupied slots */
     size_t max;           /* entries allowed (0: no limit) */
+    void *mapped;         /* idmap_load: the private file mapping holding slots, else NULL */
+    size_t mapped_len;
 };
 
 /* An empty map that refuses to hold more than max entries (0: no limit). */
@@ -62,5 +65,27 @@ void idmap_prefetch_key(const struct idmap *m, uint64_t key);
 void idmap_prefetch(const struct idmap *m, const char *id, size_t len);
 /* Makes id's hash unknown (get answers false), if it is there. */
 void idmap_forget(struct idmap *m, const char *id, size_t len);
+
+/*
+ * Saving a map to a file and loading it back (rawpage.c keeps a scope's raw
+ * hashes between runs). The file holds a header, the caller's tag (what
+ * the map was built from: compared byte for byte on load), one 64-bit aux
+ * value and the slots, with an XXH3 checksum of tag and slots. It is
+ * written to PATH.tmp and renamed (no fsync: a torn file fails the
+ * checksum, and a lost one is only a slower run). The format is this
+ * build's memory layout: a file from another machine is refused.
+ */
+/* Returns 0 or -errno (the file is then absent or the old one). */
+int idmap_save(const struct idmap *m, const char *path, const void *tag, size_t tag_len,
+               uint64_t aux);
+/*
+ * Replaces *m (which must be empty) with the map saved at path when the file
+ * is whole and holds exactly this tag; *aux gets its aux value. The slots are
+ * a private mapping of the file (MAP_POPULATE: the page cache's pages, no
+ * copy; a page written to, by put or forget, becomes the process's own).
+ * Returns true, or false with *m untouched (no file, another tag, torn).
+ */
+bool idmap_load(struct idmap *m, const char *path, const void *tag, size_t tag_len,
+                uint64_t *aux);
 
 #endif

@@ -448,6 +448,47 @@ uint64_t util_backoff_ms(uint64_t base_ms, uint64_t cap_ms, unsigned attempt)
     return util_rand_range(base_ms < hi ? base_ms : hi, hi);
 }
 
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? -errno : -EIO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int util_write_atomic(const char *path, const struct util_chunk *chunks, size_t n)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+    } else {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = write_all(fd, chunks[i].data, chunks[i].len);
+        }
+        if (close(fd) != 0 && rc == 0) {
+            rc = -errno;
+        }
+        if (rc == 0 && rename(tmp, path) != 0) {
+            rc = -errno;
+        }
+        if (rc != 0) {
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+    return rc;
+}
+
 int util_read_file(const char *path, size_t max, char **out, size_t *out_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

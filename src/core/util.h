@@ -156,6 +156,19 @@ uint64_t util_backoff_ms(uint64_t base_ms, uint64_t cap_ms, unsigned attempt);
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer. Returns 0 or -errno / -EFBIG. */
 int util_read_file(const char *path, size_t max, char **out, size_t *out_len);
 
+/* One piece of a file util_write_atomic writes. */
+struct util_chunk {
+    const void *data;
+    size_t len;
+};
+/*
+ * Writes the chunks, in order, to PATH.tmp (0600) and renames it to path: a
+ * reader sees the old file or the whole new one. No fsync: for caches whose
+ * loss or tearing after a power cut their reader detects. Returns 0 or
+ * -errno (then path is untouched and no PATH.tmp is left).
+ */
+int util_write_atomic(const char *path, const struct util_chunk *chunks, size_t n);
+
 /*
  * Joins a relative path onto dir (leading "./" dropped); an absolute path,
  * or a NULL or empty dir, gives a copy of path. Returns a new string.

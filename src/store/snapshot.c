@@ -292,8 +292,70 @@ static int append_event(struct store_txn *txn, const struct snapshot_scope *sc,
  * (read only when the record changes or disappears). Keeping the two apart
  * keeps the pages a no-change poll touches ~20x smaller.
  */
+/* The length of the trigger's prefix of key: through its second SEP (the
+ * last one when it has fewer; 0 when none). */
+static size_t gen_prefix_len(const char *key, size_t klen)
+{
+    size_t last = 0;
+    unsigned seps = 0;
+    for (size_t i = 0; i < klen && seps < 2; i++) {
+        if (key[i] == SNAPSHOT_SEP) {
+            last = i + 1;
+            seps++;
+        }
+    }
+    return last;
+}
+
+/* Moves the generation of key's trigger prefix to this txn (see
+ * snapshot_gen): one lookup, and one put the first time in a txn. */
+static int touch_gen(struct store_txn *txn, const char *key, size_t klen)
+{
+    size_t plen = gen_prefix_len(key, klen);
+    if (plen == 0) {
+        return 0;
+    }
+    struct snapshot_gen g = {0, 0};
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = store_get(txn, STORE_SNAPDATA, key, plen, &val, &vlen);
+    if (rc == 0 && vlen == sizeof(g)) {
+        memcpy(&g, val, sizeof(g));
+    } else if (rc != 0 && rc != -ENOENT) {
+        return rc;
+    }
+    uint64_t id = store_txn_id(txn);
+    if (g.txn == id && g.nonce != 0) {
+        return 0;
+    }
+    if (g.nonce == 0) {
+        g.nonce = util_rand64() | 1;
+    }
+    g.txn = id;
+    return store_put(txn, STORE_SNAPDATA, key, plen, &g, sizeof(g));
+}
+
+int snapshot_raw_gen(struct store_txn *txn, const struct snapshot_scope *sc,
+                     struct snapshot_gen *out)
+{
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = store_get(txn, STORE_SNAPDATA, sc->prefix, sc->prefix_len, &val, &vlen);
+    if (rc == 0 && vlen != sizeof(*out)) {
+        rc = -ENOENT;
+    }
+    if (rc == 0) {
+        memcpy(out, val, sizeof(*out));
+    }
+    return rc;
+}
+
 static int put_entry(struct store_txn *txn, const char *key, size_t klen, const struct snap_entry *e)
 {
+    int grc = touch_gen(txn, key, klen);
+    if (grc != 0) {
+        return grc;
+    }
     struct snap_entry idx = *e;
     idx.json = "";
     idx.json_len = 0;
@@ -618,6 +680,9 @@ int snapshot_delete(struct store_txn *txn, const struct snapshot_scope *sc, cons
     cJSON *last = load_copy(txn, key, klen, &last_len);
     rc = store_del(txn, STORE_SNAP, key, klen);
     if (rc == 0) {
+        rc = touch_gen(txn, key, klen);
+    }
+    if (rc == 0) {
         int drc = store_del(txn, STORE_SNAPDATA, key, klen);
         rc = drc == -ENOENT ? 0 : drc;
     }
@@ -691,6 +756,9 @@ int snapshot_purge(struct store_txn *txn, const struct snapshot_scope *sc)
     int rc = purge_table(txn, STORE_SNAP, sc);
     if (rc == 0) {
         rc = purge_table(txn, STORE_SNAPDATA, sc);
+    }
+    if (rc == 0) {
+        rc = touch_gen(txn, sc->prefix, sc->prefix_len);
     }
     return rc;
 }

@@ -150,6 +150,27 @@ int snapshot_mark_missing(struct store_txn *txn, const struct snapshot_scope *sc
 cJSON *snapshot_last_copy(struct store_txn *txn, const struct snapshot_scope *sc,
                           const char *record_id);
 
+/*
+ * The raw-hash generation of a trigger's scope (prefix NAME SEP LOCATION SEP):
+ * every write to an entry under that prefix (apply, mark missing, delete,
+ * purge) stores, in the same txn, the writing txn's id and a nonce kept
+ * since the generation was first written (a new random one when it was
+ * missing: a wiped or purged store never repeats an old generation). It
+ * lives in STORE_SNAPDATA under the prefix itself (no record id is empty),
+ * so purging the trigger's keys removes it too. Two reads that return the
+ * same generation saw the same entries (rawpage.c's persisted raw-hash map
+ * is valid only for the generation it was built at).
+ */
+struct snapshot_gen {
+    uint64_t txn;
+    uint64_t nonce;
+};
+
+/* Reads the generation of sc's prefix (a trigger's scope) into *out.
+ * Returns 0, -ENOENT (never written: no generation to trust) or an error. */
+int snapshot_raw_gen(struct store_txn *txn, const struct snapshot_scope *sc,
+                     struct snapshot_gen *out);
+
 /* Removes every entry of the scope silently (a for_each parent record vanished). */
 int snapshot_purge(struct store_txn *txn, const struct snapshot_scope *sc);
 

@@ -376,6 +376,11 @@ int store_txn_commit(struct store_txn *txn)
     return 0;
 }
 
+uint64_t store_txn_id(const struct store_txn *txn)
+{
+    return (uint64_t)mdb_txn_id(txn->txn);
+}
+
 int store_txn_error(const struct store_txn *txn)
 {
     return txn->err;

@@ -149,6 +149,9 @@ void store_txn_abort(struct store_txn *txn);
 
 /* The sticky error of txn: 0 while every operation has succeeded. */
 int store_txn_error(const struct store_txn *txn);
+/* The txn's LMDB id (mdb_txn_id): a write txn's is the id it commits as, above
+ * every committed one (a generation: snapshot.c's raw-hash index). */
+uint64_t store_txn_id(const struct store_txn *txn);
 
 /* Sets the sticky error (if not already set) so that the txn will not commit; returns it. */
 int store_txn_fail(struct store_txn *txn, int err);

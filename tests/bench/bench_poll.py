@@ -15,7 +15,15 @@ sys CPU seconds and ru_maxrss), three `pollen run --once` runs:
       (default 3), each followed by a bare-parse run (below) so that the pair
       sees the same machine load; the pair with the median ratio counts;
   (c) a poll after 1% of the contacts changed (/_control/mutate, contact
-      updates in batches of 100; must emit one `updated` per changed contact).
+      updates in batches of 100; must emit one `updated` per changed contact);
+  (d) the daemon's steady state: one `pollen run` (not --once: no process
+      start, no library loading) doing POLLEN_BENCH_STEADY (default 4)
+      no-change full enumerations, `every = 20s`; the CPU of each cycle is
+      the growth of the engine's CPU time (the sum of its threads'
+      /proc/PID/task/*/schedstat, nanoseconds) from the end of one cycle's
+      log line to the next one's, and a bare-parse run follows each cycle
+      while the engine waits (the same pairing as (b)). The first cycle
+      after the start is not counted.
 
 During the first (b) the sandbox saves every response body it sends
 (SANDBOX_RECORD_BODIES, tests/sandbox/ghl/server.py): the exact bytes the
@@ -28,13 +36,17 @@ page cache of data.mdb, reclaimed whenever it needs them); the memory goal
 counts anonymous memory (RssAnon). It prints a table and checks two goals
 (issue #12):
 
-  no-change poll CPU / bare parse CPU <= 0.5
+  no-change poll CPU / bare parse CPU <= 0.5   (the --once poll, (b))
   peak RssAnon of every poll < 64 MB
+
+(d) is reported beside (b), against the floors of its own pairs; the goal
+line is (b)'s.
 
 Run by `meson test -C BUILD --benchmark --verbose`, or directly:
   POLLEN_BIN=build/pollen PARSE_ONLY=build/tests/bench/parse_only python3 tests/bench/bench_poll.py
 Environment: POLLEN_BENCH_CONTACTS, POLLEN_BENCH_PASSES (parse_only passes,
-default 5), POLLEN_BENCH_PAGE_SIZE (default: the trigger's default), POLLEN_BENCH_REPEAT, POLLEN_BENCH_STRICT=1 (exit 1 when a goal is missed),
+default 5), POLLEN_BENCH_PAGE_SIZE (default: the trigger's default), POLLEN_BENCH_REPEAT,
+POLLEN_BENCH_STEADY (cycles of (d); 0: skip it), POLLEN_BENCH_STRICT=1 (exit 1 when a goal is missed),
 POLLEN_BENCH_CALLGRIND=1 (also count the instructions of a no-change poll
 and of the bare parse under valgrind --tool=callgrind: a ratio that other
 load on the machine cannot skew; adds about 3 minutes; the .out files stay
@@ -62,6 +74,7 @@ PARSE_ONLY = os.environ.get("PARSE_ONLY", os.path.join(os.path.dirname(POLLEN_BI
 CONTACTS = int(os.environ.get("POLLEN_BENCH_CONTACTS", "100000"))
 PASSES = int(os.environ.get("POLLEN_BENCH_PASSES", "5"))
 REPEAT = int(os.environ.get("POLLEN_BENCH_REPEAT", "3"))
+STEADY = int(os.environ.get("POLLEN_BENCH_STEADY", "4"))
 PAGE_SIZE = int(os.environ.get("POLLEN_BENCH_PAGE_SIZE", "0"))  # 0: the trigger's default
 CHANGED = CONTACTS // 100
 BATCH = 100
@@ -128,6 +141,18 @@ def spawn_measured(argv, env, log_path):
             "sys": ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024.0,
             "vmrss_mb": peak.get("VmRSS", 0) / 1024.0, "anon_mb": peak.get("RssAnon", 0) / 1024.0,
             "file_mb": peak.get("RssFile", 0) / 1024.0, "minflt": ru.ru_minflt}
+
+
+def task_cpu_ns(pid):
+    """CPU time (ns) of every thread of a running process, from /proc/PID/task/*/schedstat."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass  # the thread ended
+    return total
 
 
 class Bench:
@@ -201,6 +226,48 @@ class Bench:
         if m["rc"] != 0:
             raise BenchError("parse_only exited %d: %s" % (m["rc"], text[-2000:]))
         return json.loads(text.strip().splitlines()[-1])
+
+    def steady(self, paths):
+        """(d): CPU per no-change full enumeration inside one running engine, each cycle
+        paired with a bare parse run while the engine waits for its next cycle."""
+        config = os.path.join(self.dir, "steady.ini")
+        with open(self.config) as f, open(config, "w") as out:
+            out.write(f.read().replace("every = 1s", "every = 20s"))
+        log_path = os.path.join(self.dir, "steady.log")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([POLLEN_BIN, "run", "-c", config], env=self.env, stdout=log, stderr=log)
+        cycles, parses, seen, last = [], [], 0, None
+        deadline = time.monotonic() + 120 + 60 * STEADY
+        try:
+            while len(cycles) < STEADY:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise BenchError("steady: the engine %s; log tail:\n%s"
+                                     % ("exited %d" % proc.returncode if proc.poll() is not None else "timed out",
+                                        open(log_path, errors="replace").read()[-3000:]))
+                with open(log_path, errors="replace") as f:
+                    lines = [ln for ln in f if "[trigger:contacts] cycle " in ln]
+                if len(lines) == seen:
+                    time.sleep(0.005)
+                    continue
+                now = task_cpu_ns(proc.pid)
+                if not lines[-1].split(": ", 1)[1].startswith("100000 records, 0 created, 0 updated, 0 deleted"):
+                    raise BenchError("steady: not a no-change enumeration: " + lines[-1].strip())
+                seen = len(lines)
+                if last is not None:
+                    cycles.append((now - last) / 1e9)
+                    parses.append(self.parse_only(paths)["cpu_s_min"])
+                    print("  %-34s %7.3f s CPU; bare parse+free %.3f s" % ("(d) steady cycle #%d" % len(cycles),
+                                                                          cycles[-1], parses[-1]),
+                          file=sys.stderr, flush=True)
+                    now = task_cpu_ns(proc.pid)  # the engine idles while parse_only runs
+                last = now
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        ratios = sorted(c / f for c, f in zip(cycles, parses))
+        return {"cycles": cycles, "floors": parses, "ratios": [c / f for c, f in zip(cycles, parses)],
+                "median_ratio": ratios[len(ratios) // 2], "median_cpu": sorted(cycles)[len(cycles) // 2],
+                "least_cpu": min(cycles), "least_floor": min(parses)}
 
     def callgrind(self, argv, name, toggles=()):
         """Instructions executed by argv under valgrind --tool=callgrind (all, or only inside
@@ -277,6 +344,8 @@ class Bench:
                              "%d of the changed ones)" % (len(changed), len(evs), len(updated), len(updated & changed)))
 
         self.results["phases"] = [base, nochange, after]
+        if STEADY > 0:
+            self.results["steady"] = self.steady(paths)
         if os.environ.get("POLLEN_BENCH_CALLGRIND") == "1":
             before_events = len(self.events())
             poll_ir = self.callgrind([POLLEN_BIN, "run", "-c", self.config, "--once"], "poll")
@@ -336,6 +405,15 @@ class Bench:
             "peak RssAnon of the polls = %.1f MB   goal < %d MB: %s   (peak VmRSS %.1f MB)"
             % (anon, GOAL_ANON_MB, "met" if anon_ok else "MISSED", vmrss),
         ]
+        st = self.results.get("steady")
+        if st:
+            lines += [
+                "steady state (d), one running engine, %d cycles: CPU per no-change enumeration median %.3f s,"
+                % (len(st["cycles"]), st["median_cpu"]),
+                "  least %.3f s; median ratio to the paired floor %.2f, least/least %.3f / %.3f = %.2f"
+                % (st["least_cpu"], st["median_ratio"], st["least_cpu"], st["least_floor"],
+                   st["least_cpu"] / st["least_floor"]),
+            ]
         cg = self.results.get("callgrind")
         if cg:
             self.results["ratio_instructions"] = cg["poll_ir"] / cg["parse_ir"]

@@ -12,13 +12,25 @@
  * enumeration's second page on, the map of the scope's raw hashes answers
  * instead of the lookups, and stays true: a record applied earlier in the
  * cycle is never skipped on stale bytes, a page that went the normal way
- * turns the map off, an incremental cycle never builds it.
+ * turns the map off, an incremental cycle never builds it. The map a
+ * cycle read is filed in the state dir when nothing wrote to the scope, and
+ * the next cycle loads it only while the scope's generation is the same:
+ * every write (apply, mark missing, delete, purge) moves it, so a filed map
+ * older than a write, or a torn file, is never used: the store is read.
+ * A page all of whose records matched is memorized with the map: the same
+ * bytes at the same page number and generation skip the scan (a changed
+ * trailer does not matter, a changed head or array does), and only while
+ * no page of the cycle had a record to apply.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "diff.h"
 #include "event.h"
 #include "json.h"
@@ -57,6 +69,7 @@ static void setup(struct fixture *f, const char *name, const char *records)
 static void teardown(struct fixture *f)
 {
     poller__raw_free(&f->p);
+    idset_finish(&f->p.seen); /* use_map sizes it */
     free(f->p.prefix);
     store_close(f->store);
     test_rm_store(f->dir);
@@ -418,6 +431,273 @@ static void test_map(void)
     teardown(&f);
 }
 
+
+/* The scope's generation now (ENOENT: none). */
+static int gen_of(struct fixture *f, struct snapshot_gen *g)
+{
+    struct store_txn *txn = NULL;
+    CHECK_INT(store_txn_begin(f->store, false, &txn), 0);
+    struct snapshot_scope sc = {.prefix = f->p.prefix, .prefix_len = f->p.prefix_len};
+    int rc = snapshot_raw_gen(txn, &sc, g);
+    store_txn_abort(txn);
+    return rc;
+}
+
+static bool gen_eq(const struct snapshot_gen *a, const struct snapshot_gen *b)
+{
+    return a->txn == b->txn && a->nonce == b->nonce;
+}
+
+/* The path of the one file named kind* in the state dir (NULL: none). */
+static char *filed(struct fixture *f, const char *kind)
+{
+    DIR *d = opendir(f->dir);
+    char *path = NULL;
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, kind, strlen(kind)) == 0 && strstr(de->d_name, ".tmp") == NULL) {
+            CHECK(path == NULL);
+            free(path);
+            path = xasprintf("%s/%s", f->dir, de->d_name);
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return path;
+}
+
+static char *filed_path(struct fixture *f)
+{
+    return filed(f, "rawmap-");
+}
+
+static void remove_filed(struct fixture *f)
+{
+    const char *kinds[] = {"rawmap-", "rawmemo-"};
+    for (size_t i = 0; i < 2; i++) {
+        char *path = filed(f, kinds[i]);
+        if (path != NULL) {
+            unlink(path);
+        }
+        free(path);
+    }
+}
+
+static int delete_body(struct store_txn *txn, void *ud)
+{
+    struct poller *p = ud;
+    struct snapshot_scope sc = {.trigger = "t", .location_id = "loc", .prefix = p->prefix,
+                                .prefix_len = p->prefix_len, .id_field = "id", .silent = true};
+    struct snapshot_stats st = {0};
+    return snapshot_delete(txn, &sc, "n", &st, NULL, NULL);
+}
+
+static int purge_body(struct store_txn *txn, void *ud)
+{
+    struct poller *p = ud;
+    struct snapshot_scope sc = {.prefix = p->prefix, .prefix_len = p->prefix_len};
+    return snapshot_purge(txn, &sc);
+}
+
+/* One full cycle of page 2 (p1's bytes) after the cycle's reset; returns its stats. */
+static struct snapshot_stats full_cycle(struct fixture *f, const char *text)
+{
+    poller__raw_cycle_reset(&f->p); /* files the last cycle's map, if it may */
+    f->p.page = 1;
+    return page(f, text, true, NULL, 0);
+}
+
+/* A fixture whose poller files its map in the fixture's dir (cfg: its config). */
+static void setup_filing(struct fixture *f, struct config *cfg, const char *name)
+{
+    setup(f, name, "contacts");
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->state_dir = f->dir;
+    f->p.env.cfg = cfg;
+}
+
+/* The map kept between runs, valid only for the generation it was read at. */
+static void test_filed_map(void)
+{
+    struct fixture f;
+    struct config cfg;
+    setup_filing(&f, &cfg, "filed");
+    const char *p1 = "{\"contacts\":[" REC_A "," REC_B "," REC_C "],\"total\":3}";
+    const char *p2 = "{\"contacts\":[" REC_B2 "," REC_C "],\"total\":3}";
+    struct snapshot_stats st = page(&f, p1, true, NULL, 0); /* baseline */
+    check_stats(&st, 3, 0, 0, 3);
+    struct snapshot_gen g0, g1;
+    CHECK_INT(gen_of(&f, &g0), 0);
+    CHECK(g0.nonce != 0);
+
+    /* A no-change cycle reads the store; its end files the map. */
+    st = full_cycle(&f, p1);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK(!f.p.raw.map_filed);
+    CHECK(filed_path(&f) == NULL);
+    poller__raw_cycle_reset(&f.p);
+    char *path = filed_path(&f);
+    CHECK(path != NULL);
+
+    /* The next one loads it: same answers, same entry count for the deletion proof. */
+    st = full_cycle(&f, p1);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_READY);
+    CHECK(f.p.raw.map_filed);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.parsed, 1);
+    CHECK_INT(f.p.fill_entries, 3);
+    /* With the map filed, even a cycle's first page uses it. */
+    poller__raw_cycle_reset(&f.p);
+    f.p.page = 0;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_READY);
+    CHECK(f.p.raw.map_filed);
+    check_stats(&st, 0, 0, 3, 0);
+
+    /* b changes in a cycle without the map (incremental): the generation
+     * moves, so the filed map (b's old raw hash) is stale: the next cycle
+     * reads the store, and b's old bytes are parsed and make their event. */
+    poller__raw_cycle_reset(&f.p);
+    f.p.incr_cycle = true;
+    st = page(&f, p2, true, NULL, 0);
+    check_stats(&st, 0, 1, 1, 1);
+    f.p.incr_cycle = false;
+    CHECK_INT(gen_of(&f, &g1), 0);
+    CHECK(!gen_eq(&g0, &g1));
+    CHECK(g1.nonce == g0.nonce && g1.txn > g0.txn);
+    st = full_cycle(&f, p1);
+    CHECK(!f.p.raw.map_filed);
+    check_stats(&st, 0, 1, 2, 1); /* b back to its old bytes: an event, never skipped */
+    check_raw(&f, "b", REC_B);
+
+    /* That cycle wrote: its map is not filed; the next no-change cycle's is. */
+    st = full_cycle(&f, p1);
+    CHECK(!f.p.raw.map_filed);
+    check_stats(&st, 0, 0, 3, 0);
+    st = full_cycle(&f, p1);
+    CHECK(f.p.raw.map_filed);
+    check_stats(&st, 0, 0, 3, 0);
+
+    /* A torn file is refused and rebuilt from the store (then filed again). */
+    poller__raw_cycle_reset(&f.p);
+    int fd = open(path, O_RDWR);
+    CHECK(fd >= 0);
+    CHECK_INT(pwrite(fd, "XXXXXXXX", 8, 4096 + 40), 8);
+    close(fd);
+    st = full_cycle(&f, p1);
+    CHECK(!f.p.raw.map_filed);
+    CHECK_INT(f.p.raw.map_state, RAW_MAP_READY);
+    check_stats(&st, 0, 0, 3, 0);
+    st = full_cycle(&f, p1);
+    CHECK(f.p.raw.map_filed);
+
+    /* Every other write to the scope moves the generation too: a created
+     * record, a held deletion, a delete, a purge. */
+    poller__raw_cycle_reset(&f.p);
+    CHECK_INT(gen_of(&f, &g0), 0);
+    f.p.page = 0;
+    st = page(&f, "{\"contacts\":[{\"id\":\"n\"}," REC_C "]}", true, NULL, 0);
+    check_stats(&st, 1, 0, 1, 1);
+    CHECK_INT(gen_of(&f, &g1), 0);
+    CHECK(!gen_eq(&g0, &g1));
+    CHECK_INT(store_write(f.store, mark_missing_body, &f.p), 0);
+    CHECK_INT(gen_of(&f, &g0), 0);
+    CHECK(!gen_eq(&g0, &g1));
+    CHECK_INT(store_write(f.store, delete_body, &f.p), 0);
+    CHECK_INT(gen_of(&f, &g1), 0);
+    CHECK(!gen_eq(&g0, &g1));
+    CHECK_INT(store_write(f.store, purge_body, &f.p), 0);
+    CHECK_INT(gen_of(&f, &g0), 0);
+    CHECK(g0.nonce != g1.nonce); /* purged: a new lineage, never an old generation again */
+    st = full_cycle(&f, p1);
+    CHECK(!f.p.raw.map_filed); /* the old file is for another generation */
+    check_stats(&st, 3, 0, 0, 3);  /* and the purged records are created again */
+
+    poller__raw_cycle_reset(&f.p);
+    free(path);
+    remove_filed(&f);
+    teardown(&f);
+}
+
+/* Pages memorized with the filed map (rawmemo.c). */
+static void test_memo(void)
+{
+    struct fixture f;
+    struct config cfg;
+    setup_filing(&f, &cfg, "memo");
+    const char *p1 = "{\"contacts\":[" REC_A "," REC_B "," REC_C "],\"total\":3,\"traceId\":\"t1\"}";
+    const char *p1t = "{\"contacts\":[" REC_A "," REC_B "," REC_C "],\"total\":3,\"traceId\":\"t2\"}";
+    const char *p1h = "{\"contactz\":[" REC_A "," REC_B "," REC_C "],\"contacts\":[" REC_C "]}";
+    const char *p2 = "{\"contacts\":[" REC_B2 "," REC_C "],\"total\":3}";
+    char ids[256];
+    struct snapshot_stats st = page(&f, p1, true, NULL, 0); /* baseline */
+    check_stats(&st, 3, 0, 0, 3);
+
+    /* Cycle 1: pages 2 and 3 (p->page 1, 2) match entirely: memorized, filed at the end. */
+    st = full_cycle(&f, p1);
+    f.p.page = 2;
+    st = page(&f, p1, true, NULL, 0);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.memo.hits, 0);
+    CHECK(f.p.raw.memo.added);
+
+    /* Cycle 2: the map and memo come from their files; page 3's bytes are
+     * memorized (another trace id after the array does not matter). */
+    st = full_cycle(&f, p1);
+    CHECK(f.p.raw.map_filed);
+    f.p.page = 2;
+    st = page(&f, p1t, true, ids, sizeof(ids));
+    CHECK_INT(f.p.raw.memo.hits, 1);
+    check_stats(&st, 0, 0, 3, 0);
+    CHECK_INT(f.p.raw.parsed, 1);
+    CHECK_STR(ids, "a b c");
+    /* The same array under another member name is not that page. */
+    f.p.page = 1;
+    st = page(&f, p1h, true, ids, sizeof(ids));
+    CHECK_INT(f.p.raw.memo.hits, 1);
+    CHECK_STR(ids, "c");
+
+    /* Cycle 3: b changes on page 2; page 3 then shows b's old bytes: no hit
+     * (a record was applied in this cycle), b is parsed: its event. */
+    st = full_cycle(&f, p2);
+    check_stats(&st, 0, 1, 1, 1);
+    f.p.page = 2;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.memo.hits, 0);
+    check_stats(&st, 0, 1, 2, 1);
+    check_raw(&f, "b", REC_B);
+
+    /* Cycle 4: that cycle wrote, so the memo filed before is of an older
+     * generation: not loaded, and the pages are scanned (and memorized again). */
+    st = full_cycle(&f, p1);
+    CHECK(!f.p.raw.map_filed);
+    f.p.page = 2;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.memo.hits, 0);
+    check_stats(&st, 0, 0, 3, 0);
+    /* Cycle 5 hits again; cycle 6 after a write elsewhere (incremental) does not. */
+    st = full_cycle(&f, p1);
+    f.p.page = 2;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.memo.hits, 1);
+    poller__raw_cycle_reset(&f.p);
+    f.p.incr_cycle = true;
+    st = page(&f, p2, true, NULL, 0);
+    check_stats(&st, 0, 1, 1, 1);
+    f.p.incr_cycle = false;
+    st = full_cycle(&f, p1);
+    check_stats(&st, 0, 1, 2, 1); /* b's old bytes: its event */
+    f.p.page = 2;
+    st = page(&f, p1, true, NULL, 0);
+    CHECK_INT(f.p.raw.memo.hits, 0);
+    check_stats(&st, 0, 0, 3, 0);
+
+    poller__raw_cycle_reset(&f.p);
+    remove_filed(&f);
+    teardown(&f);
+}
+
 int main(void)
 {
     json_arena_install();
@@ -426,6 +706,8 @@ int main(void)
     test_not_eligible();
     test_root_array();
     test_map();
+    test_filed_map();
+    test_memo();
     json_scratch_release();
     return test_done("rawpage");
 }

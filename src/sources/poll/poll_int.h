@@ -3,6 +3,7 @@
  * the poller "module" is poller.c (lifecycle, persisted state, shared
  * helpers), request.c (requests and response classes), cycle.c (top-level
  * enumerations), rawpage.c (the raw-bytes fast path of their pages),
+ * rawmemo.c (the pages of a cycle whose records all matched, for the next),
  * incremental.c (their watermark and reconcile schedule),
  * sweep.c (for_each sweeps), batch.c (their batch
  * reads of queued parents), wide.c (their full rounds through the batch listing) and paging.c (the paging table); everything else uses poller.h. Names shared across these files
@@ -84,6 +85,32 @@ struct poller_raw_rec {
     char stub_id[129];
 };
 
+/* rawmemo.c: a page of a full enumeration whose records all matched their
+ * entries: where its array and records are, and hashes of its bytes. */
+struct raw_memo_page {
+    uint64_t head;        /* hash64 of the bytes before the array */
+    struct hash128 arr;   /* XXH3-128 of the array's bytes */
+    uint64_t arr_off;
+    uint64_t arr_end;
+    uint64_t first;       /* its first span in raw_memo.spans */
+    uint64_t n;           /* its records (0: no page memorized at this number) */
+};
+
+/* rawmemo.c: the memorized pages of the scope's generation (see rawmemo.c). */
+struct raw_memo {
+    struct raw_memo_page *pages; /* by page number */
+    size_t npages;
+    struct jsonspan_rec *spans;
+    size_t nspans;
+    size_t spans_cap;
+    bool ready;   /* loaded or started for the map's generation in this cycle */
+    bool clean;   /* no page of this cycle had a record to apply: hits allowed */
+    bool added;   /* pages memorized in this cycle: filed at its end */
+    unsigned hits; /* pages of this cycle found memorized (logs, tests) */
+    void *mapped;  /* pages and spans point into this private mapping of the file */
+    size_t mapped_len;
+};
+
 /* rawpage.c: the fast path's state, reused from page to page. */
 struct poller_raw {
     struct jsonspan_page spans;
@@ -99,6 +126,14 @@ struct poller_raw {
      * date): valid only while map_state is RAW_MAP_READY, for this cycle. */
     struct idmap map;
     enum { RAW_MAP_NONE, RAW_MAP_READY, RAW_MAP_OFF } map_state;
+    /* The map is kept in a file between runs (rawpage.c, map_load/map_save):
+     * the scope's generation it was read at, its entries then, and whether
+     * it came from (or already went to) the file. */
+    struct snapshot_gen gen;
+    bool gen_known;
+    bool map_filed;
+    uint64_t map_entries;
+    struct raw_memo memo;
 };
 
 struct poller {
@@ -355,6 +390,18 @@ void poller__raw_scope(struct poller *p, struct snapshot_scope *sc);
 void poller__raw_cycle_reset(struct poller *p);
 /* Frees the fast path's buffers (poller_free). */
 void poller__raw_free(struct poller *p);
+
+/* rawmemo.c (see there). The map's file tag (its generation) names the
+ * memo's too. start: loads the file for tag (or begins empty); hit: fills
+ * p->raw.spans when this page's bytes are a memorized page's (all its
+ * records but the last are SAME); matched: after match_records, memorizes the
+ * page when every record matched, else stops hits for the cycle; save:
+ * files what was added; reset: drops it all (the cycle is over). */
+void poller__memo_start(struct poller *p, const void *tag, size_t tag_len);
+bool poller__memo_hit(struct poller *p, const char *data, size_t len);
+void poller__memo_matched(struct poller *p, const char *data, long same);
+void poller__memo_save(struct poller *p, const void *tag, size_t tag_len);
+void poller__memo_reset(struct poller *p);
 
 /* The value of the user's [trigger] parameter name, or NULL. Borrowed. */
 const char *poller__param_value(const struct poller *p, const char *name);

@@ -18,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "diff.h"
 #include "idmap.h"
 #include "json.h"
+#include "log.h"
 #include "util.h"
 
 /* Longest id worth looking up (diff_valid_record_id allows 128 bytes). */
@@ -79,6 +81,7 @@ static void map_off(struct poller_raw *r)
 {
     idmap_finish(&r->map);
     r->map_state = RAW_MAP_OFF;
+    r->memo.clean = false; /* the memo's hits stand on the map's truth */
 }
 
 /* Entries on their way into the map: their slots are random, so a batch is
@@ -113,11 +116,119 @@ static int map_add(const char *id, size_t idlen, const struct hash128 *raw, void
     return f->n < FILL_BATCH || fill_flush(f) ? 0 : 1;
 }
 
+/* ---- the map kept between runs ---------------------------------------- */
+
+/*
+ * A --once run is a new process, and reading 100,000 raw hashes out of LMDB
+ * was a quarter of a no-change enumeration's CPU. So the map a cycle read
+ * from the store, when no write touched the scope during the cycle, is
+ * saved to STATE_DIR/rawmap-HASH.bin, tagged with the scope's generation
+ * (snapshot_gen: every write to the scope moves it, in its own txn); a
+ * later cycle loads it when the generation read in its own txn is the
+ * same, i.e. when the entries are exactly those the map was read from.
+ * Anything else (no file, a torn one, another generation, another build's
+ * layout) reads the store as before. A for_each child's scope is never
+ * filed (its sweep writes markers under the prefix directly).
+ */
+static bool filing(const struct poller *p)
+{
+    return p->env.cfg != NULL && p->env.cfg->state_dir != NULL && !p->env.dry_run &&
+           p->parent == NULL;
+}
+
+static char *map_path(const struct poller *p)
+{
+    return xasprintf("%s/rawmap-%016llx.bin", p->env.cfg->state_dir,
+                     (unsigned long long)hash64_bytes(p->prefix, p->prefix_len));
+}
+
+/* The file's tag: what the map was read from (format, generation, scope). */
+static char *map_tag(const struct poller *p, const struct snapshot_gen *g, size_t *len)
+{
+    static const char kind[8] = "rawmap1";
+    *len = sizeof(kind) + sizeof(*g) + p->prefix_len;
+    char *t = xcalloc(1, *len);
+    memcpy(t, kind, sizeof(kind));
+    memcpy(t + sizeof(kind), g, sizeof(*g));
+    memcpy(t + sizeof(kind) + sizeof(*g), p->prefix, p->prefix_len);
+    return t;
+}
+
+/* Loads the filed map of the scope's current generation; false: read the store. */
+static bool map_load(struct poller *p, struct store_txn *txn, const struct snapshot_scope *sc,
+                     size_t *entries)
+{
+    struct poller_raw *r = &p->raw;
+    r->gen_known = filing(p) && snapshot_raw_gen(txn, sc, &r->gen) == 0;
+    if (!r->gen_known) {
+        return false;
+    }
+    size_t tag_len = 0;
+    char *tag = map_tag(p, &r->gen, &tag_len);
+    char *path = map_path(p);
+    uint64_t aux = 0;
+    r->map_filed = idmap_load(&r->map, path, tag, tag_len, &aux);
+    free(path);
+    free(tag);
+    *entries = (size_t)aux;
+    return r->map_filed;
+}
+
+/* Files the map of this cycle (unless it came from its file) and the pages
+ * it memorized, when nothing was written to the scope since the map was
+ * read (the generation is the one it was read at). */
+static void map_save(struct poller *p)
+{
+    struct poller_raw *r = &p->raw;
+    bool memo = r->memo.ready && r->memo.clean && r->memo.added;
+    if (r->map_state != RAW_MAP_READY || (r->map_filed && !memo) || !r->gen_known ||
+        !filing(p)) {
+        return;
+    }
+    struct store_txn *txn = NULL;
+    struct snapshot_scope sc = {.prefix = p->prefix, .prefix_len = p->prefix_len};
+    struct snapshot_gen now;
+    bool same = store_txn_begin(p->env.store, false, &txn) == 0 &&
+                snapshot_raw_gen(txn, &sc, &now) == 0 && now.txn == r->gen.txn &&
+                now.nonce == r->gen.nonce;
+    store_txn_abort(txn);
+    if (!same) {
+        return;
+    }
+    size_t tag_len = 0;
+    char *tag = map_tag(p, &r->gen, &tag_len);
+    if (!r->map_filed) {
+        char *path = map_path(p);
+        int rc = idmap_save(&r->map, path, tag, tag_len, r->map_entries);
+        if (rc != 0) {
+            log_debug(p->tag, "cannot save the raw-hash map to %s: %s", path, strerror(-rc));
+        }
+        r->map_filed = rc == 0;
+        free(path);
+    }
+    poller__memo_save(p, tag, tag_len);
+    free(tag);
+}
+
+/* Reads the scope's raw hashes out of the store into the map; false: unreadable or too big. */
+static bool map_read(struct poller *p, struct store_txn *txn, const struct snapshot_scope *sc,
+                     size_t *entries)
+{
+    struct poller_raw *r = &p->raw;
+    if (p->max_total > 0) { /* the count the API claims: room for it at once */
+        idmap_reserve(&r->map, p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX);
+    }
+    struct map_fill fill = {.m = &r->map};
+    int rc = snapshot_raw_each(txn, sc, map_add, &fill, entries);
+    return rc == 0 && fill_flush(&fill);
+}
+
 /*
  * Whether the map answers this page's lookups. A full enumeration looks up
  * every entry of the scope: from its second page on (one page may be all
- * there is), the scope's raw hashes are read once, in key order, instead
- * of one random B-tree descent per record (most of a no-change poll's CPU).
+ * there is; from the first when the map is filed), the scope's raw hashes
+ * are read once, in key order, instead of one random B-tree descent per
+ * record (most of a no-change poll's CPU).
  * The map stays true because every page of the cycle passes through here
  * and forgets its records that will be applied (match_records); a page that
  * does not (poller__raw_page falls back) turns it off for the cycle.
@@ -125,26 +236,40 @@ static int map_add(const char *id, size_t idlen, const struct hash128 *raw, void
 static bool use_map(struct poller *p, struct store_txn *txn, const struct snapshot_scope *sc)
 {
     struct poller_raw *r = &p->raw;
-    if (r->map_state != RAW_MAP_NONE || p->incr_cycle || p->page == 0) {
+    if (r->map_state != RAW_MAP_NONE || p->incr_cycle) {
         return r->map_state == RAW_MAP_READY;
     }
+    /* On the first page (it may be all there is) only a filed map is worth it. */
+    bool first = p->page == 0;
+    if (first && !filing(p)) {
+        return false;
+    }
     idmap_init(&r->map, RAW_MAP_MAX);
-    if (p->max_total > 0) { /* the count the API claims: room for it at once */
-        size_t n = p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX;
-        idmap_reserve(&r->map, n);
-        idset_reserve(&p->seen, n); /* every id will be seen: no doubling on the way */
+    r->map_filed = false;
+    if (p->max_total > 0) { /* every id will be seen: no doubling on the way */
+        idset_reserve(&p->seen, p->max_total < RAW_MAP_MAX ? (size_t)p->max_total : RAW_MAP_MAX);
     }
-    struct map_fill fill = {.m = &r->map};
     size_t entries = 0;
-    int rc = snapshot_raw_each(txn, sc, map_add, &fill, &entries);
-    if (rc == 0 && !fill_flush(&fill)) {
-        rc = 1; /* full */
+    bool ok = map_load(p, txn, sc, &entries) || (!first && map_read(p, txn, sc, &entries));
+    if (!ok && first) {
+        idmap_finish(&r->map); /* the second page reads the store */
+        return false;
     }
-    if (rc != 0) {
+    if (!ok) {
         map_off(r); /* unreadable, or too big: the lookups answer */
         return false;
     }
+    if (p->max_total <= 0) { /* the first page: the filed count of entries instead */
+        idset_reserve(&p->seen, entries < RAW_MAP_MAX ? entries : RAW_MAP_MAX);
+    }
     r->map_state = RAW_MAP_READY;
+    r->map_entries = entries;
+    if (r->gen_known) { /* the pages memorized at this generation */
+        size_t tag_len = 0;
+        char *tag = map_tag(p, &r->gen, &tag_len);
+        poller__memo_start(p, tag, tag_len);
+        free(tag);
+    }
     /* The deletion scan may be proved needless (cycle.c, scan_needless). */
     p->fill_known = true;
     p->fill_entries = entries;
@@ -225,6 +350,28 @@ static long match_records(struct poller *p, const char *data)
         map_off(r);
     }
     return same;
+}
+
+/*
+ * A memorized page (poller__memo_hit): every record but the last is SAME
+ * and the last is parsed and applied as unchanged, as match_records found
+ * at the same generation. Returns the number marked SAME.
+ */
+static long memo_records(struct poller *p, const char *data)
+{
+    struct poller_raw *r = &p->raw;
+    size_t n = r->spans.n;
+    for (size_t i = 0; i < n; i++) {
+        const struct jsonspan_rec *s = &r->spans.recs[i];
+        struct poller_raw_rec *v = &r->v[i];
+        idset_prefetch(&p->seen, data + s->id_off, s->id_len);
+        v->has_id = true;
+        v->raw = (struct hash128){0, 0};
+        v->kind = i + 1 < n ? SNAPSHOT_RAW_SAME : SNAPSHOT_RAW_HASH;
+        v->parsed_same = i + 1 == n;
+        v->child = NULL;
+    }
+    return n > 0 ? (long)n - 1 : 0;
 }
 
 /* The page with only the records to parse: before the array, them, after it. */
@@ -316,14 +463,24 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
     r->active = false;
     r->parsed = 0;
     r->skipped = 0;
-    if (len == 0 || poller__classify(resp) != OUTCOME_OK || !records_member(p, &member) ||
-        jsonspan_records(data, len, member, id_field(p), &r->spans) != 0) {
+    if (len == 0 || poller__classify(resp) != OUTCOME_OK || !records_member(p, &member)) {
         return raw_fallback(p);
     }
-    reserve(r, r->spans.n);
-    long same = match_records(p, data);
-    if (same < 0) {
-        return raw_fallback(p);
+    long same;
+    bool memo = poller__memo_hit(p, data, len);
+    if (memo) {
+        reserve(r, r->spans.n);
+        same = memo_records(p, data);
+    } else {
+        if (jsonspan_records(data, len, member, id_field(p), &r->spans) != 0) {
+            return raw_fallback(p);
+        }
+        reserve(r, r->spans.n);
+        same = match_records(p, data);
+        if (same < 0) {
+            return raw_fallback(p);
+        }
+        poller__memo_matched(p, data, same);
     }
     r->skipped = (unsigned)same;
     cJSON *body = NULL;
@@ -351,8 +508,8 @@ bool poller__raw_page(struct poller *p, const struct http_response *resp, cJSON 
     r->n = r->spans.n;
     r->parsed = (unsigned)(r->n - r->skipped);
     r->active = true;
-    log_debug(p->tag, "page %u: %zu records, %u parsed (the bytes of %u unchanged)", p->page + 1,
-              r->n, r->parsed, r->skipped);
+    log_debug(p->tag, "page %u: %zu records, %u parsed (the bytes of %u unchanged%s)", p->page + 1,
+              r->n, r->parsed, r->skipped, memo ? ", a memorized page" : "");
     *body_out = body;
     *records_out = records;
     return true;
@@ -390,12 +547,15 @@ void poller__raw_scope(struct poller *p, struct snapshot_scope *sc)
 
 void poller__raw_cycle_reset(struct poller *p)
 {
+    map_save(p);
+    poller__memo_reset(p);
     idmap_finish(&p->raw.map);
     p->raw.map_state = RAW_MAP_NONE;
 }
 
 void poller__raw_free(struct poller *p)
 {
+    poller__memo_reset(p);
     idmap_finish(&p->raw.map);
     jsonspan_page_free(&p->raw.spans);
     if (p->raw.doc.max != 0) {
