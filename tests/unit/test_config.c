@@ -158,6 +158,8 @@ static const struct bad_case bad_cases[] = {
      NULL},
     {"bad log level", "[engine]\nstate_dir = s\nlog_level = loud\n" LOC TRIG, LOAD, 3,
      "bad value 'loud' for 'log_level' (allowed: error warn info debug)", NULL},
+    {"bad log format", "[engine]\nstate_dir = s\nlog_format = yaml\n" LOC TRIG, LOAD, 3,
+     "bad value 'yaml' for 'log_format' (allowed: text json)", NULL},
     {"missing use", BASE "[trigger t2]\nevery = 5m\n", LOAD, 8,
      "missing required key 'use' in [trigger t2]", NULL},
     {"unknown use", ENGINE LOC "[trigger contacts]\nuse = contacts.serch\n", RESOLVE, 7,
@@ -853,6 +855,7 @@ static void test_defaults(void)
     free(state);
     CHECK_INT(cfg->min_interval_ms, 60000);
     CHECK_INT(cfg->log_level, LOG_INFO);
+    CHECK_INT(cfg->log_format, LOG_FORMAT_TEXT);
     CHECK_STR(cfg->catalog_dir, POLLEN_CATALOG_DIR);
     CHECK_INT(cfg->retention_count, 1000000);
     CHECK_INT(cfg->retention_age_ms, 30ULL * 86400000);

@@ -87,8 +87,9 @@ void poller__log_failure_at(const struct poller *p, enum log_level level, const 
     } else {
         char message[400];
         ghl_api_message(body, message, sizeof(message));
-        log_at(level, p->tag, "%s: HTTP %ld%s%s%s%s", what, resp->status,
-               trace ? " traceId " : "", trace ? trace : "", body ? ": " : "", message);
+        struct log_fields f = {.trace_id = trace};
+        log_at_with(level, p->tag, &f, "%s: HTTP %ld%s%s%s%s", what, resp->status,
+                    trace ? " traceId " : "", trace ? trace : "", body ? ": " : "", message);
     }
 }
 
@@ -269,6 +270,7 @@ struct poller *poller_create(const struct poller_env *env, const struct config_t
     p->ops = &poller__cycle_ops;
     p->loc = loc;
     p->tag = xasprintf("trigger:%s", tc->name);
+    log_bind_location(p->tag, location_name(loc)); /* JSON log lines name it */
     const char *parts[] = {tc->name, location_name(loc)};
     size_t klen = 0;
     p->prefix = snapshot_key_prefix(parts, 2, &p->prefix_len);
@@ -332,6 +334,7 @@ static void poller_free(struct poller *p)
     p->ops->finish(p);
     idset_finish(&p->seen);
     poller__raw_free(p);
+    log_unbind(p->tag);
     free(p->tag);
     free(p->state_key);
     free(p->prefix);

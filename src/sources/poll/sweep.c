@@ -783,8 +783,9 @@ static void on_unit(struct http_response *resp, void *ud)
         char *what = xasprintf("%s %s (%s)", p->def->fan_out, p->unit_id, p->def->path);
         if (oc == OUTCOME_OK) {
             const char *trace = ghl_api_trace_id(body);
-            log_at(level, p->tag, "%s: no '%s' array in the response (traceId %s)", what,
-                   p->def->records, trace ? trace : "none");
+            log_at_with(level, p->tag, &(struct log_fields){.trace_id = trace},
+                        "%s: no '%s' array in the response (traceId %s)", what,
+                        p->def->records, trace ? trace : "none");
         } else {
             poller__log_failure_at(p, level, what, resp, body);
         }
