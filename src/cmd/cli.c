@@ -36,6 +36,7 @@
 #include "log.h"
 #include "tail.h"
 #include "util.h"
+#include "version.h"
 
 static const char usage_main[] =
     "usage: pollen COMMAND [options]\n"
@@ -59,7 +60,8 @@ static const char usage_main[] =
     "  purge    -c FILE\n"
     "           delete the state of triggers no longer in the configuration\n"
     "\n"
-    "`pollen COMMAND --help` describes each command. `pollen --version` prints the version.\n"
+    "`pollen COMMAND --help` describes each command. `pollen --version` prints the version,\n"
+    "the build's features and the versions of its libraries.\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error\n";
 
 static const char usage_run[] =
@@ -915,8 +917,8 @@ int cli_main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        printf("pollen %s\n", POLLEN_VERSION);
-        return CLI_EXIT_OK;
+        version_print(stdout);
+        return finish_output("--version", CLI_EXIT_OK);
     }
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
         if (strcmp(cmd, commands[i].name) == 0) {
