@@ -426,6 +426,7 @@ static void page_advance(struct poller *p, cJSON *body, cJSON *wrapped, const cJ
         return;
     }
     if (more) {
+        poller__progress_cycle(p);
         p->page++;
         p->attempt = 0;
         fetch_page(p);

@@ -5,7 +5,8 @@
  * enumerations), rawpage.c (the raw-bytes fast path of their pages),
  * incremental.c (their watermark and reconcile schedule),
  * sweep.c (for_each sweeps), batch.c (their batch
- * reads of queued parents), wide.c (their full rounds through the batch listing) and paging.c (the paging table); everything else uses poller.h. Names shared across these files
+ * reads of queued parents), wide.c (their full rounds through the batch listing), paging.c (the paging table) and
+ * progress.c (the progress lines of long work); everything else uses poller.h. Names shared across these files
  * take the poller__ prefix.
  * Owns: nothing; declares struct poller, whose owner is poller.c.
  * Invariants: p->ops is the strategy of the trigger (poller__cycle_ops, or
@@ -96,6 +97,16 @@ struct poller_raw {
      * date): valid only while map_state is RAW_MAP_READY, for this cycle. */
     struct idmap map;
     enum { RAW_MAP_NONE, RAW_MAP_READY, RAW_MAP_OFF } map_state;
+};
+
+/* progress.c: where the long work under way stands (not persisted). */
+struct poller_progress {
+    bool active;
+    uint64_t stamp;            /* the start stamp of the work counted (a new one resets) */
+    uint64_t since;            /* mono ms of its first step */
+    uint64_t last;             /* mono ms of the last line (or of the first step) */
+    uint64_t records_from;     /* stats.records at its first step */
+    uint64_t steps;            /* pages, or parent records read */
 };
 
 struct poller {
@@ -219,6 +230,7 @@ struct poller {
     struct poller_wide *wide;  /* the full round through the batch listing under way, or NULL */
     bool wide_off;             /* the listing answered a permanent error: rounds one at a time */
     struct poller_raw raw;     /* the raw-bytes fast path of the current page */
+    struct poller_progress progress; /* progress.c */
 };
 
 struct request_parts {
@@ -479,6 +491,18 @@ int poller__sweep_queue_read(struct store_txn *txn, const struct poller *p,
 /* The kind of parent_id's queue entry ('C', 'P', 'D'), or 0 when it is not queued. */
 char poller__sweep_queued_kind(struct store_txn *txn, const struct poller *p,
                                const char *parent_id);
+
+/*
+ * progress.c: long work logs where it stands at most every 10 s
+ * (POLLEN_PROGRESS_INTERVAL=MS overrides it, for tests): records, pages or
+ * reads, requests, rate, and the time left when the API gave a count.
+ * poller__progress_cycle: after each page of a cycle with more to come; only
+ * a baseline or a reconcile logs. poller__progress_round: after each page of
+ * a full round through the batch listing (wide) or each parent record read;
+ * only a child's first round logs.
+ */
+void poller__progress_cycle(struct poller *p);
+void poller__progress_round(struct poller *p, bool wide);
 
 /* Pages one enumeration may ever take. */
 #define POLLER_MAX_PAGES 100000

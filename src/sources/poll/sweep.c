@@ -597,6 +597,7 @@ static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
         log_info(p->tag, "%s %s: %u created, %u updated, %u deleted", p->def->fan_out, p->unit_id,
                  a.st.created, a.st.updated, a.st.deleted);
     }
+    poller__progress_round(p, false);
     unit_succeeded(p);
 }
 
