@@ -40,6 +40,7 @@
 #include "status.h"
 #include "tail.h"
 #include "util.h"
+#include "version.h"
 
 static const char usage_main[] =
     "usage: pollen COMMAND [options]\n"
@@ -68,7 +69,8 @@ static const char usage_main[] =
     "  status   -c FILE [--json]\n"
     "           how each trigger, location, the outbox and the database are doing\n"
     "\n"
-    "`pollen COMMAND --help` describes each command. `pollen --version` prints the version.\n"
+    "`pollen COMMAND --help` describes each command. `pollen --version` prints the version,\n"
+    "the build's features and the versions of its libraries.\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error\n";
 
 static const char usage_run[] =
@@ -85,7 +87,10 @@ static const char usage_run[] =
     "      --dry-run         like --once, but record nothing and send no action: print\n"
     "                        each request the rules would send as a JSON line on stdout\n"
     "      --log-level LEVEL error, warn, info or debug (overrides [engine] log_level)\n"
-    "  -h, --help            this text\n";
+    "  -h, --help            this text\n"
+    "\n"
+    "POLLEN_LOG_FORMAT=text|json in the environment overrides [engine] log_format\n"
+    "and also applies to the problems that keep the configuration from loading.\n";
 
 static const char usage_check[] =
     "usage: pollen check -c FILE\n"
@@ -478,7 +483,16 @@ static int report_problems(int rc, struct ini_errors *errs)
 {
     bool failed = rc != 0 || errs->count > 0;
     if (failed) {
-        ini_errors_print(errs, stderr);
+        /* run holds the loader's warnings until it knows the log format:
+         * they come first, as they always did. */
+        log_release();
+        if (log_get_format() == LOG_FORMAT_JSON) {
+            for (size_t i = 0; i < errs->count; i++) {
+                log_error("config", "%s", errs->items[i]);
+            }
+        } else {
+            ini_errors_print(errs, stderr);
+        }
     }
     ini_errors_free(errs);
     return failed ? CLI_EXIT_USAGE : CLI_EXIT_OK;
@@ -516,6 +530,29 @@ static int prepare(struct args *a, enum load_mode mode, struct loaded *l)
     return rc != 0 ? rc : load(a->config, mode, l);
 }
 
+/*
+ * POLLEN_LOG_FORMAT=text|json sets the log format from the start of `run`,
+ * before the configuration is read: the problems that keep it from loading
+ * can only be JSON this way. Set, it wins over [engine] log_format (one
+ * stream never mixes formats). *set says whether it was set. Returns 0, or
+ * the usage exit code for another value.
+ */
+static int log_format_from_env(bool *set)
+{
+    const char *value = getenv("POLLEN_LOG_FORMAT");
+    enum log_format format;
+    *set = value != NULL && value[0] != '\0';
+    if (!*set) {
+        return 0;
+    }
+    if (log_parse_format(value, &format) != 0) {
+        fprintf(stderr, "pollen: POLLEN_LOG_FORMAT='%s' is neither text nor json\n", value);
+        return CLI_EXIT_USAGE;
+    }
+    log_set_format(format);
+    return 0;
+}
+
 static int cmd_run(struct args *a)
 {
     int rc = end_of_args(a);
@@ -526,13 +563,30 @@ static int cmd_run(struct args *a)
     if (a->log_level != NULL && log_parse_level(a->log_level, &lvl) != 0) {
         return usage_error(a, "unknown log level '%s' (error, warn, info, debug)", a->log_level);
     }
+    bool env_format;
+    rc = log_format_from_env(&env_format);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!env_format) {
+        log_hold(); /* until the file's log_format is known */
+    }
     struct loaded l;
     rc = load(a->config, LOAD_RESOLVED, &l);
     if (rc != 0) {
-        fprintf(stderr, "pollen: %s has errors; not starting (see `pollen check -c %s`)\n",
-                a->config, a->config);
+        if (log_get_format() == LOG_FORMAT_JSON) {
+            log_error("config", "%s has errors; not starting (see `pollen check -c %s`)",
+                      a->config, a->config);
+        } else {
+            fprintf(stderr, "pollen: %s has errors; not starting (see `pollen check -c %s`)\n",
+                    a->config, a->config);
+        }
         return rc;
     }
+    if (!env_format) {
+        log_set_format(l.cfg->log_format);
+    }
+    log_release();
     log_set_level(a->log_level != NULL ? lvl : l.cfg->log_level);
     a->run.config_path = a->config;
     a->run.log_level_fixed = a->log_level != NULL;
@@ -983,8 +1037,8 @@ int cli_main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        printf("pollen %s\n", POLLEN_VERSION);
-        return CLI_EXIT_OK;
+        version_print(stdout);
+        return finish_output("--version", CLI_EXIT_OK);
     }
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
         if (strcmp(cmd, commands[i].name) == 0) {

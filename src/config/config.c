@@ -38,6 +38,18 @@ static int parse_log_level(struct ini_doc *doc, const struct ini_key *k, const c
     return 0;
 }
 
+static int parse_log_format(struct ini_doc *doc, const struct ini_key *k, const char *value,
+                            int line, void *field)
+{
+    if (log_parse_format(value, (enum log_format *)field) != 0) {
+        char q[INI_QUOTE_MAX + 4];
+        ini_quote(value, q);
+        ini_diag_add(&doc->diag, line, "bad value '%s' for '%s' (allowed: text json)", q, k->name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* A reference to another section: [location NAME] or [trigger NAME]. */
 static int parse_name(struct ini_doc *doc, const struct ini_key *k, const char *value,
                       int line, void *field)
@@ -581,6 +593,8 @@ static const struct ini_key engine_keys[] = {
      .max = MIN(15)},
     {.name = "log_level", .type = INI_KEY_CUSTOM, .offset = offsetof(struct config, log_level),
      .def = "info", .parse = parse_log_level},
+    {.name = "log_format", .type = INI_KEY_CUSTOM, .offset = offsetof(struct config, log_format),
+     .def = "text", .parse = parse_log_format},
     /* No .def: the default is decided at run time (finish_engine). */
     {.name = "catalog", .type = INI_KEY_PATH, .offset = offsetof(struct config, catalog_dir)},
     {.name = "retention_count", .type = INI_KEY_UINT64,

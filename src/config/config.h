@@ -277,6 +277,7 @@ struct config {
     char *state_dir;          /* absolute */
     uint64_t min_interval_ms;
     enum log_level log_level;
+    enum log_format log_format; /* text or json (log.h) */
     char *catalog_dir;
     uint64_t retention_count, retention_age_ms, max_db_size; /* 0 = unlimited (count, age) */
     uint64_t dlq_retention_ms;  /* dead letters are deleted this long after they died; 0 = never */

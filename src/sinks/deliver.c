@@ -406,10 +406,12 @@ static void attempt_done(struct attempt *a, struct sink_outcome *o)
                      sink_str(a->entry, "action"), a->sink != NULL ? a->sink->status_word : "status",
                      o->status);
         } else {
-            log_warn("dispatch", "rule %s: %s %s: %s%s%s", rule, sink_str(a->entry, "action"),
-                     strcmp(f.type, "action.dead") == 0 ? "moved to the dead-letter store"
-                                                         : "failed, will retry",
-                     o->error, o->trace_id[0] ? " traceId " : "", o->trace_id);
+            struct log_fields lf = {.trace_id = o->trace_id};
+            log_at_with(LOG_WARN, "dispatch", &lf, "rule %s: %s %s: %s%s%s", rule,
+                        sink_str(a->entry, "action"),
+                        strcmp(f.type, "action.dead") == 0 ? "moved to the dead-letter store"
+                                                            : "failed, will retry",
+                        o->error, o->trace_id[0] ? " traceId " : "", o->trace_id);
         }
     }
     cJSON_Delete(o->result);

@@ -160,6 +160,8 @@ static const struct bad_case bad_cases[] = {
      NULL},
     {"bad log level", "[engine]\nstate_dir = s\nlog_level = loud\n" LOC TRIG, LOAD, 3,
      "bad value 'loud' for 'log_level' (allowed: error warn info debug)", NULL},
+    {"bad log format", "[engine]\nstate_dir = s\nlog_format = yaml\n" LOC TRIG, LOAD, 3,
+     "bad value 'yaml' for 'log_format' (allowed: text json)", NULL},
     {"missing use", BASE "[trigger t2]\nevery = 5m\n", LOAD, 8,
      "missing required key 'use' in [trigger t2]", NULL},
     {"unknown use", ENGINE LOC "[trigger contacts]\nuse = contacts.serch\n", RESOLVE, 7,
@@ -904,6 +906,7 @@ static void test_defaults(void)
     free(state);
     CHECK_INT(cfg->min_interval_ms, 60000);
     CHECK_INT(cfg->log_level, LOG_INFO);
+    CHECK_INT(cfg->log_format, LOG_FORMAT_TEXT);
     CHECK_STR(cfg->catalog_dir, paths_catalog_dir());
     /* A test program runs outside the build root and no catalog is installed
      * next to it: the compiled-in one (paths.h). */

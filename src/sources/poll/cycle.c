@@ -324,8 +324,9 @@ static bool page_parse(struct poller *p, struct http_response *resp, cJSON **bod
     }
     if (!cJSON_IsArray(records)) {
         const char *trace = ghl_api_trace_id(body);
-        log_warn(p->tag, "%s: response has no '%s' array (traceId %s)", p->def->path,
-                 p->def->records, trace ? trace : "none");
+        log_at_with(LOG_WARN, p->tag, &(struct log_fields){.trace_id = trace},
+                    "%s: response has no '%s' array (traceId %s)", p->def->path,
+                    p->def->records, trace ? trace : "none");
         cJSON_Delete(wrapped);
         json_arena_free(body);
         page_retry(p, "unexpected response shape");
@@ -397,9 +398,10 @@ static bool page_commit(struct poller *p, const cJSON *body, const cJSON *record
         const char *trace = ghl_api_trace_id(body);
         char where[160];
         describe_page(p, where, sizeof(where));
-        log_warn(p->tag, "%s %s (%s): skipped %u records without a valid '%s' (traceId %s)",
-                 p->def->method, p->def->path, where, a.st.invalid, id_field(p),
-                 trace ? trace : "none");
+        log_at_with(LOG_WARN, p->tag, &(struct log_fields){.trace_id = trace},
+                    "%s %s (%s): skipped %u records without a valid '%s' (traceId %s)",
+                    p->def->method, p->def->path, where, a.st.invalid, id_field(p),
+                    trace ? trace : "none");
     }
     if (a.st.created + a.st.updated > 0) {
         poller__sweep_kick(p);
@@ -434,6 +436,7 @@ static void page_advance(struct poller *p, cJSON *body, cJSON *wrapped, const cJ
         return;
     }
     if (more) {
+        poller__progress_cycle(p);
         p->page++;
         p->attempt = 0;
         fetch_page(p);

@@ -6,7 +6,8 @@
  * rawmemo.c (the pages of a cycle whose records all matched, for the next),
  * incremental.c (their watermark and reconcile schedule),
  * sweep.c (for_each sweeps), batch.c (their batch
- * reads of queued parents), wide.c (their full rounds through the batch listing) and paging.c (the paging table); everything else uses poller.h. Names shared across these files
+ * reads of queued parents), wide.c (their full rounds through the batch listing), paging.c (the paging table) and
+ * progress.c (the progress lines of long work); everything else uses poller.h. Names shared across these files
  * take the poller__ prefix.
  * Owns: nothing; declares struct poller, whose owner is poller.c.
  * Invariants: p->ops is the strategy of the trigger (poller__cycle_ops, or
@@ -134,6 +135,16 @@ struct poller_raw {
     bool map_filed;
     uint64_t map_entries;
     struct raw_memo memo;
+};
+
+/* progress.c: where the long work under way stands (not persisted). */
+struct poller_progress {
+    bool active;
+    uint64_t stamp;            /* the start stamp of the work counted (a new one resets) */
+    uint64_t since;            /* mono ms of its first step */
+    uint64_t last;             /* mono ms of the last line (or of the first step) */
+    uint64_t records_from;     /* stats.records at its first step */
+    uint64_t steps;            /* pages, or parent records read */
 };
 
 struct poller {
@@ -270,6 +281,7 @@ struct poller {
     bool error_auth;            /* this cycle failed on the credential (401, token refused) */
     bool rec_stopped;          /* poller_stop_auth recorded the end: nothing more is */
     char cycle_error[STATUS_ERROR_MAX + 1]; /* what made this cycle fail, or "" */
+    struct poller_progress progress; /* progress.c */
 };
 
 struct request_parts {
@@ -585,6 +597,18 @@ int poller__sweep_queue_read(struct store_txn *txn, const struct poller *p,
 /* The kind of parent_id's queue entry ('C', 'P', 'D'), or 0 when it is not queued. */
 char poller__sweep_queued_kind(struct store_txn *txn, const struct poller *p,
                                const char *parent_id);
+
+/*
+ * progress.c: long work logs where it stands at most every 10 s
+ * (POLLEN_PROGRESS_INTERVAL=MS overrides it, for tests): records, pages or
+ * reads, requests, rate, and the time left when the API gave a count.
+ * poller__progress_cycle: after each page of a cycle with more to come; only
+ * a baseline or a reconcile logs. poller__progress_round: after each page of
+ * a full round through the batch listing (wide) or each parent record read;
+ * only a child's first round logs.
+ */
+void poller__progress_cycle(struct poller *p);
+void poller__progress_round(struct poller *p, bool wide);
 
 /* Pages one enumeration may ever take. */
 #define POLLER_MAX_PAGES 100000

@@ -97,8 +97,9 @@ void poller__log_failure_at(const struct poller *p, enum log_level level, const 
     } else {
         char message[400];
         ghl_api_message(body, message, sizeof(message));
-        log_at(level, p->tag, "%s: HTTP %ld%s%s%s%s", what, resp->status,
-               trace ? " traceId " : "", trace ? trace : "", body ? ": " : "", message);
+        struct log_fields f = {.trace_id = trace};
+        log_at_with(level, p->tag, &f, "%s: HTTP %ld%s%s%s%s", what, resp->status,
+                    trace ? " traceId " : "", trace ? trace : "", body ? ": " : "", message);
     }
 }
 
@@ -293,6 +294,7 @@ static struct poller *create(const struct poller_env *env, const struct config_t
     p->tag = xasprintf("trigger:%s", tc->name);
     /* The state key's scope: the location's name, or the api's (trigger
      * names are unique, so the two never meet). */
+    log_bind_location(p->tag, poller__scope_name(p)); /* JSON log lines name it */
     const char *parts[] = {tc->name, poller__scope_name(p)};
     p->prefix = snapshot_key_prefix(parts, 2, &p->prefix_len);
     p->state_key = xstrndup(p->prefix, p->prefix_len - 1);
@@ -371,6 +373,7 @@ static void poller_free(struct poller *p)
     p->ops->finish(p);
     idset_finish(&p->seen);
     poller__raw_free(p);
+    log_unbind(p->tag);
     free(p->tag);
     free(p->state_key);
     free(p->prefix);

@@ -654,6 +654,7 @@ static void run_unit_txn(struct poller *p, const cJSON *records, bool skip)
         log_info(p->tag, "%s %s: %u created, %u updated, %u deleted", p->def->fan_out, p->unit_id,
                  a.st.created, a.st.updated, a.st.deleted);
     }
+    poller__progress_round(p, false);
     unit_succeeded(p);
 }
 
@@ -840,8 +841,9 @@ static void on_unit(struct http_response *resp, void *ud)
         char *what = xasprintf("%s %s (%s)", p->def->fan_out, p->unit_id, p->def->path);
         if (oc == OUTCOME_OK) {
             const char *trace = ghl_api_trace_id(body);
-            log_at(level, p->tag, "%s: no '%s' array in the response (traceId %s)", what,
-                   p->def->records, trace ? trace : "none");
+            log_at_with(level, p->tag, &(struct log_fields){.trace_id = trace},
+                        "%s: no '%s' array in the response (traceId %s)", what,
+                        p->def->records, trace ? trace : "none");
         } else {
             poller__log_failure_at(p, level, what, resp, body);
         }

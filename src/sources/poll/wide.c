@@ -364,6 +364,7 @@ static void on_page(struct http_response *resp, void *ud)
     cJSON_Delete(body);
     w->page++;
     w->attempt = 0;
+    poller__progress_round(p, true);
     if (next != PAGING_MORE || w->page >= WIDE_MAX_PAGES) {
         if (next != PAGING_END) {
             log_warn(p->tag, "full round: %s; no deletions are decided from this round",
