@@ -64,6 +64,8 @@ static void drive(struct httpd *h)
     }
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) ATTR_PRINTF(2, 0);
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char line[512];
