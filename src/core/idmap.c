@@ -4,13 +4,10 @@
 #include "idmap.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "util.h"
 
@@ -255,19 +252,9 @@ bool idmap_load(struct idmap *m, const char *path, const void *tag, size_t tag_l
     if (m->cap != 0 || tag_len > TAG_MAX) {
         return false;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return false;
-    }
-    struct stat st;
-    void *base = MAP_FAILED;
     size_t len = 0;
-    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX) {
-        len = (size_t)st.st_size;
-        base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    }
-    close(fd);
-    if (base == MAP_FAILED) {
+    void *base = util_map_file(path, UINT64_MAX, &len);
+    if (base == NULL) {
         return false;
     }
     if (!file_valid(base, len, tag, tag_len)) {

@@ -489,6 +489,23 @@ int util_write_atomic(const char *path, const struct util_chunk *chunks, size_t 
     return rc;
 }
 
+void *util_map_file(const char *path, uint64_t max, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return NULL;
+    }
+    struct stat st;
+    void *base = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= max &&
+        (uint64_t)st.st_size < SIZE_MAX) {
+        *len = (size_t)st.st_size;
+        base = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    }
+    close(fd);
+    return base == MAP_FAILED ? NULL : base;
+}
+
 int util_read_file(const char *path, size_t max, char **out, size_t *out_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

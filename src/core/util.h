@@ -168,6 +168,13 @@ struct util_chunk {
  * -errno (then path is untouched and no PATH.tmp is left).
  */
 int util_write_atomic(const char *path, const struct util_chunk *chunks, size_t n);
+/*
+ * Maps the file at path whole, private (copy-on-write: the caller may write
+ * to its pages, the file never changes) and populated. Returns the mapping
+ * (munmap it, *len bytes) or NULL when the file is absent, empty, larger
+ * than max bytes or cannot be mapped: what util_write_atomic wrote, read back.
+ */
+void *util_map_file(const char *path, uint64_t max, size_t *len);
 
 /*
  * Joins a relative path onto dir (leading "./" dropped); an absolute path,

@@ -26,12 +26,9 @@
 #include "poll_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "util.h"
@@ -117,19 +114,9 @@ static bool memo_valid(const char *base, size_t len, const void *tag, size_t tag
  * private mapping (memorize copies it out before it grows). */
 static bool memo_read(struct raw_memo *m, const char *path, const void *tag, size_t tag_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return false;
-    }
-    struct stat st;
-    void *base = MAP_FAILED;
     size_t len = 0;
-    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= MEMO_MAX) {
-        len = (size_t)st.st_size;
-        base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    }
-    close(fd);
-    if (base == MAP_FAILED) {
+    void *base = util_map_file(path, MEMO_MAX, &len);
+    if (base == NULL) {
         return false;
     }
     if (!memo_valid(base, len, tag, tag_len)) {
