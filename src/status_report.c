@@ -12,6 +12,7 @@
 #include "config.h"
 #include "isotime.h"
 #include "json.h"
+#include "outbox.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -96,47 +97,36 @@ static void read_trigger(struct store_txn *txn, struct status_trigger *t)
     }
 }
 
-/* One outbox entry: pending, retrying or in flight (deliver.c's "state" and "attempts"). */
-static void count_entry(const void *val, size_t vlen, struct status_outbox *o)
+/* One queued outbox entry (an unreadable one is listed as a stub: pending,
+ * as the dispatcher quarantines it when it comes due). */
+static int count_entry(uint64_t id, const cJSON *entry, void *ud)
 {
-    cJSON *e = NULL;
-    if (json_parse(val, vlen, &e, NULL) != 0) {
-        o->pending++; /* the dispatcher quarantines it when it comes due */
-        return;
-    }
-    const char *state = json_get_string(e, "state");
-    double attempts = 0;
-    double next_at = 0;
-    json_get_number(e, "attempts", &attempts);
-    json_get_number(e, "next_at", &next_at);
-    if (state != NULL && strcmp(state, "inflight") == 0) {
+    struct status_outbox *o = ud;
+    (void)id;
+    switch (outbox_entry_state(entry)) {
+    case OUTBOX_IN_FLIGHT:
         o->in_flight++;
-    } else if (attempts > 0) {
+        break;
+    case OUTBOX_RETRYING: {
         o->retrying++;
+        double next_at = 0;
+        json_get_number(entry, "next_at", &next_at);
         uint64_t at = next_at > 0 ? (uint64_t)next_at : 0;
         if (at != 0 && (o->next_attempt_ms == 0 || at < o->next_attempt_ms)) {
             o->next_attempt_ms = at;
         }
-    } else {
-        o->pending++;
+        break;
     }
-    cJSON_Delete(e);
+    case OUTBOX_PENDING:
+        o->pending++;
+        break;
+    }
+    return 0;
 }
 
 static int count_outbox(struct store_txn *txn, struct status_outbox *o)
 {
-    struct store_cursor *cur = NULL;
-    int rc = store_cursor_open(txn, STORE_OUTBOX, &cur);
-    const void *val = NULL;
-    size_t vlen = 0;
-    if (rc == 0) {
-        rc = store_cursor_seek(cur, NULL, 0, NULL, NULL, &val, &vlen);
-    }
-    while (rc == 0) {
-        count_entry(val, vlen, o);
-        rc = store_cursor_next(cur, NULL, NULL, &val, &vlen);
-    }
-    return rc == -ENOENT ? 0 : rc;
+    return outbox_scan(txn, OUTBOX_QUEUED, 0, count_entry, o);
 }
 
 /* The oldest and newest seq the event log keeps (0 when empty). */

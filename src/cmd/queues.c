@@ -111,14 +111,16 @@ static void queued_row(struct rows *r, uint64_t id, const cJSON *entry)
     snprintf(attempts, sizeof(attempts), "%llu", made);
     const char *state = "pending";
     uint64_t at = num_of(entry, "next_at");
-    if (strcmp(str_or(entry, "state", ""), "inflight") == 0) {
+    enum outbox_entry_state where = outbox_entry_state(entry);
+    if (where == OUTBOX_IN_FLIGHT) {
         /* next_at is its lease: when it is sent again if this attempt never ends. */
         state = "in flight";
         r->inflight++;
         snprintf(next, sizeof(next), "-");
     } else {
-        state = made > 0 ? "retrying" : "pending";
-        *(made > 0 ? &r->retrying : &r->pending) += 1;
+        bool retrying = where == OUTBOX_RETRYING;
+        state = retrying ? "retrying" : "pending";
+        *(retrying ? &r->retrying : &r->pending) += 1;
         if (at <= r->now) {
             snprintf(next, sizeof(next), "now");
         } else {

@@ -328,6 +328,17 @@ int outbox_dlq_list(struct store_txn *txn, int (*cb)(uint64_t id, const cJSON *e
     return list_from(txn, OUTBOX_DEAD, 0, cb, ud);
 }
 
+enum outbox_entry_state outbox_entry_state(const cJSON *entry)
+{
+    const char *state = json_get_string(entry, "state");
+    double attempts = 0;
+    if (state != NULL && strcmp(state, "inflight") == 0) {
+        return OUTBOX_IN_FLIGHT;
+    }
+    return json_get_number(entry, "attempts", &attempts) && attempts > 0 ? OUTBOX_RETRYING
+                                                                          : OUTBOX_PENDING;
+}
+
 int outbox_scan(struct store_txn *txn, enum outbox_part part, uint64_t from,
                 int (*cb)(uint64_t id, const cJSON *entry, void *ud), void *ud)
 {

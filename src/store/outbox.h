@@ -72,6 +72,16 @@ enum outbox_part {
     OUTBOX_DEAD,   /* the dead-letter store */
 };
 
+/* Where a queued entry stands: claimed by an engine (in flight), attempted
+ * before and waiting for its next attempt (retrying), or not tried yet. */
+enum outbox_entry_state {
+    OUTBOX_PENDING,
+    OUTBOX_RETRYING,
+    OUTBOX_IN_FLIGHT,
+};
+/* The state of a queued entry, from its "state" and "attempts" members. */
+enum outbox_entry_state outbox_entry_state(const cJSON *entry);
+
 /*
  * Calls cb for each entry of part with id >= from, in id order, until cb
  * returns non-zero (one that does not parse is passed as a stub saying so;
