@@ -40,10 +40,12 @@ const char *status_state_name(enum status_state s)
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* The second part of the trigger's state scope, as the poller names it: its
+ * location's (or company's) name, or its [api]'s. */
 static const char *trigger_location(const struct config_trigger *tc)
 {
     const char *loc = tc->location != NULL ? tc->location->name : tc->location_name;
-    return loc != NULL ? loc : "";
+    return loc != NULL ? loc : tc->api_name != NULL ? tc->api_name : "";
 }
 
 static bool is_incremental(const struct config_trigger *tc)

@@ -26,6 +26,7 @@ Without ruby and its Debian packages the test skips (exit 77), or fails when
 CI is set.
 """
 import http.server
+import json
 import os
 import sys
 import threading
@@ -152,6 +153,12 @@ class ApiTargetTest(PollenTest):
             self.assertNotIn("version", lower, path)
             self.assertNotIn("locationId", path)
             self.assertEqual(method, "GET")
+
+        # `pollen status` reads the api trigger's records under its api's name.
+        status = json.loads(self.pollen("status", "-c", config, "--json").stdout)
+        (trig,) = [t for t in status["triggers"] if t["name"] == "customers"]
+        self.assertEqual(trig["state"], "idle", trig)
+        self.assertEqual(trig["last_cycle"]["events"], 3, trig)
 
     def test_incremental(self):
         ids = [self.customer(f"c{i}@example.com", f"C{i}") for i in range(7)]
