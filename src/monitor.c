@@ -102,18 +102,6 @@ void monitor_declare(void)
                     "429 answers a location received since start.", NULL, 0);
 }
 
-/* `key="a",key2="b"` into out. */
-static char *two_labels(char *out, size_t size, const char *k1, const char *v1, const char *k2,
-                        const char *v2)
-{
-    char second[LABEL_MAX];
-    metrics_label(out, size / 2, k1, v1);
-    metrics_label(second, sizeof(second), k2, v2);
-    size_t n = strlen(out);
-    snprintf(out + n, size - n, ",%s", second);
-    return out;
-}
-
 /* Moves the rings to the current wall hour, zeroing the hours skipped. */
 static void rotate(struct monitor *m)
 {
@@ -166,7 +154,7 @@ void monitor_count_event(struct monitor *m, const cJSON *event)
     const cJSON *trigger = cJSON_GetObjectItemCaseSensitive(event, "trigger");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(event, "type");
     char labels[2 * LABEL_MAX];
-    two_labels(labels, sizeof(labels), "trigger",
+    metrics_labels2(labels, sizeof(labels), "trigger",
                cJSON_IsString(trigger) ? trigger->valuestring : "", "type",
                cJSON_IsString(type) ? type->valuestring : "");
     metrics_add("pollen_events_total", labels, 1);
@@ -236,10 +224,10 @@ static void gather_triggers(const struct monitor *m, uint64_t now)
         char two[2 * LABEL_MAX];
         metrics_label(one, sizeof(one), "trigger", poller_name(p));
         metrics_set("pollen_cycles_total",
-                    two_labels(two, sizeof(two), "trigger", poller_name(p), "result", "ok"),
+                    metrics_labels2(two, sizeof(two), "trigger", poller_name(p), "result", "ok"),
                     (double)st.cycles);
         metrics_set("pollen_cycles_total",
-                    two_labels(two, sizeof(two), "trigger", poller_name(p), "result", "failed"),
+                    metrics_labels2(two, sizeof(two), "trigger", poller_name(p), "result", "failed"),
                     (double)st.failed_cycles);
         metrics_set("pollen_records_total", one, (double)st.records);
         metrics_set("pollen_trigger_requests_total", one, (double)st.requests);

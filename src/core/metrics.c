@@ -156,6 +156,18 @@ char *metrics_label(char *out, size_t size, const char *key, const char *value)
     return out;
 }
 
+char *metrics_labels2(char *out, size_t size, const char *k1, const char *v1, const char *k2,
+                      const char *v2)
+{
+    char second[128];
+    metrics_label(second, sizeof(second), k2, v2);
+    size_t room = strlen(second) + 2 < size ? size - strlen(second) - 1 : 1;
+    metrics_label(out, room, k1, v1);
+    size_t n = strlen(out);
+    snprintf(out + n, size - n, ",%s", second);
+    return out;
+}
+
 /* A sample value as the format wants it (integers without a fraction). */
 static void format_value(char *out, size_t size, double v)
 {

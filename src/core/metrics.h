@@ -43,6 +43,11 @@ int metrics_render(struct buf *out);
 /* Writes `key="value"` into out (size bytes), escaping \ " and newlines;
  * cut (still valid) when it does not fit. Returns out. */
 char *metrics_label(char *out, size_t size, const char *key, const char *value);
+/* Writes `k1="v1",k2="v2"` into out (size bytes), escaped as metrics_label
+ * does; the second label is kept whole (it fits in 128 bytes) and the first
+ * is cut when both do not fit. Returns out. */
+char *metrics_labels2(char *out, size_t size, const char *k1, const char *v1, const char *k2,
+                      const char *v2);
 /* Drops every family and series (tests; the engine at exit). */
 void metrics_reset(void);
 

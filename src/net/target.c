@@ -329,9 +329,8 @@ static void count_response(const struct target *t, const struct http_response *r
     if (resp->status >= 100 && resp->status < 600) {
         snprintf(cls, sizeof(cls), "%ldxx", resp->status / 100);
     }
-    size_t n = strlen(metrics_label(labels, sizeof(labels) - 20, "location", t->name));
-    snprintf(labels + n, sizeof(labels) - n, ",class=\"%s\"", cls);
-    metrics_add("pollen_http_requests_total", labels, 1);
+    metrics_add("pollen_http_requests_total",
+                metrics_labels2(labels, sizeof(labels), "location", t->name, "class", cls), 1);
 }
 
 static void on_response(struct http_response *resp, void *ud)

@@ -377,9 +377,9 @@ static void count_outcome(const char *rule, const char *type)
 {
     const char *outcome = strncmp(type, "action.", 7) == 0 ? type + 7 : type;
     char labels[240];
-    size_t n = strlen(metrics_label(labels, sizeof(labels) - 30, "rule", rule ? rule : ""));
-    snprintf(labels + n, sizeof(labels) - n, ",outcome=\"%s\"", outcome);
-    metrics_add("pollen_actions_total", labels, 1);
+    metrics_add("pollen_actions_total",
+                metrics_labels2(labels, sizeof(labels), "rule", rule ? rule : "", "outcome", outcome),
+                1);
 }
 
 static void attempt_done(struct attempt *a, struct sink_outcome *o)

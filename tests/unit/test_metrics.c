@@ -75,6 +75,14 @@ static void test_labels(void)
     CHECK(strlen(tiny) < sizeof(tiny));
     CHECK(strncmp(tiny, "k=\"", 3) == 0);
     CHECK(tiny[strlen(tiny) - 1] == '"');
+    char two[40];
+    CHECK_STR(metrics_labels2(two, sizeof(two), "rule", "r\"1", "outcome", "dead"),
+              "rule=\"r\\\"1\",outcome=\"dead\"");
+    metrics_labels2(two, sizeof(two), "rule", "a-very-long-rule-name-that-cannot-fit", "outcome",
+                    "dead");
+    CHECK(strlen(two) < sizeof(two));
+    CHECK(strncmp(two, "rule=\"", 6) == 0);
+    CHECK(strstr(two, "\",outcome=\"dead\"") != NULL); /* the second label stays whole */
 }
 
 int main(void)
