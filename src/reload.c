@@ -20,15 +20,7 @@ int reload_load(const char *path, const struct config *cur, struct config **cfg,
                 struct catalog **cat)
 {
     struct ini_errors errs = {0};
-    *cfg = NULL;
-    *cat = NULL;
-    int rc = config_load(path, 0, sink_rule_kinds(), cfg, &errs);
-    if (rc == 0) {
-        rc = catalog_load((*cfg)->catalog_dir, &config_reserved_keys, cat, &errs);
-    }
-    if (rc == 0) {
-        rc = config_resolve(*cfg, *cat, &errs);
-    }
+    int rc = config_load_resolved(path, 0, sink_rule_kinds(), cfg, cat, &errs);
     if (rc == 0 && errs.count == 0 && strcmp((*cfg)->state_dir, cur->state_dir) != 0) {
         ini_errors_add(&errs, path, 0, "state_dir changed (%s to %s): restart to move it",
                        cur->state_dir, (*cfg)->state_dir);

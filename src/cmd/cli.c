@@ -505,13 +505,9 @@ static int load(const char *path, enum load_mode mode, struct loaded *l)
     *l = (struct loaded){NULL, NULL};
     unsigned flags = mode == LOAD_NO_SECRETS ? CONFIG_SKIP_SECRETS : 0;
     /* The action kinds a [rule] may name are the sinks' (registry.c). */
-    int rc = config_load(path, flags, sink_rule_kinds(), &l->cfg, &errs);
-    if (rc == 0 && mode == LOAD_RESOLVED) {
-        rc = catalog_load(l->cfg->catalog_dir, &config_reserved_keys, &l->cat, &errs);
-        if (rc == 0) {
-            rc = config_resolve(l->cfg, l->cat, &errs);
-        }
-    }
+    int rc = mode == LOAD_RESOLVED
+                 ? config_load_resolved(path, flags, sink_rule_kinds(), &l->cfg, &l->cat, &errs)
+                 : config_load(path, flags, sink_rule_kinds(), &l->cfg, &errs);
     rc = report_problems(rc, &errs);
     if (rc != 0) {
         unload(l);

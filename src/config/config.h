@@ -336,6 +336,17 @@ int config_load(const char *path, unsigned flags,
  */
 int config_resolve(struct config *cfg, const struct catalog *cat, struct ini_errors *errs);
 
+/*
+ * What `pollen run`, `check` and a SIGHUP reload load: config_load, then the
+ * catalog its [engine] catalog names, then config_resolve. Returns 0, or
+ * the first failure's code with errs filled; *cfg and *cat are set to what
+ * loaded (NULL otherwise) and the caller frees both either way (a config
+ * with errs->count > 0 is never to be used).
+ */
+int config_load_resolved(const char *path, unsigned flags,
+                         const struct config_rule_kind *const *rule_kinds, struct config **cfg,
+                         struct catalog **cat, struct ini_errors *errs);
+
 /* True for the keys a [trigger] section reserves (use, every, ...); catalog
  * parameters must not take these names. */
 bool config_is_trigger_key(const char *name);

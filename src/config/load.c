@@ -211,3 +211,18 @@ void config_free(struct config *cfg)
     free(cfg->listen);
     free(cfg);
 }
+
+int config_load_resolved(const char *path, unsigned flags,
+                         const struct config_rule_kind *const *rule_kinds, struct config **cfg,
+                         struct catalog **cat, struct ini_errors *errs)
+{
+    *cat = NULL;
+    int rc = config_load(path, flags, rule_kinds, cfg, errs);
+    if (rc == 0) {
+        rc = catalog_load((*cfg)->catalog_dir, &config_reserved_keys, cat, errs);
+    }
+    if (rc == 0) {
+        rc = config_resolve(*cfg, *cat, errs);
+    }
+    return rc;
+}
